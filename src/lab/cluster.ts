@@ -1,0 +1,291 @@
+/**
+ * The standard cluster lab shared by the integration tests, the demo and the benchmarks:
+ *
+ * ```
+ *   switch ── node1 (10.0.0.1/24)   lnlbd --bind eth0 --vip 10.0.0.100, HTTP server on the VIP
+ *          ── node2 (10.0.0.2/24)   ...
+ *          ── nodeN (10.0.0.N/24)
+ *          ── client (10.0.0.101 .. 10.0.0.(100+k)/24 on one eth0): real curl and ping
+ * ```
+ * The daemons decide by source IP, so one client namespace with many addresses stands for many
+ * clients: `curl --interface` and `ping -I` pick the source address per request.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { lnlbError } from '../errors.js';
+import { Lab, tail, waitExit, type LabProcess } from './netns.js';
+
+export const VIP = '10.0.0.100';
+/** Fast failure detection, so the tests and the demo see a failover within seconds. */
+export const LAB_DAEMON_TIMING = ['--heartbeat-ms', '200', '--dead-after-ms', '1000'] as const;
+
+// This file runs as dist/src/lab/cluster.js; the repository root is three levels up.
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const LNLBD = join(REPO_ROOT, 'bin', 'lnlbd');
+const LNLBCTL = join(REPO_ROOT, 'bin', 'lnlbctl');
+const ECHO_SERVER = fileURLToPath(new URL('./http-echo-server.js', import.meta.url));
+const MAX_NODES = 99; // 10.0.0.1 .. 10.0.0.99, below the VIP
+const MAX_CLIENT_ADDRESSES = 154; // 10.0.0.101 .. 10.0.0.254
+
+export interface ClusterLabOptions {
+  /** Number of nodes, node1..nodeN; default 3. */
+  nodes?: number;
+  /** Number of client source addresses, from 10.0.0.101 up; default 40. */
+  clientAddresses?: number;
+}
+
+/** `lnlbctl status --json`, as far as the lab reads it. */
+export interface DaemonStatus {
+  interfaces: Array<{
+    name: string;
+    vip: string;
+    bind: string;
+    clusterMac: string;
+    converged?: boolean;
+    nodes: Array<{ mac: string; status: string; weight: number; self: boolean }>;
+  }>;
+}
+
+export type CurlResult = { ok: true; body: string } | { ok: false; error: string };
+/** Which node answered a request from one source address, or why nobody did. */
+export type Served = { node: string } | { error: string };
+
+export interface PingResult {
+  transmitted: number;
+  /** Distinct echo replies (ping does not count duplicates here). */
+  received: number;
+  duplicates: number;
+  output: string;
+}
+
+export interface TakeoverReport {
+  /** Per source: the node that answered and when, in ms after `since`. */
+  answered: Map<string, { node: string; afterMs: number }>;
+  /** Sources no allowed node answered before the deadline. */
+  unanswered: string[];
+  /** The time the last source was answered, in ms after `since` (the failover figure). */
+  worstMs: number;
+}
+
+export class ClusterLab {
+  private readonly daemons = new Map<string, LabProcess>();
+  private readonly servers = new Map<string, LabProcess>();
+
+  private constructor(
+    readonly lab: Lab,
+    readonly nodes: readonly string[],
+    readonly clientIps: readonly string[],
+  ) {}
+
+  static async create(options: ClusterLabOptions = {}): Promise<ClusterLab> {
+    const nodeCount = options.nodes ?? 3;
+    const clientCount = options.clientAddresses ?? 40;
+    if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > MAX_NODES) {
+      throw lnlbError('LNLB_ERR_LAB_SETUP', `nodes must be 1..${MAX_NODES}, got ${nodeCount}`);
+    }
+    if (!Number.isInteger(clientCount) || clientCount < 1 || clientCount > MAX_CLIENT_ADDRESSES) {
+      throw lnlbError('LNLB_ERR_LAB_SETUP', `clientAddresses must be 1..${MAX_CLIENT_ADDRESSES}, got ${clientCount}`);
+    }
+    const nodes = Array.from({ length: nodeCount }, (_, i) => `node${i + 1}`);
+    const clientIps = Array.from({ length: clientCount }, (_, i) => `10.0.0.${101 + i}`);
+    const lab = new Lab();
+    try {
+      await lab.addSwitch();
+      for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`] });
+      await lab.addHost('client', { addresses: clientIps.map((ip) => `${ip}/24`) });
+    } catch (error) {
+      await lab.cleanup();
+      throw error;
+    }
+    return new ClusterLab(lab, nodes, clientIps);
+  }
+
+  /** The node's own address (eth0), e.g. 10.0.0.2 for node2. */
+  nodeIp(node: string): string {
+    return this.lab.host(node).addresses[0]?.split('/')[0] ?? '';
+  }
+
+  runDir(node: string): string {
+    return join(this.lab.dir, node);
+  }
+
+  daemon(node: string): LabProcess | undefined {
+    return this.daemons.get(node);
+  }
+
+  startDaemon(node: string, extraArgs: string[] = []): LabProcess {
+    if (!existsSync(LNLBD)) throw lnlbError('LNLB_ERR_LAB_SETUP', `${LNLBD} not found: the daemon is not built`);
+    mkdirSync(this.runDir(node), { recursive: true });
+    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...extraArgs];
+    const child = this.lab.spawn(node, argv, { logName: 'lnlbd', cwd: REPO_ROOT });
+    this.daemons.set(node, child);
+    return child;
+  }
+
+  async killDaemon(node: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.daemons.get(node);
+    if (child === undefined) throw lnlbError('LNLB_ERR_LAB_SETUP', `no daemon started on ${node}`);
+    child.kill(signal);
+    if (!(await waitExit(child, 5000))) throw lnlbError('LNLB_ERR_LAB_SETUP', `lnlbd on ${node} did not exit on ${signal}`);
+  }
+
+  async status(node: string): Promise<DaemonStatus> {
+    return JSON.parse(await this.lnlbctl(node, ['status', '--json'])) as DaemonStatus;
+  }
+
+  /** The human form of `lnlbctl status`. */
+  statusText(node: string): Promise<string> {
+    return this.lnlbctl(node, ['status']);
+  }
+
+  /**
+   * Polls until every listed daemon reports exactly the listed nodes, all OK, itself once among
+   * them. Nodes are known to the daemons by MAC, so "exactly the listed nodes" means: the set of
+   * MACs each daemon lists equals the set of MACs the listed daemons call `self`.
+   * Resolves with the time it took.
+   */
+  async waitConverged(nodes: readonly string[], timeoutMs: number): Promise<number> {
+    const startedAt = performance.now();
+    let last: unknown[] = [];
+    while (performance.now() - startedAt < timeoutMs) {
+      const statuses = await Promise.all(nodes.map((node) => this.status(node).catch((error: Error) => error)));
+      last = statuses.map((s, i) => ({ node: nodes[i], status: s instanceof Error ? s.message : s }));
+      if (statuses.every((s): s is DaemonStatus => !(s instanceof Error)) && agreeOn(statuses, nodes.length)) {
+        return performance.now() - startedAt;
+      }
+      await sleep(100);
+    }
+    throw lnlbError('LNLB_ERR_LAB_SETUP', `no convergence on ${nodes.join(', ')} within ${timeoutMs} ms; last status:\n${JSON.stringify(last, null, 1)}`);
+  }
+
+  /** Starts the echo server on `node`, bound to `address` (the VIP by default); resolves once it listens. */
+  async startHttpServer(node: string, port = 80, address = VIP, timeoutMs = 30_000): Promise<LabProcess> {
+    const argv = [process.execPath, ECHO_SERVER, '--name', node, '--host', address, '--port', String(port)];
+    const child = this.lab.spawn(node, argv, { logName: 'http' });
+    this.servers.set(node, child);
+    await this.lab.waitForLog(child, /^listening on /, timeoutMs);
+    return child;
+  }
+
+  /** A real curl from the client namespace with the given source address. */
+  async curlFrom(sourceIp: string, url: string, options: { maxTimeS?: number; connectTimeoutS?: number } = {}): Promise<CurlResult> {
+    const maxTimeS = options.maxTimeS ?? 5;
+    const argv = ['curl', '--silent', '--show-error', '--interface', sourceIp, '--max-time', String(maxTimeS)];
+    if (options.connectTimeoutS !== undefined) argv.push('--connect-timeout', String(options.connectTimeoutS));
+    const result = await this.lab.exec('client', [...argv, url], { timeoutMs: maxTimeS * 1000 + 5000 });
+    if (result.code === 0) return { ok: true, body: result.stdout };
+    return { ok: false, error: `curl exit ${result.code}: ${result.stderr.trim()}` };
+  }
+
+  /** Asks the VIP's HTTP server who serves `sourceIp`. */
+  async servedBy(sourceIp: string, options: { maxTimeS?: number; connectTimeoutS?: number } = {}): Promise<Served> {
+    const result = await this.curlFrom(sourceIp, `http://${VIP}/`, options);
+    if (!result.ok) return { error: result.error };
+    try {
+      const body = JSON.parse(result.body) as { node?: unknown };
+      return typeof body.node === 'string' ? { node: body.node } : { error: `no node in ${result.body}` };
+    } catch {
+      return { error: `not JSON: ${result.body}` };
+    }
+  }
+
+  /** servedBy for every source, a few curls at a time (2 cores also run the daemons). */
+  async survey(sources: readonly string[], concurrency = 8): Promise<Map<string, Served>> {
+    const answers = await mapLimit(sources, concurrency, (source) => this.servedBy(source));
+    return new Map(sources.map((source, i) => [source, answers[i] as Served]));
+  }
+
+  /**
+   * Retries each source (short connect timeout, so a SYN lost before the takeover costs little)
+   * until one of `allowedNodes` answers it, or until `timeoutMs` after `since`.
+   */
+  async waitServedBy(sources: readonly string[], allowedNodes: readonly string[], since: number, timeoutMs: number): Promise<TakeoverReport> {
+    const answered = new Map<string, { node: string; afterMs: number }>();
+    const deadline = since + timeoutMs;
+    await Promise.all(
+      sources.map(async (source) => {
+        while (performance.now() < deadline) {
+          const served = await this.servedBy(source, { maxTimeS: 2, connectTimeoutS: 0.3 });
+          if ('node' in served && allowedNodes.includes(served.node)) {
+            answered.set(source, { node: served.node, afterMs: performance.now() - since });
+            return;
+          }
+          await sleep(20);
+        }
+      }),
+    );
+    const unanswered = sources.filter((source) => !answered.has(source));
+    const worstMs = Math.max(0, ...[...answered.values()].map((a) => a.afterMs));
+    return { answered, unanswered, worstMs };
+  }
+
+  /** A real ping from the client namespace with the given source address. */
+  async pingFrom(sourceIp: string, target: string, count: number): Promise<PingResult> {
+    const deadlineS = Math.ceil(count * 0.2) + 3;
+    const argv = ['ping', '-n', '-c', String(count), '-i', '0.2', '-w', String(deadlineS), '-I', sourceIp, target];
+    const result = await this.lab.exec('client', argv, { timeoutMs: deadlineS * 1000 + 5000 });
+    return parsePing(result.stdout + result.stderr);
+  }
+
+  /** The last lines of every daemon and server log, for a failing test to print. */
+  logTails(lines = 20): string {
+    const processes = [...this.daemons.values(), ...this.servers.values()];
+    return processes.map((p) => `--- ${p.host}: ${p.logFile}\n${tail(p.logFile, lines)}`).join('\n');
+  }
+
+  cleanup(): Promise<void> {
+    return this.lab.cleanup();
+  }
+
+  private async lnlbctl(node: string, args: string[]): Promise<string> {
+    const argv = [process.execPath, LNLBCTL, '--run-dir', this.runDir(node), ...args];
+    const result = await this.lab.exec(node, argv, { timeoutMs: 5000, cwd: REPO_ROOT });
+    if (result.code !== 0) {
+      throw lnlbError('LNLB_ERR_LAB_SETUP', `lnlbctl ${args.join(' ')} on ${node} failed (exit ${result.code}): ${result.stderr.trim()}`);
+    }
+    return result.stdout;
+  }
+}
+
+/** Parses iputils ping output: the summary line, and `DUP!` lines in case the summary is cut. */
+export function parsePing(output: string): PingResult {
+  const summary = /(\d+) packets transmitted, (\d+) received(?:, \+(\d+) duplicates)?/.exec(output);
+  const dupLines = output.split('\n').filter((line) => line.includes('DUP!')).length;
+  return {
+    transmitted: Number(summary?.[1] ?? 0),
+    received: Number(summary?.[2] ?? 0),
+    duplicates: Math.max(Number(summary?.[3] ?? 0), dupLines),
+    output,
+  };
+}
+
+function agreeOn(statuses: DaemonStatus[], count: number): boolean {
+  const selfMacs = new Set<string>();
+  const listed: Array<Set<string>> = [];
+  for (const status of statuses) {
+    const iface = status.interfaces?.[0];
+    if (iface === undefined || iface.converged === false || iface.nodes.length !== count) return false;
+    if (iface.nodes.some((n) => n.status !== 'OK')) return false;
+    const self = iface.nodes.filter((n) => n.self);
+    if (self.length !== 1) return false;
+    selfMacs.add((self[0]?.mac ?? '').toLowerCase());
+    listed.push(new Set(iface.nodes.map((n) => n.mac.toLowerCase())));
+  }
+  return selfMacs.size === count && listed.every((macs) => macs.size === count && [...macs].every((mac) => selfMacs.has(mac)));
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

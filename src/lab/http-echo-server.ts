@@ -1,0 +1,51 @@
+/**
+ * The lab's HTTP server: answers every request with `{"node":"<name>","client":"<source ip>"}`,
+ * so a client learns which cluster node served it and the node confirms it saw the real source.
+ *
+ *   node dist/src/lab/http-echo-server.js --name node2 --host 10.0.0.100 --port 80
+ *
+ * It is started before the daemon has put the VIP on its TAP, and Node has no IP_FREEBIND, so
+ * it retries the bind while the address does not exist yet. Prints `listening on HOST:PORT`.
+ */
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+
+const RETRY_MS = 100;
+const GIVE_UP_MS = 120_000;
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string', default: '80' },
+  },
+});
+if (values.name === undefined || values.host === undefined) {
+  console.error('usage: http-echo-server --name NAME --host ADDRESS [--port PORT]');
+  process.exit(2);
+}
+const name = values.name;
+const host = values.host;
+const port = Number(values.port);
+
+const server = createServer((request, response) => {
+  const body = `${JSON.stringify({ node: name, client: request.socket.remoteAddress ?? '' })}\n`;
+  // One request per connection: each curl is a fresh flow, as the tests mean it to be.
+  response.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
+  response.end(body);
+});
+
+const startedAt = Date.now();
+server.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EADDRNOTAVAIL' && Date.now() - startedAt < GIVE_UP_MS) {
+    setTimeout(() => server.listen(port, host), RETRY_MS);
+    return;
+  }
+  console.error(`http-echo-server ${name}: ${error.message}`);
+  process.exit(1);
+});
+server.on('listening', () => console.log(`listening on ${host}:${port}`));
+server.listen(port, host);
+
+// Nothing to flush: answer the lab's SIGTERM with a clean exit code.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));
