@@ -1,0 +1,55 @@
+/**
+ * Every error lnlb throws on purpose comes from this one factory, with a stable code
+ * `LNLB_ERR_<AREA>_<WHAT>` and a message that says what to do. Each code is documented in
+ * docs/errors.md (a unit test fails on an undocumented code); a retired code is never reused.
+ */
+
+export const ErrorCodes = {
+  /** A command-line flag or option value is invalid; the message names the flag. */
+  LNLB_ERR_CLI_BAD_FLAG: 'bad command-line flag',
+  /** An operation needs a Linux capability the process does not have. */
+  LNLB_ERR_PRIV_MISSING: 'missing privilege',
+  /** A network device named by the user does not exist. */
+  LNLB_ERR_DEV_NOT_FOUND: 'no such device',
+  /** A device could not be created or configured (TAP, address, flags). */
+  LNLB_ERR_DEV_SETUP: 'device setup failed',
+  /** A socket operation on a port (AF_PACKET or TAP) failed. */
+  LNLB_ERR_PORT_IO: 'port I/O failed',
+  /** The native addon is missing or could not be loaded. */
+  LNLB_ERR_PORT_ADDON: 'native addon not available',
+  /** A sysctl could not be read or written. */
+  LNLB_ERR_SYS_SYSCTL: 'sysctl failed',
+  /** The daemon's admin socket could not be reached. */
+  LNLB_ERR_CTL_NO_DAEMON: 'daemon not running',
+  /** The admin socket answered with an error or garbage. */
+  LNLB_ERR_CTL_PROTOCOL: 'admin protocol error',
+  /** Another daemon already uses this run directory. */
+  LNLB_ERR_RUN_DIR_BUSY: 'run directory in use',
+  /** A worker thread failed to start or died. */
+  LNLB_ERR_WORKER_FAILED: 'worker thread failed',
+  /** A namespace lab (demo, tests, bench) could not be built. */
+  LNLB_ERR_LAB_SETUP: 'lab setup failed',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class LnlbError extends Error {
+  readonly code: ErrorCode;
+  /** errno name from the kernel when the cause is a system call (EPERM, ENODEV, ...). */
+  readonly errno: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; errno?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LnlbError';
+    this.code = code;
+    this.errno = options?.errno;
+  }
+}
+
+export function lnlbError(code: ErrorCode, message: string, options?: { cause?: unknown; errno?: string }): LnlbError {
+  return new LnlbError(code, message, options);
+}
+
+export function isLnlbError(value: unknown): value is LnlbError {
+  return value instanceof LnlbError;
+}

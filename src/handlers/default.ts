@@ -1,0 +1,65 @@
+/**
+ * LNLB's default tracking handler (reference/lnlb.md, "Default tracking handler"): one entry
+ * per source IPv4 → owning node, refreshed on every frame, dropped after an idle timeout
+ * (1800 s by default) or when its node dies.
+ */
+
+import { TrackingTable } from '../shm/tracking-table.js';
+import { HANDLER_API_VERSION, type ParsedFrame, type ProtocolHandler, type Tracker, type TrackerOptions } from './handler.js';
+
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
+
+class SourceIpTracker implements Tracker {
+  readonly #table: TrackingTable;
+  readonly #idle: number;
+
+  constructor(options: TrackerOptions) {
+    this.#table = new TrackingTable(options.memory, 0, options.capacity);
+    this.#idle = options.idleTimeoutSeconds;
+  }
+
+  isRelated(keyLo: number, keyHi: number, nowSeconds: number): number {
+    const table = this.#table;
+    const slot = table.find(keyLo, keyHi);
+    if (slot < 0) return -1;
+    if (nowSeconds - table.lastSeenAt(slot) > this.#idle) return -1; // expired, not yet swept
+    table.touch(slot, nowSeconds);
+    return table.ownerAt(slot);
+  }
+
+  assigned(keyLo: number, keyHi: number, owner: number, nowSeconds: number): void {
+    this.#table.upsert(keyLo, keyHi, owner, nowSeconds);
+  }
+
+  nodeDied(owner: number): number {
+    return this.#table.removeOwner(owner);
+  }
+
+  expire(nowSeconds: number, budget: number): number {
+    return this.#table.expire(nowSeconds, this.#idle, budget);
+  }
+
+  get size(): number {
+    return this.#table.size;
+  }
+
+  get evictions(): number {
+    return this.#table.evictions;
+  }
+}
+
+export const sourceIpHandler: ProtocolHandler = {
+  name: 'default',
+  apiVersion: HANDLER_API_VERSION,
+  protocol: 0,
+  affinityKey(frame: ParsedFrame, out: Uint32Array): void {
+    out[0] = frame.src;
+    out[1] = 0;
+  },
+  trackerBytes(capacity: number): number {
+    return TrackingTable.byteLength(capacity);
+  },
+  createTracker(options: TrackerOptions): Tracker {
+    return new SourceIpTracker(options);
+  },
+};

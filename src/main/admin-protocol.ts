@@ -1,0 +1,60 @@
+/**
+ * The admin socket's protocol: one JSON object per line over a Unix stream socket in the run
+ * directory. Versioned so that lnlbctl and lnlbd of different versions fail clearly.
+ *
+ *   request  {"v":1,"id":7,"cmd":"status"}
+ *   response {"v":1,"id":7,"ok":true,"result":{...}}
+ *          | {"v":1,"id":7,"ok":false,"error":{"code":"LNLB_ERR_...","message":"..."}}
+ */
+
+export const ADMIN_PROTOCOL_VERSION = 1;
+export const ADMIN_SOCKET_NAME = 'lnlbd.sock';
+/** A request line longer than this is garbage: the connection gets an error and is closed. */
+export const ADMIN_MAX_LINE = 64 * 1024;
+
+export interface AdminRequest {
+  v: number;
+  id: number;
+  cmd: string;
+  args?: Record<string, unknown>;
+}
+
+export interface AdminError {
+  code: string;
+  message: string;
+}
+
+export type AdminResponse =
+  | { v: number; id: number; ok: true; result: unknown }
+  | { v: number; id: number; ok: false; error: AdminError };
+
+export interface NodeStatusJson {
+  mac: string;
+  status: string;
+  weight: number;
+  self: boolean;
+}
+
+export interface InterfaceCounters {
+  framesSeen: number;
+  framesAccepted: number;
+  framesDropped: Record<string, number>;
+  arpReplies: number;
+  trackedEntries: number;
+  kernelDrops: number;
+}
+
+export interface InterfaceStatusJson {
+  name: string;
+  vip: string;
+  bind: string;
+  clusterMac: string;
+  converged: boolean;
+  workers: number;
+  nodes: NodeStatusJson[];
+  counters: InterfaceCounters;
+}
+
+export interface StatusJson {
+  interfaces: InterfaceStatusJson[];
+}

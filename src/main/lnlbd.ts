@@ -1,0 +1,90 @@
+/**
+ * lnlbd: the daemon, in the foreground. One cluster interface per daemon for now
+ * (`--bind DEV --vip IP`); SIGTERM/SIGINT leave the cluster, remove the TAP and restore the
+ * sysctls before exiting.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { isLnlbError, lnlbError } from '../errors.js';
+import { AdminServer } from './admin-server.js';
+import { CAP_NET_ADMIN, CAP_NET_RAW, missingCapabilities } from './capabilities.js';
+import { ClusterInterface } from './cluster-interface.js';
+import { createLogger } from './logger.js';
+import { DAEMON_OPTIONS, resolveDaemonOptions, type DaemonOptions } from './options.js';
+import type { StatusJson } from './admin-protocol.js';
+
+function parseCommandLine(argv: string[]): DaemonOptions {
+  const program = new Command('lnlbd')
+    .description('lnlb daemon: share one IP address across hosts, each taking its own share of clients')
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined }) // we print one line ourselves
+    .allowExcessArguments(false);
+  for (const spec of DAEMON_OPTIONS) {
+    const fallback = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
+    program.option(spec.flag, `${spec.description}${fallback}`);
+  }
+  program.addHelpText('after', '\nExample:\n  lnlbd --bind eth0 --vip 10.0.0.100\n  lnlbctl status');
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') {
+        process.stdout.write(program.helpInformation());
+        process.exit(0);
+      }
+      throw lnlbError('LNLB_ERR_CLI_BAD_FLAG', err.message.replace(/^error: /, ''));
+    }
+    throw err;
+  }
+  return resolveDaemonOptions(program.opts<Record<keyof DaemonOptions, string | undefined>>());
+}
+
+async function main(): Promise<void> {
+  const options = parseCommandLine(process.argv.slice(2));
+  const missing = missingCapabilities([CAP_NET_ADMIN, CAP_NET_RAW]);
+  if (missing.length > 0) {
+    throw lnlbError('LNLB_ERR_PRIV_MISSING', `lnlbd needs ${missing.join(' and ')} (to create ${options.name} and read ${options.bind}): run it as root or grant the capabilities`);
+  }
+  mkdirSync(options.runDir, { recursive: true, mode: 0o755 });
+  const log = createLogger(options.logLevel, { interface: options.name });
+  const admin = new AdminServer(options.runDir);
+  await admin.listen(); // first: refuses to start beside another daemon on the same run dir
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason: string, code: number): Promise<void> => {
+    shuttingDown ??= (async () => {
+      log.info({ event: 'shutdown', reason }, `stopping: ${reason}`);
+      try {
+        await cluster.stop();
+      } catch (err) {
+        log.error({ err }, 'stop failed');
+        code = code || 1;
+      }
+      await admin.close();
+      log.flush?.();
+      process.exit(code);
+    })();
+    return shuttingDown;
+  };
+  const cluster = new ClusterInterface(options, log, (message) => {
+    log.fatal({ event: 'datapath-failed' }, message);
+    void shutdown(`datapath failed: ${message}`, 1);
+  });
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  admin.register('status', (): StatusJson => ({ interfaces: [cluster.status()] }));
+  try {
+    await cluster.start();
+  } catch (err) {
+    await cluster.stop().catch(() => undefined);
+    await admin.close();
+    throw err;
+  }
+}
+
+main().catch((err: unknown) => {
+  const message = isLnlbError(err) ? err.message : err instanceof Error ? err.message : String(err);
+  process.stderr.write(`lnlbd: ${message}\n`);
+  process.exit(isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG' ? 2 : 1);
+});

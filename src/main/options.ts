@@ -1,0 +1,102 @@
+/**
+ * One table of daemon options (the bonding driver's bond_options.c habit): each option is
+ * declared once with its flag, default, allowed range and parser. The command line reads
+ * them through this table, and so will the config file and the admin socket, so they
+ * cannot disagree.
+ */
+
+import { lnlbError } from '../errors.js';
+import { parseIPv4 } from '../net/ipv4.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface DaemonOptions {
+  bind: string;
+  vip: string;
+  name: string;
+  runDir: string;
+  workers: number;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  logLevel: LogLevel;
+}
+
+interface OptionSpec<K extends keyof DaemonOptions> {
+  key: K;
+  flag: string;
+  description: string;
+  /** undefined: required. */
+  default: DaemonOptions[K] | undefined;
+  parse(raw: string, flag: string): DaemonOptions[K];
+}
+
+function badFlag(flag: string, message: string): never {
+  throw lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${flag}: ${message}`);
+}
+
+function integer(min: number, max: number) {
+  return (raw: string, flag: string): number => {
+    if (!/^\d+$/.test(raw)) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    const n = Number(raw);
+    if (n < min || n > max) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function ifName(raw: string, flag: string): string {
+  // IFNAMSIZ is 16 with the NUL; '/', ':' and spaces are refused by the kernel.
+  if (raw.length === 0 || raw.length > 15 || /[\s/:]/.test(raw)) badFlag(flag, `expected a device name of 1 to 15 characters, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+export const DAEMON_OPTIONS = [
+  { key: 'bind', flag: '--bind <dev>', description: 'the real device the cluster listens on (e.g. eth0)', default: undefined, parse: ifName },
+  {
+    key: 'vip',
+    flag: '--vip <ip>',
+    description: 'the cluster IP shared by all nodes',
+    default: undefined,
+    parse: (raw: string, flag: string) => {
+      try {
+        parseIPv4(raw);
+      } catch {
+        badFlag(flag, `expected an IPv4 address such as 10.0.0.100, got ${JSON.stringify(raw)}`);
+      }
+      return raw;
+    },
+  },
+  { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create', default: 'nlb0', parse: ifName },
+  { key: 'runDir', flag: '--run-dir <dir>', description: 'directory of the admin socket and state files', default: '/run/lnlb', parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a directory') : raw) },
+  { key: 'workers', flag: '--workers <n>', description: 'actor threads (each owns a shard of the tracking tables)', default: 2, parse: integer(1, 64) },
+  { key: 'heartbeatMs', flag: '--heartbeat-ms <ms>', description: 'interval between heartbeats', default: 1000, parse: integer(10, 60_000) },
+  { key: 'deadAfterMs', flag: '--dead-after-ms <ms>', description: 'a node silent this long is dead', default: 5000, parse: integer(20, 600_000) },
+  {
+    key: 'logLevel',
+    flag: '--log-level <level>',
+    description: `log level: ${LOG_LEVELS.join(', ')}`,
+    default: 'info',
+    parse: (raw: string, flag: string) => ((LOG_LEVELS as readonly string[]).includes(raw) ? (raw as LogLevel) : badFlag(flag, `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+] as const satisfies readonly OptionSpec<keyof DaemonOptions>[];
+
+/** Builds validated options from raw strings (flag values, config keys); checks cross-option rules. */
+export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, string | undefined>>): DaemonOptions {
+  const out: Record<string, unknown> = {};
+  for (const spec of DAEMON_OPTIONS) {
+    const flagName = spec.flag.split(' ')[0]!;
+    const value = raw[spec.key];
+    if (value === undefined) {
+      if (spec.default === undefined) badFlag(flagName, 'is required');
+      out[spec.key] = spec.default;
+    } else {
+      out[spec.key] = spec.parse(value, flagName);
+    }
+  }
+  const options = out as unknown as DaemonOptions;
+  if (options.deadAfterMs <= options.heartbeatMs) {
+    badFlag('--dead-after-ms', `must be longer than --heartbeat-ms (${options.heartbeatMs}); 3 to 5 heartbeats is usual`);
+  }
+  if (options.name === options.bind) badFlag('--name', `the cluster interface cannot have the bound device's name (${options.bind})`);
+  return options;
+}

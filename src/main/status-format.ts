@@ -1,0 +1,26 @@
+/** Human output of `lnlbctl status`: aligned tables. */
+
+import type { StatusJson } from './admin-protocol.js';
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
+  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
+}
+
+export function formatStatus(status: StatusJson): string {
+  const out: string[] = [];
+  for (const iface of status.interfaces) {
+    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.converged ? 'converged' : 'joining'}, ${iface.workers} worker(s)`);
+    const rows = [['NODE', 'STATUS', 'WEIGHT', '']];
+    for (const node of iface.nodes) rows.push([node.mac, node.status, String(node.weight), node.self ? '(this node)' : '']);
+    out.push(table(rows).replace(/^/gm, '  '));
+    const c = iface.counters;
+    const drops = Object.entries(c.framesDropped)
+      .filter(([, n]) => n > 0)
+      .map(([why, n]) => `${why} ${n}`)
+      .join(', ');
+    out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
+    if (drops) out.push(`  dropped: ${drops}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,66 @@
+/**
+ * Datapath counters in shared memory: one row of Float64 per thread, written only by that
+ * thread (no atomics needed: one writer, and an aligned 8-byte store cannot tear on the
+ * platforms Node runs lnlb on), read by the main thread for status and metrics.
+ *
+ *   SharedArrayBuffer: [ row 0: dispatcher | row 1: actor 0 | row 2: actor 1 | ... ]
+ *   row: COUNTER_SLOTS × Float64
+ */
+
+export const COUNTER_SLOTS = 16;
+
+/** Dispatcher row. */
+export const DispatcherCounter = {
+  framesSeen: 0,
+  bytesSeen: 1,
+  arpRequests: 2,
+  arpReplies: 3,
+  arpReplyFailed: 4,
+  dropNotIPv4: 5,
+  dropMalformed: 6,
+  dropNotVip: 7,
+  dropNotClusterMac: 8,
+  dropRingFull: 9,
+  dropTruncated: 10,
+  kernelDrops: 11,
+} as const;
+
+/** Actor rows. */
+export const ActorCounter = {
+  framesIn: 0,
+  accepted: 1,
+  dropNotConverged: 2,
+  dropOtherNode: 3,
+  dropTapWrite: 4,
+  elected: 5,
+  trackedEntries: 6,
+  evictions: 7,
+  expired: 8,
+  purgedByDeath: 9,
+} as const;
+
+export class CounterBlock {
+  readonly rows: number;
+  readonly #values: Float64Array;
+
+  static allocate(rows: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(rows * COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);
+  }
+
+  constructor(memory: SharedArrayBuffer) {
+    this.#values = new Float64Array(memory);
+    this.rows = this.#values.length / COUNTER_SLOTS;
+  }
+
+  /** The writable row of one thread: index with a DispatcherCounter or ActorCounter value. */
+  row(index: number): Float64Array {
+    return this.#values.subarray(index * COUNTER_SLOTS, (index + 1) * COUNTER_SLOTS);
+  }
+
+  /** Sum of one counter over rows [from, to). */
+  sum(counter: number, from: number, to: number): number {
+    let total = 0;
+    for (let r = from; r < to; r++) total += this.#values[r * COUNTER_SLOTS + counter]!;
+    return total;
+  }
+}

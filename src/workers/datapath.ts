@@ -1,0 +1,198 @@
+/**
+ * The main thread's handle on the datapath threads: it allocates the shared memory (actor
+ * rings, tracker shards, the published view, counters), starts the dispatcher and the actors,
+ * publishes views, broadcasts node deaths, reads counters, and stops everything.
+ */
+
+import { Worker } from 'node:worker_threads';
+import { lnlbError } from '../errors.js';
+import { sourceIpHandler, DEFAULT_IDLE_TIMEOUT_SECONDS } from '../handlers/default.js';
+import { ByteRing } from '../shm/byte-ring.js';
+import { ViewWriter, type PublishedView } from '../shm/view.js';
+import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
+import type { ActorData, DispatcherData, MainToActor, WorkerToMain } from './messages.js';
+
+export interface DatapathOptions {
+  dataFd: number;
+  tapFd: number;
+  vnetHdr: boolean;
+  actors: number;
+  vip: number;
+  clusterMac: Uint8Array;
+  ownMac: Uint8Array;
+  /** Bytes per actor ring (power of two). 8 MiB holds ~100 full GSO frames or ~80k small ones. */
+  ringBytes?: number;
+  /** Tracked entries per actor shard (power of two). */
+  trackerCapacity?: number;
+  idleTimeoutSeconds?: number;
+  onError(message: string): void;
+}
+
+export interface DatapathCounters {
+  framesSeen: number;
+  framesAccepted: number;
+  arpRequests: number;
+  arpReplies: number;
+  trackedEntries: number;
+  kernelDrops: number;
+  dropped: Record<string, number>;
+}
+
+const STOP_TIMEOUT_MS = 3000;
+
+function waitFor(worker: Worker, type: WorkerToMain['type'], timeoutMs: number): Promise<WorkerToMain> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(lnlbError('LNLB_ERR_WORKER_FAILED', `a datapath thread did not report '${type}' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (m: WorkerToMain): void => {
+      if (m.type === type) {
+        cleanup();
+        resolve(m);
+      } else if (m.type === 'error') {
+        cleanup();
+        reject(lnlbError('LNLB_ERR_WORKER_FAILED', m.message));
+      }
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      if (type === 'stopped') resolve({ type: 'stopped' });
+      else reject(lnlbError('LNLB_ERR_WORKER_FAILED', `a datapath thread exited with code ${code} before '${type}'`));
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('exit', onExit);
+  });
+}
+
+export class Datapath {
+  readonly counters: CounterBlock;
+  readonly actorCount: number;
+  readonly #view: ViewWriter;
+  readonly #control: Int32Array;
+  readonly #dispatcher: Worker;
+  readonly #actors: Worker[];
+  #stopping = false;
+
+  private constructor(counters: CounterBlock, view: ViewWriter, control: Int32Array, dispatcher: Worker, actors: Worker[]) {
+    this.counters = counters;
+    this.actorCount = actors.length;
+    this.#view = view;
+    this.#control = control;
+    this.#dispatcher = dispatcher;
+    this.#actors = actors;
+  }
+
+  static async start(options: DatapathOptions): Promise<Datapath> {
+    const ringBytes = options.ringBytes ?? 8 << 20;
+    const capacity = options.trackerCapacity ?? 1 << 18;
+    const counterMemory = CounterBlock.allocate(1 + options.actors);
+    const viewMemory = ViewWriter.allocate();
+    const view = new ViewWriter(viewMemory);
+    const controlMemory = new SharedArrayBuffer(4);
+    const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
+    const actors: Worker[] = [];
+    const ready: Promise<WorkerToMain>[] = [];
+    const onError = (err: Error): void => options.onError(err.message);
+    for (let index = 0; index < options.actors; index++) {
+      const data: ActorData = {
+        role: 'actor',
+        index,
+        tapFd: options.tapFd,
+        ring: rings[index]!,
+        tracker: new SharedArrayBuffer(sourceIpHandler.trackerBytes(capacity)),
+        trackerCapacity: capacity,
+        idleTimeoutSeconds: options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
+        view: viewMemory,
+        counters: counterMemory,
+      };
+      const worker = new Worker(new URL('./actor.js', import.meta.url), { workerData: data, name: `lnlb-actor-${index}` });
+      worker.on('error', onError);
+      ready.push(waitFor(worker, 'ready', 10_000));
+      actors.push(worker);
+    }
+    const dispatcherData: DispatcherData = {
+      role: 'dispatcher',
+      dataFd: options.dataFd,
+      vnetHdr: options.vnetHdr,
+      actorRings: rings,
+      counters: counterMemory,
+      control: controlMemory,
+      vip: options.vip,
+      clusterMac: options.clusterMac,
+      ownMac: options.ownMac,
+    };
+    const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { workerData: dispatcherData, name: 'lnlb-dispatcher' });
+    dispatcher.on('error', onError);
+    ready.push(waitFor(dispatcher, 'ready', 10_000));
+    const datapath = new Datapath(new CounterBlock(counterMemory), view, new Int32Array(controlMemory), dispatcher, actors);
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      await datapath.stop();
+      throw err;
+    }
+    for (const worker of [dispatcher, ...actors]) {
+      worker.on('message', (m: WorkerToMain) => {
+        if (m.type === 'error') options.onError(m.message);
+      });
+      worker.on('exit', (code) => {
+        if (!datapath.#stopping) options.onError(`a datapath thread exited unexpectedly (code ${code})`);
+      });
+    }
+    return datapath;
+  }
+
+  publishView(view: PublishedView): void {
+    this.#view.publish(view);
+  }
+
+  /** Tells every actor to purge a dead node's entries. The view change already re-homed them. */
+  nodeDied(id: number): void {
+    const message: MainToActor = { type: 'node-died', id };
+    for (const actor of this.#actors) actor.postMessage(message);
+  }
+
+  readCounters(): DatapathCounters {
+    const c = this.counters;
+    const actors = (counter: number): number => c.sum(counter, 1, 1 + this.actorCount);
+    const dispatcher = (counter: number): number => c.sum(counter, 0, 1);
+    return {
+      framesSeen: dispatcher(DispatcherCounter.framesSeen),
+      framesAccepted: actors(ActorCounter.accepted),
+      arpRequests: dispatcher(DispatcherCounter.arpRequests),
+      arpReplies: dispatcher(DispatcherCounter.arpReplies),
+      trackedEntries: actors(ActorCounter.trackedEntries),
+      kernelDrops: dispatcher(DispatcherCounter.kernelDrops),
+      dropped: {
+        notConverged: actors(ActorCounter.dropNotConverged),
+        otherNode: actors(ActorCounter.dropOtherNode),
+        tapWrite: actors(ActorCounter.dropTapWrite),
+        ringFull: dispatcher(DispatcherCounter.dropRingFull),
+        malformed: dispatcher(DispatcherCounter.dropMalformed),
+        notIPv4: dispatcher(DispatcherCounter.dropNotIPv4),
+        notVip: dispatcher(DispatcherCounter.dropNotVip),
+        notClusterMac: dispatcher(DispatcherCounter.dropNotClusterMac),
+        truncated: dispatcher(DispatcherCounter.dropTruncated),
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    Atomics.store(this.#control, 0, 1);
+    const stopped = [waitFor(this.#dispatcher, 'stopped', STOP_TIMEOUT_MS)];
+    for (const actor of this.#actors) {
+      stopped.push(waitFor(actor, 'stopped', STOP_TIMEOUT_MS));
+      actor.postMessage({ type: 'stop' } satisfies MainToActor);
+    }
+    await Promise.allSettled(stopped);
+    await Promise.allSettled([this.#dispatcher, ...this.#actors].map((w) => w.terminate()));
+  }
+}

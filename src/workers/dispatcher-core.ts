@@ -1,0 +1,220 @@
+/**
+ * The dispatcher's per-frame work, free of threads and sockets so that it runs under tests
+ * and the replay benchmark as it runs in the dispatcher thread.
+ *
+ * For each frame read from the wire: ARP requests for the VIP are answered here (the cluster
+ * MAC in the ARP payload, our own MAC as Ethernet source, so the switch never learns the
+ * cluster MAC and keeps flooding); other frames are checked (cluster MAC, IPv4, for the VIP),
+ * parsed once, keyed by their handler, and copied with a 16-byte descriptor into the ring of
+ * the actor that owns the key. One commit per ring per batch: no per-frame wake-up.
+ *
+ *   staging (local):  | vnet hdr | frame | pad | vnet hdr | frame | ...   (8-byte aligned)
+ *   actor ring record payload:
+ *     word 0 keyLo · word 1 keyHi · word 2 election hash · word 3 handler index
+ *     byte 16: vnet hdr (10 bytes when the port has it) · Ethernet frame
+ */
+
+import { actorForKey, electionHash } from '../cluster/hash.js';
+import type { ParsedFrame, ProtocolHandler } from '../handlers/handler.js';
+import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
+import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, macEquals } from '../net/ethernet.js';
+import {
+  createIPv4Result,
+  IPF_FRAGMENT,
+  IPR_DST,
+  IPR_FLAGS,
+  IPR_IP_OFFSET,
+  IPR_L4_OFFSET,
+  IPR_PROTOCOL,
+  IPR_SRC,
+  IPv4Parse,
+  readIPv4,
+} from '../net/ipv4.js';
+import type { ByteRing } from '../shm/byte-ring.js';
+import { DispatcherCounter as C } from './counters.js';
+import { META_TRUNCATED, META_WORDS, type FrameSource } from './ports.js';
+
+export const VNET_HDR_LEN = 10;
+export const DESCRIPTOR_BYTES = 16;
+const BATCH_FRAMES = 256;
+/** Frames are copied word by word below this size (no view allocated); larger ones with set(). */
+const WORD_COPY_LIMIT = 512;
+
+export interface DispatcherConfig {
+  source: FrameSource;
+  rings: ByteRing[];
+  counters: Float64Array;
+  vnetHdr: boolean;
+  vip: number;
+  clusterMac: Uint8Array;
+  ownMac: Uint8Array;
+  /** Handler per IP protocol (index = protocol); the default handler fills the gaps. */
+  handlers: readonly ProtocolHandler[];
+  /** Staging bytes for one batch; must hold a 64 KiB GSO frame. */
+  stagingBytes?: number;
+}
+
+export class FrameDispatcher {
+  readonly #source: FrameSource;
+  readonly #rings: ByteRing[];
+  readonly #ringWords: Uint32Array[];
+  readonly #c: Float64Array;
+  readonly #vnet: number;
+  readonly #vip: number;
+  readonly #clusterMac: Uint8Array;
+  readonly #ownMac: Uint8Array;
+  /** handler index by IP protocol (0..255) into #handlers. */
+  readonly #handlerByProtocol = new Uint8Array(256);
+  readonly #handlers: readonly ProtocolHandler[];
+  readonly #staging: Uint8Array;
+  readonly #stagingWords: Uint32Array;
+  readonly #meta = new Uint32Array(BATCH_FRAMES * META_WORDS);
+  readonly #ip = createIPv4Result();
+  readonly #key = new Uint32Array(2);
+  readonly #arp = createArpResult();
+  readonly #tx = new Uint8Array(128);
+  readonly #parsed: ParsedFrame;
+  #touched = 0;
+
+  constructor(config: DispatcherConfig) {
+    this.#source = config.source;
+    this.#rings = config.rings;
+    if (this.#rings.length > 31) throw new RangeError('at most 31 actors'); // #touched is a bit mask
+    this.#ringWords = config.rings.map((r) => r.words);
+    this.#c = config.counters;
+    this.#vnet = config.vnetHdr ? VNET_HDR_LEN : 0;
+    this.#vip = config.vip >>> 0;
+    this.#clusterMac = config.clusterMac;
+    this.#ownMac = config.ownMac;
+    this.#handlers = config.handlers;
+    const fallback = config.handlers.findIndex((h) => h.protocol === 0);
+    if (fallback < 0) throw new RangeError('a default handler (protocol 0) is required');
+    this.#handlerByProtocol.fill(fallback);
+    config.handlers.forEach((h, i) => {
+      if (h.protocol !== 0) this.#handlerByProtocol[h.protocol] = i;
+    });
+    // +8: the word copy may read up to 3 bytes past a frame's end.
+    const stagingBytes = config.stagingBytes ?? 1 << 20;
+    this.#staging = new Uint8Array(new ArrayBuffer(stagingBytes + 8));
+    this.#stagingWords = new Uint32Array(this.#staging.buffer);
+    this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, protocol: 0, src: 0, dst: 0, firstFragment: true };
+  }
+
+  /** Reads one batch (waiting up to `timeoutMs` if the wire is idle) and hands it out. */
+  pollOnce(timeoutMs: number): number {
+    const meta = this.#meta;
+    const n = this.#source.read(this.#staging, 0, this.#staging.length - 8, meta, BATCH_FRAMES, timeoutMs);
+    for (let i = 0; i < n; i++) {
+      const row = i * META_WORDS;
+      this.#dispatch(meta[row]!, meta[row + 1]!, meta[row + 3]!);
+    }
+    this.#commit();
+    return n;
+  }
+
+  #dispatch(off: number, len: number, flags: number): void {
+    const c = this.#c;
+    const b = this.#staging;
+    c[C.framesSeen]!++;
+    c[C.bytesSeen]! += len;
+    if ((flags & META_TRUNCATED) !== 0) {
+      c[C.dropTruncated]!++;
+      return;
+    }
+    const l2 = off + this.#vnet;
+    const frameLen = len - this.#vnet;
+    if (frameLen < ETH_HLEN) {
+      c[C.dropMalformed]!++;
+      return;
+    }
+    const type = (b[l2 + 12]! << 8) | b[l2 + 13]!;
+    if (type === ETH_P_ARP) {
+      this.#answerArp(l2, frameLen);
+      return;
+    }
+    if (!macEquals(b, l2, this.#clusterMac, 0)) {
+      c[C.dropNotClusterMac]!++;
+      return;
+    }
+    if (type !== ETH_P_IP) {
+      c[C.dropNotIPv4]!++;
+      return;
+    }
+    const ip = this.#ip;
+    if (readIPv4(b, l2, frameLen, ip) !== IPv4Parse.OK) {
+      c[C.dropMalformed]!++;
+      return;
+    }
+    if (ip[IPR_DST] !== this.#vip) {
+      c[C.dropNotVip]!++;
+      return;
+    }
+    const parsed = this.#parsed;
+    parsed.l2 = l2;
+    parsed.l3 = ip[IPR_IP_OFFSET]!;
+    parsed.l4 = ip[IPR_L4_OFFSET]!;
+    parsed.protocol = ip[IPR_PROTOCOL]!;
+    parsed.src = ip[IPR_SRC]!;
+    parsed.dst = ip[IPR_DST]!;
+    parsed.firstFragment = (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0;
+    const handlerIndex = this.#handlerByProtocol[parsed.protocol]!;
+    const key = this.#key;
+    this.#handlers[handlerIndex]!.affinityKey(parsed, key);
+    const keyLo = key[0]!;
+    const keyHi = key[1]!;
+    const actor = actorForKey(keyLo, keyHi, this.#rings.length);
+    const ring = this.#rings[actor]!;
+    const at = ring.reserve(DESCRIPTOR_BYTES + len);
+    if (at < 0) {
+      c[C.dropRingFull]!++;
+      return;
+    }
+    const words = this.#ringWords[actor]!;
+    const w = at >>> 2;
+    words[w] = keyLo;
+    words[w + 1] = keyHi;
+    words[w + 2] = electionHash(keyLo, keyHi);
+    words[w + 3] = handlerIndex;
+    const dst = at + DESCRIPTOR_BYTES;
+    if (len <= WORD_COPY_LIMIT) {
+      // Both ends are 8-byte aligned and the record is padded to 8, so whole words fit.
+      const src = this.#stagingWords;
+      const from = off >>> 2;
+      const to = dst >>> 2;
+      const count = (len + 3) >>> 2;
+      for (let k = 0; k < count; k++) words[to + k] = src[from + k]!;
+    } else {
+      ring.bytes.set(b.subarray(off, off + len), dst);
+    }
+    this.#touched |= 1 << actor;
+  }
+
+  #commit(): void {
+    let touched = this.#touched;
+    for (let a = 0; touched !== 0; a++, touched >>>= 1) {
+      if ((touched & 1) !== 0) this.#rings[a]!.commit();
+    }
+    this.#touched = 0;
+  }
+
+  #answerArp(l2: number, frameLen: number): void {
+    const c = this.#c;
+    const arp = this.#arp;
+    // Replies and other ARP traffic on the LAN are not ours to answer.
+    if (parseArpRequest(this.#staging, l2, frameLen, arp) !== ArpParse.OK) return;
+    c[C.arpRequests]!++;
+    if (arp.fields[ARPR_TARGET_IP] !== this.#vip) return;
+    const tx = this.#tx;
+    tx.fill(0, 0, this.#vnet); // virtio-net header: no offload on a 60-byte reply
+    const len = buildArpReply(tx, this.#vnet, {
+      ethSrc: this.#ownMac,
+      ethDst: arp.senderMac,
+      senderMac: this.#clusterMac,
+      senderIp: this.#vip,
+      targetMac: arp.senderMac,
+      targetIp: arp.fields[ARPR_SENDER_IP]!,
+    });
+    if (this.#source.send(tx, 0, this.#vnet + len) > 0) c[C.arpReplies]!++;
+    else c[C.arpReplyFailed]!++;
+  }
+}

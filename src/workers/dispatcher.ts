@@ -1,0 +1,52 @@
+/**
+ * The dispatcher thread: one blocking loop over the AF_PACKET ring. It never needs its event
+ * loop for frames, so it blocks in poll() (inside ringRead) for at most POLL_MS and checks the
+ * stop word between batches; stopping takes at most POLL_MS.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { sourceIpHandler } from '../handlers/default.js';
+import { ByteRing } from '../shm/byte-ring.js';
+import { CounterBlock, DispatcherCounter } from './counters.js';
+import { FrameDispatcher } from './dispatcher-core.js';
+import type { DispatcherData, WorkerToMain } from './messages.js';
+import { PacketRingSource } from './ports.js';
+
+const POLL_MS = 50;
+/** How often (in batches) the kernel's drop counter is read: it costs a getsockopt. */
+const STATS_EVERY = 1024;
+
+function post(message: WorkerToMain): void {
+  parentPort?.postMessage(message);
+}
+
+function run(data: DispatcherData): void {
+  const counters = new CounterBlock(data.counters).row(0);
+  const source = new PacketRingSource(data.dataFd);
+  const dispatcher = new FrameDispatcher({
+    source,
+    rings: data.actorRings.map((sab) => new ByteRing(sab)),
+    counters,
+    vnetHdr: data.vnetHdr,
+    vip: data.vip,
+    clusterMac: data.clusterMac,
+    ownMac: data.ownMac,
+    handlers: [sourceIpHandler],
+  });
+  const stop = new Int32Array(data.control);
+  post({ type: 'ready' });
+  let batches = 0;
+  while (Atomics.load(stop, 0) === 0) {
+    dispatcher.pollOnce(POLL_MS);
+    if (++batches % STATS_EVERY === 0) counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
+  }
+  counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
+  post({ type: 'stopped' });
+}
+
+try {
+  run(workerData as DispatcherData);
+} catch (err) {
+  const e = err as Error & { code?: string };
+  post({ type: 'error', message: `dispatcher: ${e.message}`, ...(e.code ? { code: e.code } : {}) });
+}

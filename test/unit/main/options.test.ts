@@ -1,0 +1,28 @@
+import test from 'ava';
+import { resolveDaemonOptions } from '../../../src/main/options.js';
+import { LnlbError } from '../../../src/errors.js';
+
+test('defaults fill in what is not given', (t) => {
+  const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100' });
+  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb0', runDir: '/run/lnlb', workers: 2, logLevel: 'info' });
+});
+
+const badCases: [string, Record<string, string>, RegExp][] = [
+  ['missing --bind', { vip: '10.0.0.100' }, /^--bind: is required/],
+  ['missing --vip', { bind: 'eth0' }, /^--vip: is required/],
+  ['bad IP', { bind: 'eth0', vip: '10.0.0.256' }, /^--vip: expected an IPv4 address/],
+  ['workers not a number', { bind: 'eth0', vip: '10.0.0.1', workers: 'two' }, /^--workers: expected a whole number from 1 to 64/],
+  ['workers out of range', { bind: 'eth0', vip: '10.0.0.1', workers: '0' }, /^--workers:/],
+  ['device name too long', { bind: 'eth0-with-a-long-name', vip: '10.0.0.1' }, /^--bind: expected a device name of 1 to 15/],
+  ['dead-after not above heartbeat', { bind: 'eth0', vip: '10.0.0.1', heartbeatMs: '500', deadAfterMs: '500' }, /^--dead-after-ms: must be longer than --heartbeat-ms/],
+  ['unknown log level', { bind: 'eth0', vip: '10.0.0.1', logLevel: 'loud' }, /^--log-level: expected one of fatal, error/],
+  ['name equal to bind', { bind: 'eth0', vip: '10.0.0.1', name: 'eth0' }, /^--name:/],
+];
+
+for (const [title, raw, message] of badCases) {
+  test(`refused with a message naming the flag: ${title}`, (t) => {
+    const err = t.throws(() => resolveDaemonOptions(raw), { instanceOf: LnlbError });
+    t.is(err.code, 'LNLB_ERR_CLI_BAD_FLAG');
+    t.regex(err.message, message);
+  });
+}
