@@ -1,0 +1,307 @@
+/**
+ * Classic BPF (the `SO_ATTACH_FILTER` dialect of AF_PACKET sockets): opcode constants, the two
+ * filters the node attaches, and `runBpf`, a small interpreter so the programs are tested
+ * against frames without a kernel.
+ *
+ * A program is a Uint32Array of 4 words per instruction: code, jt, jf, k (the native port packs
+ * them into `struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }`). Jump offsets count
+ * instructions after the next one, as in the kernel. The filters run on the frame from its
+ * Ethernet header (the virtio-net header of PACKET_VNET_HDR is not part of what they see).
+ */
+import { ETH_P_ARP, ETH_P_IP, ETH_P_LNLB } from './ethernet.js';
+
+// Instruction classes.
+export const BPF_LD = 0x00;
+export const BPF_LDX = 0x01;
+export const BPF_ST = 0x02;
+export const BPF_STX = 0x03;
+export const BPF_ALU = 0x04;
+export const BPF_JMP = 0x05;
+export const BPF_RET = 0x06;
+export const BPF_MISC = 0x07;
+// ld/ldx sizes.
+export const BPF_W = 0x00;
+export const BPF_H = 0x08;
+export const BPF_B = 0x10;
+// ld/ldx modes.
+export const BPF_IMM = 0x00;
+export const BPF_ABS = 0x20;
+export const BPF_IND = 0x40;
+export const BPF_MEM = 0x60;
+export const BPF_LEN = 0x80;
+export const BPF_MSH = 0xa0;
+// alu/jmp operations.
+export const BPF_ADD = 0x00;
+export const BPF_SUB = 0x10;
+export const BPF_MUL = 0x20;
+export const BPF_DIV = 0x30;
+export const BPF_OR = 0x40;
+export const BPF_AND = 0x50;
+export const BPF_LSH = 0x60;
+export const BPF_RSH = 0x70;
+export const BPF_NEG = 0x80;
+export const BPF_MOD = 0x90;
+export const BPF_XOR = 0xa0;
+export const BPF_JA = 0x00;
+export const BPF_JEQ = 0x10;
+export const BPF_JGT = 0x20;
+export const BPF_JGE = 0x30;
+export const BPF_JSET = 0x40;
+// Operand source.
+export const BPF_K = 0x00;
+export const BPF_X = 0x08;
+// ret operand.
+export const BPF_A = 0x10;
+// misc.
+export const BPF_TAX = 0x00;
+export const BPF_TXA = 0x80;
+/** Scratch memory slots M[0..15]. */
+export const BPF_MEMWORDS = 16;
+/** Longest program the kernel accepts. */
+export const BPF_MAXINSNS = 4096;
+
+/** Accept verdict of our filters: snap length 256 KiB (GSO frames can be 64 KiB and more). */
+export const BPF_ACCEPT = 0x40000;
+export const BPF_REJECT = 0;
+
+/** One instruction before label resolution: jumps name labels. */
+interface Insn {
+  code: number;
+  k: number;
+  jt?: string;
+  jf?: string;
+  label?: string;
+}
+
+/**
+ * Assembles instructions whose conditional jumps name labels (`undefined` = fall through to
+ * the next instruction) into the 4-words-per-instruction form. Forward jumps only, as the
+ * kernel requires.
+ */
+function assemble(insns: Insn[]): Uint32Array {
+  const at = new Map<string, number>();
+  insns.forEach((insn, i) => {
+    if (insn.label !== undefined) at.set(insn.label, i);
+  });
+  const out = new Uint32Array(insns.length * 4);
+  insns.forEach((insn, i) => {
+    const rel = (label: string | undefined): number => {
+      if (label === undefined) return 0;
+      const target = at.get(label);
+      if (target === undefined || target <= i || target - i - 1 > 255) throw new Error(`bpf: bad jump to ${label} at ${i}`);
+      return target - i - 1;
+    };
+    out[i * 4] = insn.code;
+    out[i * 4 + 1] = rel(insn.jt);
+    out[i * 4 + 2] = rel(insn.jf);
+    out[i * 4 + 3] = insn.k >>> 0;
+  });
+  return out;
+}
+
+const LD_W_ABS = BPF_LD | BPF_W | BPF_ABS;
+const LD_H_ABS = BPF_LD | BPF_H | BPF_ABS;
+const JEQ_K = BPF_JMP | BPF_JEQ | BPF_K;
+const RET_K = BPF_RET | BPF_K;
+
+function macHi(mac: Uint8Array): number {
+  return ((mac[0]! << 24) | (mac[1]! << 16) | (mac[2]! << 8) | mac[3]!) >>> 0;
+}
+function macLo(mac: Uint8Array): number {
+  return (mac[4]! << 8) | mac[5]!;
+}
+
+function checkMac(name: string, mac: Uint8Array): void {
+  if (!(mac instanceof Uint8Array) || mac.length < 6) throw new RangeError(`${name} must be a 6-byte Uint8Array`);
+}
+
+/**
+ * "Destination MAC is `mac`": jumps to `yes` on a match, to `no` otherwise. Loads A.
+ */
+function dstIs(mac: Uint8Array, yes: string, no: string, label?: string): Insn[] {
+  const first: Insn = { code: LD_W_ABS, k: 0 };
+  if (label !== undefined) first.label = label;
+  return [
+    first,
+    { code: JEQ_K, k: macHi(mac), jf: no },
+    { code: LD_H_ABS, k: 4 },
+    { code: JEQ_K, k: macLo(mac), jt: yes, jf: no },
+  ];
+}
+
+/**
+ * Data socket filter: accepts IPv4 frames whose destination MAC is the cluster MAC, and every
+ * ARP frame (requests for a VIP are broadcast). Everything else is rejected in the kernel:
+ * other traffic on the wire, and control frames (ETH_P_LNLB) to the cluster MAC, which the
+ * control socket reads.
+ *
+ *   ldh [12]; jeq #ARP -> accept; jeq #IP ? next : reject
+ *   ld [0]; jeq #mac[0..3] ? next : reject; ldh [4]; jeq #mac[4..5] ? accept : reject
+ */
+export function dataFilter(clusterMac: Uint8Array): Uint32Array {
+  checkMac('clusterMac', clusterMac);
+  return assemble([
+    { code: LD_H_ABS, k: 12 },
+    { code: JEQ_K, k: ETH_P_ARP, jt: 'accept' },
+    { code: JEQ_K, k: ETH_P_IP, jf: 'reject' },
+    ...dstIs(clusterMac, 'accept', 'reject'),
+    { code: RET_K, k: BPF_ACCEPT, label: 'accept' },
+    { code: RET_K, k: BPF_REJECT, label: 'reject' },
+  ]);
+}
+
+/**
+ * Control socket filter: accepts ETH_P_LNLB frames addressed to the cluster MAC, to this
+ * node's MAC, or to the broadcast address.
+ */
+export function controlFilter(localMac: Uint8Array, clusterMac: Uint8Array): Uint32Array {
+  checkMac('localMac', localMac);
+  checkMac('clusterMac', clusterMac);
+  const broadcast = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+  return assemble([
+    { code: LD_H_ABS, k: 12 },
+    { code: JEQ_K, k: ETH_P_LNLB, jf: 'reject' },
+    ...dstIs(clusterMac, 'accept', 'local'),
+    ...dstIs(localMac, 'accept', 'bcast', 'local'),
+    ...dstIs(broadcast, 'accept', 'reject', 'bcast'),
+    { code: RET_K, k: BPF_ACCEPT, label: 'accept' },
+    { code: RET_K, k: BPF_REJECT, label: 'reject' },
+  ]);
+}
+
+/** Scratch memory of runBpf (reused: the interpreter is synchronous and not re-entered). */
+const scratch = new Uint32Array(BPF_MEMWORDS);
+
+/**
+ * Checks what the kernel's sk_chk_filter checks: a non-empty program of at most 4096
+ * instructions, known opcodes, jumps inside the program, scratch indices < 16, constant
+ * division by zero refused, and a final ret. Returns null when valid, else the reason.
+ */
+export function validateBpf(program: Uint32Array): string | null {
+  if (program.length === 0 || program.length % 4 !== 0) return 'program length is not a positive multiple of 4 words';
+  const n = program.length >> 2;
+  if (n > BPF_MAXINSNS) return `more than ${BPF_MAXINSNS} instructions`;
+  for (let pc = 0; pc < n; pc++) {
+    const code = program[pc * 4]!;
+    const jt = program[pc * 4 + 1]!;
+    const jf = program[pc * 4 + 2]!;
+    const k = program[pc * 4 + 3]!;
+    if (code > 0xffff || jt > 255 || jf > 255) return `instruction ${pc}: field out of range`;
+    const cls = code & 7;
+    if (cls === BPF_JMP) {
+      const op = code & 0xf0;
+      if (op === BPF_JA) {
+        if (pc + 1 + k >= n) return `instruction ${pc}: jump out of the program`;
+      } else if (op === BPF_JEQ || op === BPF_JGT || op === BPF_JGE || op === BPF_JSET) {
+        if (pc + 1 + jt >= n || pc + 1 + jf >= n) return `instruction ${pc}: jump out of the program`;
+      } else {
+        return `instruction ${pc}: unknown jump 0x${code.toString(16)}`;
+      }
+    } else if (cls === BPF_ST || cls === BPF_STX || ((cls === BPF_LD || cls === BPF_LDX) && (code & 0xe0) === BPF_MEM)) {
+      if (k >= BPF_MEMWORDS) return `instruction ${pc}: scratch index ${k}`;
+    } else if (cls === BPF_ALU) {
+      const op = code & 0xf0;
+      if ((op === BPF_DIV || op === BPF_MOD) && (code & BPF_X) === 0 && k === 0) return `instruction ${pc}: division by zero`;
+      if (op > BPF_XOR) return `instruction ${pc}: unknown alu op`;
+    }
+  }
+  if ((program[(n - 1) * 4]! & 7) !== BPF_RET) return 'the last instruction is not a ret';
+  return null;
+}
+
+/**
+ * Runs `program` over the first `len` bytes of `frame` like the kernel does and returns the
+ * verdict (bytes to keep; 0 = drop). A load past the end of the frame ends the program with
+ * 0, as in the kernel. Throws on an invalid program (see validateBpf); frame contents never
+ * make it throw. Not for the hot path: the kernel runs the real filter.
+ */
+export function runBpf(program: Uint32Array, frame: Uint8Array, len: number): number {
+  const why = validateBpf(program);
+  if (why !== null) throw new RangeError(`invalid BPF program: ${why}`);
+  const n = program.length >> 2;
+  if (len > frame.length) len = frame.length;
+  if (!(len >= 0)) len = 0;
+  let a = 0;
+  let x = 0;
+  scratch.fill(0);
+  const load = (off: number, size: number): number => {
+    if (off < 0 || off + size > len) return -1;
+    if (size === 4) return ((frame[off]! << 24) | (frame[off + 1]! << 16) | (frame[off + 2]! << 8) | frame[off + 3]!) >>> 0;
+    if (size === 2) return (frame[off]! << 8) | frame[off + 1]!;
+    return frame[off]!;
+  };
+  for (let pc = 0; pc < n; pc++) {
+    const code = program[pc * 4]!;
+    const jt = program[pc * 4 + 1]!;
+    const jf = program[pc * 4 + 2]!;
+    const k = program[pc * 4 + 3]!;
+    switch (code & 7) {
+      case BPF_LD:
+      case BPF_LDX: {
+        const isX = (code & 7) === BPF_LDX;
+        const mode = code & 0xe0;
+        const size = (code & 0x18) === BPF_W ? 4 : (code & 0x18) === BPF_H ? 2 : 1;
+        let v: number;
+        if (mode === BPF_IMM) v = k;
+        else if (mode === BPF_LEN) v = len;
+        else if (mode === BPF_MEM) v = scratch[k]!;
+        else if (mode === BPF_ABS) v = load(k, size);
+        else if (mode === BPF_IND && !isX) v = load((x + k) >>> 0, size);
+        else if (mode === BPF_MSH && isX) {
+          v = load(k, 1);
+          if (v >= 0) v = (v & 0xf) << 2;
+        } else throw new RangeError(`bpf: unsupported load 0x${code.toString(16)} at ${pc}`);
+        if (v < 0) return 0;
+        if (isX) x = v >>> 0;
+        else a = v >>> 0;
+        break;
+      }
+      case BPF_ST:
+        scratch[k] = a;
+        break;
+      case BPF_STX:
+        scratch[k] = x;
+        break;
+      case BPF_ALU: {
+        const src = (code & BPF_X) !== 0 ? x : k;
+        switch (code & 0xf0) {
+          case BPF_ADD: a = (a + src) >>> 0; break;
+          case BPF_SUB: a = (a - src) >>> 0; break;
+          case BPF_MUL: a = Math.imul(a, src) >>> 0; break;
+          case BPF_DIV: if (src === 0) return 0; a = Math.floor(a / src) >>> 0; break;
+          case BPF_MOD: if (src === 0) return 0; a = (a % src) >>> 0; break;
+          case BPF_OR: a = (a | src) >>> 0; break;
+          case BPF_AND: a = (a & src) >>> 0; break;
+          case BPF_XOR: a = (a ^ src) >>> 0; break;
+          case BPF_LSH: a = src >= 32 ? 0 : (a << src) >>> 0; break;
+          case BPF_RSH: a = src >= 32 ? 0 : a >>> src; break;
+          case BPF_NEG: a = -a >>> 0; break;
+          default: throw new RangeError(`bpf: unsupported alu 0x${code.toString(16)} at ${pc}`);
+        }
+        break;
+      }
+      case BPF_JMP: {
+        const op = code & 0xf0;
+        if (op === BPF_JA) {
+          pc += k;
+          break;
+        }
+        const src = (code & BPF_X) !== 0 ? x : k;
+        let cond: boolean;
+        if (op === BPF_JEQ) cond = a === src;
+        else if (op === BPF_JGT) cond = a > src;
+        else if (op === BPF_JGE) cond = a >= src;
+        else cond = (a & src) !== 0;
+        pc += cond ? jt : jf;
+        break;
+      }
+      case BPF_RET:
+        return ((code & 0x18) === BPF_A ? a : k) >>> 0;
+      case BPF_MISC:
+        if ((code & 0xf8) === BPF_TXA) a = x;
+        else x = a;
+        break;
+    }
+  }
+  return 0;
+}

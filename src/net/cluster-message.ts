@@ -1,0 +1,212 @@
+/**
+ * Codec of the cluster control messages (the payload of an ETH_P_LNLB frame, after the
+ * Ethernet header). LNLB's field order, network byte order, with a 32-bit message id where
+ * LNLB had 8 bits (its ids wrapped every 256 messages, which let reassembly mix fragments of
+ * two CONNTRACK transfers):
+ *
+ *   +0  clusterIp       u32
+ *   +4  type            u32   MessageType
+ *   +8  dataLength      u32   data bytes in THIS frame (the fragment's share)
+ *   +12 flags           u32   CONNTRACK: handler index
+ *   +16 messageId       u32
+ *   +20 fragmentNumber  u16   0 .. fragmentTotal-1
+ *   +22 fragmentTotal   u16   >= 1
+ *   +24 crc32           u32   CRC-32 (zlib/IEEE) of the WHOLE message's data (reassembled)
+ *   +28 data            dataLength bytes, then Ethernet padding the decoder ignores
+ *
+ * CRC-32 comes from `node:zlib` (`crc32`, present since Node 20.15; the engines field asks
+ * for >= 20 and the project runs on 20.20), so there is no table of our own.
+ *
+ * `decodeMessage` never throws, whatever the bytes: every defect is a DecodeResult. The
+ * control plane is not a per-frame hot path, but the decoder still only allocates the
+ * subarray the CRC is computed over.
+ */
+import { crc32 } from 'node:zlib';
+
+export enum MessageType {
+  JOIN = 1,
+  WELCOME = 2,
+  HEARTBEAT = 3,
+  ASKRETRASM = 4,
+  RETRASM = 5,
+  LEAVE = 6,
+  CONNTRACK = 7,
+}
+
+export enum DecodeResult {
+  OK = 0,
+  /** Fewer bytes than the 28-byte header. */
+  TOO_SHORT = 1,
+  /** dataLength runs past the bytes received (or the buffer / offsets are inconsistent). */
+  BAD_LENGTH = 2,
+  /** type is not a MessageType. */
+  UNKNOWN_TYPE = 3,
+  /** Single-fragment message whose data does not match its CRC-32. */
+  BAD_CRC = 4,
+  /** fragmentTotal is 0 or fragmentNumber >= fragmentTotal. */
+  BAD_FRAGMENT = 5,
+  /** Well-formed frame, wrong contents for its type (a HEARTBEAT shorter than a weight, ...). */
+  MALFORMED = 6,
+}
+
+export const MESSAGE_HEADER_LENGTH = 28;
+export const MSG_OFF_CLUSTER_IP = 0;
+export const MSG_OFF_TYPE = 4;
+export const MSG_OFF_DATA_LENGTH = 8;
+export const MSG_OFF_FLAGS = 12;
+export const MSG_OFF_MESSAGE_ID = 16;
+export const MSG_OFF_FRAGMENT_NUMBER = 20;
+export const MSG_OFF_FRAGMENT_TOTAL = 22;
+export const MSG_OFF_CRC32 = 24;
+export const MSG_OFF_DATA = 28;
+/** Data length of HEARTBEAT and RETRASM: one u16 weight. */
+export const WEIGHT_DATA_LENGTH = 2;
+
+export interface MessageFields {
+  clusterIp: number;
+  type: MessageType;
+  /** u32; CONNTRACK: the handler index. Default 0. */
+  flags?: number;
+  messageId: number;
+  /** Raw data, or a weight (u16) for HEARTBEAT / RETRASM. */
+  data?: Uint8Array | number;
+}
+
+/** Caller-owned decode target; make one with createDecodedMessage() and reuse it. */
+export interface DecodedMessage {
+  clusterIp: number;
+  type: number;
+  dataLength: number;
+  flags: number;
+  messageId: number;
+  fragmentNumber: number;
+  fragmentTotal: number;
+  crc32: number;
+  /** Absolute offset of the data in the decoded buffer. */
+  dataOffset: number;
+  /** HEARTBEAT / RETRASM: the sender's weight; -1 for other types. */
+  weight: number;
+}
+
+export function createDecodedMessage(): DecodedMessage {
+  return {
+    clusterIp: 0,
+    type: 0,
+    dataLength: 0,
+    flags: 0,
+    messageId: 0,
+    fragmentNumber: 0,
+    fragmentTotal: 0,
+    crc32: 0,
+    dataOffset: 0,
+    weight: -1,
+  };
+}
+
+export function messageTypeName(type: number): string {
+  return MessageType[type] ?? `UNKNOWN(${type})`;
+}
+
+export function isMessageType(type: number): type is MessageType {
+  return type >= MessageType.JOIN && type <= MessageType.CONNTRACK;
+}
+
+function carriesWeight(type: number): boolean {
+  return type === MessageType.HEARTBEAT || type === MessageType.RETRASM;
+}
+
+function writeU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 24;
+  buf[off + 1] = v >>> 16;
+  buf[off + 2] = v >>> 8;
+  buf[off + 3] = v;
+}
+
+function readU32(buf: Uint8Array, off: number): number {
+  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+}
+
+function checkU32(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`${name} must be a u32, got ${v}`);
+}
+
+/**
+ * Encodes a single-fragment message at `off`; returns its length (header + data, no padding:
+ * the caller pads the Ethernet frame to 60 bytes). Throws a RangeError on a programming error
+ * (field out of range, buffer too small).
+ */
+export function encodeMessage(buf: Uint8Array, off: number, m: MessageFields): number {
+  checkU32('clusterIp', m.clusterIp);
+  checkU32('messageId', m.messageId);
+  checkU32('flags', m.flags ?? 0);
+  if (!isMessageType(m.type)) throw new RangeError(`unknown message type ${String(m.type)}`);
+  const data = m.data;
+  let dataLength = 0;
+  if (typeof data === 'number') {
+    if (!Number.isInteger(data) || data < 0 || data > 0xffff) throw new RangeError(`weight must be a u16, got ${data}`);
+    dataLength = WEIGHT_DATA_LENGTH;
+  } else if (data !== undefined) {
+    dataLength = data.length;
+  }
+  if (carriesWeight(m.type) && dataLength < WEIGHT_DATA_LENGTH) {
+    throw new RangeError(`${messageTypeName(m.type)} needs a weight`);
+  }
+  const total = MESSAGE_HEADER_LENGTH + dataLength;
+  if (!(off >= 0) || off + total > buf.length) {
+    throw new RangeError(`no room for a ${total}-byte cluster message at offset ${off} (buffer ${buf.length})`);
+  }
+  const d = off + MSG_OFF_DATA;
+  if (typeof data === 'number') {
+    buf[d] = data >>> 8;
+    buf[d + 1] = data;
+  } else if (data !== undefined) {
+    buf.set(data, d);
+  }
+  writeU32(buf, off + MSG_OFF_CLUSTER_IP, m.clusterIp);
+  writeU32(buf, off + MSG_OFF_TYPE, m.type);
+  writeU32(buf, off + MSG_OFF_DATA_LENGTH, dataLength);
+  writeU32(buf, off + MSG_OFF_FLAGS, m.flags ?? 0);
+  writeU32(buf, off + MSG_OFF_MESSAGE_ID, m.messageId);
+  buf[off + MSG_OFF_FRAGMENT_NUMBER] = 0;
+  buf[off + MSG_OFF_FRAGMENT_NUMBER + 1] = 0;
+  buf[off + MSG_OFF_FRAGMENT_TOTAL] = 0;
+  buf[off + MSG_OFF_FRAGMENT_TOTAL + 1] = 1;
+  writeU32(buf, off + MSG_OFF_CRC32, crc32(buf.subarray(d, d + dataLength)));
+  return total;
+}
+
+/**
+ * Decodes the message in buf[off, off+len) into `out`. Header fields are filled in as soon as
+ * the header is there (so a caller can log the type of a rejected message); `weight` and the
+ * verdict come last. Checks, in order: TOO_SHORT, BAD_LENGTH, UNKNOWN_TYPE, BAD_FRAGMENT,
+ * BAD_CRC (single-fragment messages only: a fragment's CRC covers the reassembled message,
+ * so the reassembler checks it), MALFORMED (HEARTBEAT / RETRASM without a weight, or
+ * fragmented). Never throws.
+ */
+export function decodeMessage(buf: Uint8Array, off: number, len: number, out: DecodedMessage): DecodeResult {
+  out.weight = -1;
+  if (!(off >= 0) || !(len >= 0) || !Number.isInteger(off) || !Number.isInteger(len)) return DecodeResult.BAD_LENGTH;
+  if (len < MESSAGE_HEADER_LENGTH) return DecodeResult.TOO_SHORT;
+  if (off + len > buf.length) return DecodeResult.BAD_LENGTH;
+  out.clusterIp = readU32(buf, off + MSG_OFF_CLUSTER_IP);
+  out.type = readU32(buf, off + MSG_OFF_TYPE);
+  out.dataLength = readU32(buf, off + MSG_OFF_DATA_LENGTH);
+  out.flags = readU32(buf, off + MSG_OFF_FLAGS);
+  out.messageId = readU32(buf, off + MSG_OFF_MESSAGE_ID);
+  out.fragmentNumber = (buf[off + MSG_OFF_FRAGMENT_NUMBER]! << 8) | buf[off + MSG_OFF_FRAGMENT_NUMBER + 1]!;
+  out.fragmentTotal = (buf[off + MSG_OFF_FRAGMENT_TOTAL]! << 8) | buf[off + MSG_OFF_FRAGMENT_TOTAL + 1]!;
+  out.crc32 = readU32(buf, off + MSG_OFF_CRC32);
+  out.dataOffset = off + MSG_OFF_DATA;
+  if (out.dataLength > len - MESSAGE_HEADER_LENGTH) return DecodeResult.BAD_LENGTH;
+  if (!isMessageType(out.type)) return DecodeResult.UNKNOWN_TYPE;
+  if (out.fragmentTotal === 0 || out.fragmentNumber >= out.fragmentTotal) return DecodeResult.BAD_FRAGMENT;
+  if (out.fragmentTotal === 1) {
+    const d = out.dataOffset;
+    if (crc32(buf.subarray(d, d + out.dataLength)) !== out.crc32) return DecodeResult.BAD_CRC;
+  }
+  if (carriesWeight(out.type)) {
+    if (out.dataLength < WEIGHT_DATA_LENGTH || out.fragmentTotal !== 1) return DecodeResult.MALFORMED;
+    out.weight = (buf[out.dataOffset]! << 8) | buf[out.dataOffset + 1]!;
+  }
+  return DecodeResult.OK;
+}

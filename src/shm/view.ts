@@ -1,0 +1,193 @@
+/**
+ * The published view: the node table the main thread writes and the actors read without
+ * locks, under a seqlock.
+ *
+ *   Int32 words (layout.ts VIEW_*), VIEW_BYTES = 784 bytes at byteOffset:
+ *   | GENERATION | FLAGS | SELF_ID | NODE_COUNT | node 0: 3 words | node 1 | ... | node 63 |
+ *     odd while    bit0 =                          [id | weight << 16]
+ *     writing      accepting                       [status | mac0 << 8 | mac1 << 16 | mac2 << 24]
+ *                                                  [mac3 | mac4 << 8 | mac5 << 16]
+ *
+ * Nodes are in table order (sorted by MAC: every node numbers the members the same way).
+ *
+ * Seqlock, one writer (the main thread): GENERATION := odd, write the contents, GENERATION :=
+ * next even. A reader loads GENERATION (g1, retry while odd), copies the contents, loads
+ * GENERATION again (g2) and keeps the copy only if g1 === g2.
+ *
+ * Every access, data words included, is an Atomics load/store, i.e. seq-cst. That is what makes
+ * the check sound in the JS memory model: all these accesses sit in one total order consistent
+ * with each thread's program order. If g1 === g2 (even), no store of GENERATION lies between
+ * the reader's two loads of it (generations never repeat within 2^31 publications), so every
+ * data store of publication g1 precedes the reader's first load and every data store of the
+ * next publication follows the store of g1+1, which follows the reader's second load: the
+ * copy is exactly publication g1. With plain (unordered) data accesses the reader's copies
+ * could be reordered past its second GENERATION load, and a torn copy could pass the check.
+ * The view is ~200 words and read once per generation change, so the cost is nothing.
+ *
+ * No Atomics.wait here: readers poll `generation()` once per batch.
+ */
+import {
+  VIEW_BYTES,
+  VIEW_FLAGS,
+  VIEW_GENERATION,
+  VIEW_MAX_NODES,
+  VIEW_NODE_COUNT,
+  VIEW_NODE_WORDS,
+  VIEW_NODES,
+  VIEW_SELF_ID,
+  VIEW_WORDS,
+} from './layout.js';
+
+export { VIEW_BYTES, VIEW_MAX_NODES };
+
+/** FLAGS bit 0: the first convergence round is complete; actors may accept frames. */
+export const VIEW_FLAG_ACCEPTING = 1;
+
+export interface PublishedView {
+  /** Set by ViewReader.read (and returned by publish); ignored by publish. */
+  generation: number;
+  /** VIEW_FLAG_* bits. Bit 0 is written from `accepting` by publish and mirrored by read. */
+  flags: number;
+  /** VIEW_FLAG_ACCEPTING as a boolean: the first convergence round is complete. */
+  accepting: boolean;
+  /** This node's stable id. */
+  selfId: number;
+  /** Entries in use, 0..VIEW_MAX_NODES. */
+  nodeCount: number;
+  /** Stable node ids, table order. */
+  readonly ids: Uint16Array;
+  readonly weights: Uint16Array;
+  /** Node status codes (the cluster state machine's enum). */
+  readonly statuses: Uint8Array;
+  /** 6 bytes per node, table order. */
+  readonly macs: Uint8Array;
+}
+
+/** A view with arrays sized for VIEW_MAX_NODES; reading into it allocates nothing. */
+export function createPublishedView(): PublishedView {
+  return {
+    generation: 0,
+    flags: 0,
+    accepting: false,
+    selfId: 0,
+    nodeCount: 0,
+    ids: new Uint16Array(VIEW_MAX_NODES),
+    weights: new Uint16Array(VIEW_MAX_NODES),
+    statuses: new Uint8Array(VIEW_MAX_NODES),
+    macs: new Uint8Array(6 * VIEW_MAX_NODES),
+  };
+}
+
+function viewWords(sab: SharedArrayBuffer, byteOffset: number): Int32Array {
+  if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0 || byteOffset + VIEW_BYTES > sab.byteLength) {
+    throw new RangeError(`no room for a published view (${VIEW_BYTES} bytes) at offset ${byteOffset}`);
+  }
+  return new Int32Array(sab, byteOffset, VIEW_WORDS);
+}
+
+export class ViewWriter {
+  private readonly w: Int32Array;
+  private gen: number;
+
+  /** A SharedArrayBuffer holding one view (generation 0: empty, not accepting). */
+  static allocate(): SharedArrayBuffer {
+    return new SharedArrayBuffer(VIEW_BYTES);
+  }
+
+  constructor(sab: SharedArrayBuffer, byteOffset = 0) {
+    this.w = viewWords(sab, byteOffset);
+    this.gen = Atomics.load(this.w, VIEW_GENERATION);
+    // A writer that died mid-publication left an odd generation: start from the next even.
+    if ((this.gen & 1) !== 0) this.gen = (this.gen + 1) | 0;
+  }
+
+  /**
+   * Publishes `view` (its `generation` is ignored; FLAGS bit 0 comes from `accepting`);
+   * returns the new generation.
+   */
+  publish(view: PublishedView): number {
+    const n = view.nodeCount;
+    if (!Number.isInteger(n) || n < 0 || n > VIEW_MAX_NODES) {
+      throw new RangeError(`a view holds 0..${VIEW_MAX_NODES} nodes, got ${n}`);
+    }
+    const w = this.w;
+    const ids = view.ids;
+    const weights = view.weights;
+    const statuses = view.statuses;
+    const macs = view.macs;
+    Atomics.store(w, VIEW_GENERATION, (this.gen + 1) | 0);
+    Atomics.store(w, VIEW_FLAGS, (view.flags & ~VIEW_FLAG_ACCEPTING) | (view.accepting ? VIEW_FLAG_ACCEPTING : 0));
+    Atomics.store(w, VIEW_SELF_ID, view.selfId & 0xffff);
+    Atomics.store(w, VIEW_NODE_COUNT, n);
+    for (let i = 0; i < n; i++) {
+      const b = VIEW_NODES + i * VIEW_NODE_WORDS;
+      const m = i * 6;
+      Atomics.store(w, b, (ids[i]! & 0xffff) | (weights[i]! << 16));
+      Atomics.store(w, b + 1, (statuses[i]! & 0xff) | (macs[m]! << 8) | (macs[m + 1]! << 16) | (macs[m + 2]! << 24));
+      Atomics.store(w, b + 2, macs[m + 3]! | (macs[m + 4]! << 8) | (macs[m + 5]! << 16));
+    }
+    this.gen = (this.gen + 2) | 0;
+    Atomics.store(w, VIEW_GENERATION, this.gen);
+    view.generation = this.gen;
+    return this.gen;
+  }
+}
+
+export class ViewReader {
+  private readonly w: Int32Array;
+
+  constructor(sab: SharedArrayBuffer, byteOffset = 0) {
+    this.w = viewWords(sab, byteOffset);
+  }
+
+  /** The current generation (one Atomics.load); poll it per batch, read() when it changed. */
+  generation(): number {
+    return Atomics.load(this.w, VIEW_GENERATION);
+  }
+
+  /**
+   * Copies a consistent view into `into` and sets `into.generation`; retries while the writer
+   * is busy, up to `maxAttempts` times. Returns false if no consistent copy was made (the
+   * writer kept publishing, or died mid-write); `into` then holds garbage.
+   */
+  read(into: PublishedView, maxAttempts = 10_000): boolean {
+    const w = this.w;
+    const ids = into.ids;
+    const weights = into.weights;
+    const statuses = into.statuses;
+    const macs = into.macs;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const g1 = Atomics.load(w, VIEW_GENERATION);
+      if ((g1 & 1) !== 0) continue;
+      const flags = Atomics.load(w, VIEW_FLAGS);
+      const selfId = Atomics.load(w, VIEW_SELF_ID);
+      let n = Atomics.load(w, VIEW_NODE_COUNT);
+      if (n < 0 || n > VIEW_MAX_NODES) n = 0; // only possible in a torn read, rejected below
+      for (let i = 0; i < n; i++) {
+        const b = VIEW_NODES + i * VIEW_NODE_WORDS;
+        const m = i * 6;
+        const w0 = Atomics.load(w, b);
+        const w1 = Atomics.load(w, b + 1);
+        const w2 = Atomics.load(w, b + 2);
+        ids[i] = w0;
+        weights[i] = w0 >>> 16;
+        statuses[i] = w1;
+        macs[m] = w1 >>> 8;
+        macs[m + 1] = w1 >>> 16;
+        macs[m + 2] = w1 >>> 24;
+        macs[m + 3] = w2;
+        macs[m + 4] = w2 >>> 8;
+        macs[m + 5] = w2 >>> 16;
+      }
+      if (Atomics.load(w, VIEW_GENERATION) === g1) {
+        into.generation = g1;
+        into.flags = flags;
+        into.accepting = (flags & VIEW_FLAG_ACCEPTING) !== 0;
+        into.selfId = selfId;
+        into.nodeCount = n;
+        return true;
+      }
+    }
+    return false;
+  }
+}
