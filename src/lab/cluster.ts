@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { lnlbError } from '../errors.js';
-import { Lab, tail, waitExit, type LabProcess } from './netns.js';
+import { Lab, hasExited, tail, waitExit, type LabProcess } from './netns.js';
 
 export const VIP = '10.0.0.100';
 /** Fast failure detection, so the tests and the demo see a failover within seconds. */
@@ -151,6 +151,10 @@ export class ClusterLab {
     const startedAt = performance.now();
     let last: unknown[] = [];
     while (performance.now() - startedAt < timeoutMs) {
+      const dead = nodes.map((node) => this.daemons.get(node)).find((child) => child !== undefined && hasExited(child));
+      if (dead !== undefined) {
+        throw lnlbError('LNLB_ERR_LAB_SETUP', `lnlbd on ${dead.host} exited (${dead.exitCode ?? dead.signalCode}) while waiting for convergence:\n${tail(dead.logFile)}`);
+      }
       const statuses = await Promise.all(nodes.map((node) => this.status(node).catch((error: Error) => error)));
       last = statuses.map((s, i) => ({ node: nodes[i], status: s instanceof Error ? s.message : s }));
       if (statuses.every((s): s is DaemonStatus => !(s instanceof Error)) && agreeOn(statuses, nodes.length)) {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClusterLab } from '../../src/lab/cluster.js';
+import { ClusterLab, parsePing } from '../../src/lab/cluster.js';
 import { Lab, listNamespaces, sweepStale } from '../../src/lab/netns.js';
 
 const NETNS_MODULE = new URL('../../src/lab/netns.js', import.meta.url).href;
@@ -171,4 +171,16 @@ test.serial('sweepStale removes the labs of dead runs and leaves live ones alone
   } finally {
     await live.cleanup();
   }
+});
+
+test('parsePing counts duplicates from the summary line and from DUP! lines', (t) => {
+  const output = [
+    '64 bytes from 10.0.0.100: icmp_seq=1 ttl=64 time=0.1 ms',
+    '64 bytes from 10.0.0.100: icmp_seq=1 ttl=64 time=0.2 ms (DUP!)',
+    '64 bytes from 10.0.0.100: icmp_seq=2 ttl=64 time=0.1 ms',
+    '2 packets transmitted, 2 received, +1 duplicates, 0% packet loss, time 201ms',
+  ].join('\n');
+  t.like(parsePing(output), { transmitted: 2, received: 2, duplicates: 1 });
+  t.like(parsePing(output.split('\n').slice(0, 3).join('\n')), { transmitted: 0, received: 0, duplicates: 1 });
+  t.like(parsePing('3 packets transmitted, 0 received, 100% packet loss, time 2030ms'), { transmitted: 3, received: 0, duplicates: 0 });
 });

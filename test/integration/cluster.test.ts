@@ -1,0 +1,132 @@
+// Three real lnlbd daemons in namespaces, real curl and ping from 40 client addresses: the
+// cluster shares the VIP with no balancer in front, each source sticks to one node, and when a
+// node dies its sources move to the survivors while nobody else moves.
+import test from 'ava';
+import { performance } from 'node:perf_hooks';
+import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
+import { sweepStale } from '../../src/lab/netns.js';
+
+const CLIENT_ADDRESSES = 40;
+const VICTIM = 'node2';
+/** heartbeat 200 ms, dead after 1000 ms: death is noticed after ~1 s; the rest is takeover and TCP. */
+const FAILOVER_BOUND_MS = 5000;
+
+let cluster: ClusterLab | undefined;
+/** Which node served each source before any node died, from the first test. */
+let assignment: Map<string, string> | undefined;
+
+function lab(): ClusterLab {
+  if (cluster === undefined) throw new Error('the cluster lab was not built (see the before hook)');
+  return cluster;
+}
+
+function nodeOf(served: Served | undefined): string {
+  return served !== undefined && 'node' in served ? served.node : `unanswered (${served?.error ?? 'no reply'})`;
+}
+
+/** Source → node for every source, failing loudly on any unanswered request. */
+async function currentAssignment(sources: readonly string[]): Promise<Map<string, string>> {
+  const survey = await lab().survey(sources);
+  return new Map(sources.map((source) => [source, nodeOf(survey.get(source))]));
+}
+
+function histogram(map: Map<string, string>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const node of map.values()) counts[node] = (counts[node] ?? 0) + 1;
+  return counts;
+}
+
+test.before(async (t) => {
+  await sweepStale();
+  cluster = await ClusterLab.create({ nodes: 3, clientAddresses: CLIENT_ADDRESSES });
+  try {
+    for (const node of cluster.nodes) cluster.startDaemon(node);
+    const convergedMs = await cluster.waitConverged(cluster.nodes, 20_000);
+    t.log(`3 daemons converged ${convergedMs.toFixed(0)} ms after start`);
+    for (const node of cluster.nodes) await cluster.startHttpServer(node);
+  } catch (error) {
+    console.error(cluster.logTails());
+    throw error;
+  }
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed && cluster !== undefined) console.error(`logs after "${t.title}":\n${cluster.logTails()}`);
+});
+
+test.after.always(async () => {
+  await cluster?.cleanup();
+});
+
+test.serial('every request from 40 sources is answered, each source sticks to one node, every node serves some', async (t) => {
+  const rounds: Array<Map<string, Served>> = [];
+  for (let round = 0; round < 3; round++) rounds.push(await lab().survey(lab().clientIps));
+  const unanswered: string[] = [];
+  const wandering: string[] = [];
+  for (const source of lab().clientIps) {
+    const nodes = rounds.map((round) => nodeOf(round.get(source)));
+    for (const node of nodes) if (node.startsWith('unanswered')) unanswered.push(`${source}: ${node}`);
+    if (new Set(nodes).size !== 1) wandering.push(`${source}: ${nodes.join(' ')}`);
+  }
+  t.deepEqual(unanswered, [], 'every request is answered');
+  t.deepEqual(wandering, [], 'each source is served by the same node each time');
+  assignment = new Map(lab().clientIps.map((source) => [source, nodeOf(rounds[0]?.get(source))]));
+  t.log('sources per node:', histogram(assignment));
+  t.deepEqual(new Set(assignment.values()), new Set(lab().nodes), 'all three nodes serve someone');
+});
+
+test.serial('ping to the VIP from several sources: every echo answered, no duplicates', async (t) => {
+  const sources = lab().clientIps.filter((_, i) => i % 7 === 0);
+  const results = await Promise.all(sources.map((source) => lab().pingFrom(source, VIP, 5)));
+  for (const [i, result] of results.entries()) {
+    t.like(result, { transmitted: 5, received: 5, duplicates: 0 }, `ping -I ${sources[i]} ${VIP}:\n${result.output}`);
+  }
+});
+
+test.serial('lnlbctl status on each node lists 3 nodes, all OK, itself exactly once', async (t) => {
+  const selves = new Set<string>();
+  for (const node of lab().nodes) {
+    const status = await lab().status(node);
+    const iface = status.interfaces[0];
+    t.is(iface?.vip, VIP, `${node}: ${JSON.stringify(status)}`);
+    t.is(iface?.nodes.length, 3, `${node}: ${JSON.stringify(status)}`);
+    t.true(iface?.nodes.every((n) => n.status === 'OK'), `${node}: ${JSON.stringify(status)}`);
+    const self = iface?.nodes.filter((n) => n.self) ?? [];
+    t.is(self.length, 1, `${node}: ${JSON.stringify(status)}`);
+    if (self[0] !== undefined) selves.add(self[0].mac);
+  }
+  t.is(selves.size, 3, 'each node is a different `self`');
+});
+
+test.serial(`kill -9 ${VICTIM}: its sources move to survivors within ${FAILOVER_BOUND_MS} ms, nobody else moves`, async (t) => {
+  const before = assignment ?? (await currentAssignment(lab().clientIps));
+  const survivors = lab().nodes.filter((node) => node !== VICTIM);
+  const orphans = [...before].filter(([, node]) => node === VICTIM).map(([source]) => source);
+  t.true(orphans.length > 0, `${VICTIM} served nobody: ${JSON.stringify(histogram(before))}`);
+
+  const killedAt = performance.now();
+  await lab().killDaemon(VICTIM, 'SIGKILL');
+  const takeover = await lab().waitServedBy(orphans, survivors, killedAt, FAILOVER_BOUND_MS * 2);
+  const failoverMs = takeover.worstMs;
+  t.log(`failover: all ${orphans.length} sources of ${VICTIM} answered by survivors ${failoverMs.toFixed(0)} ms after SIGKILL (--heartbeat-ms 200 --dead-after-ms 1000)`);
+  t.deepEqual(takeover.unanswered, [], 'every source of the dead node is answered by a survivor');
+  t.true(failoverMs < FAILOVER_BOUND_MS, `failover took ${failoverMs.toFixed(0)} ms`);
+
+  const convergedMs = await lab().waitConverged(survivors, 10_000);
+  t.log(`survivors' status lists 2 nodes ${(performance.now() - killedAt).toFixed(0)} ms after SIGKILL (poll took ${convergedMs.toFixed(0)} ms)`);
+
+  const after = await currentAssignment(lab().clientIps);
+  const moved: string[] = [];
+  const orphansLost: string[] = [];
+  for (const [source, node] of before) {
+    const now = after.get(source) ?? '';
+    if (node !== VICTIM && now !== node) moved.push(`${source}: ${node} -> ${now}`);
+    if (node === VICTIM && !survivors.includes(now)) orphansLost.push(`${source}: ${now}`);
+  }
+  t.deepEqual(moved, [], 'sources of the survivors stay where they were');
+  t.deepEqual(orphansLost, [], 'sources of the dead node are served by survivors');
+  t.log('sources per node after the failover:', histogram(after));
+
+  const pings = await Promise.all(orphans.slice(0, 3).map((source) => lab().pingFrom(source, VIP, 5)));
+  for (const ping of pings) t.like(ping, { received: 5, duplicates: 0 }, ping.output);
+});
