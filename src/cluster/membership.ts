@@ -37,12 +37,14 @@ export interface MemberNode {
   status: NodeStatus;
   lastHeardAt: number;
   readonly self: boolean;
+  /** Random per start of the node's daemon: tells a restart from a repeated JOIN. */
+  incarnation: number;
 }
 
-export type DeathReason = 'heartbeat-timeout' | 'left';
+export type DeathReason = 'heartbeat-timeout' | 'left' | 'restarted';
 
 export type MembershipAction =
-  | { kind: 'send'; type: MessageType; to: 'cluster' | string; weight?: number }
+  | { kind: 'send'; type: MessageType; to: 'cluster' | string; weight?: number; incarnation?: number }
   | { kind: 'view-changed' }
   | { kind: 'node-joined'; node: MemberNode }
   | { kind: 'node-died'; node: MemberNode; reason: DeathReason; silentMs: number };
@@ -55,6 +57,8 @@ export interface MembershipOptions {
   joinCount?: number;
   joinIntervalMs?: number;
   weight?: number;
+  /** Sent in JOIN; a JOIN with another incarnation from a known MAC is a restart. */
+  incarnation?: number;
 }
 
 export function macToKey(mac: string): number {
@@ -81,6 +85,7 @@ export class Membership {
       joinCount: 3,
       joinIntervalMs: Math.max(20, Math.min(100, Math.floor(options.heartbeatMs / 4))),
       weight: 1,
+      incarnation: 0,
       ...options,
     };
     this.#joinsLeft = this.#opts.joinCount;
@@ -127,17 +132,23 @@ export class Membership {
   }
 
   /** A decoded control message from `srcMac` (already checked for cluster IP and CRC). */
-  receive(type: MessageType, srcMac: string, weight: number, now: number): void {
+  receive(type: MessageType, srcMac: string, weight: number, now: number, incarnation = 0): void {
     if (!this.#started || srcMac === this.#opts.selfMac) return;
     let node = this.#find(srcMac);
     switch (type) {
       case MessageType.JOIN:
-        if (node) {
-          // A known MAC joining again restarted with an empty table: it is a new member.
-          this.#remove(node, 'left', now);
+        if (node && node.incarnation !== incarnation) {
+          // The same MAC started again with an empty table: it is a new member, and the old
+          // one's entries must go (or its clients would stay pinned to a node that forgot them).
+          this.#remove(node, 'restarted', now);
           node = undefined;
         }
-        node = this.#add(srcMac, 1, now, false);
+        if (node) {
+          node.lastHeardAt = now; // a repeated JOIN of the same start
+        } else {
+          node = this.#add(srcMac, 1, now, false);
+          if (node) node.incarnation = incarnation;
+        }
         this.#actions.push({ kind: 'send', type: MessageType.WELCOME, to: 'cluster' });
         break;
       case MessageType.WELCOME:
@@ -169,7 +180,7 @@ export class Membership {
     if (this.#joinsLeft > 0 && now >= this.#nextJoinAt) {
       this.#joinsLeft--;
       this.#nextJoinAt = now + this.#opts.joinIntervalMs;
-      this.#actions.push({ kind: 'send', type: MessageType.JOIN, to: 'cluster' });
+      this.#actions.push({ kind: 'send', type: MessageType.JOIN, to: 'cluster', incarnation: this.#opts.incarnation });
     }
     if (now >= this.#nextHeartbeatAt) {
       this.#nextHeartbeatAt = now + this.#opts.heartbeatMs;
@@ -213,6 +224,7 @@ export class Membership {
       status: NodeStatus.OK,
       lastHeardAt: now,
       self,
+      incarnation: self ? this.#opts.incarnation : 0,
     };
     // Ids are never reused within a run (65535 joins before a wrap), so a stale tracking entry
     // can never be mistaken for a newcomer's.

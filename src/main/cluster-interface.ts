@@ -4,11 +4,11 @@
  * membership that drives the published view.
  */
 
+import { randomBytes } from 'node:crypto';
 import { Membership, type MembershipAction } from '../cluster/membership.js';
 import { lnlbError } from '../errors.js';
 import { dataFilter } from '../net/bpf.js';
 import { clusterMacUnicast, formatMac } from '../net/ethernet.js';
-import { ETH_P_ALL_PORT } from './constants.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import { createPublishedView } from '../shm/view.js';
@@ -75,7 +75,7 @@ export class ClusterInterface {
     port.ifSetUp(o.name, true);
 
     this.#dataFd = port.packetOpen(o.bind, {
-      protocol: ETH_P_ALL_PORT,
+      protocol: port.ETH_P_ALL,
       promisc: true,
       filter: dataFilter(this.#clusterMac),
       vnetHdr: VNET_HDR,
@@ -93,7 +93,12 @@ export class ClusterInterface {
       onError: (message) => this.#fatal(message),
     });
 
-    const membership = new Membership({ selfMac: formatMac(this.#ownMac), heartbeatMs: o.heartbeatMs, deadAfterMs: o.deadAfterMs });
+    const membership = new Membership({
+      selfMac: formatMac(this.#ownMac),
+      heartbeatMs: o.heartbeatMs,
+      deadAfterMs: o.deadAfterMs,
+      incarnation: randomBytes(4).readUInt32BE(0),
+    });
     this.#membership = membership;
     this.#publishView(); // generation 1: not accepting until the first round completes
     this.#control = new ControlChannel({
@@ -101,8 +106,8 @@ export class ClusterInterface {
       ownMac: this.#ownMac,
       clusterMac: this.#clusterMac,
       clusterIp: this.#vip,
-      onMessage: (type, srcMac, weight) => {
-        membership.receive(type, srcMac, weight, performance.now());
+      onMessage: (type, srcMac, weight, incarnation) => {
+        membership.receive(type, srcMac, weight, performance.now(), incarnation);
         this.#drive();
       },
     });
@@ -128,7 +133,7 @@ export class ClusterInterface {
     for (const action of actions) {
       switch (action.kind) {
         case 'send':
-          this.#control?.send(action.type, action.to, action.weight);
+          this.#control?.send(action.type, action.to, action.weight, action.incarnation);
           break;
         case 'view-changed':
           viewChanged = true;
@@ -139,7 +144,7 @@ export class ClusterInterface {
         case 'node-died':
           this.#log.warn(
             { event: 'node-died', node: action.node.mac, id: action.node.id, reason: action.reason, silentMs: Math.round(action.silentMs) },
-            action.reason === 'left' ? `node ${action.node.mac} left` : `node ${action.node.mac} died: silent for ${Math.round(action.silentMs)} ms`,
+            action.reason !== 'heartbeat-timeout' ? `node ${action.node.mac} ${action.reason}` : `node ${action.node.mac} died: silent for ${Math.round(action.silentMs)} ms`,
           );
           break;
       }

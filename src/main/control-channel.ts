@@ -17,7 +17,7 @@ import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEt
 import * as port from '../port/native.js';
 
 export interface ControlMessageHandler {
-  (type: MessageType, srcMac: string, weight: number): void;
+  (type: MessageType, srcMac: string, weight: number, incarnation: number): void;
 }
 
 export interface ControlCounters {
@@ -28,6 +28,14 @@ export interface ControlCounters {
 
 const FRAME_BYTES = 2048;
 
+function u32Bytes(value: number, out: Uint8Array): Uint8Array {
+  out[0] = value >>> 24;
+  out[1] = value >>> 16;
+  out[2] = value >>> 8;
+  out[3] = value;
+  return out;
+}
+
 export class ControlChannel {
   readonly #dev: string;
   readonly #ownMac: Uint8Array;
@@ -37,6 +45,7 @@ export class ControlChannel {
   readonly #rx = new Uint8Array(FRAME_BYTES);
   readonly #tx = new Uint8Array(FRAME_BYTES);
   readonly #decoded = createDecodedMessage();
+  readonly #scratch = new Uint8Array(4);
   #fd = -1;
   #watch: { stop(): void } | undefined;
   #messageId = 0;
@@ -70,7 +79,7 @@ export class ControlChannel {
   }
 
   /** Sends to every node (the cluster MAC) or to one node's MAC. */
-  send(type: MessageType, to: 'cluster' | string, weight?: number): void {
+  send(type: MessageType, to: 'cluster' | string, weight?: number, incarnation?: number): void {
     if (this.#fd < 0) return;
     const tx = this.#tx;
     const dst = to === 'cluster' ? this.#clusterMac : parseMac(to);
@@ -83,6 +92,7 @@ export class ControlChannel {
         type,
         messageId: this.#messageId,
         ...(weight === undefined ? {} : { data: weight }),
+        ...(incarnation === undefined ? {} : { data: u32Bytes(incarnation, this.#scratch) }),
       });
     if (len < ETH_ZLEN) {
       tx.fill(0, len, ETH_ZLEN);
@@ -116,7 +126,9 @@ export class ControlChannel {
       }
       const name = messageTypeName(m.type);
       this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
-      this.#onMessage(m.type as MessageType, formatMac(rx, 6), m.weight);
+      const d = m.dataOffset;
+      const incarnation = m.type === MessageType.JOIN && m.dataLength >= 4 ? ((rx[d]! << 24) | (rx[d + 1]! << 16) | (rx[d + 2]! << 8) | rx[d + 3]!) >>> 0 : 0;
+      this.#onMessage(m.type as MessageType, formatMac(rx, 6), m.weight, incarnation);
     }
   }
 

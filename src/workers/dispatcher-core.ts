@@ -32,9 +32,9 @@ import {
 } from '../net/ipv4.js';
 import type { ByteRing } from '../shm/byte-ring.js';
 import { DispatcherCounter as C } from './counters.js';
-import { META_TRUNCATED, META_WORDS, type FrameSource } from './ports.js';
+import { META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
+import type { FrameSource } from './ports.js';
 
-export const VNET_HDR_LEN = 10;
 export const DESCRIPTOR_BYTES = 16;
 const BATCH_FRAMES = 256;
 /** Frames are copied word by word below this size (no view allocated); larger ones with set(). */

@@ -27,8 +27,8 @@ export interface FrameSink {
   writeBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
 }
 
-export const META_WORDS = 4;
-export const META_TRUNCATED = 0x100;
+export { META_TRUNCATED, META_WORDS } from '../port/native.js';
+import { META_WORDS } from '../port/native.js';
 
 export class PacketRingSource implements FrameSource {
   readonly #fd: number;

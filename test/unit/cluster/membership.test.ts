@@ -11,12 +11,13 @@ class SimulatedCluster {
   readonly nodes = new Map<string, Membership>();
   readonly alive = new Set<string>();
   readonly deaths: { at: string; dead: string; when: number }[] = [];
-  #inFlight: { deliverAt: number; from: string; type: MessageType; weight: number }[] = [];
+  #inFlight: { deliverAt: number; from: string; type: MessageType; weight: number; incarnation: number }[] = [];
+  #incarnations = 0;
 
   constructor(readonly delayMs = 1, readonly heartbeatMs = 200, readonly deadAfterMs = 1000) {}
 
   add(mac: string): Membership {
-    const m = new Membership({ selfMac: mac, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs });
+    const m = new Membership({ selfMac: mac, heartbeatMs: this.heartbeatMs, deadAfterMs: this.deadAfterMs, incarnation: ++this.#incarnations });
     this.nodes.set(mac, m);
     this.alive.add(mac);
     m.start(this.now);
@@ -35,7 +36,7 @@ class SimulatedCluster {
       for (const frame of due) {
         for (const [mac, m] of this.nodes) {
           if (mac === frame.from || !this.alive.has(mac)) continue;
-          m.receive(frame.type, frame.from, frame.weight, this.now);
+          m.receive(frame.type, frame.from, frame.weight, this.now, frame.incarnation);
           this.#collect(mac, m.drainActions());
         }
       }
@@ -54,7 +55,7 @@ class SimulatedCluster {
   #collect(mac: string, actions: MembershipAction[]): void {
     if (!this.alive.has(mac)) return;
     for (const a of actions) {
-      if (a.kind === 'send') this.#inFlight.push({ deliverAt: this.now + this.delayMs, from: mac, type: a.type, weight: a.weight ?? 0 });
+      if (a.kind === 'send') this.#inFlight.push({ deliverAt: this.now + this.delayMs, from: mac, type: a.type, weight: a.weight ?? 0, incarnation: a.incarnation ?? 0 });
       if (a.kind === 'node-died') this.deaths.push({ at: mac, dead: a.node.mac, when: this.now });
     }
   }
@@ -131,15 +132,18 @@ test('LEAVE removes the sender at once', (t) => {
   t.true(a.drainActions().some((x) => x.kind === 'node-died' && x.reason === 'left'));
 });
 
-test('a restarted node (JOIN from a known MAC) gets a new id', (t) => {
+test('a restarted node (JOIN of another incarnation) gets a new id; repeated JOINs do not', (t) => {
   const sim = new SimulatedCluster();
   const a = sim.add(A);
   sim.add(B);
   sim.run(1000);
-  const before = a.nodes.find((n) => n.mac === B)!.id;
-  a.receive(MessageType.JOIN, B, 0, sim.now);
-  const after = a.nodes.find((n) => n.mac === B)!.id;
-  t.not(after, before);
+  t.deepEqual(sim.deaths, [], 'the JOINs repeated at start-up are not restarts');
+  const before = a.nodes.find((n) => n.mac === B)!;
+  a.receive(MessageType.JOIN, B, 0, sim.now, before.incarnation);
+  t.is(a.nodes.find((n) => n.mac === B)!.id, before.id);
+  a.receive(MessageType.JOIN, B, 0, sim.now, before.incarnation + 1000);
+  t.not(a.nodes.find((n) => n.mac === B)!.id, before.id);
+  t.true(a.drainActions().some((x) => x.kind === 'node-died' && x.reason === 'restarted'));
 });
 
 test('node ids are stable while membership changes around them', (t) => {
