@@ -114,7 +114,7 @@ export class ClusterInterface {
     this.#control.open();
     membership.start(performance.now());
     this.#drive();
-    this.#log.info({ interface: o.name, vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), workers: o.workers }, 'cluster interface up');
+    this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), workers: o.workers }, 'cluster interface up');
   }
 
   /** Runs due timers, carries out the membership's actions and sleeps until its next deadline. */

@@ -1,0 +1,213 @@
+/**
+ * The dispatcher and actor logic of three nodes, on a fake wire: every node's dispatcher sees
+ * every frame (as on the flooding switch) and the nodes' actors must between them accept each
+ * frame exactly once. Packet fixtures in a table (katran's habit): description, frame builder,
+ * expected verdict.
+ */
+import test from 'ava';
+import { sourceIpHandler } from '../../../src/handlers/default.js';
+import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, buildArpRequest, createArpResult, parseArp } from '../../../src/net/arp.js';
+import { clusterMacUnicast, ETH_P_IP, formatMac, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
+import { parseIPv4, writeIPv4Header } from '../../../src/net/ipv4.js';
+import { ByteRing } from '../../../src/shm/byte-ring.js';
+import { TrackingTable } from '../../../src/shm/tracking-table.js';
+import { createPublishedView, ViewReader, ViewWriter } from '../../../src/shm/view.js';
+import { ActorCore } from '../../../src/workers/actor-core.js';
+import { ActorCounter, CounterBlock, DispatcherCounter } from '../../../src/workers/counters.js';
+import { FrameDispatcher } from '../../../src/workers/dispatcher-core.js';
+import { MemoryFrameSink, MemoryFrameSource } from '../../../src/workers/ports.js';
+
+const VIP = parseIPv4('10.0.0.100');
+const CLUSTER_MAC = clusterMacUnicast(VIP);
+const CLIENT_MAC = parseMac('02:aa:00:00:00:01');
+const VNET = 10;
+
+function ipFrame(src: string, opts: { dst?: string; dstMac?: Uint8Array; protocol?: number; payload?: number } = {}): Uint8Array {
+  const payload = opts.payload ?? 8;
+  const frame = new Uint8Array(VNET + 14 + 20 + payload);
+  writeEthernetHeader(frame, VNET, opts.dstMac ?? CLUSTER_MAC, CLIENT_MAC, ETH_P_IP);
+  writeIPv4Header(frame, VNET + 14, { src: parseIPv4(src), dst: parseIPv4(opts.dst ?? '10.0.0.100'), protocol: opts.protocol ?? 1, totalLength: 20 + payload });
+  return frame;
+}
+
+function arpRequest(target: string): Uint8Array {
+  const frame = new Uint8Array(VNET + 60);
+  buildArpRequest(frame, VNET, { ethSrc: CLIENT_MAC, senderIp: parseIPv4('10.0.0.7'), targetIp: parseIPv4(target) });
+  return frame;
+}
+
+interface SimNode {
+  mac: Uint8Array;
+  id: number;
+  source: MemoryFrameSource;
+  sink: MemoryFrameSink;
+  dispatcher: FrameDispatcher;
+  actors: ActorCore[];
+  view: ViewWriter;
+  counters: CounterBlock;
+}
+
+const NODE_MACS = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
+
+function publish(node: SimNode, members: number[], accepting = true): void {
+  const v = createPublishedView();
+  v.accepting = accepting;
+  v.selfId = node.id;
+  v.nodeCount = members.length;
+  members.forEach((id, i) => {
+    v.ids[i] = id;
+    v.weights[i] = 1;
+    v.macs.set(parseMac(NODE_MACS[id - 1]!), i * 6);
+  });
+  node.view.publish(v);
+}
+
+function makeNode(id: number, frames: Uint8Array[], actorCount = 2): SimNode {
+  const source = new MemoryFrameSource(frames);
+  const sink = new MemoryFrameSink();
+  const counters = new CounterBlock(CounterBlock.allocate(1 + actorCount));
+  const viewMemory = ViewWriter.allocate();
+  const rings = Array.from({ length: actorCount }, () => new ByteRing(ByteRing.allocate(1 << 20)));
+  const mac = parseMac(NODE_MACS[id - 1]!);
+  const dispatcher = new FrameDispatcher({ source, rings, counters: counters.row(0), vnetHdr: true, vip: VIP, clusterMac: CLUSTER_MAC, ownMac: mac, handlers: [sourceIpHandler] });
+  const actors = rings.map(
+    (ring, i) =>
+      new ActorCore({
+        ring,
+        sink,
+        trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(1024), capacity: 1024, idleTimeoutSeconds: 1800 })],
+        view: new ViewReader(viewMemory),
+        counters: counters.row(1 + i),
+      }),
+  );
+  return { mac, id, source, sink, dispatcher, actors, view: new ViewWriter(viewMemory), counters };
+}
+
+function runAll(node: SimNode, now = 1000): void {
+  while (node.dispatcher.pollOnce(0) > 0) for (const a of node.actors) a.processAvailable(now);
+}
+
+function cluster(frames: Uint8Array[]): SimNode[] {
+  const nodes = [1, 2, 3].map((id) => makeNode(id, frames));
+  for (const n of nodes) publish(n, [1, 2, 3]);
+  return nodes;
+}
+
+test('each source is accepted by exactly one node, and all nodes get some', (t) => {
+  const frames: Uint8Array[] = [];
+  for (let i = 1; i <= 60; i++) frames.push(ipFrame(`10.0.1.${i}`));
+  const nodes = cluster(frames);
+  for (const n of nodes) runAll(n);
+  const acceptedBy = new Map<string, number>();
+  for (const n of nodes) {
+    for (const f of n.sink.frames) {
+      const src = [...f.subarray(VNET + 26, VNET + 30)].join('.');
+      t.false(acceptedBy.has(src), `${src} accepted twice`);
+      acceptedBy.set(src, n.id);
+    }
+  }
+  t.is(acceptedBy.size, 60);
+  t.deepEqual(new Set(acceptedBy.values()), new Set([1, 2, 3]));
+  // Frames reach the TAP whole, virtio-net header first.
+  t.deepEqual(nodes.flatMap((n) => n.sink.frames).find((f) => f.length === frames[0]!.length)?.length, frames[0]!.length);
+});
+
+test('a source stays with its node: repeated frames go to the same one', (t) => {
+  const frames = [ipFrame('10.0.2.1'), ipFrame('10.0.2.2'), ipFrame('10.0.2.1'), ipFrame('10.0.2.2'), ipFrame('10.0.2.1')];
+  const nodes = cluster(frames);
+  for (const n of nodes) runAll(n);
+  const counts = nodes.map((n) => n.sink.frames.length).sort();
+  t.is(counts.reduce((a, b) => a + b, 0), 5);
+  t.true(counts.every((c) => c === 0 || c === 2 || c === 3 || c === 5));
+});
+
+test('nothing is accepted before the first round completes', (t) => {
+  const node = makeNode(1, [ipFrame('10.0.3.1'), ipFrame('10.0.3.2')]);
+  publish(node, [1], false);
+  runAll(node);
+  t.is(node.sink.written, 0);
+  t.is(node.counters.sum(ActorCounter.dropNotConverged, 1, 3), 2);
+});
+
+test('a node death re-homes only its own sources', (t) => {
+  const frames: Uint8Array[] = [];
+  for (let i = 1; i <= 90; i++) frames.push(ipFrame(`10.0.4.${i}`));
+  const nodes = cluster(frames);
+  for (const n of nodes) runAll(n);
+  const before = new Map<string, number>();
+  for (const n of nodes) for (const f of n.sink.frames) before.set([...f.subarray(VNET + 26, VNET + 30)].join('.'), n.id);
+  // Node 2 dies: the survivors publish a view without it and see the same frames again.
+  const survivors = [nodes[0]!, nodes[2]!];
+  const ownedByDead = [...before.values()].filter((o) => o === 2).length;
+  t.true(ownedByDead > 0);
+  for (const n of survivors) {
+    publish(n, [1, 3]);
+    // Every node recorded every assignment, so each survivor purges all of node 2's sources.
+    t.is(
+      n.actors.reduce((sum, a) => sum + a.nodeDied(2), 0),
+      ownedByDead,
+    );
+    n.sink.frames.length = 0;
+    n.source.remaining = frames.length;
+    runAll(n, 1001);
+  }
+  const after = new Map<string, number>();
+  for (const n of survivors) for (const f of n.sink.frames) after.set([...f.subarray(VNET + 26, VNET + 30)].join('.'), n.id);
+  t.is(after.size, 90, 'every source is served after the death');
+  for (const [src, owner] of before) {
+    if (owner !== 2) t.is(after.get(src), owner, `${src} moved although its node lived`);
+  }
+});
+
+const verdicts: { description: string; frame: () => Uint8Array; counter: number }[] = [
+  { description: 'IPv4 for another address on the cluster MAC', frame: () => ipFrame('10.0.5.1', { dst: '10.0.0.99' }), counter: DispatcherCounter.dropNotVip },
+  { description: 'a frame for another MAC', frame: () => ipFrame('10.0.5.1', { dstMac: parseMac('02:11:22:33:44:55') }), counter: DispatcherCounter.dropNotClusterMac },
+  {
+    description: 'not IPv4 (IPv6 EtherType) to the cluster MAC',
+    frame: () => {
+      const f = ipFrame('10.0.5.1');
+      f[VNET + 12] = 0x86;
+      f[VNET + 13] = 0xdd;
+      return f;
+    },
+    counter: DispatcherCounter.dropNotIPv4,
+  },
+  {
+    description: 'IPv4 with a bad header length',
+    frame: () => {
+      const f = ipFrame('10.0.5.1');
+      f[VNET + 14] = 0x43;
+      return f;
+    },
+    counter: DispatcherCounter.dropMalformed,
+  },
+  { description: 'a runt shorter than an Ethernet header', frame: () => new Uint8Array(VNET + 9), counter: DispatcherCounter.dropMalformed },
+];
+
+for (const v of verdicts) {
+  test(`counted and dropped, never thrown: ${v.description}`, (t) => {
+    const node = makeNode(1, [v.frame()]);
+    publish(node, [1]);
+    t.notThrows(() => runAll(node));
+    t.is(node.sink.written, 0);
+    t.is(node.counters.sum(v.counter, 0, 1), 1);
+  });
+}
+
+test('an ARP request for the VIP is answered with the cluster MAC in the payload and our MAC as source', (t) => {
+  const node = makeNode(1, [arpRequest('10.0.0.100'), arpRequest('10.0.0.55')]);
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.source.sent.length, 1, 'only the VIP is answered');
+  const reply = node.source.sent[0]!;
+  t.is(reply.length, VNET + 60);
+  t.is(formatMac(reply, VNET), formatMac(CLIENT_MAC), 'to the requester');
+  t.is(formatMac(reply, VNET + 6), NODE_MACS[0]!, 'Ethernet source: the node itself, so the switch never learns the cluster MAC');
+  const arp = createArpResult();
+  t.is(parseArp(reply, VNET, 60, arp), ArpParse.OK);
+  t.is(formatMac(arp.senderMac), formatMac(CLUSTER_MAC));
+  t.is(arp.fields[ARPR_SENDER_IP], VIP);
+  t.is(arp.fields[ARPR_TARGET_IP], parseIPv4('10.0.0.7'));
+  t.is(node.counters.sum(DispatcherCounter.arpRequests, 0, 1), 2);
+  t.is(node.sink.written, 0, 'ARP never reaches the TAP');
+});
