@@ -21,7 +21,6 @@ import { MessageType } from '../net/cluster-message.js';
 import { MAX_MEMBERS } from './election.js';
 
 export const NodeStatus = {
-  JOINING: 'JOINING',
   OK: 'OK',
   DEAD: 'DEAD',
 } as const;
@@ -132,37 +131,34 @@ export class Membership {
   }
 
   /** A decoded control message from `srcMac` (already checked for cluster IP and CRC). */
+  /**
+   * `incarnation` is the sender's per-start random number (0 when the message has none): a
+   * message of a new incarnation from a known MAC means that node restarted.
+   */
   receive(type: MessageType, srcMac: string, weight: number, now: number, incarnation = 0): void {
     if (!this.#started || srcMac === this.#opts.selfMac) return;
     let node = this.#find(srcMac);
     switch (type) {
       case MessageType.JOIN:
-        if (node && node.incarnation !== incarnation) {
+      case MessageType.WELCOME:
+      case MessageType.HEARTBEAT:
+      case MessageType.RETRASM:
+        if (node && incarnation !== 0 && node.incarnation !== 0 && node.incarnation !== incarnation) {
           // The same MAC started again with an empty table: it is a new member, and the old
           // one's entries must go (or its clients would stay pinned to a node that forgot them).
           this.#remove(node, 'restarted', now);
           node = undefined;
         }
-        if (node) {
-          node.lastHeardAt = now; // a repeated JOIN of the same start
-        } else {
-          node = this.#add(srcMac, 1, now, false);
-          if (node) node.incarnation = incarnation;
-        }
-        this.#actions.push({ kind: 'send', type: MessageType.WELCOME, to: 'cluster' });
-        break;
-      case MessageType.WELCOME:
-      case MessageType.HEARTBEAT:
-      case MessageType.RETRASM:
         if (!node) node = this.#add(srcMac, weight > 0 ? weight : 1, now, false);
         if (!node) return;
+        if (node.incarnation === 0) node.incarnation = incarnation;
         node.lastHeardAt = now;
-        if (type !== MessageType.WELCOME && weight > 0 && node.weight !== weight) {
-          node.weight = weight;
-          this.#viewChanged();
+        if (type === MessageType.JOIN) {
+          this.#actions.push({ kind: 'send', type: MessageType.WELCOME, to: 'cluster', incarnation: this.#opts.incarnation });
+          break;
         }
-        if (node.status !== NodeStatus.OK) {
-          node.status = NodeStatus.OK;
+        if (weight > 0 && node.weight !== weight) {
+          node.weight = weight;
           this.#viewChanged();
         }
         break;
@@ -184,7 +180,7 @@ export class Membership {
     }
     if (now >= this.#nextHeartbeatAt) {
       this.#nextHeartbeatAt = now + this.#opts.heartbeatMs;
-      this.#actions.push({ kind: 'send', type: MessageType.HEARTBEAT, to: 'cluster', weight: this.#opts.weight });
+      this.#actions.push({ kind: 'send', type: MessageType.HEARTBEAT, to: 'cluster', weight: this.#opts.weight, incarnation: this.#opts.incarnation });
     }
     for (const node of [...this.#nodes]) {
       if (node.self) continue;

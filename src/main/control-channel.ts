@@ -28,13 +28,11 @@ export interface ControlCounters {
 
 const FRAME_BYTES = 2048;
 
-function u32Bytes(value: number, out: Uint8Array): Uint8Array {
-  out[0] = value >>> 24;
-  out[1] = value >>> 16;
-  out[2] = value >>> 8;
-  out[3] = value;
-  return out;
-}
+/**
+ * Membership data after the LNLB header: HEARTBEAT/RETRASM start with the u16 weight (LNLB's
+ * layout, which the codec checks); then, for every type but LEAVE, our u32 incarnation.
+ */
+const INCARNATION_BYTES = 4;
 
 export class ControlChannel {
   readonly #dev: string;
@@ -45,7 +43,7 @@ export class ControlChannel {
   readonly #rx = new Uint8Array(FRAME_BYTES);
   readonly #tx = new Uint8Array(FRAME_BYTES);
   readonly #decoded = createDecodedMessage();
-  readonly #scratch = new Uint8Array(4);
+  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES);
   #fd = -1;
   #watch: { stop(): void } | undefined;
   #messageId = 0;
@@ -91,8 +89,7 @@ export class ControlChannel {
         clusterIp: this.#clusterIp,
         type,
         messageId: this.#messageId,
-        ...(weight === undefined ? {} : { data: weight }),
-        ...(incarnation === undefined ? {} : { data: u32Bytes(incarnation, this.#scratch) }),
+        data: this.#payload(weight, incarnation),
       });
     if (len < ETH_ZLEN) {
       tx.fill(0, len, ETH_ZLEN);
@@ -101,6 +98,24 @@ export class ControlChannel {
     const name = messageTypeName(type);
     if (port.send(this.#fd, tx, 0, len) > 0) this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
     else this.#reject('send-dropped');
+  }
+
+  #payload(weight: number | undefined, incarnation: number | undefined): Uint8Array | undefined {
+    const out = this.#payloadBytes;
+    let at = 0;
+    if (weight !== undefined) {
+      out[0] = weight >>> 8;
+      out[1] = weight;
+      at = 2;
+    }
+    if (incarnation !== undefined) {
+      out[at] = incarnation >>> 24;
+      out[at + 1] = incarnation >>> 16;
+      out[at + 2] = incarnation >>> 8;
+      out[at + 3] = incarnation;
+      at += INCARNATION_BYTES;
+    }
+    return at === 0 ? undefined : out.subarray(0, at);
   }
 
   #drain(): void {
@@ -126,8 +141,9 @@ export class ControlChannel {
       }
       const name = messageTypeName(m.type);
       this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
-      const d = m.dataOffset;
-      const incarnation = m.type === MessageType.JOIN && m.dataLength >= 4 ? ((rx[d]! << 24) | (rx[d + 1]! << 16) | (rx[d + 2]! << 8) | rx[d + 3]!) >>> 0 : 0;
+      const at = m.weight >= 0 ? 2 : 0;
+      const d = m.dataOffset + at;
+      const incarnation = m.dataLength >= at + INCARNATION_BYTES ? ((rx[d]! << 24) | (rx[d + 1]! << 16) | (rx[d + 2]! << 8) | rx[d + 3]!) >>> 0 : 0;
       this.#onMessage(m.type as MessageType, formatMac(rx, 6), m.weight, incarnation);
     }
   }

@@ -157,3 +157,17 @@ test('node ids are stable while membership changes around them', (t) => {
   t.is(b.self!.id, selfId);
   t.is(b.nodes[1]!.mac, B);
 });
+
+test('a node restarted within dead-after-ms is seen as new by heartbeats alone', (t) => {
+  const sim = new SimulatedCluster();
+  const a = sim.add(A);
+  sim.add(B);
+  sim.run(1000);
+  const oldId = a.nodes.find((n) => n.mac === B)!.id;
+  sim.add(B); // same MAC, new incarnation, well before anyone declares it dead
+  sim.run(1500);
+  const newId = a.nodes.find((n) => n.mac === B)!.id;
+  t.not(newId, oldId);
+  t.deepEqual(sim.view(A), [A, B]);
+  t.true(sim.deaths.some((d) => d.at === A && d.dead === B));
+});
