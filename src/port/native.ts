@@ -1,0 +1,472 @@
+/**
+ * Typed access to the native port addon (native/port.cc): TAP devices, AF_PACKET sockets
+ * with a TPACKET_V3 receive ring, link ioctls. Every call is synchronous; fds are
+ * non-blocking and close-on-exec, and may be used from any thread of the process (open on
+ * the main thread, read in a worker).
+ *
+ * Errors from the kernel come back as LnlbError with a code, the errno name and a message
+ * that says what to do; argument mistakes (wrong types, ranges) stay TypeError/RangeError.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { lnlbError, type ErrorCode, type LnlbError } from '../errors.js';
+
+/** EtherType value that binds a socket to every protocol. */
+export const ETH_P_ALL = 3;
+/** Bytes of the virtio-net header before each frame on a vnetHdr socket or TAP. */
+export const VNET_HDR_LEN = 10;
+/** Words of `meta` per frame written by {@link ringRead}. */
+export const META_WORDS = 4;
+/** Flag in meta word 3: the frame was cut to fit the ring block (snaplen < len). */
+export const META_TRUNCATED = 0x100;
+/** Packet types found in the low byte of meta word 3 (linux/if_packet.h). */
+export const PacketType = {
+  HOST: 0,
+  BROADCAST: 1,
+  MULTICAST: 2,
+  OTHERHOST: 3,
+  OUTGOING: 4,
+} as const;
+/**
+ * Ring defaults: 1 MiB blocks hold GSO frames of 64 KiB with room to spare; 32 of them
+ * absorb ~20 ms at line rate on this class of machine; 1 ms bounds the latency a lone
+ * frame waits for its partly filled block to be handed over.
+ */
+export const DEFAULT_RING: Readonly<RingOptions> = { blockSize: 1 << 20, blockCount: 32, retireTimeoutMs: 1 };
+
+export interface TapOptions {
+  /** IFF_VNET_HDR: every read and write carries a 10-byte virtio-net header first. */
+  vnetHdr: boolean;
+}
+
+export interface TapHandle {
+  fd: number;
+  /** The name the kernel gave the device (the one asked for, or tapN for ''). */
+  name: string;
+}
+
+export interface IfInfo {
+  index: number;
+  /** A fresh copy (its own ArrayBuffer). */
+  mac: Uint8Array<ArrayBuffer>;
+  mtu: number;
+  up: boolean;
+  /** Up with carrier (IFF_RUNNING). */
+  running: boolean;
+  promisc: boolean;
+}
+
+export interface PacketOptions {
+  /** EtherType in host order to bind to; {@link ETH_P_ALL} for every frame, 0 for send-only. */
+  protocol: number;
+  /** Promiscuous membership, dropped by the kernel when the socket closes. */
+  promisc: boolean;
+  /** Multicast MAC address to join (PACKET_MR_MULTICAST). */
+  multicast?: Uint8Array;
+  /** Classic BPF program, 4 words per instruction: code, jt, jf, k. */
+  filter?: Uint32Array;
+  /** PACKET_VNET_HDR: frames carry a 10-byte virtio-net header first (read and write). */
+  vnetHdr: boolean;
+  /** PACKET_IGNORE_OUTGOING: do not see frames this host sends on the device. */
+  ignoreOutgoing: boolean;
+  /** Receive buffer in bytes (only matters without a ring). */
+  rcvBuf?: number;
+}
+
+export interface RingOptions {
+  /** Bytes per block, a multiple of the page size; must exceed the largest frame. */
+  blockSize: number;
+  blockCount: number;
+  /** A partly filled block is handed over after this many milliseconds. */
+  retireTimeoutMs: number;
+}
+
+/** Totals since ringOpen (the kernel's counters reset on each read; these do not). */
+export interface RingStats {
+  /** Frames the filter accepted, including dropped ones (kernel semantics). */
+  packets: number;
+  /** Frames lost because the ring was full. */
+  drops: number;
+  /** Times the queue froze because the ring was full. */
+  freezes: number;
+}
+
+export interface SendBurstOptions {
+  /** Offset of the IPv4 header inside the frame. */
+  ipv4Offset: number;
+  /** Frame k gets source address low 16 bits + (k % sourceCount). */
+  sourceCount: number;
+}
+
+export interface Watcher {
+  /** Stops watching; call before close(fd). */
+  stop(): void;
+  /** Lets the event loop exit while the watch is active. */
+  unref(): void;
+  ref(): void;
+}
+
+/** Shape of the .node module; the exported functions below add types and error mapping. */
+export interface NativeAddon {
+  tapOpen(name: string, opts: TapOptions): TapHandle;
+  ifInfo(name: string): IfInfo;
+  ifSetMac(name: string, mac: Uint8Array): void;
+  ifSetUp(name: string, up: boolean): void;
+  ifSetMtu(name: string, mtu: number): void;
+  ifSetIPv4(name: string, addr: string, prefixLen: number): void;
+  packetOpen(dev: string, opts: PacketOptions): number;
+  ringOpen(fd: number, opts: RingOptions): void;
+  ringRead(fd: number, dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
+  ringStats(fd: number): RingStats;
+  send(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  writeBatch(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+  recv(fd: number, buf: Uint8Array, offset: number, maxLength: number): number;
+  watch(fd: number, onReadable: () => void): Watcher;
+  pollIn(fd: number, timeoutMs: number): boolean;
+  close(fd: number): void;
+  sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number;
+  netnsEnter(path: string): void;
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+
+const ADDON_RELATIVE = join('build', 'Release', 'lnlb_port.node');
+let loaded: NativeAddon | undefined;
+
+/** The repository root: the nearest folder above this file holding binding.gyp. */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'binding.gyp')) && existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** Where the addon is expected (build/Release/lnlb_port.node under the package root). */
+export function addonPath(): string {
+  const root = packageRoot();
+  return root === undefined ? ADDON_RELATIVE : join(root, ADDON_RELATIVE);
+}
+
+/** Loads an addon file; exported so the missing-addon message can be tested. */
+export function loadAddonFrom(file: string): NativeAddon {
+  if (!existsSync(file)) {
+    throw lnlbError('LNLB_ERR_PORT_ADDON', `native addon ${file} is missing: run npm ci (it builds the addon)`);
+  }
+  try {
+    return createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw lnlbError('LNLB_ERR_PORT_ADDON', `native addon ${file} failed to load (${why}): run npm ci (it builds the addon)`, {
+      cause,
+    });
+  }
+}
+
+/** Loaded on first use, so importing this module never fails on a machine without the addon. */
+function addon(): NativeAddon {
+  if (loaded === undefined) loaded = loadAddonFrom(addonPath());
+  return loaded;
+}
+
+/** True when the addon loads (lets callers and tests skip instead of failing). */
+export function addonAvailable(): boolean {
+  try {
+    addon();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/** Names of the addon calls, as given to {@link toPortError}. */
+export type PortOp = keyof NativeAddon;
+
+/** What the addon attaches to a failed system call. */
+export interface NativeErrorInfo {
+  /** errno name: EPERM, ENODEV, ... */
+  errno: string;
+  /** The failing call, e.g. 'ioctl(TUNSETIFF)'. */
+  syscall: string;
+  /** Device name or namespace path when the call was about one. */
+  device?: string;
+  message?: string;
+}
+
+const CAP_NET_ADMIN_WHAT: Partial<Record<PortOp, string>> = {
+  ifSetMac: 'set the MAC address of',
+  ifSetUp: 'change the state of',
+  ifSetMtu: 'set the MTU of',
+  ifSetIPv4: 'set an IPv4 address on',
+};
+
+/**
+ * Turns a failed native call into an LnlbError whose message says what to do. Pure: the
+ * unit tests drive it with made-up errno values.
+ */
+export function toPortError(op: PortOp, info: NativeErrorInfo, cause?: unknown): LnlbError {
+  const { errno, syscall } = info;
+  const dev = info.device ?? '';
+  const detail = info.message ?? `${syscall}: ${errno}`;
+  const make = (code: ErrorCode, message: string): LnlbError => lnlbError(code, message, { cause, errno });
+  const setupCode: ErrorCode = op === 'tapOpen' || op === 'netnsEnter' || op in CAP_NET_ADMIN_WHAT ? 'LNLB_ERR_DEV_SETUP' : 'LNLB_ERR_PORT_IO';
+
+  if (errno === 'EPERM' || errno === 'EACCES') {
+    if (op === 'tapOpen') {
+      // EACCES comes from open() when /dev/net/tun is root-only (mode 0600, the default).
+      const access = syscall === 'open(/dev/net/tun)' ? ' (and read-write access to /dev/net/tun)' : '';
+      return make('LNLB_ERR_PRIV_MISSING', `${errno}: lnlbd needs CAP_NET_ADMIN to create tap ${dev}${access}`);
+    }
+    if (op === 'packetOpen') return make('LNLB_ERR_PRIV_MISSING', `${errno}: AF_PACKET socket on ${dev} needs CAP_NET_RAW`);
+    const what = CAP_NET_ADMIN_WHAT[op];
+    if (what !== undefined) return make('LNLB_ERR_PRIV_MISSING', `${errno}: lnlbd needs CAP_NET_ADMIN to ${what} ${dev}`);
+    if (op === 'netnsEnter') return make('LNLB_ERR_PRIV_MISSING', `${errno}: entering network namespace ${dev} needs CAP_SYS_ADMIN`);
+    return make('LNLB_ERR_PRIV_MISSING', `${errno}: ${op} was refused (${detail}): run as root or grant CAP_NET_ADMIN and CAP_NET_RAW`);
+  }
+  if (op === 'tapOpen' && syscall === 'open(/dev/net/tun)' && (errno === 'ENOENT' || errno === 'ENODEV' || errno === 'ENXIO')) {
+    return make('LNLB_ERR_DEV_SETUP', '/dev/net/tun missing: load the tun module (modprobe tun)');
+  }
+  if (errno === 'ENAMETOOLONG') {
+    const bytes = Buffer.byteLength(dev);
+    if (op === 'tapOpen') {
+      return make('LNLB_ERR_DEV_SETUP', `interface name ${dev} is ${bytes} bytes, Linux allows at most 15: pick a shorter name`);
+    }
+    return make('LNLB_ERR_DEV_NOT_FOUND', `no such device ${dev} (interface names are at most 15 bytes)`);
+  }
+  if (op === 'tapOpen' && errno === 'EBUSY') {
+    return make('LNLB_ERR_DEV_SETUP', `device ${dev} exists already (EBUSY): another process holds it; stop it or pick another name`);
+  }
+  if (op === 'tapOpen' && errno === 'EINVAL' && syscall === 'ioctl(TUNSETIFF)') {
+    return make('LNLB_ERR_DEV_SETUP', `device ${dev} exists already and is not a TAP, or the name is invalid (EINVAL): pick another name`);
+  }
+  if (op === 'netnsEnter' && errno === 'ENOENT') {
+    return make('LNLB_ERR_DEV_SETUP', `no network namespace at ${dev} (ENOENT): create it first (ip netns add)`);
+  }
+  if ((errno === 'ENODEV' || errno === 'ENXIO') && dev !== '') {
+    return make('LNLB_ERR_DEV_NOT_FOUND', `no such device ${dev}`);
+  }
+  if (errno === 'ENETDOWN') {
+    return make('LNLB_ERR_PORT_IO', `the device is down or gone (ENETDOWN in ${syscall}): bring it up (ip link set DEV up); reading resumes then`);
+  }
+  if (errno === 'EMFILE' || errno === 'ENFILE') {
+    return make('LNLB_ERR_PORT_IO', `too many open files (${errno} in ${syscall}): raise the limit (ulimit -n, LimitNOFILE=)`);
+  }
+  if (errno === 'ENOMEM' && op === 'ringOpen') {
+    return make('LNLB_ERR_PORT_IO', `no memory for the receive ring (ENOMEM in ${syscall}): lower blockCount or blockSize`);
+  }
+  if (errno === 'EBADF' || errno === 'EBADFD') {
+    return make('LNLB_ERR_PORT_IO', `${op}: ${detail}: the port was closed or never opened`);
+  }
+  if (errno === 'ENOPROTOOPT' && syscall.includes('PACKET_IGNORE_OUTGOING')) {
+    return make('LNLB_ERR_PORT_IO', 'PACKET_IGNORE_OUTGOING needs Linux 4.20 or newer: upgrade the kernel');
+  }
+  if (errno === 'EINVAL' && syscall.includes('SO_ATTACH_FILTER')) {
+    return make('LNLB_ERR_PORT_IO', `the kernel rejected the BPF filter for ${dev} (EINVAL): check the program`);
+  }
+  if (errno === 'EMSGSIZE') {
+    return make('LNLB_ERR_PORT_IO', `frame larger than the device MTU (EMSGSIZE in ${syscall}): raise the MTU or send smaller frames`);
+  }
+  return make(setupCode, `${op} failed: ${detail}`);
+}
+
+function isNativeErrorInfo(value: unknown): value is Error & NativeErrorInfo {
+  return value instanceof Error && typeof (value as Partial<NativeErrorInfo>).errno === 'string' && typeof (value as Partial<NativeErrorInfo>).syscall === 'string';
+}
+
+/** System-call failures become LnlbError; argument errors (TypeError, RangeError) pass. */
+function rethrow(op: PortOp, error: unknown): never {
+  if (isNativeErrorInfo(error)) {
+    throw toPortError(op, { errno: error.errno, syscall: error.syscall, device: error.device, message: error.message }, error);
+  }
+  throw error;
+}
+
+// ---------------------------------------------------------------------------------------
+// API. Each function is a thin try/catch: no closure per call on the hot paths.
+
+/** Creates a non-persistent TAP (IFF_TAP|IFF_NO_PI): it disappears when its fd closes. */
+export function tapOpen(name: string, opts: TapOptions = { vnetHdr: false }): TapHandle {
+  try {
+    return addon().tapOpen(name, opts);
+  } catch (error) {
+    return rethrow('tapOpen', error);
+  }
+}
+
+/** Index, MAC, MTU and flags of a device; needs no privilege. */
+export function ifInfo(name: string): IfInfo {
+  try {
+    return addon().ifInfo(name);
+  } catch (error) {
+    return rethrow('ifInfo', error);
+  }
+}
+
+export function ifSetMac(name: string, mac: Uint8Array): void {
+  try {
+    addon().ifSetMac(name, mac);
+  } catch (error) {
+    rethrow('ifSetMac', error);
+  }
+}
+
+export function ifSetUp(name: string, up: boolean): void {
+  try {
+    addon().ifSetUp(name, up);
+  } catch (error) {
+    rethrow('ifSetUp', error);
+  }
+}
+
+export function ifSetMtu(name: string, mtu: number): void {
+  try {
+    addon().ifSetMtu(name, mtu);
+  } catch (error) {
+    rethrow('ifSetMtu', error);
+  }
+}
+
+/** Sets the primary IPv4 address and netmask (SIOCSIFADDR + SIOCSIFNETMASK). */
+export function ifSetIPv4(name: string, addr: string, prefixLen: number): void {
+  try {
+    addon().ifSetIPv4(name, addr, prefixLen);
+  } catch (error) {
+    rethrow('ifSetIPv4', error);
+  }
+}
+
+/** Opens an AF_PACKET socket bound to `dev`, filter attached before any frame can arrive. */
+export function packetOpen(dev: string, opts: PacketOptions): number {
+  try {
+    return addon().packetOpen(dev, opts);
+  } catch (error) {
+    return rethrow('packetOpen', error);
+  }
+}
+
+/** Adds a TPACKET_V3 receive ring to a packet socket (before any ringRead). */
+export function ringOpen(fd: number, opts: Partial<RingOptions> = {}): void {
+  try {
+    addon().ringOpen(fd, { ...DEFAULT_RING, ...opts });
+  } catch (error) {
+    rethrow('ringOpen', error);
+  }
+}
+
+/**
+ * Copies up to maxFrames frames from the ring into dst[dstOffset, dstEnd), each start
+ * 8-aligned, and fills meta[4i..4i+3] = [offset, copied length (incl. vnet header), wire
+ * length, pkttype | META_TRUNCATED]. Waits up to timeoutMs when nothing is ready. Returns
+ * the count; 0 on timeout, and 0 at once when the next frame does not fit the window (give
+ * it at least 64 KiB + 18 bytes to always make progress).
+ */
+export function ringRead(
+  fd: number,
+  dst: Uint8Array,
+  dstOffset: number,
+  dstEnd: number,
+  meta: Uint32Array,
+  maxFrames: number,
+  timeoutMs: number,
+): number {
+  try {
+    return (loaded ?? addon()).ringRead(fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs);
+  } catch (error) {
+    return rethrow('ringRead', error);
+  }
+}
+
+export function ringStats(fd: number): RingStats {
+  try {
+    return addon().ringStats(fd);
+  } catch (error) {
+    return rethrow('ringStats', error);
+  }
+}
+
+/** Writes one frame; returns 0 when the queue is full (EAGAIN/ENOBUFS): count it as dropped. */
+export function send(fd: number, buf: Uint8Array, offset: number, length: number): number {
+  try {
+    return (loaded ?? addon()).send(fd, buf, offset, length);
+  } catch (error) {
+    return rethrow('send', error);
+  }
+}
+
+/**
+ * One write() per frame (into a TAP: each write is one frame with its vnet header).
+ * Returns how many went out; frames refused with EAGAIN/ENOBUFS/EIO/EINVAL are skipped.
+ */
+export function writeBatch(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
+  try {
+    return (loaded ?? addon()).writeBatch(fd, buf, offsets, lengths, count);
+  } catch (error) {
+    return rethrow('writeBatch', error);
+  }
+}
+
+/** Reads one frame without blocking; -1 when nothing is queued. */
+export function recv(fd: number, buf: Uint8Array, offset: number, maxLength: number): number {
+  try {
+    return (loaded ?? addon()).recv(fd, buf, offset, maxLength);
+  } catch (error) {
+    return rethrow('recv', error);
+  }
+}
+
+/** Calls onReadable on this thread's event loop whenever fd is readable. */
+export function watch(fd: number, onReadable: () => void): Watcher {
+  try {
+    return addon().watch(fd, onReadable);
+  } catch (error) {
+    return rethrow('watch', error);
+  }
+}
+
+/** Blocks up to timeoutMs for fd to become readable (or to report an error). */
+export function pollIn(fd: number, timeoutMs: number): boolean {
+  try {
+    return addon().pollIn(fd, timeoutMs);
+  } catch (error) {
+    return rethrow('pollIn', error);
+  }
+}
+
+/** Unmaps the ring if any and closes the fd (a TAP disappears, memberships are dropped). */
+export function close(fd: number): void {
+  try {
+    addon().close(fd);
+  } catch (error) {
+    rethrow('close', error);
+  }
+}
+
+/** Benchmark generator: count copies of a frame with walking IPv4 sources; sends them all. */
+export function sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number {
+  try {
+    return addon().sendBurst(fd, buf, offset, length, count, opts);
+  } catch (error) {
+    return rethrow('sendBurst', error);
+  }
+}
+
+/**
+ * Moves the calling thread into the network namespace at `path` (/run/netns/NAME,
+ * /proc/PID/ns/net). Only this thread moves; sockets and TAPs opened afterwards live
+ * there, open fds keep their namespace. Needs CAP_SYS_ADMIN.
+ */
+export function netnsEnter(path: string): void {
+  try {
+    addon().netnsEnter(path);
+  } catch (error) {
+    rethrow('netnsEnter', error);
+  }
+}
