@@ -1,0 +1,89 @@
+/**
+ * Per-frame cost without the kernel: frames replayed from memory through the dispatcher and
+ * the actors of one node of a 3-node view, in one thread. Reference in the same run: the
+ * memory source alone (copying frames into the staging buffer), so the ratio is what our
+ * classification adds on top of touching the bytes.
+ */
+
+import { sourceIpHandler } from '../src/handlers/default.js';
+import { parseMac } from '../src/net/ethernet.js';
+import { parseIPv4 } from '../src/net/ipv4.js';
+import { META_WORDS } from '../src/port/native.js';
+import { ByteRing } from '../src/shm/byte-ring.js';
+import { TrackingTable } from '../src/shm/tracking-table.js';
+import { createPublishedView, ViewReader, ViewWriter } from '../src/shm/view.js';
+import { ActorCore } from '../src/workers/actor-core.js';
+import { CounterBlock } from '../src/workers/counters.js';
+import { FrameDispatcher } from '../src/workers/dispatcher-core.js';
+import { MemoryFrameSink, MemoryFrameSource } from '../src/workers/ports.js';
+import { BENCH_VIP, udpFrame } from './frames.js';
+
+export interface ReplayResult {
+  actors: number;
+  frameBytes: number;
+  frames: number;
+  nsPerFrame: number;
+  referenceNsPerFrame: number;
+}
+
+function frameSet(count: number, frameBytes: number): Uint8Array[] {
+  const base = parseIPv4('10.1.0.0');
+  return Array.from({ length: count }, (_, i) => udpFrame(base + i, frameBytes, true));
+}
+
+function referenceNs(frames: Uint8Array[], total: number): number {
+  const source = new MemoryFrameSource(frames, total);
+  const staging = new Uint8Array(1 << 20);
+  const meta = new Uint32Array(256 * META_WORDS);
+  const start = process.hrtime.bigint();
+  while (source.read(staging, 0, staging.length - 8, meta, 256) > 0);
+  return Number(process.hrtime.bigint() - start) / total;
+}
+
+export function runReplay(actorCount: number, frameBytes: number, total: number, sources = 65536): ReplayResult {
+  const frames = frameSet(sources, frameBytes);
+  const source = new MemoryFrameSource(frames, total);
+  const sink = new MemoryFrameSink(false);
+  const counters = new CounterBlock(CounterBlock.allocate(1 + actorCount));
+  const viewMemory = ViewWriter.allocate();
+  const view = createPublishedView();
+  view.accepting = true;
+  view.selfId = 1;
+  view.nodeCount = 3;
+  view.ids.set([1, 2, 3]);
+  view.weights.set([1, 1, 1]);
+  new ViewWriter(viewMemory).publish(view);
+  const rings = Array.from({ length: actorCount }, () => new ByteRing(ByteRing.allocate(8 << 20)));
+  const dispatcher = new FrameDispatcher({
+    source,
+    rings,
+    counters: counters.row(0),
+    vnetHdr: true,
+    vip: parseIPv4(BENCH_VIP),
+    clusterMac: new Uint8Array([2, 0, 10, 0, 0, 100]),
+    ownMac: parseMac('02:00:00:00:00:01'),
+    handlers: [sourceIpHandler],
+  });
+  const capacity = 1 << 17;
+  const actors = rings.map(
+    (ring, i) =>
+      new ActorCore({
+        ring,
+        sink,
+        trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(capacity), capacity, idleTimeoutSeconds: 1800 })],
+        view: new ViewReader(viewMemory),
+        counters: counters.row(1 + i),
+      }),
+  );
+  const run = (): void => {
+    while (dispatcher.pollOnce(0) > 0) for (const a of actors) a.processAvailable(1000);
+  };
+  // Warm-up: the JIT, and the steady state in which every source is already tracked.
+  source.remaining = sources * 2;
+  run();
+  source.remaining = total;
+  const start = process.hrtime.bigint();
+  run();
+  const ns = Number(process.hrtime.bigint() - start) / total;
+  return { actors: actorCount, frameBytes, frames: total, nsPerFrame: ns, referenceNsPerFrame: referenceNs(frames, total) };
+}
