@@ -58,6 +58,8 @@ const AtomicsAsync = Atomics as unknown as {
 
 export type RingWaitResult = 'ok' | 'timed-out' | 'not-equal';
 
+function noop(): void {}
+
 export class ByteRing {
   readonly sab: SharedArrayBuffer;
   /** The control words (layout.ts RING_*), for counters of the ring's user. */
@@ -261,10 +263,15 @@ export class ByteRing {
    * 'timed-out', or 'not-equal' (a commit landed between our load and the wait). SLEEPING is
    * cleared once the wait ends.
    *
+   * A pending Atomics.waitAsync does not keep Node's event loop alive (a script or worker whose
+   * only work is the wait would just exit), so with `keepAlive` (the default) a ref'd timer is
+   * held until the wait ends. V8 may end a timed wait a few milliseconds early; the timeout is
+   * for idle housekeeping, not for timekeeping.
+   *
    * Ended by the Atomics.notify in commit() above; see there for the ordering argument
    * (store SLEEPING=1 then load HEAD here, store HEAD then load SLEEPING there, all seq-cst).
    */
-  waitAsync(timeoutMs = Infinity): Promise<RingWaitResult> | null {
+  waitAsync(timeoutMs = Infinity, keepAlive = true): Promise<RingWaitResult> | null {
     const control = this.control;
     this.endRead();
     Atomics.store(control, RING_SLEEPING, 1);
@@ -278,7 +285,9 @@ export class ByteRing {
       Atomics.store(control, RING_SLEEPING, 0);
       return Promise.resolve(r.value);
     }
+    const keep = keepAlive ? setInterval(noop, 0x3fff_ffff) : undefined;
     return r.value.then((v) => {
+      if (keep !== undefined) clearInterval(keep);
       Atomics.store(control, RING_SLEEPING, 0);
       if (v === 'ok') Atomics.add(control, RING_WAKEUPS, 1);
       return v;
