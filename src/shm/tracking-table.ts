@@ -82,18 +82,19 @@ export class TrackingTable {
   }
 
   /** A SharedArrayBuffer holding one table of `capacity` entries, initialised. */
-  static allocate(capacity: number): SharedArrayBuffer {
+  static allocate(capacity: number, seed?: number): SharedArrayBuffer {
     const sab = new SharedArrayBuffer(TrackingTable.byteLength(capacity));
-    new TrackingTable(sab, 0, capacity);
+    new TrackingTable(sab, 0, capacity, seed);
     return sab;
   }
 
   /**
    * Attaches to the table at `byteOffset` (a multiple of 8) of `sab`. With `capacity` on a
    * zeroed region it initialises the table (do it once, before sharing the SAB); on an
-   * initialised table `capacity` may be omitted and must otherwise match.
+   * initialised table `capacity` may be omitted and must otherwise match. `seed` (for
+   * reproducible tests) replaces the random hash seed of a new table.
    */
-  constructor(sab: SharedArrayBuffer, byteOffset = 0, capacity?: number) {
+  constructor(sab: SharedArrayBuffer, byteOffset = 0, capacity?: number, seed?: number) {
     if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 8 !== 0) {
       throw new RangeError(`tracking table offset must be a multiple of 8, got ${byteOffset}`);
     }
@@ -106,7 +107,7 @@ export class TrackingTable {
         throw new RangeError(`a tracking table of ${capacity} entries does not fit at offset ${byteOffset}`);
       }
       header[TT_CAPACITY] = capacity;
-      header[TT_SEED] = (Math.random() * 0x1_0000_0000) | 0;
+      header[TT_SEED] = seed ?? ((Math.random() * 0x1_0000_0000) | 0);
       Atomics.store(header, TT_MAGIC_WORD, TT_MAGIC);
     } else if (capacity !== undefined && header[TT_CAPACITY] !== capacity) {
       throw new RangeError(`tracking table at offset ${byteOffset} has capacity ${header[TT_CAPACITY]}, not ${capacity}`);
