@@ -495,7 +495,7 @@ std::unordered_map<int, std::shared_ptr<Ring>> g_rings;
 std::shared_ptr<Ring> FindRing(Napi::Env env, int fd, const char* syscall) {
   std::lock_guard<std::mutex> lock(g_ringsMu);
   auto it = g_rings.find(fd);
-  if (it == g_rings.end()) ThrowErrno(env, EBADFD, syscall, "fd " + std::to_string(fd) + " (no ring: call ringOpen)");
+  if (it == g_rings.end()) ThrowErrno(env, EBADFD, syscall);  // no ring on this fd
   return it->second;
 }
 
@@ -510,7 +510,7 @@ void RingOpen(const Napi::CallbackInfo& info) {
   if (blockSize % page != 0) ThrowRange(env, "blockSize must be a multiple of the page size");
 
   std::lock_guard<std::mutex> lock(g_ringsMu);
-  if (g_rings.count(fd) != 0) ThrowErrno(env, EBUSY, "ringOpen", "fd " + std::to_string(fd));
+  if (g_rings.count(fd) != 0) ThrowErrno(env, EBUSY, "ringOpen");  // one ring per socket
 
   int version = TPACKET_V3;
   SetSockOpt(env, fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version, "setsockopt(PACKET_VERSION)", "");

@@ -262,6 +262,12 @@ export function toPortError(op: PortOp, info: NativeErrorInfo, cause?: unknown):
   if (errno === 'ENOMEM' && op === 'ringOpen') {
     return make('LNLB_ERR_PORT_IO', `no memory for the receive ring (ENOMEM in ${syscall}): lower blockCount or blockSize`);
   }
+  if (errno === 'EBADFD' && (op === 'ringRead' || op === 'ringStats')) {
+    return make('LNLB_ERR_PORT_IO', `${op}: the socket has no receive ring (EBADFD): call ringOpen first, and do not use the fd after close`);
+  }
+  if (errno === 'EBUSY' && op === 'ringOpen') {
+    return make('LNLB_ERR_PORT_IO', 'ringOpen: the socket has a receive ring already (EBUSY): open it once per socket');
+  }
   if (errno === 'EBADF' || errno === 'EBADFD') {
     return make('LNLB_ERR_PORT_IO', `${op}: ${detail}: the port was closed or never opened`);
   }

@@ -320,6 +320,36 @@ serial('ringRead resumes inside a block when dst or maxFrames is small', (t) => 
   closeFd(tx);
 });
 
+serial('a ring socket reports its link going down (ENETDOWN) once, then reads again after it comes back', (t) => {
+  const rx = inNs(nsB, () =>
+    track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: false, filter: etherTypeFilter(TYPE_WANTED), vnetHdr: false, ignoreOutgoing: true })),
+  );
+  port.ringOpen(rx, { blockSize: 1 << 16, blockCount: 4, retireTimeoutMs: 1 });
+  t.throws(() => port.ringOpen(rx, {}), { instanceOf: LnlbError, message: /has a receive ring already/ });
+  const dst = new Uint8Array(1 << 16);
+  const meta = new Uint32Array(64);
+  inNs(nsB, () => port.ifSetUp(devB, false));
+  try {
+    t.false(inNs(nsB, () => port.ifInfo(devB)).running);
+    const down = t.throws(() => port.ringRead(rx, dst, 0, dst.length, meta, 16, 200), { instanceOf: LnlbError });
+    t.is(down?.code, 'LNLB_ERR_PORT_IO');
+    t.is(down?.errno, 'ENETDOWN');
+    t.is(port.ringRead(rx, dst, 0, dst.length, meta, 16, 50), 0, 'reported once, then a plain timeout');
+  } finally {
+    inNs(nsB, () => port.ifSetUp(devB, true));
+  }
+  const end = Date.now() + 3000;
+  while (!inNs(nsA, () => port.ifInfo(devA)).running && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  const tx = senderA();
+  const frame = testFrame(TYPE_WANTED, 80, 3);
+  sendAll(tx, [frame]);
+  const { frames } = readFrames(rx, 1);
+  t.is(frames.length, 1, 'frames flow again on the same socket');
+  t.is(hex(frames[0]?.bytes ?? new Uint8Array()), hex(frame));
+  closeFd(rx);
+  closeFd(tx);
+});
+
 serial('a worker thread loads the addon and reads a ring opened on the main thread into shared memory', async (t) => {
   const rx = inNs(nsB, () =>
     track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: false, filter: etherTypeFilter(TYPE_WANTED), vnetHdr: false, ignoreOutgoing: true })),

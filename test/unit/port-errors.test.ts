@@ -76,7 +76,8 @@ test('I/O on a closed fd is LNLB_ERR_PORT_IO; reading a ring that was never open
   t.is(write?.errno, 'EBADF');
   const read = t.throws(() => port.ringRead(1_000_000, buf, 0, 64, new Uint32Array(4), 1, 0), { instanceOf: LnlbError });
   t.is(read?.code, 'LNLB_ERR_PORT_IO');
-  t.regex(read?.message ?? '', /call ringOpen/);
+  t.is(read?.errno, 'EBADFD');
+  t.regex(read?.message ?? '', /has no receive ring \(EBADFD\): call ringOpen first/);
 });
 
 test('argument mistakes stay TypeError/RangeError, not LnlbError', (t) => {
