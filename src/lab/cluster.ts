@@ -70,6 +70,14 @@ export interface TakeoverReport {
   worstMs: number;
 }
 
+export interface PingTakeover {
+  /** Per source: the first echo reply, in ms after `sinceEpochMs`. */
+  firstReplyMs: Map<string, number>;
+  unanswered: string[];
+  /** The last source's first reply (the failover figure). */
+  worstMs: number;
+}
+
 export class ClusterLab {
   private readonly daemons = new Map<string, LabProcess>();
   private readonly servers = new Map<string, LabProcess>();
@@ -212,7 +220,7 @@ export class ClusterLab {
     await Promise.all(
       sources.map(async (source) => {
         while (performance.now() < deadline) {
-          const served = await this.servedBy(source, { maxTimeS: 2, connectTimeoutS: 0.3 });
+          const served = await this.servedBy(source, { maxTimeS: 2, connectTimeoutS: 0.2 });
           if ('node' in served && allowedNodes.includes(served.node)) {
             answered.set(source, { node: served.node, afterMs: performance.now() - since });
             return;
@@ -224,6 +232,27 @@ export class ClusterLab {
     const unanswered = sources.filter((source) => !answered.has(source));
     const worstMs = Math.max(0, ...[...answered.values()].map((a) => a.afterMs));
     return { answered, unanswered, worstMs };
+  }
+
+  /**
+   * Pings `target` from each source every 20 ms until the first echo reply, and reports when it
+   * came (ping -D wall-clock stamps), in ms after `sinceEpochMs`: a failover figure with 20 ms
+   * resolution, where a TCP connect can only be retried after its timeout.
+   */
+  async waitPingAnswered(sources: readonly string[], target: string, sinceEpochMs: number, timeoutMs: number): Promise<PingTakeover> {
+    const deadlineS = String(Math.ceil(timeoutMs / 1000));
+    const firstReplyMs = new Map<string, number>();
+    await Promise.all(
+      sources.map(async (source) => {
+        // With -w, `-c 1` means "until one reply": ping keeps sending every -i until then.
+        const argv = ['ping', '-n', '-D', '-c', '1', '-i', '0.02', '-w', deadlineS, '-I', source, target];
+        const result = await this.lab.exec('client', argv, { timeoutMs: timeoutMs + 5000 });
+        const stamp = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(result.stdout);
+        if (stamp?.[1] !== undefined) firstReplyMs.set(source, Number(stamp[1]) * 1000 - sinceEpochMs);
+      }),
+    );
+    const unanswered = sources.filter((source) => !firstReplyMs.has(source));
+    return { firstReplyMs, unanswered, worstMs: Math.max(0, ...firstReplyMs.values()) };
   }
 
   /** A real ping from the client namespace with the given source address. */

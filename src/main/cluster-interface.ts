@@ -81,7 +81,10 @@ export class ClusterInterface {
       vnetHdr: VNET_HDR,
       ignoreOutgoing: true,
     });
-    port.ringOpen(this.#dataFd, { blockSize: 1 << 20, blockCount: 16, retireTimeoutMs: 1 });
+    // At low load each block is handed over after retireTimeoutMs, so the ring holds about
+    // blockCount × 1 ms of a stalled reader: 128 blocks ride out a 128 ms pause. 256 KiB still
+    // holds several 64 KiB GSO frames.
+    port.ringOpen(this.#dataFd, { blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 });
     this.#datapath = await Datapath.start({
       dataFd: this.#dataFd,
       tapFd: this.#tapFd,
@@ -91,6 +94,7 @@ export class ClusterInterface {
       clusterMac: this.#clusterMac,
       ownMac: this.#ownMac,
       onError: (message) => this.#fatal(message),
+      onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
     });
 
     const membership = new Membership({

@@ -23,6 +23,7 @@ export const DispatcherCounter = {
   dropRingFull: 9,
   dropTruncated: 10,
   kernelDrops: 11,
+  linkDownEvents: 12,
 } as const;
 
 /** Actor rows. */

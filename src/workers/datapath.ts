@@ -26,6 +26,8 @@ export interface DatapathOptions {
   trackerCapacity?: number;
   idleTimeoutSeconds?: number;
   onError(message: string): void;
+  /** The bound device went down (the datapath resumes by itself when it is back). */
+  onLinkDown?(): void;
 }
 
 export interface DatapathCounters {
@@ -140,6 +142,7 @@ export class Datapath {
     for (const worker of [dispatcher, ...actors]) {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(m.message);
+        else if (m.type === 'link-down') options.onLinkDown?.();
       });
       worker.on('exit', (code) => {
         if (!datapath.#stopping) options.onError(`a datapath thread exited unexpectedly (code ${code})`);

@@ -5,6 +5,7 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { isLnlbError } from '../errors.js';
 import { sourceIpHandler } from '../handlers/default.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { CounterBlock, DispatcherCounter } from './counters.js';
@@ -37,7 +38,15 @@ function run(data: DispatcherData): void {
   post({ type: 'ready' });
   let batches = 0;
   while (Atomics.load(stop, 0) === 0) {
-    dispatcher.pollOnce(POLL_MS);
+    try {
+      dispatcher.pollOnce(POLL_MS);
+    } catch (err) {
+      // The port reports a link going down once (ENETDOWN) and resumes when it is back: a
+      // fact to count and log, not a reason to stop the datapath.
+      if (!isLnlbError(err) || err.errno !== 'ENETDOWN') throw err;
+      counters[DispatcherCounter.linkDownEvents]!++;
+      post({ type: 'link-down' });
+    }
     if (++batches % STATS_EVERY === 0) counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
   }
   counters[DispatcherCounter.kernelDrops] = source.kernelDrops();

@@ -36,5 +36,6 @@ export type MainToActor = { type: 'node-died'; id: number } | { type: 'stop' };
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'stopped' }
+  | { type: 'link-down' }
   | { type: 'purged'; id: number; entries: number }
   | { type: 'error'; message: string; code?: string };
