@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// The project's own standing rules, checked after the type check (`npm run lint`):
+// - one direction of imports: main → workers → handlers/cluster/shm/net; net and shm import
+//   nothing of ours but errors.ts;
+// - no `any` in our own code;
+// - relative imports end in `.js` (ESM, NodeNext);
+// - no focused or skipped tests left behind.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const ALLOWED = {
+  net: ['net', 'errors.ts'],
+  shm: ['shm', 'errors.ts'],
+  cluster: ['cluster', 'net', 'errors.ts'],
+  handlers: ['handlers', 'shm', 'net', 'cluster', 'errors.ts'],
+  port: ['port', 'errors.ts'],
+  workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts'],
+  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts', 'index.ts'],
+  lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
+};
+
+function walk(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...walk(path));
+    else if (path.endsWith('.ts')) out.push(path);
+  }
+  return out;
+}
+
+const problems = [];
+for (const file of [...walk('src'), ...walk('test'), ...walk('bench'), ...walk('demo')]) {
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  lines.forEach((line, i) => {
+    const where = `${file}:${i + 1}`;
+    if (/(:\s*any\b|\bas any\b|<any>)/.test(line)) problems.push(`${where}: 'any' in our own code`);
+    const imp = /from '(\.{1,2}\/[^']+)'/.exec(line);
+    if (imp && !imp[1].endsWith('.js')) problems.push(`${where}: relative import '${imp[1]}' must end in .js`);
+    if (file.startsWith('test') && /\b(test|it|describe)\.(only|skip|todo)\(|\.failing\(/.test(line)) {
+      problems.push(`${where}: focused, skipped or failing-marked test`);
+    }
+    if (file.startsWith('src/') && imp) {
+      const area = relative('src', file).split('/')[0];
+      const target = relative('src', join(file, '..', imp[1])).split('/')[0].replace(/\.js$/, '.ts');
+      const allowed = ALLOWED[area];
+      if (allowed && !allowed.includes(target)) problems.push(`${where}: src/${area} must not import src/${target}`);
+    }
+  });
+}
+if (problems.length > 0) {
+  console.error(problems.join('\n'));
+  console.error(`\n${problems.length} problem(s)`);
+  process.exit(1);
+}
+console.log('lint: imports, any, .only/.skip: clean');
