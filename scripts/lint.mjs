@@ -15,7 +15,7 @@ const ALLOWED = {
   handlers: ['handlers', 'shm', 'net', 'cluster', 'errors.ts'],
   port: ['port', 'errors.ts'],
   workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts'],
-  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts', 'index.ts'],
+  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts'],
   lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
 };
 
