@@ -5,6 +5,7 @@
  */
 
 import { controlFilter } from '../net/bpf.js';
+import { readU32, writeU32 } from '../net/bytes.js';
 import {
   createDecodedMessage,
   decodeMessage,
@@ -109,10 +110,7 @@ export class ControlChannel {
       at = 2;
     }
     if (incarnation !== undefined) {
-      out[at] = incarnation >>> 24;
-      out[at + 1] = incarnation >>> 16;
-      out[at + 2] = incarnation >>> 8;
-      out[at + 3] = incarnation;
+      writeU32(out, at, incarnation);
       at += INCARNATION_BYTES;
     }
     return at === 0 ? undefined : out.subarray(0, at);
@@ -143,7 +141,7 @@ export class ControlChannel {
       this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
       const at = m.weight >= 0 ? 2 : 0;
       const d = m.dataOffset + at;
-      const incarnation = m.dataLength >= at + INCARNATION_BYTES ? ((rx[d]! << 24) | (rx[d + 1]! << 16) | (rx[d + 2]! << 8) | rx[d + 3]!) >>> 0 : 0;
+      const incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, d) : 0;
       this.#onMessage(m.type as MessageType, formatMac(rx, 6), m.weight, incarnation);
     }
   }

@@ -11,6 +11,7 @@
  * the cluster MAC and keep flooding frames for it to every node.
  */
 import { BROADCAST_MAC, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_TYPE_OFFSET, ETH_ZLEN, copyMac, writeEthernetHeader } from './ethernet.js';
+import { readU32, writeU32 } from './bytes.js';
 
 export const ARP_HRD_ETHER = 1;
 export const ARP_OP_REQUEST = 1;
@@ -60,16 +61,7 @@ export function createArpResult(): ArpResult {
   return { fields: new Uint32Array(3), senderMac: new Uint8Array(6), targetMac: new Uint8Array(6) };
 }
 
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-}
 
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = v >>> 16;
-  buf[off + 2] = v >>> 8;
-  buf[off + 3] = v;
-}
 
 /**
  * Parses an Ethernet/IPv4 ARP request or reply of `len` bytes at `l2Off` into `out`.

@@ -22,6 +22,7 @@
  * subarray the CRC is computed over.
  */
 import { crc32 } from 'node:zlib';
+import { readU32, writeU32 } from './bytes.js';
 
 export enum MessageType {
   JOIN = 1,
@@ -115,16 +116,7 @@ function carriesWeight(type: number): boolean {
   return type === MessageType.HEARTBEAT || type === MessageType.RETRASM;
 }
 
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = v >>> 16;
-  buf[off + 2] = v >>> 8;
-  buf[off + 3] = v;
-}
 
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-}
 
 function checkU32(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`${name} must be a u32, got ${v}`);

@@ -11,6 +11,7 @@
  * frame is a verdict, never an exception, and nothing is allocated.
  */
 import { ETH_HLEN, ETH_P_IP, ETH_TYPE_OFFSET } from './ethernet.js';
+import { readU32, writeU32 } from './bytes.js';
 
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
@@ -164,16 +165,7 @@ export function writeIPv4Header(buf: Uint8Array, off: number, h: IPv4HeaderField
   return off + IPV4_MIN_HEADER;
 }
 
-function writeU32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v >>> 24;
-  buf[off + 1] = v >>> 16;
-  buf[off + 2] = v >>> 8;
-  buf[off + 3] = v;
-}
 
-function readU32(buf: Uint8Array, off: number): number {
-  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-}
 
 /**
  * Reads the Ethernet + IPv4 (+ TCP/UDP ports) headers of the frame of `len` bytes starting at
