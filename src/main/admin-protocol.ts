@@ -50,6 +50,8 @@ export interface InterfaceStatusJson {
   bind: string;
   clusterMac: string;
   converged: boolean;
+  /** converging: the first round is not complete (accepting nothing); stopping: leaving. */
+  state: 'converging' | 'converged' | 'stopping';
   workers: number;
   nodes: NodeStatusJson[];
   counters: InterfaceCounters;

@@ -190,6 +190,7 @@ export class ClusterInterface {
       bind: o.bind,
       clusterMac: formatMac(this.#clusterMac),
       converged: this.#membership?.accepting ?? false,
+      state: this.#stopped ? 'stopping' : this.#membership?.accepting ? 'converged' : 'converging',
       workers: o.workers,
       nodes: nodes.map((n) => ({ mac: n.mac, status: n.status, weight: n.weight, self: n.self })),
       counters: {

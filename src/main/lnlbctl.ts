@@ -11,7 +11,7 @@ async function main(argv: string[]): Promise<void> {
     .description('control and inspect a running lnlbd')
     .option('--run-dir <dir>', "the daemon's run directory", '/run/lnlb')
     .exitOverride()
-    .configureOutput({ writeErr: () => undefined });
+    .configureOutput({ outputError: () => undefined });
   program
     .command('status')
     .description('members of each cluster interface, with their status and weight')
@@ -25,17 +25,11 @@ async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') {
-        process.stdout.write(program.helpInformation());
-        return;
-      }
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return;
       process.stderr.write(`lnlbctl: ${err.message.replace(/^error: /, '')}\n`);
       process.exit(2);
     }
     throw err;
-  }
-  if (argv.length === 0) {
-    process.stdout.write(program.helpInformation());
   }
 }
 

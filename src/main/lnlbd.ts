@@ -18,7 +18,7 @@ function parseCommandLine(argv: string[]): DaemonOptions {
   const program = new Command('lnlbd')
     .description('lnlb daemon: share one IP address across hosts, each taking its own share of clients')
     .exitOverride()
-    .configureOutput({ writeErr: () => undefined }) // we print one line ourselves
+    .configureOutput({ outputError: () => undefined }) // we print one line ourselves
     .allowExcessArguments(false);
   for (const spec of DAEMON_OPTIONS) {
     const fallback = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
@@ -29,10 +29,7 @@ function parseCommandLine(argv: string[]): DaemonOptions {
     program.parse(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') {
-        process.stdout.write(program.helpInformation());
-        process.exit(0);
-      }
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') process.exit(0); // commander printed it
       throw lnlbError('LNLB_ERR_CLI_BAD_FLAG', err.message.replace(/^error: /, ''));
     }
     throw err;
