@@ -7,7 +7,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { ClusterLab } from '../src/lab/cluster.js';
-import type { InterfaceCounters, StatusJson } from '../src/main/admin-protocol.js';
+import type { InterfaceCounters } from '../src/main/admin-protocol.js';
 
 export interface WireResult {
   nodes: number;
@@ -22,8 +22,7 @@ export interface WireResult {
 }
 
 async function counters(lab: ClusterLab, node: string): Promise<InterfaceCounters> {
-  const status = (await lab.status(node)) as unknown as StatusJson;
-  return status.interfaces[0]!.counters;
+  return (await lab.status(node)).interfaces[0]!.counters;
 }
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));

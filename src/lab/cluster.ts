@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { lnlbError } from '../errors.js';
 import { Lab, hasExited, tail, waitExit, type LabProcess } from './netns.js';
+import type { StatusJson } from '../main/admin-protocol.js';
 
 export const VIP = '10.0.0.100';
 /** Fast failure detection, so the tests and the demo see a failover within seconds. */
@@ -37,17 +38,8 @@ export interface ClusterLabOptions {
   clientAddresses?: number;
 }
 
-/** `lnlbctl status --json`, as far as the lab reads it. */
-export interface DaemonStatus {
-  interfaces: Array<{
-    name: string;
-    vip: string;
-    bind: string;
-    clusterMac: string;
-    converged?: boolean;
-    nodes: Array<{ mac: string; status: string; weight: number; self: boolean }>;
-  }>;
-}
+/** `lnlbctl status --json`: the daemon's own type. */
+export type DaemonStatus = StatusJson;
 
 export type CurlResult = { ok: true; body: string } | { ok: false; error: string };
 /** Which node answered a request from one source address, or why nobody did. */

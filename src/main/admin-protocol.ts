@@ -42,6 +42,10 @@ export interface InterfaceCounters {
   arpReplies: number;
   trackedEntries: number;
   kernelDrops: number;
+  /** Control messages by type, and rejected ones by reason (bad CRC, other cluster, ...). */
+  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
+  /** Nodes refused because the node table was full. */
+  nodeTableFull: number;
 }
 
 export interface InterfaceStatusJson {

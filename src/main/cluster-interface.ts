@@ -200,6 +200,8 @@ export class ClusterInterface {
         arpReplies: counters?.arpReplies ?? 0,
         trackedEntries: counters?.trackedEntries ?? 0,
         kernelDrops: counters?.kernelDrops ?? 0,
+        control: this.#control?.counters ?? { received: {}, sent: {}, rejected: {} },
+        nodeTableFull: this.#membership?.tableFull ?? 0,
       },
     };
   }

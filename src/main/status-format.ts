@@ -21,6 +21,8 @@ export function formatStatus(status: StatusJson): string {
       .join(', ');
     out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
+    const rejected = Object.entries(c.control.rejected).map(([why, n]) => `${why} ${n}`).join(', ');
+    if (rejected) out.push(`  control messages rejected: ${rejected}`);
   }
   return `${out.join('\n')}\n`;
 }

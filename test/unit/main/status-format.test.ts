@@ -1,0 +1,45 @@
+import test from 'ava';
+import type { StatusJson } from '../../../src/main/admin-protocol.js';
+import { formatStatus } from '../../../src/main/status-format.js';
+
+const status: StatusJson = {
+  interfaces: [
+    {
+      name: 'nlb0',
+      vip: '10.0.0.100',
+      bind: 'eth0',
+      clusterMac: '02:00:0a:00:00:64',
+      converged: true,
+      state: 'converged',
+      workers: 2,
+      nodes: [
+        { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false },
+        { mac: '02:00:00:00:00:02', status: 'OK', weight: 12, self: true },
+      ],
+      counters: {
+        framesSeen: 10,
+        framesAccepted: 4,
+        framesDropped: { otherNode: 6, ringFull: 0 },
+        arpReplies: 1,
+        trackedEntries: 3,
+        kernelDrops: 0,
+        control: { received: { HEARTBEAT: 5 }, sent: { HEARTBEAT: 5 }, rejected: { BAD_CRC: 2 } },
+        nodeTableFull: 0,
+      },
+    },
+  ],
+};
+
+test('human status: one line per node in aligned columns, this node marked, drops by reason', (t) => {
+  const text = formatStatus(status);
+  const lines = text.split('\n');
+  t.regex(lines[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, converged, 2 worker\(s\)$/);
+  const rows = lines.filter((l) => /^\s+02:00/.test(l));
+  t.is(rows.length, 2);
+  t.is(rows[0]!.indexOf('OK'), rows[1]!.indexOf('OK'), 'columns aligned');
+  t.true(rows[1]!.endsWith('(this node)'));
+  t.false(rows[0]!.includes('(this node)'));
+  t.true(text.includes('dropped: otherNode 6'));
+  t.false(text.includes('ringFull'), 'zero counters are not listed');
+  t.true(text.includes('control messages rejected: BAD_CRC 2'));
+});
