@@ -257,6 +257,23 @@ export class ByteRing {
   }
 
   /**
+   * The consumer's half of the sleep handshake: release what was read, say "sleeping", then
+   * re-read head. Returns the head to wait on, or null (and clears the flag) when records
+   * arrived meanwhile — the commit that raced with us will not notify, so we must not wait.
+   */
+  private announceSleep(): number | null {
+    const control = this.control;
+    this.endRead();
+    Atomics.store(control, RING_SLEEPING, 1);
+    const head = Atomics.load(control, RING_HEAD);
+    if (head !== this.readPos) {
+      Atomics.store(control, RING_SLEEPING, 0);
+      return null;
+    }
+    return head;
+  }
+
+  /**
    * Sleeps until the producer commits, without losing a racing commit. Releases what was
    * read (endRead), sets SLEEPING, re-reads HEAD and returns null if records are already there.
    * Otherwise returns the promise of an Atomics.waitAsync on HEAD: 'ok' (woken by commit()),
@@ -273,13 +290,8 @@ export class ByteRing {
    */
   waitAsync(timeoutMs = Infinity, keepAlive = true): Promise<RingWaitResult> | null {
     const control = this.control;
-    this.endRead();
-    Atomics.store(control, RING_SLEEPING, 1);
-    const head = Atomics.load(control, RING_HEAD);
-    if (head !== this.readPos) {
-      Atomics.store(control, RING_SLEEPING, 0);
-      return null;
-    }
+    const head = this.announceSleep();
+    if (head === null) return null;
     const r = AtomicsAsync.waitAsync(control, RING_HEAD, head, timeoutMs);
     if (!r.async) {
       Atomics.store(control, RING_SLEEPING, 0);
@@ -302,13 +314,8 @@ export class ByteRing {
    */
   waitSync(timeoutMs = Infinity): RingWaitResult | null {
     const control = this.control;
-    this.endRead();
-    Atomics.store(control, RING_SLEEPING, 1);
-    const head = Atomics.load(control, RING_HEAD);
-    if (head !== this.readPos) {
-      Atomics.store(control, RING_SLEEPING, 0);
-      return null;
-    }
+    const head = this.announceSleep();
+    if (head === null) return null;
     const v = Atomics.wait(control, RING_HEAD, head, timeoutMs);
     Atomics.store(control, RING_SLEEPING, 0);
     if (v === 'ok') Atomics.add(control, RING_WAKEUPS, 1);
