@@ -52,6 +52,7 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
   view.nodeCount = 3;
   view.ids.set([1, 2, 3]);
   view.weights.set([1, 1, 1]);
+  view.macs.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3]);
   new ViewWriter(viewMemory).publish(view);
   const rings = Array.from({ length: actorCount }, () => new ByteRing(ByteRing.allocate(8 << 20)));
   const dispatcher = new FrameDispatcher({

@@ -93,6 +93,7 @@ export class ClusterInterface {
       vip: this.#vip,
       clusterMac: this.#clusterMac,
       ownMac: this.#ownMac,
+      election: o.election,
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
     });

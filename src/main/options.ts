@@ -6,6 +6,7 @@
  */
 
 import { lnlbError } from '../errors.js';
+import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -20,6 +21,7 @@ export interface DaemonOptions {
   heartbeatMs: number;
   deadAfterMs: number;
   logLevel: LogLevel;
+  election: ElectionName;
 }
 
 interface OptionSpec<K extends keyof DaemonOptions> {
@@ -77,6 +79,13 @@ export const DAEMON_OPTIONS = [
     description: `log level: ${LOG_LEVELS.join(', ')}`,
     default: 'info',
     parse: (raw: string, flag: string) => ((LOG_LEVELS as readonly string[]).includes(raw) ? (raw as LogLevel) : badFlag(flag, `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+  {
+    key: 'election',
+    flag: '--election <rule>',
+    description: `who gets a new client: rendezvous (weighted consistent hash: a join or a death moves only the clients it must) or lnlb (the original's mod-sum walk)`,
+    default: 'rendezvous',
+    parse: (raw: string, flag: string) => ((ELECTIONS as readonly string[]).includes(raw) ? (raw as ElectionName) : badFlag(flag, `expected one of ${ELECTIONS.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
 ] as const satisfies readonly OptionSpec<keyof DaemonOptions>[];
 

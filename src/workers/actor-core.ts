@@ -10,7 +10,7 @@
  * death takes effect the moment the view is published, before the purge message arrives.
  */
 
-import { LnlbElection, type Election } from '../cluster/election.js';
+import { RendezvousElection, type Election } from '../cluster/election.js';
 import type { Tracker } from '../handlers/handler.js';
 import type { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, type PublishedView, type ViewReader } from '../shm/view.js';
@@ -55,7 +55,7 @@ export class ActorCore {
     this.#trackers = config.trackers;
     this.#viewReader = config.view;
     this.#c = config.counters;
-    this.#election = config.election ?? new LnlbElection();
+    this.#election = config.election ?? new RendezvousElection();
   }
 
   get accepting(): boolean {
@@ -149,7 +149,7 @@ export class ActorCore {
     this.#viewReader.read(view);
     for (let i = 0; i < this.#live.length; i++) this.#live[i] = 0;
     for (let i = 0; i < view.nodeCount; i++) this.#live[view.ids[i]!] = 1;
-    this.#election.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.weights });
+    this.#election.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.weights, macs: view.macs });
     this.#selfId = view.selfId;
     this.#accepting = view.accepting;
     this.#generation = view.generation;

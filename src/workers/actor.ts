@@ -6,6 +6,7 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { createElection } from '../cluster/election.js';
 import { sourceIpHandler } from '../handlers/default.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
@@ -38,6 +39,7 @@ async function run(data: ActorData): Promise<void> {
     trackers: [tracker],
     view: new ViewReader(data.view),
     counters: new CounterBlock(data.counters).row(1 + data.index),
+    election: createElection(data.election),
   });
   let running = true;
   parentPort?.on('message', (message: MainToActor) => {

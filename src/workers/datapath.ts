@@ -5,6 +5,7 @@
  */
 
 import { Worker } from 'node:worker_threads';
+import type { ElectionName } from '../cluster/election.js';
 import { lnlbError } from '../errors.js';
 import { sourceIpHandler, DEFAULT_IDLE_TIMEOUT_SECONDS } from '../handlers/default.js';
 import { ByteRing } from '../shm/byte-ring.js';
@@ -25,6 +26,7 @@ export interface DatapathOptions {
   /** Tracked entries per actor shard (power of two). */
   trackerCapacity?: number;
   idleTimeoutSeconds?: number;
+  election: ElectionName;
   onError(message: string): void;
   /** The bound device went down (the datapath resumes by itself when it is back). */
   onLinkDown?(): void;
@@ -110,6 +112,7 @@ export class Datapath {
         tracker: new SharedArrayBuffer(sourceIpHandler.trackerBytes(capacity)),
         trackerCapacity: capacity,
         idleTimeoutSeconds: options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
+        election: options.election,
         view: viewMemory,
         counters: counterMemory,
       };

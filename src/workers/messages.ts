@@ -1,3 +1,5 @@
+import type { ElectionName } from '../cluster/election.js';
+
 /**
  * Every message the main thread and the datapath threads send each other (piscina's
  * src/types.ts habit): control only, never per frame. Frames move through shared rings.
@@ -27,6 +29,7 @@ export interface ActorData {
   tracker: SharedArrayBuffer;
   trackerCapacity: number;
   idleTimeoutSeconds: number;
+  election: ElectionName;
   view: SharedArrayBuffer;
   counters: SharedArrayBuffer;
 }

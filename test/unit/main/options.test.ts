@@ -4,7 +4,7 @@ import { LnlbError } from '../../../src/errors.js';
 
 test('defaults fill in what is not given', (t) => {
   const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100' });
-  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb0', runDir: '/run/lnlb', workers: 2, logLevel: 'info' });
+  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb0', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous' });
 });
 
 const badCases: [string, Record<string, string>, RegExp][] = [
@@ -16,6 +16,7 @@ const badCases: [string, Record<string, string>, RegExp][] = [
   ['device name too long', { bind: 'eth0-with-a-long-name', vip: '10.0.0.1' }, /^--bind: expected a device name of 1 to 15/],
   ['dead-after not above heartbeat', { bind: 'eth0', vip: '10.0.0.1', heartbeatMs: '500', deadAfterMs: '500' }, /^--dead-after-ms: must be longer than --heartbeat-ms/],
   ['unknown log level', { bind: 'eth0', vip: '10.0.0.1', logLevel: 'loud' }, /^--log-level: expected one of fatal, error/],
+  ['unknown election', { bind: 'eth0', vip: '10.0.0.1', election: 'maglev' }, /^--election: expected one of rendezvous, lnlb/],
   ['name equal to bind', { bind: 'eth0', vip: '10.0.0.1', name: 'eth0' }, /^--name:/],
 ];
 
