@@ -29,6 +29,14 @@ export const ErrorCodes = {
   LNLB_ERR_WORKER_FAILED: 'worker thread failed',
   /** A namespace lab (demo, tests, bench) could not be built. */
   LNLB_ERR_LAB_SETUP: 'lab setup failed',
+  /** A weight mode other than loadavg, loadavg5, loadavg15, freemem or manual was asked for. */
+  LNLB_ERR_WEIGHT_MODE: 'unknown weight mode',
+  /** A manual weight is not a whole number inside WEIGHT_MIN..WEIGHT_MAX. */
+  LNLB_ERR_WEIGHT_RANGE: 'invalid weight',
+  /** A manual weight was set on an interface whose weight mode is not manual. */
+  LNLB_ERR_WEIGHT_NOT_MANUAL: 'weight mode is not manual',
+  /** /proc/loadavg or /proc/meminfo could not be read or parsed. */
+  LNLB_ERR_WEIGHT_SOURCE: 'weight source unreadable',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
