@@ -29,6 +29,10 @@ export const ErrorCodes = {
   LNLB_ERR_WORKER_FAILED: 'worker thread failed',
   /** A namespace lab (demo, tests, bench) could not be built. */
   LNLB_ERR_LAB_SETUP: 'lab setup failed',
+  /** The control-plane key file is readable or writable by group or others. */
+  LNLB_ERR_AUTH_KEY_MODE: 'key file permissions too open',
+  /** The control-plane key file cannot be read, is not a regular file, or is too short or too long. */
+  LNLB_ERR_AUTH_KEY_INVALID: 'key file unusable',
   /** A weight mode other than loadavg, loadavg5, loadavg15, freemem or manual was asked for. */
   LNLB_ERR_WEIGHT_MODE: 'unknown weight mode',
   /** A manual weight is not a whole number inside WEIGHT_MIN..WEIGHT_MAX. */

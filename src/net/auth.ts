@@ -1,0 +1,485 @@
+/**
+ * The authenticated control plane (beyond LNLB, which trusted every frame of its EtherType).
+ * With a shared key (`--key-file`, see loadKeyFile) every control message carries a trailer
+ * after its data, and the FLAG_AUTHENTICATED bit of its flags word says so:
+ *
+ *   msgOff
+ *   +0   LNLB header, 28 bytes, layout unchanged (src/net/cluster-message.ts);
+ *        flags |= FLAG_AUTHENTICATED (0x8000_0000); dataLength and crc32 are unchanged:
+ *        they describe the data only, never the trailer
+ *   +28  data, dataLength bytes
+ *   +28+dataLength          trailer, AUTH_TRAILER_LENGTH = 24 bytes:
+ *        +0  sequence high u32 ┐ u64, big-endian, strictly increasing per sender
+ *        +4  sequence low  u32 ┘
+ *        +8  HMAC-SHA256 truncated to 16 bytes over
+ *              destination MAC (6) · source MAC (6) · header · data · sequence (8)
+ *   then Ethernet padding, if any (a sealed message is at least 52 bytes, so a sealed frame
+ *   is never padded, but the receiver finds the trailer from dataLength, not from the end).
+ *
+ * Because the trailer lies past dataLength, decodeMessage treats it like Ethernet padding:
+ * the codec needs no change, and the header a decoder reads is exactly what was signed.
+ *
+ * Design choices:
+ *
+ * - **Flag bit 31 of flags.** The flags word carries CONNTRACK's handler index (small), so the
+ *   top bit is free; readers of the handler index mask it off (FLAGS_MASK). The bit is
+ *   covered by the MAC, so it cannot be cleared to pass a frame off as unsigned: a keyed
+ *   receiver drops unsigned frames (UNSIGNED), an unkeyed one drops signed frames
+ *   (UNEXPECTED_SIGNATURE), and the counters tell the operator which side lacks the key.
+ *
+ * - **The sequence starts at the sender's wall clock: now() in ms × 2^22**, then +1 per
+ *   message (high word = ms >> 10, low word = (ms & 1023) << 22). A restarted sender is
+ *   ahead of everything it sent before as long as (a) its clock did not step back across
+ *   the restart and (b) it sent fewer than 2^22 messages per millisecond of its previous
+ *   life, which no control plane does; so receivers accept it with no handshake and no
+ *   state on disk (WireGuard's TAI64N timestamp makes the same bet). A random 32-bit high
+ *   word was rejected: it is no more secret (the sequence travels in clear, the MAC is the
+ *   protection), and a restart lands *below* the previous incarnation half the time, where
+ *   the replay window must drop it, so the restarted node would be shut out, or receivers
+ *   would need a "restart" rule that an attacker could also trigger by replaying an old
+ *   frame. The cost of the clock: a sender whose clock stepped back across a restart is
+ *   dropped as REPLAYED until its clock passes its old sequence; the REPLAYED counter shows
+ *   it and `forget(mac)` (an operator action) clears the sender's window. The high word
+ *   overflows in the year 2109.
+ *
+ * - **HMAC-SHA256 truncated to 128 bits** (HMAC-SHA-256-128, as IPsec uses it, RFC 4868;
+ *   RFC 2104 §5 allows truncation to half the output). A forger can only guess on line,
+ *   one frame per guess, each wrong guess dropped and counted: 2^-128 per try is beyond
+ *   reach, and the 16 bytes saved per frame are 16 bytes more per CONNTRACK fragment.
+ *   The MAC key is derived from the file's key with HKDF-SHA256 (info "lnlb control-mac
+ *   v1"), so the same key file can later key something else without sharing a MAC key.
+ *
+ * - **The destination MAC is covered too**, beyond the source MAC and the message: a unicast
+ *   (CONNTRACK to a newcomer, ASKRETRASM) captured on its way to B cannot be redirected to
+ *   C, whose window never saw that sequence. The receiver passes the destination it saw,
+ *   which is what the sender wrote (switches do not rewrite addresses).
+ *
+ * - **Replay window** per sender MAC, as IPsec's (RFC 4303 §3.4.3): the highest sequence
+ *   seen and a 64-bit bitmap of the 64 sequences at and below it. Newer: accepted, window
+ *   slides. Inside the window and unseen: accepted once (reordering). Seen or older than
+ *   the window: REPLAYED. The window moves only after the MAC verified, so a forged frame
+ *   cannot push it. Senders are kept in an LRU table of `maxSenders` (default 256, more
+ *   than a cluster's nodes); only verified senders get an entry, so without the key nobody
+ *   can fill it; an evicted sender (counted) starts a fresh window on its next frame.
+ *
+ * One ControlAuthenticator per control channel: it seals what the channel sends and opens
+ * what it receives. Neither seal nor open allocates beyond what node:crypto's Hmac needs
+ * (one Hmac object and one digest per message; the control plane is a low-rate path).
+ * Only loadKeyFile does I/O.
+ */
+import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { lnlbError } from '../errors.js';
+import { readU32, writeU32 } from './bytes.js';
+import { MESSAGE_HEADER_LENGTH, MSG_OFF_DATA_LENGTH, MSG_OFF_FLAGS } from './cluster-message.js';
+import { ETH_ALEN, macToNumber } from './ethernet.js';
+
+/** Bit of the header's flags word that marks a sealed message. */
+export const FLAG_AUTHENTICATED = 0x8000_0000;
+/** The flags bits left to the message (CONNTRACK's handler index): `flags & FLAGS_MASK`. */
+export const FLAGS_MASK = 0x7fff_ffff;
+export const AUTH_SEQUENCE_LENGTH = 8;
+export const AUTH_MAC_LENGTH = 16;
+/** Bytes seal() appends; fragmentMessage's `reserve` when the channel is keyed. */
+export const AUTH_TRAILER_LENGTH = AUTH_SEQUENCE_LENGTH + AUTH_MAC_LENGTH;
+export const MIN_KEY_BYTES = 16;
+export const MAX_KEY_FILE_BYTES = 4096;
+/** Replay window width, in sequences (a bitmap of two u32). */
+export const REPLAY_WINDOW = 64;
+export const DEFAULT_MAX_SENDERS = 256;
+
+const HKDF_INFO = 'lnlb control-mac v1';
+/** 2^22: sequence steps per millisecond of the sender's clock at start-up. */
+const SEQ_PER_MS = 0x40_0000;
+const TWO_32 = 0x1_0000_0000;
+
+export enum AuthVerdict {
+  /** Keyed: signature and sequence good. Unkeyed: an unsigned message. */
+  OK = 0,
+  /** Keyed node, message without FLAG_AUTHENTICATED (a peer without the key, or a forgery). */
+  UNSIGNED = 1,
+  /** Unkeyed node, signed message: a peer has a key and this node has none. */
+  UNEXPECTED_SIGNATURE = 2,
+  /** The MAC does not match: wrong key, or header, data, addresses or sequence altered. */
+  BAD_MAC = 3,
+  /** Genuine, but its sequence was already accepted or is older than the window. */
+  REPLAYED = 4,
+  /** No room for a header, a trailer past the bytes received, or nonsense offsets. */
+  MALFORMED = 5,
+}
+
+export interface AuthCounters {
+  /** Messages sealed by this node. */
+  sealed: number;
+  ok: number;
+  unsigned: number;
+  unexpectedSignature: number;
+  badMac: number;
+  replayed: number;
+  malformed: number;
+  /** Sender windows dropped to make room (LRU), not a verdict. */
+  sendersEvicted: number;
+}
+
+export function authVerdictName(v: AuthVerdict): string {
+  return AuthVerdict[v] ?? `UNKNOWN(${String(v)})`;
+}
+
+export interface ControlAuthenticatorOptions {
+  /** Sender windows kept (LRU). Default 256. */
+  maxSenders?: number;
+}
+
+/**
+ * Seals outgoing and opens incoming control messages. `key` undefined: an unkeyed node,
+ * whose seal() is the identity and whose open() accepts only unsigned messages.
+ * `now` (ms, default Date.now) is read once, for the first sequence.
+ */
+export class ControlAuthenticator {
+  readonly counters: AuthCounters = {
+    sealed: 0,
+    ok: 0,
+    unsigned: 0,
+    unexpectedSignature: 0,
+    badMac: 0,
+    replayed: 0,
+    malformed: 0,
+    sendersEvicted: 0,
+  };
+
+  readonly #key: KeyObject | undefined;
+  #seqHi = 0;
+  #seqLo = 0;
+
+  // Replay windows: slot i holds sender #macs[i], its highest sequence (hi, lo) and the
+  // bitmap (bit k = highest - k seen; bit 0 of bitsLo is the highest itself):
+  //   #win[4i] seqHi · #win[4i+1] seqLo · #win[4i+2] bitsLo (k 0..31) · #win[4i+3] bitsHi (k 32..63)
+  // LRU order: a doubly linked list through #prev/#next, most recent at #head.
+  readonly #maxSenders: number;
+  readonly #slotOf = new Map<number, number>();
+  readonly #macs: Float64Array;
+  readonly #win: Uint32Array;
+  readonly #prev: Int32Array;
+  readonly #next: Int32Array;
+  #head = -1;
+  #tail = -1;
+  #used = 0;
+
+  constructor(key: Uint8Array | undefined, now: () => number = Date.now, options: ControlAuthenticatorOptions = {}) {
+    const maxSenders = options.maxSenders ?? DEFAULT_MAX_SENDERS;
+    if (!Number.isInteger(maxSenders) || maxSenders < 1) throw new RangeError(`maxSenders must be a positive integer, got ${maxSenders}`);
+    this.#maxSenders = maxSenders;
+    this.#macs = new Float64Array(maxSenders);
+    this.#win = new Uint32Array(4 * maxSenders);
+    this.#prev = new Int32Array(maxSenders);
+    this.#next = new Int32Array(maxSenders);
+    if (key === undefined) {
+      this.#key = undefined;
+      return;
+    }
+    if (key.length < MIN_KEY_BYTES) throw new RangeError(`a control-plane key needs at least ${MIN_KEY_BYTES} bytes, got ${key.length}`);
+    this.#key = createSecretKey(Buffer.from(hkdfSync('sha256', key, new Uint8Array(0), HKDF_INFO, 32)));
+    const ms = Math.floor(now());
+    if (!Number.isSafeInteger(ms) || ms < 0 || ms / 1024 >= TWO_32) throw new RangeError(`now() must give milliseconds since the epoch, got ${ms}`);
+    this.#seqHi = Math.floor(ms / 1024);
+    this.#seqLo = ((ms % 1024) * SEQ_PER_MS) >>> 0;
+  }
+
+  get keyed(): boolean {
+    return this.#key !== undefined;
+  }
+
+  /**
+   * Appends the trailer to the message at frame[msgOff, msgOff+msgLen) (header + data, as
+   * encodeMessage returned it, before any Ethernet padding), sets FLAG_AUTHENTICATED and
+   * returns the new message length (msgLen + 24). Unkeyed: returns msgLen, frame untouched.
+   * Throws a RangeError on a programming error: msgLen is not 28 + dataLength, the flag is
+   * already set, no room for the trailer.
+   */
+  seal(frame: Uint8Array, msgOff: number, msgLen: number, srcMac: Uint8Array, dstMac: Uint8Array): number {
+    if (this.#key === undefined) return msgLen;
+    if (!Number.isInteger(msgOff) || msgOff < 0 || msgLen < MESSAGE_HEADER_LENGTH || msgOff + msgLen > frame.length) {
+      throw new RangeError(`no cluster message at [${msgOff}, +${msgLen}) in a ${frame.length}-byte buffer`);
+    }
+    const dataLength = readU32(frame, msgOff + MSG_OFF_DATA_LENGTH);
+    if (msgLen !== MESSAGE_HEADER_LENGTH + dataLength) {
+      throw new RangeError(`seal: msgLen ${msgLen} is not header + dataLength (${MESSAGE_HEADER_LENGTH + dataLength})`);
+    }
+    const flags = readU32(frame, msgOff + MSG_OFF_FLAGS);
+    if ((flags & FLAG_AUTHENTICATED) !== 0) throw new RangeError('seal: message already sealed (or flags uses bit 31)');
+    const t = msgOff + msgLen;
+    if (t + AUTH_TRAILER_LENGTH > frame.length) {
+      throw new RangeError(`seal: no room for the ${AUTH_TRAILER_LENGTH}-byte trailer after a ${msgLen}-byte message`);
+    }
+    checkMac(srcMac);
+    checkMac(dstMac);
+    writeU32(frame, msgOff + MSG_OFF_FLAGS, (flags | FLAG_AUTHENTICATED) >>> 0);
+    writeU32(frame, t, this.#seqHi);
+    writeU32(frame, t + 4, this.#seqLo);
+    this.#advance();
+    const digest = this.#mac(frame, msgOff, t + AUTH_SEQUENCE_LENGTH, srcMac, dstMac);
+    frame.set(digest.subarray(0, AUTH_MAC_LENGTH), t + AUTH_SEQUENCE_LENGTH);
+    this.counters.sealed++;
+    return msgLen + AUTH_TRAILER_LENGTH;
+  }
+
+  /**
+   * Checks the message at frame[msgOff, msgOff+msgLen) (msgLen may include Ethernet padding)
+   * received from srcMac for dstMac, and counts the verdict. On OK the message is what
+   * decodeMessage should read (the trailer looks like padding to it). Never throws.
+   */
+  open(frame: Uint8Array, msgOff: number, msgLen: number, srcMac: Uint8Array, dstMac: Uint8Array): AuthVerdict {
+    const c = this.counters;
+    if (
+      !Number.isInteger(msgOff) ||
+      !Number.isInteger(msgLen) ||
+      msgOff < 0 ||
+      msgLen < MESSAGE_HEADER_LENGTH ||
+      msgOff + msgLen > frame.length ||
+      srcMac.length < ETH_ALEN ||
+      dstMac.length < ETH_ALEN
+    ) {
+      c.malformed++;
+      return AuthVerdict.MALFORMED;
+    }
+    const signed = (readU32(frame, msgOff + MSG_OFF_FLAGS) & FLAG_AUTHENTICATED) !== 0;
+    if (this.#key === undefined) {
+      if (signed) {
+        c.unexpectedSignature++;
+        return AuthVerdict.UNEXPECTED_SIGNATURE;
+      }
+      c.ok++;
+      return AuthVerdict.OK;
+    }
+    if (!signed) {
+      c.unsigned++;
+      return AuthVerdict.UNSIGNED;
+    }
+    const dataLength = readU32(frame, msgOff + MSG_OFF_DATA_LENGTH);
+    if (dataLength > msgLen - MESSAGE_HEADER_LENGTH - AUTH_TRAILER_LENGTH) {
+      c.malformed++;
+      return AuthVerdict.MALFORMED;
+    }
+    const t = msgOff + MESSAGE_HEADER_LENGTH + dataLength;
+    const digest = this.#mac(frame, msgOff, t + AUTH_SEQUENCE_LENGTH, srcMac, dstMac);
+    const m = t + AUTH_SEQUENCE_LENGTH;
+    if (!timingSafeEqual(digest.subarray(0, AUTH_MAC_LENGTH), frame.subarray(m, m + AUTH_MAC_LENGTH))) {
+      c.badMac++;
+      return AuthVerdict.BAD_MAC;
+    }
+    if (!this.#accept(macToNumber(srcMac, 0), readU32(frame, t), readU32(frame, t + 4))) {
+      c.replayed++;
+      return AuthVerdict.REPLAYED;
+    }
+    c.ok++;
+    return AuthVerdict.OK;
+  }
+
+  /**
+   * Drops the replay window of one sender: its next genuine message is accepted whatever
+   * its sequence, and so would be a replay of its older ones until then. For an operator
+   * whose node restarted with a clock set back; not for LEAVE or death, where keeping the
+   * window is what stops an old HEARTBEAT from bringing the node back.
+   */
+  forget(srcMac: Uint8Array): boolean {
+    const slot = this.#slotOf.get(macToNumber(srcMac, 0));
+    if (slot === undefined) return false;
+    this.#unlink(slot);
+    this.#slotOf.delete(this.#macs[slot]!);
+    // Keep the free slots packed at the end: move the last used slot into this one.
+    const last = this.#used - 1;
+    if (slot !== last) {
+      const lastMac = this.#macs[last]!;
+      this.#win.copyWithin(4 * slot, 4 * last, 4 * last + 4);
+      this.#macs[slot] = lastMac;
+      const p = this.#prev[last]!;
+      const n = this.#next[last]!;
+      this.#prev[slot] = p;
+      this.#next[slot] = n;
+      if (p >= 0) this.#next[p] = slot;
+      else this.#head = slot;
+      if (n >= 0) this.#prev[n] = slot;
+      else this.#tail = slot;
+      this.#slotOf.set(lastMac, slot);
+    }
+    this.#used--;
+    return true;
+  }
+
+  /** Senders with a replay window. */
+  get senders(): number {
+    return this.#used;
+  }
+
+  /** Next sequence to send, as [high, low] (for status output and tests). */
+  get nextSequence(): [number, number] {
+    return [this.#seqHi, this.#seqLo];
+  }
+
+  #advance(): void {
+    this.#seqLo = (this.#seqLo + 1) >>> 0;
+    if (this.#seqLo === 0) {
+      if (this.#seqHi === 0xffff_ffff) throw new RangeError('control-plane sequence exhausted (year 2109)');
+      this.#seqHi++;
+    }
+  }
+
+  #mac(frame: Uint8Array, from: number, to: number, srcMac: Uint8Array, dstMac: Uint8Array): Buffer {
+    // #key is defined on every path that gets here.
+    const h = createHmac('sha256', this.#key!);
+    h.update(dstMac.length === ETH_ALEN ? dstMac : dstMac.subarray(0, ETH_ALEN));
+    h.update(srcMac.length === ETH_ALEN ? srcMac : srcMac.subarray(0, ETH_ALEN));
+    h.update(frame.subarray(from, to));
+    return h.digest();
+  }
+
+  /** The replay check and window update (RFC 4303 §3.4.3); true if (hi, lo) is new. */
+  #accept(mac: number, hi: number, lo: number): boolean {
+    let slot = this.#slotOf.get(mac);
+    const w = this.#win;
+    if (slot === undefined) {
+      slot = this.#allocate(mac);
+      const b = 4 * slot;
+      w[b] = hi;
+      w[b + 1] = lo;
+      w[b + 2] = 1;
+      w[b + 3] = 0;
+      return true;
+    }
+    this.#touch(slot);
+    const b = 4 * slot;
+    const dh = hi - w[b]!;
+    // |dh| >= 2^20 is far outside the window either way; below that the difference is exact.
+    const d = dh >= 0x10_0000 ? Infinity : dh <= -0x10_0000 ? -Infinity : dh * TWO_32 + (lo - w[b + 1]!);
+    if (d > 0) {
+      if (d >= REPLAY_WINDOW) {
+        w[b + 2] = 1;
+        w[b + 3] = 0;
+      } else if (d >= 32) {
+        w[b + 3] = d === 32 ? w[b + 2]! : w[b + 2]! << (d - 32);
+        w[b + 2] = 1;
+      } else {
+        w[b + 3] = (w[b + 3]! << d) | (w[b + 2]! >>> (32 - d));
+        w[b + 2] = (w[b + 2]! << d) | 1;
+      }
+      w[b] = hi;
+      w[b + 1] = lo;
+      return true;
+    }
+    const k = -d;
+    if (k >= REPLAY_WINDOW) return false;
+    const word = k < 32 ? b + 2 : b + 3;
+    const bit = 1 << (k & 31);
+    if ((w[word]! & bit) !== 0) return false;
+    w[word] = w[word]! | bit;
+    return true;
+  }
+
+  #allocate(mac: number): number {
+    let slot: number;
+    if (this.#used < this.#maxSenders) {
+      slot = this.#used++;
+    } else {
+      slot = this.#tail;
+      this.#unlink(slot);
+      this.#slotOf.delete(this.#macs[slot]!);
+      this.counters.sendersEvicted++;
+    }
+    this.#macs[slot] = mac;
+    this.#slotOf.set(mac, slot);
+    this.#pushHead(slot);
+    return slot;
+  }
+
+  #touch(slot: number): void {
+    if (this.#head === slot) return;
+    this.#unlink(slot);
+    this.#pushHead(slot);
+  }
+
+  #pushHead(slot: number): void {
+    this.#prev[slot] = -1;
+    this.#next[slot] = this.#head;
+    if (this.#head >= 0) this.#prev[this.#head] = slot;
+    this.#head = slot;
+    if (this.#tail < 0) this.#tail = slot;
+  }
+
+  #unlink(slot: number): void {
+    const p = this.#prev[slot]!;
+    const n = this.#next[slot]!;
+    if (p >= 0) this.#next[p] = n;
+    else this.#head = n;
+    if (n >= 0) this.#prev[n] = p;
+    else this.#tail = p;
+  }
+}
+
+function checkMac(mac: Uint8Array): void {
+  if (mac.length < ETH_ALEN) throw new RangeError(`a MAC address has ${ETH_ALEN} bytes, got ${mac.length}`);
+}
+
+/**
+ * Reads the daemon's `--key-file`. The key is the file's bytes with trailing ASCII
+ * whitespace removed (so `openssl rand -hex 32 > FILE` and a file saved by an editor give
+ * every node the same key); at least 16 bytes must remain. Refuses, with an LnlbError naming
+ * the file and the fix: a file group or others may read or write (LNLB_ERR_AUTH_KEY_MODE:
+ * `chmod 600`), a missing or unreadable file, not a regular file, more than 4096 bytes, a
+ * key shorter than 16 bytes (LNLB_ERR_AUTH_KEY_INVALID). Mode and content come from the
+ * same open file descriptor, so the checked file is the file read.
+ */
+export function loadKeyFile(path: string): Buffer {
+  const create = `create one with \`head -c 32 /dev/urandom > ${path} && chmod 600 ${path}\` and copy it to every node`;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (cause) {
+    const errno = errnoOf(cause);
+    throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `cannot read key file ${path} (${errno ?? String(cause)}): check the path, or ${create}`, {
+      cause,
+      ...(errno === undefined ? {} : { errno }),
+    });
+  }
+  let buf: Buffer | undefined;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} is not a regular file: ${create}`);
+    if ((st.mode & 0o077) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw lnlbError(
+        'LNLB_ERR_AUTH_KEY_MODE',
+        `key file ${path} has mode ${mode}: group or others may read or write it; run \`chmod 600 ${path}\` (owner read/write only)`,
+      );
+    }
+    if (st.size > MAX_KEY_FILE_BYTES) {
+      throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} holds ${st.size} bytes, more than ${MAX_KEY_FILE_BYTES}: is it the right file? ${create}`);
+    }
+    buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+    let len = 0;
+    for (;;) {
+      const n = readSync(fd, buf, len, buf.length - len, null);
+      if (n === 0) break;
+      len += n;
+      if (len > MAX_KEY_FILE_BYTES) {
+        throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} holds more than ${MAX_KEY_FILE_BYTES} bytes: is it the right file? ${create}`);
+      }
+    }
+    while (len > 0 && isAsciiSpace(buf[len - 1]!)) len--;
+    if (len < MIN_KEY_BYTES) {
+      throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} holds a ${len}-byte key, at least ${MIN_KEY_BYTES} are needed: ${create}`);
+    }
+    return Buffer.from(buf.subarray(0, len));
+  } finally {
+    buf?.fill(0);
+    closeSync(fd);
+  }
+}
+
+function isAsciiSpace(b: number): boolean {
+  return b === 0x0a || b === 0x0d || b === 0x20 || b === 0x09;
+}
+
+function errnoOf(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') return e.code;
+  return undefined;
+}
