@@ -41,6 +41,12 @@ export const ErrorCodes = {
   LNLB_ERR_WEIGHT_NOT_MANUAL: 'weight mode is not manual',
   /** /proc/loadavg or /proc/meminfo could not be read or parsed. */
   LNLB_ERR_WEIGHT_SOURCE: 'weight source unreadable',
+  /** A saved tracking state is truncated, corrupt or inconsistent; nothing was loaded. */
+  LNLB_ERR_STATE_CORRUPT: 'tracking state corrupt',
+  /** A saved tracking state has a format version this node does not read; nothing was loaded. */
+  LNLB_ERR_STATE_VERSION: 'tracking state version unsupported',
+  /** The sender of a tracking state has a clock more than one week off ours; nothing was loaded. */
+  LNLB_ERR_STATE_CLOCK_SKEW: 'tracking state clock skew',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
