@@ -21,6 +21,8 @@ export const ErrorCodes = {
   LNLB_ERR_SYS_SYSCTL: 'sysctl failed',
   /** The daemon's admin socket could not be reached. */
   LNLB_ERR_CTL_NO_DAEMON: 'daemon not running',
+  /** lnlbctl named a cluster interface the daemon does not serve. */
+  LNLB_ERR_CTL_NO_INTERFACE: 'unknown cluster interface',
   /** The admin socket answered with an error or garbage. */
   LNLB_ERR_CTL_PROTOCOL: 'admin protocol error',
   /** Another daemon already uses this run directory. */

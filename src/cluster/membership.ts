@@ -1,68 +1,122 @@
 /**
- * Minimal cluster membership: the node table and who is alive. Pure: messages and the time
- * come in, decisions (frames to send, view changes, deaths) go out through `drainActions()`.
- * The daemon feeds it from the control socket and a periodic tick; the simulator feeds it from
- * a fake wire and a fake clock.
+ * Cluster membership and LNLB's convergence rounds (reference/lnlb.md, "Node table and
+ * convergence"), as a state machine. Pure: messages and the time come in, decisions (frames to
+ * send, view changes, deaths, state transfers) go out through `drainActions()`. The daemon
+ * drives it from the control socket and one timer; the simulator from a fake wire and clock.
  *
- * What it implements of LNLB (reference/lnlb.md, "Node table and convergence"):
- * - the table sorted by MAC, so every node numbers the members alike;
- * - JOIN sent several times at start-up; JOIN from an unknown MAC adds it and is answered
- *   with a broadcast WELCOME; WELCOME or HEARTBEAT from an unknown MAC adds it;
- * - HEARTBEAT(weight) every heartbeat interval; any heartbeat sets the sender OK with its
- *   weight;
- * - a node not heard from for `deadAfterMs` is DEAD: handlers are told, it is removed;
- * - LEAVE removes the sender at once;
- * - until the first round completes (the join phase: JOINs sent and answers collected) the
- *   node accepts nothing.
- * The full convergence rounds (ASKRETRASM/RETRASM, locked weights, queueing) build on this.
+ * Node table: sorted by MAC, so every node numbers the members alike; each entry has a status
+ *   JOINING          known (JOIN, WELCOME or a heartbeat from an unknown MAC), not yet in the view
+ *   WAITING_HEARTBEAT  a round is running and its heartbeat has not arrived
+ *   ASKED_RETRASM    the round timed out once and it was asked to retransmit
+ *   OK               heard in this round
+ *   DEAD             removed (kept only in the action that reports it)
+ *
+ * Round (one at a time):
+ *   IDLE ──(heartbeat timer, or a HEARTBEAT received: aligns the nodes' rounds)──► CONVERGING
+ *     entry: lock own weight; every other member WAITING_HEARTBEAT, JOINING ones too (and if
+ *     this is the first member of the table and has completed its own join, send them our
+ *     tracking state); broadcast HEARTBEAT(weight); arm the round timeout.
+ *   CONVERGING: HEARTBEAT/RETRASM → sender OK with its weight.
+ *     timeout: WAITING → ASKRETRASM (unicast), ASKED_RETRASM; ASKED_RETRASM → DEAD; re-arm.
+ *     every member OK → complete: weights applied, the view (election table) rebuilt only if
+ *     membership or weights changed, back to IDLE.
+ *
+ * Beyond LNLB:
+ * - A round that changes nothing changes nothing: the view is republished, and new flows are
+ *   held (`changePending`), only while a round is known to change the view (a newcomer, a new
+ *   weight, a missing heartbeat). Routine rounds never hold up new clients.
+ * - LNLB never starts a round less than a second after the last; that caps failover at seconds.
+ *   Here the guard is half a heartbeat interval, which still stops received heartbeats from
+ *   triggering a storm of rounds.
+ * - Every message carries the sender's incarnation (random per start): a known MAC with a new
+ *   incarnation restarted with an empty table, so its old self is removed first.
+ * - A node whose own clock jumped by more than the death timeout between two ticks (SIGSTOP,
+ *   a VM pause) has been declared dead by the others: it resets itself (forgets every member,
+ *   asks the driver to clear its tracking state, rejoins with a new incarnation) rather than
+ *   keep serving clients the others re-homed meanwhile.
  */
 
 import { MessageType } from '../net/cluster-message.js';
 import { MAX_MEMBERS } from './election.js';
 
 export const NodeStatus = {
+  JOINING: 'JOINING',
+  WAITING_HEARTBEAT: 'WAITING_HEARTBEAT',
+  ASKED_RETRASM: 'ASKED_RETRASM',
   OK: 'OK',
   DEAD: 'DEAD',
 } as const;
 export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
 
+export const RoundState = { IDLE: 'IDLE', CONVERGING: 'CONVERGING' } as const;
+export type RoundState = (typeof RoundState)[keyof typeof RoundState];
+
 export interface MemberNode {
-  /** Stable for as long as the node stays a member; tracking entries store it. Never 0. */
+  /** Local to this node, stable while the node stays a member; tracking entries store it. Never 0. */
   readonly id: number;
   readonly mac: string;
   /** 48-bit MAC as a number: the sort key of the table. */
   readonly macKey: number;
+  /** The weight in the published view (applied when a round completes). */
   weight: number;
+  /** The weight its last heartbeat announced. */
+  announcedWeight: number;
   status: NodeStatus;
   lastHeardAt: number;
   readonly self: boolean;
-  /** Random per start of the node's daemon: tells a restart from a repeated JOIN. */
+  /** Random per start of the node's daemon: tells a restart from a repeated JOIN. 0 = not known yet. */
   incarnation: number;
+  /** It has completed its own join (it says so in every message): it can hand out state. */
+  joined: boolean;
 }
 
-export type DeathReason = 'heartbeat-timeout' | 'left' | 'restarted';
+/** What a control message says besides its type, decoded by the control channel. */
+export interface ControlInfo {
+  /** HEARTBEAT/RETRASM: the sender's weight; 0 otherwise. */
+  weight: number;
+  /** The sender's per-start random number; 0 when the message has none. */
+  incarnation: number;
+  /** The sender has completed its own join. */
+  joined: boolean;
+}
+
+const NO_INFO: ControlInfo = { weight: 0, incarnation: 0, joined: false };
+
+export type DeathReason = 'missed-heartbeats' | 'left' | 'restarted' | 'self-reset';
 
 export type MembershipAction =
-  | { kind: 'send'; type: MessageType; to: 'cluster' | string; weight?: number; incarnation?: number }
+  | { kind: 'send'; type: MessageType; to: 'cluster' | string; weight?: number; incarnation: number; joined: boolean }
   | { kind: 'view-changed' }
   | { kind: 'node-joined'; node: MemberNode }
-  | { kind: 'node-died'; node: MemberNode; reason: DeathReason; silentMs: number };
+  | { kind: 'node-died'; node: MemberNode; reason: DeathReason; silentMs: number }
+  | { kind: 'send-state'; to: string }
+  | { kind: 'round-completed'; durationMs: number; changedView: boolean }
+  | { kind: 'reset'; stalledMs: number };
 
 export interface MembershipOptions {
   selfMac: string;
   heartbeatMs: number;
+  /**
+   * A member that misses a round's heartbeat is asked to retransmit after half of this and
+   * declared dead after all of it (two round timeouts, as LNLB: ask once, then death).
+   */
   deadAfterMs: number;
   /** JOINs sent at start-up, `joinIntervalMs` apart (LNLB sends several, with a pause). */
   joinCount?: number;
   joinIntervalMs?: number;
   weight?: number;
-  /** Sent in JOIN; a JOIN with another incarnation from a known MAC is a restart. */
   incarnation?: number;
+  /** A new incarnation after a self-reset. */
+  nextIncarnation?: (previous: number) => number;
+  /** How long a newcomer waits for the tracking state before serving without it. */
+  stateWaitMs?: number;
 }
 
 export function macToKey(mac: string): number {
   return Number.parseInt(mac.replaceAll(':', ''), 16);
 }
+
+const isMember = (n: MemberNode): boolean => n.status !== NodeStatus.JOINING;
 
 export class Membership {
   readonly #opts: Required<MembershipOptions>;
@@ -70,32 +124,72 @@ export class Membership {
   #nodes: MemberNode[] = [];
   #actions: MembershipAction[] = [];
   #nextId = 1;
-  #joinsLeft: number;
-  #nextJoinAt = 0;
-  #nextHeartbeatAt = 0;
-  #firstRoundDoneAt = Number.POSITIVE_INFINITY;
-  #accepting = false;
+  #incarnation: number;
+  #weight: number;
   #started = false;
-  /** Frames from nodes beyond MAX_MEMBERS are refused; counted for the status. */
+  #lastTickAt = Number.NaN;
+
+  // join phase
+  #joinsLeft = 0;
+  #nextJoinAt = 0;
+  #firstRoundAt = Number.POSITIVE_INFINITY;
+  /** Own join complete: the first round completed (LNLB: "has completed its own join"). */
+  #joined = false;
+  #awaitingStateUntil = Number.NEGATIVE_INFINITY;
+  /** The state arrived (it can come before our first round starts). */
+  #stateArrived = false;
+
+  // round
+  #round: RoundState = RoundState.IDLE;
+  #roundStartedAt = Number.NEGATIVE_INFINITY;
+  #roundTimeoutAt = Number.POSITIVE_INFINITY;
+  #roundChangesView = false;
+  #nextRoundAt = Number.POSITIVE_INFINITY;
+  #lockedWeight = 1;
+
+  /** Nodes refused because the table was full; counted for the status. */
   tableFull = 0;
+  roundsCompleted = 0;
+  resets = 0;
 
   constructor(options: MembershipOptions) {
     this.#opts = {
       joinCount: 3,
-      joinIntervalMs: Math.max(20, Math.min(100, Math.floor(options.heartbeatMs / 4))),
+      joinIntervalMs: Math.max(10, Math.min(100, Math.floor(options.heartbeatMs / 4))),
       weight: 1,
-      incarnation: 0,
+      incarnation: 1,
+      nextIncarnation: (previous: number) => (previous + 1) >>> 0 || 1,
+      stateWaitMs: Math.max(1000, options.deadAfterMs),
       ...options,
     };
-    this.#joinsLeft = this.#opts.joinCount;
+    this.#incarnation = this.#opts.incarnation;
+    this.#weight = this.#opts.weight;
   }
 
   get accepting(): boolean {
-    return this.#accepting;
+    return this.#joined && this.#started;
+  }
+
+  /** A round is running that will change the view: new flows should wait for it. */
+  get changePending(): boolean {
+    return this.#round === RoundState.CONVERGING && this.#roundChangesView;
+  }
+
+  get round(): RoundState {
+    return this.#round;
+  }
+
+  get incarnation(): number {
+    return this.#incarnation;
   }
 
   get nodes(): readonly MemberNode[] {
     return this.#nodes;
+  }
+
+  /** The members of the published view, in table order. */
+  get members(): MemberNode[] {
+    return this.#nodes.filter(isMember);
   }
 
   get self(): MemberNode | undefined {
@@ -108,17 +202,18 @@ export class Membership {
     return out;
   }
 
+  /** The weight this node announces from its next round on (LNLB locks it per round). */
+  setWeight(weight: number): void {
+    this.#weight = weight;
+  }
+
   /** The node adds itself and starts the join phase. */
   start(now: number): void {
     if (this.#started) return;
     this.#started = true;
-    this.#add(this.#opts.selfMac, this.#opts.weight, now, true);
-    this.#nextJoinAt = now;
-    this.#nextHeartbeatAt = now;
-    // Every live member heartbeats once per interval; after the JOINs and one full interval
-    // plus a margin, a newcomer has heard from every live node that will answer.
-    const joinPhase = (this.#opts.joinCount - 1) * this.#opts.joinIntervalMs;
-    this.#firstRoundDoneAt = now + Math.max(joinPhase, this.#opts.heartbeatMs) + this.#opts.joinIntervalMs;
+    this.#lastTickAt = now;
+    this.#add(this.#opts.selfMac, this.#weight, now, true, NodeStatus.OK);
+    this.#beginJoin(now);
     this.tick(now);
   }
 
@@ -126,88 +221,216 @@ export class Membership {
   stop(): void {
     if (!this.#started) return;
     this.#started = false;
-    this.#accepting = false;
-    this.#actions.push({ kind: 'send', type: MessageType.LEAVE, to: 'cluster' });
+    this.#round = RoundState.IDLE;
+    this.#send(MessageType.LEAVE, 'cluster');
   }
 
-  /** A decoded control message from `srcMac` (already checked for cluster IP and CRC). */
-  /**
-   * `incarnation` is the sender's per-start random number (0 when the message has none): a
-   * message of a new incarnation from a known MAC means that node restarted.
-   */
-  receive(type: MessageType, srcMac: string, weight: number, now: number, incarnation = 0): void {
+  /** The tracking state from the first member arrived (or there is none to wait for). */
+  stateReceived(): void {
+    this.#stateArrived = true;
+    this.#awaitingStateUntil = Number.NEGATIVE_INFINITY;
+  }
+
+  /** A decoded control message from `srcMac` (already checked for cluster IP, CRC and key). */
+  receive(type: MessageType, srcMac: string, now: number, info: ControlInfo = NO_INFO): void {
+    const { weight, incarnation } = info;
     if (!this.#started || srcMac === this.#opts.selfMac) return;
     let node = this.#find(srcMac);
+    if (type === MessageType.LEAVE) {
+      if (node) this.#remove(node, 'left', now);
+      this.#checkRoundComplete(now);
+      return;
+    }
+    if (node && incarnation !== 0 && node.incarnation !== 0 && node.incarnation !== incarnation) {
+      // The same MAC started again with an empty table: a new member; its old self's entries
+      // must go, or its clients would stay pinned to a node that forgot them.
+      this.#remove(node, 'restarted', now);
+      node = undefined;
+    }
+    if (!node) {
+      // LNLB: JOIN, WELCOME or a heartbeat from an unknown MAC adds it. It enters the view
+      // through a round, like every change.
+      node = this.#add(srcMac, weight > 0 ? weight : 1, now, false, NodeStatus.JOINING);
+      if (!node) return;
+    }
+    if (node.incarnation === 0) node.incarnation = incarnation;
+    node.lastHeardAt = now;
+    node.joined = info.joined;
     switch (type) {
       case MessageType.JOIN:
+        this.#send(MessageType.WELCOME, 'cluster');
+        break;
       case MessageType.WELCOME:
+        break;
+      case MessageType.ASKRETRASM:
+        this.#send(MessageType.RETRASM, srcMac, this.#lockedWeight);
+        break;
       case MessageType.HEARTBEAT:
       case MessageType.RETRASM:
-        if (node && incarnation !== 0 && node.incarnation !== 0 && node.incarnation !== incarnation) {
-          // The same MAC started again with an empty table: it is a new member, and the old
-          // one's entries must go (or its clients would stay pinned to a node that forgot them).
-          this.#remove(node, 'restarted', now);
-          node = undefined;
-        }
-        if (!node) node = this.#add(srcMac, weight > 0 ? weight : 1, now, false);
-        if (!node) return;
-        if (node.incarnation === 0) node.incarnation = incarnation;
-        node.lastHeardAt = now;
-        if (type === MessageType.JOIN) {
-          this.#actions.push({ kind: 'send', type: MessageType.WELCOME, to: 'cluster', incarnation: this.#opts.incarnation });
-          break;
-        }
-        if (weight > 0 && node.weight !== weight) {
-          node.weight = weight;
-          this.#viewChanged();
-        }
-        break;
-      case MessageType.LEAVE:
-        if (node) this.#remove(node, 'left', now);
+        if (type === MessageType.HEARTBEAT && this.#round === RoundState.IDLE) this.#startRound(now);
+        this.#heard(node, weight);
+        this.#checkRoundComplete(now);
         break;
       default:
         break;
     }
   }
 
-  /** Advances timers: JOIN repeats, heartbeats, deaths, the end of the join phase. */
+  /** Advances timers: JOIN repeats, round start and timeouts, the stall check. */
   tick(now: number): void {
     if (!this.#started) return;
+    const stalled = now - this.#lastTickAt;
+    this.#lastTickAt = now;
+    if (stalled > this.#opts.deadAfterMs && this.#joined) {
+      this.#reset(now, stalled);
+      return;
+    }
     if (this.#joinsLeft > 0 && now >= this.#nextJoinAt) {
       this.#joinsLeft--;
       this.#nextJoinAt = now + this.#opts.joinIntervalMs;
-      this.#actions.push({ kind: 'send', type: MessageType.JOIN, to: 'cluster', incarnation: this.#opts.incarnation });
+      this.#send(MessageType.JOIN, 'cluster');
     }
-    if (now >= this.#nextHeartbeatAt) {
-      this.#nextHeartbeatAt = now + this.#opts.heartbeatMs;
-      this.#actions.push({ kind: 'send', type: MessageType.HEARTBEAT, to: 'cluster', weight: this.#opts.weight, incarnation: this.#opts.incarnation });
+    if (this.#round === RoundState.IDLE && now >= Math.min(this.#nextRoundAt, this.#firstRoundAt)) {
+      this.#startRound(now);
     }
-    for (const node of [...this.#nodes]) {
+    if (this.#round === RoundState.CONVERGING && now >= this.#roundTimeoutAt) this.#roundTimedOut(now);
+    this.#checkRoundComplete(now);
+  }
+
+  /** The next time `tick` has something to do: a driver sleeps exactly that long. */
+  nextDeadline(): number {
+    let t = this.#round === RoundState.IDLE ? Math.min(this.#nextRoundAt, this.#firstRoundAt) : this.#roundTimeoutAt;
+    if (this.#joinsLeft > 0) t = Math.min(t, this.#nextJoinAt);
+    if (Number.isFinite(this.#awaitingStateUntil)) t = Math.min(t, this.#awaitingStateUntil);
+    // Tick at least every half death timeout, so a stall is measured against a recent tick.
+    return Math.min(t, this.#lastTickAt + this.#opts.deadAfterMs / 2);
+  }
+
+  get #roundTimeoutMs(): number {
+    return this.#opts.deadAfterMs / 2;
+  }
+
+  #beginJoin(now: number): void {
+    this.#joinsLeft = this.#opts.joinCount;
+    this.#nextJoinAt = now;
+    this.#joined = false;
+    this.#stateArrived = false;
+    // The first round starts once the JOINs are out and the WELCOMEs back.
+    this.#firstRoundAt = now + this.#opts.joinCount * this.#opts.joinIntervalMs;
+    this.#nextRoundAt = Number.POSITIVE_INFINITY;
+  }
+
+  #startRound(now: number): void {
+    if (this.#round === RoundState.CONVERGING) return;
+    if (!this.#joined && now < this.#firstRoundAt) return; // still sending JOINs
+    if (now - this.#roundStartedAt < this.#opts.heartbeatMs / 2) return; // no storm of rounds
+    this.#round = RoundState.CONVERGING;
+    this.#roundStartedAt = now;
+    this.#roundTimeoutAt = now + this.#roundTimeoutMs;
+    this.#nextRoundAt = now + this.#opts.heartbeatMs;
+    this.#firstRoundAt = Number.POSITIVE_INFINITY;
+    this.#lockedWeight = this.#weight;
+    const self = this.self!;
+    self.announcedWeight = this.#lockedWeight;
+    self.status = NodeStatus.OK;
+    let changes = !this.#joined || self.weight !== self.announcedWeight;
+    const joining: MemberNode[] = [];
+    for (const node of this.#nodes) {
       if (node.self) continue;
-      const silent = now - node.lastHeardAt;
-      if (silent > this.#opts.deadAfterMs) this.#remove(node, 'heartbeat-timeout', now);
+      if (node.status === NodeStatus.JOINING) {
+        joining.push(node);
+        changes = true;
+      }
+      node.status = NodeStatus.WAITING_HEARTBEAT;
     }
-    if (!this.#accepting && now >= this.#firstRoundDoneAt) {
-      this.#accepting = true;
+    // LNLB: the first member of the table that has completed its own join hands its tracking
+    // state to the newcomers, so their first decisions agree with everyone's tables.
+    if (joining.length > 0 && this.#joined && this.#nodes.find((n) => !joining.includes(n)) === self) {
+      for (const node of joining) this.#actions.push({ kind: 'send-state', to: node.mac });
+    }
+    // A newcomer among nodes that have joined waits for the first one's tracking state. Nodes
+    // starting together (none has joined) have no state to wait for.
+    if (!this.#joined && !this.#stateArrived && this.#nodes.some((n) => !n.self && n.joined)) {
+      this.#awaitingStateUntil = now + this.#opts.stateWaitMs;
+    }
+    this.#setChangesView(changes);
+    this.#send(MessageType.HEARTBEAT, 'cluster', this.#lockedWeight);
+  }
+
+  #heard(node: MemberNode, weight: number): void {
+    if (weight > 0) node.announcedWeight = weight;
+    // Known only since this round started: it enters the view through the next round.
+    if (this.#round !== RoundState.CONVERGING || node.status === NodeStatus.JOINING) return;
+    if (node.status === NodeStatus.ASKED_RETRASM || node.announcedWeight !== node.weight) this.#setChangesView(true);
+    node.status = NodeStatus.OK;
+  }
+
+  #roundTimedOut(now: number): void {
+    for (const node of [...this.#nodes]) {
+      if (node.status === NodeStatus.WAITING_HEARTBEAT) {
+        node.status = NodeStatus.ASKED_RETRASM;
+        this.#setChangesView(true); // a death is likely: hold new flows until it is settled
+        this.#send(MessageType.ASKRETRASM, node.mac);
+      } else if (node.status === NodeStatus.ASKED_RETRASM) {
+        this.#remove(node, 'missed-heartbeats', now);
+      }
+    }
+    this.#roundTimeoutAt = now + this.#roundTimeoutMs;
+  }
+
+  #checkRoundComplete(now: number): void {
+    if (this.#round !== RoundState.CONVERGING) return;
+    if (this.#nodes.some((n) => n.status === NodeStatus.WAITING_HEARTBEAT || n.status === NodeStatus.ASKED_RETRASM)) return;
+    if (!this.#joined && now < this.#awaitingStateUntil) return; // a newcomer waits for the state
+    let changed = this.#roundChangesView;
+    for (const node of this.#nodes) {
+      if (node.status === NodeStatus.JOINING) continue; // arrived during the round: next one
+      if (node.weight !== node.announcedWeight) {
+        node.weight = node.announcedWeight;
+        changed = true;
+      }
+    }
+    const firstRound = !this.#joined;
+    this.#joined = true;
+    this.#round = RoundState.IDLE;
+    this.#roundChangesView = false;
+    this.#roundTimeoutAt = Number.POSITIVE_INFINITY;
+    this.roundsCompleted++;
+    this.#actions.push({ kind: 'round-completed', durationMs: now - this.#roundStartedAt, changedView: changed || firstRound });
+    // `changed` includes a pending change, whose end actors must see too.
+    if (changed || firstRound) this.#viewChanged();
+  }
+
+  #setChangesView(changes: boolean): void {
+    if (changes && !this.#roundChangesView) {
+      this.#roundChangesView = true;
       this.#viewChanged();
     }
   }
 
-  /** The next time `tick` has something to do: lets a driver sleep exactly that long. */
-  nextDeadline(): number {
-    let t = Math.min(this.#nextHeartbeatAt, this.#joinsLeft > 0 ? this.#nextJoinAt : Infinity);
-    if (!this.#accepting) t = Math.min(t, this.#firstRoundDoneAt);
-    for (const node of this.#nodes) {
-      if (!node.self) t = Math.min(t, node.lastHeardAt + this.#opts.deadAfterMs + 1);
-    }
-    return t;
+  #reset(now: number, stalledMs: number): void {
+    this.resets++;
+    this.#actions.push({ kind: 'reset', stalledMs });
+    for (const node of [...this.#nodes]) if (!node.self) this.#remove(node, 'self-reset', now);
+    this.#incarnation = this.#opts.nextIncarnation(this.#incarnation);
+    const self = this.self!;
+    self.incarnation = this.#incarnation;
+    this.#round = RoundState.IDLE;
+    this.#roundChangesView = false;
+    this.#roundStartedAt = Number.NEGATIVE_INFINITY;
+    this.#beginJoin(now);
+    this.#viewChanged();
+  }
+
+  #send(type: MessageType, to: 'cluster' | string, weight?: number): void {
+    this.#actions.push({ kind: 'send', type, to, incarnation: this.#incarnation, joined: this.#joined, ...(weight === undefined ? {} : { weight }) });
   }
 
   #find(mac: string): MemberNode | undefined {
     return this.#nodes.find((n) => n.mac === mac);
   }
 
-  #add(mac: string, weight: number, now: number, self: boolean): MemberNode | undefined {
+  #add(mac: string, weight: number, now: number, self: boolean, status: NodeStatus): MemberNode | undefined {
     if (this.#nodes.length >= MAX_MEMBERS) {
       this.tableFull++;
       return undefined;
@@ -217,19 +440,20 @@ export class Membership {
       mac,
       macKey: macToKey(mac),
       weight,
-      status: NodeStatus.OK,
+      announcedWeight: weight,
+      status,
       lastHeardAt: now,
       self,
-      incarnation: self ? this.#opts.incarnation : 0,
+      incarnation: self ? this.#incarnation : 0,
+      joined: false,
     };
-    // Ids are never reused within a run (65535 joins before a wrap), so a stale tracking entry
-    // can never be mistaken for a newcomer's.
+    // Ids are not reused within a run (65535 joins before a wrap), so a stale tracking entry
+    // cannot be mistaken for a newcomer's.
     this.#nextId = this.#nextId >= 0xffff ? 1 : this.#nextId + 1;
     const at = this.#nodes.findIndex((n) => n.macKey > node.macKey);
     if (at < 0) this.#nodes.push(node);
     else this.#nodes.splice(at, 0, node);
     if (!self) this.#actions.push({ kind: 'node-joined', node });
-    this.#viewChanged();
     return node;
   }
 
@@ -237,9 +461,10 @@ export class Membership {
     const at = this.#nodes.indexOf(node);
     if (at < 0) return;
     this.#nodes.splice(at, 1);
+    const wasMember = isMember(node);
     node.status = NodeStatus.DEAD;
     this.#actions.push({ kind: 'node-died', node, reason, silentMs: now - node.lastHeardAt });
-    this.#viewChanged();
+    if (wasMember) this.#viewChanged();
   }
 
   #viewChanged(): void {

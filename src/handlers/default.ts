@@ -35,6 +35,10 @@ class SourceIpTracker implements Tracker {
     return this.#table.removeOwner(owner);
   }
 
+  clear(): void {
+    this.#table.clear();
+  }
+
   expire(nowSeconds: number, budget: number): number {
     return this.#table.expire(nowSeconds, this.#idle, budget);
   }

@@ -40,6 +40,8 @@ export interface Tracker {
   assigned(keyLo: number, keyHi: number, owner: number, nowSeconds: number): void;
   /** Drops every entry of a dead node; returns how many. */
   nodeDied(owner: number): number;
+  /** Forgets everything (this node rejoins after being declared dead). */
+  clear(): void;
   /** Incremental expiry sweep over at most `budget` slots; returns entries removed. */
   expire(nowSeconds: number, budget: number): number;
   readonly size: number;

@@ -56,6 +56,8 @@ export interface InterfaceStatusJson {
   converged: boolean;
   /** converging: the first round is not complete (accepting nothing); stopping: leaving. */
   state: 'converging' | 'converged' | 'stopping';
+  /** Where this node's weight comes from, and what it announces. */
+  weightMode: string;
   workers: number;
   nodes: NodeStatusJson[];
   counters: InterfaceCounters;

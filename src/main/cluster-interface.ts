@@ -5,21 +5,45 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { Membership, type MembershipAction } from '../cluster/membership.js';
+import { Membership, NodeStatus, type MembershipAction } from '../cluster/membership.js';
 import { lnlbError } from '../errors.js';
+import { actorForKey } from '../cluster/hash.js';
+import { loadTrackerState, saveTrackerState } from '../handlers/tracker-state.js';
+import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
-import { clusterMacUnicast, formatMac } from '../net/ethernet.js';
+import { TrackingTable } from '../shm/tracking-table.js';
+import { clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
-import { createPublishedView } from '../shm/view.js';
+import { createPublishedView, VIEW_FLAG_CHANGE_PENDING } from '../shm/view.js';
 import { Datapath } from '../workers/datapath.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
 import { ControlChannel } from './control-channel.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
+import { WeightSource } from './weight-source.js';
+
+/**
+ * A measured weight (loadavg, freemem) is announced only when it moved by this fraction: every
+ * new weight makes a round change the view, and such a round holds new flows for its length.
+ */
+const WEIGHT_HYSTERESIS = 0.05;
 
 const VNET_HDR = true;
+
+/** The tracking tables' clock: u32 seconds, the same on the actors' side. */
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * What `status` shows: every round briefly sets every member WAITING_HEARTBEAT, which is noise
+ * to an operator; a member still waited for at the round timeout (ASKED_RETRASM) is news.
+ */
+function displayStatus(status: NodeStatus): string {
+  return status === NodeStatus.WAITING_HEARTBEAT ? NodeStatus.OK : status;
+}
 
 export class ClusterInterface {
   readonly #opts: DaemonOptions;
@@ -36,6 +60,9 @@ export class ClusterInterface {
   #timer: NodeJS.Timeout | undefined;
   readonly #view = createPublishedView();
   #stopped = false;
+  #lastLoggedView = '';
+  readonly weights: WeightSource;
+  #announcedWeight = 0;
   #fatal: (message: string) => void;
 
   constructor(options: DaemonOptions, log: Logger, fatal: (message: string) => void) {
@@ -45,6 +72,7 @@ export class ClusterInterface {
     this.#sysctl = new SysctlGuard(options.runDir);
     this.#vip = parseIPv4(options.vip);
     this.#clusterMac = clusterMacUnicast(this.#vip);
+    this.weights = new WeightSource(options.name, options.weightMode);
   }
 
   async start(): Promise<void> {
@@ -103,20 +131,33 @@ export class ClusterInterface {
       heartbeatMs: o.heartbeatMs,
       deadAfterMs: o.deadAfterMs,
       incarnation: randomBytes(4).readUInt32BE(0),
+      weight: this.#currentWeight(true),
     });
     this.#membership = membership;
     this.#publishView(); // generation 1: not accepting until the first round completes
+    const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
     this.#control = new ControlChannel({
       dev: o.bind,
       ownMac: this.#ownMac,
       clusterMac: this.#clusterMac,
       clusterIp: this.#vip,
-      onMessage: (type, srcMac, weight, incarnation) => {
-        membership.receive(type, srcMac, weight, performance.now(), incarnation);
+      mtu: info.mtu,
+      ...(key === undefined ? {} : { key }),
+      onMessage: (type, srcMac, msg) => {
+        membership.receive(type, srcMac, performance.now(), msg);
         this.#drive();
       },
+      onState: (srcMac, handlerIndex, data) => this.#loadState(srcMac, handlerIndex, data),
     });
     this.#control.open();
+    if (key === undefined) {
+      this.#log.warn(
+        { event: 'control-plane', authenticated: false },
+        'control plane NOT authenticated: any host on this LAN can send LEAVE or tracking state for this cluster; give every node the same --key-file',
+      );
+    } else {
+      this.#log.info({ event: 'control-plane', authenticated: true }, 'control plane authenticated (HMAC-SHA256, replay window)');
+    }
     membership.start(performance.now());
     this.#drive();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), workers: o.workers }, 'cluster interface up');
@@ -126,6 +167,7 @@ export class ClusterInterface {
   #drive(): void {
     const membership = this.#membership;
     if (!membership || this.#stopped) return;
+    membership.setWeight(this.#currentWeight(false));
     membership.tick(performance.now());
     this.#carryOut(membership.drainActions());
     if (this.#timer) clearTimeout(this.#timer);
@@ -138,7 +180,7 @@ export class ClusterInterface {
     for (const action of actions) {
       switch (action.kind) {
         case 'send':
-          this.#control?.send(action.type, action.to, action.weight, action.incarnation);
+          this.#control?.send(action.type, action.to, action.weight, action.incarnation, action.joined);
           break;
         case 'view-changed':
           viewChanged = true;
@@ -146,10 +188,23 @@ export class ClusterInterface {
         case 'node-joined':
           this.#log.info({ event: 'node-joined', node: action.node.mac, id: action.node.id }, `node ${action.node.mac} joined`);
           break;
+        case 'reset':
+          this.#log.error(
+            { event: 'reset', stalledMs: Math.round(action.stalledMs) },
+            `this node was stalled for ${Math.round(action.stalledMs)} ms, longer than --dead-after-ms: the others have re-homed its clients; forgetting its state and rejoining`,
+          );
+          this.#datapath?.resetTracking();
+          break;
+        case 'round-completed':
+          if (action.changedView) this.#log.debug({ event: 'round', durationMs: Math.round(action.durationMs) }, 'convergence round changed the view');
+          break;
+        case 'send-state':
+          this.#sendState(action.to);
+          break;
         case 'node-died':
           this.#log.warn(
             { event: 'node-died', node: action.node.mac, id: action.node.id, reason: action.reason, silentMs: Math.round(action.silentMs) },
-            action.reason !== 'heartbeat-timeout' ? `node ${action.node.mac} ${action.reason}` : `node ${action.node.mac} died: silent for ${Math.round(action.silentMs)} ms`,
+            action.reason !== 'missed-heartbeats' ? `node ${action.node.mac} ${action.reason}` : `node ${action.node.mac} died: silent for ${Math.round(action.silentMs)} ms`,
           );
           break;
       }
@@ -161,12 +216,108 @@ export class ClusterInterface {
     }
   }
 
+  /** The tables of the actors' shards, attached from the main thread (for state transfer). */
+  #tables(): TrackingTable[] {
+    return (this.#datapath?.trackerMemories ?? []).map((memory) => new TrackingTable(memory));
+  }
+
+  /**
+   * LNLB: the first member hands its tracking state to a newcomer (CONNTRACK). Saved from the
+   * main thread while the actors keep running: a best-effort snapshot (an entry the actors
+   * insert meanwhile may be missed; every node records every assignment, so the newcomer
+   * learns it from the next frame of that flow anyway).
+   */
+  #sendState(to: string): void {
+    const membership = this.#membership;
+    const control = this.#control;
+    if (!membership || !control) return;
+    const started = performance.now();
+    const macById = new Map(membership.nodes.map((n) => [n.id, parseMac(n.mac)]));
+    const stats = { saved: 0, skippedUnknownOwner: 0 };
+    const state = saveTrackerState(this.#tables(), nowSeconds(), (id) => macById.get(id), stats);
+    control
+      .sendState(to, 0, state)
+      .then((fragments) => {
+        this.#log.info(
+          { event: 'state-sent', to, entries: stats.saved, bytes: state.length, fragments, ms: Math.round(performance.now() - started) },
+          `sent ${stats.saved} tracked flows to newcomer ${to}`,
+        );
+      })
+      .catch((err: Error) => this.#log.error({ event: 'state-send-failed', to }, err.message));
+  }
+
+  /**
+   * A tracking state arrived. A newcomer loads it before its first round completes, while its
+   * actors touch nothing (they accept nothing and skip housekeeping until then); afterwards
+   * (a resync) it is refused here and counted.
+   */
+  #loadState(srcMac: string, handlerIndex: number, data: Uint8Array): void {
+    const membership = this.#membership;
+    if (!membership) return;
+    if (membership.accepting || handlerIndex !== 0) {
+      this.#log.warn({ event: 'state-ignored', from: srcMac, handlerIndex }, 'tracking state ignored: this node has joined already');
+      return;
+    }
+    const tables = this.#tables();
+    const idByMac = new Map(membership.nodes.map((n) => [n.mac, n.id]));
+    try {
+      const started = performance.now();
+      const result = loadTrackerState(data, tables, {
+        nowSeconds: nowSeconds(),
+        ownerId: (mac) => idByMac.get(formatMac(mac)),
+        shardOf: (keyLo, keyHi) => actorForKey(keyLo, keyHi, tables.length),
+      });
+      this.#log.info(
+        { event: 'state-loaded', from: srcMac, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds, ms: Math.round(performance.now() - started) },
+        `loaded ${result.loaded} tracked flows from ${srcMac}`,
+      );
+    } catch (err) {
+      this.#log.error({ event: 'state-refused', from: srcMac }, (err as Error).message);
+    }
+    membership.stateReceived();
+    this.#drive();
+  }
+
+  /** The weight to announce: re-read each heartbeat, changed only past the hysteresis (or when set by hand). */
+  #currentWeight(force: boolean): number {
+    let weight: number;
+    try {
+      weight = this.weights.read();
+    } catch (err) {
+      this.#log.warn({ event: 'weight-read-failed' }, (err as Error).message);
+      return this.#announcedWeight || 1;
+    }
+    const last = this.#announcedWeight;
+    if (force || last === 0 || this.weights.mode === 'manual' || Math.abs(weight - last) >= last * WEIGHT_HYSTERESIS) {
+      if (last !== 0 && weight !== last) this.#log.info({ event: 'weight', from: last, to: weight, mode: this.weights.mode }, `weight ${last} → ${weight}`);
+      this.#announcedWeight = weight;
+    }
+    return this.#announcedWeight;
+  }
+
+  /** `lnlbctl weight_mode`: where the weight comes from; takes effect at the next round. */
+  setWeightMode(mode: string): { mode: string; weight: number } {
+    this.weights.setMode(mode);
+    const weight = this.#currentWeight(true);
+    this.#membership?.setWeight(weight);
+    return { mode: this.weights.mode, weight };
+  }
+
+  /** `lnlbctl set_weight`: manual mode only (LNLB's rule); takes effect at the next round. */
+  setManualWeight(text: string): { weight: number } {
+    const weight = this.weights.setManual(text);
+    this.#announcedWeight = weight;
+    this.#membership?.setWeight(weight);
+    return { weight };
+  }
+
   #publishView(): void {
     const membership = this.#membership;
     if (!membership || !this.#datapath) return;
     const view = this.#view;
-    const nodes = membership.nodes;
+    const nodes = membership.members;
     view.accepting = membership.accepting;
+    view.flags = membership.changePending ? VIEW_FLAG_CHANGE_PENDING : 0;
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;
     nodes.forEach((node, i) => {
@@ -176,7 +327,9 @@ export class ClusterInterface {
       view.macs.set(node.mac.split(':').map((h) => Number.parseInt(h, 16)), i * 6);
     });
     this.#datapath.publishView(view);
-    if (membership.accepting) {
+    const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
+    if (membership.accepting && !membership.changePending && members !== this.#lastLoggedView) {
+      this.#lastLoggedView = members;
       this.#log.info({ event: 'view', nodes: nodes.map((n) => n.mac) }, `view: ${nodes.length} node(s)`);
     }
   }
@@ -192,8 +345,9 @@ export class ClusterInterface {
       clusterMac: formatMac(this.#clusterMac),
       converged: this.#membership?.accepting ?? false,
       state: this.#stopped ? 'stopping' : this.#membership?.accepting ? 'converged' : 'converging',
+      weightMode: this.weights.mode,
       workers: o.workers,
-      nodes: nodes.map((n) => ({ mac: n.mac, status: n.status, weight: n.weight, self: n.self })),
+      nodes: nodes.map((n) => ({ mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self })),
       counters: {
         framesSeen: counters?.framesSeen ?? 0,
         framesAccepted: counters?.framesAccepted ?? 0,

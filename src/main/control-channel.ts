@@ -1,9 +1,21 @@
 /**
  * The control plane's own AF_PACKET socket (LNLB's EtherType, a kernel filter for frames to
  * the cluster MAC or to us), so a data flood cannot starve heartbeats. Low rate: plain recv()
- * on readability, woken by libuv (uv_poll) on the main thread.
+ * on readability, woken by libuv (uv_poll).
+ *
+ * Every message is sealed and opened by the ControlAuthenticator: with a key, an HMAC trailer
+ * and a replay window; without one, plain LNLB-style messages (and signed ones are refused:
+ * a key mismatch). Long messages (CONNTRACK: a tracking state) are cut into fragments at the
+ * link MTU and reassembled per (sender, message id) with expiry and a CRC over the whole.
+ *
+ * Membership data after the LNLB header: HEARTBEAT/RETRASM start with the u16 weight (LNLB's
+ * layout, which the codec checks); then, for every type but CONNTRACK, our u32 incarnation.
+ * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join. CONNTRACK's flags
+ * are the handler index, as in LNLB.
  */
 
+import type { ControlInfo } from '../cluster/membership.js';
+import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator } from '../net/auth.js';
 import { controlFilter } from '../net/bpf.js';
 import { readU32, writeU32 } from '../net/bytes.js';
 import {
@@ -15,10 +27,16 @@ import {
   messageTypeName,
 } from '../net/cluster-message.js';
 import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEthernetHeader } from '../net/ethernet.js';
+import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
 import * as port from '../port/native.js';
 
 export interface ControlMessageHandler {
-  (type: MessageType, srcMac: string, weight: number, incarnation: number): void;
+  (type: MessageType, srcMac: string, info: ControlInfo): void;
+}
+
+/** A reassembled tracking state from `srcMac` for handler `handlerIndex`. */
+export interface StateHandler {
+  (srcMac: string, handlerIndex: number, data: Uint8Array): void;
 }
 
 export interface ControlCounters {
@@ -27,45 +45,66 @@ export interface ControlCounters {
   rejected: Record<string, number>;
 }
 
-const FRAME_BYTES = 2048;
+/** Header flags bit: the sender has completed its own join. */
+export const FLAG_JOINED = 0x1;
 
-/**
- * Membership data after the LNLB header: HEARTBEAT/RETRASM start with the u16 weight (LNLB's
- * layout, which the codec checks); then, for every type but LEAVE, our u32 incarnation.
- */
 const INCARNATION_BYTES = 4;
+/** Fragments sent back to back before yielding, so receivers' socket buffers keep up. */
+const FRAGMENT_BURST = 32;
+/** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
+const CONTROL_RCVBUF = 8 << 20;
+
+export interface ControlChannelOptions {
+  dev: string;
+  ownMac: Uint8Array;
+  clusterMac: Uint8Array;
+  clusterIp: number;
+  /** The link MTU (largest Ethernet payload). */
+  mtu: number;
+  /** Shared key: authenticated control plane. Undefined: plain messages. */
+  key?: Uint8Array;
+  onMessage: ControlMessageHandler;
+  onState: StateHandler;
+}
 
 export class ControlChannel {
-  readonly #dev: string;
-  readonly #ownMac: Uint8Array;
-  readonly #clusterMac: Uint8Array;
-  readonly #clusterIp: number;
-  readonly #onMessage: ControlMessageHandler;
-  readonly #rx = new Uint8Array(FRAME_BYTES);
-  readonly #tx = new Uint8Array(FRAME_BYTES);
+  readonly #o: ControlChannelOptions;
+  readonly #auth: ControlAuthenticator;
+  readonly #reassembler = new Reassembler();
+  readonly #rx: Uint8Array;
+  readonly #tx: Uint8Array;
   readonly #decoded = createDecodedMessage();
   readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES);
+  readonly #info: ControlInfo = { weight: 0, incarnation: 0, joined: false };
+  readonly #srcMac = new Uint8Array(6);
   #fd = -1;
   #watch: { stop(): void } | undefined;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
 
-  constructor(options: { dev: string; ownMac: Uint8Array; clusterMac: Uint8Array; clusterIp: number; onMessage: ControlMessageHandler }) {
-    this.#dev = options.dev;
-    this.#ownMac = options.ownMac;
-    this.#clusterMac = options.clusterMac;
-    this.#clusterIp = options.clusterIp;
-    this.#onMessage = options.onMessage;
+  constructor(options: ControlChannelOptions) {
+    this.#o = options;
+    this.#auth = new ControlAuthenticator(options.key);
+    this.#rx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
+    this.#tx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
+    // Message ids start at a random point so a restarted node's first ids do not collide
+    // with fragments of its previous life still held by a receiver.
+    this.#messageId = (Math.random() * 0xffff_ffff) >>> 0;
+  }
+
+  get authenticated(): boolean {
+    return this.#auth.keyed;
   }
 
   open(): void {
-    this.#fd = port.packetOpen(this.#dev, {
+    this.#fd = port.packetOpen(this.#o.dev, {
       protocol: ETH_P_LNLB,
       // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up.
       promisc: true,
-      filter: controlFilter(this.#ownMac, this.#clusterMac),
+      filter: controlFilter(this.#o.ownMac, this.#o.clusterMac),
       vnetHdr: false,
       ignoreOutgoing: true,
+      rcvBuf: CONTROL_RCVBUF,
     });
     this.#watch = port.watch(this.#fd, () => this.#drain());
   }
@@ -77,21 +116,45 @@ export class ControlChannel {
     this.#fd = -1;
   }
 
-  /** Sends to every node (the cluster MAC) or to one node's MAC. */
-  send(type: MessageType, to: 'cluster' | string, weight?: number, incarnation?: number): void {
+  /** A membership message to every node (the cluster MAC) or to one node's MAC. */
+  send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean): void {
     if (this.#fd < 0) return;
     const tx = this.#tx;
-    const dst = to === 'cluster' ? this.#clusterMac : parseMac(to);
-    writeEthernetHeader(tx, 0, dst, this.#ownMac, ETH_P_LNLB);
-    this.#messageId = (this.#messageId + 1) >>> 0;
-    let len =
-      ETH_HLEN +
-      encodeMessage(tx, ETH_HLEN, {
-        clusterIp: this.#clusterIp,
-        type,
-        messageId: this.#messageId,
-        data: this.#payload(weight, incarnation),
-      });
+    const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
+    writeEthernetHeader(tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
+    const len = encodeMessage(tx, ETH_HLEN, {
+      clusterIp: this.#o.clusterIp,
+      type,
+      flags: joined ? FLAG_JOINED : 0,
+      messageId: this.#nextMessageId(),
+      data: this.#payload(weight, incarnation),
+    });
+    this.#sealAndSend(type, dst, len);
+  }
+
+  /**
+   * A tracking state to one node, fragmented at the MTU. Resolves when every fragment is out;
+   * yields between bursts so the receiver's socket buffer keeps up.
+   */
+  async sendState(to: string, handlerIndex: number, data: Uint8Array): Promise<number> {
+    const dst = parseMac(to);
+    const fragments = fragmentMessage(
+      { clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags: handlerIndex, messageId: this.#nextMessageId(), data },
+      { mtu: this.#o.mtu, reserve: this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0 },
+    );
+    for (let k = 0; k < fragments.total; k++) {
+      if (this.#fd < 0) return k;
+      writeEthernetHeader(this.#tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
+      const len = fragments.write(k, this.#tx, ETH_HLEN);
+      this.#sealAndSend(MessageType.CONNTRACK, dst, len);
+      if ((k + 1) % FRAGMENT_BURST === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    return fragments.total;
+  }
+
+  #sealAndSend(type: MessageType, dst: Uint8Array, msgLen: number): void {
+    const tx = this.#tx;
+    let len = ETH_HLEN + this.#auth.seal(tx, ETH_HLEN, msgLen, this.#o.ownMac, dst);
     if (len < ETH_ZLEN) {
       tx.fill(0, len, ETH_ZLEN);
       len = ETH_ZLEN;
@@ -101,7 +164,12 @@ export class ControlChannel {
     else this.#reject('send-dropped');
   }
 
-  #payload(weight: number | undefined, incarnation: number | undefined): Uint8Array | undefined {
+  #nextMessageId(): number {
+    this.#messageId = (this.#messageId + 1) >>> 0;
+    return this.#messageId;
+  }
+
+  #payload(weight: number | undefined, incarnation: number): Uint8Array {
     const out = this.#payloadBytes;
     let at = 0;
     if (weight !== undefined) {
@@ -109,16 +177,14 @@ export class ControlChannel {
       out[1] = weight;
       at = 2;
     }
-    if (incarnation !== undefined) {
-      writeU32(out, at, incarnation);
-      at += INCARNATION_BYTES;
-    }
-    return at === 0 ? undefined : out.subarray(0, at);
+    writeU32(out, at, incarnation);
+    return out.subarray(0, at + INCARNATION_BYTES);
   }
 
   #drain(): void {
     const rx = this.#rx;
     const m = this.#decoded;
+    const src = this.#srcMac;
     for (;;) {
       if (this.#fd < 0) return;
       const len = port.recv(this.#fd, rx, 0, rx.length);
@@ -127,23 +193,51 @@ export class ControlChannel {
         this.#reject('too-short');
         continue;
       }
-      if (macEquals(rx, 6, this.#ownMac, 0)) continue; // our own frame looped back
-      const verdict = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
-      if (verdict !== DecodeResult.OK) {
-        this.#reject(DecodeResult[verdict] ?? 'invalid');
+      if (macEquals(rx, 6, this.#o.ownMac, 0)) continue; // our own frame looped back
+      src.set(rx.subarray(6, 12));
+      const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
+      if (verdict !== AuthVerdict.OK) {
+        this.#reject(`auth-${authVerdictName(verdict)}`);
         continue;
       }
-      if (m.clusterIp !== this.#clusterIp) {
+      const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
+      if (decoded !== DecodeResult.OK) {
+        this.#reject(DecodeResult[decoded] ?? 'invalid');
+        continue;
+      }
+      if (m.clusterIp !== this.#o.clusterIp) {
         this.#reject('other-cluster');
         continue;
       }
       const name = messageTypeName(m.type);
       this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
+      if (m.type === MessageType.CONNTRACK) {
+        this.#stateFragment(len, src);
+        continue;
+      }
       const at = m.weight >= 0 ? 2 : 0;
-      const d = m.dataOffset + at;
-      const incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, d) : 0;
-      this.#onMessage(m.type as MessageType, formatMac(rx, 6), m.weight, incarnation);
+      const info = this.#info;
+      info.weight = m.weight > 0 ? m.weight : 0;
+      info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
+      info.joined = (m.flags & FLAG_JOINED) !== 0;
+      this.#o.onMessage(m.type as MessageType, formatMac(src), info);
     }
+  }
+
+  #stateFragment(len: number, src: Uint8Array): void {
+    const flags = this.#decoded.flags & 0x7fff_ffff;
+    void len;
+    const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, performance.now());
+    const verdict = this.#reassembler.lastVerdict;
+    if (verdict !== ReassemblyVerdict.COMPLETE && verdict !== ReassemblyVerdict.STORED && verdict !== ReassemblyVerdict.DUPLICATE) {
+      this.#reject(`fragment-${reassemblyVerdictName(verdict)}`);
+    }
+    if (data) this.#o.onState(formatMac(src), flags, data);
+  }
+
+  /** Fragments and replay windows by reason, for the status. */
+  get detail(): { auth: Record<string, number>; reassembly: Record<string, number> } {
+    return { auth: { ...this.#auth.counters }, reassembly: { ...this.#reassembler.counters } };
   }
 
   #reject(reason: string): void {

@@ -5,6 +5,7 @@ import { isLnlbError } from '../errors.js';
 import { adminRequest } from './admin-client.js';
 import type { StatusJson } from './admin-protocol.js';
 import { formatStatus } from './status-format.js';
+import { parseManualWeight, parseWeightMode, readManualWeight, WEIGHT_MAX, WEIGHT_MIN } from './weight-source.js';
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command('lnlbctl')
@@ -20,6 +21,29 @@ async function main(argv: string[]): Promise<void> {
       const { runDir } = program.opts<{ runDir: string }>();
       const status = (await adminRequest(runDir, 'status')) as StatusJson;
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    });
+  program
+    .command('weight_mode')
+    .description("where this node's weight comes from: loadavg (default), loadavg5, loadavg15, freemem, manual")
+    .argument('<interface>', 'the cluster interface, e.g. nlb0')
+    .argument('<mode>', 'loadavg | loadavg5 | loadavg15 | freemem | manual')
+    .option('--json', 'machine-readable output')
+    .action(async (iface: string, mode: string, opts: { json?: boolean }) => {
+      const { runDir } = program.opts<{ runDir: string }>();
+      const result = (await adminRequest(runDir, 'weight_mode', { interface: iface, mode: parseWeightMode(mode) })) as { mode: string; weight: number };
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: weight from ${result.mode}, now ${result.weight}\n`);
+    });
+  program
+    .command('set_weight')
+    .description('set this node\'s weight by hand (manual mode only); "stdin" reads it from standard input')
+    .argument('<interface>', 'the cluster interface, e.g. nlb0')
+    .argument('<weight>', `${WEIGHT_MIN}..${WEIGHT_MAX} (a load: higher gets fewer new clients), or stdin`)
+    .option('--json', 'machine-readable output')
+    .action(async (iface: string, weightText: string, opts: { json?: boolean }) => {
+      const { runDir } = program.opts<{ runDir: string }>();
+      const weight = weightText === 'stdin' ? await readManualWeight(process.stdin) : parseManualWeight(weightText);
+      const result = (await adminRequest(runDir, 'set_weight', { interface: iface, weight: String(weight) })) as { weight: number };
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: weight ${result.weight}\n`);
     });
   try {
     await program.parseAsync(argv, { from: 'user' });

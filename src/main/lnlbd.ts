@@ -71,6 +71,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   admin.register('status', (): StatusJson => ({ interfaces: [cluster.status()] }));
+  const named = (args: Record<string, unknown>): ClusterInterface => {
+    if (args['interface'] !== options.name) {
+      throw lnlbError('LNLB_ERR_CTL_NO_INTERFACE', `no cluster interface ${JSON.stringify(args['interface'])}: this daemon serves ${options.name}`);
+    }
+    return cluster;
+  };
+  admin.register('weight_mode', (args) => named(args).setWeightMode(String(args['mode'])));
+  admin.register('set_weight', (args) => named(args).setManualWeight(String(args['weight'])));
   try {
     await cluster.start();
   } catch (err) {

@@ -8,6 +8,7 @@
 import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -22,14 +23,18 @@ export interface DaemonOptions {
   deadAfterMs: number;
   logLevel: LogLevel;
   election: ElectionName;
+  weightMode: WeightMode;
+  /** Shared key for the authenticated control plane; undefined: plain LNLB-style messages. */
+  keyFile: string | undefined;
 }
 
 interface OptionSpec<K extends keyof DaemonOptions> {
   key: K;
   flag: string;
   description: string;
-  /** undefined: required. */
+  /** undefined: required (unless `optional`). */
   default: DaemonOptions[K] | undefined;
+  optional?: boolean;
   parse(raw: string, flag: string): DaemonOptions[K];
 }
 
@@ -87,6 +92,21 @@ export const DAEMON_OPTIONS = [
     default: 'rendezvous',
     parse: (raw: string, flag: string) => ((ELECTIONS as readonly string[]).includes(raw) ? (raw as ElectionName) : badFlag(flag, `expected one of ${ELECTIONS.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
+  {
+    key: 'weightMode',
+    flag: '--weight-mode <mode>',
+    description: `where this node's weight (its load: a busier node gets fewer new clients) comes from: ${WEIGHT_MODES.join(', ')}`,
+    default: DEFAULT_WEIGHT_MODE,
+    parse: (raw: string, flag: string) => ((WEIGHT_MODES as readonly string[]).includes(raw) ? (raw as WeightMode) : badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+  {
+    key: 'keyFile',
+    flag: '--key-file <path>',
+    description: 'shared secret (≥ 16 bytes, mode 600) that authenticates every control message; the same file on every node',
+    default: undefined,
+    optional: true,
+    parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a file path') : raw),
+  },
 ] as const satisfies readonly OptionSpec<keyof DaemonOptions>[];
 
 /** Builds validated options from raw strings (flag values, config keys); checks cross-option rules. */
@@ -96,7 +116,7 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
     const flagName = spec.flag.split(' ')[0]!;
     const value = raw[spec.key];
     if (value === undefined) {
-      if (spec.default === undefined) badFlag(flagName, 'is required');
+      if (spec.default === undefined && !('optional' in spec && spec.optional)) badFlag(flagName, 'is required');
       out[spec.key] = spec.default;
     } else {
       out[spec.key] = spec.parse(value, flagName);

@@ -10,7 +10,7 @@ function table(rows: string[][]): string {
 export function formatStatus(status: StatusJson): string {
   const out: string[] = [];
   for (const iface of status.interfaces) {
-    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}, ${iface.workers} worker(s)`);
+    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}, weight from ${iface.weightMode}, ${iface.workers} worker(s)`);
     const rows = [['NODE', 'STATUS', 'WEIGHT', '']];
     for (const node of iface.nodes) rows.push([node.mac, node.status, String(node.weight), node.self ? '(this node)' : '']);
     out.push(table(rows).replace(/^/gm, '  '));

@@ -198,6 +198,15 @@ export class ByteRing {
     if (Atomics.load(this.control, RING_SLEEPING) !== 0) Atomics.notify(this.control, RING_HEAD, 1);
   }
 
+  /**
+   * Wakes a sleeping consumer without publishing anything (from any thread): it returns from
+   * its wait as if records had arrived, finds none, and looks at whatever else changed (a new
+   * view, say) before sleeping again.
+   */
+  wakeConsumer(): void {
+    if (Atomics.load(this.control, RING_SLEEPING) !== 0) Atomics.notify(this.control, RING_HEAD, 1);
+  }
+
   /** Records refused because the ring was full (or too large for it). */
   get overflows(): number {
     return Atomics.load(this.control, RING_OVERFLOWS);

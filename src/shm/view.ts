@@ -42,6 +42,8 @@ export { VIEW_BYTES, VIEW_MAX_NODES };
 
 /** FLAGS bit 0: the first convergence round is complete; actors may accept frames. */
 export const VIEW_FLAG_ACCEPTING = 1;
+/** FLAGS bit 1: a convergence round that changes the view is running; new flows wait for it. */
+export const VIEW_FLAG_CHANGE_PENDING = 2;
 
 export interface PublishedView {
   /** Set by ViewReader.read (and returned by publish); ignored by publish. */

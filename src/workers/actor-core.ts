@@ -8,17 +8,26 @@
  * The view is re-read only when its generation changes (one atomic load per batch). Owners are
  * node ids; an entry whose owner has left the view counts as untracked and is re-elected, so a
  * death takes effect the moment the view is published, before the purge message arrives.
+ *
+ * While a convergence round that changes the view is running (VIEW_FLAG_CHANGE_PENDING), the
+ * frames of untracked flows are held in a bounded queue (the oldest dropped and counted when
+ * it is full) and decided with the new view once the round completes: electing them with the
+ * old view would disagree with the nodes that already have the new one. Tracked flows go on.
+ *
+ *   hold queue: a ByteRing in this thread only; each record is a copy of the ring record
+ *   (16-byte descriptor + vnet header + frame).
  */
 
 import { RendezvousElection, type Election } from '../cluster/election.js';
 import type { Tracker } from '../handlers/handler.js';
-import type { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, type PublishedView, type ViewReader } from '../shm/view.js';
+import { ByteRing } from '../shm/byte-ring.js';
+import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
 
 const WRITE_BATCH = 256;
+const DEFAULT_HOLD_BYTES = 1 << 20;
 
 export interface ActorConfig {
   ring: ByteRing;
@@ -28,80 +37,65 @@ export interface ActorConfig {
   view: ViewReader;
   counters: Float64Array;
   election?: Election;
+  /** Bytes of frames held during a view-changing round. */
+  holdBytes?: number;
 }
 
 export class ActorCore {
   readonly #ring: ByteRing;
-  readonly #words: Uint32Array;
   readonly #sink: FrameSink;
   readonly #trackers: readonly Tracker[];
   readonly #viewReader: ViewReader;
   readonly #view: PublishedView = createPublishedView();
   readonly #election: Election;
   readonly #c: Float64Array;
+  readonly #hold: ByteRing;
   /** live[id] = 1 while node `id` is in the view. */
   readonly #live = new Uint8Array(65536);
   readonly #offsets = new Uint32Array(WRITE_BATCH);
   readonly #lengths = new Uint32Array(WRITE_BATCH);
   #pending = 0;
+  #held = 0;
   #generation = -1;
   #accepting = false;
+  #changePending = false;
   #selfId = 0;
+  #now = 0;
 
   constructor(config: ActorConfig) {
     this.#ring = config.ring;
-    this.#words = config.ring.words;
     this.#sink = config.sink;
     this.#trackers = config.trackers;
     this.#viewReader = config.view;
     this.#c = config.counters;
     this.#election = config.election ?? new RendezvousElection();
+    this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
   }
 
   get accepting(): boolean {
     return this.#accepting;
   }
 
-  /** Decides every record available now; returns how many. */
+  /** Frames waiting for a view-changing round to complete. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /** Decides every record available now (and held ones, once their round is over); returns how many. */
   processAvailable(nowSeconds: number): number {
+    this.#now = nowSeconds;
+    if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
+    if (this.#held > 0 && !this.#changePending) this.#releaseHeld();
     const ring = this.#ring;
     if (ring.beginRead() === 0) return 0;
-    if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
-    const words = this.#words;
-    const c = this.#c;
-    const live = this.#live;
-    const trackers = this.#trackers;
-    const election = this.#election;
-    const selfId = this.#selfId;
-    const accepting = this.#accepting;
     let count = 0;
     let at: number;
     while ((at = ring.next()) >= 0) {
       count++;
-      const w = at >>> 2;
-      if (!accepting) continue;
-      const keyLo = words[w]!;
-      const keyHi = words[w + 1]!;
-      const tracker = trackers[words[w + 3]!]!;
-      let owner = tracker.isRelated(keyLo, keyHi, nowSeconds);
-      if (owner < 0 || live[owner] === 0) {
-        owner = election.electOwner(words[w + 2]!);
-        if (owner < 0) continue;
-        tracker.assigned(keyLo, keyHi, owner, nowSeconds);
-        c[C.elected]!++;
-      }
-      if (owner !== selfId) {
-        c[C.dropOtherNode]!++;
-        continue;
-      }
-      const p = this.#pending;
-      this.#offsets[p] = at + DESCRIPTOR_BYTES;
-      this.#lengths[p] = ring.recordLength - DESCRIPTOR_BYTES;
-      if (++this.#pending === WRITE_BATCH) this.#flush();
+      this.#decide(ring, at, true);
     }
-    c[C.framesIn]! += count;
-    if (!accepting) c[C.dropNotConverged]! += count;
-    this.#flush(); // before endRead: the frames are written straight from ring memory
+    this.#c[C.framesIn]! += count;
+    this.#flush(ring); // before endRead: the frames are written straight from ring memory
     ring.endRead();
     return count;
   }
@@ -115,12 +109,100 @@ export class ActorCore {
     return removed;
   }
 
+  /** Forgets every tracked flow and every held frame. */
+  reset(): void {
+    for (const tracker of this.#trackers) tracker.clear();
+    if (this.#hold.beginRead() > 0) while (this.#hold.next() >= 0);
+    this.#hold.endRead();
+    this.#held = 0;
+    this.#updateGauges();
+  }
+
   /** Incremental expiry; cheap enough to call once a second. */
   housekeeping(nowSeconds: number, budget = 8192): void {
+    // Before the first round completes the main thread may be loading a newcomer's tables
+    // from the tracking state: nothing here may write to them meanwhile.
+    if (!this.#accepting) return;
     let expired = 0;
     for (const tracker of this.#trackers) expired += tracker.expire(nowSeconds, budget);
     this.#c[C.expired]! += expired;
     this.#updateGauges();
+  }
+
+  /**
+   * One record: `src` is the input ring or the hold queue. `mayHold`: false when deciding held
+   * frames (they are decided with the new view whatever it is).
+   */
+  #decide(src: ByteRing, at: number, mayHold: boolean): void {
+    const c = this.#c;
+    if (!this.#accepting) {
+      c[C.dropNotConverged]!++;
+      return;
+    }
+    const words = src.words;
+    const w = at >>> 2;
+    const keyLo = words[w]!;
+    const keyHi = words[w + 1]!;
+    const tracker = this.#trackers[words[w + 3]!]!;
+    let owner = tracker.isRelated(keyLo, keyHi, this.#now);
+    if (owner < 0 || this.#live[owner] === 0) {
+      if (mayHold && this.#changePending) {
+        this.#holdRecord(src, at);
+        return;
+      }
+      owner = this.#election.electOwner(words[w + 2]!);
+      if (owner < 0) return;
+      tracker.assigned(keyLo, keyHi, owner, this.#now);
+      c[C.elected]!++;
+    }
+    if (owner !== this.#selfId) {
+      c[C.dropOtherNode]!++;
+      return;
+    }
+    const p = this.#pending;
+    this.#offsets[p] = at + DESCRIPTOR_BYTES;
+    this.#lengths[p] = src.recordLength - DESCRIPTOR_BYTES;
+    if (++this.#pending === WRITE_BATCH) this.#flush(src);
+  }
+
+  #holdRecord(src: ByteRing, at: number): void {
+    const hold = this.#hold;
+    const length = src.recordLength;
+    let to = hold.reserve(length);
+    if (to < 0 && this.#held > 0) {
+      // Full: the oldest held frame goes (LNLB's rule), counted.
+      hold.commit();
+      this.#discardOldestHeld();
+      to = hold.reserve(length);
+    }
+    if (to < 0) {
+      this.#c[C.dropHoldFull]!++;
+      return;
+    }
+    hold.bytes.set(src.bytes.subarray(at, at + length), to);
+    hold.commit();
+    this.#held++;
+    this.#c[C.held]!++;
+  }
+
+  #discardOldestHeld(): void {
+    const hold = this.#hold;
+    if (hold.beginRead() > 0 && hold.next() >= 0) {
+      hold.endRead();
+      this.#held--;
+      this.#c[C.dropHoldFull]!++;
+    }
+  }
+
+  #releaseHeld(): void {
+    const hold = this.#hold;
+    if (hold.beginRead() > 0) {
+      let at: number;
+      while ((at = hold.next()) >= 0) this.#decide(hold, at, false);
+      this.#flush(hold);
+      hold.endRead();
+    }
+    this.#held = 0;
   }
 
   #updateGauges(): void {
@@ -134,11 +216,11 @@ export class ActorCore {
     this.#c[C.evictions] = evictions;
   }
 
-  #flush(): void {
+  #flush(src: ByteRing): void {
     const n = this.#pending;
     if (n === 0) return;
     this.#pending = 0;
-    const written = this.#sink.writeBatch(this.#ring.bytes, this.#offsets, this.#lengths, n);
+    const written = this.#sink.writeBatch(src.bytes, this.#offsets, this.#lengths, n);
     this.#c[C.accepted]! += written;
     if (written < n) this.#c[C.dropTapWrite]! += n - written;
   }
@@ -152,6 +234,7 @@ export class ActorCore {
     this.#election.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.weights, macs: view.macs });
     this.#selfId = view.selfId;
     this.#accepting = view.accepting;
+    this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
     this.#generation = view.generation;
   }
 }

@@ -45,6 +45,7 @@ async function run(data: ActorData): Promise<void> {
   parentPort?.on('message', (message: MainToActor) => {
     if (message.type === 'stop') running = false;
     else if (message.type === 'node-died') post({ type: 'purged', id: message.id, entries: actor.nodeDied(message.id) });
+    else if (message.type === 'reset') actor.reset();
   });
   post({ type: 'ready' });
   let lastHousekeeping = 0;

@@ -38,6 +38,9 @@ export const ActorCounter = {
   evictions: 7,
   expired: 8,
   purgedByDeath: 9,
+  held: 10,
+  dropHoldFull: 11,
+  dropStale: 12,
 } as const;
 
 export class CounterBlock {

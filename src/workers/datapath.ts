@@ -77,19 +77,24 @@ function waitFor(worker: Worker, type: WorkerToMain['type'], timeoutMs: number):
 export class Datapath {
   readonly counters: CounterBlock;
   readonly actorCount: number;
+  /** The actors' tracking shards (default handler), in actor order, for state transfer. */
+  readonly trackerMemories: SharedArrayBuffer[] = [];
   readonly #view: ViewWriter;
   readonly #control: Int32Array;
   readonly #dispatcher: Worker;
   readonly #actors: Worker[];
+  /** Our handles on the actors' input rings, only to wake them when the view changes. */
+  readonly #rings: ByteRing[];
   #stopping = false;
 
-  private constructor(counters: CounterBlock, view: ViewWriter, control: Int32Array, dispatcher: Worker, actors: Worker[]) {
+  private constructor(counters: CounterBlock, view: ViewWriter, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
     this.counters = counters;
     this.actorCount = actors.length;
     this.#view = view;
     this.#control = control;
     this.#dispatcher = dispatcher;
     this.#actors = actors;
+    this.#rings = rings;
   }
 
   static async start(options: DatapathOptions): Promise<Datapath> {
@@ -101,15 +106,18 @@ export class Datapath {
     const controlMemory = new SharedArrayBuffer(4);
     const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
     const actors: Worker[] = [];
+    const trackerMemories: SharedArrayBuffer[] = [];
     const ready: Promise<WorkerToMain>[] = [];
     const onError = (err: Error): void => options.onError(err.message);
     for (let index = 0; index < options.actors; index++) {
+      const trackerMemory = new SharedArrayBuffer(sourceIpHandler.trackerBytes(capacity));
+      trackerMemories.push(trackerMemory);
       const data: ActorData = {
         role: 'actor',
         index,
         tapFd: options.tapFd,
         ring: rings[index]!,
-        tracker: new SharedArrayBuffer(sourceIpHandler.trackerBytes(capacity)),
+        tracker: trackerMemory,
         trackerCapacity: capacity,
         idleTimeoutSeconds: options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
         election: options.election,
@@ -135,7 +143,8 @@ export class Datapath {
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
-    const datapath = new Datapath(new CounterBlock(counterMemory), view, new Int32Array(controlMemory), dispatcher, actors);
+    const datapath = new Datapath(new CounterBlock(counterMemory), view, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
+    datapath.trackerMemories.push(...trackerMemories);
     try {
       await Promise.all(ready);
     } catch (err) {
@@ -154,8 +163,16 @@ export class Datapath {
     return datapath;
   }
 
+  /** Publishes a view and wakes idle actors, so frames they hold are decided without waiting for traffic. */
   publishView(view: PublishedView): void {
     this.#view.publish(view);
+    for (const ring of this.#rings) ring.wakeConsumer();
+  }
+
+  /** Every actor forgets its whole tracking state (this node was declared dead and rejoins). */
+  resetTracking(): void {
+    const message: MainToActor = { type: 'reset' };
+    for (const actor of this.#actors) actor.postMessage(message);
   }
 
   /** Tells every actor to purge a dead node's entries. The view change already re-homed them. */
@@ -180,6 +197,7 @@ export class Datapath {
         otherNode: actors(ActorCounter.dropOtherNode),
         tapWrite: actors(ActorCounter.dropTapWrite),
         ringFull: dispatcher(DispatcherCounter.dropRingFull),
+        holdFull: actors(ActorCounter.dropHoldFull),
         malformed: dispatcher(DispatcherCounter.dropMalformed),
         notIPv4: dispatcher(DispatcherCounter.dropNotIPv4),
         notVip: dispatcher(DispatcherCounter.dropNotVip),

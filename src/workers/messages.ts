@@ -34,7 +34,7 @@ export interface ActorData {
   counters: SharedArrayBuffer;
 }
 
-export type MainToActor = { type: 'node-died'; id: number } | { type: 'stop' };
+export type MainToActor = { type: 'node-died'; id: number } | { type: 'reset' } | { type: 'stop' };
 
 export type WorkerToMain =
   | { type: 'ready' }

@@ -11,6 +11,7 @@ const status: StatusJson = {
       clusterMac: '02:00:0a:00:00:64',
       converged: true,
       state: 'converged',
+      weightMode: 'loadavg',
       workers: 2,
       nodes: [
         { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false },
@@ -33,7 +34,7 @@ const status: StatusJson = {
 test('human status: one line per node in aligned columns, this node marked, drops by reason', (t) => {
   const text = formatStatus(status);
   const lines = text.split('\n');
-  t.regex(lines[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, converged, 2 worker\(s\)$/);
+  t.regex(lines[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, converged, weight from loadavg, 2 worker\(s\)$/);
   const rows = lines.filter((l) => /^\s+02:00/.test(l));
   t.is(rows.length, 2);
   t.is(rows[0]!.indexOf('OK'), rows[1]!.indexOf('OK'), 'columns aligned');
