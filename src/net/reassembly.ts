@@ -172,6 +172,10 @@ export function fragmentMessage(m: FragmentFields, options: FragmentOptions): Me
   return new MessageFragments(m, options);
 }
 
+function isU32(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+}
+
 function checkU32(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new RangeError(`${name} must be a u32, got ${v}`);
 }
@@ -333,6 +337,7 @@ export class Reassembler {
    * checked again against the buffer, so a stale or made-up DecodedMessage is only MALFORMED.
    */
   pushDecoded(m: DecodedMessage, frame: Uint8Array, srcMac: Uint8Array, now: number, srcMacOff = 0): Uint8Array | undefined {
+    if (!Number.isFinite(now)) return this.#verdict(ReassemblyVerdict.MALFORMED);
     if (now >= this.#nextDeadline) this.expire(now);
     const off = m.dataOffset;
     const len = m.dataLength;
@@ -353,7 +358,11 @@ export class Reassembler {
       !Number.isInteger(srcMacOff) ||
       srcMacOff < 0 ||
       srcMacOff + ETH_ALEN > srcMac.length ||
-      !Number.isFinite(now)
+      !isMessageType(m.type) ||
+      !isU32(m.clusterIp) ||
+      !isU32(m.flags) ||
+      !isU32(m.messageId) ||
+      !isU32(m.crc32)
     ) {
       return this.#verdict(ReassemblyVerdict.MALFORMED);
     }
@@ -362,7 +371,7 @@ export class Reassembler {
     // message is at least total-1 + len bytes (len bytes per fragment if this is not the last).
     if ((last ? total - 1 + len : total * len) > this.#maxMessageBytes) return this.#verdict(ReassemblyVerdict.TOO_LARGE);
     if (total === 1) {
-      if (crc32(frame.subarray(off, off + len)) !== m.crc32 >>> 0) return this.#verdict(ReassemblyVerdict.BAD_CRC);
+      if (crc32(frame.subarray(off, off + len)) !== m.crc32) return this.#verdict(ReassemblyVerdict.BAD_CRC);
       this.#verdict(ReassemblyVerdict.COMPLETE);
       return frame.slice(off, off + len);
     }
@@ -370,13 +379,13 @@ export class Reassembler {
     if (len < 1) return this.#verdict(ReassemblyVerdict.MALFORMED);
 
     const mac = macToNumber(srcMac, srcMacOff);
-    const id = m.messageId >>> 0;
+    const id = m.messageId;
     let p = this.#lastHit;
     if (p === undefined || p.mac !== mac || p.messageId !== id) p = this.#find(mac, id);
     if (p === undefined) return this.#start(m, mac, id, frame, now, last);
     this.#lastHit = p;
 
-    if (p.total !== total || p.type !== m.type || p.flags !== m.flags >>> 0 || p.crc !== m.crc32 >>> 0 || p.clusterIp !== m.clusterIp >>> 0) {
+    if (p.total !== total || p.type !== m.type || p.flags !== m.flags || p.crc !== m.crc32 || p.clusterIp !== m.clusterIp) {
       return this.#verdict(ReassemblyVerdict.INCONSISTENT);
     }
     if ((p.bits[k >>> 3]! & (1 << (k & 7))) !== 0) return this.#verdict(ReassemblyVerdict.DUPLICATE);
@@ -435,7 +444,7 @@ export class Reassembler {
 
   #start(m: DecodedMessage, mac: number, id: number, frame: Uint8Array, now: number, last: boolean): undefined {
     const total = m.fragmentTotal;
-    const crc = m.crc32 >>> 0;
+    const crc = m.crc32;
     if (this.#recentlyDone(mac, id, crc, total, now)) return this.#verdict(ReassemblyVerdict.DUPLICATE);
     const ps = this.#partials;
     if (ps.length >= this.#maxMessages) return this.#verdict(ReassemblyVerdict.TOO_MANY_MESSAGES);
@@ -447,7 +456,7 @@ export class Reassembler {
     if (this.#reserved + need > this.#maxTotalBytes) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
     const data = allocate(need);
     if (data === undefined) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
-    const p = new Partial(mac, id, m.clusterIp >>> 0, m.type, m.flags >>> 0, crc, total, now);
+    const p = new Partial(mac, id, m.clusterIp, m.type, m.flags, crc, total, now);
     p.reserved = need;
     this.#reserved += need;
     if (last) {

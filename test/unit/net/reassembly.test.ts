@@ -304,12 +304,25 @@ test('pushDecoded re-checks a decoded header against the buffer', (t) => {
   const f = fragments(payload(3000, 16), 40)[0]!;
   const m = createDecodedMessage();
   t.is(decodeMessage(f, 0, f.length, m), DecodeResult.OK);
-  for (const bad of [{ dataLength: 1e9 }, { dataOffset: -1 }, { fragmentTotal: 0 }, { fragmentNumber: 3 }, { fragmentTotal: 70_000 }, { dataLength: Number.NaN }]) {
+  const bads = [
+    { dataLength: 1e9 },
+    { dataOffset: -1 },
+    { fragmentTotal: 0 },
+    { fragmentNumber: 3 },
+    { fragmentTotal: 70_000 },
+    { dataLength: Number.NaN },
+    { type: 99 },
+    { messageId: -1 },
+    { crc32: 2 ** 32 },
+    { flags: 0.5 },
+  ];
+  for (const bad of bads) {
     t.is(r.pushDecoded({ ...m, ...bad }, f, A, 0), undefined);
     t.is(r.lastVerdict, ReassemblyVerdict.MALFORMED, JSON.stringify(bad));
   }
   t.is(r.pushDecoded(m, f, new Uint8Array(4), 0), undefined, 'short MAC');
-  t.is(r.counters.malformed, 7);
+  t.is(r.pushDecoded(m, f, A, Number.NaN), undefined, 'no time');
+  t.is(r.counters.malformed, bads.length + 2);
   t.is(r.pushDecoded(m, f, A, 0), undefined);
   t.is(r.lastVerdict, ReassemblyVerdict.STORED);
 });
