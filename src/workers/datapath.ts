@@ -216,6 +216,10 @@ export class Datapath {
       stopped.push(waitFor(actor, 'stopped', STOP_TIMEOUT_MS));
       actor.postMessage({ type: 'stop' } satisfies MainToActor);
     }
+    // An idle actor sleeps on its ring for up to a second: wake it to see the stop at once.
+    setTimeout(() => {
+      for (const ring of this.#rings) ring.wakeConsumer();
+    }, 5);
     await Promise.allSettled(stopped);
     await Promise.allSettled([this.#dispatcher, ...this.#actors].map((w) => w.terminate()));
   }

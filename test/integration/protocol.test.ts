@@ -1,0 +1,149 @@
+// The cluster protocol with real daemons in namespaces: a newcomer receives the tracking state
+// and no existing client moves; SIGTERM sends LEAVE; a paused node comes back without double
+// ownership; a node with the wrong key is kept out; sub-second failover at --heartbeat-ms 100.
+import test from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
+import { sweepStale, tail, waitExit } from '../../src/lab/netns.js';
+
+const SOURCES = 24;
+let keyDir = '';
+
+test.before(async () => {
+  await sweepStale();
+  keyDir = mkdtempSync(join(tmpdir(), 'lnlb-keys-'));
+});
+
+test.after.always(() => {
+  if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+});
+
+async function withLab(nodes: number, body: (lab: ClusterLab) => Promise<void>): Promise<void> {
+  const lab = await ClusterLab.create({ nodes, clientAddresses: SOURCES });
+  try {
+    await body(lab);
+  } catch (error) {
+    console.error(lab.logTails());
+    throw error;
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+function owners(survey: Map<string, Served>): Map<string, string> {
+  return new Map([...survey].map(([source, served]) => [source, 'node' in served ? served.node : `unanswered: ${served.error}`]));
+}
+
+test.serial('a newcomer receives the tracking state and no existing client moves', async (t) => {
+  await withLab(3, async (lab) => {
+    lab.startDaemon('node1');
+    lab.startDaemon('node2');
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    for (const node of ['node1', 'node2']) await lab.startHttpServer(node);
+    const before = owners(await lab.survey(lab.clientIps));
+    t.true([...before.values()].every((n) => n === 'node1' || n === 'node2'), JSON.stringify([...before]));
+    const joinedAt = performance.now();
+    const newcomer = lab.startDaemon('node3');
+    await lab.waitConverged(lab.nodes, 20_000);
+    t.log(`node3 converged ${Math.round(performance.now() - joinedAt)} ms after start`);
+    await lab.startHttpServer('node3');
+    const loaded = await lab.lab.waitForLog(newcomer, /"event":"state-loaded"/, 5000);
+    const entries = Number(/"entries":(\d+)/.exec(loaded.split('\n').find((l) => l.includes('state-loaded')) ?? '')?.[1] ?? -1);
+    t.true(entries >= SOURCES, `node3 loaded ${entries} tracked flows`);
+    const after = owners(await lab.survey(lab.clientIps));
+    t.deepEqual(after, before, 'every existing client is still served by the same node');
+  });
+});
+
+test.serial('SIGTERM sends LEAVE: the others drop the node at once and take its clients', async (t) => {
+  await withLab(3, async (lab) => {
+    for (const node of lab.nodes) lab.startDaemon(node);
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    const before = owners(await lab.survey(lab.clientIps));
+    const orphans = [...before].filter(([, n]) => n === 'node2').map(([s]) => s);
+    const daemon = lab.daemon('node2')!;
+    const since = performance.now();
+    daemon.kill('SIGTERM');
+    const takeover = await lab.waitServedBy(orphans, ['node1', 'node3'], since, 5000);
+    t.true(await waitExit(daemon, 5000), 'node2 exits on SIGTERM');
+    t.deepEqual(takeover.unanswered, []);
+    t.log(`after LEAVE: ${orphans.length} clients answered by survivors within ${Math.round(takeover.worstMs)} ms`);
+    // A LEAVE needs no timeout: well under --dead-after-ms (1000 ms here).
+    t.true(takeover.worstMs < 900, `took ${Math.round(takeover.worstMs)} ms`);
+    const status = await lab.status('node1');
+    t.is(status.interfaces[0]!.nodes.length, 2);
+  });
+});
+
+test.serial('a paused node comes back without double ownership: it resets, rejoins, and takes only what the new view gives it', async (t) => {
+  await withLab(3, async (lab) => {
+    for (const node of lab.nodes) lab.startDaemon(node);
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    const before = owners(await lab.survey(lab.clientIps));
+    const orphans = [...before].filter(([, n]) => n === 'node2').map(([s]) => s);
+    const daemon = lab.daemon('node2')!;
+    process.kill(daemon.pid!, 'SIGSTOP');
+    const since = performance.now();
+    const takeover = await lab.waitServedBy(orphans, ['node1', 'node3'], since, 8000);
+    t.deepEqual(takeover.unanswered, []);
+    const moved = owners(await lab.survey(lab.clientIps));
+    process.kill(daemon.pid!, 'SIGCONT');
+    await lab.lab.waitForLog(daemon, /"event":"reset"/, 5000);
+    await lab.waitConverged(lab.nodes, 20_000);
+    const after = owners(await lab.survey(lab.clientIps));
+    t.deepEqual(after, moved, 'clients re-homed while node2 was paused stay where they are');
+    for (const source of orphans.slice(0, 6)) {
+      const ping = await lab.pingFrom(source, VIP, 3);
+      t.is(ping.duplicates, 0, `${source}: duplicate echo replies`);
+      t.is(ping.received, 3, `${source}: ${ping.output}`);
+    }
+  });
+});
+
+test.serial('a node with the wrong key is kept out and its messages are counted as forged', async (t) => {
+  const good = join(keyDir, 'good.key');
+  const bad = join(keyDir, 'bad.key');
+  writeFileSync(good, 'correct horse battery staple 0123456789', { mode: 0o600 });
+  writeFileSync(bad, 'another secret entirely, also long enough', { mode: 0o600 });
+  await withLab(3, async (lab) => {
+    lab.startDaemon('node1', ['--key-file', good]);
+    lab.startDaemon('node2', ['--key-file', good]);
+    const intruder = lab.startDaemon('node3', ['--key-file', bad]);
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    await lab.lab.waitForLog(intruder, /control plane authenticated/, 5000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const status = (await lab.status('node1')).interfaces[0]!;
+    t.is(status.nodes.length, 2, JSON.stringify(status.nodes));
+    t.true((status.counters.control.rejected['auth-BAD_MAC'] ?? 0) > 0, JSON.stringify(status.counters.control.rejected));
+    t.regex(tail(intruder.logFile), /control plane authenticated/);
+  });
+});
+
+test.serial('--heartbeat-ms 100: a killed node\'s clients are answered by the survivors within 500 ms', async (t) => {
+  await withLab(3, async (lab) => {
+    const fast = ['--heartbeat-ms', '100', '--dead-after-ms', '300'];
+    for (const node of lab.nodes) lab.startDaemon(node, fast);
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    const before = owners(await lab.survey(lab.clientIps));
+    const orphans = [...before].filter(([, n]) => n === 'node2').map(([s]) => s);
+    t.true(orphans.length > 0);
+    const sinceEpoch = Date.now();
+    const daemon = lab.daemon('node2')!;
+    daemon.kill('SIGKILL');
+    const pings = await lab.waitPingAnswered(orphans, VIP, sinceEpoch, 5000);
+    await waitExit(daemon, 2000);
+    t.log(`failover at --heartbeat-ms 100: first echo reply after ${Math.round(pings.worstMs)} ms (worst of ${orphans.length} sources)`);
+    t.deepEqual(pings.unanswered, []);
+    t.true(pings.worstMs < 500, `worst ${Math.round(pings.worstMs)} ms`);
+    for (const node of ['node1', 'node3']) {
+      const nodes = (await lab.status(node)).interfaces[0]!.nodes;
+      t.is(nodes.length, 2, `${node} lists ${nodes.length} nodes`);
+    }
+  });
+});
