@@ -46,6 +46,9 @@ export interface InterfaceCounters {
   control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
   /** Nodes refused because the node table was full. */
   nodeTableFull: number;
+  /** Convergence rounds completed, and self-resets after a stall. */
+  rounds: number;
+  resets: number;
 }
 
 export interface InterfaceStatusJson {
@@ -58,6 +61,8 @@ export interface InterfaceStatusJson {
   state: 'converging' | 'converged' | 'stopping';
   /** Where this node's weight comes from, and what it announces. */
   weightMode: string;
+  /** Control messages carry an HMAC (--key-file). */
+  authenticated: boolean;
   workers: number;
   nodes: NodeStatusJson[];
   counters: InterfaceCounters;

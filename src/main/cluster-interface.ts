@@ -1,24 +1,21 @@
 /**
  * One cluster on this host: the TAP carrying the VIP, the sysctls that let replies leave by
- * the normal route, the data socket and datapath threads, the control channel and the
- * membership that drives the published view.
+ * the normal route, the data socket and datapath threads, and the control-plane thread
+ * (membership, rounds, state transfer). This class sets them up, relays between them, logs,
+ * answers the admin socket, and tears everything down.
  */
 
 import { randomBytes } from 'node:crypto';
-import { Membership, NodeStatus, type MembershipAction } from '../cluster/membership.js';
+import { Worker } from 'node:worker_threads';
 import { lnlbError } from '../errors.js';
-import { actorForKey } from '../cluster/hash.js';
-import { loadTrackerState, saveTrackerState } from '../handlers/tracker-state.js';
 import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
-import { TrackingTable } from '../shm/tracking-table.js';
-import { clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
+import { clusterMacUnicast, formatMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING } from '../shm/view.js';
 import { Datapath } from '../workers/datapath.js';
+import type { ControlData, ControlEvent, ControlStatus, MainToControl } from '../workers/messages.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
-import { ControlChannel } from './control-channel.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
@@ -32,19 +29,6 @@ const WEIGHT_HYSTERESIS = 0.05;
 
 const VNET_HDR = true;
 
-/** The tracking tables' clock: u32 seconds, the same on the actors' side. */
-function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}
-
-/**
- * What `status` shows: every round briefly sets every member WAITING_HEARTBEAT, which is noise
- * to an operator; a member still waited for at the round timeout (ASKED_RETRASM) is news.
- */
-function displayStatus(status: NodeStatus): string {
-  return status === NodeStatus.WAITING_HEARTBEAT ? NodeStatus.OK : status;
-}
-
 export class ClusterInterface {
   readonly #opts: DaemonOptions;
   readonly #log: Logger;
@@ -55,12 +39,11 @@ export class ClusterInterface {
   #tapFd = -1;
   #dataFd = -1;
   #datapath: Datapath | undefined;
-  #control: ControlChannel | undefined;
-  #membership: Membership | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  readonly #view = createPublishedView();
+  #control: Worker | undefined;
+  #weightTimer: NodeJS.Timeout | undefined;
+  #statusRequests = 0;
+  readonly #statusWaiters = new Map<number, (status: ControlStatus) => void>();
   #stopped = false;
-  #lastLoggedView = '';
   readonly weights: WeightSource;
   #announcedWeight = 0;
   #fatal: (message: string) => void;
@@ -113,7 +96,7 @@ export class ClusterInterface {
     // blockCount × 1 ms of a stalled reader: 128 blocks ride out a 128 ms pause. 256 KiB still
     // holds several 64 KiB GSO frames.
     port.ringOpen(this.#dataFd, { blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 });
-    this.#datapath = await Datapath.start({
+    const datapath = await Datapath.start({
       dataFd: this.#dataFd,
       tapFd: this.#tapFd,
       vnetHdr: VNET_HDR,
@@ -125,31 +108,41 @@ export class ClusterInterface {
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
     });
+    this.#datapath = datapath;
 
-    const membership = new Membership({
-      selfMac: formatMac(this.#ownMac),
-      heartbeatMs: o.heartbeatMs,
-      deadAfterMs: o.deadAfterMs,
-      incarnation: randomBytes(4).readUInt32BE(0),
-      weight: this.#currentWeight(true),
-    });
-    this.#membership = membership;
-    this.#publishView(); // generation 1: not accepting until the first round completes
     const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
-    this.#control = new ControlChannel({
+    const controlData: ControlData = {
+      role: 'control',
       dev: o.bind,
       ownMac: this.#ownMac,
       clusterMac: this.#clusterMac,
       clusterIp: this.#vip,
       mtu: info.mtu,
-      ...(key === undefined ? {} : { key }),
-      onMessage: (type, srcMac, msg) => {
-        membership.receive(type, srcMac, performance.now(), msg);
-        this.#drive();
-      },
-      onState: (srcMac, handlerIndex, data) => this.#loadState(srcMac, handlerIndex, data),
+      key: key === undefined ? undefined : new Uint8Array(key),
+      heartbeatMs: o.heartbeatMs,
+      deadAfterMs: o.deadAfterMs,
+      incarnation: randomBytes(4).readUInt32BE(0),
+      weight: this.#currentWeight(true),
+      view: datapath.viewMemory,
+      actorRings: datapath.ringMemories,
+      trackers: datapath.trackerMemories,
+    };
+    const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { workerData: controlData, name: 'lnlb-control' });
+    this.#control = control;
+    control.on('message', (event: ControlEvent) => this.#onControlEvent(event));
+    control.on('error', (err) => this.#fatal(`control plane: ${err.message}`));
+    control.on('exit', (code) => {
+      if (!this.#stopped) this.#fatal(`the control-plane thread exited unexpectedly (code ${code})`);
     });
-    this.#control.open();
+    await new Promise<void>((resolve, reject) => {
+      const onReady = (event: ControlEvent): void => {
+        if (event.type === 'ready') resolve();
+        else if (event.type === 'error') reject(lnlbError('LNLB_ERR_WORKER_FAILED', event.message));
+        else return;
+        control.off('message', onReady);
+      };
+      control.on('message', onReady);
+    });
     if (key === undefined) {
       this.#log.warn(
         { event: 'control-plane', authenticated: false },
@@ -158,124 +151,43 @@ export class ClusterInterface {
     } else {
       this.#log.info({ event: 'control-plane', authenticated: true }, 'control plane authenticated (HMAC-SHA256, replay window)');
     }
-    membership.start(performance.now());
-    this.#drive();
+    // The weight is measured here (reading /proc may block a little) and handed over when it moves.
+    this.#weightTimer = setInterval(() => {
+      const before = this.#announcedWeight;
+      const weight = this.#currentWeight(false);
+      if (weight !== before) this.#postControl({ type: 'weight', weight });
+    }, o.heartbeatMs);
+    this.#weightTimer.unref();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), workers: o.workers }, 'cluster interface up');
   }
 
-  /** Runs due timers, carries out the membership's actions and sleeps until its next deadline. */
-  #drive(): void {
-    const membership = this.#membership;
-    if (!membership || this.#stopped) return;
-    membership.setWeight(this.#currentWeight(false));
-    membership.tick(performance.now());
-    this.#carryOut(membership.drainActions());
-    if (this.#timer) clearTimeout(this.#timer);
-    const delay = Math.max(1, Math.ceil(membership.nextDeadline() - performance.now()));
-    this.#timer = setTimeout(() => this.#drive(), delay);
+  #postControl(message: MainToControl): void {
+    this.#control?.postMessage(message);
   }
 
-  #carryOut(actions: MembershipAction[]): void {
-    let viewChanged = false;
-    for (const action of actions) {
-      switch (action.kind) {
-        case 'send':
-          this.#control?.send(action.type, action.to, action.weight, action.incarnation, action.joined);
-          break;
-        case 'view-changed':
-          viewChanged = true;
-          break;
-        case 'node-joined':
-          this.#log.info({ event: 'node-joined', node: action.node.mac, id: action.node.id }, `node ${action.node.mac} joined`);
-          break;
-        case 'reset':
-          this.#log.error(
-            { event: 'reset', stalledMs: Math.round(action.stalledMs) },
-            `this node was stalled for ${Math.round(action.stalledMs)} ms, longer than --dead-after-ms: the others have re-homed its clients; forgetting its state and rejoining`,
-          );
-          this.#datapath?.resetTracking();
-          break;
-        case 'round-completed':
-          if (action.changedView) this.#log.debug({ event: 'round', durationMs: Math.round(action.durationMs) }, 'convergence round changed the view');
-          break;
-        case 'send-state':
-          this.#sendState(action.to);
-          break;
-        case 'node-died':
-          this.#log.warn(
-            { event: 'node-died', node: action.node.mac, id: action.node.id, reason: action.reason, silentMs: Math.round(action.silentMs) },
-            action.reason !== 'missed-heartbeats' ? `node ${action.node.mac} ${action.reason}` : `node ${action.node.mac} died: silent for ${Math.round(action.silentMs)} ms`,
-          );
-          break;
+  #onControlEvent(event: ControlEvent): void {
+    switch (event.type) {
+      case 'log':
+        this.#log[event.level](event.fields, event.msg);
+        break;
+      case 'node-died':
+        this.#datapath?.nodeDied(event.id);
+        break;
+      case 'reset':
+        this.#datapath?.resetTracking();
+        break;
+      case 'status': {
+        const waiter = this.#statusWaiters.get(event.requestId);
+        this.#statusWaiters.delete(event.requestId);
+        waiter?.(event.status);
+        break;
       }
+      case 'error':
+        this.#fatal(event.message);
+        break;
+      default:
+        break;
     }
-    // Publish before purging: the new view alone already re-homes the dead node's clients.
-    if (viewChanged) this.#publishView();
-    for (const action of actions) {
-      if (action.kind === 'node-died') this.#datapath?.nodeDied(action.node.id);
-    }
-  }
-
-  /** The tables of the actors' shards, attached from the main thread (for state transfer). */
-  #tables(): TrackingTable[] {
-    return (this.#datapath?.trackerMemories ?? []).map((memory) => new TrackingTable(memory));
-  }
-
-  /**
-   * LNLB: the first member hands its tracking state to a newcomer (CONNTRACK). Saved from the
-   * main thread while the actors keep running: a best-effort snapshot (an entry the actors
-   * insert meanwhile may be missed; every node records every assignment, so the newcomer
-   * learns it from the next frame of that flow anyway).
-   */
-  #sendState(to: string): void {
-    const membership = this.#membership;
-    const control = this.#control;
-    if (!membership || !control) return;
-    const started = performance.now();
-    const macById = new Map(membership.nodes.map((n) => [n.id, parseMac(n.mac)]));
-    const stats = { saved: 0, skippedUnknownOwner: 0 };
-    const state = saveTrackerState(this.#tables(), nowSeconds(), (id) => macById.get(id), stats);
-    control
-      .sendState(to, 0, state)
-      .then((fragments) => {
-        this.#log.info(
-          { event: 'state-sent', to, entries: stats.saved, bytes: state.length, fragments, ms: Math.round(performance.now() - started) },
-          `sent ${stats.saved} tracked flows to newcomer ${to}`,
-        );
-      })
-      .catch((err: Error) => this.#log.error({ event: 'state-send-failed', to }, err.message));
-  }
-
-  /**
-   * A tracking state arrived. A newcomer loads it before its first round completes, while its
-   * actors touch nothing (they accept nothing and skip housekeeping until then); afterwards
-   * (a resync) it is refused here and counted.
-   */
-  #loadState(srcMac: string, handlerIndex: number, data: Uint8Array): void {
-    const membership = this.#membership;
-    if (!membership) return;
-    if (membership.accepting || handlerIndex !== 0) {
-      this.#log.warn({ event: 'state-ignored', from: srcMac, handlerIndex }, 'tracking state ignored: this node has joined already');
-      return;
-    }
-    const tables = this.#tables();
-    const idByMac = new Map(membership.nodes.map((n) => [n.mac, n.id]));
-    try {
-      const started = performance.now();
-      const result = loadTrackerState(data, tables, {
-        nowSeconds: nowSeconds(),
-        ownerId: (mac) => idByMac.get(formatMac(mac)),
-        shardOf: (keyLo, keyHi) => actorForKey(keyLo, keyHi, tables.length),
-      });
-      this.#log.info(
-        { event: 'state-loaded', from: srcMac, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds, ms: Math.round(performance.now() - started) },
-        `loaded ${result.loaded} tracked flows from ${srcMac}`,
-      );
-    } catch (err) {
-      this.#log.error({ event: 'state-refused', from: srcMac }, (err as Error).message);
-    }
-    membership.stateReceived();
-    this.#drive();
   }
 
   /** The weight to announce: re-read each heartbeat, changed only past the hysteresis (or when set by hand). */
@@ -299,7 +211,7 @@ export class ClusterInterface {
   setWeightMode(mode: string): { mode: string; weight: number } {
     this.weights.setMode(mode);
     const weight = this.#currentWeight(true);
-    this.#membership?.setWeight(weight);
+    this.#postControl({ type: 'weight', weight });
     return { mode: this.weights.mode, weight };
   }
 
@@ -307,47 +219,42 @@ export class ClusterInterface {
   setManualWeight(text: string): { weight: number } {
     const weight = this.weights.setManual(text);
     this.#announcedWeight = weight;
-    this.#membership?.setWeight(weight);
+    this.#postControl({ type: 'weight', weight });
     return { weight };
   }
 
-  #publishView(): void {
-    const membership = this.#membership;
-    if (!membership || !this.#datapath) return;
-    const view = this.#view;
-    const nodes = membership.members;
-    view.accepting = membership.accepting;
-    view.flags = membership.changePending ? VIEW_FLAG_CHANGE_PENDING : 0;
-    view.selfId = membership.self?.id ?? 0;
-    view.nodeCount = nodes.length;
-    nodes.forEach((node, i) => {
-      view.ids[i] = node.id;
-      view.weights[i] = node.weight;
-      view.statuses[i] = 1;
-      view.macs.set(node.mac.split(':').map((h) => Number.parseInt(h, 16)), i * 6);
+  #controlStatus(): Promise<ControlStatus | undefined> {
+    const control = this.#control;
+    if (!control || this.#stopped) return Promise.resolve(undefined);
+    const requestId = ++this.#statusRequests;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#statusWaiters.delete(requestId);
+        resolve(undefined);
+      }, 2000);
+      this.#statusWaiters.set(requestId, (status) => {
+        clearTimeout(timer);
+        resolve(status);
+      });
+      this.#postControl({ type: 'status', requestId });
     });
-    this.#datapath.publishView(view);
-    const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
-    if (membership.accepting && !membership.changePending && members !== this.#lastLoggedView) {
-      this.#lastLoggedView = members;
-      this.#log.info({ event: 'view', nodes: nodes.map((n) => n.mac) }, `view: ${nodes.length} node(s)`);
-    }
   }
 
-  status(): InterfaceStatusJson {
+  async status(): Promise<InterfaceStatusJson> {
     const o = this.#opts;
-    const nodes = this.#membership?.nodes ?? [];
+    const plane = await this.#controlStatus();
     const counters = this.#datapath?.readCounters();
     return {
       name: o.name,
       vip: formatIPv4(this.#vip),
       bind: o.bind,
       clusterMac: formatMac(this.#clusterMac),
-      converged: this.#membership?.accepting ?? false,
-      state: this.#stopped ? 'stopping' : this.#membership?.accepting ? 'converged' : 'converging',
+      converged: plane?.accepting ?? false,
+      state: this.#stopped ? 'stopping' : plane?.accepting ? 'converged' : 'converging',
       weightMode: this.weights.mode,
       workers: o.workers,
-      nodes: nodes.map((n) => ({ mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self })),
+      authenticated: plane?.authenticated ?? false,
+      nodes: plane?.nodes ?? [],
       counters: {
         framesSeen: counters?.framesSeen ?? 0,
         framesAccepted: counters?.framesAccepted ?? 0,
@@ -355,8 +262,10 @@ export class ClusterInterface {
         arpReplies: counters?.arpReplies ?? 0,
         trackedEntries: counters?.trackedEntries ?? 0,
         kernelDrops: counters?.kernelDrops ?? 0,
-        control: this.#control?.counters ?? { received: {}, sent: {}, rejected: {} },
-        nodeTableFull: this.#membership?.tableFull ?? 0,
+        control: plane?.control ?? { received: {}, sent: {}, rejected: {} },
+        nodeTableFull: plane?.nodeTableFull ?? 0,
+        rounds: plane?.rounds ?? 0,
+        resets: plane?.resets ?? 0,
       },
     };
   }
@@ -365,12 +274,27 @@ export class ClusterInterface {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#membership) {
-      this.#membership.stop();
-      this.#carryOut(this.#membership.drainActions()); // LEAVE: the others re-home our clients at once
+    if (this.#weightTimer) clearInterval(this.#weightTimer);
+    const control = this.#control;
+    if (control) {
+      // LEAVE first: the others re-home our clients at once, while we still tear down.
+      const stopped = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        control.on('message', (event: ControlEvent) => {
+          if (event.type === 'stopped') {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        control.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      this.#postControl({ type: 'stop' });
+      await stopped;
+      await control.terminate();
     }
-    this.#control?.close();
     await this.#datapath?.stop();
     if (this.#dataFd >= 0) port.close(this.#dataFd);
     if (this.#tapFd >= 0) port.close(this.#tapFd); // a non-persistent TAP disappears with its fd

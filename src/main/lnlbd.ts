@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   });
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
-  admin.register('status', (): StatusJson => ({ interfaces: [cluster.status()] }));
+  admin.register('status', async (): Promise<StatusJson> => ({ interfaces: [await cluster.status()] }));
   const named = (args: Record<string, unknown>): ClusterInterface => {
     if (args['interface'] !== options.name) {
       throw lnlbError('LNLB_ERR_CTL_NO_INTERFACE', `no cluster interface ${JSON.stringify(args['interface'])}: this daemon serves ${options.name}`);

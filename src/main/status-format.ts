@@ -10,7 +10,7 @@ function table(rows: string[][]): string {
 export function formatStatus(status: StatusJson): string {
   const out: string[] = [];
   for (const iface of status.interfaces) {
-    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}, weight from ${iface.weightMode}, ${iface.workers} worker(s)`);
+    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}, weight from ${iface.weightMode}, ${iface.workers} worker(s), control plane ${iface.authenticated ? 'authenticated' : 'NOT authenticated'}`);
     const rows = [['NODE', 'STATUS', 'WEIGHT', '']];
     for (const node of iface.nodes) rows.push([node.mac, node.status, String(node.weight), node.self ? '(this node)' : '']);
     out.push(table(rows).replace(/^/gm, '  '));
@@ -19,6 +19,7 @@ export function formatStatus(status: StatusJson): string {
       .filter(([, n]) => n > 0)
       .map(([why, n]) => `${why} ${n}`)
       .join(', ');
+    out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}`);
     out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
     const rejected = Object.entries(c.control.rejected).map(([why, n]) => `${why} ${n}`).join(', ');

@@ -9,7 +9,7 @@ import type { ElectionName } from '../cluster/election.js';
 import { lnlbError } from '../errors.js';
 import { sourceIpHandler, DEFAULT_IDLE_TIMEOUT_SECONDS } from '../handlers/default.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { ViewWriter, type PublishedView } from '../shm/view.js';
+import { ViewWriter } from '../shm/view.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import type { ActorData, DispatcherData, MainToActor, WorkerToMain } from './messages.js';
 
@@ -79,7 +79,10 @@ export class Datapath {
   readonly actorCount: number;
   /** The actors' tracking shards (default handler), in actor order, for state transfer. */
   readonly trackerMemories: SharedArrayBuffer[] = [];
-  readonly #view: ViewWriter;
+  /** The actors' input rings, for whoever must wake them (the control plane, on a new view). */
+  readonly ringMemories: SharedArrayBuffer[] = [];
+  /** The published view the actors read; written by the control plane. */
+  readonly viewMemory: SharedArrayBuffer;
   readonly #control: Int32Array;
   readonly #dispatcher: Worker;
   readonly #actors: Worker[];
@@ -87,10 +90,10 @@ export class Datapath {
   readonly #rings: ByteRing[];
   #stopping = false;
 
-  private constructor(counters: CounterBlock, view: ViewWriter, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
+  private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
     this.counters = counters;
     this.actorCount = actors.length;
-    this.#view = view;
+    this.viewMemory = viewMemory;
     this.#control = control;
     this.#dispatcher = dispatcher;
     this.#actors = actors;
@@ -102,7 +105,6 @@ export class Datapath {
     const capacity = options.trackerCapacity ?? 1 << 18;
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
-    const view = new ViewWriter(viewMemory);
     const controlMemory = new SharedArrayBuffer(4);
     const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
     const actors: Worker[] = [];
@@ -143,8 +145,9 @@ export class Datapath {
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
-    const datapath = new Datapath(new CounterBlock(counterMemory), view, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
+    const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
     datapath.trackerMemories.push(...trackerMemories);
+    datapath.ringMemories.push(...rings);
     try {
       await Promise.all(ready);
     } catch (err) {
@@ -161,12 +164,6 @@ export class Datapath {
       });
     }
     return datapath;
-  }
-
-  /** Publishes a view and wakes idle actors, so frames they hold are decided without waiting for traffic. */
-  publishView(view: PublishedView): void {
-    this.#view.publish(view);
-    for (const ring of this.#rings) ring.wakeConsumer();
   }
 
   /** Every actor forgets its whole tracking state (this node was declared dead and rejoins). */

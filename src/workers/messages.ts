@@ -42,3 +42,51 @@ export type WorkerToMain =
   | { type: 'link-down' }
   | { type: 'purged'; id: number; entries: number }
   | { type: 'error'; message: string; code?: string };
+
+/** What the control-plane thread is started with. */
+export interface ControlData {
+  role: 'control';
+  dev: string;
+  ownMac: Uint8Array;
+  clusterMac: Uint8Array;
+  clusterIp: number;
+  mtu: number;
+  key: Uint8Array | undefined;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  incarnation: number;
+  weight: number;
+  /** The published view the actors read. */
+  view: SharedArrayBuffer;
+  /** The actors' input rings: woken when the view changes. */
+  actorRings: SharedArrayBuffer[];
+  /** The actors' tracking shards (default handler): saved for and loaded from other nodes. */
+  trackers: SharedArrayBuffer[];
+}
+
+export type MainToControl = { type: 'weight'; weight: number } | { type: 'status'; requestId: number } | { type: 'stop' };
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The control plane's view of the cluster, for `lnlbctl status`. */
+export interface ControlStatus {
+  accepting: boolean;
+  changePending: boolean;
+  nodes: { mac: string; status: string; weight: number; self: boolean }[];
+  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
+  nodeTableFull: number;
+  rounds: number;
+  resets: number;
+  authenticated: boolean;
+}
+
+export type ControlEvent =
+  | { type: 'ready' }
+  | { type: 'stopped' }
+  | { type: 'error'; message: string; code?: string }
+  | { type: 'log'; level: LogLevel; fields: Record<string, unknown>; msg: string }
+  /** Relay to the actors: purge a dead node's entries (the view already re-homed them). */
+  | { type: 'node-died'; id: number }
+  /** Relay to the actors: this node was declared dead and rejoins; forget all state. */
+  | { type: 'reset' }
+  | { type: 'status'; requestId: number; status: ControlStatus };

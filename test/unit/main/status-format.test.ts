@@ -12,6 +12,7 @@ const status: StatusJson = {
       converged: true,
       state: 'converged',
       weightMode: 'loadavg',
+      authenticated: false,
       workers: 2,
       nodes: [
         { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false },
@@ -26,6 +27,8 @@ const status: StatusJson = {
         kernelDrops: 0,
         control: { received: { HEARTBEAT: 5 }, sent: { HEARTBEAT: 5 }, rejected: { BAD_CRC: 2 } },
         nodeTableFull: 0,
+        rounds: 12,
+        resets: 0,
       },
     },
   ],
@@ -34,7 +37,7 @@ const status: StatusJson = {
 test('human status: one line per node in aligned columns, this node marked, drops by reason', (t) => {
   const text = formatStatus(status);
   const lines = text.split('\n');
-  t.regex(lines[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, converged, weight from loadavg, 2 worker\(s\)$/);
+  t.regex(lines[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, converged, weight from loadavg, 2 worker\(s\), control plane NOT authenticated$/);
   const rows = lines.filter((l) => /^\s+02:00/.test(l));
   t.is(rows.length, 2);
   t.is(rows[0]!.indexOf('OK'), rows[1]!.indexOf('OK'), 'columns aligned');

@@ -136,7 +136,9 @@ test('a reader thread never sees a torn view while a writer thread publishes', a
   t.true(whole(into));
   t.is(torn, 0, 'no torn view');
   t.is(backwards, 0, 'generations never go backwards');
-  // The reader really ran alongside the writer (not only before or after it).
-  t.true(generations.size > 20, `saw ${generations.size} distinct generations in ${reads} reads`);
+  // The reader really ran alongside the writer (not only before or after it). A handful of
+  // intermediate generations proves the overlap; more depends on how a loaded 2-core machine
+  // schedules the two threads, which a test must not assert.
+  t.true(generations.size >= 3, `saw ${generations.size} distinct generations in ${reads} reads`);
   t.log(`${reads} reads, ${generations.size} distinct generations, ${gaveUp} reads gave up after 1000 attempts`);
 });

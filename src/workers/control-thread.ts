@@ -1,0 +1,36 @@
+/**
+ * The control plane's thread: nothing else runs here, so its timers fire on time whatever the
+ * main thread (logs, admin socket) and the datapath threads are doing.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { ControlPlane } from './control-plane.js';
+import type { ControlData, ControlEvent, MainToControl } from './messages.js';
+
+function post(event: ControlEvent): void {
+  parentPort?.postMessage(event);
+}
+
+try {
+  const plane = new ControlPlane(workerData as ControlData, post);
+  parentPort?.on('message', (message: MainToControl) => {
+    switch (message.type) {
+      case 'weight':
+        plane.setWeight(message.weight);
+        break;
+      case 'status':
+        post({ type: 'status', requestId: message.requestId, status: plane.status() });
+        break;
+      case 'stop':
+        plane.stop();
+        post({ type: 'stopped' });
+        parentPort?.close();
+        break;
+    }
+  });
+  plane.start();
+  post({ type: 'ready' });
+} catch (err) {
+  const e = err as Error & { code?: string };
+  post({ type: 'error', message: `control plane: ${e.message}`, ...(e.code ? { code: e.code } : {}) });
+}
