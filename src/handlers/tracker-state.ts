@@ -56,6 +56,8 @@ export const STATE_H_CRC = 20;
 export const STATE_MAX_OWNERS = 0x10000;
 /** A sender whose clock is further off than this is refused (LNLB's rule). */
 export const MAX_CLOCK_SKEW_SECONDS = 7 * 24 * 3600;
+/** shardOf's answer for a key another loader owns: the entry is left to that loader. */
+export const NOT_MY_SHARD = -1;
 
 export interface SaveStats {
   /** Entries written. */
@@ -69,7 +71,10 @@ export interface LoadOptions {
   nowSeconds: number;
   /** The local node id (1..65535) of a member's MAC; undefined when it is not a member. */
   ownerId(mac: Uint8Array): number | undefined;
-  /** The index in `tables` of the shard that holds a key. */
+  /**
+   * The index in `tables` of the shard that holds a key, or NOT_MY_SHARD when the key lives in
+   * a shard this loader does not own (each actor loads only its own shard of a broadcast state).
+   */
   shardOf(keyLo: number, keyHi: number): number;
 }
 
@@ -222,7 +227,7 @@ export function loadTrackerState(bytes: Uint8Array, tables: readonly TrackingTab
     if (id !== undefined && (!Number.isInteger(id) || id < 1 || id > 0xffff)) throw new RangeError(`ownerId must give a node id in 1..65535 or undefined, got ${id}`);
     localId[i] = id ?? -1;
   }
-  const shards = new Uint16Array(entryCount);
+  const shards = new Int32Array(entryCount);
   let skipped = 0;
   for (let i = 0, at = entriesAt; i < entryCount; i++, at += STATE_ENTRY_BYTES) {
     if (localId[h.getUint16(at + 8)]! < 0) {
@@ -230,7 +235,11 @@ export function loadTrackerState(bytes: Uint8Array, tables: readonly TrackingTab
       continue;
     }
     const shard = options.shardOf(h.getUint32(at), h.getUint32(at + 4));
-    if (!Number.isInteger(shard) || shard < 0 || shard >= tables.length) throw new RangeError(`shardOf must give a table index in 0..${tables.length - 1}, got ${shard}`);
+    if (shard === NOT_MY_SHARD) {
+      shards[i] = NOT_MY_SHARD;
+      continue;
+    }
+    if (!Number.isInteger(shard) || shard < 0 || shard >= tables.length) throw new RangeError(`shardOf must give a table index in 0..${tables.length - 1} or NOT_MY_SHARD, got ${shard}`);
     shards[i] = shard;
   }
 
@@ -243,7 +252,7 @@ export function loadTrackerState(bytes: Uint8Array, tables: readonly TrackingTab
   let loaded = 0;
   for (let i = 0, at = entriesAt; i < entryCount; i++, at += STATE_ENTRY_BYTES) {
     const owner = localId[h.getUint16(at + 8)]!;
-    if (owner < 0) continue;
+    if (owner < 0 || shards[i] === NOT_MY_SHARD) continue;
     let lastSeen = (h.getUint32(at + 10) + shift) >>> 0;
     // Stamped after the sender's clock (an actor's clock ran ahead of the saver's): fresh, now.
     if (((lastSeen - now) | 0) > 0) lastSeen = now >>> 0;

@@ -41,8 +41,8 @@ export class ClusterInterface {
   #datapath: Datapath | undefined;
   #control: Worker | undefined;
   #weightTimer: NodeJS.Timeout | undefined;
-  #statusRequests = 0;
-  readonly #statusWaiters = new Map<number, (status: ControlStatus) => void>();
+  #requests = 0;
+  readonly #waiters = new Map<number, (event: ControlEvent) => void>();
   #stopped = false;
   readonly weights: WeightSource;
   #announcedWeight = 0;
@@ -107,6 +107,10 @@ export class ClusterInterface {
       election: o.election,
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
+      onStateLoaded: (r) => {
+        if (r.type === 'state-loaded') this.#log.info({ event: 'resync-loaded', from: r.from, entries: r.entries, skipped: r.skipped }, `shard loaded ${r.entries} tracked flows from ${r.from}`);
+        else this.#log.error({ event: 'resync-refused', from: r.from }, r.message);
+      },
     });
     this.#datapath = datapath;
 
@@ -176,12 +180,17 @@ export class ClusterInterface {
       case 'reset':
         this.#datapath?.resetTracking();
         break;
-      case 'status': {
-        const waiter = this.#statusWaiters.get(event.requestId);
-        this.#statusWaiters.delete(event.requestId);
-        waiter?.(event.status);
+      case 'status':
+      case 'resynced': {
+        const waiter = this.#waiters.get(event.requestId);
+        this.#waiters.delete(event.requestId);
+        waiter?.(event);
         break;
       }
+      case 'state':
+        this.#log.info({ event: 'resync-received', from: event.from, bytes: event.state.length }, `tracking state from ${event.from}: every shard reloads`);
+        this.#datapath?.loadState(event.from, event.state, event.ownerIds);
+        break;
       case 'error':
         this.#fatal(event.message);
         break;
@@ -223,21 +232,35 @@ export class ClusterInterface {
     return { weight };
   }
 
-  #controlStatus(): Promise<ControlStatus | undefined> {
+  /** One request to the control thread and its answer (undefined if it does not come in time). */
+  #askControl(message: (requestId: number) => MainToControl, timeoutMs: number): Promise<ControlEvent | undefined> {
     const control = this.#control;
     if (!control || this.#stopped) return Promise.resolve(undefined);
-    const requestId = ++this.#statusRequests;
+    const requestId = ++this.#requests;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.#statusWaiters.delete(requestId);
+        this.#waiters.delete(requestId);
         resolve(undefined);
-      }, 2000);
-      this.#statusWaiters.set(requestId, (status) => {
+      }, timeoutMs);
+      this.#waiters.set(requestId, (event) => {
         clearTimeout(timer);
-        resolve(status);
+        resolve(event);
       });
-      this.#postControl({ type: 'status', requestId });
+      this.#postControl(message(requestId));
     });
+  }
+
+  async #controlStatus(): Promise<ControlStatus | undefined> {
+    const answer = await this.#askControl((requestId) => ({ type: 'status', requestId }), 2000);
+    return answer?.type === 'status' ? answer.status : undefined;
+  }
+
+  /** `lnlbctl resync`: broadcasts this node's tracking state; every other node reloads from it. */
+  async resync(): Promise<{ entries: number; bytes: number; fragments: number }> {
+    const answer = await this.#askControl((requestId) => ({ type: 'resync', requestId }), 60_000);
+    if (answer?.type !== 'resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer the resync within 60 s');
+    if (answer.error !== undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', `resync failed: ${answer.error}`);
+    return { entries: answer.entries, bytes: answer.bytes, fragments: answer.fragments };
   }
 
   async status(): Promise<InterfaceStatusJson> {

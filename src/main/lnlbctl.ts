@@ -45,6 +45,16 @@ async function main(argv: string[]): Promise<void> {
       const result = (await adminRequest(runDir, 'set_weight', { interface: iface, weight: String(weight) })) as { weight: number };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: weight ${result.weight}\n`);
     });
+  program
+    .command('resync')
+    .description("send this node's tracking state to every node; each clears its tables and loads it (LNLB's resync)")
+    .argument('<interface>', 'the cluster interface, e.g. nlb0')
+    .option('--json', 'machine-readable output')
+    .action(async (iface: string, opts: { json?: boolean }) => {
+      const { runDir } = program.opts<{ runDir: string }>();
+      const result = (await adminRequest(runDir, 'resync', { interface: iface }, 65_000)) as { entries: number; bytes: number; fragments: number };
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: sent ${result.entries} tracked flows (${result.bytes} bytes in ${result.fragments} frames) to every node\n`);
+    });
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

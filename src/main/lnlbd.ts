@@ -79,6 +79,7 @@ async function main(): Promise<void> {
   };
   admin.register('weight_mode', (args) => named(args).setWeightMode(String(args['mode'])));
   admin.register('set_weight', (args) => named(args).setManualWeight(String(args['weight'])));
+  admin.register('resync', (args) => named(args).resync());
   try {
     await cluster.start();
   } catch (err) {

@@ -7,6 +7,10 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { createElection } from '../cluster/election.js';
+import { actorForKey } from '../cluster/hash.js';
+import { loadTrackerState, NOT_MY_SHARD } from '../handlers/tracker-state.js';
+import { formatMac } from '../net/ethernet.js';
+import { TrackingTable } from '../shm/tracking-table.js';
 import { sourceIpHandler } from '../handlers/default.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
@@ -46,6 +50,20 @@ async function run(data: ActorData): Promise<void> {
     if (message.type === 'stop') running = false;
     else if (message.type === 'node-died') post({ type: 'purged', id: message.id, entries: actor.nodeDied(message.id) });
     else if (message.type === 'reset') actor.reset();
+    else if (message.type === 'load-state') {
+      // LNLB's load_status: this shard is cleared and refilled, all or nothing.
+      const index = data.index;
+      try {
+        const result = loadTrackerState(message.state, [new TrackingTable(data.tracker)], {
+          nowSeconds: Math.floor(Date.now() / 1000),
+          ownerId: (mac) => message.ownerIds[formatMac(mac)],
+          shardOf: (keyLo, keyHi) => (actorForKey(keyLo, keyHi, message.actorCount) === index ? 0 : NOT_MY_SHARD),
+        });
+        post({ type: 'state-loaded', from: message.from, entries: result.loaded, skipped: result.skippedUnknownOwner });
+      } catch (err) {
+        post({ type: 'state-refused', from: message.from, message: (err as Error).message });
+      }
+    }
   });
   post({ type: 'ready' });
   let lastHousekeeping = 0;

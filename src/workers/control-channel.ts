@@ -136,8 +136,8 @@ export class ControlChannel {
    * A tracking state to one node, fragmented at the MTU. Resolves when every fragment is out;
    * yields between bursts so the receiver's socket buffer keeps up.
    */
-  async sendState(to: string, handlerIndex: number, data: Uint8Array): Promise<number> {
-    const dst = parseMac(to);
+  async sendState(to: 'cluster' | string, handlerIndex: number, data: Uint8Array): Promise<number> {
+    const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
     const fragments = fragmentMessage(
       { clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags: handlerIndex, messageId: this.#nextMessageId(), data },
       { mtu: this.#o.mtu, reserve: this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0 },

@@ -210,18 +210,37 @@ export class ControlPlane {
     }
   }
 
+  /** `lnlbctl resync`: this node's tracking state to every node (LNLB's resync). */
+  async resync(): Promise<{ entries: number; bytes: number; fragments: number; error?: string }> {
+    const macById = new Map(this.#membership.nodes.map((n) => [n.id, parseMac(n.mac)]));
+    const stats = { saved: 0, skippedUnknownOwner: 0 };
+    try {
+      const state = saveTrackerState(this.#tables, nowSeconds(), (id) => macById.get(id), stats);
+      const fragments = await this.#channel.sendState('cluster', 0, state);
+      this.#log('info', { event: 'resync-sent', entries: stats.saved, bytes: state.length, fragments }, `resync: sent ${stats.saved} tracked flows to every node`);
+      return { entries: stats.saved, bytes: state.length, fragments };
+    } catch (err) {
+      return { entries: 0, bytes: 0, fragments: 0, error: (err as Error).message };
+    }
+  }
+
   /**
-   * A tracking state arrived. A newcomer loads it before its first round completes, while its
-   * actors touch nothing (they accept nothing and skip housekeeping until then); a node that
-   * has joined refuses it (counted in the log).
+   * A tracking state arrived. A newcomer loads it here, before its first round completes,
+   * while its actors touch nothing (they accept nothing and skip housekeeping until then). A
+   * node that has joined (a resync) hands it to its actors, each loading its own shard, as
+   * only an actor may write its shard while it serves.
    */
   #loadState(srcMac: string, handlerIndex: number, state: Uint8Array): void {
     const membership = this.#membership;
-    if (membership.accepting || handlerIndex !== 0) {
-      this.#log('warn', { event: 'state-ignored', from: srcMac, handlerIndex }, 'tracking state ignored: this node has joined already');
+    const idByMac = new Map(membership.nodes.map((n) => [n.mac, n.id]));
+    if (handlerIndex !== 0) {
+      this.#log('warn', { event: 'state-ignored', from: srcMac, handlerIndex }, `tracking state for unknown handler ${handlerIndex} ignored`);
       return;
     }
-    const idByMac = new Map(membership.nodes.map((n) => [n.mac, n.id]));
+    if (membership.accepting) {
+      this.#emit({ type: 'state', from: srcMac, state, ownerIds: Object.fromEntries(idByMac) });
+      return;
+    }
     const tables = this.#tables;
     try {
       const started = performance.now();

@@ -21,6 +21,9 @@ try {
       case 'status':
         post({ type: 'status', requestId: message.requestId, status: plane.status() });
         break;
+      case 'resync':
+        void plane.resync().then((result) => post({ type: 'resynced', requestId: message.requestId, ...result }));
+        break;
       case 'stop':
         plane.stop();
         post({ type: 'stopped' });

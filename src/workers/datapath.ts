@@ -30,6 +30,8 @@ export interface DatapathOptions {
   onError(message: string): void;
   /** The bound device went down (the datapath resumes by itself when it is back). */
   onLinkDown?(): void;
+  /** An actor loaded (or refused) its shard of a broadcast state. */
+  onStateLoaded?(result: Extract<WorkerToMain, { type: 'state-loaded' | 'state-refused' }>): void;
 }
 
 export interface DatapathCounters {
@@ -158,12 +160,19 @@ export class Datapath {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(m.message);
         else if (m.type === 'link-down') options.onLinkDown?.();
+        else if (m.type === 'state-loaded' || m.type === 'state-refused') options.onStateLoaded?.(m);
       });
       worker.on('exit', (code) => {
         if (!datapath.#stopping) options.onError(`a datapath thread exited unexpectedly (code ${code})`);
       });
     }
     return datapath;
+  }
+
+  /** A broadcast tracking state (resync): every actor loads its own shard of it. */
+  loadState(from: string, state: Uint8Array, ownerIds: Record<string, number>): void {
+    const message: MainToActor = { type: 'load-state', from, state, ownerIds, actorCount: this.actorCount };
+    for (const actor of this.#actors) actor.postMessage(message);
   }
 
   /** Every actor forgets its whole tracking state (this node was declared dead and rejoins). */

@@ -34,13 +34,20 @@ export interface ActorData {
   counters: SharedArrayBuffer;
 }
 
-export type MainToActor = { type: 'node-died'; id: number } | { type: 'reset' } | { type: 'stop' };
+export type MainToActor =
+  | { type: 'node-died'; id: number }
+  | { type: 'reset' }
+  /** A tracking state broadcast by another node (resync): load this actor's shard of it. */
+  | { type: 'load-state'; state: Uint8Array; ownerIds: Record<string, number>; actorCount: number; from: string }
+  | { type: 'stop' };
 
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'stopped' }
   | { type: 'link-down' }
   | { type: 'purged'; id: number; entries: number }
+  | { type: 'state-loaded'; from: string; entries: number; skipped: number }
+  | { type: 'state-refused'; from: string; message: string }
   | { type: 'error'; message: string; code?: string };
 
 /** What the control-plane thread is started with. */
@@ -64,7 +71,12 @@ export interface ControlData {
   trackers: SharedArrayBuffer[];
 }
 
-export type MainToControl = { type: 'weight'; weight: number } | { type: 'status'; requestId: number } | { type: 'stop' };
+export type MainToControl =
+  | { type: 'weight'; weight: number }
+  | { type: 'status'; requestId: number }
+  /** lnlbctl resync: broadcast this node's tracking state to every node. */
+  | { type: 'resync'; requestId: number }
+  | { type: 'stop' };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -89,4 +101,7 @@ export type ControlEvent =
   | { type: 'node-died'; id: number }
   /** Relay to the actors: this node was declared dead and rejoins; forget all state. */
   | { type: 'reset' }
-  | { type: 'status'; requestId: number; status: ControlStatus };
+  | { type: 'status'; requestId: number; status: ControlStatus }
+  | { type: 'resynced'; requestId: number; entries: number; bytes: number; fragments: number; error?: string }
+  /** A joined node got another node's broadcast state: the actors load it, each its own shard. */
+  | { type: 'state'; from: string; state: Uint8Array; ownerIds: Record<string, number> };

@@ -147,3 +147,27 @@ test.serial('--heartbeat-ms 100: a killed node\'s clients are answered by the su
     }
   });
 });
+
+test.serial('lnlbctl resync: every node reloads the sender\'s tracking state, and no client moves', async (t) => {
+  await withLab(3, async (lab) => {
+    for (const node of lab.nodes) lab.startDaemon(node);
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    const before = owners(await lab.survey(lab.clientIps));
+    const ctl = await lab.lab.exec('node1', [process.execPath, 'bin/lnlbctl', '--run-dir', lab.runDir('node1'), 'resync', 'nlb0', '--json'], { timeoutMs: 30_000, cwd: process.cwd() });
+    t.is(ctl.code, 0, ctl.stderr);
+    const sent = JSON.parse(ctl.stdout) as { entries: number };
+    t.true(sent.entries >= SOURCES, `sent ${sent.entries}`);
+    for (const node of ['node2', 'node3']) {
+      const daemon = lab.daemon(node)!;
+      await lab.lab.waitForLog(daemon, /"event":"resync-loaded"/, 5000);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // every shard's line
+      const loaded = tail(daemon.logFile, 200)
+        .split('\n')
+        .filter((l) => l.includes('"event":"resync-loaded"'))
+        .reduce((sum, l) => sum + Number(/"entries":(\d+)/.exec(l)?.[1] ?? 0), 0);
+      t.is(loaded, sent.entries, `${node} loaded ${loaded} of ${sent.entries}`);
+    }
+    t.deepEqual(owners(await lab.survey(lab.clientIps)), before);
+  });
+});

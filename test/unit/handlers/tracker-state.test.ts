@@ -4,6 +4,7 @@ import { LnlbError, type ErrorCode } from '../../../src/errors.js';
 import {
   loadTrackerState,
   MAX_CLOCK_SKEW_SECONDS,
+  NOT_MY_SHARD,
   saveTrackerState,
   STATE_ENTRY_BYTES,
   STATE_H_CRC,
@@ -303,4 +304,23 @@ test('1M entries: save and load time (logged, not asserted)', (t) => {
   t.is(r.loaded, n);
   t.is(r.evicted, 0);
   t.log(`1M entries, 2 shards: save ${saveMs.toFixed(0)} ms, load ${loadMs.toFixed(0)} ms, ${(bytes.length / 1e6).toFixed(1)} MB (${(bytes.length / n).toFixed(2)} bytes an entry)`);
+});
+
+test('each loader can take only its own shard of a broadcast state (NOT_MY_SHARD)', (t) => {
+  const sender = shards(2, 1 << 14, 1);
+  const entries = fill(sender, 5000, 77);
+  const state = saveTrackerState(sender.tables, NOW, ownerMac);
+  const receivers = [shards(1, 1 << 14, 2), shards(1, 1 << 14, 3)];
+  let loaded = 0;
+  receivers.forEach((r, mine) => {
+    const result = loadTrackerState(state, r.tables, {
+      nowSeconds: NOW,
+      ownerId,
+      shardOf: (lo, hi) => (shardOf2(lo, hi) === mine ? 0 : NOT_MY_SHARD),
+    });
+    loaded += result.loaded;
+  });
+  t.is(loaded, entries.length);
+  for (const e of entries) t.true(receivers[shardOf2(e.lo, e.hi)]!.tables[0]!.find(e.lo, e.hi) >= 0);
+  t.is(receivers[0]!.tables[0]!.size + receivers[1]!.tables[0]!.size, entries.length);
 });
