@@ -23,6 +23,8 @@ export const ErrorCodes = {
   LNLB_ERR_CTL_NO_DAEMON: 'daemon not running',
   /** lnlbctl named a cluster interface the daemon does not serve. */
   LNLB_ERR_CTL_NO_INTERFACE: 'unknown cluster interface',
+  /** An lnlbctl command's argument is invalid (the message names it). */
+  LNLB_ERR_CTL_BAD_ARGUMENT: 'bad command argument',
   /** The admin socket answered with an error or garbage. */
   LNLB_ERR_CTL_PROTOCOL: 'admin protocol error',
   /** Another daemon already uses this run directory. */

@@ -2,7 +2,7 @@
 
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { lnlbError } from '../errors.js';
+import { ErrorCodes, lnlbError, type ErrorCode } from '../errors.js';
 import { ADMIN_PROTOCOL_VERSION, ADMIN_SOCKET_NAME, type AdminResponse } from './admin-protocol.js';
 
 export async function adminRequest(runDir: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
@@ -40,6 +40,7 @@ export async function adminRequest(runDir: string, cmd: string, args: Record<str
         return;
       }
       if (response.ok) resolve(response.result);
+      else if (response.error.code in ErrorCodes) reject(lnlbError(response.error.code as ErrorCode, response.error.message));
       else reject(lnlbError('LNLB_ERR_CTL_PROTOCOL', `${response.error.code}: ${response.error.message}`));
     });
   });

@@ -17,7 +17,7 @@ import { Datapath } from '../workers/datapath.js';
 import type { ControlData, ControlEvent, ControlStatus, MainToControl } from '../workers/messages.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
-import type { DaemonOptions } from './options.js';
+import type { InterfaceOptions } from './options.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { WeightSource } from './weight-source.js';
 
@@ -30,7 +30,19 @@ const WEIGHT_HYSTERESIS = 0.05;
 const VNET_HDR = true;
 
 export class ClusterInterface {
-  readonly #opts: DaemonOptions;
+  get name(): string {
+    return this.#opts.name;
+  }
+
+  get vip(): string {
+    return this.#opts.vip;
+  }
+
+  get bind(): string {
+    return this.#opts.bind;
+  }
+
+  readonly #opts: InterfaceOptions;
   readonly #log: Logger;
   readonly #sysctl: SysctlGuard;
   readonly #vip: number;
@@ -48,11 +60,12 @@ export class ClusterInterface {
   #announcedWeight = 0;
   #fatal: (message: string) => void;
 
-  constructor(options: DaemonOptions, log: Logger, fatal: (message: string) => void) {
+  /** `options` carries this interface's bind, vip and name; `sysctl` is the daemon's, shared. */
+  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (message: string) => void) {
     this.#opts = options;
     this.#log = log;
     this.#fatal = fatal;
-    this.#sysctl = new SysctlGuard(options.runDir);
+    this.#sysctl = sysctl;
     this.#vip = parseIPv4(options.vip);
     this.#clusterMac = clusterMacUnicast(this.#vip);
     this.weights = new WeightSource(options.name, options.weightMode);
@@ -63,13 +76,10 @@ export class ClusterInterface {
     const info = port.ifInfo(o.bind); // throws LNLB_ERR_DEV_NOT_FOUND naming the device
     this.#ownMac = info.mac;
     if (!info.up) this.#log.warn({ bind: o.bind }, `${o.bind} is down: nothing will arrive until it is up`);
-    if (this.#sysctl.inherited.length > 0) {
-      this.#log.warn({ keys: this.#sysctl.inherited }, 'a previous lnlbd did not restore these sysctls; restoring the originals it saved on exit');
-    }
     // arp_ignore=1: the host does not answer ARP for the VIP on the real device (we do, with the
     // cluster MAC). arp_announce=2: the host's own ARP requests use the device's address, never
     // the VIP, or clients would learn "VIP is at my real MAC" and balancing silently breaks.
-    this.#sysctl.apply([
+    this.#sysctl.apply(o.name, [
       { key: `net.ipv4.conf.${o.bind}.arp_ignore`, value: '1', restore: true },
       { key: `net.ipv4.conf.${o.bind}.arp_announce`, value: '2', restore: true },
     ]);
@@ -81,7 +91,7 @@ export class ClusterInterface {
       // reverse-path filter would drop them. The TAP vanishes with us, so nothing to restore.
       { key: `net.ipv4.conf.${o.name}.rp_filter`, value: '2', restore: false },
     ];
-    this.#sysctl.apply(tapSysctls);
+    this.#sysctl.apply(o.name, tapSysctls);
     port.ifSetIPv4(o.name, o.vip, 32);
     port.ifSetUp(o.name, true);
 
@@ -295,6 +305,7 @@ export class ClusterInterface {
 
   /** Leaves the cluster, stops the threads, removes the TAP and restores the sysctls. */
   async stop(): Promise<void> {
+    const o = this.#opts;
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#weightTimer) clearInterval(this.#weightTimer);
@@ -322,7 +333,7 @@ export class ClusterInterface {
     if (this.#dataFd >= 0) port.close(this.#dataFd);
     if (this.#tapFd >= 0) port.close(this.#tapFd); // a non-persistent TAP disappears with its fd
     this.#dataFd = this.#tapFd = -1;
-    const failures = this.#sysctl.restoreAll();
+    const failures = this.#sysctl.release(o.name);
     for (const failure of failures) this.#log.error({ event: 'sysctl-restore-failed' }, failure);
     if (failures.length > 0) throw lnlbError('LNLB_ERR_SYS_SYSCTL', `could not restore ${failures.length} sysctl(s)`);
   }

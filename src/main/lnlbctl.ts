@@ -23,6 +23,26 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     });
   program
+    .command('addif')
+    .description('add a cluster interface for <cluster ip> on <dev>; prints its name (nlb0, nlb1, ... unless given)')
+    .argument('<cluster ip>', 'the VIP shared by the cluster, e.g. 10.0.0.100')
+    .argument('<dev>', 'the real device, e.g. eth0')
+    .argument('[name]', 'the interface name (default: the lowest free nlb%d)')
+    .option('--json', 'machine-readable output')
+    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean }) => {
+      const { runDir } = program.opts<{ runDir: string }>();
+      const result = (await adminRequest(runDir, 'addif', { vip, dev, ...(name === undefined ? {} : { name }) }, 30_000)) as { name: string };
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${result.name}\n`);
+    });
+  program
+    .command('delif')
+    .description('leave the cluster and remove the interface (the others take its clients at once)')
+    .argument('<name>', 'the cluster interface, e.g. nlb0')
+    .action(async (name: string) => {
+      const { runDir } = program.opts<{ runDir: string }>();
+      await adminRequest(runDir, 'delif', { interface: name }, 30_000);
+    });
+  program
     .command('weight_mode')
     .description("where this node's weight comes from: loadavg (default), loadavg5, loadavg15, freemem, manual")
     .argument('<interface>', 'the cluster interface, e.g. nlb0')

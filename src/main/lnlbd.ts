@@ -9,10 +9,10 @@ import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { AdminServer } from './admin-server.js';
 import { CAP_NET_ADMIN, CAP_NET_RAW, missingCapabilities } from './capabilities.js';
-import { ClusterInterface } from './cluster-interface.js';
+import { registerAdminCommands } from './admin-commands.js';
+import { Daemon } from './daemon.js';
 import { createLogger } from './logger.js';
 import { DAEMON_OPTIONS, resolveDaemonOptions, type DaemonOptions } from './options.js';
-import type { StatusJson } from './admin-protocol.js';
 
 function parseCommandLine(argv: string[]): DaemonOptions {
   const program = new Command('lnlbd')
@@ -41,10 +41,11 @@ async function main(): Promise<void> {
   const options = parseCommandLine(process.argv.slice(2));
   const missing = missingCapabilities([CAP_NET_ADMIN, CAP_NET_RAW]);
   if (missing.length > 0) {
-    throw lnlbError('LNLB_ERR_PRIV_MISSING', `lnlbd needs ${missing.join(' and ')} (to create ${options.name} and read ${options.bind}): run it as root or grant the capabilities`);
+    const what = options.bind === undefined ? 'to create cluster interfaces' : `to create ${options.name.replace('%d', '0')} and read ${options.bind}`;
+    throw lnlbError('LNLB_ERR_PRIV_MISSING', `lnlbd needs ${missing.join(' and ')} (${what}): run it as root or grant the capabilities`);
   }
   mkdirSync(options.runDir, { recursive: true, mode: 0o755 });
-  const log = createLogger(options.logLevel, { interface: options.name });
+  const log = createLogger(options.logLevel);
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
 
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     shuttingDown ??= (async () => {
       log.info({ event: 'shutdown', reason }, `stopping: ${reason}`);
       try {
-        await cluster.stop();
+        await daemon.stop();
       } catch (err) {
         log.error({ err }, 'stop failed');
         code = code || 1;
@@ -64,28 +65,20 @@ async function main(): Promise<void> {
     })();
     return shuttingDown;
   };
-  const cluster = new ClusterInterface(options, log, (message) => {
-    log.fatal({ event: 'datapath-failed' }, message);
-    void shutdown(`datapath failed: ${message}`, 1);
-  });
+  const daemon = new Daemon(options, log, (message) => void shutdown(`failed: ${message}`, 1));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
-  admin.register('status', async (): Promise<StatusJson> => ({ interfaces: [await cluster.status()] }));
-  const named = (args: Record<string, unknown>): ClusterInterface => {
-    if (args['interface'] !== options.name) {
-      throw lnlbError('LNLB_ERR_CTL_NO_INTERFACE', `no cluster interface ${JSON.stringify(args['interface'])}: this daemon serves ${options.name}`);
+  registerAdminCommands(admin, daemon);
+  if (options.bind !== undefined && options.vip !== undefined) {
+    try {
+      await daemon.addInterface(options.vip, options.bind, options.name);
+    } catch (err) {
+      await daemon.stop().catch(() => undefined);
+      await admin.close();
+      throw err;
     }
-    return cluster;
-  };
-  admin.register('weight_mode', (args) => named(args).setWeightMode(String(args['mode'])));
-  admin.register('set_weight', (args) => named(args).setManualWeight(String(args['weight'])));
-  admin.register('resync', (args) => named(args).resync());
-  try {
-    await cluster.start();
-  } catch (err) {
-    await cluster.stop().catch(() => undefined);
-    await admin.close();
-    throw err;
+  } else {
+    log.info({ event: 'idle' }, 'no cluster interface yet: add one with lnlbctl addif <vip> <dev>');
   }
 }
 

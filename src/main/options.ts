@@ -14,8 +14,10 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface DaemonOptions {
-  bind: string;
-  vip: string;
+  /** The first cluster interface; both or neither (a daemon may start empty and take `addif`). */
+  bind: string | undefined;
+  vip: string | undefined;
+  /** Interface name, or a pattern with %d for the lowest free number. */
   name: string;
   runDir: string;
   workers: number;
@@ -58,12 +60,13 @@ function ifName(raw: string, flag: string): string {
 }
 
 export const DAEMON_OPTIONS = [
-  { key: 'bind', flag: '--bind <dev>', description: 'the real device the cluster listens on (e.g. eth0)', default: undefined, parse: ifName },
+  { key: 'bind', flag: '--bind <dev>', description: 'the real device the cluster listens on (e.g. eth0)', default: undefined, optional: true, parse: ifName },
   {
     key: 'vip',
     flag: '--vip <ip>',
     description: 'the cluster IP shared by all nodes',
     default: undefined,
+    optional: true,
     parse: (raw: string, flag: string) => {
       try {
         parseIPv4(raw);
@@ -73,7 +76,7 @@ export const DAEMON_OPTIONS = [
       return raw;
     },
   },
-  { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create', default: 'nlb0', parse: ifName },
+  { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create; %d takes the lowest free number', default: 'nlb%d', parse: ifName },
   { key: 'runDir', flag: '--run-dir <dir>', description: 'directory of the admin socket and state files', default: '/run/lnlb', parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a directory') : raw) },
   { key: 'workers', flag: '--workers <n>', description: 'actor threads (each owns a shard of the tracking tables)', default: 2, parse: integer(1, 64) },
   { key: 'heartbeatMs', flag: '--heartbeat-ms <ms>', description: 'interval between heartbeats', default: 1000, parse: integer(10, 60_000) },
@@ -123,9 +126,29 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
     }
   }
   const options = out as unknown as DaemonOptions;
+  if ((options.bind === undefined) !== (options.vip === undefined)) {
+    badFlag(options.bind === undefined ? '--bind' : '--vip', `is required with ${options.bind === undefined ? '--vip' : '--bind'} (or give neither, and add clusters with lnlbctl addif)`);
+  }
   if (options.deadAfterMs <= options.heartbeatMs) {
     badFlag('--dead-after-ms', `must be longer than --heartbeat-ms (${options.heartbeatMs}); 3 to 5 heartbeats is usual`);
   }
   if (options.name === options.bind) badFlag('--name', `the cluster interface cannot have the bound device's name (${options.bind})`);
   return options;
+}
+
+/** What one cluster interface runs with: the daemon's options and its own device, VIP and name. */
+export type InterfaceOptions = Omit<DaemonOptions, 'bind' | 'vip'> & { bind: string; vip: string };
+
+/** Checks `addif` arguments the way the flags are checked (same messages, same table). */
+export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown }): { vip: string; bind: string; name: string | undefined } {
+  const spec = (key: 'vip' | 'bind' | 'name') => DAEMON_OPTIONS.find((o) => o.key === key)!;
+  const text = (v: unknown, what: string): string => {
+    if (typeof v !== 'string') badFlag(what, 'is required');
+    return v;
+  };
+  return {
+    vip: spec('vip').parse(text(raw.vip, '<cluster ip>'), '<cluster ip>') as string,
+    bind: spec('bind').parse(text(raw.bind, '<dev>'), '<dev>') as string,
+    name: raw.name === undefined ? undefined : (spec('name').parse(text(raw.name, '<name>'), '<name>') as string),
+  };
 }

@@ -3,6 +3,9 @@
  * a file in the run directory before the first change, so that after a crash (kill -9 leaves
  * no chance to restore) the next start restores the true originals rather than saving our own
  * values as if they were the host's.
+ *
+ * Several cluster interfaces may bind the same device and need the same settings: each key is
+ * held by the interfaces that set it and restored when the last one releases it.
  */
 
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +46,7 @@ export interface SysctlChange {
 export class SysctlGuard {
   readonly #file: string;
   #originals = new Map<string, string>();
+  readonly #holders = new Map<string, Set<string>>();
 
   constructor(runDir: string) {
     this.#file = join(runDir, SAVE_FILE);
@@ -62,14 +66,40 @@ export class SysctlGuard {
     return [...this.#originals.keys()];
   }
 
-  apply(changes: readonly SysctlChange[]): void {
+  /** Sets `changes` on behalf of `owner` (a cluster interface's name). */
+  apply(owner: string, changes: readonly SysctlChange[]): void {
     for (const change of changes) {
       if (change.restore && !this.#originals.has(change.key)) {
         this.#originals.set(change.key, readSysctl(change.key));
         this.#save();
       }
       writeSysctl(change.key, change.value);
+      if (change.restore) {
+        const holders = this.#holders.get(change.key) ?? new Set<string>();
+        holders.add(owner);
+        this.#holders.set(change.key, holders);
+      }
     }
+  }
+
+  /** `owner` is gone: restores the keys nobody else holds; returns what failed. */
+  release(owner: string): string[] {
+    const failures: string[] = [];
+    for (const [key, holders] of this.#holders) {
+      if (!holders.delete(owner) || holders.size > 0) continue;
+      this.#holders.delete(key);
+      const original = this.#originals.get(key);
+      if (original === undefined) continue;
+      try {
+        if (existsSync(sysctlPath(key))) writeSysctl(key, original);
+        this.#originals.delete(key);
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+    if (this.#originals.size === 0) rmSync(this.#file, { force: true });
+    else this.#save();
+    return failures;
   }
 
   /** Puts every saved original back; returns what failed (the caller logs it) rather than throwing. */
@@ -83,6 +113,7 @@ export class SysctlGuard {
       }
     }
     this.#originals.clear();
+    this.#holders.clear();
     rmSync(this.#file, { force: true });
     return failures;
   }

@@ -171,3 +171,61 @@ test.serial('lnlbctl resync: every node reloads the sender\'s tracking state, an
     t.deepEqual(owners(await lab.survey(lab.clientIps)), before);
   });
 });
+
+test.serial('two clusters in one daemon: addif prints the new interface, both VIPs are balanced, delif removes only one', async (t) => {
+  const VIP2 = '10.0.0.200';
+  await withLab(2, async (lab) => {
+    for (const node of lab.nodes) lab.startDaemon(node);
+    await lab.waitConverged(lab.nodes, 20_000);
+    const ctl = (node: string, args: string[]) =>
+      lab.lab.exec(node, [process.execPath, 'bin/lnlbctl', '--run-dir', lab.runDir(node), ...args], { timeoutMs: 30_000, cwd: process.cwd() });
+    for (const node of lab.nodes) {
+      const added = await ctl(node, ['addif', VIP2, 'eth0']);
+      t.is(added.code, 0, added.stderr);
+      t.is(added.stdout.trim(), 'nlb1', 'LNLB prints the new interface: the lowest free nlb%d');
+    }
+    const again = await ctl('node1', ['addif', VIP2, 'eth0']);
+    t.is(again.code, 1);
+    t.regex(again.stderr, /10\.0\.0\.200 is served already by nlb1/);
+    const badIp = await ctl('node1', ['addif', '10.0.0.300', 'eth0']);
+    t.not(badIp.code, 0);
+    t.regex(badIp.stderr, /expected an IPv4 address/);
+    // Both interfaces converge on both nodes.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const statuses = await Promise.all(lab.nodes.map((n) => lab.status(n)));
+      const ok = statuses.every((s) => s.interfaces.length === 2 && s.interfaces.every((i) => i.converged && i.nodes.length === 2));
+      if (ok) break;
+      if (Date.now() > deadline) t.fail(`not converged: ${JSON.stringify(statuses)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    for (const node of lab.nodes) {
+      await lab.startHttpServer(node);
+      await lab.startHttpServer(node, 80, VIP2);
+    }
+    const serve = async (vip: string): Promise<Map<string, string>> => {
+      const out = new Map<string, string>();
+      for (const source of lab.clientIps.slice(0, 12)) {
+        const r = await lab.curlFrom(source, `http://${vip}/`, { maxTimeS: 3 });
+        out.set(source, r.ok ? (JSON.parse(r.body) as { node: string }).node : `unanswered: ${r.error}`);
+      }
+      return out;
+    };
+    const first = await serve(VIP);
+    const second = await serve(VIP2);
+    t.true([...first.values()].every((n) => n.startsWith('node')), JSON.stringify([...first]));
+    t.true([...second.values()].every((n) => n.startsWith('node')), JSON.stringify([...second]));
+    for (const node of lab.nodes) {
+      const removed = await ctl(node, ['delif', 'nlb1']);
+      t.is(removed.code, 0, removed.stderr);
+      t.not((await lab.lab.exec(node, ['ip', 'link', 'show', 'nlb1'])).code, 0, 'nlb1 is gone');
+      t.is((await lab.lab.exec(node, ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_ignore'])).stdout.trim(), '1', 'nlb0 still needs arp_ignore');
+    }
+    const unknown = await ctl('node1', ['delif', 'nlb7']);
+    t.is(unknown.code, 1);
+    t.regex(unknown.stderr, /no cluster interface "nlb7": this daemon serves nlb0/);
+    t.deepEqual(await serve(VIP), first, 'the remaining cluster is untouched');
+    const gone = await lab.curlFrom(lab.clientIps[0]!, `http://${VIP2}/`, { maxTimeS: 2 });
+    t.false(gone.ok, 'nobody serves the removed VIP');
+  });
+});

@@ -1,10 +1,10 @@
 import test from 'ava';
-import { resolveDaemonOptions } from '../../../src/main/options.js';
+import { interfaceArguments, resolveDaemonOptions } from '../../../src/main/options.js';
 import { LnlbError } from '../../../src/errors.js';
 
 test('defaults fill in what is not given', (t) => {
   const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100' });
-  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb0', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous' });
+  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous' });
 });
 
 const badCases: [string, Record<string, string>, RegExp][] = [
@@ -27,3 +27,17 @@ for (const [title, raw, message] of badCases) {
     t.regex(err.message, message);
   });
 }
+
+test('a daemon may start with no cluster (neither --bind nor --vip); one alone is refused', (t) => {
+  const empty = resolveDaemonOptions({});
+  t.is(empty.bind, undefined);
+  t.is(empty.vip, undefined);
+  const err = t.throws(() => resolveDaemonOptions({ vip: '10.0.0.1' }), { instanceOf: LnlbError });
+  t.regex(err.message, /^--bind: is required with --vip/);
+});
+
+test('addif arguments are checked by the same table as the flags', (t) => {
+  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0' }), { vip: '10.0.0.200', bind: 'eth0', name: undefined });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.999', bind: 'eth0' }), { message: /expected an IPv4 address/ });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'a-device-name-too-long' }), { message: /device name of 1 to 15/ });
+});
