@@ -5,6 +5,7 @@
  * {"sent": N, "seconds": S} on stdout.
  */
 
+import { writeU32 } from '../src/net/bytes.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
 import * as port from '../src/port/native.js';
 import { udpFrame } from './frames.js';
@@ -17,13 +18,25 @@ function arg(name: string, fallback: number): number {
 const seconds = arg('seconds', 2);
 const frameBytes = arg('bytes', 60);
 const sources = arg('sources', 4096);
+const count = arg('count', 0); // frames to send; 0: send for --seconds
+const baseText = process.argv[process.argv.indexOf('--base') + 1];
+const base = process.argv.includes('--base') && baseText !== undefined ? parseIPv4(baseText) : parseIPv4('10.0.128.0');
 const ifInfo = port.ifInfo('eth0');
-const frame = udpFrame(parseIPv4('10.0.128.0'), frameBytes, false, [...ifInfo.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'));
+const frame = udpFrame(base, frameBytes, false, [...ifInfo.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'));
 const fd = port.packetOpen('eth0', { protocol: 0x0800, promisc: false, vnetHdr: false, ignoreOutgoing: true });
 const deadline = performance.now() + seconds * 1000;
 let sent = 0;
 const start = performance.now();
-while (performance.now() < deadline) sent += port.sendBurst(fd, frame, 0, frame.length, 4096, { ipv4Offset: 14, sourceCount: sources });
+if (count > 0) {
+  // Every frame from its own source: each burst starts where the last one ended.
+  while (sent < count) {
+    writeU32(frame, 14 + 12, (base + sent) >>> 0);
+    const n = Math.min(4096, count - sent);
+    sent += port.sendBurst(fd, frame, 0, frame.length, n, { ipv4Offset: 14, sourceCount: n });
+  }
+} else {
+  while (performance.now() < deadline) sent += port.sendBurst(fd, frame, 0, frame.length, 4096, { ipv4Offset: 14, sourceCount: sources });
+}
 const elapsed = (performance.now() - start) / 1000;
 port.close(fd);
 process.stdout.write(`${JSON.stringify({ sent, seconds: elapsed })}\n`);

@@ -8,6 +8,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runReplay } from './replay.js';
+import { runFailover } from './failover.js';
+import { runJoin } from './join.js';
 import { runWire } from './wire.js';
 
 interface Row {
@@ -21,7 +23,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const onlyAt = args.indexOf('--only');
 const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
-const KNOWN = ['replay', 'wire'];
+const KNOWN = ['replay', 'wire', 'join', 'failover'];
 if (only !== undefined && !KNOWN.includes(only)) {
   process.stderr.write(`bench: --only takes one of ${KNOWN.join(', ')}, got ${JSON.stringify(only)}\n`);
   process.exit(2);
@@ -73,6 +75,44 @@ if (wanted('wire')) {
     }
   }
   results['wire'] = wire;
+}
+
+const needsRoot = (name: string): void => {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write(`bench: the ${name} benchmark builds network namespaces and needs root (sudo npm run bench)\n`);
+    process.exit(1);
+  }
+};
+
+if (wanted('join')) {
+  needsRoot('join');
+  const join = [];
+  for (const flows of quick ? [10_000] : [10_000, 100_000]) {
+    process.stderr.write(`join: a newcomer receives ${flows} tracked flows…\n`);
+    const r = await runJoin(flows);
+    join.push(r);
+    rows.push({
+      figure: `join, ${flows} flows: state sent / loaded (ms); entries, bytes, frames`,
+      lnlb: `${r.sendMs} / ${r.loadMs}`,
+      reference: `${r.entriesLoaded}, ${fmt(r.bytes)} B, ${r.fragments}`,
+      ratio: `join ${fmt(r.joinMs)} ms`,
+    });
+  }
+  results['join'] = join;
+}
+
+if (wanted('failover')) {
+  needsRoot('failover');
+  const trials = quick ? 3 : 20;
+  process.stderr.write(`failover: ${trials} kills at --heartbeat-ms 100 --dead-after-ms 300…\n`);
+  const r = await runFailover({ trials, heartbeatMs: 100, deadAfterMs: 300 });
+  results['failover'] = r;
+  rows.push({
+    figure: `failover after kill -9, ${r.trials.length} trials (hb 100 ms): median / worst ms (ref: keepalived fastest, physical-limits.md)`,
+    lnlb: `${fmt(r.medianMs)} / ${fmt(r.worstMs)}`,
+    reference: '38',
+    ratio: `${fmt(r.medianMs / 38, 1)}×`,
+  });
 }
 
 const header: Row = { figure: 'figure', lnlb: 'lnlb', reference: 'reference', ratio: 'ratio' };

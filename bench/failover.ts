@@ -1,0 +1,56 @@
+/**
+ * Failover: `trials` times, kill -9 one daemon of a 3-node cluster and measure, with ping
+ * every 20 ms from each of its sources, when the last of them is answered again. The killed
+ * daemon is restarted and the cluster reconverges between trials.
+ */
+
+import { ClusterLab, VIP } from '../src/lab/cluster.js';
+import { waitExit } from '../src/lab/netns.js';
+
+export interface FailoverResult {
+  heartbeatMs: number;
+  deadAfterMs: number;
+  trials: number[];
+  medianMs: number;
+  worstMs: number;
+  unanswered: number;
+}
+
+export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number }): Promise<FailoverResult> {
+  const timing = ['--heartbeat-ms', String(options.heartbeatMs), '--dead-after-ms', String(options.deadAfterMs), '--log-level', 'warn'];
+  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 30 });
+  const trials: number[] = [];
+  let unanswered = 0;
+  try {
+    for (const node of lab.nodes) lab.startDaemon(node, timing);
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    for (let i = 0; i < options.trials; i++) {
+      const victim = lab.nodes[i % lab.nodes.length]!;
+      const survey = await lab.survey(lab.clientIps);
+      const orphans = [...survey].filter(([, s]) => 'node' in s && s.node === victim).map(([source]) => source);
+      if (orphans.length === 0) continue;
+      const since = Date.now();
+      const daemon = lab.daemon(victim)!;
+      daemon.kill('SIGKILL');
+      const pings = await lab.waitPingAnswered(orphans, VIP, since, 10_000);
+      await waitExit(daemon, 2000);
+      trials.push(pings.worstMs);
+      unanswered += pings.unanswered.length;
+      process.stderr.write(`  trial ${i + 1}: ${victim} killed, ${orphans.length} sources answered again after ${Math.round(pings.worstMs)} ms\n`);
+      lab.startDaemon(victim, timing);
+      await lab.waitConverged(lab.nodes, 20_000);
+    }
+  } finally {
+    await lab.cleanup();
+  }
+  const sorted = [...trials].sort((a, b) => a - b);
+  return {
+    heartbeatMs: options.heartbeatMs,
+    deadAfterMs: options.deadAfterMs,
+    trials,
+    medianMs: sorted[Math.floor(sorted.length / 2)] ?? Number.NaN,
+    worstMs: sorted[sorted.length - 1] ?? Number.NaN,
+    unanswered,
+  };
+}

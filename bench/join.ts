@@ -1,0 +1,62 @@
+/**
+ * Join and state sync: two nodes track `flows` distinct sources (a generator sends one frame
+ * from each), then a third node joins and receives the first member's tracking state. Reported:
+ * entries, bytes and fragments on the wire, the sender's and the newcomer's time (from the
+ * daemons' own log lines), and the newcomer's time from start to convergence.
+ */
+
+import { fileURLToPath } from 'node:url';
+import { ClusterLab } from '../src/lab/cluster.js';
+import { tail } from '../src/lab/netns.js';
+
+export interface JoinResult {
+  flows: number;
+  entriesSent: number;
+  bytes: number;
+  fragments: number;
+  sendMs: number;
+  loadMs: number;
+  entriesLoaded: number;
+  joinMs: number;
+}
+
+const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
+
+function field(line: string | undefined, name: string): number {
+  return Number(new RegExp(`"${name}":(\\d+)`).exec(line ?? '')?.[1] ?? Number.NaN);
+}
+
+export async function runJoin(flows: number): Promise<JoinResult> {
+  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
+  try {
+    for (const node of ['node1', 'node2']) lab.startDaemon(node, ['--log-level', 'info']);
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    // One frame from each source, 65536 sources per /16 (the generator varies the low 16 bits).
+    const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(flows), '--base', '10.64.0.0'], { timeoutMs: 60_000 });
+    if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the actors record every flow
+    const started = performance.now();
+    const newcomer = lab.startDaemon('node3', ['--log-level', 'info']);
+    await lab.waitConverged(lab.nodes, 60_000);
+    const joinMs = performance.now() - started;
+    await lab.lab.waitForLog(newcomer, /"event":"state-loaded"/, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The first member of the table (by MAC) sends: node1 or node2.
+    const sentLine = ['node1', 'node2']
+      .flatMap((node) => tail(lab.daemon(node)!.logFile, 400).split('\n'))
+      .find((l) => l.includes('"event":"state-sent"'));
+    const loadedLine = tail(newcomer.logFile, 400).split('\n').find((l) => l.includes('"event":"state-loaded"'));
+    return {
+      flows,
+      entriesSent: field(sentLine, 'entries'),
+      bytes: field(sentLine, 'bytes'),
+      fragments: field(sentLine, 'fragments'),
+      sendMs: field(sentLine, 'ms'),
+      entriesLoaded: field(loadedLine, 'entries'),
+      loadMs: field(loadedLine, 'ms'),
+      joinMs,
+    };
+  } finally {
+    await lab.cleanup();
+  }
+}
