@@ -229,3 +229,25 @@ test.serial('two clusters in one daemon: addif prints the new interface, both VI
     t.false(gone.ok, 'nobody serves the removed VIP');
   });
 });
+
+test.serial('a flooded datapath never gets a live node declared dead (--heartbeat-ms 100 --dead-after-ms 300)', async (t) => {
+  const generator = new URL('../../bench/generator.js', import.meta.url).pathname;
+  await withLab(3, async (lab) => {
+    const fast = ['--heartbeat-ms', '100', '--dead-after-ms', '300'];
+    for (const node of lab.nodes) lab.startDaemon(node, fast);
+    await lab.waitConverged(lab.nodes, 20_000);
+    const roundsBefore = (await lab.status('node1')).interfaces[0]!.counters.rounds;
+    const flood = await lab.lab.exec('client', [process.execPath, generator, '--seconds', '4', '--bytes', '60', '--sources', '4096'], { timeoutMs: 30_000 });
+    t.is(flood.code, 0, flood.stderr);
+    const { sent } = JSON.parse(flood.stdout) as { sent: number };
+    t.log(`flooded ${sent} frames in 4 s at every node`);
+    for (const node of lab.nodes) {
+      const iface = (await lab.status(node)).interfaces[0]!;
+      t.is(iface.nodes.length, 3, `${node}: ${JSON.stringify(iface.nodes)}`);
+      t.true(iface.counters.framesSeen > sent / 10, `${node} saw ${iface.counters.framesSeen} frames`);
+      t.notRegex(tail(lab.daemon(node)!.logFile, 500), /"event":"node-died"|"event":"reset"/, `${node} declared a death or reset`);
+    }
+    const rounds = (await lab.status('node1')).interfaces[0]!.counters.rounds - roundsBefore;
+    t.true(rounds >= 25, `only ${rounds} rounds completed in 4 s of flood`);
+  });
+});

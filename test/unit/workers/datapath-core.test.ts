@@ -11,7 +11,7 @@ import { clusterMacUnicast, ETH_P_IP, formatMac, parseMac, writeEthernetHeader }
 import { parseIPv4, writeIPv4Header } from '../../../src/net/ipv4.js';
 import { ByteRing } from '../../../src/shm/byte-ring.js';
 import { TrackingTable } from '../../../src/shm/tracking-table.js';
-import { createPublishedView, ViewReader, ViewWriter } from '../../../src/shm/view.js';
+import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, ViewReader, ViewWriter } from '../../../src/shm/view.js';
 import { ActorCore } from '../../../src/workers/actor-core.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from '../../../src/workers/counters.js';
 import { FrameDispatcher } from '../../../src/workers/dispatcher-core.js';
@@ -49,9 +49,10 @@ interface SimNode {
 
 const NODE_MACS = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
 
-function publish(node: SimNode, members: number[], accepting = true): void {
+function publish(node: SimNode, members: number[], accepting = true, changePending = false): void {
   const v = createPublishedView();
   v.accepting = accepting;
+  v.flags = changePending ? VIEW_FLAG_CHANGE_PENDING : 0;
   v.selfId = node.id;
   v.nodeCount = members.length;
   members.forEach((id, i) => {
@@ -62,7 +63,7 @@ function publish(node: SimNode, members: number[], accepting = true): void {
   node.view.publish(v);
 }
 
-function makeNode(id: number, frames: Uint8Array[], actorCount = 2): SimNode {
+function makeNode(id: number, frames: Uint8Array[], actorCount = 2, holdBytes?: number): SimNode {
   const source = new MemoryFrameSource(frames);
   const sink = new MemoryFrameSink();
   const counters = new CounterBlock(CounterBlock.allocate(1 + actorCount));
@@ -78,6 +79,7 @@ function makeNode(id: number, frames: Uint8Array[], actorCount = 2): SimNode {
         trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(1024), capacity: 1024, idleTimeoutSeconds: 1800 })],
         view: new ViewReader(viewMemory),
         counters: counters.row(1 + i),
+        ...(holdBytes === undefined ? {} : { holdBytes }),
       }),
   );
   return { mac, id, source, sink, dispatcher, actors, view: new ViewWriter(viewMemory), counters };
@@ -210,4 +212,39 @@ test('an ARP request for the VIP is answered with the cluster MAC in the payload
   t.is(arp.fields[ARPR_TARGET_IP], parseIPv4('10.0.0.7'));
   t.is(node.counters.sum(DispatcherCounter.arpRequests, 0, 1), 2);
   t.is(node.sink.written, 0, 'ARP never reaches the TAP');
+});
+
+test('during a view-changing round new flows are held, tracked flows go on, and held ones are decided with the new view', (t) => {
+  const tracked = ipFrame('10.0.6.1');
+  const node = makeNode(1, [tracked, ipFrame('10.0.6.2'), ipFrame('10.0.6.3'), tracked], 1);
+  publish(node, [1]);
+  node.source.remaining = 1;
+  runAll(node);
+  t.is(node.sink.written, 1, 'a tracked flow of node 1');
+  publish(node, [1], true, true); // a round that changes the view is running
+  node.source.remaining = 3;
+  runAll(node);
+  t.is(node.sink.written, 2, 'the tracked flow went on; the two new ones wait');
+  t.is(node.actors[0]!.held, 2);
+  publish(node, [1]); // the round completed
+  node.actors[0]!.processAvailable(1000);
+  t.is(node.sink.written, 4, 'held frames decided and delivered once the round is over');
+  t.is(node.actors[0]!.held, 0);
+});
+
+test('the hold queue is bounded: when full the oldest held frame is dropped and counted', (t) => {
+  const frames = Array.from({ length: 50 }, (_, i) => ipFrame(`10.0.7.${i + 1}`, { payload: 200 }));
+  const node = makeNode(1, frames, 1, 4096);
+  publish(node, [1], true, true);
+  runAll(node);
+  const held = node.actors[0]!.held;
+  const dropped = node.counters.sum(ActorCounter.dropHoldFull, 1, 2);
+  t.true(held > 0 && held < 50, `held ${held}`);
+  t.is(held + dropped, 50, 'every frame is held or counted');
+  publish(node, [1]);
+  node.actors[0]!.processAvailable(1000);
+  // The newest frames survived: the last source is among the delivered ones.
+  const last = node.sink.frames.at(-1)!;
+  t.deepEqual([...last.subarray(VNET + 26, VNET + 30)], [10, 0, 7, 50]);
+  t.is(node.sink.written, held);
 });
