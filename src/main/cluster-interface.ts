@@ -10,7 +10,9 @@ import { Worker } from 'node:worker_threads';
 import { lnlbError } from '../errors.js';
 import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
-import { clusterMacUnicast, formatMac } from '../net/ethernet.js';
+import { createSocket, type Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import { clusterMacMulticast, clusterMacUnicast, formatMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import { Datapath } from '../workers/datapath.js';
@@ -47,6 +49,8 @@ export class ClusterInterface {
   readonly #sysctl: SysctlGuard;
   readonly #vip: number;
   readonly #clusterMac: Uint8Array;
+  readonly #tapMac: Uint8Array;
+  #igmp: Socket | undefined;
   #ownMac = new Uint8Array(6);
   #tapFd = -1;
   #dataFd = -1;
@@ -67,7 +71,9 @@ export class ClusterInterface {
     this.#fatal = fatal;
     this.#sysctl = sysctl;
     this.#vip = parseIPv4(options.vip);
-    this.#clusterMac = clusterMacUnicast(this.#vip);
+    // The TAP always carries the unicast form: an interface cannot have a multicast address.
+    this.#tapMac = clusterMacUnicast(this.#vip);
+    this.#clusterMac = options.macMode === 'multicast' ? clusterMacMulticast(this.#vip) : this.#tapMac;
     this.weights = new WeightSource(options.name, options.weightMode);
   }
 
@@ -82,10 +88,14 @@ export class ClusterInterface {
     this.#sysctl.apply(o.name, [
       { key: `net.ipv4.conf.${o.bind}.arp_ignore`, value: '1', restore: true },
       { key: `net.ipv4.conf.${o.bind}.arp_announce`, value: '2', restore: true },
+      // Multicast mode: the real device joins the cluster MAC, so its host stack would take
+      // every client frame (PACKET_MULTICAST, and the VIP is local) and answer ICMP and UDP
+      // itself, on every node. Frames reach the VIP only through our TAP.
+      ...(o.macMode === 'multicast' ? [{ key: `net.ipv4.conf.${o.bind}.drop_unicast_in_l2_multicast`, value: '1', restore: true }] : []),
     ]);
     const tap = port.tapOpen(o.name, { vnetHdr: VNET_HDR });
     this.#tapFd = tap.fd;
-    port.ifSetMac(o.name, this.#clusterMac);
+    port.ifSetMac(o.name, this.#tapMac);
     const tapSysctls: SysctlChange[] = [
       // Frames from clients arrive on the TAP but replies leave by the real device: the strict
       // reverse-path filter would drop them. The TAP vanishes with us, so nothing to restore.
@@ -95,9 +105,13 @@ export class ClusterInterface {
     port.ifSetIPv4(o.name, o.vip, 32);
     port.ifSetUp(o.name, true);
 
+    const multicast = o.macMode === 'multicast';
     this.#dataFd = port.packetOpen(o.bind, {
       protocol: port.ETH_P_ALL,
-      promisc: true,
+      // Unicast mode: the cluster MAC is nobody's, only promiscuous mode passes it up.
+      // Multicast mode: a membership of the cluster MAC is enough.
+      promisc: !multicast,
+      ...(multicast ? { multicast: this.#clusterMac } : {}),
       filter: dataFilter(this.#clusterMac),
       vnetHdr: VNET_HDR,
       ignoreOutgoing: true,
@@ -114,6 +128,7 @@ export class ClusterInterface {
       vip: this.#vip,
       clusterMac: this.#clusterMac,
       ownMac: this.#ownMac,
+      tapMac: multicast ? this.#tapMac : undefined,
       election: o.election,
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
@@ -131,6 +146,7 @@ export class ClusterInterface {
       ownMac: this.#ownMac,
       clusterMac: this.#clusterMac,
       clusterIp: this.#vip,
+      multicast,
       mtu: info.mtu,
       key: key === undefined ? undefined : new Uint8Array(key),
       heartbeatMs: o.heartbeatMs,
@@ -172,7 +188,33 @@ export class ClusterInterface {
       if (weight !== before) this.#postControl({ type: 'weight', weight });
     }, o.heartbeatMs);
     this.#weightTimer.unref();
-    this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), workers: o.workers }, 'cluster interface up');
+    if (multicast) this.#igmp = await this.#joinIgmpGroup();
+    this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), macMode: o.macMode, workers: o.workers }, 'cluster interface up');
+  }
+
+  /**
+   * Multicast mode: join the IPv4 group whose MAC is the cluster MAC (LNLB's 01:00:5e:7f:a:b
+   * from the VIP's first two octets a.b; 239.255.a.b maps to it), so the kernel sends IGMP
+   * reports and snooping switches forward the cluster's frames to this port (the original
+   * LNLB's multicast mode had no IGMP).
+   */
+  async #joinIgmpGroup(): Promise<Socket | undefined> {
+    const o = this.#opts;
+    const group = `239.255.${this.#clusterMac[4]}.${this.#clusterMac[5]}`;
+    const address = networkInterfaces()[o.bind]?.find((a) => a.family === 'IPv4')?.address;
+    if (address === undefined) {
+      this.#log.warn({ event: 'igmp', group }, `${o.bind} has no IPv4 address: no IGMP join for ${group}; switches with IGMP snooping may not forward the cluster's frames`);
+      return undefined;
+    }
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => resolve());
+    });
+    socket.addMembership(group, address);
+    socket.unref();
+    this.#log.info({ event: 'igmp', group, address }, `joined ${group} on ${o.bind} (IGMP)`);
+    return socket;
   }
 
   #postControl(message: MainToControl): void {
@@ -309,6 +351,7 @@ export class ClusterInterface {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#weightTimer) clearInterval(this.#weightTimer);
+    this.#igmp?.close();
     const control = this.#control;
     if (control) {
       // LEAVE first: the others re-home our clients at once, while we still tear down.

@@ -28,7 +28,11 @@ export interface DaemonOptions {
   weightMode: WeightMode;
   /** Shared key for the authenticated control plane; undefined: plain LNLB-style messages. */
   keyFile: string | undefined;
+  macMode: MacMode;
 }
+
+export const MAC_MODES = ['unicast', 'multicast'] as const;
+export type MacMode = (typeof MAC_MODES)[number];
 
 interface OptionSpec<K extends keyof DaemonOptions> {
   key: K;
@@ -101,6 +105,13 @@ export const DAEMON_OPTIONS = [
     description: `where this node's weight (its load: a busier node gets fewer new clients) comes from: ${WEIGHT_MODES.join(', ')}`,
     default: DEFAULT_WEIGHT_MODE,
     parse: (raw: string, flag: string) => ((WEIGHT_MODES as readonly string[]).includes(raw) ? (raw as WeightMode) : badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+  {
+    key: 'macMode',
+    flag: '--mac-mode <mode>',
+    description: 'cluster MAC: unicast 02:00:a:b:c:d (switches flood it) or multicast 01:00:5e:7f:c:d (joined by IGMP, for switches that must not flood)',
+    default: 'unicast',
+    parse: (raw: string, flag: string) => ((MAC_MODES as readonly string[]).includes(raw) ? (raw as MacMode) : badFlag(flag, `expected one of ${MAC_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
   {
     key: 'keyFile',

@@ -59,6 +59,8 @@ export interface ControlChannelOptions {
   ownMac: Uint8Array;
   clusterMac: Uint8Array;
   clusterIp: number;
+  /** The cluster MAC is multicast: join it rather than go promiscuous. */
+  multicast: boolean;
   /** The link MTU (largest Ethernet payload). */
   mtu: number;
   /** Shared key: authenticated control plane. Undefined: plain messages. */
@@ -99,8 +101,10 @@ export class ControlChannel {
   open(): void {
     this.#fd = port.packetOpen(this.#o.dev, {
       protocol: ETH_P_LNLB,
-      // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up.
-      promisc: true,
+      // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up
+      // (promiscuous for the unicast form, a membership for the multicast one).
+      promisc: !this.#o.multicast,
+      ...(this.#o.multicast ? { multicast: this.#o.clusterMac } : {}),
       filter: controlFilter(this.#o.ownMac, this.#o.clusterMac),
       vnetHdr: false,
       ignoreOutgoing: true,

@@ -61,6 +61,7 @@ export class ControlPlane {
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,
       clusterIp: data.clusterIp,
+      multicast: data.multicast,
       mtu: data.mtu,
       ...(data.key === undefined ? {} : { key: data.key }),
       onMessage: (type, srcMac, info) => {

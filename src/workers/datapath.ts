@@ -21,6 +21,8 @@ export interface DatapathOptions {
   vip: number;
   clusterMac: Uint8Array;
   ownMac: Uint8Array;
+  /** Multicast mode: the TAP's MAC, written over kept frames' destination. */
+  tapMac?: Uint8Array | undefined;
   /** Bytes per actor ring (power of two). 8 MiB holds ~100 full GSO frames or ~80k small ones. */
   ringBytes?: number;
   /** Tracked entries per actor shard (power of two). */
@@ -143,6 +145,7 @@ export class Datapath {
       vip: options.vip,
       clusterMac: options.clusterMac,
       ownMac: options.ownMac,
+      tapMac: options.tapMac,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);

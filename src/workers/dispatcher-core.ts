@@ -50,6 +50,11 @@ export interface DispatcherConfig {
   ownMac: Uint8Array;
   /** Handler per IP protocol (index = protocol); the default handler fills the gaps. */
   handlers: readonly ProtocolHandler[];
+  /**
+   * Multicast mode: written over each forwarded frame's destination MAC. The host stack takes a
+   * frame to a multicast MAC as PACKET_MULTICAST, and TCP drops anything not PACKET_HOST.
+   */
+  tapMac?: Uint8Array | undefined;
   /** Staging bytes for one batch; must hold a 64 KiB GSO frame. */
   stagingBytes?: number;
 }
@@ -63,6 +68,7 @@ export class FrameDispatcher {
   readonly #vip: number;
   readonly #clusterMac: Uint8Array;
   readonly #ownMac: Uint8Array;
+  readonly #tapMac: Uint8Array | undefined;
   /** handler index by IP protocol (0..255) into #handlers. */
   readonly #handlerByProtocol = new Uint8Array(256);
   readonly #handlers: readonly ProtocolHandler[];
@@ -86,6 +92,7 @@ export class FrameDispatcher {
     this.#vip = config.vip >>> 0;
     this.#clusterMac = config.clusterMac;
     this.#ownMac = config.ownMac;
+    this.#tapMac = config.tapMac;
     this.#handlers = config.handlers;
     const fallback = config.handlers.findIndex((h) => h.protocol === 0);
     if (fallback < 0) throw new RangeError('a default handler (protocol 0) is required');
@@ -186,6 +193,7 @@ export class FrameDispatcher {
     } else {
       ring.bytes.set(b.subarray(off, off + len), dst);
     }
+    if (this.#tapMac !== undefined) ring.bytes.set(this.#tapMac, dst + this.#vnet);
     this.#touched |= 1 << actor;
   }
 

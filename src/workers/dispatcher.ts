@@ -32,6 +32,7 @@ function run(data: DispatcherData): void {
     vip: data.vip,
     clusterMac: data.clusterMac,
     ownMac: data.ownMac,
+    tapMac: data.tapMac,
     handlers: [sourceIpHandler],
   });
   const stop = new Int32Array(data.control);

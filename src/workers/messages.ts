@@ -18,6 +18,8 @@ export interface DispatcherData {
   vip: number;
   clusterMac: Uint8Array;
   ownMac: Uint8Array;
+  /** Multicast mode: the TAP's (unicast) MAC written over the destination of every kept frame. */
+  tapMac: Uint8Array | undefined;
 }
 
 /** What an actor thread is started with. */
@@ -57,6 +59,8 @@ export interface ControlData {
   ownMac: Uint8Array;
   clusterMac: Uint8Array;
   clusterIp: number;
+  /** The cluster MAC is a multicast one: a membership instead of promiscuous mode. */
+  multicast: boolean;
   mtu: number;
   key: Uint8Array | undefined;
   heartbeatMs: number;

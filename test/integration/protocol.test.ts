@@ -251,3 +251,27 @@ test.serial('a flooded datapath never gets a live node declared dead (--heartbea
     t.true(rounds >= 25, `only ${rounds} rounds completed in 4 s of flood`);
   });
 });
+
+test.serial('multicast MAC mode: the cluster MAC is 01:00:5e:7f:a:b (the VIP\'s first octets), clients are spread and stick, TCP works, IGMP joined', async (t) => {
+  await withLab(3, async (lab) => {
+    for (const node of lab.nodes) lab.startDaemon(node, ['--mac-mode', 'multicast']);
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    const status = (await lab.status('node1')).interfaces[0]!;
+    t.is(status.clusterMac, '01:00:5e:7f:0a:00');
+    const first = owners(await lab.survey(lab.clientIps));
+    const second = owners(await lab.survey(lab.clientIps));
+    t.true([...first.values()].every((n) => n.startsWith('node')), JSON.stringify([...first]));
+    t.deepEqual(second, first, 'each source sticks to its node');
+    t.true(new Set(first.values()).size >= 2, 'spread over the nodes');
+    const arp = await lab.lab.exec('client', ['ip', 'neigh', 'show', VIP]);
+    t.regex(arp.stdout, /lladdr 01:00:5e:7f:0a:00/, 'clients learned the multicast cluster MAC by ARP');
+    const groups = await lab.lab.exec('node1', ['ip', 'maddress', 'show', 'dev', 'eth0']);
+    t.regex(groups.stdout, /239\.255\.10\.0/, 'the IGMP group is joined on the bound device');
+    for (const source of lab.clientIps.slice(0, 4)) {
+      const ping = await lab.pingFrom(source, VIP, 2);
+      t.is(ping.duplicates, 0);
+      t.is(ping.received, 2);
+    }
+  });
+});

@@ -1,5 +1,8 @@
 import test from 'ava';
+import { RendezvousElection } from '../../../src/cluster/election.js';
+import { electionHash } from '../../../src/cluster/hash.js';
 import { MessageType } from '../../../src/net/cluster-message.js';
+import { parseMac } from '../../../src/net/ethernet.js';
 import { SimulatedCluster } from './fixtures/simulator.js';
 
 const A = '02:00:00:00:00:0a';
@@ -171,6 +174,12 @@ test('property: with loss, duplication and reordering, live nodes end with ident
       views.every((v) => v === live.join(',')),
       `seed ${seed}: views ${JSON.stringify(views)}`,
     );
+    // Outside a round every source has exactly one owner: every node elects the same MAC.
+    const ownersByNode = live.map((mac) => electedMacs(sim, mac));
+    t.true(
+      ownersByNode.every((o) => o.join() === ownersByNode[0]!.join()),
+      `seed ${seed}: nodes disagree on owners`,
+    );
   }
 });
 
@@ -187,3 +196,18 @@ test('a newcomer whose state never arrives waits for it, then serves without it'
   t.true(a.accepting);
   t.deepEqual(sim.view(A), [A, B]);
 });
+
+/** The owner MAC each of 200 sources gets from this node's view (ids are local; MACs are not). */
+function electedMacs(sim: SimulatedCluster, mac: string): string[] {
+  const m = sim.nodes.get(mac)!;
+  const members = m.members;
+  const election = new RendezvousElection();
+  election.rebuild({
+    count: members.length,
+    ids: members.map((n) => n.id),
+    weights: members.map((n) => n.weight),
+    macs: members.flatMap((n) => [...parseMac(n.mac)]),
+  });
+  const byId = new Map(members.map((n) => [n.id, n.mac]));
+  return Array.from({ length: 200 }, (_, s) => byId.get(election.electOwner(electionHash(0x0a000000 + s, 0))) ?? '?');
+}
