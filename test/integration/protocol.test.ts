@@ -33,6 +33,24 @@ async function withLab(nodes: number, body: (lab: ClusterLab) => Promise<void>):
   }
 }
 
+/** Every node's daemon (with `args`) converged, an HTTP server on the VIP on each, and who serves whom. */
+async function serving(lab: ClusterLab, args: string[] = []): Promise<Map<string, string>> {
+  for (const node of lab.nodes) lab.startDaemon(node, args);
+  await lab.waitConverged(lab.nodes, 20_000);
+  for (const node of lab.nodes) await lab.startHttpServer(node);
+  return owners(await lab.survey(lab.clientIps));
+}
+
+/** The sources `node` serves. */
+function servedBy(assignment: Map<string, string>, node: string): string[] {
+  return [...assignment].filter(([, n]) => n === node).map(([source]) => source);
+}
+
+/** lnlbctl in a node's namespace, against that node's daemon. */
+function lnlbctl(lab: ClusterLab, node: string, args: string[]) {
+  return lab.lab.exec(node, [process.execPath, 'bin/lnlbctl', '--run-dir', lab.runDir(node), ...args], { timeoutMs: 30_000, cwd: process.cwd() });
+}
+
 function owners(survey: Map<string, Served>): Map<string, string> {
   return new Map([...survey].map(([source, served]) => [source, 'node' in served ? served.node : `unanswered: ${served.error}`]));
 }
@@ -60,11 +78,8 @@ test.serial('a newcomer receives the tracking state and no existing client moves
 
 test.serial('SIGTERM sends LEAVE: the others drop the node at once and take its clients', async (t) => {
   await withLab(3, async (lab) => {
-    for (const node of lab.nodes) lab.startDaemon(node);
-    await lab.waitConverged(lab.nodes, 20_000);
-    for (const node of lab.nodes) await lab.startHttpServer(node);
-    const before = owners(await lab.survey(lab.clientIps));
-    const orphans = [...before].filter(([, n]) => n === 'node2').map(([s]) => s);
+    const before = await serving(lab);
+    const orphans = servedBy(before, 'node2');
     const daemon = lab.daemon('node2')!;
     const since = performance.now();
     daemon.kill('SIGTERM');
@@ -81,11 +96,8 @@ test.serial('SIGTERM sends LEAVE: the others drop the node at once and take its 
 
 test.serial('a paused node comes back without double ownership: it resets, rejoins, and takes only what the new view gives it', async (t) => {
   await withLab(3, async (lab) => {
-    for (const node of lab.nodes) lab.startDaemon(node);
-    await lab.waitConverged(lab.nodes, 20_000);
-    for (const node of lab.nodes) await lab.startHttpServer(node);
-    const before = owners(await lab.survey(lab.clientIps));
-    const orphans = [...before].filter(([, n]) => n === 'node2').map(([s]) => s);
+    const before = await serving(lab);
+    const orphans = servedBy(before, 'node2');
     const daemon = lab.daemon('node2')!;
     process.kill(daemon.pid!, 'SIGSTOP');
     const since = performance.now();
@@ -127,11 +139,8 @@ test.serial('a node with the wrong key is kept out and its messages are counted 
 test.serial('--heartbeat-ms 100: a killed node\'s clients are answered by the survivors within 500 ms', async (t) => {
   await withLab(3, async (lab) => {
     const fast = ['--heartbeat-ms', '100', '--dead-after-ms', '300'];
-    for (const node of lab.nodes) lab.startDaemon(node, fast);
-    await lab.waitConverged(lab.nodes, 20_000);
-    for (const node of lab.nodes) await lab.startHttpServer(node);
-    const before = owners(await lab.survey(lab.clientIps));
-    const orphans = [...before].filter(([, n]) => n === 'node2').map(([s]) => s);
+    const before = await serving(lab, fast);
+    const orphans = servedBy(before, 'node2');
     t.true(orphans.length > 0);
     const sinceEpoch = Date.now();
     const daemon = lab.daemon('node2')!;
@@ -150,11 +159,8 @@ test.serial('--heartbeat-ms 100: a killed node\'s clients are answered by the su
 
 test.serial('lnlbctl resync: every node reloads the sender\'s tracking state, and no client moves', async (t) => {
   await withLab(3, async (lab) => {
-    for (const node of lab.nodes) lab.startDaemon(node);
-    await lab.waitConverged(lab.nodes, 20_000);
-    for (const node of lab.nodes) await lab.startHttpServer(node);
-    const before = owners(await lab.survey(lab.clientIps));
-    const ctl = await lab.lab.exec('node1', [process.execPath, 'bin/lnlbctl', '--run-dir', lab.runDir('node1'), 'resync', 'nlb0', '--json'], { timeoutMs: 30_000, cwd: process.cwd() });
+    const before = await serving(lab);
+    const ctl = await lnlbctl(lab, 'node1', ['resync', 'nlb0', '--json']);
     t.is(ctl.code, 0, ctl.stderr);
     const sent = JSON.parse(ctl.stdout) as { entries: number };
     t.true(sent.entries >= SOURCES, `sent ${sent.entries}`);
@@ -177,8 +183,7 @@ test.serial('two clusters in one daemon: addif prints the new interface, both VI
   await withLab(2, async (lab) => {
     for (const node of lab.nodes) lab.startDaemon(node);
     await lab.waitConverged(lab.nodes, 20_000);
-    const ctl = (node: string, args: string[]) =>
-      lab.lab.exec(node, [process.execPath, 'bin/lnlbctl', '--run-dir', lab.runDir(node), ...args], { timeoutMs: 30_000, cwd: process.cwd() });
+    const ctl = (node: string, args: string[]) => lnlbctl(lab, node, args);
     for (const node of lab.nodes) {
       const added = await ctl(node, ['addif', VIP2, 'eth0']);
       t.is(added.code, 0, added.stderr);
