@@ -5,7 +5,7 @@
  */
 
 import { ClusterLab, VIP } from '../src/lab/cluster.js';
-import { waitExit } from '../src/lab/netns.js';
+import { tail, waitExit } from '../src/lab/netns.js';
 
 export interface FailoverResult {
   heartbeatMs: number;
@@ -14,6 +14,8 @@ export interface FailoverResult {
   medianMs: number;
   worstMs: number;
   unanswered: number;
+  /** Deaths declared of nodes that were not killed (read from the survivors' logs). */
+  falseDeaths: number;
 }
 
 export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number }): Promise<FailoverResult> {
@@ -21,8 +23,9 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
   const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 30 });
   const trials: number[] = [];
   let unanswered = 0;
+  let falseDeaths = 0;
   try {
-    for (const node of lab.nodes) lab.startDaemon(node, timing);
+    const daemons = lab.nodes.map((node) => lab.startDaemon(node, timing));
     await lab.waitConverged(lab.nodes, 20_000);
     for (const node of lab.nodes) await lab.startHttpServer(node);
     for (let i = 0; i < options.trials; i++) {
@@ -37,10 +40,16 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
       await waitExit(daemon, 2000);
       trials.push(pings.worstMs);
       unanswered += pings.unanswered.length;
+
       process.stderr.write(`  trial ${i + 1}: ${victim} killed, ${orphans.length} sources answered again after ${Math.round(pings.worstMs)} ms\n`);
-      lab.startDaemon(victim, timing);
+      daemons.push(lab.startDaemon(victim, timing));
       await lab.waitConverged(lab.nodes, 20_000);
     }
+    // Each kill is seen by the two survivors: any other death declared is a false one.
+    const declared = daemons
+      .flatMap((d) => tail(d.logFile, 5000).split('\n'))
+      .filter((l) => l.includes('"event":"node-died"') && l.includes('"reason":"missed-heartbeats"')).length;
+    falseDeaths = Math.max(0, declared - 2 * trials.length);
   } finally {
     await lab.cleanup();
   }
@@ -52,5 +61,6 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
     medianMs: sorted[Math.floor(sorted.length / 2)] ?? Number.NaN,
     worstMs: sorted[sorted.length - 1] ?? Number.NaN,
     unanswered,
+    falseDeaths,
   };
 }

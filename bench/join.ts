@@ -8,6 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import { ClusterLab } from '../src/lab/cluster.js';
 import { tail } from '../src/lab/netns.js';
+import { fmt, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 export interface JoinResult {
   flows: number;
@@ -59,4 +60,25 @@ export async function runJoin(flows: number): Promise<JoinResult> {
   } finally {
     await lab.cleanup();
   }
+}
+
+/** Join and state sync for 10k, 100k and 1M tracked flows; the goal: 1M entries synced in < 1 s. */
+export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
+  const rows: BenchRow[] = [];
+  const json: JoinResult[] = [];
+  for (const flows of o.quick ? [10_000] : [10_000, 100_000, 1_000_000]) {
+    o.progress(`join: a newcomer receives ${fmt(flows)} tracked flows`);
+    const r = await runJoin(flows);
+    json.push(r);
+    const syncMs = r.sendMs + r.loadMs;
+    rows.push({
+      figure: `join, ${fmt(flows)} flows: state sent + loaded, ms (${fmt(r.bytes)} B in ${fmt(r.fragments)} frames; join ${fmt(r.joinMs)} ms)`,
+      lnlb: `${fmt(r.sendMs)} + ${fmt(r.loadMs)}`,
+      reference: `${fmt(r.entriesLoaded)} of ${fmt(flows)} loaded`,
+      ratio: `${fmt(r.bytes / Math.max(1, r.entriesLoaded), 1)} B/flow`,
+      goal: flows === 1_000_000 ? '1M entries synced < 1 s' : '',
+      ...(flows === 1_000_000 ? { met: syncMs < 1000 && r.entriesLoaded === flows } : {}),
+    });
+  }
+  return { rows, json };
 }

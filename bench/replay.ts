@@ -17,6 +17,7 @@ import { CounterBlock } from '../src/workers/counters.js';
 import { FrameDispatcher } from '../src/workers/dispatcher-core.js';
 import { MemoryFrameSink, MemoryFrameSource } from '../src/workers/ports.js';
 import { BENCH_VIP, udpFrame } from './frames.js';
+import { fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 export interface ReplayResult {
   actors: number;
@@ -87,4 +88,29 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
   run();
   const ns = Number(process.hrtime.bigint() - start) / total;
   return { actors: actorCount, frameBytes, frames: total, nsPerFrame: ns, referenceNsPerFrame: referenceNs(frames, total) };
+}
+
+/** Per-frame cost without the kernel, by actor count: the issue's goal is < 150 ns per actor. */
+export async function benchReplay(o: BenchOptions): Promise<BenchResult> {
+  const rows: BenchRow[] = [];
+  const json: ReplayResult[] = [];
+  for (const actors of [1, 2, 4]) {
+    const runs: ReplayResult[] = [];
+    for (let r = 0; r < (o.quick ? 1 : 3); r++) {
+      o.progress(`replay: ${actors} actor(s), run ${r + 1}`);
+      runs.push(runReplay(actors, 60, o.quick ? 300_000 : 3_000_000));
+    }
+    json.push(...runs);
+    const ns = spread(runs.map((x) => x.nsPerFrame));
+    const ref = spread(runs.map((x) => x.referenceNsPerFrame));
+    rows.push({
+      figure: `replay 60 B through dispatcher + ${actors} actor(s), one thread: ns/frame (ref: the memory source alone)`,
+      lnlb: fmtSpread(ns, 1),
+      reference: fmtSpread(ref, 1),
+      ratio: ratio(ns.median, ref.median),
+      goal: '< 150 ns per actor',
+      met: ns.median < 150,
+    });
+  }
+  return { rows, json };
 }

@@ -130,6 +130,7 @@ export class ClusterInterface {
       ownMac: this.#ownMac,
       tapMac: multicast ? this.#tapMac : undefined,
       election: o.election,
+      tableEntries: o.tableEntries,
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
       onStateLoaded: (r) => {

@@ -29,6 +29,8 @@ export interface DaemonOptions {
   /** Shared key for the authenticated control plane; undefined: plain LNLB-style messages. */
   keyFile: string | undefined;
   macMode: MacMode;
+  /** Flows one node can track, all actors together (tables are fixed-size shared memory). */
+  tableEntries: number;
 }
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
@@ -112,6 +114,13 @@ export const DAEMON_OPTIONS = [
     description: 'cluster MAC: unicast 02:00:a:b:c:d (switches flood it) or multicast 01:00:5e:7f:c:d (joined by IGMP, for switches that must not flood)',
     default: 'unicast',
     parse: (raw: string, flag: string) => ((MAC_MODES as readonly string[]).includes(raw) ? (raw as MacMode) : badFlag(flag, `expected one of ${MAC_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+  {
+    key: 'tableEntries',
+    flag: '--table-entries <n>',
+    description: 'flows this node can track (shared-memory tables of fixed size; the oldest are evicted, and counted, beyond it)',
+    default: 1 << 20,
+    parse: integer(1024, 1 << 26),
   },
   {
     key: 'keyFile',

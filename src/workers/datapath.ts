@@ -25,8 +25,8 @@ export interface DatapathOptions {
   tapMac?: Uint8Array | undefined;
   /** Bytes per actor ring (power of two). 8 MiB holds ~100 full GSO frames or ~80k small ones. */
   ringBytes?: number;
-  /** Tracked entries per actor shard (power of two). */
-  trackerCapacity?: number;
+  /** Flows this node must be able to track (all shards together); the default 1M. */
+  tableEntries?: number;
   idleTimeoutSeconds?: number;
   election: ElectionName;
   onError(message: string): void;
@@ -47,6 +47,20 @@ export interface DatapathCounters {
 }
 
 const STOP_TIMEOUT_MS = 3000;
+
+export const DEFAULT_TABLE_ENTRIES = 1 << 20;
+
+/**
+ * Slots per actor shard so that `entries` flows fit below the tables' 7/8 load limit: the
+ * shards are power-of-two open-addressing tables, so this rounds up (memory per flow is
+ * 16 B / fill; see the memory benchmark).
+ */
+export function shardSlots(entries: number, actors: number): number {
+  const needed = Math.ceil((entries * 8) / 7 / actors);
+  let slots = 1024;
+  while (slots < needed) slots *= 2;
+  return slots;
+}
 
 function waitFor(worker: Worker, type: WorkerToMain['type'], timeoutMs: number): Promise<WorkerToMain> {
   return new Promise((resolve, reject) => {
@@ -106,7 +120,7 @@ export class Datapath {
 
   static async start(options: DatapathOptions): Promise<Datapath> {
     const ringBytes = options.ringBytes ?? 8 << 20;
-    const capacity = options.trackerCapacity ?? 1 << 18;
+    const capacity = shardSlots(options.tableEntries ?? DEFAULT_TABLE_ENTRIES, options.actors);
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(4);
