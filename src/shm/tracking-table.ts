@@ -1,7 +1,7 @@
 /**
  * TrackingTable: an open-addressing hash table (linear probing, backward-shift deletion, no
  * tombstones) over a SharedArrayBuffer, from a 64-bit key (keyLo, keyHi: a source IP, or a
- * source IP + port) to (owner node id, last seen). Fixed power-of-two capacity; at the load
+ * source IP + port) to (owner node id, last seen). Fixed capacity (any size); at the load
  * limit (7/8) an insert evicts the stalest entry it can find cheaply.
  *
  *   byteOffset (8-aligned)
@@ -69,7 +69,8 @@ export class TrackingTable {
   readonly capacity: number;
   /** Entries the table holds before inserts start evicting (7/8 of capacity). */
   readonly loadLimit: number;
-  private readonly mask: number;
+  /** The capacity again, as a plain field for the probe loops (any size: no power of two). */
+  private readonly cap: number;
   private readonly header: Int32Array;
   private readonly e: Uint32Array;
   private readonly seed: number;
@@ -114,7 +115,7 @@ export class TrackingTable {
     }
     const cap = header[TT_CAPACITY]!;
     this.capacity = cap;
-    this.mask = cap - 1;
+    this.cap = cap;
     this.loadLimit = cap - (cap >>> 3);
     this.header = header;
     this.e = new Uint32Array(sab, byteOffset + TT_HEADER_BYTES, cap * 4);
@@ -136,8 +137,13 @@ export class TrackingTable {
     return Atomics.load(this.header, TT_EXPIRED);
   }
 
+  /**
+   * The key's home slot: the hash's top 26 bits scaled to the capacity (Lemire's range
+   * reduction, exact in doubles since 2^26 × 2^26 < 2^53), so the capacity need not be a power
+   * of two and a table is sized to what it must hold, not to the next power of two.
+   */
   private home(lo: number, hi: number): number {
-    return hashKey(lo, hi, this.seed) & this.mask;
+    return Math.floor(((hashKey(lo, hi, this.seed) >>> 6) * this.cap) / 67108864);
   }
 
   /** Slot of the key, or -1. */
@@ -145,14 +151,14 @@ export class TrackingTable {
     const lo = keyLo >>> 0;
     const hi = keyHi >>> 0;
     const e = this.e;
-    const mask = this.mask;
+    const cap = this.cap;
     let i = this.home(lo, hi);
     // Bounded by capacity: a reader racing the writer must not loop forever.
-    for (let n = 0; n <= mask; n++) {
+    for (let n = 0; n < cap; n++) {
       const b = i << 2;
       if ((e[b + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) === 0) return -1;
       if (e[b + TT_E_KEY_LO] === lo && e[b + TT_E_KEY_HI] === hi) return i;
-      i = (i + 1) & mask;
+      if (++i === cap) i = 0;
     }
     return -1;
   }
@@ -187,7 +193,7 @@ export class TrackingTable {
     const lo = keyLo >>> 0;
     const hi = keyHi >>> 0;
     const e = this.e;
-    const mask = this.mask;
+    const cap = this.cap;
     const home = this.home(lo, hi);
     let i = home;
     for (;;) {
@@ -198,7 +204,7 @@ export class TrackingTable {
         e[b + TT_E_LAST_SEEN] = now;
         return i;
       }
-      i = (i + 1) & mask;
+      if (++i === cap) i = 0;
     }
     let size = this.header[TT_SIZE]!;
     if (size >= this.loadLimit) {
@@ -207,7 +213,7 @@ export class TrackingTable {
       Atomics.store(this.header, TT_EVICTIONS, this.header[TT_EVICTIONS]! + 1);
       // The shift may have moved entries of our probe chain: look for the hole again.
       i = home;
-      while ((e[(i << 2) + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) !== 0) i = (i + 1) & mask;
+      while ((e[(i << 2) + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) !== 0) if (++i === cap) i = 0;
     }
     const b = i << 2;
     e[b + TT_E_KEY_LO] = lo;
@@ -221,10 +227,10 @@ export class TrackingTable {
   /** The occupied slot idle longest among [home, hole) (capped) and a few random samples. */
   private pickVictim(home: number, hole: number, now: number): number {
     const e = this.e;
-    const mask = this.mask;
+    const cap = this.cap;
     let victim = -1;
     let oldest = -0x8000_0000 - 1;
-    for (let i = home, n = 0; i !== hole && n < EVICT_WINDOW; i = (i + 1) & mask, n++) {
+    for (let i = home, n = 0; i !== hole && n < EVICT_WINDOW; i = i + 1 === cap ? 0 : i + 1, n++) {
       const age = (now - e[(i << 2) + TT_E_LAST_SEEN]!) | 0;
       if (age > oldest) {
         oldest = age;
@@ -238,8 +244,8 @@ export class TrackingTable {
       x ^= x << 5;
       this.rng = x;
       // The first occupied slot at or after a random position (the table is 7/8 full).
-      let i = x & mask;
-      while ((e[(i << 2) + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) === 0) i = (i + 1) & mask;
+      let i = (x >>> 0) % cap;
+      while ((e[(i << 2) + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) === 0) if (++i === cap) i = 0;
       const age = (now - e[(i << 2) + TT_E_LAST_SEEN]!) | 0;
       if (age > oldest) {
         oldest = age;
@@ -255,11 +261,11 @@ export class TrackingTable {
    */
   private removeAt(slot: number): void {
     const e = this.e;
-    const mask = this.mask;
+    const cap = this.cap;
     let hole = slot;
     let j = slot;
     for (;;) {
-      j = (j + 1) & mask;
+      if (++j === cap) j = 0;
       const bj = j << 2;
       if ((e[bj + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) === 0) break;
       const k = this.home(e[bj + TT_E_KEY_LO]!, e[bj + TT_E_KEY_HI]!);
@@ -317,9 +323,9 @@ export class TrackingTable {
    */
   expire(now: number, idleSeconds: number, maxSlotsToScan: number): number {
     const e = this.e;
-    const mask = this.mask;
+    const cap = this.cap;
     const header = this.header;
-    let cursor = header[TT_CURSOR]! & mask;
+    let cursor = header[TT_CURSOR]! % cap;
     let removed = 0;
     for (let n = 0; n < maxSlotsToScan; n++) {
       const b = cursor << 2;
@@ -329,7 +335,7 @@ export class TrackingTable {
         removed++;
         continue;
       }
-      cursor = (cursor + 1) & mask;
+      if (++cursor === cap) cursor = 0;
     }
     header[TT_CURSOR] = cursor;
     if (removed > 0) Atomics.store(header, TT_EXPIRED, header[TT_EXPIRED]! + removed);
@@ -355,7 +361,7 @@ export class TrackingTable {
 }
 
 function checkCapacity(capacity: number): void {
-  if (!Number.isInteger(capacity) || capacity < 8 || capacity > 1 << 26 || (capacity & (capacity - 1)) !== 0) {
-    throw new RangeError(`tracking table capacity must be a power of two from 8 to 2^26, got ${capacity}`);
+  if (!Number.isInteger(capacity) || capacity < 8 || capacity > 1 << 26) {
+    throw new RangeError(`tracking table capacity must be a whole number from 8 to 2^26, got ${capacity}`);
   }
 }

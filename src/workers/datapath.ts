@@ -51,15 +51,11 @@ const STOP_TIMEOUT_MS = 3000;
 export const DEFAULT_TABLE_ENTRIES = 1 << 20;
 
 /**
- * Slots per actor shard so that `entries` flows fit below the tables' 7/8 load limit: the
- * shards are power-of-two open-addressing tables, so this rounds up (memory per flow is
- * 16 B / fill; see the memory benchmark).
+ * Slots per actor shard so that `entries` flows fit below the tables' 7/8 load limit (tables
+ * take any size, so nothing is rounded up to a power of two: 16 B / (7/8) ≈ 18.3 B per flow).
  */
 export function shardSlots(entries: number, actors: number): number {
-  const needed = Math.ceil((entries * 8) / 7 / actors);
-  let slots = 1024;
-  while (slots < needed) slots *= 2;
-  return slots;
+  return Math.max(1024, Math.ceil((entries * 8) / 7 / actors) + 1);
 }
 
 function waitFor(worker: Worker, type: WorkerToMain['type'], timeoutMs: number): Promise<WorkerToMain> {

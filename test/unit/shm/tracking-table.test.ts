@@ -63,7 +63,8 @@ test('insert, find, touch, update and remove', (t) => {
 });
 
 test('random operations agree with a Map model (backward-shift deletion keeps every key reachable)', (t) => {
-  for (const [capacity, keySpace, seed] of [[16, 40, 1], [64, 200, 2], [1024, 3000, 3], [128, 100_000, 4]] as const) {
+  // Odd capacities too: probes wrap at the capacity, not at a power of two.
+  for (const [capacity, keySpace, seed] of [[16, 40, 1], [64, 200, 2], [1024, 3000, 3], [128, 100_000, 4], [13, 30, 5], [1000, 2500, 6]] as const) {
     const tt = table(capacity, seed);
     const model = new Map<string, { owner: number; lastSeen: number }>();
     const rnd = prng(seed);
@@ -205,7 +206,8 @@ test('a second view of the same memory (another thread) sees the entries; capaci
   const sab = new SharedArrayBuffer(64 + TrackingTable.byteLength(128));
   t.throws(() => new TrackingTable(sab, 64), { instanceOf: TypeError }, 'not initialised and no capacity');
   t.throws(() => new TrackingTable(sab, 4, 128), { instanceOf: RangeError }, 'offset not 8-aligned');
-  t.throws(() => new TrackingTable(sab, 64, 100), { instanceOf: RangeError }, 'not a power of two');
+  t.throws(() => new TrackingTable(sab, 64, 7), { instanceOf: RangeError }, 'too small');
+  t.throws(() => new TrackingTable(sab, 64, 100.5), { instanceOf: RangeError }, 'not a whole number');
   t.throws(() => new TrackingTable(sab, 64, 256), { instanceOf: RangeError }, 'does not fit');
   const writer = new TrackingTable(sab, 64, 128);
   writer.upsert(10, 20, 7, 99);

@@ -1,0 +1,272 @@
+/**
+ * Failover, the peer: Debian's keepalived (VRRPv3, active/passive) at its fastest setting,
+ * `advert_int 0.01`, with the same kill and the same probe as lnlb's failover benchmark:
+ *
+ * ```
+ *   switch ── master (10.0.0.1/24)  keepalived, priority 150, holds the VIP 10.0.0.100
+ *          ── backup (10.0.0.2/24)  keepalived, priority 100
+ *          ── client (10.0.0.101/24) ping -D -i 0.02 to the VIP
+ * ```
+ * Each trial: `kill -9` of the master's keepalived (parent and VRRP child, one signal to its
+ * process group) and its link down at once, as when the machine dies; then the client pings
+ * the VIP every 20 ms until the first reply; the figure is the time from the kill to that
+ * reply. The link must go down too: a killed keepalived leaves the VIP on its interface, and
+ * that kernel keeps answering (and the backup takes the VIP as well: a split brain). Between
+ * trials the master comes back as after a reboot (VIP gone, link up, keepalived started) and
+ * preempts the backup; the next trial waits until the client's ARP entry points at it again.
+ *
+ * The split brain itself is measured too: `kill -9` alone, link up, and whether both nodes
+ * hold the VIP a second later.
+ */
+
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Lab, tail, waitExit, type LabProcess } from '../src/lab/netns.js';
+import { fmt, fmtSpread, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+
+const VIP = '10.0.0.100';
+const CLIENT_IP = '10.0.0.101';
+const ADVERT_INT_S = 0.01;
+const PROBE_INTERVAL_S = 0.02;
+const PROBE_TIMEOUT_MS = 10_000;
+const SETTLE_TIMEOUT_MS = 15_000;
+/** How long after a `kill -9` alone the split brain is looked for. */
+const SPLIT_BRAIN_WAIT_MS = 1000;
+
+interface Node {
+  name: 'master' | 'backup';
+  ip: string;
+  priority: number;
+}
+const MASTER: Node = { name: 'master', ip: '10.0.0.1', priority: 150 };
+const BACKUP: Node = { name: 'backup', ip: '10.0.0.2', priority: 100 };
+
+export interface KeepalivedJson {
+  version: string;
+  advertIntS: number;
+  probeIntervalS: number;
+  /** ms from the kill (with the link down) to the client's first reply, per trial answered. */
+  trials: number[];
+  /** Per trial, when the probe started (ms after the kill: the link down and starting ping take that long). */
+  probeStartMs: number[];
+  /** Trials in which the VIP did not answer within PROBE_TIMEOUT_MS. */
+  unanswered: number;
+  medianMs: number;
+  worstMs: number;
+  /** `kill -9` alone, link up: in how many runs both nodes held the VIP afterwards. */
+  splitBrain: { runs: number; bothHeldVip: number };
+}
+
+function keepalivedBinary(): string {
+  const found = ['/usr/sbin/keepalived', '/sbin/keepalived', '/usr/bin/keepalived'].find((path) => existsSync(path));
+  if (found === undefined) {
+    throw new Error("keepalived is not installed: install Debian's keepalived package (apt-get install keepalived, or run scripts/install-system-deps.sh as root)");
+  }
+  return found;
+}
+
+export async function benchKeepalived(o: BenchOptions & { trials: number }): Promise<BenchResult & { medianMs: number; worstMs: number }> {
+  const binary = keepalivedBinary();
+  const lab = new Lab();
+  try {
+    await lab.addSwitch();
+    for (const node of [MASTER, BACKUP]) await lab.addHost(node.name, { addresses: [`${node.ip}/24`] });
+    await lab.addHost('client', { addresses: [`${CLIENT_IP}/24`] });
+    const k = new Keepalived(lab, binary);
+    const version = await k.version();
+    o.progress(`keepalived: ${version}, VRRPv3 advert_int ${ADVERT_INT_S}, ${o.trials} kills of the master (kill -9 and link down)…`);
+    k.start(BACKUP);
+    k.start(MASTER);
+    await k.waitMasterHolds();
+
+    const trials: number[] = [];
+    const probeStartMs: number[] = [];
+    let unanswered = 0;
+    for (let i = 0; i < o.trials; i++) {
+      const since = Date.now();
+      k.kill9(MASTER);
+      await lab.linkDown(MASTER.name);
+      probeStartMs.push(Date.now() - since);
+      const replyMs = await k.firstReplyMs(since);
+      if (replyMs === undefined) unanswered += 1;
+      else trials.push(replyMs);
+      o.progress(`  trial ${i + 1}: ${replyMs === undefined ? `no reply within ${PROBE_TIMEOUT_MS} ms` : `VIP answered again after ${Math.round(replyMs)} ms`}`);
+      await k.waitExited(MASTER);
+      await k.reboot(MASTER);
+      await k.waitMasterHolds();
+    }
+
+    // The same kill without the link down: the dead master's kernel keeps the VIP.
+    const splitRuns = o.quick ? 1 : 3;
+    let bothHeldVip = 0;
+    for (let i = 0; i < splitRuns; i++) {
+      k.kill9(MASTER);
+      await k.waitExited(MASTER);
+      await sleep(SPLIT_BRAIN_WAIT_MS);
+      const held = await Promise.all([MASTER, BACKUP].map((node) => k.holdsVip(node)));
+      if (held.every(Boolean)) bothHeldVip += 1;
+      o.progress(`  kill -9 alone, run ${i + 1}: VIP held by ${[MASTER, BACKUP].filter((_, j) => held[j]).map((n) => n.name).join(' and ') || 'nobody'}`);
+      await k.reboot(MASTER);
+      await k.waitMasterHolds();
+    }
+
+    const s = spread(trials);
+    const json: KeepalivedJson = {
+      version,
+      advertIntS: ADVERT_INT_S,
+      probeIntervalS: PROBE_INTERVAL_S,
+      trials,
+      probeStartMs,
+      unanswered,
+      medianMs: s.median,
+      worstMs: s.max,
+      splitBrain: { runs: splitRuns, bothHeldVip },
+    };
+    const rows: BenchRow[] = [
+      {
+        figure: `failover, keepalived VRRPv3 advert_int ${ADVERT_INT_S}: kill -9 + link down of the master, ${trials.length} trials: ms until the VIP answers, median (min–max)`,
+        lnlb: '',
+        reference: fmtSpread(s),
+        ratio: '',
+        goal: '',
+      },
+      {
+        figure: '  keepalived, kill -9 alone (link up): runs in which both nodes held the VIP (split brain)',
+        lnlb: '',
+        reference: `${bothHeldVip} of ${splitRuns}`,
+        ratio: '',
+        goal: '',
+      },
+    ];
+    if (unanswered > 0) {
+      rows.push({ figure: `  keepalived trials without a reply within ${PROBE_TIMEOUT_MS} ms`, lnlb: '', reference: fmt(unanswered), ratio: '', goal: '' });
+    }
+    return { rows, json, medianMs: s.median, worstMs: s.max };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+/** The two keepalived instances of the lab: their config, pid files, processes and VIP. */
+class Keepalived {
+  private readonly processes = new Map<string, LabProcess>();
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly binary: string,
+  ) {}
+
+  async version(): Promise<string> {
+    const result = await this.lab.exec('client', [this.binary, '--version']);
+    return (result.stdout + result.stderr).split('\n')[0]?.trim() ?? 'keepalived';
+  }
+
+  /** Starts keepalived on `node` with its own config and pid files in the lab directory. */
+  start(node: Node): void {
+    const file = (suffix: string): string => join(this.lab.dir, `keepalived-${node.name}${suffix}`);
+    const conf = file('.conf');
+    writeFileSync(conf, config(node));
+    // A pid file left by a `kill -9` could name a live process by now: keepalived would refuse to start.
+    for (const suffix of ['.pid', '-vrrp.pid']) rmSync(file(suffix), { force: true });
+    // setsid: keepalived (the same pid, `ip netns exec` and setsid exec in place) leads its own
+    // process group, so one kill(-pid) reaches the parent and its VRRP child at once: killing
+    // only the parent makes the child leave gracefully (it gets SIGTERM and hands the VIP over
+    // at once), killing only the child makes the parent respawn it.
+    // -n: no fork; -l -D: detailed log on the console (the lab log); -P: the VRRP subsystem only.
+    const argv = ['setsid', this.binary, '-n', '-l', '-D', '-P', '-f', conf, '-p', file('.pid'), '-r', file('-vrrp.pid')];
+    this.processes.set(node.name, this.lab.spawn(node.name, argv, { logName: 'keepalived' }));
+  }
+
+  kill9(node: Node): void {
+    const child = this.process(node);
+    if (child.pid === undefined) throw new Error(`keepalived on ${node.name} did not start:\n${tail(child.logFile)}`);
+    // Field 5 of /proc/<pid>/stat, counted after the command name: the process group.
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    if (group !== child.pid) throw new Error(`keepalived on ${node.name} (pid ${child.pid}) does not lead its process group (${group})`);
+    process.kill(-child.pid, 'SIGKILL');
+  }
+
+  async waitExited(node: Node): Promise<void> {
+    if (!(await waitExit(this.process(node), 5000))) throw new Error(`keepalived on ${node.name} did not exit on SIGKILL`);
+  }
+
+  /** Back as after a reboot: the VIP the dead instance left is gone, the link is up, keepalived runs. */
+  async reboot(node: Node): Promise<void> {
+    await this.lab.exec(node.name, ['ip', 'address', 'del', `${VIP}/24`, 'dev', 'eth0']);
+    await this.lab.linkUp(node.name);
+    this.start(node);
+  }
+
+  async holdsVip(node: Node): Promise<boolean> {
+    const result = await this.lab.exec(node.name, ['ip', '-4', '-o', 'address', 'show', 'dev', 'eth0']);
+    return result.stdout.includes(` ${VIP}/`);
+  }
+
+  /**
+   * Until the master alone holds the VIP and the client reaches it there (its ARP entry for the
+   * VIP names the master's MAC, refreshed by the master's gratuitous ARPs).
+   */
+  async waitMasterHolds(): Promise<void> {
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    const masterMac = this.lab.host(MASTER.name).mac.toLowerCase();
+    let state = '';
+    while (Date.now() < deadline) {
+      for (const node of [MASTER, BACKUP]) {
+        const child = this.process(node);
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`keepalived on ${node.name} exited (${child.exitCode ?? child.signalCode}):\n${tail(child.logFile)}`);
+        }
+      }
+      const [master, backup] = await Promise.all([this.holdsVip(MASTER), this.holdsVip(BACKUP)]);
+      if (master && !backup) {
+        await this.lab.exec('client', ['ping', '-n', '-q', '-c', '1', '-W', '1', VIP]);
+        const neigh = await this.lab.exec('client', ['ip', 'neigh', 'show', VIP, 'dev', 'eth0']);
+        if (neigh.stdout.toLowerCase().includes(` lladdr ${masterMac} `)) {
+          await sleep(100); // the rest of the gratuitous ARP burst
+          return;
+        }
+        state = `client's ARP entry: ${neigh.stdout.trim()}`;
+      } else {
+        state = `VIP on master: ${master}, on backup: ${backup}`;
+      }
+      await sleep(20);
+    }
+    throw new Error(`keepalived: the master did not take the VIP back within ${SETTLE_TIMEOUT_MS} ms (${state}):\n${tail(this.process(MASTER).logFile, 15)}`);
+  }
+
+  /** Pings the VIP from the client every 20 ms until the first reply: its time in ms after `sinceEpochMs`. */
+  async firstReplyMs(sinceEpochMs: number): Promise<number | undefined> {
+    const deadlineS = String(Math.ceil(PROBE_TIMEOUT_MS / 1000));
+    // With -w, `-c 1` means "until one reply": ping keeps sending every -i until then.
+    const argv = ['ping', '-n', '-D', '-c', '1', '-i', String(PROBE_INTERVAL_S), '-w', deadlineS, '-I', CLIENT_IP, VIP];
+    const result = await this.lab.exec('client', argv, { timeoutMs: PROBE_TIMEOUT_MS + 5000 });
+    const stamp = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(result.stdout)?.[1];
+    return stamp === undefined ? undefined : Number(stamp) * 1000 - sinceEpochMs;
+  }
+
+  private process(node: Node): LabProcess {
+    const child = this.processes.get(node.name);
+    if (child === undefined) throw new Error(`keepalived was never started on ${node.name}`);
+    return child;
+  }
+}
+
+function config(node: Node): string {
+  return `global_defs {
+  router_id ${node.name}
+  vrrp_version 3
+}
+vrrp_instance VI_1 {
+  state ${node === MASTER ? 'MASTER' : 'BACKUP'}
+  interface eth0
+  virtual_router_id 51
+  priority ${node.priority}
+  advert_int ${ADVERT_INT_S}
+  virtual_ipaddress {
+    ${VIP}/24 dev eth0
+  }
+}
+`;
+}

@@ -1,0 +1,193 @@
+/*
+ * tpacket-tap: the C reference of lnlb's datapath, for bench/throughput.ts.
+ *
+ *   tpacket-tap <dev> <tap> <cluster-mac> <vip> <nodes> <index>
+ *
+ * Reads <dev> through a TPACKET_V3 ring with the same socket setup as lnlb's data socket
+ * (the same classic BPF filter: ARP, and IPv4 whose destination MAC is the cluster MAC;
+ * PACKET_VNET_HDR, PACKET_IGNORE_OUTGOING, promiscuous membership, 128 blocks of 256 KiB,
+ * 1 ms retire timeout), keeps the frames whose source IPv4 hashes to <index> of <nodes>,
+ * and writes each kept frame, its virtio-net header first, straight from the ring into a
+ * TAP (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) that carries the cluster MAC and <vip>/32, as
+ * lnlb's does. Prints "ready" once set up; on SIGTERM or SIGINT prints one JSON line:
+ *   {"seen":N,"kept":N,"written":N,"writeErrors":N,"kernelDrops":N}
+ * (kernelDrops: frames the kernel lost because the ring was full, from PACKET_STATISTICS).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define VNET_HDR_LEN 10
+#define BLOCK_SIZE (256u << 10)
+#define BLOCK_COUNT 128u
+
+static volatile sig_atomic_t stopping;
+static void on_signal(int sig) { (void)sig; stopping = 1; }
+
+static void die(const char *what) {
+  fprintf(stderr, "tpacket-tap: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+/* murmur3's finalizer: a plain, well-mixed hash of one 32-bit word. */
+static uint32_t hash32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+static void set_ifflag_up(int sock, const char *name) {
+  struct ifreq ifr = {0};
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) die("SIOCGIFFLAGS");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) die("SIOCSIFFLAGS");
+}
+
+/* The TAP as lnlb makes it: vnet header, cluster MAC, VIP/32, loose reverse-path filter, up. */
+static int open_tap(const char *name, const uint8_t mac[6], const char *vip) {
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) die("open /dev/net/tun");
+  struct ifreq ifr = {0};
+  strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) die("TUNSETIFF");
+  int size = VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) die("TUNSETVNETHDRSZ");
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) die("TUNSETOFFLOAD");
+
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) die("socket(AF_INET)");
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+  if (ioctl(sock, SIOCSIFHWADDR, &ifr) < 0) die("SIOCSIFHWADDR");
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+  memset(&ifr.ifr_addr, 0, sizeof ifr.ifr_addr);
+  sin->sin_family = AF_INET;
+  if (inet_pton(AF_INET, vip, &sin->sin_addr) != 1) { fprintf(stderr, "tpacket-tap: bad VIP %s\n", vip); exit(2); }
+  if (ioctl(sock, SIOCSIFADDR, &ifr) < 0) die("SIOCSIFADDR");
+  inet_pton(AF_INET, "255.255.255.255", &sin->sin_addr);
+  if (ioctl(sock, SIOCSIFNETMASK, &ifr) < 0) die("SIOCSIFNETMASK");
+  set_ifflag_up(sock, name);
+  close(sock);
+
+  char path[96];
+  snprintf(path, sizeof path, "/proc/sys/net/ipv4/conf/%s/rp_filter", name);
+  FILE *f = fopen(path, "w");
+  if (f == NULL || fputs("2", f) < 0 || fclose(f) != 0) die(path);
+  return fd;
+}
+
+/* The data socket as lnlb makes it (src/net/bpf.ts dataFilter, src/main/cluster-interface.ts). */
+static int open_packet(const char *dev, const uint8_t mac[6], uint8_t **ring) {
+  uint32_t hi = (uint32_t)mac[0] << 24 | mac[1] << 16 | mac[2] << 8 | mac[3], lo = mac[4] << 8 | mac[5];
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, 5, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, hi, 0, 3),
+      BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, lo, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0x40000),
+      BPF_STMT(BPF_RET | BPF_K, 0),
+  };
+  struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+  int one = 1, v3 = TPACKET_V3;
+  /* Protocol 0: nothing is queued before bind(), when the filter is already in place. */
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (fd < 0) die("socket(AF_PACKET)");
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) die("SO_ATTACH_FILTER");
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) die("PACKET_VNET_HDR");
+  if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) die("PACKET_IGNORE_OUTGOING");
+  if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v3, sizeof v3) < 0) die("PACKET_VERSION");
+  struct tpacket_req3 req = {
+      .tp_block_size = BLOCK_SIZE, .tp_block_nr = BLOCK_COUNT, .tp_frame_size = 2048,
+      .tp_frame_nr = BLOCK_SIZE / 2048 * BLOCK_COUNT, .tp_retire_blk_tov = 1,
+  };
+  if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) die("PACKET_RX_RING");
+  *ring = mmap(NULL, (size_t)BLOCK_SIZE * BLOCK_COUNT, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (*ring == MAP_FAILED) die("mmap");
+  unsigned ifindex = if_nametoindex(dev);
+  if (ifindex == 0) die(dev);
+  struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex};
+  if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) die("bind");
+  struct packet_mreq mreq = {.mr_ifindex = (int)ifindex, .mr_type = PACKET_MR_PROMISC};
+  if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof mreq) < 0) die("PACKET_MR_PROMISC");
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  uint8_t mac[6];
+  if (argc != 7 || sscanf(argv[3], "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6) {
+    fprintf(stderr, "usage: tpacket-tap <dev> <tap> <cluster-mac> <vip> <nodes> <index>\n");
+    return 2;
+  }
+  uint32_t nodes = (uint32_t)strtoul(argv[5], NULL, 10), index = (uint32_t)strtoul(argv[6], NULL, 10);
+  if (nodes == 0 || index >= nodes) { fprintf(stderr, "tpacket-tap: need 0 <= index < nodes\n"); return 2; }
+  struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll() returns EINTR */
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
+  int tap = open_tap(argv[2], mac, argv[4]);
+  uint8_t *ring;
+  int fd = open_packet(argv[1], mac, &ring);
+  fprintf(stderr, "ready\n");
+
+  unsigned long long seen = 0, kept = 0, written = 0, writeErrors = 0;
+  unsigned block = 0;
+  while (!stopping) {
+    struct tpacket_block_desc *desc = (void *)(ring + (size_t)block * BLOCK_SIZE);
+    if ((__atomic_load_n(&desc->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) {
+      struct pollfd pfd = {fd, POLLIN | POLLERR, 0};
+      if (poll(&pfd, 1, 100) < 0 && errno != EINTR) die("poll");
+      continue;
+    }
+    uint8_t *frame = (uint8_t *)desc + desc->hdr.bh1.offset_to_first_pkt;
+    for (uint32_t i = 0; i < desc->hdr.bh1.num_pkts; i++) {
+      struct tpacket3_hdr *h = (void *)frame;
+      uint8_t *eth = frame + h->tp_mac;
+      seen++;
+      if (h->tp_snaplen >= 34 && eth[12] == 0x08 && eth[13] == 0x00) {
+        uint32_t src;
+        memcpy(&src, eth + 26, 4);
+        if (hash32(ntohl(src)) % nodes == index) {
+          kept++;
+          if (write(tap, eth - VNET_HDR_LEN, h->tp_snaplen + VNET_HDR_LEN) >= 0) written++;
+          else writeErrors++;
+        }
+      }
+      frame += h->tp_next_offset;
+    }
+    __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    block = (block + 1) % BLOCK_COUNT;
+  }
+
+  struct tpacket_stats_v3 st = {0};
+  socklen_t len = sizeof st;
+  if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) die("PACKET_STATISTICS");
+  printf("{\"seen\":%llu,\"kept\":%llu,\"written\":%llu,\"writeErrors\":%llu,\"kernelDrops\":%u}\n", seen, kept, written,
+         writeErrors, st.tp_drops);
+  fflush(stdout);
+  return 0;
+}
