@@ -5,6 +5,7 @@ set -euo pipefail
 declare -A pkg_for=(
   [ip]=iproute2 [ping]=iputils-ping [curl]=curl [nc]=netcat-openbsd
   [wrk]=wrk [nft]=nftables [pkill]=procps
+  [keepalived]=keepalived
 )
 missing=()
 for tool in "${!pkg_for[@]}"; do
