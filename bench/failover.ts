@@ -64,3 +64,36 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
     falseDeaths,
   };
 }
+
+/**
+ * The smallest heartbeat at which a 3-node cluster under a full datapath flood (the generator
+ * at full speed for `seconds`) declares no false death; dead-after is 3 heartbeats.
+ */
+export async function fastestSafeHeartbeat(candidates: readonly number[], seconds: number, progress: (line: string) => void): Promise<{ heartbeatMs: number; deadAfterMs: number; tried: { heartbeatMs: number; falseDeaths: number }[] }> {
+  const generator = new URL('./generator.js', import.meta.url).pathname;
+  const tried: { heartbeatMs: number; falseDeaths: number }[] = [];
+  let best = { heartbeatMs: Number.NaN, deadAfterMs: Number.NaN };
+  for (const heartbeatMs of candidates) {
+    const deadAfterMs = 3 * heartbeatMs;
+    progress(`failover: --heartbeat-ms ${heartbeatMs} --dead-after-ms ${deadAfterMs} under a ${seconds} s flood`);
+    const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
+    let falseDeaths = 0;
+    try {
+      const timing = ['--heartbeat-ms', String(heartbeatMs), '--dead-after-ms', String(deadAfterMs), '--log-level', 'warn'];
+      const daemons = lab.nodes.map((node) => lab.startDaemon(node, timing));
+      await lab.waitConverged(lab.nodes, 20_000);
+      const flood = await lab.lab.exec('client', [process.execPath, generator, '--seconds', String(seconds), '--bytes', '60'], { timeoutMs: (seconds + 30) * 1000 });
+      if (flood.code !== 0) throw new Error(`generator: ${flood.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 3 * deadAfterMs));
+      falseDeaths = daemons
+        .flatMap((d) => tail(d.logFile, 2000).split('\n'))
+        .filter((l) => l.includes('"event":"node-died"') || l.includes('"event":"reset"')).length;
+    } finally {
+      await lab.cleanup();
+    }
+    tried.push({ heartbeatMs, falseDeaths });
+    if (falseDeaths > 0) break;
+    best = { heartbeatMs, deadAfterMs };
+  }
+  return { ...best, tried };
+}
