@@ -31,7 +31,7 @@ const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 // This file runs as dist/bench/throughput.js; the C source stays in the repository's bench/.
 const REFERENCE_SOURCE = fileURLToPath(new URL('../../bench/ref/tpacket-tap.c', import.meta.url));
 const NODES = 3;
-/** lnlb's drop reasons that are not losses: frames another node owns, or not for the VIP at all. */
+/** lnlb's drop reasons that are not losses: frames another node owns, or frames not for the VIP at all. */
 const NOT_LOST = new Set(['otherNode', 'notIPv4', 'notVip', 'notClusterMac', 'malformed']);
 const CPU_GOAL = 1.5;
 /**
@@ -52,11 +52,17 @@ export interface NodeSample {
   seen: number;
   /** Frames written into the TAP (lnlb: accepted; reference: written). */
   accepted: number;
-  /** Frames the kernel dropped because the node's ring was full. */
+  /**
+   * Frames the kernel dropped because the node's ring was full, by the contender's own count.
+   * lnlb refreshes this counter every 1024 batches, so its delta over a run can lag behind; the
+   * rows use sent − seen instead, the same for both contenders.
+   */
   kernelDrops: number;
   /** The contender's own losses by reason (lnlb: ringFull, tapWrite, ...; reference: writeErrors). */
   dropped: Record<string, number>;
   cpuSeconds: number;
+  /** lnlb: self-resets of the control plane during the flood (a stalled node rejoining); 0 for the reference. */
+  resets: number;
 }
 
 export interface ThroughputRun {
@@ -68,8 +74,12 @@ export interface ThroughputRun {
   sent: number;
   seconds: number;
   nodes: NodeSample[];
-  /** sent − Σ accepted: frames no node delivered (negative: some delivered twice). */
+  /** sent − Σ accepted when positive: frames no node delivered. */
   lost: number;
+  /** Σ accepted − sent when positive: frames delivered by two nodes (only during a view change). */
+  duplicated: number;
+  /** Σ over the nodes of sent − seen: frames a node never read (its ring was full, mostly). */
+  unseen: number;
   seenPerNodePerSecond: number;
   cpuMicrosPerFrame: number;
 }
@@ -107,6 +117,9 @@ async function compileReference(dir: string): Promise<string> {
   return binary;
 }
 
+/** Not measured: a short flood first, so that neither contender is timed while it warms up (JIT, page faults in the ring). */
+const WARMUP_SECONDS = 0.5;
+
 async function flood(lab: ClusterLab, frameBytes: number, seconds: number): Promise<Flood> {
   const argv = [...pin(GENERATOR_CPUS), process.execPath, GENERATOR, '--seconds', String(seconds), '--bytes', String(frameBytes)];
   const result = await lab.lab.exec('client', argv, { timeoutMs: (seconds + 30) * 1000 });
@@ -131,6 +144,7 @@ async function settle(pids: number[], maxMs = 5000): Promise<void> {
 function finish(contender: Contender, workers: number, frameBytes: number, rep: number, f: Flood, nodes: NodeSample[]): ThroughputRun {
   const seen = nodes.reduce((a, n) => a + n.seen, 0);
   const cpu = nodes.reduce((a, n) => a + n.cpuSeconds, 0);
+  const delivered = nodes.reduce((a, n) => a + n.accepted, 0);
   return {
     contender,
     workers,
@@ -139,7 +153,9 @@ function finish(contender: Contender, workers: number, frameBytes: number, rep: 
     sent: f.sent,
     seconds: f.seconds,
     nodes,
-    lost: f.sent - nodes.reduce((a, n) => a + n.accepted, 0),
+    lost: Math.max(0, f.sent - delivered),
+    duplicated: Math.max(0, delivered - f.sent),
+    unseen: nodes.reduce((a, n) => a + Math.max(0, f.sent - n.seen), 0),
     seenPerNodePerSecond: seen / nodes.length / f.seconds,
     cpuMicrosPerFrame: seen > 0 ? (cpu / seen) * 1e6 : Number.NaN,
   };
@@ -148,28 +164,60 @@ function finish(contender: Contender, workers: number, frameBytes: number, rep: 
 // ---------------------------------------------------------------------------------------
 // The contenders
 
+interface ReferenceCounters {
+  seen: number;
+  kept: number;
+  written: number;
+  writeErrors: number;
+  kernelDrops: number;
+}
+
+/** SIGUSR1 makes the reference print its counters so far: waits for that line. */
+async function referenceCounters(child: LabProcess): Promise<ReferenceCounters> {
+  const lines = (): string[] => tail(child.logFile, 1000).split('\n').filter((l) => l.startsWith('{'));
+  const before = lines().length;
+  child.kill('SIGUSR1');
+  const deadline = performance.now() + 5000;
+  while (performance.now() < deadline) {
+    const now = lines();
+    if (now.length > before) return JSON.parse(now[now.length - 1]!) as ReferenceCounters;
+    await sleep(20);
+  }
+  throw new Error(`throughput: the reference on ${child.host} did not print its counters:\n${tail(child.logFile)}`);
+}
+
 async function runReference(lab: ClusterLab, binary: string, frameBytes: number, seconds: number, rep: number): Promise<ThroughputRun> {
   const mac = formatMac(clusterMacUnicast(parseIPv4(VIP)));
   const children: LabProcess[] = lab.nodes.map((node, i) => lab.lab.spawn(node, [...pin(NODE_CPUS), binary, 'eth0', 'ref0', mac, VIP, String(NODES), String(i)], { logName: 'tpacket-tap' }));
   try {
     await Promise.all(children.map((child) => lab.lab.waitForLog(child, /^ready$/, 10_000)));
     const pids = children.map((child) => child.pid!);
-    const before = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
+    await flood(lab, frameBytes, WARMUP_SECONDS);
+    await settle(pids);
+    const before = await Promise.all(children.map((child) => referenceCounters(child)));
+    const cpuBefore = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
     const f = await flood(lab, frameBytes, seconds);
     await settle(pids);
-    const after = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
-    const nodes: NodeSample[] = [];
-    for (const [i, child] of children.entries()) {
-      child.kill('SIGTERM');
-      if (!(await waitExit(child, 5000))) throw new Error(`throughput: the reference on ${child.host} did not exit on SIGTERM`);
-      const line = tail(child.logFile, 5).split('\n').find((l) => l.startsWith('{'));
-      if (line === undefined) throw new Error(`throughput: the reference on ${child.host} printed no counters:\n${tail(child.logFile)}`);
-      const c = JSON.parse(line) as { seen: number; kept: number; written: number; writeErrors: number; kernelDrops: number };
-      nodes.push({ node: child.host, seen: c.seen, accepted: c.written, kernelDrops: c.kernelDrops, dropped: { writeErrors: c.writeErrors }, cpuSeconds: after[i]! - before[i]! });
-    }
+    const cpuAfter = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
+    const after = await Promise.all(children.map((child) => referenceCounters(child)));
+    const nodes = children.map((child, i): NodeSample => {
+      const b = before[i]!;
+      const a = after[i]!;
+      return {
+        node: child.host,
+        seen: a.seen - b.seen,
+        accepted: a.written - b.written,
+        kernelDrops: a.kernelDrops - b.kernelDrops,
+        dropped: { writeErrors: a.writeErrors - b.writeErrors },
+        cpuSeconds: cpuAfter[i]! - cpuBefore[i]!,
+        resets: 0,
+      };
+    });
     return finish('reference', 0, frameBytes, rep, f, nodes);
   } finally {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const exited = await Promise.all(children.map((child) => waitExit(child, 5000)));
+    for (const [i, child] of children.entries()) if (!exited[i]) child.kill('SIGKILL');
     await Promise.all(children.map((child) => waitExit(child, 2000)));
   }
 }
@@ -179,11 +227,12 @@ interface LnlbCounters {
   accepted: number;
   kernelDrops: number;
   dropped: Record<string, number>;
+  resets: number;
 }
 
 async function lnlbCounters(lab: ClusterLab, node: string): Promise<LnlbCounters> {
   const c = (await lab.status(node)).interfaces[0]!.counters;
-  return { seen: c.framesSeen, accepted: c.framesAccepted, kernelDrops: c.kernelDrops, dropped: c.framesDropped };
+  return { seen: c.framesSeen, accepted: c.framesAccepted, kernelDrops: c.kernelDrops, dropped: c.framesDropped, resets: c.resets };
 }
 
 /** One flood through running daemons; counters and CPU are deltas over the flood. */
@@ -203,13 +252,28 @@ async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, sec
       const delta = n - (b.dropped[reason] ?? 0);
       if (delta !== 0) dropped[reason] = delta;
     }
-    return { node, seen: a.seen - b.seen, accepted: a.accepted - b.accepted, kernelDrops: a.kernelDrops - b.kernelDrops, dropped, cpuSeconds: cpuAfter[i]! - cpuBefore[i]! };
+    return {
+      node,
+      seen: a.seen - b.seen,
+      accepted: a.accepted - b.accepted,
+      kernelDrops: a.kernelDrops - b.kernelDrops,
+      dropped,
+      cpuSeconds: cpuAfter[i]! - cpuBefore[i]!,
+      resets: a.resets - b.resets,
+    };
   });
   return finish('lnlb', workers, frameBytes, rep, f, nodes);
 }
 
+/**
+ * The daemon's own defaults for failure detection, not the lab's fast ones (200 ms / 1 s): with
+ * three nodes and the flood sharing a core, a control thread can be starved past a second, and
+ * a false death in the middle of a throughput run measures the failover, not the datapath.
+ */
+const DAEMON_TIMING = ['--heartbeat-ms', '1000', '--dead-after-ms', '5000'];
+
 async function startLnlb(lab: ClusterLab, workers: number): Promise<void> {
-  for (const node of lab.nodes) lab.startDaemon(node, ['--workers', String(workers), '--log-level', 'warn']);
+  for (const node of lab.nodes) lab.startDaemon(node, [...DAEMON_TIMING, '--workers', String(workers), '--log-level', 'warn']);
   await lab.waitConverged(lab.nodes, 30_000);
   if (!PINNED) return;
   // Every thread of each daemon (-a), as the reference is pinned from its start.
@@ -217,6 +281,8 @@ async function startLnlb(lab: ClusterLab, workers: number): Promise<void> {
     const result = await run('taskset', ['-a', '-p', '-c', NODE_CPUS, String(lab.daemon(node)!.pid!)]);
     if (result.code !== 0) throw new Error(`throughput: taskset failed on lnlbd of ${node}: ${result.stderr.trim()}`);
   }
+  await flood(lab, 64, WARMUP_SECONDS);
+  await settle(lab.nodes.map((node) => lab.daemon(node)!.pid!));
 }
 
 async function stopLnlb(lab: ClusterLab): Promise<void> {
@@ -229,27 +295,26 @@ async function stopLnlb(lab: ClusterLab): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Report
 
-/** Losses the counters explain, summed over the nodes: the kernel's ring drops, then each reason. */
-function lossReasons(r: ThroughputRun): Record<string, number> {
-  const out: Record<string, number> = {};
-  const add = (k: string, n: number): void => {
-    if (n !== 0) out[k] = (out[k] ?? 0) + n;
-  };
+/**
+ * Where the nodes dropped frames in the worst run, summed over the nodes: frames a node never read
+ * (its kernel ring was full), then the contender's own drops by reason. A node drops frames it
+ * does not own too, so these add up to more than the frames lost.
+ */
+function dropsAtNodes(r: ThroughputRun): string {
+  const out = new Map<string, number>([['ring', r.unseen]]);
   for (const n of r.nodes) {
-    add('kernel ring', n.kernelDrops);
-    // Sent but neither seen nor counted as dropped: lost on the way, or in a ring whose drop
-    // counter the contender had not read yet (lnlb reads it every 1024 batches).
-    add('unseen', Math.max(0, r.sent - n.seen - n.kernelDrops));
-    for (const [reason, count] of Object.entries(n.dropped)) if (!NOT_LOST.has(reason)) add(reason, count);
+    for (const [reason, count] of Object.entries(n.dropped)) if (!NOT_LOST.has(reason)) out.set(reason, (out.get(reason) ?? 0) + count);
   }
-  return out;
+  out.set('self-resets', r.nodes.reduce((a, n) => a + n.resets, 0));
+  return [...out].filter(([, n]) => n > 0).map(([k, n]) => `${k} ${fmt(n)}`).join(', ');
 }
 
 function describeLoss(runs: ThroughputRun[]): string {
-  const s = spread(runs.map((r) => r.lost));
-  const worst = runs.reduce((a, b) => (b.lost > a.lost ? b : a), runs[0]!);
-  const reasons = Object.entries(lossReasons(worst)).map(([k, n]) => `${k} ${fmt(n)}`);
-  return reasons.length === 0 ? fmtSpread(s) : `${fmtSpread(s)} [${reasons.join(', ')}]`;
+  const worst = runs.reduce((a, b) => (b.lost + b.duplicated > a.lost + a.duplicated ? b : a), runs[0]!);
+  const duplicated = Math.max(...runs.map((r) => r.duplicated));
+  const where = [dropsAtNodes(worst), duplicated > 0 ? `≥ ${fmt(duplicated)} delivered twice` : ''].filter((x) => x !== '').join('; ');
+  const lost = fmtSpread(spread(runs.map((r) => r.lost)));
+  return where === '' ? lost : `${lost} [${where}]`;
 }
 
 function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], reference: ThroughputRun[]): BenchRow[] {
@@ -261,7 +326,7 @@ function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], ref
   const cpuL = med(lnlb, (r) => r.cpuMicrosPerFrame);
   const cpuR = med(reference, (r) => r.cpuMicrosPerFrame);
   const referenceLost = reference.some((r) => r.lost > 0);
-  const lnlbLost = lnlb.some((r) => r.lost > 0);
+  const lnlbLost = lnlb.some((r) => r.lost > 0 || r.duplicated > 0);
   const label = `throughput ${frameBytes} B, ${workers} worker(s)`;
   return [
     {
@@ -272,7 +337,7 @@ function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], ref
       goal: '',
     },
     {
-      figure: `  frames lost (sent − Σ accepted into the TAPs) [where]`,
+      figure: `  frames lost (sent − Σ accepted into the TAPs) [drops at the nodes, worst run]`,
       lnlb: describeLoss(lnlb),
       reference: describeLoss(reference),
       ratio: '',

@@ -9,9 +9,10 @@
  * 1 ms retire timeout), keeps the frames whose source IPv4 hashes to <index> of <nodes>,
  * and writes each kept frame, its virtio-net header first, straight from the ring into a
  * TAP (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) that carries the cluster MAC and <vip>/32, as
- * lnlb's does. Prints "ready" once set up; on SIGTERM or SIGINT prints one JSON line:
+ * lnlb's does. Prints "ready" once set up; on SIGTERM or SIGINT prints one JSON line and exits:
  *   {"seen":N,"kept":N,"written":N,"writeErrors":N,"kernelDrops":N}
  * (kernelDrops: frames the kernel lost because the ring was full, from PACKET_STATISTICS).
+ * SIGUSR1 prints the same line with the counts so far and goes on (for deltas over a run).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -38,8 +39,11 @@
 #define BLOCK_SIZE (256u << 10)
 #define BLOCK_COUNT 128u
 
-static volatile sig_atomic_t stopping;
-static void on_signal(int sig) { (void)sig; stopping = 1; }
+static volatile sig_atomic_t stopping, snapshot;
+static void on_signal(int sig) {
+  if (sig == SIGUSR1) snapshot = 1;
+  else stopping = 1;
+}
 
 static void die(const char *what) {
   fprintf(stderr, "tpacket-tap: %s: %s\n", what, strerror(errno));
@@ -148,15 +152,27 @@ int main(int argc, char **argv) {
   struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll() returns EINTR */
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
 
   int tap = open_tap(argv[2], mac, argv[4]);
   uint8_t *ring;
   int fd = open_packet(argv[1], mac, &ring);
   fprintf(stderr, "ready\n");
 
-  unsigned long long seen = 0, kept = 0, written = 0, writeErrors = 0;
+  unsigned long long seen = 0, kept = 0, written = 0, writeErrors = 0, drops = 0;
   unsigned block = 0;
-  while (!stopping) {
+  for (;;) {
+    if (stopping || snapshot) {
+      struct tpacket_stats_v3 st = {0}; /* the kernel resets these on each read */
+      socklen_t len = sizeof st;
+      if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) die("PACKET_STATISTICS");
+      drops += st.tp_drops;
+      printf("{\"seen\":%llu,\"kept\":%llu,\"written\":%llu,\"writeErrors\":%llu,\"kernelDrops\":%llu}\n", seen, kept,
+             written, writeErrors, drops);
+      fflush(stdout);
+      snapshot = 0;
+      if (stopping) return 0;
+    }
     struct tpacket_block_desc *desc = (void *)(ring + (size_t)block * BLOCK_SIZE);
     if ((__atomic_load_n(&desc->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) {
       struct pollfd pfd = {fd, POLLIN | POLLERR, 0};
@@ -182,12 +198,4 @@ int main(int argc, char **argv) {
     __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     block = (block + 1) % BLOCK_COUNT;
   }
-
-  struct tpacket_stats_v3 st = {0};
-  socklen_t len = sizeof st;
-  if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) < 0) die("PACKET_STATISTICS");
-  printf("{\"seen\":%llu,\"kept\":%llu,\"written\":%llu,\"writeErrors\":%llu,\"kernelDrops\":%u}\n", seen, kept, written,
-         writeErrors, st.tp_drops);
-  fflush(stdout);
-  return 0;
 }
