@@ -228,11 +228,24 @@ interface LnlbCounters {
   kernelDrops: number;
   dropped: Record<string, number>;
   resets: number;
+  /** Frames read but not yet decided (in an actor's ring), plus the ARP frames answered: seen − accepted − Σ dropped. */
+  undecided: number;
 }
 
 async function lnlbCounters(lab: ClusterLab, node: string): Promise<LnlbCounters> {
   const c = (await lab.status(node)).interfaces[0]!.counters;
-  return { seen: c.framesSeen, accepted: c.framesAccepted, kernelDrops: c.kernelDrops, dropped: c.framesDropped, resets: c.resets };
+  const dropped = Object.values(c.framesDropped).reduce((a, b) => a + b, 0);
+  return { seen: c.framesSeen, accepted: c.framesAccepted, kernelDrops: c.kernelDrops, dropped: c.framesDropped, resets: c.resets, undecided: c.framesSeen - c.framesAccepted - dropped };
+}
+
+/** The counters once every frame read has been decided (idle CPUs alone do not prove that no frame waits for an actor), at most `maxMs` later. */
+async function lnlbSettled(lab: ClusterLab, before: LnlbCounters[], maxMs = 3000): Promise<LnlbCounters[]> {
+  const deadline = performance.now() + maxMs;
+  for (;;) {
+    const now = await Promise.all(lab.nodes.map((node) => lnlbCounters(lab, node)));
+    if (now.every((c, i) => c.undecided <= before[i]!.undecided) || performance.now() > deadline) return now;
+    await sleep(200);
+  }
 }
 
 /** One flood through running daemons; counters and CPU are deltas over the flood. */
@@ -242,8 +255,8 @@ async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, sec
   const cpuBefore = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
   const f = await flood(lab, frameBytes, seconds);
   await settle(pids);
+  const after = await lnlbSettled(lab, before);
   const cpuAfter = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
-  const after = await Promise.all(lab.nodes.map((node) => lnlbCounters(lab, node)));
   const nodes = lab.nodes.map((node, i): NodeSample => {
     const b = before[i]!;
     const a = after[i]!;
@@ -275,9 +288,9 @@ const DAEMON_TIMING = ['--heartbeat-ms', '1000', '--dead-after-ms', '5000'];
 async function startLnlb(lab: ClusterLab, workers: number): Promise<void> {
   for (const node of lab.nodes) lab.startDaemon(node, [...DAEMON_TIMING, '--workers', String(workers), '--log-level', 'warn']);
   await lab.waitConverged(lab.nodes, 30_000);
-  if (!PINNED) return;
   // Every thread of each daemon (-a), as the reference is pinned from its start.
   for (const node of lab.nodes) {
+    if (!PINNED) break;
     const result = await run('taskset', ['-a', '-p', '-c', NODE_CPUS, String(lab.daemon(node)!.pid!)]);
     if (result.code !== 0) throw new Error(`throughput: taskset failed on lnlbd of ${node}: ${result.stderr.trim()}`);
   }
@@ -404,5 +417,5 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
       rows.push(...rowsFor(frameBytes, workers, lnlb, reference));
     }
   }
-  return { rows, json: { nodes: NODES, ...cfg, cpuGoal: CPU_GOAL, runs } };
+  return { rows, json: { nodes: NODES, ...cfg, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
 }
