@@ -76,7 +76,11 @@ export interface ThroughputRun {
   nodes: NodeSample[];
   /** sent − Σ accepted when positive: frames no node delivered. */
   lost: number;
-  /** Σ accepted − sent when positive: frames delivered by two nodes (only during a view change). */
+  /**
+   * Σ accepted − sent when positive: frames delivered by two nodes. Seen when the nodes recorded
+   * different owners for a source (a weight change while new sources arrived); the same divergence
+   * can leave other sources with no owner, so `lost` is then a lower bound.
+   */
   duplicated: number;
   /** Σ over the nodes of sent − seen: frames a node never read (its ring was full, mostly). */
   unseen: number;

@@ -12,7 +12,10 @@ import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
-import { clusterMacMulticast, clusterMacUnicast, formatMac } from '../net/ethernet.js';
+import { actorForKey } from '../cluster/hash.js';
+import { loadTrackerState, saveTrackerState } from '../handlers/tracker-state.js';
+import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
+import { TrackingTable } from '../shm/tracking-table.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import { Datapath } from '../workers/datapath.js';
@@ -30,6 +33,11 @@ import { WeightSource } from './weight-source.js';
 const WEIGHT_HYSTERESIS = 0.05;
 
 const VNET_HDR = true;
+
+/** The tracking tables' clock: u32 seconds, the same as the actors'. */
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
 
 export class ClusterInterface {
   get name(): string {
@@ -156,7 +164,6 @@ export class ClusterInterface {
       weight: this.#currentWeight(true),
       view: datapath.viewMemory,
       actorRings: datapath.ringMemories,
-      trackers: datapath.trackerMemories,
     };
     const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { workerData: controlData, name: 'lnlb-control' });
     this.#control = control;
@@ -240,9 +247,23 @@ export class ClusterInterface {
         waiter?.(event);
         break;
       }
+      case 'owners':
+        this.#waiters.get(event.requestId)?.(event);
+        this.#waiters.delete(event.requestId);
+        break;
+      case 'save-state': {
+        const saved = this.#saveState(event.owners);
+        this.#postControl({ type: 'send-state', to: event.to, state: saved.state, entries: saved.entries });
+        break;
+      }
       case 'state':
-        this.#log.info({ event: 'resync-received', from: event.from, bytes: event.state.length }, `tracking state from ${event.from}: every shard reloads`);
-        this.#datapath?.loadState(event.from, event.state, event.ownerIds);
+        if (event.newcomer) {
+          this.#loadNewcomerState(event.from, event.state, event.ownerIds);
+          this.#postControl({ type: 'state-loaded' });
+        } else {
+          this.#log.info({ event: 'resync-received', from: event.from, bytes: event.state.length }, `tracking state from ${event.from}: every shard reloads`);
+          this.#datapath?.loadState(event.from, event.state, event.ownerIds);
+        }
         break;
       case 'error':
         this.#fatal(event.message);
@@ -310,10 +331,49 @@ export class ClusterInterface {
 
   /** `lnlbctl resync`: broadcasts this node's tracking state; every other node reloads from it. */
   async resync(): Promise<{ entries: number; bytes: number; fragments: number }> {
-    const answer = await this.#askControl((requestId) => ({ type: 'resync', requestId }), 60_000);
-    if (answer?.type !== 'resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer the resync within 60 s');
+    const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
+    if (owners?.type !== 'owners') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer');
+    const saved = this.#saveState(owners.owners);
+    const answer = await this.#askControl((requestId) => ({ type: 'send-state', to: 'cluster', state: saved.state, entries: saved.entries, requestId }), 60_000);
+    if (answer?.type !== 'resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not finish the resync within 60 s');
     if (answer.error !== undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', `resync failed: ${answer.error}`);
-    return { entries: answer.entries, bytes: answer.bytes, fragments: answer.fragments };
+    return { entries: saved.entries, bytes: saved.state.length, fragments: answer.fragments };
+  }
+
+  /** The actors' shards, attached from this thread. */
+  #tables(): TrackingTable[] {
+    return (this.#datapath?.trackerMemories ?? []).map((memory) => new TrackingTable(memory));
+  }
+
+  /**
+   * Serialises every shard while the actors keep running: a best-effort snapshot (a flow
+   * inserted meanwhile may be missed; every node records every assignment, so the receiver
+   * learns it from that flow's next frame).
+   */
+  #saveState(owners: Record<number, string>): { state: Uint8Array; entries: number } {
+    const macs = new Map(Object.entries(owners).map(([id, mac]) => [Number(id), parseMac(mac)]));
+    const stats = { saved: 0, skippedUnknownOwner: 0 };
+    const state = saveTrackerState(this.#tables(), nowSeconds(), (id) => macs.get(id), stats);
+    return { state, entries: stats.saved };
+  }
+
+  /** A newcomer loads the first member's state before its first round completes (its actors touch nothing until then). */
+  #loadNewcomerState(from: string, state: Uint8Array, ownerIds: Record<string, number>): void {
+    const tables = this.#tables();
+    try {
+      const started = performance.now();
+      const result = loadTrackerState(state, tables, {
+        nowSeconds: nowSeconds(),
+        ownerId: (mac) => ownerIds[formatMac(mac)],
+        shardOf: (keyLo, keyHi) => actorForKey(keyLo, keyHi, tables.length),
+      });
+      this.#log.info(
+        { event: 'state-loaded', from, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds, ms: Math.round(performance.now() - started) },
+        `loaded ${result.loaded} tracked flows from ${from}`,
+      );
+    } catch (err) {
+      this.#log.error({ event: 'state-refused', from }, (err as Error).message);
+    }
   }
 
   async status(): Promise<InterfaceStatusJson> {

@@ -8,20 +8,12 @@
  * state to newcomers. What the main thread must act on or log goes out as typed events.
  */
 
-import { actorForKey } from '../cluster/hash.js';
 import { Membership, NodeStatus, type MembershipAction } from '../cluster/membership.js';
-import { loadTrackerState, saveTrackerState } from '../handlers/tracker-state.js';
 import { formatMac, parseMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { TrackingTable } from '../shm/tracking-table.js';
 import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, ViewWriter } from '../shm/view.js';
 import { ControlChannel } from './control-channel.js';
 import type { ControlData, ControlEvent, ControlStatus, LogLevel } from './messages.js';
-
-/** The tracking tables' clock: u32 seconds, the same as the actors'. */
-function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}
 
 /**
  * What `status` shows: every round briefly sets every member WAITING_HEARTBEAT, which is noise
@@ -37,7 +29,6 @@ export class ControlPlane {
   readonly #viewWriter: ViewWriter;
   readonly #view = createPublishedView();
   readonly #rings: ByteRing[];
-  readonly #tables: TrackingTable[];
   readonly #emit: (event: ControlEvent) => void;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -47,7 +38,6 @@ export class ControlPlane {
     this.#emit = emit;
     this.#viewWriter = new ViewWriter(data.view);
     this.#rings = data.actorRings.map((sab) => new ByteRing(sab));
-    this.#tables = data.trackers.map((sab) => new TrackingTable(sab));
     this.#membership = new Membership({
       selfMac: formatMac(data.ownMac),
       heartbeatMs: data.heartbeatMs,
@@ -153,7 +143,7 @@ export class ControlPlane {
           if (action.changedView) this.#log('debug', { event: 'round', durationMs: Math.round(action.durationMs) }, 'convergence round changed the view');
           break;
         case 'send-state':
-          void this.#sendState(action.to);
+          this.#sendState(action.to);
           break;
       }
     }
@@ -189,76 +179,61 @@ export class ControlPlane {
     }
   }
 
+  /** Who owns what, by local id, for whoever serialises the tables. */
+  #owners(): Record<number, string> {
+    return Object.fromEntries(this.#membership.nodes.map((n) => [n.id, n.mac]));
+  }
+
   /**
-   * LNLB: the first member hands its tracking state to a newcomer (CONNTRACK). Saved while the
-   * actors keep running: a best-effort snapshot (an entry inserted meanwhile may be missed;
-   * every node records every assignment, so the newcomer learns it from that flow's next frame).
+   * LNLB: the first member hands its tracking state to a newcomer (CONNTRACK). Serialising a
+   * million flows takes tens of milliseconds, which must never delay a heartbeat: the main
+   * thread saves the tables and hands the bytes back (`sendSavedState`).
    */
-  async #sendState(to: string): Promise<void> {
+  #sendState(to: string): void {
+    this.#emit({ type: 'save-state', to, owners: this.#owners() });
+  }
+
+  /** The main thread saved the tables: send them (fragments, paced) to `to`. */
+  async sendSavedState(to: 'cluster' | string, state: Uint8Array, entries: number): Promise<{ fragments: number; error?: string }> {
     const started = performance.now();
-    const macById = new Map(this.#membership.nodes.map((n) => [n.id, parseMac(n.mac)]));
-    const stats = { saved: 0, skippedUnknownOwner: 0 };
     try {
-      const state = saveTrackerState(this.#tables, nowSeconds(), (id) => macById.get(id), stats);
       const fragments = await this.#channel.sendState(to, 0, state);
       this.#log(
         'info',
-        { event: 'state-sent', to, entries: stats.saved, bytes: state.length, fragments, ms: Math.round(performance.now() - started) },
-        `sent ${stats.saved} tracked flows to newcomer ${to}`,
+        { event: to === 'cluster' ? 'resync-sent' : 'state-sent', to, entries, bytes: state.length, fragments, ms: Math.round(performance.now() - started) },
+        to === 'cluster' ? `resync: sent ${entries} tracked flows to every node` : `sent ${entries} tracked flows to newcomer ${to}`,
       );
+      return { fragments };
     } catch (err) {
       this.#log('error', { event: 'state-send-failed', to }, (err as Error).message);
+      return { fragments: 0, error: (err as Error).message };
     }
   }
 
-  /** `lnlbctl resync`: this node's tracking state to every node (LNLB's resync). */
-  async resync(): Promise<{ entries: number; bytes: number; fragments: number; error?: string }> {
-    const macById = new Map(this.#membership.nodes.map((n) => [n.id, parseMac(n.mac)]));
-    const stats = { saved: 0, skippedUnknownOwner: 0 };
-    try {
-      const state = saveTrackerState(this.#tables, nowSeconds(), (id) => macById.get(id), stats);
-      const fragments = await this.#channel.sendState('cluster', 0, state);
-      this.#log('info', { event: 'resync-sent', entries: stats.saved, bytes: state.length, fragments }, `resync: sent ${stats.saved} tracked flows to every node`);
-      return { entries: stats.saved, bytes: state.length, fragments };
-    } catch (err) {
-      return { entries: 0, bytes: 0, fragments: 0, error: (err as Error).message };
-    }
+  /** `lnlbctl resync` starts on the main thread, which needs the owners to save the tables. */
+  owners(): Record<number, string> {
+    return this.#owners();
   }
 
   /**
-   * A tracking state arrived. A newcomer loads it here, before its first round completes,
-   * while its actors touch nothing (they accept nothing and skip housekeeping until then). A
-   * node that has joined (a resync) hands it to its actors, each loading its own shard, as
-   * only an actor may write its shard while it serves.
+   * A tracking state arrived. Loading a million flows takes a few hundred milliseconds, so it
+   * happens off this thread: a newcomer's main thread loads it (its actors touch nothing before
+   * the first round completes) and answers with `stateLoaded`; a joined node's actors each
+   * load their own shard (a resync).
    */
   #loadState(srcMac: string, handlerIndex: number, state: Uint8Array): void {
     const membership = this.#membership;
-    const idByMac = new Map(membership.nodes.map((n) => [n.mac, n.id]));
     if (handlerIndex !== 0) {
       this.#log('warn', { event: 'state-ignored', from: srcMac, handlerIndex }, `tracking state for unknown handler ${handlerIndex} ignored`);
       return;
     }
-    if (membership.accepting) {
-      this.#emit({ type: 'state', from: srcMac, state, ownerIds: Object.fromEntries(idByMac) });
-      return;
-    }
-    const tables = this.#tables;
-    try {
-      const started = performance.now();
-      const result = loadTrackerState(state, tables, {
-        nowSeconds: nowSeconds(),
-        ownerId: (mac) => idByMac.get(formatMac(mac)),
-        shardOf: (keyLo, keyHi) => actorForKey(keyLo, keyHi, tables.length),
-      });
-      this.#log(
-        'info',
-        { event: 'state-loaded', from: srcMac, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds, ms: Math.round(performance.now() - started) },
-        `loaded ${result.loaded} tracked flows from ${srcMac}`,
-      );
-    } catch (err) {
-      this.#log('error', { event: 'state-refused', from: srcMac }, (err as Error).message);
-    }
-    membership.stateReceived();
+    const ownerIds = Object.fromEntries(membership.nodes.map((n) => [n.mac, n.id]));
+    this.#emit({ type: 'state', from: srcMac, state, ownerIds, newcomer: !membership.accepting });
+  }
+
+  /** The newcomer's state is in its tables (or was refused): the first round may complete. */
+  stateLoaded(): void {
+    this.#membership.stateReceived();
     this.#drive();
   }
 }

@@ -21,8 +21,16 @@ try {
       case 'status':
         post({ type: 'status', requestId: message.requestId, status: plane.status() });
         break;
-      case 'resync':
-        void plane.resync().then((result) => post({ type: 'resynced', requestId: message.requestId, ...result }));
+      case 'owners':
+        post({ type: 'owners', requestId: message.requestId, owners: plane.owners() });
+        break;
+      case 'send-state':
+        void plane.sendSavedState(message.to, message.state, message.entries).then((result) => {
+          if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
+        });
+        break;
+      case 'state-loaded':
+        plane.stateLoaded();
         break;
       case 'stop':
         plane.stop();

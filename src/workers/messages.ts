@@ -71,15 +71,17 @@ export interface ControlData {
   view: SharedArrayBuffer;
   /** The actors' input rings: woken when the view changes. */
   actorRings: SharedArrayBuffer[];
-  /** The actors' tracking shards (default handler): saved for and loaded from other nodes. */
-  trackers: SharedArrayBuffer[];
 }
 
 export type MainToControl =
   | { type: 'weight'; weight: number }
   | { type: 'status'; requestId: number }
-  /** lnlbctl resync: broadcast this node's tracking state to every node. */
-  | { type: 'resync'; requestId: number }
+  /** The owners (id → MAC) the main thread needs to save the tables for a resync. */
+  | { type: 'owners'; requestId: number }
+  /** Send a state the main thread saved: to a newcomer, or to every node (resync, requestId set). */
+  | { type: 'send-state'; to: string; state: Uint8Array; entries: number; requestId?: number }
+  /** A newcomer's state is loaded (or was refused): its first round may complete. */
+  | { type: 'state-loaded' }
   | { type: 'stop' };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -106,6 +108,9 @@ export type ControlEvent =
   /** Relay to the actors: this node was declared dead and rejoins; forget all state. */
   | { type: 'reset' }
   | { type: 'status'; requestId: number; status: ControlStatus }
-  | { type: 'resynced'; requestId: number; entries: number; bytes: number; fragments: number; error?: string }
-  /** A joined node got another node's broadcast state: the actors load it, each its own shard. */
-  | { type: 'state'; from: string; state: Uint8Array; ownerIds: Record<string, number> };
+  | { type: 'owners'; requestId: number; owners: Record<number, string> }
+  | { type: 'resynced'; requestId: number; fragments: number; error?: string }
+  /** The first member must hand its state to a newcomer: the main thread saves the tables. */
+  | { type: 'save-state'; to: string; owners: Record<number, string> }
+  /** A state arrived: a newcomer's main thread loads it; a joined node's actors load their shards. */
+  | { type: 'state'; from: string; state: Uint8Array; ownerIds: Record<string, number>; newcomer: boolean };
