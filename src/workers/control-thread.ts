@@ -3,6 +3,8 @@
  * main thread (logs, admin socket) and the datapath threads are doing.
  */
 
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlPlane } from './control-plane.js';
 import type { ControlData, ControlEvent, MainToControl } from './messages.js';
@@ -11,7 +13,28 @@ function post(event: ControlEvent): void {
   parentPort?.postMessage(event);
 }
 
+/**
+ * A thread of its own is not enough when the datapath threads keep both cores busy (a flood):
+ * the scheduler must also prefer this one, or a heartbeat waits behind frames. Linux takes a
+ * thread id where setpriority() wants a pid; /proc/thread-self names ours. Needs CAP_SYS_NICE
+ * (root has it); without it the thread keeps the default priority, and says so.
+ */
+const CONTROL_NICE = -10;
+function raisePriority(): string | undefined {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(tid, CONTROL_NICE);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 try {
+  const priorityError = raisePriority();
+  if (priorityError !== undefined) {
+    post({ type: 'log', level: 'warn', fields: { event: 'control-priority' }, msg: `control thread keeps the default priority (${priorityError}): under a datapath flood heartbeats may be late` });
+  }
   const plane = new ControlPlane(workerData as ControlData, post);
   parentPort?.on('message', (message: MainToControl) => {
     switch (message.type) {
