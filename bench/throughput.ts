@@ -347,7 +347,7 @@ function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], ref
   const label = `throughput ${frameBytes} B, ${workers} worker(s)`;
   return [
     {
-      figure: `${label}: frames/s seen per node (offered ${fmt(offeredL.median)} / ${fmt(offeredR.median)})`,
+      figure: `${label}: frames/s seen per node (offered ${fmt(offeredL.median)} vs ${fmt(offeredR.median)})`,
       lnlb: fmtSpread(seenL),
       reference: fmtSpread(seenR),
       ratio: ratio(seenL.median, seenR.median),
