@@ -59,8 +59,10 @@ export interface MemberNode {
   readonly macKey: number;
   /** The weight in the published view (applied when a round completes). */
   weight: number;
-  /** The weight its last heartbeat announced. */
+  /** The weight its last heartbeat announced (applied at the end of the *next* round). */
   announcedWeight: number;
+  /** The weight this round applies when it completes: what was announced before it started. */
+  pendingWeight: number;
   status: NodeStatus;
   lastHeardAt: number;
   readonly self: boolean;
@@ -258,9 +260,12 @@ export class Membership {
     node.joined = info.joined;
     switch (type) {
       case MessageType.JOIN:
-        this.#send(MessageType.WELCOME, 'cluster');
+        // Our weight as every member's view has it: the newcomer starts from the same view.
+        this.#send(MessageType.WELCOME, 'cluster', this.self!.weight);
         break;
       case MessageType.WELCOME:
+        // A newcomer takes the members' weights as they stand in everyone's view.
+        if (!this.#joined && weight > 0) node.weight = node.announcedWeight = node.pendingWeight = weight;
         break;
       case MessageType.ASKRETRASM:
         this.#send(MessageType.RETRASM, srcMac, this.#lockedWeight);
@@ -288,7 +293,7 @@ export class Membership {
     if (this.#joinsLeft > 0 && now >= this.#nextJoinAt) {
       this.#joinsLeft--;
       this.#nextJoinAt = now + this.#opts.joinIntervalMs;
-      this.#send(MessageType.JOIN, 'cluster');
+      this.#send(MessageType.JOIN, 'cluster', this.#weight);
     }
     if (this.#round === RoundState.IDLE && now >= Math.min(this.#nextRoundAt, this.#firstRoundAt)) {
       this.#startRound(now);
@@ -329,11 +334,19 @@ export class Membership {
     this.#roundTimeoutAt = now + this.#roundTimeoutMs;
     this.#nextRoundAt = now + this.#opts.heartbeatMs;
     this.#firstRoundAt = Number.POSITIVE_INFINITY;
+    // Every node applies at the end of this round the weights announced *before* it started,
+    // so all nodes know at the start that the round changes the view and hold new flows from
+    // the start. (A weight learned during the round would be applied by a node that had it
+    // and not by one whose copy of the heartbeat was still on the wire.)
+    let changes = !this.#joined;
+    for (const node of this.#nodes) {
+      node.pendingWeight = node.announcedWeight;
+      if (node.pendingWeight !== node.weight) changes = true;
+    }
     this.#lockedWeight = this.#weight;
     const self = this.self!;
     self.announcedWeight = this.#lockedWeight;
     self.status = NodeStatus.OK;
-    let changes = !this.#joined || self.weight !== self.announcedWeight;
     const joining: MemberNode[] = [];
     for (const node of this.#nodes) {
       if (node.self) continue;
@@ -361,7 +374,7 @@ export class Membership {
     if (weight > 0) node.announcedWeight = weight;
     // Known only since this round started: it enters the view through the next round.
     if (this.#round !== RoundState.CONVERGING || node.status === NodeStatus.JOINING) return;
-    if (node.status === NodeStatus.ASKED_RETRASM || node.announcedWeight !== node.weight) this.#setChangesView(true);
+    if (node.status === NodeStatus.ASKED_RETRASM) this.#setChangesView(true);
     node.status = NodeStatus.OK;
   }
 
@@ -385,8 +398,8 @@ export class Membership {
     let changed = this.#roundChangesView;
     for (const node of this.#nodes) {
       if (node.status === NodeStatus.JOINING) continue; // arrived during the round: next one
-      if (node.weight !== node.announcedWeight) {
-        node.weight = node.announcedWeight;
+      if (node.weight !== node.pendingWeight) {
+        node.weight = node.pendingWeight;
         changed = true;
       }
     }
@@ -441,6 +454,7 @@ export class Membership {
       macKey: macToKey(mac),
       weight,
       announcedWeight: weight,
+      pendingWeight: weight,
       status,
       lastHeardAt: now,
       self,

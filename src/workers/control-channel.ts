@@ -9,7 +9,8 @@
  * link MTU and reassembled per (sender, message id) with expiry and a CRC over the whole.
  *
  * Membership data after the LNLB header: HEARTBEAT/RETRASM start with the u16 weight (LNLB's
- * layout, which the codec checks); then, for every type but CONNTRACK, our u32 incarnation.
+ * layout, which the codec checks), and so do our JOIN and WELCOME (a newcomer learns the
+ * weights from them); then, for every type but CONNTRACK, our u32 incarnation.
  * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join. CONNTRACK's flags
  * are the handler index, as in LNLB.
  */
@@ -223,9 +224,10 @@ export class ControlChannel {
         this.#stateFragment(len, src);
         continue;
       }
-      const at = m.weight >= 0 ? 2 : 0;
+      const weighted = m.weight >= 0 || ((m.type === MessageType.JOIN || m.type === MessageType.WELCOME) && m.dataLength >= 2 + INCARNATION_BYTES);
+      const at = weighted ? 2 : 0;
       const info = this.#info;
-      info.weight = m.weight > 0 ? m.weight : 0;
+      info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
       info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
       info.joined = (m.flags & FLAG_JOINED) !== 0;
       this.#o.onMessage(m.type as MessageType, formatMac(src), info);

@@ -14,8 +14,8 @@ import type { DispatcherData, WorkerToMain } from './messages.js';
 import { PacketRingSource } from './ports.js';
 
 const POLL_MS = 50;
-/** How often (in batches) the kernel's drop counter is read: it costs a getsockopt. */
-const STATS_EVERY = 1024;
+/** How often the kernel's drop counter is read (it costs a getsockopt): by time, not by batches. */
+const STATS_EVERY_MS = 200;
 
 function post(message: WorkerToMain): void {
   parentPort?.postMessage(message);
@@ -37,7 +37,7 @@ function run(data: DispatcherData): void {
   });
   const stop = new Int32Array(data.control);
   post({ type: 'ready' });
-  let batches = 0;
+  let statsAt = performance.now() + STATS_EVERY_MS;
   while (Atomics.load(stop, 0) === 0) {
     try {
       dispatcher.pollOnce(POLL_MS);
@@ -48,7 +48,11 @@ function run(data: DispatcherData): void {
       counters[DispatcherCounter.linkDownEvents]!++;
       post({ type: 'link-down' });
     }
-    if (++batches % STATS_EVERY === 0) counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
+    const now = performance.now();
+    if (now >= statsAt) {
+      statsAt = now + STATS_EVERY_MS;
+      counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
+    }
   }
   counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
   post({ type: 'stopped' });

@@ -211,3 +211,33 @@ function electedMacs(sim: SimulatedCluster, mac: string): string[] {
   const byId = new Map(members.map((n) => [n.id, n.mac]));
   return Array.from({ length: 200 }, (_, s) => byId.get(election.electOwner(electionHash(0x0a000000 + s, 0))) ?? '?');
 }
+
+test('property: at every instant, all accepting nodes outside a view-changing round have the same view (weights changing, 20 seeds)', (t) => {
+  const macs = [A, B, C, D];
+  for (let seed = 1; seed <= 20; seed++) {
+    const sim = new SimulatedCluster(seed);
+    sim.faults = { jitterMs: 3 };
+    for (const mac of macs) sim.add(mac, 100);
+    sim.run(1000);
+    let disagreements = 0;
+    let checked = 0;
+    for (let step = 0; step < 3000; step++) {
+      if (step % 150 === 0) {
+        const who = macs[Math.floor(sim.random() * macs.length)]!;
+        sim.nodes.get(who)!.setWeight(50 + Math.floor(sim.random() * 200));
+      }
+      sim.run(0);
+      sim.now += 1;
+      const settled = macs
+        .map((mac) => sim.nodes.get(mac)!)
+        .filter((m) => m.accepting && !m.changePending)
+        .map((m) => m.members.map((n) => `${n.mac}/${n.weight}`).join(','));
+      if (settled.length > 1) {
+        checked++;
+        if (settled.some((v) => v !== settled[0])) disagreements++;
+      }
+    }
+    t.true(checked > 1000, `seed ${seed}: only ${checked} instants checked`);
+    t.is(disagreements, 0, `seed ${seed}: ${disagreements} instants with two settled views`);
+  }
+});
