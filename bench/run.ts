@@ -15,6 +15,7 @@ import { benchLatency } from './latency.js';
 import { benchJoin } from './join.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
+import { benchThroughput } from './throughput.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 interface Benchmark {
@@ -76,6 +77,7 @@ async function benchFailover(o: BenchOptions): Promise<BenchResult> {
 }
 
 const BENCHMARKS: Benchmark[] = [
+  { name: 'throughput', needsRoot: true, run: benchThroughput },
   { name: 'replay', needsRoot: false, run: benchReplay },
   { name: 'disruption', needsRoot: false, run: benchDisruption },
   { name: 'latency', needsRoot: true, run: benchLatency },
