@@ -1,8 +1,11 @@
-// lnlb native port: TAP devices, AF_PACKET sockets with a TPACKET_V3 RX ring, link ioctls.
-// Everything is synchronous and fd-based so that a socket opened on the main thread can be
-// read by a worker thread (fds and the ring table are process-wide).
+// lnlb native port: TAP devices, AF_PACKET sockets with a TPACKET_V2 or TPACKET_V3 RX ring,
+// link ioctls. Everything is synchronous and fd-based so that a socket opened on the main
+// thread can be read by a worker thread (fds and the ring table are process-wide).
 //
-// RX ring (one mmap of blockCount x blockSize, shared with the kernel):
+// TPACKET_V3 ring (one mmap of blockCount x blockSize, shared with the kernel): frames are
+// packed into blocks, and a block is handed over whole, when full or when the block timer
+// (retireTimeoutMs, at least 1 ms) retires it. Cheap at high rates; but a lone frame waits
+// for the timer, which adds up to a millisecond to every request at low rates.
 //
 //   block 0 (status USER: ours)       block 1 (status KERNEL: filling)    ...
 //   +-------------------------------+ +----------------------------+
@@ -20,16 +23,37 @@
 //   | | next frame ...            | | |                            |
 //   +-------------------------------+ +----------------------------+
 //
-// ringRead copies whole frames out of retired blocks into the caller's buffer (often a view
+// TPACKET_V2 ring: frameCount slots of frameSize bytes (packed into page-multiple blocks that
+// the kernel allocates separately), each handed over on its own (tp_status & TP_STATUS_USER)
+// the moment the kernel has filled it: no timer, a lone frame is readable at once.
+//
+//   slot i (USER: ours)               slot i+1 (KERNEL: free)        slot i+2 ...
+//   +------------------------------+  +------------------------------+
+//   | tpacket2_hdr (tp_status,     |  |                              |
+//   |   tp_len, tp_snaplen, tp_mac)|  |                              |
+//   | sockaddr_ll (pkttype)        |  |                              |
+//   | [virtio_net_hdr, 10 B]       | <- tp_mac - 10, only with PACKET_VNET_HDR
+//   | frame bytes                  | <- tp_mac: 80 + 10 - 14 = 76 with the vnet header, so a
+//   +------------------------------+    slot holds frameSize - 76 bytes of frame
+//
+// A frame larger than a slot (a 64 KiB GSO frame) gets a truncated copy in its slot, flagged
+// TP_STATUS_COPY, and is also queued whole on the socket's receive queue (PACKET_COPY_THRESH;
+// only while the queue is under SO_RCVBUF). The kernel claims the slot and queues the skb in
+// one critical section (sk_receive_queue.lock), so the queued skbs are exactly the COPY slots,
+// in ring order: reading slots in order, each COPY slot takes the next skb with recv(), which
+// on a PACKET_VNET_HDR socket brings its virtio-net header too. A slot cut short without
+// COPY (the queue was full) is delivered truncated.
+//
+// ringRead copies whole frames (either kind of ring) into the caller's buffer (often a view
 // over a SharedArrayBuffer), each entry starting 8-aligned, and describes them in `meta`:
 //
 //   dst:  ...|vnet hdr|frame bytes ......|pad|vnet hdr|frame bytes ...|pad|...
 //             ^ meta[4i]                      ^ meta[4(i+1)]
 //   meta[4i..4i+3] = [offset in dst, copied length (incl. vnet hdr), tp_len,
-//                     pkttype | 0x100 if truncated (snaplen < len)]
+//                     pkttype | 0x100 if truncated (copied less than tp_len)]
 //
-// A block goes back to the kernel only when every frame in it was copied, so a small dst
-// just means more calls; the read position inside a block lives in the ring table.
+// A block (V3) or slot (V2) goes back to the kernel only when its frames were copied, so a
+// small dst just means more calls; the read position lives in the ring table.
 
 #include <napi.h>
 #include <uv.h>
@@ -462,28 +486,43 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------
-// TPACKET_V3 RX ring table. Process-wide because the socket is opened on one thread and
-// read on another; the fd number is the key.
+// RX ring table (TPACKET_V2 or V3). Process-wide because the socket is opened on one thread
+// and read on another; the fd number is the key.
 
 struct Ring {
   int fd = -1;
+  int version = TPACKET_V3;
   uint8_t* map = nullptr;
   size_t mapSize = 0;
   uint32_t blockSize = 0;
   uint32_t blockCount = 0;
   size_t vnetLen = 0;  // bytes of virtio_net_hdr before each frame (0 or 10)
+  // V2 geometry: frames never straddle blocks, so slot i sits in block i / framesPerBlock.
+  uint32_t frameSize = 0;
+  uint32_t framesPerBlock = 0;
+  uint32_t frameCount = 0;
 
   std::mutex readMu;  // one reader at a time; guards the position below
-  uint32_t block = 0;        // block the reader is in (or waits for)
+  // V3: the block the reader is in (or waits for) and the position inside it.
+  uint32_t block = 0;
   bool inBlock = false;      // block was seen retired and its frame count taken
   uint32_t framesLeft = 0;   // frames of `block` not yet copied
   uint32_t frameOffset = 0;  // offset of the next frame inside `block`
+  // V2: the next slot to read.
+  uint32_t slot = 0;
+  // A socket error (ENETDOWN) that a recv() of a COPY frame took instead of poll(): the
+  // next ringRead reports it, so it still reaches the reader once.
+  int pendingError = 0;
 
   std::mutex statsMu;  // PACKET_STATISTICS resets on read, so the totals live here
   uint64_t packets = 0, drops = 0, freezes = 0;
 
   ~Ring() {
     if (map != nullptr) munmap(map, mapSize);
+  }
+
+  uint8_t* Slot(uint32_t i) const {
+    return map + size_t(i / framesPerBlock) * blockSize + size_t(i % framesPerBlock) * frameSize;
   }
 };
 
@@ -499,37 +538,74 @@ std::shared_ptr<Ring> FindRing(Napi::Env env, int fd, const char* syscall) {
   return it->second;
 }
 
+// Blocks of a V2 ring: the smallest page multiple that holds one frame, doubled up to 64 KiB
+// (fewer, larger allocations for the kernel; still order-4 pages at most for 2 KiB frames).
+uint32_t V2BlockSize(uint32_t frameSize, long page) {
+  uint64_t block = (uint64_t(frameSize) + page - 1) / page * page;
+  while (block < (64u << 10)) block *= 2;
+  return static_cast<uint32_t>(block);
+}
+
 void RingOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = IntArg(info, 0, "fd");
   Napi::Object opts = ObjArg(info, 1, "opts");
   long page = sysconf(_SC_PAGESIZE);
-  int64_t blockSize = IntOpt(env, opts, "blockSize", 1 << 20, page, 1 << 30);
-  int64_t blockCount = IntOpt(env, opts, "blockCount", 32, 1, 1 << 16);
-  int64_t retireMs = IntOpt(env, opts, "retireTimeoutMs", 1, 0, 60000);
-  if (blockSize % page != 0) ThrowRange(env, "blockSize must be a multiple of the page size");
+  int version = static_cast<int>(IntOpt(env, opts, "version", 3, 2, 3)) == 2 ? TPACKET_V2 : TPACKET_V3;
+
+  // tpacket_req3 starts with the four fields of tpacket_req, which is what V2 takes.
+  struct tpacket_req3 req;
+  memset(&req, 0, sizeof req);
+  uint32_t framesPerBlock = 0;
+  int64_t copyQueueBytes = 0;
+  if (version == TPACKET_V2) {
+    int64_t frameSize = IntOpt(env, opts, "frameSize", 2048, 256, 1 << 17);
+    int64_t frameCount = IntOpt(env, opts, "frameCount", 16384, 1, 1 << 22);
+    copyQueueBytes = IntOpt(env, opts, "copyQueueBytes", 8 << 20, 0, INT32_MAX);
+    if (frameSize % TPACKET_ALIGNMENT != 0) ThrowRange(env, "frameSize must be a multiple of 16 (TPACKET_ALIGNMENT)");
+    req.tp_frame_size = static_cast<unsigned>(frameSize);
+    req.tp_block_size = V2BlockSize(req.tp_frame_size, page);
+    framesPerBlock = req.tp_block_size / req.tp_frame_size;
+    // Whole blocks: the count is rounded up to a multiple of framesPerBlock.
+    req.tp_block_nr = static_cast<unsigned>((frameCount + framesPerBlock - 1) / framesPerBlock);
+    req.tp_frame_nr = req.tp_block_nr * framesPerBlock;
+  } else {
+    int64_t blockSize = IntOpt(env, opts, "blockSize", 1 << 20, page, 1 << 30);
+    int64_t blockCount = IntOpt(env, opts, "blockCount", 32, 1, 1 << 16);
+    int64_t retireMs = IntOpt(env, opts, "retireTimeoutMs", 1, 0, 60000);
+    if (blockSize % page != 0) ThrowRange(env, "blockSize must be a multiple of the page size");
+    // V3 frames have variable size and may span up to a whole block; tp_frame_size only has
+    // to be a valid divisor for the kernel's bookkeeping.
+    const uint32_t frameSize = 2048;
+    req.tp_block_size = static_cast<unsigned>(blockSize);
+    req.tp_block_nr = static_cast<unsigned>(blockCount);
+    req.tp_frame_size = frameSize;
+    req.tp_frame_nr = static_cast<unsigned>(blockSize / frameSize * blockCount);
+    req.tp_retire_blk_tov = static_cast<unsigned>(retireMs);
+  }
 
   std::lock_guard<std::mutex> lock(g_ringsMu);
   if (g_rings.count(fd) != 0) ThrowErrno(env, EBUSY, "ringOpen");  // one ring per socket
 
-  int version = TPACKET_V3;
   SetSockOpt(env, fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version, "setsockopt(PACKET_VERSION)", "");
-  // V3 frames have variable size and may span up to a whole block; tp_frame_size only has
-  // to be a valid divisor for the kernel's bookkeeping.
-  const uint32_t frameSize = 2048;
-  struct tpacket_req3 req;
-  memset(&req, 0, sizeof req);
-  req.tp_block_size = static_cast<unsigned>(blockSize);
-  req.tp_block_nr = static_cast<unsigned>(blockCount);
-  req.tp_frame_size = frameSize;
-  req.tp_frame_nr = static_cast<unsigned>(blockSize / frameSize * blockCount);
-  req.tp_retire_blk_tov = static_cast<unsigned>(retireMs);
-  SetSockOpt(env, fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req, "setsockopt(PACKET_RX_RING)", "");
+  if (version == TPACKET_V2 && copyQueueBytes > 0) {
+    // Room on the receive queue for frames larger than a slot (GSO frames of up to 64 KiB);
+    // FORCE goes past net.core.rmem_max when we have CAP_NET_ADMIN.
+    int size = static_cast<int>(copyQueueBytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+      SetSockOpt(env, fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size, "setsockopt(SO_RCVBUF)", "");
+  }
+  socklen_t reqLen = version == TPACKET_V2 ? sizeof(struct tpacket_req) : sizeof req;
+  SetSockOpt(env, fd, SOL_PACKET, PACKET_RX_RING, &req, reqLen, "setsockopt(PACKET_RX_RING)", "");
 
   auto ring = std::make_shared<Ring>();
   ring->fd = fd;
+  ring->version = version;
   ring->blockSize = req.tp_block_size;
   ring->blockCount = req.tp_block_nr;
+  ring->frameSize = req.tp_frame_size;
+  ring->framesPerBlock = framesPerBlock;
+  ring->frameCount = req.tp_frame_nr;
   ring->mapSize = size_t(req.tp_block_size) * req.tp_block_nr;
   void* map = mmap(nullptr, ring->mapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) ThrowErrno(env, errno, "mmap(PACKET_RX_RING)", "");
@@ -537,8 +613,23 @@ void RingOpen(const Napi::CallbackInfo& info) {
   int vnet = 0;
   socklen_t len = sizeof vnet;
   if (getsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &len) == 0 && vnet != 0) ring->vnetLen = kVnetHdrLen;
+  // The ring is in place, so from here on only COPY frames reach the receive queue; what sits
+  // there now came before the ring. The copy path starts only after the drain: every skb it
+  // queues then belongs to a COPY slot, in order, and none is lost to the drain.
   Drain(fd);
+  if (version == TPACKET_V2 && copyQueueBytes > 0) {
+    int on = 1;
+    SetSockOpt(env, fd, SOL_PACKET, PACKET_COPY_THRESH, &on, sizeof on, "setsockopt(PACKET_COPY_THRESH)", "");
+  }
   g_rings.emplace(fd, std::move(ring));
+}
+
+// Writes one meta row.
+inline void PutMeta(uint32_t* m, size_t at, size_t copied, uint32_t wireLength, uint32_t pkttype, bool truncated) {
+  m[0] = static_cast<uint32_t>(at);
+  m[1] = static_cast<uint32_t>(copied);
+  m[2] = wireLength;
+  m[3] = pkttype | (truncated ? kMetaTruncated : 0);
 }
 
 void ReleaseBlock(Ring& r, struct tpacket_block_desc* desc) {
@@ -547,11 +638,11 @@ void ReleaseBlock(Ring& r, struct tpacket_block_desc* desc) {
   r.block = (r.block + 1) % r.blockCount;
 }
 
-// Copies ready frames in ring order. Sets *noRoom when a frame is ready but does not fit.
-uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
-                    bool* noRoom) {
+// V3: copies frames of retired blocks in ring order. Sets *noRoom when a frame is ready but
+// does not fit.
+uint32_t CopyFramesV3(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
+                      bool* noRoom) {
   uint32_t count = 0;
-  *noRoom = false;
   while (count < maxFrames) {
     uint8_t* base = r.map + size_t(r.block) * r.blockSize;
     auto* desc = reinterpret_cast<struct tpacket_block_desc*>(base);
@@ -576,17 +667,77 @@ uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* 
     }
     memcpy(dst + at, frame + hdr->tp_mac - r.vnetLen, copyLen);
     auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
-    uint32_t* m = meta + 4 * count;
-    m[0] = static_cast<uint32_t>(at);
-    m[1] = static_cast<uint32_t>(copyLen);
-    m[2] = hdr->tp_len;
-    m[3] = sll->sll_pkttype | (hdr->tp_snaplen < hdr->tp_len ? kMetaTruncated : 0);
+    PutMeta(meta + 4 * count, at, copyLen, hdr->tp_len, sll->sll_pkttype, hdr->tp_snaplen < hdr->tp_len);
     offset = at + copyLen;
     count++;
     r.frameOffset += hdr->tp_next_offset;
     if (--r.framesLeft == 0) ReleaseBlock(r, desc);
   }
   return count;
+}
+
+// V2, a COPY slot: takes the whole frame (vnet header first) from the receive queue into
+// `to`, which has room for exactly `want` bytes. Returns false when the queued frame is not
+// there or not this slot's (then the slot's truncated copy stands in).
+bool RecvCopied(Ring& r, uint8_t* to, size_t want) {
+  for (int attempt = 0; attempt < 4; attempt++) {
+    // MSG_TRUNC: the frame's real length even if it were longer than `want`.
+    ssize_t n = recv(r.fd, to, want, MSG_DONTWAIT | MSG_TRUNC);
+    if (n >= 0) {
+      if (static_cast<size_t>(n) == want) return true;
+      // Not this slot's frame: the queue and the slots no longer pair up (never seen; it
+      // would take a kernel that changed the copy path). Start over from an empty queue:
+      // the COPY slots whose frames are dropped here arrive truncated, and counted so.
+      Drain(r.fd);
+      return false;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    // recv() reports a pending socket error (ENETDOWN) before the queue, and clears it: keep
+    // it for the caller and try again for the frame.
+    if (r.pendingError == 0) r.pendingError = errno;
+  }
+  return false;
+}
+
+// V2: copies filled slots in ring order. Sets *noRoom when a frame is ready but does not fit.
+uint32_t CopyFramesV2(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
+                      bool* noRoom) {
+  uint32_t count = 0;
+  while (count < maxFrames) {
+    uint8_t* frame = r.Slot(r.slot);
+    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(frame);
+    uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
+    if ((status & TP_STATUS_USER) == 0) break;
+    size_t at = (offset + 7) & ~size_t(7);
+    bool copied = (status & TP_STATUS_COPY) != 0;
+    // A COPY frame needs room for all of it (it comes from the queue), the others for what
+    // the slot holds.
+    size_t copyLen = r.vnetLen + (copied ? hdr->tp_len : hdr->tp_snaplen);
+    if (at + copyLen > end) {
+      *noRoom = true;
+      break;
+    }
+    bool whole = copied && RecvCopied(r, dst + at, copyLen);
+    if (!whole) {
+      copyLen = r.vnetLen + hdr->tp_snaplen;
+      memcpy(dst + at, frame + hdr->tp_mac - r.vnetLen, copyLen);
+    }
+    auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    PutMeta(meta + 4 * count, at, copyLen, hdr->tp_len, sll->sll_pkttype, !whole && hdr->tp_snaplen < hdr->tp_len);
+    offset = at + copyLen;
+    count++;
+    __atomic_store_n(&hdr->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    r.slot = r.slot + 1 == r.frameCount ? 0 : r.slot + 1;
+  }
+  return count;
+}
+
+uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
+                    bool* noRoom) {
+  *noRoom = false;
+  return r.version == TPACKET_V2 ? CopyFramesV2(r, dst, offset, end, meta, maxFrames, noRoom)
+                                 : CopyFramesV3(r, dst, offset, end, meta, maxFrames, noRoom);
 }
 
 // Turns a POLLERR on a packet socket into the pending socket error (ENETDOWN when the
@@ -596,6 +747,15 @@ void ThrowSocketError(Napi::Env env, int fd, const char* syscall) {
   socklen_t len = sizeof err;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err != 0) ThrowErrno(env, err, syscall, "");
+}
+
+// Reports (once, at the start of the next call) a socket error that a recv() in CopyFramesV2
+// took, so it reaches the reader like a POLLERR would. Called with readMu held.
+void ThrowPendingError(Napi::Env env, Ring& r) {
+  int err = r.pendingError;
+  if (err == 0) return;
+  r.pendingError = 0;
+  ThrowErrno(env, err, "recv(PACKET_COPY_THRESH)", "");
 }
 
 Napi::Value RingRead(const Napi::CallbackInfo& info) {
@@ -615,6 +775,7 @@ Napi::Value RingRead(const Napi::CallbackInfo& info) {
   uint32_t count;
   {
     std::lock_guard<std::mutex> lock(ring->readMu);
+    ThrowPendingError(env, *ring);
     count = CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, &noRoom);
   }
   if (count > 0 || noRoom || timeoutMs <= 0 || maxFrames == 0) return Napi::Number::New(env, count);

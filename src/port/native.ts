@@ -1,6 +1,6 @@
 /**
  * Typed access to the native port addon (native/port.cc): TAP devices, AF_PACKET sockets
- * with a TPACKET_V3 receive ring, link ioctls. Every call is synchronous; fds are
+ * with a TPACKET_V2 or TPACKET_V3 receive ring, link ioctls. Every call is synchronous; fds are
  * non-blocking and close-on-exec, and may be used from any thread of the process (open on
  * the main thread, read in a worker).
  *
@@ -19,7 +19,7 @@ export const ETH_P_ALL = 3;
 export const VNET_HDR_LEN = 10;
 /** Words of `meta` per frame written by {@link ringRead}. */
 export const META_WORDS = 4;
-/** Flag in meta word 3: the frame was cut to fit the ring block (snaplen < len). */
+/** Flag in meta word 3: the frame was cut to fit the ring (copied less than its wire length). */
 export const META_TRUNCATED = 0x100;
 /** Packet types found in the low byte of meta word 3 (linux/if_packet.h). */
 export const PacketType = {
@@ -30,11 +30,34 @@ export const PacketType = {
   OUTGOING: 4,
 } as const;
 /**
- * Ring defaults: 1 MiB blocks hold GSO frames of 64 KiB with room to spare; 32 of them
+ * TPACKET_V3 defaults: 1 MiB blocks hold GSO frames of 64 KiB with room to spare; 32 of them
  * absorb ~20 ms at line rate on this class of machine; 1 ms bounds the latency a lone
  * frame waits for its partly filled block to be handed over.
  */
-export const DEFAULT_RING: Readonly<RingOptions> = { blockSize: 1 << 20, blockCount: 32, retireTimeoutMs: 1 };
+export const DEFAULT_RING: Readonly<RingV3Options> = { version: 3, blockSize: 1 << 20, blockCount: 32, retireTimeoutMs: 1 };
+/**
+ * Bytes of a TPACKET_V2 slot in front of the frame's network header: tpacket2_hdr and
+ * sockaddr_ll (52 bytes) plus a MAC header of up to 28 bytes, aligned to 16 (80), plus the
+ * virtio-net header (10) when the socket has one. A frame whose IP packet (≤ the MTU) is
+ * longer than frameSize minus this goes through the copy path (see RingV2Options).
+ */
+export function v2SlotOverhead(vnetHdr: boolean): number {
+  return 80 + (vnetHdr ? VNET_HDR_LEN : 0);
+}
+/**
+ * TPACKET_V2 defaults: 2048-byte slots take a 1514-byte frame whole (76 + 1514 = 1590 bytes
+ * used with the vnet header; any MTU up to 1958 fits), 32 to a 64 KiB block; 16384 slots
+ * (32 MiB, what the V3 ring of the daemon used to take) hold 16384 frames of any size: 55 ms
+ * of a stalled reader at 300k frames/s, the most this class of machine delivers into one
+ * socket through a bridge, which covers a major GC pause or a descheduling.
+ */
+export const DEFAULT_RING_V2: Readonly<RingV2Options> = { version: 2, frameSize: 2048, frameCount: 16384, copyQueueBytes: 8 << 20 };
+/** The power-of-two slot size (≥ 2048) that holds a whole frame of a device with this MTU. */
+export function v2FrameSize(mtu: number, vnetHdr: boolean): number {
+  let size = 2048;
+  while (size < v2SlotOverhead(vnetHdr) + mtu) size *= 2;
+  return size;
+}
 
 export interface TapOptions {
   /** IFF_VNET_HDR: every read and write carries a 10-byte virtio-net header first. */
@@ -75,13 +98,43 @@ export interface PacketOptions {
   rcvBuf?: number;
 }
 
-export interface RingOptions {
+/**
+ * TPACKET_V3: frames packed into blocks, each block handed over when full or when its timer
+ * fires. Cheapest per frame at high rates, but a lone frame waits up to retireTimeoutMs
+ * (at least 1 ms) before the reader sees it.
+ */
+export interface RingV3Options {
+  version: 3;
   /** Bytes per block, a multiple of the page size; must exceed the largest frame. */
   blockSize: number;
   blockCount: number;
   /** A partly filled block is handed over after this many milliseconds. */
   retireTimeoutMs: number;
 }
+
+/**
+ * TPACKET_V2: fixed slots, each handed over the moment the kernel filled it (no timer: a
+ * lone frame is readable at once). A frame larger than a slot (GSO frames of up to 64 KiB)
+ * is also queued whole on the socket's receive queue, and ringRead takes it from there; its
+ * slot holds only a truncated copy.
+ */
+export interface RingV2Options {
+  version: 2;
+  /** Bytes per slot, a multiple of 16, from 256; the frame gets frameSize - {@link v2SlotOverhead}. */
+  frameSize: number;
+  /** Slots; rounded up to fill whole blocks (64 KiB or one frame, whichever is larger). */
+  frameCount: number;
+  /**
+   * Receive-queue bytes (SO_RCVBUF; the kernel doubles it) for frames larger than a slot;
+   * beyond it they arrive truncated (META_TRUNCATED). 0: no copy path, always truncated.
+   */
+  copyQueueBytes: number;
+}
+
+export type RingOptions = RingV2Options | RingV3Options;
+
+/** What ringOpen takes: a version (3 when left out, as before V2 existed) and any of its options. */
+export type RingOpenOptions = (Partial<Omit<RingV3Options, 'version'>> & { version?: 3 }) | (Partial<Omit<RingV2Options, 'version'>> & { version: 2 });
 
 /** Totals since ringOpen (the kernel's counters reset on each read; these do not). */
 export interface RingStats {
@@ -260,7 +313,7 @@ export function toPortError(op: PortOp, info: NativeErrorInfo, cause?: unknown):
     return make('LNLB_ERR_PORT_IO', `too many open files (${errno} in ${syscall}): raise the limit (ulimit -n, LimitNOFILE=)`);
   }
   if (errno === 'ENOMEM' && op === 'ringOpen') {
-    return make('LNLB_ERR_PORT_IO', `no memory for the receive ring (ENOMEM in ${syscall}): lower blockCount or blockSize`);
+    return make('LNLB_ERR_PORT_IO', `no memory for the receive ring (ENOMEM in ${syscall}): lower blockCount or blockSize (V3), frameCount or frameSize (V2)`);
   }
   if (errno === 'EBADFD' && (op === 'ringRead' || op === 'ringStats')) {
     return make('LNLB_ERR_PORT_IO', `${op}: the socket has no receive ring (EBADFD): call ringOpen first, and do not use the fd after close`);
@@ -358,10 +411,13 @@ export function packetOpen(dev: string, opts: PacketOptions): number {
   }
 }
 
-/** Adds a TPACKET_V3 receive ring to a packet socket (before any ringRead). */
-export function ringOpen(fd: number, opts: Partial<RingOptions> = {}): void {
+/**
+ * Adds a receive ring to a packet socket (before any ringRead): TPACKET_V3 unless
+ * `version: 2`; options left out take {@link DEFAULT_RING} or {@link DEFAULT_RING_V2}.
+ */
+export function ringOpen(fd: number, opts: RingOpenOptions = {}): void {
   try {
-    addon().ringOpen(fd, { ...DEFAULT_RING, ...opts });
+    addon().ringOpen(fd, opts.version === 2 ? { ...DEFAULT_RING_V2, ...opts } : { ...DEFAULT_RING, ...opts, version: 3 });
   } catch (error) {
     rethrow('ringOpen', error);
   }
@@ -372,7 +428,8 @@ export function ringOpen(fd: number, opts: Partial<RingOptions> = {}): void {
  * 8-aligned, and fills meta[4i..4i+3] = [offset, copied length (incl. vnet header), wire
  * length, pkttype | META_TRUNCATED]. Waits up to timeoutMs when nothing is ready. Returns
  * the count; 0 on timeout, and 0 at once when the next frame does not fit the window (give
- * it at least 64 KiB + 18 bytes to always make progress).
+ * it at least 64 KiB + 18 bytes to always make progress). A link that went down is reported
+ * once, as an LnlbError with errno ENETDOWN; reading goes on when it is back.
  */
 export function ringRead(
   fd: number,
