@@ -49,9 +49,10 @@ export function v2SlotOverhead(vnetHdr: boolean): number {
  * used with the vnet header; any MTU up to 1958 fits), 32 to a 64 KiB block; 16384 slots
  * (32 MiB, what the V3 ring of the daemon used to take) hold 16384 frames of any size: 55 ms
  * of a stalled reader at 300k frames/s, the most this class of machine delivers into one
- * socket through a bridge, which covers a major GC pause or a descheduling.
+ * socket through a bridge, which covers a major GC pause or a descheduling. A busy wire is
+ * read every 500 µs (holdOffUs): 80% of V3's rate on a 64-byte flood instead of 40%.
  */
-export const DEFAULT_RING_V2: Readonly<RingV2Options> = { version: 2, frameSize: 2048, frameCount: 16384, copyQueueBytes: 8 << 20 };
+export const DEFAULT_RING_V2: Readonly<RingV2Options> = { version: 2, frameSize: 2048, frameCount: 16384, copyQueueBytes: 8 << 20, holdOffUs: 500 };
 /** The power-of-two slot size (≥ 2048) that holds a whole frame of a device with this MTU. */
 export function v2FrameSize(mtu: number, vnetHdr: boolean): number {
   let size = 2048;
@@ -129,6 +130,14 @@ export interface RingV2Options {
    * beyond it they arrive truncated (META_TRUNCATED). 0: no copy path, always truncated.
    */
   copyQueueBytes: number;
+  /**
+   * Interrupt moderation: when a reader that read 8 frames or more since it last waited (less
+   * than 1 ms ago) finds the ring empty, it sleeps this long instead of being woken by the
+   * kernel for every frame; a reader on a quiet wire is woken by the very next frame. 0:
+   * always woken at once (no frame ever held, but on a busy wire the wake-ups cost the
+   * kernel more than half of its rate).
+   */
+  holdOffUs: number;
 }
 
 export type RingOptions = RingV2Options | RingV3Options;

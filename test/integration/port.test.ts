@@ -635,6 +635,77 @@ serial('V2: a large frame queued before the link went down arrives whole, then E
   closeFd(tx);
 });
 
+/**
+ * A worker thread that sends `count` frames on `fd` (one burst) `delayMs` after each request,
+ * while the main thread is blocked in ringRead.
+ */
+function delayedSender(fd: number): { send(count: number, delayMs: number): Promise<void>; stop(): Promise<number> } {
+  const nativeUrl = new URL('../../src/port/native.js', import.meta.url).href;
+  const source = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.nativeUrl).then((port) => {
+      const frame = new Uint8Array(workerData.frame);
+      parentPort.on('message', ({ count, delayMs }) => {
+        setTimeout(() => {
+          for (let i = 0; i < count; i++) port.send(workerData.fd, frame, 0, frame.length);
+          parentPort.postMessage('sent');
+        }, delayMs);
+      });
+      parentPort.postMessage('ready');
+    });`;
+  const frame = testFrame(TYPE_WANTED, 100, 77);
+  const worker = new Worker(source, { eval: true, workerData: { nativeUrl, fd, frame } });
+  const ready = new Promise<void>((resolve) => worker.once('message', () => resolve()));
+  return {
+    async send(count: number, delayMs: number): Promise<void> {
+      await ready;
+      worker.postMessage({ count, delayMs });
+    },
+    stop: () => worker.terminate(),
+  };
+}
+
+serial('V2: a reader on a busy wire sleeps holdOffUs instead of being woken per frame; on a quiet wire the next frame wakes it', async (t) => {
+  const rx = v2Rx(false, { holdOffUs: 20_000 });
+  const tx = senderA();
+  const sender = delayedSender(tx);
+  const dst = new Uint8Array(1 << 16);
+  const meta = new Uint32Array(64 * port.META_WORDS);
+  /** ms until ringRead (timeout 200) returns a frame that the worker sends 3 ms after the call. */
+  const wakeMs = async (): Promise<number> => {
+    const sent = sender.send(1, 3);
+    await sent;
+    const start = process.hrtime.bigint();
+    const n = port.ringRead(rx, dst, 0, dst.length, meta, 64, 200);
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    t.is(n, 1);
+    return ms;
+  };
+  try {
+    // Quiet: the reader last woke for one frame.
+    const quiet: number[] = [];
+    for (let i = 0; i < 5; i++) quiet.push(await wakeMs());
+    // Busy: 20 frames arrive right after the reader last waited; it reads them all, then
+    // finds the ring empty.
+    const busy: number[] = [];
+    const burst = Array.from({ length: 20 }, (_, i) => testFrame(TYPE_WANTED, 100, i));
+    for (let i = 0; i < 5; i++) {
+      t.is(port.ringRead(rx, dst, 0, dst.length, meta, 64, 1), 0, 'the reader waits (1 ms)');
+      sendAll(tx, burst);
+      let got = 0;
+      while (got < burst.length) got += port.ringRead(rx, dst, 0, dst.length, meta, 64, 0); // timeout 0: never waits
+      busy.push(await wakeMs());
+    }
+    t.log(`ms until the frame sent 3 ms later was read: quiet ${quiet.map((m) => m.toFixed(1)).join(', ')}; after 20 frames ${busy.map((m) => m.toFixed(1)).join(', ')}`);
+    t.true(median(quiet) < 15, 'a quiet reader is woken by the frame (3 ms), not held 20 ms');
+    t.true(median(busy) >= 15, 'a busy reader slept its 20 ms hold-off before it looked again');
+  } finally {
+    await sender.stop();
+  }
+  closeFd(rx);
+  closeFd(tx);
+});
+
 serial('tapOpen creates a device that disappears when its fd closes', (t) => {
   const name = `pt${runId}t`;
   const tap = inNs(nsB, () => port.tapOpen(name, { vnetHdr: true }));
