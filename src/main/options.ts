@@ -31,10 +31,15 @@ export interface DaemonOptions {
   macMode: MacMode;
   /** Flows one node can track, all actors together (tables are fixed-size shared memory). */
   tableEntries: number;
+  /** Receive ring of the data socket: TPACKET_V2 (frames one by one) or V3 (blocks, timer). */
+  rxRing: RxRing;
 }
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
 export type MacMode = (typeof MAC_MODES)[number];
+
+export const RX_RINGS = ['v2', 'v3'] as const;
+export type RxRing = (typeof RX_RINGS)[number];
 
 interface OptionSpec<K extends keyof DaemonOptions> {
   key: K;
@@ -121,6 +126,14 @@ export const DAEMON_OPTIONS = [
     description: 'flows this node can track (shared-memory tables of fixed size; the oldest are evicted, and counted, beyond it)',
     default: 1 << 20,
     parse: integer(1024, 1 << 26),
+  },
+  {
+    key: 'rxRing',
+    flag: '--rx-ring <version>',
+    description:
+      'receive ring of the data socket: v2 (TPACKET_V2: each frame readable at once; frames larger than a slot, such as GSO, through the socket queue) or v3 (TPACKET_V3: frames in blocks handed over when full or after 1 ms, which adds up to 1 ms to a lone request)',
+    default: 'v2',
+    parse: (raw: string, flag: string) => ((RX_RINGS as readonly string[]).includes(raw) ? (raw as RxRing) : badFlag(flag, `expected one of ${RX_RINGS.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
   {
     key: 'keyFile',

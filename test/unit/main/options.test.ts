@@ -4,7 +4,7 @@ import { LnlbError } from '../../../src/errors.js';
 
 test('defaults fill in what is not given', (t) => {
   const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100' });
-  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous' });
+  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous', rxRing: 'v2' });
 });
 
 const badCases: [string, Record<string, string>, RegExp][] = [
@@ -18,6 +18,7 @@ const badCases: [string, Record<string, string>, RegExp][] = [
   ['unknown log level', { bind: 'eth0', vip: '10.0.0.1', logLevel: 'loud' }, /^--log-level: expected one of fatal, error/],
   ['unknown election', { bind: 'eth0', vip: '10.0.0.1', election: 'maglev' }, /^--election: expected one of rendezvous, lnlb/],
   ['name equal to bind', { bind: 'eth0', vip: '10.0.0.1', name: 'eth0' }, /^--name:/],
+  ['unknown rx ring', { bind: 'eth0', vip: '10.0.0.1', rxRing: 'v1' }, /^--rx-ring: expected one of v2, v3, got "v1"/],
 ];
 
 for (const [title, raw, message] of badCases) {
