@@ -577,7 +577,7 @@ void RingOpen(const Napi::CallbackInfo& info) {
   uint32_t holdOffUs = 0;
   if (version == TPACKET_V2) {
     int64_t frameSize = IntOpt(env, opts, "frameSize", 2048, 256, 1 << 17);
-    int64_t frameCount = IntOpt(env, opts, "frameCount", 16384, 1, 1 << 22);
+    int64_t frameCount = IntOpt(env, opts, "frameCount", 32768, 1, 1 << 22);
     copyQueueBytes = IntOpt(env, opts, "copyQueueBytes", 8 << 20, 0, INT32_MAX);
     holdOffUs = static_cast<uint32_t>(IntOpt(env, opts, "holdOffUs", 500, 0, 100000));
     if (frameSize % TPACKET_ALIGNMENT != 0) ThrowRange(env, "frameSize must be a multiple of 16 (TPACKET_ALIGNMENT)");

@@ -39,19 +39,21 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** Bytes of the data socket's receive ring, either version. */
-const RX_RING_BYTES = 32 << 20;
+/** Bytes of the data socket's V2 receive ring: 32768 slots of 2048 bytes at MTU 1500. */
+const RX_RING_V2_BYTES = 64 << 20;
 
 /**
  * The data socket's receive ring (--rx-ring).
  *
  * v2, the default: each frame is readable the moment the kernel has written it (a request
  * through the VIP: p50 ~120 µs instead of ~1000 µs). Slots hold a whole frame of the device's
- * MTU (2048 bytes up to MTU 1958); GSO frames come whole through the socket's queue. 16384
- * slots of 2048 bytes ride out a 55 ms stall at 300k frames/s, the most this class of
- * machine delivers to one socket. On a busy wire the reader sleeps 500 µs between batches
- * rather than be woken for each frame: a 64-byte flood then reaches ~80% of v3's rate,
- * 1514-byte frames ~96%.
+ * MTU (2048 bytes up to MTU 1958); GSO frames come whole through the socket's queue. A slot
+ * takes a frame of any size, so 32768 slots (64 MiB) hold 32768 frames: ~100 ms of a stalled
+ * reader at 330k frames/s, the most this class of machine delivers to one socket (with 16384
+ * slots, bench/throughput.ts lost frames in the ring in 4 runs of 5: its three nodes share
+ * one core; V3 packs 64-byte frames ~1600 to a 256 KiB block, 200k in 32 MiB). On a busy wire
+ * the reader sleeps 500 µs between batches rather than be woken for each frame: a 64-byte
+ * flood then reaches ~75–80% of v3's rate, 1514-byte frames ~96%.
  *
  * v3: the kernel hands frames over in blocks, when a block is full or 1 ms after it was
  * opened, so a lone frame waits up to 1 ms; cheapest at the highest rates. The ring holds
@@ -59,9 +61,9 @@ const RX_RING_BYTES = 32 << 20;
  * 256 KiB still holds several 64 KiB GSO frames.
  */
 export function rxRingOptions(rxRing: RxRing, mtu: number): port.RingOpenOptions {
-  if (rxRing === 'v3') return { version: 3, blockSize: 256 << 10, blockCount: RX_RING_BYTES / (256 << 10), retireTimeoutMs: 1 };
+  if (rxRing === 'v3') return { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 };
   const frameSize = port.v2FrameSize(mtu, VNET_HDR);
-  return { version: 2, frameSize, frameCount: Math.max(1024, RX_RING_BYTES / frameSize), copyQueueBytes: 8 << 20, holdOffUs: 500 };
+  return { version: 2, frameSize, frameCount: Math.max(4096, RX_RING_V2_BYTES / frameSize), copyQueueBytes: 8 << 20, holdOffUs: 500 };
 }
 
 export class ClusterInterface {

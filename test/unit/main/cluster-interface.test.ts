@@ -11,8 +11,8 @@ test('a V2 slot holds a whole frame of the MTU: 2048 bytes up to MTU 1958, then 
   t.is(v2FrameSize(9000, true), 16384);
 });
 
-test('--rx-ring: both rings take 32 MiB; v2 slots follow the MTU', (t) => {
-  t.deepEqual(rxRingOptions('v2', 1500), { version: 2, frameSize: 2048, frameCount: 16384, copyQueueBytes: 8 << 20, holdOffUs: 500 });
-  t.like(rxRingOptions('v2', 9000), { version: 2, frameSize: 16384, frameCount: 2048 });
+test('--rx-ring: v2 takes 64 MiB of slots that follow the MTU, v3 32 MiB of blocks', (t) => {
+  t.deepEqual(rxRingOptions('v2', 1500), { version: 2, frameSize: 2048, frameCount: 32768, copyQueueBytes: 8 << 20, holdOffUs: 500 });
+  t.like(rxRingOptions('v2', 9000), { version: 2, frameSize: 16384, frameCount: 4096 });
   t.deepEqual(rxRingOptions('v3', 1500), { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 });
 });
