@@ -18,7 +18,8 @@ export interface FailoverResult {
   falseDeaths: number;
 }
 
-export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number }): Promise<FailoverResult> {
+export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number; fault?: 'kill' | 'link-down' }): Promise<FailoverResult> {
+  const fault = options.fault ?? 'kill';
   const timing = ['--heartbeat-ms', String(options.heartbeatMs), '--dead-after-ms', String(options.deadAfterMs), '--log-level', 'warn'];
   const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 30 });
   const trials: number[] = [];
@@ -35,21 +36,24 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
       if (orphans.length === 0) continue;
       const since = Date.now();
       const daemon = lab.daemon(victim)!;
-      daemon.kill('SIGKILL');
+      if (fault === 'kill') daemon.kill('SIGKILL');
+      else await lab.lab.linkDown(victim); // its switch port: the node lives on, cut off
       const pings = await lab.waitPingAnswered(orphans, VIP, since, 10_000);
-      await waitExit(daemon, 2000);
+      if (fault === 'kill') await waitExit(daemon, 2000);
       trials.push(pings.worstMs);
       unanswered += pings.unanswered.length;
 
       process.stderr.write(`  trial ${i + 1}: ${victim} killed, ${orphans.length} sources answered again after ${Math.round(pings.worstMs)} ms\n`);
-      daemons.push(lab.startDaemon(victim, timing));
+      if (fault === 'kill') daemons.push(lab.startDaemon(victim, timing));
+      else await lab.lab.linkUp(victim); // the partition heals: the cluster merges again
       await lab.waitConverged(lab.nodes, 20_000);
     }
-    // Each kill is seen by the two survivors: any other death declared is a false one.
+    // Each kill is seen by the two survivors (a cut-off node also declares the two others
+    // dead on its side): any other death declared is a false one.
     const declared = daemons
       .flatMap((d) => tail(d.logFile, 5000).split('\n'))
       .filter((l) => l.includes('"event":"node-died"') && l.includes('"reason":"missed-heartbeats"')).length;
-    falseDeaths = Math.max(0, declared - 2 * trials.length);
+    falseDeaths = Math.max(0, declared - (fault === 'kill' ? 2 : 4) * trials.length);
   } finally {
     await lab.cleanup();
   }

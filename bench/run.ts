@@ -35,6 +35,9 @@ async function benchFailover(o: BenchOptions): Promise<BenchResult> {
   const peer = await benchKeepalived({ ...o, trials });
   o.progress(`failover: lnlb, ${trials} kill -9 at --heartbeat-ms 100 --dead-after-ms 300`);
   const r = await runFailover({ trials, heartbeatMs: 100, deadAfterMs: 300 });
+  const cutTrials = o.quick ? 2 : 10;
+  o.progress(`failover: lnlb, ${cutTrials} link-down trials at --heartbeat-ms 100 --dead-after-ms 300`);
+  const cut = await runFailover({ trials: cutTrials, heartbeatMs: 100, deadAfterMs: 300, fault: 'link-down' });
   o.progress('failover: the smallest heartbeat with no false death under a full flood');
   const safe = await fastestSafeHeartbeat(o.quick ? [50] : [50, 30, 20, 10], o.quick ? 3 : 6, o.progress);
   let fast: Awaited<ReturnType<typeof runFailover>> | undefined;
@@ -52,6 +55,13 @@ async function benchFailover(o: BenchOptions): Promise<BenchResult> {
       goal: "median ≤ keepalived's fastest, 0 false deaths",
       met: r.medianMs <= peer.medianMs && r.falseDeaths === 0,
     },
+    {
+      figure: `failover, lnlb: link of a node down, ${cut.trials.length} trials, hb 100 ms: median / worst ms (ref: keepalived kill -9 + link down, this run)`,
+      lnlb: `${fmt(cut.medianMs)} / ${fmt(cut.worstMs)}`,
+      reference: `${fmt(peer.medianMs)} / ${fmt(peer.worstMs)}`,
+      ratio: ratio(cut.medianMs, peer.medianMs),
+      goal: '',
+    },
     ...(fast === undefined
       ? []
       : [
@@ -66,14 +76,14 @@ async function benchFailover(o: BenchOptions): Promise<BenchResult> {
         ]),
     {
       figure: 'false deaths during the failover trials',
-      lnlb: String(r.falseDeaths + (fast?.falseDeaths ?? 0)),
+      lnlb: String(r.falseDeaths + cut.falseDeaths + (fast?.falseDeaths ?? 0)),
       reference: '0',
       ratio: '',
       goal: '0',
-      met: r.falseDeaths + (fast?.falseDeaths ?? 0) === 0,
+      met: r.falseDeaths + cut.falseDeaths + (fast?.falseDeaths ?? 0) === 0,
     },
   ];
-  return { rows, json: { lnlb: r, lnlbFastest: fast, safeSearch: safe, keepalived: peer.json } };
+  return { rows, json: { lnlb: r, lnlbLinkDown: cut, lnlbFastest: fast, safeSearch: safe, keepalived: peer.json } };
 }
 
 const BENCHMARKS: Benchmark[] = [
