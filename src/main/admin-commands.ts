@@ -18,4 +18,8 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
   admin.register('weight_mode', (args) => daemon.get(args['interface']).setWeightMode(String(args['mode'])));
   admin.register('set_weight', (args) => daemon.get(args['interface']).setManualWeight(String(args['weight'])));
   admin.register('resync', (args) => daemon.get(args['interface']).resync());
+  admin.register('conntrack', (args) => {
+    const limit = typeof args['limit'] === 'number' && args['limit'] > 0 ? args['limit'] : 10_000;
+    return daemon.get(args['interface']).conntrack(limit);
+  });
 }

@@ -68,6 +68,13 @@ export interface InterfaceStatusJson {
   counters: InterfaceCounters;
 }
 
+export interface ConntrackJson {
+  interface: string;
+  /** Tracked flows in all shards (the listing may be cut at the requested limit). */
+  total: number;
+  entries: { source: string; key?: number; node: string; idleSeconds: number }[];
+}
+
 export interface StatusJson {
   interfaces: InterfaceStatusJson[];
 }

@@ -20,7 +20,7 @@ import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import { Datapath } from '../workers/datapath.js';
 import type { ControlData, ControlEvent, ControlStatus, MainToControl } from '../workers/messages.js';
-import type { InterfaceStatusJson } from './admin-protocol.js';
+import type { ConntrackJson, InterfaceStatusJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
 import type { InterfaceOptions, RxRing } from './options.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
@@ -163,6 +163,7 @@ export class ClusterInterface {
       tapMac: multicast ? this.#tapMac : undefined,
       election: o.election,
       tableEntries: o.tableEntries,
+      idleTimeoutSeconds: o.idleTimeout,
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
       onStateLoaded: (r) => {
@@ -362,6 +363,29 @@ export class ClusterInterface {
     if (answer?.type !== 'resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not finish the resync within 60 s');
     if (answer.error !== undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', `resync failed: ${answer.error}`);
     return { entries: saved.entries, bytes: saved.state.length, fragments: answer.fragments };
+  }
+
+  /**
+   * `lnlbctl conntrack`: every tracked flow (source → owning node, idle seconds), read from the
+   * shards while the actors run (a listing, not a snapshot), at most `limit` of them.
+   */
+  async conntrack(limit: number): Promise<ConntrackJson> {
+    const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
+    const macs = owners?.type === 'owners' ? owners.owners : {};
+    const now = nowSeconds();
+    const entries: ConntrackJson['entries'] = [];
+    let total = 0;
+    for (const table of this.#tables()) {
+      table.forEach((keyLo, keyHi, owner, lastSeen) => {
+        // Idle past the timeout: already forgotten for the datapath, only not swept yet.
+        if (((now - lastSeen) | 0) > this.#opts.idleTimeout) return;
+        total++;
+        if (entries.length >= limit) return;
+        entries.push({ source: formatIPv4(keyLo), ...(keyHi === 0 ? {} : { key: keyHi }), node: macs[owner] ?? `id ${owner} (gone)`, idleSeconds: Math.max(0, (now - lastSeen) | 0) });
+      });
+    }
+    entries.sort((a, b) => a.idleSeconds - b.idleSeconds || a.source.localeCompare(b.source));
+    return { interface: this.#opts.name, total, entries };
   }
 
   /** The actors' shards, attached from this thread. */

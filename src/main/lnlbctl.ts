@@ -1,9 +1,9 @@
 /** lnlbctl: talks to lnlbd over the admin socket in its run directory. */
 
 import { Command, CommanderError } from 'commander';
-import { isLnlbError } from '../errors.js';
+import { isLnlbError, lnlbError } from '../errors.js';
 import { adminRequest } from './admin-client.js';
-import type { StatusJson } from './admin-protocol.js';
+import type { ConntrackJson, StatusJson } from './admin-protocol.js';
 import { formatStatus } from './status-format.js';
 import { parseManualWeight, parseWeightMode, readManualWeight, WEIGHT_MAX, WEIGHT_MIN } from './weight-source.js';
 
@@ -21,6 +21,26 @@ async function main(argv: string[]): Promise<void> {
       const { runDir } = program.opts<{ runDir: string }>();
       const status = (await adminRequest(runDir, 'status')) as StatusJson;
       process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    });
+  program
+    .command('conntrack')
+    .description('tracked clients of a cluster interface: source, owning node, seconds idle')
+    .argument('<interface>', 'the cluster interface, e.g. nlb0')
+    .option('--limit <n>', 'at most this many entries', '10000')
+    .option('--json', 'machine-readable output')
+    .action(async (iface: string, opts: { json?: boolean; limit: string }) => {
+      const { runDir } = program.opts<{ runDir: string }>();
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `--limit: expected a whole number ≥ 1, got ${JSON.stringify(opts.limit)}`);
+      const result = (await adminRequest(runDir, 'conntrack', { interface: iface, limit }, 30_000)) as ConntrackJson;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        return;
+      }
+      const rows = [['SOURCE', 'NODE', 'IDLE'], ...result.entries.map((e) => [e.key === undefined ? e.source : `${e.source}/${e.key}`, e.node, `${e.idleSeconds}s`])];
+      const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+      for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
+      process.stdout.write(`${result.total} tracked${result.total > result.entries.length ? ` (${result.entries.length} shown)` : ''}\n`);
     });
   program
     .command('addif')

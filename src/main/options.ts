@@ -33,6 +33,8 @@ export interface DaemonOptions {
   tableEntries: number;
   /** Receive ring of the data socket: TPACKET_V2 (frames one by one) or V3 (blocks, timer). */
   rxRing: RxRing;
+  /** Seconds: a tracked flow idle this long is forgotten (LNLB's default tracker: 1800 s). */
+  idleTimeout: number;
 }
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
@@ -134,6 +136,13 @@ export const DAEMON_OPTIONS = [
       'receive ring of the data socket: v2 (TPACKET_V2: each frame readable at once; frames larger than a slot, such as GSO, through the socket queue) or v3 (TPACKET_V3: frames in blocks handed over when full or after 1 ms, which adds up to 1 ms to a lone request)',
     default: 'v2',
     parse: (raw: string, flag: string) => ((RX_RINGS as readonly string[]).includes(raw) ? (raw as RxRing) : badFlag(flag, `expected one of ${RX_RINGS.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+  {
+    key: 'idleTimeout',
+    flag: '--idle-timeout <s>',
+    description: 'a tracked client idle this long is forgotten and elected anew on its next frame',
+    default: 1800,
+    parse: integer(1, 30 * 86400),
   },
   {
     key: 'keyFile',

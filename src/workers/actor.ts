@@ -67,6 +67,8 @@ async function run(data: ActorData): Promise<void> {
   });
   post({ type: 'ready' });
   let lastHousekeeping = 0;
+  // Once a second: a whole sweep of the shard every 30 s, however large it is.
+  const sweepBudget = Math.max(8192, Math.ceil(data.trackerCapacity / 30));
   while (running) {
     let batches = 0;
     let nowSeconds = Math.floor(Date.now() / 1000);
@@ -75,7 +77,7 @@ async function run(data: ActorData): Promise<void> {
       if ((batches & 7) === 0) nowSeconds = Math.floor(Date.now() / 1000);
     }
     if (nowSeconds !== lastHousekeeping) {
-      actor.housekeeping(nowSeconds);
+      actor.housekeeping(nowSeconds, sweepBudget);
       lastHousekeeping = nowSeconds;
     }
     if (batches === BATCHES_BEFORE_YIELD) {

@@ -280,3 +280,25 @@ test.serial('multicast MAC mode: the cluster MAC is 01:00:5e:7f:a:b (the VIP\'s 
     }
   });
 });
+
+test.serial('lnlbctl conntrack lists every client with the node that serves it; --idle-timeout forgets idle clients', async (t) => {
+  await withLab(3, async (lab) => {
+    const before = await serving(lab, ['--idle-timeout', '3']);
+    const macOf = new Map(lab.nodes.map((n) => [lab.lab.host(n).mac.toLowerCase(), n]));
+    const listed = await lnlbctl(lab, 'node1', ['conntrack', 'nlb0', '--json']);
+    t.is(listed.code, 0, listed.stderr);
+    const table = JSON.parse(listed.stdout) as { total: number; entries: { source: string; node: string; idleSeconds: number }[] };
+    const bySource = new Map(table.entries.map((e) => [e.source, macOf.get(e.node.toLowerCase())]));
+    for (const [source, node] of before) t.is(bySource.get(source), node, `${source}`);
+    const human = await lnlbctl(lab, 'node2', ['conntrack', 'nlb0']);
+    t.regex(human.stdout, /^SOURCE\s+NODE\s+IDLE$/m);
+    t.regex(human.stdout, new RegExp(`^${SOURCES} tracked$`, 'm'), 'every node records every assignment');
+    const bad = await lnlbctl(lab, 'node1', ['conntrack', 'nlb9']);
+    t.is(bad.code, 1);
+    t.regex(bad.stderr, /no cluster interface "nlb9"/);
+    await new Promise((resolve) => setTimeout(resolve, 5500)); // idle past --idle-timeout 3 and a sweep
+    const laterOut = (await lnlbctl(lab, 'node1', ['conntrack', 'nlb0', '--json'])).stdout;
+    const later = JSON.parse(laterOut) as { total: number };
+    t.is(later.total, 0, 'idle clients are forgotten');
+  });
+});

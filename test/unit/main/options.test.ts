@@ -1,5 +1,5 @@
 import test from 'ava';
-import { interfaceArguments, resolveDaemonOptions } from '../../../src/main/options.js';
+import { DAEMON_OPTIONS, interfaceArguments, resolveDaemonOptions } from '../../../src/main/options.js';
 import { LnlbError } from '../../../src/errors.js';
 
 test('defaults fill in what is not given', (t) => {
@@ -41,4 +41,12 @@ test('addif arguments are checked by the same table as the flags', (t) => {
   t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0' }), { vip: '10.0.0.200', bind: 'eth0', name: undefined });
   t.throws(() => interfaceArguments({ vip: '10.0.0.999', bind: 'eth0' }), { message: /expected an IPv4 address/ });
   t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'a-device-name-too-long' }), { message: /device name of 1 to 15/ });
+});
+
+test('every flag reaches its option: the flag, camel-cased as the parser does, is the key', (t) => {
+  for (const spec of DAEMON_OPTIONS) {
+    const flag = spec.flag.split(' ')[0]!.replace(/^--/, '');
+    const camel = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    t.is(camel, spec.key, `${spec.flag} would land in ${camel}, not ${spec.key}`);
+  }
 });
