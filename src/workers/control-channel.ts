@@ -30,6 +30,7 @@ import {
 import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEthernetHeader } from '../net/ethernet.js';
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
 import * as port from '../port/native.js';
+import type { ControlData } from './messages.js';
 
 export interface ControlMessageHandler {
   (type: MessageType, srcMac: string, info: ControlInfo): void;
@@ -59,20 +60,11 @@ const FRAGMENT_BURST = 256;
 /** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
 const CONTROL_RCVBUF = 8 << 20;
 
-export interface ControlChannelOptions {
-  dev: string;
-  ownMac: Uint8Array;
-  clusterMac: Uint8Array;
-  clusterIp: number;
-  /** The cluster MAC is multicast: join it rather than go promiscuous. */
-  multicast: boolean;
-  /** The link MTU (largest Ethernet payload). */
-  mtu: number;
-  /** Shared key: authenticated control plane. Undefined: plain messages. */
-  key?: Uint8Array;
+/** The link and cluster fields come from the control thread's start data (one definition). */
+export type ControlChannelOptions = Pick<ControlData, 'dev' | 'ownMac' | 'clusterMac' | 'clusterIp' | 'multicast' | 'mtu' | 'key'> & {
   onMessage: ControlMessageHandler;
   onState: StateHandler;
-}
+};
 
 export class ControlChannel {
   readonly #o: ControlChannelOptions;

@@ -53,7 +53,7 @@ export class ControlPlane {
       clusterIp: data.clusterIp,
       multicast: data.multicast,
       mtu: data.mtu,
-      ...(data.key === undefined ? {} : { key: data.key }),
+      key: data.key,
       onMessage: (type, srcMac, info) => {
         membership.receive(type, srcMac, performance.now(), info);
         this.#drive();

@@ -61,7 +61,9 @@ export interface ControlData {
   clusterIp: number;
   /** The cluster MAC is a multicast one: a membership instead of promiscuous mode. */
   multicast: boolean;
+  /** The link MTU (largest Ethernet payload). */
   mtu: number;
+  /** Shared key: authenticated control plane. Undefined: plain LNLB-style messages. */
   key: Uint8Array | undefined;
   heartbeatMs: number;
   deadAfterMs: number;

@@ -254,24 +254,28 @@ serial('a 9000-byte-MTU frame arrives whole', (t) => {
   closeFd(tx);
 });
 
+/** 1 MB over TCP from nsA to an nc listening in nsB (offloads on: GSO frames); true when delivered. */
+async function sendMegabyte(tcpPort: number): Promise<boolean> {
+  const server = spawn('ip', ['netns', 'exec', nsB, 'nc', '-l', ipB, String(tcpPort)], { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    // Retried until the listener is up (connection refused before).
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const client = spawnSync('ip', ['netns', 'exec', nsA, 'bash', '-c', `head -c 1000000 /dev/zero | nc -N ${ipB} ${tcpPort}`], { stdio: 'ignore' });
+      if (client.status === 0) return true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+  } finally {
+    server.kill();
+  }
+}
+
 serial('TCP segmentation-offload frames arrive whole, with their GSO header', async (t) => {
   const rx = inNs(nsB, () =>
     track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: false, filter: etherTypeFilter(0x0800), vnetHdr: true, ignoreOutgoing: true })),
   );
   port.ringOpen(rx, { blockSize: 1 << 20, blockCount: 8, retireTimeoutMs: 1 });
-  const server = spawn('ip', ['netns', 'exec', nsB, 'nc', '-l', ipB, '5001'], { stdio: ['ignore', 'ignore', 'ignore'] });
-  try {
-    let sent = false;
-    for (let attempt = 0; attempt < 40 && !sent; attempt++) {
-      // Retried until the listener is up (connection refused before).
-      const client = spawnSync('ip', ['netns', 'exec', nsA, 'bash', '-c', `head -c 1000000 /dev/zero | nc -N ${ipB} 5001`], { stdio: 'ignore' });
-      sent = client.status === 0;
-      if (!sent) await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    t.true(sent, 'nc delivered 1 MB from nsA to nsB');
-  } finally {
-    server.kill();
-  }
+  t.true(await sendMegabyte(5001), 'nc delivered 1 MB from nsA to nsB');
   const { frames } = readFrames(rx, 1_000_000, 1 << 21, 256, 300);
   const gso = frames.filter((f) => f.bytes[1] === 1 /* VIRTIO_NET_HDR_GSO_TCPV4 */);
   t.true(gso.length > 0, `${frames.length} frames, none with GSO TCPv4`);
@@ -489,18 +493,7 @@ function tcpData(bytes: Uint8Array, vnet: number): TcpData | undefined {
 
 serial('V2: TCP segmentation-offload frames arrive whole through the copy path, in stream order', async (t) => {
   const rx = v2Rx(true, {}, 0x0800);
-  const server = spawn('ip', ['netns', 'exec', nsB, 'nc', '-l', ipB, '5002'], { stdio: ['ignore', 'ignore', 'ignore'] });
-  try {
-    let sent = false;
-    for (let attempt = 0; attempt < 40 && !sent; attempt++) {
-      const client = spawnSync('ip', ['netns', 'exec', nsA, 'bash', '-c', `head -c 1000000 /dev/zero | nc -N ${ipB} 5002`], { stdio: 'ignore' });
-      sent = client.status === 0;
-      if (!sent) await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    t.true(sent, 'nc delivered 1 MB from nsA to nsB');
-  } finally {
-    server.kill();
-  }
+  t.true(await sendMegabyte(5002), 'nc delivered 1 MB from nsA to nsB');
   const { frames } = readFrames(rx, 1_000_000, 1 << 21, 256, 300);
   const V = port.VNET_HDR_LEN;
   const gso = frames.filter((f) => f.bytes[1] === 1 /* VIRTIO_NET_HDR_GSO_TCPV4 */);
