@@ -5,50 +5,60 @@
  */
 
 import { TrackingTable } from '../shm/tracking-table.js';
-import { HANDLER_API_VERSION, type ParsedFrame, type ProtocolHandler, type Tracker, type TrackerOptions } from './handler.js';
+import { formatIPv4 } from '../net/ipv4.js';
+import { HANDLER_API_VERSION, UNTRACKED, type ParsedFrame, type ProtocolHandler, type StatusVisitor, type Tracker, type TrackerOptions } from './handler.js';
 
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
 
-class SourceIpTracker implements Tracker {
-  readonly #table: TrackingTable;
-  readonly #idle: number;
+/** A tracker over one TrackingTable shard with one idle timeout: the default and udp handlers' whole tracker, tcp's base. */
+export class TableTracker implements Tracker {
+  protected readonly table: TrackingTable;
+  protected readonly idle: number;
 
   constructor(options: TrackerOptions) {
-    this.#table = new TrackingTable(options.memory, 0, options.capacity);
-    this.#idle = options.idleTimeoutSeconds;
+    this.table = new TrackingTable(options.memory, 0, options.capacity);
+    this.idle = options.idleTimeoutSeconds;
   }
 
-  isRelated(keyLo: number, keyHi: number, nowSeconds: number): number {
-    const table = this.#table;
+  isRelated(keyLo: number, keyHi: number, _frameFlags: number, nowSeconds: number): number {
+    const table = this.table;
     const slot = table.find(keyLo, keyHi);
-    if (slot < 0) return -1;
-    if (nowSeconds - table.lastSeenAt(slot) > this.#idle) return -1; // expired, not yet swept
+    if (slot < 0) return UNTRACKED;
+    if (((nowSeconds - table.lastSeenAt(slot)) | 0) > this.idle) return UNTRACKED; // expired, not yet swept
     table.touch(slot, nowSeconds);
     return table.ownerAt(slot);
   }
 
-  assigned(keyLo: number, keyHi: number, owner: number, nowSeconds: number): void {
-    this.#table.upsert(keyLo, keyHi, owner, nowSeconds);
+  assigned(keyLo: number, keyHi: number, owner: number, _frameFlags: number, nowSeconds: number): void {
+    this.table.upsert(keyLo, keyHi, owner, nowSeconds);
   }
 
   nodeDied(owner: number): number {
-    return this.#table.removeOwner(owner);
+    return this.table.removeOwner(owner);
   }
 
   clear(): void {
-    this.#table.clear();
+    this.table.clear();
   }
 
   expire(nowSeconds: number, budget: number): number {
-    return this.#table.expire(nowSeconds, this.#idle, budget);
+    return this.table.expire(nowSeconds, this.idle, budget);
+  }
+
+  saveStatus(visit: StatusVisitor): void {
+    this.table.forEach(visit);
+  }
+
+  loadStatus(keyLo: number, keyHi: number, owner: number, lastSeen: number): void {
+    this.table.upsert(keyLo, keyHi, owner, lastSeen);
   }
 
   get size(): number {
-    return this.#table.size;
+    return this.table.size;
   }
 
   get evictions(): number {
-    return this.#table.evictions;
+    return this.table.evictions;
   }
 }
 
@@ -59,11 +69,15 @@ export const sourceIpHandler: ProtocolHandler = {
   affinityKey(frame: ParsedFrame, out: Uint32Array): void {
     out[0] = frame.src;
     out[1] = 0;
+    out[2] = 0;
   },
   trackerBytes(capacity: number): number {
     return TrackingTable.byteLength(capacity);
   },
   createTracker(options: TrackerOptions): Tracker {
-    return new SourceIpTracker(options);
+    return new TableTracker(options);
+  },
+  describeKey(keyLo: number): string {
+    return formatIPv4(keyLo);
   },
 };

@@ -4,16 +4,38 @@
  * (0 = the default handler) and has two halves, because frames are split across threads:
  *
  * - `affinityKey` runs in the dispatcher: it reads the parsed frame and writes the key the
- *   handler tracks (two u32 words). The dispatcher shards by that key, so all state of one key
- *   lives in one actor.
+ *   handler tracks (two u32 words) and the frame's flags for the tracker (a third word, 16
+ *   bits, handler-defined: TCP's SYN/FIN/RST, say). The dispatcher shards by that key, so all
+ *   state of one key lives in one actor.
  * - a `Tracker` per actor shard holds the tracking state: `isRelated`, `assigned`,
- *   `nodeDied`, `expire` (LNLB's dgram_is_related, dgram_assigned, node_died and the sweep).
+ *   `nodeDied`, `expire`, `saveStatus`, `loadStatus` (LNLB's dgram_is_related, dgram_assigned,
+ *   node_died, the expiry sweep, save_status and load_status).
+ * - `interfaceCreated` / `interfaceDeleted` (optional) run in every thread that uses the
+ *   handler, when a cluster interface's datapath starts and stops there.
+ *
+ * Which node a new key goes to is not the handler's business: the port rule in force picks the
+ * election and its affinity (source IP, source IP + port, or source /24). The handler decides
+ * what is one tracked thing and how long it lives.
  *
  * Owners are node ids (u16, stable while a node is a member, never 0), not table positions,
- * because positions move when a node joins.
+ * because positions move when a node joins. Times are u32 seconds.
+ *
+ * Every method of a tracker runs on the actor thread that owns the shard, one at a time: no
+ * locking inside a handler. Hot-path methods (`affinityKey`, `isRelated`, `assigned`) must not
+ * allocate.
  */
 
-export const HANDLER_API_VERSION = 1;
+export const HANDLER_API_VERSION = 2;
+
+/** Words `affinityKey` writes: key lo, key hi, frame flags. */
+export const AFFINITY_KEY_WORDS = 3;
+/** Frame flags are 16 bits (they share a descriptor word with the handler and rule indexes). */
+export const FRAME_FLAGS_MASK = 0xffff;
+
+/** `isRelated`'s answer when the frame must be dropped (neither tracked nor to be elected). */
+export const DROP_FRAME = -2;
+/** `isRelated`'s answer when the key is not tracked: the rule's election decides. */
+export const UNTRACKED = -1;
 
 /** Offsets of the fields the dispatcher parsed once, so handlers never parse again. */
 export interface ParsedFrame {
@@ -25,6 +47,8 @@ export interface ParsedFrame {
   l3: number;
   /** Offset of the transport header (valid for the first fragment only). */
   l4: number;
+  /** Bytes from l2 to the end of the frame. */
+  length: number;
   protocol: number;
   /** Source and destination IPv4, as u32 in network order value (10.0.0.1 = 0x0a000001). */
   src: number;
@@ -33,17 +57,32 @@ export interface ParsedFrame {
   firstFragment: boolean;
 }
 
+/** Receives one tracked entry (saveStatus, listings). */
+export type StatusVisitor = (keyLo: number, keyHi: number, owner: number, lastSeen: number) => void;
+
 export interface Tracker {
-  /** The owner recorded for a key, refreshing its last-seen time; -1 when untracked or expired. */
-  isRelated(keyLo: number, keyHi: number, nowSeconds: number): number;
+  /**
+   * The owner recorded for a key (refreshing its last-seen time), UNTRACKED when the key is not
+   * tracked or expired (the rule's election decides and `assigned` records the result), or
+   * DROP_FRAME.
+   */
+  isRelated(keyLo: number, keyHi: number, frameFlags: number, nowSeconds: number): number;
   /** Every node records every assignment (so all nodes' tables agree). */
-  assigned(keyLo: number, keyHi: number, owner: number, nowSeconds: number): void;
+  assigned(keyLo: number, keyHi: number, owner: number, frameFlags: number, nowSeconds: number): void;
   /** Drops every entry of a dead node; returns how many. */
   nodeDied(owner: number): number;
-  /** Forgets everything (this node rejoins after being declared dead). */
+  /** Forgets everything (this node rejoins after being declared dead, or a state is loaded). */
   clear(): void;
   /** Incremental expiry sweep over at most `budget` slots; returns entries removed. */
   expire(nowSeconds: number, budget: number): number;
+  /** LNLB's save_status: hands every live entry to `visit` (the framework serialises them). */
+  saveStatus(visit: StatusVisitor): void;
+  /**
+   * LNLB's load_status, one entry at a time, after `clear()`: `lastSeen` is already shifted to
+   * this node's clock. The framework checks the whole state before the first call and rolls
+   * the shard back if a call throws.
+   */
+  loadStatus(keyLo: number, keyHi: number, owner: number, lastSeen: number): void;
   readonly size: number;
   /** Entries evicted because the shard was full. */
   readonly evictions: number;
@@ -53,7 +92,19 @@ export interface TrackerOptions {
   /** The shard's memory, made by the main thread so other threads can read it. */
   memory: SharedArrayBuffer;
   capacity: number;
+  /** The handler's idle timeout in seconds (its own flag, or --idle-timeout). */
   idleTimeoutSeconds: number;
+}
+
+export interface InterfaceInfo {
+  /** The cluster interface (TAP) name, e.g. nlb0. */
+  name: string;
+  /** The VIP, u32. */
+  vip: number;
+  /** 'dispatcher' or 'actor', and the actor's index. */
+  thread: 'dispatcher' | 'actor';
+  actorIndex: number;
+  actorCount: number;
 }
 
 export interface ProtocolHandler {
@@ -61,9 +112,16 @@ export interface ProtocolHandler {
   readonly apiVersion: typeof HANDLER_API_VERSION;
   /** IP protocol number; 0 = default handler. */
   readonly protocol: number;
-  /** Writes the affinity key into out[0] (lo) and out[1] (hi). Must not allocate. */
+  /**
+   * Writes the tracked key into out[0] (lo) and out[1] (hi), and the frame's flags for the
+   * tracker into out[2] (16 bits). Must not allocate.
+   */
   affinityKey(frame: ParsedFrame, out: Uint32Array): void;
   /** Bytes of shared memory one shard of `capacity` entries needs. */
   trackerBytes(capacity: number): number;
   createTracker(options: TrackerOptions): Tracker;
+  interfaceCreated?(info: InterfaceInfo): void;
+  interfaceDeleted?(info: InterfaceInfo): void;
+  /** A key as a person reads it in `lnlbctl conntrack` (the source IP alone when absent). */
+  describeKey?(keyLo: number, keyHi: number): string;
 }
