@@ -86,6 +86,11 @@ export interface Tracker {
   readonly size: number;
   /** Entries evicted because the shard was full. */
   readonly evictions: number;
+  /**
+   * The handler's own counters for this shard (e.g. tcp's mid-stream adoptions), summed over
+   * the actors into `lnlbctl status`. Names are camelCase; values only grow.
+   */
+  counters?(): Readonly<Record<string, number>>;
 }
 
 export interface TrackerOptions {
