@@ -50,7 +50,7 @@ export const RING_CONTROL_WORDS = RING_CONTROL_BYTES >> 2;
 // 16 bytes, at a caller-chosen 8-aligned byte offset of a SAB.
 //
 //   header word [0] SIZE       occupied entries
-//               [1] CAPACITY   entries (a power of two)
+//               [1] CAPACITY   entries (any size from 8 to 2^26)
 //               [2] EVICTIONS  entries evicted because the table was at its load limit
 //               [3] CURSOR     next slot the incremental expiry sweep looks at
 //               [4] EXPIRED    entries removed by expiry, total
@@ -59,7 +59,9 @@ export const RING_CONTROL_WORDS = RING_CONTROL_BYTES >> 2;
 //               [7..15]        reserved
 //   entry  word [0] keyLo
 //               [1] keyHi
-//               [2] owner (bits 0..15) | flags (bits 16..31; bit 16 = occupied)
+//               [2] owner (bits 0..15) | occupied (bit 16) | entry flags (bits 17..31)
+//                   entry flags: 15 bits the table's user defines (tcp: closing); the table
+//                   moves them with the entry and never reads them
 //               [3] lastSeen (u32 seconds, the caller's clock)
 // ---------------------------------------------------------------------------------------
 export const TT_SIZE = 0;
@@ -80,6 +82,12 @@ export const TT_E_OWNER_FLAGS = 2;
 export const TT_E_LAST_SEEN = 3;
 /** Bit of the owner/flags word marking a used slot (flag bit 0, stored in bit 16). */
 export const TT_OCCUPIED = 0x10000;
+/** The owner/flags word's bits holding the entry owner (a node id). */
+export const TT_OWNER_MASK = 0xffff;
+/** Entry flags sit above the occupied bit, so no value of them can make a slot look used or free. */
+export const TT_ENTRY_FLAGS_SHIFT = 17;
+/** Entry flags as the user sees them (shifted down): 15 bits. */
+export const TT_ENTRY_FLAGS_MASK = 0x7fff;
 
 // ---------------------------------------------------------------------------------------
 // Published view (src/shm/view.ts): 4 + 3 * VIEW_MAX_NODES Int32 words, every one accessed

@@ -8,12 +8,17 @@
  *   | header, 64 bytes (layout.ts TT_*)           | entry 0 | entry 1 | ... | entry cap-1 |
  *     SIZE CAPACITY EVICTIONS CURSOR EXPIRED         16 bytes each:
  *     MAGIC SEED                                     | keyLo | keyHi | owner:16 flags:16 | lastSeen |
- *                                                                      flag bit 0 = occupied
+ *                                                      flags: bit 0 = occupied, bits 1..15 = the
+ *                                                      entry flags (flagsAt/setFlags)
  *
  * One writer: the actor that owns the shard. Other threads may read (status listings, find):
  * every word is read and written whole, so they never see a torn word, but an entry can be
  * seen mid-move during a backward shift, so their answers are best-effort. The header counters
  * are written with Atomics.store so readers' Atomics.load see them promptly.
+ *
+ * Entry flags are 15 bits a handler keeps per entry (tcp marks a closing connection). They
+ * share the owner's word so an entry stays 16 bytes and moves in one piece: a backward shift
+ * or an eviction never separates an entry from its flags. The table never interprets them.
  *
  * Times are u32 seconds of the caller's clock; ages are computed as signed 32-bit differences,
  * so the clock may wrap and an entry stamped slightly in the future (a state loaded from a
@@ -27,6 +32,8 @@ import {
   TT_E_KEY_LO,
   TT_E_LAST_SEEN,
   TT_E_OWNER_FLAGS,
+  TT_ENTRY_FLAGS_MASK,
+  TT_ENTRY_FLAGS_SHIFT,
   TT_EVICTIONS,
   TT_EXPIRED,
   TT_HEADER_BYTES,
@@ -34,6 +41,7 @@ import {
   TT_MAGIC,
   TT_MAGIC_WORD,
   TT_OCCUPIED,
+  TT_OWNER_MASK,
   TT_SEED,
   TT_SIZE,
 } from './layout.js';
@@ -164,7 +172,22 @@ export class TrackingTable {
   }
 
   ownerAt(slot: number): number {
-    return this.e[(slot << 2) + TT_E_OWNER_FLAGS]! & 0xffff;
+    return this.e[(slot << 2) + TT_E_OWNER_FLAGS]! & TT_OWNER_MASK;
+  }
+
+  /** The entry's 15 flag bits (0 after an upsert). */
+  flagsAt(slot: number): number {
+    return this.e[(slot << 2) + TT_E_OWNER_FLAGS]! >>> TT_ENTRY_FLAGS_SHIFT;
+  }
+
+  /**
+   * Replaces the entry's flags (bits above the 15 are dropped); the owner and the occupied bit
+   * are kept. One plain store, like touch: a reader sees the old or the new word, never half.
+   */
+  setFlags(slot: number, flags: number): void {
+    const w = (slot << 2) + TT_E_OWNER_FLAGS;
+    const e = this.e;
+    e[w] = (e[w]! & (TT_OWNER_MASK | TT_OCCUPIED)) | ((flags & TT_ENTRY_FLAGS_MASK) << TT_ENTRY_FLAGS_SHIFT);
   }
 
   lastSeenAt(slot: number): number {
@@ -185,9 +208,11 @@ export class TrackingTable {
   }
 
   /**
-   * Inserts the key or updates its owner and last-seen time; returns its slot. At the load
-   * limit a new key first evicts the entry idle longest among its probe window and a few
-   * random samples (the `evictions` counter counts it).
+   * Inserts the key or updates its owner and last-seen time; returns its slot. Either way the
+   * entry's flags are reset to 0: an upsert is a new assignment, and flags describe the
+   * assignment they were set on (tcp's closing mark must not outlive the connection it
+   * marked). At the load limit a new key first evicts the entry idle longest among its probe
+   * window and a few random samples (the `evictions` counter counts it).
    */
   upsert(keyLo: number, keyHi: number, owner: number, now: number): number {
     const lo = keyLo >>> 0;
@@ -200,7 +225,7 @@ export class TrackingTable {
       const b = i << 2;
       if ((e[b + TT_E_OWNER_FLAGS]! & TT_OCCUPIED) === 0) break;
       if (e[b + TT_E_KEY_LO] === lo && e[b + TT_E_KEY_HI] === hi) {
-        e[b + TT_E_OWNER_FLAGS] = TT_OCCUPIED | (owner & 0xffff);
+        e[b + TT_E_OWNER_FLAGS] = TT_OCCUPIED | (owner & TT_OWNER_MASK);
         e[b + TT_E_LAST_SEEN] = now;
         return i;
       }
@@ -219,7 +244,7 @@ export class TrackingTable {
     e[b + TT_E_KEY_LO] = lo;
     e[b + TT_E_KEY_HI] = hi;
     e[b + TT_E_LAST_SEEN] = now;
-    e[b + TT_E_OWNER_FLAGS] = TT_OCCUPIED | (owner & 0xffff);
+    e[b + TT_E_OWNER_FLAGS] = TT_OCCUPIED | (owner & TT_OWNER_MASK);
     Atomics.store(this.header, TT_SIZE, size + 1);
     return i;
   }
@@ -276,7 +301,7 @@ export class TrackingTable {
       e[bh + TT_E_KEY_LO] = e[bj + TT_E_KEY_LO]!;
       e[bh + TT_E_KEY_HI] = e[bj + TT_E_KEY_HI]!;
       e[bh + TT_E_LAST_SEEN] = e[bj + TT_E_LAST_SEEN]!;
-      e[bh + TT_E_OWNER_FLAGS] = e[bj + TT_E_OWNER_FLAGS]!;
+      e[bh + TT_E_OWNER_FLAGS] = e[bj + TT_E_OWNER_FLAGS]!; // owner, occupied and entry flags move together
       hole = j;
     }
     const bh = hole << 2;
@@ -302,11 +327,11 @@ export class TrackingTable {
    */
   removeOwner(owner: number): number {
     const e = this.e;
-    const want = owner & 0xffff;
+    const want = owner & TT_OWNER_MASK;
     let removed = 0;
     for (let i = 0; i < this.capacity; ) {
       const w = e[(i << 2) + TT_E_OWNER_FLAGS]!;
-      if ((w & TT_OCCUPIED) !== 0 && (w & 0xffff) === want) {
+      if ((w & TT_OCCUPIED) !== 0 && (w & TT_OWNER_MASK) === want) {
         this.removeAt(i);
         removed++;
       } else {
@@ -355,7 +380,7 @@ export class TrackingTable {
     for (let i = 0; i < this.capacity; i++) {
       const b = i << 2;
       const w = e[b + TT_E_OWNER_FLAGS]!;
-      if ((w & TT_OCCUPIED) !== 0) cb(e[b + TT_E_KEY_LO]!, e[b + TT_E_KEY_HI]!, w & 0xffff, e[b + TT_E_LAST_SEEN]!, i);
+      if ((w & TT_OCCUPIED) !== 0) cb(e[b + TT_E_KEY_LO]!, e[b + TT_E_KEY_HI]!, w & TT_OWNER_MASK, e[b + TT_E_LAST_SEEN]!, i);
     }
   }
 }

@@ -218,3 +218,79 @@ test('a second view of the same memory (another thread) sees the entries; capaci
   t.throws(() => new TrackingTable(sab, 64, 64), { instanceOf: RangeError }, 'capacity mismatch');
   t.is(TrackingTable.byteLength(128), 64 + 128 * 16);
 });
+
+test('entry flags: 15 bits per entry beside the owner, reset by upsert, never mistaken for the occupied bit', (t) => {
+  const tt = table(64);
+  const s = tt.upsert(0x0a000001, 443, 0xffff, 1000);
+  t.is(tt.flagsAt(s), 0, 'a new entry has no flags');
+  tt.setFlags(s, 0x7fff);
+  t.is(tt.flagsAt(s), 0x7fff, 'all 15 bits, the top one in the word sign bit included');
+  t.is(tt.ownerAt(s), 0xffff, 'the owner is untouched');
+  t.is(tt.lastSeenAt(s), 1000);
+  t.is(tt.find(0x0a000001, 443), s);
+  tt.setFlags(s, 0x1_8001);
+  t.is(tt.flagsAt(s), 1, 'bits above the 15 are dropped, not spilled into the owner or occupied bits');
+  t.is(tt.ownerAt(s), 0xffff);
+  tt.setFlags(s, 5);
+  let visited = 0;
+  tt.forEach((lo, hi, owner, lastSeen, slot) => {
+    visited++;
+    t.deepEqual([lo, hi, owner, lastSeen, tt.flagsAt(slot)], [0x0a000001, 443, 0xffff, 1000, 5]);
+  });
+  t.is(visited, 1);
+  t.is(tt.removeOwner(0xffff), 1, 'removeOwner matches the owner whatever the flags');
+  const again = tt.upsert(0x0a000001, 443, 2, 1001);
+  tt.setFlags(again, 3);
+  t.is(tt.upsert(0x0a000001, 443, 2, 1002), again);
+  t.is(tt.flagsAt(again), 0, 'an upsert of an existing key is a new assignment: flags reset');
+  tt.setFlags(again, 0);
+  t.is(tt.size, 1);
+  t.is(tt.find(0x0a000001, 443), again, 'clearing every flag leaves the slot occupied');
+});
+
+test('entry flags move with their entry through backward-shift deletion, expiry and eviction', (t) => {
+  for (const [capacity, seed] of [[64, 11], [1000, 12], [13, 13]] as const) {
+    const tt = table(capacity, seed);
+    const rnd = prng(seed);
+    const model = new Map<string, { owner: number; flags: number }>();
+    let bad = 0;
+    let removals = 0;
+    for (let op = 0; op < 30_000; op++) {
+      const lo = between(rnd, 0, capacity * 3) * 2654435761;
+      const key = `${lo >>> 0}`;
+      if (rnd() < 0.5) {
+        if (model.has(key) || model.size < tt.loadLimit) {
+          const owner = between(rnd, 1, 65535);
+          const flags = between(rnd, 0, 0x7fff);
+          const s = tt.upsert(lo, 0, owner, 0);
+          tt.setFlags(s, flags);
+          model.set(key, { owner, flags });
+        }
+      } else if (tt.remove(lo, 0)) {
+        model.delete(key);
+        removals++;
+      }
+    }
+    t.true(removals > 1000, `capacity ${capacity}: enough removals to shift entries (${removals})`);
+    for (const [key, m] of model) {
+      const s = tt.find(Number(key), 0);
+      if (s < 0 || tt.ownerAt(s) !== m.owner || tt.flagsAt(s) !== m.flags) bad++;
+    }
+    t.is(bad, 0, `capacity ${capacity}: every entry kept its own owner and flags`);
+    t.is(consistent(tt), null);
+  }
+
+  // Expiry and eviction shift entries too.
+  const tt = table(64, 21);
+  for (let i = 0; i < tt.loadLimit; i++) tt.setFlags(tt.upsert(i * 7, 0, 1, i % 2 === 0 ? 0 : 100), i & 0x7fff);
+  t.is(tt.expire(150, 100, 64 * 2), 28, 'the even keys, stamped at 0, are idle 150 s');
+  for (let i = 0; i < 200; i++) tt.setFlags(tt.upsert(1000 + i, 0, 2, 200 + i), 0x4000 | i);
+  t.true(tt.evictions > 0);
+  let bad = 0;
+  tt.forEach((lo, _hi, owner, _lastSeen, slot) => {
+    const want = owner === 1 ? (lo / 7) & 0x7fff : 0x4000 | (lo - 1000);
+    if (tt.flagsAt(slot) !== want) bad++;
+  });
+  t.is(bad, 0);
+  t.is(consistent(tt), null);
+});
