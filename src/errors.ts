@@ -51,6 +51,10 @@ export const ErrorCodes = {
   LNLB_ERR_STATE_VERSION: 'tracking state version unsupported',
   /** The sender of a tracking state has a clock more than one week off ours; nothing was loaded. */
   LNLB_ERR_STATE_CLOCK_SKEW: 'tracking state clock skew',
+  /** A protocol handler module (`--handler`) could not be imported: no such file, a syntax error, a throw at load. */
+  LNLB_ERR_HANDLER_LOAD: 'handler module cannot be loaded',
+  /** A protocol handler module breaks the handler contract (shape, API version, protocol, or a method failing its smoke test). */
+  LNLB_ERR_HANDLER_INVALID: 'invalid protocol handler',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
