@@ -21,12 +21,21 @@ export class TableTracker implements Tracker {
   }
 
   isRelated(keyLo: number, keyHi: number, _frameFlags: number, nowSeconds: number): number {
+    const slot = this.liveSlot(keyLo, keyHi, nowSeconds);
+    if (slot < 0) return UNTRACKED;
+    this.table.touch(slot, nowSeconds);
+    return this.table.ownerAt(slot);
+  }
+
+  /**
+   * The key's slot, or -1 when it is not tracked or idle past the timeout (expired but not yet
+   * swept: answering for it would make an entry outlive its timeout by the sweep's lag).
+   */
+  protected liveSlot(keyLo: number, keyHi: number, nowSeconds: number): number {
     const table = this.table;
     const slot = table.find(keyLo, keyHi);
-    if (slot < 0) return UNTRACKED;
-    if (((nowSeconds - table.lastSeenAt(slot)) | 0) > this.idle) return UNTRACKED; // expired, not yet swept
-    table.touch(slot, nowSeconds);
-    return table.ownerAt(slot);
+    if (slot < 0 || ((nowSeconds - table.lastSeenAt(slot)) | 0) > this.idle) return -1;
+    return slot;
   }
 
   assigned(keyLo: number, keyHi: number, owner: number, _frameFlags: number, nowSeconds: number): void {
