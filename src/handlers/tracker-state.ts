@@ -38,6 +38,36 @@
 import { crc32 } from 'node:zlib';
 import { lnlbError } from '../errors.js';
 import type { TrackingTable } from '../shm/tracking-table.js';
+import type { StatusVisitor, Tracker } from './handler.js';
+
+/** Words per entry of a packed snapshot: keyLo, keyHi, owner, lastSeen. */
+export const SNAPSHOT_WORDS = 4;
+
+/** Packs every entry a tracker's saveStatus gives into one Uint32Array (a per-shard snapshot). */
+export function snapshotTracker(tracker: Pick<Tracker, 'saveStatus' | 'size'>): Uint32Array {
+  let out = new Uint32Array(Math.max(1, tracker.size) * SNAPSHOT_WORDS);
+  let at = 0;
+  tracker.saveStatus((keyLo, keyHi, owner, lastSeen) => {
+    if (at + SNAPSHOT_WORDS > out.length) {
+      const bigger = new Uint32Array(out.length * 2);
+      bigger.set(out);
+      out = bigger;
+    }
+    out[at] = keyLo;
+    out[at + 1] = keyHi;
+    out[at + 2] = owner;
+    out[at + 3] = lastSeen;
+    at += SNAPSHOT_WORDS;
+  });
+  return out.subarray(0, at);
+}
+
+/** Hands every entry of packed snapshots to `visit`. */
+export function visitEntries(snapshots: readonly Uint32Array[], visit: StatusVisitor): void {
+  for (const s of snapshots) {
+    for (let i = 0; i + SNAPSHOT_WORDS <= s.length; i += SNAPSHOT_WORDS) visit(s[i]!, s[i + 1]!, s[i + 2]!, s[i + 3]!);
+  }
+}
 
 export const STATE_MAGIC = 0x4c4e5453; // "LNTS"
 export const STATE_VERSION = 1;
@@ -102,9 +132,23 @@ export function saveTrackerState(
   ownerMac: (id: number) => Uint8Array | undefined,
   stats?: SaveStats,
 ): Uint8Array {
-  checkClock(nowSeconds);
   let room = 0;
   for (const table of tables) room += table.size;
+  return encodeTrackerState((visit) => tables.forEach((table) => table.forEach(visit)), room, nowSeconds, ownerMac, stats);
+}
+
+/**
+ * Serialises the entries `forEachEntry` hands out (any tracker's saveStatus, or packed
+ * snapshots: see `visitEntries`); `room` is a size hint in entries.
+ */
+export function encodeTrackerState(
+  forEachEntry: (visit: StatusVisitor) => void,
+  room: number,
+  nowSeconds: number,
+  ownerMac: (id: number) => Uint8Array | undefined,
+  stats?: SaveStats,
+): Uint8Array {
+  checkClock(nowSeconds);
   // Another thread may insert while we walk: the scratch grows if it must.
   let scratch = new Uint8Array(Math.max(1, room) * STATE_ENTRY_BYTES);
   let view = new DataView(scratch.buffer);
@@ -144,7 +188,7 @@ export function saveTrackerState(
     at += STATE_ENTRY_BYTES;
     saved++;
   };
-  for (const table of tables) table.forEach(visit);
+  forEachEntry(visit);
 
   const ownersBytes = macs.length * STATE_OWNER_BYTES;
   const out = new Uint8Array(STATE_HEADER_BYTES + ownersBytes + at);
@@ -183,9 +227,77 @@ function corrupt(bytes: Uint8Array, why: string): never {
  * than a week off throws an LnlbError and leaves the tables untouched.
  */
 export function loadTrackerState(bytes: Uint8Array, tables: readonly TrackingTable[], options: LoadOptions): LoadResult {
+  if (tables.length === 0 || tables.length > 0xffff) throw new RangeError(`loadTrackerState needs 1 to 65535 tables, got ${tables.length}`);
+  const decoded = readTrackerState(bytes, options, tables.length);
+  // 3. Clear, then fill (LNLB's load_status); nothing here can fail.
+  let evictionsBefore = 0;
+  for (const table of tables) {
+    evictionsBefore += table.evictions;
+    table.clear();
+  }
+  const e = decoded.entries;
+  for (let i = 0, k = 0; k < e.length; i++, k += SNAPSHOT_WORDS) tables[decoded.shards[i]!]!.upsert(e[k]!, e[k + 1]!, e[k + 2]!, e[k + 3]!);
+  let evictionsAfter = 0;
+  for (const table of tables) evictionsAfter += table.evictions;
+  return { loaded: decoded.shards.length, skippedUnknownOwner: decoded.skippedUnknownOwner, evicted: evictionsAfter - evictionsBefore, senderClock: decoded.senderClock, clockShiftSeconds: decoded.clockShiftSeconds };
+}
+
+/**
+ * LNLB's load_status into one tracker (an actor's shard of one handler): the whole state is
+ * checked and decoded first (`readTrackerState`); then the shard is cleared and filled
+ * through the tracker's loadStatus. If that throws (a user handler), the shard is rolled back
+ * to what it held before and the error is rethrown: all or nothing.
+ */
+export function loadTrackerStateInto(
+  bytes: Uint8Array,
+  tracker: Tracker,
+  options: Omit<LoadOptions, 'shardOf'> & { mine(keyLo: number, keyHi: number): boolean },
+): LoadResult & { previous: Uint32Array } {
+  const decoded = readTrackerState(bytes, { ...options, shardOf: (lo, hi) => (options.mine(lo, hi) ? 0 : NOT_MY_SHARD) }, 1);
+  const before = snapshotTracker(tracker);
+  const evictionsBefore = tracker.evictions;
+  tracker.clear();
+  const e = decoded.entries;
+  try {
+    for (let k = 0; k < e.length; k += SNAPSHOT_WORDS) tracker.loadStatus(e[k]!, e[k + 1]!, e[k + 2]!, e[k + 3]!);
+  } catch (err) {
+    restoreTracker(tracker, before);
+    throw err;
+  }
+  return {
+    loaded: decoded.shards.length,
+    skippedUnknownOwner: decoded.skippedUnknownOwner,
+    evicted: tracker.evictions - evictionsBefore,
+    senderClock: decoded.senderClock,
+    clockShiftSeconds: decoded.clockShiftSeconds,
+    previous: before,
+  };
+}
+
+/** Puts a shard back as a snapshot had it (a rollback: another shard refused the same state). */
+export function restoreTracker(tracker: Tracker, snapshot: Uint32Array): void {
+  tracker.clear();
+  visitEntries([snapshot], (lo, hi, owner, lastSeen) => tracker.loadStatus(lo, hi, owner, lastSeen));
+}
+
+export interface DecodedState {
+  /** Packed entries to load (SNAPSHOT_WORDS each): local owner ids, lastSeen on this clock. */
+  entries: Uint32Array;
+  /** The table index of each entry. */
+  shards: Int32Array;
+  skippedUnknownOwner: number;
+  senderClock: number;
+  clockShiftSeconds: number;
+}
+
+/**
+ * Checks a whole state (magic, version, length, CRC, owner indexes, the clock difference) and
+ * decodes the entries this loader keeps, without touching any table; throws an LnlbError for a
+ * state to refuse.
+ */
+export function readTrackerState(bytes: Uint8Array, options: LoadOptions, tableCount: number): DecodedState {
   const now = options.nowSeconds;
   checkClock(now);
-  if (tables.length === 0 || tables.length > 0xffff) throw new RangeError(`loadTrackerState needs 1 to 65535 tables, got ${tables.length}`);
 
   // 1. The whole buffer is checked before anything is touched.
   if (bytes.length < STATE_HEADER_BYTES) corrupt(bytes, `shorter than the ${STATE_HEADER_BYTES}-byte header`);
@@ -219,7 +331,7 @@ export function loadTrackerState(bytes: Uint8Array, tables: readonly TrackingTab
     );
   }
 
-  // 2. Owners resolved once each, and every entry's shard, still without touching a table.
+  // 2. Owners resolved once each, every entry's shard, and the entries decoded.
   const localId = new Int32Array(ownerCount);
   for (let i = 0; i < ownerCount; i++) {
     const at = STATE_HEADER_BYTES + i * STATE_OWNER_BYTES;
@@ -227,41 +339,34 @@ export function loadTrackerState(bytes: Uint8Array, tables: readonly TrackingTab
     if (id !== undefined && (!Number.isInteger(id) || id < 1 || id > 0xffff)) throw new RangeError(`ownerId must give a node id in 1..65535 or undefined, got ${id}`);
     localId[i] = id ?? -1;
   }
-  const shards = new Int32Array(entryCount);
+  let entries = new Uint32Array(entryCount * SNAPSHOT_WORDS);
+  let shards = new Int32Array(entryCount);
+  let kept = 0;
   let skipped = 0;
   for (let i = 0, at = entriesAt; i < entryCount; i++, at += STATE_ENTRY_BYTES) {
-    if (localId[h.getUint16(at + 8)]! < 0) {
+    const owner = localId[h.getUint16(at + 8)]!;
+    if (owner < 0) {
       skipped++;
       continue;
     }
-    const shard = options.shardOf(h.getUint32(at), h.getUint32(at + 4));
-    if (shard === NOT_MY_SHARD) {
-      shards[i] = NOT_MY_SHARD;
-      continue;
-    }
-    if (!Number.isInteger(shard) || shard < 0 || shard >= tables.length) throw new RangeError(`shardOf must give a table index in 0..${tables.length - 1} or NOT_MY_SHARD, got ${shard}`);
-    shards[i] = shard;
-  }
-
-  // 3. Clear, then fill (LNLB's load_status); nothing here can fail.
-  let evictionsBefore = 0;
-  for (const table of tables) {
-    evictionsBefore += table.evictions;
-    table.clear();
-  }
-  let loaded = 0;
-  for (let i = 0, at = entriesAt; i < entryCount; i++, at += STATE_ENTRY_BYTES) {
-    const owner = localId[h.getUint16(at + 8)]!;
-    if (owner < 0 || shards[i] === NOT_MY_SHARD) continue;
+    const keyLo = h.getUint32(at);
+    const keyHi = h.getUint32(at + 4);
+    const shard = options.shardOf(keyLo, keyHi);
+    if (shard === NOT_MY_SHARD) continue;
+    if (!Number.isInteger(shard) || shard < 0 || shard >= tableCount) throw new RangeError(`shardOf must give a table index in 0..${tableCount - 1} or NOT_MY_SHARD, got ${shard}`);
     let lastSeen = (h.getUint32(at + 10) + shift) >>> 0;
     // Stamped after the sender's clock (an actor's clock ran ahead of the saver's): fresh, now.
     if (((lastSeen - now) | 0) > 0) lastSeen = now >>> 0;
-    tables[shards[i]!]!.upsert(h.getUint32(at), h.getUint32(at + 4), owner, lastSeen);
-    loaded++;
+    const k = kept * SNAPSHOT_WORDS;
+    entries[k] = keyLo;
+    entries[k + 1] = keyHi;
+    entries[k + 2] = owner;
+    entries[k + 3] = lastSeen;
+    shards[kept++] = shard;
   }
-  let evictionsAfter = 0;
-  for (const table of tables) evictionsAfter += table.evictions;
-  return { loaded, skippedUnknownOwner: skipped, evicted: evictionsAfter - evictionsBefore, senderClock, clockShiftSeconds: shift };
+  entries = entries.subarray(0, kept * SNAPSHOT_WORDS);
+  shards = shards.subarray(0, kept);
+  return { entries, shards, skippedUnknownOwner: skipped, senderClock, clockShiftSeconds: shift };
 }
 
 function checkClock(seconds: number): void {

@@ -8,8 +8,8 @@ import { interfaceArguments } from './options.js';
 export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void {
   admin.register('status', async (): Promise<StatusJson> => ({ interfaces: await daemon.status() }));
   admin.register('addif', async (args) => {
-    const { vip, bind, name } = interfaceArguments({ vip: args['vip'], bind: args['dev'], name: args['name'] });
-    return { name: await daemon.addInterface(vip, bind, name) };
+    const { vip, bind, name, overrides } = interfaceArguments({ vip: args['vip'], bind: args['dev'], name: args['name'], rule: args['rule'], handler: args['handler'] });
+    return { name: await daemon.addInterface(vip, bind, name, overrides) };
   });
   admin.register('delif', async (args) => {
     await daemon.removeInterface(String(args['interface']));

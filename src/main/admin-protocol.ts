@@ -33,6 +33,20 @@ export interface NodeStatusJson {
   status: string;
   weight: number;
   self: boolean;
+  /** The port rules digest this node announces (hex); undefined before its first message. */
+  rulesDigest?: string;
+  /** Its port rules are this node's (false: reported, each node applies its own). */
+  rulesMatch?: boolean;
+}
+
+export interface HandlerStatusJson {
+  protocol: number;
+  name: string;
+  /** What the operator gave (`tcp=tcp`, `icmp=./icmp-echo.js`). */
+  module: string;
+  idleTimeoutSeconds: number;
+  /** The tracker's own counters, summed over the actors. */
+  counters: Record<string, number>;
 }
 
 export interface InterfaceCounters {
@@ -65,6 +79,12 @@ export interface InterfaceStatusJson {
   authenticated: boolean;
   workers: number;
   nodes: NodeStatusJson[];
+  /** The port rules, default rule first, as `--rule` takes them; and their digest (hex). */
+  rules: string[];
+  rulesDigest: string;
+  /** Members whose port rules differ from this node's (reported, not merged). */
+  rulesMismatch: string[];
+  handlers: HandlerStatusJson[];
   counters: InterfaceCounters;
 }
 
@@ -72,7 +92,7 @@ export interface ConntrackJson {
   interface: string;
   /** Tracked flows in all shards (the listing may be cut at the requested limit). */
   total: number;
-  entries: { source: string; key?: number; node: string; idleSeconds: number }[];
+  entries: { handler: string; source: string; key?: number; flow: string; node: string; idleSeconds: number }[];
 }
 
 export interface StatusJson {

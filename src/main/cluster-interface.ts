@@ -12,14 +12,14 @@ import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
-import { actorForKey } from '../cluster/hash.js';
-import { loadTrackerState, saveTrackerState } from '../handlers/tracker-state.js';
+import { compileRules, describeRule, type RuleSet } from '../cluster/port-rules.js';
+import type { HandlerSpec } from '../handlers/loader.js';
+import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
-import { TrackingTable } from '../shm/tracking-table.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import { Datapath } from '../workers/datapath.js';
-import type { ControlData, ControlEvent, ControlStatus, MainToControl } from '../workers/messages.js';
+import type { ControlData, ControlEvent, ControlStatus, HandlerSetup, MainToControl } from '../workers/messages.js';
 import type { ConntrackJson, InterfaceStatusJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
 import type { InterfaceOptions, RxRing } from './options.js';
@@ -66,6 +66,16 @@ export function rxRingOptions(rxRing: RxRing, mtu: number): port.RingOpenOptions
   return { version: 2, frameSize, frameCount: Math.max(4096, RX_RING_V2_BYTES / frameSize), copyQueueBytes: 8 << 20, holdOffUs: 500 };
 }
 
+const hex = (n: number): string => n.toString(16).padStart(8, '0');
+
+function describeKey(handler: { describeKey?(keyLo: number, keyHi: number): string }, keyLo: number, keyHi: number): string {
+  try {
+    return handler.describeKey?.(keyLo, keyHi) ?? formatIPv4(keyLo);
+  } catch {
+    return formatIPv4(keyLo);
+  }
+}
+
 export class ClusterInterface {
   get name(): string {
     return this.#opts.name;
@@ -85,6 +95,9 @@ export class ClusterInterface {
   readonly #vip: number;
   readonly #clusterMac: Uint8Array;
   readonly #tapMac: Uint8Array;
+  readonly #rules: RuleSet;
+  /** State loads run one after another (a transfer is several handlers' states). */
+  #loading: Promise<void> = Promise.resolve();
   #igmp: Socket | undefined;
   #ownMac = new Uint8Array(6);
   #tapFd = -1;
@@ -110,6 +123,14 @@ export class ClusterInterface {
     this.#tapMac = clusterMacUnicast(this.#vip);
     this.#clusterMac = options.macMode === 'multicast' ? clusterMacMulticast(this.#vip) : this.#tapMac;
     this.weights = new WeightSource(options.name, options.weightMode);
+    this.#rules = compileRules(options.rule);
+  }
+
+  /** Each handler with the idle timeout of its own flag (tcp, udp) or --idle-timeout. */
+  #handlerSetups(): HandlerSetup[] {
+    const o = this.#opts;
+    const idle = (spec: HandlerSpec): number => (spec.module === 'builtin:tcp' ? o.tcpIdleTimeout : spec.module === 'builtin:udp' ? o.udpIdleTimeout : o.idleTimeout);
+    return o.handler.map((spec) => ({ spec, idleTimeoutSeconds: idle(spec) }));
   }
 
   async start(): Promise<void> {
@@ -163,13 +184,13 @@ export class ClusterInterface {
       tapMac: multicast ? this.#tapMac : undefined,
       election: o.election,
       tableEntries: o.tableEntries,
-      idleTimeoutSeconds: o.idleTimeout,
+      handlers: this.#handlerSetups(),
+      rules: o.rule,
+      interfaceName: o.name,
       onError: (message) => this.#fatal(message),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
-      onStateLoaded: (r) => {
-        if (r.type === 'state-loaded') this.#log.info({ event: 'resync-loaded', from: r.from, entries: r.entries, skipped: r.skipped }, `shard loaded ${r.entries} tracked flows from ${r.from}`);
-        else this.#log.error({ event: 'resync-refused', from: r.from }, r.message);
-      },
+      onHandlerError: (r) =>
+        this.#log.error({ event: 'handler-error', handler: r.handler, method: r.method }, `handler ${r.handler} threw in ${r.method}: ${r.message} (the frame was dropped and counted; logged once per cause)`),
     });
     this.#datapath = datapath;
 
@@ -189,6 +210,7 @@ export class ClusterInterface {
       weight: this.#currentWeight(true),
       view: datapath.viewMemory,
       actorRings: datapath.ringMemories,
+      rules: { digest: this.#rules.digest, params: Array.from(this.#rules.params) },
     };
     const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { workerData: controlData, name: 'lnlb-control' });
     this.#control = control;
@@ -276,20 +298,20 @@ export class ClusterInterface {
         this.#waiters.get(event.requestId)?.(event);
         this.#waiters.delete(event.requestId);
         break;
-      case 'save-state': {
-        const saved = this.#saveState(event.owners);
-        this.#postControl({ type: 'send-state', to: event.to, state: saved.state, entries: saved.entries });
+      case 'save-state':
+        this.#saveStates(event.owners).then(
+          (states) => this.#postControl({ type: 'send-state', to: event.to, states }),
+          (err: Error) => this.#log.error({ event: 'state-save-failed', to: event.to }, err.message),
+        );
+        break;
+      case 'state': {
+        const e = event;
+        this.#loading = this.#loading.then(() => this.#loadState(e.from, e.protocol, e.state, e.ownerIds, e.newcomer)).finally(() => {
+          // A newcomer's first round waits for the last handler's state (loaded or refused).
+          if (e.newcomer && e.last) this.#postControl({ type: 'state-loaded' });
+        });
         break;
       }
-      case 'state':
-        if (event.newcomer) {
-          this.#loadNewcomerState(event.from, event.state, event.ownerIds);
-          this.#postControl({ type: 'state-loaded' });
-        } else {
-          this.#log.info({ event: 'resync-received', from: event.from, bytes: event.state.length }, `tracking state from ${event.from}: every shard reloads`);
-          this.#datapath?.loadState(event.from, event.state, event.ownerIds);
-        }
-        break;
       case 'error':
         this.#fatal(event.message);
         break;
@@ -358,69 +380,93 @@ export class ClusterInterface {
   async resync(): Promise<{ entries: number; bytes: number; fragments: number }> {
     const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
     if (owners?.type !== 'owners') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer');
-    const saved = this.#saveState(owners.owners);
-    const answer = await this.#askControl((requestId) => ({ type: 'send-state', to: 'cluster', state: saved.state, entries: saved.entries, requestId }), 60_000);
+    const states = await this.#saveStates(owners.owners);
+    const answer = await this.#askControl((requestId) => ({ type: 'send-state', to: 'cluster', states, requestId }), 60_000);
     if (answer?.type !== 'resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not finish the resync within 60 s');
     if (answer.error !== undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', `resync failed: ${answer.error}`);
-    return { entries: saved.entries, bytes: saved.state.length, fragments: answer.fragments };
+    return { entries: states.reduce((n, s) => n + s.entries, 0), bytes: states.reduce((n, s) => n + s.state.length, 0), fragments: answer.fragments };
   }
 
   /**
-   * `lnlbctl conntrack`: every tracked flow (source → owning node, idle seconds), read from the
-   * shards while the actors run (a listing, not a snapshot), at most `limit` of them.
+   * `lnlbctl conntrack`: every tracked flow of every handler (key → owning node, idle
+   * seconds), each actor listing its own shard between two batches, at most `limit` in all.
    */
   async conntrack(limit: number): Promise<ConntrackJson> {
+    const datapath = this.#datapath;
     const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
     const macs = owners?.type === 'owners' ? owners.owners : {};
     const now = nowSeconds();
     const entries: ConntrackJson['entries'] = [];
     let total = 0;
-    for (const table of this.#tables()) {
-      table.forEach((keyLo, keyHi, owner, lastSeen) => {
-        // Idle past the timeout: already forgotten for the datapath, only not swept yet.
-        if (((now - lastSeen) | 0) > this.#opts.idleTimeout) return;
-        total++;
-        if (entries.length >= limit) return;
-        entries.push({ source: formatIPv4(keyLo), ...(keyHi === 0 ? {} : { key: keyHi }), node: macs[owner] ?? `id ${owner} (gone)`, idleSeconds: Math.max(0, (now - lastSeen) | 0) });
+    if (datapath !== undefined) {
+      const listings = await datapath.list(limit, now);
+      listings.forEach((shards, h) => {
+        const handler = datapath.handlers[h]!;
+        for (const shard of shards) {
+          total += shard.total;
+          const e = shard.entries;
+          for (let k = 0; k + SNAPSHOT_WORDS <= e.length; k += SNAPSHOT_WORDS) {
+            const keyLo = e[k]!;
+            const keyHi = e[k + 1]!;
+            const owner = e[k + 2]!;
+            entries.push({
+              handler: handler.name,
+              source: formatIPv4(keyLo),
+              ...(keyHi === 0 ? {} : { key: keyHi }),
+              flow: describeKey(handler, keyLo, keyHi),
+              node: macs[owner] ?? `id ${owner} (gone)`,
+              idleSeconds: Math.max(0, (now - e[k + 3]!) | 0),
+            });
+          }
+        }
       });
     }
     entries.sort((a, b) => a.idleSeconds - b.idleSeconds || a.source.localeCompare(b.source));
-    return { interface: this.#opts.name, total, entries };
-  }
-
-  /** The actors' shards, attached from this thread. */
-  #tables(): TrackingTable[] {
-    return (this.#datapath?.trackerMemories ?? []).map((memory) => new TrackingTable(memory));
+    return { interface: this.#opts.name, total, entries: entries.slice(0, limit) };
   }
 
   /**
-   * Serialises every shard while the actors keep running: a best-effort snapshot (a flow
-   * inserted meanwhile may be missed; every node records every assignment, so the receiver
-   * learns it from that flow's next frame).
+   * Every handler's state, from a snapshot each actor takes of its own shard between two
+   * batches (consistent per shard), serialised here, off the actors' and the control plane's
+   * threads.
    */
-  #saveState(owners: Record<number, string>): { state: Uint8Array; entries: number } {
+  async #saveStates(owners: Record<number, string>): Promise<{ protocol: number; state: Uint8Array; entries: number }[]> {
+    const datapath = this.#datapath;
+    if (datapath === undefined) return [];
     const macs = new Map(Object.entries(owners).map(([id, mac]) => [Number(id), parseMac(mac)]));
-    const stats = { saved: 0, skippedUnknownOwner: 0 };
-    const state = saveTrackerState(this.#tables(), nowSeconds(), (id) => macs.get(id), stats);
-    return { state, entries: stats.saved };
+    const snapshots = await datapath.snapshot();
+    const now = nowSeconds();
+    return snapshots.map((shards, h) => {
+      const stats = { saved: 0, skippedUnknownOwner: 0 };
+      const room = shards.reduce((n, s) => n + s.length / SNAPSHOT_WORDS, 0);
+      const state = encodeTrackerState((visit) => visitEntries(shards, visit), room, now, (id) => macs.get(id), stats);
+      return { protocol: datapath.handlers[h]!.protocol, state, entries: stats.saved };
+    });
   }
 
-  /** A newcomer loads the first member's state before its first round completes (its actors touch nothing until then). */
-  #loadNewcomerState(from: string, state: Uint8Array, ownerIds: Record<string, number>): void {
-    const tables = this.#tables();
+  /** A handler's state from another node: every actor loads its shard, all or nothing. */
+  async #loadState(from: string, protocol: number, state: Uint8Array, ownerIds: Record<string, number>, newcomer: boolean): Promise<void> {
+    const datapath = this.#datapath;
+    if (datapath === undefined) return;
+    const index = datapath.handlers.findIndex((h) => h.protocol === protocol);
+    if (index < 0) {
+      this.#log.warn({ event: 'state-ignored', from, protocol }, `tracking state for protocol ${protocol} from ${from} ignored: no handler for it here (are the --handler flags the same on every node?)`);
+      return;
+    }
+    const handler = datapath.handlers[index]!;
+    const started = performance.now();
     try {
-      const started = performance.now();
-      const result = loadTrackerState(state, tables, {
-        nowSeconds: nowSeconds(),
-        ownerId: (mac) => ownerIds[formatMac(mac)],
-        shardOf: (keyLo, keyHi) => actorForKey(keyLo, keyHi, tables.length),
-      });
+      const result = await datapath.loadState(from, index, state, ownerIds);
+      if (result.refused !== undefined) {
+        this.#log.error({ event: 'state-refused', from, handler: handler.name }, `${result.refused} (every shard rolled back)`);
+        return;
+      }
       this.#log.info(
-        { event: 'state-loaded', from, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds, ms: Math.round(performance.now() - started) },
-        `loaded ${result.loaded} tracked flows from ${from}`,
+        { event: newcomer ? 'state-loaded' : 'resync-loaded', from, handler: handler.name, entries: result.loaded, skipped: result.skipped, clockShift: result.clockShift, ms: Math.round(performance.now() - started) },
+        `loaded ${result.loaded} tracked ${handler.name} flows from ${from}`,
       );
     } catch (err) {
-      this.#log.error({ event: 'state-refused', from }, (err as Error).message);
+      this.#log.error({ event: 'state-refused', from, handler: handler.name }, (err as Error).message);
     }
   }
 
@@ -428,6 +474,7 @@ export class ClusterInterface {
     const o = this.#opts;
     const plane = await this.#controlStatus();
     const counters = this.#datapath?.readCounters();
+    const handlerCounters = this.#datapath?.readHandlerCounters() ?? [];
     return {
       name: o.name,
       vip: formatIPv4(this.#vip),
@@ -438,7 +485,23 @@ export class ClusterInterface {
       weightMode: this.weights.mode,
       workers: o.workers,
       authenticated: plane?.authenticated ?? false,
-      nodes: plane?.nodes ?? [],
+      nodes: (plane?.nodes ?? []).map((n) => ({
+        mac: n.mac,
+        status: n.status,
+        weight: n.weight,
+        self: n.self,
+        ...(n.rulesDigest === undefined ? {} : { rulesDigest: hex(n.rulesDigest), rulesMatch: n.rulesMatch ?? false }),
+      })),
+      rules: this.#rules.rules.map((rule, i) => describeRule(rule, i)),
+      rulesDigest: hex(this.#rules.digest),
+      rulesMismatch: (plane?.nodes ?? []).filter((n) => n.rulesMatch === false).map((n) => n.mac),
+      handlers: this.#handlerSetups().map((setup, h) => ({
+        protocol: setup.spec.protocol,
+        name: this.#datapath?.handlers[h]?.name ?? setup.spec.label,
+        module: setup.spec.label,
+        idleTimeoutSeconds: setup.idleTimeoutSeconds,
+        counters: handlerCounters[h] ?? {},
+      })),
       counters: {
         framesSeen: counters?.framesSeen ?? 0,
         framesAccepted: counters?.framesAccepted ?? 0,

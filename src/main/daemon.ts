@@ -36,7 +36,7 @@ export class Daemon {
   }
 
   /** LNLB's addif: a new cluster interface for `vip` on `bind`; returns its name. */
-  async addInterface(vip: string, bind: string, name: string = this.#opts.name): Promise<string> {
+  async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: Partial<Pick<InterfaceOptions, 'rule' | 'handler'>> = {}): Promise<string> {
     const vipValue = parseIPv4(vip);
     for (const existing of this.#interfaces.values()) {
       if (parseIPv4(existing.vip) === vipValue) {
@@ -46,7 +46,7 @@ export class Daemon {
     const chosen = this.#chooseName(name);
     if (chosen === bind) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `the cluster interface cannot take the bound device's name (${bind})`);
     this.#reserved.add(chosen);
-    const options: InterfaceOptions = { ...this.#opts, vip, bind, name: chosen };
+    const options: InterfaceOptions = { ...this.#opts, ...overrides, vip, bind, name: chosen };
     const log = this.#log.child({ interface: chosen });
     const cluster = new ClusterInterface(options, this.#sysctl, log, (message) => {
       log.fatal({ event: 'interface-failed' }, message);

@@ -1,11 +1,21 @@
 /** lnlbctl: talks to lnlbd over the admin socket in its run directory. */
 
+import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { adminRequest } from './admin-client.js';
 import type { ConntrackJson, StatusJson } from './admin-protocol.js';
 import { formatStatus } from './status-format.js';
 import { parseManualWeight, parseWeightMode, readManualWeight, WEIGHT_MAX, WEIGHT_MIN } from './weight-source.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** A handler module path is the caller's: made absolute here, since the daemon runs elsewhere. */
+function absoluteHandler(spec: string): string {
+  const eq = spec.indexOf('=');
+  const module = spec.slice(eq + 1);
+  return eq > 0 && (module.startsWith('.') || module.includes('/')) && !module.startsWith('file:') ? `${spec.slice(0, eq)}=${resolve(module)}` : spec;
+}
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command('lnlbctl')
@@ -24,7 +34,7 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('conntrack')
-    .description('tracked clients of a cluster interface: source, owning node, seconds idle')
+    .description('tracked flows of a cluster interface, every handler: flow, owning node, seconds idle')
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
     .option('--limit <n>', 'at most this many entries', '10000')
     .option('--json', 'machine-readable output')
@@ -37,7 +47,7 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
       }
-      const rows = [['SOURCE', 'NODE', 'IDLE'], ...result.entries.map((e) => [e.key === undefined ? e.source : `${e.source}/${e.key}`, e.node, `${e.idleSeconds}s`])];
+      const rows = [['HANDLER', 'FLOW', 'NODE', 'IDLE'], ...result.entries.map((e) => [e.handler, e.flow, e.node, `${e.idleSeconds}s`])];
       const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
       for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
       process.stdout.write(`${result.total} tracked${result.total > result.entries.length ? ` (${result.entries.length} shown)` : ''}\n`);
@@ -48,10 +58,13 @@ async function main(argv: string[]): Promise<void> {
     .argument('<cluster ip>', 'the VIP shared by the cluster, e.g. 10.0.0.100')
     .argument('<dev>', 'the real device, e.g. eth0')
     .argument('[name]', 'the interface name (default: the lowest free nlb%d)')
+    .option('--rule <rule>', "a port rule for this interface, repeatable (as lnlbd's --rule; replaces the daemon's)", collect, [] as string[])
+    .option('--handler <proto=module>', "a protocol handler for this interface, repeatable (as lnlbd's --handler)", collect, [] as string[])
     .option('--json', 'machine-readable output')
-    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean }) => {
+    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean; rule: string[]; handler: string[] }) => {
       const { runDir } = program.opts<{ runDir: string }>();
-      const result = (await adminRequest(runDir, 'addif', { vip, dev, ...(name === undefined ? {} : { name }) }, 30_000)) as { name: string };
+      const extra = { ...(opts.rule.length > 0 ? { rule: opts.rule } : {}), ...(opts.handler.length > 0 ? { handler: opts.handler.map(absoluteHandler) } : {}) };
+      const result = (await adminRequest(runDir, 'addif', { vip, dev, ...(name === undefined ? {} : { name }), ...extra }, 30_000)) as { name: string };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${result.name}\n`);
     });
   program

@@ -12,7 +12,7 @@ import { CAP_NET_ADMIN, CAP_NET_RAW, missingCapabilities } from './capabilities.
 import { registerAdminCommands } from './admin-commands.js';
 import { Daemon } from './daemon.js';
 import { createLogger } from './logger.js';
-import { DAEMON_OPTIONS, resolveDaemonOptions, type DaemonOptions } from './options.js';
+import { DAEMON_OPTIONS, REPEAT_SEPARATOR, resolveDaemonOptions, type DaemonOptions } from './options.js';
 
 function parseCommandLine(argv: string[]): DaemonOptions {
   const program = new Command('lnlbd')
@@ -21,10 +21,14 @@ function parseCommandLine(argv: string[]): DaemonOptions {
     .configureOutput({ outputError: () => undefined }) // we print one line ourselves
     .allowExcessArguments(false);
   for (const spec of DAEMON_OPTIONS) {
+    if ('repeatable' in spec && spec.repeatable) {
+      program.option(spec.flag, spec.description, (value: string, previous: string[]) => [...previous, value], [] as string[]);
+      continue;
+    }
     const fallback = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
     program.option(spec.flag, `${spec.description}${fallback}`);
   }
-  program.addHelpText('after', '\nExample:\n  lnlbd --bind eth0 --vip 10.0.0.100\n  lnlbctl status');
+  program.addHelpText('after', '\nExample:\n  lnlbd --bind eth0 --vip 10.0.0.100 --rule 22/tcp=single,priority=1 --rule 443/tcp=multiple,affinity=none\n  lnlbctl status');
   try {
     program.parse(argv, { from: 'user' });
   } catch (err) {
@@ -34,7 +38,15 @@ function parseCommandLine(argv: string[]): DaemonOptions {
     }
     throw err;
   }
-  return resolveDaemonOptions(program.opts<Record<keyof DaemonOptions, string | undefined>>());
+  const raw: Partial<Record<keyof DaemonOptions, string>> = {};
+  for (const [key, value] of Object.entries(program.opts<Record<string, string | string[] | undefined>>())) {
+    if (Array.isArray(value)) {
+      if (value.length > 0) raw[key as keyof DaemonOptions] = value.join(REPEAT_SEPARATOR);
+    } else if (value !== undefined) {
+      raw[key as keyof DaemonOptions] = value;
+    }
+  }
+  return resolveDaemonOptions(raw);
 }
 
 async function main(): Promise<void> {

@@ -8,6 +8,8 @@
 import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { compileRules } from '../cluster/port-rules.js';
+import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
 import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -35,6 +37,14 @@ export interface DaemonOptions {
   rxRing: RxRing;
   /** Seconds: a tracked flow idle this long is forgotten (LNLB's default tracker: 1800 s). */
   idleTimeout: number;
+  /** Seconds: an established TCP connection idle this long is forgotten. */
+  tcpIdleTimeout: number;
+  /** Seconds: a UDP flow idle this long is forgotten. */
+  udpIdleTimeout: number;
+  /** `--rule` values (checked; compiled again by every thread that applies them). */
+  rule: string[];
+  /** Handlers by protocol: the built-ins with the operator's `--handler` over them. */
+  handler: HandlerSpec[];
 }
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
@@ -50,8 +60,14 @@ interface OptionSpec<K extends keyof DaemonOptions> {
   /** undefined: required (unless `optional`). */
   default: DaemonOptions[K] | undefined;
   optional?: boolean;
+  /** May be given more than once: `parse` gets every value. */
+  repeatable?: boolean;
   parse(raw: string, flag: string): DaemonOptions[K];
 }
+
+/** A repeatable option's values travel as one string, NUL-separated (no flag value holds a NUL). */
+export const REPEAT_SEPARATOR = '\u0000';
+const values = (raw: string): string[] => (raw === '' ? [] : raw.split(REPEAT_SEPARATOR));
 
 function badFlag(flag: string, message: string): never {
   throw lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${flag}: ${message}`);
@@ -152,6 +168,41 @@ export const DAEMON_OPTIONS = [
     optional: true,
     parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a file path') : raw),
   },
+  {
+    key: 'tcpIdleTimeout',
+    flag: '--tcp-idle-timeout <s>',
+    description: 'an established TCP connection idle this long is forgotten (after FIN or RST: 10 s); longer than the 7200 s keepalive, so kept-alive connections stay',
+    default: 7440,
+    parse: integer(1, 30 * 86400),
+  },
+  {
+    key: 'udpIdleTimeout',
+    flag: '--udp-idle-timeout <s>',
+    description: 'a UDP flow idle this long is forgotten',
+    default: 120,
+    parse: integer(1, 30 * 86400),
+  },
+  {
+    key: 'rule',
+    flag: '--rule <rule>',
+    description:
+      'a port rule, repeatable: <ports>[/tcp|udp|both]=multiple[,affinity=none|single|network][,share=0..100] | =single[,priority=1..32] | =disabled; default=<mode>,... for the rest (e.g. --rule 443/tcp=multiple,affinity=none --rule 22/tcp=single,priority=1)',
+    default: [],
+    repeatable: true,
+    parse: (raw: string, flag: string) => {
+      const rules = values(raw);
+      compileRules(rules, flag); // every rule checked here, with its text in the message
+      return rules;
+    },
+  },
+  {
+    key: 'handler',
+    flag: '--handler <proto=module>',
+    description: 'a protocol handler, repeatable: <proto>=<default|tcp|udp|path to an ESM module> (built-in: tcp=tcp udp=udp, the rest default)',
+    default: resolveHandlerSpecs([]),
+    repeatable: true,
+    parse: (raw: string, flag: string) => resolveHandlerSpecs(values(raw).map((v) => parseHandlerSpec(v, flag))),
+  },
 ] as const satisfies readonly OptionSpec<keyof DaemonOptions>[];
 
 /** Builds validated options from raw strings (flag values, config keys); checks cross-option rules. */
@@ -182,15 +233,31 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
 export type InterfaceOptions = Omit<DaemonOptions, 'bind' | 'vip'> & { bind: string; vip: string };
 
 /** Checks `addif` arguments the way the flags are checked (same messages, same table). */
-export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown }): { vip: string; bind: string; name: string | undefined } {
+export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown; rule?: unknown; handler?: unknown }): {
+  vip: string;
+  bind: string;
+  name: string | undefined;
+  overrides: Partial<Pick<DaemonOptions, 'rule' | 'handler'>>;
+} {
   const spec = (key: 'vip' | 'bind' | 'name') => DAEMON_OPTIONS.find((o) => o.key === key)!;
   const text = (v: unknown, what: string): string => {
     if (typeof v !== 'string') badFlag(what, 'is required');
     return v;
   };
+  const list = (v: unknown, what: string): string | undefined => {
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) badFlag(what, 'expected a list of strings');
+    return v.length === 0 ? undefined : v.join(REPEAT_SEPARATOR);
+  };
+  const rule = list(raw.rule, '--rule');
+  const handler = list(raw.handler, '--handler');
+  const overrides: Partial<Pick<DaemonOptions, 'rule' | 'handler'>> = {};
+  if (rule !== undefined) overrides.rule = DAEMON_OPTIONS.find((o) => o.key === 'rule')!.parse(rule, '--rule') as string[];
+  if (handler !== undefined) overrides.handler = DAEMON_OPTIONS.find((o) => o.key === 'handler')!.parse(handler, '--handler') as HandlerSpec[];
   return {
     vip: spec('vip').parse(text(raw.vip, '<cluster ip>'), '<cluster ip>') as string,
     bind: spec('bind').parse(text(raw.bind, '<dev>'), '<dev>') as string,
     name: raw.name === undefined ? undefined : (spec('name').parse(text(raw.name, '<name>'), '<name>') as string),
+    overrides,
   };
 }

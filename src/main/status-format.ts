@@ -11,9 +11,15 @@ export function formatStatus(status: StatusJson): string {
   const out: string[] = [];
   for (const iface of status.interfaces) {
     out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}, weight from ${iface.weightMode}, ${iface.workers} worker(s), control plane ${iface.authenticated ? 'authenticated' : 'NOT authenticated'}`);
-    const rows = [['NODE', 'STATUS', 'WEIGHT', '']];
-    for (const node of iface.nodes) rows.push([node.mac, node.status, String(node.weight), node.self ? '(this node)' : '']);
+    const rows = [['NODE', 'STATUS', 'WEIGHT', 'RULES', '']];
+    for (const node of iface.nodes) {
+      const rules = node.self || node.rulesMatch === undefined ? (node.self ? 'same' : '?') : node.rulesMatch ? 'same' : `DIFFERENT (${node.rulesDigest})`;
+      rows.push([node.mac, node.status, String(node.weight), rules, node.self ? '(this node)' : '']);
+    }
     out.push(table(rows).replace(/^/gm, '  '));
+    out.push(`  port rules (digest ${iface.rulesDigest}): ${iface.rules.join('  ')}`);
+    if (iface.rulesMismatch.length > 0) out.push(`  WARNING: ${iface.rulesMismatch.join(', ')} run other port rules: give every node the same --rule flags`);
+    out.push(`  handlers: ${iface.handlers.map((h) => `${h.protocol}=${h.name} (idle ${h.idleTimeoutSeconds}s${Object.entries(h.counters).filter(([, n]) => n > 0).map(([k, n]) => `, ${k} ${n}`).join('')})`).join('  ')}`);
     const c = iface.counters;
     const drops = Object.entries(c.framesDropped)
       .filter(([, n]) => n > 0)

@@ -100,6 +100,9 @@ export const TT_ENTRY_FLAGS_MASK = 0x7fff;
 //        [4 + 3i]        node i: id (bits 0..15) | weight (bits 16..31)
 //        [5 + 3i]        node i: status (bits 0..7) | mac0 << 8 | mac1 << 16 | mac2 << 24
 //        [6 + 3i]        node i: mac3 | mac4 << 8 | mac5 << 16
+//   then the port rules' per-node parameters (cluster/port-rules.ts):
+//        [RULES]         rule slots in use (0..VIEW_MAX_RULE_SLOTS)
+//        [RULES + 1 + VIEW_RULE_WORDS * i + k]  node i: params of rules 2k (bits 0..15) and 2k+1
 // ---------------------------------------------------------------------------------------
 export const VIEW_MAX_NODES = 64;
 export const VIEW_GENERATION = 0;
@@ -108,5 +111,9 @@ export const VIEW_SELF_ID = 2;
 export const VIEW_NODE_COUNT = 3;
 export const VIEW_NODES = 4;
 export const VIEW_NODE_WORDS = 3;
-export const VIEW_WORDS = VIEW_NODES + VIEW_NODE_WORDS * VIEW_MAX_NODES;
+/** The default rule and 32 port rules (cluster/port-rules.ts MAX_RULE_SLOTS; a unit test keeps them equal). */
+export const VIEW_MAX_RULE_SLOTS = 33;
+export const VIEW_RULE_WORDS = (VIEW_MAX_RULE_SLOTS + 1) >> 1;
+export const VIEW_RULES = VIEW_NODES + VIEW_NODE_WORDS * VIEW_MAX_NODES;
+export const VIEW_WORDS = VIEW_RULES + 1 + VIEW_RULE_WORDS * VIEW_MAX_NODES;
 export const VIEW_BYTES = VIEW_WORDS * 4;

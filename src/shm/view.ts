@@ -2,11 +2,13 @@
  * The published view: the node table the main thread writes and the actors read without
  * locks, under a seqlock.
  *
- *   Int32 words (layout.ts VIEW_*), VIEW_BYTES = 784 bytes at byteOffset:
+ *   Int32 words (layout.ts VIEW_*), VIEW_BYTES at byteOffset:
  *   | GENERATION | FLAGS | SELF_ID | NODE_COUNT | node 0: 3 words | node 1 | ... | node 63 |
  *     odd while    bit0 =                          [id | weight << 16]
  *     writing      accepting                       [status | mac0 << 8 | mac1 << 16 | mac2 << 24]
  *                                                  [mac3 | mac4 << 8 | mac5 << 16]
+ *
+ *   then the port rules' per-node parameters (share | priority << 8, two to a word).
  *
  * Nodes are in table order (sorted by MAC: every node numbers the members the same way).
  *
@@ -34,11 +36,14 @@ import {
   VIEW_NODE_COUNT,
   VIEW_NODE_WORDS,
   VIEW_NODES,
+  VIEW_MAX_RULE_SLOTS,
+  VIEW_RULE_WORDS,
+  VIEW_RULES,
   VIEW_SELF_ID,
   VIEW_WORDS,
 } from './layout.js';
 
-export { VIEW_BYTES, VIEW_MAX_NODES };
+export { VIEW_BYTES, VIEW_MAX_NODES, VIEW_MAX_RULE_SLOTS };
 
 /** FLAGS bit 0: the first convergence round is complete; actors may accept frames. */
 export const VIEW_FLAG_ACCEPTING = 1;
@@ -63,6 +68,10 @@ export interface PublishedView {
   readonly statuses: Uint8Array;
   /** 6 bytes per node, table order. */
   readonly macs: Uint8Array;
+  /** Port-rule slots whose parameters are published (0..VIEW_MAX_RULE_SLOTS). */
+  ruleSlots: number;
+  /** Per node (table order) and rule: the node's parameter word, at i * VIEW_MAX_RULE_SLOTS + rule. */
+  readonly ruleParams: Uint16Array;
 }
 
 /** A view with arrays sized for VIEW_MAX_NODES; reading into it allocates nothing. */
@@ -77,6 +86,8 @@ export function createPublishedView(): PublishedView {
     weights: new Uint16Array(VIEW_MAX_NODES),
     statuses: new Uint8Array(VIEW_MAX_NODES),
     macs: new Uint8Array(6 * VIEW_MAX_NODES),
+    ruleSlots: 0,
+    ruleParams: new Uint16Array(VIEW_MAX_NODES * VIEW_MAX_RULE_SLOTS),
   };
 }
 
@@ -128,6 +139,16 @@ export class ViewWriter {
       Atomics.store(w, b + 1, (statuses[i]! & 0xff) | (macs[m]! << 8) | (macs[m + 1]! << 16) | (macs[m + 2]! << 24));
       Atomics.store(w, b + 2, macs[m + 3]! | (macs[m + 4]! << 8) | (macs[m + 5]! << 16));
     }
+    const slots = view.ruleSlots;
+    if (!Number.isInteger(slots) || slots < 0 || slots > VIEW_MAX_RULE_SLOTS) throw new RangeError(`a view holds 0..${VIEW_MAX_RULE_SLOTS} rule slots, got ${slots}`);
+    Atomics.store(w, VIEW_RULES, slots);
+    const params = view.ruleParams;
+    const words = (slots + 1) >> 1;
+    for (let i = 0; i < n; i++) {
+      const b = VIEW_RULES + 1 + i * VIEW_RULE_WORDS;
+      const p = i * VIEW_MAX_RULE_SLOTS;
+      for (let k = 0; k < words; k++) Atomics.store(w, b + k, params[p + 2 * k]! | ((2 * k + 1 < VIEW_MAX_RULE_SLOTS ? params[p + 2 * k + 1]! : 0) << 16));
+    }
     this.gen = (this.gen + 2) | 0;
     Atomics.store(w, VIEW_GENERATION, this.gen);
     view.generation = this.gen;
@@ -158,6 +179,7 @@ export class ViewReader {
     const weights = into.weights;
     const statuses = into.statuses;
     const macs = into.macs;
+    const params = into.ruleParams;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const g1 = Atomics.load(w, VIEW_GENERATION);
       if ((g1 & 1) !== 0) continue;
@@ -181,12 +203,25 @@ export class ViewReader {
         macs[m + 4] = w2 >>> 8;
         macs[m + 5] = w2 >>> 16;
       }
+      let slots = Atomics.load(w, VIEW_RULES);
+      if (slots < 0 || slots > VIEW_MAX_RULE_SLOTS) slots = 0; // torn read only
+      const words = (slots + 1) >> 1;
+      for (let i = 0; i < n; i++) {
+        const b = VIEW_RULES + 1 + i * VIEW_RULE_WORDS;
+        const p = i * VIEW_MAX_RULE_SLOTS;
+        for (let k = 0; k < words; k++) {
+          const word = Atomics.load(w, b + k);
+          params[p + 2 * k] = word;
+          if (2 * k + 1 < VIEW_MAX_RULE_SLOTS) params[p + 2 * k + 1] = word >>> 16;
+        }
+      }
       if (Atomics.load(w, VIEW_GENERATION) === g1) {
         into.generation = g1;
         into.flags = flags;
         into.accepting = (flags & VIEW_FLAG_ACCEPTING) !== 0;
         into.selfId = selfId;
         into.nodeCount = n;
+        into.ruleSlots = slots;
         return true;
       }
     }

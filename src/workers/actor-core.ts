@@ -19,12 +19,15 @@
  */
 
 import { RendezvousElection, type Election } from '../cluster/election.js';
-import type { Tracker } from '../handlers/handler.js';
+import { compileRules, type RuleSet } from '../cluster/port-rules.js';
+import { RuleElections } from '../cluster/rule-elections.js';
+import { DROP_FRAME, type Tracker } from '../handlers/handler.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
+import type { HandlerErrorLog } from './handler-errors.js';
 
 const WRITE_BATCH = 256;
 const DEFAULT_HOLD_BYTES = 1 << 20;
@@ -36,7 +39,14 @@ export interface ActorConfig {
   trackers: readonly Tracker[];
   view: ViewReader;
   counters: Float64Array;
-  election?: Election;
+  /** Makes an election of the configured kind (one per port rule that needs its own). */
+  createElection?: () => Election;
+  /** Port rules (default: the default rule alone). */
+  rules?: RuleSet;
+  /** Handler names, in tracker order, for error reports. */
+  handlerNames?: readonly string[];
+  /** Where a throwing tracker is reported (once per cause). */
+  handlerErrors?: HandlerErrorLog;
   /** Bytes of frames held during a view-changing round. */
   holdBytes?: number;
 }
@@ -47,7 +57,9 @@ export class ActorCore {
   readonly #trackers: readonly Tracker[];
   readonly #viewReader: ViewReader;
   readonly #view: PublishedView = createPublishedView();
-  readonly #election: Election;
+  readonly #elections: RuleElections;
+  readonly #handlerNames: readonly string[];
+  readonly #handlerErrors: HandlerErrorLog | undefined;
   readonly #c: Float64Array;
   readonly #hold: ByteRing;
   /** live[id] = 1 while node `id` is in the view. */
@@ -68,7 +80,9 @@ export class ActorCore {
     this.#trackers = config.trackers;
     this.#viewReader = config.view;
     this.#c = config.counters;
-    this.#election = config.election ?? new RendezvousElection();
+    this.#elections = new RuleElections((config.rules ?? compileRules([])).modes, config.createElection ?? (() => new RendezvousElection()));
+    this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
+    this.#handlerErrors = config.handlerErrors;
     this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
   }
 
@@ -103,7 +117,13 @@ export class ActorCore {
   /** Drops a dead node's entries from every tracker of this shard. */
   nodeDied(id: number): number {
     let removed = 0;
-    for (const tracker of this.#trackers) removed += tracker.nodeDied(id);
+    this.#trackers.forEach((tracker, i) => {
+      try {
+        removed += tracker.nodeDied(id);
+      } catch (err) {
+        this.#handlerErrors?.record(this.#handlerNames[i]!, 'nodeDied', err);
+      }
+    });
     this.#c[C.purgedByDeath]! += removed;
     this.#updateGauges();
     return removed;
@@ -111,7 +131,13 @@ export class ActorCore {
 
   /** Forgets every tracked flow and every held frame. */
   reset(): void {
-    for (const tracker of this.#trackers) tracker.clear();
+    this.#trackers.forEach((tracker, i) => {
+      try {
+        tracker.clear();
+      } catch (err) {
+        this.#handlerErrors?.record(this.#handlerNames[i]!, 'clear', err);
+      }
+    });
     if (this.#hold.beginRead() > 0) while (this.#hold.next() >= 0);
     this.#hold.endRead();
     this.#held = 0;
@@ -124,7 +150,13 @@ export class ActorCore {
     // from the tracking state: nothing here may write to them meanwhile.
     if (!this.#accepting) return;
     let expired = 0;
-    for (const tracker of this.#trackers) expired += tracker.expire(nowSeconds, budget);
+    this.#trackers.forEach((tracker, i) => {
+      try {
+        expired += tracker.expire(nowSeconds, budget);
+      } catch (err) {
+        this.#handlerErrors?.record(this.#handlerNames[i]!, 'expire', err);
+      }
+    });
     this.#c[C.expired]! += expired;
     this.#updateGauges();
   }
@@ -143,16 +175,37 @@ export class ActorCore {
     const w = at >>> 2;
     const keyLo = words[w]!;
     const keyHi = words[w + 1]!;
-    const tracker = this.#trackers[words[w + 3]!]!;
-    let owner = tracker.isRelated(keyLo, keyHi, this.#now);
+    const meta = words[w + 3]!;
+    const handlerIndex = meta & 0xff;
+    const frameFlags = meta >>> 16;
+    const tracker = this.#trackers[handlerIndex]!;
+    let owner: number;
+    try {
+      owner = tracker.isRelated(keyLo, keyHi, frameFlags, this.#now);
+    } catch (err) {
+      this.#handlerFailed(handlerIndex, 'isRelated', err);
+      return;
+    }
+    if (owner === DROP_FRAME) {
+      c[C.dropByHandler]!++;
+      return;
+    }
     if (owner < 0 || this.#live[owner] === 0) {
       if (mayHold && this.#changePending) {
         this.#holdRecord(src, at);
         return;
       }
-      owner = this.#election.electOwner(words[w + 2]!);
-      if (owner < 0) return;
-      tracker.assigned(keyLo, keyHi, owner, this.#now);
+      owner = this.#elections.electOwner((meta >>> 8) & 0xff, words[w + 2]!);
+      if (owner < 0) {
+        c[C.dropNoOwner]!++;
+        return;
+      }
+      try {
+        tracker.assigned(keyLo, keyHi, owner, frameFlags, this.#now);
+      } catch (err) {
+        this.#handlerFailed(handlerIndex, 'assigned', err);
+        return;
+      }
       c[C.elected]!++;
     }
     if (owner !== this.#selfId) {
@@ -163,6 +216,12 @@ export class ActorCore {
     this.#offsets[p] = at + DESCRIPTOR_BYTES;
     this.#lengths[p] = src.recordLength - DESCRIPTOR_BYTES;
     if (++this.#pending === WRITE_BATCH) this.#flush(src);
+  }
+
+  /** Off the hot path: a tracker threw. The frame is dropped and counted, the cause reported once. */
+  #handlerFailed(handlerIndex: number, method: string, err: unknown): void {
+    this.#c[C.dropHandlerError]!++;
+    this.#handlerErrors?.record(this.#handlerNames[handlerIndex] ?? `handler ${handlerIndex}`, method, err);
   }
 
   #holdRecord(src: ByteRing, at: number): void {
@@ -209,8 +268,10 @@ export class ActorCore {
     let size = 0;
     let evictions = 0;
     for (const tracker of this.#trackers) {
-      size += tracker.size;
-      evictions += tracker.evictions;
+      const n = Number(tracker.size);
+      const e = Number(tracker.evictions);
+      if (Number.isFinite(n)) size += n;
+      if (Number.isFinite(e)) evictions += e;
     }
     this.#c[C.trackedEntries] = size;
     this.#c[C.evictions] = evictions;
@@ -231,7 +292,7 @@ export class ActorCore {
     this.#viewReader.read(view);
     for (let i = 0; i < this.#live.length; i++) this.#live[i] = 0;
     for (let i = 0; i < view.nodeCount; i++) this.#live[view.ids[i]!] = 1;
-    this.#election.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.weights, macs: view.macs });
+    this.#elections.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.weights, macs: view.macs, ruleParams: view.ruleParams });
     this.#selfId = view.selfId;
     this.#accepting = view.accepting;
     this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;

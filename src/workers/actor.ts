@@ -1,28 +1,35 @@
 /**
- * An actor thread. Its event loop must stay free for control messages (node died, stop), so
- * it sleeps with Atomics.waitAsync on its ring rather than Atomics.wait: the dispatcher's
- * commit() stores the ring head and then notifies if the actor said it was sleeping (see
- * ByteRing for the ordering argument).
+ * An actor thread. Its event loop must stay free for control messages (node died, snapshot,
+ * load, stop), so it sleeps with Atomics.waitAsync on its ring rather than Atomics.wait: the
+ * dispatcher's commit() stores the ring head and then notifies if the actor said it was
+ * sleeping (see ByteRing for the ordering argument).
+ *
+ * Control messages run between batches, on this thread, the only writer of the shard: a
+ * snapshot is consistent per shard, and a load never races a frame.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { createElection } from '../cluster/election.js';
 import { actorForKey } from '../cluster/hash.js';
-import { loadTrackerState, NOT_MY_SHARD } from '../handlers/tracker-state.js';
+import { compileRules } from '../cluster/port-rules.js';
+import type { InterfaceInfo, ProtocolHandler, Tracker } from '../handlers/handler.js';
+import { loadHandler } from '../handlers/loader.js';
+import { loadTrackerStateInto, restoreTracker, SNAPSHOT_WORDS, snapshotTracker } from '../handlers/tracker-state.js';
 import { formatMac } from '../net/ethernet.js';
-import { TrackingTable } from '../shm/tracking-table.js';
-import { sourceIpHandler } from '../handlers/default.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
 import { ActorCore } from './actor-core.js';
 import { CounterBlock } from './counters.js';
-import type { ActorData, MainToActor, WorkerToMain } from './messages.js';
+import { HandlerErrorLog } from './handler-errors.js';
+import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
 
 /** Longest sleep: housekeeping (expiry) runs at least this often. */
 const IDLE_WAKE_MS = 1000;
 /** Batches processed back to back before yielding to the event loop for control messages. */
 const BATCHES_BEFORE_YIELD = 64;
+/** How often the handlers' own counters are sent to the main thread. */
+const HANDLER_COUNTERS_EVERY_S = 2;
 
 function post(message: WorkerToMain): void {
   parentPort?.postMessage(message);
@@ -32,41 +39,101 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 
 async function run(data: ActorData): Promise<void> {
   const ring = new ByteRing(data.ring);
-  const tracker = sourceIpHandler.createTracker({
-    memory: data.tracker,
-    capacity: data.trackerCapacity,
-    idleTimeoutSeconds: data.idleTimeoutSeconds,
-  });
+  const handlers: ProtocolHandler[] = [];
+  for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec));
+  const trackers: Tracker[] = handlers.map((handler, i) =>
+    handler.createTracker({ memory: data.trackers[i]!, capacity: data.trackerCapacity, idleTimeoutSeconds: data.handlers[i]!.idleTimeoutSeconds }),
+  );
+  const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'actor', actorIndex: data.index, actorCount: data.actorCount };
+  const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
+  for (const handler of handlers) {
+    try {
+      handler.interfaceCreated?.(info);
+    } catch (err) {
+      errors.record(handler.name, 'interfaceCreated', err);
+    }
+  }
   const actor = new ActorCore({
     ring,
     sink: new TapSink(data.tapFd),
-    trackers: [tracker],
+    trackers,
     view: new ViewReader(data.view),
     counters: new CounterBlock(data.counters).row(1 + data.index),
-    election: createElection(data.election),
+    createElection: () => createElection(data.election),
+    rules: compileRules(data.rules),
+    handlerNames: handlers.map((h) => h.name),
+    handlerErrors: errors,
   });
+  /** Shards as they were before a state load, until every actor has loaded it (requestId → per handler). */
+  const previous = new Map<number, Map<number, Uint32Array>>();
+  const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount) === data.index;
+
+  const onMessage = (message: MainToActor): void => {
+    switch (message.type) {
+      case 'stop':
+        running = false;
+        return;
+      case 'node-died':
+        post({ type: 'purged', id: message.id, entries: actor.nodeDied(message.id) });
+        return;
+      case 'reset':
+        actor.reset();
+        return;
+      case 'load-state': {
+        // LNLB's load_status: this shard is cleared and refilled, all or nothing.
+        const { requestId, handlerIndex, from } = message;
+        const tracker = trackers[handlerIndex];
+        if (tracker === undefined) {
+          post({ type: 'state-refused', requestId, from, handlerIndex, message: `no handler ${handlerIndex} here` });
+          return;
+        }
+        try {
+          const result = loadTrackerStateInto(message.state, tracker, {
+            nowSeconds: Math.floor(Date.now() / 1000),
+            ownerId: (mac) => message.ownerIds[formatMac(mac)],
+            mine,
+          });
+          let byHandler = previous.get(requestId);
+          if (byHandler === undefined) previous.set(requestId, (byHandler = new Map()));
+          byHandler.set(handlerIndex, result.previous);
+          post({ type: 'state-loaded', requestId, from, handlerIndex, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds });
+        } catch (err) {
+          post({ type: 'state-refused', requestId, from, handlerIndex, message: `${handlers[handlerIndex]!.name}: ${(err as Error).message}` });
+        }
+        return;
+      }
+      case 'commit-state':
+        previous.delete(message.requestId);
+        return;
+      case 'rollback-state': {
+        for (const [handlerIndex, snapshot] of previous.get(message.requestId) ?? []) restoreTracker(trackers[handlerIndex]!, snapshot);
+        previous.delete(message.requestId);
+        return;
+      }
+      case 'snapshot': {
+        const shards = trackers.map((tracker) => snapshotTracker(tracker));
+        parentPort?.postMessage({ type: 'snapshot', requestId: message.requestId, shards } satisfies WorkerToMain, shards.map((s) => s.buffer as ArrayBuffer));
+        return;
+      }
+      case 'list': {
+        const listings: ShardListing[] = trackers.map((tracker, i) => listShard(tracker, data.handlers[i]!.idleTimeoutSeconds, message.nowSeconds, message.limit));
+        post({ type: 'list', requestId: message.requestId, handlers: listings });
+        return;
+      }
+    }
+  };
   let running = true;
   parentPort?.on('message', (message: MainToActor) => {
-    if (message.type === 'stop') running = false;
-    else if (message.type === 'node-died') post({ type: 'purged', id: message.id, entries: actor.nodeDied(message.id) });
-    else if (message.type === 'reset') actor.reset();
-    else if (message.type === 'load-state') {
-      // LNLB's load_status: this shard is cleared and refilled, all or nothing.
-      const index = data.index;
-      try {
-        const result = loadTrackerState(message.state, [new TrackingTable(data.tracker)], {
-          nowSeconds: Math.floor(Date.now() / 1000),
-          ownerId: (mac) => message.ownerIds[formatMac(mac)],
-          shardOf: (keyLo, keyHi) => (actorForKey(keyLo, keyHi, message.actorCount) === index ? 0 : NOT_MY_SHARD),
-        });
-        post({ type: 'state-loaded', from: message.from, entries: result.loaded, skipped: result.skippedUnknownOwner });
-      } catch (err) {
-        post({ type: 'state-refused', from: message.from, message: (err as Error).message });
-      }
+    try {
+      onMessage(message);
+    } catch (err) {
+      // A user handler's nodeDied/saveStatus/clear threw: reported, the actor goes on.
+      errors.record('actor', message.type, err);
     }
   });
   post({ type: 'ready' });
   let lastHousekeeping = 0;
+  let lastCounters = 0;
   // Once a second: a whole sweep of the shard every 30 s, however large it is.
   const sweepBudget = Math.max(8192, Math.ceil(data.trackerCapacity / 30));
   while (running) {
@@ -79,6 +146,10 @@ async function run(data: ActorData): Promise<void> {
     if (nowSeconds !== lastHousekeeping) {
       actor.housekeeping(nowSeconds, sweepBudget);
       lastHousekeeping = nowSeconds;
+      if (nowSeconds - lastCounters >= HANDLER_COUNTERS_EVERY_S) {
+        lastCounters = nowSeconds;
+        post({ type: 'handler-counters', counters: trackers.map((t) => ({ ...t.counters?.() })) });
+      }
     }
     if (batches === BATCHES_BEFORE_YIELD) {
       await yieldToEventLoop();
@@ -87,8 +158,33 @@ async function run(data: ActorData): Promise<void> {
     const wait = ring.waitAsync(IDLE_WAKE_MS);
     if (wait) await wait;
   }
+  for (const handler of handlers) {
+    try {
+      handler.interfaceDeleted?.(info);
+    } catch (err) {
+      errors.record(handler.name, 'interfaceDeleted', err);
+    }
+  }
   post({ type: 'stopped' });
   parentPort?.close();
+}
+
+/** Live entries of one shard (idle past the timeout ones are already forgotten), up to `limit`. */
+function listShard(tracker: Tracker, idleSeconds: number, nowSeconds: number, limit: number): ShardListing {
+  const entries = new Uint32Array(Math.min(limit, tracker.size) * SNAPSHOT_WORDS);
+  let total = 0;
+  let at = 0;
+  tracker.saveStatus((keyLo, keyHi, owner, lastSeen) => {
+    if (((nowSeconds - lastSeen) | 0) > idleSeconds) return;
+    total++;
+    if (at + SNAPSHOT_WORDS > entries.length) return;
+    entries[at] = keyLo;
+    entries[at + 1] = keyHi;
+    entries[at + 2] = owner;
+    entries[at + 3] = lastSeen;
+    at += SNAPSHOT_WORDS;
+  });
+  return { total, entries: entries.subarray(0, at) };
 }
 
 run(workerData as ActorData).catch((err: Error & { code?: string }) => {

@@ -10,9 +10,12 @@
  *
  * Membership data after the LNLB header: HEARTBEAT/RETRASM start with the u16 weight (LNLB's
  * layout, which the codec checks), and so do our JOIN and WELCOME (a newcomer learns the
- * weights from them); then, for every type but CONNTRACK, our u32 incarnation.
+ * weights from them); then, for every type but CONNTRACK, our u32 incarnation; then the port
+ * rules block (lnlb's addition; LNLB nodes stop reading before it):
+ *   | 'R' u8 | rule slots u8 | rules digest u32 | slots × u16 parameter word (share | priority << 8) |
  * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join. CONNTRACK's flags
- * are the handler index, as in LNLB.
+ * are the handler's IP protocol (LNLB's handler index: handlers are registered per protocol)
+ * in bits 0-7, and STATE_LAST (bit 8) on the last handler's state of one transfer.
  */
 
 import type { ControlInfo } from '../cluster/membership.js';
@@ -38,8 +41,24 @@ export interface ControlMessageHandler {
 
 /** A reassembled tracking state from `srcMac` for handler `handlerIndex`. */
 export interface StateHandler {
-  (srcMac: string, handlerIndex: number, data: Uint8Array): void;
+  (srcMac: string, flags: number, data: Uint8Array): void;
 }
+
+/** CONNTRACK flags: the last handler's state of one transfer (a newcomer waits for it). */
+export const STATE_LAST = 0x100;
+export const STATE_PROTOCOL_MASK = 0xff;
+
+/** The port rules this node announces in every membership message. */
+export interface AnnouncedRules {
+  digest: number;
+  /** Parameter word per rule slot. */
+  params: readonly number[];
+}
+
+const RULES_MARK = 0x52; // 'R'
+const RULES_HEADER_BYTES = 6;
+/** Slots a rules block may carry (the default rule and 32 port rules). */
+const MAX_ANNOUNCED_SLOTS = 33;
 
 export interface ControlCounters {
   received: Record<string, number>;
@@ -64,6 +83,7 @@ const CONTROL_RCVBUF = 8 << 20;
 export type ControlChannelOptions = Pick<ControlData, 'dev' | 'ownMac' | 'clusterMac' | 'clusterIp' | 'multicast' | 'mtu' | 'key'> & {
   onMessage: ControlMessageHandler;
   onState: StateHandler;
+  rules: AnnouncedRules;
 };
 
 export class ControlChannel {
@@ -73,8 +93,10 @@ export class ControlChannel {
   readonly #rx: Uint8Array;
   readonly #tx: Uint8Array;
   readonly #decoded = createDecodedMessage();
-  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES);
+  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES + RULES_HEADER_BYTES + 2 * MAX_ANNOUNCED_SLOTS);
   readonly #info: ControlInfo = { weight: 0, incarnation: 0, joined: false };
+  /** The rules block of the message being handled; ruleSlots -1 when it had none. */
+  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS) };
   readonly #srcMac = new Uint8Array(6);
   #fd = -1;
   #watch: { stop(): void } | undefined;
@@ -137,10 +159,10 @@ export class ControlChannel {
    * A tracking state to one node, fragmented at the MTU. Resolves when every fragment is out;
    * yields between bursts so the receiver's socket buffer keeps up.
    */
-  async sendState(to: 'cluster' | string, handlerIndex: number, data: Uint8Array): Promise<number> {
+  async sendState(to: 'cluster' | string, flags: number, data: Uint8Array): Promise<number> {
     const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
     const fragments = fragmentMessage(
-      { clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags: handlerIndex, messageId: this.#nextMessageId(), data },
+      { clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags, messageId: this.#nextMessageId(), data },
       { mtu: this.#o.mtu, reserve: this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0 },
     );
     for (let k = 0; k < fragments.total; k++) {
@@ -179,7 +201,33 @@ export class ControlChannel {
       at = 2;
     }
     writeU32(out, at, incarnation);
-    return out.subarray(0, at + INCARNATION_BYTES);
+    at += INCARNATION_BYTES;
+    const rules = this.#o.rules;
+    const slots = Math.min(rules.params.length, MAX_ANNOUNCED_SLOTS);
+    out[at] = RULES_MARK;
+    out[at + 1] = slots;
+    writeU32(out, at + 2, rules.digest);
+    at += RULES_HEADER_BYTES;
+    for (let i = 0; i < slots; i++, at += 2) {
+      out[at] = rules.params[i]! >>> 8;
+      out[at + 1] = rules.params[i]!;
+    }
+    return out.subarray(0, at);
+  }
+
+  /** Reads the rules block after the incarnation at `at`, if the message has one. */
+  #readRules(rx: Uint8Array, at: number, end: number): void {
+    const r = this.received;
+    r.ruleSlots = -1;
+    if (at + RULES_HEADER_BYTES > end || rx[at] !== RULES_MARK) return;
+    const slots = rx[at + 1]!;
+    if (slots > MAX_ANNOUNCED_SLOTS || at + RULES_HEADER_BYTES + 2 * slots > end) {
+      this.#reject('rules-block-malformed');
+      return;
+    }
+    r.rulesDigest = readU32(rx, at + 2);
+    for (let i = 0, p = at + RULES_HEADER_BYTES; i < slots; i++, p += 2) r.ruleParams[i] = (rx[p]! << 8) | rx[p + 1]!;
+    r.ruleSlots = slots;
   }
 
   #drain(): void {
@@ -222,6 +270,7 @@ export class ControlChannel {
       info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
       info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
       info.joined = (m.flags & FLAG_JOINED) !== 0;
+      this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, m.dataOffset + m.dataLength);
       this.#o.onMessage(m.type as MessageType, formatMac(src), info);
     }
   }

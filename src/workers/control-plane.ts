@@ -11,8 +11,9 @@
 import { Membership, NodeStatus, type MembershipAction } from '../cluster/membership.js';
 import { formatMac, parseMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, ViewWriter } from '../shm/view.js';
-import { ControlChannel } from './control-channel.js';
+import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
+import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
+import { ControlChannel, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import type { ControlData, ControlEvent, ControlStatus, LogLevel } from './messages.js';
 
 /**
@@ -22,6 +23,8 @@ import type { ControlData, ControlEvent, ControlStatus, LogLevel } from './messa
 function displayStatus(status: NodeStatus): string {
   return status === NodeStatus.WAITING_HEARTBEAT ? NodeStatus.OK : status;
 }
+
+const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -33,9 +36,15 @@ export class ControlPlane {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #lastLoggedView = '';
+  readonly #rules: ControlData['rules'];
+  /** What each node announced of its port rules (by MAC): digest and per-slot parameters. */
+  readonly #nodeRules = new Map<string, { digest: number; params: number[] }>();
+  /** Nodes already logged as having other rules, with the digest logged. */
+  readonly #mismatchLogged = new Map<string, number>();
 
   constructor(data: ControlData, emit: (event: ControlEvent) => void) {
     this.#emit = emit;
+    this.#rules = data.rules;
     this.#viewWriter = new ViewWriter(data.view);
     this.#rings = data.actorRings.map((sab) => new ByteRing(sab));
     this.#membership = new Membership({
@@ -54,11 +63,14 @@ export class ControlPlane {
       multicast: data.multicast,
       mtu: data.mtu,
       key: data.key,
+      rules: data.rules,
       onMessage: (type, srcMac, info) => {
+        const rulesChanged = this.#noteRules(srcMac);
         membership.receive(type, srcMac, performance.now(), info);
         this.#drive();
+        if (rulesChanged && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
-      onState: (srcMac, handlerIndex, state) => this.#loadState(srcMac, handlerIndex, state),
+      onState: (srcMac, flags, state) => this.#loadState(srcMac, flags, state),
     });
   }
 
@@ -88,13 +100,41 @@ export class ControlPlane {
     return {
       accepting: m.accepting,
       changePending: m.changePending,
-      nodes: m.nodes.map((n) => ({ mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self })),
+      nodes: m.nodes.map((n) => {
+        const rules = n.self ? this.#rules : this.#nodeRules.get(n.mac);
+        return { mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self, rulesDigest: rules?.digest, rulesMatch: rules === undefined ? undefined : rules.digest === this.#rules.digest };
+      }),
       control: this.#channel.counters,
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
       resets: m.resets,
       authenticated: this.#channel.authenticated,
     };
+  }
+
+  /**
+   * Records the rules block of the message just received; true when this node's announced
+   * rules changed. A node with other rules is reported (logged once per digest, shown by
+   * status), never merged: each node keeps applying its own rules.
+   */
+  #noteRules(srcMac: string): boolean {
+    const r = this.#channel.received;
+    if (r.ruleSlots < 0) return false;
+    const before = this.#nodeRules.get(srcMac);
+    const params = Array.from(r.ruleParams.subarray(0, r.ruleSlots));
+    if (before !== undefined && before.digest === r.rulesDigest && before.params.length === params.length && before.params.every((p, i) => p === params[i])) return false;
+    this.#nodeRules.set(srcMac, { digest: r.rulesDigest, params });
+    if (r.rulesDigest !== this.#rules.digest && this.#mismatchLogged.get(srcMac) !== r.rulesDigest) {
+      this.#mismatchLogged.set(srcMac, r.rulesDigest);
+      this.#log(
+        'error',
+        { event: 'rules-mismatch', node: srcMac, theirs: hex(r.rulesDigest), ours: hex(this.#rules.digest) },
+        `node ${srcMac} has other port rules (digest ${hex(r.rulesDigest)}, ours ${hex(this.#rules.digest)}): give every node the same --rule flags; until then each node applies its own`,
+      );
+    } else if (r.rulesDigest === this.#rules.digest && this.#mismatchLogged.delete(srcMac)) {
+      this.#log('info', { event: 'rules-match', node: srcMac }, `node ${srcMac} now has the same port rules`);
+    }
+    return true;
   }
 
   #log(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
@@ -163,11 +203,18 @@ export class ControlPlane {
     view.flags = membership.changePending ? VIEW_FLAG_CHANGE_PENDING : 0;
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;
+    const slots = this.#rules.params.length;
+    view.ruleSlots = slots;
     nodes.forEach((node, i) => {
       view.ids[i] = node.id;
       view.weights[i] = node.weight;
       view.statuses[i] = 1;
       view.macs.set(parseMac(node.mac), i * 6);
+      // Parameters count only from a node with the same rules: another rule set's slot k is
+      // another rule. Unknown: equal share, no priority.
+      const rules = node.self ? this.#rules : this.#nodeRules.get(node.mac);
+      const same = rules !== undefined && rules.digest === this.#rules.digest && rules.params.length === slots;
+      for (let k = 0; k < slots; k++) view.ruleParams[i * VIEW_MAX_RULE_SLOTS + k] = same ? rules.params[k]! : RULE_PARAMS_UNKNOWN;
     });
     this.#viewWriter.publish(view);
     // Idle actors sleep on their rings: wake them so held frames are decided now.
@@ -193,14 +240,22 @@ export class ControlPlane {
     this.#emit({ type: 'save-state', to, owners: this.#owners() });
   }
 
-  /** The main thread saved the tables: send them (fragments, paced) to `to`. */
-  async sendSavedState(to: 'cluster' | string, state: Uint8Array, entries: number): Promise<{ fragments: number; error?: string }> {
+  /** The main thread saved the shards: send every handler's state (fragments, paced) to `to`, the last one marked. */
+  async sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
     const started = performance.now();
     try {
-      const fragments = await this.#channel.sendState(to, 0, state);
+      let fragments = 0;
+      let entries = 0;
+      let bytes = 0;
+      for (let i = 0; i < states.length; i++) {
+        const { protocol, state } = states[i]!;
+        fragments += await this.#channel.sendState(to, (protocol & STATE_PROTOCOL_MASK) | (i === states.length - 1 ? STATE_LAST : 0), state);
+        entries += states[i]!.entries;
+        bytes += state.length;
+      }
       this.#log(
         'info',
-        { event: to === 'cluster' ? 'resync-sent' : 'state-sent', to, entries, bytes: state.length, fragments, ms: Math.round(performance.now() - started) },
+        { event: to === 'cluster' ? 'resync-sent' : 'state-sent', to, entries, bytes, handlers: states.length, fragments, ms: Math.round(performance.now() - started) },
         to === 'cluster' ? `resync: sent ${entries} tracked flows to every node` : `sent ${entries} tracked flows to newcomer ${to}`,
       );
       return { fragments };
@@ -221,14 +276,10 @@ export class ControlPlane {
    * the first round completes) and answers with `stateLoaded`; a joined node's actors each
    * load their own shard (a resync).
    */
-  #loadState(srcMac: string, handlerIndex: number, state: Uint8Array): void {
+  #loadState(srcMac: string, flags: number, state: Uint8Array): void {
     const membership = this.#membership;
-    if (handlerIndex !== 0) {
-      this.#log('warn', { event: 'state-ignored', from: srcMac, handlerIndex }, `tracking state for unknown handler ${handlerIndex} ignored`);
-      return;
-    }
     const ownerIds = Object.fromEntries(membership.nodes.map((n) => [n.mac, n.id]));
-    this.#emit({ type: 'state', from: srcMac, state, ownerIds, newcomer: !membership.accepting });
+    this.#emit({ type: 'state', from: srcMac, protocol: flags & STATE_PROTOCOL_MASK, last: (flags & STATE_LAST) !== 0, state, ownerIds, newcomer: !membership.accepting });
   }
 
   /** The newcomer's state is in its tables (or was refused): the first round may complete. */

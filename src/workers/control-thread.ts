@@ -48,7 +48,7 @@ try {
         post({ type: 'owners', requestId: message.requestId, owners: plane.owners() });
         break;
       case 'send-state':
-        void plane.sendSavedState(message.to, message.state, message.entries).then((result) => {
+        void plane.sendSavedState(message.to, message.states).then((result) => {
           if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
         });
         break;

@@ -7,7 +7,7 @@
  *   row: COUNTER_SLOTS × Float64
  */
 
-export const COUNTER_SLOTS = 16;
+export const COUNTER_SLOTS = 24;
 
 /** Dispatcher row. */
 export const DispatcherCounter = {
@@ -24,6 +24,10 @@ export const DispatcherCounter = {
   dropTruncated: 10,
   kernelDrops: 11,
   linkDownEvents: 12,
+  /** The port rule of the frame's destination port is `disabled`. */
+  dropDisabledRule: 13,
+  /** A handler's affinityKey threw on the frame. */
+  dropHandlerError: 14,
 } as const;
 
 /** Actor rows. */
@@ -41,6 +45,12 @@ export const ActorCounter = {
   held: 10,
   dropHoldFull: 11,
   dropStale: 12,
+  /** A tracker method threw on the frame. */
+  dropHandlerError: 13,
+  /** The handler said DROP_FRAME. */
+  dropByHandler: 14,
+  /** The rule's election had nobody (a disabled rule reached the actor, or no member). */
+  dropNoOwner: 15,
 } as const;
 
 export class CounterBlock {

@@ -7,11 +7,12 @@
 import { Worker } from 'node:worker_threads';
 import type { ElectionName } from '../cluster/election.js';
 import { lnlbError } from '../errors.js';
-import { sourceIpHandler, DEFAULT_IDLE_TIMEOUT_SECONDS } from '../handlers/default.js';
+import type { ProtocolHandler } from '../handlers/handler.js';
+import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewWriter } from '../shm/view.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
-import type { ActorData, DispatcherData, MainToActor, WorkerToMain } from './messages.js';
+import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 
 export interface DatapathOptions {
   dataFd: number;
@@ -25,15 +26,28 @@ export interface DatapathOptions {
   tapMac?: Uint8Array | undefined;
   /** Bytes per actor ring (power of two). 8 MiB holds ~100 full GSO frames or ~80k small ones. */
   ringBytes?: number;
-  /** Flows this node must be able to track (all shards together); the default 1M. */
+  /** Flows this node must be able to track per handler (all shards together); the default 1M. */
   tableEntries?: number;
-  idleTimeoutSeconds?: number;
+  /** The handlers, default (protocol 0) included, in the order the dispatcher indexes them. */
+  handlers: HandlerSetup[];
+  /** `--rule` texts (already checked by compileRules on the main thread). */
+  rules: readonly string[];
+  interfaceName: string;
   election: ElectionName;
   onError(message: string): void;
   /** The bound device went down (the datapath resumes by itself when it is back). */
   onLinkDown?(): void;
-  /** An actor loaded (or refused) its shard of a broadcast state. */
-  onStateLoaded?(result: Extract<WorkerToMain, { type: 'state-loaded' | 'state-refused' }>): void;
+  /** A handler threw in a datapath thread (once per cause). */
+  onHandlerError?(report: { handler: string; method: string; message: string }): void;
+}
+
+/** What loading a state into every actor came to. */
+export interface StateLoadResult {
+  loaded: number;
+  skipped: number;
+  clockShift: number;
+  /** Set when some actor refused it: every actor's shard was rolled back. */
+  refused?: string;
 }
 
 export interface DatapathCounters {
@@ -91,8 +105,9 @@ function waitFor(worker: Worker, type: WorkerToMain['type'], timeoutMs: number):
 export class Datapath {
   readonly counters: CounterBlock;
   readonly actorCount: number;
-  /** The actors' tracking shards (default handler), in actor order, for state transfer. */
-  readonly trackerMemories: SharedArrayBuffer[] = [];
+  /** The handlers as loaded on the main thread, in handler order. */
+  readonly handlers: ProtocolHandler[] = [];
+  #nextRequest = 1;
   /** The actors' input rings, for whoever must wake them (the control plane, on a new view). */
   readonly ringMemories: SharedArrayBuffer[] = [];
   /** The published view the actors read; written by the control plane. */
@@ -102,6 +117,7 @@ export class Datapath {
   readonly #actors: Worker[];
   /** Our handles on the actors' input rings, only to wake them when the view changes. */
   readonly #rings: ByteRing[];
+  readonly #actorHandlerCounters: Record<string, number>[][] = [];
   #stopping = false;
 
   private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
@@ -117,25 +133,29 @@ export class Datapath {
   static async start(options: DatapathOptions): Promise<Datapath> {
     const ringBytes = options.ringBytes ?? 8 << 20;
     const capacity = shardSlots(options.tableEntries ?? DEFAULT_TABLE_ENTRIES, options.actors);
+    // Loaded here first: a broken handler is refused before any thread or device exists.
+    const handlers: ProtocolHandler[] = [];
+    for (const setup of options.handlers) handlers.push(await loadHandler(setup.spec));
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(4);
     const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
     const actors: Worker[] = [];
-    const trackerMemories: SharedArrayBuffer[] = [];
     const ready: Promise<WorkerToMain>[] = [];
     const onError = (err: Error): void => options.onError(err.message);
     for (let index = 0; index < options.actors; index++) {
-      const trackerMemory = new SharedArrayBuffer(sourceIpHandler.trackerBytes(capacity));
-      trackerMemories.push(trackerMemory);
       const data: ActorData = {
         role: 'actor',
         index,
+        actorCount: options.actors,
         tapFd: options.tapFd,
         ring: rings[index]!,
-        tracker: trackerMemory,
+        trackers: handlers.map((h) => new SharedArrayBuffer(h.trackerBytes(capacity))),
         trackerCapacity: capacity,
-        idleTimeoutSeconds: options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
+        handlers: options.handlers,
+        rules: options.rules,
+        interfaceName: options.interfaceName,
+        vip: options.vip,
         election: options.election,
         view: viewMemory,
         counters: counterMemory,
@@ -156,12 +176,15 @@ export class Datapath {
       clusterMac: options.clusterMac,
       ownMac: options.ownMac,
       tapMac: options.tapMac,
+      interfaceName: options.interfaceName,
+      handlers: options.handlers,
+      rules: options.rules,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
     const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
-    datapath.trackerMemories.push(...trackerMemories);
+    datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
     try {
       await Promise.all(ready);
@@ -169,11 +192,16 @@ export class Datapath {
       await datapath.stop();
       throw err;
     }
+    actors.forEach((actor, index) => {
+      actor.on('message', (m: WorkerToMain) => {
+        if (m.type === 'handler-counters') datapath.#actorHandlerCounters[index] = m.counters;
+      });
+    });
     for (const worker of [dispatcher, ...actors]) {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(m.message);
         else if (m.type === 'link-down') options.onLinkDown?.();
-        else if (m.type === 'state-loaded' || m.type === 'state-refused') options.onStateLoaded?.(m);
+        else if (m.type === 'handler-error') options.onHandlerError?.(m);
       });
       worker.on('exit', (code) => {
         if (!datapath.#stopping) options.onError(`a datapath thread exited unexpectedly (code ${code})`);
@@ -182,10 +210,89 @@ export class Datapath {
     return datapath;
   }
 
-  /** A broadcast tracking state (resync): every actor loads its own shard of it. */
-  loadState(from: string, state: Uint8Array, ownerIds: Record<string, number>): void {
-    const message: MainToActor = { type: 'load-state', from, state, ownerIds, actorCount: this.actorCount };
+  /**
+   * Loads a tracking state of one handler into every actor's shard (each keeps its own keys),
+   * all or nothing: if any actor refuses it, the others roll their shards back.
+   */
+  async loadState(from: string, handlerIndex: number, state: Uint8Array, ownerIds: Record<string, number>): Promise<StateLoadResult> {
+    const requestId = this.#nextRequest++;
+    const replies = await this.#ask(
+      { type: 'load-state', requestId, handlerIndex, state, ownerIds, from },
+      (m): m is Extract<WorkerToMain, { type: 'state-loaded' | 'state-refused' }> => (m.type === 'state-loaded' || m.type === 'state-refused') && m.requestId === requestId,
+      60_000,
+    );
+    const refused = replies.find((r) => r.type === 'state-refused');
+    if (refused !== undefined && refused.type === 'state-refused') {
+      this.#broadcast({ type: 'rollback-state', requestId });
+      return { loaded: 0, skipped: 0, clockShift: 0, refused: refused.message };
+    }
+    this.#broadcast({ type: 'commit-state', requestId });
+    let loaded = 0;
+    let skipped = 0;
+    let clockShift = 0;
+    for (const r of replies) {
+      if (r.type !== 'state-loaded') continue;
+      loaded += r.entries;
+      skipped += r.skipped;
+      clockShift = r.clockShift;
+    }
+    return { loaded, skipped, clockShift };
+  }
+
+  /** Per handler, every actor's shard as packed entries, each taken between two batches. */
+  async snapshot(): Promise<Uint32Array[][]> {
+    const requestId = this.#nextRequest++;
+    const replies = await this.#ask({ type: 'snapshot', requestId }, (m): m is Extract<WorkerToMain, { type: 'snapshot' }> => m.type === 'snapshot' && m.requestId === requestId, 30_000);
+    return this.handlers.map((_, h) => replies.map((r) => r.shards[h] ?? new Uint32Array(0)));
+  }
+
+  /** Per handler, every actor's listing (for `lnlbctl conntrack`). */
+  async list(limit: number, nowSeconds: number): Promise<ShardListing[][]> {
+    const requestId = this.#nextRequest++;
+    const replies = await this.#ask({ type: 'list', requestId, limit, nowSeconds }, (m): m is Extract<WorkerToMain, { type: 'list' }> => m.type === 'list' && m.requestId === requestId, 10_000);
+    return this.handlers.map((_, h) => replies.map((r) => r.handlers[h] ?? { total: 0, entries: new Uint32Array(0) }));
+  }
+
+  /** The trackers' own counters per handler, summed over the actors. */
+  readHandlerCounters(): Record<string, number>[] {
+    return this.handlers.map((_, h) => {
+      const sum: Record<string, number> = {};
+      for (const perActor of this.#actorHandlerCounters) {
+        for (const [name, value] of Object.entries(perActor?.[h] ?? {})) if (typeof value === 'number') sum[name] = (sum[name] ?? 0) + value;
+      }
+      return sum;
+    });
+  }
+
+  #broadcast(message: MainToActor): void {
     for (const actor of this.#actors) actor.postMessage(message);
+  }
+
+  /** Sends `message` to every actor and collects one matching reply from each. */
+  #ask<R extends WorkerToMain>(message: MainToActor, matches: (m: WorkerToMain) => m is R, timeoutMs: number): Promise<R[]> {
+    return new Promise((resolve, reject) => {
+      const replies: R[] = [];
+      const listeners = this.#actors.map((actor) => {
+        const listener = (m: WorkerToMain): void => {
+          if (!matches(m)) return;
+          actor.off('message', listener);
+          replies.push(m);
+          if (replies.length === this.#actors.length) {
+            clearTimeout(timer);
+            resolve(replies);
+          }
+        };
+        actor.on('message', listener);
+        return listener;
+      });
+      const timer = setTimeout(() => {
+        this.#actors.forEach((actor, i) => actor.off('message', listeners[i]!));
+        reject(lnlbError('LNLB_ERR_WORKER_FAILED', `${replies.length} of ${this.#actors.length} actors answered '${message.type}' within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#broadcast(message);
+      // An idle actor sleeps on its ring for up to a second: wake it to answer at once.
+      for (const ring of this.#rings) ring.wakeConsumer();
+    });
   }
 
   /** Every actor forgets its whole tracking state (this node was declared dead and rejoins). */

@@ -5,17 +5,21 @@
  * For each frame read from the wire: ARP requests for the VIP are answered here (the cluster
  * MAC in the ARP payload, our own MAC as Ethernet source, so the switch never learns the
  * cluster MAC and keeps flooding); other frames are checked (cluster MAC, IPv4, for the VIP),
- * parsed once, keyed by their handler, and copied with a 16-byte descriptor into the ring of
+ * parsed once, keyed by their handler, matched to a port rule by destination port (a
+ * `disabled` rule drops here; the rule's affinity picks what the election hashes: the
+ * handler's key, the source IP or the source /24), and copied with a 16-byte descriptor into the ring of
  * the actor that owns the key. One commit per ring per batch: no per-frame wake-up.
  *
  *   staging (local):  | vnet hdr | frame | pad | vnet hdr | frame | ...   (8-byte aligned)
  *   actor ring record payload:
- *     word 0 keyLo · word 1 keyHi · word 2 election hash · word 3 handler index
+ *     word 0 keyLo · word 1 keyHi · word 2 election hash
+ *     word 3 handler index (bits 0-7) | port rule index (8-15) | the handler's frame flags (16-31)
  *     byte 16: vnet hdr (10 bytes when the port has it) · Ethernet frame
  */
 
 import { actorForKey, electionHash } from '../cluster/hash.js';
-import type { ParsedFrame, ProtocolHandler } from '../handlers/handler.js';
+import { AffinityCode, compileRules, RuleModeCode, type RuleSet } from '../cluster/port-rules.js';
+import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHandler } from '../handlers/handler.js';
 import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, macEquals } from '../net/ethernet.js';
 import {
@@ -34,6 +38,11 @@ import type { ByteRing } from '../shm/byte-ring.js';
 import { DispatcherCounter as C } from './counters.js';
 import { META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
 import type { FrameSource } from './ports.js';
+import type { HandlerErrorLog } from './handler-errors.js';
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const NETWORK_MASK = 0xffffff00;
 
 export const DESCRIPTOR_BYTES = 16;
 const BATCH_FRAMES = 256;
@@ -57,6 +66,10 @@ export interface DispatcherConfig {
   tapMac?: Uint8Array | undefined;
   /** Staging bytes for one batch; must hold a 64 KiB GSO frame. */
   stagingBytes?: number;
+  /** Port rules (default: the default rule alone: multiple, affinity single). */
+  rules?: RuleSet;
+  /** Where a throwing handler is reported (once per cause). */
+  handlerErrors?: HandlerErrorLog;
 }
 
 export class FrameDispatcher {
@@ -76,10 +89,15 @@ export class FrameDispatcher {
   readonly #stagingWords: Uint32Array;
   readonly #meta = new Uint32Array(BATCH_FRAMES * META_WORDS);
   readonly #ip = createIPv4Result();
-  readonly #key = new Uint32Array(2);
+  readonly #key = new Uint32Array(AFFINITY_KEY_WORDS);
   readonly #arp = createArpResult();
   readonly #tx = new Uint8Array(128);
   readonly #parsed: ParsedFrame;
+  readonly #tcpRule: Uint8Array;
+  readonly #udpRule: Uint8Array;
+  readonly #ruleModes: Uint8Array;
+  readonly #ruleAffinities: Uint8Array;
+  readonly #handlerErrors: HandlerErrorLog | undefined;
   #touched = 0;
 
   constructor(config: DispatcherConfig) {
@@ -104,7 +122,13 @@ export class FrameDispatcher {
     const stagingBytes = config.stagingBytes ?? 1 << 20;
     this.#staging = new Uint8Array(new ArrayBuffer(stagingBytes + 8));
     this.#stagingWords = new Uint32Array(this.#staging.buffer);
-    this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, protocol: 0, src: 0, dst: 0, firstFragment: true };
+    this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true };
+    const rules = config.rules ?? compileRules([]);
+    this.#tcpRule = rules.tcpRuleByPort;
+    this.#udpRule = rules.udpRuleByPort;
+    this.#ruleModes = rules.modes;
+    this.#ruleAffinities = rules.affinities;
+    this.#handlerErrors = config.handlerErrors;
   }
 
   /** Reads one batch (waiting up to `timeoutMs` if the wire is idle) and hands it out. */
@@ -159,16 +183,48 @@ export class FrameDispatcher {
     const parsed = this.#parsed;
     parsed.l2 = l2;
     parsed.l3 = ip[IPR_IP_OFFSET]!;
-    parsed.l4 = ip[IPR_L4_OFFSET]!;
-    parsed.protocol = ip[IPR_PROTOCOL]!;
-    parsed.src = ip[IPR_SRC]!;
+    const l4 = ip[IPR_L4_OFFSET]!;
+    const protocol = ip[IPR_PROTOCOL]!;
+    const src = ip[IPR_SRC]!;
+    const firstFragment = (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0;
+    parsed.l4 = l4;
+    parsed.length = frameLen;
+    parsed.protocol = protocol;
+    parsed.src = src;
     parsed.dst = ip[IPR_DST]!;
-    parsed.firstFragment = (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0;
-    const handlerIndex = this.#handlerByProtocol[parsed.protocol]!;
+    parsed.firstFragment = firstFragment;
+
+    // The port rule: by destination port for TCP and UDP (a first fragment carries the ports);
+    // everything else, later fragments included, falls under the default rule.
+    let rule = 0;
+    if (firstFragment && (protocol === IPPROTO_TCP || protocol === IPPROTO_UDP) && l4 + 4 <= l2 + frameLen) {
+      const dstPort = (b[l4 + 2]! << 8) | b[l4 + 3]!;
+      rule = protocol === IPPROTO_TCP ? this.#tcpRule[dstPort]! : this.#udpRule[dstPort]!;
+    }
+    if (this.#ruleModes[rule] === RuleModeCode.disabled) {
+      c[C.dropDisabledRule]!++;
+      return;
+    }
+
+    const handlerIndex = this.#handlerByProtocol[protocol]!;
     const key = this.#key;
-    this.#handlers[handlerIndex]!.affinityKey(parsed, key);
+    key[2] = 0; // a handler that has no flags need not write them
+    try {
+      this.#handlers[handlerIndex]!.affinityKey(parsed, key);
+    } catch (err) {
+      c[C.dropHandlerError]!++;
+      this.#handlerErrors?.record(this.#handlers[handlerIndex]!.name, 'affinityKey', err);
+      return;
+    }
     const keyLo = key[0]!;
     const keyHi = key[1]!;
+    const affinity = this.#ruleAffinities[rule]!;
+    const hash =
+      affinity === AffinityCode.single
+        ? electionHash(src, 0)
+        : affinity === AffinityCode.none
+          ? electionHash(keyLo, keyHi)
+          : electionHash((src & NETWORK_MASK) >>> 0, 0);
     const actor = actorForKey(keyLo, keyHi, this.#rings.length);
     const ring = this.#rings[actor]!;
     const at = ring.reserve(DESCRIPTOR_BYTES + len);
@@ -180,8 +236,8 @@ export class FrameDispatcher {
     const w = at >>> 2;
     words[w] = keyLo;
     words[w + 1] = keyHi;
-    words[w + 2] = electionHash(keyLo, keyHi);
-    words[w + 3] = handlerIndex;
+    words[w + 2] = hash;
+    words[w + 3] = handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16);
     const dst = at + DESCRIPTOR_BYTES;
     if (len <= WORD_COPY_LIMIT) {
       // Both ends are 8-byte aligned and the record is padded to 8, so whole words fit.

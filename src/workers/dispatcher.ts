@@ -5,13 +5,16 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { compileRules } from '../cluster/port-rules.js';
 import { isLnlbError } from '../errors.js';
-import { sourceIpHandler } from '../handlers/default.js';
+import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
+import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, WorkerToMain } from './messages.js';
 import { PacketRingSource } from './ports.js';
+import { HandlerErrorLog } from './handler-errors.js';
 
 const POLL_MS = 50;
 /** How often the kernel's drop counter is read (it costs a getsockopt): by time, not by batches. */
@@ -21,8 +24,19 @@ function post(message: WorkerToMain): void {
   parentPort?.postMessage(message);
 }
 
-function run(data: DispatcherData): void {
+async function run(data: DispatcherData): Promise<void> {
   const counters = new CounterBlock(data.counters).row(0);
+  const handlers: ProtocolHandler[] = [];
+  for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec));
+  const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
+  const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'dispatcher', actorIndex: -1, actorCount: data.actorRings.length };
+  for (const handler of handlers) {
+    try {
+      handler.interfaceCreated?.(info);
+    } catch (err) {
+      errors.record(handler.name, 'interfaceCreated', err);
+    }
+  }
   const source = new PacketRingSource(data.dataFd);
   const dispatcher = new FrameDispatcher({
     source,
@@ -33,7 +47,9 @@ function run(data: DispatcherData): void {
     clusterMac: data.clusterMac,
     ownMac: data.ownMac,
     tapMac: data.tapMac,
-    handlers: [sourceIpHandler],
+    handlers,
+    rules: compileRules(data.rules),
+    handlerErrors: errors,
   });
   const stop = new Int32Array(data.control);
   post({ type: 'ready' });
@@ -55,12 +71,16 @@ function run(data: DispatcherData): void {
     }
   }
   counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
+  for (const handler of handlers) {
+    try {
+      handler.interfaceDeleted?.(info);
+    } catch (err) {
+      errors.record(handler.name, 'interfaceDeleted', err);
+    }
+  }
   post({ type: 'stopped' });
 }
 
-try {
-  run(workerData as DispatcherData);
-} catch (err) {
-  const e = err as Error & { code?: string };
-  post({ type: 'error', message: `dispatcher: ${e.message}`, ...(e.code ? { code: e.code } : {}) });
-}
+run(workerData as DispatcherData).catch((err: Error & { code?: string }) => {
+  post({ type: 'error', message: `dispatcher: ${err.message}`, ...(err.code ? { code: err.code } : {}) });
+});

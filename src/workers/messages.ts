@@ -1,4 +1,14 @@
 import type { ElectionName } from '../cluster/election.js';
+import type { HandlerSpec } from '../handlers/loader.js';
+
+/** A handler as a datapath thread loads it: which module, and its tracker's settings. */
+export interface HandlerSetup {
+  spec: HandlerSpec;
+  idleTimeoutSeconds: number;
+}
+
+/** What every datapath thread needs to apply the port rules: the `--rule` texts (compiled again in the thread). */
+export type RuleTexts = readonly string[];
 
 /**
  * Every message the main thread and the datapath threads send each other (piscina's
@@ -20,6 +30,10 @@ export interface DispatcherData {
   ownMac: Uint8Array;
   /** Multicast mode: the TAP's (unicast) MAC written over the destination of every kept frame. */
   tapMac: Uint8Array | undefined;
+  /** The cluster interface's name (for the handlers' interfaceCreated/Deleted). */
+  interfaceName: string;
+  handlers: HandlerSetup[];
+  rules: RuleTexts;
 }
 
 /** What an actor thread is started with. */
@@ -27,10 +41,15 @@ export interface ActorData {
   role: 'actor';
   index: number;
   tapFd: number;
+  actorCount: number;
   ring: SharedArrayBuffer;
-  tracker: SharedArrayBuffer;
+  /** One shard per handler, in handler order. */
+  trackers: SharedArrayBuffer[];
   trackerCapacity: number;
-  idleTimeoutSeconds: number;
+  handlers: HandlerSetup[];
+  rules: RuleTexts;
+  interfaceName: string;
+  vip: number;
   election: ElectionName;
   view: SharedArrayBuffer;
   counters: SharedArrayBuffer;
@@ -39,17 +58,40 @@ export interface ActorData {
 export type MainToActor =
   | { type: 'node-died'; id: number }
   | { type: 'reset' }
-  /** A tracking state broadcast by another node (resync): load this actor's shard of it. */
-  | { type: 'load-state'; state: Uint8Array; ownerIds: Record<string, number>; actorCount: number; from: string }
+  /** A tracking state from another node (a newcomer's, or a resync): load this actor's shard of it. */
+  | { type: 'load-state'; requestId: number; handlerIndex: number; state: Uint8Array; ownerIds: Record<string, number>; from: string }
+  /** Every actor loaded its shard of state `requestId`: forget the previous contents. */
+  | { type: 'commit-state'; requestId: number }
+  /** Some actor refused state `requestId`: put the previous contents back (all or nothing). */
+  | { type: 'rollback-state'; requestId: number }
+  /** A consistent snapshot of this actor's shard of every handler (taken between batches). */
+  | { type: 'snapshot'; requestId: number }
+  /** Up to `limit` entries per handler, for `lnlbctl conntrack`. */
+  | { type: 'list'; requestId: number; limit: number; nowSeconds: number }
   | { type: 'stop' };
+
+/** One handler's listing from one actor. */
+export interface ShardListing {
+  /** Live entries (not idle past the timeout). */
+  total: number;
+  /** keyLo, keyHi, owner, lastSeen, up to the limit. */
+  entries: Uint32Array;
+}
 
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'stopped' }
   | { type: 'link-down' }
   | { type: 'purged'; id: number; entries: number }
-  | { type: 'state-loaded'; from: string; entries: number; skipped: number }
-  | { type: 'state-refused'; from: string; message: string }
+  | { type: 'state-loaded'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number; clockShift: number }
+  | { type: 'state-refused'; requestId: number; from: string; handlerIndex: number; message: string }
+  /** Per handler: the packed entries of this actor's shard (SNAPSHOT_WORDS each). */
+  | { type: 'snapshot'; requestId: number; shards: Uint32Array[] }
+  | { type: 'list'; requestId: number; handlers: ShardListing[] }
+  /** Per handler: its tracker's own counters in this shard. */
+  | { type: 'handler-counters'; counters: Record<string, number>[] }
+  /** A handler threw (reported once per cause; every frame is counted). */
+  | { type: 'handler-error'; handler: string; method: string; message: string }
   | { type: 'error'; message: string; code?: string };
 
 /** What the control-plane thread is started with. */
@@ -73,6 +115,8 @@ export interface ControlData {
   view: SharedArrayBuffer;
   /** The actors' input rings: woken when the view changes. */
   actorRings: SharedArrayBuffer[];
+  /** The port rules this node announces: digest (what must match) and per-slot parameters. */
+  rules: { digest: number; params: number[] };
 }
 
 export type MainToControl =
@@ -81,7 +125,7 @@ export type MainToControl =
   /** The owners (id → MAC) the main thread needs to save the tables for a resync. */
   | { type: 'owners'; requestId: number }
   /** Send a state the main thread saved: to a newcomer, or to every node (resync, requestId set). */
-  | { type: 'send-state'; to: string; state: Uint8Array; entries: number; requestId?: number }
+  | { type: 'send-state'; to: string; states: { protocol: number; state: Uint8Array; entries: number }[]; requestId?: number }
   /** A newcomer's state is loaded (or was refused): its first round may complete. */
   | { type: 'state-loaded' }
   | { type: 'stop' };
@@ -92,7 +136,7 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface ControlStatus {
   accepting: boolean;
   changePending: boolean;
-  nodes: { mac: string; status: string; weight: number; self: boolean }[];
+  nodes: { mac: string; status: string; weight: number; self: boolean; rulesDigest: number | undefined; rulesMatch: boolean | undefined }[];
   control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
   nodeTableFull: number;
   rounds: number;
@@ -115,4 +159,4 @@ export type ControlEvent =
   /** The first member must hand its state to a newcomer: the main thread saves the tables. */
   | { type: 'save-state'; to: string; owners: Record<number, string> }
   /** A state arrived: a newcomer's main thread loads it; a joined node's actors load their shards. */
-  | { type: 'state'; from: string; state: Uint8Array; ownerIds: Record<string, number>; newcomer: boolean };
+  | { type: 'state'; from: string; protocol: number; last: boolean; state: Uint8Array; ownerIds: Record<string, number>; newcomer: boolean };

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { DAEMON_OPTIONS, interfaceArguments, resolveDaemonOptions } from '../../../src/main/options.js';
+import { DAEMON_OPTIONS, interfaceArguments, REPEAT_SEPARATOR, resolveDaemonOptions } from '../../../src/main/options.js';
 import { LnlbError } from '../../../src/errors.js';
 
 test('defaults fill in what is not given', (t) => {
@@ -38,7 +38,9 @@ test('a daemon may start with no cluster (neither --bind nor --vip); one alone i
 });
 
 test('addif arguments are checked by the same table as the flags', (t) => {
-  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0' }), { vip: '10.0.0.200', bind: 'eth0', name: undefined });
+  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0' }), { vip: '10.0.0.200', bind: 'eth0', name: undefined, overrides: {} });
+  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', rule: ['22/tcp=single'] }).overrides, { rule: ['22/tcp=single'] });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'eth0', rule: ['22/tcp=sometimes'] }), { message: /^--rule: "22\/tcp=sometimes": the mode must be one of multiple, single, disabled/ });
   t.throws(() => interfaceArguments({ vip: '10.0.0.999', bind: 'eth0' }), { message: /expected an IPv4 address/ });
   t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'a-device-name-too-long' }), { message: /device name of 1 to 15/ });
 });
@@ -49,4 +51,30 @@ test('every flag reaches its option: the flag, camel-cased as the parser does, i
     const camel = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     t.is(camel, spec.key, `${spec.flag} would land in ${camel}, not ${spec.key}`);
   }
+});
+
+test('--rule and --handler may be repeated; each value is checked with the flag and the rule named', (t) => {
+  const o = resolveDaemonOptions({ rule: ['22/tcp=single,priority=1', '443/tcp=multiple,affinity=none'].join(REPEAT_SEPARATOR), handler: 'icmp=default' });
+  t.deepEqual(o.rule, ['22/tcp=single,priority=1', '443/tcp=multiple,affinity=none']);
+  t.deepEqual(
+    o.handler.map((h) => [h.protocol, h.module]),
+    [
+      [0, 'builtin:default'],
+      [1, 'builtin:default'],
+      [6, 'builtin:tcp'],
+      [17, 'builtin:udp'],
+    ],
+  );
+  const overlap = t.throws(() => resolveDaemonOptions({ rule: ['80-90/tcp=multiple', '85/both=disabled'].join(REPEAT_SEPARATOR) }), { instanceOf: LnlbError });
+  t.is(overlap.code, 'LNLB_ERR_CLI_BAD_FLAG');
+  t.regex(overlap.message, /^--rule: "85\/both=disabled": it overlaps "80-90\/tcp=multiple" on tcp port 85/);
+  t.throws(() => resolveDaemonOptions({ handler: 'tcp' }), { message: /^--handler: / });
+});
+
+test('defaults: tcp and udp have their own handlers and idle timeouts, no port rules', (t) => {
+  const o = resolveDaemonOptions({});
+  t.deepEqual(o.rule, []);
+  t.deepEqual(o.handler.map((h) => h.module), ['builtin:default', 'builtin:tcp', 'builtin:udp']);
+  t.is(o.tcpIdleTimeout, 7440);
+  t.is(o.udpIdleTimeout, 120);
 });

@@ -15,8 +15,15 @@ const status: StatusJson = {
       authenticated: false,
       workers: 2,
       nodes: [
-        { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false },
-        { mac: '02:00:00:00:00:02', status: 'OK', weight: 12, self: true },
+        { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false, rulesDigest: '0badf00d', rulesMatch: false },
+        { mac: '02:00:00:00:00:02', status: 'OK', weight: 12, self: true, rulesDigest: '1234abcd', rulesMatch: true },
+      ],
+      rules: ['default=multiple,affinity=single', '22/tcp=single,priority=1'],
+      rulesDigest: '1234abcd',
+      rulesMismatch: ['02:00:00:00:00:01'],
+      handlers: [
+        { protocol: 0, name: 'default', module: 'default=default', idleTimeoutSeconds: 1800, counters: {} },
+        { protocol: 6, name: 'tcp', module: 'tcp=tcp', idleTimeoutSeconds: 7440, counters: { midstreamAdopted: 3, closed: 0 } },
       ],
       counters: {
         framesSeen: 10,
@@ -46,4 +53,13 @@ test('human status: one line per node in aligned columns, this node marked, drop
   t.true(text.includes('dropped: otherNode 6'));
   t.false(text.includes('ringFull'), 'zero counters are not listed');
   t.true(text.includes('control messages rejected: BAD_CRC 2'));
+});
+
+test('human status: the port rules, a node with other rules flagged, handlers with their non-zero counters', (t) => {
+  const text = formatStatus(status);
+  t.regex(text, /port rules \(digest 1234abcd\): default=multiple,affinity=single {2}22\/tcp=single,priority=1/);
+  t.regex(text, /02:00:00:00:00:01 .*DIFFERENT \(0badf00d\)/);
+  t.regex(text, /WARNING: 02:00:00:00:00:01 run other port rules/);
+  t.regex(text, /6=tcp \(idle 7440s, midstreamAdopted 3\)/);
+  t.notRegex(text, /closed 0/);
 });

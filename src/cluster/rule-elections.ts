@@ -1,0 +1,104 @@
+/**
+ * The elections of a rule set: which node owns a new key under each port rule. Pure: the view
+ * (members, weights, each member's per-rule share and priority) in, owners out. Rebuilt when
+ * the view changes; electing allocates nothing.
+ *
+ * - multiple: the base election over every member, unless some member gave the rule a share:
+ *   then the rule has its own election over the members with a share above 0, each weighted
+ *   by its node weight scaled by 100 / share (weights are loads: a smaller share is a larger
+ *   load). A rule where every member's share is 0 falls back to the base election rather
+ *   than to nobody.
+ * - single: the member with the lowest priority; members without one rank after, in table
+ *   (MAC) order, so the cluster always agrees on one owner and the next takes over on death.
+ * - disabled: never elected (the dispatcher drops those frames); -1 if asked.
+ */
+
+import type { Election, ElectionInput } from './election.js';
+import { MAX_MEMBERS } from './election.js';
+import { MAX_RULE_SLOTS, PRIORITY_NONE, priorityOf, RuleModeCode, SHARE_EQUAL, shareOf } from './port-rules.js';
+
+export interface RuleElectionInput extends ElectionInput {
+  /** Per member (table order) and rule: the parameter word, at i * MAX_RULE_SLOTS + rule. */
+  readonly ruleParams: ArrayLike<number>;
+}
+
+export class RuleElections {
+  readonly #modes: Uint8Array;
+  readonly #base: Election;
+  readonly #create: () => Election;
+  /** Per rule: its own election, or undefined to use the base one. */
+  readonly #own: (Election | undefined)[];
+  readonly #spare: (Election | undefined)[];
+  /** Per rule in mode single: the owner's id (-1: no member). */
+  readonly #single = new Int32Array(MAX_RULE_SLOTS).fill(-1);
+  readonly #ids = new Int32Array(MAX_MEMBERS);
+  readonly #weights = new Float64Array(MAX_MEMBERS);
+  readonly #macs = new Uint8Array(6 * MAX_MEMBERS);
+
+  /** `modes`: RuleModeCode per rule index (RuleSet.modes); `create` makes the base election's kind. */
+  constructor(modes: Uint8Array, create: () => Election) {
+    if (modes.length < 1 || modes.length > MAX_RULE_SLOTS) throw new RangeError(`1..${MAX_RULE_SLOTS} rules, got ${modes.length}`);
+    this.#modes = modes;
+    this.#create = create;
+    this.#base = create();
+    this.#own = new Array<Election | undefined>(modes.length).fill(undefined);
+    this.#spare = new Array<Election | undefined>(modes.length).fill(undefined);
+  }
+
+  get memberCount(): number {
+    return this.#base.memberCount;
+  }
+
+  rebuild(input: RuleElectionInput): void {
+    this.#base.rebuild(input);
+    const count = Math.min(input.count, MAX_MEMBERS);
+    for (let rule = 0; rule < this.#modes.length; rule++) {
+      const mode = this.#modes[rule]!;
+      this.#own[rule] = undefined;
+      if (mode === RuleModeCode.single) this.#single[rule] = this.#singleOwner(input, count, rule);
+      else if (mode === RuleModeCode.multiple) this.#own[rule] = this.#shareElection(input, count, rule);
+    }
+  }
+
+  /** The owner of a new key under `rule` (its affinity hash); -1 when nobody may have it. */
+  electOwner(rule: number, hash: number): number {
+    const mode = this.#modes[rule];
+    if (mode === RuleModeCode.multiple) return (this.#own[rule] ?? this.#base).electOwner(hash);
+    if (mode === RuleModeCode.single) return this.#single[rule]!;
+    return -1;
+  }
+
+  #singleOwner(input: RuleElectionInput, count: number, rule: number): number {
+    let best = -1;
+    let bestRank = Infinity;
+    for (let i = 0; i < count; i++) {
+      const priority = priorityOf(input.ruleParams[i * MAX_RULE_SLOTS + rule] ?? 0);
+      const rank = priority === PRIORITY_NONE ? 1000 + i : priority * MAX_MEMBERS + i;
+      if (rank < bestRank) {
+        bestRank = rank;
+        best = input.ids[i] ?? -1;
+      }
+    }
+    return best;
+  }
+
+  #shareElection(input: RuleElectionInput, count: number, rule: number): Election | undefined {
+    let given = false;
+    let members = 0;
+    for (let i = 0; i < count; i++) {
+      const share = shareOf(input.ruleParams[i * MAX_RULE_SLOTS + rule] ?? SHARE_EQUAL);
+      if (share !== SHARE_EQUAL) given = true;
+      const effective = share === SHARE_EQUAL ? 100 : share;
+      if (effective === 0) continue;
+      this.#ids[members] = input.ids[i] ?? 0;
+      this.#weights[members] = ((input.weights[i] ?? 1) * 100) / effective;
+      if (input.macs) for (let b = 0; b < 6; b++) this.#macs[members * 6 + b] = input.macs[i * 6 + b] ?? 0;
+      members++;
+    }
+    if (!given || members === 0) return undefined;
+    // Elections are rebuilt in place; keep one per rule across views.
+    const election = (this.#spare[rule] ??= this.#create());
+    election.rebuild({ count: members, ids: this.#ids, weights: this.#weights, macs: this.#macs });
+    return election;
+  }
+}
