@@ -12,6 +12,7 @@ import { benchDisruption } from './disruption.js';
 import { fastestSafeHeartbeat, runFailover } from './failover.js';
 import { benchKeepalived } from './keepalived.js';
 import { benchLatency } from './latency.js';
+import { benchLookups } from './lookups.js';
 import { benchJoin } from './join.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
@@ -89,6 +90,7 @@ async function benchFailover(o: BenchOptions): Promise<BenchResult> {
 const BENCHMARKS: Benchmark[] = [
   { name: 'throughput', needsRoot: true, run: benchThroughput },
   { name: 'replay', needsRoot: false, run: benchReplay },
+  { name: 'lookups', needsRoot: false, run: benchLookups },
   { name: 'disruption', needsRoot: false, run: benchDisruption },
   { name: 'latency', needsRoot: true, run: benchLatency },
   { name: 'failover', needsRoot: true, run: benchFailover },
