@@ -1,0 +1,218 @@
+import test from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { LnlbError, type ErrorCode } from '../../../src/errors.js';
+import { HANDLER_API_VERSION } from '../../../src/handlers/handler.js';
+import { BUILTIN_HANDLERS, loadHandler, parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../../../src/handlers/loader.js';
+import { FIXTURE_PROTOCOL } from './fixtures/base.js';
+
+const FLAG = '--handler';
+
+/** The compiled fixture module's path. */
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
+}
+
+function specFor(path: string, protocol = FIXTURE_PROTOCOL): HandlerSpec {
+  return parseHandlerSpec(`${protocol}=${path}`, FLAG);
+}
+
+async function refused(t: import('ava').ExecutionContext, path: string, code: ErrorCode, problem: RegExp, protocol?: number): Promise<string> {
+  const err = await t.throwsAsync(loadHandler(specFor(path, protocol)), { instanceOf: LnlbError });
+  t.is(err?.code, code);
+  t.true(err?.message.includes(path), `the message names the module: ${err?.message}`);
+  t.regex(err?.message ?? '', problem);
+  return err?.message ?? '';
+}
+
+// --- parseHandlerSpec ------------------------------------------------------------------------
+
+test('parseHandlerSpec: protocol names and numbers, built-ins, paths made absolute file: URLs', (t) => {
+  t.deepEqual(parseHandlerSpec('tcp=tcp', FLAG), { protocol: 6, module: 'builtin:tcp', label: 'tcp=tcp' });
+  t.deepEqual(parseHandlerSpec('default=default', FLAG), { protocol: 0, module: 'builtin:default', label: 'default=default' });
+  t.is(parseHandlerSpec('ICMP=udp', FLAG).protocol, 1);
+  t.is(parseHandlerSpec('132=./x.js', FLAG).protocol, 132);
+  for (const [name, n] of [['gre', 47], ['esp', 50], ['sctp', 132], ['udp', 17], ['0', 0], ['255', 255]] as const) {
+    t.is(parseHandlerSpec(`${name}=default`, FLAG).protocol, n);
+  }
+  t.is(parseHandlerSpec('icmp=./h/icmp.js', FLAG).module, pathToFileURL(join(process.cwd(), 'h/icmp.js')).href);
+  t.is(parseHandlerSpec('icmp=/opt/h/icmp.js', FLAG).module, 'file:///opt/h/icmp.js');
+  t.is(parseHandlerSpec('icmp=file:///opt/h/icmp.js', FLAG).module, 'file:///opt/h/icmp.js');
+  t.is(parseHandlerSpec('icmp=./tcp', FLAG).module, pathToFileURL(join(process.cwd(), 'tcp')).href, 'a file named like a built-in');
+  t.is(parseHandlerSpec('icmp=./a=b.js', FLAG).module, pathToFileURL(join(process.cwd(), 'a=b.js')).href, 'split at the first =');
+});
+
+test('parseHandlerSpec: malformed values are CLI_BAD_FLAG naming the flag', (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['tcp', /^--handler: expected <proto>=<module>, got "tcp"$/],
+    ['=./x.js', /expected <proto>=<module>/],
+    ['tcp=', /expected <proto>=<module>/],
+    ['256=./x.js', /protocol 256 .* \(0\.\.255\)/],
+    ['-1=./x.js', /unknown protocol "-1"/],
+    ['ipv6=./x.js', /unknown protocol "ipv6" .*default, icmp, tcp, udp, gre, esp, sctp/],
+    ['tcp=builtin:quic', /no built-in handler "quic"/],
+  ];
+  for (const [raw, message] of cases) {
+    const err = t.throws(() => parseHandlerSpec(raw, FLAG), { instanceOf: LnlbError }, raw);
+    t.is(err?.code, 'LNLB_ERR_CLI_BAD_FLAG');
+    t.regex(err?.message ?? '', message);
+    t.true(err?.message.startsWith('--handler: '));
+  }
+});
+
+// --- resolveHandlerSpecs ---------------------------------------------------------------------
+
+test('resolveHandlerSpecs: the built-ins when the operator gives nothing', (t) => {
+  t.deepEqual(
+    resolveHandlerSpecs([]).map((s) => [s.protocol, s.module]),
+    [
+      [0, 'builtin:default'],
+      [6, 'builtin:tcp'],
+      [17, 'builtin:udp'],
+    ],
+  );
+  t.deepEqual(
+    BUILTIN_HANDLERS.map((s) => s.protocol),
+    [0, 6, 17],
+  );
+});
+
+test('resolveHandlerSpecs: the operator wins per protocol; sorted by protocol, protocol 0 first and once', (t) => {
+  const mine = parseHandlerSpec('tcp=./mine.js', FLAG);
+  const icmp = parseHandlerSpec('icmp=./icmp.js', FLAG);
+  const def = parseHandlerSpec('0=./def.js', FLAG);
+  const resolved = resolveHandlerSpecs([icmp, mine, def]);
+  t.deepEqual(
+    resolved.map((s) => s.protocol),
+    [0, 1, 6, 17],
+  );
+  t.is(resolved[0], def);
+  t.is(resolved[2], mine);
+  t.is(resolved.filter((s) => s.protocol === 0).length, 1);
+  t.is(resolved[3]!.module, 'builtin:udp');
+});
+
+test('resolveHandlerSpecs: one protocol given twice is CLI_BAD_FLAG naming both', (t) => {
+  const err = t.throws(() => resolveHandlerSpecs([parseHandlerSpec('tcp=./a.js', FLAG), parseHandlerSpec('6=./b.js', FLAG)]), { instanceOf: LnlbError });
+  t.is(err?.code, 'LNLB_ERR_CLI_BAD_FLAG');
+  t.regex(err?.message ?? '', /^--handler: protocol 6 is given twice \("tcp=\.\/a\.js" and "6=\.\/b\.js"\)/);
+});
+
+// --- loadHandler: accepted -------------------------------------------------------------------
+
+test('a good handler loads and is the module\u2019s own object', async (t) => {
+  const path = fixture('good');
+  const handler = await loadHandler(specFor(path));
+  t.is(handler.name, 'fixture');
+  t.is(handler.apiVersion, HANDLER_API_VERSION);
+  t.is(handler.protocol, FIXTURE_PROTOCOL);
+  const module = (await import(pathToFileURL(path).href)) as { default: unknown };
+  t.is<unknown, unknown>(handler, module.default);
+});
+
+test('without a default export, the export named `handler` is taken', async (t) => {
+  t.is((await loadHandler(specFor(fixture('named-export')))).name, 'fixture-named');
+});
+
+test('every built-in passes the contract check', async (t) => {
+  for (const spec of BUILTIN_HANDLERS) {
+    const handler = await loadHandler(spec);
+    t.is(handler.protocol, spec.protocol, spec.label);
+  }
+});
+
+test('the built-in default handler can be registered for any protocol (tcp=default)', async (t) => {
+  const handler = await loadHandler(parseHandlerSpec('tcp=default', FLAG));
+  t.is(handler.protocol, 6);
+  t.is(handler.name, 'default');
+  const plain = await loadHandler(parseHandlerSpec('default=default', FLAG));
+  t.is(plain.protocol, 0, 'the shared built-in itself is untouched');
+});
+
+test('a spec is structured-clone-able and loads in a worker thread from the spec alone', async (t) => {
+  const spec = specFor(fixture('good'));
+  t.deepEqual(structuredClone(spec), spec);
+  const loader = new URL('../../../src/handlers/loader.js', import.meta.url).href;
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(workerData.loader).then((m) => m.loadHandler(workerData.spec)).then(
+      (h) => parentPort.postMessage({ name: h.name, protocol: h.protocol }),
+      (e) => parentPort.postMessage({ error: e.code + ': ' + e.message }),
+    );`;
+  const worker = new Worker(code, { eval: true, workerData: { loader, spec } });
+  const answer = await new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  t.deepEqual(answer, { name: 'fixture', protocol: FIXTURE_PROTOCOL });
+});
+
+// --- loadHandler: refused --------------------------------------------------------------------
+
+test('a missing file: HANDLER_LOAD, no such file', async (t) => {
+  const path = join(fileURLToPath(new URL('./fixtures/', import.meta.url)), 'does-not-exist.js');
+  const message = await refused(t, path, 'LNLB_ERR_HANDLER_LOAD', /cannot load handler module .*: no such file;/);
+  t.regex(message, new RegExp(`^handler ${FIXTURE_PROTOCOL}=`), 'names what the operator wrote');
+});
+
+test('a syntax error: HANDLER_LOAD with the error and its line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lnlb-loader-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'broken.mjs');
+  writeFileSync(path, "export default {\n  name: 'broken',,\n};\n");
+  await refused(t, path, 'LNLB_ERR_HANDLER_LOAD', /SyntaxError: Unexpected token ','.* at .*broken\.mjs:2 /);
+});
+
+test('a module that throws while loading: HANDLER_LOAD with the first line of the error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lnlb-loader-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'throws.mjs');
+  writeFileSync(path, "throw new Error('cannot open /etc/my-handler.conf\\nsecond line');\n");
+  const message = await refused(t, path, 'LNLB_ERR_HANDLER_LOAD', /Error: cannot open \/etc\/my-handler\.conf;/);
+  t.false(message.includes('second line'));
+});
+
+test('no handler export: HANDLER_INVALID', async (t) => {
+  await refused(t, fixture('no-export'), 'LNLB_ERR_HANDLER_INVALID', /neither a default export nor an export named `handler`/);
+});
+
+test('a wrong apiVersion: HANDLER_INVALID saying which it has and which lnlb speaks', async (t) => {
+  await refused(t, fixture('wrong-api'), 'LNLB_ERR_HANDLER_INVALID', new RegExp(`implements handler API version 1, this lnlb speaks version ${HANDLER_API_VERSION}`));
+});
+
+test('a missing method: HANDLER_INVALID naming it', async (t) => {
+  await refused(t, fixture('missing-method'), 'LNLB_ERR_HANDLER_INVALID', /`createTracker` must be a function, it is missing/);
+});
+
+test('a protocol mismatch: HANDLER_INVALID with both protocols', async (t) => {
+  await refused(t, fixture('protocol-mismatch'), 'LNLB_ERR_HANDLER_INVALID', new RegExp(`declares protocol 17 but is registered for protocol ${FIXTURE_PROTOCOL}`));
+});
+
+test('createTracker throwing: HANDLER_INVALID with the error', async (t) => {
+  await refused(t, fixture('tracker-throws'), 'LNLB_ERR_HANDLER_INVALID', /createTracker\(\) threw Error: no memory for the table;/);
+});
+
+test('affinityKey throwing: HANDLER_INVALID with the error', async (t) => {
+  await refused(t, fixture('affinity-throws'), 'LNLB_ERR_HANDLER_INVALID', /affinityKey\(\) on a protocol 132 frame threw TypeError: cannot read the SCTP verification tag;/);
+});
+
+test('an answer of the wrong kind: HANDLER_INVALID naming the method and the value', async (t) => {
+  await refused(t, fixture('bad-answer'), 'LNLB_ERR_HANDLER_INVALID', /isRelated\(\) before assigned\(\) returned number 0; it must return a node id 1\.\.65535, UNTRACKED \(-1\) or DROP_FRAME \(-2\)/);
+});
+
+test('an incomplete tracker: HANDLER_INVALID listing what it lacks', async (t) => {
+  await refused(
+    t,
+    fixture('incomplete-tracker'),
+    'LNLB_ERR_HANDLER_INVALID',
+    /tracker createTracker\(\) returned is incomplete: `saveStatus` must be a function, it is missing; `loadStatus` must be a function, it is missing; the `evictions` getter is missing/,
+  );
+});
+
+test('trackerBytes not positive: HANDLER_INVALID', async (t) => {
+  await refused(t, fixture('zero-bytes'), 'LNLB_ERR_HANDLER_INVALID', /trackerBytes\(1024\) must give a positive whole number of bytes, it gave number 0/);
+});
