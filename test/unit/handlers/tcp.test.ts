@@ -48,6 +48,7 @@ test('the handler: protocol 6, API v2, one TrackingTable a shard, keys read as c
   t.is(tcpHandler.trackerBytes(5000), TrackingTable.byteLength(5000));
   t.is(tcpHandler.describeKey!(parseIPv4('10.0.0.5'), ((40312 << 16) | 80) >>> 0), '10.0.0.5:40312→80');
   t.is(tcpHandler.describeKey!(parseIPv4('10.0.0.5'), 0xffff01bb), '10.0.0.5:65535→443');
+  t.is(tcpHandler.describeKey!(parseIPv4('10.0.0.5'), 0), '10.0.0.5', 'a portless (fragment) key: the source alone');
   t.true(DEFAULT_TCP_IDLE_TIMEOUT_SECONDS > 7200, "longer than Linux's keepalive time");
   for (const bad of [0, -1, 1.5, Number.NaN]) {
     t.throws(() => createTcpHandler({ closingTimeoutSeconds: bad }), { instanceOf: RangeError }, `closing timeout ${bad}`);
