@@ -25,10 +25,12 @@
  * on their session's node; keep pings under the MTU if that matters.
  *
  * The tracker is a plain Map bounded by `capacity`, with idle expiry. It ignores the shared
- * memory the framework hands it, so its entries are only visible to the actor thread that owns
- * the shard: `lnlbctl conntrack` cannot list them from the main thread. That is fine for an
- * example and for small tables; the shipped handlers keep their tables in the
- * SharedArrayBuffer for that reason (and because a Map allocates when it grows).
+ * memory the framework hands it, so no other thread can read its entries. That is fine: lnlb
+ * reaches a tracker only through its methods, on the actor thread that owns the shard
+ * (`lnlbctl conntrack` and the state sent to a newcomer both go through saveStatus). The
+ * shipped handlers keep their tables in the SharedArrayBuffer all the same, because a Map
+ * allocates as it grows and costs more per entry; for a few thousand ping sessions it does not
+ * matter.
  */
 
 import {
