@@ -77,7 +77,7 @@ export const sourceIpHandler: ProtocolHandler = {
   protocol: 0,
   affinityKey(frame: ParsedFrame, out: Uint32Array): void {
     out[0] = frame.src;
-    out[1] = 0;
+    out[1] = frame.rule; // one entry per client and port rule
     out[2] = 0;
   },
   trackerBytes(capacity: number): number {
@@ -86,7 +86,7 @@ export const sourceIpHandler: ProtocolHandler = {
   createTracker(options: TrackerOptions): Tracker {
     return new TableTracker(options);
   },
-  describeKey(keyLo: number): string {
-    return formatIPv4(keyLo);
+  describeKey(keyLo: number, keyHi: number): string {
+    return keyHi === 0 ? formatIPv4(keyLo) : `${formatIPv4(keyLo)} (port rule ${keyHi})`;
   },
 };

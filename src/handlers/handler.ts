@@ -53,7 +53,18 @@ export interface ParsedFrame {
   /** Source and destination IPv4, as u32 in network order value (10.0.0.1 = 0x0a000001). */
   src: number;
   dst: number;
-  /** True when this is the first (or only) fragment, so l4 holds ports. */
+  /**
+   * The port rule the frame falls under (0: the default rule). A handler whose key has no
+   * destination port should put it in its key, so that a client is tracked per rule: a
+   * client stuck to node A by one rule must not drag its traffic under another rule to A.
+   */
+  rule: number;
+  /**
+   * True when the datagram is not fragmented, so l4 holds the transport header. Every
+   * fragment of a fragmented datagram, the first included, has it false: they must all go to
+   * the same node, and only the first carries ports, so none of them is keyed by ports (the
+   * default port rule and the source decide them).
+   */
   firstFragment: boolean;
 }
 

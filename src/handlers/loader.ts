@@ -64,12 +64,13 @@ const BUILTINS: Readonly<Record<string, { file: string; exportName: string }>> =
 
 const BUILTIN_PREFIX = 'builtin:';
 
-/** What the daemon registers when the operator gives no --handler. */
-export const BUILTIN_HANDLERS: readonly HandlerSpec[] = Object.freeze([
-  Object.freeze({ protocol: 0, module: 'builtin:default', label: 'default=default (built-in)' }),
-  Object.freeze({ protocol: 6, module: 'builtin:tcp', label: 'tcp=tcp (built-in)' }),
-  Object.freeze({ protocol: 17, module: 'builtin:udp', label: 'udp=udp (built-in)' }),
-]);
+/**
+ * What the daemon registers when the operator gives no --handler: LNLB's default handler for
+ * every protocol, so a client (per port rule) sticks to its node across joins and deaths, new
+ * connections included. The tcp and udp handlers (one entry per connection or flow, new
+ * connections by the view in force) are one flag away: --handler tcp=tcp --handler udp=udp.
+ */
+export const BUILTIN_HANDLERS: readonly HandlerSpec[] = Object.freeze([Object.freeze({ protocol: 0, module: 'builtin:default', label: 'default=default (built-in)' })]);
 
 function badFlag(flag: string, why: string): Error {
   return lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${flag}: ${why}`);
@@ -309,7 +310,7 @@ function smokeFrame(protocol: number): ParsedFrame {
     bytes[l4 + 2] = 0;
     bytes[l4 + 3] = 80;
   }
-  return { bytes, l2: 0, l3, l4, length, protocol, src, dst, firstFragment: true };
+  return { bytes, l2: 0, l3, l4, length, protocol, src, dst, firstFragment: true, rule: 0 };
 }
 
 function isU32(v: unknown): v is number {

@@ -198,7 +198,8 @@ export const DAEMON_OPTIONS = [
   {
     key: 'handler',
     flag: '--handler <proto=module>',
-    description: 'a protocol handler, repeatable: <proto>=<default|tcp|udp|path to an ESM module> (built-in: tcp=tcp udp=udp, the rest default)',
+    description:
+      "a protocol handler, repeatable: <proto>=<default|tcp|udp|path to an ESM module>; without it every protocol has LNLB's default handler (a client sticks to its node); tcp=tcp tracks each connection, udp=udp each flow",
     default: resolveHandlerSpecs([]),
     repeatable: true,
     parse: (raw: string, flag: string) => resolveHandlerSpecs(values(raw).map((v) => parseHandlerSpec(v, flag))),

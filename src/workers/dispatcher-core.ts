@@ -122,7 +122,7 @@ export class FrameDispatcher {
     const stagingBytes = config.stagingBytes ?? 1 << 20;
     this.#staging = new Uint8Array(new ArrayBuffer(stagingBytes + 8));
     this.#stagingWords = new Uint32Array(this.#staging.buffer);
-    this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true };
+    this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
     const rules = config.rules ?? compileRules([]);
     this.#tcpRule = rules.tcpRuleByPort;
     this.#udpRule = rules.udpRuleByPort;
@@ -205,6 +205,7 @@ export class FrameDispatcher {
       c[C.dropDisabledRule]!++;
       return;
     }
+    parsed.rule = rule;
 
     const handlerIndex = this.#handlerByProtocol[protocol]!;
     const key = this.#key;

@@ -78,6 +78,7 @@ function icmpFrame(s: IcmpSpec = {}): ParsedFrame {
     src: ip[IPR_SRC]!,
     dst: ip[IPR_DST]!,
     firstFragment: (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0,
+    rule: 0,
   };
 }
 

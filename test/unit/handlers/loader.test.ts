@@ -65,18 +65,14 @@ test('parseHandlerSpec: malformed values are CLI_BAD_FLAG naming the flag', (t) 
 
 // --- resolveHandlerSpecs ---------------------------------------------------------------------
 
-test('resolveHandlerSpecs: the built-ins when the operator gives nothing', (t) => {
+test('resolveHandlerSpecs: LNLB\'s default handler alone when the operator gives nothing', (t) => {
   t.deepEqual(
     resolveHandlerSpecs([]).map((s) => [s.protocol, s.module]),
-    [
-      [0, 'builtin:default'],
-      [6, 'builtin:tcp'],
-      [17, 'builtin:udp'],
-    ],
+    [[0, 'builtin:default']],
   );
   t.deepEqual(
     BUILTIN_HANDLERS.map((s) => s.protocol),
-    [0, 6, 17],
+    [0],
   );
 });
 
@@ -84,7 +80,8 @@ test('resolveHandlerSpecs: the operator wins per protocol; sorted by protocol, p
   const mine = parseHandlerSpec('tcp=./mine.js', FLAG);
   const icmp = parseHandlerSpec('icmp=./icmp.js', FLAG);
   const def = parseHandlerSpec('0=./def.js', FLAG);
-  const resolved = resolveHandlerSpecs([icmp, mine, def]);
+  const udp = parseHandlerSpec('udp=udp', FLAG);
+  const resolved = resolveHandlerSpecs([icmp, udp, mine, def]);
   t.deepEqual(
     resolved.map((s) => s.protocol),
     [0, 1, 6, 17],
@@ -93,6 +90,11 @@ test('resolveHandlerSpecs: the operator wins per protocol; sorted by protocol, p
   t.is(resolved[2], mine);
   t.is(resolved.filter((s) => s.protocol === 0).length, 1);
   t.is(resolved[3]!.module, 'builtin:udp');
+  t.deepEqual(
+    resolveHandlerSpecs([icmp]).map((s) => s.protocol),
+    [0, 1],
+    'the default handler is always there',
+  );
 });
 
 test('resolveHandlerSpecs: one protocol given twice is CLI_BAD_FLAG naming both', (t) => {

@@ -61,8 +61,6 @@ test('--rule and --handler may be repeated; each value is checked with the flag 
     [
       [0, 'builtin:default'],
       [1, 'builtin:default'],
-      [6, 'builtin:tcp'],
-      [17, 'builtin:udp'],
     ],
   );
   const overlap = t.throws(() => resolveDaemonOptions({ rule: ['80-90/tcp=multiple', '85/both=disabled'].join(REPEAT_SEPARATOR) }), { instanceOf: LnlbError });
@@ -71,10 +69,12 @@ test('--rule and --handler may be repeated; each value is checked with the flag 
   t.throws(() => resolveDaemonOptions({ handler: 'tcp' }), { message: /^--handler: / });
 });
 
-test('defaults: tcp and udp have their own handlers and idle timeouts, no port rules', (t) => {
+test('defaults: LNLB\'s default handler for every protocol, no port rules; tcp and udp have their own idle timeouts once enabled', (t) => {
   const o = resolveDaemonOptions({});
   t.deepEqual(o.rule, []);
-  t.deepEqual(o.handler.map((h) => h.module), ['builtin:default', 'builtin:tcp', 'builtin:udp']);
+  t.deepEqual(o.handler.map((h) => h.module), ['builtin:default']);
+  const both = resolveDaemonOptions({ handler: ['tcp=tcp', 'udp=udp'].join(REPEAT_SEPARATOR) });
+  t.deepEqual(both.handler.map((h) => [h.protocol, h.module]), [[0, 'builtin:default'], [6, 'builtin:tcp'], [17, 'builtin:udp']]);
   t.is(o.tcpIdleTimeout, 7440);
   t.is(o.udpIdleTimeout, 120);
 });
