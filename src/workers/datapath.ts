@@ -329,6 +329,10 @@ export class Datapath {
         notVip: dispatcher(DispatcherCounter.dropNotVip),
         notClusterMac: dispatcher(DispatcherCounter.dropNotClusterMac),
         truncated: dispatcher(DispatcherCounter.dropTruncated),
+        disabledRule: dispatcher(DispatcherCounter.dropDisabledRule),
+        handlerError: dispatcher(DispatcherCounter.dropHandlerError) + actors(ActorCounter.dropHandlerError),
+        byHandler: actors(ActorCounter.dropByHandler),
+        noOwner: actors(ActorCounter.dropNoOwner),
       },
     };
   }

@@ -5,95 +5,11 @@
  * expected verdict.
  */
 import test from 'ava';
-import { sourceIpHandler } from '../../../src/handlers/default.js';
-import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, buildArpRequest, createArpResult, parseArp } from '../../../src/net/arp.js';
-import { clusterMacUnicast, ETH_P_IP, formatMac, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
-import { parseIPv4, writeIPv4Header } from '../../../src/net/ipv4.js';
-import { ByteRing } from '../../../src/shm/byte-ring.js';
-import { TrackingTable } from '../../../src/shm/tracking-table.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, ViewReader, ViewWriter } from '../../../src/shm/view.js';
-import { ActorCore } from '../../../src/workers/actor-core.js';
-import { ActorCounter, CounterBlock, DispatcherCounter } from '../../../src/workers/counters.js';
-import { FrameDispatcher } from '../../../src/workers/dispatcher-core.js';
-import { MemoryFrameSink, MemoryFrameSource } from '../../../src/workers/ports.js';
-
-const VIP = parseIPv4('10.0.0.100');
-const CLUSTER_MAC = clusterMacUnicast(VIP);
-const CLIENT_MAC = parseMac('02:aa:00:00:00:01');
-const VNET = 10;
-
-function ipFrame(src: string, opts: { dst?: string; dstMac?: Uint8Array; protocol?: number; payload?: number } = {}): Uint8Array {
-  const payload = opts.payload ?? 8;
-  const frame = new Uint8Array(VNET + 14 + 20 + payload);
-  writeEthernetHeader(frame, VNET, opts.dstMac ?? CLUSTER_MAC, CLIENT_MAC, ETH_P_IP);
-  writeIPv4Header(frame, VNET + 14, { src: parseIPv4(src), dst: parseIPv4(opts.dst ?? '10.0.0.100'), protocol: opts.protocol ?? 1, totalLength: 20 + payload });
-  return frame;
-}
-
-function arpRequest(target: string): Uint8Array {
-  const frame = new Uint8Array(VNET + 60);
-  buildArpRequest(frame, VNET, { ethSrc: CLIENT_MAC, senderIp: parseIPv4('10.0.0.7'), targetIp: parseIPv4(target) });
-  return frame;
-}
-
-interface SimNode {
-  mac: Uint8Array;
-  id: number;
-  source: MemoryFrameSource;
-  sink: MemoryFrameSink;
-  dispatcher: FrameDispatcher;
-  actors: ActorCore[];
-  view: ViewWriter;
-  counters: CounterBlock;
-}
-
-const NODE_MACS = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
-
-function publish(node: SimNode, members: number[], accepting = true, changePending = false): void {
-  const v = createPublishedView();
-  v.accepting = accepting;
-  v.flags = changePending ? VIEW_FLAG_CHANGE_PENDING : 0;
-  v.selfId = node.id;
-  v.nodeCount = members.length;
-  members.forEach((id, i) => {
-    v.ids[i] = id;
-    v.weights[i] = 1;
-    v.macs.set(parseMac(NODE_MACS[id - 1]!), i * 6);
-  });
-  node.view.publish(v);
-}
-
-function makeNode(id: number, frames: Uint8Array[], actorCount = 2, holdBytes?: number): SimNode {
-  const source = new MemoryFrameSource(frames);
-  const sink = new MemoryFrameSink();
-  const counters = new CounterBlock(CounterBlock.allocate(1 + actorCount));
-  const viewMemory = ViewWriter.allocate();
-  const rings = Array.from({ length: actorCount }, () => new ByteRing(ByteRing.allocate(1 << 20)));
-  const mac = parseMac(NODE_MACS[id - 1]!);
-  const dispatcher = new FrameDispatcher({ source, rings, counters: counters.row(0), vnetHdr: true, vip: VIP, clusterMac: CLUSTER_MAC, ownMac: mac, handlers: [sourceIpHandler] });
-  const actors = rings.map(
-    (ring, i) =>
-      new ActorCore({
-        ring,
-        sink,
-        trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(1024), capacity: 1024, idleTimeoutSeconds: 1800 })],
-        view: new ViewReader(viewMemory),
-        counters: counters.row(1 + i),
-        ...(holdBytes === undefined ? {} : { holdBytes }),
-      }),
-  );
-  return { mac, id, source, sink, dispatcher, actors, view: new ViewWriter(viewMemory), counters };
-}
-
-function runAll(node: SimNode, now = 1000): void {
-  while (node.dispatcher.pollOnce(0) > 0) for (const a of node.actors) a.processAvailable(now);
-}
-
-function cluster(frames: Uint8Array[]): SimNode[] {
-  const nodes = [1, 2, 3].map((id) => makeNode(id, frames));
-  for (const n of nodes) publish(n, [1, 2, 3]);
-  return nodes;
-}
+import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, createArpResult, parseArp } from '../../../src/net/arp.js';
+import { formatMac, parseMac } from '../../../src/net/ethernet.js';
+import { parseIPv4 } from '../../../src/net/ipv4.js';
+import { ActorCounter, DispatcherCounter } from '../../../src/workers/counters.js';
+import { arpRequest, CLIENT_MAC, CLUSTER_MAC, cluster, ipFrame, makeNode, NODE_MACS, publish, runAll, VIP, VNET } from './fixtures/sim.js';
 
 test('each source is accepted by exactly one node, and all nodes get some', (t) => {
   const frames: Uint8Array[] = [];
@@ -216,7 +132,7 @@ test('an ARP request for the VIP is answered with the cluster MAC in the payload
 
 test('during a view-changing round new flows are held, tracked flows go on, and held ones are decided with the new view', (t) => {
   const tracked = ipFrame('10.0.6.1');
-  const node = makeNode(1, [tracked, ipFrame('10.0.6.2'), ipFrame('10.0.6.3'), tracked], 1);
+  const node = makeNode(1, [tracked, ipFrame('10.0.6.2'), ipFrame('10.0.6.3'), tracked], { actorCount: 1 });
   publish(node, [1]);
   node.source.remaining = 1;
   runAll(node);
@@ -234,7 +150,7 @@ test('during a view-changing round new flows are held, tracked flows go on, and 
 
 test('the hold queue is bounded: when full the oldest held frame is dropped and counted', (t) => {
   const frames = Array.from({ length: 50 }, (_, i) => ipFrame(`10.0.7.${i + 1}`, { payload: 200 }));
-  const node = makeNode(1, frames, 1, 4096);
+  const node = makeNode(1, frames, { actorCount: 1, holdBytes: 4096 });
   publish(node, [1], true, true);
   runAll(node);
   const held = node.actors[0]!.held;
