@@ -92,7 +92,12 @@ export interface ConntrackJson {
   interface: string;
   /** Tracked flows in all shards (the listing may be cut at the requested limit). */
   total: number;
-  entries: { handler: string; source: string; key?: number; flow: string; node: string; idleSeconds: number }[];
+  /**
+   * idleSeconds: since the entry was last refreshed as its table keeps it (a closing TCP
+   * connection's is moved back to shorten its life); expiresInSeconds: when it is forgotten
+   * unless a frame refreshes it.
+   */
+  entries: { handler: string; source: string; key?: number; flow: string; node: string; idleSeconds: number; expiresInSeconds: number }[];
 }
 
 export interface StatusJson {

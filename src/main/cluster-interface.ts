@@ -400,8 +400,10 @@ export class ClusterInterface {
     let total = 0;
     if (datapath !== undefined) {
       const listings = await datapath.list(limit, now);
+      const setups = this.#handlerSetups();
       listings.forEach((shards, h) => {
         const handler = datapath.handlers[h]!;
+        const idle = setups[h]?.idleTimeoutSeconds ?? 0;
         for (const shard of shards) {
           total += shard.total;
           const e = shard.entries;
@@ -416,6 +418,7 @@ export class ClusterInterface {
               flow: describeKey(handler, keyLo, keyHi),
               node: macs[owner] ?? `id ${owner} (gone)`,
               idleSeconds: Math.max(0, (now - e[k + 3]!) | 0),
+              expiresInSeconds: Math.max(0, idle - ((now - e[k + 3]!) | 0)),
             });
           }
         }

@@ -34,7 +34,7 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('conntrack')
-    .description('tracked flows of a cluster interface, every handler: flow, owning node, seconds idle')
+    .description('tracked flows of a cluster interface, every handler: flow, owning node, seconds until forgotten')
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
     .option('--limit <n>', 'at most this many entries', '10000')
     .option('--json', 'machine-readable output')
@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
       }
-      const rows = [['HANDLER', 'FLOW', 'NODE', 'IDLE'], ...result.entries.map((e) => [e.handler, e.flow, e.node, `${e.idleSeconds}s`])];
+      const rows = [['HANDLER', 'FLOW', 'NODE', 'EXPIRES IN'], ...result.entries.map((e) => [e.handler, e.flow, e.node, `${e.expiresInSeconds}s`])];
       const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
       for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
       process.stdout.write(`${result.total} tracked${result.total > result.entries.length ? ` (${result.entries.length} shown)` : ''}\n`);

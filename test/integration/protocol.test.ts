@@ -68,7 +68,7 @@ test.serial('a newcomer receives the tracking state and no existing client moves
     await lab.waitConverged(lab.nodes, 20_000);
     t.log(`node3 converged ${Math.round(performance.now() - joinedAt)} ms after start`);
     await lab.startHttpServer('node3');
-    const loaded = await lab.lab.waitForLog(newcomer, /"event":"state-loaded"/, 5000);
+    const loaded = await lab.lab.waitForLog(newcomer, /"event":"state-loaded"/, 5000); // one state per handler: the default one here
     const entries = Number(/"entries":(\d+)/.exec(loaded.split('\n').find((l) => l.includes('state-loaded')) ?? '')?.[1] ?? -1);
     t.true(entries >= SOURCES, `node3 loaded ${entries} tracked flows`);
     const after = owners(await lab.survey(lab.clientIps));
@@ -291,7 +291,8 @@ test.serial('lnlbctl conntrack lists every client with the node that serves it; 
     const bySource = new Map(table.entries.map((e) => [e.source, macOf.get(e.node.toLowerCase())]));
     for (const [source, node] of before) t.is(bySource.get(source), node, `${source}`);
     const human = await lnlbctl(lab, 'node2', ['conntrack', 'nlb0']);
-    t.regex(human.stdout, /^SOURCE\s+NODE\s+IDLE$/m);
+    t.regex(human.stdout, /^HANDLER\s+FLOW\s+NODE\s+EXPIRES IN$/m);
+    t.regex(human.stdout, /^default\s+10\.0\.\d+\.\d+\s+\S+\s+[0-3]s$/m, 'idle timeout 3 s');
     t.regex(human.stdout, new RegExp(`^${SOURCES} tracked$`, 'm'), 'every node records every assignment');
     const bad = await lnlbctl(lab, 'node1', ['conntrack', 'nlb9']);
     t.is(bad.code, 1);
