@@ -1,8 +1,13 @@
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
 import { LnlbError, type ErrorCode } from '../../../src/errors.js';
+import { sourceIpHandler } from '../../../src/handlers/default.js';
 import {
+  encodeTrackerState,
   loadTrackerState,
+  loadTrackerStateInto,
+  restoreTracker,
+  snapshotTracker,
   MAX_CLOCK_SKEW_SECONDS,
   NOT_MY_SHARD,
   saveTrackerState,
@@ -323,4 +328,32 @@ test('each loader can take only its own shard of a broadcast state (NOT_MY_SHARD
   t.is(loaded, entries.length);
   for (const e of entries) t.true(receivers[shardOf2(e.lo, e.hi)]!.tables[0]!.find(e.lo, e.hi) >= 0);
   t.is(receivers[0]!.tables[0]!.size + receivers[1]!.tables[0]!.size, entries.length);
+});
+
+test('load into a tracker: a loadStatus that throws midway rolls the shard back to what it held; a good load returns the previous contents for a later rollback', (t) => {
+  const make = () => sourceIpHandler.createTracker({ memory: TrackingTable.allocate(1024), capacity: 1024, idleTimeoutSeconds: 1800 });
+  const sender = make();
+  for (let i = 1; i <= 50; i++) sender.assigned(0x0a000000 + i, 0, 1 + (i % 2), 0, NOW - 10);
+  const bytes = encodeTrackerState((visit) => sender.saveStatus(visit), 50, NOW, (id) => mac(id));
+
+  const receiver = make();
+  receiver.assigned(0x0b000001, 0, 3, 0, NOW);
+  const before = [...snapshotTracker(receiver)];
+  const options = { nowSeconds: NOW, ownerId: (m: Uint8Array) => m[5], mine: () => true };
+  let calls = 0;
+  const flaky = Object.create(receiver) as typeof receiver;
+  flaky.loadStatus = (lo, hi, owner, lastSeen) => {
+    if (++calls === 20) throw new Error('disk on fire');
+    receiver.loadStatus(lo, hi, owner, lastSeen);
+  };
+  flaky.clear = () => receiver.clear();
+  t.throws(() => loadTrackerStateInto(bytes, flaky, options), { message: 'disk on fire' });
+  t.deepEqual([...snapshotTracker(receiver)], before, 'rolled back to the previous contents');
+
+  const result = loadTrackerStateInto(bytes, receiver, options);
+  t.is(result.loaded, 50);
+  t.is(receiver.size, 50);
+  t.deepEqual([...result.previous], before);
+  restoreTracker(receiver, result.previous); // another actor refused the same state
+  t.deepEqual([...snapshotTracker(receiver)], before);
 });
