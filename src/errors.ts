@@ -7,6 +7,8 @@
 export const ErrorCodes = {
   /** A command-line flag or option value is invalid; the message names the flag. */
   LNLB_ERR_CLI_BAD_FLAG: 'bad command-line flag',
+  /** The config file (`--config`, /etc/lnlb/lnlb.conf) cannot be read or holds a bad line; the message names file, line and key. */
+  LNLB_ERR_CONFIG_INVALID: 'bad config file',
   /** An operation needs a Linux capability the process does not have. */
   LNLB_ERR_PRIV_MISSING: 'missing privilege',
   /** A network device named by the user does not exist. */

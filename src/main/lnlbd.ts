@@ -12,7 +12,8 @@ import { CAP_NET_ADMIN, CAP_NET_RAW, missingCapabilities } from './capabilities.
 import { registerAdminCommands } from './admin-commands.js';
 import { Daemon } from './daemon.js';
 import { createLogger } from './logger.js';
-import { DAEMON_OPTIONS, REPEAT_SEPARATOR, resolveDaemonOptions, type DaemonOptions } from './options.js';
+import { daemonOptions } from './config-file.js';
+import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
 
 function parseCommandLine(argv: string[]): DaemonOptions {
   const program = new Command('lnlbd')
@@ -46,7 +47,7 @@ function parseCommandLine(argv: string[]): DaemonOptions {
       raw[key as keyof DaemonOptions] = value;
     }
   }
-  return resolveDaemonOptions(raw);
+  return daemonOptions(raw); // the config file (--config, or /etc/lnlb/lnlb.conf) under the flags
 }
 
 async function main(): Promise<void> {
@@ -97,5 +98,5 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   const message = isLnlbError(err) ? err.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`lnlbd: ${message}\n`);
-  process.exit(isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG' ? 2 : 1);
+  process.exit(isLnlbError(err) && (err.code === 'LNLB_ERR_CLI_BAD_FLAG' || err.code === 'LNLB_ERR_CONFIG_INVALID') ? 2 : 1);
 });

@@ -45,6 +45,8 @@ export interface DaemonOptions {
   rule: string[];
   /** Handlers by protocol: the built-ins with the operator's `--handler` over them. */
   handler: HandlerSpec[];
+  /** The config file the other options were read from (`--config`, or /etc/lnlb/lnlb.conf when it exists); undefined: none. */
+  config: string | undefined;
 }
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
@@ -203,6 +205,14 @@ export const DAEMON_OPTIONS = [
     default: resolveHandlerSpecs([]),
     repeatable: true,
     parse: (raw: string, flag: string) => resolveHandlerSpecs(values(raw).map((v) => parseHandlerSpec(v, flag))),
+  },
+  {
+    key: 'config',
+    flag: '--config <path>',
+    description: 'a file of these options, one `key = value` a line (key: the flag without --); flags given here win over it (default: /etc/lnlb/lnlb.conf if it exists; see docs/config.md)',
+    default: undefined,
+    optional: true,
+    parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a file path') : raw),
   },
 ] as const satisfies readonly OptionSpec<keyof DaemonOptions>[];
 
