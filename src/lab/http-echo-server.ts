@@ -4,10 +4,14 @@
  *
  *   node dist/src/lab/http-echo-server.js --name node2 --host 10.0.0.100 --port 80
  *
+ * `GET /stream?lines=N&everyMs=M` instead streams N lines `<i> <name>\n` (i = 1..N), one every M
+ * ms, then ends the response: one long-lived connection whose every line says which node wrote
+ * it (defaults 100 lines, every 50 ms; at most 100 000 lines, every 1..60 000 ms).
+ *
  * It is started before the daemon has put the VIP on its TAP, and Node has no IP_FREEBIND, so
  * it retries the bind while the address does not exist yet. Prints `listening on HOST:PORT`.
  */
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
 
 const RETRY_MS = 100;
@@ -28,7 +32,36 @@ const name = values.name;
 const host = values.host;
 const port = Number(values.port);
 
+/** A whole number in [min, max] from a query parameter, or `fallback` when it is absent or not one. */
+function intParam(params: URLSearchParams, key: string, fallback: number, min: number, max: number): number {
+  const raw = params.get(key);
+  if (raw === null || !/^\d+$/.test(raw)) return fallback;
+  return Math.min(max, Math.max(min, Number(raw)));
+}
+
+function stream(params: URLSearchParams, response: ServerResponse): void {
+  const lines = intParam(params, 'lines', 100, 1, 100_000);
+  const everyMs = intParam(params, 'everyMs', 50, 1, 60_000);
+  response.writeHead(200, { 'content-type': 'text/plain', connection: 'close' });
+  let sent = 0;
+  const timer = setInterval(() => {
+    sent += 1;
+    response.write(`${sent} ${name}\n`);
+    if (sent >= lines) {
+      clearInterval(timer);
+      response.end();
+    }
+  }, everyMs);
+  // The client went away: stop writing into a closed socket.
+  response.on('close', () => clearInterval(timer));
+}
+
 const server = createServer((request, response) => {
+  const url = new URL(request.url ?? '/', 'http://lab');
+  if (url.pathname === '/stream') {
+    stream(url.searchParams, response);
+    return;
+  }
   const body = `${JSON.stringify({ node: name, client: request.socket.remoteAddress ?? '' })}\n`;
   // One request per connection: each curl is a fresh flow, as the tests mean it to be.
   response.writeHead(200, { 'content-type': 'application/json', connection: 'close' });

@@ -1,0 +1,56 @@
+/**
+ * The lab's UDP echo server: answers every datagram with `<name> <the datagram's bytes>`, so a
+ * client learns which cluster node answered each datagram it sent (a sequence number in the
+ * datagram comes back beside the node's name).
+ *
+ *   node dist/src/lab/udp-echo-server.js --name node2 --host 10.0.0.100 --port 7007
+ *
+ * Bound to the VIP, so replies leave from the VIP (Node has no IP_PKTINFO: a socket on 0.0.0.0
+ * would answer from the node's own address). It is started before the daemon has put the VIP on
+ * its TAP, so a bind that finds no such address is retried. Prints `listening on HOST:PORT`.
+ * (bench/udp-echo.ts is the latency benchmark's: it echoes the bytes alone.)
+ */
+import { createSocket } from 'node:dgram';
+import { parseArgs } from 'node:util';
+
+const RETRY_MS = 100;
+const GIVE_UP_MS = 120_000;
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string', default: '7007' },
+  },
+});
+if (values.name === undefined || values.host === undefined) {
+  console.error('usage: udp-echo-server --name NAME --host ADDRESS [--port PORT]');
+  process.exit(2);
+}
+const prefix = Buffer.from(`${values.name} `);
+const host = values.host;
+const port = Number(values.port);
+const startedAt = Date.now();
+
+function bind(): void {
+  const socket = createSocket('udp4');
+  socket.once('error', (error: NodeJS.ErrnoException) => {
+    socket.close();
+    if (error.code === 'EADDRNOTAVAIL' && Date.now() - startedAt < GIVE_UP_MS) {
+      setTimeout(bind, RETRY_MS);
+      return;
+    }
+    console.error(`udp-echo-server ${values.name}: bind ${host}:${port}: ${error.message}`);
+    process.exit(1);
+  });
+  socket.bind(port, host, () => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error) => console.error(`udp-echo-server ${values.name}: ${error.message}`));
+    socket.on('message', (message, from) => socket.send(Buffer.concat([prefix, message]), from.port, from.address));
+    console.log(`listening on ${host}:${port}`);
+  });
+}
+bind();
+
+// Nothing to flush: answer the lab's SIGTERM with a clean exit code.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));
