@@ -2,6 +2,7 @@
 // missing privilege each give one clear line and a non-zero exit; a clean stop removes the
 // TAP and restores every sysctl it changed.
 import test from 'ava';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Lab, sweepStale, waitExit } from '../../src/lab/netns.js';
 
@@ -52,6 +53,17 @@ for (const r of refusals) {
     t.not(link.code, 0, 'nothing is left half-configured');
   });
 }
+
+test.serial('a bad config file value: exit 2, one line naming file:line and the flag', async (t) => {
+  const file = `${theLab().dir}/bad.conf`;
+  writeFileSync(file, '# solo\nvip = 10.0.0.100\nbind = eth0\nworkers = 0\n');
+  const result = await lnlbd(['--config', file]);
+  t.is(result.code, 2);
+  t.deepEqual(result.stderr.trim().split('\n'), [`lnlbd: ${file}:4: --workers: expected a whole number from 1 to 64, got 0`]);
+  const missing = await lnlbd(['--config', `${file}.missing`]);
+  t.is(missing.code, 2);
+  t.is(missing.stderr.trim(), `lnlbd: ${file}.missing: cannot read the config file: ENOENT (no such file)`);
+});
 
 test.serial('--help lists every flag and exits 0', async (t) => {
   const result = await lnlbd(['--help']);
