@@ -184,11 +184,19 @@ test.serial('two clusters in one daemon: addif prints the new interface, both VI
     for (const node of lab.nodes) lab.startDaemon(node);
     await lab.waitConverged(lab.nodes, 20_000);
     const ctl = (node: string, args: string[]) => lnlbctl(lab, node, args);
+    const broken = await ctl('node1', ['addif', VIP2, 'eth0', '--handler', 'icmp=./no-such-handler.js']);
+    t.is(broken.code, 1);
+    t.regex(broken.stderr, /cannot load handler module \S*no-such-handler\.js/, 'a handler given to addif is checked, its path taken from lnlbctl\'s directory');
     for (const node of lab.nodes) {
-      const added = await ctl(node, ['addif', VIP2, 'eth0']);
+      // The second cluster with its own handlers and port rules.
+      const added = await ctl(node, ['addif', VIP2, 'eth0', '--handler', 'tcp=tcp', '--rule', '80/tcp=multiple,affinity=none']);
       t.is(added.code, 0, added.stderr);
       t.is(added.stdout.trim(), 'nlb1', 'LNLB prints the new interface: the lowest free nlb%d');
     }
+    const nlb1 = (await lab.status('node1')).interfaces.find((i) => i.name === 'nlb1')!;
+    t.deepEqual(nlb1.rules, ['default=multiple,affinity=single', '80/tcp=multiple,affinity=none']);
+    t.deepEqual(nlb1.handlers.map((h) => `${h.protocol}=${h.name}`), ['0=default', '6=tcp']);
+    t.deepEqual((await lab.status('node1')).interfaces.find((i) => i.name === 'nlb0')!.rules, ['default=multiple,affinity=single'], 'the first cluster keeps the daemon\'s');
     const again = await ctl('node1', ['addif', VIP2, 'eth0']);
     t.is(again.code, 1);
     t.regex(again.stderr, /10\.0\.0\.200 is served already by nlb1/);
