@@ -12,6 +12,7 @@ import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewWriter } from '../shm/view.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
+import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 
 export interface DatapathOptions {
@@ -118,6 +119,7 @@ export class Datapath {
   /** Our handles on the actors' input rings, only to wake them when the view changes. */
   readonly #rings: ByteRing[];
   readonly #actorHandlerCounters: Record<string, number>[][] = [];
+  readonly #reportedCauses = new Set<string>();
   #stopping = false;
 
   private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
@@ -201,7 +203,14 @@ export class Datapath {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(m.message);
         else if (m.type === 'link-down') options.onLinkDown?.();
-        else if (m.type === 'handler-error') options.onHandlerError?.(m);
+        else if (m.type === 'handler-error') {
+          // Each thread reports a cause once; the same cause from several actors is one.
+          const cause = `${m.handler}\u0000${m.method}\u0000${m.message}`;
+          if (!datapath.#reportedCauses.has(cause) && datapath.#reportedCauses.size < MAX_CAUSES) {
+            datapath.#reportedCauses.add(cause);
+            options.onHandlerError?.(m);
+          }
+        }
       });
       worker.on('exit', (code) => {
         if (!datapath.#stopping) options.onError(`a datapath thread exited unexpectedly (code ${code})`);
