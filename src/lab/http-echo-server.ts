@@ -12,25 +12,9 @@
  * it retries the bind while the address does not exist yet. Prints `listening on HOST:PORT`.
  */
 import { createServer, type ServerResponse } from 'node:http';
-import { parseArgs } from 'node:util';
+import { BIND_GIVE_UP_MS as GIVE_UP_MS, BIND_RETRY_MS as RETRY_MS, parseServerArgs } from './server-args.js';
 
-const RETRY_MS = 100;
-const GIVE_UP_MS = 120_000;
-
-const { values } = parseArgs({
-  options: {
-    name: { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string', default: '80' },
-  },
-});
-if (values.name === undefined || values.host === undefined) {
-  console.error('usage: http-echo-server --name NAME --host ADDRESS [--port PORT]');
-  process.exit(2);
-}
-const name = values.name;
-const host = values.host;
-const port = Number(values.port);
+const { name, host, port } = parseServerArgs('http-echo-server', 80);
 
 /** A whole number in [min, max] from a query parameter, or `fallback` when it is absent or not one. */
 function intParam(params: URLSearchParams, key: string, fallback: number, min: number, max: number): number {

@@ -11,25 +11,11 @@
  * (bench/udp-echo.ts is the latency benchmark's: it echoes the bytes alone.)
  */
 import { createSocket } from 'node:dgram';
-import { parseArgs } from 'node:util';
+import { BIND_GIVE_UP_MS as GIVE_UP_MS, BIND_RETRY_MS as RETRY_MS, parseServerArgs } from './server-args.js';
 
-const RETRY_MS = 100;
-const GIVE_UP_MS = 120_000;
-
-const { values } = parseArgs({
-  options: {
-    name: { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string', default: '7007' },
-  },
-});
-if (values.name === undefined || values.host === undefined) {
-  console.error('usage: udp-echo-server --name NAME --host ADDRESS [--port PORT]');
-  process.exit(2);
-}
+const values = parseServerArgs('udp-echo-server', 7007);
 const prefix = Buffer.from(`${values.name} `);
-const host = values.host;
-const port = Number(values.port);
+const { host, port } = values;
 const startedAt = Date.now();
 
 function bind(): void {
