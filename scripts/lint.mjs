@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The project's own standing rules, checked after the type check (`npm run lint`):
-// - one direction of imports: main → workers → handlers/cluster/shm/net; net and shm import
+// - one direction of imports: main → workers → handlers/cluster/bond/shm/net; net and shm import
 //   nothing of ours but errors.ts;
 // - no `any` in our own code;
 // - relative imports end in `.js` (ESM, NodeNext);
@@ -14,8 +14,9 @@ const ALLOWED = {
   cluster: ['cluster', 'net', 'errors.ts'],
   handlers: ['handlers', 'shm', 'net', 'cluster', 'errors.ts'],
   port: ['port', 'errors.ts'],
-  workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts'],
-  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'errors.ts'],
+  bond: ['bond', 'net', 'errors.ts'],
+  workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
+  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
   lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
 };
 
