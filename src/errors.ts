@@ -57,6 +57,8 @@ export const ErrorCodes = {
   LNLB_ERR_HANDLER_LOAD: 'handler module cannot be loaded',
   /** A protocol handler module breaks the handler contract (shape, API version, protocol, or a method failing its smoke test). */
   LNLB_ERR_HANDLER_INVALID: 'invalid protocol handler',
+  /** A bonding option is unknown, given twice, refused by its parser, given in a mode it does not apply to, or in conflict with another; the message names it and what it accepts. */
+  LNLB_ERR_BOND_OPTION: 'bad bonding option',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
