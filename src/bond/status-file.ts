@@ -4,15 +4,7 @@
  * the text. Lines and their order follow the driver's bond_info_show_master / _slave.
  */
 
-export const BOND_MODE_NAMES = [
-  'load balancing (round-robin)',
-  'fault-tolerance (active-backup)',
-  'load balancing (xor)',
-  'fault-tolerance (broadcast)',
-  'IEEE 802.3ad Dynamic link aggregation',
-  'transmit load balancing',
-  'adaptive load balancing',
-] as const;
+import { BOND_MODES } from './options.js';
 
 const MODE_ACTIVE_BACKUP = 1;
 const MODE_XOR = 2;
@@ -72,7 +64,7 @@ export interface BondStatusView {
 }
 
 export function formatBondStatus(s: BondStatusView): string {
-  const out: string[] = [`Ethernet Channel Bonding Driver: ${s.version}`, '', `Bonding Mode: ${BOND_MODE_NAMES[s.mode] ?? `unknown (${s.mode})`}`];
+  const out: string[] = [`Ethernet Channel Bonding Driver: ${s.version}`, '', `Bonding Mode: ${BOND_MODES.find((m) => m.value === s.mode)?.description ?? `unknown (${s.mode})`}`];
   if (s.mode === MODE_XOR || s.mode === MODE_8023AD) out.push(`Transmit Hash Policy: ${s.xmitHashPolicy.name} (${s.xmitHashPolicy.value})`);
   if (s.mode === MODE_ACTIVE_BACKUP || s.mode === MODE_TLB || s.mode === MODE_ALB) {
     out.push(`Primary Slave: ${s.primary === undefined ? 'None' : `${s.primary} (primary_reselect ${s.primaryReselect})`}`);
