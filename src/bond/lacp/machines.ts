@@ -19,7 +19,8 @@
  *   Selection Logic (6.4.14)            selection.ts: aggregator per port, active aggregator
  *                                       (ad_select), min_links.
  *   Mux, coupled control (6.4.15)       DETACHED → WAITING (aggregate wait 2 s, then Ready:
- *                                       every port waiting for the aggregator is ready) →
+ *                                       every port selected for the aggregator and not yet
+ *                                       attached has waited its 2 s) →
  *                                       ATTACHED (in sync) → COLLECTING_DISTRIBUTING once the
  *                                       partner is in sync. Coupled: collecting and
  *                                       distributing switch together, as Linux does.
@@ -28,6 +29,13 @@
  *   Transmit (6.4.16)                   NTT → one LACPDU, at most 3 per fast periodic interval
  *                                       (1 s, sliding window); a held NTT goes out when the
  *                                       window allows.
+ *
+ * Figures (tests on the fake clock): two ports starting together are collecting and
+ * distributing after 2 s (their first LACPDUs cross at once, then the aggregate wait), at
+ * either rate; when the first LACPDUs are lost or a link comes up, the exchange starts at the
+ * first periodic tick (a port with no partner is EXPIRED, which asks for the fast rate), so
+ * 3 s. A partner that goes silent stops the port distributing 3 s (fast) or 90 s (slow) after
+ * its last LACPDU, and the port is detached 3 s later (DEFAULTED).
  *
  * Timers are absolute deadlines (Infinity = not running), not tick counters: the driver
  * sleeps exactly until the next one, and a timeout happens at its exact time, not on the next
@@ -38,9 +46,9 @@
  *   stay out of sync and the partner does not distribute to them (see selection.ts).
  * - A port whose link is down leaves its aggregator (Selection Logic), rather than staying
  *   attached out of sync as the standard's PORT_DISABLED would have it.
- * - The churn timer is held while the link is down and starts when it comes up (the
- *   standard restarts it continuously, so a down port would never churn, which is right, and
- *   a port that comes up would start at once, which is what we do).
+ * - The churn machines sit in CHURN_MONITOR with their timer stopped while the link is down,
+ *   and the 60 s start when it comes up: the standard's global transition (!port_enabled →
+ *   CHURN_MONITOR) read literally restarts the timer for ever, with the same effect.
  * - No Marker protocol (responder or generator), no Version 2 TLVs, no Linux "no partner →
  *   enable the ports of the individual aggregator anyway" fallback: a port without a LACP
  *   partner does not distribute, and `whyNotDistributing` says so.

@@ -15,8 +15,8 @@
  * another (eligible but not chosen, or below min_links), UNSELECTED when it has none or it
  * must leave. The driver keeps a single active aggregator per bond; giving the ports of the
  * others STANDBY keeps them out of synchronization, so the partner does not send on links we
- * do not collect from (Linux once advertised Synchronization on inactive aggregators and had
- * to stop: the partner distributed onto them).
+ * do not collect from (the trouble a Linux bonding patch describes: ports attached to an
+ * inactive aggregator advertised Synchronization, and the partner distributed onto them).
  *
  * Active aggregator, as the Linux driver ranks them (`ad_agg_selection_test`): an eligible
  * aggregator (at least one port with link up, and at least `min_links` of them) beats an
