@@ -20,7 +20,7 @@ import { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
 import { ActorCore } from './actor-core.js';
 import { CounterBlock } from './counters.js';
-import { HandlerErrorLog } from './handler-errors.js';
+import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
 
@@ -46,13 +46,7 @@ async function run(data: ActorData): Promise<void> {
   );
   const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'actor', actorIndex: data.index, actorCount: data.actorCount };
   const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
-  for (const handler of handlers) {
-    try {
-      handler.interfaceCreated?.(info);
-    } catch (err) {
-      errors.record(handler.name, 'interfaceCreated', err);
-    }
-  }
+  runInterfaceHook(handlers, 'interfaceCreated', info, errors);
   const actor = new ActorCore({
     ring,
     sink: new TapSink(data.tapFd),
@@ -158,13 +152,7 @@ async function run(data: ActorData): Promise<void> {
     const wait = ring.waitAsync(IDLE_WAKE_MS);
     if (wait) await wait;
   }
-  for (const handler of handlers) {
-    try {
-      handler.interfaceDeleted?.(info);
-    } catch (err) {
-      errors.record(handler.name, 'interfaceDeleted', err);
-    }
-  }
+  runInterfaceHook(handlers, 'interfaceDeleted', info, errors);
   post({ type: 'stopped' });
   parentPort?.close();
 }

@@ -14,7 +14,7 @@ import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, WorkerToMain } from './messages.js';
 import { PacketRingSource } from './ports.js';
-import { HandlerErrorLog } from './handler-errors.js';
+import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 
 const POLL_MS = 50;
 /** How often the kernel's drop counter is read (it costs a getsockopt): by time, not by batches. */
@@ -30,13 +30,7 @@ async function run(data: DispatcherData): Promise<void> {
   for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec));
   const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
   const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'dispatcher', actorIndex: -1, actorCount: data.actorRings.length };
-  for (const handler of handlers) {
-    try {
-      handler.interfaceCreated?.(info);
-    } catch (err) {
-      errors.record(handler.name, 'interfaceCreated', err);
-    }
-  }
+  runInterfaceHook(handlers, 'interfaceCreated', info, errors);
   const source = new PacketRingSource(data.dataFd);
   const dispatcher = new FrameDispatcher({
     source,
@@ -71,13 +65,7 @@ async function run(data: DispatcherData): Promise<void> {
     }
   }
   counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
-  for (const handler of handlers) {
-    try {
-      handler.interfaceDeleted?.(info);
-    } catch (err) {
-      errors.record(handler.name, 'interfaceDeleted', err);
-    }
-  }
+  runInterfaceHook(handlers, 'interfaceDeleted', info, errors);
   post({ type: 'stopped' });
 }
 

@@ -4,6 +4,8 @@
  * caller. Causes are bounded: past MAX_CAUSES new ones are only counted.
  */
 
+import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
+
 export const MAX_CAUSES = 64;
 
 export interface HandlerErrorReport {
@@ -15,7 +17,7 @@ export interface HandlerErrorReport {
 export class HandlerErrorLog {
   readonly #seen = new Set<string>();
   readonly #report: (report: HandlerErrorReport) => void;
-  /** Causes not reported because MAX_CAUSES were already. */
+  /** Errors not reported because MAX_CAUSES causes were already (each occurrence counts). */
   unreportedCauses = 0;
 
   constructor(report: (report: HandlerErrorReport) => void) {
@@ -33,5 +35,16 @@ export class HandlerErrorLog {
     }
     this.#seen.add(cause);
     this.#report({ handler, method, message });
+  }
+}
+
+/** Runs every handler's interfaceCreated or interfaceDeleted hook in this thread; one that throws is reported, the others still run. */
+export function runInterfaceHook(handlers: readonly ProtocolHandler[], hook: 'interfaceCreated' | 'interfaceDeleted', info: InterfaceInfo, errors: HandlerErrorLog): void {
+  for (const handler of handlers) {
+    try {
+      handler[hook]?.(info);
+    } catch (err) {
+      errors.record(handler.name, hook, err);
+    }
   }
 }
