@@ -1,7 +1,8 @@
 /** The admin socket's commands: each one a thin call into the daemon or one of its interfaces. */
 
-import type { StatusJson } from './admin-protocol.js';
+import type { BondCreateResult, BondListJson, BondShowJson, StatusJson } from './admin-protocol.js';
 import type { AdminServer } from './admin-server.js';
+import { deviceArgument, devicesArgument, optionWordsArgument } from './bond-spec.js';
 import type { Daemon } from './daemon.js';
 import { interfaceArguments } from './options.js';
 
@@ -21,5 +22,17 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
   admin.register('conntrack', (args) => {
     const limit = typeof args['limit'] === 'number' && args['limit'] > 0 ? args['limit'] : 10_000;
     return daemon.get(args['interface']).conntrack(limit);
+  });
+
+  // Bonds (`lnlbctl bond ...`): names checked here, option words by the bond option table.
+  admin.register('bond.create', (args): Promise<BondCreateResult> => daemon.bonds.create(deviceArgument(args['name'], 'name'), optionWordsArgument(args['options'], 'options')));
+  admin.register('bond.enslave', (args) => daemon.bonds.enslave(deviceArgument(args['bond'], 'bond'), devicesArgument(args['devices'], 'devices')));
+  admin.register('bond.release', (args) => daemon.bonds.release(deviceArgument(args['bond'], 'bond'), devicesArgument(args['devices'], 'devices')));
+  admin.register('bond.show', (args): Promise<BondShowJson> => daemon.bonds.show(deviceArgument(args['bond'], 'bond')));
+  admin.register('bond.list', (): BondListJson => ({ bonds: daemon.bonds.names() }));
+  admin.register('bond.destroy', async (args) => {
+    const bond = deviceArgument(args['bond'], 'bond');
+    await daemon.bonds.destroy(bond);
+    return { destroyed: bond };
   });
 }

@@ -7,6 +7,8 @@
  *          | {"v":1,"id":7,"ok":false,"error":{"code":"LNLB_ERR_...","message":"..."}}
  */
 
+import type { BondJson } from './bond-manager.js';
+
 export const ADMIN_PROTOCOL_VERSION = 1;
 export const ADMIN_SOCKET_NAME = 'lnlbd.sock';
 /** A request line longer than this is garbage: the connection gets an error and is closed. */
@@ -102,4 +104,29 @@ export interface ConntrackJson {
 
 export interface StatusJson {
   interfaces: InterfaceStatusJson[];
+}
+
+/**
+ * The bond commands (`lnlbctl bond ...`), arguments → result. Names are device names (1..15
+ * bytes, no '/', ':', '%' or white space); a bad one is LNLB_ERR_CTL_BAD_ARGUMENT naming the
+ * argument, a bad option word LNLB_ERR_BOND_OPTION naming the option.
+ *
+ *   bond.create  {name, options: string[]}   → BondCreateResult {name, options, warnings}
+ *   bond.enslave {bond, devices: string[]}   → {bond, enslaved: string[]}
+ *   bond.release {bond, devices: string[]}   → {bond, released: string[]}
+ *   bond.show    {bond}                      → BondShowJson
+ *   bond.list    {}                          → BondListJson
+ *   bond.destroy {bond}                      → {destroyed: string}
+ */
+export type { BondCreateResult, BondJson } from './bond-manager.js';
+
+export interface BondShowJson {
+  /** In the layout of /proc/net/bonding/<bond>. */
+  text: string;
+  json: BondJson;
+}
+
+export interface BondListJson {
+  /** In creation order. */
+  bonds: string[];
 }

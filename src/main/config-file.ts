@@ -9,6 +9,7 @@
  *   vip = 10.0.0.100
  *   rule = 22/tcp=single,priority=1   repeatable keys accumulate, in order
  *   rule = 443/tcp=multiple,affinity=none
+ *   bond = bond0 mode=802.3ad miimon=100 slaves=eth1,eth2   a value may hold spaces (up to a comment)
  *   name = "nlb#%d"                   double quotes keep a '#' (\" and \\ inside them)
  */
 
@@ -181,7 +182,7 @@ export function loadConfigFile(path: string): ConfigFile {
 
 /**
  * The command line over the file: a key given on the command line wins, whole; for a repeatable
- * option (`--rule`, `--handler`) the command line's values replace the file's, they do not add
+ * option (`--rule`, `--handler`, `--bond`) the command line's values replace the file's, they do not add
  * to them. `config` becomes the file read.
  */
 export function mergeOptions(commandLine: RawOptions, file: ConfigFile | undefined): RawOptions {

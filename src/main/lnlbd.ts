@@ -11,7 +11,8 @@ import { AdminServer } from './admin-server.js';
 import { CAP_NET_ADMIN, CAP_NET_RAW, missingCapabilities } from './capabilities.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { Daemon } from './daemon.js';
-import { createLogger } from './logger.js';
+import type { BondSpec } from './bond-spec.js';
+import { createLogger, type Logger } from './logger.js';
 import { daemonOptions } from './config-file.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
 
@@ -29,7 +30,17 @@ function parseCommandLine(argv: string[]): DaemonOptions {
     const fallback = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
     program.option(spec.flag, `${spec.description}${fallback}`);
   }
-  program.addHelpText('after', '\nExample:\n  lnlbd --bind eth0 --vip 10.0.0.100 --rule 22/tcp=single,priority=1 --rule 443/tcp=multiple,affinity=none\n  lnlbctl status');
+  program.addHelpText(
+    'after',
+    [
+      '',
+      'Examples:',
+      '  lnlbd --bind eth0 --vip 10.0.0.100 --rule 22/tcp=single,priority=1 --rule 443/tcp=multiple,affinity=none',
+      '  lnlbctl status',
+      '  lnlbd --bond "bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2" --bind bond0 --vip 10.0.0.100',
+      '  lnlbctl bond show bond0',
+    ].join('\n'),
+  );
   try {
     program.parse(argv, { from: 'user' });
   } catch (err) {
@@ -54,7 +65,8 @@ async function main(): Promise<void> {
   const options = parseCommandLine(process.argv.slice(2));
   const missing = missingCapabilities([CAP_NET_ADMIN, CAP_NET_RAW]);
   if (missing.length > 0) {
-    const what = options.bind === undefined ? 'to create cluster interfaces' : `to create ${options.name.replace('%d', '0')} and read ${options.bind}`;
+    const bonds = options.bond.length === 0 ? '' : `${options.bond.map((b) => b.name).join(', ')} and `;
+    const what = options.bind === undefined ? `to create ${bonds}cluster interfaces` : `to create ${bonds}${options.name.replace('%d', '0')} and read ${options.bind}`;
     throw lnlbError('LNLB_ERR_PRIV_MISSING', `lnlbd needs ${missing.join(' and ')} (${what}): run it as root or grant the capabilities`);
   }
   mkdirSync(options.runDir, { recursive: true, mode: 0o755 });
@@ -82,17 +94,26 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   registerAdminCommands(admin, daemon);
-  if (options.bind !== undefined && options.vip !== undefined) {
-    try {
-      await daemon.addInterface(options.vip, options.bind, options.name);
-    } catch (err) {
-      await daemon.stop().catch(() => undefined);
-      await admin.close();
-      throw err;
-    }
-  } else {
-    log.info({ event: 'idle' }, 'no cluster interface yet: add one with lnlbctl addif <vip> <dev>');
+  try {
+    // Bonds first: the cluster interface may be bound to one (`--bond "bond0 ..." --bind bond0`).
+    for (const bond of options.bond) await createBond(daemon, bond, log);
+    if (options.bind !== undefined && options.vip !== undefined) await daemon.addInterface(options.vip, options.bind, options.name);
+  } catch (err) {
+    await daemon.stop().catch(() => undefined);
+    await admin.close();
+    throw err;
   }
+  if (options.bind === undefined) {
+    log.info({ event: 'idle' }, 'no cluster interface yet: add one with lnlbctl addif <vip> <dev>, and bonds with lnlbctl bond create <name> [option=value ...]');
+  }
+}
+
+/** A `--bond`: created with its options, then its slaves enslaved in order; warnings logged. */
+async function createBond(daemon: Daemon, bond: BondSpec, log: Logger): Promise<void> {
+  const created = await daemon.bonds.create(bond.name, bond.options);
+  for (const warning of created.warnings) log.warn({ event: 'bond-option-warning', bond: bond.name }, `--bond ${bond.name}: ${warning}`);
+  if (bond.slaves.length > 0) await daemon.bonds.enslave(bond.name, bond.slaves);
+  log.info({ event: 'bond-created', bond: bond.name, options: created.options, slaves: bond.slaves }, `bond ${bond.name} created (${created.options.join(' ')})${bond.slaves.length > 0 ? ` with ${bond.slaves.join(', ')}` : ', no slaves yet'}`);
 }
 
 main().catch((err: unknown) => {

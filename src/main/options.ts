@@ -10,6 +10,7 @@ import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
+import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
 import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -45,6 +46,8 @@ export interface DaemonOptions {
   rule: string[];
   /** Handlers by protocol: the built-ins with the operator's `--handler` over them. */
   handler: HandlerSpec[];
+  /** Bonds created at start, in order, before the first cluster interface (`--bond`, checked). */
+  bond: BondSpec[];
   /** The config file the other options were read from (`--config`, or /etc/lnlb/lnlb.conf when it exists); undefined: none. */
   config: string | undefined;
 }
@@ -207,6 +210,15 @@ export const DAEMON_OPTIONS = [
     parse: (raw: string, flag: string) => resolveHandlerSpecs(values(raw).map((v) => parseHandlerSpec(v, flag))),
   },
   {
+    key: 'bond',
+    flag: '--bond <spec>',
+    description:
+      'a bond to create at start, before the cluster interface, repeatable: "<name> [option=value ...] [slaves=dev1,dev2]" with the Linux bonding driver\'s options (e.g. --bond "bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2" --bind bond0; see docs/bonding.md)',
+    default: [],
+    repeatable: true,
+    parse: (raw: string, flag: string) => checkBondSpecs(values(raw).map((v) => parseBondSpec(v, flag)), flag),
+  },
+  {
     key: 'config',
     flag: '--config <path>',
     description: 'a file of these options, one `key = value` a line (key: the flag without --); flags given here win over it (default: /etc/lnlb/lnlb.conf if it exists; see docs/config.md)',
@@ -237,6 +249,12 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
     badFlag('--dead-after-ms', `must be longer than --heartbeat-ms (${options.heartbeatMs}); 3 to 5 heartbeats is usual`);
   }
   if (options.name === options.bind) badFlag('--name', `the cluster interface cannot have the bound device's name (${options.bind})`);
+  for (const bond of options.bond) {
+    if (options.name === bond.name) badFlag('--name', `the cluster interface cannot have the name of the bond ${bond.name} (--bond)`);
+    if (options.bind !== undefined && bond.slaves.includes(options.bind)) {
+      badFlag('--bind', `${options.bind} is a slave of ${bond.name} (--bond): bind the cluster to the bond (--bind ${bond.name})`);
+    }
+  }
   return options;
 }
 

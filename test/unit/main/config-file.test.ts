@@ -92,7 +92,7 @@ test('every DAEMON_OPTIONS flag but --config can be given in a file under its na
   const samples: Record<string, string> = {
     bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: '3', heartbeatMs: '500', deadAfterMs: '2500', logLevel: 'warn',
     election: 'lnlb', weightMode: 'manual', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', idleTimeout: '60', keyFile: '/etc/lnlb/key',
-    tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp',
+    tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp', bond: 'bond0 mode=802.3ad miimon=100 slaves=eth1,eth2',
   };
   const keys = DAEMON_OPTIONS.filter((s) => s.key !== 'config');
   t.deepEqual([...CONFIG_KEYS], keys.map((s) => s.flag.split(' ')[0]!.slice(2)));
@@ -107,6 +107,32 @@ test('every DAEMON_OPTIONS flag but --config can be given in a file under its na
   }
   const all = parseConfigFile(Object.entries(samples).map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} = ${v}`).join('\n'), PATH);
   t.like(resolveDaemonOptions(all), { workers: 3, heartbeatMs: 500, election: 'lnlb', rxRing: 'v3', tableEntries: 4096, udpIdleTimeout: 30 });
+});
+
+test('bond: repeatable like rule, the value a name and words with spaces, each line checked by --bond\'s parser', (t) => {
+  const text = ['# two bonds', 'bond = bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2   # LACP to the switch', 'bond = "bond1 mode=active-backup primary=eth3 slaves=eth3,eth4"', 'bind = bond0', 'vip = 10.0.0.100'].join('\n');
+  const file = readConfig(text, PATH);
+  t.is(file.values.bond, ['bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2', 'bond1 mode=active-backup primary=eth3 slaves=eth3,eth4'].join(REPEAT_SEPARATOR));
+  t.is(file.lines.bond, 2);
+  const o = resolveWithConfig({}, file);
+  t.deepEqual(o.bond, [
+    { name: 'bond0', options: ['mode=802.3ad', 'miimon=100', 'lacp_rate=fast'], slaves: ['eth1', 'eth2'] },
+    { name: 'bond1', options: ['mode=active-backup', 'primary=eth3'], slaves: ['eth3', 'eth4'] },
+  ]);
+  t.is(o.bind, 'bond0');
+
+  const bad = refused(t, 'bond = bond0 mode=802.3ad\n\nbond = bond1 lacp_rate=fast', /^\/etc\/lnlb\/lnlb\.conf:3: --bond: "bond1 lacp_rate=fast": lacp_rate: only for mode 802\.3ad \(4\), not balance-rr \(0\)/);
+  t.is((bad.cause as LnlbError).code, 'LNLB_ERR_CLI_BAD_FLAG');
+  refused(t, 'bond = bond0 mode=nope', /:1: --bond: "bond0 mode=nope": mode: "nope" is not a bonding mode; use one of balance-rr \(0\)/);
+  refused(t, 'bond = bond0 slaves=eth1\nbond = bond1 slaves=eth1', /^\/etc\/lnlb\/lnlb\.conf:2: --bond: eth1 is a slave of bond0 already/);
+  refused(t, 'bond = bond0\nbond = bond0 mode=1', /:2: --bond: bond0 is given twice/);
+  refused(t, 'bond = mode=802.3ad', /:1: --bond: "mode=802\.3ad": the first word is the bond's name/);
+  t.is(suggestKey('bonds'), 'bond');
+
+  const onSlave = readConfig('bond = bond0 slaves=eth1\n\nbind = eth1\nvip = 10.0.0.100', PATH);
+  t.regex(t.throws(() => resolveWithConfig({}, onSlave))!.message, /^\/etc\/lnlb\/lnlb\.conf:3: --bind: eth1 is a slave of bond0 \(--bond\)/);
+  const replaced = resolveWithConfig({ bond: 'bond7 mode=broadcast' }, file);
+  t.deepEqual(replaced.bond.map((b) => b.name), ['bond7'], "--bond replaces the file's bonds, it does not add to them");
 });
 
 test('the command line wins over the file; its --rule replaces the file\'s rules, not adds to them', (t) => {

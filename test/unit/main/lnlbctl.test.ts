@@ -1,0 +1,84 @@
+// lnlbctl's command line without a daemon and without root: arguments refused locally with
+// exit 2 and one line, help on every level, and "not running" against an empty run directory.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const LNLBCTL = fileURLToPath(new URL('../../../../bin/lnlbctl', import.meta.url));
+
+function emptyRunDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lnlbctl-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs lnlbctl; the run directory is an empty one unless args give theirs. */
+function lnlbctl(t: import('ava').ExecutionContext, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const runDir = args.includes('--run-dir') ? [] : ['--run-dir', emptyRunDir(t)];
+  return new Promise((resolve) => {
+    execFile(process.execPath, [LNLBCTL, ...runDir, ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+    });
+  });
+}
+
+const lines = (text: string): string[] => text.trim().split('\n');
+
+test('bond create with a bad option word: exit 2, one line naming the option and what it accepts', async (t) => {
+  const r = await lnlbctl(t, ['bond', 'create', 'bond0', 'mode=nope']);
+  t.is(r.code, 2);
+  t.is(r.stdout, '');
+  t.deepEqual(lines(r.stderr), [
+    'lnlbctl: mode: "nope" is not a bonding mode; use one of balance-rr (0), active-backup (1), balance-xor (2), broadcast (3), 802.3ad (4), balance-tlb (5), balance-alb (6)',
+  ]);
+  const rule = await lnlbctl(t, ['bond', 'create', 'bond0', 'mode=active-backup', 'lacp_rate=fast']);
+  t.is(rule.code, 2);
+  t.regex(rule.stderr, /^lnlbctl: lacp_rate: only for mode 802\.3ad \(4\), not active-backup \(1\)/);
+});
+
+test('bond arguments are checked before the daemon is asked (no daemon here): exit 2', async (t) => {
+  const badName = await lnlbctl(t, ['bond', 'create', 'bond/0', 'mode=1']);
+  t.is(badName.code, 2);
+  t.deepEqual(lines(badName.stderr), [`lnlbctl: <name>: expected a device name of 1 to 15 bytes (no '/', ':', '%' or white space), got "bond/0"`]);
+  const noDevice = await lnlbctl(t, ['bond', 'enslave', 'bond0']);
+  t.is(noDevice.code, 2);
+  t.deepEqual(lines(noDevice.stderr), ["lnlbctl: missing required argument 'dev'"]);
+  const twice = await lnlbctl(t, ['bond', 'release', 'bond0', 'eth1', 'eth1']);
+  t.is(twice.code, 2);
+  t.deepEqual(lines(twice.stderr), ['lnlbctl: <dev>: eth1 is given twice']);
+  const unknown = await lnlbctl(t, ['bond', 'frobnicate']);
+  t.is(unknown.code, 2);
+  t.deepEqual(lines(unknown.stderr), ["lnlbctl: unknown command 'frobnicate'"]);
+});
+
+test('lnlbctl bond alone prints its help, listing every subcommand; each subcommand has its own', async (t) => {
+  const r = await lnlbctl(t, ['bond']);
+  t.is(r.code, 0);
+  const help = r.stdout + r.stderr;
+  t.regex(help, /^Usage: lnlbctl bond \[options\] \[command\]/m);
+  for (const sub of ['create', 'enslave', 'release', 'show', 'list', 'destroy']) t.regex(help, new RegExp(`^  ${sub} `, 'm'), sub);
+  t.regex(help, /lnlbctl bond create bond0 mode=802\.3ad miimon=100/);
+  const show = await lnlbctl(t, ['bond', 'show', '--help']);
+  t.is(show.code, 0);
+  t.regex(show.stdout, /^Usage: lnlbctl bond show \[options\] \[bond\]/);
+  t.regex(show.stdout, /--json/);
+  const create = await lnlbctl(t, ['bond', 'create', '--help']);
+  t.is(create.code, 0);
+  t.regex(create.stdout, /^Usage: lnlbctl bond create \[options\] <name> \[option=value\.\.\.\]/);
+  const top = await lnlbctl(t, ['--help']);
+  t.regex(top.stdout, /^ {2}bond /m, 'lnlbctl --help lists bond');
+});
+
+test('bond list and bond show without a daemon: exit 1, "not running"; good options reach the socket', async (t) => {
+  for (const args of [['bond', 'list'], ['bond', 'show'], ['bond', 'show', 'bond0', '--json'], ['bond', 'create', 'bond0', 'mode=802.3ad', 'miimon=100', 'lacp_rate=fast', 'xmit_hash_policy=layer3+4']]) {
+    const r = await lnlbctl(t, args);
+    t.is(r.code, 1, args.join(' '));
+    t.is(lines(r.stderr).length, 1, r.stderr);
+    t.regex(r.stderr, /^lnlbctl: no lnlbd is running at \S+ \(ENOENT\): start it with lnlbd/, args.join(' '));
+  }
+  const after = await lnlbctl(t, ['bond', 'list', '--run-dir', emptyRunDir(t)]);
+  t.regex(after.stderr, /no lnlbd is running/, '--run-dir after the subcommand works too');
+});
