@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lnlb's demo and tests use, if any is missing:
-# iproute2 (ip, bridge), iputils-ping, curl, netcat-openbsd (nc), wrk, nftables, procps.
+# iproute2 (ip, bridge), iputils-ping, curl, netcat-openbsd (nc), wrk, nftables, procps,
+# keepalived (the bench reference), iperf3 (bond throughput) and tshark (decodes our LACPDUs in a test).
 set -euo pipefail
 declare -A pkg_for=(
   [ip]=iproute2 [ping]=iputils-ping [curl]=curl [nc]=netcat-openbsd
   [wrk]=wrk [nft]=nftables [pkill]=procps
-  [keepalived]=keepalived
+  [keepalived]=keepalived [iperf3]=iperf3 [tshark]=tshark
 )
 missing=()
 for tool in "${!pkg_for[@]}"; do

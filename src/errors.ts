@@ -59,6 +59,10 @@ export const ErrorCodes = {
   LNLB_ERR_HANDLER_INVALID: 'invalid protocol handler',
   /** A bonding option is unknown, given twice, refused by its parser, given in a mode it does not apply to, or in conflict with another; the message names it and what it accepts. */
   LNLB_ERR_BOND_OPTION: 'bad bonding option',
+  /** enslave/release refused: no such device, already a slave (of this bond or another), the bond itself, a cluster TAP, not a slave of this bond. */
+  LNLB_ERR_BOND_SLAVE: 'slave refused',
+  /** No bond by that name in this daemon (or, for create, one exists already). */
+  LNLB_ERR_CTL_NO_BOND: 'unknown bond',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -140,6 +140,42 @@ export class Lab {
     return host;
   }
 
+  /** The namespace `<p>-<name>` with only its loopback: its links are added with addLink / addSwitchLink. */
+  async addBareHost(name: string): Promise<string> {
+    return this.addNamespace(name);
+  }
+
+  /** A veth pair from `devA` in host a to `devB` in host b (back to back, no switch). */
+  async addLink(a: string, devA: string, b: string, devB: string): Promise<void> {
+    const nsA = this.namespaceOf(a);
+    const nsB = this.namespaceOf(b);
+    await this.ip(['-n', nsA, 'link', 'add', devA, 'type', 'veth', 'peer', 'name', devB, 'netns', nsB]);
+    await this.ip(['-n', nsA, 'link', 'set', devA, 'up']);
+    await this.ip(['-n', nsB, 'link', 'set', devB, 'up']);
+  }
+
+  /** Plugs `dev` of the host into the switch; returns the switch-side port's name (for setSwitchPort). */
+  async addSwitchLink(host: string, dev: string): Promise<string> {
+    const sw = this.namespaceName(SWITCH);
+    const ns = this.namespaceOf(host);
+    this.logCount += 1;
+    const switchPort = `${this.prefix}-p${this.logCount}`;
+    await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', dev, 'netns', ns]);
+    await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
+    await this.ip(['-n', ns, 'link', 'set', dev, 'up']);
+    return switchPort;
+  }
+
+  /** Unplugs or replugs a switch port by its name (the host's side loses or regains carrier). */
+  async setSwitchPort(switchPort: string, up: boolean): Promise<void> {
+    await this.ip(['-n', this.namespaceName(SWITCH), 'link', 'set', switchPort, up ? 'up' : 'down']);
+  }
+
+  /** `ip ARGS` in the host's namespace (the switch is host "sw"); throws with the output on failure. */
+  async ipIn(host: string, args: string[]): Promise<string> {
+    return this.ip(['-n', host === SWITCH ? this.namespaceName(SWITCH) : this.namespaceOf(host), ...args]);
+  }
+
   host(name: string): LabHost {
     const host = this.hosts.get(name);
     if (host === undefined) throw lnlbError('LNLB_ERR_LAB_SETUP', `no host ${name} in lab ${this.prefix}`);

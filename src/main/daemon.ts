@@ -7,6 +7,7 @@
 import { lnlbError } from '../errors.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
+import { BondManager } from './bond-manager.js';
 import { ClusterInterface } from './cluster-interface.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions, InterfaceOptions } from './options.js';
@@ -20,6 +21,8 @@ export class Daemon {
   /** Names being created: reserved, so two concurrent addif cannot pick the same one. */
   readonly #reserved = new Set<string>();
   readonly #onFatal: (message: string) => void;
+  /** The host's bonds (`lnlbctl bond ...`); a cluster interface may bind to one. */
+  readonly bonds: BondManager;
 
   constructor(options: DaemonOptions, log: Logger, onFatal: (message: string) => void) {
     this.#opts = options;
@@ -29,6 +32,17 @@ export class Daemon {
     if (this.#sysctl.inherited.length > 0) {
       log.warn({ keys: this.#sysctl.inherited }, 'a previous lnlbd did not restore these sysctls; they will be restored to the originals it saved');
     }
+    this.bonds = new BondManager(this.#sysctl, log.child({ component: 'bond' }), options.runDir, (device) => this.#deviceUser(device));
+  }
+
+  /** What in this daemon uses a device, other than a bond: a cluster interface (its TAP or its bound device). */
+  #deviceUser(device: string): string | undefined {
+    for (const c of this.#interfaces.values()) {
+      if (c.name === device) return `cluster interface ${c.name}`;
+      if (c.bind === device) return `cluster interface ${c.name} (bound to it)`;
+    }
+    if (this.#reserved.has(device)) return 'a cluster interface being created';
+    return undefined;
   }
 
   get interfaces(): ClusterInterface[] {
@@ -92,6 +106,8 @@ export class Daemon {
     const all = this.interfaces;
     this.#interfaces.clear();
     const results = await Promise.allSettled(all.map((c) => c.stop()));
+    // Bonds after the interfaces: a cluster interface may be bound to one.
+    results.push(...(await Promise.allSettled([this.bonds.stopAll()])));
     const failures = this.#sysctl.restoreAll();
     for (const failure of failures) this.#log.error({ event: 'sysctl-restore-failed' }, failure);
     const failed = results.filter((r) => r.status === 'rejected');

@@ -1,0 +1,466 @@
+/**
+ * The daemon's bonds: `lnlbctl bond create/enslave/release/show/destroy`. Each bond is a TAP
+ * facing the host stack and a worker thread that moves frames between it and the slaves'
+ * AF_PACKET sockets (src/workers/bond-thread.ts). This side does the device bookkeeping the
+ * driver does in bond_enslave/__bond_release_one: saves each slave's MAC, state and sysctls,
+ * and gives them back on release, destroy and daemon stop.
+ *
+ * A slave's own IP stack must not see the bond's traffic (the driver's rx_handler takes every
+ * frame before it): with the bond's MAC on it, the slave would otherwise answer ARP for the
+ * bond's address and take its packets. lnlb turns that off with sysctls on the slave, which
+ * need no extra tool and are restored like every other sysctl: no IPv6 (disable_ipv6), no ARP
+ * answers (arp_ignore 8) and a strict reverse-path filter (rp_filter 1: the route back to any
+ * sender is the bond, never the slave, so its packets are dropped on the slave).
+ */
+
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { formatBondOptions, resolveBondOptions, type BondOptions } from '../bond/options.js';
+import { formatBondStatus, type BondStatusView } from '../bond/status-file.js';
+import { isLnlbError, lnlbError } from '../errors.js';
+import { formatMac, macEquals, parseMac } from '../net/ethernet.js';
+import * as port from '../port/native.js';
+import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '../workers/bond-thread.js';
+import { readLinkSpeed } from '../workers/bond-thread.js';
+import type { Logger } from './logger.js';
+import type { SysctlGuard } from './sysctl.js';
+
+/** Per-slave counters and state beyond the status file's fields. */
+export interface BondSlaveJson {
+  name: string;
+  /** Carries traffic now: the active slave, a distributing 802.3ad port, any usable slave in rr/xor/broadcast/tlb/alb. */
+  role: 'active' | 'backup';
+  linkState: 'UP' | 'FAIL' | 'DOWN' | 'BACK';
+  mac: string;
+  permanentMac: string;
+  txFrames: number;
+  rxFrames: number;
+  /** 802.3ad: the port's actor and partner state bits, as the driver shows them. */
+  actorState?: number;
+  partnerState?: number;
+}
+
+export interface BondJson {
+  name: string;
+  mac: string;
+  /** The options as `key=value` words (formatBondOptions). */
+  options: string[];
+  status: BondStatusView;
+  slaves: BondSlaveJson[];
+  counters: Record<string, number>;
+}
+
+export interface BondCreateResult {
+  name: string;
+  options: string[];
+  /** Options accepted but without effect, one sentence each. */
+  warnings: string[];
+}
+
+/** Devices changed by a bond, saved to the run directory so that a daemon killed with -9 is undone by the next one. */
+const SLAVES_FILE = 'bond-slaves.json';
+
+interface SavedSlave {
+  bond: string;
+  mac: string;
+  up: boolean;
+}
+
+interface SlaveRecord extends SavedSlave {
+  name: string;
+  fd: number;
+}
+
+const VERSION = ((): string => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return `lnlb ${pkg.version ?? 'unknown'}`;
+  } catch {
+    return 'lnlb';
+  }
+})();
+
+/** A message to the bond thread before it gets its request id. */
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+class Bond {
+  readonly name: string;
+  readonly options: BondOptions;
+  readonly tapFd: number;
+  readonly worker: Worker;
+  readonly slaves = new Map<string, SlaveRecord>();
+  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  #nextId = 1;
+  #failed: string | undefined;
+
+  constructor(name: string, options: BondOptions, tapFd: number, worker: Worker, log: Logger) {
+    this.name = name;
+    this.options = options;
+    this.tapFd = tapFd;
+    this.worker = worker;
+    worker.on('message', (msg: BondToMain) => {
+      if (msg.type === 'reply') {
+        const waiter = this.#pending.get(msg.id);
+        this.#pending.delete(msg.id);
+        if (msg.error !== undefined) waiter?.reject(new Error(msg.error));
+        else waiter?.resolve(msg.result);
+      } else if (msg.type === 'event') {
+        log.info({ event: `bond-${msg.kind}`, bond: name, ...msg.fields }, describeEvent(name, msg.kind, msg.fields));
+      } else if (msg.type === 'error') {
+        this.#failed = msg.message;
+        log.error({ event: 'bond-failed', bond: name }, msg.message);
+      }
+    });
+    worker.on('error', (err) => {
+      this.#failed = err.message;
+      log.error({ event: 'bond-failed', bond: name }, err.message);
+      for (const w of this.#pending.values()) w.reject(err);
+      this.#pending.clear();
+    });
+  }
+
+  request(message: WithoutId<MainToBond>, timeoutMs = 5000): Promise<unknown> {
+    if (this.#failed !== undefined) return Promise.reject(new Error(`bond ${this.name} thread failed: ${this.#failed}`));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`bond ${this.name} thread did not answer ${message.type} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.worker.postMessage({ ...message, id });
+    });
+  }
+}
+
+function describeEvent(bond: string, kind: string, f: Record<string, string | number | boolean | undefined>): string {
+  switch (kind) {
+    case 'link':
+      return `${bond}: link status of ${String(f['slave'])}: ${String(f['state'])} (${String(f['change'])})`;
+    case 'active':
+      return f['slave'] === undefined ? `${bond}: now running without any active interface!` : `${bond}: making interface ${String(f['slave'])} the new active one`;
+    case 'enslaved':
+      return `${bond}: enslaved ${String(f['slave'])} (link ${String(f['link'])})`;
+    case 'released':
+      return `${bond}: released ${String(f['slave'])}`;
+    case 'lacp':
+      return `${bond}: 802.3ad ${f['port'] === undefined ? '' : `port ${String(f['port'])} `}${String(f['change'])}`;
+    default:
+      return `${bond}: ${kind}`;
+  }
+}
+
+export class BondManager {
+  readonly #log: Logger;
+  readonly #sysctl: SysctlGuard;
+  readonly #runDir: string;
+  readonly #bonds = new Map<string, Bond>();
+  readonly #creating = new Set<string>();
+  /** Names the daemon uses for other things (cluster TAPs, their bound devices) → what holds them. */
+  readonly #deviceUser: (name: string) => string | undefined;
+
+  constructor(sysctl: SysctlGuard, log: Logger, runDir: string, deviceUser: (name: string) => string | undefined = () => undefined) {
+    this.#sysctl = sysctl;
+    this.#log = log;
+    this.#runDir = runDir;
+    this.#deviceUser = deviceUser;
+    this.#restoreCrashedSlaves();
+  }
+
+  names(): string[] {
+    return [...this.#bonds.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.#bonds.has(name);
+  }
+
+  /** The bond holding `device` as a slave, if any. */
+  bondOf(device: string): string | undefined {
+    for (const bond of this.#bonds.values()) if (bond.slaves.has(device)) return bond.name;
+    return undefined;
+  }
+
+  /** Creates the TAP `name`, up, with no slaves, and its thread. */
+  async create(name: string, optionWords: readonly string[]): Promise<BondCreateResult> {
+    if (this.#bonds.has(name) || this.#creating.has(name)) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `bond ${name} exists already`);
+    const { options, warnings } = resolveBondOptions(optionWords);
+    const user = this.#deviceUser(name);
+    if (user !== undefined) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `${name} is in use by ${user}: pick another name for the bond`);
+    if (deviceExists(name)) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `a device named ${name} exists already: pick another name for the bond`);
+    this.#creating.add(name);
+    let tapFd = -1;
+    try {
+      const tap = port.tapOpen(name, { vnetHdr: true });
+      tapFd = tap.fd;
+      port.ifSetUp(name, true);
+      const data: BondThreadData = { name, options, tapFd, mac: port.ifInfo(name).mac, vnetHdrLen: port.VNET_HDR_LEN, version: VERSION };
+      const worker = new Worker(new URL('../workers/bond-thread.js', import.meta.url), { workerData: data, name: `lnlb-bond-${name}` });
+      await waitReady(worker);
+      const bond = new Bond(name, options, tapFd, worker, this.#log);
+      this.#bonds.set(name, bond);
+      this.#log.info({ event: 'bond-created', bond: name, options: optionWords }, `${name}: created (${options.mode})`);
+      for (const w of warnings) this.#log.warn({ event: 'bond-option-warning', bond: name }, w.message);
+      return { name, options: formatBondOptions(options), warnings: warnings.map((w) => w.message) };
+    } catch (err) {
+      if (tapFd >= 0) port.close(tapFd);
+      throw err;
+    } finally {
+      this.#creating.delete(name);
+    }
+  }
+
+  /** Enslaves each device in order; on the first refusal nothing of this call stays enslaved. */
+  async enslave(bondName: string, devices: readonly string[]): Promise<{ bond: string; enslaved: string[] }> {
+    const bond = this.#get(bondName);
+    const seen = new Set<string>();
+    for (const dev of devices) {
+      if (seen.has(dev)) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${dev} is named twice`);
+      seen.add(dev);
+      this.#checkEnslavable(bond, dev);
+    }
+    const done: string[] = [];
+    try {
+      for (const dev of devices) {
+        await this.#enslaveOne(bond, dev);
+        done.push(dev);
+      }
+    } catch (err) {
+      for (const dev of done.reverse()) await this.#releaseOne(bond, dev).catch(() => undefined);
+      throw err;
+    }
+    return { bond: bond.name, enslaved: done };
+  }
+
+  #checkEnslavable(bond: Bond, dev: string): void {
+    if (dev === bond.name) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${dev} is the bond itself: a bond cannot enslave itself`);
+    if (this.#bonds.has(dev)) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${dev} is a bond: lnlb does not stack bonds`);
+    const holder = this.bondOf(dev);
+    if (holder !== undefined) throw lnlbError('LNLB_ERR_BOND_SLAVE', holder === bond.name ? `${dev} is already a slave of ${holder}` : `${dev} is already a slave of ${holder}: release it there first`);
+    const user = this.#deviceUser(dev);
+    if (user !== undefined) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${dev} is in use by ${user}: a device the daemon uses cannot be a slave`);
+    if (!deviceExists(dev)) throw lnlbError('LNLB_ERR_BOND_SLAVE', `no such device ${dev}`);
+  }
+
+  async #enslaveOne(bond: Bond, dev: string): Promise<void> {
+    const info = port.ifInfo(dev);
+    const owner = `${bond.name}/${dev}`;
+    const record: SlaveRecord = { name: dev, bond: bond.name, mac: formatMac(info.mac), up: info.up, fd: -1 };
+    const status = (await bond.request({ type: 'status' })) as BondThreadStatus;
+    const first = status.slaves.length === 0;
+    const bondMac: Uint8Array = first ? info.mac : parseMac(status.mac);
+    const takesBondMac = !(bond.options.mode === 'balance-tlb' || bond.options.mode === 'balance-alb' || (bond.options.mode === 'active-backup' && bond.options.fail_over_mac !== 'none'));
+    let slaveMac: Uint8Array = info.mac;
+    if (takesBondMac) slaveMac = bondMac;
+    else if (!first && status.slaves.some((s) => macEquals(parseMac(s.mac), 0, info.mac, 0) || macEquals(bondMac, 0, info.mac, 0))) slaveMac = randomLocalMac();
+    bond.slaves.set(dev, record);
+    this.#saveSlaves();
+    try {
+      this.#sysctl.apply(owner, [
+        { key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1', restore: true },
+        { key: `net.ipv4.conf.${dev}.arp_ignore`, value: '8', restore: true },
+        { key: `net.ipv4.conf.${dev}.rp_filter`, value: '1', restore: true },
+      ].filter((c) => !c.key.startsWith('net.ipv6') || existsSync(`/proc/sys/net/ipv6/conf/${dev}`)));
+      if (first) port.ifSetMac(bond.name, bondMac);
+      if (!macEquals(slaveMac, 0, info.mac, 0)) port.ifSetMac(dev, slaveMac);
+      if (!info.up) port.ifSetUp(dev, true);
+      const fd = port.packetOpen(dev, { protocol: port.ETH_P_ALL, promisc: false, vnetHdr: true, ignoreOutgoing: true });
+      record.fd = fd;
+      port.ringOpen(fd, { version: 2, frameSize: port.v2FrameSize(info.mtu, true), frameCount: 4096, copyQueueBytes: 8 << 20, holdOffUs: 0 });
+      const after = port.ifInfo(dev);
+      const { speed, fullDuplex } = readLinkSpeed(dev);
+      await bond.request({
+        type: 'enslave',
+        adoptMac: first,
+        slave: { name: dev, fd, permanentMac: info.mac, mac: slaveMac, carrier: after.running, speed, fullDuplex },
+      });
+      this.#log.info({ event: 'bond-enslaved', bond: bond.name, slave: dev }, `${bond.name}: enslaved ${dev}`);
+    } catch (err) {
+      await this.#undoSlave(bond, record);
+      throw err;
+    }
+  }
+
+  /** Gives each device back with its MAC, state and sysctls restored. */
+  async release(bondName: string, devices: readonly string[]): Promise<{ bond: string; released: string[] }> {
+    const bond = this.#get(bondName);
+    for (const dev of devices) {
+      if (!bond.slaves.has(dev)) {
+        const holder = this.bondOf(dev);
+        throw lnlbError('LNLB_ERR_BOND_SLAVE', `${dev} is not a slave of ${bond.name}${holder === undefined ? '' : ` (it is one of ${holder})`}: its slaves are ${[...bond.slaves.keys()].join(', ') || 'none'}`);
+      }
+    }
+    for (const dev of devices) await this.#releaseOne(bond, dev);
+    return { bond: bond.name, released: [...devices] };
+  }
+
+  async #releaseOne(bond: Bond, dev: string): Promise<void> {
+    const record = bond.slaves.get(dev);
+    if (record === undefined) return;
+    await bond.request({ type: 'release', name: dev }).catch((err: Error) => this.#log.warn({ bond: bond.name, slave: dev }, err.message));
+    await this.#undoSlave(bond, record);
+    this.#log.info({ event: 'bond-released', bond: bond.name, slave: dev }, `${bond.name}: released ${dev}`);
+  }
+
+  /** Puts a device back as it was found: socket closed, MAC, up/down, sysctls. */
+  async #undoSlave(bond: Bond, record: SlaveRecord): Promise<void> {
+    if (record.fd >= 0) port.close(record.fd);
+    record.fd = -1;
+    const problems: string[] = [];
+    try {
+      if (deviceExists(record.name)) {
+        port.ifSetMac(record.name, parseMac(record.mac));
+        if (!record.up) port.ifSetUp(record.name, false);
+      }
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    problems.push(...this.#sysctl.release(`${bond.name}/${record.name}`));
+    bond.slaves.delete(record.name);
+    this.#saveSlaves();
+    for (const p of problems) this.#log.error({ event: 'bond-restore-failed', bond: bond.name, slave: record.name }, p);
+  }
+
+  /** The status in the layout of /proc/net/bonding/<bond>, and the same as JSON. */
+  async show(bondName: string): Promise<{ text: string; json: BondJson }> {
+    const bond = this.#get(bondName);
+    const s = (await bond.request({ type: 'status' })) as BondThreadStatus;
+    const json: BondJson = {
+      name: bond.name,
+      mac: s.mac,
+      options: formatBondOptions(bond.options),
+      status: s.status,
+      slaves: s.slaves.map((x) => ({
+        name: x.name,
+        role: x.carries ? 'active' : 'backup',
+        linkState: x.linkState as BondSlaveJson['linkState'],
+        mac: x.mac,
+        permanentMac: bond.slaves.get(x.name)?.mac ?? x.mac,
+        txFrames: x.txFrames,
+        rxFrames: x.rxFrames,
+        ...(x.actorState === undefined ? {} : { actorState: x.actorState }),
+        ...(x.partnerState === undefined ? {} : { partnerState: x.partnerState }),
+      })),
+      counters: { ...s.counters, tapWriteDrops: s.tapWriteDrops },
+    };
+    return { text: formatBondStatus(s.status), json };
+  }
+
+  /** Releases every slave, stops the thread and removes the TAP. */
+  async destroy(bondName: string): Promise<void> {
+    const bond = this.#get(bondName);
+    const user = this.#deviceUser(bond.name);
+    if (user !== undefined) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${bond.name} is in use by ${user}: remove that first (lnlbctl delif)`);
+    await this.#destroy(bond);
+  }
+
+  async #destroy(bond: Bond): Promise<void> {
+    for (const dev of [...bond.slaves.keys()]) await this.#releaseOne(bond, dev);
+    await bond.request({ type: 'stop' }).catch(() => undefined);
+    await bond.worker.terminate();
+    port.close(bond.tapFd);
+    this.#bonds.delete(bond.name);
+    this.#log.info({ event: 'bond-destroyed', bond: bond.name }, `${bond.name}: destroyed`);
+  }
+
+  /** Daemon stop: destroys every bond (after the cluster interfaces bound to them stopped). */
+  async stopAll(): Promise<void> {
+    const failures: string[] = [];
+    for (const bond of [...this.#bonds.values()]) {
+      await this.#destroy(bond).catch((err: Error) => failures.push(`${bond.name}: ${err.message}`));
+    }
+    if (failures.length > 0) throw lnlbError('LNLB_ERR_DEV_SETUP', `stopping bonds: ${failures.join('; ')}`);
+  }
+
+  #get(name: string): Bond {
+    const bond = this.#bonds.get(name);
+    if (bond === undefined) {
+      const known = this.names();
+      throw lnlbError('LNLB_ERR_CTL_NO_BOND', `no bond ${JSON.stringify(name)}: ${known.length === 0 ? 'this daemon has none (create one with lnlbctl bond create NAME mode=...)' : `this daemon has ${known.join(', ')}`}`);
+    }
+    return bond;
+  }
+
+  #saveSlaves(): void {
+    const saved: Record<string, SavedSlave> = {};
+    for (const bond of this.#bonds.values()) for (const r of bond.slaves.values()) saved[r.name] = { bond: r.bond, mac: r.mac, up: r.up };
+    const file = join(this.#runDir, SLAVES_FILE);
+    if (Object.keys(saved).length === 0) {
+      rmSync(file, { force: true });
+      return;
+    }
+    writeFileSync(`${file}.tmp`, JSON.stringify(saved));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  /** A daemon that died without releasing its slaves left their MACs changed: put them back. */
+  #restoreCrashedSlaves(): void {
+    const file = join(this.#runDir, SLAVES_FILE);
+    if (!existsSync(file)) return;
+    let saved: Record<string, SavedSlave> = {};
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, SavedSlave>;
+    } catch {
+      // Unreadable: nothing to restore from.
+    }
+    for (const [dev, s] of Object.entries(saved)) {
+      try {
+        if (!deviceExists(dev)) continue;
+        port.ifSetMac(dev, parseMac(s.mac));
+        if (!s.up) port.ifSetUp(dev, false);
+        this.#log.warn({ event: 'bond-slave-restored', slave: dev, bond: s.bond }, `${dev} was left enslaved to ${s.bond} by a previous lnlbd: its MAC ${s.mac} is restored`);
+      } catch (err) {
+        this.#log.error({ event: 'bond-restore-failed', slave: dev }, (err as Error).message);
+      }
+    }
+    rmSync(file, { force: true });
+  }
+}
+
+function deviceExists(name: string): boolean {
+  try {
+    port.ifInfo(name);
+    return true;
+  } catch (err) {
+    if (isLnlbError(err) && err.code === 'LNLB_ERR_DEV_NOT_FOUND') return false;
+    throw err;
+  }
+}
+
+function randomLocalMac(): Uint8Array {
+  const mac = randomBytes(6);
+  mac[0] = (mac[0]! & 0xfe) | 0x02;
+  return new Uint8Array(mac);
+}
+
+function waitReady(worker: Worker): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bond thread did not start within 10 s')), 10_000);
+    const onMessage = (msg: BondToMain): void => {
+      if (msg.type === 'ready') {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        resolve();
+      } else if (msg.type === 'error') {
+        clearTimeout(timer);
+        reject(new Error(msg.message));
+      }
+    };
+    worker.on('message', onMessage);
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}

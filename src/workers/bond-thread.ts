@@ -1,0 +1,298 @@
+/**
+ * A bond's datapath thread: the TAP facing the host on one side, one AF_PACKET socket per
+ * slave on the other, BondCore deciding in between. Event-driven (a uv_poll per fd and a 10 ms
+ * timer for the monitors) rather than a blocking loop, because it waits on several fds at
+ * once and the monitors must tick while the wire is quiet. Frames keep their virtio-net
+ * header both ways, so GSO frames and partial checksums cross the bond whole.
+ */
+
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BondCore, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
+import type { BondOptions } from '../bond/options.js';
+import { parseIPv4 } from '../net/ipv4.js';
+import * as port from '../port/native.js';
+
+export interface BondThreadData {
+  name: string;
+  options: BondOptions;
+  tapFd: number;
+  mac: Uint8Array;
+  vnetHdrLen: number;
+  version: string;
+}
+
+export interface BondSlaveHandoff extends SlaveConfig {
+  fd: number;
+}
+
+export type MainToBond =
+  | { type: 'enslave'; id: number; slave: BondSlaveHandoff; adoptMac: boolean }
+  | { type: 'release'; id: number; name: string }
+  | { type: 'status'; id: number }
+  | { type: 'stop'; id: number };
+
+export interface BondThreadStatus {
+  status: ReturnType<BondCore['statusView']>;
+  mac: string;
+  counters: BondCore['counters'];
+  slaves: Array<{ name: string; linkState: string; carries: boolean; mac: string; txFrames: number; rxFrames: number; actorState?: number; partnerState?: number; tapDrops?: number }>;
+  promiscuous: boolean;
+  tapWriteDrops: number;
+}
+
+export type BondToMain =
+  | { type: 'ready' }
+  | { type: 'reply'; id: number; result?: unknown; error?: string }
+  | { type: 'event'; kind: string; fields: Record<string, string | number | boolean | undefined> }
+  | { type: 'error'; message: string };
+
+/** Frames taken from one fd per wake-up, so one busy side cannot starve the other. */
+const BATCH = 64;
+const TICK_MS = 10;
+/** Room for a GSO frame of 64 KiB with its headers. */
+const TAP_FRAME_BYTES = 10 + 65_536 + 256;
+const RX_BYTES = 1 << 20;
+/** The bond's addresses are read again at most this often (getifaddrs is a netlink dump). */
+const ADDRESS_REFRESH_MS = 1000;
+
+interface SlavePort {
+  name: string;
+  slot: number;
+  fd: number;
+  watcher: port.Watcher;
+  /** A send-only socket holding promiscuous membership while the bond's TAP is promiscuous. */
+  promiscFd: number;
+}
+
+function post(message: BondToMain): void {
+  parentPort?.postMessage(message);
+}
+
+function readSys(dev: string, file: string): string | undefined {
+  try {
+    return readFileSync(`/sys/class/net/${dev}/${file}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Speed and duplex as the device reports them in sysfs (-1 / unknown when it does not). */
+export function readLinkSpeed(dev: string): { speed: number; fullDuplex: boolean | undefined } {
+  const speed = Number(readSys(dev, 'speed'));
+  const duplex = readSys(dev, 'duplex');
+  return { speed: Number.isInteger(speed) && speed > 0 ? speed : 0, fullDuplex: duplex === 'full' ? true : duplex === 'half' ? false : undefined };
+}
+
+function run(data: BondThreadData): void {
+  const slaves: (SlavePort | undefined)[] = [];
+  const fdBySlot = new Int32Array(64).fill(-1);
+  let addresses: number[] = [];
+  let addressesAt = Number.NEGATIVE_INFINITY;
+  let tapWriteDrops = 0;
+
+  const io: BondIo = {
+    send(slot, buf, off, len) {
+      const fd = fdBySlot[slot]!;
+      if (fd < 0) return false;
+      try {
+        return port.send(fd, buf, off, len) > 0;
+      } catch {
+        // ENETDOWN / ENXIO while the link is going: the monitor takes the slave out shortly.
+        return false;
+      }
+    },
+    carrier(slot) {
+      const slave = slaves[slot];
+      if (slave === undefined) return false;
+      try {
+        return port.ifInfo(slave.name).running;
+      } catch {
+        return false;
+      }
+    },
+    linkSpeed(slot) {
+      const slave = slaves[slot];
+      return slave === undefined ? { speed: 0, fullDuplex: undefined } : readLinkSpeed(slave.name);
+    },
+    setSlaveMac(slot, mac) {
+      const slave = slaves[slot];
+      if (slave === undefined) return;
+      try {
+        port.ifSetMac(slave.name, mac);
+      } catch (err) {
+        post({ type: 'event', kind: 'mac-failed', fields: { slave: slave.name, error: (err as Error).message } });
+      }
+    },
+    setBondMac(mac) {
+      try {
+        port.ifSetMac(data.name, mac);
+      } catch (err) {
+        post({ type: 'event', kind: 'mac-failed', fields: { slave: data.name, error: (err as Error).message } });
+      }
+    },
+    bondAddresses() {
+      const now = performance.now();
+      if (now - addressesAt >= ADDRESS_REFRESH_MS) {
+        addressesAt = now;
+        addresses = (networkInterfaces()[data.name] ?? []).filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address));
+      }
+      return addresses;
+    },
+    event(kind, fields) {
+      post({ type: 'event', kind, fields });
+    },
+  };
+
+  const core = new BondCore({ name: data.name, options: data.options, mac: data.mac, vnetHdrLen: data.vnetHdrLen, version: data.version }, io);
+
+  // Host → wire.
+  const txBuf = new Uint8Array(TAP_FRAME_BYTES);
+  const onTapReadable = (): void => {
+    const now = performance.now();
+    for (let i = 0; i < BATCH; i++) {
+      const n = port.recv(data.tapFd, txBuf, 0, txBuf.length);
+      if (n <= 0) break;
+      core.transmit(txBuf, 0, n, now);
+    }
+  };
+  const tapWatcher = port.watch(data.tapFd, onTapReadable);
+
+  // Wire → host: one buffer for every slave (one slave is read at a time).
+  const rxBuf = new Uint8Array(RX_BYTES);
+  const meta = new Uint32Array(BATCH * port.META_WORDS);
+  const offsets = new Uint32Array(BATCH);
+  const lengths = new Uint32Array(BATCH);
+  const readSlave = (slave: SlavePort): void => {
+    const now = performance.now();
+    const count = port.ringRead(slave.fd, rxBuf, 0, rxBuf.length, meta, BATCH, 0);
+    let deliver = 0;
+    for (let i = 0; i < count; i++) {
+      const row = i * port.META_WORDS;
+      const off = meta[row]!;
+      const len = meta[row + 1]!;
+      const flags = meta[row + 3]!;
+      if ((flags & port.META_TRUNCATED) !== 0) continue;
+      if (core.receive(slave.slot, rxBuf, off, len, flags & 0xff, now) === RX_DELIVER) {
+        offsets[deliver] = off;
+        lengths[deliver] = len;
+        deliver++;
+      }
+    }
+    if (deliver > 0) tapWriteDrops += deliver - port.writeBatch(data.tapFd, rxBuf, offsets, lengths, deliver);
+  };
+
+  const syncPromiscuous = (): void => {
+    let promisc = false;
+    try {
+      promisc = port.ifInfo(data.name).promisc;
+    } catch {
+      return;
+    }
+    if (promisc === core.promiscuous) return;
+    core.promiscuous = promisc;
+    for (const slave of slaves) if (slave !== undefined) setSlavePromisc(slave, promisc);
+  };
+  const setSlavePromisc = (slave: SlavePort, on: boolean): void => {
+    if (on && slave.promiscFd < 0) {
+      try {
+        slave.promiscFd = port.packetOpen(slave.name, { protocol: 0, promisc: true, vnetHdr: false, ignoreOutgoing: true });
+      } catch (err) {
+        post({ type: 'event', kind: 'promisc-failed', fields: { slave: slave.name, error: (err as Error).message } });
+      }
+    } else if (!on && slave.promiscFd >= 0) {
+      port.close(slave.promiscFd);
+      slave.promiscFd = -1;
+    }
+  };
+
+  let lastPromiscCheck = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (now - lastPromiscCheck >= 100) {
+      lastPromiscCheck = now;
+      syncPromiscuous();
+    }
+    core.tick(now);
+  }, TICK_MS);
+
+  const release = (name: string): void => {
+    const slot = core.slotOf(name);
+    if (slot < 0) return;
+    core.removeSlave(name, performance.now());
+    const slave = slaves[slot];
+    if (slave !== undefined) {
+      slave.watcher.stop();
+      setSlavePromisc(slave, false);
+    }
+    slaves[slot] = undefined;
+    fdBySlot[slot] = -1;
+  };
+
+  const status = (): BondThreadStatus => ({
+    status: core.statusView(),
+    mac: [...core.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+    counters: { ...core.counters },
+    slaves: core.slaveNames().map((name) => {
+      const c = core.slaveCounters(name)!;
+      const states = core.portStates(name);
+      return {
+        name,
+        linkState: core.slaveLinkState(name) ?? 'DOWN',
+        carries: core.carriesTraffic(name),
+        mac: [...(core.slaveMac(name) ?? new Uint8Array(6))].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+        txFrames: c.txFrames,
+        rxFrames: c.rxFrames,
+        ...(states === undefined ? {} : states),
+      };
+    }),
+    promiscuous: core.promiscuous,
+    tapWriteDrops,
+  });
+
+  parentPort?.on('message', (msg: MainToBond) => {
+    try {
+      switch (msg.type) {
+        case 'enslave': {
+          if (msg.adoptMac) core.adoptMac(msg.slave.mac);
+          const now = performance.now();
+          // The socket is read before the core knows the slave only if the slot is set first.
+          const slot = core.addSlave(msg.slave, now);
+          const slave: SlavePort = { name: msg.slave.name, slot, fd: msg.slave.fd, promiscFd: -1, watcher: undefined as unknown as port.Watcher };
+          slave.watcher = port.watch(msg.slave.fd, () => readSlave(slave));
+          slaves[slot] = slave;
+          fdBySlot[slot] = msg.slave.fd;
+          if (core.promiscuous) setSlavePromisc(slave, true);
+          // LACPDUs and gratuitous ARPs the new slave triggers go out now, not at the next tick.
+          core.tick(now);
+          post({ type: 'reply', id: msg.id, result: { slot } });
+          break;
+        }
+        case 'release':
+          release(msg.name);
+          post({ type: 'reply', id: msg.id, result: { released: msg.name } });
+          break;
+        case 'status':
+          post({ type: 'reply', id: msg.id, result: status() });
+          break;
+        case 'stop':
+          clearInterval(timer);
+          for (const name of core.slaveNames()) release(name);
+          tapWatcher.stop();
+          post({ type: 'reply', id: msg.id, result: { stopped: true } });
+          parentPort?.close();
+          break;
+      }
+    } catch (err) {
+      post({ type: 'reply', id: msg.id, error: (err as Error).message });
+    }
+  });
+  post({ type: 'ready' });
+}
+
+try {
+  run(workerData as BondThreadData);
+} catch (err) {
+  post({ type: 'error', message: `bond thread: ${(err as Error).message}` });
+}
