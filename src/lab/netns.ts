@@ -34,6 +34,15 @@ const BRIDGE = 'br0';
 const MAX_IFNAME_BYTES = 15;
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((path) => existsSync(path)) ?? 'ip';
 
+/**
+ * A system tool by its absolute path. Under `npm test` / `npx`, node_modules/.bin comes first
+ * in PATH, and it holds an `nft` of its own (@vercel/nft, an ava dependency) that exits 0 to
+ * everything: a bare `nft` in a test would silently do nothing.
+ */
+export function systemTool(name: string): string {
+  return ['/usr/sbin', '/sbin', '/usr/bin', '/bin'].map((dir) => `${dir}/${name}`).find((path) => existsSync(path)) ?? name;
+}
+
 export interface ExecOptions {
   /** The command is killed (SIGKILL) after this long; default 10 s. */
   timeoutMs?: number;
@@ -111,6 +120,11 @@ export class Lab {
   /** The namespace `<p>-sw` with bridge br0: the switch every host is plugged into. */
   async addSwitch(): Promise<void> {
     const ns = await this.addNamespace(SWITCH);
+    // A switch sends nothing of its own: without this its ports' IPv6 (router solicitations,
+    // MLD reports) would reach hosts past any filter on the bridge's forwarding path.
+    for (const key of ['net.ipv6.conf.all.disable_ipv6', 'net.ipv6.conf.default.disable_ipv6']) {
+      await execFileResult(IP, ['netns', 'exec', ns, systemTool('sysctl'), '-q', '-w', `${key}=1`], {});
+    }
     // STP off: a port forwards at once instead of listening/learning for 2 x forward_delay.
     await this.ip(['-n', ns, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0']);
     await this.ip(['-n', ns, 'link', 'set', BRIDGE, 'up']);
@@ -159,7 +173,8 @@ export class Lab {
     const sw = this.namespaceName(SWITCH);
     const ns = this.namespaceOf(host);
     this.logCount += 1;
-    const switchPort = `${this.prefix}-p${this.logCount}`;
+    // Upper case: host names are lower case, so this never meets a host's own switch port.
+    const switchPort = `${this.prefix}-L${this.logCount}`;
     await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', dev, 'netns', ns]);
     await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
     await this.ip(['-n', ns, 'link', 'set', dev, 'up']);

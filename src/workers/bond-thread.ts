@@ -54,8 +54,8 @@ const TICK_MS = 10;
 /** Room for a GSO frame of 64 KiB with its headers. */
 const TAP_FRAME_BYTES = 10 + 65_536 + 256;
 const RX_BYTES = 1 << 20;
-/** The bond's addresses are read again at most this often (getifaddrs is a netlink dump). */
-const ADDRESS_REFRESH_MS = 1000;
+/** The bond's addresses are read again at most this often (getifaddrs is a netlink dump, ~50 µs): an address added is in use for ARP probes, peer notifications and alb within a quarter second. */
+const ADDRESS_REFRESH_MS = 250;
 
 interface SlavePort {
   name: string;

@@ -8,7 +8,9 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BondLab } from '../../src/lab/bond-lab.js';
 import { parsePing } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import { sweepStale, systemTool } from '../../src/lab/netns.js';
+
+const NFT = systemTool('nft');
 import type { BondJson } from '../../src/main/bond-manager.js';
 
 const A_IP = '10.9.0.1';
@@ -234,5 +236,143 @@ test.serial('tshark decodes the LACPDUs of our bond as valid LACP with the field
       t.is(v['_ws.malformed'] ?? '', '', 'not malformed');
       t.is(v['_ws.expert.message'] ?? '', '', `no expert warnings: ${v['_ws.expert.message']}`);
     }
+  });
+});
+
+interface FdbEntry {
+  mac: string;
+  ifname: string;
+  flags?: string[];
+}
+
+async function fdbPortOf(lab: BondLab, mac: string): Promise<string | undefined> {
+  const r = await lab.lab.exec('sw', ['bridge', '-j', 'fdb', 'show', 'br', 'br0']);
+  const entries = JSON.parse(r.stdout) as FdbEntry[];
+  return entries.find((e) => e.mac === mac && !(e.flags ?? []).includes('self'))?.ifname;
+}
+
+test.serial('active-backup on a Linux bridge: unplugging the active slave moves traffic to the backup within miimon, the bridge learns it from the gratuitous ARP, the primary returns', async (t) => {
+  const { lab, switchPorts } = await BondLab.onSwitch(2, [{ name: 'p1', address: `${B_IP}/24` }]);
+  await withLab(lab, async () => {
+    await lab.startDaemon('a');
+    await lab.bond('a', ['mode=active-backup', 'miimon=100', 'primary=eth0'], ['eth0', 'eth1'], `${A_IP}/24`);
+    t.is((await ping(lab, 'p1', A_IP, 10)).received, 10);
+    t.is((await show(lab, 'a')).status.active, 'eth0');
+    const bondMac = await lab.mac('a', 'bond0');
+    t.is(await lab.mac('a', 'eth1'), bondMac, 'fail_over_mac none: every slave carries the bond MAC');
+    t.is(await fdbPortOf(lab, bondMac), switchPorts[0]);
+
+    // 300 echoes 10 ms apart from p1 while the active slave's cable is pulled.
+    const stream = lab.lab.exec('p1', ['ping', '-n', '-i', '0.01', '-c', '300', '-W', '1', A_IP], { timeoutMs: 30_000 });
+    await sleep(600);
+    const unplugged = performance.now();
+    await lab.lab.setSwitchPort(switchPorts[0]!, false);
+    const movedAfter = await waitFor('eth1 to become active', async () => ((await show(lab, 'a')).status.active === 'eth1' ? performance.now() - unplugged : undefined), 3_000);
+    const p = parsePing((await stream).stdout);
+    // The carrier is polled every 100 ms (miimon), downdelay 0: at most ~10 echoes can fall in
+    // the gap, plus scheduling on this 2-core machine.
+    t.true(p.transmitted - p.received <= 30, `lost ${p.transmitted - p.received} of ${p.transmitted} echoes across the failover (eth1 active after ${movedAfter.toFixed(0)} ms)`);
+    t.is(await fdbPortOf(lab, bondMac), switchPorts[1], 'the gratuitous ARP taught the bridge the new port');
+    const after = await show(lab, 'a');
+    const eth0 = after.status.slaves.find((s) => s.name === 'eth0')!;
+    t.is(eth0.miiStatus, 'down');
+    t.is(eth0.linkFailures, 1);
+    t.true(after.counters['gratuitousArpsSent']! >= 1);
+
+    // primary_reselect always (the default): eth0 takes over again once its carrier is back.
+    await lab.lab.setSwitchPort(switchPorts[0]!, true);
+    await waitFor('eth0 active again', async () => ((await show(lab, 'a')).status.active === 'eth0' ? true : undefined), 3_000);
+    t.is((await ping(lab, 'p1', A_IP, 10)).received, 10);
+    t.is(await fdbPortOf(lab, bondMac), switchPorts[0]);
+  });
+});
+
+/** Drops every frame entering or leaving the switch through `port`: a failure beyond the switch, carrier up. */
+async function dropAtSwitch(lab: BondLab, port: string): Promise<void> {
+  for (const argv of [
+    [NFT, 'add', 'table', 'bridge', 'lnlbtest'],
+    // Entering frames die before the bridge learns from them (prerouting comes before learning).
+    [NFT, 'add', 'chain', 'bridge', 'lnlbtest', 'entering', '{ type filter hook prerouting priority 0 ; }'],
+    [NFT, 'add', 'rule', 'bridge', 'lnlbtest', 'entering', 'iifname', port, 'drop'],
+    [NFT, 'add', 'chain', 'bridge', 'lnlbtest', 'unplug', '{ type filter hook forward priority 0 ; }'],
+    [NFT, 'add', 'rule', 'bridge', 'lnlbtest', 'unplug', 'oifname', port, 'drop'],
+  ]) {
+    const r = await lab.lab.exec('sw', argv);
+    if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+  }
+}
+
+for (const mode of ['active-backup', 'balance-xor'] as const) {
+  test.serial(`ARP monitor in ${mode}: frames dropped beyond the switch (carrier up) take the slave down after arp_missed_max probes`, async (t) => {
+    const { lab, switchPorts } = await BondLab.onSwitch(2, [{ name: 'p1', address: `${B_IP}/24` }]);
+    await withLab(lab, async () => {
+      await lab.startDaemon('a');
+      const options = [`mode=${mode}`, 'arp_interval=100', `arp_ip_target=${B_IP}`, 'arp_missed_max=3', ...(mode === 'active-backup' ? ['arp_validate=active', 'primary=eth0'] : [])];
+      await lab.bond('a', options, ['eth0', 'eth1'], `${A_IP}/24`);
+      await waitFor('both slaves up', async () => ((await show(lab, 'a')).slaves.every((s) => s.linkState === 'UP') ? true : undefined), 5_000);
+      await sleep(500);
+      t.deepEqual((await show(lab, 'a')).slaves.map((s) => s.linkState), ['UP', 'UP'], 'both stay up while the target answers');
+
+      await dropAtSwitch(lab, switchPorts[0]!);
+      const dropped = performance.now();
+      const downAfter = await waitFor('eth0 down', async () => ((await show(lab, 'a')).slaves.find((s) => s.name === 'eth0')?.linkState === 'DOWN' ? performance.now() - dropped : undefined), 5_000);
+      // 3 missed intervals of 100 ms, plus the driver's half-interval of slack and a tick.
+      t.true(downAfter >= 250 && downAfter < 1500, `eth0 went down ${downAfter.toFixed(0)} ms after the drop`);
+      const links = JSON.parse(await lab.lab.ipIn('a', ['-j', 'link', 'show', 'eth0'])) as Array<{ flags: string[] }>;
+      t.true(links[0]!.flags.includes('LOWER_UP'), 'the carrier never went: only the ARP monitor could see this');
+      const s = await show(lab, 'a');
+      t.is(s.status.slaves.find((x) => x.name === 'eth0')?.linkFailures, 1);
+      t.is(s.slaves.find((x) => x.name === 'eth1')?.linkState, 'UP');
+      if (mode === 'active-backup') await waitFor('eth1 active', async () => ((await show(lab, 'a')).status.active === 'eth1' ? true : undefined), 5_000);
+      t.regex(await lab.lnlbctl('a', ['bond', 'show', 'bond0']), /^ARP Polling Interval \(ms\): 100$/m);
+      t.is((await ping(lab, 'a', B_IP, 10)).received, 10, 'traffic goes on over eth1');
+    });
+  });
+}
+
+test.serial('balance-alb on a bridge: peers receive different slave MACs for the bond address, and receive traffic arrives on both slaves', async (t) => {
+  const peers = [1, 2, 3, 4, 5, 6].map((i) => ({ name: `p${i}`, address: `10.9.0.${10 + i}/24` }));
+  const { lab } = await BondLab.onSwitch(2, peers);
+  await withLab(lab, async () => {
+    await lab.startDaemon('a');
+    await lab.bond('a', ['mode=balance-alb', 'miimon=100'], ['eth0', 'eth1'], `${A_IP}/24`);
+    const slaveMacs = [await lab.mac('a', 'eth0'), await lab.mac('a', 'eth1')];
+    t.not(slaveMacs[0], slaveMacs[1], 'alb slaves keep distinct MACs');
+    // The bond thread reads the new address within 250 ms; only then are replies from it balanced.
+    await sleep(400);
+    for (const peer of peers) t.is((await ping(lab, peer.name, A_IP, 3, 0.05)).received, 3, peer.name);
+    const learnt = new Set<string>();
+    for (const peer of peers) {
+      const neigh = JSON.parse((await lab.lab.exec(peer.name, ['ip', '-j', 'neigh', 'show', A_IP])).stdout) as Array<{ lladdr?: string }>;
+      const mac = neigh[0]?.lladdr;
+      t.true(mac !== undefined && slaveMacs.includes(mac), `${peer.name} learnt ${mac}, a slave MAC of a`);
+      learnt.add(mac ?? '');
+    }
+    t.true(learnt.size >= 2, `peers were given ${learnt.size} distinct slave MAC(s): ${[...learnt].join(', ')}`);
+    const before = [await lab.counters('a', 'eth0'), await lab.counters('a', 'eth1')];
+    await Promise.all(peers.map((peer) => ping(lab, peer.name, A_IP, 20, 0.02)));
+    const after = [await lab.counters('a', 'eth0'), await lab.counters('a', 'eth1')];
+    const rx = after.map((c, i) => c.rxPackets - before[i]!.rxPackets);
+    t.true(rx[0]! >= 20 && rx[1]! >= 20, `receive load on both slaves: eth0 +${rx[0]}, eth1 +${rx[1]}`);
+  });
+});
+
+test.serial('a cluster interface on a bond: lnlbd --bond ... --bind bond0 serves the VIP and survives unplugging a slave', async (t) => {
+  const { lab, switchPorts } = await BondLab.onSwitch(2, [{ name: 'c1', address: '10.9.0.50/24' }]);
+  await withLab(lab, async () => {
+    await lab.startDaemon('a', ['--bond', 'bond0 mode=active-backup miimon=100 slaves=eth0,eth1', '--bind', 'bond0', '--vip', '10.9.0.100']);
+    await lab.lab.ipIn('a', ['address', 'add', `${A_IP}/24`, 'dev', 'bond0']);
+    lab.lab.spawn('a', [process.execPath, 'dist/src/lab/http-echo-server.js', '--name', 'bonded', '--host', '10.9.0.100', '--port', '80'], { logName: 'http', cwd: new URL('../../../', import.meta.url).pathname });
+    const curl = async (): Promise<string> => {
+      const r = await lab.lab.exec('c1', ['curl', '-s', '-m', '3', 'http://10.9.0.100/'], { timeoutMs: 10_000 });
+      return r.stdout;
+    };
+    const first = await waitFor('the VIP to answer', async () => ((await curl()).includes('"node":"bonded"') ? true : undefined), 15_000);
+    t.true(first);
+    const s = JSON.parse(await lab.lnlbctl('a', ['status', '--json'])) as { interfaces: Array<{ name: string; bind?: string }> };
+    t.is(s.interfaces.length, 1);
+    await lab.lab.setSwitchPort(switchPorts[0]!, false);
+    await waitFor('eth1 active', async () => ((await show(lab, 'a')).status.active === 'eth1' ? true : undefined), 3_000);
+    t.regex(await curl(), /"node":"bonded","client":"10\.9\.0\.50"/, 'the VIP still answers through eth1');
   });
 });
