@@ -501,7 +501,10 @@ export class BondCore {
         slave.fullDuplex = fullDuplex;
         slave.duplex = fullDuplex === true ? 1 : 0;
       }
-      changed = true;
+      // Only committed changes choose again (the driver's bond_miimon_commit): a carrier blip
+      // shorter than downdelay must not move traffic. A slave coming back is the exception
+      // when nothing is active: it is the likeliest link, and is made active at once.
+      if (event === LinkEvent.UP || event === LinkEvent.DOWN || (event === LinkEvent.COMING_UP && this.#active === undefined)) changed = true;
     }
     if (changed) this.#linksChanged(now);
   }
@@ -557,9 +560,7 @@ export class BondCore {
 
   /** After any link change: the usable list, the active slave, LACP's view of the links. */
   #linksChanged(now: number): void {
-    let n = 0;
-    for (const slave of this.#order) if (linkUsable(slave.link)) this.#usable[n++] = slave.slot;
-    this.#usableCount = n;
+    this.#rebuildUsable();
     for (const slave of this.#order) {
       this.#tlb?.setUsable(slave.slot, linkUsable(slave.link));
       this.#rlb?.setUsable(slave.slot, linkUsable(slave.link));
@@ -568,12 +569,28 @@ export class BondCore {
     if (this.mode === MODE_ACTIVE_BACKUP || this.mode === MODE_TLB || this.mode === MODE_ALB) this.#reselectActive(now);
   }
 
+  #rebuildUsable(): void {
+    let n = 0;
+    for (const slave of this.#order) if (linkUsable(slave.link)) this.#usable[n++] = slave.slot;
+    this.#usableCount = n;
+  }
+
   #reselectActive(now: number): void {
     const primary = this.options.primary === undefined ? -1 : this.#order.findIndex((s) => s.name === this.options.primary);
     const current = this.#active === undefined ? -1 : this.#order.indexOf(this.#active);
     const chosen = chooseActive(this.#order, current, primary, this.options.primary_reselect);
     const next = chosen < 0 ? undefined : this.#order[chosen];
     if (next === this.#active) return;
+    if (next !== undefined && next.link.state === LinkState.BACK) {
+      // The driver's "making interface X the new active one N ms earlier": a slave in updelay
+      // chosen because nothing better is up carries traffic at once.
+      this.#io.event('link', { slave: next.name, change: 'up-early', state: 'up', delayLeftMs: next.link.delay * this.options.miimon, failures: next.link.failures });
+      next.link.state = LinkState.UP;
+      next.link.delay = 0;
+      this.#rebuildUsable();
+      this.#tlb?.setUsable(next.slot, true);
+      this.#rlb?.setUsable(next.slot, true);
+    }
     const previous = this.#active;
     this.#active = next;
     this.counters.activeChanges++;
