@@ -8,6 +8,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { benchBond } from './bond.js';
 import { benchDisruption } from './disruption.js';
 import { fastestSafeHeartbeat, runFailover } from './failover.js';
 import { benchKeepalived } from './keepalived.js';
@@ -96,6 +97,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'failover', needsRoot: true, run: benchFailover },
   { name: 'join', needsRoot: true, run: benchJoin },
   { name: 'memory', needsRoot: true, run: benchMemory },
+  { name: 'bond', needsRoot: true, run: benchBond },
 ];
 
 function usage(message: string): never {
