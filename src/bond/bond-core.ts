@@ -471,9 +471,11 @@ export class BondCore {
       this.#nextArp = now + o.arp_interval;
       this.#arpTick(now);
     }
+    // LACP's timers run on every call, not on the driver's 100 ms tick: a partner's timeout
+    // is seen within the caller's period (10 ms) of its 3 s.
+    if (this.#lacp !== undefined && this.#lacp.tick(now)) this.#linksChanged(now);
     if (now >= this.#nextTick) {
       this.#nextTick = now + BOND_TICK_MS;
-      if (this.#lacp !== undefined && this.#lacp.tick(now)) this.#linksChanged(now);
       this.#tlb?.tick(now);
       if (this.#rlb !== undefined) {
         this.#rlb.setBondIp(this.#bondIp());

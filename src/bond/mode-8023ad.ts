@@ -93,8 +93,9 @@ export class Lacp8023ad {
     return true;
   }
 
-  /** Runs the machines' timers; true when the distributing set changed. */
+  /** Runs the machines' timers when one is due; true when the distributing set changed. */
   tick(now: number): boolean {
+    if (now < this.#lacp.nextDeadline()) return false;
     const before = this.#distributingCount;
     this.#lacp.tick(now);
     return this.#drain() || before !== this.#distributingCount;

@@ -441,7 +441,7 @@ export class LacpBond {
     } else if (port.rx === RxState.EXPIRED) {
       out.push({
         code: 'expired',
-        message: `the partner's LACPDUs stopped: its information expired (last LACPDU ${this.#now - port.lastRxAt} ms ago)`,
+        message: `the partner's LACPDUs stopped: its information expired (last LACPDU ${Math.round(this.#now - port.lastRxAt)} ms ago)`,
       });
     } else {
       const agg = port.aggregator === 0 ? undefined : this.#aggregators[port.aggregator - 1];
