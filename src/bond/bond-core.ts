@@ -415,7 +415,7 @@ export class BondCore {
     }
     // Our own frames coming back (a bridge flooding what another slave sent) would teach the
     // host stack its own address is elsewhere.
-    if (macEquals(buf, l2 + 6, this.#mac, 0)) {
+    if (this.#fromUs(buf, l2 + 6)) {
       this.counters.rxDroppedLooped++;
       return RX_DROP;
     }
@@ -440,6 +440,14 @@ export class BondCore {
     if (this.mode === MODE_ALB && (buf[l2]! & 1) === 0 && !macEquals(buf, l2, this.#mac, 0) && macEquals(buf, l2, slave.mac, 0)) buf.set(this.#mac, l2);
     this.counters.rxDelivered++;
     return RX_DELIVER;
+  }
+
+  /** The source MAC is the bond's, or (tlb/alb, where slaves keep their own) one of its slaves'. */
+  #fromUs(buf: Uint8Array, srcOff: number): boolean {
+    if (macEquals(buf, srcOff, this.#mac, 0)) return true;
+    if (this.mode !== MODE_TLB && this.mode !== MODE_ALB) return false;
+    for (const slave of this.#order) if (macEquals(buf, srcOff, slave.mac, 0)) return true;
+    return false;
   }
 
   /** The driver's inactive-slave rule (bond_should_deliver_exact_match and friends). */
