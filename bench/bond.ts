@@ -36,7 +36,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BondLab } from '../src/lab/bond-lab.js';
-import { waitExit, type LabProcess } from '../src/lab/netns.js';
+import { waitExit, waitUntil, type LabProcess } from '../src/lab/netns.js';
 import { adminRequest } from '../src/main/admin-client.js';
 import type { BondShowJson } from '../src/main/admin-protocol.js';
 import type { BondJson } from '../src/main/bond-manager.js';
@@ -85,15 +85,6 @@ async function show(lab: BondLab, host: string): Promise<BondJson> {
   return ((await adminRequest(lab.runDir(host), 'bond.show', { bond: 'bond0' })) as BondShowJson).json;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. active-backup failover
@@ -201,7 +192,7 @@ export async function runActiveBackup(trials: number, progress: (line: string) =
 
     await lab.startDaemon('a');
     await lab.bond('a', ['mode=active-backup', `miimon=${MIIMON_MS}`, `downdelay=${DOWNDELAY_MS}`, 'primary=eth0', 'primary_reselect=always'], ['eth0', 'eth1'], `${A_IP}/24`);
-    await waitFor('a: eth0 active', async () => ((await show(lab, 'a')).status.active === 'eth0' ? true : undefined), 5000);
+    await waitUntil('a: eth0 active', async () => ((await show(lab, 'a')).status.active === 'eth0' ? true : undefined), 5000, POLL_MS);
 
     for (let i = 0; i < trials; i++) {
       // The reference: pull r's eth0 port and bring eth1 up at once (ip -batch, one process).
@@ -233,7 +224,7 @@ export async function runActiveBackup(trials: number, progress: (line: string) =
         activeAfter = (await show(lab, 'a')).status.active ?? 'none';
         backAt = wallMs();
         await lab.lab.setSwitchPort(switchPorts[0]!, true);
-        await waitFor('a: the primary eth0 active again', async () => ((await show(lab, 'a')).status.active === 'eth0' ? true : undefined), 5000);
+        await waitUntil('a: the primary eth0 active again', async () => ((await show(lab, 'a')).status.active === 'eth0' ? true : undefined), 5000, POLL_MS);
         await sleep(AFTER_BACK_MS);
       });
       const t = { ...gapTrial(bondReplies, cutAt, unplugMs, backAt), activeAfter };
@@ -290,7 +281,7 @@ export interface LacpBench {
 }
 
 async function waitDistributing(lab: BondLab, host: string, ports: number): Promise<void> {
-  await waitFor(
+  await waitUntil(
     `${host}: ${ports} ports collecting and distributing`,
     async () => {
       const s = await show(lab, host);
@@ -298,6 +289,7 @@ async function waitDistributing(lab: BondLab, host: string, ports: number): Prom
       return n === ports ? true : undefined;
     },
     15_000,
+    POLL_MS,
   );
 }
 
@@ -344,7 +336,7 @@ export async function runLacpTimeout(trials: number, progress: (line: string) =>
       // Each poll's start: the port was still distributing at some moment after the start of
       // the last poll that saw it so, and had stopped before the end of the first that did not.
       let seenDistributingAt = wallMs();
-      const eth1 = await waitFor(
+      const eth1 = await waitUntil(
         'a: eth1 not distributing',
         async () => {
           const askedAt = wallMs();
@@ -357,6 +349,7 @@ export async function runLacpTimeout(trials: number, progress: (line: string) =>
           return { port: s.status.slaves.find((x) => x.name === 'eth1'), at: performance.now(), wall: wallMs(), askedAt };
         },
         SHORT_TIMEOUT_MS + 5000,
+        POLL_MS,
       );
       const lastRx = Math.max(...capturedTimes(capture).filter((t) => t < eth1.wall));
       const listed = await nft(lab, 'b', ['list', 'chain', 'netdev', 'lb', 'eg']);

@@ -413,12 +413,9 @@ export class BondCore {
       else this.counters.lacpdusBad++;
       return RX_CONSUMED;
     }
-    // Our own frames coming back (a bridge flooding what another slave sent) would teach the
-    // host stack its own address is elsewhere.
-    if (this.#fromUs(buf, l2 + 6)) {
-      this.counters.rxDroppedLooped++;
-      return RX_DROP;
-    }
+    // The ARP monitor sees every frame, ours coming back included, as the driver's
+    // bond_rcv_validate does: a backup learns its path works from the active slave's probes
+    // flooded back to it (arp_validate backup/all depend on exactly that).
     if (this.#arp !== undefined) {
       this.#arp.frameReceived(slot, now);
       // Only ARP meant for this host validates a slave: broadcast, or to one of our MACs.
@@ -426,6 +423,12 @@ export class BondCore {
         const a = l2 + ETH_HLEN;
         this.#arp.arpReceived(slot, buf[a + ARP_OFF_OP + 1]!, readU32(buf, a + ARP_OFF_SPA), readU32(buf, a + ARP_OFF_TPA), this.#bondIp(), now);
       }
+    }
+    // Our own frames coming back (a bridge flooding what another slave sent) would teach the
+    // host stack its own address is elsewhere.
+    if (this.#fromUs(buf, l2 + 6)) {
+      this.counters.rxDroppedLooped++;
+      return RX_DROP;
     }
     if (type === ETH_P_ARP && this.#rlb !== undefined) this.#rlb.onWireArp(buf, l2, l2len, now);
     if (!this.#acceptsFrom(slave, buf, l2)) {

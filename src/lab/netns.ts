@@ -363,6 +363,17 @@ export function tail(logFile: string, lines = 30): string {
   return readText(logFile).trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** Polls `probe` every `stepMs` until it returns a value; throws naming `what` after `timeoutMs`. */
+export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, stepMs = 50): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
 export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }

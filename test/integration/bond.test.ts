@@ -8,7 +8,7 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BondLab } from '../../src/lab/bond-lab.js';
 import { parsePing } from '../../src/lab/cluster.js';
-import { sweepStale, systemTool } from '../../src/lab/netns.js';
+import { sweepStale, systemTool, waitUntil as waitFor } from '../../src/lab/netns.js';
 
 const NFT = systemTool('nft');
 import type { BondJson } from '../../src/main/bond-manager.js';
@@ -33,16 +33,6 @@ async function withLab(lab: BondLab, body: (lab: BondLab) => Promise<void>): Pro
 
 async function show(lab: BondLab, host: string, bond = 'bond0'): Promise<BondJson> {
   return JSON.parse(await lab.lnlbctl(host, ['bond', 'show', bond, '--json'])) as BondJson;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 async function ping(lab: BondLab, host: string, target: string, count: number, intervalS = 0.02) {
