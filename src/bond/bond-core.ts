@@ -12,6 +12,7 @@
  */
 
 import { ARP_OFF_OP, ARP_OFF_SPA, ARP_OFF_TPA, buildArpRequest, buildGratuitousArp } from '../net/arp.js';
+import { readU32 } from '../net/bytes.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { ETH_HLEN, ETH_P_ARP, formatMac, macEquals } from '../net/ethernet.js';
 import { chooseActive, type CandidateSlave } from './active-backup.js';
@@ -628,19 +629,13 @@ export class BondCore {
       const nextOwn = Uint8Array.from(next.mac);
       next.mac.set(this.#mac);
       this.#io.setSlaveMac(next.slot, next.mac);
+      // Adding a known slave again only changes its MAC: the rlb table re-tells its clients.
+      this.#rlb?.addSlave(next.slot, next.mac);
       if (previous !== undefined && this.#slots[previous.slot] === previous) {
         previous.mac.set(nextOwn);
         this.#io.setSlaveMac(previous.slot, previous.mac);
-      }
-      this.#tlb?.setUsable(next.slot, linkUsable(next.link));
-      this.#rlb?.removeSlave(next.slot);
-      this.#rlb?.addSlave(next.slot, next.mac);
-      if (previous !== undefined && this.#slots[previous.slot] === previous) {
-        this.#rlb?.removeSlave(previous.slot);
         this.#rlb?.addSlave(previous.slot, previous.mac);
-        this.#rlb?.setUsable(previous.slot, linkUsable(previous.link));
       }
-      this.#rlb?.setUsable(next.slot, linkUsable(next.link));
     } else if (this.mode === MODE_ACTIVE_BACKUP && this.options.fail_over_mac === 'active') {
       this.#mac.set(next.mac);
       this.#io.setBondMac(this.#mac);
@@ -750,8 +745,3 @@ export class BondCore {
     return formatBondOptions(this.options);
   }
 }
-
-function readU32(buf: Uint8Array, at: number): number {
-  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
-}
-

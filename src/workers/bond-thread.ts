@@ -11,6 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BondCore, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
 import type { BondOptions } from '../bond/options.js';
+import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 
@@ -232,7 +233,7 @@ function run(data: BondThreadData): void {
 
   const status = (): BondThreadStatus => ({
     status: core.statusView(),
-    mac: [...core.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+    mac: formatMac(core.mac),
     counters: { ...core.counters },
     slaves: core.slaveNames().map((name) => {
       const c = core.slaveCounters(name)!;
@@ -241,7 +242,7 @@ function run(data: BondThreadData): void {
         name,
         linkState: core.slaveLinkState(name) ?? 'DOWN',
         carries: core.carriesTraffic(name),
-        mac: [...(core.slaveMac(name) ?? new Uint8Array(6))].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+        mac: formatMac(core.slaveMac(name) ?? new Uint8Array(6)),
         txFrames: c.txFrames,
         rxFrames: c.rxFrames,
         ...(states === undefined ? {} : states),
