@@ -148,6 +148,8 @@ export class Membership {
   #roundChangesView = false;
   #nextRoundAt = Number.POSITIVE_INFINITY;
   #lockedWeight = 1;
+  /** changePending as last published (a change of it is a view change for the actors). */
+  #publishedPending = false;
 
   /** Nodes refused because the table was full; counted for the status. */
   tableFull = 0;
@@ -174,7 +176,36 @@ export class Membership {
 
   /** A round is running that will change the view: new flows should wait for it. */
   get changePending(): boolean {
-    return this.#round === RoundState.CONVERGING && this.#roundChangesView;
+    return (this.#round === RoundState.CONVERGING && this.#roundChangesView) || this.#weightsInFlight();
+  }
+
+  /**
+   * A weight is announced and not yet applied (by us, or by a node we heard). Nodes apply it
+   * at the end of the round after the one that announced it; when the nodes' rounds are not
+   * aligned (a death's timeouts, a late RETRASM, a round held back by the storm guard) they
+   * would apply it at different moments, and for that moment elect new flows differently:
+   * two nodes would take one SYN, or none. Holding new flows from the announcement until the
+   * weight is applied here makes every node that is not holding use the same view. (Starting
+   * the applying round early to shorten the hold was tried: it puts the rounds further out of
+   * step, and the simulator found disagreements again.)
+   */
+  #weightsInFlight(): boolean {
+    if (!this.#joined) return false;
+    for (const node of this.#nodes) {
+      if (!isMember(node)) continue;
+      if (node.announcedWeight !== node.weight) return true;
+      if (node.self && this.#weight !== node.weight) return true;
+    }
+    return false;
+  }
+
+  /** Publishes the view when the holding of new flows starts or ends outside a round's edges. */
+  #syncPending(): void {
+    const pending = this.changePending;
+    if (pending !== this.#publishedPending) {
+      this.#publishedPending = pending;
+      this.#viewChanged();
+    }
   }
 
   get round(): RoundState {
@@ -207,6 +238,7 @@ export class Membership {
   /** The weight this node announces from its next round on (LNLB locks it per round). */
   setWeight(weight: number): void {
     this.#weight = weight;
+    this.#syncPending();
   }
 
   /** The node adds itself and starts the join phase. */
@@ -235,6 +267,11 @@ export class Membership {
 
   /** A decoded control message from `srcMac` (already checked for cluster IP, CRC and key). */
   receive(type: MessageType, srcMac: string, now: number, info: ControlInfo = NO_INFO): void {
+    this.#receive(type, srcMac, now, info);
+    this.#syncPending();
+  }
+
+  #receive(type: MessageType, srcMac: string, now: number, info: ControlInfo): void {
     const { weight, incarnation } = info;
     if (!this.#started || srcMac === this.#opts.selfMac) return;
     let node = this.#find(srcMac);
@@ -283,6 +320,11 @@ export class Membership {
 
   /** Advances timers: JOIN repeats, round start and timeouts, the stall check. */
   tick(now: number): void {
+    this.#tick(now);
+    this.#syncPending();
+  }
+
+  #tick(now: number): void {
     if (!this.#started) return;
     const stalled = now - this.#lastTickAt;
     this.#lastTickAt = now;
