@@ -25,6 +25,7 @@ export const ErrorCodes = {
   LNLB_ERR_CTL_NO_DAEMON: 'daemon not running',
   /** lnlbctl named a cluster interface the daemon does not serve. */
   LNLB_ERR_CTL_NO_INTERFACE: 'unknown cluster interface',
+  LNLB_ERR_CTL_SUSPENDED: 'cluster interface suspended',
   /** An lnlbctl command's argument is invalid (the message names it). */
   LNLB_ERR_CTL_BAD_ARGUMENT: 'bad command argument',
   /** The admin socket answered with an error or garbage. */
@@ -63,6 +64,8 @@ export const ErrorCodes = {
   LNLB_ERR_BOND_SLAVE: 'slave refused',
   /** No bond by that name in this daemon (or, for create, one exists already). */
   LNLB_ERR_CTL_NO_BOND: 'unknown bond',
+  /** The `--metrics` endpoint could not listen on its address (port in use, address not on this host). */
+  LNLB_ERR_METRICS_LISTEN: 'metrics endpoint cannot listen',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -10,6 +10,12 @@
 import { mix32 } from './hash.js';
 
 export const MAX_MEMBERS = 64;
+/**
+ * The weight a draining node announces (`lnlbctl drainstop`): it stays a member, so the flows
+ * it tracks stay with it, but no election gives it a new one (RuleElections leaves it out).
+ * Above every real weight (1..1000) and still a u16, as the heartbeat carries it.
+ */
+export const DRAINING_WEIGHT = 0xffff;
 
 /** What an election needs of the view: ids in table order, their weights and MACs. */
 export interface ElectionInput {

@@ -259,6 +259,36 @@ export class Membership {
     this.#send(MessageType.LEAVE, 'cluster');
   }
 
+  /**
+   * `lnlbctl stop`: sends LEAVE, forgets the other members (they remove this node at once and
+   * re-home its clients) and stops taking part until `rejoin`. Nothing is reported as dead:
+   * it is this node that left.
+   */
+  leave(): void {
+    if (!this.#started) return;
+    this.stop();
+    for (const node of [...this.#nodes]) if (!node.self) this.#nodes.splice(this.#nodes.indexOf(node), 1);
+    this.#joined = false;
+    this.#roundChangesView = false;
+    this.#roundTimeoutAt = Number.POSITIVE_INFINITY;
+    this.#nextRoundAt = Number.POSITIVE_INFINITY;
+    this.#publishedPending = false;
+    this.#viewChanged();
+  }
+
+  /** `lnlbctl start` after `stop`: joins again as a new incarnation, as a newcomer does. */
+  rejoin(now: number): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#lastTickAt = now;
+    this.#incarnation = this.#opts.nextIncarnation(this.#incarnation);
+    this.self!.incarnation = this.#incarnation;
+    this.#roundStartedAt = Number.NEGATIVE_INFINITY;
+    this.#beginJoin(now);
+    this.#viewChanged();
+    this.tick(now);
+  }
+
   /** The tracking state from the first member arrived (or there is none to wait for). */
   stateReceived(): void {
     this.#stateArrived = true;

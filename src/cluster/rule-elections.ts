@@ -14,7 +14,7 @@
  */
 
 import type { Election, ElectionInput } from './election.js';
-import { MAX_MEMBERS } from './election.js';
+import { DRAINING_WEIGHT, MAX_MEMBERS } from './election.js';
 import { MAX_RULE_SLOTS, PRIORITY_NONE, priorityOf, RuleModeCode, SHARE_EQUAL, shareOf } from './port-rules.js';
 
 export interface RuleElectionInput extends ElectionInput {
@@ -34,6 +34,8 @@ export class RuleElections {
   readonly #ids = new Int32Array(MAX_MEMBERS);
   readonly #weights = new Float64Array(MAX_MEMBERS);
   readonly #macs = new Uint8Array(6 * MAX_MEMBERS);
+  /** The view less its draining members, rebuilt in place. */
+  readonly #filtered = { ids: new Int32Array(MAX_MEMBERS), weights: new Float64Array(MAX_MEMBERS), macs: new Uint8Array(6 * MAX_MEMBERS), ruleParams: new Uint32Array(MAX_MEMBERS * MAX_RULE_SLOTS) };
 
   /** `modes`: RuleModeCode per rule index (RuleSet.modes); `create` makes the base election's kind. */
   constructor(modes: Uint8Array, create: () => Election) {
@@ -49,7 +51,8 @@ export class RuleElections {
     return this.#base.memberCount;
   }
 
-  rebuild(input: RuleElectionInput): void {
+  rebuild(view: RuleElectionInput): void {
+    const input = this.#withoutDraining(view);
     this.#base.rebuild(input);
     const count = Math.min(input.count, MAX_MEMBERS);
     for (let rule = 0; rule < this.#modes.length; rule++) {
@@ -58,6 +61,28 @@ export class RuleElections {
       if (mode === RuleModeCode.single) this.#single[rule] = this.#singleOwner(input, count, rule);
       else if (mode === RuleModeCode.multiple) this.#own[rule] = this.#shareElection(input, count, rule);
     }
+  }
+
+  /**
+   * The view without its draining members (DRAINING_WEIGHT), who take no new keys, unless
+   * every member drains: then they all do, rather than nobody.
+   */
+  #withoutDraining(view: RuleElectionInput): RuleElectionInput {
+    const count = Math.min(view.count, MAX_MEMBERS);
+    let draining = 0;
+    for (let i = 0; i < count; i++) if (view.weights[i] === DRAINING_WEIGHT) draining++;
+    if (draining === 0 || draining === count) return view;
+    const f = this.#filtered;
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      if (view.weights[i] === DRAINING_WEIGHT) continue;
+      f.ids[n] = view.ids[i] ?? 0;
+      f.weights[n] = view.weights[i] ?? 1;
+      if (view.macs) for (let b = 0; b < 6; b++) f.macs[n * 6 + b] = view.macs[i * 6 + b] ?? 0;
+      for (let r = 0; r < MAX_RULE_SLOTS; r++) f.ruleParams[n * MAX_RULE_SLOTS + r] = view.ruleParams[i * MAX_RULE_SLOTS + r] ?? 0;
+      n++;
+    }
+    return { count: n, ids: f.ids, weights: f.weights, macs: f.macs, ruleParams: f.ruleParams };
   }
 
   /** The owner of a new key under `rule` (its affinity hash); -1 when nobody may have it. */

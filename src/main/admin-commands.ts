@@ -4,7 +4,22 @@ import type { BondCreateResult, BondListJson, BondShowJson, StatusJson } from '.
 import type { AdminServer } from './admin-server.js';
 import { deviceArgument, devicesArgument, optionWordsArgument } from './bond-spec.js';
 import type { Daemon } from './daemon.js';
+import type { DrainOptions } from './drain.js';
+import { lnlbError } from '../errors.js';
 import { interfaceArguments } from './options.js';
+
+/** drainstop's numbers, checked here too (another client than lnlbctl may send anything). */
+function drainArguments(args: Record<string, unknown>): DrainOptions {
+  const seconds = (key: string): number | undefined => {
+    const v = args[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 30 * 86400) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${key}: expected seconds from 0 to ${30 * 86400}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const timeoutSeconds = seconds('timeoutSeconds');
+  const idleSeconds = seconds('idleSeconds');
+  return { ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }), ...(idleSeconds === undefined ? {} : { idleSeconds }) };
+}
 
 export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void {
   admin.register('status', async (): Promise<StatusJson> => ({ interfaces: await daemon.status() }));
@@ -15,6 +30,20 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
   admin.register('delif', async (args) => {
     await daemon.removeInterface(String(args['interface']));
     return { removed: args['interface'] };
+  });
+  // Windows NLB's per-interface operations (docs/operating.md).
+  admin.register('stop', (args) => ({ interface: args['interface'], ...daemon.get(args['interface']).stopCluster() }));
+  admin.register('start', (args) => ({ interface: args['interface'], ...daemon.get(args['interface']).startCluster() }));
+  admin.register('suspend', (args) => ({ interface: args['interface'], ...daemon.get(args['interface']).suspend() }));
+  admin.register('resume', (args) => ({ interface: args['interface'], ...daemon.get(args['interface']).resume() }));
+  admin.register('drainstop', async (args) => {
+    const cluster = daemon.get(args['interface']);
+    const options = drainArguments(args);
+    if (args['wait'] === false) {
+      void cluster.drainstop(options);
+      return { interface: cluster.name, state: 'draining', waited: false };
+    }
+    return { interface: cluster.name, ...(await cluster.drainstop(options)) };
   });
   admin.register('weight_mode', (args) => daemon.get(args['interface']).setWeightMode(String(args['mode'])));
   admin.register('set_weight', (args) => daemon.get(args['interface']).setManualWeight(String(args['weight'])));

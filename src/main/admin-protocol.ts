@@ -65,6 +65,46 @@ export interface InterfaceCounters {
   /** Convergence rounds completed, and self-resets after a stall. */
   rounds: number;
   resets: number;
+  /** Tracked flows evicted to make room (table full). Optional: absent from daemons before metrics. */
+  evictions?: number;
+  /** Nodes this node declared dead, by reason (missed-heartbeats, left, restarted, self-reset). */
+  deaths?: Record<string, number>;
+  /** Per actor thread, in actor order. */
+  actors?: ActorCountersJson[];
+}
+
+/** One actor thread's figures: its load, its shard of the tracking tables, its input ring. */
+export interface ActorCountersJson {
+  framesIn: number;
+  accepted: number;
+  /** Frames put on hold while a view change was pending, and held frames dropped (hold queue full). */
+  held: number;
+  holdOverflows: number;
+  trackedEntries: number;
+  evictions: number;
+  /** The dispatcher → actor ring: bytes in use when status was taken, its size, records refused (full). */
+  ringBytesUsed: number;
+  ringBytesCapacity: number;
+  ringOverflows: number;
+}
+
+/**
+ * converging: a round is changing the view (or the first is not complete: accepting nothing);
+ * converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
+ * stopped: out of the cluster (stop, or the end of a drain); suspended: stopped, and start is
+ * refused until resume; stopping: the interface is being removed (delif, daemon exit).
+ */
+export type InterfaceState = 'converging' | 'converged' | 'draining' | 'stopped' | 'suspended' | 'stopping';
+
+/** The result of `drainstop` (when it waits for the end of the drain). */
+export interface DrainResult {
+  state: InterfaceState;
+  /** Every flow of this node finished (false: the timeout stopped it with `remainingFlows` left). */
+  drained: boolean;
+  remainingFlows: number;
+  ms: number;
+  /** A start or stop ended the drain before it finished. */
+  cancelled?: boolean;
 }
 
 export interface InterfaceStatusJson {
@@ -73,8 +113,9 @@ export interface InterfaceStatusJson {
   bind: string;
   clusterMac: string;
   converged: boolean;
-  /** converging: the first round is not complete (accepting nothing); stopping: leaving. */
-  state: 'converging' | 'converged' | 'stopping';
+  state: InterfaceState;
+  /** `lnlbctl suspend`: `start` is refused until `resume`. */
+  suspended: boolean;
   /** Where this node's weight comes from, and what it announces. */
   weightMode: string;
   /** Control messages carry an HMAC (--key-file). */

@@ -6,6 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { lnlbError } from '../errors.js';
 import { loadKeyFile } from '../net/auth.js';
@@ -13,6 +14,7 @@ import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { compileRules, describeRule, type RuleSet } from '../cluster/port-rules.js';
+import { DRAINING_WEIGHT } from '../cluster/election.js';
 import type { HandlerSpec } from '../handlers/loader.js';
 import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
@@ -20,9 +22,10 @@ import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import { Datapath } from '../workers/datapath.js';
 import type { ControlData, ControlEvent, ControlStatus, HandlerSetup, MainToControl } from '../workers/messages.js';
-import type { ConntrackJson, InterfaceStatusJson } from './admin-protocol.js';
+import type { ConntrackJson, DrainResult, InterfaceState, InterfaceStatusJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
 import type { InterfaceOptions, RxRing } from './options.js';
+import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { WeightSource } from './weight-source.js';
 
@@ -76,7 +79,28 @@ function describeKey(handler: { describeKey?(keyLo: number, keyHi: number): stri
   }
 }
 
+/** What a cluster interface tells its owner (the daemon's log, the library's events). */
+export interface ClusterEvents {
+  /** A node appeared (JOIN, WELCOME or its heartbeat); it enters the view with the next round. */
+  joined: [{ node: string; id: number }];
+  /** A node sent LEAVE (lnlbctl stop, delif, its daemon stopping). */
+  left: [{ node: string }];
+  /** A node was removed for silence (missed heartbeats), a restart or our own reset. */
+  died: [{ node: string; reason: string; missedHeartbeats: number; silentMs: number }];
+  /** A round settled a new view: these members, with these weights, decide every new flow. */
+  converged: [{ nodes: string[]; weights: number[] }];
+  /** A member's weight changed in the view (DRAINING_WEIGHT: it drains). */
+  weight: [{ node: string; self: boolean; from: number; to: number }];
+  /** This interface's own state changed (stop, start, drain, suspend, resume). */
+  state: [{ state: InterfaceState }];
+}
+
+const DRAIN_POLL_MS = 500;
+
 export class ClusterInterface {
+  /** Membership and state events (see ClusterEvents). */
+  readonly events = new EventEmitter<ClusterEvents>();
+
   get name(): string {
     return this.#opts.name;
   }
@@ -111,6 +135,13 @@ export class ClusterInterface {
   readonly weights: WeightSource;
   #announcedWeight = 0;
   #fatal: (message: string) => void;
+  /** Operator state: taking part, draining (no new flows), or stopped (LEAVE sent). */
+  #mode: 'running' | 'draining' | 'stopped' = 'running';
+  /** `lnlbctl suspend`: stopped, and `start` refused until `resume`. */
+  #suspended = false;
+  /** The drain in progress: bumped to cancel it (start, stop, suspend). */
+  #drainGeneration = 0;
+  #drainStartedAt = 0;
 
   /** `options` carries this interface's bind, vip and name; `sysctl` is the daemon's, shared. */
   constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (message: string) => void) {
@@ -238,6 +269,7 @@ export class ClusterInterface {
     }
     // The weight is measured here (reading /proc may block a little) and handed over when it moves.
     this.#weightTimer = setInterval(() => {
+      if (this.#mode !== 'running') return; // a drain announces DRAINING_WEIGHT; a stopped node nothing
       const before = this.#announcedWeight;
       const weight = this.#currentWeight(false);
       if (weight !== before) this.#postControl({ type: 'weight', weight });
@@ -280,6 +312,7 @@ export class ClusterInterface {
     switch (event.type) {
       case 'log':
         this.#log[event.level](event.fields, event.msg);
+        this.#emitMembership(event.fields);
         break;
       case 'node-died':
         this.#datapath?.nodeDied(event.id);
@@ -320,6 +353,127 @@ export class ClusterInterface {
     }
   }
 
+  /** The control plane's structured log lines, as typed events. */
+  #emitMembership(f: Record<string, unknown>): void {
+    const node = typeof f['node'] === 'string' ? f['node'] : '';
+    const num = (key: string): number => (typeof f[key] === 'number' ? (f[key] as number) : 0);
+    switch (f['event']) {
+      case 'node-joined':
+        this.events.emit('joined', { node, id: num('id') });
+        break;
+      case 'node-left':
+        this.events.emit('left', { node });
+        break;
+      case 'node-died':
+        this.events.emit('died', { node, reason: String(f['reason']), missedHeartbeats: num('missedHeartbeats'), silentMs: num('silentMs') });
+        break;
+      case 'view':
+        this.events.emit('converged', { nodes: (f['nodes'] as string[] | undefined) ?? [], weights: (f['weights'] as number[] | undefined) ?? [] });
+        break;
+      case 'node-weight':
+        this.events.emit('weight', { node, self: f['self'] === true, from: num('from'), to: num('to') });
+        break;
+      default:
+        break;
+    }
+  }
+
+  #setMode(mode: 'running' | 'draining' | 'stopped'): void {
+    this.#mode = mode;
+    this.events.emit('state', { state: this.#mode === 'stopped' && this.#suspended ? 'suspended' : this.#mode === 'running' ? 'converging' : this.#mode });
+  }
+
+  /** `lnlbctl stop`: LEAVE now; the others take every client, connections to this node break. */
+  stopCluster(): { state: InterfaceState } {
+    this.#drainGeneration++;
+    if (this.#mode !== 'stopped') {
+      this.#postControl({ type: 'leave' });
+      this.#setMode('stopped');
+    }
+    return { state: this.#suspended ? 'suspended' : 'stopped' };
+  }
+
+  /** `lnlbctl start`: join again after a stop; ends a drain (new flows come back). */
+  startCluster(): { state: InterfaceState } {
+    if (this.#suspended) throw lnlbError('LNLB_ERR_CTL_SUSPENDED', `${this.name} is suspended: lnlbctl resume ${this.name} first, then start`);
+    this.#drainGeneration++;
+    if (this.#mode === 'stopped') {
+      this.#postControl({ type: 'weight', weight: this.#currentWeight(true) });
+      this.#postControl({ type: 'rejoin' });
+    } else if (this.#mode === 'draining') {
+      this.#postControl({ type: 'weight', weight: this.#currentWeight(true) });
+    }
+    this.#setMode('running');
+    return { state: 'converging' };
+  }
+
+  /** `lnlbctl suspend`: stop, and refuse `start` until `resume` (Windows NLB's suspend). */
+  suspend(): { state: InterfaceState } {
+    this.#suspended = true;
+    if (this.#mode === 'stopped') this.#setMode('stopped');
+    return this.stopCluster();
+  }
+
+  /** `lnlbctl resume`: `start` is allowed again; as in Windows NLB, the node stays stopped until it. */
+  resume(): { state: InterfaceState } {
+    this.#suspended = false;
+    this.#setMode(this.#mode);
+    return { state: this.#mode === 'stopped' ? 'stopped' : this.#mode === 'draining' ? 'draining' : 'converged' };
+  }
+
+  /**
+   * `lnlbctl drainstop`: no new flows (the node announces DRAINING_WEIGHT, so every node's
+   * election leaves it out, while the flows it tracks stay with it), then, once none of them
+   * has been seen for `idleSeconds` (a closed TCP connection counts at once) or the timeout
+   * passes, a stop. Resolves when stopped, or when a start or stop ends the drain first.
+   */
+  async drainstop(options: DrainOptions = {}): Promise<DrainResult> {
+    if (this.#mode === 'stopped') return { state: this.#suspended ? 'suspended' : 'stopped', drained: true, remainingFlows: 0, ms: 0 };
+    const idle = options.idleSeconds ?? DEFAULT_DRAIN_IDLE_SECONDS;
+    const generation = ++this.#drainGeneration;
+    if (this.#mode !== 'draining') {
+      this.#drainStartedAt = performance.now();
+      this.#postControl({ type: 'weight', weight: DRAINING_WEIGHT });
+      this.#setMode('draining');
+      this.#log.info({ event: 'drain', idleSeconds: idle, timeoutSeconds: options.timeoutSeconds ?? null }, `draining: no new clients; stopping when this node's last flow has been quiet ${idle} s${options.timeoutSeconds === undefined ? '' : ` or after ${options.timeoutSeconds} s`}`);
+    }
+    const started = this.#drainStartedAt;
+    const deadline = options.timeoutSeconds === undefined ? Number.POSITIVE_INFINITY : performance.now() + options.timeoutSeconds * 1000;
+    let remaining = await this.#activeOwnedFlows(idle);
+    while (remaining > 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+      if (generation !== this.#drainGeneration || this.#stopped) {
+        return { state: this.#mode === 'running' ? 'converged' : this.#mode, drained: false, remainingFlows: remaining, ms: Math.round(performance.now() - started), cancelled: true };
+      }
+      remaining = await this.#activeOwnedFlows(idle);
+    }
+    const ms = Math.round(performance.now() - started);
+    this.#log.info({ event: 'drained', remainingFlows: remaining, ms }, remaining === 0 ? `drained in ${ms} ms: stopping` : `drain timeout after ${ms} ms with ${remaining} flow(s) still active: stopping`);
+    this.stopCluster();
+    return { state: 'stopped', drained: remaining === 0, remainingFlows: remaining, ms };
+  }
+
+  /** Flows this node owns that were seen within the last `idleSeconds`. */
+  async #activeOwnedFlows(idleSeconds: number): Promise<number> {
+    const datapath = this.#datapath;
+    if (datapath === undefined) return 0;
+    const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
+    if (owners?.type !== 'owners') return Number.POSITIVE_INFINITY; // no answer: not known to be drained
+    const self = formatMac(this.#ownMac);
+    const selfIds = new Set(Object.entries(owners.owners).filter(([, mac]) => mac === self).map(([id]) => Number(id)));
+    const now = nowSeconds();
+    let active = 0;
+    for (const shards of await datapath.list(1 << 22, now)) {
+      for (const shard of shards) {
+        const e = shard.entries;
+        for (let k = 0; k + SNAPSHOT_WORDS <= e.length; k += SNAPSHOT_WORDS) {
+          if (selfIds.has(e[k + 2]!) && ((now - e[k + 3]!) | 0) < idleSeconds) active++;
+        }
+      }
+    }
+    return active;
+  }
+
   /** The weight to announce: re-read each heartbeat, changed only past the hysteresis (or when set by hand). */
   #currentWeight(force: boolean): number {
     let weight: number;
@@ -341,7 +495,7 @@ export class ClusterInterface {
   setWeightMode(mode: string): { mode: string; weight: number } {
     this.weights.setMode(mode);
     const weight = this.#currentWeight(true);
-    this.#postControl({ type: 'weight', weight });
+    if (this.#mode === 'running') this.#postControl({ type: 'weight', weight });
     return { mode: this.weights.mode, weight };
   }
 
@@ -349,7 +503,7 @@ export class ClusterInterface {
   setManualWeight(text: string): { weight: number } {
     const weight = this.weights.setManual(text);
     this.#announcedWeight = weight;
-    this.#postControl({ type: 'weight', weight });
+    if (this.#mode === 'running') this.#postControl({ type: 'weight', weight });
     return { weight };
   }
 
@@ -484,7 +638,8 @@ export class ClusterInterface {
       bind: o.bind,
       clusterMac: formatMac(this.#clusterMac),
       converged: plane?.accepting ?? false,
-      state: this.#stopped ? 'stopping' : plane?.accepting ? 'converged' : 'converging',
+      state: this.#state(plane?.accepting === true && plane.changePending !== true),
+      suspended: this.#suspended,
       weightMode: this.weights.mode,
       workers: o.workers,
       authenticated: plane?.authenticated ?? false,
@@ -516,8 +671,18 @@ export class ClusterInterface {
         nodeTableFull: plane?.nodeTableFull ?? 0,
         rounds: plane?.rounds ?? 0,
         resets: plane?.resets ?? 0,
+        evictions: counters?.evictions ?? 0,
+        deaths: plane?.deaths ?? {},
+        actors: this.#datapath?.readActorCounters() ?? [],
       },
     };
+  }
+
+  #state(settled: boolean): InterfaceState {
+    if (this.#stopped) return 'stopping';
+    if (this.#mode === 'stopped') return this.#suspended ? 'suspended' : 'stopped';
+    if (this.#mode === 'draining') return 'draining';
+    return settled ? 'converged' : 'converging';
   }
 
   /** Leaves the cluster, stops the threads, removes the TAP and restores the sysctls. */

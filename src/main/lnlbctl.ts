@@ -5,9 +5,11 @@ import { Command, CommanderError } from 'commander';
 import { resolveBondOptions } from '../bond/options.js';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { adminRequest } from './admin-client.js';
-import type { BondCreateResult, BondListJson, BondShowJson, ConntrackJson, StatusJson } from './admin-protocol.js';
+import type { BondCreateResult, BondListJson, BondShowJson, ConntrackJson, DrainResult, StatusJson } from './admin-protocol.js';
+import { DEFAULT_DRAIN_IDLE_SECONDS } from './drain.js';
 import { deviceArgument, devicesArgument } from './bond-spec.js';
-import { formatStatus } from './status-format.js';
+import { interfaceArguments } from './options.js';
+import { formatStatus, interfaceRates, type InterfaceRates } from './status-format.js';
 import { parseManualWeight, parseWeightMode, readManualWeight, WEIGHT_MAX, WEIGHT_MIN } from './weight-source.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -114,9 +116,98 @@ function bondCommands(program: Command): void {
     .command('destroy')
     .description('release every slave and remove the bond')
     .argument('<bond>', 'the bond, e.g. bond0')
-    .action(async (name: string) => {
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { json?: boolean }) => {
       checkLocally(() => deviceArgument(name, '<bond>'));
-      await adminRequest(runDir(), 'bond.destroy', { bond: name }, 30_000);
+      const result = await adminRequest(runDir(), 'bond.destroy', { bond: name }, 30_000);
+      if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    });
+}
+
+interface WatchOptions {
+  interval: string;
+  count?: string;
+  json?: boolean;
+}
+
+/** `status --watch` and `top`: a sample every interval; rates from the difference of two. */
+async function watchStatus(runDir: string, opts: WatchOptions): Promise<void> {
+  const interval = checkLocally(() => positiveNumber(opts.interval, '--interval', 0.1, 3600));
+  const count = opts.count === undefined ? Number.POSITIVE_INFINITY : checkLocally(() => positiveNumber(opts.count!, '--count', 1, 1e9, true));
+  const tty = process.stdout.isTTY === true && !opts.json;
+  let previous: { status: StatusJson; at: number } | undefined;
+  for (let n = 0; n < count; n++) {
+    if (n > 0) await new Promise((resolve) => setTimeout(resolve, interval * 1000));
+    const status = (await adminRequest(runDir, 'status')) as StatusJson;
+    const at = performance.now();
+    const rates = new Map<string, InterfaceRates>();
+    if (previous !== undefined) {
+      const seconds = (at - previous.at) / 1000;
+      for (const iface of status.interfaces) {
+        const before = previous.status.interfaces.find((i) => i.name === iface.name);
+        if (before !== undefined) rates.set(iface.name, interfaceRates(before, iface, seconds));
+      }
+    }
+    previous = { status, at };
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), interfaces: status.interfaces.map((i) => ({ ...i, ...(rates.has(i.name) ? { perSecond: rates.get(i.name) } : {}) })) })}\n`);
+    } else {
+      // A terminal gets the screen redrawn in place; a pipe gets one block per sample.
+      process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : n > 0 ? '\n' : ''}${new Date().toISOString()}  every ${interval}s${tty ? ' (Ctrl-C to quit)' : ''}\n${formatStatus(status, rates)}`);
+    }
+  }
+}
+
+function positiveNumber(text: string, what: string, min: number, max: number, whole = false): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n))) {
+    throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${what}: expected ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** A cluster interface argument: a device name (the daemon says whether it serves it). */
+function interfaceArgument(name: string): string {
+  return checkLocally(() => deviceArgument(name, '<interface>'));
+}
+
+/** Windows NLB's per-interface operations: stop, start, drainstop, suspend, resume. */
+function clusterOperations(program: Command): void {
+  const runDir = (): string => program.opts<{ runDir: string }>().runDir;
+  const simple = (name: 'stop' | 'start' | 'suspend' | 'resume', description: string): void => {
+    program
+      .command(name)
+      .description(description)
+      .argument('<interface>', 'the cluster interface, e.g. nlb0')
+      .option('--json', 'machine-readable output')
+      .action(async (iface: string, opts: { json?: boolean }) => {
+        const result = (await adminRequest(runDir(), name, { interface: interfaceArgument(iface) }, 10_000)) as { state: string };
+        process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: ${result.state}\n`);
+      });
+  };
+  simple('stop', 'leave the cluster now (LEAVE): the other nodes take every client; connections to this node break. The interface stays, for start');
+  simple('start', 'join the cluster again after stop or drainstop (refused while suspended); ends a drain in progress');
+  simple('suspend', 'stop, and refuse start until resume (Windows NLB: for maintenance that a script must not undo)');
+  simple('resume', 'allow start again after suspend; as in Windows NLB, the node stays stopped until start');
+  program
+    .command('drainstop')
+    .description("no new clients (the others take every new flow), this node's tracked flows finish, then stop; waits until then unless --no-wait")
+    .argument('<interface>', 'the cluster interface, e.g. nlb0')
+    .option('--timeout <s>', 'stop after this many seconds even if flows remain (default: wait for the last one)')
+    .option('--idle <s>', 'a flow not seen for this many seconds counts as finished (a closed TCP connection counts at once)', String(DEFAULT_DRAIN_IDLE_SECONDS))
+    .option('--no-wait', 'return at once; lnlbctl status shows draining, then stopped')
+    .option('--json', 'machine-readable output')
+    .action(async (iface: string, opts: { timeout?: string; idle: string; wait: boolean; json?: boolean }) => {
+      const name = interfaceArgument(iface);
+      const timeoutSeconds = opts.timeout === undefined ? undefined : checkLocally(() => positiveNumber(opts.timeout!, '--timeout', 0, 30 * 86400));
+      const idleSeconds = checkLocally(() => positiveNumber(opts.idle, '--idle', 0, 30 * 86400));
+      const args = { interface: name, idleSeconds, wait: opts.wait, ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }) };
+      const answerWithin = opts.wait ? (timeoutSeconds === undefined ? 2 ** 31 - 1 : (timeoutSeconds + 15) * 1000) : 10_000;
+      const result = (await adminRequest(runDir(), 'drainstop', args, answerWithin)) as DrainResult & { waited?: boolean };
+      if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else if (result.waited === false) process.stdout.write(`${iface}: draining\n`);
+      else if (result.cancelled) process.stdout.write(`${iface}: drain ended by another command after ${result.ms} ms (${result.state})\n`);
+      else process.stdout.write(`${iface}: ${result.state} after ${(result.ms / 1000).toFixed(1)} s, ${result.drained ? 'every flow finished' : `timeout with ${result.remainingFlows} flow(s) still active`}\n`);
     });
 }
 
@@ -133,15 +224,26 @@ async function main(argv: string[]): Promise<void> {
     .option('--run-dir <dir>', "the daemon's run directory", '/run/lnlb')
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
-  program
-    .command('status')
-    .description('members of each cluster interface, with their status and weight')
-    .option('--json', 'machine-readable output')
-    .action(async (opts: { json?: boolean }) => {
-      const { runDir } = program.opts<{ runDir: string }>();
-      const status = (await adminRequest(runDir, 'status')) as StatusJson;
-      process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
-    });
+  const watchOptions = (command: Command): Command =>
+    command
+      .option('--interval <s>', 'seconds between refreshes (with --watch)', '1')
+      .option('--count <n>', 'stop after this many refreshes (default: until interrupted)')
+      .option('--json', 'machine-readable output: one JSON object a line, with per-second rates from the second on');
+  watchOptions(
+    program
+      .command('status')
+      .description('each cluster interface: its state (converging, converged, draining, stopped, suspended), members with MAC, status and weight, counters')
+      .option('--watch', 'refresh every --interval seconds, with rates per second (as lnlbctl top)'),
+  ).action(async (opts: WatchOptions & { watch?: boolean }) => {
+    const { runDir } = program.opts<{ runDir: string }>();
+    if (opts.watch) return watchStatus(runDir, opts);
+    const status = (await adminRequest(runDir, 'status')) as StatusJson;
+    process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  });
+  watchOptions(program.command('top').description('lnlbctl status --watch: the cluster refreshed live, with rates per second')).action((opts: WatchOptions) =>
+    watchStatus(program.opts<{ runDir: string }>().runDir, opts),
+  );
+  clusterOperations(program);
   program
     .command('conntrack')
     .description('tracked flows of a cluster interface, every handler: flow, owning node, seconds until forgotten')
@@ -152,7 +254,7 @@ async function main(argv: string[]): Promise<void> {
       const { runDir } = program.opts<{ runDir: string }>();
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 1) checkLocally(() => { throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `--limit: expected a whole number ≥ 1, got ${JSON.stringify(opts.limit)}`); });
-      const result = (await adminRequest(runDir, 'conntrack', { interface: iface, limit }, 30_000)) as ConntrackJson;
+      const result = (await adminRequest(runDir, 'conntrack', { interface: interfaceArgument(iface), limit }, 30_000)) as ConntrackJson;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
@@ -173,6 +275,8 @@ async function main(argv: string[]): Promise<void> {
     .option('--json', 'machine-readable output')
     .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean; rule: string[]; handler: string[] }) => {
       const { runDir } = program.opts<{ runDir: string }>();
+      // The daemon checks them again with the same table; here they exit 2 without asking it.
+      checkLocally(() => interfaceArguments({ vip, bind: dev, name, rule: opts.rule, handler: opts.handler.map(absoluteHandler) }));
       const extra = { ...(opts.rule.length > 0 ? { rule: opts.rule } : {}), ...(opts.handler.length > 0 ? { handler: opts.handler.map(absoluteHandler) } : {}) };
       const result = (await adminRequest(runDir, 'addif', { vip, dev, ...(name === undefined ? {} : { name }), ...extra }, 30_000)) as { name: string };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${result.name}\n`);
@@ -181,9 +285,11 @@ async function main(argv: string[]): Promise<void> {
     .command('delif')
     .description('leave the cluster and remove the interface (the others take its clients at once)')
     .argument('<name>', 'the cluster interface, e.g. nlb0')
-    .action(async (name: string) => {
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
-      await adminRequest(runDir, 'delif', { interface: name }, 30_000);
+      const result = await adminRequest(runDir, 'delif', { interface: interfaceArgument(name) }, 30_000);
+      if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     });
   program
     .command('weight_mode')
@@ -193,7 +299,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--json', 'machine-readable output')
     .action(async (iface: string, mode: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
-      const result = (await adminRequest(runDir, 'weight_mode', { interface: iface, mode: checkLocally(() => parseWeightMode(mode)) })) as { mode: string; weight: number };
+      const result = (await adminRequest(runDir, 'weight_mode', { interface: interfaceArgument(iface), mode: checkLocally(() => parseWeightMode(mode)) })) as { mode: string; weight: number };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: weight from ${result.mode}, now ${result.weight}\n`);
     });
   program
@@ -205,7 +311,7 @@ async function main(argv: string[]): Promise<void> {
     .action(async (iface: string, weightText: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
       const weight = weightText === 'stdin' ? await readManualWeight(process.stdin) : checkLocally(() => parseManualWeight(weightText));
-      const result = (await adminRequest(runDir, 'set_weight', { interface: iface, weight: String(weight) })) as { weight: number };
+      const result = (await adminRequest(runDir, 'set_weight', { interface: interfaceArgument(iface), weight: String(weight) })) as { weight: number };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: weight ${result.weight}\n`);
     });
   program
@@ -215,7 +321,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--json', 'machine-readable output')
     .action(async (iface: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
-      const result = (await adminRequest(runDir, 'resync', { interface: iface }, 65_000)) as { entries: number; bytes: number; fragments: number };
+      const result = (await adminRequest(runDir, 'resync', { interface: interfaceArgument(iface) }, 65_000)) as { entries: number; bytes: number; fragments: number };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: sent ${result.entries} tracked flows (${result.bytes} bytes in ${result.fragments} frames) to every node\n`);
     });
   bondCommands(program);

@@ -1,20 +1,50 @@
 /** Human output of `lnlbctl status`: aligned tables. */
 
-import type { StatusJson } from './admin-protocol.js';
+import { DRAINING_WEIGHT } from '../cluster/election.js';
+import type { InterfaceStatusJson, StatusJson } from './admin-protocol.js';
+
+const weightText = (weight: number): string => (weight === DRAINING_WEIGHT ? 'draining' : String(weight));
+const sum = (values: Record<string, number>): number => Object.values(values).reduce((a, b) => a + b, 0);
+
+/** Per-second rates between two samples of one interface (`lnlbctl status --watch`, `top`). */
+export interface InterfaceRates {
+  seen: number;
+  accepted: number;
+  dropped: number;
+  controlIn: number;
+  controlOut: number;
+}
+
+export function interfaceRates(before: InterfaceStatusJson, after: InterfaceStatusJson, seconds: number): InterfaceRates {
+  const per = (a: number, b: number): number => (seconds > 0 ? Math.max(0, b - a) / seconds : 0);
+  const c0 = before.counters;
+  const c1 = after.counters;
+  return {
+    seen: per(c0.framesSeen, c1.framesSeen),
+    accepted: per(c0.framesAccepted, c1.framesAccepted),
+    dropped: per(sum(c0.framesDropped), sum(c1.framesDropped)),
+    controlIn: per(sum(c0.control.received), sum(c1.control.received)),
+    controlOut: per(sum(c0.control.sent), sum(c1.control.sent)),
+  };
+}
+
+const rate = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
-export function formatStatus(status: StatusJson): string {
+/** `rates`: by interface name, from the previous sample (watch mode); absent: no rates line. */
+export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, InterfaceRates>): string {
   const out: string[] = [];
+  if (status.interfaces.length === 0) out.push('no cluster interface: add one with lnlbctl addif <vip> <dev>');
   for (const iface of status.interfaces) {
-    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}, weight from ${iface.weightMode}, ${iface.workers} worker(s), control plane ${iface.authenticated ? 'authenticated' : 'NOT authenticated'}`);
+    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}${iface.suspended && iface.state !== 'suspended' ? ' (suspended)' : ''}, weight from ${iface.weightMode}, ${iface.workers} worker(s), control plane ${iface.authenticated ? 'authenticated' : 'NOT authenticated'}`);
     const rows = [['NODE', 'STATUS', 'WEIGHT', 'RULES', '']];
     for (const node of iface.nodes) {
       const rules = node.self || node.rulesMatch === undefined ? (node.self ? 'same' : '?') : node.rulesMatch ? 'same' : `DIFFERENT (${node.rulesDigest})`;
-      rows.push([node.mac, node.status, String(node.weight), rules, node.self ? '(this node)' : '']);
+      rows.push([node.mac, node.status, weightText(node.weight), rules, node.self ? '(this node)' : '']);
     }
     out.push(table(rows).replace(/^/gm, '  '));
     out.push(`  port rules (digest ${iface.rulesDigest}): ${iface.rules.join('  ')}`);
@@ -28,6 +58,8 @@ export function formatStatus(status: StatusJson): string {
     out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}`);
     out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
+    const r = rates?.get(iface.name);
+    if (r !== undefined) out.push(`  per second: seen ${rate(r.seen)}, accepted ${rate(r.accepted)}, dropped ${rate(r.dropped)}, control in ${rate(r.controlIn)} / out ${rate(r.controlOut)}`);
     const rejected = Object.entries(c.control.rejected).map(([why, n]) => `${why} ${n}`).join(', ');
     if (rejected) out.push(`  control messages rejected: ${rejected}`);
   }

@@ -13,6 +13,7 @@ import { formatMac, parseMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
+import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { ControlChannel, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import type { ControlData, ControlEvent, ControlStatus, LogLevel } from './messages.js';
 
@@ -25,6 +26,7 @@ function displayStatus(status: NodeStatus): string {
 }
 
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
+const weightText = (weight: number): string => (weight === DRAINING_WEIGHT ? 'draining' : String(weight));
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -36,7 +38,12 @@ export class ControlPlane {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #lastLoggedView = '';
+  /** Nodes declared dead, by reason (every reason listed from the start, for the metrics). */
+  readonly #deaths: Record<Extract<MembershipAction, { kind: 'node-died' }>['reason'], number> = { 'missed-heartbeats': 0, left: 0, restarted: 0, 'self-reset': 0 };
+  /** Each member's weight in the last published view, to log who changed it. */
+  readonly #lastWeights = new Map<string, number>();
   readonly #rules: ControlData['rules'];
+  readonly #heartbeatMs: number;
   /** What each node announced of its port rules (by MAC): digest and per-slot parameters. */
   readonly #nodeRules = new Map<string, { digest: number; params: number[] }>();
   /** Nodes already logged as having other rules, with the digest logged. */
@@ -45,6 +52,7 @@ export class ControlPlane {
   constructor(data: ControlData, emit: (event: ControlEvent) => void) {
     this.#emit = emit;
     this.#rules = data.rules;
+    this.#heartbeatMs = data.heartbeatMs;
     this.#viewWriter = new ViewWriter(data.view);
     this.#rings = data.actorRings.map((sab) => new ByteRing(sab));
     this.#membership = new Membership({
@@ -93,6 +101,26 @@ export class ControlPlane {
 
   setWeight(weight: number): void {
     this.#membership.setWeight(weight);
+    this.#drive(); // a hold may start now: the actors must see it
+  }
+
+  /** `lnlbctl stop`: LEAVE, accept nothing, forget the tables (the others re-home our clients). */
+  leave(): void {
+    if (this.#stopped) return;
+    this.#membership.leave();
+    this.#carryOut(this.#membership.drainActions());
+    this.#emit({ type: 'reset' });
+    this.#lastLoggedView = '';
+    this.#lastWeights.clear();
+    this.#log('info', { event: 'left-cluster' }, 'left the cluster (LEAVE sent): accepting nothing until lnlbctl start');
+  }
+
+  /** `lnlbctl start` after a stop: JOIN again; accepting once the first round completes. */
+  rejoin(): void {
+    if (this.#stopped) return;
+    this.#membership.rejoin(performance.now());
+    this.#log('info', { event: 'rejoining' }, 'joining the cluster again');
+    this.#drive();
   }
 
   status(): ControlStatus {
@@ -108,6 +136,7 @@ export class ControlPlane {
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
       resets: m.resets,
+      deaths: { ...this.#deaths },
       authenticated: this.#channel.authenticated,
     };
   }
@@ -135,6 +164,22 @@ export class ControlPlane {
       this.#log('info', { event: 'rules-match', node: srcMac }, `node ${srcMac} now has the same port rules`);
     }
     return true;
+  }
+
+  /**
+   * One line per departure, with its reason: `left` (its LEAVE), `died` (silent: how many
+   * heartbeats it missed), `restarted` (a new incarnation of the same MAC), `self-reset`.
+   */
+  #logDeath(mac: string, id: number, reason: string, silentMs: number): void {
+    this.#lastWeights.delete(mac);
+    const silent = Math.round(silentMs);
+    if (reason === 'left') {
+      this.#log('info', { event: 'node-left', node: mac, id, reason }, `node ${mac} left the cluster`);
+      return;
+    }
+    const missed = Math.max(1, Math.floor(silentMs / this.#heartbeatMs));
+    const why = reason === 'missed-heartbeats' ? `missed ${missed} heartbeats (silent for ${silent} ms)` : reason === 'restarted' ? 'restarted (new incarnation): its old self is removed' : 'forgotten by our own reset';
+    this.#log('warn', { event: 'node-died', node: mac, id, reason, silentMs: silent, missedHeartbeats: missed }, `node ${mac} died: ${why}`);
   }
 
   #log(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
@@ -166,11 +211,8 @@ export class ControlPlane {
           this.#log('info', { event: 'node-joined', node: action.node.mac, id: action.node.id }, `node ${action.node.mac} joined`);
           break;
         case 'node-died':
-          this.#log(
-            'warn',
-            { event: 'node-died', node: action.node.mac, id: action.node.id, reason: action.reason, silentMs: Math.round(action.silentMs) },
-            action.reason === 'missed-heartbeats' ? `node ${action.node.mac} died: silent for ${Math.round(action.silentMs)} ms` : `node ${action.node.mac} ${action.reason}`,
-          );
+          this.#deaths[action.reason]++;
+          this.#logDeath(action.node.mac, action.node.id, action.reason, action.silentMs);
           break;
         case 'reset':
           this.#log(
@@ -222,7 +264,14 @@ export class ControlPlane {
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
     if (membership.accepting && !membership.changePending && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
-      this.#log('info', { event: 'view', nodes: nodes.map((n) => n.mac) }, `view: ${nodes.length} node(s)`);
+      for (const n of nodes) {
+        const before = this.#lastWeights.get(n.mac);
+        this.#lastWeights.set(n.mac, n.weight);
+        if (before !== undefined && before !== n.weight) {
+          this.#log('info', { event: 'node-weight', node: n.mac, self: n.self, from: before, to: n.weight }, `node ${n.mac}${n.self ? ' (this node)' : ''} weight ${weightText(before)} → ${weightText(n.weight)}`);
+        }
+      }
+      this.#log('info', { event: 'view', nodes: nodes.map((n) => n.mac), weights: nodes.map((n) => n.weight) }, `converged: ${nodes.length} node(s)`);
     }
   }
 

@@ -55,6 +55,12 @@ try {
       case 'state-loaded':
         plane.stateLoaded();
         break;
+      case 'leave':
+        plane.leave();
+        break;
+      case 'rejoin':
+        plane.rejoin();
+        break;
       case 'stop':
         plane.stop();
         post({ type: 'stopped' });

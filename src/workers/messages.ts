@@ -128,6 +128,10 @@ export type MainToControl =
   | { type: 'send-state'; to: string; states: { protocol: number; state: Uint8Array; entries: number }[]; requestId?: number }
   /** A newcomer's state is loaded (or was refused): its first round may complete. */
   | { type: 'state-loaded' }
+  /** `lnlbctl stop`: LEAVE and stop taking part (the thread stays, for `start`). */
+  | { type: 'leave' }
+  /** `lnlbctl start` after a stop: join again as a new incarnation. */
+  | { type: 'rejoin' }
   | { type: 'stop' };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -141,6 +145,8 @@ export interface ControlStatus {
   nodeTableFull: number;
   rounds: number;
   resets: number;
+  /** Nodes this node declared dead (removed from the view), by reason: missed-heartbeats, left, restarted, self-reset. */
+  deaths: Record<string, number>;
   authenticated: boolean;
 }
 

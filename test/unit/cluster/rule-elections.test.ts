@@ -1,5 +1,5 @@
 import test from 'ava';
-import { RendezvousElection } from '../../../src/cluster/election.js';
+import { DRAINING_WEIGHT, RendezvousElection } from '../../../src/cluster/election.js';
 import { compileRules, MAX_RULE_SLOTS, RULE_PARAMS_UNKNOWN, SHARE_EQUAL } from '../../../src/cluster/port-rules.js';
 import { RuleElections } from '../../../src/cluster/rule-elections.js';
 import { mix32 } from '../../../src/cluster/hash.js';
@@ -70,4 +70,19 @@ test('multiple with shares: a share of 0 takes no new clients, unequal shares sp
   t.is(owners(e, MULTIPLE).size, 3, 'rule 80 has no shares: all three');
   e.rebuild(view([1, 2], { 1: { [SHARED]: share(0) }, 2: { [SHARED]: share(0) } }));
   t.is(owners(e, SHARED).size, 2, 'every share 0: the base election rather than nobody');
+});
+
+test('a draining member (DRAINING_WEIGHT) is elected for no new key under any rule, unless every member drains', (t) => {
+  const e = new RuleElections(RULES.modes, () => new RendezvousElection());
+  const v = view([1, 2, 3], { 1: { [SINGLE]: priority(1) } });
+  v.weights[0] = DRAINING_WEIGHT;
+  e.rebuild(v);
+  t.false(owners(e, 0).has(1), 'default rule');
+  t.false(owners(e, MULTIPLE).has(1), 'multiple');
+  t.is(e.electOwner(SINGLE, 7), 2, 'single: the next in rank takes over from the draining priority-1 member');
+  t.deepEqual([...owners(e, 0).keys()].sort(), [2, 3]);
+  const all = view([1, 2]);
+  all.weights = [DRAINING_WEIGHT, DRAINING_WEIGHT];
+  e.rebuild(all);
+  t.deepEqual([...owners(e, 0).keys()].sort(), [1, 2], 'all draining: they all still serve');
 });

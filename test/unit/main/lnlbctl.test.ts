@@ -82,3 +82,55 @@ test('bond list and bond show without a daemon: exit 1, "not running"; good opti
   const after = await lnlbctl(t, ['bond', 'list', '--run-dir', emptyRunDir(t)]);
   t.regex(after.stderr, /no lnlbd is running/, '--run-dir after the subcommand works too');
 });
+
+test('every command has --help (exit 0, its own usage line), and lnlbctl --help lists them all', async (t) => {
+  const commands = ['status', 'top', 'conntrack', 'addif', 'delif', 'weight_mode', 'set_weight', 'resync', 'stop', 'start', 'drainstop', 'suspend', 'resume', 'bond'];
+  const all = await lnlbctl(t, ['--help']);
+  t.is(all.code, 0);
+  for (const command of commands) {
+    t.regex(all.stdout, new RegExp(`^  ${command}\\b`, 'm'), `lnlbctl --help lists ${command}`);
+    const r = await lnlbctl(t, [command, '--help']);
+    t.is(r.code, 0, command);
+    t.regex(r.stdout, new RegExp(`^Usage: lnlbctl ${command}\\b`), command);
+  }
+});
+
+test('an unknown command or option: one line on stderr naming it, exit 2', async (t) => {
+  const unknown = await lnlbctl(t, ['frobnicate']);
+  t.is(unknown.code, 2);
+  t.deepEqual(lines(unknown.stderr), ["lnlbctl: unknown command 'frobnicate'"]);
+  const option = await lnlbctl(t, ['status', '--bogus']);
+  t.is(option.code, 2);
+  t.deepEqual(lines(option.stderr), ["lnlbctl: unknown option '--bogus'"]);
+  const missing = await lnlbctl(t, ['drainstop']);
+  t.is(missing.code, 2);
+  t.deepEqual(lines(missing.stderr), ["lnlbctl: missing required argument 'interface'"]);
+});
+
+test('bad arguments are refused before the daemon is asked: bad IP, weight outside 1..1000, bad seconds (exit 2, one line)', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['addif', '10.0.0.300', 'eth0'], /<cluster ip>: expected an IPv4 address such as 10\.0\.0\.100, got "10\.0\.0\.300"/],
+    [['addif', '10.0.0.100', 'a/b'], /<dev>: expected a device name/],
+    [['set_weight', 'nlb0', '1001'], /1\.\.1000/],
+    [['set_weight', 'nlb0', '0'], /1\.\.1000/],
+    [['weight_mode', 'nlb0', 'fastest'], /loadavg/],
+    [['drainstop', 'nlb0', '--timeout', 'soon'], /--timeout: expected a number from 0/],
+    [['drainstop', 'nlb0', '--idle', '-1'], /--idle: expected a number from 0/],
+    [['status', '--watch', '--interval', '0'], /--interval: expected a number from 0\.1/],
+    [['stop', 'this-name-is-too-long'], /<interface>/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await lnlbctl(t, args);
+    t.is(r.code, 2, args.join(' '));
+    t.is(lines(r.stderr).length, 1, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, message, args.join(' '));
+  }
+});
+
+test('daemon not running: every command that needs it says to start lnlbd (exit 1)', async (t) => {
+  for (const args of [['status'], ['stop', 'nlb0'], ['start', 'nlb0'], ['drainstop', 'nlb0', '--timeout', '1'], ['suspend', 'nlb0'], ['resume', 'nlb0'], ['top', '--count', '1'], ['delif', 'nlb0'], ['set_weight', 'nlb0', '5']]) {
+    const r = await lnlbctl(t, args);
+    t.is(r.code, 1, args.join(' '));
+    t.regex(r.stderr, /^lnlbctl: no lnlbd is running at .*: start it with lnlbd/, args.join(' '));
+  }
+});

@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { StatusJson } from '../../../src/main/admin-protocol.js';
-import { formatStatus } from '../../../src/main/status-format.js';
+import { formatStatus, interfaceRates } from '../../../src/main/status-format.js';
 
 const status: StatusJson = {
   interfaces: [
@@ -11,6 +11,7 @@ const status: StatusJson = {
       clusterMac: '02:00:0a:00:00:64',
       converged: true,
       state: 'converged',
+      suspended: false,
       weightMode: 'loadavg',
       authenticated: false,
       workers: 2,
@@ -62,4 +63,22 @@ test('human status: the port rules, a node with other rules flagged, handlers wi
   t.regex(text, /WARNING: 02:00:00:00:00:01 run other port rules/);
   t.regex(text, /6=tcp \(idle 7440s, midstreamAdopted 3\)/);
   t.notRegex(text, /closed 0/);
+});
+
+test('watch mode: rates per second from two samples; a draining node shows as draining, not its weight', (t) => {
+  const first = status.interfaces[0]!;
+  const later = structuredClone(first);
+  later.counters.framesSeen += 500;
+  later.counters.framesAccepted += 200;
+  later.counters.framesDropped = Object.fromEntries(Object.entries(first.counters.framesDropped).map(([k, v]) => [k, v + 50]));
+  later.state = 'draining';
+  later.nodes[1]!.weight = 0xffff;
+  const rates = interfaceRates(first, later, 2);
+  t.is(rates.seen, 250);
+  t.is(rates.accepted, 100);
+  t.is(rates.dropped, 25 * Object.keys(first.counters.framesDropped).length);
+  const text = formatStatus({ interfaces: [later] }, new Map([['nlb0', rates]]));
+  t.regex(text, /^nlb0: .*, draining, /m);
+  t.regex(text, /^  02:00:00:00:00:02 +OK +draining /m);
+  t.regex(text, /^  per second: seen 250, accepted 100, dropped 50\.0, control in 0\.0 \/ out 0\.0$/m);
 });
