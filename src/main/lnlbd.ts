@@ -12,11 +12,14 @@ import { CAP_NET_ADMIN, CAP_NET_RAW, missingCapabilities } from './capabilities.
 import { registerAdminCommands } from './admin-commands.js';
 import { Daemon } from './daemon.js';
 import type { BondSpec } from './bond-spec.js';
-import { createLogger, type Logger } from './logger.js';
-import { daemonOptions } from './config-file.js';
+import { createLogger, setLogLevel, type Logger } from './logger.js';
+import type { MetricsServer } from './metrics.js';
+import { daemonOptions, type RawOptions } from './config-file.js';
+import { planReload } from './reload.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
 
-function parseCommandLine(argv: string[]): DaemonOptions {
+/** The command line's options as raw strings; `daemonOptions` puts the config file under them. */
+function parseCommandLine(argv: string[]): RawOptions {
   const program = new Command('lnlbd')
     .description('lnlb daemon: share one IP address across hosts, each taking its own share of clients')
     .exitOverride()
@@ -58,11 +61,12 @@ function parseCommandLine(argv: string[]): DaemonOptions {
       raw[key as keyof DaemonOptions] = value;
     }
   }
-  return daemonOptions(raw); // the config file (--config, or /etc/lnlb/lnlb.conf) under the flags
+  return raw;
 }
 
 async function main(): Promise<void> {
-  const options = parseCommandLine(process.argv.slice(2));
+  const commandLine = parseCommandLine(process.argv.slice(2));
+  let options = daemonOptions(commandLine); // the config file (--config, or /etc/lnlb/lnlb.conf) under the flags
   const missing = missingCapabilities([CAP_NET_ADMIN, CAP_NET_RAW]);
   if (missing.length > 0) {
     const bonds = options.bond.length === 0 ? '' : `${options.bond.map((b) => b.name).join(', ')} and `;
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
 
+  let metrics: MetricsServer | undefined;
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason: string, code: number): Promise<void> => {
     shuttingDown ??= (async () => {
@@ -84,6 +89,7 @@ async function main(): Promise<void> {
         log.error({ err }, 'stop failed');
         code = code || 1;
       }
+      await metrics?.close();
       await admin.close();
       log.flush?.();
       process.exit(code);
@@ -93,13 +99,39 @@ async function main(): Promise<void> {
   const daemon = new Daemon(options, log, (message) => void shutdown(`failed: ${message}`, 1));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  // SIGHUP (systemctl reload): read the config again, apply what can change live, keep the
+  // rest, and on a bad file keep running with what we have.
+  process.on('SIGHUP', () => {
+    let next: DaemonOptions;
+    try {
+      next = daemonOptions(commandLine);
+    } catch (err) {
+      log.error({ event: 'reload-failed' }, `reload refused, nothing changed: ${(err as Error).message}`);
+      return;
+    }
+    const plan = planReload(options, next);
+    if (plan.apply.logLevel !== undefined) setLogLevel(log, plan.apply.logLevel);
+    if (plan.apply.weightMode !== undefined) for (const cluster of daemon.interfaces) cluster.setWeightMode(plan.apply.weightMode);
+    options = { ...options, ...plan.apply };
+    log.info(
+      { event: 'reloaded', config: next.config ?? null, applied: plan.apply, needRestart: plan.needRestart },
+      `configuration reloaded${Object.keys(plan.apply).length > 0 ? `: applied ${Object.entries(plan.apply).map(([k, v]) => `${k}=${String(v)}`).join(', ')}` : ': nothing to apply'}${plan.needRestart.length > 0 ? `; ${plan.needRestart.join(', ')} changed and take effect on restart` : ''}`,
+    );
+  });
   registerAdminCommands(admin, daemon);
   try {
+    if (options.metrics !== undefined) {
+      // Imported here: prom-client is loaded only by a daemon that serves metrics.
+      const { MetricsServer, buildMetricsRegistry } = await import('./metrics.js');
+      metrics = await MetricsServer.listen(options.metrics, buildMetricsRegistry(() => daemon.status()), (err) => log.error({ event: 'metrics-error', err }, `metrics endpoint: ${err.message}`));
+      log.info({ event: 'metrics', address: metrics.address }, `Prometheus metrics at http://${metrics.address}/metrics`);
+    }
     // Bonds first: the cluster interface may be bound to one (`--bond "bond0 ..." --bind bond0`).
     for (const bond of options.bond) await createBond(daemon, bond, log);
     if (options.bind !== undefined && options.vip !== undefined) await daemon.addInterface(options.vip, options.bind, options.name);
   } catch (err) {
     await daemon.stop().catch(() => undefined);
+    await metrics?.close();
     await admin.close();
     throw err;
   }
