@@ -48,6 +48,8 @@ export interface DaemonOptions {
   handler: HandlerSpec[];
   /** Bonds created at start, in order, before the first cluster interface (`--bond`, checked). */
   bond: BondSpec[];
+  /** `--metrics`: where to serve Prometheus metrics (GET /metrics); undefined: no metrics endpoint. */
+  metrics: { host: string; port: number } | undefined;
   /** The config file the other options were read from (`--config`, or /etc/lnlb/lnlb.conf when it exists); undefined: none. */
   config: string | undefined;
 }
@@ -91,6 +93,27 @@ function ifName(raw: string, flag: string): string {
   // IFNAMSIZ is 16 with the NUL; '/', ':' and spaces are refused by the kernel.
   if (raw.length === 0 || raw.length > 15 || /[\s/:]/.test(raw)) badFlag(flag, `expected a device name of 1 to 15 characters, got ${JSON.stringify(raw)}`);
   return raw;
+}
+
+/**
+ * `ADDR:PORT` to listen on: an IPv4 address (0.0.0.0 for all) or `[::]` (all, IPv6 and IPv4),
+ * and a port from 1 to 65535.
+ */
+function parseListenAddress(raw: string, flag: string): { host: string; port: number } {
+  const expected = `expected <IPv4 address>:<port> or [::]:<port> such as 127.0.0.1:9750, got ${JSON.stringify(raw)}`;
+  const match = /^(\[::\]|[0-9.]+):(\d{1,5})$/.exec(raw);
+  if (match === null) badFlag(flag, expected);
+  const host = match[1] === '[::]' ? '::' : match[1]!;
+  if (host !== '::') {
+    try {
+      parseIPv4(host);
+    } catch {
+      badFlag(flag, expected);
+    }
+  }
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) badFlag(flag, `the port must be from 1 to 65535, got ${port}`);
+  return { host, port };
 }
 
 export const DAEMON_OPTIONS = [
@@ -217,6 +240,14 @@ export const DAEMON_OPTIONS = [
     default: [],
     repeatable: true,
     parse: (raw: string, flag: string) => checkBondSpecs(values(raw).map((v) => parseBondSpec(v, flag)), flag),
+  },
+  {
+    key: 'metrics',
+    flag: '--metrics <addr:port>',
+    description: 'serve Prometheus metrics over HTTP at http://<addr:port>/metrics (e.g. 10.0.0.1:9750; 0.0.0.0 or [::] for every address); see docs/metrics.md',
+    default: undefined,
+    optional: true,
+    parse: parseListenAddress,
   },
   {
     key: 'config',

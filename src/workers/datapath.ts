@@ -57,8 +57,26 @@ export interface DatapathCounters {
   arpRequests: number;
   arpReplies: number;
   trackedEntries: number;
+  /** Tracked flows evicted to make room (table full), all actors together. */
+  evictions: number;
   kernelDrops: number;
   dropped: Record<string, number>;
+}
+
+/** One actor's figures (its counter row and its input ring), for per-actor metrics. */
+export interface ActorCounters {
+  framesIn: number;
+  accepted: number;
+  /** Frames put on hold while a view change was pending. */
+  held: number;
+  /** Held frames dropped because the hold queue was full. */
+  holdOverflows: number;
+  trackedEntries: number;
+  evictions: number;
+  /** The dispatcher → actor ring: bytes in use now (a snapshot), its size, and records refused because it was full. */
+  ringBytesUsed: number;
+  ringBytesCapacity: number;
+  ringOverflows: number;
 }
 
 const STOP_TIMEOUT_MS = 3000;
@@ -326,6 +344,7 @@ export class Datapath {
       arpRequests: dispatcher(DispatcherCounter.arpRequests),
       arpReplies: dispatcher(DispatcherCounter.arpReplies),
       trackedEntries: actors(ActorCounter.trackedEntries),
+      evictions: actors(ActorCounter.evictions),
       kernelDrops: dispatcher(DispatcherCounter.kernelDrops),
       dropped: {
         notConverged: actors(ActorCounter.dropNotConverged),
@@ -344,6 +363,27 @@ export class Datapath {
         noOwner: actors(ActorCounter.dropNoOwner),
       },
     };
+  }
+
+  /** Per actor, in actor order: its counter row and its ring (a few loads from shared memory). */
+  readActorCounters(): ActorCounters[] {
+    return this.#rings.map((ring, index) => {
+      const row = 1 + index;
+      const at = (counter: number): number => this.counters.sum(counter, row, row + 1);
+      return {
+        framesIn: at(ActorCounter.framesIn),
+        accepted: at(ActorCounter.accepted),
+        held: at(ActorCounter.held),
+        holdOverflows: at(ActorCounter.dropHoldFull),
+        trackedEntries: at(ActorCounter.trackedEntries),
+        evictions: at(ActorCounter.evictions),
+        // HEAD then TAIL are loaded one after the other: a consumer racing between them can make it
+        // briefly negative, never more than the capacity.
+        ringBytesUsed: Math.max(0, ring.usedBytes()),
+        ringBytesCapacity: ring.capacity,
+        ringOverflows: ring.overflows,
+      };
+    });
   }
 
   async stop(): Promise<void> {

@@ -93,6 +93,7 @@ test('every DAEMON_OPTIONS flag but --config can be given in a file under its na
     bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: '3', heartbeatMs: '500', deadAfterMs: '2500', logLevel: 'warn',
     election: 'lnlb', weightMode: 'manual', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', idleTimeout: '60', keyFile: '/etc/lnlb/key',
     tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp', bond: 'bond0 mode=802.3ad miimon=100 slaves=eth1,eth2',
+    metrics: '127.0.0.1:9750',
   };
   const keys = DAEMON_OPTIONS.filter((s) => s.key !== 'config');
   t.deepEqual([...CONFIG_KEYS], keys.map((s) => s.flag.split(' ')[0]!.slice(2)));
