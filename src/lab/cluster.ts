@@ -265,6 +265,12 @@ export class ClusterLab {
     return this.lab.cleanup();
   }
 
+  /** Runs lnlbctl on `node` against its daemon; exit code and output as they are. */
+  ctl(node: string, args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const argv = [process.execPath, LNLBCTL, '--run-dir', this.runDir(node), ...args];
+    return this.lab.exec(node, argv, { timeoutMs, cwd: REPO_ROOT });
+  }
+
   private async lnlbctl(node: string, args: string[]): Promise<string> {
     const argv = [process.execPath, LNLBCTL, '--run-dir', this.runDir(node), ...args];
     const result = await this.lab.exec(node, argv, { timeoutMs: 5000, cwd: REPO_ROOT });
