@@ -25,6 +25,7 @@ export const ErrorCodes = {
   LNLB_ERR_CTL_NO_DAEMON: 'daemon not running',
   /** lnlbctl named a cluster interface the daemon does not serve. */
   LNLB_ERR_CTL_NO_INTERFACE: 'unknown cluster interface',
+  /** lnlbctl start on a suspended interface: resume it first. */
   LNLB_ERR_CTL_SUSPENDED: 'cluster interface suspended',
   /** An lnlbctl command's argument is invalid (the message names it). */
   LNLB_ERR_CTL_BAD_ARGUMENT: 'bad command argument',
