@@ -1,0 +1,150 @@
+// packaging/lnlbd.service run the way systemd runs it, without systemd: the unit's ExecStart
+// (with the repo's bin/lnlbd for /usr/bin/lnlbd and a copy of packaging/lnlb.conf adapted to
+// the lab) under setpriv with the unit's capability sets and no_new_privs, in a mount
+// namespace with the unit's read-only file system (ProtectSystem=strict,
+// ProtectKernelTunables=, ReadWritePaths=). The daemon must work with exactly what the unit
+// grants, reload on its ExecReload, and stop cleanly on its KillSignal within TimeoutStopSec.
+import test from 'ava';
+import { mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, hasExited, sweepStale, systemTool, tail, waitExit, waitUntil, type LabProcess } from '../../src/lab/netns.js';
+import { capabilityMask, mountSandboxArgv, parseExecCommand, readServiceUnit, setprivArgv, type ServiceSettings } from '../../src/lab/service-unit.js';
+import type { StatusJson } from '../../src/main/admin-protocol.js';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const LNLBD = `${REPO}bin/lnlbd`;
+const LNLBCTL = `${REPO}bin/lnlbctl`;
+const UNIT_PATH = `${REPO}packaging/lnlbd.service`;
+const CONF_PATH = `${REPO}packaging/lnlb.conf`;
+const VIP = '10.0.0.100';
+/** packaging/lnlb.conf adapted to the lab: node1's eth0, a VIP of its subnet, quick heartbeats. */
+const LAB_SETTINGS = { vip: VIP, bind: 'eth0', 'heartbeat-ms': '100', 'dead-after-ms': '500' };
+const SYSCTLS = ['net.ipv4.conf.eth0.arp_ignore', 'net.ipv4.conf.eth0.arp_announce'];
+
+let lab: Lab | undefined;
+const unit: ServiceSettings = readServiceUnit(readFileSync(UNIT_PATH, 'utf8'), UNIT_PATH);
+
+test.before(async () => {
+  await sweepStale();
+  lab = new Lab();
+  await lab.addSwitch();
+  await lab.addHost('node1', { addresses: ['10.0.0.1/24'] });
+});
+
+test.after.always(async () => {
+  await lab?.cleanup();
+});
+
+function theLab(): Lab {
+  if (!lab) throw new Error('lab not built');
+  return lab;
+}
+
+/** packaging/lnlb.conf with these keys set (each must be in the file, commented out or not). */
+function adaptedConfig(settings: Record<string, string>): string {
+  let text = readFileSync(CONF_PATH, 'utf8');
+  for (const [key, value] of Object.entries(settings)) {
+    const line = new RegExp(`^#?${key} = .*$`, 'm');
+    if (!line.test(text)) throw new Error(`${CONF_PATH} has no "${key} = " line to adapt`);
+    text = text.replace(line, `${key} = ${value}`);
+  }
+  return text;
+}
+
+/** A run of the unit's ExecStart in node1: its own run dir (the unit's /run/lnlb) and config copy. */
+function startUnit(name: string, settings: ServiceSettings = unit): { runDir: string; config: string; argv: string[]; start(): LabProcess; run(): ReturnType<Lab['exec']> } {
+  const l = theLab();
+  const dir = `${l.dir}/${name}`;
+  const runDir = `${dir}/run`;
+  mkdirSync(runDir, { recursive: true, mode: settings.runtimeDirectoryMode }); // RuntimeDirectory=
+  const config = `${dir}/lnlb.conf`;
+  writeFileSync(config, adaptedConfig(LAB_SETTINGS));
+  const argv = settings.execStart.argv.map((word, i, all) => (word === '/usr/bin/lnlbd' ? LNLBD : all[i - 1] === '--config' ? config : word));
+  argv.push('--run-dir', runDir);
+  const wrapped = mountSandboxArgv(settings, setprivArgv(settings, argv, systemTool('setpriv')), { '/run/lnlb': runDir }, { unshare: systemTool('unshare'), sh: systemTool('sh') });
+  // bin/lnlbd starts with `#!/usr/bin/env node`: the node running these tests comes first.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+  return {
+    runDir,
+    config,
+    argv,
+    start: () => l.spawn('node1', wrapped, { logName: name, env }),
+    run: () => l.exec('node1', wrapped, { env, timeoutMs: 20_000 }),
+  };
+}
+
+function procStatus(pid: number): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+    const m = /^([A-Za-z_]+):\s*(.*)$/.exec(line);
+    if (m) fields[m[1]!] = m[2]!;
+  }
+  return fields;
+}
+
+async function status(runDir: string): Promise<StatusJson | undefined> {
+  const ctl = await theLab().exec('node1', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status', '--json']);
+  return ctl.code === 0 ? (JSON.parse(ctl.stdout) as StatusJson) : undefined;
+}
+
+test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, converges, reloads on ExecReload, stops on KillSignal within TimeoutStopSec', async (t) => {
+  const l = theLab();
+  const read = async (): Promise<string> => (await l.exec('node1', ['sysctl', '-n', ...SYSCTLS])).stdout;
+  const before = await read();
+  const run = startUnit('unit');
+  t.deepEqual(run.argv.slice(0, 3), [LNLBD, '--config', `${dirname(run.runDir)}/lnlb.conf`], 'the unit ExecStart, /usr/bin/lnlbd replaced');
+  const daemon = run.start();
+  await l.waitForLog(daemon, /cluster interface up/, 15_000);
+
+  // setpriv, env and unshare exec in place: by now the pid is node running lnlbd.
+  const pid = daemon.pid!;
+  t.is(realpathSync(readlinkSync(`/proc/${pid}/exe`)), realpathSync(process.execPath), 'the capabilities read are the node process');
+  const caps = procStatus(pid);
+  const wanted = capabilityMask(['CAP_NET_ADMIN', 'CAP_NET_RAW']);
+  t.is(wanted, 0x3000n);
+  t.is(BigInt(`0x${caps.CapEff}`), wanted, `CapEff ${caps.CapEff}`);
+  t.is(BigInt(`0x${caps.CapPrm}`), wanted, `CapPrm ${caps.CapPrm}`);
+  t.is(BigInt(`0x${caps.CapBnd}`), wanted, `CapBnd ${caps.CapBnd}`);
+  t.is(BigInt(`0x${caps.CapAmb}`), wanted, `CapAmb ${caps.CapAmb}`);
+  t.is(caps.NoNewPrivs, '1');
+
+  const converged = await waitUntil('lnlbctl status --json to show nlb0 converged', async () => {
+    const s = await status(run.runDir);
+    const iface = s?.interfaces.find((i) => i.name === 'nlb0');
+    return iface?.converged === true && iface.state === 'converged' ? iface : undefined;
+  }, 10_000, 100);
+  t.is(converged.vip, VIP);
+  t.is(converged.bind, 'eth0');
+  t.is(await read(), '1\n2\n', 'the net sysctls were written through ReadWritePaths=/proc/sys/net');
+  const log = readFileSync(daemon.logFile, 'utf8');
+  t.notRegex(log, /EROFS|read-only file system/i, 'nothing refused by the read-only file system');
+  t.notRegex(log, /"level":(50|60)/, 'no error logged');
+  for (const line of log.split('\n').filter((l) => l.includes('"level":40'))) t.log(`warning under the unit: ${line}`);
+
+  // ExecReload= (SIGHUP), run as systemd runs it: with the unit's capabilities, $MAINPID set.
+  writeFileSync(run.config, adaptedConfig({ ...LAB_SETTINGS, 'log-level': 'debug' }));
+  const reload = parseExecCommand(unit.execReload ?? '', { MAINPID: String(pid) });
+  const reloaded = await l.exec('node1', setprivArgv(unit, reload.argv, systemTool('setpriv')));
+  t.is(reloaded.code, 0, reloaded.stderr);
+  await l.waitForLog(daemon, /configuration reloaded: applied logLevel=debug/, 5000);
+  t.false(hasExited(daemon), 'a reload does not stop the daemon');
+
+  daemon.kill(unit.killSignal as NodeJS.Signals);
+  t.true(await waitExit(daemon, unit.timeoutStopSec * 1000), `exits within TimeoutStopSec=${unit.timeoutStopSec}s:\n${tail(daemon.logFile)}`);
+  t.is(daemon.exitCode, 0, tail(daemon.logFile));
+  t.not((await l.exec('node1', ['ip', 'link', 'show', 'nlb0'])).code, 0, 'the TAP is gone');
+  t.is(await read(), before, 'sysctls restored');
+  t.is(await status(run.runDir), undefined, 'the admin socket is gone');
+});
+
+test.serial('without CAP_NET_ADMIN in the bounding set: the daemon names it and exits non-zero, leaving nothing', async (t) => {
+  const onlyRaw: ServiceSettings = { ...unit, capabilityBoundingSet: ['CAP_NET_RAW'], ambientCapabilities: ['CAP_NET_RAW'] };
+  const result = await startUnit('noadmin', onlyRaw).run();
+  t.is(result.code, 1, result.stderr);
+  const lines = result.stderr.trim().split('\n');
+  t.is(lines.length, 1, result.stderr);
+  t.regex(lines[0] ?? '', /^lnlbd: lnlbd needs CAP_NET_ADMIN \(to create nlb0 and read eth0\)/);
+  t.false(lines[0]?.includes('CAP_NET_RAW'), 'CAP_NET_RAW was granted: only the missing one is named');
+  t.not((await theLab().exec('node1', ['ip', 'link', 'show', 'nlb0'])).code, 0, 'no TAP');
+});
