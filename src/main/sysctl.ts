@@ -73,7 +73,14 @@ export class SysctlGuard {
         this.#originals.set(change.key, readSysctl(change.key));
         this.#save();
       }
-      writeSysctl(change.key, change.value);
+      try {
+        writeSysctl(change.key, change.value);
+      } catch (err) {
+        // Saved first (a crash between the two must not lose the original), but the value never
+        // changed: forget it, or stopping would "restore" what nobody changed and log a failure.
+        if (change.restore && !this.#holders.has(change.key) && this.#originals.delete(change.key)) this.#save();
+        throw err;
+      }
       if (change.restore) {
         const holders = this.#holders.get(change.key) ?? new Set<string>();
         holders.add(owner);
