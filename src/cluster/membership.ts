@@ -185,16 +185,17 @@ export class Membership {
    * aligned (a death's timeouts, a late RETRASM, a round held back by the storm guard) they
    * would apply it at different moments, and for that moment elect new flows differently:
    * two nodes would take one SYN, or none. Holding new flows from the announcement until the
-   * weight is applied here makes every node that is not holding use the same view. (Starting
-   * the applying round early to shorten the hold was tried: it puts the rounds further out of
-   * step, and the simulator found disagreements again.)
+   * weight is applied here makes every node that is not holding use the same view. The hold
+   * runs from the round that announces a weight to the end of the next one, which starts half
+   * a heartbeat after (not a whole one): about half a heartbeat interval per weight change.
+   * (Holding from `setWeight`, before the announcing round, doubled the hold and bought
+   * nothing in the simulator.)
    */
   #weightsInFlight(): boolean {
     if (!this.#joined) return false;
     for (const node of this.#nodes) {
       if (!isMember(node)) continue;
       if (node.announcedWeight !== node.weight) return true;
-      if (node.self && this.#weight !== node.weight) return true;
     }
     return false;
   }
@@ -481,6 +482,9 @@ export class Membership {
     this.#roundChangesView = false;
     this.#roundTimeoutAt = Number.POSITIVE_INFINITY;
     this.roundsCompleted++;
+    // A weight announced in this round is applied by the next: start it as soon as the storm
+    // guard allows rather than a heartbeat later, since new flows are held until then.
+    if (this.#weightsInFlight()) this.#nextRoundAt = Math.min(this.#nextRoundAt, Math.max(now, this.#roundStartedAt + this.#opts.heartbeatMs / 2));
     this.#actions.push({ kind: 'round-completed', durationMs: now - this.#roundStartedAt, changedView: changed || firstRound });
     // `changed` includes a pending change, whose end actors must see too.
     if (changed || firstRound) this.#viewChanged();

@@ -34,6 +34,13 @@ import { WeightSource } from './weight-source.js';
  * new weight makes a round change the view, and such a round holds new flows for its length.
  */
 const WEIGHT_HYSTERESIS = 0.05;
+/**
+ * ...and at most once in this many heartbeats: every node holds new flows for about half a
+ * heartbeat while a new weight is applied (see Membership's weightsInFlight), so a load
+ * average drifting across the hysteresis must not do it every few rounds. Set by hand
+ * (set_weight, weight_mode) it applies at once.
+ */
+const WEIGHT_MIN_INTERVAL_HEARTBEATS = 10;
 
 const VNET_HDR = true;
 
@@ -134,6 +141,8 @@ export class ClusterInterface {
   #stopped = false;
   readonly weights: WeightSource;
   #announcedWeight = 0;
+  /** When the measured weight last changed (performance.now()). */
+  #weightChangedAt = 0;
   #fatal: (message: string) => void;
   /** Operator state: taking part, draining (no new flows), or stopped (LEAVE sent). */
   #mode: 'running' | 'draining' | 'stopped' = 'running';
@@ -270,9 +279,13 @@ export class ClusterInterface {
     // The weight is measured here (reading /proc may block a little) and handed over when it moves.
     this.#weightTimer = setInterval(() => {
       if (this.#mode !== 'running') return; // a drain announces DRAINING_WEIGHT; a stopped node nothing
+      if (performance.now() - this.#weightChangedAt < WEIGHT_MIN_INTERVAL_HEARTBEATS * o.heartbeatMs) return;
       const before = this.#announcedWeight;
       const weight = this.#currentWeight(false);
-      if (weight !== before) this.#postControl({ type: 'weight', weight });
+      if (weight !== before) {
+        this.#weightChangedAt = performance.now();
+        this.#postControl({ type: 'weight', weight });
+      }
     }, o.heartbeatMs);
     this.#weightTimer.unref();
     if (multicast) this.#igmp = await this.#joinIgmpGroup();
