@@ -3,22 +3,19 @@
 // node dies its sources move to the survivors while nobody else moves.
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import { VIP, type Served } from '../../src/lab/cluster.js';
+import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const CLIENT_ADDRESSES = 40;
 const VICTIM = 'node2';
 /** heartbeat 200 ms, dead after 1000 ms: death is noticed after ~1 s; the rest is takeover and TCP. */
 const FAILOVER_BOUND_MS = 5000;
 
-let cluster: ClusterLab | undefined;
+// node3 reads the wire through a TPACKET_V3 ring, the others through the default V2: the same
+// frames must get the same verdicts either way.
+const lab = clusterSuite(test, { nodes: 3, clientAddresses: CLIENT_ADDRESSES, daemonArgs: (node) => (node === 'node3' ? ['--rx-ring', 'v3'] : []) });
 /** Which node served each source before any node died, from the first test. */
 let assignment: Map<string, string> | undefined;
-
-function lab(): ClusterLab {
-  if (cluster === undefined) throw new Error('the cluster lab was not built (see the before hook)');
-  return cluster;
-}
 
 function nodeOf(served: Served | undefined): string {
   return served !== undefined && 'node' in served ? served.node : `unanswered (${served?.error ?? 'no reply'})`;
@@ -36,33 +33,6 @@ function histogram(map: Map<string, string>): Record<string, number> {
   return counts;
 }
 
-test.before(async (t) => {
-  await sweepStale();
-  cluster = await ClusterLab.create({ nodes: 3, clientAddresses: CLIENT_ADDRESSES });
-  try {
-    // node3 reads the wire through a TPACKET_V3 ring, the others through the default V2: the
-    // same frames must get the same verdicts either way.
-    for (const node of cluster.nodes) cluster.startDaemon(node, node === 'node3' ? ['--rx-ring', 'v3'] : []);
-    const convergedMs = await cluster.waitConverged(cluster.nodes, 20_000);
-    t.log(`3 daemons converged ${convergedMs.toFixed(0)} ms after start`);
-    for (const node of cluster.nodes) await cluster.startHttpServer(node);
-  } catch (error) {
-    console.error(cluster.logTails());
-    throw error;
-  }
-});
-
-let logsShown = false;
-test.afterEach.always((t) => {
-  // The first failure shows the daemons' last words; later ones usually share the cause.
-  if (t.passed || cluster === undefined || logsShown) return;
-  logsShown = true;
-  console.error(`logs after "${t.title}":\n${cluster.logTails()}`);
-});
-
-test.after.always(async () => {
-  await cluster?.cleanup();
-});
 
 test.serial('every request from 40 sources is answered, each source sticks to one node, every node serves some', async (t) => {
   const rounds: Array<Map<string, Served>> = [];

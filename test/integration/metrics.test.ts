@@ -4,19 +4,14 @@ import test from 'ava';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ClusterLab, VIP } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import { VIP } from '../../src/lab/cluster.js';
+import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const METRICS_PORT = 9750;
 // This file runs as dist/test/integration/metrics.test.js; the repository root is three levels up.
 const LNLBD = fileURLToPath(new URL('../../../bin/lnlbd', import.meta.url));
 
-let cluster: ClusterLab | undefined;
-
-function lab(): ClusterLab {
-  if (cluster === undefined) throw new Error('the cluster lab was not built (see the before hook)');
-  return cluster;
-}
+const lab = clusterSuite(test, { nodes: 2, clientAddresses: 4, daemonArgs: (node, cluster) => ['--metrics', `${cluster.nodeIp(node)}:${METRICS_PORT}`] });
 
 const metricsUrl = (node: string, path = '/metrics'): string => `http://${lab().nodeIp(node)}:${METRICS_PORT}${path}`;
 
@@ -43,30 +38,6 @@ async function scrape(node: string): Promise<Map<string, number>> {
 
 const value = (samples: Map<string, number>, key: string): number => samples.get(key) ?? Number.NaN;
 
-test.before(async (t) => {
-  await sweepStale();
-  cluster = await ClusterLab.create({ nodes: 2, clientAddresses: 4 });
-  try {
-    for (const node of cluster.nodes) cluster.startDaemon(node, ['--metrics', `${cluster.nodeIp(node)}:${METRICS_PORT}`]);
-    const convergedMs = await cluster.waitConverged(cluster.nodes, 20_000);
-    t.log(`2 daemons converged ${convergedMs.toFixed(0)} ms after start`);
-    for (const node of cluster.nodes) await cluster.startHttpServer(node);
-  } catch (error) {
-    console.error(cluster.logTails());
-    throw error;
-  }
-});
-
-let logsShown = false;
-test.afterEach.always((t) => {
-  if (t.passed || cluster === undefined || logsShown) return;
-  logsShown = true;
-  console.error(`logs after "${t.title}":\n${cluster.logTails()}`);
-});
-
-test.after.always(async () => {
-  await cluster?.cleanup();
-});
 
 test.serial('after real traffic, each node serves its figures: frames, accepts, otherNode drops, members, rounds, heartbeats', async (t) => {
   for (let round = 0; round < 2; round++) {

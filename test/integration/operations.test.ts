@@ -8,13 +8,20 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClusterLab, VIP } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import { VIP } from '../../src/lab/cluster.js';
+import { clusterSuite } from './fixtures/cluster-suite.js';
 import type { DrainResult, StatusJson } from '../../src/main/admin-protocol.js';
 
-let cluster: ClusterLab | undefined;
 let configPath = '';
-const lab = (): ClusterLab => cluster!;
+const lab = clusterSuite(test, {
+  nodes: 2,
+  clientAddresses: 40,
+  beforeStart: (cluster) => {
+    configPath = join(cluster.lab.dir, 'node1.conf');
+    writeFileSync(configPath, '# node1, as an operator would write it\nlog-level = info\n');
+  },
+  daemonArgs: (node) => (node === 'node1' ? ['--config', configPath] : []),
+});
 /** Sources of the stop test; then 4 fresh ones after the start; the drain test has the rest. */
 const OLD_SOURCES = 16;
 const DRAIN_CANDIDATES = 10;
@@ -43,32 +50,6 @@ async function waitState(node: string, wanted: string, timeoutMs = 10_000): Prom
   throw new Error(`${node} stayed ${last}, wanted ${wanted}`);
 }
 
-test.before(async (t) => {
-  await sweepStale();
-  cluster = await ClusterLab.create({ nodes: 2, clientAddresses: 40 });
-  try {
-    configPath = join(cluster.lab.dir, 'node1.conf');
-    writeFileSync(configPath, '# node1, as an operator would write it\nlog-level = info\n');
-    cluster.startDaemon('node1', ['--config', configPath]);
-    cluster.startDaemon('node2');
-    t.log(`converged after ${(await cluster.waitConverged(cluster.nodes, 20_000)).toFixed(0)} ms`);
-    for (const node of cluster.nodes) await cluster.startHttpServer(node);
-  } catch (error) {
-    console.error(cluster.logTails());
-    throw error;
-  }
-});
-
-let logsShown = false;
-test.afterEach.always((t) => {
-  if (t.passed || cluster === undefined || logsShown) return;
-  logsShown = true;
-  console.error(`logs after "${t.title}":\n${cluster.logTails()}`);
-});
-
-test.after.always(async () => {
-  await cluster?.cleanup();
-});
 
 test.serial('lnlbctl against a running daemon: unknown interface, set_weight when not manual, out of range, bad IP', async (t) => {
   const unknown = await lab().ctl('node1', ['stop', 'nlb9']);
