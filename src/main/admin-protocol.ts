@@ -8,6 +8,7 @@
  */
 
 import type { BondJson } from './bond-manager.js';
+import type { ActorCounters } from '../workers/datapath.js';
 
 export const ADMIN_PROTOCOL_VERSION = 1;
 export const ADMIN_SOCKET_NAME = 'lnlbd.sock';
@@ -74,19 +75,7 @@ export interface InterfaceCounters {
 }
 
 /** One actor thread's figures: its load, its shard of the tracking tables, its input ring. */
-export interface ActorCountersJson {
-  framesIn: number;
-  accepted: number;
-  /** Frames put on hold while a view change was pending, and held frames dropped (hold queue full). */
-  held: number;
-  holdOverflows: number;
-  trackedEntries: number;
-  evictions: number;
-  /** The dispatcher → actor ring: bytes in use when status was taken, its size, records refused (full). */
-  ringBytesUsed: number;
-  ringBytesCapacity: number;
-  ringOverflows: number;
-}
+export type ActorCountersJson = ActorCounters;
 
 /**
  * converging: a round is changing the view (or the first is not complete: accepting nothing);

@@ -95,37 +95,20 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
    * that rate()/increase() apply and that a drop to zero is a restart. reset() also forgets the
    * series of an interface that was removed, so nothing stale is exported.
    */
+  /** Sets a metric from this scrape's status: reset (drops removed interfaces), then each sample. */
+  const fill = async (metric: { reset(): void }, samples: Samples, monotonic: boolean, put: (labels: Labels, value: number) => void): Promise<void> => {
+    const status = await snapshot();
+    metric.reset();
+    for (const [labels, value] of samples(status)) {
+      const v = usable(value, monotonic);
+      if (v !== undefined) put(labels, v);
+    }
+  };
   const counter = (name: string, help: string, labelNames: readonly string[], samples: Samples): void => {
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      async collect() {
-        const status = await snapshot();
-        this.reset();
-        for (const [labels, value] of samples(status)) {
-          const v = usable(value, true);
-          if (v !== undefined) this.inc(labels, v);
-        }
-      },
-    });
+    new Counter({ name, help, labelNames, registers: [registry], collect() { return fill(this, samples, true, (labels, v) => this.inc(labels, v)); } });
   };
   const gauge = (name: string, help: string, labelNames: readonly string[], samples: Samples): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      async collect() {
-        const status = await snapshot();
-        this.reset();
-        for (const [labels, value] of samples(status)) {
-          const v = usable(value, false);
-          if (v !== undefined) this.set(labels, v);
-        }
-      },
-    });
+    new Gauge({ name, help, labelNames, registers: [registry], collect() { return fill(this, samples, false, (labels, v) => this.set(labels, v)); } });
   };
 
   const IF = ['interface'];
