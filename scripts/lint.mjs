@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The project's own standing rules, checked after the type check (`npm run lint`):
 // - one direction of imports: main → workers → handlers/cluster/bond/shm/net; net and shm import
-//   nothing of ours but errors.ts;
+//   nothing of ours but errors.ts; the package entry (src/index.ts) re-exports main, cluster,
+//   errors.ts and types of workers; examples use lnlb as its users do, by name ('lnlb', 'lnlb/handler'), never src/;
 // - no `any` in our own code;
 // - relative imports end in `.js` (ESM, NodeNext);
 // - no focused or skipped tests left behind.
@@ -18,6 +19,7 @@ const ALLOWED = {
   workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
   main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
   lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
+  'index.ts': ['main', 'workers', 'cluster', 'errors.ts'],
 };
 
 function walk(dir) {
@@ -31,7 +33,7 @@ function walk(dir) {
 }
 
 const problems = [];
-for (const file of [...walk('src'), ...walk('test'), ...walk('bench'), ...walk('demo')]) {
+for (const file of [...walk('src'), ...walk('test'), ...walk('bench'), ...walk('demo'), ...walk('examples')]) {
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   lines.forEach((line, i) => {
@@ -42,6 +44,9 @@ for (const file of [...walk('src'), ...walk('test'), ...walk('bench'), ...walk('
     if (imp && !imp[1].endsWith('.js')) problems.push(`${where}: relative import '${imp[1]}' must end in .js`);
     if (file.startsWith('test') && /\b(test|it|describe)\.(only|skip|todo)\(|\.failing\(/.test(line)) {
       problems.push(`${where}: focused, skipped or failing-marked test`);
+    }
+    if (file.startsWith('examples/') && imp && relative('.', join(file, '..', imp[1])).startsWith('src/')) {
+      problems.push(`${where}: examples import lnlb by its name ('lnlb', 'lnlb/handler'), not from src/`);
     }
     if (file.startsWith('src/') && imp) {
       const area = relative('src', file).split('/')[0];

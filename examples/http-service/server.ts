@@ -1,0 +1,120 @@
+/**
+ * An HTTP service that is its own load balancer: every host runs this same program, each
+ * joins the cluster of the VIP in-process (`createNode` from 'lnlb'), and each answers the
+ * clients the cluster gives it. No lnlbd, no balancer in front.
+ *
+ *   node dist/examples/http-service/server.js --bind eth0 --vip 10.0.0.100 [--port 80]
+ *        [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS]
+ *        [--key-file FILE] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]
+ *
+ * Every answer is JSON: `{ "node": NAME, "view": [members], "state": STATE }`, the members as
+ * this node's status lists them. Membership events are printed one JSON line each. SIGTERM or
+ * SIGINT drains (no new clients; the current ones finish, up to --drain-timeout seconds),
+ * then closes the node (LEAVE, the TAP removed, the sysctls restored) and exits 0.
+ */
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { createNode, isLnlbError, type LnlbNode, type LnlbNodeEvents, type LnlbNodeOptions } from 'lnlb';
+
+const USAGE = 'usage: server --bind DEV --vip IP [--port N] [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS] [--key-file FILE] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]';
+
+const { values } = parseArgs({
+  options: {
+    bind: { type: 'string' },
+    vip: { type: 'string' },
+    port: { type: 'string', default: '80' },
+    name: { type: 'string', default: hostname() },
+    'run-dir': { type: 'string' },
+    'heartbeat-ms': { type: 'string' },
+    'dead-after-ms': { type: 'string' },
+    'key-file': { type: 'string' },
+    metrics: { type: 'string' },
+    'drain-timeout': { type: 'string', default: '30' },
+    'drain-idle': { type: 'string' },
+    'admin-socket': { type: 'boolean', default: false },
+  },
+});
+if (values.bind === undefined || values.vip === undefined) {
+  console.error(USAGE);
+  process.exit(2);
+}
+const port = Number(values.port);
+const drainTimeout = Number(values['drain-timeout']);
+const drainIdle = values['drain-idle'] === undefined ? undefined : Number(values['drain-idle']);
+
+/** One JSON line on stdout: what the service saw, for people and for log collectors. */
+function print(event: string, fields: object): void {
+  console.log(JSON.stringify({ time: new Date().toISOString(), event, ...fields }));
+}
+
+const options: LnlbNodeOptions = {
+  bind: values.bind,
+  vip: values.vip,
+  // Numbers as given: createNode checks them as lnlbd checks its flags, naming the option.
+  ...(values['heartbeat-ms'] === undefined ? {} : { heartbeatMs: Number(values['heartbeat-ms']) }),
+  ...(values['dead-after-ms'] === undefined ? {} : { deadAfterMs: Number(values['dead-after-ms']) }),
+  runDir: values['run-dir'],
+  keyFile: values['key-file'],
+  metrics: values.metrics,
+  adminSocket: values['admin-socket'],
+};
+
+let node: LnlbNode;
+try {
+  node = await createNode(options);
+} catch (err) {
+  // LNLB_ERR_CLI_BAD_FLAG (an option), LNLB_ERR_PRIV_MISSING (not root), LNLB_ERR_DEV_NOT_FOUND, ...
+  console.error(isLnlbError(err) ? `${err.code}: ${err.message}` : err);
+  process.exit(isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG' ? 2 : 1);
+}
+
+// The typed events: each payload is checked by the compiler against LnlbNodeEvents.
+const events = ['joined', 'left', 'died', 'converged', 'weight', 'state'] as const satisfies readonly (keyof LnlbNodeEvents)[];
+for (const event of events) node.on(event, (payload: object) => print(event, payload));
+node.on('converged', ({ nodes }) => print('view', { members: nodes.length }));
+node.on('error', (err) => {
+  // The node failed and was closed already (left the cluster, restored the host): go too.
+  print('error', { code: err.code, message: err.message });
+  process.exit(1);
+});
+
+const server = createServer((request, response) => {
+  node.status().then(
+    (status) => {
+      const view = status.nodes.map((n) => ({ mac: n.mac, weight: n.weight, self: n.self, status: n.status }));
+      response.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
+      response.end(`${JSON.stringify({ node: values.name, view, state: status.state })}\n`);
+    },
+    (err: Error) => {
+      response.writeHead(503, { 'content-type': 'application/json', connection: 'close' });
+      response.end(`${JSON.stringify({ node: values.name, error: err.message })}\n`);
+    },
+  );
+  request.resume();
+});
+// The VIP is on this node's TAP once createNode has resolved: the bind cannot race it.
+server.listen(port, values.vip, () => print('listening', { address: `${values.vip}:${port}`, interface: node.interfaceName, metrics: node.metricsAddress ?? null }));
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  print('shutdown', { signal, drainTimeoutSeconds: drainTimeout });
+  let code = 0;
+  try {
+    // New clients go to the other nodes at once; ours finish (or the timeout ends them).
+    const drained = await node.drain({ timeoutSeconds: drainTimeout, ...(drainIdle === undefined ? {} : { idleSeconds: drainIdle }) });
+    print('drained', drained);
+    server.close();
+    server.closeAllConnections();
+    await node.close(); // LEAVE already sent; the TAP goes, the sysctls come back
+    print('closed', {});
+  } catch (err) {
+    print('shutdown-failed', { message: (err as Error).message });
+    code = 1;
+  }
+  process.exit(code);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,0 +1,447 @@
+/**
+ * The library's way in: `createNode(options)` runs one cluster node inside the calling
+ * process, as lnlbd runs one in its own (src/main/lnlbd.ts), with the same options checked by
+ * the same table (DAEMON_OPTIONS, STYLE.md habit 1) and the same teardown (Daemon.stop: LEAVE,
+ * the TAP removed, every sysctl restored).
+ *
+ * Named after what it is, beside lnlbd.ts: the daemon's entry point and this one both build a
+ * Daemon; this one hands it back behind a small typed surface (`LnlbNode`) instead of serving
+ * signals and an admin socket (the latter only if asked, `adminSocket: true`).
+ *
+ *   options (camelCase, typed) ──toRawOptions──▶ raw strings ──resolveDaemonOptions──▶ DaemonOptions
+ *                                (the flags' own parsers: a bad value is LNLB_ERR_CLI_BAD_FLAG
+ *                                 naming the option and its flag, before anything is created)
+ */
+
+import { mkdirSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { isLnlbError, LnlbError, lnlbError } from '../errors.js';
+import { ADMIN_SOCKET_NAME, type DrainResult, type InterfaceState, type InterfaceStatusJson } from './admin-protocol.js';
+import { AdminServer } from './admin-server.js';
+import { registerAdminCommands } from './admin-commands.js';
+import { CAP_NET_ADMIN, CAP_NET_RAW, effectiveCapabilities, missingCapabilities } from './capabilities.js';
+import type { ClusterEvents, ClusterInterface } from './cluster-interface.js';
+import { loadConfigFile, resolveWithConfig, suggestKey, type RawOptions } from './config-file.js';
+import { Daemon } from './daemon.js';
+import type { DrainOptions } from './drain.js';
+import { createLogger, type Logger } from './logger.js';
+import type { MetricsServer } from './metrics.js';
+import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
+import type { ElectionName } from '../cluster/election.js';
+import type { WeightMode } from './weight-source.js';
+
+/**
+ * What `createNode` takes: lnlbd's options, camelCase, each checked by the flag's own parser
+ * (`heartbeatMs` is `--heartbeat-ms`). `bind` and `vip` are required; everything else has
+ * lnlbd's default, except `logLevel` (`'warn'` here: a library keeps quiet).
+ */
+export interface LnlbNodeOptions {
+  /** The real device the cluster listens on (`--bind`), e.g. `'eth0'` or a bond. */
+  bind: string;
+  /** The cluster IP shared by every node (`--vip`), e.g. `'10.0.0.100'`. */
+  vip: string;
+  /** The cluster interface (TAP) to create (`--name`); `%d` takes the lowest free number. Default `'nlb%d'`. */
+  name?: string;
+  /**
+   * Directory of the saved sysctl originals and, with `adminSocket`, of the admin socket
+   * (`--run-dir`). Default `'/run/lnlb'`. Two nodes on one host (an lnlbd and an embedded
+   * node, or two processes) need two run directories.
+   */
+  runDir?: string;
+  /** Actor threads, each owning a shard of the tracking tables (`--workers`, 1..64). Default 2. */
+  workers?: number;
+  /** Milliseconds between heartbeats (`--heartbeat-ms`, 10..60000). Default 1000. */
+  heartbeatMs?: number;
+  /** A node silent this long is dead (`--dead-after-ms`, 20..600000, above `heartbeatMs`). Default 5000. */
+  deadAfterMs?: number;
+  /** Level of the logger created when `logger` is not given (`--log-level`). Default `'warn'`. */
+  logLevel?: LogLevel;
+  /** Who gets a new client (`--election`). Default `'rendezvous'`. */
+  election?: ElectionName;
+  /** Where this node's weight comes from (`--weight-mode`). Default `'loadavg'`. */
+  weightMode?: WeightMode;
+  /** Shared secret (≥ 16 bytes, mode 600) that authenticates the control plane, the same file on every node (`--key-file`). */
+  keyFile?: string;
+  /** Cluster MAC: unicast (flooded) or multicast (joined by IGMP) (`--mac-mode`). Default `'unicast'`. */
+  macMode?: MacMode;
+  /** Flows this node can track (`--table-entries`). Default 1048576. */
+  tableEntries?: number;
+  /** Receive ring of the data socket (`--rx-ring`). Default `'v2'`. */
+  rxRing?: RxRing;
+  /** Seconds until an idle tracked client is forgotten (`--idle-timeout`). Default 1800. */
+  idleTimeout?: number;
+  /** Seconds until an idle established TCP connection is forgotten (`--tcp-idle-timeout`). Default 7440. */
+  tcpIdleTimeout?: number;
+  /** Seconds until an idle UDP flow is forgotten (`--udp-idle-timeout`). Default 120. */
+  udpIdleTimeout?: number;
+  /** Port rules, as `--rule` takes them: `['443/tcp=multiple,affinity=none', '22/tcp=single,priority=1']`. */
+  rule?: readonly string[];
+  /** Protocol handlers, as `--handler` takes them: `['tcp=tcp', 'icmp=./my-handler.js']`. */
+  handler?: readonly string[];
+  /** Bonds to create before the cluster interface, as `--bond` takes them: `['bond0 mode=active-backup miimon=100 slaves=eth1,eth2']`. */
+  bond?: readonly string[];
+  /**
+   * Serve Prometheus metrics at `http://<addr:port>/metrics` (`--metrics`, e.g. `'127.0.0.1:9750'`;
+   * docs/metrics.md), from a registry of its own: the service's prom-client default registry is untouched.
+   */
+  metrics?: string;
+  /** A config file in lnlbd's format (`--config`, docs/config.md); options given here win over it. Not read unless given. */
+  config?: string;
+  /** Open the admin socket in `runDir`, so that `lnlbctl --run-dir <runDir>` can talk to this node. Default false. */
+  adminSocket?: boolean;
+  /** A pino logger to log into (its own level applies; `logLevel` is then ignored). Default: a new pino logger on stdout at `logLevel`. */
+  logger?: Logger;
+}
+
+/**
+ * The events of a node: the cluster interface's own (membership and state, see
+ * {@link ClusterEvents}), and two of the node itself.
+ */
+export interface LnlbNodeEvents extends ClusterEvents {
+  /**
+   * The node failed (a datapath or control-plane thread died) and has been closed: it left the
+   * cluster, its TAP is gone and its sysctls are restored. As for any EventEmitter, an `error`
+   * nobody listens to is thrown.
+   */
+  error: [LnlbError];
+  /** The node is closed (by `close()` or after an `error`). */
+  close: [];
+}
+
+/** The names {@link LnlbNode} re-emits from its cluster interface. */
+export const CLUSTER_EVENT_NAMES = ['joined', 'left', 'died', 'converged', 'weight', 'state'] as const satisfies readonly (keyof ClusterEvents)[];
+
+/** A cluster node running in this process; see {@link createNode}. */
+export interface LnlbNode extends EventEmitter<LnlbNodeEvents> {
+  /** The cluster interface (TAP) this node created, e.g. `'nlb0'`. */
+  readonly interfaceName: string;
+  readonly vip: string;
+  readonly bind: string;
+  /** The admin socket's path, when `adminSocket` was asked for. */
+  readonly adminSocketPath: string | undefined;
+  /** Where the metrics endpoint listens (`'127.0.0.1:9750'`), when `metrics` was given. */
+  readonly metricsAddress: string | undefined;
+  /** True once `close()` was called (or the node failed). */
+  readonly closed: boolean;
+  /** The interface's status, as `lnlbctl status --json` gives it for one interface. */
+  status(): Promise<InterfaceStatusJson>;
+  /**
+   * `lnlbctl drainstop`: no new clients for this node while its tracked flows stay; resolves
+   * once they are quiet (`idleSeconds`, default 10) or at `timeoutSeconds`, with the node stopped.
+   */
+  drain(options?: DrainOptions): Promise<DrainResult>;
+  /** `lnlbctl stop`: leave the cluster now (LEAVE); the others take every client. The TAP stays. */
+  stop(): Promise<InterfaceState>;
+  /** `lnlbctl start`: join again after a stop or a drain. */
+  start(): Promise<InterfaceState>;
+  /** Leaves the cluster, removes the TAP (and any bond), restores every sysctl. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Daemon options createNode does not take, and why: none today. A unit test checks that every
+ * option of DAEMON_OPTIONS is taken or listed here, so a new lnlbd option is not forgotten.
+ */
+export const NOT_EMBEDDED: Readonly<Record<string, string>> = {};
+
+/** The options that are createNode's own, not lnlbd's. */
+const OWN_OPTIONS = ['adminSocket', 'logger'] as const;
+
+type Spec = (typeof DAEMON_OPTIONS)[number];
+const flagOf = (spec: Spec): string => spec.flag.split(' ')[0]!;
+const SPECS: ReadonlyMap<string, Spec> = new Map(DAEMON_OPTIONS.filter((s) => !Object.hasOwn(NOT_EMBEDDED, s.key)).map((s) => [s.key, s]));
+const OPTION_BY_FLAG: ReadonlyMap<string, string> = new Map(DAEMON_OPTIONS.map((s) => [flagOf(s), s.key]));
+
+/** `heartbeat-ms` → `heartbeatMs`. */
+const camel = (flagKey: string): string => flagKey.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function badOption(option: string, message: string): never {
+  const spec = SPECS.get(option);
+  throw lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${spec === undefined ? option : `${option} (${flagOf(spec)})`}: ${message}`);
+}
+
+const describe = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value) : Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value));
+
+/**
+ * The typed options as the raw strings lnlbd's flags give resolveDaemonOptions (a repeatable
+ * option's values NUL-joined). Refuses, naming the option: an unknown key (with the one it was
+ * probably meant to be), a value of the wrong type, and a missing bind or vip.
+ */
+export function toRawOptions(options: LnlbNodeOptions): RawOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw lnlbError('LNLB_ERR_CLI_BAD_FLAG', `createNode: expected an options object such as { bind: 'eth0', vip: '10.0.0.100' }, got ${describe(options)}`);
+  }
+  const raw: RawOptions = {};
+  for (const [key, value] of Object.entries(options) as [string, unknown][]) {
+    if ((OWN_OPTIONS as readonly string[]).includes(key)) continue;
+    const spec = SPECS.get(key);
+    if (spec === undefined) {
+      if (Object.hasOwn(NOT_EMBEDDED, key)) badOption(key, `not an option of createNode: ${NOT_EMBEDDED[key]}`);
+      const near = suggestKey(key);
+      const nearOption = near === undefined ? undefined : camel(near);
+      badOption(key, `unknown option${nearOption === undefined || nearOption === key || !SPECS.has(nearOption) ? '' : ` (did you mean ${nearOption}?)`}`);
+    }
+    if (value === undefined) continue; // as if not given: `{ keyFile: process.env.KEY_FILE }`
+    if ('repeatable' in spec && spec.repeatable) {
+      const list = typeof value === 'string' ? [value] : value;
+      if (!Array.isArray(list) || !list.every((v): v is string => typeof v === 'string')) badOption(key, `expected an array of strings, got ${describe(value)}`);
+      if (list.some((v) => v.includes(REPEAT_SEPARATOR))) badOption(key, 'a value holds a NUL character');
+      if (list.length > 0) raw[spec.key] = list.join(REPEAT_SEPARATOR);
+    } else if (typeof spec.default === 'number') {
+      if (typeof value !== 'number' && typeof value !== 'string') badOption(key, `expected a number, got ${describe(value)}`);
+      raw[spec.key] = String(value); // 1.5, -1, NaN: refused by the flag's parser, as on the command line
+    } else {
+      if (typeof value !== 'string') badOption(key, `expected a string, got ${describe(value)}`);
+      raw[spec.key] = value;
+    }
+  }
+  // Both required here: a library node is one cluster interface (lnlbd may start with none).
+  for (const key of ['bind', 'vip'] as const) {
+    if (raw[key] === undefined) badOption(key, `is required: createNode({ bind: 'eth0', vip: '10.0.0.100' })`);
+  }
+  return raw;
+}
+
+/** The options a node runs with: the daemon's, with its interface's bind and vip, and the library's own. */
+export interface ResolvedNodeOptions {
+  daemon: DaemonOptions & { bind: string; vip: string };
+  adminSocket: boolean;
+  logger: Logger | undefined;
+}
+
+/**
+ * Checks every option as lnlbd checks its flags (the same parsers, cross-option rules and
+ * messages, with the option's name in front: `heartbeatMs (--heartbeat-ms): expected ...`).
+ * Creates nothing, needs no privilege.
+ */
+export function resolveNodeOptions(options: LnlbNodeOptions): ResolvedNodeOptions {
+  const raw = toRawOptions(options);
+  const adminSocket = options.adminSocket ?? false;
+  if (typeof adminSocket !== 'boolean') badOption('adminSocket', `expected true or false, got ${describe(adminSocket)}`);
+  const logger = options.logger;
+  if (logger !== undefined && !isLogger(logger)) badOption('logger', 'expected a pino logger (with info, warn, error and child methods)');
+  let daemon: DaemonOptions;
+  try {
+    const file = raw.config === undefined ? undefined : loadConfigFile(raw.config);
+    // A library keeps quiet unless told otherwise, here or in its config file.
+    if (raw.logLevel === undefined && file?.values.logLevel === undefined) raw.logLevel = 'warn';
+    daemon = resolveWithConfig(raw, file);
+  } catch (err) {
+    if (!isLnlbError(err) || err.code !== 'LNLB_ERR_CLI_BAD_FLAG') throw err;
+    // `--dead-after-ms: must be ...` → `deadAfterMs (--dead-after-ms): must be ...`
+    const flag = /^(--[a-z][a-z0-9-]*):/.exec(err.message)?.[1];
+    const option = flag === undefined ? undefined : OPTION_BY_FLAG.get(flag);
+    throw option === undefined ? err : lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${option} (${err.message.replace(/:/, '):')}`, { cause: err });
+  }
+  if (daemon.bind === undefined || daemon.vip === undefined) badOption(daemon.bind === undefined ? 'bind' : 'vip', 'is required'); // checked above; for the types
+  return { daemon: { ...daemon, bind: daemon.bind, vip: daemon.vip }, adminSocket, logger };
+}
+
+function isLogger(value: unknown): value is Logger {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return ['info', 'warn', 'error', 'child'].every((m) => typeof v[m] === 'function');
+}
+
+/**
+ * The privileges a node needs, named (LNLB_ERR_PRIV_MISSING), before anything is created:
+ * CAP_NET_ADMIN for the TAP, its address and the sysctls, CAP_NET_RAW for the AF_PACKET socket.
+ */
+export function checkPrivileges(options: Pick<DaemonOptions, 'bind' | 'name' | 'bond'>, effective: bigint = effectiveCapabilities()): void {
+  const missing = missingCapabilities([CAP_NET_ADMIN, CAP_NET_RAW], effective);
+  if (missing.length === 0) return;
+  const bonds = options.bond.length === 0 ? '' : `${options.bond.map((b) => b.name).join(', ')} and `;
+  throw lnlbError(
+    'LNLB_ERR_PRIV_MISSING',
+    `createNode needs ${missing.join(' and ')} (to create ${bonds}${options.name.replace('%d', '0')} and read ${options.bind ?? 'the bound device'}): run the service as root or grant it the capabilities (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)`,
+  );
+}
+
+/** True when an lnlbd (or an embedded node's admin socket) answers in `runDir`. */
+function adminSocketLive(runDir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(join(runDir, ADMIN_SOCKET_NAME));
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Starts a cluster node in this process: checks the options (LNLB_ERR_CLI_BAD_FLAG naming the
+ * option) and the privileges (LNLB_ERR_PRIV_MISSING naming the capability), creates the bonds
+ * if any, then the cluster interface: the TAP with the VIP, the sysctls, the datapath and
+ * control-plane threads. Resolves once the interface is up (converging: `converged` follows).
+ *
+ * ```ts
+ * const node = await createNode({ bind: 'eth0', vip: '10.0.0.100' });
+ * node.on('converged', ({ nodes }) => console.log(`view: ${nodes.join(', ')}`));
+ * process.once('SIGTERM', async () => { await node.drain({ timeoutSeconds: 30 }); await node.close(); });
+ * ```
+ */
+export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
+  const resolved = resolveNodeOptions(options);
+  const o = resolved.daemon;
+  checkPrivileges(o);
+  mkdirSync(o.runDir, { recursive: true, mode: 0o755 });
+  let admin: AdminServer | undefined;
+  if (resolved.adminSocket) {
+    admin = new AdminServer(o.runDir);
+    await admin.listen(); // refuses a run directory another daemon serves (LNLB_ERR_RUN_DIR_BUSY)
+  } else if (await adminSocketLive(o.runDir)) {
+    // The sysctl originals are saved in the run directory: sharing it would restore another's.
+    throw lnlbError('LNLB_ERR_RUN_DIR_BUSY', `an lnlbd is serving ${join(o.runDir, ADMIN_SOCKET_NAME)}: give this node its own runDir`);
+  }
+  const log = resolved.logger ?? createLogger(o.logLevel);
+  let metrics: MetricsServer | undefined;
+  let node: EmbeddedNode | undefined;
+  let failure: string | undefined;
+  const daemon = new Daemon(o, log, (message) => {
+    if (node === undefined) failure ??= message;
+    else node.fail(message);
+  });
+  if (admin !== undefined) registerAdminCommands(admin, daemon);
+  let name: string;
+  try {
+    if (o.metrics !== undefined) {
+      // Imported here, as lnlbd does: prom-client is loaded only by a node that serves metrics.
+      const { MetricsServer, buildMetricsRegistry } = await import('./metrics.js');
+      metrics = await MetricsServer.listen(o.metrics, buildMetricsRegistry(() => daemon.status()), (err) => log.error({ event: 'metrics-error', err }, `metrics endpoint: ${err.message}`));
+    }
+    for (const bond of o.bond) {
+      const created = await daemon.bonds.create(bond.name, bond.options);
+      for (const warning of created.warnings) log.warn({ event: 'bond-option-warning', bond: bond.name }, `bond ${bond.name}: ${warning}`);
+      if (bond.slaves.length > 0) await daemon.bonds.enslave(bond.name, bond.slaves);
+    }
+    name = await daemon.addInterface(o.vip, o.bind, o.name);
+  } catch (err) {
+    await daemon.stop().catch(() => undefined);
+    await metrics?.close();
+    await admin?.close();
+    throw err;
+  }
+  node = new EmbeddedNode(daemon, daemon.get(name), { admin, metrics, log });
+  if (failure !== undefined) node.fail(failure);
+  return node;
+}
+
+/**
+ * The LnlbNode behind createNode: a thin typed shell over the Daemon and its one interface.
+ * Exported for the unit tests (with a fake daemon); not part of the package's API.
+ * @internal
+ */
+export class EmbeddedNode extends EventEmitter<LnlbNodeEvents> implements LnlbNode {
+  readonly interfaceName: string;
+  readonly vip: string;
+  readonly bind: string;
+  readonly adminSocketPath: string | undefined;
+  readonly metricsAddress: string | undefined;
+  readonly #daemon: Daemon;
+  readonly #cluster: ClusterInterface;
+  readonly #admin: AdminServer | undefined;
+  readonly #metrics: MetricsServer | undefined;
+  readonly #log: Logger;
+  readonly #unsubscribe: (() => void)[] = [];
+  #closing: Promise<void> | undefined;
+
+  constructor(daemon: Daemon, cluster: ClusterInterface, servers: { admin: AdminServer | undefined; metrics: MetricsServer | undefined; log: Logger }) {
+    super();
+    this.#daemon = daemon;
+    this.#cluster = cluster;
+    this.#admin = servers.admin;
+    this.#metrics = servers.metrics;
+    this.#log = servers.log;
+    this.interfaceName = cluster.name;
+    this.vip = cluster.vip;
+    this.bind = cluster.bind;
+    this.adminSocketPath = servers.admin?.path;
+    this.metricsAddress = servers.metrics?.address;
+    for (const event of CLUSTER_EVENT_NAMES) this.#relay(event);
+  }
+
+  /** Re-emits one of the interface's events under the same name, with the same payload. */
+  #relay(event: (typeof CLUSTER_EVENT_NAMES)[number]): void {
+    // Untyped views of both emitters: the payload passes through as is, and ClusterEvents is
+    // the type of both sides (LnlbNodeEvents extends it).
+    const source: EventEmitter = this.#cluster.events;
+    const target: EventEmitter = this;
+    const listener = (...args: unknown[]): void => void target.emit(event, ...args);
+    source.on(event, listener);
+    this.#unsubscribe.push(() => source.off(event, listener));
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** The interface, or LNLB_ERR_CTL_NO_INTERFACE once closed (or removed by `lnlbctl delif`). */
+  #interface(): ClusterInterface {
+    if (this.#closing !== undefined) throw lnlbError('LNLB_ERR_CTL_NO_INTERFACE', `${this.interfaceName}: this node is closed (close() was called, or it failed): create a new one with createNode`);
+    return this.#daemon.get(this.interfaceName);
+  }
+
+  async status(): Promise<InterfaceStatusJson> {
+    return this.#interface().status();
+  }
+
+  async drain(options: DrainOptions = {}): Promise<DrainResult> {
+    const cluster = this.#interface();
+    return cluster.drainstop(checkDrainOptions(options));
+  }
+
+  async stop(): Promise<InterfaceState> {
+    return this.#interface().stopCluster().state;
+  }
+
+  async start(): Promise<InterfaceState> {
+    return this.#interface().startCluster().state;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.#daemon.stop();
+      } finally {
+        for (const off of this.#unsubscribe) off();
+        await this.#metrics?.close();
+        await this.#admin?.close();
+        this.emit('close');
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** A thread died: close (leave, restore), then tell the owner with `error`. */
+  fail(message: string): void {
+    if (this.#closing !== undefined) return;
+    const error = lnlbError('LNLB_ERR_WORKER_FAILED', `${this.interfaceName}: ${message} (the node was closed)`);
+    // Emitted outside the promise chain: an `error` nobody listens to is thrown as an uncaught
+    // exception (EventEmitter's rule), not swallowed as a rejection.
+    const report = (): void => void process.nextTick(() => this.emit('error', error));
+    this.close().then(report, (err: unknown) => {
+      this.#log.error({ err }, 'closing after a failure did not restore everything');
+      report();
+    });
+  }
+}
+
+const MAX_DRAIN_SECONDS = 30 * 86400;
+
+/** drain's numbers, checked as the admin socket checks drainstop's (LNLB_ERR_CTL_BAD_ARGUMENT naming the option). */
+export function checkDrainOptions(options: DrainOptions): DrainOptions {
+  if (typeof options !== 'object' || options === null) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `drain: expected { timeoutSeconds?, idleSeconds? }, got ${describe(options)}`);
+  const out: DrainOptions = {};
+  for (const key of ['timeoutSeconds', 'idleSeconds'] as const) {
+    const v: unknown = options[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_DRAIN_SECONDS) {
+      throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${key}: expected seconds from 0 to ${MAX_DRAIN_SECONDS}, got ${describe(v)}`);
+    }
+    out[key] = v;
+  }
+  return out;
+}

@@ -1,0 +1,150 @@
+// The embedding API end to end: examples/http-service (an HTTP service that calls
+// createNode from 'lnlb', no lnlbd) runs on two namespace hosts; real curls from 16 client
+// addresses reach the VIP; the service's typed events are in its log; SIGTERM drains, closes
+// and exits 0 with the TAP gone and the host's sysctls as they were.
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ClusterLab, LAB_DAEMON_TIMING, VIP, type CurlResult } from '../../src/lab/cluster.js';
+import { sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
+
+// This file runs as dist/test/integration/embedding.test.js; the compiled example is beside it.
+const EXAMPLE = fileURLToPath(new URL('../../examples/http-service/server.js', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/**
+ * Each source goes to either node with even odds (rendezvous hashing over random veth MACs):
+ * with 8 sources one node would get them all in 1 run of 128, with 16 in 1 of 32768.
+ */
+const CLIENT_ADDRESSES = 16;
+/** The sysctls createNode changes on the bound device (src/main/cluster-interface.ts, SysctlGuard). */
+const SYSCTLS = ['arp_ignore', 'arp_announce'] as const;
+/** This node's service also serves Prometheus metrics (createNode's `metrics`), on its own address. */
+const METRICS_NODE = 'node1';
+const METRICS_PORT = 9750;
+
+interface Answer {
+  node: string;
+  view: { mac: string; self: boolean; status: string }[];
+  state: string;
+}
+
+let cluster: ClusterLab | undefined;
+const services = new Map<string, LabProcess>();
+/** Each node's eth0 sysctls before the service started. */
+const original = new Map<string, Record<string, string>>();
+
+function lab(): ClusterLab {
+  if (cluster === undefined) throw new Error('the cluster lab was not built (see the before hook)');
+  return cluster;
+}
+
+async function sysctls(node: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const key of SYSCTLS) out[key] = (await lab().lab.exec(node, ['cat', `/proc/sys/net/ipv4/conf/eth0/${key}`])).stdout.trim();
+  return out;
+}
+
+function logTails(): string {
+  return [...services.values()].map((p) => `--- ${p.host}: ${p.logFile}\n${tail(p.logFile, 30)}`).join('\n');
+}
+
+/** The example's JSON lines with this `event`. */
+function events(node: string, event: string): Record<string, unknown>[] {
+  const service = services.get(node);
+  if (service === undefined) return [];
+  return readFileSync(service.logFile, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line['event'] === event);
+}
+
+test.before(async (t) => {
+  await sweepStale();
+  cluster = await ClusterLab.create({ nodes: 2, clientAddresses: CLIENT_ADDRESSES });
+  try {
+    for (const node of cluster.nodes) {
+      original.set(node, await sysctls(node));
+      const argv = [process.execPath, EXAMPLE, '--bind', 'eth0', '--vip', VIP, '--port', '80', '--name', node, '--run-dir', cluster.runDir(node), ...LAB_DAEMON_TIMING];
+      // --admin-socket: lnlbctl (waitConverged) reads the embedded node's status as a daemon's.
+      argv.push('--drain-timeout', '5', '--drain-idle', '1', '--admin-socket');
+      if (node === METRICS_NODE) argv.push('--metrics', `${cluster.nodeIp(node)}:${METRICS_PORT}`);
+      services.set(node, cluster.lab.spawn(node, argv, { logName: 'http-service', cwd: REPO_ROOT }));
+    }
+    for (const node of cluster.nodes) await cluster.lab.waitForLog(services.get(node)!, /"event":"listening"/, 20_000);
+    const convergedMs = await cluster.waitConverged(cluster.nodes, 20_000);
+    t.log(`2 embedded nodes converged, lnlbctl status agreeing ${convergedMs.toFixed(0)} ms after both listened`);
+  } catch (error) {
+    console.error(logTails());
+    throw error;
+  }
+});
+
+let logsShown = false;
+test.afterEach.always((t) => {
+  if (t.passed || logsShown) return;
+  logsShown = true;
+  console.error(`logs after "${t.title}":\n${logTails()}`);
+});
+
+test.after.always(async () => {
+  await cluster?.cleanup();
+});
+
+test.serial('every source is answered, both nodes serve some, every answer shows a view of 2 members', async (t) => {
+  const results = await Promise.all(lab().clientIps.map((source) => lab().curlFrom(source, `http://${VIP}/`)));
+  const answers = new Map<string, Answer>();
+  const problems: string[] = [];
+  results.forEach((result: CurlResult, i) => {
+    const source = lab().clientIps[i]!;
+    if (!result.ok) problems.push(`${source}: ${result.error}`);
+    else answers.set(source, JSON.parse(result.body) as Answer);
+  });
+  t.deepEqual(problems, [], 'every source is answered');
+  const perNode: Record<string, number> = {};
+  for (const answer of answers.values()) perNode[answer.node] = (perNode[answer.node] ?? 0) + 1;
+  t.log('sources per node:', perNode);
+  t.deepEqual(Object.keys(perNode).sort(), [...lab().nodes].sort(), 'both nodes serve some sources');
+  for (const [source, answer] of answers) {
+    t.is(answer.view.length, 2, `${source}: ${JSON.stringify(answer)}`);
+    t.is(answer.view.filter((m) => m.self).length, 1, `${source}: ${JSON.stringify(answer)}`);
+    t.true(answer.view.every((m) => m.status === 'OK'), `${source}: ${JSON.stringify(answer)}`);
+    t.is(answer.state, 'converged', `${source}: ${JSON.stringify(answer)}`);
+  }
+});
+
+test.serial('the embedded node serves its Prometheus metrics when asked (metrics option)', async (t) => {
+  const result = await lab().curlFrom(lab().clientIps[0]!, `http://${lab().nodeIp(METRICS_NODE)}:${METRICS_PORT}/metrics`);
+  t.true(result.ok, result.ok ? '' : result.error);
+  if (result.ok) t.regex(result.body, /^lnlb_\w+\{[^}]*interface="nlb0"[^}]*\} \d/m, result.body.slice(0, 2000));
+});
+
+test.serial('the typed events reached the service: the other node joined, a view of both converged', (t) => {
+  for (const node of lab().nodes) {
+    const joined = events(node, 'joined');
+    t.true(joined.length >= 1 && joined.every((e) => typeof e['node'] === 'string' && typeof e['id'] === 'number'), `${node} joined: ${JSON.stringify(joined)}`);
+    const converged = events(node, 'converged');
+    t.true(
+      converged.some((e) => Array.isArray(e['nodes']) && e['nodes'].length === 2 && Array.isArray(e['weights']) && e['weights'].length === 2),
+      `${node} converged: ${JSON.stringify(converged)}`,
+    );
+  }
+});
+
+test.serial('while running, the bound device has the sysctls the cluster needs; SIGTERM drains, closes, exits 0 and leaves the host as it was', async (t) => {
+  for (const node of lab().nodes) t.deepEqual(await sysctls(node), { arp_ignore: '1', arp_announce: '2' }, node);
+  const before = await lab().lab.ipIn('node1', ['-o', 'link']);
+  t.regex(before, /: nlb0[:@]/, 'the TAP is there while the service runs');
+
+  for (const service of services.values()) service.kill('SIGTERM');
+  for (const [node, service] of services) {
+    t.true(await waitExit(service, 15_000), `${node} exited after SIGTERM`);
+    t.is(service.exitCode, 0, `${node}: exit ${service.exitCode ?? service.signalCode}`);
+    const drained = events(node, 'drained');
+    t.is(drained.length, 1, `${node} drained: ${JSON.stringify(drained)}`);
+    t.is(drained[0]?.['state'], 'stopped');
+    t.is(events(node, 'closed').length, 1, `${node} closed`);
+    t.notRegex(await lab().lab.ipIn(node, ['-o', 'link']), /: nlb\d+[:@]/, `${node}: the TAP is gone`);
+    t.deepEqual(await sysctls(node), original.get(node), `${node}: arp_ignore and arp_announce on eth0 are back`);
+  }
+});
