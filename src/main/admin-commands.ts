@@ -4,22 +4,8 @@ import type { BondCreateResult, BondListJson, BondShowJson, StatusJson } from '.
 import type { AdminServer } from './admin-server.js';
 import { deviceArgument, devicesArgument, optionWordsArgument } from './bond-spec.js';
 import type { Daemon } from './daemon.js';
-import type { DrainOptions } from './drain.js';
-import { lnlbError } from '../errors.js';
+import { checkDrainOptions } from './drain.js';
 import { interfaceArguments } from './options.js';
-
-/** drainstop's numbers, checked here too (another client than lnlbctl may send anything). */
-function drainArguments(args: Record<string, unknown>): DrainOptions {
-  const seconds = (key: string): number | undefined => {
-    const v = args[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 30 * 86400) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${key}: expected seconds from 0 to ${30 * 86400}, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const timeoutSeconds = seconds('timeoutSeconds');
-  const idleSeconds = seconds('idleSeconds');
-  return { ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }), ...(idleSeconds === undefined ? {} : { idleSeconds }) };
-}
 
 export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void {
   admin.register('status', async (): Promise<StatusJson> => ({ interfaces: await daemon.status() }));
@@ -38,7 +24,7 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
   admin.register('resume', (args) => ({ interface: args['interface'], ...daemon.get(args['interface']).resume() }));
   admin.register('drainstop', async (args) => {
     const cluster = daemon.get(args['interface']);
-    const options = drainArguments(args);
+    const options = checkDrainOptions(args);
     if (args['wait'] === false) {
       void cluster.drainstop(options);
       return { interface: cluster.name, state: 'draining', waited: false };

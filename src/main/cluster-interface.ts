@@ -703,6 +703,8 @@ export class ClusterInterface {
     const o = this.#opts;
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#drainGeneration++;
+    this.events.emit('state', { state: 'stopping' });
     if (this.#weightTimer) clearInterval(this.#weightTimer);
     this.#igmp?.close();
     const control = this.#control;

@@ -25,7 +25,8 @@ import { CAP_NET_ADMIN, CAP_NET_RAW, effectiveCapabilities, missingCapabilities 
 import type { ClusterEvents, ClusterInterface } from './cluster-interface.js';
 import { loadConfigFile, resolveWithConfig, suggestKey, type RawOptions } from './config-file.js';
 import { Daemon } from './daemon.js';
-import type { DrainOptions } from './drain.js';
+import { checkDrainOptions, type DrainOptions } from './drain.js';
+export { checkDrainOptions };
 import { createLogger, type Logger } from './logger.js';
 import type { MetricsServer } from './metrics.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
@@ -429,19 +430,3 @@ export class EmbeddedNode extends EventEmitter<LnlbNodeEvents> implements LnlbNo
   }
 }
 
-const MAX_DRAIN_SECONDS = 30 * 86400;
-
-/** drain's numbers, checked as the admin socket checks drainstop's (LNLB_ERR_CTL_BAD_ARGUMENT naming the option). */
-export function checkDrainOptions(options: DrainOptions): DrainOptions {
-  if (typeof options !== 'object' || options === null) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `drain: expected { timeoutSeconds?, idleSeconds? }, got ${describe(options)}`);
-  const out: DrainOptions = {};
-  for (const key of ['timeoutSeconds', 'idleSeconds'] as const) {
-    const v: unknown = options[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_DRAIN_SECONDS) {
-      throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${key}: expected seconds from 0 to ${MAX_DRAIN_SECONDS}, got ${describe(v)}`);
-    }
-    out[key] = v;
-  }
-  return out;
-}
