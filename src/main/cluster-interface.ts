@@ -480,7 +480,9 @@ export class ClusterInterface {
       for (const shard of shards) {
         const e = shard.entries;
         for (let k = 0; k + SNAPSHOT_WORDS <= e.length; k += SNAPSHOT_WORDS) {
-          if (selfIds.has(e[k + 2]!) && ((now - e[k + 3]!) | 0) < idleSeconds) active++;
+          // Whole seconds on both sides: a flow seen 0.1 s ago may read as 1 s old, so "quiet
+          // for idleSeconds" means more than idleSeconds whole seconds since its last frame.
+          if (selfIds.has(e[k + 2]!) && ((now - e[k + 3]!) | 0) <= idleSeconds) active++;
         }
       }
     }
