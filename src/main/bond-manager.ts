@@ -26,6 +26,7 @@ import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '.
 import { readLinkSpeed } from '../workers/bond-thread.js';
 import type { Logger } from './logger.js';
 import type { SysctlGuard } from './sysctl.js';
+import { workerExecArgv } from '../workers/exec-argv.js';
 
 /** Per-slave counters and state beyond the status file's fields. */
 export interface BondSlaveJson {
@@ -206,7 +207,7 @@ export class BondManager {
       tapFd = tap.fd;
       port.ifSetUp(name, true);
       const data: BondThreadData = { name, options, tapFd, mac: port.ifInfo(name).mac, vnetHdrLen: port.VNET_HDR_LEN, version: VERSION };
-      const worker = new Worker(new URL('../workers/bond-thread.js', import.meta.url), { workerData: data, name: `lnlb-bond-${name}` });
+      const worker = new Worker(new URL('../workers/bond-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-bond-${name}` });
       await waitReady(worker);
       const bond = new Bond(name, options, tapFd, worker, this.#log);
       this.#bonds.set(name, bond);

@@ -28,6 +28,7 @@ import type { InterfaceOptions, RxRing } from './options.js';
 import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { WeightSource } from './weight-source.js';
+import { workerExecArgv } from '../workers/exec-argv.js';
 
 /**
  * A measured weight (loadavg, freemem) is announced only when it moved by this fraction: every
@@ -252,7 +253,7 @@ export class ClusterInterface {
       actorRings: datapath.ringMemories,
       rules: { digest: this.#rules.digest, params: Array.from(this.#rules.params) },
     };
-    const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { workerData: controlData, name: 'lnlb-control' });
+    const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: controlData, name: 'lnlb-control' });
     this.#control = control;
     control.on('message', (event: ControlEvent) => this.#onControlEvent(event));
     control.on('error', (err) => this.#fatal(`control plane: ${err.message}`));

@@ -14,6 +14,7 @@ import { ViewWriter } from '../shm/view.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
+import { workerExecArgv } from './exec-argv.js';
 
 export interface DatapathOptions {
   dataFd: number;
@@ -180,7 +181,7 @@ export class Datapath {
         view: viewMemory,
         counters: counterMemory,
       };
-      const worker = new Worker(new URL('./actor.js', import.meta.url), { workerData: data, name: `lnlb-actor-${index}` });
+      const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
       worker.on('error', onError);
       ready.push(waitFor(worker, 'ready', 10_000));
       actors.push(worker);
@@ -200,7 +201,7 @@ export class Datapath {
       handlers: options.handlers,
       rules: options.rules,
     };
-    const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { workerData: dispatcherData, name: 'lnlb-dispatcher' });
+    const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
     const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
