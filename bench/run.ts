@@ -18,6 +18,7 @@ import { benchJoin } from './join.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
 import { benchThroughput } from './throughput.js';
+import { benchWeightChange } from './weight-change.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 interface Benchmark {
@@ -98,6 +99,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'join', needsRoot: true, run: benchJoin },
   { name: 'memory', needsRoot: true, run: benchMemory },
   { name: 'bond', needsRoot: true, run: benchBond },
+  { name: 'weight', needsRoot: true, run: benchWeightChange },
 ];
 
 function usage(message: string): never {
