@@ -267,3 +267,25 @@ test('property: rounds out of step (150 ms jitter), every node changing its weig
     t.is(disagreements, 0, `seed ${seed}: ${disagreements} instants with two settled views`);
   }
 });
+
+test('leave (lnlbctl stop): the others drop the node at once, it accepts nothing and knows nobody; rejoin: back in every view as a new incarnation', (t) => {
+  const sim = new SimulatedCluster();
+  for (const mac of ALL) sim.add(mac);
+  sim.run(1000);
+  const b = sim.nodes.get(B)!;
+  const incarnation = b.incarnation;
+  const oldId = sim.nodes.get(A)!.members.find((n) => n.mac === B)!.id;
+  b.leave();
+  sim.run(5);
+  t.deepEqual(sim.view(A), [A, C]);
+  t.deepEqual(sim.view(C), [A, C]);
+  t.false(b.accepting);
+  t.deepEqual(b.nodes.map((n) => n.mac), [B]);
+  sim.run(2000); // stays out: it neither heartbeats nor answers
+  t.deepEqual(sim.view(A), [A, C]);
+  b.rejoin(sim.now);
+  sim.run(1000);
+  for (const mac of ALL) t.deepEqual(sim.view(mac), ALL, mac);
+  t.not(b.incarnation, incarnation);
+  t.not(sim.nodes.get(A)!.members.find((n) => n.mac === B)!.id, oldId);
+});
