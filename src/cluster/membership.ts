@@ -146,10 +146,17 @@ export class Membership {
   #roundStartedAt = Number.NEGATIVE_INFINITY;
   #roundTimeoutAt = Number.POSITIVE_INFINITY;
   #roundChangesView = false;
+  /** This round changes who is a member (a join, a likely death), not only weights. */
+  #roundChangesMembership = false;
+  /**
+   * A member announced a second weight before the first was applied here: nodes may pass
+   * through the middle one at different moments, so no key's owner is certain until it settles.
+   */
+  #weightsAmbiguous = false;
   #nextRoundAt = Number.POSITIVE_INFINITY;
   #lockedWeight = 1;
-  /** changePending as last published (a change of it is a view change for the actors). */
-  #publishedPending = false;
+  /** changePending and holdsAllNewFlows as last published (a change of either is a view change for the actors). */
+  #publishedPending = 0;
 
   /** Nodes refused because the table was full; counted for the status. */
   tableFull = 0;
@@ -180,16 +187,31 @@ export class Membership {
   }
 
   /**
+   * Every new flow must wait: the members change (a join, a likely death), or a weight changed
+   * twice in flight. Otherwise a pending change is of weights alone, and the view publishes
+   * the weights it goes to (each member's announced weight): a new flow whose owner is the
+   * same under both sets of weights is decided at once, by every node alike whichever set it
+   * holds; only the flows the new weights move wait (see `weightsPending`).
+   */
+  get holdsAllNewFlows(): boolean {
+    return (this.#round === RoundState.CONVERGING && this.#roundChangesMembership) || (this.#weightsAmbiguous && this.#weightsInFlight());
+  }
+
+  /** Weights alone are changing: only the flows whose owner they move wait. */
+  get weightsPending(): boolean {
+    return this.changePending && !this.holdsAllNewFlows;
+  }
+
+  /**
    * A weight is announced and not yet applied (by us, or by a node we heard). Nodes apply it
    * at the end of the round after the one that announced it; when the nodes' rounds are not
    * aligned (a death's timeouts, a late RETRASM, a round held back by the storm guard) they
-   * would apply it at different moments, and for that moment elect new flows differently:
-   * two nodes would take one SYN, or none. Holding new flows from the announcement until the
-   * weight is applied here makes every node that is not holding use the same view. The hold
-   * runs from the round that announces a weight to the end of the next one, which starts half
-   * a heartbeat after (not a whole one): about half a heartbeat interval per weight change.
-   * (Holding from `setWeight`, before the announcing round, doubled the hold and bought
-   * nothing in the simulator.)
+   * apply it at different moments, and for that moment would elect new flows differently:
+   * two nodes would take one SYN, or none. So from the announcement until the weight is
+   * applied here, new flows whose owner the new weight moves wait (weightsPending; all of
+   * them when a second weight is in flight, holdsAllNewFlows); the others are decided at once,
+   * alike by every node whichever weights it holds. The applying round starts half a
+   * heartbeat after the announcing one, not a whole one.
    */
   #weightsInFlight(): boolean {
     if (!this.#joined) return false;
@@ -202,7 +224,8 @@ export class Membership {
 
   /** Publishes the view when the holding of new flows starts or ends outside a round's edges. */
   #syncPending(): void {
-    const pending = this.changePending;
+    if (this.#weightsAmbiguous && !this.#weightsInFlight()) this.#weightsAmbiguous = false;
+    const pending = (this.changePending ? 1 : 0) | (this.holdsAllNewFlows ? 2 : 0);
     if (pending !== this.#publishedPending) {
       this.#publishedPending = pending;
       this.#viewChanged();
@@ -271,9 +294,11 @@ export class Membership {
     for (const node of [...this.#nodes]) if (!node.self) this.#nodes.splice(this.#nodes.indexOf(node), 1);
     this.#joined = false;
     this.#roundChangesView = false;
+    this.#roundChangesMembership = false;
+    this.#weightsAmbiguous = false;
     this.#roundTimeoutAt = Number.POSITIVE_INFINITY;
     this.#nextRoundAt = Number.POSITIVE_INFINITY;
-    this.#publishedPending = false;
+    this.#publishedPending = 0;
     this.#viewChanged();
   }
 
@@ -412,12 +437,14 @@ export class Membership {
     // the start. (A weight learned during the round would be applied by a node that had it
     // and not by one whose copy of the heartbeat was still on the wire.)
     let changes = !this.#joined;
+    let membershipChanges = !this.#joined;
     for (const node of this.#nodes) {
       node.pendingWeight = node.announcedWeight;
       if (node.pendingWeight !== node.weight) changes = true;
     }
     this.#lockedWeight = this.#weight;
     const self = this.self!;
+    this.#noteAnnounced(self, this.#lockedWeight);
     self.announcedWeight = this.#lockedWeight;
     self.status = NodeStatus.OK;
     const joining: MemberNode[] = [];
@@ -425,7 +452,7 @@ export class Membership {
       if (node.self) continue;
       if (node.status === NodeStatus.JOINING) {
         joining.push(node);
-        changes = true;
+        membershipChanges = true;
       }
       node.status = NodeStatus.WAITING_HEARTBEAT;
     }
@@ -439,15 +466,23 @@ export class Membership {
     if (!this.#joined && !this.#stateArrived && this.#nodes.some((n) => !n.self && n.joined)) {
       this.#awaitingStateUntil = now + this.#opts.stateWaitMs;
     }
-    this.#setChangesView(changes);
+    this.#setChangesView(changes || membershipChanges, membershipChanges);
     this.#send(MessageType.HEARTBEAT, 'cluster', this.#lockedWeight);
   }
 
+  /** A second weight announced before the first is applied makes the owner of no key certain. */
+  #noteAnnounced(node: MemberNode, weight: number): void {
+    if (isMember(node) && node.announcedWeight !== node.weight && weight !== node.announcedWeight) this.#weightsAmbiguous = true;
+  }
+
   #heard(node: MemberNode, weight: number): void {
-    if (weight > 0) node.announcedWeight = weight;
+    if (weight > 0) {
+      this.#noteAnnounced(node, weight);
+      node.announcedWeight = weight;
+    }
     // Known only since this round started: it enters the view through the next round.
     if (this.#round !== RoundState.CONVERGING || node.status === NodeStatus.JOINING) return;
-    if (node.status === NodeStatus.ASKED_RETRASM) this.#setChangesView(true);
+    if (node.status === NodeStatus.ASKED_RETRASM) this.#setChangesView(true, true);
     node.status = NodeStatus.OK;
   }
 
@@ -455,7 +490,7 @@ export class Membership {
     for (const node of [...this.#nodes]) {
       if (node.status === NodeStatus.WAITING_HEARTBEAT) {
         node.status = NodeStatus.ASKED_RETRASM;
-        this.#setChangesView(true); // a death is likely: hold new flows until it is settled
+        this.#setChangesView(true, true); // a death is likely: hold new flows until it is settled
         this.#send(MessageType.ASKRETRASM, node.mac);
       } else if (node.status === NodeStatus.ASKED_RETRASM) {
         this.#remove(node, 'missed-heartbeats', now);
@@ -480,6 +515,7 @@ export class Membership {
     this.#joined = true;
     this.#round = RoundState.IDLE;
     this.#roundChangesView = false;
+    this.#roundChangesMembership = false;
     this.#roundTimeoutAt = Number.POSITIVE_INFINITY;
     this.roundsCompleted++;
     // A weight announced in this round is applied by the next: start it as soon as the storm
@@ -490,7 +526,11 @@ export class Membership {
     if (changed || firstRound) this.#viewChanged();
   }
 
-  #setChangesView(changes: boolean): void {
+  #setChangesView(changes: boolean, membership = false): void {
+    if (membership && !this.#roundChangesMembership) {
+      this.#roundChangesMembership = true;
+      this.#viewChanged();
+    }
     if (changes && !this.#roundChangesView) {
       this.#roundChangesView = true;
       this.#viewChanged();
@@ -506,6 +546,8 @@ export class Membership {
     self.incarnation = this.#incarnation;
     this.#round = RoundState.IDLE;
     this.#roundChangesView = false;
+    this.#roundChangesMembership = false;
+    this.#weightsAmbiguous = false;
     this.#roundStartedAt = Number.NEGATIVE_INFINITY;
     this.#beginJoin(now);
     this.#viewChanged();

@@ -36,10 +36,10 @@ import { workerExecArgv } from '../workers/exec-argv.js';
  */
 const WEIGHT_HYSTERESIS = 0.05;
 /**
- * ...and at most once in this many heartbeats: every node holds new flows for about half a
- * heartbeat while a new weight is applied (see Membership's weightsInFlight), so a load
- * average drifting across the hysteresis must not do it every few rounds. Set by hand
- * (set_weight, weight_mode) it applies at once.
+ * ...and at most once in this many heartbeats: while a new weight is applied, the new flows
+ * it moves to another node wait (see Membership's weightsInFlight), so a load average
+ * drifting across the hysteresis must not do it every few rounds. Set by hand (set_weight,
+ * weight_mode) it applies at once.
  */
 const WEIGHT_MIN_INTERVAL_HEARTBEATS = 10;
 

@@ -90,16 +90,17 @@ export const TT_ENTRY_FLAGS_SHIFT = 17;
 export const TT_ENTRY_FLAGS_MASK = 0x7fff;
 
 // ---------------------------------------------------------------------------------------
-// Published view (src/shm/view.ts): 4 + 3 * VIEW_MAX_NODES Int32 words, every one accessed
+// Published view (src/shm/view.ts): 4 + 4 * VIEW_MAX_NODES Int32 words, every one accessed
 // with Atomics (seqlock: see view.ts for why plain accesses would not do).
 //
 //   word [0] GENERATION  odd while the writer is writing, even when stable
 //        [1] FLAGS       bit 0 = accepting (first convergence round complete)
 //        [2] SELF_ID     this node's stable id (u16)
 //        [3] NODE_COUNT  entries in use (0..VIEW_MAX_NODES)
-//        [4 + 3i]        node i: id (bits 0..15) | weight (bits 16..31)
-//        [5 + 3i]        node i: status (bits 0..7) | mac0 << 8 | mac1 << 16 | mac2 << 24
-//        [6 + 3i]        node i: mac3 | mac4 << 8 | mac5 << 16
+//        [4 + 4i]        node i: id (bits 0..15) | weight (bits 16..31)
+//        [5 + 4i]        node i: status (bits 0..7) | mac0 << 8 | mac1 << 16 | mac2 << 24
+//        [6 + 4i]        node i: mac3 | mac4 << 8 | mac5 << 16
+//        [7 + 4i]        node i: the weight it goes to (bits 0..15; = weight unless weights are pending)
 //   then the port rules' per-node parameters (cluster/port-rules.ts):
 //        [RULES]         rule slots in use (0..VIEW_MAX_RULE_SLOTS)
 //        [RULES + 1 + VIEW_RULE_WORDS * i + k]  node i: params of rules 2k (bits 0..15) and 2k+1
@@ -110,7 +111,7 @@ export const VIEW_FLAGS = 1;
 export const VIEW_SELF_ID = 2;
 export const VIEW_NODE_COUNT = 3;
 export const VIEW_NODES = 4;
-export const VIEW_NODE_WORDS = 3;
+export const VIEW_NODE_WORDS = 4;
 /** The default rule and 32 port rules (cluster/port-rules.ts MAX_RULE_SLOTS; a unit test keeps them equal). */
 export const VIEW_MAX_RULE_SLOTS = 33;
 export const VIEW_RULE_WORDS = (VIEW_MAX_RULE_SLOTS + 1) >> 1;

@@ -3,10 +3,11 @@
  * locks, under a seqlock.
  *
  *   Int32 words (layout.ts VIEW_*), VIEW_BYTES at byteOffset:
- *   | GENERATION | FLAGS | SELF_ID | NODE_COUNT | node 0: 3 words | node 1 | ... | node 63 |
+ *   | GENERATION | FLAGS | SELF_ID | NODE_COUNT | node 0: 4 words | node 1 | ... | node 63 |
  *     odd while    bit0 =                          [id | weight << 16]
  *     writing      accepting                       [status | mac0 << 8 | mac1 << 16 | mac2 << 24]
  *                                                  [mac3 | mac4 << 8 | mac5 << 16]
+ *                                                  [next weight]
  *
  *   then the port rules' per-node parameters (share | priority << 8, two to a word).
  *
@@ -47,8 +48,13 @@ export { VIEW_BYTES, VIEW_MAX_NODES, VIEW_MAX_RULE_SLOTS };
 
 /** FLAGS bit 0: the first convergence round is complete; actors may accept frames. */
 export const VIEW_FLAG_ACCEPTING = 1;
-/** FLAGS bit 1: a convergence round that changes the view is running; new flows wait for it. */
+/** FLAGS bit 1: the members are changing (or a weight twice); every new flow waits for the new view. */
 export const VIEW_FLAG_CHANGE_PENDING = 2;
+/**
+ * FLAGS bit 2: weights alone are changing, from `weights` to `nextWeights`: a new flow whose
+ * owner is the same under both is decided at once; the others wait for the new view.
+ */
+export const VIEW_FLAG_WEIGHTS_PENDING = 4;
 
 export interface PublishedView {
   /** Set by ViewReader.read (and returned by publish); ignored by publish. */
@@ -64,6 +70,8 @@ export interface PublishedView {
   /** Stable node ids, table order. */
   readonly ids: Uint16Array;
   readonly weights: Uint16Array;
+  /** The weights the view is going to (VIEW_FLAG_WEIGHTS_PENDING); equal to `weights` otherwise. */
+  readonly nextWeights: Uint16Array;
   /** Node status codes (the cluster state machine's enum). */
   readonly statuses: Uint8Array;
   /** 6 bytes per node, table order. */
@@ -84,6 +92,7 @@ export function createPublishedView(): PublishedView {
     nodeCount: 0,
     ids: new Uint16Array(VIEW_MAX_NODES),
     weights: new Uint16Array(VIEW_MAX_NODES),
+    nextWeights: new Uint16Array(VIEW_MAX_NODES),
     statuses: new Uint8Array(VIEW_MAX_NODES),
     macs: new Uint8Array(6 * VIEW_MAX_NODES),
     ruleSlots: 0,
@@ -126,6 +135,7 @@ export class ViewWriter {
     const w = this.w;
     const ids = view.ids;
     const weights = view.weights;
+    const nextWeights = view.nextWeights;
     const statuses = view.statuses;
     const macs = view.macs;
     Atomics.store(w, VIEW_GENERATION, (this.gen + 1) | 0);
@@ -138,6 +148,7 @@ export class ViewWriter {
       Atomics.store(w, b, (ids[i]! & 0xffff) | (weights[i]! << 16));
       Atomics.store(w, b + 1, (statuses[i]! & 0xff) | (macs[m]! << 8) | (macs[m + 1]! << 16) | (macs[m + 2]! << 24));
       Atomics.store(w, b + 2, macs[m + 3]! | (macs[m + 4]! << 8) | (macs[m + 5]! << 16));
+      Atomics.store(w, b + 3, nextWeights[i]!);
     }
     const slots = view.ruleSlots;
     if (!Number.isInteger(slots) || slots < 0 || slots > VIEW_MAX_RULE_SLOTS) throw new RangeError(`a view holds 0..${VIEW_MAX_RULE_SLOTS} rule slots, got ${slots}`);
@@ -177,6 +188,7 @@ export class ViewReader {
     const w = this.w;
     const ids = into.ids;
     const weights = into.weights;
+    const nextWeights = into.nextWeights;
     const statuses = into.statuses;
     const macs = into.macs;
     const params = into.ruleParams;
@@ -193,6 +205,7 @@ export class ViewReader {
         const w0 = Atomics.load(w, b);
         const w1 = Atomics.load(w, b + 1);
         const w2 = Atomics.load(w, b + 2);
+        nextWeights[i] = Atomics.load(w, b + 3);
         ids[i] = w0;
         weights[i] = w0 >>> 16;
         statuses[i] = w1;

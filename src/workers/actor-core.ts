@@ -9,10 +9,12 @@
  * node ids; an entry whose owner has left the view counts as untracked and is re-elected, so a
  * death takes effect the moment the view is published, before the purge message arrives.
  *
- * While a convergence round that changes the view is running (VIEW_FLAG_CHANGE_PENDING), the
- * frames of untracked flows are held in a bounded queue (the oldest dropped and counted when
- * it is full) and decided with the new view once the round completes: electing them with the
- * old view would disagree with the nodes that already have the new one. Tracked flows go on.
+ * While the members change (VIEW_FLAG_CHANGE_PENDING), the frames of untracked flows are held
+ * in a bounded queue (the oldest dropped and counted when it is full) and decided with the new
+ * view once it is published: electing them with the old view would disagree with the nodes
+ * that already have the new one. While weights alone change (VIEW_FLAG_WEIGHTS_PENDING) only
+ * the flows whose owner differs between the current and the coming weights are held: for the
+ * others every node reaches the same owner whichever of the two it holds. Tracked flows go on.
  *
  *   hold queue: a ByteRing in this thread only; each record is a copy of the ring record
  *   (16-byte descriptor + vnet header + frame).
@@ -23,7 +25,7 @@ import { compileRules, type RuleSet } from '../cluster/port-rules.js';
 import { RuleElections } from '../cluster/rule-elections.js';
 import { DROP_FRAME, type Tracker } from '../handlers/handler.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
+import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
@@ -58,6 +60,8 @@ export class ActorCore {
   readonly #viewReader: ViewReader;
   readonly #view: PublishedView = createPublishedView();
   readonly #elections: RuleElections;
+  /** The elections under the weights the view goes to (VIEW_FLAG_WEIGHTS_PENDING). */
+  readonly #nextElections: RuleElections;
   readonly #handlerNames: readonly string[];
   readonly #handlerErrors: HandlerErrorLog | undefined;
   readonly #c: Float64Array;
@@ -71,6 +75,7 @@ export class ActorCore {
   #generation = -1;
   #accepting = false;
   #changePending = false;
+  #weightsPending = false;
   #selfId = 0;
   #now = 0;
 
@@ -80,7 +85,9 @@ export class ActorCore {
     this.#trackers = config.trackers;
     this.#viewReader = config.view;
     this.#c = config.counters;
-    this.#elections = new RuleElections((config.rules ?? compileRules([])).modes, config.createElection ?? (() => new RendezvousElection()));
+    const modes = (config.rules ?? compileRules([])).modes;
+    this.#elections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
+    this.#nextElections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
     this.#handlerErrors = config.handlerErrors;
     this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
@@ -99,7 +106,7 @@ export class ActorCore {
   processAvailable(nowSeconds: number): number {
     this.#now = nowSeconds;
     if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
-    if (this.#held > 0 && !this.#changePending) this.#releaseHeld();
+    if (this.#held > 0 && !this.#changePending && !this.#weightsPending) this.#releaseHeld();
     const ring = this.#ring;
     if (ring.beginRead() === 0) return 0;
     let count = 0;
@@ -195,7 +202,12 @@ export class ActorCore {
         this.#holdRecord(src, at);
         return;
       }
-      owner = this.#elections.electOwner((meta >>> 8) & 0xff, words[w + 2]!);
+      const rule = (meta >>> 8) & 0xff;
+      owner = this.#elections.electOwner(rule, words[w + 2]!);
+      if (mayHold && this.#weightsPending && this.#nextElections.electOwner(rule, words[w + 2]!) !== owner) {
+        this.#holdRecord(src, at);
+        return;
+      }
       if (owner < 0) {
         c[C.dropNoOwner]!++;
         return;
@@ -296,6 +308,10 @@ export class ActorCore {
     this.#selfId = view.selfId;
     this.#accepting = view.accepting;
     this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
+    this.#weightsPending = (view.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
+    if (this.#weightsPending) {
+      this.#nextElections.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.nextWeights, macs: view.macs, ruleParams: view.ruleParams });
+    }
     this.#generation = view.generation;
   }
 }

@@ -11,7 +11,7 @@
 import { Membership, NodeStatus, type MembershipAction } from '../cluster/membership.js';
 import { formatMac, parseMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
+import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { ControlChannel, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
@@ -242,7 +242,7 @@ export class ControlPlane {
     const view = this.#view;
     const nodes = membership.members;
     view.accepting = membership.accepting;
-    view.flags = membership.changePending ? VIEW_FLAG_CHANGE_PENDING : 0;
+    view.flags = membership.holdsAllNewFlows ? VIEW_FLAG_CHANGE_PENDING : membership.weightsPending ? VIEW_FLAG_WEIGHTS_PENDING : 0;
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;
     const slots = this.#rules.params.length;
@@ -250,6 +250,7 @@ export class ControlPlane {
     nodes.forEach((node, i) => {
       view.ids[i] = node.id;
       view.weights[i] = node.weight;
+      view.nextWeights[i] = node.announcedWeight;
       view.statuses[i] = 1;
       view.macs.set(parseMac(node.mac), i * 6);
       // Parameters count only from a node with the same rules: another rule set's slot k is

@@ -10,6 +10,7 @@ function sample(): PublishedView {
   v.nodeCount = 3;
   v.ids.set([3, 7, 9]);
   v.weights.set([100, 65535, 0]);
+  v.nextWeights.set([120, 65535, 1]);
   v.statuses.set([1, 4, 255]);
   v.macs.set([0x02, 0, 0, 0, 0, 0x03, 0x52, 0x54, 0, 0, 0, 0x07, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa]);
   return v;
@@ -43,6 +44,7 @@ test('a published view reads back field by field; generations go up by two', (t)
   t.is(into.nodeCount, 3);
   t.deepEqual([...into.ids.subarray(0, 3)], [3, 7, 9]);
   t.deepEqual([...into.weights.subarray(0, 3)], [100, 65535, 0]);
+  t.deepEqual([...into.nextWeights.subarray(0, 3)], [120, 65535, 1], 'the weights a pending change goes to');
   t.deepEqual([...into.statuses.subarray(0, 3)], [1, 4, 255]);
   t.deepEqual([...into.macs.subarray(0, 18)], [...v.macs.subarray(0, 18)]);
 

@@ -164,3 +164,28 @@ test('the hold queue is bounded: when full the oldest held frame is dropped and 
   t.deepEqual([...last.subarray(VNET + 26, VNET + 30)], [10, 0, 7, 50]);
   t.is(node.sink.written, held);
 });
+
+test('while weights alone change, only the sources the new weights move are held; the rest are decided at once and alike on every node', (t) => {
+  const frames = Array.from({ length: 300 }, (_, i) => ipFrame(`10.0.${7 + (i >> 8)}.${i & 0xff}`));
+  const nodes = [1, 2].map((id) => makeNode(id, frames, { actorCount: 1 }));
+  const before = { weights: [100, 100] };
+  const changing = { weights: [100, 100], nextWeights: [100, 300] }; // node 2 gets busier: fewer new clients
+  for (const n of nodes) publish(n, [1, 2], true, false, {}, changing);
+  for (const n of nodes) runAll(n);
+  // What each source's owner is under each set of weights, from a settled node of each kind.
+  const settledOld = [1, 2].map((id) => makeNode(id, frames, { actorCount: 1 }));
+  const settledNew = [1, 2].map((id) => makeNode(id, frames, { actorCount: 1 }));
+  for (const n of settledOld) publish(n, [1, 2], true, false, {}, before);
+  for (const n of settledNew) publish(n, [1, 2], true, false, {}, { weights: changing.nextWeights });
+  for (const n of [...settledOld, ...settledNew]) runAll(n);
+  const moved = settledNew[0]!.sink.written - settledOld[0]!.sink.written; // node 1 only gains
+  t.true(moved > 0 && moved < 150, `the new weights move some sources, not most: ${moved}`);
+  for (const n of nodes) t.is(n.actors[0]!.held, moved, `node ${n.id}: held exactly the moved sources`);
+  t.is(nodes[0]!.sink.written, settledOld[0]!.sink.written, 'node 1 took at once the sources it owns under both (all its old ones)');
+  t.is(nodes[1]!.sink.written, settledNew[1]!.sink.written, 'node 2 took at once the sources it owns under both');
+  for (const n of nodes) publish(n, [1, 2], true, false, {}, { weights: changing.nextWeights });
+  for (const n of nodes) n.actors[0]!.processAvailable(1000);
+  t.is(nodes[0]!.sink.written, settledNew[0]!.sink.written, 'node 1 ends with what the new weights give it');
+  t.is(nodes[1]!.sink.written, settledNew[1]!.sink.written);
+  t.is(nodes[0]!.sink.written + nodes[1]!.sink.written, frames.length, 'every source accepted once');
+});
