@@ -45,7 +45,7 @@ export interface ParsedFrame {
   l2: number;
   /** Offset of the IPv4 header. */
   l3: number;
-  /** Offset of the transport header (valid for the first fragment only). */
+  /** Offset of the transport header (valid only when firstFragment is true). */
   l4: number;
   /** Bytes from l2 to the end of the frame. */
   length: number;

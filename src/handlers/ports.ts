@@ -6,8 +6,8 @@
  *   keyHi = source port << 16 | destination port (40312 → 80    = 0x9d780050)
  *
  * keyHi is the transport header's first four bytes read big-endian, so it costs one read of
- * bytes already in the cache. Frames whose ports cannot be read (a non-first IP fragment, or a
- * transport header cut short) get the key (source IP, 0) and the PORTS_UNREADABLE frame flag:
+ * bytes already in the cache. Frames whose ports cannot be read (an IP fragment, the first one
+ * included, or a transport header cut short) get the key (source IP, 0) and the PORTS_UNREADABLE frame flag:
  * the trackers leave them untracked and the port rule's election decides them. Reading ports
  * out of a header we know is short would make up a connection that does not exist.
  */
@@ -23,7 +23,7 @@ export const PORTS_UNREADABLE = 8;
 
 /**
  * Writes the port key of `frame` into out[0] and out[1]; returns false (having written the key
- * (source IP, 0)) when the frame has no readable ports: not the first fragment, or fewer than
+ * (source IP, 0)) when the frame has no readable ports: a fragment (firstFragment false), or fewer than
  * `headerBytes` bytes of transport header inside the IP packet. The end is the IP total length,
  * not the frame's: Ethernet pads short frames to 60 bytes, and padding is not a header.
  */

@@ -8,7 +8,7 @@
  *   TCP_SYN       SYN set and ACK clear: a client opening a connection (a SYN+ACK is not one)
  *   TCP_FIN       FIN set
  *   TCP_RST       RST set
- *   TCP_FRAGMENT  no ports to read: a non-first IP fragment, or a TCP header shorter than its
+ *   TCP_FRAGMENT  no ports to read: an IP fragment (any, the first too), or a TCP header shorter than its
  *                 first 14 bytes (ports to flags). Key (source IP, 0); never tracked.
  *
  * Tracker, per frame (every node runs the same steps on the same frames, so their tables agree

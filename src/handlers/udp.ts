@@ -7,7 +7,7 @@
  * for UDP, so an application that keeps its NAT binding alive keeps its entry alive too.
  *
  * Key (ports.ts): keyLo = source IPv4, keyHi = source port << 16 | destination port.
- * Frame flags (out[2]): UDP_FRAGMENT when the ports cannot be read (a non-first IP fragment,
+ * Frame flags (out[2]): UDP_FRAGMENT when the ports cannot be read (an IP fragment, the first too,
  * or a UDP header shorter than its 8 bytes): key (source IP, 0), never tracked, decided by the
  * port rule's election.
  */

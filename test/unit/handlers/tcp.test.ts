@@ -28,7 +28,9 @@ const KEY_CASES: KeyCase[] = [
   { what: 'RST', frame: { tcpFlags: TH.RST }, key: [LO, HI, TCP_RST] },
   { what: 'RST+ACK', frame: { tcpFlags: TH.RST | TH.ACK }, key: [LO, HI, TCP_RST] },
   { what: 'ports 65535 → 443: keyHi is a u32 with its top bit set', frame: { sport: 65535, dport: 443, tcpFlags: TH.ACK }, key: [LO, 0xffff01bb, 0] },
-  { what: 'the first fragment (MF, offset 0) still has its ports', frame: { flags: IPF_MF, tcpFlags: TH.SYN }, key: [LO, HI, TCP_SYN] },
+  // The dispatcher marks every fragment, the first too, as not firstFragment (ParsedFrame), so
+  // all of a datagram's fragments get one key and land on one node.
+  { what: 'the first fragment (MF, offset 0), as the dispatcher hands it: no ports, like the later ones', frame: { flags: IPF_MF, tcpFlags: TH.SYN }, key: [LO, 0, TCP_FRAGMENT] },
   { what: 'a non-first fragment: no ports, key (source IP, 0)', frame: { fragOffset: 1480, sport: 1234, dport: 80 }, key: [LO, 0, TCP_FRAGMENT] },
   { what: 'a TCP header cut before its flags byte (13 bytes)', frame: { l4Length: 13, tcpFlags: undefined }, key: [LO, 0, TCP_FRAGMENT] },
   { what: 'a 4-byte TCP header padded to 60 bytes: the padding is not a header', frame: { l4Length: 4, padTo: 60 }, key: [LO, 0, TCP_FRAGMENT] },

