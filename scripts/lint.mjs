@@ -15,9 +15,9 @@ const ALLOWED = {
   cluster: ['cluster', 'net', 'errors.ts'],
   handlers: ['handlers', 'shm', 'net', 'cluster', 'errors.ts'],
   port: ['port', 'errors.ts'],
-  bond: ['bond', 'net', 'errors.ts'],
+  bond: ['bond', 'net', 'errors.ts', 'edit-distance.ts'],
   workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
-  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
+  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts', 'edit-distance.ts'],
   lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
   'index.ts': ['main', 'workers', 'cluster', 'errors.ts'],
 };

@@ -49,6 +49,7 @@ import { lnlbError } from '../errors.js';
 import { formatMac, isMulticastMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import { XMIT_POLICY_LAYER2, XMIT_POLICY_LAYER23, XMIT_POLICY_LAYER34, type XmitPolicyNumber } from './xmit-hash.js';
+import { editDistance } from '../edit-distance.js';
 
 // ---------------------------------------------------------------------------------------------
 // Value tables (the driver's names and numbers)
@@ -639,18 +640,6 @@ export function defaultBondOptions(): BondOptions {
 export interface BondOptionWarning {
   option: BondOptionName;
   message: string;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 function unknownOption(key: string): never {

@@ -16,6 +16,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, resolveDaemonOptions, type DaemonOptions } from './options.js';
+import { editDistance } from '../edit-distance.js';
 
 /** Read when `--config` is not given, if it exists. */
 export const DEFAULT_CONFIG_PATH = '/etc/lnlb/lnlb.conf';
@@ -49,18 +50,6 @@ function invalid(path: string, line: number | undefined, message: string, cause?
   throw lnlbError('LNLB_ERR_CONFIG_INVALID', `${path}${line === undefined ? '' : `:${line}`}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
-function levenshtein(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length]!;
-}
-
 /** The known key an unknown one was probably meant to be: `--vip`, `heartbeatMs`, `heartbeat`, `wokers`. */
 export function suggestKey(key: string): string | undefined {
   const norm = key
@@ -76,7 +65,7 @@ export function suggestKey(key: string): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(norm.length / 3)) + 1;
   for (const k of CONFIG_KEYS) {
-    const d = levenshtein(norm, k);
+    const d = editDistance(norm, k);
     if (d < bestDistance) [best, bestDistance] = [k, d];
   }
   return best;
