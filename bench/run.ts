@@ -19,6 +19,7 @@ import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
 import { benchThroughput } from './throughput.js';
 import { benchWeightChange } from './weight-change.js';
+import { ensureSystemTools } from '../src/lab/system-tools.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 interface Benchmark {
@@ -116,6 +117,15 @@ for (const a of args) if (a.startsWith('--') && a !== '--quick' && a !== '--only
 const selected = BENCHMARKS.filter((b) => only === undefined || only.includes(b.name));
 if (selected.some((b) => b.needsRoot) && process.getuid?.() !== 0) {
   usage(`${selected.filter((b) => b.needsRoot).map((b) => b.name).join(', ')} build network namespaces and need root (sudo npm run bench), or pick --only replay,disruption`);
+}
+// The namespace benchmarks run ping, curl, nft, iperf3, tshark and keepalived: installed here
+// as root, or the run stops now (a figure from a tool that did not run is no figure).
+if (selected.some((b) => b.needsRoot)) {
+  const missing = ensureSystemTools('bench');
+  if (missing !== undefined) {
+    console.error(missing);
+    process.exit(1);
+  }
 }
 
 const started = Date.now();

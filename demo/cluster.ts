@@ -6,6 +6,8 @@
 import { performance } from 'node:perf_hooks';
 import { ClusterLab, LAB_DAEMON_TIMING, VIP, type Served } from '../src/lab/cluster.js';
 import { sweepStale } from '../src/lab/netns.js';
+import { ensureSystemTools } from '../src/lab/system-tools.js';
+import { isLnlbError } from '../src/errors.js';
 
 const NODES = 3;
 const CLIENTS = 24;
@@ -13,6 +15,12 @@ const VICTIM = 'node2';
 
 if (process.getuid?.() !== 0) {
   console.error('npm run demo builds network namespaces and needs root: run sudo npm run demo');
+  process.exit(1);
+}
+// ping and curl make the figures below: the demo installs them (as root) or stops here.
+const missingTools = ensureSystemTools('demo');
+if (missingTools !== undefined) {
+  console.error(missingTools);
   process.exit(1);
 }
 
@@ -91,14 +99,19 @@ async function main(): Promise<void> {
     const ticker = process.stdout.isTTY
       ? setInterval(() => process.stdout.write(`\r  waiting ${((performance.now() - killedAt) / 1000).toFixed(1)} s`), 100)
       : undefined;
-    await cluster.killDaemon(VICTIM, 'SIGKILL');
-    const [icmp, takeover] = await Promise.all([
-      cluster.waitPingAnswered(orphans, VIP, killedAtEpoch, 15_000),
-      cluster.waitServedBy(orphans, survivors, killedAt, 15_000),
-    ]);
-    if (ticker !== undefined) {
-      clearInterval(ticker);
-      process.stdout.write('\r\x1b[K');
+    let icmp: Awaited<ReturnType<ClusterLab['waitPingAnswered']>>;
+    let takeover: Awaited<ReturnType<ClusterLab['waitServedBy']>>;
+    try {
+      await cluster.killDaemon(VICTIM, 'SIGKILL');
+      [icmp, takeover] = await Promise.all([
+        cluster.waitPingAnswered(orphans, VIP, killedAtEpoch, 15_000),
+        cluster.waitServedBy(orphans, survivors, killedAt, 15_000),
+      ]);
+    } finally {
+      if (ticker !== undefined) {
+        clearInterval(ticker);
+        process.stdout.write('\r\x1b[K');
+      }
     }
     if (takeover.unanswered.length > 0) say(`  still unanswered after 15 s: ${takeover.unanswered.join(', ')}`);
     say(`  failover: every client of ${VICTIM} gets ping replies again ${(icmp.worstMs / 1000).toFixed(2)} s after SIGKILL,`);
@@ -117,7 +130,8 @@ async function main(): Promise<void> {
   } catch (error) {
     if (interrupted) return;
     console.error(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}`);
-    console.error(cluster.logTails(10));
+    // A tool that did not run says all there is to say; the daemons' logs would only distract.
+    if (!(isLnlbError(error) && error.code === 'LNLB_ERR_LAB_TOOL')) console.error(cluster.logTails(10));
     process.exitCode = 1;
   } finally {
     step('Removing the lab');

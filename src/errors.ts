@@ -37,6 +37,8 @@ export const ErrorCodes = {
   LNLB_ERR_WORKER_FAILED: 'worker thread failed',
   /** A namespace lab (demo, tests, bench) could not be built. */
   LNLB_ERR_LAB_SETUP: 'lab setup failed',
+  /** A system tool the demo, a test or the bench runs (ping, curl) did not run or failed as a program: its figure is unknown, never made up. */
+  LNLB_ERR_LAB_TOOL: 'lab tool failed',
   /** The control-plane key file is readable or writable by group or others. */
   LNLB_ERR_AUTH_KEY_MODE: 'key file permissions too open',
   /** The control-plane key file cannot be read, is not a regular file, or is too short or too long. */

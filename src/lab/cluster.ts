@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { lnlbError } from '../errors.js';
 import { Lab, hasExited, tail, waitExit, type LabProcess } from './netns.js';
+import { checkToolRan } from './system-tools.js';
 import type { StatusJson } from '../main/admin-protocol.js';
 
 export const VIP = '10.0.0.100';
@@ -181,6 +182,7 @@ export class ClusterLab {
     if (options.connectTimeoutS !== undefined) argv.push('--connect-timeout', String(options.connectTimeoutS));
     const result = await this.lab.exec('client', [...argv, url], { timeoutMs: maxTimeS * 1000 + 5000 });
     if (result.code === 0) return { ok: true, body: result.stdout };
+    checkToolRan('curl', result);
     return { ok: false, error: `curl exit ${result.code}: ${result.stderr.trim()}` };
   }
 
@@ -239,6 +241,7 @@ export class ClusterLab {
         // With -w, `-c 1` means "until one reply": ping keeps sending every -i until then.
         const argv = ['ping', '-n', '-D', '-c', '1', '-i', '0.02', '-w', deadlineS, '-I', source, target];
         const result = await this.lab.exec('client', argv, { timeoutMs: timeoutMs + 5000 });
+        checkToolRan('ping', result);
         const stamp = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(result.stdout);
         if (stamp?.[1] !== undefined) firstReplyMs.set(source, Number(stamp[1]) * 1000 - sinceEpochMs);
       }),
@@ -252,6 +255,7 @@ export class ClusterLab {
     const deadlineS = Math.ceil(count * 0.2) + 3;
     const argv = ['ping', '-n', '-c', String(count), '-i', '0.2', '-w', String(deadlineS), '-I', sourceIp, target];
     const result = await this.lab.exec('client', argv, { timeoutMs: deadlineS * 1000 + 5000 });
+    checkToolRan('ping', result);
     return parsePing(result.stdout + result.stderr);
   }
 
