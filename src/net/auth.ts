@@ -27,20 +27,70 @@
  *   receiver drops unsigned frames (UNSIGNED), an unkeyed one drops signed frames
  *   (UNEXPECTED_SIGNATURE), and the counters tell the operator which side lacks the key.
  *
- * - **The sequence starts at the sender's wall clock: now() in ms × 2^22**, then +1 per
- *   message (high word = ms >> 10, low word = (ms & 1023) << 22). A restarted sender is
- *   ahead of everything it sent before as long as (a) its clock did not step back across
- *   the restart and (b) it sent fewer than 2^22 messages per millisecond of its previous
- *   life, which no control plane does; so receivers accept it with no handshake and no
- *   state on disk (WireGuard's TAI64N timestamp makes the same bet). A random 32-bit high
- *   word was rejected: it is no more secret (the sequence travels in clear, the MAC is the
- *   protection), and a restart lands *below* the previous incarnation half the time, where
- *   the replay window must drop it, so the restarted node would be shut out, or receivers
- *   would need a "restart" rule that an attacker could also trigger by replaying an old
- *   frame. The cost of the clock: a sender whose clock stepped back across a restart is
- *   dropped as REPLAYED until its clock passes its old sequence; the REPLAYED counter shows
- *   it and `forget(mac)` (an operator action) clears the sender's window. The high word
- *   overflows in the year 2109.
+ * - **The sequence is the sender's wall clock at every seal: max(previous + 1, now in ms ×
+ *   2^22)** (high word = ms >> 10, low word = (ms & 1023) << 22, the low 22 bits a counter
+ *   within one millisecond). So every sequence says when its message was sealed
+ *   (sequenceTimeMs), and a restarted sender is ahead of everything it sent before as long
+ *   as its clock did not step back across the restart: receivers accept it with no
+ *   handshake and no state on disk (WireGuard's TAI64N timestamp makes the same bet). The
+ *   max() means a clock stepping back while the sender runs never lowers its sequence (one
+ *   exception, case 2 below). A random 32-bit high word was rejected: it is no more secret
+ *   (the sequence travels in clear, the MAC is the protection), it says nothing about age,
+ *   and a restart lands *below* the previous incarnation half the time, where the replay
+ *   window must drop it. The high word overflows in the year 2109.
+ *
+ * - **Receivers check the time before the window.** open() compares the sequence's time with
+ *   its own clock: older than now − T is STALE, newer than now + T is FUTURE (each counted),
+ *   checked after the MAC (only genuine frames reach it, so the counters describe clocks,
+ *   not forgers) and before the replay window, which never records a sequence outside ±T.
+ *   So a receiver with no window for a sender (just restarted, or the sender evicted) still
+ *   refuses a captured frame older than T. T is `clockToleranceMs`, default 60 s: hosts on
+ *   NTP agree within milliseconds, so T is not about sync accuracy but about how long a
+ *   host without NTP keeps working (a PC clock drifts up to ~2 s a day: a month at 60 s)
+ *   against what T costs: a receiver with no window for a sender accepts a replay of that
+ *   sender's frames sealed within the last T, and a sender restarted with its clock set
+ *   back by d < T is refused for up to d (case 3). Infinity turns the check off (a
+ *   restarted receiver then accepts any old frame, as before issue 12). Every node should
+ *   use the same T: a sender uses its own T in case 2.
+ *
+ *   How each clock accident recovers, with no operator (receiver's clock right unless said):
+ *   1. A running sender's clock steps back by d <= T: its sequence stays at the old top (+1 a
+ *      message) until the clock passes it; receivers see its time stand still for d, never
+ *      more than T behind: nothing is refused.
+ *   2. A running sender's clock steps back by d > T: either the old clock was more than T
+ *      ahead (every receiver refused its frames as FUTURE and recorded nothing) or the new
+ *      one is more than T behind (STALE whatever it sends). Staying at the old top would keep
+ *      it FUTURE for d (an hour for a clock kept in local time, then fixed by NTP), so the
+ *      sender restarts its sequence at its clock (counted in `sequenceResets`): accepted at
+ *      once in the first case; in the second, STALE until NTP fixes its clock, when the
+ *      sequence jumps forward with the clock and is accepted. In between (the old clock
+ *      ahead and the new one behind, each by at most T) receivers hold a top up to d above
+ *      the new sequences: REPLAYED for up to d (< 2T), as in 3.
+ *   3. A sender restarts with its clock set back by d <= T: receivers still hold the window
+ *      of its previous life, whose top is up to d above its new sequences: REPLAYED until its
+ *      clock passes that top, at most d minus the restart time (< T), then accepted. This
+ *      wait cannot be cut safely: the receiver cannot tell these frames from replays of the
+ *      previous life's last d, which is what the window is for. `forget(mac)` ends it at once
+ *      for an operator in a hurry; nothing needs it to recover.
+ *   4. A sender restarts with its clock set back by d > T: if its new clock is more than T
+ *      behind, STALE until NTP fixes it, then accepted; if its old clock was more than T
+ *      ahead, nothing was recorded (as in 2): accepted at once; in between, as in 3, for up
+ *      to d (< 2T).
+ *   5. A sender's clock is wrong by more than T and then fixed by NTP: while wrong, STALE or
+ *      FUTURE at every receiver (its counters and the sender's MAC name the problem), nothing
+ *      recorded; fixed forward: the sequence jumps with the clock; fixed backward: case 2.
+ *      Accepted as soon as the clock is right.
+ *   6. The receiver's clock steps by e: e <= T changes nothing. More: every sender is STALE
+ *      (stepped forward) or FUTURE (back) until NTP fixes it, then accepted. A window
+ *      recorded while the receiver's clock was ahead can be more than T ahead of its clock
+ *      afterwards (the whole cluster booted an hour ahead, then NTP fixed each node in turn):
+ *      a window whose top is more than T ahead of now came from a clock that was wrong, and
+ *      it is dropped on the sender's next genuine in-tolerance frame (counted in
+ *      `windowsDropped`) instead of refusing the sender as REPLAYED until the receiver's
+ *      clock reaches that top. The cost: frames sealed an hour ago by a clock an hour ahead
+ *      look current now, and a receiver that dropped the window accepts one of them; a
+ *      restarted receiver would too. Clocks kept within T (NTP) are what make the clock a
+ *      replay defence.
  *
  * - **HMAC-SHA256 truncated to 128 bits** (HMAC-SHA-256-128, as IPsec uses it, RFC 4868;
  *   RFC 2104 §5 allows truncation to half the output). A forger can only guess on line,
@@ -57,14 +107,16 @@
  * - **Replay window** per sender MAC, as IPsec's (RFC 4303 §3.4.3): the highest sequence
  *   seen and a 64-bit bitmap of the 64 sequences at and below it. Newer: accepted, window
  *   slides. Inside the window and unseen: accepted once (reordering). Seen or older than
- *   the window: REPLAYED. The window moves only after the MAC verified, so a forged frame
+ *   the window: REPLAYED. (The time check above comes first: a frame within T is what
+ *   reaches the window.) The window moves only after the MAC verified, so a forged frame
  *   cannot push it. Senders are kept in an LRU table of `maxSenders` (default 256, more
  *   than a cluster's nodes); only verified senders get an entry, so without the key nobody
  *   can fill it; an evicted sender (counted) starts a fresh window on its next frame.
  *
  * One ControlAuthenticator per control channel: it seals what the channel sends and opens
  * what it receives. Neither seal nor open allocates beyond what node:crypto's Hmac needs
- * (one Hmac object and one digest per message; the control plane is a low-rate path).
+ * (one Hmac object and one digest per message; the control plane is a low-rate path); each
+ * reads the wall clock once (the constructor's `now`, or the `nowMs` argument).
  * Only loadKeyFile does I/O.
  */
 import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
@@ -87,9 +139,15 @@ export const MAX_KEY_FILE_BYTES = 4096;
 /** Replay window width, in sequences (a bitmap of two u32). */
 export const REPLAY_WINDOW = 64;
 export const DEFAULT_MAX_SENDERS = 256;
+/**
+ * How far a sequence's time may lie from the receiver's clock, either way (see the module
+ * comment: NTP-synced hosts agree within ms; 60 s keeps a host without NTP working for weeks
+ * and bounds what a receiver with no window for a sender can be replayed).
+ */
+export const DEFAULT_CLOCK_TOLERANCE_MS = 60_000;
 
 const HKDF_INFO = 'lnlb control-mac v1';
-/** 2^22: sequence steps per millisecond of the sender's clock at start-up. */
+/** 2^22: sequence steps per millisecond of the sender's clock. */
 const SEQ_PER_MS = 0x40_0000;
 const TWO_32 = 0x1_0000_0000;
 
@@ -106,6 +164,10 @@ export enum AuthVerdict {
   REPLAYED = 4,
   /** No room for a header, a trailer past the bytes received, or nonsense offsets. */
   MALFORMED = 5,
+  /** Genuine, but sealed more than clockToleranceMs before the receiver's now (an old capture, or a clock behind). */
+  STALE = 6,
+  /** Genuine, but sealed more than clockToleranceMs after the receiver's now (a clock ahead). */
+  FUTURE = 7,
 }
 
 export interface AuthCounters {
@@ -117,8 +179,14 @@ export interface AuthCounters {
   badMac: number;
   replayed: number;
   malformed: number;
+  stale: number;
+  future: number;
   /** Sender windows dropped to make room (LRU), not a verdict. */
   sendersEvicted: number;
+  /** Sender windows dropped because their top was more than the tolerance ahead of now (case 6), not a verdict. */
+  windowsDropped: number;
+  /** Times this sender restarted its sequence at its clock, which stepped back by more than the tolerance (case 2). */
+  sequenceResets: number;
 }
 
 export function authVerdictName(v: AuthVerdict): string {
@@ -128,12 +196,24 @@ export function authVerdictName(v: AuthVerdict): string {
 export interface ControlAuthenticatorOptions {
   /** Sender windows kept (LRU). Default 256. */
   maxSenders?: number;
+  /**
+   * Most milliseconds a sequence's time may lie before or after the receiver's clock
+   * (STALE, FUTURE); also how far the sender's own clock may step back before it restarts
+   * its sequence at the clock. A positive number, or Infinity for no check. Default 60 000.
+   */
+  clockToleranceMs?: number;
+}
+
+/** The wall-clock time (ms since the epoch, whole) a sequence (high, low word) was sealed at. */
+export function sequenceTimeMs(hi: number, lo: number): number {
+  return hi * 1024 + (lo >>> 22);
 }
 
 /**
  * Seals outgoing and opens incoming control messages. `key` undefined: an unkeyed node,
  * whose seal() is the identity and whose open() accepts only unsigned messages.
- * `now` (ms, default Date.now) is read once, for the first sequence.
+ * `now` is the wall clock (ms since the epoch, default Date.now): read at construction (the
+ * first sequence) and by every seal() and open() not given their `nowMs`.
  */
 export class ControlAuthenticator {
   readonly counters: AuthCounters = {
@@ -144,10 +224,17 @@ export class ControlAuthenticator {
     badMac: 0,
     replayed: 0,
     malformed: 0,
+    stale: 0,
+    future: 0,
     sendersEvicted: 0,
+    windowsDropped: 0,
+    sequenceResets: 0,
   };
 
   readonly #key: KeyObject | undefined;
+  readonly #now: () => number;
+  readonly #toleranceMs: number;
+  // The next sequence to send (high, low word): max(last sent + 1, clock) at every seal.
   #seqHi = 0;
   #seqLo = 0;
 
@@ -173,14 +260,17 @@ export class ControlAuthenticator {
     this.#win = new Uint32Array(4 * maxSenders);
     this.#prev = new Int32Array(maxSenders);
     this.#next = new Int32Array(maxSenders);
+    const tolerance = options.clockToleranceMs ?? DEFAULT_CLOCK_TOLERANCE_MS;
+    if (!(tolerance > 0)) throw new RangeError(`clockToleranceMs must be a positive number of milliseconds or Infinity, got ${tolerance}`);
+    this.#toleranceMs = tolerance;
+    this.#now = now;
     if (key === undefined) {
       this.#key = undefined;
       return;
     }
     if (key.length < MIN_KEY_BYTES) throw new RangeError(`a control-plane key needs at least ${MIN_KEY_BYTES} bytes, got ${key.length}`);
     this.#key = createSecretKey(Buffer.from(hkdfSync('sha256', key, new Uint8Array(0), HKDF_INFO, 32)));
-    const ms = Math.floor(now());
-    if (!Number.isSafeInteger(ms) || ms < 0 || ms / 1024 >= TWO_32) throw new RangeError(`now() must give milliseconds since the epoch, got ${ms}`);
+    const ms = wholeMs(now());
     this.#seqHi = Math.floor(ms / 1024);
     this.#seqLo = ((ms % 1024) * SEQ_PER_MS) >>> 0;
   }
@@ -189,14 +279,20 @@ export class ControlAuthenticator {
     return this.#key !== undefined;
   }
 
+  /** The tolerance open() applies (Infinity: none). */
+  get clockToleranceMs(): number {
+    return this.#toleranceMs;
+  }
+
   /**
    * Appends the trailer to the message at frame[msgOff, msgOff+msgLen) (header + data, as
    * encodeMessage returned it, before any Ethernet padding), sets FLAG_AUTHENTICATED and
    * returns the new message length (msgLen + 24). Unkeyed: returns msgLen, frame untouched.
+   * `nowMs`: the wall clock (default: the constructor's `now`), which the sequence follows.
    * Throws a RangeError on a programming error: msgLen is not 28 + dataLength, the flag is
-   * already set, no room for the trailer.
+   * already set, no room for the trailer, a clock that is not ms since the epoch.
    */
-  seal(frame: Uint8Array, msgOff: number, msgLen: number, srcMac: Uint8Array, dstMac: Uint8Array): number {
+  seal(frame: Uint8Array, msgOff: number, msgLen: number, srcMac: Uint8Array, dstMac: Uint8Array, nowMs?: number): number {
     if (this.#key === undefined) return msgLen;
     if (!Number.isInteger(msgOff) || msgOff < 0 || msgLen < MESSAGE_HEADER_LENGTH || msgOff + msgLen > frame.length) {
       throw new RangeError(`no cluster message at [${msgOff}, +${msgLen}) in a ${frame.length}-byte buffer`);
@@ -213,6 +309,7 @@ export class ControlAuthenticator {
     }
     checkMac(srcMac);
     checkMac(dstMac);
+    this.#followClock(wholeMs(nowMs ?? this.#now()));
     writeU32(frame, msgOff + MSG_OFF_FLAGS, (flags | FLAG_AUTHENTICATED) >>> 0);
     writeU32(frame, t, this.#seqHi);
     writeU32(frame, t + 4, this.#seqLo);
@@ -226,9 +323,11 @@ export class ControlAuthenticator {
   /**
    * Checks the message at frame[msgOff, msgOff+msgLen) (msgLen may include Ethernet padding)
    * received from srcMac for dstMac, and counts the verdict. On OK the message is what
-   * decodeMessage should read (the trailer looks like padding to it). Never throws.
+   * decodeMessage should read (the trailer looks like padding to it). `nowMs`: the
+   * receiver's wall clock (default: the constructor's `now`); a clock that is not a number
+   * makes every signed message STALE. Never throws.
    */
-  open(frame: Uint8Array, msgOff: number, msgLen: number, srcMac: Uint8Array, dstMac: Uint8Array): AuthVerdict {
+  open(frame: Uint8Array, msgOff: number, msgLen: number, srcMac: Uint8Array, dstMac: Uint8Array, nowMs?: number): AuthVerdict {
     const c = this.counters;
     if (
       !Number.isInteger(msgOff) ||
@@ -267,7 +366,23 @@ export class ControlAuthenticator {
       c.badMac++;
       return AuthVerdict.BAD_MAC;
     }
-    if (!this.#accept(macToNumber(srcMac, 0), readU32(frame, t), readU32(frame, t + 4))) {
+    const hi = readU32(frame, t);
+    const lo = readU32(frame, t + 4);
+    const now = nowMs ?? this.#now();
+    const tolerance = this.#toleranceMs;
+    if (tolerance !== Infinity) {
+      const sealedAt = sequenceTimeMs(hi, lo);
+      // Written so that a NaN clock fails the first test.
+      if (!(sealedAt >= now - tolerance)) {
+        c.stale++;
+        return AuthVerdict.STALE;
+      }
+      if (sealedAt > now + tolerance) {
+        c.future++;
+        return AuthVerdict.FUTURE;
+      }
+    }
+    if (!this.#accept(macToNumber(srcMac, 0), hi, lo, now)) {
       c.replayed++;
       return AuthVerdict.REPLAYED;
     }
@@ -276,10 +391,12 @@ export class ControlAuthenticator {
   }
 
   /**
-   * Drops the replay window of one sender: its next genuine message is accepted whatever
-   * its sequence, and so would be a replay of its older ones until then. For an operator
-   * whose node restarted with a clock set back; not for LEAVE or death, where keeping the
-   * window is what stops an old HEARTBEAT from bringing the node back.
+   * Drops the replay window of one sender: its next genuine message within the clock
+   * tolerance is accepted whatever its sequence, and so would be a replay of its older ones
+   * from within the tolerance. Nothing needs it to recover (module comment, case 3: a sender
+   * restarted with its clock set back by d is accepted again after d); it only cuts that wait
+   * short. Not for LEAVE or death, where keeping the window is what stops an old HEARTBEAT
+   * from bringing the node back.
    */
   forget(srcMac: Uint8Array): boolean {
     const slot = this.#slotOf.get(macToNumber(srcMac, 0));
@@ -316,6 +433,22 @@ export class ControlAuthenticator {
     return [this.#seqHi, this.#seqLo];
   }
 
+  /** Moves the next sequence up to the clock (max), or back to it after a step back of more than the tolerance. */
+  #followClock(ms: number): void {
+    const hi = Math.floor(ms / 1024);
+    const lo = ((ms % 1024) * SEQ_PER_MS) >>> 0;
+    if (hi > this.#seqHi || (hi === this.#seqHi && lo > this.#seqLo)) {
+      this.#seqHi = hi;
+      this.#seqLo = lo;
+    } else if (sequenceTimeMs(this.#seqHi, this.#seqLo) - ms > this.#toleranceMs) {
+      // Case 2 of the module comment: what was sent from the old top on is refused by every
+      // receiver whose clock is right, so follow the clock down.
+      this.#seqHi = hi;
+      this.#seqLo = lo;
+      this.counters.sequenceResets++;
+    }
+  }
+
   #advance(): void {
     this.#seqLo = (this.#seqLo + 1) >>> 0;
     if (this.#seqLo === 0) {
@@ -333,21 +466,25 @@ export class ControlAuthenticator {
     return h.digest();
   }
 
-  /** The replay check and window update (RFC 4303 §3.4.3); true if (hi, lo) is new. */
-  #accept(mac: number, hi: number, lo: number): boolean {
+  /**
+   * The replay check and window update (RFC 4303 §3.4.3); true if (hi, lo) is new. (hi, lo)
+   * is within the tolerance of nowMs; a window whose top is not (case 6) starts afresh.
+   */
+  #accept(mac: number, hi: number, lo: number, nowMs: number): boolean {
     let slot = this.#slotOf.get(mac);
     const w = this.#win;
     if (slot === undefined) {
       slot = this.#allocate(mac);
-      const b = 4 * slot;
-      w[b] = hi;
-      w[b + 1] = lo;
-      w[b + 2] = 1;
-      w[b + 3] = 0;
+      startWindow(w, 4 * slot, hi, lo);
       return true;
     }
     this.#touch(slot);
     const b = 4 * slot;
+    if (sequenceTimeMs(w[b]!, w[b + 1]!) > nowMs + this.#toleranceMs) {
+      startWindow(w, b, hi, lo);
+      this.counters.windowsDropped++;
+      return true;
+    }
     const dh = hi - w[b]!;
     // |dh| >= 2^20 is far outside the window either way; below that the difference is exact.
     const d = dh >= 0x10_0000 ? Infinity : dh <= -0x10_0000 ? -Infinity : dh * TWO_32 + (lo - w[b + 1]!);
@@ -413,6 +550,20 @@ export class ControlAuthenticator {
     if (n >= 0) this.#prev[n] = p;
     else this.#tail = p;
   }
+}
+
+function startWindow(w: Uint32Array, b: number, hi: number, lo: number): void {
+  w[b] = hi;
+  w[b + 1] = lo;
+  w[b + 2] = 1;
+  w[b + 3] = 0;
+}
+
+/** A wall-clock reading as whole ms since the epoch, or a RangeError (a programming error). */
+function wholeMs(now: number): number {
+  const ms = Math.floor(now);
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms / 1024 >= TWO_32) throw new RangeError(`the clock must give milliseconds since the epoch, got ${now}`);
+  return ms;
 }
 
 function checkMac(mac: Uint8Array): void {

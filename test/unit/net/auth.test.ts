@@ -6,13 +6,16 @@ import {
   AUTH_TRAILER_LENGTH,
   AuthVerdict,
   ControlAuthenticator,
+  DEFAULT_CLOCK_TOLERANCE_MS,
   FLAG_AUTHENTICATED,
   FLAGS_MASK,
   REPLAY_WINDOW,
   authVerdictName,
   loadKeyFile,
+  sequenceTimeMs,
   type AuthCounters,
 } from '../../../src/net/auth.js';
+import { readU32 } from '../../../src/net/bytes.js';
 import {
   DecodeResult,
   MESSAGE_HEADER_LENGTH,
@@ -59,7 +62,19 @@ function open(rx: ControlAuthenticator, f: Frame): AuthVerdict {
 }
 
 function rejects(c: AuthCounters): number {
-  return c.unsigned + c.unexpectedSignature + c.badMac + c.replayed + c.malformed;
+  return c.unsigned + c.unexpectedSignature + c.badMac + c.replayed + c.malformed + c.stale + c.future;
+}
+
+/** The wall-clock time a sealed frame's sequence says it was sealed at. */
+function sealedAt(f: Frame): number {
+  const t = ETH_HLEN + f.len - AUTH_TRAILER_LENGTH;
+  return sequenceTimeMs(readU32(f.buf, t), readU32(f.buf, t + 4));
+}
+
+/** A node's wall clock, set by the test. */
+class FakeClock {
+  constructor(public ms: number) {}
+  readonly now = (): number => this.ms;
 }
 
 test('a sealed message opens, keeps the LNLB header, and still decodes', (t) => {
@@ -199,7 +214,7 @@ test('the replay window agrees with a reference model over 20k random deliveries
   t.is(rx.counters.ok + rx.counters.replayed, 20_000);
 });
 
-test('a restarted sender is accepted; one whose clock went back is not, until forgotten', (t) => {
+test('a restarted sender is accepted; one whose clock went back waits, or is forgotten', (t) => {
   const rx = new ControlAuthenticator(KEY, () => T0);
   const first = new ControlAuthenticator(KEY, () => T0);
   for (let i = 0; i < 1000; i++) t.is(open(rx, frame(first)), AuthVerdict.OK);
@@ -214,6 +229,205 @@ test('a restarted sender is accepted; one whose clock went back is not, until fo
   t.false(rx.forget(A));
   t.is(open(rx, f), AuthVerdict.OK, 'the operator forgot the old window');
   t.is(open(rx, frame(wrongClock)), AuthVerdict.OK);
+});
+
+test('the sequence follows the clock at every seal, and a clock stepping back by less than the tolerance never lowers it (case 1)', (t) => {
+  const clock = new FakeClock(T0);
+  const tx = new ControlAuthenticator(KEY, clock.now);
+  const rxClock = new FakeClock(T0);
+  const rx = new ControlAuthenticator(KEY, rxClock.now);
+  const a = frame(tx);
+  const b = frame(tx);
+  t.is(sealedAt(a), T0);
+  t.is(sealedAt(b), T0, 'two seals in one millisecond: +1');
+  clock.ms = T0 + 5000.9;
+  t.is(sealedAt(frame(tx)), T0 + 5000, 'each message says when it was sealed (not the start time + n)');
+  // NTP steps the sender back 30 s: its sequence stands at T0 + 5000 (+1 a message) until the
+  // clock passes it; the receiver's clock moves on meanwhile and accepts every message.
+  clock.ms = T0 + 5000 - 30_000;
+  let sent = 0;
+  for (let s = 0; s <= 40; s++) {
+    rxClock.ms = T0 + 5000 + s * 1000;
+    clock.ms = T0 + 5000 - 30_000 + s * 1000;
+    const f = frame(tx);
+    t.is(sealedAt(f), Math.max(T0 + 5000, clock.ms), `${s} s after the step`);
+    t.is(open(rx, f), AuthVerdict.OK, `${s} s after the step`);
+    sent++;
+  }
+  t.is(rx.counters.ok, sent);
+  t.is(tx.counters.sequenceResets, 0);
+  // The nowMs arguments override the constructor's clock.
+  const g = { ...frame(undefined), buf: new Uint8Array(2048) };
+  writeEthernetHeader(g.buf, 0, CLUSTER_MAC, A, ETH_P_LNLB);
+  g.len = tx.seal(g.buf, ETH_HLEN, encodeMessage(g.buf, ETH_HLEN, { clusterIp: CLUSTER, type: MessageType.JOIN, messageId: 9 }), A, CLUSTER_MAC, T0 + 3_600_000);
+  t.is(sealedAt(g), T0 + 3_600_000);
+  t.is(rx.open(g.buf, ETH_HLEN, g.len, A, CLUSTER_MAC), AuthVerdict.FUTURE);
+  t.is(rx.open(g.buf, ETH_HLEN, g.len, A, CLUSTER_MAC, T0 + 3_600_000), AuthVerdict.OK);
+  t.throws(() => tx.seal(g.buf, ETH_HLEN, 28, A, CLUSTER_MAC, Number.NaN), { instanceOf: RangeError });
+});
+
+test('a restarted receiver refuses a captured frame older than the tolerance, before any window (STALE), and one from a clock ahead (FUTURE)', (t) => {
+  const tx = new ControlAuthenticator(KEY, () => T0);
+  const captured = frame(tx);
+  t.is(DEFAULT_CLOCK_TOLERANCE_MS, 60_000);
+  // The receiver restarted: no window for A.
+  t.is(open(new ControlAuthenticator(KEY, () => T0 + 60_000), captured), AuthVerdict.OK, 'exactly the tolerance old');
+  const late = new ControlAuthenticator(KEY, () => T0 + 60_001);
+  t.is(open(late, captured), AuthVerdict.STALE);
+  t.is(open(late, captured), AuthVerdict.STALE);
+  t.is(late.counters.stale, 2);
+  t.is(late.senders, 0, 'a frame outside the tolerance is never recorded');
+  const early = new ControlAuthenticator(KEY, () => T0 - 60_001);
+  t.is(open(early, captured), AuthVerdict.FUTURE);
+  t.is(early.counters.future, 1);
+  t.is(early.senders, 0);
+  t.is(open(new ControlAuthenticator(KEY, () => T0 - 60_000), captured), AuthVerdict.OK);
+  // A shorter tolerance, and none at all (as before issue 12).
+  t.is(open(new ControlAuthenticator(KEY, () => T0 + 1001, { clockToleranceMs: 1000 }), captured), AuthVerdict.STALE);
+  const off = new ControlAuthenticator(KEY, () => T0 + 86_400_000, { clockToleranceMs: Infinity });
+  t.is(off.clockToleranceMs, Infinity);
+  t.is(open(off, captured), AuthVerdict.OK, 'Infinity: a day-old frame passes the clock check');
+  t.is(open(off, captured), AuthVerdict.REPLAYED, 'and the window still works');
+  // A clock that is not a number refuses rather than accepts.
+  t.is(new ControlAuthenticator(KEY, () => T0).open(captured.buf, ETH_HLEN, captured.len, A, CLUSTER_MAC, Number.NaN), AuthVerdict.STALE);
+  // Forged frames are BAD_MAC whatever their time: the time is checked on genuine ones only.
+  const forged = { ...captured, buf: captured.buf.slice() };
+  forged.buf[ETH_HLEN + captured.len - 1]! ^= 1;
+  t.is(open(late, forged), AuthVerdict.BAD_MAC);
+  for (const bad of [0, -1, Number.NaN]) {
+    t.throws(() => new ControlAuthenticator(KEY, () => T0, { clockToleranceMs: bad }), { instanceOf: RangeError }, String(bad));
+  }
+  t.is(authVerdictName(AuthVerdict.FUTURE), 'FUTURE');
+});
+
+test('a sender restarted with its clock set back by less than the tolerance is accepted again after that much, by itself (case 3)', (t) => {
+  const rxClock = new FakeClock(T0);
+  const rx = new ControlAuthenticator(KEY, rxClock.now);
+  const old = new ControlAuthenticator(KEY, rxClock.now);
+  for (let s = 0; s < 10; s++, rxClock.ms += 1000) t.is(open(rx, frame(old)), AuthVerdict.OK);
+  // Down for 5 s; comes back with its clock 20 s behind the receiver's.
+  rxClock.ms += 5000;
+  const back = 20_000;
+  const txClock = new FakeClock(rxClock.ms - back);
+  const restarted = new ControlAuthenticator(KEY, txClock.now);
+  let firstOk = -1;
+  for (let ms = 0; ms <= 30_000; ms += 100) {
+    rxClock.ms += 100;
+    txClock.ms += 100;
+    const v = open(rx, frame(restarted));
+    if (v === AuthVerdict.OK && firstOk < 0) firstOk = ms;
+    if (firstOk < 0) t.is(v, AuthVerdict.REPLAYED, `${ms} ms after the restart`);
+    else t.is(v, AuthVerdict.OK, `${ms} ms after the restart`);
+  }
+  t.true(firstOk > 0 && firstOk <= back - 5000, `accepted ${firstOk} ms after the restart: the 20 s set back minus the 5 s down`);
+  t.is(rx.counters.stale + rx.counters.future, 0);
+});
+
+test('a sender whose clock was ahead by more than the tolerance and is fixed recovers at once, running or restarted (cases 2, 4, 5)', (t) => {
+  const rxClock = new FakeClock(T0);
+  const rx = new ControlAuthenticator(KEY, rxClock.now);
+  const txClock = new FakeClock(T0);
+  const tx = new ControlAuthenticator(KEY, txClock.now);
+  t.is(open(rx, frame(tx)), AuthVerdict.OK);
+  // Its clock jumps an hour ahead (local time in the RTC): FUTURE everywhere, nothing recorded.
+  txClock.ms += 3_600_000;
+  for (let s = 0; s < 10; s++, rxClock.ms += 1000, txClock.ms += 1000) t.is(open(rx, frame(tx)), AuthVerdict.FUTURE);
+  // NTP steps it back: staying above its old top would keep it FUTURE for an hour, so it
+  // restarts its sequence at its clock, and is accepted at once.
+  txClock.ms = rxClock.ms;
+  const fixed = frame(tx);
+  t.is(tx.counters.sequenceResets, 1);
+  t.is(sealedAt(fixed), rxClock.ms);
+  t.is(open(rx, fixed), AuthVerdict.OK);
+  rxClock.ms += 1000;
+  txClock.ms += 1000;
+  t.is(open(rx, frame(tx)), AuthVerdict.OK);
+  // A sender restarted with its clock fixed back an hour: the same, its old frames were never recorded.
+  rxClock.ms += 2000;
+  txClock.ms += 2000;
+  const restarted = new ControlAuthenticator(KEY, txClock.now);
+  t.is(open(rx, frame(restarted)), AuthVerdict.OK);
+
+  // A clock 5 minutes behind (case 5, other way): STALE until NTP steps it forward, then OK.
+  const behindClock = new FakeClock(rxClock.ms - 300_000);
+  const behind = new ControlAuthenticator(KEY, behindClock.now);
+  t.is(open(rx, frame(behind, {}, B)), AuthVerdict.STALE);
+  t.is(rx.counters.stale, 1);
+  // A running sender stepped back more than the tolerance by a wrong clock: STALE, and it
+  // follows the clock when NTP puts it right.
+  const txC = new ControlAuthenticator(KEY, behindClock.now);
+  behindClock.ms = rxClock.ms;
+  t.is(open(rx, frame(txC, {}, C)), AuthVerdict.OK);
+  behindClock.ms -= 300_000;
+  t.is(open(rx, frame(txC, {}, C)), AuthVerdict.STALE);
+  t.is(txC.counters.sequenceResets, 1);
+  behindClock.ms = rxClock.ms += 10;
+  t.is(open(rx, frame(txC, {}, C)), AuthVerdict.OK);
+  behindClock.ms = rxClock.ms;
+  t.is(open(rx, frame(behind, {}, B)), AuthVerdict.OK, 'B fixed too');
+});
+
+test("the receiver's clock stepping out of tolerance refuses everyone until fixed; a window left ahead by a wrong clock is dropped (case 6)", (t) => {
+  const rxClock = new FakeClock(T0);
+  const rx = new ControlAuthenticator(KEY, rxClock.now);
+  const txClock = new FakeClock(T0);
+  const tx = new ControlAuthenticator(KEY, txClock.now);
+  const tick = (ms: number): void => {
+    rxClock.ms += ms;
+    txClock.ms += ms;
+  };
+  t.is(open(rx, frame(tx)), AuthVerdict.OK);
+  tick(1000);
+  // Stepped back 30 s (within the tolerance): nothing changes.
+  rxClock.ms -= 30_000;
+  t.is(open(rx, frame(tx)), AuthVerdict.OK);
+  // Stepped back 2 minutes: FUTURE; then forward 2 minutes: STALE; fixed: OK.
+  rxClock.ms -= 90_000;
+  t.is(open(rx, frame(tx)), AuthVerdict.FUTURE);
+  rxClock.ms += 240_000;
+  tick(1);
+  t.is(open(rx, frame(tx)), AuthVerdict.STALE);
+  rxClock.ms = txClock.ms;
+  tick(1);
+  t.is(open(rx, frame(tx)), AuthVerdict.OK);
+  t.is(rx.counters.windowsDropped, 0);
+
+  // The cluster booted an hour ahead; both nodes exchange frames, then NTP fixes the
+  // receiver first (the sender is FUTURE), then the sender (which restarts its sequence).
+  const hour = 3_600_000;
+  const rx2Clock = new FakeClock(T0 + hour);
+  const rx2 = new ControlAuthenticator(KEY, rx2Clock.now);
+  const tx2Clock = new FakeClock(T0 + hour);
+  const tx2 = new ControlAuthenticator(KEY, tx2Clock.now);
+  const recorded: Frame[] = [];
+  for (let s = 0; s < 5; s++, rx2Clock.ms += 1000, tx2Clock.ms += 1000) {
+    const f = frame(tx2);
+    recorded.push(f);
+    t.is(open(rx2, f), AuthVerdict.OK);
+  }
+  rx2Clock.ms -= hour;
+  t.is(open(rx2, frame(tx2)), AuthVerdict.FUTURE);
+  tx2Clock.ms -= hour;
+  const first = frame(tx2);
+  t.is(tx2.counters.sequenceResets, 1);
+  t.is(open(rx2, first), AuthVerdict.OK, 'not REPLAYED for an hour');
+  t.is(rx2.counters.windowsDropped, 1);
+  rx2Clock.ms += 1000;
+  tx2Clock.ms += 1000;
+  t.is(open(rx2, frame(tx2)), AuthVerdict.OK);
+  t.is(open(rx2, first), AuthVerdict.REPLAYED, 'the new window works');
+  t.is(open(rx2, recorded[0]!), AuthVerdict.FUTURE, 'the old frames are an hour ahead now');
+  t.is(rx2.counters.windowsDropped, 1);
+
+  // A window ahead of the receiver by less than the tolerance is kept: its replays stay refused.
+  const rx3Clock = new FakeClock(T0);
+  const rx3 = new ControlAuthenticator(KEY, rx3Clock.now);
+  const ahead = new ControlAuthenticator(KEY, () => T0 + 50_000);
+  const f = frame(ahead);
+  t.is(open(rx3, f), AuthVerdict.OK);
+  rx3Clock.ms -= 5000;
+  t.is(open(rx3, f), AuthVerdict.REPLAYED);
+  t.is(rx3.counters.windowsDropped, 0);
 });
 
 test('keyed and unkeyed nodes refuse each other, and say which side lacks the key', (t) => {
