@@ -75,7 +75,8 @@ async function main(): Promise<void> {
     interrupted = true;
   });
   try {
-    step(`Starting lnlbd on ${cluster.nodes.join(', ')}: VIP ${VIP} on eth0, ${LAB_DAEMON_TIMING.join(' ')}`);
+    step(`Starting lnlbd on ${cluster.nodes.join(', ')}: VIP ${VIP} on eth0, ${LAB_DAEMON_TIMING.join(' ')}, --key-file ${cluster.keyFile}`);
+    say('  (a key made for this run with lnlbctl genkey, the same file for every node; removed with the lab)');
     for (const node of cluster.nodes) cluster.startDaemon(node);
     const convergedMs = await cluster.waitConverged(cluster.nodes, 20_000);
     say(`  converged after ${convergedMs.toFixed(0)} ms`);

@@ -41,8 +41,20 @@ export const ErrorCodes = {
   LNLB_ERR_LAB_TOOL: 'lab tool failed',
   /** The control-plane key file is readable or writable by group or others. */
   LNLB_ERR_AUTH_KEY_MODE: 'key file permissions too open',
-  /** The control-plane key file cannot be read, is not a regular file, or is too short or too long. */
+  /** The control-plane key file cannot be read, is not a regular file (a FIFO, a symbolic link, a directory), or is too short or too long. */
   LNLB_ERR_AUTH_KEY_INVALID: 'key file unusable',
+  /** The control-plane key file is owned by another user than the daemon's (or root): that user could change the cluster's key. */
+  LNLB_ERR_AUTH_KEY_OWNER: 'key file owned by another user',
+  /**
+   * A cluster interface was asked for (lnlbd's flags or config file, `lnlbctl addif`,
+   * `createNode`) without a key (`--key-file`, `key-file`, `keyFile`) and without the explicit
+   * opt-out `--insecure-no-auth`; nothing was created. Make a key with `lnlbctl genkey PATH`.
+   */
+  LNLB_ERR_AUTH_KEY_MISSING: 'cluster key missing',
+  /** `lnlbctl genkey` refused to overwrite an existing file (give `--force` to replace it). */
+  LNLB_ERR_AUTH_KEY_EXISTS: 'key file exists',
+  /** `lnlbctl genkey` could not write the key file (no such directory, permission denied, a symbolic link). */
+  LNLB_ERR_AUTH_KEY_WRITE: 'key file cannot be written',
   /** A weight mode other than loadavg, loadavg5, loadavg15, freemem or manual was asked for. */
   LNLB_ERR_WEIGHT_MODE: 'unknown weight mode',
   /** A manual weight is not a whole number inside WEIGHT_MIN..WEIGHT_MAX. */

@@ -3,9 +3,9 @@
  * joins the cluster of the VIP in-process (`createNode` from 'lnlb'), and each answers the
  * clients the cluster gives it. No lnlbd, no balancer in front.
  *
- *   node dist/examples/http-service/server.js --bind eth0 --vip 10.0.0.100 [--port 80]
+ *   node dist/examples/http-service/server.js --bind eth0 --vip 10.0.0.100 --key-file FILE [--port 80]
  *        [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS]
- *        [--key-file FILE] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]
+ *        [--insecure-no-auth] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]
  *
  * Every answer is JSON: `{ "node": NAME, "view": [members], "state": STATE }`, the members as
  * this node's status lists them. Membership events are printed one JSON line each. SIGTERM or
@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createNode, isLnlbError, type LnlbNode, type LnlbNodeEvents, type LnlbNodeOptions } from 'lnlb';
 
-const USAGE = 'usage: server --bind DEV --vip IP [--port N] [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS] [--key-file FILE] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]';
+const USAGE = 'usage: server --bind DEV --vip IP --key-file FILE [--port N] [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS] [--insecure-no-auth] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     'heartbeat-ms': { type: 'string' },
     'dead-after-ms': { type: 'string' },
     'key-file': { type: 'string' },
+    'insecure-no-auth': { type: 'boolean', default: false },
     metrics: { type: 'string' },
     'drain-timeout': { type: 'string', default: '30' },
     'drain-idle': { type: 'string' },
@@ -55,7 +56,10 @@ const options: LnlbNodeOptions = {
   ...(values['heartbeat-ms'] === undefined ? {} : { heartbeatMs: Number(values['heartbeat-ms']) }),
   ...(values['dead-after-ms'] === undefined ? {} : { deadAfterMs: Number(values['dead-after-ms']) }),
   runDir: values['run-dir'],
+  // The cluster key (lnlbctl genkey FILE, the same file on every host); createNode refuses to
+  // run without one unless told so (insecureNoAuth: labs only).
   keyFile: values['key-file'],
+  ...(values['insecure-no-auth'] ? { insecureNoAuth: true } : {}),
   metrics: values.metrics,
   adminSocket: values['admin-socket'],
 };
@@ -64,9 +68,9 @@ let node: LnlbNode;
 try {
   node = await createNode(options);
 } catch (err) {
-  // LNLB_ERR_CLI_BAD_FLAG (an option), LNLB_ERR_PRIV_MISSING (not root), LNLB_ERR_DEV_NOT_FOUND, ...
+  // LNLB_ERR_CLI_BAD_FLAG (an option), LNLB_ERR_AUTH_KEY_MISSING (no --key-file), LNLB_ERR_PRIV_MISSING (not root), ...
   console.error(isLnlbError(err) ? `${err.code}: ${err.message}` : err);
-  process.exit(isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG' ? 2 : 1);
+  process.exit(isLnlbError(err) && (err.code === 'LNLB_ERR_CLI_BAD_FLAG' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING') ? 2 : 1);
 }
 
 // The typed events: each payload is checked by the compiler against LnlbNodeEvents.

@@ -68,11 +68,15 @@ export class BondLab {
     return join(this.lab.dir, `${host}-run`);
   }
 
-  /** lnlbd with no cluster (`--run-dir` only), ready when it says it is idle. */
+  /**
+   * lnlbd with no cluster (`--run-dir` only: bonds need no key), ready when it says it is idle;
+   * with `--bind` in `extraArgs` (a cluster on a bond) it gets the lab's key.
+   */
   async startDaemon(host: string, extraArgs: string[] = []): Promise<LabProcess> {
     if (!existsSync(LNLBD)) throw lnlbError('LNLB_ERR_LAB_SETUP', `${LNLBD} not found: the daemon is not built`);
     mkdirSync(this.runDir(host), { recursive: true });
-    const child = this.lab.spawn(host, [process.execPath, LNLBD, '--run-dir', this.runDir(host), ...extraArgs], { logName: 'lnlbd', cwd: REPO_ROOT });
+    const key = extraArgs.includes('--bind') ? this.lab.keyArgs(extraArgs) : [];
+    const child = this.lab.spawn(host, [process.execPath, LNLBD, '--run-dir', this.runDir(host), ...key, ...extraArgs], { logName: 'lnlbd', cwd: REPO_ROOT });
     this.#daemons.set(host, child);
     await this.lab.waitForLog(child, /"event":"(idle|interface-started|bond-enslaved)"/, 15_000);
     return child;

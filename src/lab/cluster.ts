@@ -117,10 +117,19 @@ export class ClusterLab {
     return this.daemons.get(node);
   }
 
+  /** This run's cluster key, given to every daemon (removed with the lab). */
+  get keyFile(): string {
+    return this.lab.keyFile;
+  }
+
+  /**
+   * lnlbd on `node` for the lab's cluster, with the lab's key unless `extraArgs` give their own
+   * `--key-file` or opt out (`--insecure-no-auth`) explicitly.
+   */
   startDaemon(node: string, extraArgs: string[] = []): LabProcess {
     if (!existsSync(LNLBD)) throw lnlbError('LNLB_ERR_LAB_SETUP', `${LNLBD} not found: the daemon is not built`);
     mkdirSync(this.runDir(node), { recursive: true });
-    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...extraArgs];
+    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...this.lab.keyArgs(extraArgs), ...extraArgs];
     const child = this.lab.spawn(node, argv, { logName: 'lnlbd', cwd: REPO_ROOT });
     this.daemons.set(node, child);
     return child;

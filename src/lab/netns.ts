@@ -23,6 +23,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lnlbError, type LnlbError } from '../errors.js';
+import { generateKeyFile } from '../main/key-file.js';
 
 /** Prefixes this module hands out; `sweepStale` only ever looks at names of this shape. */
 export const LAB_PREFIX_PATTERN = /^lt[0-9a-f]{4}$/;
@@ -115,6 +116,25 @@ export class Lab {
     this.prefix = claimed.prefix;
     this.dir = claimed.dir;
     registerLiveLab(this);
+  }
+
+  #keyFile: string | undefined;
+
+  /**
+   * This run's cluster key (`lnlbctl genkey` into the run directory, so cleanup removes it):
+   * every daemon of the lab gets it, as every node of a real cluster gets the same file.
+   */
+  get keyFile(): string {
+    if (this.#keyFile === undefined) {
+      mkdirSync(this.dir, { recursive: true });
+      this.#keyFile = generateKeyFile(join(this.dir, 'cluster.key')).path;
+    }
+    return this.#keyFile;
+  }
+
+  /** `--key-file <this run's key>` for an lnlbd, unless its arguments choose their own key or none (`--insecure-no-auth`). */
+  keyArgs(daemonArgs: readonly string[]): string[] {
+    return daemonArgs.includes('--key-file') || daemonArgs.includes('--insecure-no-auth') ? [] : ['--key-file', this.keyFile];
   }
 
   /** The namespace `<p>-sw` with bridge br0: the switch every host is plugged into. */

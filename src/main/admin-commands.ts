@@ -10,7 +10,15 @@ import { interfaceArguments } from './options.js';
 export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void {
   admin.register('status', async (): Promise<StatusJson> => ({ interfaces: await daemon.status() }));
   admin.register('addif', async (args) => {
-    const { vip, bind, name, overrides } = interfaceArguments({ vip: args['vip'], bind: args['dev'], name: args['name'], rule: args['rule'], handler: args['handler'] });
+    const { vip, bind, name, overrides } = interfaceArguments({
+      vip: args['vip'],
+      bind: args['dev'],
+      name: args['name'],
+      rule: args['rule'],
+      handler: args['handler'],
+      keyFile: args['keyFile'],
+      insecureNoAuth: args['insecureNoAuth'],
+    });
     return { name: await daemon.addInterface(vip, bind, name, overrides) };
   });
   admin.register('delif', async (args) => {

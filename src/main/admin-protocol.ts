@@ -109,6 +109,8 @@ export interface InterfaceStatusJson {
   weightMode: string;
   /** Control messages carry an HMAC (--key-file). */
   authenticated: boolean;
+  /** Running without a key on the operator's word (--insecure-no-auth), so that any LAN host can take the cluster over. */
+  insecure: boolean;
   workers: number;
   nodes: NodeStatusJson[];
   /** The port rules, default rule first, as `--rule` takes them; and their digest (hex). */

@@ -24,7 +24,7 @@ import { Datapath } from '../workers/datapath.js';
 import type { ControlData, ControlEvent, ControlStatus, HandlerSetup, MainToControl } from '../workers/messages.js';
 import type { ConntrackJson, DrainResult, InterfaceState, InterfaceStatusJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
-import type { InterfaceOptions, RxRing } from './options.js';
+import { checkClusterAuth, DAEMON_AUTH_NAMES, type InterfaceOptions, type RxRing } from './options.js';
 import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { WeightSource } from './weight-source.js';
@@ -105,6 +105,12 @@ export interface ClusterEvents {
 
 const DRAIN_POLL_MS = 500;
 
+/** How often --insecure-no-auth is said again in the log, as an error. */
+export const INSECURE_REPEAT_MS = 60_000;
+/** The log line (and, shortened, the status header) of an interface running without a key. */
+export const INSECURE_LOG_LINE =
+  'AUTH OFF (--insecure-no-auth): control plane NOT authenticated, any host on this LAN can take this cluster over (send LEAVE, fake members, replace tracking state); for labs only: give every node the same --key-file (lnlbctl genkey)';
+
 export class ClusterInterface {
   /** Membership and state events (see ClusterEvents). */
   readonly events = new EventEmitter<ClusterEvents>();
@@ -137,6 +143,8 @@ export class ClusterInterface {
   #datapath: Datapath | undefined;
   #control: Worker | undefined;
   #weightTimer: NodeJS.Timeout | undefined;
+  /** --insecure-no-auth: repeats the error line every INSECURE_REPEAT_MS. */
+  #insecureTimer: NodeJS.Timeout | undefined;
   #requests = 0;
   readonly #waiters = new Map<number, (event: ControlEvent) => void>();
   #stopped = false;
@@ -167,6 +175,18 @@ export class ClusterInterface {
     this.#rules = compileRules(options.rule);
   }
 
+  /**
+   * The control-plane key (LNLB_ERR_AUTH_KEY_MISSING without one, unless --insecure-no-auth;
+   * loadKeyFile's refusals for a bad file); a key that loads but looks guessable is logged.
+   * undefined: --insecure-no-auth, plain LNLB messages.
+   */
+  #loadKey(): Buffer | undefined {
+    const o = this.#opts;
+    checkClusterAuth(o, DAEMON_AUTH_NAMES);
+    if (o.keyFile === undefined) return undefined;
+    return loadKeyFile(o.keyFile, { warn: (message) => this.#log.warn({ event: 'key-file-weak', keyFile: o.keyFile }, message) });
+  }
+
   /** Each handler with the idle timeout of its own flag (tcp, udp) or --idle-timeout. */
   #handlerSetups(): HandlerSetup[] {
     const o = this.#opts;
@@ -176,6 +196,9 @@ export class ClusterInterface {
 
   async start(): Promise<void> {
     const o = this.#opts;
+    // The key first: no key (and no --insecure-no-auth), or a key file refused, leaves the host
+    // as it was: no TAP, no sysctl, no thread.
+    const key = this.#loadKey();
     const info = port.ifInfo(o.bind); // throws LNLB_ERR_DEV_NOT_FOUND naming the device
     this.#ownMac = info.mac;
     if (!info.up) this.#log.warn({ bind: o.bind }, `${o.bind} is down: nothing will arrive until it is up`);
@@ -235,7 +258,6 @@ export class ClusterInterface {
     });
     this.#datapath = datapath;
 
-    const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
     const controlData: ControlData = {
       role: 'control',
       dev: o.bind,
@@ -270,10 +292,11 @@ export class ClusterInterface {
       control.on('message', onReady);
     });
     if (key === undefined) {
-      this.#log.warn(
-        { event: 'control-plane', authenticated: false },
-        'control plane NOT authenticated: any host on this LAN can send LEAVE or tracking state for this cluster; give every node the same --key-file',
-      );
+      // --insecure-no-auth: said as an error now and every minute, so that nobody runs it unaware.
+      const warnInsecure = (): void => this.#log.error({ event: 'insecure-no-auth', authenticated: false, insecure: true }, INSECURE_LOG_LINE);
+      warnInsecure();
+      this.#insecureTimer = setInterval(warnInsecure, INSECURE_REPEAT_MS);
+      this.#insecureTimer.unref();
     } else {
       this.#log.info({ event: 'control-plane', authenticated: true }, 'control plane authenticated (HMAC-SHA256, replay window)');
     }
@@ -659,6 +682,7 @@ export class ClusterInterface {
       weightMode: this.weights.mode,
       workers: o.workers,
       authenticated: plane?.authenticated ?? false,
+      insecure: o.insecureNoAuth,
       nodes: (plane?.nodes ?? []).map((n) => ({
         mac: n.mac,
         status: n.status,
@@ -709,6 +733,7 @@ export class ClusterInterface {
     this.#drainGeneration++;
     this.events.emit('state', { state: 'stopping' });
     if (this.#weightTimer) clearInterval(this.#weightTimer);
+    if (this.#insecureTimer) clearInterval(this.#insecureTimer);
     this.#igmp?.close();
     const control = this.#control;
     if (control) {

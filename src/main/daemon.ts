@@ -10,7 +10,7 @@ import type { InterfaceStatusJson } from './admin-protocol.js';
 import { BondManager } from './bond-manager.js';
 import { ClusterInterface } from './cluster-interface.js';
 import type { Logger } from './logger.js';
-import type { DaemonOptions, InterfaceOptions } from './options.js';
+import type { DaemonOptions, InterfaceOptions, InterfaceOverrides } from './options.js';
 import { SysctlGuard } from './sysctl.js';
 
 export class Daemon {
@@ -50,7 +50,7 @@ export class Daemon {
   }
 
   /** LNLB's addif: a new cluster interface for `vip` on `bind`; returns its name. */
-  async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: Partial<Pick<InterfaceOptions, 'rule' | 'handler'>> = {}): Promise<string> {
+  async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: InterfaceOverrides = {}): Promise<string> {
     const vipValue = parseIPv4(vip);
     for (const existing of this.#interfaces.values()) {
       if (parseIPv4(existing.vip) === vipValue) {

@@ -29,14 +29,16 @@ import { checkDrainOptions, type DrainOptions } from './drain.js';
 export { checkDrainOptions };
 import { createLogger, type Logger } from './logger.js';
 import type { MetricsServer } from './metrics.js';
-import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
+import { DAEMON_OPTIONS, keyMissingMessage, REPEAT_SEPARATOR, type AuthOptionNames, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
+import { loadKeyFile } from '../net/auth.js';
 import type { ElectionName } from '../cluster/election.js';
 import type { WeightMode } from './weight-source.js';
 
 /**
  * What `createNode` takes: lnlbd's options, camelCase, each checked by the flag's own parser
- * (`heartbeatMs` is `--heartbeat-ms`). `bind` and `vip` are required; everything else has
- * lnlbd's default, except `logLevel` (`'warn'` here: a library keeps quiet).
+ * (`heartbeatMs` is `--heartbeat-ms`). `bind` and `vip` are required, and `keyFile` unless
+ * `insecureNoAuth`; everything else has lnlbd's default, except `logLevel` (`'warn'` here: a
+ * library keeps quiet).
  */
 export interface LnlbNodeOptions {
   /** The real device the cluster listens on (`--bind`), e.g. `'eth0'` or a bond. */
@@ -63,8 +65,17 @@ export interface LnlbNodeOptions {
   election?: ElectionName;
   /** Where this node's weight comes from (`--weight-mode`). Default `'loadavg'`. */
   weightMode?: WeightMode;
-  /** Shared secret (≥ 16 bytes, mode 600) that authenticates the control plane, the same file on every node (`--key-file`). */
+  /**
+   * The cluster key file that authenticates the control plane, the same file on every node
+   * (`--key-file`; mode 600, owned by the service's user or root). Required unless
+   * `insecureNoAuth`: make one with `lnlbctl genkey /etc/lnlb/cluster.key`.
+   */
   keyFile?: string;
+  /**
+   * Run without a key (`--insecure-no-auth`), so that any host on the LAN can take the cluster over.
+   * For labs only; logged as an error every minute, `status()` says `insecure: true`.
+   */
+  insecureNoAuth?: boolean;
   /** Cluster MAC: unicast (flooded) or multicast (joined by IGMP) (`--mac-mode`). Default `'unicast'`. */
   macMode?: MacMode;
   /** Flows this node can track (`--table-entries`). Default 1048576. */
@@ -150,6 +161,12 @@ export const NOT_EMBEDDED: Readonly<Record<string, string>> = {};
 /** The options that are createNode's own, not lnlbd's. */
 const OWN_OPTIONS = ['adminSocket', 'logger'] as const;
 
+/** How createNode spells the key and the opt-out, for LNLB_ERR_AUTH_KEY_MISSING. */
+const CREATE_NODE_AUTH_NAMES: AuthOptionNames = {
+  key: "keyFile: 'PATH' (or key-file = PATH in its config file)",
+  insecure: 'insecureNoAuth: true',
+};
+
 type Spec = (typeof DAEMON_OPTIONS)[number];
 const flagOf = (spec: Spec): string => spec.flag.split(' ')[0]!;
 const SPECS: ReadonlyMap<string, Spec> = new Map(DAEMON_OPTIONS.filter((s) => !Object.hasOwn(NOT_EMBEDDED, s.key)).map((s) => [s.key, s]));
@@ -190,6 +207,9 @@ export function toRawOptions(options: LnlbNodeOptions): RawOptions {
       if (!Array.isArray(list) || !list.every((v): v is string => typeof v === 'string')) badOption(key, `expected an array of strings, got ${describe(value)}`);
       if (list.some((v) => v.includes(REPEAT_SEPARATOR))) badOption(key, 'a value holds a NUL character');
       if (list.length > 0) raw[spec.key] = list.join(REPEAT_SEPARATOR);
+    } else if (typeof spec.default === 'boolean') {
+      if (typeof value !== 'boolean') badOption(key, `expected true or false, got ${describe(value)}`);
+      raw[spec.key] = String(value);
     } else if (typeof spec.default === 'number') {
       if (typeof value !== 'number' && typeof value !== 'string') badOption(key, `expected a number, got ${describe(value)}`);
       raw[spec.key] = String(value); // 1.5, -1, NaN: refused by the flag's parser, as on the command line
@@ -200,7 +220,10 @@ export function toRawOptions(options: LnlbNodeOptions): RawOptions {
   }
   // Both required here: a library node is one cluster interface (lnlbd may start with none).
   for (const key of ['bind', 'vip'] as const) {
-    if (raw[key] === undefined) badOption(key, `is required: createNode({ bind: 'eth0', vip: '10.0.0.100' })`);
+    if (raw[key] === undefined) badOption(key, `is required: createNode({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key' })`);
+  }
+  if (raw.keyFile !== undefined && raw.insecureNoAuth === 'true') {
+    badOption('keyFile', 'cannot be given with insecureNoAuth: true: give the key (authenticated) or the opt-out (labs only), not both');
   }
   return raw;
 }
@@ -230,6 +253,7 @@ export function resolveNodeOptions(options: LnlbNodeOptions): ResolvedNodeOption
     if (raw.logLevel === undefined && file?.values.logLevel === undefined) raw.logLevel = 'warn';
     daemon = resolveWithConfig(raw, file);
   } catch (err) {
+    if (isLnlbError(err) && err.code === 'LNLB_ERR_AUTH_KEY_MISSING') throw lnlbError('LNLB_ERR_AUTH_KEY_MISSING', keyMissingMessage(CREATE_NODE_AUTH_NAMES), { cause: err });
     if (!isLnlbError(err) || err.code !== 'LNLB_ERR_CLI_BAD_FLAG') throw err;
     // `--dead-after-ms: must be ...` → `deadAfterMs (--dead-after-ms): must be ...`
     const flag = /^(--[a-z][a-z0-9-]*):/.exec(err.message)?.[1];
@@ -279,7 +303,7 @@ function adminSocketLive(runDir: string): Promise<boolean> {
  * control-plane threads. Resolves once the interface is up (converging: `converged` follows).
  *
  * ```ts
- * const node = await createNode({ bind: 'eth0', vip: '10.0.0.100' });
+ * const node = await createNode({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key' });
  * node.on('converged', ({ nodes }) => console.log(`view: ${nodes.join(', ')}`));
  * process.once('SIGTERM', async () => { await node.drain({ timeoutSeconds: 30 }); await node.close(); });
  * ```
@@ -288,6 +312,8 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
   const resolved = resolveNodeOptions(options);
   const o = resolved.daemon;
   checkPrivileges(o);
+  // The key file checked before anything is created (bonds, metrics); the interface reads it again.
+  if (o.keyFile !== undefined) loadKeyFile(o.keyFile);
   mkdirSync(o.runDir, { recursive: true, mode: 0o755 });
   let admin: AdminServer | undefined;
   if (resolved.adminSocket) {

@@ -8,7 +8,8 @@ import { adminRequest } from './admin-client.js';
 import type { BondCreateResult, BondListJson, BondShowJson, ConntrackJson, DrainResult, StatusJson } from './admin-protocol.js';
 import { DEFAULT_DRAIN_IDLE_SECONDS } from './drain.js';
 import { deviceArgument, devicesArgument } from './bond-spec.js';
-import { interfaceArguments } from './options.js';
+import { generateKeyFile } from './key-file.js';
+import { DEFAULT_KEY_PATH, interfaceArguments } from './options.js';
 import { formatStatus, interfaceRates, type InterfaceRates } from './status-format.js';
 import { parseManualWeight, parseWeightMode, readManualWeight, WEIGHT_MAX, WEIGHT_MIN } from './weight-source.js';
 
@@ -266,20 +267,39 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('addif')
-    .description('add a cluster interface for <cluster ip> on <dev>; prints its name (nlb0, nlb1, ... unless given)')
+    .description("add a cluster interface for <cluster ip> on <dev>; prints its name (nlb0, nlb1, ... unless given). It needs a key: the daemon's --key-file, or --key-file here")
     .argument('<cluster ip>', 'the VIP shared by the cluster, e.g. 10.0.0.100')
     .argument('<dev>', 'the real device, e.g. eth0')
     .argument('[name]', 'the interface name (default: the lowest free nlb%d)')
     .option('--rule <rule>', "a port rule for this interface, repeatable (as lnlbd's --rule; replaces the daemon's)", collect, [] as string[])
     .option('--handler <proto=module>', "a protocol handler for this interface, repeatable (as lnlbd's --handler)", collect, [] as string[])
+    .option('--key-file <path>', "this cluster's key (as lnlbd's --key-file; replaces the daemon's): the same file on every node; make one with lnlbctl genkey")
+    .option('--insecure-no-auth', 'this interface WITHOUT a key (labs only: any host on the LAN can take the cluster over)')
     .option('--json', 'machine-readable output')
-    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean; rule: string[]; handler: string[] }) => {
+    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean; rule: string[]; handler: string[]; keyFile?: string; insecureNoAuth?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
+      // A key file is the caller's path: made absolute here, since the daemon runs elsewhere.
+      const auth = { ...(opts.keyFile === undefined ? {} : { keyFile: opts.keyFile === '' ? '' : resolve(opts.keyFile) }), ...(opts.insecureNoAuth === true ? { insecureNoAuth: true } : {}) };
       // The daemon checks them again with the same table; here they exit 2 without asking it.
-      checkLocally(() => interfaceArguments({ vip, bind: dev, name, rule: opts.rule, handler: opts.handler.map(absoluteHandler) }));
-      const extra = { ...(opts.rule.length > 0 ? { rule: opts.rule } : {}), ...(opts.handler.length > 0 ? { handler: opts.handler.map(absoluteHandler) } : {}) };
+      checkLocally(() => interfaceArguments({ vip, bind: dev, name, rule: opts.rule, handler: opts.handler.map(absoluteHandler), ...auth }));
+      const extra = { ...(opts.rule.length > 0 ? { rule: opts.rule } : {}), ...(opts.handler.length > 0 ? { handler: opts.handler.map(absoluteHandler) } : {}), ...auth };
       const result = (await adminRequest(runDir, 'addif', { vip, dev, ...(name === undefined ? {} : { name }), ...extra }, 30_000)) as { name: string };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${result.name}\n`);
+    });
+  program
+    .command('genkey')
+    .description(`make a new cluster key: 32 random bytes as 64 hex characters, mode 600; copy the file to every node and give lnlbd --key-file (refuses to overwrite a file unless --force)`)
+    .argument('<path>', `the key file to create, e.g. ${DEFAULT_KEY_PATH}`)
+    .option('--force', 'replace an existing key file (every node then needs the new one)')
+    .option('--json', 'machine-readable output (never the key itself)')
+    .addHelpText('after', ['', 'Example:', `  lnlbctl genkey ${DEFAULT_KEY_PATH}`, `  scp -p ${DEFAULT_KEY_PATH} node2:${DEFAULT_KEY_PATH}`, `  lnlbd --bind eth0 --vip 10.0.0.100 --key-file ${DEFAULT_KEY_PATH}`].join('\n'))
+    .action((path: string, opts: { force?: boolean; json?: boolean }) => {
+      const result = generateKeyFile(path, { force: opts.force === true });
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify(result)}\n`
+          : `${result.replaced ? 'replaced' : 'wrote'} ${path}: a new ${result.bytes * 8}-bit key, mode ${result.mode}. Copy it to every node (scp -p ${path} NODE:${path}) and start each lnlbd with --key-file ${path}\n`,
+      );
     });
   program
     .command('delif')
@@ -339,8 +359,9 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`lnlbctl: ${isLnlbError(err) || err instanceof Error ? err.message : String(err)}\n`);
-  // A bad argument exits 2, as a bad flag does: refused here, or a bond option word refused by
-  // the daemon (the same table: it would have been refused here by another lnlbctl version).
-  const badArgument = isLnlbError(err) && (refusedLocally.has(err) || err.code === 'LNLB_ERR_BOND_OPTION');
+  // A bad argument exits 2, as a bad flag does: refused here, a bond option word refused by
+  // the daemon (the same table: it would have been refused here by another lnlbctl version), or
+  // an addif without a key where the daemon has none either (as lnlbd without --key-file).
+  const badArgument = isLnlbError(err) && (refusedLocally.has(err) || err.code === 'LNLB_ERR_BOND_OPTION' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING');
   process.exit(badArgument ? 2 : 1);
 });

@@ -16,7 +16,8 @@ import { createLogger, setLogLevel, type Logger } from './logger.js';
 import type { MetricsServer } from './metrics.js';
 import { daemonOptions, type RawOptions } from './config-file.js';
 import { planReload } from './reload.js';
-import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
+import { DAEMON_OPTIONS, DEFAULT_KEY_PATH, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
+import { loadKeyFile } from '../net/auth.js';
 
 /** The command line's options as raw strings; `daemonOptions` puts the config file under them. */
 function parseCommandLine(argv: string[]): RawOptions {
@@ -30,7 +31,7 @@ function parseCommandLine(argv: string[]): RawOptions {
       program.option(spec.flag, spec.description, (value: string, previous: string[]) => [...previous, value], [] as string[]);
       continue;
     }
-    const fallback = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
+    const fallback = spec.default === undefined || ('boolean' in spec && spec.boolean) ? '' : ` (default: ${String(spec.default)})`;
     program.option(spec.flag, `${spec.description}${fallback}`);
   }
   program.addHelpText(
@@ -38,9 +39,10 @@ function parseCommandLine(argv: string[]): RawOptions {
     [
       '',
       'Examples:',
-      '  lnlbd --bind eth0 --vip 10.0.0.100 --rule 22/tcp=single,priority=1 --rule 443/tcp=multiple,affinity=none',
+      `  lnlbctl genkey ${DEFAULT_KEY_PATH}     # once; copy the file to every node`,
+      `  lnlbd --bind eth0 --vip 10.0.0.100 --key-file ${DEFAULT_KEY_PATH} --rule 22/tcp=single,priority=1 --rule 443/tcp=multiple,affinity=none`,
       '  lnlbctl status',
-      '  lnlbd --bond "bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2" --bind bond0 --vip 10.0.0.100',
+      `  lnlbd --bond "bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2" --bind bond0 --vip 10.0.0.100 --key-file ${DEFAULT_KEY_PATH}`,
       '  lnlbctl bond show bond0',
     ].join('\n'),
   );
@@ -54,9 +56,11 @@ function parseCommandLine(argv: string[]): RawOptions {
     throw err;
   }
   const raw: Partial<Record<keyof DaemonOptions, string>> = {};
-  for (const [key, value] of Object.entries(program.opts<Record<string, string | string[] | undefined>>())) {
+  for (const [key, value] of Object.entries(program.opts<Record<string, string | string[] | boolean | undefined>>())) {
     if (Array.isArray(value)) {
       if (value.length > 0) raw[key as keyof DaemonOptions] = value.join(REPEAT_SEPARATOR);
+    } else if (typeof value === 'boolean') {
+      raw[key as keyof DaemonOptions] = String(value); // a switch (--insecure-no-auth): 'true', as the config file writes it
     } else if (value !== undefined) {
       raw[key as keyof DaemonOptions] = value;
     }
@@ -73,6 +77,8 @@ async function main(): Promise<void> {
     const what = options.bind === undefined ? `to create ${bonds}cluster interfaces` : `to create ${bonds}${options.name.replace('%d', '0')} and read ${options.bind}`;
     throw lnlbError('LNLB_ERR_PRIV_MISSING', `lnlbd needs ${missing.join(' and ')} (${what}): run it as root or grant the capabilities`);
   }
+  // The key file checked before anything is created (the bonds come first); each interface reads it again.
+  if (options.keyFile !== undefined) loadKeyFile(options.keyFile);
   mkdirSync(options.runDir, { recursive: true, mode: 0o755 });
   const log = createLogger(options.logLevel);
   const admin = new AdminServer(options.runDir);
@@ -136,7 +142,8 @@ async function main(): Promise<void> {
     throw err;
   }
   if (options.bind === undefined) {
-    log.info({ event: 'idle' }, 'no cluster interface yet: add one with lnlbctl addif <vip> <dev>, and bonds with lnlbctl bond create <name> [option=value ...]');
+    const keyHint = options.keyFile === undefined && !options.insecureNoAuth ? ' --key-file <path> (this daemon has no --key-file)' : '';
+    log.info({ event: 'idle' }, `no cluster interface yet: add one with lnlbctl addif <vip> <dev>${keyHint}, and bonds with lnlbctl bond create <name> [option=value ...]`);
   }
 }
 
@@ -151,5 +158,6 @@ async function createBond(daemon: Daemon, bond: BondSpec, log: Logger): Promise<
 main().catch((err: unknown) => {
   const message = isLnlbError(err) ? err.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`lnlbd: ${message}\n`);
-  process.exit(isLnlbError(err) && (err.code === 'LNLB_ERR_CLI_BAD_FLAG' || err.code === 'LNLB_ERR_CONFIG_INVALID') ? 2 : 1);
+  // A refusal of what was asked (flags, config, a cluster without a key) exits 2, before anything was created.
+  process.exit(isLnlbError(err) && (err.code === 'LNLB_ERR_CLI_BAD_FLAG' || err.code === 'LNLB_ERR_CONFIG_INVALID' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING') ? 2 : 1);
 });

@@ -149,6 +149,7 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
   counter('lnlb_control_messages_rejected_total', 'Control frames refused, by reason (auth-BAD_MAC, BAD_CRC, other-cluster, fragment-..., send-dropped, ...).', ['interface', 'reason'], (st) =>
     byKey(st, 'reason', (s) => s.counters.control.rejected),
   );
+  gauge('lnlb_control_insecure', '1 when the interface runs without a key on the operator\'s word (--insecure-no-auth): any host on the LAN can take the cluster over; else 0.', IF, (st) => perInterface(st, (s) => (s.insecure ? 1 : 0)));
   counter('lnlb_control_auth_failures_total', 'Control messages that failed authentication, by verdict (UNSIGNED, UNEXPECTED_SIGNATURE, BAD_MAC, REPLAYED, MALFORMED); also counted in lnlb_control_messages_rejected_total as auth-<verdict>.', ['interface', 'reason'], function* (st) {
     for (const s of st) {
       const rejected = s.counters.control.rejected;

@@ -29,8 +29,10 @@ export interface DaemonOptions {
   logLevel: LogLevel;
   election: ElectionName;
   weightMode: WeightMode;
-  /** Shared key for the authenticated control plane; undefined: plain LNLB-style messages. */
+  /** Shared key for the authenticated control plane (required by a cluster interface unless `insecureNoAuth`). */
   keyFile: string | undefined;
+  /** `--insecure-no-auth`: a cluster interface without a key (plain LNLB messages, so any host on the LAN can take it over). Labs only. */
+  insecureNoAuth: boolean;
   macMode: MacMode;
   /** Flows one node can track, all actors together (tables are fixed-size shared memory). */
   tableEntries: number;
@@ -67,6 +69,8 @@ interface OptionSpec<K extends keyof DaemonOptions> {
   /** undefined: required (unless `optional`). */
   default: DaemonOptions[K] | undefined;
   optional?: boolean;
+  /** A switch without a value on the command line (`--insecure-no-auth`); `true`/`false` in the config file. */
+  boolean?: boolean;
   /** May be given more than once: `parse` gets every value. */
   repeatable?: boolean;
   parse(raw: string, flag: string): DaemonOptions[K];
@@ -87,6 +91,13 @@ function integer(min: number, max: number) {
     if (n < min || n > max) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${n}`);
     return n;
   };
+}
+
+/** A switch's raw value: the command line gives `true`; the config file and createNode `true` or `false`. */
+function yesNo(raw: string, flag: string): boolean {
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  badFlag(flag, `expected true or false, got ${JSON.stringify(raw)}`);
 }
 
 function ifName(raw: string, flag: string): string {
@@ -114,6 +125,40 @@ function parseListenAddress(raw: string, flag: string): { host: string; port: nu
   const port = Number(match[2]);
   if (port < 1 || port > 65535) badFlag(flag, `the port must be from 1 to 65535, got ${port}`);
   return { host, port };
+}
+
+/** Where the docs, the packaged lnlb.conf and the messages put the cluster key. */
+export const DEFAULT_KEY_PATH = '/etc/lnlb/cluster.key';
+
+/** How the key and the opt-out are spelled where a cluster interface is asked for (lnlbd, addif, createNode), for messages. */
+export interface AuthOptionNames {
+  key: string;
+  insecure: string;
+}
+
+/** lnlbd's flags and config file. */
+export const LNLBD_AUTH_NAMES: AuthOptionNames = { key: '--key-file PATH (key-file = PATH in the config file)', insecure: '--insecure-no-auth' };
+/** A cluster interface the daemon is asked for, by its flags or by `lnlbctl addif`. */
+export const DAEMON_AUTH_NAMES: AuthOptionNames = { key: '--key-file PATH (to lnlbd, as key-file in its config file, or to lnlbctl addif)', insecure: '--insecure-no-auth' };
+
+const KEY_AND_INSECURE = 'cannot be given with --insecure-no-auth: give the key (authenticated) or the opt-out (labs only), not both';
+
+/** The refusal of a cluster interface without a key: what to give, and how to make a key. */
+export function keyMissingMessage(names: AuthOptionNames): string {
+  return (
+    `a cluster interface needs a key, or any host on this LAN can take the cluster over: give ${names.key}, the same file on every node; ` +
+    `make one with \`lnlbctl genkey ${DEFAULT_KEY_PATH}\` and copy it to every node (for a lab only, ${names.insecure} runs without a key)`
+  );
+}
+
+/**
+ * Authenticated unless the operator says otherwise: a cluster interface needs a key file or the
+ * explicit opt-out (LNLB_ERR_AUTH_KEY_MISSING, before anything is created). Pure; the key file
+ * itself is read by loadKeyFile.
+ */
+export function checkClusterAuth(options: Pick<DaemonOptions, 'keyFile' | 'insecureNoAuth'>, names: AuthOptionNames): void {
+  if (options.keyFile !== undefined && options.insecureNoAuth) badFlag('--key-file', KEY_AND_INSECURE);
+  if (options.keyFile === undefined && !options.insecureNoAuth) throw lnlbError('LNLB_ERR_AUTH_KEY_MISSING', keyMissingMessage(names));
 }
 
 export const DAEMON_OPTIONS = [
@@ -191,10 +236,20 @@ export const DAEMON_OPTIONS = [
   {
     key: 'keyFile',
     flag: '--key-file <path>',
-    description: 'shared secret (≥ 16 bytes, mode 600) that authenticates every control message; the same file on every node',
+    description:
+      'shared secret that authenticates every control message, the same file on every node (mode 600, owned by the daemon\'s user or root); make one with `lnlbctl genkey PATH`. A cluster interface without it (or --insecure-no-auth) is refused',
     default: undefined,
     optional: true,
     parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a file path') : raw),
+  },
+  {
+    key: 'insecureNoAuth',
+    flag: '--insecure-no-auth',
+    description:
+      'run cluster interfaces WITHOUT a key (plain LNLB messages): any host on the LAN can take the cluster over. For labs only; logged as an error every minute and shown by lnlbctl status',
+    default: false,
+    boolean: true,
+    parse: yesNo,
   },
   {
     key: 'tcpIdleTimeout',
@@ -279,6 +334,7 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
   if (options.deadAfterMs <= options.heartbeatMs) {
     badFlag('--dead-after-ms', `must be longer than --heartbeat-ms (${options.heartbeatMs}); 3 to 5 heartbeats is usual`);
   }
+  if (options.keyFile !== undefined && options.insecureNoAuth) badFlag('--key-file', KEY_AND_INSECURE);
   if (options.name === options.bind) badFlag('--name', `the cluster interface cannot have the bound device's name (${options.bind})`);
   for (const bond of options.bond) {
     if (options.name === bond.name) badFlag('--name', `the cluster interface cannot have the name of the bond ${bond.name} (--bond)`);
@@ -286,20 +342,30 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
       badFlag('--bind', `${options.bind} is a slave of ${bond.name} (--bond): bind the cluster to the bond (--bind ${bond.name})`);
     }
   }
+  // Last: a cluster interface needs a key (or the explicit opt-out); a daemon with only bonds, or
+  // empty and waiting for addif, does not.
+  if (options.bind !== undefined) checkClusterAuth(options, LNLBD_AUTH_NAMES);
   return options;
 }
 
 /** What one cluster interface runs with: the daemon's options and its own device, VIP and name. */
 export type InterfaceOptions = Omit<DaemonOptions, 'bind' | 'vip'> & { bind: string; vip: string };
 
-/** Checks `addif` arguments the way the flags are checked (same messages, same table). */
-export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown; rule?: unknown; handler?: unknown }): {
+/** What `addif` may set for its interface over the daemon's options. */
+export type InterfaceOverrides = Partial<Pick<DaemonOptions, 'rule' | 'handler' | 'keyFile' | 'insecureNoAuth'>>;
+
+/**
+ * Checks `addif` arguments the way the flags are checked (same messages, same table). A key
+ * file (an absolute path: the daemon runs elsewhere) or `insecureNoAuth` replaces the daemon's
+ * choice for this interface; both is refused.
+ */
+export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown; rule?: unknown; handler?: unknown; keyFile?: unknown; insecureNoAuth?: unknown }): {
   vip: string;
   bind: string;
   name: string | undefined;
-  overrides: Partial<Pick<DaemonOptions, 'rule' | 'handler'>>;
+  overrides: InterfaceOverrides;
 } {
-  const spec = (key: 'vip' | 'bind' | 'name') => DAEMON_OPTIONS.find((o) => o.key === key)!;
+  const spec = (key: 'vip' | 'bind' | 'name' | 'keyFile') => DAEMON_OPTIONS.find((o) => o.key === key)!;
   const text = (v: unknown, what: string): string => {
     if (typeof v !== 'string') badFlag(what, 'is required');
     return v;
@@ -311,9 +377,19 @@ export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: un
   };
   const rule = list(raw.rule, '--rule');
   const handler = list(raw.handler, '--handler');
-  const overrides: Partial<Pick<DaemonOptions, 'rule' | 'handler'>> = {};
+  const overrides: InterfaceOverrides = {};
   if (rule !== undefined) overrides.rule = DAEMON_OPTIONS.find((o) => o.key === 'rule')!.parse(rule, '--rule') as string[];
   if (handler !== undefined) overrides.handler = DAEMON_OPTIONS.find((o) => o.key === 'handler')!.parse(handler, '--handler') as HandlerSpec[];
+  if (raw.insecureNoAuth !== undefined && typeof raw.insecureNoAuth !== 'boolean') badFlag('--insecure-no-auth', 'expected true or false');
+  if (raw.keyFile !== undefined) {
+    if (raw.insecureNoAuth === true) badFlag('--key-file', KEY_AND_INSECURE);
+    if (typeof raw.keyFile !== 'string') badFlag('--key-file', 'expected a file path');
+    overrides.keyFile = spec('keyFile').parse(raw.keyFile, '--key-file') as string;
+    overrides.insecureNoAuth = false;
+  } else if (raw.insecureNoAuth === true) {
+    overrides.keyFile = undefined;
+    overrides.insecureNoAuth = true;
+  }
   return {
     vip: spec('vip').parse(text(raw.vip, '<cluster ip>'), '<cluster ip>') as string,
     bind: spec('bind').parse(text(raw.bind, '<dev>'), '<dev>') as string,

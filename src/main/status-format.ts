@@ -28,6 +28,12 @@ export function interfaceRates(before: InterfaceStatusJson, after: InterfaceStat
   };
 }
 
+/** The header's last words: an interface without a key says so in capitals, and why. */
+function authText(iface: InterfaceStatusJson): string {
+  if (iface.insecure) return 'AUTH OFF (--insecure-no-auth): any host on this LAN can take this cluster over';
+  return `control plane ${iface.authenticated ? 'authenticated' : 'NOT authenticated'}`;
+}
+
 const rate = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 
 function table(rows: string[][]): string {
@@ -40,7 +46,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
   const out: string[] = [];
   if (status.interfaces.length === 0) out.push('no cluster interface: add one with lnlbctl addif <vip> <dev>');
   for (const iface of status.interfaces) {
-    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}${iface.suspended && iface.state !== 'suspended' ? ' (suspended)' : ''}, weight from ${iface.weightMode}, ${iface.workers} worker(s), control plane ${iface.authenticated ? 'authenticated' : 'NOT authenticated'}`);
+    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}${iface.suspended && iface.state !== 'suspended' ? ' (suspended)' : ''}, weight from ${iface.weightMode}, ${iface.workers} worker(s), ${authText(iface)}`);
     const rows = [['NODE', 'STATUS', 'WEIGHT', 'RULES', '']];
     for (const node of iface.nodes) {
       const rules = node.self || node.rulesMatch === undefined ? (node.self ? 'same' : '?') : node.rulesMatch ? 'same' : `DIFFERENT (${node.rulesDigest})`;

@@ -120,7 +120,7 @@
  * Only loadKeyFile does I/O.
  */
 import { createHmac, createSecretKey, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { lnlbError } from '../errors.js';
 import { readU32, writeU32 } from './bytes.js';
 import { MESSAGE_HEADER_LENGTH, MSG_OFF_DATA_LENGTH, MSG_OFF_FLAGS } from './cluster-message.js';
@@ -570,31 +570,80 @@ function checkMac(mac: Uint8Array): void {
   if (mac.length < ETH_ALEN) throw new RangeError(`a MAC address has ${ETH_ALEN} bytes, got ${mac.length}`);
 }
 
+/** What loadKeyFile may be told: where its warnings go, and whose key it is (tests). */
+export interface LoadKeyFileOptions {
+  /** Called with each warning about a key that loads but looks weak (see keyWarnings). */
+  warn?: (message: string) => void;
+  /** The uid that must own the file (root may too); default: this process's effective uid. */
+  euid?: number;
+}
+
+/**
+ * Text keys shorter than this are warned about: a typed password. 32 printable characters
+ * are at least 128 bits only if random hex (4 bits each); what `lnlbctl genkey` writes is 64.
+ */
+export const MIN_TEXT_KEY_CHARS = 32;
+/** A key of fewer distinct byte values than this is warned about (`aaaa...`, `0000...`). */
+export const MIN_DISTINCT_KEY_BYTES = 8;
+
+/**
+ * Why a key that loads looks guessable (pure, for loadKeyFile's warnings): only printable
+ * ASCII and shorter than MIN_TEXT_KEY_CHARS (a typed password rather than random bytes), or
+ * fewer than MIN_DISTINCT_KEY_BYTES distinct bytes. A random binary key of 16+ bytes and
+ * genkey's 64 hex characters pass.
+ */
+export function keyWarnings(key: Uint8Array): string[] {
+  const warnings: string[] = [];
+  let printable = true;
+  const seen = new Set<number>();
+  for (const b of key) {
+    if (b < 0x20 || b > 0x7e) printable = false;
+    seen.add(b);
+  }
+  if (printable && key.length < MIN_TEXT_KEY_CHARS) warnings.push(`a ${key.length}-character text key (a typed password?), shorter than ${MIN_TEXT_KEY_CHARS}`);
+  if (seen.size < MIN_DISTINCT_KEY_BYTES) warnings.push(`only ${seen.size} distinct byte value${seen.size === 1 ? '' : 's'}`);
+  return warnings;
+}
+
+/** Open flags of the key file: never follows a symbolic link, never waits on a FIFO (refused after fstat). */
+const KEY_OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY;
+
 /**
  * Reads the daemon's `--key-file`. The key is the file's bytes with trailing ASCII
- * whitespace removed (so `openssl rand -hex 32 > FILE` and a file saved by an editor give
- * every node the same key); at least 16 bytes must remain. Refuses, with an LnlbError naming
- * the file and the fix: a file group or others may read or write (LNLB_ERR_AUTH_KEY_MODE:
- * `chmod 600`), a missing or unreadable file, not a regular file, more than 4096 bytes, a
- * key shorter than 16 bytes (LNLB_ERR_AUTH_KEY_INVALID). Mode and content come from the
- * same open file descriptor, so the checked file is the file read.
+ * whitespace removed (so `lnlbctl genkey FILE`, `openssl rand -hex 32 > FILE` and a file saved
+ * by an editor give every node the same key); at least 16 bytes must remain. The file is opened
+ * with O_NOFOLLOW|O_NONBLOCK and checked on that descriptor (fstat), so the checked file is the
+ * file read, a symbolic link is refused at once and a FIFO never blocks the start. Refuses, with
+ * an LnlbError naming the file and the fix: a symbolic link, a missing or unreadable file, not a
+ * regular file, more than 4096 bytes, a key shorter than 16 bytes (LNLB_ERR_AUTH_KEY_INVALID);
+ * a file owned by another user than the daemon's or root (LNLB_ERR_AUTH_KEY_OWNER); a file
+ * group or others may read or write (LNLB_ERR_AUTH_KEY_MODE: `chmod 600`). A key that loads
+ * but looks guessable (keyWarnings) is passed to `options.warn`.
  */
-export function loadKeyFile(path: string): Buffer {
-  const create = `create one with \`head -c 32 /dev/urandom > ${path} && chmod 600 ${path}\` and copy it to every node`;
+export function loadKeyFile(path: string, options: LoadKeyFileOptions = {}): Buffer {
+  const create = `make one with \`lnlbctl genkey ${path}\` and copy it to every node`;
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, KEY_OPEN_FLAGS);
   } catch (cause) {
     const errno = errnoOf(cause);
-    throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `cannot read key file ${path} (${errno ?? String(cause)}): check the path, or ${create}`, {
-      cause,
-      ...(errno === undefined ? {} : { errno }),
-    });
+    const why =
+      errno === 'ELOOP'
+        ? `key file ${path} is a symbolic link (refused: whoever can change the link chooses the key): give the real path of the file`
+        : `cannot read key file ${path} (${errno ?? String(cause)}): check the path, or ${create}`;
+    throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', why, { cause, ...(errno === undefined ? {} : { errno }) });
   }
   let buf: Buffer | undefined;
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} is not a regular file: ${create}`);
+    if (!st.isFile()) throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} is not a regular file (${fileKind(st)}): give the path of the key itself, or ${create}`);
+    const euid = options.euid ?? process.geteuid?.() ?? 0;
+    if (st.uid !== euid && st.uid !== 0) {
+      throw lnlbError(
+        'LNLB_ERR_AUTH_KEY_OWNER',
+        `key file ${path} is owned by uid ${st.uid}, not by this daemon's user (uid ${euid}) or root: that user could change the cluster's key; run \`chown ${euid} ${path}\``,
+      );
+    }
     if ((st.mode & 0o077) !== 0) {
       const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
       throw lnlbError(
@@ -619,11 +668,24 @@ export function loadKeyFile(path: string): Buffer {
     if (len < MIN_KEY_BYTES) {
       throw lnlbError('LNLB_ERR_AUTH_KEY_INVALID', `key file ${path} holds a ${len}-byte key, at least ${MIN_KEY_BYTES} are needed: ${create}`);
     }
-    return Buffer.from(buf.subarray(0, len));
+    const key = Buffer.from(buf.subarray(0, len));
+    const weak = keyWarnings(key);
+    if (weak.length > 0) {
+      options.warn?.(`key file ${path} looks guessable: ${weak.join('; ')}. A LAN host that guesses it can take the cluster over: ${create.replace('make one', 'make a random one')}`);
+    }
+    return key;
   } finally {
     buf?.fill(0);
     closeSync(fd);
   }
+}
+
+function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a file';
 }
 
 function isAsciiSpace(b: number): boolean {

@@ -65,7 +65,7 @@ test.before(async (t) => {
   try {
     for (const node of cluster.nodes) {
       original.set(node, await sysctls(node));
-      const argv = [process.execPath, EXAMPLE, '--bind', 'eth0', '--vip', VIP, '--port', '80', '--name', node, '--run-dir', cluster.runDir(node), ...LAB_DAEMON_TIMING];
+      const argv = [process.execPath, EXAMPLE, '--bind', 'eth0', '--vip', VIP, '--port', '80', '--name', node, '--run-dir', cluster.runDir(node), '--key-file', cluster.keyFile, ...LAB_DAEMON_TIMING];
       // --admin-socket: lnlbctl (waitConverged) reads the embedded node's status as a daemon's.
       argv.push('--drain-timeout', '5', '--drain-idle', '1', '--admin-socket');
       if (node === METRICS_NODE) argv.push('--metrics', `${cluster.nodeIp(node)}:${METRICS_PORT}`);

@@ -296,7 +296,7 @@ test.serial('a broken --handler module is refused: non-zero exit, one stderr lin
     ];
     await withLab({ nodes: 1, clientAddresses: 1 }, async (lab) => {
       for (const c of cases) {
-        const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', lab.runDir('node1'), ...LAB_DAEMON_TIMING, '--handler', `icmp=${c.module}`];
+        const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', lab.runDir('node1'), ...LAB_DAEMON_TIMING, '--key-file', lab.keyFile, '--handler', `icmp=${c.module}`];
         const run = await lab.lab.exec('node1', argv, { timeoutMs: 20_000, cwd: REPO_ROOT });
         t.false(run.timedOut, `lnlbd with ${c.module} did not exit`);
         t.not(run.code, 0, `exit code for ${c.module}`);

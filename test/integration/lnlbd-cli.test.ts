@@ -1,8 +1,10 @@
-// lnlbd's command-line contract on a real host namespace: bad flags, a missing device and a
-// missing privilege each give one clear line and a non-zero exit; a clean stop removes the
-// TAP and restores every sysctl it changed.
+// lnlbd's command-line contract on a real host namespace: bad flags, a missing device, a
+// missing privilege and a missing or unusable key each give one clear line and a non-zero exit,
+// with nothing created; a clean stop removes the TAP and restores every sysctl it changed.
+// Every daemon here gets the lab's key (KEY below) unless the test is about not having one.
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Lab, sweepStale, waitExit } from '../../src/lab/netns.js';
 
@@ -27,8 +29,11 @@ function theLab(): Lab {
   return lab;
 }
 
+/** Stands for the lab's key file in an argument list (the lab is built after the list). */
+const KEY = '<the lab key>';
+
 async function lnlbd(args: string[], runAs?: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const argv = [process.execPath, LNLBD, ...args];
+  const argv = [process.execPath, LNLBD, ...args.map((a) => (a === KEY ? theLab().keyFile : a))];
   const wrapped = runAs ? ['setpriv', `--reuid=${runAs}`, `--regid=${runAs}`, '--clear-groups', '--inh-caps=-all', ...argv] : argv;
   return theLab().exec('solo', wrapped, { timeoutMs: 15_000 });
 }
@@ -38,8 +43,9 @@ const refusals: { title: string; args: string[]; code: number; line: RegExp; run
   { title: 'a bad IP', args: ['--bind', 'eth0', '--vip', '10.0.0.300'], code: 2, line: /^lnlbd: --vip: expected an IPv4 address/ },
   { title: 'an unknown flag', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--frobnicate'], code: 2, line: /^lnlbd: unknown option '--frobnicate'$/ },
   { title: 'a bad --workers', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--workers', '0'], code: 2, line: /^lnlbd: --workers: expected a whole number from 1 to 64/ },
-  { title: 'a missing device', args: ['--bind', 'eth7', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-eth7'], code: 1, line: /^lnlbd: no such device eth7/ },
-  { title: 'a missing privilege', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-nobody'], code: 1, line: /^lnlbd: lnlbd needs CAP_NET_ADMIN and CAP_NET_RAW/, runAs: '65534' },
+  { title: 'a missing device', args: ['--bind', 'eth7', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-eth7', '--key-file', KEY], code: 1, line: /^lnlbd: no such device eth7/ },
+  { title: 'a missing privilege', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-nobody', '--key-file', KEY], code: 1, line: /^lnlbd: lnlbd needs CAP_NET_ADMIN and CAP_NET_RAW/, runAs: '65534' },
+  { title: 'a key and --insecure-no-auth', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', KEY, '--insecure-no-auth'], code: 2, line: /^lnlbd: --key-file: cannot be given with --insecure-no-auth/ },
 ];
 
 for (const r of refusals) {
@@ -79,7 +85,7 @@ test.serial('SIGTERM removes the TAP and restores the sysctls; lnlbctl then says
   const read = async (): Promise<string> => (await l.exec('solo', ['sysctl', '-n', ...sysctls])).stdout;
   const before = await read();
   const runDir = `${l.dir}/solo`;
-  const daemon = l.spawn('solo', [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--heartbeat-ms', '100', '--dead-after-ms', '500']);
+  const daemon = l.spawn('solo', [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--heartbeat-ms', '100', '--dead-after-ms', '500', '--key-file', l.keyFile]);
   await l.waitForLog(daemon, /cluster interface up/, 10_000);
   t.is((await l.exec('solo', ['sysctl', '-n', ...sysctls])).stdout, '1\n2\n');
   const addr = await l.exec('solo', ['ip', '-o', '-4', 'addr', 'show', 'nlb0']);
@@ -101,7 +107,7 @@ test.serial('after kill -9 the TAP is gone, and the next start restores the true
   const key = 'net.ipv4.conf.eth0.arp_ignore';
   const original = (await l.exec('solo', ['sysctl', '-n', key])).stdout.trim();
   const runDir = `${l.dir}/solo-crash`;
-  const args = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--heartbeat-ms', '100', '--dead-after-ms', '500'];
+  const args = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--heartbeat-ms', '100', '--dead-after-ms', '500', '--key-file', l.keyFile];
   const first = l.spawn('solo', args);
   await l.waitForLog(first, /cluster interface up/, 10_000);
   first.kill('SIGKILL');
@@ -113,4 +119,114 @@ test.serial('after kill -9 the TAP is gone, and the next start restores the true
   second.kill('SIGTERM');
   await waitExit(second, 8000);
   t.is((await l.exec('solo', ['sysctl', '-n', key])).stdout.trim(), original, 'the value from before the crash is back');
+});
+
+const ARP_SYSCTLS = ['net.ipv4.conf.eth0.arp_ignore', 'net.ipv4.conf.eth0.arp_announce'];
+
+/** What a refused start must leave as it was: no TAP, the bound device's sysctls. */
+async function hostState(): Promise<{ tap: boolean; sysctls: string }> {
+  const l = theLab();
+  const tap = (await l.exec('solo', ['ip', 'link', 'show', 'nlb0'])).code === 0;
+  return { tap, sysctls: (await l.exec('solo', ['sysctl', '-n', ...ARP_SYSCTLS])).stdout };
+}
+
+test.serial('no key, by flags or by the config file: exit 2, one line naming --key-file and lnlbctl genkey; no TAP, no sysctl touched, no run directory', async (t) => {
+  const l = theLab();
+  // Values no lnlbd would leave, so that a write shows.
+  await l.exec('solo', ['sysctl', '-q', '-w', 'net.ipv4.conf.eth0.arp_ignore=0', 'net.ipv4.conf.eth0.arp_announce=0']);
+  const before = await hostState();
+  t.deepEqual(before, { tap: false, sysctls: '0\n0\n' });
+  const config = `${l.dir}/nokey.conf`;
+  writeFileSync(config, 'bind = eth0\nvip = 10.0.0.100\n');
+  for (const args of [['--bind', 'eth0', '--vip', '10.0.0.100'], ['--config', config]]) {
+    const runDir = `${l.dir}/nokey-run`;
+    const result = await lnlbd([...args, '--run-dir', runDir]);
+    t.is(result.code, 2, args.join(' '));
+    t.deepEqual(result.stderr.trim().split('\n'), [
+      'lnlbd: a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (key-file = PATH in the config file), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)',
+    ]);
+    t.deepEqual(await hostState(), before, 'no TAP, sysctls untouched');
+    t.false(existsSync(runDir), 'no run directory');
+  }
+});
+
+test.serial('an unusable key file (symbolic link, FIFO, group-readable, other owner) is refused at once, before anything is created', async (t) => {
+  const l = theLab();
+  const before = await hostState();
+  const link = `${l.dir}/link.key`;
+  symlinkSync(l.keyFile, link);
+  const fifo = `${l.dir}/fifo.key`;
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  const open = `${l.dir}/open.key`;
+  writeFileSync(open, `${'ab'.repeat(32)}\n`, { mode: 0o640 });
+  const nobodys = `${l.dir}/nobody.key`;
+  writeFileSync(nobodys, `${'cd'.repeat(32)}\n`, { mode: 0o600 });
+  execFileSync('chown', ['65534', nobodys]);
+  const cases: [string, RegExp][] = [
+    [link, /^lnlbd: key file \S+link\.key is a symbolic link \(refused: whoever can change the link chooses the key\): give the real path of the file$/],
+    [fifo, /^lnlbd: key file \S+fifo\.key is not a regular file \(a FIFO\)/],
+    [open, /^lnlbd: key file \S+open\.key has mode 0640: group or others may read or write it; run `chmod 600 /],
+    [nobodys, /^lnlbd: key file \S+nobody\.key is owned by uid 65534, not by this daemon's user \(uid 0\) or root/],
+  ];
+  for (const [key, line] of cases) {
+    const started = performance.now();
+    const result = await lnlbd(['--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', `${l.dir}/badkey-run`, '--key-file', key]);
+    t.is(result.code, 1, key);
+    t.true(performance.now() - started < 10_000, 'refused at once (a FIFO never blocks the start)');
+    const lines = result.stderr.trim().split('\n');
+    t.is(lines.length, 1, result.stderr);
+    t.regex(lines[0] ?? '', line);
+    t.deepEqual(await hostState(), before, `${key}: no TAP, sysctls untouched`);
+  }
+});
+
+test.serial('--insecure-no-auth starts, says so as an error in the log, and lnlbctl status shows it on the header line and in JSON', async (t) => {
+  const l = theLab();
+  const runDir = `${l.dir}/insecure`;
+  const daemon = l.spawn('solo', [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--heartbeat-ms', '100', '--dead-after-ms', '500', '--insecure-no-auth']);
+  try {
+    await l.waitForLog(daemon, /cluster interface up/, 10_000);
+    const logged = JSON.parse(await l.waitForLog(daemon, /"event":"insecure-no-auth"/, 5000)) as { level: number; msg: string };
+    t.is(logged.level, 50, 'error level');
+    t.regex(logged.msg, /^AUTH OFF \(--insecure-no-auth\): control plane NOT authenticated, any host on this LAN can take this cluster over/);
+    const text = await l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status']);
+    t.is(text.code, 0, text.stderr);
+    const header = text.stdout.split('\n')[0] ?? '';
+    t.true(header.startsWith('nlb0: vip 10.0.0.100 on eth0, '), header);
+    t.true(header.endsWith(', AUTH OFF (--insecure-no-auth): any host on this LAN can take this cluster over'), header);
+    const json = await l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status', '--json']);
+    const status = JSON.parse(json.stdout) as { interfaces: { authenticated: boolean; insecure: boolean }[] };
+    t.like(status.interfaces[0], { authenticated: false, insecure: true });
+  } finally {
+    daemon.kill('SIGTERM');
+    await waitExit(daemon, 8000);
+  }
+  t.is(daemon.exitCode, 0);
+});
+
+test.serial('a daemon started empty needs no key; lnlbctl addif without one is refused (exit 2, nothing created), with --key-file it serves, authenticated', async (t) => {
+  const l = theLab();
+  const runDir = `${l.dir}/empty`;
+  const daemon = l.spawn('solo', [process.execPath, LNLBD, '--run-dir', runDir, '--heartbeat-ms', '100', '--dead-after-ms', '500']);
+  const ctl = (args: string[]) => l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, ...args], { timeoutMs: 15_000 });
+  try {
+    await l.waitForLog(daemon, /"event":"idle"/, 10_000);
+    const before = await hostState();
+    const refused = await ctl(['addif', '10.0.0.100', 'eth0']);
+    t.is(refused.code, 2);
+    t.deepEqual(refused.stderr.trim().split('\n'), [
+      'lnlbctl: a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (to lnlbd, as key-file in its config file, or to lnlbctl addif), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)',
+    ]);
+    t.deepEqual(await hostState(), before, 'no TAP, sysctls untouched');
+    const added = await ctl(['addif', '10.0.0.100', 'eth0', '--key-file', l.keyFile]);
+    t.is(added.code, 0, added.stderr);
+    t.is(added.stdout, 'nlb0\n');
+    const status = JSON.parse((await ctl(['status', '--json'])).stdout) as { interfaces: { name: string; authenticated: boolean; insecure: boolean }[] };
+    t.like(status.interfaces[0], { name: 'nlb0', authenticated: true, insecure: false });
+    t.is((await ctl(['delif', 'nlb0'])).code, 0);
+  } finally {
+    daemon.kill('SIGTERM');
+    await waitExit(daemon, 8000);
+  }
+  t.is(daemon.exitCode, 0);
 });

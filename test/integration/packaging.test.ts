@@ -18,7 +18,7 @@ const LNLBCTL = `${REPO}bin/lnlbctl`;
 const UNIT_PATH = `${REPO}packaging/lnlbd.service`;
 const CONF_PATH = `${REPO}packaging/lnlb.conf`;
 const VIP = '10.0.0.100';
-/** packaging/lnlb.conf adapted to the lab: node1's eth0, a VIP of its subnet, quick heartbeats. */
+/** packaging/lnlb.conf adapted to the lab: node1's eth0, a VIP of its subnet, quick heartbeats (and the lab's key file). */
 const LAB_SETTINGS = { vip: VIP, bind: 'eth0', 'heartbeat-ms': '100', 'dead-after-ms': '500' };
 const SYSCTLS = ['net.ipv4.conf.eth0.arp_ignore', 'net.ipv4.conf.eth0.arp_announce'];
 
@@ -59,7 +59,7 @@ function startUnit(name: string, settings: ServiceSettings = unit): { runDir: st
   const runDir = `${dir}/run`;
   mkdirSync(runDir, { recursive: true, mode: settings.runtimeDirectoryMode }); // RuntimeDirectory=
   const config = `${dir}/lnlb.conf`;
-  writeFileSync(config, adaptedConfig(LAB_SETTINGS));
+  writeFileSync(config, adaptedConfig({ ...LAB_SETTINGS, 'key-file': l.keyFile }));
   const argv = settings.execStart.argv.map((word, i, all) => (word === '/usr/bin/lnlbd' ? LNLBD : all[i - 1] === '--config' ? config : word));
   argv.push('--run-dir', runDir);
   const wrapped = mountSandboxArgv(settings, setprivArgv(settings, argv, systemTool('setpriv')), { '/run/lnlb': runDir }, { unshare: systemTool('unshare'), sh: systemTool('sh') });
@@ -123,7 +123,7 @@ test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, co
   for (const line of log.split('\n').filter((l) => l.includes('"level":40'))) t.log(`warning under the unit: ${line}`);
 
   // ExecReload= (SIGHUP), run as systemd runs it: with the unit's capabilities, $MAINPID set.
-  writeFileSync(run.config, adaptedConfig({ ...LAB_SETTINGS, 'log-level': 'debug' }));
+  writeFileSync(run.config, adaptedConfig({ ...LAB_SETTINGS, 'key-file': l.keyFile, 'log-level': 'debug' }));
   const reload = parseExecCommand(unit.execReload ?? '', { MAINPID: String(pid) });
   const reloaded = await l.exec('node1', setprivArgv(unit, reload.argv, systemTool('setpriv')));
   t.is(reloaded.code, 0, reloaded.stderr);

@@ -79,6 +79,8 @@ test('packaging/lnlb.conf: a valid config, and so is every example in it once un
   const file = readConfig(CONF_TEXT, 'lnlb.conf');
   t.is(file.values.vip, undefined, 'no VIP until the operator chooses one: the daemon starts idle');
   t.is(file.values.bind, undefined);
+  t.is(file.values.keyFile, '/etc/lnlb/cluster.key', 'authenticated by default: the key file is set, not an example');
+  t.is(file.values.insecureNoAuth, undefined);
   const uncommented = CONF_TEXT.split('\n')
     .map((line) => (/^#[a-z-]+ = /.test(line) ? line.slice(1) : line))
     .join('\n');

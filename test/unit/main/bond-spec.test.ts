@@ -61,7 +61,7 @@ test('several bonds: each name once, a device the slave of one bond only, a bond
 });
 
 test('--bond through the option table: repeatable, checked together and against --bind and --name', (t) => {
-  const o = resolveDaemonOptions({ bond: ['bond0 mode=802.3ad slaves=eth1,eth2', 'bond1 mode=active-backup'].join(REPEAT_SEPARATOR), bind: 'bond0', vip: '10.0.0.100' });
+  const o = resolveDaemonOptions({ bond: ['bond0 mode=802.3ad slaves=eth1,eth2', 'bond1 mode=active-backup'].join(REPEAT_SEPARATOR), bind: 'bond0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key' });
   t.deepEqual(o.bond, [
     { name: 'bond0', options: ['mode=802.3ad'], slaves: ['eth1', 'eth2'] },
     { name: 'bond1', options: ['mode=active-backup'], slaves: [] },

@@ -16,8 +16,8 @@ function refused(t: import('ava').ExecutionContext, text: string, message: RegEx
 }
 
 test('key = value lines become the raw options resolveDaemonOptions takes', (t) => {
-  const raw = parseConfigFile('vip = 10.0.0.100\nbind=eth0\nheartbeat-ms   =   500\ndead-after-ms = 2500\nrun-dir = /run/lnlb-a\n', PATH);
-  t.deepEqual(raw, { vip: '10.0.0.100', bind: 'eth0', heartbeatMs: '500', deadAfterMs: '2500', runDir: '/run/lnlb-a' });
+  const raw = parseConfigFile('vip = 10.0.0.100\nbind=eth0\nheartbeat-ms   =   500\ndead-after-ms = 2500\nrun-dir = /run/lnlb-a\nkey-file = /etc/lnlb/cluster.key\n', PATH);
+  t.deepEqual(raw, { vip: '10.0.0.100', bind: 'eth0', heartbeatMs: '500', deadAfterMs: '2500', runDir: '/run/lnlb-a', keyFile: '/etc/lnlb/cluster.key' });
   t.like(resolveDaemonOptions(raw), { vip: '10.0.0.100', bind: 'eth0', heartbeatMs: 500, deadAfterMs: 2500, runDir: '/run/lnlb-a', workers: 2 });
 });
 
@@ -92,6 +92,7 @@ test('every DAEMON_OPTIONS flag but --config can be given in a file under its na
   const samples: Record<string, string> = {
     bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: '3', heartbeatMs: '500', deadAfterMs: '2500', logLevel: 'warn',
     election: 'lnlb', weightMode: 'manual', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', idleTimeout: '60', keyFile: '/etc/lnlb/key',
+    insecureNoAuth: 'false',
     tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp', bond: 'bond0 mode=802.3ad miimon=100 slaves=eth1,eth2',
     metrics: '127.0.0.1:9750',
   };
@@ -111,7 +112,7 @@ test('every DAEMON_OPTIONS flag but --config can be given in a file under its na
 });
 
 test('bond: repeatable like rule, the value a name and words with spaces, each line checked by --bond\'s parser', (t) => {
-  const text = ['# two bonds', 'bond = bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2   # LACP to the switch', 'bond = "bond1 mode=active-backup primary=eth3 slaves=eth3,eth4"', 'bind = bond0', 'vip = 10.0.0.100'].join('\n');
+  const text = ['# two bonds', 'bond = bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2   # LACP to the switch', 'bond = "bond1 mode=active-backup primary=eth3 slaves=eth3,eth4"', 'bind = bond0', 'vip = 10.0.0.100', 'key-file = /etc/lnlb/cluster.key'].join('\n');
   const file = readConfig(text, PATH);
   t.is(file.values.bond, ['bond0 mode=802.3ad miimon=100 lacp_rate=fast slaves=eth1,eth2', 'bond1 mode=active-backup primary=eth3 slaves=eth3,eth4'].join(REPEAT_SEPARATOR));
   t.is(file.lines.bond, 2);
@@ -137,7 +138,7 @@ test('bond: repeatable like rule, the value a name and words with spaces, each l
 });
 
 test('the command line wins over the file; its --rule replaces the file\'s rules, not adds to them', (t) => {
-  const file = readConfig(['vip = 10.0.0.100', 'bind = eth0', 'workers = 4', 'log-level = debug', 'rule = 22/tcp=single,priority=1', 'rule = 443/tcp=multiple,affinity=none', 'handler = tcp=tcp'].join('\n'), PATH);
+  const file = readConfig(['vip = 10.0.0.100', 'bind = eth0', 'key-file = /etc/lnlb/cluster.key', 'workers = 4', 'log-level = debug', 'rule = 22/tcp=single,priority=1', 'rule = 443/tcp=multiple,affinity=none', 'handler = tcp=tcp'].join('\n'), PATH);
   const commandLine = { workers: '8', rule: '80/tcp=multiple' };
   const merged = mergeOptions(commandLine, file);
   t.like(merged, { vip: '10.0.0.100', bind: 'eth0', workers: '8', logLevel: 'debug', rule: '80/tcp=multiple', handler: 'tcp=tcp', config: PATH });
@@ -146,7 +147,7 @@ test('the command line wins over the file; its --rule replaces the file\'s rules
   t.deepEqual(o.rule, ['80/tcp=multiple']);
   t.deepEqual(o.handler.map((h) => h.module), ['builtin:default', 'builtin:tcp'], "the file's handlers stay: the command line gave none");
   t.deepEqual(mergeOptions({ vip: undefined }, file).vip, '10.0.0.100', 'an undefined command-line value does not hide the file');
-  t.is(resolveWithConfig({ vip: '10.0.0.7', bind: 'eth1' }, undefined).config, undefined);
+  t.is(resolveWithConfig({ vip: '10.0.0.7', bind: 'eth1', insecureNoAuth: 'true' }, undefined).config, undefined);
 });
 
 test('a cross-option refusal is reported on the file line of the flag it names', (t) => {

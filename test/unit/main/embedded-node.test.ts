@@ -28,7 +28,7 @@ import {
 } from '../../../src/main/embedded-node.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, resolveDaemonOptions, type DaemonOptions } from '../../../src/main/options.js';
 
-const BASE = { bind: 'eth0', vip: '10.0.0.100' } as const;
+const BASE = { bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key' } as const;
 
 // Compile-time: every daemon option is an option of createNode (NOT_EMBEDDED is empty).
 const everyOptionTyped: [Exclude<keyof DaemonOptions, keyof LnlbNodeOptions>] extends [never] ? true : false = true;
@@ -59,6 +59,7 @@ test('typed values become the flags\' raw strings: numbers as text, lists NUL-jo
   t.deepEqual(raw, {
     bind: 'eth0',
     vip: '10.0.0.100',
+    keyFile: '/etc/lnlb/cluster.key',
     heartbeatMs: '200',
     deadAfterMs: '1000',
     workers: '4',
@@ -103,6 +104,8 @@ const badCases: [string, Loose, RegExp][] = [
   ['rule not a list', { ...BASE, rule: 443 }, /^rule \(--rule\): expected an array of strings, got 443/],
   ['bad handler', { ...BASE, handler: ['tcp'] }, /^handler \(--handler\): expected <proto>=<module>/],
   ['keyFile a number', { ...BASE, keyFile: 7 }, /^keyFile \(--key-file\): expected a string, got 7/],
+  ['keyFile and insecureNoAuth both', { ...BASE, insecureNoAuth: true }, /^keyFile \(--key-file\): cannot be given with insecureNoAuth: true: give the key \(authenticated\) or the opt-out \(labs only\), not both$/],
+  ['insecureNoAuth not a boolean', { bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: 'yes' }, /^insecureNoAuth \(--insecure-no-auth\): expected true or false, got "yes"$/],
   ['unknown option, the near one suggested', { ...BASE, heartbeat: 200 }, /^heartbeat: unknown option \(did you mean heartbeatMs\?\)$/],
   ['unknown option, nothing near', { ...BASE, colour: 'blue' }, /^colour: unknown option$/],
   ['an Object.prototype name is no option', { ...BASE, constructor: 1 }, /^constructor: unknown option$/],
@@ -125,8 +128,44 @@ test('not an object at all', (t) => {
   t.regex(err?.message ?? '', /^createNode: expected an options object/);
 });
 
+test('no key: LNLB_ERR_AUTH_KEY_MISSING naming keyFile, insecureNoAuth and lnlbctl genkey; insecureNoAuth: true is the explicit opt-out', (t) => {
+  for (const options of [{ bind: 'eth0', vip: '10.0.0.100' }, { bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: false }, { ...BASE, keyFile: undefined }]) {
+    const err = t.throws(() => resolveNodeOptions(options), { instanceOf: LnlbError });
+    t.is(err?.code, 'LNLB_ERR_AUTH_KEY_MISSING');
+    t.is(
+      err?.message,
+      "a cluster interface needs a key, or any host on this LAN can take the cluster over: give keyFile: 'PATH' (or key-file = PATH in its config file), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, insecureNoAuth: true runs without a key)",
+    );
+  }
+  const lab = resolveNodeOptions({ bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: true }).daemon;
+  t.like(lab, { insecureNoAuth: true, keyFile: undefined });
+  t.like(resolveNodeOptions(BASE).daemon, { insecureNoAuth: false, keyFile: '/etc/lnlb/cluster.key' });
+  t.is(toRawOptions({ bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: true }).insecureNoAuth, 'true', 'the raw string the flag gives');
+});
+
+test('a key given in the config file counts; the opt-out too', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lnlb-embedded-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'lnlb.conf');
+  writeFileSync(config, 'key-file = /etc/lnlb/cluster.key\n');
+  t.is(resolveNodeOptions({ bind: 'eth0', vip: '10.0.0.100', config }).daemon.keyFile, '/etc/lnlb/cluster.key');
+  writeFileSync(config, 'insecure-no-auth = true\n');
+  t.true(resolveNodeOptions({ bind: 'eth0', vip: '10.0.0.100', config }).daemon.insecureNoAuth);
+});
+
+test('createNode without a key creates nothing: no run directory, no privilege asked', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lnlb-embedded-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const runDir = join(dir, 'run');
+  const err = await t.throwsAsync(createNode({ bind: 'eth0', vip: '10.0.0.100', runDir }), { instanceOf: LnlbError });
+  t.is(err?.code, 'LNLB_ERR_AUTH_KEY_MISSING');
+  t.false(existsSync(runDir));
+});
+
 test('undefined values count as not given ({ keyFile: process.env.KEY_FILE })', (t) => {
-  t.is(resolveNodeOptions({ ...BASE, keyFile: undefined, workers: undefined }).daemon.workers, 2);
+  t.is(resolveNodeOptions({ ...BASE, metrics: undefined, workers: undefined }).daemon.workers, 2);
+  const err = t.throws(() => resolveNodeOptions({ ...BASE, keyFile: undefined }), { instanceOf: LnlbError });
+  t.is(err?.code, 'LNLB_ERR_AUTH_KEY_MISSING', 'keyFile: undefined is no key (refused as such), not a bad value');
 });
 
 test('createNode rejects a bad option before it creates anything (no run directory, no privilege asked)', async (t) => {

@@ -2,7 +2,8 @@
 // exit 2 and one line, help on every level, and "not running" against an empty run directory.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { loadKeyFile } from '../../../src/net/auth.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,7 +85,7 @@ test('bond list and bond show without a daemon: exit 1, "not running"; good opti
 });
 
 test('every command has --help (exit 0, its own usage line), and lnlbctl --help lists them all', async (t) => {
-  const commands = ['status', 'top', 'conntrack', 'addif', 'delif', 'weight_mode', 'set_weight', 'resync', 'stop', 'start', 'drainstop', 'suspend', 'resume', 'bond'];
+  const commands = ['status', 'top', 'conntrack', 'addif', 'delif', 'weight_mode', 'set_weight', 'resync', 'stop', 'start', 'drainstop', 'suspend', 'resume', 'bond', 'genkey'];
   const all = await lnlbctl(t, ['--help']);
   t.is(all.code, 0);
   for (const command of commands) {
@@ -118,6 +119,7 @@ test('bad arguments are refused before the daemon is asked: bad IP, weight outsi
     [['drainstop', 'nlb0', '--idle', '-1'], /--idle: expected a number from 0/],
     [['status', '--watch', '--interval', '0'], /--interval: expected a number from 0\.1/],
     [['stop', 'this-name-is-too-long'], /<interface>/],
+    [['addif', '10.0.0.100', 'eth0', '--key-file', '/etc/lnlb/cluster.key', '--insecure-no-auth'], /^lnlbctl: --key-file: cannot be given with --insecure-no-auth/],
   ];
   for (const [args, message] of cases) {
     const r = await lnlbctl(t, args);
@@ -133,4 +135,66 @@ test('daemon not running: every command that needs it says to start lnlbd (exit 
     t.is(r.code, 1, args.join(' '));
     t.regex(r.stderr, /^lnlbctl: no lnlbd is running at .*: start it with lnlbd/, args.join(' '));
   }
+});
+
+test('genkey PATH: 64 hex characters and a newline, mode 0600, a key loadKeyFile takes without a warning', async (t) => {
+  const dir = emptyRunDir(t);
+  const path = join(dir, 'cluster.key');
+  const r = await lnlbctl(t, ['genkey', path]);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, `wrote ${path}: a new 256-bit key, mode 0600. Copy it to every node (scp -p ${path} NODE:${path}) and start each lnlbd with --key-file ${path}\n`);
+  const text = readFileSync(path, 'utf8');
+  t.regex(text, /^[0-9a-f]{64}\n$/);
+  t.false(r.stdout.includes(text.trim()), 'the key itself is never printed');
+  t.is(lstatSync(path).mode & 0o777, 0o600);
+  const warnings: string[] = [];
+  t.is(loadKeyFile(path, { warn: (m) => warnings.push(m) }).toString(), text.trim());
+  t.deepEqual(warnings, []);
+  const other = join(dir, 'other.key');
+  await lnlbctl(t, ['genkey', other]);
+  t.not(readFileSync(other, 'utf8'), text, 'a new key each time');
+});
+
+test('genkey refuses to overwrite a file (exit 1, LNLB_ERR_AUTH_KEY_EXISTS message); --force replaces it; --json', async (t) => {
+  const dir = emptyRunDir(t);
+  const path = join(dir, 'cluster.key');
+  writeFileSync(path, 'the key in use\n', { mode: 0o600 });
+  const refused = await lnlbctl(t, ['genkey', path]);
+  t.is(refused.code, 1);
+  t.deepEqual(lines(refused.stderr), [`lnlbctl: key file ${path} exists already: not overwritten (a key in use would be lost); give --force to replace it, then copy it to every node`]);
+  t.is(readFileSync(path, 'utf8'), 'the key in use\n', 'untouched');
+  const forced = await lnlbctl(t, ['genkey', path, '--force', '--json']);
+  t.is(forced.code, 0, forced.stderr);
+  t.deepEqual(JSON.parse(forced.stdout), { path, bytes: 32, mode: '0600', replaced: true });
+  t.regex(readFileSync(path, 'utf8'), /^[0-9a-f]{64}\n$/);
+  t.is(lstatSync(path).mode & 0o777, 0o600);
+  const fresh = await lnlbctl(t, ['genkey', join(dir, 'new.key'), '--json']);
+  t.deepEqual(JSON.parse(fresh.stdout), { path: join(dir, 'new.key'), bytes: 32, mode: '0600', replaced: false });
+});
+
+test('genkey never writes through a symbolic link (even with --force), nor into a missing directory: exit 1, one clear line', async (t) => {
+  const dir = emptyRunDir(t);
+  const target = join(dir, 'target');
+  writeFileSync(target, 'not a key\n');
+  const link = join(dir, 'link.key');
+  symlinkSync(target, link);
+  for (const args of [['genkey', link], ['genkey', link, '--force']]) {
+    const r = await lnlbctl(t, args);
+    t.is(r.code, 1, args.join(' '));
+    t.deepEqual(lines(r.stderr), [`lnlbctl: cannot write key file ${link}: ELOOP (the path is a symbolic link: give the real path)`]);
+  }
+  t.is(readFileSync(target, 'utf8'), 'not a key\n');
+  const nowhere = join(dir, 'no-such-dir', 'cluster.key');
+  const r = await lnlbctl(t, ['genkey', nowhere]);
+  t.is(r.code, 1);
+  t.deepEqual(lines(r.stderr), [`lnlbctl: cannot write key file ${nowhere}: ENOENT (no such directory: create it first (mkdir -p -m 755 DIR))`]);
+  const isDir = await lnlbctl(t, ['genkey', dir, '--force']);
+  t.is(isDir.stderr, `lnlbctl: cannot write key file ${dir}: EISDIR (it is a directory)\n`);
+  const help = await lnlbctl(t, ['genkey', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /--force +replace an existing key file/);
+  t.regex(help.stdout, /lnlbd --bind eth0 --vip 10\.0\.0\.100 --key-file \/etc\/lnlb\/cluster\.key/);
+  const none = await lnlbctl(t, ['genkey']);
+  t.is(none.code, 2);
+  t.deepEqual(lines(none.stderr), ["lnlbctl: missing required argument 'path'"]);
 });

@@ -2,7 +2,7 @@
 // looks at its privileges or touches anything (exit 2, one line naming the flag and the word).
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,4 +56,41 @@ test('--help describes --bond', async (t) => {
   t.is(r.code, 0);
   t.regex(r.stdout, /--bond <spec>/);
   t.regex(r.stdout, /slaves=dev1,dev2/);
+});
+
+const KEY_MISSING =
+  'lnlbd: a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (key-file = PATH in the config file), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)';
+
+test('a cluster without a key, by flags or by the config file: exit 2, one line saying how to make a key; nothing created', async (t) => {
+  for (const [args, config] of [
+    [['--bind', 'eth0', '--vip', '10.0.0.100'], ''],
+    [[], 'bind = eth0\nvip = 10.0.0.100\n'],
+    [['--bind', 'eth0'], 'vip = 10.0.0.100\ninsecure-no-auth = false\n'],
+  ] as const) {
+    const r = await lnlbd(t, [...args], config);
+    t.is(r.code, 2, `${args.join(' ')} / ${config}`);
+    t.deepEqual(r.stderr.trim().split('\n'), [KEY_MISSING]);
+    t.false(existsSync(join(r.dir, 'run')), 'not even the run directory');
+  }
+});
+
+test('a key and --insecure-no-auth together: exit 2 naming both (on the file line when the file gave the key)', async (t) => {
+  const both = await lnlbd(t, ['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', '/etc/lnlb/cluster.key', '--insecure-no-auth']);
+  t.is(both.code, 2);
+  t.deepEqual(both.stderr.trim().split('\n'), ['lnlbd: --key-file: cannot be given with --insecure-no-auth: give the key (authenticated) or the opt-out (labs only), not both']);
+  const fromFile = await lnlbd(t, ['--insecure-no-auth'], '# key\n\nkey-file = /etc/lnlb/cluster.key\n');
+  t.is(fromFile.code, 2);
+  t.regex(fromFile.stderr.trim(), /^lnlbd: \S+lnlb\.conf:3: --key-file: cannot be given with --insecure-no-auth/);
+  const badSwitch = await lnlbd(t, [], 'insecure-no-auth = yes\n');
+  t.is(badSwitch.code, 2);
+  t.regex(badSwitch.stderr.trim(), /^lnlbd: \S+lnlb\.conf:1: --insecure-no-auth: expected true or false, got "yes"$/);
+});
+
+test('--help describes --key-file (with lnlbctl genkey) and --insecure-no-auth', async (t) => {
+  const r = await lnlbd(t, ['--help']);
+  t.is(r.code, 0);
+  t.regex(r.stdout, /--key-file <path>/);
+  t.regex(r.stdout, /lnlbctl genkey/);
+  t.regex(r.stdout, /--insecure-no-auth +run cluster interfaces WITHOUT a key/);
+  t.notRegex(r.stdout, /default: false/);
 });

@@ -17,6 +17,7 @@ function fakeInterface(name: string, overrides: Partial<InterfaceStatusJson['cou
     suspended: false,
     weightMode: 'loadavg',
     authenticated: true,
+    insecure: false,
     workers: 2,
     nodes: [
       { mac: '02:00:00:00:00:01', status: 'OK', weight: 10, self: true },
@@ -110,6 +111,13 @@ test('per actor: load, tracked flows, queue depth and capacity, overflows of the
   t.is(samples.get('lnlb_queue_overflows_total{actor="1",interface="nlb0",queue="ring"}'), 2);
   t.is(samples.get('lnlb_queue_overflows_total{actor="0",interface="nlb0",queue="hold"}'), 2);
   t.false(samples.has('lnlb_actor_frames_total{actor="2",interface="nlb0"}'));
+});
+
+test('lnlb_control_insecure: 1 for an interface running without a key (--insecure-no-auth), 0 with one', async (t) => {
+  const { types, samples } = await scrape(() => [fakeInterface('nlb0'), { ...fakeInterface('nlb1'), authenticated: false, insecure: true }]);
+  t.is(types.get('lnlb_control_insecure'), 'gauge');
+  t.is(samples.get('lnlb_control_insecure{interface="nlb0"}'), 0);
+  t.is(samples.get('lnlb_control_insecure{interface="nlb1"}'), 1);
 });
 
 test('membership and control plane: members, converged, rounds, deaths, messages by type, rejections and auth failures', async (t) => {

@@ -1,10 +1,12 @@
 import test from 'ava';
-import { DAEMON_OPTIONS, interfaceArguments, REPEAT_SEPARATOR, resolveDaemonOptions } from '../../../src/main/options.js';
+import { checkClusterAuth, DAEMON_OPTIONS, interfaceArguments, LNLBD_AUTH_NAMES, REPEAT_SEPARATOR, resolveDaemonOptions } from '../../../src/main/options.js';
 import { LnlbError } from '../../../src/errors.js';
 
+const KEY = '/etc/lnlb/cluster.key';
+
 test('defaults fill in what is not given', (t) => {
-  const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100' });
-  t.like(o, { bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous', rxRing: 'v2' });
+  const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: KEY });
+  t.like(o, { bind: 'eth0', vip: '10.0.0.100', keyFile: KEY, insecureNoAuth: false, name: 'nlb%d', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous', rxRing: 'v2' });
 });
 
 const badCases: [string, Record<string, string>, RegExp][] = [
@@ -23,7 +25,7 @@ const badCases: [string, Record<string, string>, RegExp][] = [
 
 for (const [title, raw, message] of badCases) {
   test(`refused with a message naming the flag: ${title}`, (t) => {
-    const err = t.throws(() => resolveDaemonOptions(raw), { instanceOf: LnlbError });
+    const err = t.throws(() => resolveDaemonOptions({ keyFile: KEY, ...raw }), { instanceOf: LnlbError });
     t.is(err.code, 'LNLB_ERR_CLI_BAD_FLAG');
     t.regex(err.message, message);
   });
@@ -77,4 +79,57 @@ test('defaults: LNLB\'s default handler for every protocol, no port rules; tcp a
   t.deepEqual(both.handler.map((h) => [h.protocol, h.module]), [[0, 'builtin:default'], [6, 'builtin:tcp'], [17, 'builtin:udp']]);
   t.is(o.tcpIdleTimeout, 7440);
   t.is(o.udpIdleTimeout, 120);
+});
+
+const KEY_MISSING =
+  'a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (key-file = PATH in the config file), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)';
+
+test('a cluster interface without a key is refused: LNLB_ERR_AUTH_KEY_MISSING naming --key-file, the config key, lnlbctl genkey and the opt-out', (t) => {
+  for (const raw of [{ bind: 'eth0', vip: '10.0.0.100' }, { bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: 'false' }]) {
+    const err = t.throws(() => resolveDaemonOptions(raw), { instanceOf: LnlbError });
+    t.is(err.code, 'LNLB_ERR_AUTH_KEY_MISSING');
+    t.is(err.message, KEY_MISSING);
+  }
+  const insecure = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: 'true' });
+  t.like(insecure, { insecureNoAuth: true, keyFile: undefined });
+});
+
+test('no key needed by a daemon without a cluster interface (only bonds, or empty for addif)', (t) => {
+  t.like(resolveDaemonOptions({}), { keyFile: undefined, insecureNoAuth: false });
+  t.like(resolveDaemonOptions({ bond: 'bond0 mode=active-backup slaves=eth1,eth2' }), { keyFile: undefined });
+  t.like(resolveDaemonOptions({ keyFile: KEY }), { keyFile: KEY, bind: undefined }, 'a key for the interfaces addif will add');
+});
+
+test('a key and --insecure-no-auth together: a flag error naming both, with or without a cluster interface', (t) => {
+  for (const raw of [{ keyFile: KEY, insecureNoAuth: 'true' }, { bind: 'eth0', vip: '10.0.0.100', keyFile: KEY, insecureNoAuth: 'true' }]) {
+    const err = t.throws(() => resolveDaemonOptions(raw), { instanceOf: LnlbError });
+    t.is(err.code, 'LNLB_ERR_CLI_BAD_FLAG');
+    t.is(err.message, '--key-file: cannot be given with --insecure-no-auth: give the key (authenticated) or the opt-out (labs only), not both');
+  }
+  t.notThrows(() => resolveDaemonOptions({ keyFile: KEY, insecureNoAuth: 'false' }), 'false is no opt-out');
+});
+
+test('--insecure-no-auth takes true or false (the config file writes it so; the command line gives true)', (t) => {
+  const err = t.throws(() => resolveDaemonOptions({ insecureNoAuth: 'yes' }), { instanceOf: LnlbError });
+  t.is(err.message, '--insecure-no-auth: expected true or false, got "yes"');
+  t.false(resolveDaemonOptions({}).insecureNoAuth);
+});
+
+test('checkClusterAuth: the one rule, with the caller\'s names in the message', (t) => {
+  t.notThrows(() => checkClusterAuth({ keyFile: KEY, insecureNoAuth: false }, LNLBD_AUTH_NAMES));
+  t.notThrows(() => checkClusterAuth({ keyFile: undefined, insecureNoAuth: true }, LNLBD_AUTH_NAMES));
+  const err = t.throws(() => checkClusterAuth({ keyFile: undefined, insecureNoAuth: false }, { key: 'KEY-OPTION', insecure: 'OPT-OUT' }), { instanceOf: LnlbError });
+  t.is(err.code, 'LNLB_ERR_AUTH_KEY_MISSING');
+  t.regex(err.message, /give KEY-OPTION, the same file on every node; make one with `lnlbctl genkey \/etc\/lnlb\/cluster\.key`.*\(for a lab only, OPT-OUT runs without a key\)$/);
+  t.throws(() => checkClusterAuth({ keyFile: KEY, insecureNoAuth: true }, LNLBD_AUTH_NAMES), { message: /^--key-file: cannot be given with --insecure-no-auth/ });
+});
+
+test('addif: a key file or the opt-out replaces the daemon\'s choice for this interface; both refused', (t) => {
+  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', keyFile: '/etc/lnlb/other.key' }).overrides, { keyFile: '/etc/lnlb/other.key', insecureNoAuth: false });
+  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', insecureNoAuth: true }).overrides, { keyFile: undefined, insecureNoAuth: true });
+  t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', insecureNoAuth: false }).overrides, {}, 'false: the daemon\'s choice');
+  t.throws(() => interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', keyFile: KEY, insecureNoAuth: true }), { message: /^--key-file: cannot be given with --insecure-no-auth/ });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', keyFile: '' }), { message: /^--key-file: expected a file path$/ });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', keyFile: 7 }), { message: /^--key-file: expected a file path$/ });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', insecureNoAuth: 'yes' }), { message: /^--insecure-no-auth: expected true or false$/ });
 });

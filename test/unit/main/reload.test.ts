@@ -3,11 +3,11 @@ import { createLogger, setLogLevel } from '../../../src/main/logger.js';
 import { resolveDaemonOptions } from '../../../src/main/options.js';
 import { planReload } from '../../../src/main/reload.js';
 
-const base = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100' });
+const base = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key' });
 
 test('SIGHUP plan: log level and weight mode apply live; other changes wait for a restart; nothing changed, nothing to do', (t) => {
   t.deepEqual(planReload(base, base), { apply: {}, needRestart: [] });
-  const next = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', logLevel: 'debug', weightMode: 'manual', heartbeatMs: '500', rule: '22/tcp=single' });
+  const next = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key', logLevel: 'debug', weightMode: 'manual', heartbeatMs: '500', rule: '22/tcp=single' });
   const plan = planReload(base, next);
   t.deepEqual(plan.apply, { logLevel: 'debug', weightMode: 'manual' });
   t.deepEqual(plan.needRestart.sort(), ['heartbeatMs', 'rule']);

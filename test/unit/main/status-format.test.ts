@@ -14,6 +14,7 @@ const status: StatusJson = {
       suspended: false,
       weightMode: 'loadavg',
       authenticated: false,
+      insecure: false,
       workers: 2,
       nodes: [
         { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false, rulesDigest: '0badf00d', rulesMatch: false },
@@ -81,4 +82,14 @@ test('watch mode: rates per second from two samples; a draining node shows as dr
   t.regex(text, /^nlb0: .*, draining, /m);
   t.regex(text, /^  02:00:00:00:00:02 +OK +draining /m);
   t.regex(text, /^  per second: seen 250, accepted 100, dropped 50\.0, control in 0\.0 \/ out 0\.0$/m);
+});
+
+test('human status: an interface without a key (--insecure-no-auth) says so on its header line', (t) => {
+  const insecure = { ...status.interfaces[0]!, authenticated: false, insecure: true };
+  const header = formatStatus({ interfaces: [insecure] }).split('\n')[0]!;
+  t.true(header.startsWith('nlb0: vip 10.0.0.100 on eth0, '), header);
+  t.true(header.endsWith(', AUTH OFF (--insecure-no-auth): any host on this LAN can take this cluster over'), header);
+  const keyed = formatStatus({ interfaces: [{ ...insecure, authenticated: true, insecure: false }] }).split('\n')[0]!;
+  t.regex(keyed, /control plane authenticated$/);
+  t.notRegex(keyed, /AUTH OFF/);
 });
