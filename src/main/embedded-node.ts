@@ -13,7 +13,6 @@
  *                                 naming the option and its flag, before anything is created)
  */
 
-import { mkdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -28,6 +27,7 @@ import { Daemon } from './daemon.js';
 import { checkDrainOptions, type DrainOptions } from './drain.js';
 export { checkDrainOptions };
 import { createLogger, type Logger } from './logger.js';
+import { ensurePrivateDir } from './run-dir.js';
 import type { MetricsServer } from './metrics.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
 import type { ElectionName } from '../cluster/election.js';
@@ -288,7 +288,7 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
   const resolved = resolveNodeOptions(options);
   const o = resolved.daemon;
   checkPrivileges(o);
-  mkdirSync(o.runDir, { recursive: true, mode: 0o755 });
+  ensurePrivateDir(o.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
   let admin: AdminServer | undefined;
   if (resolved.adminSocket) {
     admin = new AdminServer(o.runDir);

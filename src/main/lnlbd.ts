@@ -4,7 +4,6 @@
  * sysctls before exiting.
  */
 
-import { mkdirSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { AdminServer } from './admin-server.js';
@@ -16,6 +15,7 @@ import { createLogger, setLogLevel, type Logger } from './logger.js';
 import type { MetricsServer } from './metrics.js';
 import { daemonOptions, type RawOptions } from './config-file.js';
 import { planReload } from './reload.js';
+import { ensurePrivateDir } from './run-dir.js';
 import { DAEMON_OPTIONS, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
 
 /** The command line's options as raw strings; `daemonOptions` puts the config file under them. */
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     const what = options.bind === undefined ? `to create ${bonds}cluster interfaces` : `to create ${bonds}${options.name.replace('%d', '0')} and read ${options.bind}`;
     throw lnlbError('LNLB_ERR_PRIV_MISSING', `lnlbd needs ${missing.join(' and ')} (${what}): run it as root or grant the capabilities`);
   }
-  mkdirSync(options.runDir, { recursive: true, mode: 0o755 });
+  ensurePrivateDir(options.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
   const log = createLogger(options.logLevel);
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
