@@ -163,3 +163,24 @@ test.serial('planted state files change nothing: a netns sysctl that is not lnlb
   t.regex(log, /eth1 not restored: it carries [0-9a-f:]+, not 02:77:77:77:77:77 which lnlb gave it/);
   t.deepEqual(await readSysctls('eth0'), ORIGINALS['eth0']);
 });
+
+test.serial("a bond's slaves left by kill -9 get their own MAC and sysctls back from the next start", async (t) => {
+  await setOriginals();
+  const dir = runDir('bond');
+  const mac = async (dev: string): Promise<string> => (await theLab().exec('solo', ['cat', `/sys/class/net/${dev}/address`])).stdout.trim();
+  const own = await mac('eth1.100');
+  const bonded = theLab().spawn('solo', [process.execPath, LNLBD, '--run-dir', dir, '--bond', 'bond0 mode=active-backup miimon=100 slaves=eth1,eth1.100'], { logName: 'lnlbd-bond' });
+  await theLab().waitForLog(bonded, /bond bond0 created/, 15_000);
+  t.is(await mac('eth1.100'), await mac('eth1'), 'the second slave carries the bond MAC (the first slave\'s)');
+  t.is((await readSysctls('eth1.100')).arp_ignore, '8');
+  bonded.kill('SIGKILL');
+  await waitExit(bonded, 5000);
+  t.not(await mac('eth1.100'), own, 'a killed daemon cannot give the MAC back');
+  const next = theLab().spawn('solo', [process.execPath, LNLBD, '--run-dir', dir], { logName: 'lnlbd-idle' });
+  await theLab().waitForLog(next, /no cluster interface yet/, 15_000);
+  t.regex(tail(next.logFile, 50), /eth1\.100 was left enslaved to bond0 by a previous lnlbd: its MAC [0-9a-f:]+ is restored/);
+  t.is(await mac('eth1.100'), own);
+  t.deepEqual(await readSysctls('eth1'), ORIGINALS['eth1']);
+  t.deepEqual(await readSysctls('eth1.100'), ORIGINALS['eth1.100']);
+  await stop(t, next);
+});
