@@ -58,6 +58,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "flock.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1138,6 +1140,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("sendBurst", Napi::Function::New(env, SendBurst, "sendBurst"));
   exports.Set("netnsEnter", Napi::Function::New(env, NetnsEnter, "netnsEnter"));
+  exports.Set("flock", Napi::Function::New(env, lnlb::Flock, "flock"));
   return exports;
 }
 

@@ -79,6 +79,12 @@ export const ErrorCodes = {
   LNLB_ERR_BOND_SLAVE: 'slave refused',
   /** No bond by that name in this daemon (or, for create, one exists already). */
   LNLB_ERR_CTL_NO_BOND: 'unknown bond',
+  /** The run directory or /run/lnlb-host is a symlink, not a directory, owned by another user, or writable by group or others. */
+  LNLB_ERR_RUN_DIR_UNSAFE: 'run directory unsafe',
+  /** A state file in the run directory or /run/lnlb-host is a symlink, not a regular file, another user's, or too large; it was not read. */
+  LNLB_ERR_STATE_FILE_UNSAFE: 'state file refused',
+  /** Another lnlbd on this host (same network namespace) uses the device: as a cluster's bound device, a TAP, a bond or a bond's slave. */
+  LNLB_ERR_DEV_IN_USE: 'device used by another lnlbd',
   /** The `--metrics` endpoint could not listen on its address (port in use, address not on this host). */
   LNLB_ERR_METRICS_LISTEN: 'metrics endpoint cannot listen',
 } as const;

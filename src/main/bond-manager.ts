@@ -13,19 +13,23 @@
  * sender is the bond, never the slave, so its packets are dropped on the slave).
  */
 
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { formatBondOptions, resolveBondOptions, type BondOptions } from '../bond/options.js';
 import { formatBondStatus, type BondStatusView } from '../bond/status-file.js';
 import { isLnlbError, lnlbError } from '../errors.js';
-import { formatMac, macEquals, parseMac } from '../net/ethernet.js';
+import { formatMac, isMulticastMac, macEquals, macToNumber, parseMac } from '../net/ethernet.js';
 import * as port from '../port/native.js';
 import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '../workers/bond-thread.js';
 import { readLinkSpeed } from '../workers/bond-thread.js';
 import type { Logger } from './logger.js';
+import { isDeviceName } from './device-name.js';
+import type { HostState } from './host-state.js';
+import { readStateFile, writeStateFile } from './state-file.js';
 import type { SysctlGuard } from './sysctl.js';
+import { ipv4Sysctl, ipv6Sysctl, sysctlPath } from './sysctl-keys.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
 /** Per-slave counters and state beyond the status file's fields. */
@@ -61,12 +65,56 @@ export interface BondCreateResult {
 }
 
 /** Devices changed by a bond, saved to the run directory so that a daemon killed with -9 is undone by the next one. */
-const SLAVES_FILE = 'bond-slaves.json';
+export const SLAVES_FILE = 'bond-slaves.json';
+/** More slaves than a daemon ever has; a larger file is not lnlb's. */
+const MAX_SAVED_SLAVES = 1024;
 
-interface SavedSlave {
+export interface SavedSlave {
   bond: string;
+  /** The slave's own MAC, to give back. */
   mac: string;
+  /** The MAC lnlb put on it (the bond's, or a random local one): it is restored only while it still carries this. */
+  set: string;
   up: boolean;
+}
+
+/** A unicast, non-zero MAC in text form, as lnlb saves them. */
+function isUnicastMacText(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  try {
+    const mac = parseMac(value);
+    return !isMulticastMac(mac) && macToNumber(mac) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The entries of a saved bond-slaves.json that have the shape lnlb writes (valid device and
+ * bond names, unicast MACs, a boolean state), and one line per entry refused. Pure.
+ */
+export function parseSavedSlaves(text: string): { slaves: Map<string, SavedSlave>; ignored: string[] } {
+  const slaves = new Map<string, SavedSlave>();
+  const ignored: string[] = [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { slaves, ignored: ['the file is not JSON'] };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { slaves, ignored: ['the file is not a JSON object'] };
+  for (const [dev, raw] of Object.entries(parsed as Record<string, unknown>)) {
+    if (slaves.size >= MAX_SAVED_SLAVES) {
+      ignored.push(`more than ${MAX_SAVED_SLAVES} entries: the rest`);
+      break;
+    }
+    const e = raw as Partial<Record<keyof SavedSlave, unknown>> | null;
+    if (!isDeviceName(dev)) ignored.push(`${JSON.stringify(dev).slice(0, 40)}: not a device name`);
+    else if (typeof e !== 'object' || e === null || !isDeviceName(e.bond) || typeof e.up !== 'boolean') ignored.push(`${dev}: not an entry lnlb writes`);
+    else if (!isUnicastMacText(e.mac) || !isUnicastMacText(e.set)) ignored.push(`${dev}: not a unicast MAC`);
+    else slaves.set(dev, { bond: e.bond, mac: e.mac, set: e.set, up: e.up });
+  }
+  return { slaves, ignored };
 }
 
 interface SlaveRecord extends SavedSlave {
@@ -166,13 +214,15 @@ export class BondManager {
   readonly #log: Logger;
   readonly #sysctl: SysctlGuard;
   readonly #runDir: string;
+  readonly #host: HostState;
   readonly #bonds = new Map<string, Bond>();
   readonly #creating = new Set<string>();
   /** Names the daemon uses for other things (cluster TAPs, their bound devices) → what holds them. */
   readonly #deviceUser: (name: string) => string | undefined;
 
-  constructor(sysctl: SysctlGuard, log: Logger, runDir: string, deviceUser: (name: string) => string | undefined = () => undefined) {
+  constructor(sysctl: SysctlGuard, host: HostState, log: Logger, runDir: string, deviceUser: (name: string) => string | undefined = () => undefined) {
     this.#sysctl = sysctl;
+    this.#host = host;
     this.#log = log;
     this.#runDir = runDir;
     this.#deviceUser = deviceUser;
@@ -200,6 +250,7 @@ export class BondManager {
     const user = this.#deviceUser(name);
     if (user !== undefined) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `${name} is in use by ${user}: pick another name for the bond`);
     if (deviceExists(name)) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `a device named ${name} exists already: pick another name for the bond`);
+    this.#host.claimDevice(name, `bond ${name}`); // another lnlbd on this host may be creating it
     this.#creating.add(name);
     let tapFd = -1;
     try {
@@ -216,6 +267,7 @@ export class BondManager {
       return { name, options: formatBondOptions(options), warnings: warnings.map((w) => w.message) };
     } catch (err) {
       if (tapFd >= 0) port.close(tapFd);
+      this.#host.releaseDevice(name, `bond ${name}`);
       throw err;
     } finally {
       this.#creating.delete(name);
@@ -257,7 +309,7 @@ export class BondManager {
   async #enslaveOne(bond: Bond, dev: string): Promise<void> {
     const info = port.ifInfo(dev);
     const owner = `${bond.name}/${dev}`;
-    const record: SlaveRecord = { name: dev, bond: bond.name, mac: formatMac(info.mac), up: info.up, fd: -1 };
+    const record: SlaveRecord = { name: dev, bond: bond.name, mac: formatMac(info.mac), set: formatMac(info.mac), up: info.up, fd: -1 };
     const status = (await bond.request({ type: 'status' })) as BondThreadStatus;
     const first = status.slaves.length === 0;
     const bondMac: Uint8Array = first ? info.mac : parseMac(status.mac);
@@ -265,14 +317,16 @@ export class BondManager {
     let slaveMac: Uint8Array = info.mac;
     if (takesBondMac) slaveMac = bondMac;
     else if (!first && status.slaves.some((s) => macEquals(parseMac(s.mac), 0, info.mac, 0) || macEquals(bondMac, 0, info.mac, 0))) slaveMac = randomLocalMac();
+    record.set = formatMac(slaveMac);
+    this.#host.claimDevice(dev, owner); // refused (LNLB_ERR_DEV_IN_USE) when another lnlbd uses it
     bond.slaves.set(dev, record);
     this.#saveSlaves();
     try {
       this.#sysctl.apply(owner, [
-        { key: `net.ipv6.conf.${dev}.disable_ipv6`, value: '1', restore: true },
-        { key: `net.ipv4.conf.${dev}.arp_ignore`, value: '8', restore: true },
-        { key: `net.ipv4.conf.${dev}.rp_filter`, value: '1', restore: true },
-      ].filter((c) => !c.key.startsWith('net.ipv6') || existsSync(`/proc/sys/net/ipv6/conf/${dev}`)));
+        { key: ipv6Sysctl(dev, 'disable_ipv6'), value: '1', restore: true },
+        { key: ipv4Sysctl(dev, 'arp_ignore'), value: '8', restore: true },
+        { key: ipv4Sysctl(dev, 'rp_filter'), value: '1', restore: true },
+      ].filter((c) => c.key.family !== 'ipv6' || existsSync(sysctlPath(c.key)))); // no IPv6 on the host: nothing to turn off
       if (first) port.ifSetMac(bond.name, bondMac);
       if (!macEquals(slaveMac, 0, info.mac, 0)) port.ifSetMac(dev, slaveMac);
       if (!info.up) port.ifSetUp(dev, true);
@@ -330,6 +384,7 @@ export class BondManager {
     problems.push(...this.#sysctl.release(`${bond.name}/${record.name}`));
     bond.slaves.delete(record.name);
     this.#saveSlaves();
+    this.#host.releaseDevice(record.name, `${bond.name}/${record.name}`);
     for (const p of problems) this.#log.error({ event: 'bond-restore-failed', bond: bond.name, slave: record.name }, p);
   }
 
@@ -372,6 +427,7 @@ export class BondManager {
     await bond.worker.terminate();
     port.close(bond.tapFd);
     this.#bonds.delete(bond.name);
+    this.#host.releaseDevice(bond.name, `bond ${bond.name}`);
     this.#log.info({ event: 'bond-destroyed', bond: bond.name }, `${bond.name}: destroyed`);
   }
 
@@ -395,31 +451,57 @@ export class BondManager {
 
   #saveSlaves(): void {
     const saved: Record<string, SavedSlave> = {};
-    for (const bond of this.#bonds.values()) for (const r of bond.slaves.values()) saved[r.name] = { bond: r.bond, mac: r.mac, up: r.up };
+    for (const bond of this.#bonds.values()) for (const r of bond.slaves.values()) saved[r.name] = { bond: r.bond, mac: r.mac, set: r.set, up: r.up };
     const file = join(this.#runDir, SLAVES_FILE);
     if (Object.keys(saved).length === 0) {
       rmSync(file, { force: true });
       return;
     }
-    writeFileSync(`${file}.tmp`, JSON.stringify(saved));
-    renameSync(`${file}.tmp`, file);
+    writeStateFile(file, JSON.stringify(saved));
   }
 
-  /** A daemon that died without releasing its slaves left their MACs changed: put them back. */
+  /**
+   * A daemon that died without releasing its slaves left their MACs changed: put them back.
+   * Only entries of the shape lnlb writes, and only on a device that still carries the MAC
+   * lnlb put on it and that no other lnlbd uses now: a planted entry cannot set the MAC of a
+   * device lnlb never enslaved.
+   */
   #restoreCrashedSlaves(): void {
     const file = join(this.#runDir, SLAVES_FILE);
-    if (!existsSync(file)) return;
-    let saved: Record<string, SavedSlave> = {};
+    let text: string | undefined;
     try {
-      saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, SavedSlave>;
-    } catch {
-      // Unreadable: nothing to restore from.
+      text = readStateFile(file, 256 * 1024);
+    } catch (err) {
+      this.#log.error({ event: 'bond-state-ignored', file }, `${(err as Error).message}; no slave is restored from it`);
     }
-    for (const [dev, s] of Object.entries(saved)) {
+    if (text === undefined) {
+      rmSync(file, { force: true });
+      return;
+    }
+    const { slaves, ignored } = parseSavedSlaves(text);
+    for (const why of ignored) this.#log.warn({ event: 'bond-state-ignored', file }, `${file}: ignored ${why}`);
+    for (const [dev, s] of slaves) {
+      const skip = (why: string): void => this.#log.warn({ event: 'bond-state-ignored', file, slave: dev }, `${file}: ${dev} not restored: ${why}`);
       try {
         if (!deviceExists(dev)) continue;
-        port.ifSetMac(dev, parseMac(s.mac));
-        if (!s.up) port.ifSetUp(dev, false);
+        if (s.set === s.mac) continue; // lnlb did not change its MAC (tlb/alb): nothing to give back
+        const current = port.ifInfo(dev).mac;
+        if (!macEquals(current, 0, parseMac(s.set), 0)) {
+          skip(`it carries ${formatMac(current)}, not ${s.set} which lnlb gave it`);
+          continue;
+        }
+        try {
+          this.#host.claimDevice(dev, 'restore');
+        } catch (err) {
+          skip((err as Error).message);
+          continue;
+        }
+        try {
+          port.ifSetMac(dev, parseMac(s.mac));
+          if (!s.up) port.ifSetUp(dev, false);
+        } finally {
+          this.#host.releaseDevice(dev, 'restore');
+        }
         this.#log.warn({ event: 'bond-slave-restored', slave: dev, bond: s.bond }, `${dev} was left enslaved to ${s.bond} by a previous lnlbd: its MAC ${s.mac} is restored`);
       } catch (err) {
         this.#log.error({ event: 'bond-restore-failed', slave: dev }, (err as Error).message);

@@ -27,6 +27,7 @@ import type { Logger } from './logger.js';
 import { checkClusterAuth, DAEMON_AUTH_NAMES, type InterfaceOptions, type RxRing } from './options.js';
 import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
+import { ipv4Sysctl } from './sysctl-keys.js';
 import { WeightSource } from './weight-source.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
@@ -206,12 +207,12 @@ export class ClusterInterface {
     // cluster MAC). arp_announce=2: the host's own ARP requests use the device's address, never
     // the VIP, or clients would learn "VIP is at my real MAC" and balancing silently breaks.
     this.#sysctl.apply(o.name, [
-      { key: `net.ipv4.conf.${o.bind}.arp_ignore`, value: '1', restore: true },
-      { key: `net.ipv4.conf.${o.bind}.arp_announce`, value: '2', restore: true },
+      { key: ipv4Sysctl(o.bind, 'arp_ignore'), value: '1', restore: true },
+      { key: ipv4Sysctl(o.bind, 'arp_announce'), value: '2', restore: true },
       // Multicast mode: the real device joins the cluster MAC, so its host stack would take
       // every client frame (PACKET_MULTICAST, and the VIP is local) and answer ICMP and UDP
       // itself, on every node. Frames reach the VIP only through our TAP.
-      ...(o.macMode === 'multicast' ? [{ key: `net.ipv4.conf.${o.bind}.drop_unicast_in_l2_multicast`, value: '1', restore: true }] : []),
+      ...(o.macMode === 'multicast' ? [{ key: ipv4Sysctl(o.bind, 'drop_unicast_in_l2_multicast'), value: '1', restore: true }] : []),
     ]);
     const tap = port.tapOpen(o.name, { vnetHdr: VNET_HDR });
     this.#tapFd = tap.fd;
@@ -219,7 +220,7 @@ export class ClusterInterface {
     const tapSysctls: SysctlChange[] = [
       // Frames from clients arrive on the TAP but replies leave by the real device: the strict
       // reverse-path filter would drop them. The TAP vanishes with us, so nothing to restore.
-      { key: `net.ipv4.conf.${o.name}.rp_filter`, value: '2', restore: false },
+      { key: ipv4Sysctl(o.name, 'rp_filter'), value: '2', restore: false },
     ];
     this.#sysctl.apply(o.name, tapSysctls);
     port.ifSetIPv4(o.name, o.vip, 32);

@@ -2,21 +2,28 @@
  * The daemon: a set of cluster interfaces (LNLB's `addif`/`delif`), each with its own VIP,
  * TAP, datapath and control plane, sharing the run directory, the sysctl bookkeeping and the
  * admin socket.
+ *
+ * Other daemons may run on the same host (each with its own run directory): every device this
+ * one uses (bound devices, its TAPs, bonds and their slaves) is claimed host-wide
+ * (src/main/host-state.ts), and names such as `nlb%d` are chosen against the kernel's devices.
  */
 
-import { lnlbError } from '../errors.js';
+import { isLnlbError, lnlbError } from '../errors.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
 import { BondManager } from './bond-manager.js';
 import { ClusterInterface } from './cluster-interface.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions, InterfaceOptions, InterfaceOverrides } from './options.js';
+import * as port from '../port/native.js';
+import { HostState } from './host-state.js';
 import { SysctlGuard } from './sysctl.js';
 
 export class Daemon {
   readonly #opts: DaemonOptions;
   readonly #log: Logger;
   readonly #sysctl: SysctlGuard;
+  readonly #host: HostState;
   readonly #interfaces = new Map<string, ClusterInterface>();
   /** Names being created: reserved, so two concurrent addif cannot pick the same one. */
   readonly #reserved = new Set<string>();
@@ -28,11 +35,17 @@ export class Daemon {
     this.#opts = options;
     this.#log = log;
     this.#onFatal = onFatal;
-    this.#sysctl = new SysctlGuard(options.runDir);
-    if (this.#sysctl.inherited.length > 0) {
-      log.warn({ keys: this.#sysctl.inherited }, 'a previous lnlbd did not restore these sysctls; they will be restored to the originals it saved');
+    this.#host = new HostState({ runDir: options.runDir });
+    this.#sysctl = new SysctlGuard(this.#host);
+    const recovered = this.#sysctl.recover(options.runDir);
+    if (recovered.restored.length > 0) {
+      log.warn({ event: 'sysctl-recovered', keys: recovered.restored }, 'an lnlbd that died did not restore these sysctls: they are back to the originals it saved');
     }
-    this.bonds = new BondManager(this.#sysctl, log.child({ component: 'bond' }), options.runDir, (device) => this.#deviceUser(device));
+    if (recovered.leftAlone.length > 0) {
+      log.warn({ event: 'sysctl-recovered', keys: recovered.leftAlone }, 'an lnlbd that died left these sysctls, changed since by someone else: left as they are');
+    }
+    for (const why of recovered.ignored) log.warn({ event: 'sysctl-state-ignored' }, `ignored saved sysctl state: ${why}; nothing of it was written`);
+    this.bonds = new BondManager(this.#sysctl, this.#host, log.child({ component: 'bond' }), options.runDir, (device) => this.#deviceUser(device));
   }
 
   /** What in this daemon uses a device, other than a bond: a cluster interface (its TAP or its bound device). */
@@ -57,8 +70,16 @@ export class Daemon {
         throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${vip} is served already by ${existing.name}: one interface per cluster IP`);
       }
     }
-    const chosen = this.#chooseName(name);
-    if (chosen === bind) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `the cluster interface cannot take the bound device's name (${bind})`);
+    if (name === bind) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `the cluster interface cannot take the bound device's name (${bind})`);
+    const bindOwner = `cluster interface on ${bind}`;
+    this.#host.claimDevice(bind, bindOwner); // refused when another lnlbd on this host uses it
+    let chosen: string;
+    try {
+      chosen = this.#chooseName(name);
+    } catch (err) {
+      this.#host.releaseDevice(bind, bindOwner);
+      throw err;
+    }
     this.#reserved.add(chosen);
     const options: InterfaceOptions = { ...this.#opts, ...overrides, vip, bind, name: chosen };
     const log = this.#log.child({ interface: chosen });
@@ -70,6 +91,7 @@ export class Daemon {
       await cluster.start();
     } catch (err) {
       await cluster.stop().catch(() => undefined);
+      this.#releaseDevices(chosen, bind);
       throw err;
     } finally {
       this.#reserved.delete(chosen);
@@ -82,7 +104,17 @@ export class Daemon {
   async removeInterface(name: string): Promise<void> {
     const cluster = this.get(name);
     this.#interfaces.delete(name);
-    await cluster.stop();
+    try {
+      await cluster.stop();
+    } finally {
+      this.#releaseDevices(cluster.name, cluster.bind);
+    }
+  }
+
+  /** The TAP `name` and its bound device are no longer this interface's. */
+  #releaseDevices(name: string, bind: string): void {
+    this.#host.releaseDevice(name, 'cluster interface');
+    this.#host.releaseDevice(bind, `cluster interface on ${bind}`);
   }
 
   get(name: unknown): ClusterInterface {
@@ -108,7 +140,9 @@ export class Daemon {
     const results = await Promise.allSettled(all.map((c) => c.stop()));
     // Bonds after the interfaces: a cluster interface may be bound to one.
     results.push(...(await Promise.allSettled([this.bonds.stopAll()])));
+    for (const c of all) this.#releaseDevices(c.name, c.bind);
     const failures = this.#sysctl.restoreAll();
+    this.#host.close();
     for (const failure of failures) this.#log.error({ event: 'sysctl-restore-failed' }, failure);
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length > 0 || failures.length > 0) {
@@ -116,17 +150,51 @@ export class Daemon {
     }
   }
 
-  /** `nlb%d`: the lowest number not in use; a plain name must be free. */
+  /**
+   * `nlb%d`: the lowest number free in this daemon, in the kernel (this network namespace)
+   * and among the names other daemons on the host have claimed; a plain name must be free the
+   * same way. The name returned is claimed host-wide ('cluster interface').
+   */
   #chooseName(pattern: string): string {
-    const taken = (n: string): boolean => this.#interfaces.has(n) || this.#reserved.has(n);
-    if (!pattern.includes('%d')) {
-      if (taken(pattern)) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${pattern} exists already`);
-      return pattern;
+    const result = chooseDeviceName(pattern, (n) => this.#interfaces.has(n) || this.#reserved.has(n) || this.bonds.has(n) || kernelHasDevice(n), (n) => {
+      try {
+        this.#host.claimDevice(n, 'cluster interface');
+        return true;
+      } catch (err) {
+        if (isLnlbError(err) && err.code === 'LNLB_ERR_DEV_IN_USE') return false; // another daemon is creating it right now
+        throw err;
+      }
+    });
+    if (result === undefined) {
+      throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', pattern.includes('%d') ? `no free name for ${pattern} (${DEVICE_NAME_TRIES} tried)` : `a device named ${pattern} exists already (ip link show ${pattern}): pick another --name`);
     }
-    for (let i = 0; i < 1000; i++) {
-      const name = pattern.replace('%d', String(i));
-      if (!taken(name)) return name;
-    }
-    throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `no free name for ${pattern}`);
+    return result;
+  }
+}
+
+/** How many numbers `%d` tries. */
+export const DEVICE_NAME_TRIES = 1000;
+
+/**
+ * The first name of `pattern` (`nlb%d`: nlb0, nlb1, ...; a plain name: only itself) that is not
+ * `taken` and that `claim` gets. Pure but for what the two callbacks do.
+ */
+export function chooseDeviceName(pattern: string, taken: (name: string) => boolean, claim: (name: string) => boolean): string | undefined {
+  const tries = pattern.includes('%d') ? DEVICE_NAME_TRIES : 1;
+  for (let i = 0; i < tries; i++) {
+    const name = pattern.replace('%d', String(i));
+    if (!taken(name) && claim(name)) return name;
+  }
+  return undefined;
+}
+
+/** Whether a device of this name exists in this process's network namespace. */
+function kernelHasDevice(name: string): boolean {
+  try {
+    port.ifInfo(name);
+    return true;
+  } catch (err) {
+    if (isLnlbError(err) && err.code === 'LNLB_ERR_DEV_NOT_FOUND') return false;
+    throw err;
   }
 }

@@ -13,7 +13,6 @@
  *                                 naming the option and its flag, before anything is created)
  */
 
-import { mkdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -28,6 +27,7 @@ import { Daemon } from './daemon.js';
 import { checkDrainOptions, type DrainOptions } from './drain.js';
 export { checkDrainOptions };
 import { createLogger, type Logger } from './logger.js';
+import { ensurePrivateDir } from './run-dir.js';
 import type { MetricsServer } from './metrics.js';
 import { DAEMON_OPTIONS, keyMissingMessage, REPEAT_SEPARATOR, type AuthOptionNames, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
 import { loadKeyFile } from '../net/auth.js';
@@ -314,7 +314,7 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
   checkPrivileges(o);
   // The key file checked before anything is created (bonds, metrics); the interface reads it again.
   if (o.keyFile !== undefined) loadKeyFile(o.keyFile);
-  mkdirSync(o.runDir, { recursive: true, mode: 0o755 });
+  ensurePrivateDir(o.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
   let admin: AdminServer | undefined;
   if (resolved.adminSocket) {
     admin = new AdminServer(o.runDir);

@@ -4,7 +4,6 @@
  * sysctls before exiting.
  */
 
-import { mkdirSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { AdminServer } from './admin-server.js';
@@ -16,6 +15,7 @@ import { createLogger, setLogLevel, type Logger } from './logger.js';
 import type { MetricsServer } from './metrics.js';
 import { daemonOptions, type RawOptions } from './config-file.js';
 import { planReload } from './reload.js';
+import { ensurePrivateDir } from './run-dir.js';
 import { DAEMON_OPTIONS, DEFAULT_KEY_PATH, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
 import { loadKeyFile } from '../net/auth.js';
 
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   }
   // The key file checked before anything is created (the bonds come first); each interface reads it again.
   if (options.keyFile !== undefined) loadKeyFile(options.keyFile);
-  mkdirSync(options.runDir, { recursive: true, mode: 0o755 });
+  ensurePrivateDir(options.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
   const log = createLogger(options.logLevel);
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir

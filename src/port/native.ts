@@ -190,6 +190,7 @@ export interface NativeAddon {
   close(fd: number): void;
   sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number;
   netnsEnter(path: string): void;
+  flock(fd: number, exclusive: boolean, nonBlocking: boolean): boolean;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,6 +280,11 @@ export function toPortError(op: PortOp, info: NativeErrorInfo, cause?: unknown):
   const dev = info.device ?? '';
   const detail = info.message ?? `${syscall}: ${errno}`;
   const make = (code: ErrorCode, message: string): LnlbError => lnlbError(code, message, { cause, errno });
+  if (op === 'flock') {
+    // Lock files are ours (src/main/host-state.ts): a failure is a bug or an exhausted kernel, not the user's input.
+    const why = errno === 'ENOLCK' ? ': the kernel is out of lock records; free some (fewer processes holding locks) and retry' : errno === 'EBADF' ? ': the lock file was closed' : '';
+    return make('LNLB_ERR_PORT_IO', `flock failed (${errno})${why}`);
+  }
   const setupCode: ErrorCode = op === 'tapOpen' || op === 'netnsEnter' || op in CAP_NET_ADMIN_WHAT ? 'LNLB_ERR_DEV_SETUP' : 'LNLB_ERR_PORT_IO';
 
   if (errno === 'EPERM' || errno === 'EACCES') {
@@ -540,5 +546,19 @@ export function netnsEnter(path: string): void {
     addon().netnsEnter(path);
   } catch (error) {
     rethrow('netnsEnter', error);
+  }
+}
+
+/**
+ * flock(2) on `fd` (a file opened with fs.openSync): an exclusive or shared advisory lock on
+ * its open file description, released when the last fd of it closes, also when the process
+ * dies. Returns false when `nonBlocking` and another open file holds a conflicting lock (two
+ * opens of one file in this process conflict as two processes do); waits otherwise.
+ */
+export function flock(fd: number, exclusive: boolean, nonBlocking: boolean): boolean {
+  try {
+    return addon().flock(fd, exclusive, nonBlocking);
+  } catch (error) {
+    return rethrow('flock', error);
   }
 }

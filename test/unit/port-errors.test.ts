@@ -34,6 +34,7 @@ const cases: Case[] = [
   { op: 'netnsEnter', errno: 'EPERM', syscall: 'setns(CLONE_NEWNET)', device: '/run/netns/x', code: 'LNLB_ERR_PRIV_MISSING', message: /needs CAP_SYS_ADMIN/ },
   { op: 'ifSetIPv4', errno: 'EADDRNOTAVAIL', syscall: 'ioctl(SIOCSIFADDR)', device: 'nlb0', code: 'LNLB_ERR_DEV_SETUP', message: /^ifSetIPv4 failed: / },
   { op: 'writeBatch', errno: 'EFAULT', syscall: 'write', code: 'LNLB_ERR_PORT_IO', message: /^writeBatch failed: / },
+  { op: 'flock', errno: 'ENOLCK', syscall: 'flock', code: 'LNLB_ERR_PORT_IO', message: /^flock failed \(ENOLCK\): the kernel is out of lock records/ },
 ];
 
 for (const c of cases) {
