@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { lnlbError } from '../errors.js';
+import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
 import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
@@ -144,7 +144,7 @@ export class ClusterInterface {
   #announcedWeight = 0;
   /** When the measured weight last changed (performance.now()). */
   #weightChangedAt = 0;
-  #fatal: (message: string) => void;
+  #fatal: (err: LnlbError) => void;
   /** Operator state: taking part, draining (no new flows), or stopped (LEAVE sent). */
   #mode: 'running' | 'draining' | 'stopped' = 'running';
   /** `lnlbctl suspend`: stopped, and `start` refused until `resume`. */
@@ -154,7 +154,7 @@ export class ClusterInterface {
   #drainStartedAt = 0;
 
   /** `options` carries this interface's bind, vip and name; `sysctl` is the daemon's, shared. */
-  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (message: string) => void) {
+  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (err: LnlbError) => void) {
     this.#opts = options;
     this.#log = log;
     this.#fatal = fatal;
@@ -228,7 +228,7 @@ export class ClusterInterface {
       handlers: this.#handlerSetups(),
       rules: o.rule,
       interfaceName: o.name,
-      onError: (message) => this.#fatal(message),
+      onError: (err) => this.#fatal(err),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
       onHandlerError: (r) =>
         this.#log.error({ event: 'handler-error', handler: r.handler, method: r.method }, `handler ${r.handler} threw in ${r.method}: ${r.message} (the frame was dropped and counted; logged once per cause)`),
@@ -256,14 +256,14 @@ export class ClusterInterface {
     const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: controlData, name: 'lnlb-control' });
     this.#control = control;
     control.on('message', (event: ControlEvent) => this.#onControlEvent(event));
-    control.on('error', (err) => this.#fatal(`control plane: ${err.message}`));
+    control.on('error', (err) => this.#fatal(reviveError(serializeError(err, 'control plane'), 'LNLB_ERR_WORKER_FAILED')));
     control.on('exit', (code) => {
-      if (!this.#stopped) this.#fatal(`the control-plane thread exited unexpectedly (code ${code})`);
+      if (!this.#stopped) this.#fatal(lnlbError('LNLB_ERR_WORKER_FAILED', `the control-plane thread exited unexpectedly (code ${code})`));
     });
     await new Promise<void>((resolve, reject) => {
       const onReady = (event: ControlEvent): void => {
         if (event.type === 'ready') resolve();
-        else if (event.type === 'error') reject(lnlbError('LNLB_ERR_WORKER_FAILED', event.message));
+        else if (event.type === 'error') reject(reviveError(event.error, 'LNLB_ERR_WORKER_FAILED'));
         else return;
         control.off('message', onReady);
       };
@@ -360,7 +360,7 @@ export class ClusterInterface {
         break;
       }
       case 'error':
-        this.#fatal(event.message);
+        this.#fatal(reviveError(event.error, 'LNLB_ERR_WORKER_FAILED'));
         break;
       default:
         break;

@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     })();
     return shuttingDown;
   };
-  const daemon = new Daemon(options, log, (message) => void shutdown(`failed: ${message}`, 1));
+  const daemon = new Daemon(options, log, (err) => void shutdown(`failed: ${err.message}`, 1));
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   // SIGHUP (systemctl reload): read the config again, apply what can change live, keep the

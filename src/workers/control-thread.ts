@@ -6,6 +6,7 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { serializeError } from '../errors.js';
 import { ControlPlane } from './control-plane.js';
 import type { ControlData, ControlEvent, MainToControl } from './messages.js';
 
@@ -71,6 +72,5 @@ try {
   plane.start();
   post({ type: 'ready' });
 } catch (err) {
-  const e = err as Error & { code?: string };
-  post({ type: 'error', message: `control plane: ${e.message}`, ...(e.code ? { code: e.code } : {}) });
+  post({ type: 'error', error: serializeError(err, 'control plane') });
 }
