@@ -15,6 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { compileRules, describeRule, type RuleSet } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
+import { deriveElectionKey } from '../cluster/hash.js';
 import type { HandlerSpec } from '../handlers/loader.js';
 import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
@@ -214,6 +215,7 @@ export class ClusterInterface {
       ignoreOutgoing: true,
     });
     port.ringOpen(this.#dataFd, rxRingOptions(o.rxRing, info.mtu));
+    const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
     const datapath = await Datapath.start({
       dataFd: this.#dataFd,
       tapFd: this.#tapFd,
@@ -224,6 +226,8 @@ export class ClusterInterface {
       ownMac: this.#ownMac,
       tapMac: multicast ? this.#tapMac : undefined,
       election: o.election,
+      // Keyed with the cluster key: every node of the cluster hashes alike, a LAN host cannot aim.
+      electionKey: key === undefined ? undefined : deriveElectionKey(key),
       tableEntries: o.tableEntries,
       handlers: this.#handlerSetups(),
       rules: o.rule,
@@ -235,7 +239,6 @@ export class ClusterInterface {
     });
     this.#datapath = datapath;
 
-    const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
     const controlData: ControlData = {
       role: 'control',
       dev: o.bind,

@@ -61,7 +61,7 @@ async function run(data: ActorData): Promise<void> {
   });
   /** Shards as they were before a state load, until every actor has loaded it (requestId → per handler). */
   const previous = new Map<number, Map<number, Uint32Array>>();
-  const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount) === data.index;
+  const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount, data.actorSeed) === data.index;
 
   const onMessage = (message: MainToActor): void => {
     switch (message.type) {

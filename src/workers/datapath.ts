@@ -4,6 +4,7 @@
  * publishes views, broadcasts node deaths, reads counters, and stops everything.
  */
 
+import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { ElectionName } from '../cluster/election.js';
 import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
@@ -36,6 +37,8 @@ export interface DatapathOptions {
   rules: readonly string[];
   interfaceName: string;
   election: ElectionName;
+  /** deriveElectionKey of the cluster key; undefined: no key (the insecure opt-out), the unkeyed election hash. */
+  electionKey?: Uint32Array | undefined;
   /** A thread failed: the error it raised, with its code (LNLB_ERR_WORKER_FAILED when it had none). */
   onError(err: LnlbError): void;
   /** The bound device went down (the datapath resumes by itself when it is back). */
@@ -82,6 +85,12 @@ export interface ActorCounters {
 }
 
 const STOP_TIMEOUT_MS = 3000;
+
+/**
+ * Which actor of this node takes a key: seeded per process, so a sender cannot aim its
+ * sources at one actor thread. Only this process's threads must agree on it.
+ */
+const ACTOR_SEED = randomBytes(4).readUInt32LE(0);
 
 export const DEFAULT_TABLE_ENTRIES = 1 << 20;
 
@@ -181,6 +190,7 @@ export class Datapath {
         election: options.election,
         view: viewMemory,
         counters: counterMemory,
+        actorSeed: ACTOR_SEED,
       };
       const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
       worker.on('error', onError);
@@ -201,6 +211,8 @@ export class Datapath {
       interfaceName: options.interfaceName,
       handlers: options.handlers,
       rules: options.rules,
+      electionKey: options.electionKey,
+      actorSeed: ACTOR_SEED,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);

@@ -35,6 +35,10 @@ export interface DispatcherData {
   interfaceName: string;
   handlers: HandlerSetup[];
   rules: RuleTexts;
+  /** deriveElectionKey of the cluster key (two u32 words), the same on every node; undefined: no key, the unkeyed hash. */
+  electionKey: Uint32Array | undefined;
+  /** This process's actor hash seed: which actor takes a key (the actors check it with the same seed). */
+  actorSeed: number;
 }
 
 /** What an actor thread is started with. */
@@ -54,6 +58,8 @@ export interface ActorData {
   election: ElectionName;
   view: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  /** The dispatcher's actor hash seed (DispatcherData.actorSeed): which keys of a loaded state are this actor's. */
+  actorSeed: number;
 }
 
 export type MainToActor =
