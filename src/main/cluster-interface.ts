@@ -349,17 +349,20 @@ export class ClusterInterface {
         this.#waiters.delete(event.requestId);
         break;
       case 'save-state':
-        this.#saveStates(event.owners).then(
-          (states) => this.#postControl({ type: 'send-state', to: event.to, states }),
-          (err: Error) => this.#log.error({ event: 'state-save-failed', to: event.to }, err.message),
-        );
+        this.#saveStates(event.owners)
+          .then((states) => this.#postControl({ type: 'send-state', to: event.to, states }))
+          .catch((err: unknown) => this.#log.error({ event: 'state-save-failed', to: event.to }, err instanceof Error ? err.message : String(err)));
         break;
       case 'state': {
         const e = event;
-        this.#loading = this.#loading.then(() => this.#loadState(e.from, e.protocol, e.state, e.ownerIds, e.newcomer)).finally(() => {
-          // A newcomer's first round waits for the last handler's state (loaded or refused).
-          if (e.newcomer && e.last) this.#postControl({ type: 'state-loaded' });
-        });
+        this.#loading = this.#loading
+          .then(() => this.#loadState(e.from, e.protocol, e.state, e.ownerIds, e.newcomer))
+          .finally(() => {
+            // A newcomer's first round waits for the last handler's state (loaded or refused).
+            if (e.newcomer && e.last) this.#postControl({ type: 'state-loaded' });
+          })
+          // Caught here: a rejected link would be unhandled, and would skip every later state.
+          .catch((err: unknown) => this.#log.error({ event: 'state-refused', from: e.from, err }, `tracking state from ${e.from}: ${err instanceof Error ? err.message : String(err)}`));
         break;
       }
       case 'error':
@@ -436,6 +439,11 @@ export class ClusterInterface {
     this.#suspended = false;
     this.#setMode(this.#mode);
     return { state: this.#mode === 'stopped' ? 'stopped' : this.#mode === 'draining' ? 'draining' : 'converged' };
+  }
+
+  /** drainstop without waiting (`lnlbctl drainstop --no-wait`): a failure goes to the log, nobody awaits it. */
+  drainInBackground(options: DrainOptions = {}): void {
+    this.drainstop(options).catch((err: unknown) => this.#log.error({ event: 'drain-failed', err }, `drainstop: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /**

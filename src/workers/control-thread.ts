@@ -49,9 +49,13 @@ try {
         post({ type: 'owners', requestId: message.requestId, owners: plane.owners() });
         break;
       case 'send-state':
-        void plane.sendSavedState(message.to, message.states).then((result) => {
-          if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
-        });
+        // sendSavedState logs and returns its own failures; the catch is for a failure to post.
+        plane
+          .sendSavedState(message.to, message.states)
+          .then((result) => {
+            if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
+          })
+          .catch((err: unknown) => post({ type: 'log', level: 'error', fields: { event: 'state-send-failed', to: message.to }, msg: `sending state to ${message.to}: ${err instanceof Error ? err.message : String(err)}` }));
         break;
       case 'state-loaded':
         plane.stateLoaded();

@@ -292,3 +292,13 @@ test('the error event keeps the code a thread raised (revived from what it poste
   t.is(err.errno, 'ENXIO');
   t.regex(err.message, /^nlb0: dispatcher: ringRead on eth0: ENXIO \(the node was closed\)$/);
 });
+
+test('the embedding API installs no process-wide handler: a crash in the host program stays the host program\'s', async (t) => {
+  const events = ['uncaughtException', 'unhandledRejection', 'SIGTERM', 'SIGINT'] as const;
+  const before = events.map((e) => process.listenerCount(e));
+  const { node } = fakeDaemon();
+  node.on('error', () => undefined);
+  node.fail(lnlbError('LNLB_ERR_WORKER_FAILED', 'nlb0: a thread died'));
+  await node.close();
+  t.deepEqual(events.map((e) => process.listenerCount(e)), before);
+});
