@@ -46,7 +46,8 @@ function referenceNs(frames: Uint8Array[], total: number): number {
   return Number(process.hrtime.bigint() - start) / total;
 }
 
-export function runReplay(actorCount: number, frameBytes: number, total: number, sources = 65536): ReplayResult {
+/** `electionKey`: a keyed cluster's election key (deriveElectionKey); absent: the unkeyed hash. */
+export function runReplay(actorCount: number, frameBytes: number, total: number, sources = 65536, electionKey?: Uint32Array): ReplayResult {
   const frames = frameSet(sources, frameBytes);
   const source = new MemoryFrameSource(frames, total);
   const sink = new MemoryFrameSink(false);
@@ -70,6 +71,7 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
     clusterMac: new Uint8Array([2, 0, 10, 0, 0, 100]),
     ownMac: parseMac('02:00:00:00:00:01'),
     handlers: [sourceIpHandler],
+    electionKey,
   });
   const capacity = 1 << 17;
   const actors = rings.map(

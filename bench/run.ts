@@ -14,6 +14,7 @@ import { fastestSafeHeartbeat, runFailover } from './failover.js';
 import { benchKeepalived } from './keepalived.js';
 import { benchLatency } from './latency.js';
 import { benchLookups } from './lookups.js';
+import { benchElectionHash } from './election-hash.js';
 import { benchJoin } from './join.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
@@ -94,6 +95,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'throughput', needsRoot: true, run: benchThroughput },
   { name: 'replay', needsRoot: false, run: benchReplay },
   { name: 'lookups', needsRoot: false, run: benchLookups },
+  { name: 'election-hash', needsRoot: false, run: benchElectionHash },
   { name: 'disruption', needsRoot: false, run: benchDisruption },
   { name: 'latency', needsRoot: true, run: benchLatency },
   { name: 'failover', needsRoot: true, run: benchFailover },

@@ -111,3 +111,51 @@ export function lnlbError(code: ErrorCode, message: string, options?: { cause?: 
 export function isLnlbError(value: unknown): value is LnlbError {
   return value instanceof LnlbError;
 }
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorCodes, value);
+}
+
+/**
+ * An error as it crosses a thread (postMessage) or the admin socket: structured clone keeps
+ * neither the class nor `code` of an Error, so every sender posts this and every receiver
+ * revives it. `code` is absent for an error that is not an LnlbError (a bug, a RangeError):
+ * the receiver picks the code that fits where it happened.
+ */
+export interface SerializedError {
+  code?: string;
+  message: string;
+  /** errno name of a failed system call (EPERM, ENODEV, ...). */
+  errno?: string;
+  /** The cause's message, when the error had one. */
+  cause?: string;
+}
+
+/** `context` (e.g. `bond thread`) is put in front of the message: the receiver's log names the thread. */
+export function serializeError(err: unknown, context?: string): SerializedError {
+  const base = err instanceof Error ? err.message : String(err);
+  const out: SerializedError = { message: context === undefined ? base : `${context}: ${base}` };
+  const code = (err as { code?: unknown } | null)?.code;
+  if (isLnlbError(err) || isErrorCode(code)) out.code = code as string;
+  // A Node system error carries its errno name as `code` (ENOENT); an LnlbError as `errno`.
+  const errno = isLnlbError(err) ? err.errno : typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+  if (errno !== undefined) out.errno = errno;
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (cause !== undefined) out.cause = cause instanceof Error ? cause.message : String(cause);
+  return out;
+}
+
+/**
+ * The LnlbError a SerializedError stands for: its own code when it has a known one, else
+ * `fallback` (what failing there means, e.g. LNLB_ERR_WORKER_FAILED). Anything that is not a
+ * SerializedError (a thread of an older build posting a bare string) is revived as a message.
+ */
+export function reviveError(value: unknown, fallback: ErrorCode = 'LNLB_ERR_WORKER_FAILED'): LnlbError {
+  if (typeof value !== 'object' || value === null) return new LnlbError(fallback, String(value));
+  const o = value as Record<string, unknown>;
+  const message = typeof o['message'] === 'string' ? o['message'] : 'unknown error';
+  const code = isErrorCode(o['code']) ? o['code'] : fallback;
+  const errno = typeof o['errno'] === 'string' ? o['errno'] : undefined;
+  const cause = typeof o['cause'] === 'string' ? new Error(o['cause']) : undefined;
+  return new LnlbError(code, message, { ...(errno === undefined ? {} : { errno }), ...(cause === undefined ? {} : { cause }) });
+}

@@ -2,7 +2,7 @@
 
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { ErrorCodes, lnlbError, type ErrorCode } from '../errors.js';
+import { isErrorCode, lnlbError, reviveError } from '../errors.js';
 import { ADMIN_PROTOCOL_VERSION, ADMIN_SOCKET_NAME, type AdminResponse } from './admin-protocol.js';
 
 export async function adminRequest(runDir: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
@@ -40,8 +40,8 @@ export async function adminRequest(runDir: string, cmd: string, args: Record<str
         return;
       }
       if (response.ok) resolve(response.result);
-      else if (response.error.code in ErrorCodes) reject(lnlbError(response.error.code as ErrorCode, response.error.message));
-      else reject(lnlbError('LNLB_ERR_CTL_PROTOCOL', `${response.error.code}: ${response.error.message}`));
+      else if (isErrorCode(response.error.code)) reject(reviveError(response.error, 'LNLB_ERR_CTL_PROTOCOL'));
+      else reject(lnlbError('LNLB_ERR_CTL_PROTOCOL', `${response.error.code}: ${response.error.message}`)); // a newer daemon's code
     });
   });
 }

@@ -34,7 +34,7 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
     const cluster = daemon.get(args['interface']);
     const options = checkDrainOptions(args);
     if (args['wait'] === false) {
-      void cluster.drainstop(options);
+      cluster.drainInBackground(options);
       return { interface: cluster.name, state: 'draining', waited: false };
     }
     return { interface: cluster.name, ...(await cluster.drainstop(options)) };

@@ -22,9 +22,12 @@ export interface AdminRequest {
   args?: Record<string, unknown>;
 }
 
+/** serializeError's form (src/errors.ts): lnlbctl revives it with its code. */
 export interface AdminError {
   code: string;
   message: string;
+  errno?: string;
+  cause?: string;
 }
 
 export type AdminResponse =

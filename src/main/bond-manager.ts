@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { formatBondOptions, resolveBondOptions, type BondOptions } from '../bond/options.js';
 import { formatBondStatus, type BondStatusView } from '../bond/status-file.js';
-import { isLnlbError, lnlbError } from '../errors.js';
+import { isLnlbError, lnlbError, reviveError, serializeError } from '../errors.js';
 import { formatMac, isMulticastMac, macEquals, macToNumber, parseMac } from '../net/ethernet.js';
 import * as port from '../port/native.js';
 import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '../workers/bond-thread.js';
@@ -153,30 +153,33 @@ class Bond {
       if (msg.type === 'reply') {
         const waiter = this.#pending.get(msg.id);
         this.#pending.delete(msg.id);
-        if (msg.error !== undefined) waiter?.reject(new Error(msg.error));
+        // Revived with the code the thread gave it: lnlbctl --json shows LNLB_ERR_BOND_SLAVE, not a bare text.
+        if (msg.error !== undefined) waiter?.reject(reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED'));
         else waiter?.resolve(msg.result);
       } else if (msg.type === 'event') {
         log.info({ event: `bond-${msg.kind}`, bond: name, ...msg.fields }, describeEvent(name, msg.kind, msg.fields));
       } else if (msg.type === 'error') {
-        this.#failed = msg.message;
-        log.error({ event: 'bond-failed', bond: name }, msg.message);
+        const err = reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED');
+        this.#failed = err.message;
+        log.error({ event: 'bond-failed', bond: name, code: err.code }, err.message);
       }
     });
-    worker.on('error', (err) => {
+    worker.on('error', (thrown) => {
+      const err = reviveError(serializeError(thrown, 'bond thread'), 'LNLB_ERR_WORKER_FAILED');
       this.#failed = err.message;
-      log.error({ event: 'bond-failed', bond: name }, err.message);
+      log.error({ event: 'bond-failed', bond: name, code: err.code }, err.message);
       for (const w of this.#pending.values()) w.reject(err);
       this.#pending.clear();
     });
   }
 
   request(message: WithoutId<MainToBond>, timeoutMs = 5000): Promise<unknown> {
-    if (this.#failed !== undefined) return Promise.reject(new Error(`bond ${this.name} thread failed: ${this.#failed}`));
+    if (this.#failed !== undefined) return Promise.reject(lnlbError('LNLB_ERR_WORKER_FAILED', `bond ${this.name} thread failed: ${this.#failed}: destroy the bond (lnlbctl bond destroy ${this.name}) and create it again`));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`bond ${this.name} thread did not answer ${message.type} within ${timeoutMs} ms`));
+        reject(lnlbError('LNLB_ERR_WORKER_FAILED', `bond ${this.name} thread did not answer ${message.type} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(id, {
         resolve: (v) => {
@@ -529,7 +532,7 @@ function randomLocalMac(): Uint8Array {
 
 function waitReady(worker: Worker): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('bond thread did not start within 10 s')), 10_000);
+    const timer = setTimeout(() => reject(lnlbError('LNLB_ERR_WORKER_FAILED', 'bond thread did not start within 10 s')), 10_000);
     const onMessage = (msg: BondToMain): void => {
       if (msg.type === 'ready') {
         clearTimeout(timer);
@@ -537,13 +540,13 @@ function waitReady(worker: Worker): Promise<void> {
         resolve();
       } else if (msg.type === 'error') {
         clearTimeout(timer);
-        reject(new Error(msg.message));
+        reject(reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED'));
       }
     };
     worker.on('message', onMessage);
     worker.once('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      reject(reviveError(serializeError(err, 'bond thread'), 'LNLB_ERR_WORKER_FAILED'));
     });
   });
 }

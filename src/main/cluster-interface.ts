@@ -8,13 +8,14 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { lnlbError } from '../errors.js';
+import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
 import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { compileRules, describeRule, type RuleSet } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
+import { deriveElectionKey } from '../cluster/hash.js';
 import type { HandlerSpec } from '../handlers/loader.js';
 import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
@@ -153,7 +154,7 @@ export class ClusterInterface {
   #announcedWeight = 0;
   /** When the measured weight last changed (performance.now()). */
   #weightChangedAt = 0;
-  #fatal: (message: string) => void;
+  #fatal: (err: LnlbError) => void;
   /** Operator state: taking part, draining (no new flows), or stopped (LEAVE sent). */
   #mode: 'running' | 'draining' | 'stopped' = 'running';
   /** `lnlbctl suspend`: stopped, and `start` refused until `resume`. */
@@ -163,7 +164,7 @@ export class ClusterInterface {
   #drainStartedAt = 0;
 
   /** `options` carries this interface's bind, vip and name; `sysctl` is the daemon's, shared. */
-  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (message: string) => void) {
+  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (err: LnlbError) => void) {
     this.#opts = options;
     this.#log = log;
     this.#fatal = fatal;
@@ -238,6 +239,7 @@ export class ClusterInterface {
       ignoreOutgoing: true,
     });
     port.ringOpen(this.#dataFd, rxRingOptions(o.rxRing, info.mtu));
+    const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
     const datapath = await Datapath.start({
       dataFd: this.#dataFd,
       tapFd: this.#tapFd,
@@ -248,11 +250,13 @@ export class ClusterInterface {
       ownMac: this.#ownMac,
       tapMac: multicast ? this.#tapMac : undefined,
       election: o.election,
+      // Keyed with the cluster key: every node of the cluster hashes alike, a LAN host cannot aim.
+      electionKey: key === undefined ? undefined : deriveElectionKey(key),
       tableEntries: o.tableEntries,
       handlers: this.#handlerSetups(),
       rules: o.rule,
       interfaceName: o.name,
-      onError: (message) => this.#fatal(message),
+      onError: (err) => this.#fatal(err),
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
       onHandlerError: (r) =>
         this.#log.error({ event: 'handler-error', handler: r.handler, method: r.method }, `handler ${r.handler} threw in ${r.method}: ${r.message} (the frame was dropped and counted; logged once per cause)`),
@@ -279,14 +283,14 @@ export class ClusterInterface {
     const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: controlData, name: 'lnlb-control' });
     this.#control = control;
     control.on('message', (event: ControlEvent) => this.#onControlEvent(event));
-    control.on('error', (err) => this.#fatal(`control plane: ${err.message}`));
+    control.on('error', (err) => this.#fatal(reviveError(serializeError(err, 'control plane'), 'LNLB_ERR_WORKER_FAILED')));
     control.on('exit', (code) => {
-      if (!this.#stopped) this.#fatal(`the control-plane thread exited unexpectedly (code ${code})`);
+      if (!this.#stopped) this.#fatal(lnlbError('LNLB_ERR_WORKER_FAILED', `the control-plane thread exited unexpectedly (code ${code})`));
     });
     await new Promise<void>((resolve, reject) => {
       const onReady = (event: ControlEvent): void => {
         if (event.type === 'ready') resolve();
-        else if (event.type === 'error') reject(lnlbError('LNLB_ERR_WORKER_FAILED', event.message));
+        else if (event.type === 'error') reject(reviveError(event.error, 'LNLB_ERR_WORKER_FAILED'));
         else return;
         control.off('message', onReady);
       };
@@ -370,21 +374,24 @@ export class ClusterInterface {
         this.#waiters.delete(event.requestId);
         break;
       case 'save-state':
-        this.#saveStates(event.owners).then(
-          (states) => this.#postControl({ type: 'send-state', to: event.to, states }),
-          (err: Error) => this.#log.error({ event: 'state-save-failed', to: event.to }, err.message),
-        );
+        this.#saveStates(event.owners)
+          .then((states) => this.#postControl({ type: 'send-state', to: event.to, states }))
+          .catch((err: unknown) => this.#log.error({ event: 'state-save-failed', to: event.to }, err instanceof Error ? err.message : String(err)));
         break;
       case 'state': {
         const e = event;
-        this.#loading = this.#loading.then(() => this.#loadState(e.from, e.protocol, e.state, e.ownerIds, e.newcomer)).finally(() => {
-          // A newcomer's first round waits for the last handler's state (loaded or refused).
-          if (e.newcomer && e.last) this.#postControl({ type: 'state-loaded' });
-        });
+        this.#loading = this.#loading
+          .then(() => this.#loadState(e.from, e.protocol, e.state, e.ownerIds, e.newcomer))
+          .finally(() => {
+            // A newcomer's first round waits for the last handler's state (loaded or refused).
+            if (e.newcomer && e.last) this.#postControl({ type: 'state-loaded' });
+          })
+          // Caught here: a rejected link would be unhandled, and would skip every later state.
+          .catch((err: unknown) => this.#log.error({ event: 'state-refused', from: e.from, err }, `tracking state from ${e.from}: ${err instanceof Error ? err.message : String(err)}`));
         break;
       }
       case 'error':
-        this.#fatal(event.message);
+        this.#fatal(reviveError(event.error, 'LNLB_ERR_WORKER_FAILED'));
         break;
       default:
         break;
@@ -457,6 +464,11 @@ export class ClusterInterface {
     this.#suspended = false;
     this.#setMode(this.#mode);
     return { state: this.#mode === 'stopped' ? 'stopped' : this.#mode === 'draining' ? 'draining' : 'converged' };
+  }
+
+  /** drainstop without waiting (`lnlbctl drainstop --no-wait`): a failure goes to the log, nobody awaits it. */
+  drainInBackground(options: DrainOptions = {}): void {
+    this.drainstop(options).catch((err: unknown) => this.#log.error({ event: 'drain-failed', err }, `drainstop: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /**

@@ -8,7 +8,7 @@
  * (src/main/host-state.ts), and names such as `nlb%d` are chosen against the kernel's devices.
  */
 
-import { isLnlbError, lnlbError } from '../errors.js';
+import { isLnlbError, lnlbError, type LnlbError } from '../errors.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
 import { BondManager } from './bond-manager.js';
@@ -27,11 +27,12 @@ export class Daemon {
   readonly #interfaces = new Map<string, ClusterInterface>();
   /** Names being created: reserved, so two concurrent addif cannot pick the same one. */
   readonly #reserved = new Set<string>();
-  readonly #onFatal: (message: string) => void;
+  /** An interface failed (a thread died): the error keeps the code the thread raised. */
+  readonly #onFatal: (err: LnlbError) => void;
   /** The host's bonds (`lnlbctl bond ...`); a cluster interface may bind to one. */
   readonly bonds: BondManager;
 
-  constructor(options: DaemonOptions, log: Logger, onFatal: (message: string) => void) {
+  constructor(options: DaemonOptions, log: Logger, onFatal: (err: LnlbError) => void) {
     this.#opts = options;
     this.#log = log;
     this.#onFatal = onFatal;
@@ -83,9 +84,9 @@ export class Daemon {
     this.#reserved.add(chosen);
     const options: InterfaceOptions = { ...this.#opts, ...overrides, vip, bind, name: chosen };
     const log = this.#log.child({ interface: chosen });
-    const cluster = new ClusterInterface(options, this.#sysctl, log, (message) => {
-      log.fatal({ event: 'interface-failed' }, message);
-      this.#onFatal(`${chosen}: ${message}`);
+    const cluster = new ClusterInterface(options, this.#sysctl, log, (err) => {
+      log.fatal({ event: 'interface-failed', code: err.code }, err.message);
+      this.#onFatal(lnlbError(err.code, `${chosen}: ${err.message}`, { cause: err, ...(err.errno === undefined ? {} : { errno: err.errno }) }));
     });
     try {
       await cluster.start();

@@ -326,10 +326,10 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
   const log = resolved.logger ?? createLogger(o.logLevel);
   let metrics: MetricsServer | undefined;
   let node: EmbeddedNode | undefined;
-  let failure: string | undefined;
-  const daemon = new Daemon(o, log, (message) => {
-    if (node === undefined) failure ??= message;
-    else node.fail(message);
+  let failure: LnlbError | undefined;
+  const daemon = new Daemon(o, log, (err) => {
+    if (node === undefined) failure ??= err;
+    else node.fail(err);
   });
   if (admin !== undefined) registerAdminCommands(admin, daemon);
   let name: string;
@@ -442,10 +442,10 @@ export class EmbeddedNode extends EventEmitter<LnlbNodeEvents> implements LnlbNo
     return this.#closing;
   }
 
-  /** A thread died: close (leave, restore), then tell the owner with `error`. */
-  fail(message: string): void {
+  /** A thread died: close (leave, restore), then tell the owner with `error`, keeping the thread's code. */
+  fail(cause: LnlbError): void {
     if (this.#closing !== undefined) return;
-    const error = lnlbError('LNLB_ERR_WORKER_FAILED', `${this.interfaceName}: ${message} (the node was closed)`);
+    const error = lnlbError(cause.code, `${cause.message} (the node was closed)`, { cause, ...(cause.errno === undefined ? {} : { errno: cause.errno }) });
     // Emitted outside the promise chain: an `error` nobody listens to is thrown as an uncaught
     // exception (EventEmitter's rule), not swallowed as a rejection.
     const report = (): void => void process.nextTick(() => this.emit('error', error));

@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { resolveBondOptions } from '../bond/options.js';
-import { isLnlbError, lnlbError } from '../errors.js';
+import { isLnlbError, lnlbError, serializeError } from '../errors.js';
 import { adminRequest } from './admin-client.js';
 import type { BondCreateResult, BondListJson, BondShowJson, ConntrackJson, DrainResult, StatusJson } from './admin-protocol.js';
 import { DEFAULT_DRAIN_IDLE_SECONDS } from './drain.js';
@@ -359,6 +359,11 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`lnlbctl: ${isLnlbError(err) || err instanceof Error ? err.message : String(err)}\n`);
+  // --json: the error too, with its stable code, for scripts (stdout holds nothing else then).
+  if (process.argv.includes('--json')) {
+    const error = serializeError(err);
+    process.stdout.write(`${JSON.stringify({ error: { ...error, code: error.code ?? 'LNLB_ERR_CTL_PROTOCOL' } })}\n`);
+  }
   // A bad argument exits 2, as a bad flag does: refused here, a bond option word refused by
   // the daemon (the same table: it would have been refused here by another lnlbctl version), or
   // an addif without a key where the daemon has none either (as lnlbd without --key-file).

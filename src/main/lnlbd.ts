@@ -1,7 +1,8 @@
 /**
  * lnlbd: the daemon, in the foreground. One cluster interface per daemon for now
  * (`--bind DEV --vip IP`); SIGTERM/SIGINT leave the cluster, remove the TAP and restore the
- * sysctls before exiting.
+ * sysctls before exiting, and so does an uncaught exception or unhandled rejection (then
+ * exiting 1): see shutdown.ts.
  */
 
 import { Command, CommanderError } from 'commander';
@@ -16,6 +17,7 @@ import type { MetricsServer } from './metrics.js';
 import { daemonOptions, type RawOptions } from './config-file.js';
 import { planReload } from './reload.js';
 import { ensurePrivateDir } from './run-dir.js';
+import { Shutdown } from './shutdown.js';
 import { DAEMON_OPTIONS, DEFAULT_KEY_PATH, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
 import { loadKeyFile } from '../net/auth.js';
 
@@ -85,26 +87,26 @@ async function main(): Promise<void> {
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
 
   let metrics: MetricsServer | undefined;
-  let shuttingDown: Promise<void> | undefined;
-  const shutdown = (reason: string, code: number): Promise<void> => {
-    shuttingDown ??= (async () => {
-      log.info({ event: 'shutdown', reason }, `stopping: ${reason}`);
+  const shutdown = new Shutdown({
+    stop: async () => {
       try {
         await daemon.stop();
-      } catch (err) {
-        log.error({ err }, 'stop failed');
-        code = code || 1;
+      } finally {
+        await metrics?.close();
+        await admin.close();
       }
-      await metrics?.close();
-      await admin.close();
+    },
+    exit: (code) => {
       log.flush?.();
       process.exit(code);
-    })();
-    return shuttingDown;
-  };
-  const daemon = new Daemon(options, log, (message) => void shutdown(`failed: ${message}`, 1));
-  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
-  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+    },
+    log,
+  });
+  // Shutdown.begin never rejects (failures become the exit code); the catches only keep that explicit.
+  const daemon = new Daemon(options, log, (err) => shutdown.begin(`failed: ${err.message}`, 1).catch(() => undefined));
+  shutdown.install(process);
+  process.on('SIGTERM', () => shutdown.begin('SIGTERM', 0).catch(() => undefined));
+  process.on('SIGINT', () => shutdown.begin('SIGINT', 0).catch(() => undefined));
   // SIGHUP (systemctl reload): read the config again, apply what can change live, keep the
   // rest, and on a bad file keep running with what we have.
   process.on('SIGHUP', () => {
@@ -145,6 +147,24 @@ async function main(): Promise<void> {
     const keyHint = options.keyFile === undefined && !options.insecureNoAuth ? ' --key-file <path> (this daemon has no --key-file)' : '';
     log.info({ event: 'idle' }, `no cluster interface yet: add one with lnlbctl addif <vip> <dev>${keyHint}, and bonds with lnlbctl bond create <name> [option=value ...]`);
   }
+  injectTestFault(process.env['LNLB_TEST_FAULT']);
+}
+
+/**
+ * Test-only, not an option (test/integration/lnlbd-cli.test.ts): `LNLB_TEST_FAULT=KIND:MS`
+ * raises an unexpected error of KIND (`uncaught-exception` or `unhandled-rejection`) MS ms
+ * after the start, to check that even then lnlbd leaves the cluster and restores the host.
+ * Whoever can set lnlbd's environment can stop it anyway.
+ */
+function injectTestFault(spec: string | undefined): void {
+  const match = spec === undefined ? null : /^(uncaught-exception|unhandled-rejection):(\d+)$/.exec(spec);
+  if (match === null) return;
+  const fault = new Error(`injected fault (LNLB_TEST_FAULT=${spec})`);
+  setTimeout(() => {
+    if (match[1] === 'uncaught-exception') throw fault;
+    // A rejection nobody handles, as a forgotten promise would leave.
+    Promise.reject(fault);
+  }, Number(match[2]));
 }
 
 /** A `--bond`: created with its options, then its slaves enslaved in order; warnings logged. */

@@ -285,7 +285,9 @@ export class MetricsServer {
       (err: unknown) => {
         res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}\n`);
       },
-    );
+    )
+      // The scraper went away between the two (headers cannot be written): nothing to answer.
+      .catch(() => res.destroy());
   }
 
   /** Stops listening and closes every connection (a scraper's kept-alive one included). */

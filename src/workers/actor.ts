@@ -12,6 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createElection } from '../cluster/election.js';
 import { actorForKey } from '../cluster/hash.js';
 import { compileRules } from '../cluster/port-rules.js';
+import { serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler, Tracker } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
 import { loadTrackerStateInto, restoreTracker, SNAPSHOT_WORDS, snapshotTracker } from '../handlers/tracker-state.js';
@@ -60,7 +61,7 @@ async function run(data: ActorData): Promise<void> {
   });
   /** Shards as they were before a state load, until every actor has loaded it (requestId → per handler). */
   const previous = new Map<number, Map<number, Uint32Array>>();
-  const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount) === data.index;
+  const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount, data.actorSeed) === data.index;
 
   const onMessage = (message: MainToActor): void => {
     switch (message.type) {
@@ -175,6 +176,6 @@ function listShard(tracker: Tracker, idleSeconds: number, nowSeconds: number, li
   return { total, entries: entries.subarray(0, at) };
 }
 
-run(workerData as ActorData).catch((err: Error & { code?: string }) => {
-  post({ type: 'error', message: `actor ${(workerData as ActorData).index}: ${err.message}`, ...(err.code ? { code: err.code } : {}) });
+run(workerData as ActorData).catch((err: unknown) => {
+  post({ type: 'error', error: serializeError(err, `actor ${(workerData as ActorData).index}`) });
 });

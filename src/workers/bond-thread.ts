@@ -9,10 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BondCore, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
+import { BondCore, MAX_SLAVES, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
 import type { BondOptions } from '../bond/options.js';
 import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
 
 export interface BondThreadData {
@@ -45,9 +46,10 @@ export interface BondThreadStatus {
 
 export type BondToMain =
   | { type: 'ready' }
-  | { type: 'reply'; id: number; result?: unknown; error?: string }
+  /** `error`: serializeError's form, revived by the manager with its code (LNLB_ERR_BOND_SLAVE, ...). */
+  | { type: 'reply'; id: number; result?: unknown; error?: SerializedError }
   | { type: 'event'; kind: string; fields: Record<string, string | number | boolean | undefined> }
-  | { type: 'error'; message: string };
+  | { type: 'error'; error: SerializedError };
 
 /** Frames taken from one fd per wake-up, so one busy side cannot starve the other. */
 const BATCH = 64;
@@ -259,6 +261,7 @@ function run(data: BondThreadData): void {
           if (msg.adoptMac) core.adoptMac(msg.slave.mac);
           const now = performance.now();
           // The socket is read before the core knows the slave only if the slot is set first.
+          if (core.slaveCount >= MAX_SLAVES) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${msg.slave.name}: ${data.name} has ${MAX_SLAVES} slaves already, lnlb's limit: release one first`);
           const slot = core.addSlave(msg.slave, now);
           const slave: SlavePort = { name: msg.slave.name, slot, fd: msg.slave.fd, promiscFd: -1, watcher: undefined as unknown as port.Watcher };
           slave.watcher = port.watch(msg.slave.fd, () => readSlave(slave));
@@ -286,7 +289,7 @@ function run(data: BondThreadData): void {
           break;
       }
     } catch (err) {
-      post({ type: 'reply', id: msg.id, error: (err as Error).message });
+      post({ type: 'reply', id: msg.id, error: serializeError(err) });
     }
   });
   post({ type: 'ready' });
@@ -295,5 +298,5 @@ function run(data: BondThreadData): void {
 try {
   run(workerData as BondThreadData);
 } catch (err) {
-  post({ type: 'error', message: `bond thread: ${(err as Error).message}` });
+  post({ type: 'error', error: serializeError(err, 'bond thread') });
 }

@@ -6,6 +6,7 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { serializeError } from '../errors.js';
 import { ControlPlane } from './control-plane.js';
 import type { ControlData, ControlEvent, MainToControl } from './messages.js';
 
@@ -48,9 +49,13 @@ try {
         post({ type: 'owners', requestId: message.requestId, owners: plane.owners() });
         break;
       case 'send-state':
-        void plane.sendSavedState(message.to, message.states).then((result) => {
-          if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
-        });
+        // sendSavedState logs and returns its own failures; the catch is for a failure to post.
+        plane
+          .sendSavedState(message.to, message.states)
+          .then((result) => {
+            if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
+          })
+          .catch((err: unknown) => post({ type: 'log', level: 'error', fields: { event: 'state-send-failed', to: message.to }, msg: `sending state to ${message.to}: ${err instanceof Error ? err.message : String(err)}` }));
         break;
       case 'state-loaded':
         plane.stateLoaded();
@@ -71,6 +76,5 @@ try {
   plane.start();
   post({ type: 'ready' });
 } catch (err) {
-  const e = err as Error & { code?: string };
-  post({ type: 'error', message: `control plane: ${e.message}`, ...(e.code ? { code: e.code } : {}) });
+  post({ type: 'error', error: serializeError(err, 'control plane') });
 }

@@ -4,9 +4,10 @@
  * publishes views, broadcasts node deaths, reads counters, and stops everything.
  */
 
+import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { ElectionName } from '../cluster/election.js';
-import { lnlbError } from '../errors.js';
+import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
 import type { ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
@@ -36,7 +37,10 @@ export interface DatapathOptions {
   rules: readonly string[];
   interfaceName: string;
   election: ElectionName;
-  onError(message: string): void;
+  /** deriveElectionKey of the cluster key; undefined: no key (the insecure opt-out), the unkeyed election hash. */
+  electionKey?: Uint32Array | undefined;
+  /** A thread failed: the error it raised, with its code (LNLB_ERR_WORKER_FAILED when it had none). */
+  onError(err: LnlbError): void;
   /** The bound device went down (the datapath resumes by itself when it is back). */
   onLinkDown?(): void;
   /** A handler threw in a datapath thread (once per cause). */
@@ -82,6 +86,12 @@ export interface ActorCounters {
 
 const STOP_TIMEOUT_MS = 3000;
 
+/**
+ * Which actor of this node takes a key: seeded per process, so a sender cannot aim its
+ * sources at one actor thread. Only this process's threads must agree on it.
+ */
+const ACTOR_SEED = randomBytes(4).readUInt32LE(0);
+
 export const DEFAULT_TABLE_ENTRIES = 1 << 20;
 
 /**
@@ -104,7 +114,7 @@ function waitFor(worker: Worker, type: WorkerToMain['type'], timeoutMs: number):
         resolve(m);
       } else if (m.type === 'error') {
         cleanup();
-        reject(lnlbError('LNLB_ERR_WORKER_FAILED', m.message));
+        reject(reviveError(m.error, 'LNLB_ERR_WORKER_FAILED'));
       }
     };
     const onExit = (code: number): void => {
@@ -163,7 +173,7 @@ export class Datapath {
     const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
     const actors: Worker[] = [];
     const ready: Promise<WorkerToMain>[] = [];
-    const onError = (err: Error): void => options.onError(err.message);
+    const onError = (err: Error): void => options.onError(reviveError(serializeError(err, 'datapath thread'), 'LNLB_ERR_WORKER_FAILED'));
     for (let index = 0; index < options.actors; index++) {
       const data: ActorData = {
         role: 'actor',
@@ -180,6 +190,7 @@ export class Datapath {
         election: options.election,
         view: viewMemory,
         counters: counterMemory,
+        actorSeed: ACTOR_SEED,
       };
       const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
       worker.on('error', onError);
@@ -200,6 +211,8 @@ export class Datapath {
       interfaceName: options.interfaceName,
       handlers: options.handlers,
       rules: options.rules,
+      electionKey: options.electionKey,
+      actorSeed: ACTOR_SEED,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
@@ -220,7 +233,7 @@ export class Datapath {
     });
     for (const worker of [dispatcher, ...actors]) {
       worker.on('message', (m: WorkerToMain) => {
-        if (m.type === 'error') options.onError(m.message);
+        if (m.type === 'error') options.onError(reviveError(m.error, 'LNLB_ERR_WORKER_FAILED'));
         else if (m.type === 'link-down') options.onLinkDown?.();
         else if (m.type === 'handler-error') {
           // Each thread reports a cause once; the same cause from several actors is one.
@@ -232,7 +245,7 @@ export class Datapath {
         }
       });
       worker.on('exit', (code) => {
-        if (!datapath.#stopping) options.onError(`a datapath thread exited unexpectedly (code ${code})`);
+        if (!datapath.#stopping) options.onError(lnlbError('LNLB_ERR_WORKER_FAILED', `a datapath thread exited unexpectedly (code ${code})`));
       });
     }
     return datapath;

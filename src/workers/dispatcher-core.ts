@@ -17,7 +17,7 @@
  *     byte 16: vnet hdr (10 bytes when the port has it) · Ethernet frame
  */
 
-import { actorForKey, electionHash } from '../cluster/hash.js';
+import { actorForKey, electionHash, keyedElectionHash } from '../cluster/hash.js';
 import { AffinityCode, compileRules, RuleModeCode, type RuleSet } from '../cluster/port-rules.js';
 import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHandler } from '../handlers/handler.js';
 import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
@@ -70,6 +70,10 @@ export interface DispatcherConfig {
   rules?: RuleSet;
   /** Where a throwing handler is reported (once per cause). */
   handlerErrors?: HandlerErrorLog;
+  /** The election key (deriveElectionKey of the cluster key, two words); absent: the unkeyed hash (no --key-file). */
+  electionKey?: Uint32Array | undefined;
+  /** This process's actor hash seed (the actors of the datapath use the same); default 0. */
+  actorSeed?: number;
 }
 
 export class FrameDispatcher {
@@ -98,6 +102,11 @@ export class FrameDispatcher {
   readonly #ruleModes: Uint8Array;
   readonly #ruleAffinities: Uint8Array;
   readonly #handlerErrors: HandlerErrorLog | undefined;
+  /** The election key as two numbers (no typed-array read per frame), and whether there is one. */
+  readonly #keyed: boolean;
+  readonly #k0: number;
+  readonly #k1: number;
+  readonly #actorSeed: number;
   #touched = 0;
 
   constructor(config: DispatcherConfig) {
@@ -129,6 +138,17 @@ export class FrameDispatcher {
     this.#ruleModes = rules.modes;
     this.#ruleAffinities = rules.affinities;
     this.#handlerErrors = config.handlerErrors;
+    const key = config.electionKey;
+    if (key !== undefined && key.length !== 2) throw new RangeError(`the election key is two u32 words, got ${key.length}`);
+    this.#keyed = key !== undefined;
+    this.#k0 = key?.[0] ?? 0;
+    this.#k1 = key?.[1] ?? 0;
+    this.#actorSeed = config.actorSeed ?? 0;
+  }
+
+  /** The election hash of an affinity key: keyed when the cluster has a key, the same on every node. */
+  #electionHash(keyLo: number, keyHi: number): number {
+    return this.#keyed ? keyedElectionHash(this.#k0, this.#k1, keyLo, keyHi) : electionHash(keyLo, keyHi);
   }
 
   /** Reads one batch (waiting up to `timeoutMs` if the wire is idle) and hands it out. */
@@ -222,11 +242,11 @@ export class FrameDispatcher {
     const affinity = this.#ruleAffinities[rule]!;
     const hash =
       affinity === AffinityCode.single
-        ? electionHash(src, 0)
+        ? this.#electionHash(src, 0)
         : affinity === AffinityCode.none
-          ? electionHash(keyLo, keyHi)
-          : electionHash((src & NETWORK_MASK) >>> 0, 0);
-    const actor = actorForKey(keyLo, keyHi, this.#rings.length);
+          ? this.#electionHash(keyLo, keyHi)
+          : this.#electionHash((src & NETWORK_MASK) >>> 0, 0);
+    const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);
     const ring = this.#rings[actor]!;
     const at = ring.reserve(DESCRIPTOR_BYTES + len);
     if (at < 0) {

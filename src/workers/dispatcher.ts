@@ -6,7 +6,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileRules } from '../cluster/port-rules.js';
-import { isLnlbError } from '../errors.js';
+import { isLnlbError, serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
@@ -44,6 +44,8 @@ async function run(data: DispatcherData): Promise<void> {
     handlers,
     rules: compileRules(data.rules),
     handlerErrors: errors,
+    electionKey: data.electionKey,
+    actorSeed: data.actorSeed,
   });
   const stop = new Int32Array(data.control);
   post({ type: 'ready' });
@@ -69,6 +71,6 @@ async function run(data: DispatcherData): Promise<void> {
   post({ type: 'stopped' });
 }
 
-run(workerData as DispatcherData).catch((err: Error & { code?: string }) => {
-  post({ type: 'error', message: `dispatcher: ${err.message}`, ...(err.code ? { code: err.code } : {}) });
+run(workerData as DispatcherData).catch((err: unknown) => {
+  post({ type: 'error', error: serializeError(err, 'dispatcher') });
 });

@@ -1,4 +1,5 @@
 import type { ElectionName } from '../cluster/election.js';
+import type { SerializedError } from '../errors.js';
 import type { HandlerSpec } from '../handlers/loader.js';
 
 /** A handler as a datapath thread loads it: which module, and its tracker's settings. */
@@ -34,6 +35,10 @@ export interface DispatcherData {
   interfaceName: string;
   handlers: HandlerSetup[];
   rules: RuleTexts;
+  /** deriveElectionKey of the cluster key (two u32 words), the same on every node; undefined: no key, the unkeyed hash. */
+  electionKey: Uint32Array | undefined;
+  /** This process's actor hash seed: which actor takes a key (the actors check it with the same seed). */
+  actorSeed: number;
 }
 
 /** What an actor thread is started with. */
@@ -53,6 +58,8 @@ export interface ActorData {
   election: ElectionName;
   view: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  /** The dispatcher's actor hash seed (DispatcherData.actorSeed): which keys of a loaded state are this actor's. */
+  actorSeed: number;
 }
 
 export type MainToActor =
@@ -92,7 +99,8 @@ export type WorkerToMain =
   | { type: 'handler-counters'; counters: Record<string, number>[] }
   /** A handler threw (reported once per cause; every frame is counted). */
   | { type: 'handler-error'; handler: string; method: string; message: string }
-  | { type: 'error'; message: string; code?: string };
+  /** serializeError's form: revived on the main thread with its code (LNLB_ERR_PORT_IO, ...). */
+  | { type: 'error'; error: SerializedError };
 
 /** What the control-plane thread is started with. */
 export interface ControlData {
@@ -153,7 +161,8 @@ export interface ControlStatus {
 export type ControlEvent =
   | { type: 'ready' }
   | { type: 'stopped' }
-  | { type: 'error'; message: string; code?: string }
+  /** serializeError's form: revived on the main thread with its code. */
+  | { type: 'error'; error: SerializedError }
   | { type: 'log'; level: LogLevel; fields: Record<string, unknown>; msg: string }
   /** Relay to the actors: purge a dead node's entries (the view already re-homed them). */
   | { type: 'node-died'; id: number }

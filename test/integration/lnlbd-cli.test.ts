@@ -1,12 +1,15 @@
 // lnlbd's command-line contract on a real host namespace: bad flags, a missing device, a
 // missing privilege and a missing or unusable key each give one clear line and a non-zero exit,
-// with nothing created; a clean stop removes the TAP and restores every sysctl it changed.
+// with nothing created; a clean stop removes the TAP and restores every sysctl it changed, and
+// so does an unexpected error (then exit 1).
 // Every daemon here gets the lab's key (KEY below) unless the test is about not having one.
 import test from 'ava';
-import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sweepStale, waitExit } from '../../src/lab/netns.js';
+import { Lab, sweepStale, waitExit, waitUntil } from '../../src/lab/netns.js';
 
 const LNLBD = fileURLToPath(new URL('../../../bin/lnlbd', import.meta.url));
 const LNLBCTL = fileURLToPath(new URL('../../../bin/lnlbctl', import.meta.url));
@@ -229,4 +232,50 @@ test.serial('a daemon started empty needs no key; lnlbctl addif without one is r
     await waitExit(daemon, 8000);
   }
   t.is(daemon.exitCode, 0);
+});
+
+test.serial('an unhandled rejection or uncaught exception stops lnlbd as SIGTERM does: LEAVE, TAP gone, sysctls restored, exit 1', async (t) => {
+  // Two nodes of a keyed cluster on their own switch: b watches how a goes.
+  const pair = new Lab();
+  try {
+    await pair.addSwitch();
+    await pair.addHost('a', { addresses: ['10.0.0.1/24'] });
+    await pair.addHost('b', { addresses: ['10.0.0.2/24'] });
+    const keyFile = join(pair.dir, 'cluster.key');
+    writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    const node = (runDir: string): string[] =>
+      [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', keyFile, '--run-dir', join(pair.dir, runDir), '--heartbeat-ms', '100', '--dead-after-ms', '500', '--config', join(pair.dir, 'empty.conf')];
+    writeFileSync(join(pair.dir, 'empty.conf'), '');
+    const b = pair.spawn('b', node('run-b'));
+    await pair.waitForLog(b, /cluster interface up/, 10_000);
+    const sysctls = ['net.ipv4.conf.eth0.arp_ignore', 'net.ipv4.conf.eth0.arp_announce'];
+    const before = (await pair.exec('a', ['sysctl', '-n', ...sysctls])).stdout;
+    const kinds = ['unhandled-rejection', 'uncaught-exception'];
+    for (const [i, kind] of kinds.entries()) {
+      const a = pair.spawn('a', node(`run-a-${kind}`), { env: { ...process.env, LNLB_TEST_FAULT: `${kind}:2500` }, logName: `lnlbd-${kind}` });
+      await pair.waitForLog(a, /cluster interface up/, 10_000);
+      t.is((await pair.exec('a', ['sysctl', '-n', ...sysctls])).stdout, '1\n2\n');
+      t.true(await waitExit(a, 20_000), `${kind}: lnlbd exits`);
+      t.is(a.exitCode, 1, `${kind}: non-zero exit`);
+      const log = readFileSync(a.logFile, 'utf8');
+      t.regex(log, new RegExp(`${kind.replace('-', ' ')}: injected fault .*leaving the cluster and restoring the host`));
+      t.not((await pair.exec('a', ['ip', 'link', 'show', 'nlb0'])).code, 0, `${kind}: the TAP is gone`);
+      t.is((await pair.exec('a', ['sysctl', '-n', ...sysctls])).stdout, before, `${kind}: arp_ignore/arp_announce restored`);
+      // b saw a LEAVE, not a silence: the death is 'left', never 'missed-heartbeats'.
+      const deaths = await waitUntil(`b counts ${i + 1} LEAVE(s)`, async () => {
+        const status = JSON.parse((await pair.exec('b', [process.execPath, LNLBCTL, '--run-dir', join(pair.dir, 'run-b'), 'status', '--json'])).stdout) as { interfaces: { counters: { deaths?: Record<string, number> } }[] };
+        const deaths = status.interfaces[0]?.counters.deaths ?? {};
+        return (deaths['left'] ?? 0) === i + 1 ? deaths : undefined;
+      }, 5_000);
+      t.is(deaths['missed-heartbeats'] ?? 0, 0, `${kind}: b saw no death by timeout`);
+    }
+    t.regex(readFileSync(b.logFile, 'utf8'), /left the cluster/);
+    b.kill('SIGTERM');
+    t.true(await waitExit(b, 8000));
+  } catch (error) {
+    console.error(pair.dir);
+    throw error;
+  } finally {
+    await pair.cleanup();
+  }
 });

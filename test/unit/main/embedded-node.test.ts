@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { LnlbError } from '../../../src/errors.js';
+import { LnlbError, lnlbError, reviveError, serializeError } from '../../../src/errors.js';
 import { effectiveCapabilities } from '../../../src/main/capabilities.js';
 import type { InterfaceStatusJson } from '../../../src/main/admin-protocol.js';
 import type { ClusterEvents, ClusterInterface } from '../../../src/main/cluster-interface.js';
@@ -309,12 +309,35 @@ test('a failed thread closes the node, then reports it as an error event', async
   const order: string[] = [];
   node.on('close', () => order.push('close'));
   const error = new Promise<LnlbError>((resolve) => node.once('error', resolve));
-  node.fail('the control-plane thread exited unexpectedly (code 1)');
-  node.fail('a second report changes nothing');
+  // As the Daemon reports it: prefixed with the interface's name.
+  node.fail(lnlbError('LNLB_ERR_WORKER_FAILED', 'nlb0: the control-plane thread exited unexpectedly (code 1)'));
+  node.fail(lnlbError('LNLB_ERR_WORKER_FAILED', 'nlb0: a second report changes nothing'));
   const err = await error;
   order.push('error');
   t.is(err.code, 'LNLB_ERR_WORKER_FAILED');
   t.regex(err.message, /^nlb0: the control-plane thread exited unexpectedly \(code 1\) \(the node was closed\)$/);
   t.deepEqual(calls, ['daemon.stop']);
   t.deepEqual(order, ['close', 'error']);
+});
+
+test('the error event keeps the code a thread raised (revived from what it posted)', async (t) => {
+  const { node } = fakeDaemon();
+  const error = new Promise<LnlbError>((resolve) => node.once('error', resolve));
+  // What a dispatcher posts when its ring read fails, revived as the main thread does.
+  const posted = serializeError(lnlbError('LNLB_ERR_PORT_IO', 'ringRead on eth0: ENXIO', { errno: 'ENXIO' }), 'dispatcher');
+  node.fail(lnlbError('LNLB_ERR_PORT_IO', `nlb0: ${reviveError(posted).message}`, { errno: 'ENXIO' }));
+  const err = await error;
+  t.is(err.code, 'LNLB_ERR_PORT_IO');
+  t.is(err.errno, 'ENXIO');
+  t.regex(err.message, /^nlb0: dispatcher: ringRead on eth0: ENXIO \(the node was closed\)$/);
+});
+
+test('the embedding API installs no process-wide handler: a crash in the host program stays the host program\'s', async (t) => {
+  const events = ['uncaughtException', 'unhandledRejection', 'SIGTERM', 'SIGINT'] as const;
+  const before = events.map((e) => process.listenerCount(e));
+  const { node } = fakeDaemon();
+  node.on('error', () => undefined);
+  node.fail(lnlbError('LNLB_ERR_WORKER_FAILED', 'nlb0: a thread died'));
+  await node.close();
+  t.deepEqual(events.map((e) => process.listenerCount(e)), before);
 });

@@ -5,6 +5,8 @@
  * expected verdict.
  */
 import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { deriveElectionKey } from '../../../src/cluster/hash.js';
 import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, createArpResult, parseArp } from '../../../src/net/arp.js';
 import { formatMac, parseMac } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
@@ -28,6 +30,36 @@ test('each source is accepted by exactly one node, and all nodes get some', (t) 
   t.deepEqual(new Set(acceptedBy.values()), new Set([1, 2, 3]));
   // Frames reach the TAP whole, virtio-net header first.
   t.deepEqual(nodes.flatMap((n) => n.sink.frames).find((f) => f.length === frames[0]!.length)?.length, frames[0]!.length);
+});
+
+/** Which node accepted each source (fails the test on a source accepted twice). */
+function acceptedBy(t: import('ava').ExecutionContext, nodes: ReturnType<typeof cluster>): Map<string, number> {
+  const by = new Map<string, number>();
+  for (const n of nodes) {
+    for (const f of n.sink.frames) {
+      const src = [...f.subarray(VNET + 26, VNET + 30)].join('.');
+      t.false(by.has(src), `${src} accepted twice`);
+      by.set(src, n.id);
+    }
+  }
+  return by;
+}
+
+test('a keyed cluster (each node with its own actor seed) still accepts each source exactly once, elsewhere than unkeyed', (t) => {
+  const frames: Uint8Array[] = [];
+  for (let i = 1; i <= 200; i++) frames.push(ipFrame(`10.0.${10 + (i >> 8)}.${i & 0xff}`));
+  const clusterKey = randomBytes(32);
+  const nodes = [1, 2, 3].map((id) => makeNode(id, frames, { electionKey: deriveElectionKey(clusterKey), actorSeed: randomBytes(4).readUInt32LE(0) }));
+  for (const n of nodes) publish(n, [1, 2, 3]);
+  for (const n of nodes) runAll(n);
+  const keyed = acceptedBy(t, nodes);
+  t.is(keyed.size, 200);
+  t.deepEqual(new Set(keyed.values()), new Set([1, 2, 3]));
+  const plain = cluster(frames);
+  for (const n of plain) runAll(n);
+  const unkeyed = acceptedBy(t, plain);
+  const moved = [...keyed].filter(([src, id]) => unkeyed.get(src) !== id).length;
+  t.true(moved > 80, `${moved} of 200 sources elected elsewhere than by the unkeyed hash`);
 });
 
 test('a source stays with its node: repeated frames go to the same one', (t) => {
