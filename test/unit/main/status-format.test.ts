@@ -82,3 +82,8 @@ test('watch mode: rates per second from two samples; a draining node shows as dr
   t.regex(text, /^  02:00:00:00:00:02 +OK +draining /m);
   t.regex(text, /^  per second: seen 250, accepted 100, dropped 50\.0, control in 0\.0 \/ out 0\.0$/m);
 });
+
+test('human status: an interface the watchdog took out shows failed and why', (t) => {
+  const failed: StatusJson = { interfaces: [{ ...status.interfaces[0]!, state: 'failed', failed: 'handler slow-udp stuck in actor 1', converged: false }] };
+  t.regex(formatStatus(failed).split('\n')[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, failed: handler slow-udp stuck in actor 1, weight from loadavg/);
+});
