@@ -73,6 +73,10 @@ export const ErrorCodes = {
   LNLB_ERR_HANDLER_LOAD: 'handler module cannot be loaded',
   /** A protocol handler module breaks the handler contract (shape, API version, protocol, or a method failing its smoke test). */
   LNLB_ERR_HANDLER_INVALID: 'invalid protocol handler',
+  /** A protocol handler module, or a directory above it, can be changed by another user than the daemon's or root (owner, or group/other write). */
+  LNLB_ERR_HANDLER_UNSAFE: 'handler module writable by others',
+  /** A handler stopped returning in a datapath thread: the interface left the cluster and stays out until the daemon is restarted. */
+  LNLB_ERR_HANDLER_STUCK: 'handler stuck',
   /** A bonding option is unknown, given twice, refused by its parser, given in a mode it does not apply to, or in conflict with another; the message names it and what it accepts. */
   LNLB_ERR_BOND_OPTION: 'bad bonding option',
   /** enslave/release refused: no such device, already a slave (of this bond or another), the bond itself, a cluster TAP, not a slave of this bond. */

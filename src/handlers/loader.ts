@@ -8,10 +8,17 @@
  * handler's code and tracker live in the thread that runs them; only specs cross threads).
  *
  * `loadHandler` checks the contract when the handler is loaded, not when the first frame
- * arrives (fastify's plugin-utils habit, STYLE.md 9): the export's shape, its `apiVersion` and
- * `protocol`, then a smoke test that creates a small tracker and runs every method once on a
- * synthetic frame. A module that cannot be imported is LNLB_ERR_HANDLER_LOAD; one that breaks
- * the contract is LNLB_ERR_HANDLER_INVALID; both messages name the module and the problem.
+ * arrives (fastify's plugin-utils habit, STYLE.md 9): first who may change the module (the
+ * file, after symlinks, and every directory above it: owned by the daemon's user or root, not
+ * writable by group or others, or LNLB_ERR_HANDLER_UNSAFE: whoever can write it runs code as
+ * the daemon), then the export's shape, its `apiVersion` and `protocol`, then a smoke test that
+ * creates a small tracker and runs every method once on a synthetic frame. A module that
+ * cannot be imported is LNLB_ERR_HANDLER_LOAD; one that breaks the contract is
+ * LNLB_ERR_HANDLER_INVALID; every message names the module and the problem.
+ *
+ * The daemon runs the smoke test of a module in a worker thread with a time limit
+ * (src/workers/handler-self-test.ts), so a method that never returns is refused instead of
+ * hanging the start; `onStep` tells that thread which method is running.
  *
  * Built-ins are imported by URL relative to this file (default.js, tcp.js, udp.js next to it),
  * with a dynamic import, so this module neither depends on nor loads a built-in it is not
@@ -19,7 +26,8 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { isAbsolute, resolve } from 'node:path';
+import { lstatSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { lnlbError } from '../errors.js';
 import { ETH_P_IP, writeEthernetHeader } from '../net/ethernet.js';
@@ -202,6 +210,112 @@ function invalid(spec: HandlerSpec, why: string, cause?: unknown): Error {
   );
 }
 
+/** What the ownership rule reads of a file or directory (an fs.Stats has both). */
+export interface PathOwnership {
+  uid: number;
+  mode: number;
+}
+
+const S_IWGRP = 0o020;
+const S_IWOTH = 0o002;
+const S_ISVTX = 0o1000;
+
+/**
+ * Why someone other than the daemon's user (`euid`) or root can change what this file or
+ * directory holds, or undefined when nobody can. Pure. `strict` for the module file and its
+ * own directory: no group or other write at all. An ancestor directory may be world-writable
+ * if it is sticky (/tmp): there nobody but an entry's owner can rename or remove it.
+ */
+export function ownershipProblem(entry: PathOwnership, euid: number, strict: boolean): { why: string; fix: (path: string) => string } | undefined {
+  if (entry.uid !== euid && entry.uid !== 0) {
+    return {
+      why: `owned by uid ${entry.uid}, not by this daemon's user (uid ${euid}) or root`,
+      fix: (path) => `chown ${euid === 0 ? 'root' : euid} ${path}`,
+    };
+  }
+  const writable = entry.mode & (S_IWGRP | S_IWOTH);
+  if (writable !== 0 && (strict || (entry.mode & S_ISVTX) === 0)) {
+    const who = writable === (S_IWGRP | S_IWOTH) ? 'group and others' : writable === S_IWGRP ? 'its group' : 'others';
+    return { why: `writable by ${who} (mode ${(entry.mode & 0o7777).toString(8).padStart(4, '0')})`, fix: (path) => `chmod go-w ${path}` };
+  }
+  return undefined;
+}
+
+function unsafe(spec: HandlerSpec, what: string, path: string, problem: { why: string; fix: (path: string) => string }): Error {
+  return lnlbError(
+    'LNLB_ERR_HANDLER_UNSAFE',
+    `handler ${spec.label}: refusing ${describeModule(spec)}: ${what} ${path} is ${problem.why}, so someone else could change the code this daemon runs; fix: ${problem.fix(path)} (docs/handlers.md)`,
+  );
+}
+
+/**
+ * Checks who may change the module at `url` (see ownershipProblem): the file it resolves to,
+ * its directory, every directory above. Returns the resolved file's URL, which is what gets
+ * imported (a symlink swapped after the check is not followed). A file that does not exist is
+ * left to the import, which says so.
+ */
+function checkModuleOwnership(spec: HandlerSpec, url: string, euid: number): string {
+  const path = fileURLToPath(url);
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return url;
+    throw loadFailed(spec, url, err);
+  }
+  const linked = real === path ? '' : ` (where ${path} leads)`;
+  const file = lstatSync(real);
+  if (!file.isFile()) throw lnlbError('LNLB_ERR_HANDLER_LOAD', `handler ${spec.label}: cannot load ${describeModule(spec)}: ${real}${linked} is not a regular file; give the path of an ES module file (docs/handlers.md)`);
+  const fileProblem = ownershipProblem(file, euid, true);
+  if (fileProblem !== undefined) throw unsafe(spec, `the file${linked}`, real, fileProblem);
+  let dir = dirname(real);
+  for (let depth = 0; ; depth++) {
+    const problem = ownershipProblem(lstatSync(dir), euid, depth === 0);
+    if (problem !== undefined) throw unsafe(spec, depth === 0 ? 'its directory' : 'the directory above it', dir, problem);
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return pathToFileURL(real).href;
+}
+
+export interface LoadOptions {
+  /**
+   * Run the smoke test here (default true). The daemon runs it in a worker thread with a time
+   * limit first (src/workers/handler-self-test.ts) and loads with false.
+   */
+  smokeTest?: boolean;
+  /** Called before each step of the checks, with its name (SELF_TEST_STEPS). */
+  onStep?: (step: SelfTestStep) => void;
+  /** The daemon's effective uid, for the ownership check (default: process.geteuid()). */
+  euid?: number;
+}
+
+/**
+ * The steps of loading a handler, in order, as the self-test thread reports them: which method
+ * a handler did not return from. Index 0: not started.
+ */
+export const SELF_TEST_STEPS = [
+  'nothing yet',
+  'import',
+  'its exports',
+  'trackerBytes',
+  'createTracker',
+  'affinityKey',
+  'isRelated',
+  'assigned',
+  'saveStatus',
+  'clear',
+  'size',
+  'loadStatus',
+  'evictions',
+  'expire',
+  'nodeDied',
+  'counters',
+  'describeKey',
+] as const;
+export type SelfTestStep = (typeof SELF_TEST_STEPS)[number];
+
 function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value);
@@ -214,7 +328,8 @@ function describeValue(value: unknown): string {
  * it needs nothing but the spec. The result is the module's own object (a derived one when the
  * built-in default handler is registered for another protocol).
  */
-export async function loadHandler(spec: HandlerSpec): Promise<ProtocolHandler> {
+export async function loadHandler(spec: HandlerSpec, options: LoadOptions = {}): Promise<ProtocolHandler> {
+  const step = options.onStep ?? ((): void => undefined);
   let url: string;
   let exportName: string | undefined;
   if (spec.module.startsWith(BUILTIN_PREFIX)) {
@@ -225,14 +340,18 @@ export async function loadHandler(spec: HandlerSpec): Promise<ProtocolHandler> {
   } else {
     url = spec.module;
   }
+  // The shipped ones too: the same rule, which a package installed as it should passes.
+  if (url.startsWith('file:')) url = checkModuleOwnership(spec, url, options.euid ?? process.geteuid?.() ?? 0);
 
   let namespace: Record<string, unknown>;
+  step('import');
   try {
     namespace = (await import(url)) as Record<string, unknown>;
   } catch (err) {
     throw loadFailed(spec, url, err);
   }
 
+  step('its exports');
   let candidate: unknown;
   if (exportName !== undefined) {
     candidate = namespace[exportName];
@@ -253,7 +372,7 @@ export async function loadHandler(spec: HandlerSpec): Promise<ProtocolHandler> {
   }
 
   checkShape(spec, handler);
-  smokeTest(spec, handler);
+  if (options.smokeTest !== false) smokeTest(spec, handler, step);
   return handler;
 }
 
@@ -313,6 +432,12 @@ function smokeFrame(protocol: number): ParsedFrame {
   return { bytes, l2: 0, l3, l4, length, protocol, src, dst, firstFragment: true, rule: 0 };
 }
 
+/** The step a smoke-test call is: the method its description starts with (`isRelated() before ...` → isRelated). */
+function stepOf(what: string): SelfTestStep {
+  const method = /^(?:the )?(\w+)/.exec(what)?.[1];
+  return SELF_TEST_STEPS.find((s) => s === method) ?? 'its exports';
+}
+
 function isU32(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
 }
@@ -330,8 +455,9 @@ function isOwnerAnswer(v: unknown): boolean {
  * Creates a tracker of SMOKE_CAPACITY entries and runs every method once, in the order the
  * framework uses them, checking what comes back. Allocates freely: it runs once, at loading.
  */
-function smokeTest(spec: HandlerSpec, handler: ProtocolHandler): void {
+function smokeTest(spec: HandlerSpec, handler: ProtocolHandler, step: (step: SelfTestStep) => void): void {
   const call = <T>(what: string, fn: () => T): T => {
+    step(stepOf(what));
     try {
       return fn();
     } catch (err) {
@@ -375,7 +501,7 @@ function smokeTest(spec: HandlerSpec, handler: ProtocolHandler): void {
   related('before assigned()');
   call('assigned()', () => tracker.assigned(keyLo, keyHi, SMOKE_OWNER, flags, SMOKE_NOW));
   related('after assigned()');
-  checkCounts(spec, tracker, 'after assigned()');
+  checkCounts(spec, tracker, 'after assigned()', step);
 
   const saved: Array<[number, number, number, number]> = [];
   let badVisit: string | undefined;
@@ -392,13 +518,13 @@ function smokeTest(spec: HandlerSpec, handler: ProtocolHandler): void {
   const sizeAfterClear = call('the size getter', () => tracker.size);
   if (sizeAfterClear !== 0) throw invalid(spec, `size is ${describeValue(sizeAfterClear)} after clear(); it must be 0`);
   for (const [lo, hi, owner, lastSeen] of saved) call('loadStatus()', () => tracker.loadStatus(lo, hi, owner, lastSeen));
-  checkCounts(spec, tracker, 'after loadStatus()');
+  checkCounts(spec, tracker, 'after loadStatus()', step);
 
   const expired = call('expire()', () => tracker.expire(SMOKE_NOW + 3600, SMOKE_CAPACITY));
   if (!isCount(expired)) throw invalid(spec, `expire() returned ${describeValue(expired)}; it must return how many entries it removed`);
   const died = call('nodeDied()', () => tracker.nodeDied(SMOKE_OWNER));
   if (!isCount(died)) throw invalid(spec, `nodeDied() returned ${describeValue(died)}; it must return how many entries it dropped`);
-  checkCounts(spec, tracker, 'after expire() and nodeDied()');
+  checkCounts(spec, tracker, 'after expire() and nodeDied()', step);
 
   if (typeof tracker.counters === 'function') {
     const counters = call('counters()', () => tracker.counters!());
@@ -426,8 +552,9 @@ function checkTrackerShape(spec: HandlerSpec, tracker: Tracker): void {
   if (problems.length > 0) throw invalid(spec, `the tracker createTracker() returned is incomplete: ${problems.join('; ')}`);
 }
 
-function checkCounts(spec: HandlerSpec, tracker: Tracker, when: string): void {
+function checkCounts(spec: HandlerSpec, tracker: Tracker, when: string, step: (step: SelfTestStep) => void): void {
   for (const getter of ['size', 'evictions'] as const) {
+    step(getter);
     let value: unknown;
     try {
       value = tracker[getter];

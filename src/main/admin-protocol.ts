@@ -84,9 +84,10 @@ export type ActorCountersJson = ActorCounters;
  * converging: a round is changing the view (or the first is not complete: accepting nothing);
  * converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
  * stopped: out of the cluster (stop, or the end of a drain); suspended: stopped, and start is
- * refused until resume; stopping: the interface is being removed (delif, daemon exit).
+ * refused until resume; stopping: the interface is being removed (delif, daemon exit); failed:
+ * out of the cluster because a handler stopped returning (see `failed`), until lnlbd restarts.
  */
-export type InterfaceState = 'converging' | 'converged' | 'draining' | 'stopped' | 'suspended' | 'stopping';
+export type InterfaceState = 'converging' | 'converged' | 'draining' | 'stopped' | 'suspended' | 'stopping' | 'failed';
 
 /** The result of `drainstop` (when it waits for the end of the drain). */
 export interface DrainResult {
@@ -106,6 +107,8 @@ export interface InterfaceStatusJson {
   clusterMac: string;
   converged: boolean;
   state: InterfaceState;
+  /** State `failed`: why (`handler X stuck in actor k`); the log line has the method and how long. */
+  failed?: string;
   /** `lnlbctl suspend`: `start` is refused until `resume`. */
   suspended: boolean;
   /** Where this node's weight comes from, and what it announces. */

@@ -21,7 +21,8 @@ import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tr
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
-import { Datapath } from '../workers/datapath.js';
+import { Datapath, type StuckReport } from '../workers/datapath.js';
+import { watchdogLimitMs } from '../workers/watchdog.js';
 import type { ControlData, ControlEvent, ControlStatus, HandlerSetup, MainToControl } from '../workers/messages.js';
 import type { ConntrackJson, DrainResult, InterfaceState, InterfaceStatusJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
@@ -162,6 +163,8 @@ export class ClusterInterface {
   /** The drain in progress: bumped to cancel it (start, stop, suspend). */
   #drainGeneration = 0;
   #drainStartedAt = 0;
+  /** Set by the watchdog (`handler X stuck in actor k`): out of the cluster until lnlbd restarts. */
+  #failed: string | undefined;
 
   /** `options` carries this interface's bind, vip and name; `sysctl` is the daemon's, shared. */
   constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (err: LnlbError) => void) {
@@ -260,6 +263,8 @@ export class ClusterInterface {
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
       onHandlerError: (r) =>
         this.#log.error({ event: 'handler-error', handler: r.handler, method: r.method }, `handler ${r.handler} threw in ${r.method}: ${r.message} (the frame was dropped and counted; logged once per cause)`),
+      watchdogLimitMs: watchdogLimitMs(o.deadAfterMs),
+      onStuck: (report) => this.#datapathStuck(report),
     });
     this.#datapath = datapath;
 
@@ -428,6 +433,26 @@ export class ClusterInterface {
     this.events.emit('state', { state: this.#mode === 'stopped' && this.#suspended ? 'suspended' : this.#mode === 'running' ? 'converging' : this.#mode });
   }
 
+  /**
+   * The watchdog found a datapath thread stuck (a handler that does not return) and terminated
+   * it. Its share of the clients would be black-holed while heartbeats go on, so the node
+   * leaves as `lnlbctl stop` does (the others take every client at once) and stays out: the
+   * thread cannot be resumed, only a restart brings the interface back.
+   */
+  #datapathStuck(report: StuckReport): void {
+    if (this.#stopped || this.#failed !== undefined) return;
+    const h = report.handler;
+    this.#failed = h === undefined ? `${report.thread} stopped taking frames` : `handler ${h.name} stuck in ${report.thread}`;
+    this.#drainGeneration++;
+    if (this.#mode !== 'stopped') this.#postControl({ type: 'leave' });
+    this.#mode = 'stopped';
+    this.#log.error(
+      { event: 'handler-stuck', handler: h?.name ?? null, protocol: h?.protocol ?? null, method: h?.method ?? null, thread: report.thread, stalledMs: report.stalledMs },
+      `${h === undefined ? `${report.thread} made no progress with frames waiting` : `handler ${h.name} (protocol ${h.protocol}) stuck in ${report.thread}: ${h.method} has not returned`} for ${report.stalledMs} ms; this node left the cluster (LEAVE sent: the other nodes take its clients) and stays out, the thread was stopped; fix the handler, then restart lnlbd`,
+    );
+    this.events.emit('state', { state: 'failed' });
+  }
+
   /** `lnlbctl stop`: LEAVE now; the others take every client, connections to this node break. */
   stopCluster(): { state: InterfaceState } {
     this.#drainGeneration++;
@@ -440,6 +465,9 @@ export class ClusterInterface {
 
   /** `lnlbctl start`: join again after a stop; ends a drain (new flows come back). */
   startCluster(): { state: InterfaceState } {
+    if (this.#failed !== undefined) {
+      throw lnlbError('LNLB_ERR_HANDLER_STUCK', `${this.name} failed: ${this.#failed}; it cannot serve again as it is: fix the handler, then restart lnlbd (or lnlbctl delif and addif ${this.name})`);
+    }
     if (this.#suspended) throw lnlbError('LNLB_ERR_CTL_SUSPENDED', `${this.name} is suspended: lnlbctl resume ${this.name} first, then start`);
     this.#drainGeneration++;
     if (this.#mode === 'stopped') {
@@ -463,6 +491,7 @@ export class ClusterInterface {
   resume(): { state: InterfaceState } {
     this.#suspended = false;
     this.#setMode(this.#mode);
+    if (this.#failed !== undefined) return { state: 'failed' };
     return { state: this.#mode === 'stopped' ? 'stopped' : this.#mode === 'draining' ? 'draining' : 'converged' };
   }
 
@@ -691,6 +720,7 @@ export class ClusterInterface {
       clusterMac: formatMac(this.#clusterMac),
       converged: plane?.accepting ?? false,
       state: this.#state(plane?.accepting === true && plane.changePending !== true),
+      ...(this.#failed === undefined ? {} : { failed: this.#failed }),
       suspended: this.#suspended,
       weightMode: this.weights.mode,
       workers: o.workers,
@@ -733,6 +763,7 @@ export class ClusterInterface {
 
   #state(settled: boolean): InterfaceState {
     if (this.#stopped) return 'stopping';
+    if (this.#failed !== undefined) return 'failed';
     if (this.#mode === 'stopped') return this.#suspended ? 'suspended' : 'stopped';
     if (this.#mode === 'draining') return 'draining';
     return settled ? 'converged' : 'converging';

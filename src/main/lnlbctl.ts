@@ -233,7 +233,7 @@ async function main(argv: string[]): Promise<void> {
   watchOptions(
     program
       .command('status')
-      .description('each cluster interface: its state (converging, converged, draining, stopped, suspended), members with MAC, status and weight, counters')
+      .description('each cluster interface: its state (converging, converged, draining, stopped, suspended, failed: why), members with MAC, status and weight, counters')
       .option('--watch', 'refresh every --interval seconds, with rates per second (as lnlbctl top)'),
   ).action(async (opts: WatchOptions & { watch?: boolean }) => {
     const { runDir } = program.opts<{ runDir: string }>();

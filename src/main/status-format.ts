@@ -46,7 +46,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
   const out: string[] = [];
   if (status.interfaces.length === 0) out.push('no cluster interface: add one with lnlbctl addif <vip> <dev>');
   for (const iface of status.interfaces) {
-    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state}${iface.suspended && iface.state !== 'suspended' ? ' (suspended)' : ''}, weight from ${iface.weightMode}, ${iface.workers} worker(s), ${authText(iface)}`);
+    out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state === 'failed' ? `failed: ${iface.failed ?? 'see the log'}` : iface.state}${iface.suspended && iface.state !== 'suspended' ? ' (suspended)' : ''}, weight from ${iface.weightMode}, ${iface.workers} worker(s), ${authText(iface)}`);
     const rows = [['NODE', 'STATUS', 'WEIGHT', 'RULES', '']];
     for (const node of iface.nodes) {
       const rules = node.self || node.rulesMatch === undefined ? (node.self ? 'same' : '?') : node.rulesMatch ? 'same' : `DIFFERENT (${node.rulesDigest})`;

@@ -18,6 +18,9 @@
  *
  *   hold queue: a ByteRing in this thread only; each record is a copy of the ring record
  *   (16-byte descriptor + vnet header + frame).
+ *
+ * For the watchdog (watchdog.ts) the counter row carries a beat, one per batch, and which
+ * handler method runs while one does (two stores per call: no allocation, no atomics).
  */
 
 import { RendezvousElection, type Election } from '../cluster/election.js';
@@ -30,6 +33,7 @@ import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
 import type { HandlerErrorLog } from './handler-errors.js';
+import { handlerCall, HandlerMethod as M } from './watchdog.js';
 
 const WRITE_BATCH = 256;
 const DEFAULT_HOLD_BYTES = 1 << 20;
@@ -104,6 +108,7 @@ export class ActorCore {
 
   /** Decides every record available now (and held ones, once their round is over); returns how many. */
   processAvailable(nowSeconds: number): number {
+    this.#c[C.beat]!++;
     this.#now = nowSeconds;
     if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
     if (this.#held > 0 && !this.#changePending && !this.#weightsPending) this.#releaseHeld();
@@ -125,12 +130,14 @@ export class ActorCore {
   nodeDied(id: number): number {
     let removed = 0;
     this.#trackers.forEach((tracker, i) => {
+      this.#c[C.inHandler] = handlerCall(i, M.nodeDied);
       try {
         removed += tracker.nodeDied(id);
       } catch (err) {
         this.#handlerErrors?.record(this.#handlerNames[i]!, 'nodeDied', err);
       }
     });
+    this.#c[C.inHandler] = 0;
     this.#c[C.purgedByDeath]! += removed;
     this.#updateGauges();
     return removed;
@@ -139,12 +146,14 @@ export class ActorCore {
   /** Forgets every tracked flow and every held frame. */
   reset(): void {
     this.#trackers.forEach((tracker, i) => {
+      this.#c[C.inHandler] = handlerCall(i, M.clear);
       try {
         tracker.clear();
       } catch (err) {
         this.#handlerErrors?.record(this.#handlerNames[i]!, 'clear', err);
       }
     });
+    this.#c[C.inHandler] = 0;
     if (this.#hold.beginRead() > 0) while (this.#hold.next() >= 0);
     this.#hold.endRead();
     this.#held = 0;
@@ -157,13 +166,16 @@ export class ActorCore {
     // from the tracking state: nothing here may write to them meanwhile.
     if (!this.#accepting) return;
     let expired = 0;
+    this.#c[C.beat]!++;
     this.#trackers.forEach((tracker, i) => {
+      this.#c[C.inHandler] = handlerCall(i, M.expire);
       try {
         expired += tracker.expire(nowSeconds, budget);
       } catch (err) {
         this.#handlerErrors?.record(this.#handlerNames[i]!, 'expire', err);
       }
     });
+    this.#c[C.inHandler] = 0;
     this.#c[C.expired]! += expired;
     this.#updateGauges();
   }
@@ -187,12 +199,15 @@ export class ActorCore {
     const frameFlags = meta >>> 16;
     const tracker = this.#trackers[handlerIndex]!;
     let owner: number;
+    c[C.inHandler] = handlerCall(handlerIndex, M.isRelated);
     try {
       owner = tracker.isRelated(keyLo, keyHi, frameFlags, this.#now);
     } catch (err) {
+      c[C.inHandler] = 0;
       this.#handlerFailed(handlerIndex, 'isRelated', err);
       return;
     }
+    c[C.inHandler] = 0;
     if (owner === DROP_FRAME) {
       c[C.dropByHandler]!++;
       return;
@@ -212,12 +227,15 @@ export class ActorCore {
         c[C.dropNoOwner]!++;
         return;
       }
+      c[C.inHandler] = handlerCall(handlerIndex, M.assigned);
       try {
         tracker.assigned(keyLo, keyHi, owner, frameFlags, this.#now);
       } catch (err) {
+        c[C.inHandler] = 0;
         this.#handlerFailed(handlerIndex, 'assigned', err);
         return;
       }
+      c[C.inHandler] = 0;
       c[C.elected]!++;
     }
     if (owner !== this.#selfId) {
@@ -279,12 +297,14 @@ export class ActorCore {
   #updateGauges(): void {
     let size = 0;
     let evictions = 0;
-    for (const tracker of this.#trackers) {
+    this.#trackers.forEach((tracker, i) => {
+      this.#c[C.inHandler] = handlerCall(i, M.size);
       const n = Number(tracker.size);
       const e = Number(tracker.evictions);
       if (Number.isFinite(n)) size += n;
       if (Number.isFinite(e)) evictions += e;
-    }
+    });
+    this.#c[C.inHandler] = 0;
     this.#c[C.trackedEntries] = size;
     this.#c[C.evictions] = evictions;
   }

@@ -20,10 +20,11 @@ import { formatMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
 import { ActorCore } from './actor-core.js';
-import { CounterBlock } from './counters.js';
 import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
+import { ActorCounter, CounterBlock } from './counters.js';
+import { handlerCall, HandlerMethod } from './watchdog.js';
 
 /** Longest sleep: housekeeping (expiry) runs at least this often. */
 const IDLE_WAKE_MS = 1000;
@@ -41,19 +42,30 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 async function run(data: ActorData): Promise<void> {
   const ring = new ByteRing(data.ring);
   const handlers: ProtocolHandler[] = [];
-  for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec));
+  // The main thread ran each module's self-test (in a thread of its own, with a time limit).
+  for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
   const trackers: Tracker[] = handlers.map((handler, i) =>
     handler.createTracker({ memory: data.trackers[i]!, capacity: data.trackerCapacity, idleTimeoutSeconds: data.handlers[i]!.idleTimeoutSeconds }),
   );
   const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'actor', actorIndex: data.index, actorCount: data.actorCount };
   const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
   runInterfaceHook(handlers, 'interfaceCreated', info, errors);
+  const row = new CounterBlock(data.counters).row(1 + data.index);
+  /** Runs handler code outside the frame path, marked for the watchdog (watchdog.ts). */
+  const inHandler = <T>(handlerIndex: number, method: number, fn: () => T): T => {
+    row[ActorCounter.inHandler] = handlerCall(handlerIndex, method);
+    try {
+      return fn();
+    } finally {
+      row[ActorCounter.inHandler] = 0;
+    }
+  };
   const actor = new ActorCore({
     ring,
     sink: new TapSink(data.tapFd),
     trackers,
     view: new ViewReader(data.view),
-    counters: new CounterBlock(data.counters).row(1 + data.index),
+    counters: row,
     createElection: () => createElection(data.election),
     rules: compileRules(data.rules),
     handlerNames: handlers.map((h) => h.name),
@@ -83,11 +95,13 @@ async function run(data: ActorData): Promise<void> {
           return;
         }
         try {
-          const result = loadTrackerStateInto(message.state, tracker, {
-            nowSeconds: Math.floor(Date.now() / 1000),
-            ownerId: (mac) => message.ownerIds[formatMac(mac)],
-            mine,
-          });
+          const result = inHandler(handlerIndex, HandlerMethod.loadStatus, () =>
+            loadTrackerStateInto(message.state, tracker, {
+              nowSeconds: Math.floor(Date.now() / 1000),
+              ownerId: (mac) => message.ownerIds[formatMac(mac)],
+              mine,
+            }),
+          );
           let byHandler = previous.get(requestId);
           if (byHandler === undefined) previous.set(requestId, (byHandler = new Map()));
           byHandler.set(handlerIndex, result.previous);
@@ -101,17 +115,17 @@ async function run(data: ActorData): Promise<void> {
         previous.delete(message.requestId);
         return;
       case 'rollback-state': {
-        for (const [handlerIndex, snapshot] of previous.get(message.requestId) ?? []) restoreTracker(trackers[handlerIndex]!, snapshot);
+        for (const [handlerIndex, snapshot] of previous.get(message.requestId) ?? []) inHandler(handlerIndex, HandlerMethod.loadStatus, () => restoreTracker(trackers[handlerIndex]!, snapshot));
         previous.delete(message.requestId);
         return;
       }
       case 'snapshot': {
-        const shards = trackers.map((tracker) => snapshotTracker(tracker));
+        const shards = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => snapshotTracker(tracker)));
         parentPort?.postMessage({ type: 'snapshot', requestId: message.requestId, shards } satisfies WorkerToMain, shards.map((s) => s.buffer as ArrayBuffer));
         return;
       }
       case 'list': {
-        const listings: ShardListing[] = trackers.map((tracker, i) => listShard(tracker, data.handlers[i]!.idleTimeoutSeconds, message.nowSeconds, message.limit));
+        const listings: ShardListing[] = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => listShard(tracker, data.handlers[i]!.idleTimeoutSeconds, message.nowSeconds, message.limit)));
         post({ type: 'list', requestId: message.requestId, handlers: listings });
         return;
       }
@@ -143,7 +157,7 @@ async function run(data: ActorData): Promise<void> {
       lastHousekeeping = nowSeconds;
       if (nowSeconds - lastCounters >= HANDLER_COUNTERS_EVERY_S) {
         lastCounters = nowSeconds;
-        post({ type: 'handler-counters', counters: trackers.map((t) => ({ ...t.counters?.() })) });
+        post({ type: 'handler-counters', counters: trackers.map((t, i) => inHandler(i, HandlerMethod.counters, () => ({ ...t.counters?.() }))) });
       }
     }
     if (batches === BATCHES_BEFORE_YIELD) {

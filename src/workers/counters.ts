@@ -28,6 +28,10 @@ export const DispatcherCounter = {
   dropDisabledRule: 13,
   /** A handler's affinityKey threw on the frame. */
   dropHandlerError: 14,
+  /** Progress for the watchdog (watchdog.ts): one per poll. */
+  beat: 15,
+  /** handlerCall() while in handler code, else 0 (watchdog.ts). */
+  inHandler: 16,
 } as const;
 
 /** Actor rows. */
@@ -51,6 +55,10 @@ export const ActorCounter = {
   dropByHandler: 14,
   /** The rule's election had nobody (a disabled rule reached the actor, or no member). */
   dropNoOwner: 15,
+  /** Progress for the watchdog (watchdog.ts): one per batch, at least one a second. */
+  beat: 16,
+  /** handlerCall() while in handler code, else 0 (watchdog.ts). */
+  inHandler: 17,
 } as const;
 
 export class CounterBlock {

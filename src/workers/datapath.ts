@@ -1,7 +1,8 @@
 /**
  * The main thread's handle on the datapath threads: it allocates the shared memory (actor
  * rings, tracker shards, the published view, counters), starts the dispatcher and the actors,
- * publishes views, broadcasts node deaths, reads counters, and stops everything.
+ * publishes views, broadcasts node deaths, reads counters, and stops everything. It also runs
+ * the watchdog (watchdog.ts): a thread stuck in handler code is terminated and reported.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -10,6 +11,8 @@ import type { ElectionName } from '../cluster/election.js';
 import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
 import type { ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
+import { selfTestInWorker } from './handler-self-test.js';
+import { describeHandlerCall, Watchdog, watchdogIntervalMs, type StuckThread, type ThreadProgress } from './watchdog.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewWriter } from '../shm/view.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
@@ -45,6 +48,23 @@ export interface DatapathOptions {
   onLinkDown?(): void;
   /** A handler threw in a datapath thread (once per cause). */
   onHandlerError?(report: { handler: string; method: string; message: string }): void;
+  /**
+   * The watchdog's limit (watchdogLimitMs()): a thread that makes no progress this long while
+   * it has work or is inside handler code is terminated and reported to onStuck. Undefined: no
+   * watchdog.
+   */
+  watchdogLimitMs?: number;
+  /** A datapath thread was found stuck and terminated (once: the datapath then stays as it is). */
+  onStuck?(report: StuckReport): void;
+}
+
+/** What the watchdog found. */
+export interface StuckReport {
+  /** `actor <k>` or `dispatcher`. */
+  thread: string;
+  /** The handler it was inside, with its protocol and the method; undefined: not in handler code (its ring did not move). */
+  handler: { name: string; protocol: number; method: string } | undefined;
+  stalledMs: number;
 }
 
 /** What loading a state into every actor came to. */
@@ -150,6 +170,11 @@ export class Datapath {
   readonly #actorHandlerCounters: Record<string, number>[][] = [];
   readonly #reportedCauses = new Set<string>();
   #stopping = false;
+  /** Threads that have exited (the watchdog terminated them, or they died). */
+  readonly #exited = new Set<Worker>();
+  /** Threads the watchdog terminated, and why (for the requests that can no longer be answered). */
+  readonly #stuck = new Map<Worker, string>();
+  #watchdogTimer: NodeJS.Timeout | undefined;
 
   private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
     this.counters = counters;
@@ -164,9 +189,12 @@ export class Datapath {
   static async start(options: DatapathOptions): Promise<Datapath> {
     const ringBytes = options.ringBytes ?? 8 << 20;
     const capacity = shardSlots(options.tableEntries ?? DEFAULT_TABLE_ENTRIES, options.actors);
-    // Loaded here first: a broken handler is refused before any thread or device exists.
+    // Checked here first, a broken handler refused before any datapath thread exists: every
+    // module's self-test in a thread of its own with a time limit (a method that never returns
+    // is refused, not a hung start), then loaded here for its name, sizes and describeKey.
+    await Promise.all(options.handlers.map((setup) => selfTestInWorker(setup.spec)));
     const handlers: ProtocolHandler[] = [];
-    for (const setup of options.handlers) handlers.push(await loadHandler(setup.spec));
+    for (const setup of options.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(4);
@@ -245,10 +273,60 @@ export class Datapath {
         }
       });
       worker.on('exit', (code) => {
-        if (!datapath.#stopping) options.onError(lnlbError('LNLB_ERR_WORKER_FAILED', `a datapath thread exited unexpectedly (code ${code})`));
+        datapath.#exited.add(worker);
+        if (!datapath.#stopping && !datapath.#stuck.has(worker)) options.onError(lnlbError('LNLB_ERR_WORKER_FAILED', `a datapath thread exited unexpectedly (code ${code})`));
       });
     }
+    if (options.watchdogLimitMs !== undefined) datapath.#startWatchdog(options.watchdogLimitMs, options.onStuck ?? ((): void => undefined));
     return datapath;
+  }
+
+  /** Threads in counter-row order: the dispatcher (row 0), then the actors. */
+  #threads(): Worker[] {
+    return [this.#dispatcher, ...this.#actors];
+  }
+
+  #startWatchdog(limitMs: number, onStuck: (report: StuckReport) => void): void {
+    const watchdog = new Watchdog(limitMs);
+    const c = this.counters;
+    const timer = setInterval(() => {
+      const progress: ThreadProgress[] = this.#threads().map((_, row) =>
+        row === 0
+          ? { beat: c.sum(DispatcherCounter.beat, 0, 1), call: c.sum(DispatcherCounter.inHandler, 0, 1), queuedBytes: 0 }
+          : { beat: c.sum(ActorCounter.beat, row, row + 1), call: c.sum(ActorCounter.inHandler, row, row + 1), queuedBytes: this.#rings[row - 1]!.usedBytes() },
+      );
+      const stuck = watchdog.look(performance.now(), progress)[0];
+      if (stuck === undefined) return;
+      // One is enough: the interface fails as a whole and stays as it is until restarted.
+      clearInterval(timer);
+      onStuck(this.#terminateStuck(stuck));
+    }, watchdogIntervalMs(limitMs));
+    timer.unref();
+    this.#watchdogTimer = timer;
+  }
+
+  #terminateStuck(stuck: StuckThread): StuckReport {
+    const worker = this.#threads()[stuck.thread]!;
+    const thread = stuck.thread === 0 ? 'dispatcher' : `actor ${stuck.thread - 1}`;
+    const call = describeHandlerCall(stuck.call);
+    const handler = call === undefined ? undefined : this.handlers[call.handlerIndex];
+    const report: StuckReport = {
+      thread,
+      handler: call === undefined || handler === undefined ? undefined : { name: handler.name, protocol: handler.protocol, method: call.method },
+      stalledMs: Math.round(stuck.stalledMs),
+    };
+    this.#stuck.set(worker, report.handler === undefined ? `${thread} stopped taking frames` : `handler ${report.handler.name} stuck in ${thread}`);
+    // V8 interrupts a busy loop; the thread's shard and ring stay as they are, unused.
+    void worker.terminate();
+    return report;
+  }
+
+  /** Why some actor cannot answer any more (the watchdog stopped it), or undefined. */
+  #unanswerable(): string | undefined {
+    for (const actor of this.#actors) {
+      if (this.#exited.has(actor) || this.#stuck.has(actor)) return this.#stuck.get(actor) ?? 'an actor thread has exited';
+    }
+    return undefined;
   }
 
   /**
@@ -306,11 +384,13 @@ export class Datapath {
   }
 
   #broadcast(message: MainToActor): void {
-    for (const actor of this.#actors) actor.postMessage(message);
+    for (const actor of this.#actors) if (!this.#exited.has(actor)) actor.postMessage(message);
   }
 
   /** Sends `message` to every actor and collects one matching reply from each. */
   #ask<R extends WorkerToMain>(message: MainToActor, matches: (m: WorkerToMain) => m is R, timeoutMs: number): Promise<R[]> {
+    const gone = this.#unanswerable();
+    if (gone !== undefined) return Promise.reject(lnlbError('LNLB_ERR_HANDLER_STUCK', `this interface's datapath cannot answer '${message.type}': ${gone} and was stopped; fix the handler and restart lnlbd`));
     return new Promise((resolve, reject) => {
       const replies: R[] = [];
       const listeners = this.#actors.map((actor) => {
@@ -338,14 +418,12 @@ export class Datapath {
 
   /** Every actor forgets its whole tracking state (this node was declared dead and rejoins). */
   resetTracking(): void {
-    const message: MainToActor = { type: 'reset' };
-    for (const actor of this.#actors) actor.postMessage(message);
+    this.#broadcast({ type: 'reset' });
   }
 
   /** Tells every actor to purge a dead node's entries. The view change already re-homed them. */
   nodeDied(id: number): void {
-    const message: MainToActor = { type: 'node-died', id };
-    for (const actor of this.#actors) actor.postMessage(message);
+    this.#broadcast({ type: 'node-died', id });
   }
 
   readCounters(): DatapathCounters {
@@ -403,9 +481,12 @@ export class Datapath {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    clearInterval(this.#watchdogTimer);
     Atomics.store(this.#control, 0, 1);
-    const stopped = [waitFor(this.#dispatcher, 'stopped', STOP_TIMEOUT_MS)];
+    // A thread that has exited (the watchdog's) has nothing to say.
+    const stopped = this.#exited.has(this.#dispatcher) ? [] : [waitFor(this.#dispatcher, 'stopped', STOP_TIMEOUT_MS)];
     for (const actor of this.#actors) {
+      if (this.#exited.has(actor)) continue;
       stopped.push(waitFor(actor, 'stopped', STOP_TIMEOUT_MS));
       actor.postMessage({ type: 'stop' } satisfies MainToActor);
     }

@@ -38,6 +38,7 @@ import type { ByteRing } from '../shm/byte-ring.js';
 import { DispatcherCounter as C } from './counters.js';
 import { META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
 import type { FrameSource } from './ports.js';
+import { handlerCall, HandlerMethod } from './watchdog.js';
 import type { HandlerErrorLog } from './handler-errors.js';
 
 const IPPROTO_TCP = 6;
@@ -153,6 +154,7 @@ export class FrameDispatcher {
 
   /** Reads one batch (waiting up to `timeoutMs` if the wire is idle) and hands it out. */
   pollOnce(timeoutMs: number): number {
+    this.#c[C.beat]!++; // the watchdog's sign of progress (watchdog.ts)
     const meta = this.#meta;
     const n = this.#source.read(this.#staging, 0, this.#staging.length - 8, meta, BATCH_FRAMES, timeoutMs);
     for (let i = 0; i < n; i++) {
@@ -230,13 +232,16 @@ export class FrameDispatcher {
     const handlerIndex = this.#handlerByProtocol[protocol]!;
     const key = this.#key;
     key[2] = 0; // a handler that has no flags need not write them
+    c[C.inHandler] = handlerCall(handlerIndex, HandlerMethod.affinityKey);
     try {
       this.#handlers[handlerIndex]!.affinityKey(parsed, key);
     } catch (err) {
+      c[C.inHandler] = 0;
       c[C.dropHandlerError]!++;
       this.#handlerErrors?.record(this.#handlers[handlerIndex]!.name, 'affinityKey', err);
       return;
     }
+    c[C.inHandler] = 0;
     const keyLo = key[0]!;
     const keyHi = key[1]!;
     const affinity = this.#ruleAffinities[rule]!;

@@ -27,7 +27,8 @@ function post(message: WorkerToMain): void {
 async function run(data: DispatcherData): Promise<void> {
   const counters = new CounterBlock(data.counters).row(0);
   const handlers: ProtocolHandler[] = [];
-  for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec));
+  // The main thread ran each module's self-test (in a thread of its own, with a time limit).
+  for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
   const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
   const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'dispatcher', actorIndex: -1, actorCount: data.actorRings.length };
   runInterfaceHook(handlers, 'interfaceCreated', info, errors);

@@ -1,17 +1,21 @@
 // Protocol handlers and port rules with real daemons in namespaces and real clients, as a user
 // checks them: a TCP connection tracked by --handler tcp=tcp outlives a join and a death; UDP
 // flows tracked by --handler udp=udp stick; single / multiple / disabled port rules; differing
-// rules reported; a broken --handler module refused at start; the example ICMP handler at work.
+// rules reported; a broken --handler module refused at start (a method that never returns, a
+// world-writable module too); the example ICMP handler at work; a handler that stops returning
+// on one node's actor makes that node leave, and the other serves every client.
 // Each test builds its own lab and removes it, failing or not.
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ClusterLab, LAB_DAEMON_TIMING, VIP, type ClusterLabOptions } from '../../src/lab/cluster.js';
 import { hasExited, sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
+import { watchdogLimitMs } from '../../src/workers/watchdog.js';
 import type { ConntrackJson } from '../../src/main/admin-protocol.js';
 
 // This file runs as dist/test/integration/handlers.test.js; the repository root is three levels up.
@@ -120,6 +124,39 @@ test.serial('--handler tcp=tcp: one long TCP connection flows on while a node jo
     t.deepEqual(new Set(lines.map((line) => line.split(' ')[1])), new Set([owner]), 'every line from one node');
   });
 });
+
+const DEFAULT_HANDLER_URL = pathToFileURL(fileURLToPath(new URL('../../src/handlers/default.js', import.meta.url))).href;
+
+/**
+ * The source of a handler module for `protocol`: the default handler's tracking (source IP and
+ * port rule) under `name`, whose isRelated never returns for every frame (`always`), for a UDP
+ * datagram to port 9 (`port9`: affinityKey marks it with frame flag 1, so the self-test's
+ * frame to port 80 passes), or never.
+ */
+function handlerModule(options: { name: string; protocol: number; loopOn: 'always' | 'port9' | 'never' }): string {
+  return `import { sourceIpHandler, TableTracker } from ${JSON.stringify(DEFAULT_HANDLER_URL)};
+const LOOP_ON = ${JSON.stringify(options.loopOn)};
+class Tracker extends TableTracker {
+  isRelated(keyLo, keyHi, flags, now) {
+    if (LOOP_ON === 'always' || (LOOP_ON === 'port9' && flags === 1)) for (;;) {}
+    return super.isRelated(keyLo, keyHi, flags, now);
+  }
+}
+export default {
+  ...sourceIpHandler,
+  name: ${JSON.stringify(options.name)},
+  protocol: ${options.protocol},
+  affinityKey(frame, out) {
+    sourceIpHandler.affinityKey(frame, out);
+    const b = frame.bytes;
+    out[2] = frame.firstFragment && frame.protocol === 17 && ((b[frame.l4 + 2] << 8) | b[frame.l4 + 3]) === 9 ? 1 : 0;
+  },
+  createTracker(options) {
+    return new Tracker(options);
+  },
+};
+`;
+}
 
 /**
  * Run inside the client namespace: one UDP socket per flow "<source ip>:<source port>", bound to
@@ -289,15 +326,24 @@ test.serial('a broken --handler module is refused: non-zero exit, one stderr lin
 `,
     );
     const missing = join(dir, 'does-not-exist.js');
+    const neverReturns = join(dir, 'never-returns.mjs');
+    writeFileSync(neverReturns, handlerModule({ name: 'never-returns', protocol: 1, loopOn: 'always' }));
+    const worldWritable = join(dir, 'world-writable.mjs');
+    writeFileSync(worldWritable, handlerModule({ name: 'world-writable', protocol: 1, loopOn: 'never' }));
+    chmodSync(worldWritable, 0o666);
     const cases = [
-      // LNLB_ERR_HANDLER_INVALID and LNLB_ERR_HANDLER_LOAD: lnlbd prints the message, not the code.
+      // LNLB_ERR_HANDLER_INVALID, _LOAD and _UNSAFE: lnlbd prints the message, not the code.
       { module: wrongVersion, problem: /is not a valid lnlb protocol handler: it implements handler API version 99, this lnlb speaks version \d+/ },
       { module: missing, problem: /cannot load handler module .*: no such file/ },
+      { module: neverReturns, problem: /is not a valid lnlb protocol handler: it did not return from isRelated within 2000 ms during its self-test/ },
+      { module: worldWritable, problem: /refusing handler module .*: the file .* is writable by group and others \(mode 0666\).*; fix: chmod go-w / },
     ];
     await withLab({ nodes: 1, clientAddresses: 1 }, async (lab) => {
       for (const c of cases) {
         const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', lab.runDir('node1'), ...LAB_DAEMON_TIMING, '--key-file', lab.keyFile, '--handler', `icmp=${c.module}`];
+        const startedAt = performance.now();
         const run = await lab.lab.exec('node1', argv, { timeoutMs: 20_000, cwd: REPO_ROOT });
+        t.log(`${c.module}: refused in ${Math.round(performance.now() - startedAt)} ms`);
         t.false(run.timedOut, `lnlbd with ${c.module} did not exit`);
         t.not(run.code, 0, `exit code for ${c.module}`);
         const lines = run.stderr.trimEnd().split('\n');
@@ -336,4 +382,86 @@ test.serial('the example icmp-echo handler: concurrent pings from one source are
     const status = (await lab.status('node1')).interfaces[0]!;
     t.true(status.handlers.some((h) => h.protocol === 1 && h.name === 'icmp-echo'), JSON.stringify(status.handlers));
   });
+});
+
+test.serial('a handler that stops returning in one node\u2019s actor: that node leaves within the watchdog limit, names the handler, and the other node serves every client', async (t) => {
+  const SOURCES = 16;
+  const dir = mkdtempSync(join(tmpdir(), 'lnlb-stuck-'));
+  try {
+    const keyFile = join(dir, 'cluster.key');
+    writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    // The same handler on both nodes, but only node1's copy loops on the trigger: every node's
+    // actors see every frame (each records every assignment), so one module for both would
+    // hang both nodes.
+    const hanging = join(dir, 'port9-loop.mjs');
+    writeFileSync(hanging, handlerModule({ name: 'port9-loop', protocol: 17, loopOn: 'port9' }));
+    const benign = join(dir, 'port9-loop-benign.mjs');
+    writeFileSync(benign, handlerModule({ name: 'port9-loop', protocol: 17, loopOn: 'never' }));
+    const limitMs = watchdogLimitMs(Number(LAB_DAEMON_TIMING[3]));
+
+    await withLab({ nodes: 2, clientAddresses: SOURCES }, async (lab) => {
+      const node1 = lab.startDaemon('node1', ['--key-file', keyFile, '--handler', `udp=${hanging}`]);
+      lab.startDaemon('node2', ['--key-file', keyFile, '--handler', `udp=${benign}`]);
+      await lab.waitConverged(lab.nodes, 20_000);
+      await Promise.all(lab.nodes.map((node) => lab.startHttpServer(node)));
+
+      const before = await lab.survey(lab.clientIps);
+      const servedBefore = [...before.values()].map((s) => ('node' in s ? s.node : `unanswered (${s.error})`));
+      t.log('before the trigger, clients per node:', histogram(servedBefore));
+      t.true(servedBefore.every((n) => n === 'node1' || n === 'node2'), JSON.stringify(servedBefore));
+      t.true(servedBefore.includes('node1') && servedBefore.includes('node2'), 'traffic flows to both nodes');
+
+      // The trigger: one UDP datagram to the VIP's port 9.
+      const sentAt = performance.now();
+      const send = `const s = require('node:dgram').createSocket('udp4'); s.bind(0, ${JSON.stringify(lab.clientIps[0])}, () => s.send('stuck?', 9, ${JSON.stringify(VIP)}, () => { console.log(Date.now()); s.close(); }));`;
+      const sent = await lab.lab.exec('client', [process.execPath, '-e', send], { timeoutMs: 10_000 });
+      t.is(sent.code, 0, sent.stderr);
+      const sentEpochMs = Number(sent.stdout.trim());
+
+      let failed: string | undefined;
+      let failedAfterMs = Infinity;
+      while (performance.now() - sentAt < limitMs + 8000) {
+        const iface = (await lab.status('node1')).interfaces[0]!;
+        if (iface.state === 'failed') {
+          failedAfterMs = performance.now() - sentAt;
+          failed = iface.failed;
+          break;
+        }
+        await sleep(100);
+      }
+      t.log(`node1 failed ${Math.round(failedAfterMs)} ms after the trigger (watchdog limit ${limitMs} ms): ${failed}`);
+      t.regex(failed ?? '', /^handler port9-loop stuck in actor \d$/, 'status names the handler and the actor');
+      t.true(failedAfterMs < limitMs + 4000, `status said failed ${Math.round(failedAfterMs)} ms after the trigger (lnlbctl runs take a few hundred ms each)`);
+      t.regex(await lab.statusText('node1'), /nlb0: .*, failed: handler port9-loop stuck in actor \d,/);
+
+      // node1 sent LEAVE: node2 alone, at once (not after --dead-after-ms of silence: node1's heartbeats go on).
+      await lab.waitConverged(['node2'], 5000);
+      const after = await lab.survey(lab.clientIps);
+      const servedAfter = [...after.values()].map((s) => ('node' in s ? s.node : `unanswered (${s.error})`));
+      t.deepEqual(histogram(servedAfter), { node2: SOURCES }, 'every client is answered by node2');
+
+      const log = tail(node1.logFile, 500);
+      const line = log.split('\n').find((l) => l.includes('"event":"handler-stuck"')) ?? '';
+      t.regex(line, /"handler":"port9-loop"/, `the log names the handler: ${line}`);
+      t.regex(line, /"method":"isRelated"/);
+      t.regex(line, /left the cluster \(LEAVE sent/);
+      // The watchdog's verdict by the log's clock: the limit after the datagram, plus at most a look (250 ms) and a margin.
+      const detectedMs = Date.parse(String((JSON.parse(line) as { time?: unknown }).time)) - sentEpochMs;
+      t.log(`the log line came ${detectedMs} ms after the datagram was sent`);
+      t.true(detectedMs >= limitMs - 300 && detectedMs <= limitMs + 1000, `detected ${detectedMs} ms after the trigger`);
+      t.false(hasExited(node1), 'the daemon stays up, out of the cluster');
+
+      const start = await lab.ctl('node1', ['start', 'nlb0']);
+      t.not(start.code, 0, 'lnlbctl start is refused while failed');
+      t.regex(start.stderr, /nlb0 failed: handler port9-loop stuck in actor \d; .*restart lnlbd/);
+
+      // A stop still cleans up: the stuck thread is already gone, nothing waits for it.
+      const stopAt = performance.now();
+      await lab.killDaemon('node1', 'SIGTERM');
+      t.log(`node1 stopped ${Math.round(performance.now() - stopAt)} ms after SIGTERM`);
+      t.is(node1.exitCode, 0, tail(node1.logFile, 5));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

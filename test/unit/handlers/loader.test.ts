@@ -1,12 +1,12 @@
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { LnlbError, type ErrorCode } from '../../../src/errors.js';
 import { HANDLER_API_VERSION } from '../../../src/handlers/handler.js';
-import { BUILTIN_HANDLERS, loadHandler, parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../../../src/handlers/loader.js';
+import { BUILTIN_HANDLERS, loadHandler, ownershipProblem, parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../../../src/handlers/loader.js';
 import { FIXTURE_PROTOCOL } from './fixtures/base.js';
 
 const FLAG = '--handler';
@@ -217,4 +217,108 @@ test('an incomplete tracker: HANDLER_INVALID listing what it lacks', async (t) =
 
 test('trackerBytes not positive: HANDLER_INVALID', async (t) => {
   await refused(t, fixture('zero-bytes'), 'LNLB_ERR_HANDLER_INVALID', /trackerBytes\(1024\) must give a positive whole number of bytes, it gave number 0/);
+});
+
+// --- who may change a module -----------------------------------------------------------------
+
+const NOBODY = 65534;
+const isRoot = process.geteuid?.() === 0;
+
+test('ownershipProblem: the daemon\u2019s user or root, no group or other write; a sticky ancestor may be world-writable', (t) => {
+  t.is(ownershipProblem({ uid: 0, mode: 0o100644 }, 0, true), undefined);
+  t.is(ownershipProblem({ uid: 1000, mode: 0o100600 }, 1000, true), undefined, 'the daemon\u2019s own user');
+  t.is(ownershipProblem({ uid: 0, mode: 0o40755 }, 1000, true), undefined, 'root, for a daemon of another user');
+  t.regex(ownershipProblem({ uid: NOBODY, mode: 0o100644 }, 0, true)?.why ?? '', /^owned by uid 65534, not by this daemon's user \(uid 0\) or root$/);
+  t.is(ownershipProblem({ uid: NOBODY, mode: 0o100644 }, 0, true)?.fix('/x.js'), 'chown root /x.js');
+  t.is(ownershipProblem({ uid: NOBODY, mode: 0o100644 }, 1000, true)?.fix('/x.js'), 'chown 1000 /x.js');
+  t.regex(ownershipProblem({ uid: 0, mode: 0o100666 }, 0, true)?.why ?? '', /^writable by group and others \(mode 0666\)$/);
+  t.regex(ownershipProblem({ uid: 0, mode: 0o100664 }, 0, true)?.why ?? '', /^writable by its group \(mode 0664\)$/);
+  t.regex(ownershipProblem({ uid: 0, mode: 0o100646 }, 0, true)?.why ?? '', /^writable by others \(mode 0646\)$/);
+  t.is(ownershipProblem({ uid: 0, mode: 0o100666 }, 0, true)?.fix('/x.js'), 'chmod go-w /x.js');
+  t.is(ownershipProblem({ uid: 0, mode: 0o41777 }, 0, false), undefined, '/tmp above the module');
+  t.regex(ownershipProblem({ uid: 0, mode: 0o41777 }, 0, true)?.why ?? '', /mode 1777/, '/tmp as the module\u2019s own directory');
+  t.regex(ownershipProblem({ uid: 0, mode: 0o40777 }, 0, false)?.why ?? '', /mode 0777/, 'a world-writable ancestor that is not sticky');
+});
+
+/** A copy of the good fixture in a fresh directory (0700, ours) under the temp dir. */
+function goodCopy(t: import('ava').ExecutionContext): { dir: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'lnlb-owner-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // The fixture imports ./base.js and the sources next to it: a module that re-exports it
+  // keeps the copy a real module with everything it needs.
+  const path = join(dir, 'handler.mjs');
+  writeFileSync(path, `export { default } from ${JSON.stringify(pathToFileURL(fixture('good')).href)};\n`, { mode: 0o644 });
+  chmodSync(path, 0o644);
+  return { dir, path };
+}
+
+test('a module of ours in a directory of ours loads', async (t) => {
+  const { path } = goodCopy(t);
+  t.is((await loadHandler(specFor(path))).name, 'fixture');
+});
+
+test('a world-writable module file (chmod 666) is refused: HANDLER_UNSAFE naming the file, the problem and the fix', async (t) => {
+  const { path } = goodCopy(t);
+  chmodSync(path, 0o666);
+  const message = await refused(t, path, 'LNLB_ERR_HANDLER_UNSAFE', /refusing handler module .*: the file .*handler\.mjs is writable by group and others \(mode 0666\), so someone else could change the code this daemon runs; fix: chmod go-w .*handler\.mjs/);
+  t.regex(message, new RegExp(`^handler ${FIXTURE_PROTOCOL}=`), 'names what the operator wrote');
+});
+
+test('a group-writable module file is refused too', async (t) => {
+  const { path } = goodCopy(t);
+  chmodSync(path, 0o664);
+  await refused(t, path, 'LNLB_ERR_HANDLER_UNSAFE', /is writable by its group \(mode 0664\)/);
+});
+
+test('a module owned by another user (chown nobody) is refused: HANDLER_UNSAFE naming the owner and the fix', async (t) => {
+  const { path } = goodCopy(t);
+  if (isRoot) {
+    chownSync(path, NOBODY, statSync(path).gid);
+    await refused(t, path, 'LNLB_ERR_HANDLER_UNSAFE', /the file .*handler\.mjs is owned by uid 65534, not by this daemon's user \(uid 0\) or root, .*fix: chown root /);
+  } else {
+    // Not root: the file is ours; a daemon running as another (non-root) user must refuse it.
+    const other = (process.geteuid?.() ?? 1000) + 1;
+    const err = await t.throwsAsync(loadHandler(specFor(path), { euid: other }), { instanceOf: LnlbError });
+    t.is(err?.code, 'LNLB_ERR_HANDLER_UNSAFE');
+    t.regex(err?.message ?? '', new RegExp(`is owned by uid \\d+, not by this daemon's user \\(uid ${other}\\) or root`));
+  }
+});
+
+test('a module in a world-writable directory is refused, naming the directory', async (t) => {
+  const { dir, path } = goodCopy(t);
+  chmodSync(dir, 0o777);
+  const message = await refused(t, path, 'LNLB_ERR_HANDLER_UNSAFE', /its directory \S*lnlb-owner-\w+ is writable by group and others \(mode 0777\), so someone else could change the code this daemon runs; fix: chmod go-w \S*lnlb-owner-\w+ /);
+  t.true(message.includes(dir));
+});
+
+test('a directory further up that others can write (not sticky) is refused, naming it', async (t) => {
+  const { dir } = goodCopy(t);
+  const inner = join(dir, 'handlers');
+  mkdirSync(inner, { mode: 0o755 });
+  const path = join(inner, 'h.mjs');
+  writeFileSync(path, `export { default } from ${JSON.stringify(pathToFileURL(fixture('good')).href)};\n`);
+  chmodSync(path, 0o644);
+  chmodSync(dir, 0o777);
+  await refused(t, path, 'LNLB_ERR_HANDLER_UNSAFE', /the directory above it .*lnlb-owner-\w+ is writable by group and others \(mode 0777\)/);
+  chmodSync(dir, 0o1777); // sticky, as /tmp: nobody can rename `handlers` away
+  t.is((await loadHandler(specFor(path))).name, 'fixture');
+});
+
+test('a symlink is followed and the file it leads to is checked', async (t) => {
+  const { dir, path } = goodCopy(t);
+  const target = join(dir, 'real.mjs');
+  copyFileSync(path, target);
+  chmodSync(target, 0o666);
+  const link = join(dir, 'link.mjs');
+  symlinkSync(target, link);
+  const err = await t.throwsAsync(loadHandler(specFor(link)), { instanceOf: LnlbError });
+  t.is(err?.code, 'LNLB_ERR_HANDLER_UNSAFE');
+  t.regex(err?.message ?? '', /the file \(where .*link\.mjs leads\) .*real\.mjs is writable by group and others/);
+});
+
+test('the shipped handlers pass the same ownership check', async (t) => {
+  for (const name of ['default', 'tcp', 'udp']) {
+    const handler = await loadHandler(parseHandlerSpec(`${name}=${name}`, FLAG));
+    t.is(handler.name, name);
+  }
 });

@@ -93,3 +93,8 @@ test('human status: an interface without a key (--insecure-no-auth) says so on i
   t.regex(keyed, /control plane authenticated$/);
   t.notRegex(keyed, /AUTH OFF/);
 });
+
+test('human status: an interface the watchdog took out shows failed and why', (t) => {
+  const failed: StatusJson = { interfaces: [{ ...status.interfaces[0]!, state: 'failed', failed: 'handler slow-udp stuck in actor 1', converged: false }] };
+  t.regex(formatStatus(failed).split('\n')[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, failed: handler slow-udp stuck in actor 1, weight from loadavg/);
+});
