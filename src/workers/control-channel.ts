@@ -1,7 +1,6 @@
 /**
- * The control plane's own AF_PACKET socket (LNLB's EtherType, a kernel filter for frames to
- * the cluster MAC or to us), so a data flood cannot starve heartbeats. Low rate: plain recv()
- * on readability, woken by libuv (uv_poll).
+ * The control plane's messages on its own socket (a ControlSocket: the AF_PACKET one in the
+ * daemon, a memory wire in tests), so a data flood cannot starve heartbeats.
  *
  * Every message is sealed and opened by the ControlAuthenticator: with a key, an HMAC trailer
  * and a replay window; without one, plain LNLB-style messages (and signed ones are refused:
@@ -19,20 +18,22 @@
  */
 
 import type { ControlInfo } from '../cluster/membership.js';
-import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator } from '../net/auth.js';
-import { controlFilter } from '../net/bpf.js';
+import type { UnauthenticatedVerdict } from '../cluster/admission.js';
+import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator, DEFAULT_MAX_SENDERS, FLAG_AUTHENTICATED, FLAGS_MASK } from '../net/auth.js';
 import { readU32, writeU32 } from '../net/bytes.js';
 import {
   createDecodedMessage,
   decodeMessage,
   DecodeResult,
   encodeMessage,
+  MESSAGE_HEADER_LENGTH,
   MessageType,
   messageTypeName,
 } from '../net/cluster-message.js';
-import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEthernetHeader } from '../net/ethernet.js';
+import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, macToNumber, parseMac, writeEthernetHeader } from '../net/ethernet.js';
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
-import * as port from '../port/native.js';
+import { TokenBucket } from '../net/rate-limit.js';
+import type { ControlClock, ControlSocket } from './control-socket.js';
 import type { ControlData } from './messages.js';
 
 export interface ControlMessageHandler {
@@ -76,14 +77,29 @@ const INCARNATION_BYTES = 4;
  * every control socket asks for (SO_RCVBUFFORCE), so receivers drain them between bursts.
  */
 const FRAGMENT_BURST = 256;
-/** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
-const CONTROL_RCVBUF = 8 << 20;
+/** Frames read before yielding to timers. */
+export const READ_BATCH = 64;
+/**
+ * HMACs a second spent on senders the membership does not know (newcomers, and anyone forging
+ * frames): a newcomer sends a few JOINs, a flood gets this much CPU (~2 µs each) and no more.
+ */
+export const DEFAULT_STRANGER_HMACS_PER_SECOND = 200;
 
 /** The link and cluster fields come from the control thread's start data (one definition). */
-export type ControlChannelOptions = Pick<ControlData, 'dev' | 'ownMac' | 'clusterMac' | 'clusterIp' | 'multicast' | 'mtu' | 'key'> & {
+export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key' | 'clockToleranceMs'> & {
+  socket: ControlSocket;
+  clock: ControlClock;
   onMessage: ControlMessageHandler;
   onState: StateHandler;
   rules: AnnouncedRules;
+  /** The sender (48-bit MAC) is in the membership's table: never rate-limited. */
+  isKnownSender: (macKey: number) => boolean;
+  /** The sender may send tracking state now (a member; for a newcomer, a member that has joined). */
+  acceptsStateFrom: (macKey: number) => boolean;
+  /** A frame for our cluster failed authentication in a way that names a misconfigured peer. */
+  onUnauthenticated: (macKey: number, verdict: UnauthenticatedVerdict, claimsJoined: boolean) => void;
+  /** Default DEFAULT_STRANGER_HMACS_PER_SECOND. */
+  strangerHmacsPerSecond?: number;
 };
 
 export class ControlChannel {
@@ -98,14 +114,23 @@ export class ControlChannel {
   /** The rules block of the message being handled; ruleSlots -1 when it had none. */
   readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS) };
   readonly #srcMac = new Uint8Array(6);
-  #fd = -1;
-  #watch: { stop(): void } | undefined;
+  readonly #socket: ControlSocket;
+  readonly #clock: ControlClock;
+  #open = false;
+  #drainQueued = false;
+  readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
 
   constructor(options: ControlChannelOptions) {
     this.#o = options;
-    this.#auth = new ControlAuthenticator(options.key);
+    this.#socket = options.socket;
+    this.#clock = options.clock;
+    // Sequences and their age are wall-clock time (the replay tolerance).
+    const authOptions = { maxSenders: DEFAULT_MAX_SENDERS, ...(options.clockToleranceMs === undefined ? {} : { clockToleranceMs: options.clockToleranceMs }) };
+    this.#auth = new ControlAuthenticator(options.key, () => options.clock.wallNow(), authOptions);
+    const strangers = options.strangerHmacsPerSecond ?? DEFAULT_STRANGER_HMACS_PER_SECOND;
+    this.#strangers = new TokenBucket(strangers, strangers);
     this.#rx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
     this.#tx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
     // Message ids start at a random point so a restarted node's first ids do not collide
@@ -118,30 +143,19 @@ export class ControlChannel {
   }
 
   open(): void {
-    this.#fd = port.packetOpen(this.#o.dev, {
-      protocol: ETH_P_LNLB,
-      // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up
-      // (promiscuous for the unicast form, a membership for the multicast one).
-      promisc: !this.#o.multicast,
-      ...(this.#o.multicast ? { multicast: this.#o.clusterMac } : {}),
-      filter: controlFilter(this.#o.ownMac, this.#o.clusterMac),
-      vnetHdr: false,
-      ignoreOutgoing: true,
-      rcvBuf: CONTROL_RCVBUF,
-    });
-    this.#watch = port.watch(this.#fd, () => this.#drain());
+    this.#socket.onReadable(() => this.#readable());
+    this.#socket.open();
+    this.#open = true;
   }
 
   close(): void {
-    this.#watch?.stop();
-    this.#watch = undefined;
-    if (this.#fd >= 0) port.close(this.#fd);
-    this.#fd = -1;
+    this.#open = false;
+    this.#socket.close();
   }
 
   /** A membership message to every node (the cluster MAC) or to one node's MAC. */
   send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean): void {
-    if (this.#fd < 0) return;
+    if (!this.#open) return;
     const tx = this.#tx;
     const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
     writeEthernetHeader(tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
@@ -166,11 +180,11 @@ export class ControlChannel {
       { mtu: this.#o.mtu, reserve: this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0 },
     );
     for (let k = 0; k < fragments.total; k++) {
-      if (this.#fd < 0) return k;
+      if (!this.#open) return k;
       writeEthernetHeader(this.#tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
       const len = fragments.write(k, this.#tx, ETH_HLEN);
       this.#sealAndSend(MessageType.CONNTRACK, dst, len);
-      if ((k + 1) % FRAGMENT_BURST === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      if ((k + 1) % FRAGMENT_BURST === 0) await new Promise<void>((resolve) => this.#clock.setTimer(resolve, 1));
     }
     return fragments.total;
   }
@@ -183,7 +197,7 @@ export class ControlChannel {
       len = ETH_ZLEN;
     }
     const name = messageTypeName(type);
-    if (port.send(this.#fd, tx, 0, len) > 0) this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
+    if (this.#socket.send(tx, len)) this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
     else this.#reject('send-dropped');
   }
 
@@ -230,60 +244,123 @@ export class ControlChannel {
     r.ruleSlots = slots;
   }
 
-  #drain(): void {
-    const rx = this.#rx;
-    const m = this.#decoded;
-    const src = this.#srcMac;
-    for (;;) {
-      if (this.#fd < 0) return;
-      const len = port.recv(this.#fd, rx, 0, rx.length);
-      if (len < 0) return;
-      if (len < ETH_HLEN) {
-        this.#reject('too-short');
-        continue;
-      }
-      if (macEquals(rx, 6, this.#o.ownMac, 0)) continue; // our own frame looped back
-      src.set(rx.subarray(6, 12));
-      const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
-      if (verdict !== AuthVerdict.OK) {
-        this.#reject(`auth-${authVerdictName(verdict)}`);
-        continue;
-      }
-      const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
-      if (decoded !== DecodeResult.OK) {
-        this.#reject(DecodeResult[decoded] ?? 'invalid');
-        continue;
-      }
-      if (m.clusterIp !== this.#o.clusterIp) {
-        this.#reject('other-cluster');
-        continue;
-      }
-      const name = messageTypeName(m.type);
-      this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
-      if (m.type === MessageType.CONNTRACK) {
-        this.#stateFragment(len, src);
-        continue;
-      }
-      const weighted = m.weight >= 0 || ((m.type === MessageType.JOIN || m.type === MessageType.WELCOME) && m.dataLength >= 2 + INCARNATION_BYTES);
-      const at = weighted ? 2 : 0;
-      const info = this.#info;
-      info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
-      info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
-      info.joined = (m.flags & FLAG_JOINED) !== 0;
-      this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, m.dataOffset + m.dataLength);
-      this.#o.onMessage(m.type as MessageType, formatMac(src), info);
-    }
+  /** uv_poll (or the memory wire) says frames are waiting. */
+  #readable(): void {
+    if (!this.#drainQueued) this.#drain();
   }
 
-  #stateFragment(len: number, src: Uint8Array): void {
-    const flags = this.#decoded.flags & 0x7fff_ffff;
-    void len;
-    const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, performance.now());
+  /**
+   * Reads at most READ_BATCH frames, then, if more may be waiting, yields (the clock's defer:
+   * setImmediate) so due timers (heartbeats, round timeouts) run between batches: a flood
+   * cannot starve them.
+   */
+  #drain(): void {
+    this.#drainQueued = false;
+    const rx = this.#rx;
+    for (let n = 0; n < READ_BATCH; n++) {
+      if (!this.#open) return;
+      const len = this.#socket.recv(rx);
+      if (len < 0) return;
+      this.#frame(len);
+    }
+    this.#drainQueued = true;
+    this.#clock.defer(() => this.#drain());
+  }
+
+  /**
+   * One received frame. The cheap checks come first (length, EtherType, our own frame, the
+   * header decodes with its CRC, our cluster IP, a known type); the HMAC, the expensive one,
+   * is rate-limited for senders the membership does not know (one global bucket, so a flood
+   * of spoofed MACs costs at most that many HMACs a second and no per-sender memory; members
+   * are never limited). Every refusal is counted by reason.
+   */
+  #frame(len: number): void {
+    const rx = this.#rx;
+    const m = this.#decoded;
+    if (len < ETH_HLEN + MESSAGE_HEADER_LENGTH) {
+      this.#reject('too-short');
+      return;
+    }
+    if (rx[12] !== ETH_P_LNLB >>> 8 || rx[13] !== (ETH_P_LNLB & 0xff)) {
+      this.#reject('not-lnlb');
+      return;
+    }
+    if (macEquals(rx, 6, this.#o.ownMac, 0)) return; // our own frame looped back
+    const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
+    if (decoded !== DecodeResult.OK) {
+      this.#reject(DecodeResult[decoded] ?? 'invalid');
+      return;
+    }
+    if (m.clusterIp !== this.#o.clusterIp) {
+      this.#reject('other-cluster');
+      return;
+    }
+    const srcKey = macToNumber(rx, 6);
+    const signed = (m.flags & FLAG_AUTHENTICATED) !== 0;
+    // Work that costs (an HMAC; for an unkeyed node, a membership change) only within the
+    // strangers' budget. A refusal a flag can decide (UNSIGNED, UNEXPECTED_SIGNATURE) is free.
+    if (signed === this.#auth.keyed && !this.#o.isKnownSender(srcKey) && !this.#strangers.take(this.#clock.now())) {
+      this.#reject('unknown-sender-rate-limited');
+      return;
+    }
+    const src = this.#srcMac;
+    src.set(rx.subarray(6, 12));
+    const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
+    if (verdict !== AuthVerdict.OK) {
+      const name = authVerdictName(verdict);
+      this.#reject(`auth-${name}`);
+      if (verdict === AuthVerdict.BAD_MAC || verdict === AuthVerdict.UNSIGNED || verdict === AuthVerdict.UNEXPECTED_SIGNATURE) {
+        // CONNTRACK's flags are a protocol number, not membership flags.
+        const claimsJoined = m.type !== MessageType.CONNTRACK && (m.flags & FLAG_JOINED) !== 0;
+        this.#o.onUnauthenticated(srcKey, name as UnauthenticatedVerdict, claimsJoined);
+      }
+      return;
+    }
+    if (m.type === MessageType.CONNTRACK) {
+      // Tracking state replaces tables: only from the members that may send it, checked
+      // before reassembly so nobody else can hold reassembly memory.
+      if (!this.#o.acceptsStateFrom(srcKey)) {
+        this.#reject('state-from-non-member');
+        return;
+      }
+      this.#count(MessageType.CONNTRACK);
+      this.#stateFragment(src);
+      return;
+    }
+    this.#count(m.type);
+    const weighted = m.weight >= 0 || ((m.type === MessageType.JOIN || m.type === MessageType.WELCOME) && m.dataLength >= 2 + INCARNATION_BYTES);
+    const at = weighted ? 2 : 0;
+    const info = this.#info;
+    info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
+    info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
+    info.joined = (m.flags & FLAG_JOINED) !== 0;
+    this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, m.dataOffset + m.dataLength);
+    this.#o.onMessage(m.type as MessageType, formatMac(src), info);
+  }
+
+  #count(type: number): void {
+    const name = messageTypeName(type);
+    this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
+  }
+
+  #stateFragment(src: Uint8Array): void {
+    const flags = this.#decoded.flags & FLAGS_MASK;
+    const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, this.#clock.now());
     const verdict = this.#reassembler.lastVerdict;
     if (verdict !== ReassemblyVerdict.COMPLETE && verdict !== ReassemblyVerdict.STORED && verdict !== ReassemblyVerdict.DUPLICATE) {
       this.#reject(`fragment-${reassemblyVerdictName(verdict)}`);
     }
     if (data) this.#o.onState(formatMac(src), flags, data);
+  }
+
+  /** Drops reassemblies whose sender went quiet (a sender that left sends no more fragments). */
+  expire(now: number): void {
+    this.#reassembler.expire(now);
+  }
+
+  /** Messages being reassembled and the bytes they hold. */
+  get reassembling(): { messages: number; bytes: number } {
+    return { messages: this.#reassembler.pending, bytes: this.#reassembler.reservedBytes };
   }
 
   /** Fragments and replay windows by reason, for the status. */
