@@ -9,6 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchBond } from './bond.js';
+import { benchControlFlood } from './control-flood.js';
 import { benchDisruption } from './disruption.js';
 import { fastestSafeHeartbeat, runFailover } from './failover.js';
 import { benchKeepalived } from './keepalived.js';
@@ -100,6 +101,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'memory', needsRoot: true, run: benchMemory },
   { name: 'bond', needsRoot: true, run: benchBond },
   { name: 'weight', needsRoot: true, run: benchWeightChange },
+  { name: 'control-flood', needsRoot: true, run: benchControlFlood },
 ];
 
 function usage(message: string): never {
