@@ -1,7 +1,6 @@
 /**
- * The control plane's own AF_PACKET socket (LNLB's EtherType, a kernel filter for frames to
- * the cluster MAC or to us), so a data flood cannot starve heartbeats. Low rate: plain recv()
- * on readability, woken by libuv (uv_poll).
+ * The control plane's messages on its own socket (a ControlSocket: the AF_PACKET one in the
+ * daemon, a memory wire in tests), so a data flood cannot starve heartbeats.
  *
  * Every message is sealed and opened by the ControlAuthenticator: with a key, an HMAC trailer
  * and a replay window; without one, plain LNLB-style messages (and signed ones are refused:
@@ -20,7 +19,6 @@
 
 import type { ControlInfo } from '../cluster/membership.js';
 import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator } from '../net/auth.js';
-import { controlFilter } from '../net/bpf.js';
 import { readU32, writeU32 } from '../net/bytes.js';
 import {
   createDecodedMessage,
@@ -32,7 +30,7 @@ import {
 } from '../net/cluster-message.js';
 import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEthernetHeader } from '../net/ethernet.js';
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
-import * as port from '../port/native.js';
+import type { ControlClock, ControlSocket } from './control-socket.js';
 import type { ControlData } from './messages.js';
 
 export interface ControlMessageHandler {
@@ -76,11 +74,11 @@ const INCARNATION_BYTES = 4;
  * every control socket asks for (SO_RCVBUFFORCE), so receivers drain them between bursts.
  */
 const FRAGMENT_BURST = 256;
-/** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
-const CONTROL_RCVBUF = 8 << 20;
 
 /** The link and cluster fields come from the control thread's start data (one definition). */
-export type ControlChannelOptions = Pick<ControlData, 'dev' | 'ownMac' | 'clusterMac' | 'clusterIp' | 'multicast' | 'mtu' | 'key'> & {
+export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key'> & {
+  socket: ControlSocket;
+  clock: ControlClock;
   onMessage: ControlMessageHandler;
   onState: StateHandler;
   rules: AnnouncedRules;
@@ -98,14 +96,17 @@ export class ControlChannel {
   /** The rules block of the message being handled; ruleSlots -1 when it had none. */
   readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS) };
   readonly #srcMac = new Uint8Array(6);
-  #fd = -1;
-  #watch: { stop(): void } | undefined;
+  readonly #socket: ControlSocket;
+  readonly #clock: ControlClock;
+  #open = false;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
 
   constructor(options: ControlChannelOptions) {
     this.#o = options;
-    this.#auth = new ControlAuthenticator(options.key);
+    this.#socket = options.socket;
+    this.#clock = options.clock;
+    this.#auth = new ControlAuthenticator(options.key, () => options.clock.wallNow());
     this.#rx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
     this.#tx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
     // Message ids start at a random point so a restarted node's first ids do not collide
@@ -118,30 +119,19 @@ export class ControlChannel {
   }
 
   open(): void {
-    this.#fd = port.packetOpen(this.#o.dev, {
-      protocol: ETH_P_LNLB,
-      // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up
-      // (promiscuous for the unicast form, a membership for the multicast one).
-      promisc: !this.#o.multicast,
-      ...(this.#o.multicast ? { multicast: this.#o.clusterMac } : {}),
-      filter: controlFilter(this.#o.ownMac, this.#o.clusterMac),
-      vnetHdr: false,
-      ignoreOutgoing: true,
-      rcvBuf: CONTROL_RCVBUF,
-    });
-    this.#watch = port.watch(this.#fd, () => this.#drain());
+    this.#socket.onReadable(() => this.#drain());
+    this.#socket.open();
+    this.#open = true;
   }
 
   close(): void {
-    this.#watch?.stop();
-    this.#watch = undefined;
-    if (this.#fd >= 0) port.close(this.#fd);
-    this.#fd = -1;
+    this.#open = false;
+    this.#socket.close();
   }
 
   /** A membership message to every node (the cluster MAC) or to one node's MAC. */
   send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean): void {
-    if (this.#fd < 0) return;
+    if (!this.#open) return;
     const tx = this.#tx;
     const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
     writeEthernetHeader(tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
@@ -166,11 +156,11 @@ export class ControlChannel {
       { mtu: this.#o.mtu, reserve: this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0 },
     );
     for (let k = 0; k < fragments.total; k++) {
-      if (this.#fd < 0) return k;
+      if (!this.#open) return k;
       writeEthernetHeader(this.#tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
       const len = fragments.write(k, this.#tx, ETH_HLEN);
       this.#sealAndSend(MessageType.CONNTRACK, dst, len);
-      if ((k + 1) % FRAGMENT_BURST === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      if ((k + 1) % FRAGMENT_BURST === 0) await new Promise<void>((resolve) => this.#clock.setTimer(resolve, 1));
     }
     return fragments.total;
   }
@@ -183,7 +173,7 @@ export class ControlChannel {
       len = ETH_ZLEN;
     }
     const name = messageTypeName(type);
-    if (port.send(this.#fd, tx, 0, len) > 0) this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
+    if (this.#socket.send(tx, len)) this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
     else this.#reject('send-dropped');
   }
 
@@ -235,8 +225,8 @@ export class ControlChannel {
     const m = this.#decoded;
     const src = this.#srcMac;
     for (;;) {
-      if (this.#fd < 0) return;
-      const len = port.recv(this.#fd, rx, 0, rx.length);
+      if (!this.#open) return;
+      const len = this.#socket.recv(rx);
       if (len < 0) return;
       if (len < ETH_HLEN) {
         this.#reject('too-short');
@@ -278,7 +268,7 @@ export class ControlChannel {
   #stateFragment(len: number, src: Uint8Array): void {
     const flags = this.#decoded.flags & 0x7fff_ffff;
     void len;
-    const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, performance.now());
+    const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, this.#clock.now());
     const verdict = this.#reassembler.lastVerdict;
     if (verdict !== ReassemblyVerdict.COMPLETE && verdict !== ReassemblyVerdict.STORED && verdict !== ReassemblyVerdict.DUPLICATE) {
       this.#reject(`fragment-${reassemblyVerdictName(verdict)}`);

@@ -15,6 +15,7 @@ import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDIN
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { ControlChannel, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
+import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
 import type { ControlData, ControlEvent, ControlStatus, LogLevel } from './messages.js';
 
 /**
@@ -28,6 +29,12 @@ function displayStatus(status: NodeStatus): string {
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 const weightText = (weight: number): string => (weight === DRAINING_WEIGHT ? 'draining' : String(weight));
 
+/** The plane's I/O: the daemon's defaults are the AF_PACKET socket and the system clock. */
+export interface ControlPlaneIo {
+  socket?: ControlSocket;
+  clock?: ControlClock;
+}
+
 export class ControlPlane {
   readonly #membership: Membership;
   readonly #channel: ControlChannel;
@@ -35,7 +42,8 @@ export class ControlPlane {
   readonly #view = createPublishedView();
   readonly #rings: ByteRing[];
   readonly #emit: (event: ControlEvent) => void;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: ControlClock;
+  #timer: TimerHandle | undefined;
   #stopped = false;
   #lastLoggedView = '';
   /** Nodes declared dead, by reason (every reason listed from the start, for the metrics). */
@@ -49,8 +57,10 @@ export class ControlPlane {
   /** Nodes already logged as having other rules, with the digest logged. */
   readonly #mismatchLogged = new Map<string, number>();
 
-  constructor(data: ControlData, emit: (event: ControlEvent) => void) {
+  constructor(data: ControlData, emit: (event: ControlEvent) => void, io: ControlPlaneIo = {}) {
     this.#emit = emit;
+    const clock = io.clock ?? systemClock;
+    this.#clock = clock;
     this.#rules = data.rules;
     this.#heartbeatMs = data.heartbeatMs;
     this.#viewWriter = new ViewWriter(data.view);
@@ -64,17 +74,17 @@ export class ControlPlane {
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
-      dev: data.dev,
+      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast }),
+      clock,
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,
       clusterIp: data.clusterIp,
-      multicast: data.multicast,
       mtu: data.mtu,
       key: data.key,
       rules: data.rules,
       onMessage: (type, srcMac, info) => {
         const rulesChanged = this.#noteRules(srcMac);
-        membership.receive(type, srcMac, performance.now(), info);
+        membership.receive(type, srcMac, clock.now(), info);
         this.#drive();
         if (rulesChanged && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
@@ -85,7 +95,7 @@ export class ControlPlane {
   start(): void {
     this.#publishView(); // not accepting until the first round completes
     this.#channel.open();
-    this.#membership.start(performance.now());
+    this.#membership.start(this.#clock.now());
     this.#drive();
   }
 
@@ -93,7 +103,8 @@ export class ControlPlane {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
     this.#membership.stop();
     this.#carryOut(this.#membership.drainActions());
     this.#channel.close();
@@ -118,7 +129,7 @@ export class ControlPlane {
   /** `lnlbctl start` after a stop: JOIN again; accepting once the first round completes. */
   rejoin(): void {
     if (this.#stopped) return;
-    this.#membership.rejoin(performance.now());
+    this.#membership.rejoin(this.#clock.now());
     this.#log('info', { event: 'rejoining' }, 'joining the cluster again');
     this.#drive();
   }
@@ -190,11 +201,12 @@ export class ControlPlane {
   #drive(): void {
     if (this.#stopped) return;
     const membership = this.#membership;
-    membership.tick(performance.now());
+    const clock = this.#clock;
+    membership.tick(clock.now());
     this.#carryOut(membership.drainActions());
-    if (this.#timer) clearTimeout(this.#timer);
-    const delay = Math.max(1, Math.ceil(membership.nextDeadline() - performance.now()));
-    this.#timer = setTimeout(() => this.#drive(), delay);
+    if (this.#timer !== undefined) clock.clearTimer(this.#timer);
+    const delay = Math.max(1, Math.ceil(membership.nextDeadline() - clock.now()));
+    this.#timer = clock.setTimer(() => this.#drive(), delay);
   }
 
   #carryOut(actions: MembershipAction[]): void {
@@ -292,7 +304,7 @@ export class ControlPlane {
 
   /** The main thread saved the shards: send every handler's state (fragments, paced) to `to`, the last one marked. */
   async sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
-    const started = performance.now();
+    const started = this.#clock.now();
     try {
       let fragments = 0;
       let entries = 0;
@@ -305,7 +317,7 @@ export class ControlPlane {
       }
       this.#log(
         'info',
-        { event: to === 'cluster' ? 'resync-sent' : 'state-sent', to, entries, bytes, handlers: states.length, fragments, ms: Math.round(performance.now() - started) },
+        { event: to === 'cluster' ? 'resync-sent' : 'state-sent', to, entries, bytes, handlers: states.length, fragments, ms: Math.round(this.#clock.now() - started) },
         to === 'cluster' ? `resync: sent ${entries} tracked flows to every node` : `sent ${entries} tracked flows to newcomer ${to}`,
       );
       return { fragments };

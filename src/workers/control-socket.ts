@@ -1,0 +1,354 @@
+/**
+ * The I/O boundary of the control plane, as ports.ts is the datapath's: the control channel
+ * talks to a ControlSocket (frames in and out) and the control plane to a ControlClock (time
+ * and timers), never to the addon or to the global timers. The daemon uses the AF_PACKET
+ * socket and the system clock; tests, the simulator and the fuzz benchmark use the memory
+ * wire and the manual clock below, so they drive the real ControlPlane → ControlChannel →
+ * ControlAuthenticator → Reassembler → Membership stack without root and deterministically.
+ */
+
+import { controlFilter } from '../net/bpf.js';
+import { ETH_P_LNLB, macEquals } from '../net/ethernet.js';
+import * as port from '../port/native.js';
+
+/** One control socket: whole Ethernet frames (destination MAC first). */
+export interface ControlSocket {
+  open(): void;
+  close(): void;
+  /** Sends frame[0, length); false when it was dropped (socket closed, buffer full). */
+  send(frame: Uint8Array, length: number): boolean;
+  /** Copies the next received frame into `buf` and returns its length; -1 when none is waiting. */
+  recv(buf: Uint8Array): number;
+  /** `cb` runs when frames may be waiting (level: it runs again while any are left unread). */
+  onReadable(cb: () => void): void;
+}
+
+export type TimerHandle = unknown;
+
+/** Time as the control plane sees it. */
+export interface ControlClock {
+  /** Monotonic milliseconds (timers, rounds, expiry). */
+  now(): number;
+  /** Wall-clock milliseconds since the epoch (authentication sequences, replay tolerance). */
+  wallNow(): number;
+  setTimer(cb: () => void, ms: number): TimerHandle;
+  clearTimer(handle: TimerHandle): void;
+  /** Runs `cb` after what is already due (timers, I/O): how a long job yields. */
+  defer(cb: () => void): void;
+}
+
+/** The process's clocks and libuv's timers. */
+export const systemClock: ControlClock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimer: (cb, ms) => setTimeout(cb, ms),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  defer: (cb) => void setImmediate(cb),
+};
+
+/** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
+const CONTROL_RCVBUF = 8 << 20;
+
+export interface PacketControlSocketOptions {
+  dev: string;
+  ownMac: Uint8Array;
+  clusterMac: Uint8Array;
+  multicast: boolean;
+}
+
+/**
+ * The control plane's own AF_PACKET socket (LNLB's EtherType, a kernel filter for frames to
+ * the cluster MAC or to us), so a data flood cannot starve heartbeats. Low rate: plain recv()
+ * on readability, woken by libuv (uv_poll).
+ */
+export class PacketControlSocket implements ControlSocket {
+  readonly #o: PacketControlSocketOptions;
+  #fd = -1;
+  #watch: { stop(): void } | undefined;
+  #onReadable: () => void = () => {};
+
+  constructor(options: PacketControlSocketOptions) {
+    this.#o = options;
+  }
+
+  open(): void {
+    this.#fd = port.packetOpen(this.#o.dev, {
+      protocol: ETH_P_LNLB,
+      // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up
+      // (promiscuous for the unicast form, a membership for the multicast one).
+      promisc: !this.#o.multicast,
+      ...(this.#o.multicast ? { multicast: this.#o.clusterMac } : {}),
+      filter: controlFilter(this.#o.ownMac, this.#o.clusterMac),
+      vnetHdr: false,
+      ignoreOutgoing: true,
+      rcvBuf: CONTROL_RCVBUF,
+    });
+    this.#watch = port.watch(this.#fd, () => this.#onReadable());
+  }
+
+  close(): void {
+    this.#watch?.stop();
+    this.#watch = undefined;
+    if (this.#fd >= 0) port.close(this.#fd);
+    this.#fd = -1;
+  }
+
+  send(frame: Uint8Array, length: number): boolean {
+    return this.#fd >= 0 && port.send(this.#fd, frame, 0, length) > 0;
+  }
+
+  recv(buf: Uint8Array): number {
+    return this.#fd < 0 ? -1 : port.recv(this.#fd, buf, 0, buf.length);
+  }
+
+  onReadable(cb: () => void): void {
+    this.#onReadable = cb;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// In memory: a manual clock and a wire, for tests, the simulator and the fuzz benchmark.
+
+interface PendingTimer {
+  at: number;
+  seq: number;
+  cb: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * A clock that moves only when told to. Timers run in (time, creation) order; `defer`
+ * callbacks are timers due now. `advance` runs everything due up to `now + ms`, setting
+ * `now` to each timer's time as it runs it. Promise continuations (the channel's paced state
+ * transfer) run in microtasks: `run` lets them in between timers.
+ */
+export class ManualClock implements ControlClock {
+  #now: number;
+  /** Wall clock minus monotonic clock; a test moves the wall clock alone with `stepWall`. */
+  #wallOffset: number;
+  #timers: PendingTimer[] = [];
+  #seq = 0;
+
+  constructor(start = 0, wallStart = Date.UTC(2026, 0, 1)) {
+    this.#now = start;
+    this.#wallOffset = wallStart - start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  wallNow(): number {
+    return this.#now + this.#wallOffset;
+  }
+
+  /** The wall clock jumps (NTP step, an operator's `date -s`); the monotonic one does not. */
+  stepWall(deltaMs: number): void {
+    this.#wallOffset += deltaMs;
+  }
+
+  setTimer(cb: () => void, ms: number): TimerHandle {
+    const t: PendingTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, cb, cancelled: false };
+    // Kept sorted by (at, seq): timers are few (one per plane, plus deliveries on the wire).
+    let i = this.#timers.length;
+    while (i > 0 && this.#timers[i - 1]!.at > t.at) i--;
+    this.#timers.splice(i, 0, t);
+    return t;
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    const t = handle as PendingTimer | undefined;
+    if (t === undefined || t.cancelled) return;
+    t.cancelled = true;
+    const i = this.#timers.indexOf(t);
+    if (i >= 0) this.#timers.splice(i, 1);
+  }
+
+  defer(cb: () => void): void {
+    this.setTimer(cb, 0);
+  }
+
+  /** Timers waiting. */
+  get pending(): number {
+    return this.#timers.length;
+  }
+
+  /** Runs every timer due up to now + ms (synchronously; microtasks wait until the caller yields). */
+  advance(ms: number): void {
+    const until = this.#now + ms;
+    for (;;) {
+      const t = this.#timers[0];
+      if (t === undefined || t.at > until) break;
+      this.#timers.shift();
+      this.#now = Math.max(this.#now, t.at);
+      t.cb();
+    }
+    this.#now = until;
+  }
+
+  /** As advance, with the microtask queue drained after every timer (paced sends progress). */
+  async run(ms: number): Promise<void> {
+    const until = this.#now + ms;
+    for (;;) {
+      await drainMicrotasks();
+      const t = this.#timers[0];
+      if (t === undefined || t.at > until) break;
+      this.#timers.shift();
+      this.#now = Math.max(this.#now, t.at);
+      t.cb();
+    }
+    this.#now = until;
+  }
+}
+
+async function drainMicrotasks(): Promise<void> {
+  // A few turns of the microtask queue: an awaited promise chain settles within them.
+  for (let i = 0; i < 4; i++) await Promise.resolve();
+}
+
+export interface MemoryWireOptions {
+  /** Delivery delay, ms (default 0.1: after the sender's current job). */
+  delayMs?: number;
+  /** Bytes a socket holds unread before it drops (the kernel's receive buffer). Default 8 MiB. */
+  rcvBufBytes?: number;
+}
+
+/** What a wire observer sees: every frame sent, with the sender's MAC. */
+export type WireTap = (frame: Uint8Array, from: MemoryControlSocket | undefined) => void;
+
+/**
+ * One Ethernet segment in memory. Every frame sent is delivered, after `delayMs` on the
+ * clock, to every other open socket whose filter takes it (destination = the cluster MAC or
+ * the socket's own MAC, as the kernel filter of the real socket). `inject` puts a frame on
+ * the wire from outside any node (an adversary); `filter` may drop or rewrite frames in
+ * flight (loss, partitions).
+ */
+export class MemoryControlWire {
+  readonly #clock: ControlClock;
+  readonly #delayMs: number;
+  readonly #rcvBufBytes: number;
+  readonly sockets: MemoryControlSocket[] = [];
+  /** Frames every socket dropped because its receive buffer was full. */
+  drops = 0;
+  framesSent = 0;
+  taps: WireTap[] = [];
+  /** Returns false to lose the frame on its way to `to`. */
+  filter: ((frame: Uint8Array, from: MemoryControlSocket | undefined, to: MemoryControlSocket) => boolean) | undefined;
+
+  constructor(clock: ControlClock, options: MemoryWireOptions = {}) {
+    this.#clock = clock;
+    this.#delayMs = options.delayMs ?? 0.1;
+    this.#rcvBufBytes = options.rcvBufBytes ?? CONTROL_RCVBUF;
+  }
+
+  /** A socket for a node with MAC `ownMac` in a cluster whose MAC is `clusterMac`. */
+  socket(ownMac: Uint8Array, clusterMac: Uint8Array): MemoryControlSocket {
+    const s = new MemoryControlSocket(this, ownMac, clusterMac, this.#rcvBufBytes);
+    this.sockets.push(s);
+    return s;
+  }
+
+  /** A frame from a host that is no node (its source MAC is whatever the frame says). */
+  inject(frame: Uint8Array, length = frame.length): void {
+    this.transmit(undefined, frame, length);
+  }
+
+  /** @internal Called by a socket's send. */
+  transmit(from: MemoryControlSocket | undefined, frame: Uint8Array, length: number): void {
+    const copy = frame.slice(0, length);
+    this.framesSent++;
+    for (const tap of this.taps) tap(copy, from);
+    for (const to of this.sockets) {
+      if (to === from || !to.isOpen || !to.accepts(copy)) continue;
+      if (this.filter && !this.filter(copy, from, to)) continue;
+      this.#clock.setTimer(() => to.deliver(copy), this.#delayMs);
+    }
+  }
+}
+
+export class MemoryControlSocket implements ControlSocket {
+  readonly #wire: MemoryControlWire;
+  readonly ownMac: Uint8Array;
+  readonly #clusterMac: Uint8Array;
+  readonly #rcvBufBytes: number;
+  readonly #queue: Uint8Array[] = [];
+  #head = 0;
+  #queuedBytes = 0;
+  #open = false;
+  #onReadable: () => void = () => {};
+  /** Frames dropped because the receive buffer was full. */
+  drops = 0;
+  sent = 0;
+
+  constructor(wire: MemoryControlWire, ownMac: Uint8Array, clusterMac: Uint8Array, rcvBufBytes: number) {
+    this.#wire = wire;
+    this.ownMac = ownMac.slice(0, 6);
+    this.#clusterMac = clusterMac.slice(0, 6);
+    this.#rcvBufBytes = rcvBufBytes;
+  }
+
+  get isOpen(): boolean {
+    return this.#open;
+  }
+
+  /** Frames waiting to be read. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** The kernel filter's rule: to the cluster MAC or to us. */
+  accepts(frame: Uint8Array): boolean {
+    return frame.length >= 14 && (macEquals(frame, 0, this.#clusterMac, 0) || macEquals(frame, 0, this.ownMac, 0));
+  }
+
+  open(): void {
+    this.#open = true;
+  }
+
+  close(): void {
+    this.#open = false;
+    this.#queue.length = 0;
+    this.#head = 0;
+    this.#queuedBytes = 0;
+  }
+
+  send(frame: Uint8Array, length: number): boolean {
+    if (!this.#open) return false;
+    this.sent++;
+    this.#wire.transmit(this, frame, length);
+    return true;
+  }
+
+  recv(buf: Uint8Array): number {
+    if (this.#head >= this.#queue.length) return -1;
+    const frame = this.#queue[this.#head]!;
+    this.#queue[this.#head++] = EMPTY;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    this.#queuedBytes -= frame.length;
+    const n = Math.min(frame.length, buf.length);
+    buf.set(frame.subarray(0, n));
+    return n;
+  }
+
+  onReadable(cb: () => void): void {
+    this.#onReadable = cb;
+  }
+
+  /** @internal The wire hands a frame over. */
+  deliver(frame: Uint8Array): void {
+    if (!this.#open) return;
+    if (this.#queuedBytes + frame.length > this.#rcvBufBytes) {
+      this.drops++;
+      this.#wire.drops++;
+      return;
+    }
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.length;
+    this.#onReadable();
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,50 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { ControlCluster } from './fixtures/control-cluster.js';
+
+const A = '02:00:00:00:00:0a';
+const B = '02:00:00:00:00:0b';
+const C = '02:00:00:00:00:0c';
+const KEY = randomBytes(32);
+
+test('three keyed control planes on a memory wire converge to one view, sorted by MAC', async (t) => {
+  const c = new ControlCluster();
+  c.add(C, { key: KEY });
+  c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  t.false(c.view(A).accepting, 'nothing accepted before the first round');
+  await c.run(1000);
+  for (const mac of [A, B, C]) {
+    const v = c.view(mac);
+    t.true(v.accepting, `${mac} accepts`);
+    t.deepEqual(v.members, [A, B, C]);
+  }
+  const status = c.nodes.get(A)!.plane.status();
+  t.true(status.authenticated);
+  t.true(status.rounds >= 5);
+  t.deepEqual(status.control.rejected, {});
+});
+
+test('a newcomer gets the first member’s state over the wire (fragmented, authenticated) and joins the view', async (t) => {
+  const c = new ControlCluster();
+  c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  await c.run(1000);
+  const late = c.add(C, { key: KEY });
+  await c.run(1000);
+  const state = late.events.find((e) => e.type === 'state');
+  t.truthy(state, 'the newcomer received a tracking state');
+  t.is(state?.type === 'state' ? state.from : undefined, A, 'from the first member');
+  t.is(state?.type === 'state' ? state.state.length : 0, 10_000, 'reassembled whole from 7 fragments');
+  for (const mac of [A, B, C]) t.deepEqual(c.view(mac).members, [A, B, C]);
+});
+
+test('a node that stops (LEAVE) is removed from every view at once', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C]) c.add(mac, { key: KEY });
+  await c.run(1000);
+  c.stop(B);
+  await c.run(20); // far less than the death timeout (400 ms)
+  t.deepEqual(c.view(A).members, [A, C]);
+  t.deepEqual(c.view(C).members, [A, C]);
+});
