@@ -207,6 +207,25 @@ test.serial('a restarted receiver rejects frames captured long before (it has no
   t.is(restarted.events.filter((e) => e.type === 'node-died').length, 0, 'the restarted node declared no death');
 });
 
+test.serial('a node that starts late rejects replays of what its peers sent just before it started (inside the replay window it opens)', async (t) => {
+  const c = new ControlCluster();
+  const adv = new Adversary(c, SEED + 10);
+  c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  await c.run(1500);
+  adv.capture(true);
+  await c.run(1000); // ~10 heartbeats each, well inside a 64-sequence window
+  adv.capture(false);
+  const late = c.add(C, { key: KEY });
+  await c.run(1500);
+  t.deepEqual(c.view(C).members, MEMBERS, 'the late node joined');
+  const before = baseline(c, adv, [C]);
+  for (const f of adv.captured) adv.inject(f.frame);
+  await c.run(1000);
+  counted(t, c, adv, before, 'replays of frames sent before C started');
+  t.is(late.events.filter((e) => e.type === 'node-died' || e.type === 'reset').length, 0, 'C declared no death');
+});
+
 test.serial('a key holder that is no member (never joined) cannot load tracking state into members nor block a newcomer’s state with 65535-fragment claims', async (t) => {
   const { c, adv } = await keyedCluster(SEED + 7);
   const insider = new ControlAuthenticator(KEY, () => c.clock.wallNow());
