@@ -9,6 +9,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchBond } from './bond.js';
+import { benchControlFlood } from './control-flood.js';
+import { benchControlFuzz } from './control-fuzz.js';
 import { benchDisruption } from './disruption.js';
 import { fastestSafeHeartbeat, runFailover } from './failover.js';
 import { benchKeepalived } from './keepalived.js';
@@ -103,6 +105,8 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'memory', needsRoot: true, run: benchMemory },
   { name: 'bond', needsRoot: true, run: benchBond },
   { name: 'weight', needsRoot: true, run: benchWeightChange },
+  { name: 'control-flood', needsRoot: true, run: benchControlFlood },
+  { name: 'control-fuzz', needsRoot: false, run: benchControlFuzz },
 ];
 
 function usage(message: string): never {

@@ -1,0 +1,265 @@
+/**
+ * Control flood: a keyed 3-node cluster at a fast heartbeat (100 ms, dead after 500 ms) while a
+ * host on the same LAN (the client namespace) floods forged control frames at the cluster MAC
+ * as fast as its generator goes (control-forger.ts: wrong-key HEARTBEAT/LEAVE/JOIN from a
+ * member's MAC and from random MACs, unsigned frames, garbage after a valid header, CONNTRACK
+ * fragments claiming 65535 fragments).
+ *
+ *   switch ── node1..node3 (lnlbd --key-file, HTTP on the VIP)
+ *          ── client: control-forger.ts (one core, nice -20) + a curl loop
+ *
+ * Phases, each `seconds` long, each followed by 3 death timeouts (deaths it caused show by
+ * then) and the status of every node:
+ *   reference  the forger into the LAN before any daemon runs: the rate it reaches here
+ *   idle       the cluster alone: heartbeats received, RSS noise
+ *   decoy      the same forger with another EtherType (0x88b6): the same load on the kernel
+ *              and the CPUs, frames the control sockets' filters drop; what the machine's load
+ *              alone does to the cluster
+ *   forged     the forged LNLB frames
+ * Measured per phase: frames/s sent, deaths and self-resets declared (all false: nobody is
+ * killed), heartbeats received, curl clients answered, each daemon's RSS (before, peak, after),
+ * rejects by reason (lnlbctl status --json).
+ */
+
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { ClusterLab, VIP, type DaemonStatus } from '../src/lab/cluster.js';
+import { tail, type LabProcess } from '../src/lab/netns.js';
+import { clusterMacUnicast, formatMac } from '../src/net/ethernet.js';
+import { parseIPv4 } from '../src/net/ipv4.js';
+import { fmt, ratio, rssBytes, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+
+const FORGER = fileURLToPath(new URL('./control-forger.js', import.meta.url));
+const HEARTBEAT_MS = 100;
+const DEAD_AFTER_MS = 500;
+/** An EtherType no lnlb socket takes (IEEE 802 local experimental 2). */
+const DECOY_ETHERTYPE = 0x88b6;
+/** RSS growth (after the flood vs before it) still taken for noise: heap and JIT settling. */
+const RSS_NOISE_BYTES = 8 * 2 ** 20;
+
+interface ForgerRun {
+  sent: number;
+  seconds: number;
+  byKind: Record<string, number>;
+}
+
+export interface PhaseResult {
+  name: string;
+  forger?: ForgerRun;
+  rate: number;
+  /** Deaths (missed heartbeats, restarted) and self-resets declared: all false. */
+  falseDeaths: number;
+  /** Heartbeats each node received from its two peers during the phase and the wait after it. */
+  heartbeatsReceived: number[];
+  curlOk: number;
+  curlFailed: number;
+  curlErrors: string[];
+  rss: { node: string; before: number; peak: number; after: number }[];
+  /** Rejected frames by reason, summed over the nodes. */
+  rejected: Record<string, number>;
+  /** Frames each node's control thread rejected (forged frames it read). */
+  read: number[];
+  /** The cluster converged (all three nodes, one view) within 10 s after the phase. */
+  convergedAfter: boolean;
+}
+
+export interface ControlFloodResult {
+  seconds: number;
+  reference: ForgerRun;
+  referenceRate: number;
+  idle: PhaseResult;
+  decoy: PhaseResult;
+  forged: PhaseResult;
+  /** The daemons' node-died and reset log lines (the first 30). */
+  deathLines: string[];
+}
+
+function forgerArgv(seconds: number, memberMac: string, etherType?: number): string[] {
+  // nice -20: on a real LAN the attacker has a machine of its own; here it shares two cores
+  // with the three daemons, and must not be the one that yields.
+  return [
+    'nice', '-n', '-20', process.execPath, FORGER,
+    '--seconds', String(seconds),
+    '--member-mac', memberMac,
+    '--cluster-mac', formatMac(clusterMacUnicast(parseIPv4(VIP))),
+    '--cluster-ip', String(parseIPv4(VIP)),
+    ...(etherType === undefined ? [] : ['--ethertype', String(etherType)]),
+  ];
+}
+
+async function forge(lab: ClusterLab, argv: string[], seconds: number): Promise<ForgerRun> {
+  const run = await lab.lab.exec('client', argv, { timeoutMs: (seconds + 30) * 1000 });
+  if (run.code !== 0) throw new Error(`control-forger: ${run.stderr.trim()}`);
+  return JSON.parse(run.stdout) as ForgerRun;
+}
+
+function counters(s: DaemonStatus): { rejected: Record<string, number>; heartbeats: number; deaths: number } {
+  const c = s.interfaces[0]!.counters;
+  const deaths = Object.entries(c.deaths ?? {}).reduce((sum, [reason, n]) => sum + (reason === 'left' ? 0 : n), 0) + c.resets;
+  return { rejected: { ...c.control.rejected }, heartbeats: c.control.received.HEARTBEAT ?? 0, deaths };
+}
+
+async function phase(lab: ClusterLab, daemons: LabProcess[], name: string, seconds: number, argv: string[] | undefined): Promise<PhaseResult> {
+  const before = await Promise.all(lab.nodes.map((node) => lab.status(node)));
+  const rssBefore = await Promise.all(daemons.map((d) => rssBytes(d.pid!)));
+  const peak = [...rssBefore];
+  let running = true;
+  const work = (argv === undefined ? sleep(seconds * 1000).then(() => undefined) : forge(lab, argv, seconds)).finally(() => {
+    running = false;
+  });
+  const sampler = (async () => {
+    while (running) {
+      const now = await Promise.all(daemons.map((d) => rssBytes(d.pid!).catch(() => Number.NaN)));
+      now.forEach((v, i) => {
+        if (v > peak[i]!) peak[i] = v;
+      });
+      await sleep(250);
+    }
+  })();
+  let curlOk = 0;
+  let curlFailed = 0;
+  const curlErrors: string[] = [];
+  const curls = (async () => {
+    await sleep(200); // the flood is on
+    for (let i = 0; running; i++) {
+      const r = await lab.curlFrom(lab.clientIps[i % lab.clientIps.length]!, `http://${VIP}/`, { maxTimeS: 2 });
+      if (!running && !r.ok) break; // a request cut by the end of the phase is not counted
+      if (r.ok) curlOk++;
+      else {
+        curlFailed++;
+        if (curlErrors.length < 5) curlErrors.push(r.error);
+      }
+    }
+  })();
+  const forger = await work;
+  await Promise.all([sampler, curls]);
+  await sleep(3 * DEAD_AFTER_MS); // deaths the phase caused show by now
+  const rssAfter = await Promise.all(daemons.map((d) => rssBytes(d.pid!)));
+  const after = await Promise.all(lab.nodes.map((node) => lab.status(node)));
+  let convergedAfter = true;
+  await lab.waitConverged(lab.nodes, 10_000).catch(() => {
+    convergedAfter = false;
+  });
+  const rejected: Record<string, number> = {};
+  const read: number[] = [];
+  const heartbeatsReceived: number[] = [];
+  let falseDeaths = 0;
+  after.forEach((s, i) => {
+    const a = counters(s);
+    const b = counters(before[i]!);
+    falseDeaths += a.deaths - b.deaths;
+    let n = 0;
+    for (const [reason, count] of Object.entries(a.rejected)) {
+      const d = count - (b.rejected[reason] ?? 0);
+      if (d > 0) rejected[reason] = (rejected[reason] ?? 0) + d;
+      n += d;
+    }
+    read.push(n);
+    heartbeatsReceived.push(a.heartbeats - b.heartbeats);
+  });
+  return {
+    name,
+    ...(forger === undefined ? {} : { forger }),
+    rate: forger === undefined ? 0 : forger.sent / forger.seconds,
+    falseDeaths,
+    heartbeatsReceived,
+    curlOk,
+    curlFailed,
+    curlErrors,
+    rss: lab.nodes.map((node, i) => ({ node, before: rssBefore[i]!, peak: peak[i]!, after: rssAfter[i]! })),
+    rejected,
+    read,
+    convergedAfter,
+  };
+}
+
+export async function runControlFlood(seconds: number, progress: (line: string) => void): Promise<ControlFloodResult> {
+  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 20 });
+  try {
+    const keyFile = join(lab.lab.dir, 'cluster.key');
+    writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+    const memberMac = lab.lab.host('node1').mac;
+    progress(`control-flood: reference, the forger for ${seconds} s into the LAN with no lnlb running`);
+    const reference = await forge(lab, forgerArgv(seconds, memberMac), seconds);
+
+    const args = ['--key-file', keyFile, '--heartbeat-ms', String(HEARTBEAT_MS), '--dead-after-ms', String(DEAD_AFTER_MS), '--log-level', 'info'];
+    const daemons = lab.nodes.map((node) => lab.startDaemon(node, args));
+    await lab.waitConverged(lab.nodes, 20_000);
+    for (const node of lab.nodes) await lab.startHttpServer(node);
+    await sleep(2000); // heaps and JIT settle after the start
+    progress(`control-flood: idle, ${seconds} s (hb ${HEARTBEAT_MS} ms, dead after ${DEAD_AFTER_MS} ms)`);
+    const idle = await phase(lab, daemons, 'idle', seconds, undefined);
+    progress(`control-flood: decoy, ${seconds} s of the forger with EtherType 0x${DECOY_ETHERTYPE.toString(16)} (no lnlb socket reads it)`);
+    const decoy = await phase(lab, daemons, 'decoy', seconds, forgerArgv(seconds, memberMac, DECOY_ETHERTYPE));
+    progress(`control-flood: forged, ${seconds} s of forged LNLB control frames`);
+    const forged = await phase(lab, daemons, 'forged', seconds, forgerArgv(seconds, memberMac));
+    const deathLines = daemons
+      .flatMap((d) => tail(d.logFile, 5000).split('\n'))
+      .filter((l) => l.includes('"event":"node-died"') || l.includes('"event":"reset"'))
+      .slice(0, 30);
+    return { seconds, reference, referenceRate: reference.sent / reference.seconds, idle, decoy, forged, deathLines };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
+  const r = await runControlFlood(o.quick ? 5 : 30, o.progress);
+  const mib = (b: number): string => fmt(b / 2 ** 20, 1);
+  const { idle, decoy, forged } = r;
+  const growth = Math.max(...forged.rss.map((x) => x.after - x.before));
+  const hbMin = (p: PhaseResult): number => Math.min(...p.heartbeatsReceived);
+  const rows: BenchRow[] = [
+    {
+      figure: `control flood: forged control frames/s from one LAN host for ${fmt(forged.forger?.seconds ?? 0, 1)} s (ref: the same forger, no lnlb running, this run; decoy EtherType: ${fmt(decoy.rate)})`,
+      lnlb: fmt(forged.rate),
+      reference: fmt(r.referenceRate),
+      ratio: ratio(forged.rate, r.referenceRate),
+      goal: 'the forger at full speed',
+    },
+    {
+      figure: `control flood: false deaths and self-resets declared, hb ${HEARTBEAT_MS} ms, dead after ${DEAD_AFTER_MS} ms (ref: idle / decoy flood; converged after: ${forged.convergedAfter ? 'yes' : 'no'})`,
+      lnlb: String(forged.falseDeaths),
+      reference: `${idle.falseDeaths} / ${decoy.falseDeaths}`,
+      ratio: '',
+      goal: '0',
+      met: forged.falseDeaths === 0 && forged.convergedAfter,
+    },
+    {
+      figure: 'control flood: heartbeats received per node, fewest (ref: idle / decoy, same length)',
+      lnlb: fmt(hbMin(forged)),
+      reference: `${fmt(hbMin(idle))} / ${fmt(hbMin(decoy))}`,
+      ratio: ratio(hbMin(forged), hbMin(idle)),
+      goal: '',
+    },
+    {
+      figure: 'control flood: curl clients answered during the flood, answered / tried (ref: decoy flood)',
+      lnlb: `${forged.curlOk} / ${forged.curlOk + forged.curlFailed}`,
+      reference: `${decoy.curlOk} / ${decoy.curlOk + decoy.curlFailed}`,
+      ratio: '',
+      goal: 'all answered',
+      met: forged.curlFailed === 0 && forged.curlOk > 0,
+    },
+    ...forged.rss.map((x, i) => ({
+      figure: `control flood: ${x.node} RSS MiB before / peak during / after the flood (ref: idle phase, after − before)`,
+      lnlb: `${mib(x.before)} / ${mib(x.peak)} / ${mib(x.after)}`,
+      reference: `${mib(idle.rss[i]!.after - idle.rss[i]!.before)} MiB`,
+      ratio: `${x.after >= x.before ? '+' : ''}${mib(x.after - x.before)} MiB`,
+      goal: i === 0 ? `growth ≤ ${mib(RSS_NOISE_BYTES)} MiB (noise)` : '',
+      ...(i === 0 ? { met: growth <= RSS_NOISE_BYTES } : {}),
+    })),
+    {
+      figure: `control flood: forged frames each node's control thread read and rejected (the rest: dropped by its socket buffer); rejects: ${Object.entries(forged.rejected)
+        .map(([reason, n]) => `${reason} ${fmt(n)}`)
+        .join(', ')}`,
+      lnlb: forged.read.map((n) => fmt(n)).join(' / '),
+      reference: `${fmt(forged.forger?.sent ?? 0)} sent`,
+      ratio: ratio(Math.min(...forged.read), forged.forger?.sent ?? 0),
+      goal: '',
+    },
+  ];
+  return { rows, json: r };
+}
