@@ -242,7 +242,6 @@ export class ClusterInterface {
       ignoreOutgoing: true,
     });
     port.ringOpen(this.#dataFd, rxRingOptions(o.rxRing, info.mtu));
-    const key = o.keyFile === undefined ? undefined : loadKeyFile(o.keyFile); // no key: plain LNLB messages
     const datapath = await Datapath.start({
       dataFd: this.#dataFd,
       tapFd: this.#tapFd,
