@@ -11,24 +11,39 @@
  *   off  +0 header (28)   +28 data[k*chunk, k*chunk + len_k)   [+reserve: seal() appends]
  *        chunk = mtu - 28 - reserve; len_k = chunk for k < total-1, the rest for the last
  *
- * Receiver, one message being reassembled (a Partial):
+ * Receiver, one message being reassembled (a Partial), held in blocks of consecutive
+ * fragments, each allocated when its first fragment arrives:
  *
- *   data  ┌ chunk ┬ chunk ┬ ... ┬ last ┬ (slack < chunk) ┐   one buffer of total*chunk bytes,
- *         └───────┴───────┴─────┴──────┴─────────────────┘   fragment k copied at k*chunk
- *   bits  one bit per fragment received; `received` counts them
+ *   blocks   j → ┌ chunk ┬ chunk ┬ ... ┐  perBlock fragments (~16 KiB, 1..32), fragment k
+ *                └───────┴───────┴─────┘  in block k / perBlock at (k % perBlock) * chunk;
+ *                mask: bit i set when fragment j*perBlock + i is in
+ *   stash    the last fragment, when it comes before all the others (the chunk size is unknown
+ *            until a fragment that is not the last arrives); it then moves into its block
  *
- * The buffer is allocated once, when the first fragment that is not the last arrives (it
- * gives the chunk size); a last fragment arriving first is kept aside until then. The data
- * handed out is a view of that buffer: no concatenation copy. Bounds, each refusal counted
- * by reason: `maxMessages` concurrent messages (64) and `maxMessagesPerSender` (8, so one
- * sender cannot hold every slot), `maxMessageBytes` per message (64 MiB: fragmentTotal is
- * checked against it as soon as it is seen, before anything is allocated), `maxTotalBytes`
- * reserved over all messages (128 MiB). A message expires `timeoutMs` (2 s) after its last
- * new fragment; duplicates neither count nor refresh it (a replayed fragment cannot keep a
- * message alive). A message that completed (or failed its CRC) is remembered for the same
- * time, so a late duplicate of one of its fragments is not taken for a new message.
+ * What a message holds is what arrived, rounded up to whole blocks: a header claiming 65535
+ * fragments holds the block of its own fragment, nothing for the rest until it comes (it
+ * used to reserve the whole claim up front, and two 1 KB
+ * frames claiming 65535 fragments each took the whole 128 MiB budget and blocked a real
+ * state transfer until they expired). The data is handed out as one buffer, copied from the
+ * blocks when there are several (a view when there is one): one copy of the message, outside
+ * the budget, for a path that runs once per state transfer.
  *
- * Pure: no I/O, time passed in. Per fragment, push() allocates only the view it copies from.
+ * Bounds, each refusal counted by reason (ReassemblyVerdict): `maxMessageBytes` per message
+ * (64 MiB: checked against fragmentTotal as soon as it is seen), `maxMessages` in progress
+ * (64) and `maxMessagesPerSender` (8), bytes held over all messages `maxTotalBytes` (128 MiB)
+ * and per sender `maxBytesPerSender` (one largest message). A fragment that would pass a byte
+ * cap drops its message at once (it can no longer complete: fragments are not resent) and
+ * frees what it held. A message goes `timeoutMs` (2 s) after its last new fragment or, at the
+ * latest, `deadlineMs` (10 s) after its first, whatever arrives (a sender trickling fragments
+ * cannot keep one alive); duplicates never refresh it. `acceptSender` (optional) is asked
+ * when a sender's fragment would start a message: the control plane's "members only";
+ * forgetSender drops a sender's messages at once when it leaves. A message that completed,
+ * failed its CRC or was dropped is remembered for timeoutMs, so that a late fragment of it
+ * does not start it again (DUPLICATE, or ABANDONED). Besides the byte caps, a message's
+ * bookkeeping (an object, its block map) is bounded by maxMessages.
+ *
+ * Pure: no I/O, time passed in. Per fragment, push() allocates only the view it copies from
+ * (and a block every perBlock fragments).
  */
 import { crc32 } from 'node:zlib';
 import { writeU32 } from './bytes.js';
@@ -57,10 +72,14 @@ export const MAX_FRAGMENTS = 0xffff;
 /** Smallest mtu fragmentMessage takes (IPv4's minimum MTU). */
 export const MIN_MTU = 68;
 export const DEFAULT_REASSEMBLY_TIMEOUT_MS = 2000;
+/** A 64 MiB message at 100 Mbit/s takes 5.4 s. */
+export const DEFAULT_REASSEMBLY_DEADLINE_MS = 10_000;
 export const DEFAULT_MAX_MESSAGES = 64;
 export const DEFAULT_MAX_MESSAGES_PER_SENDER = 8;
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_TOTAL_BYTES = 128 * 1024 * 1024;
+/** What a message's last block may hold beyond its data (under one chunk), in the per-sender default. */
+const LAST_BLOCK_SLACK = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // Sender
@@ -196,12 +215,20 @@ export enum ReassemblyVerdict {
   INCONSISTENT = 4,
   /** The message would exceed maxMessageBytes (fragmentTotal alone can tell). */
   TOO_LARGE = 5,
-  /** maxMessages, or maxMessagesPerSender for this sender, are being reassembled already. */
+  /** maxMessages are being reassembled already (all senders together). */
   TOO_MANY_MESSAGES = 6,
-  /** Taking it would exceed maxTotalBytes over all messages. */
+  /** Holding this fragment would exceed maxTotalBytes over all messages: its message is dropped. */
   OVER_BUDGET = 7,
   /** All fragments there, CRC-32 mismatch: the message is dropped, nothing handed out. */
   BAD_CRC = 8,
+  /** maxMessagesPerSender of this sender's messages are being reassembled already. */
+  SENDER_TOO_MANY_MESSAGES = 9,
+  /** Holding this fragment would exceed maxBytesPerSender for its sender: its message is dropped. */
+  SENDER_OVER_BUDGET = 10,
+  /** acceptSender refused the sender: nothing of it is kept or handed out. */
+  SENDER_REFUSED = 11,
+  /** A fragment of a message dropped lately (expired, over budget, sender forgotten): not restarted. */
+  ABANDONED = 12,
 }
 
 export interface ReassemblyCounters {
@@ -214,30 +241,65 @@ export interface ReassemblyCounters {
   tooManyMessages: number;
   overBudget: number;
   badCrc: number;
+  senderTooManyMessages: number;
+  senderOverBudget: number;
+  senderRefused: number;
+  abandoned: number;
   /** Messages dropped incomplete, timeoutMs after their last new fragment (not a push verdict). */
   expired: number;
+  /** Messages dropped incomplete at their deadline, deadlineMs after their first fragment (not a push verdict). */
+  overdue: number;
+  /** Messages dropped incomplete by forgetSender (not a push verdict). */
+  forgotten: number;
 }
 
 export interface ReassemblerOptions {
+  /** Messages in progress, all senders together. Default 64. */
   maxMessages?: number;
+  /** Messages in progress per sender. Default 8. */
   maxMessagesPerSender?: number;
+  /** Bytes of one message. Default 64 MiB. */
   maxMessageBytes?: number;
+  /** Bytes held for messages in progress, all senders together. Default 128 MiB. */
   maxTotalBytes?: number;
+  /** Bytes held for one sender's messages in progress. Default min(maxTotalBytes, maxMessageBytes + 64 KiB). */
+  maxBytesPerSender?: number;
+  /** A message is dropped this long after its last new fragment. Default 2 s. */
   timeoutMs?: number;
+  /** ... and at the latest this long after its first fragment, whatever arrives. Default 10 s. */
+  deadlineMs?: number;
+  /**
+   * Asked when a sender's fragment would start a message (not for every fragment): false
+   * refuses it (SENDER_REFUSED). For "members only"; a sender that leaves later is dropped
+   * with forgetSender. Default: every sender.
+   */
+  acceptSender?: (srcMac: Uint8Array, srcMacOff: number) => boolean;
+}
+
+/** A block of up to 32 consecutive fragments' data (`mask` bit i: fragment first+i is in). */
+class Block {
+  mask = 0;
+  constructor(readonly data: Uint8Array) {}
 }
 
 /** A message being reassembled. */
 class Partial {
+  /** Data bytes of every fragment but the last, 0 until a fragment that is not the last arrived. */
   chunk = 0;
+  /** Fragments per block, once chunk is known. */
+  perBlock = 0;
   /** Data bytes of the last fragment, -1 until it arrived. */
   lastLength = -1;
   received = 0;
-  data: Uint8Array | undefined;
+  /** Bytes held (blocks and stash), counted against maxTotalBytes and maxBytesPerSender. */
+  held = 0;
   /** The last fragment's data when it came before the chunk size was known. */
   stash: Uint8Array | undefined;
-  /** Bytes counted against maxTotalBytes. */
-  reserved = 0;
-  readonly bits: Uint8Array;
+  readonly blocks = new Map<number, Block>();
+  /** The block the last fragment went to (fragments mostly arrive in order): no Map lookup. */
+  hotIndex = -1;
+  hot: Block | undefined;
+  readonly deadline: number;
 
   constructor(
     readonly mac: number,
@@ -248,14 +310,39 @@ class Partial {
     readonly crc: number,
     readonly total: number,
     public lastSeen: number,
+    deadlineMs: number,
   ) {
-    this.bits = new Uint8Array((total + 7) >>> 3);
+    this.deadline = lastSeen + deadlineMs;
+  }
+
+  has(k: number): boolean {
+    if (k === this.total - 1 && this.stash !== undefined) return true;
+    if (this.perBlock === 0) return false;
+    const b = this.block(Math.floor(k / this.perBlock));
+    return b !== undefined && (b.mask & (1 << (k % this.perBlock))) !== 0;
+  }
+
+  block(j: number): Block | undefined {
+    if (j === this.hotIndex) return this.hot;
+    const b = this.blocks.get(j);
+    if (b !== undefined) {
+      this.hotIndex = j;
+      this.hot = b;
+    }
+    return b;
   }
 }
 
 export function reassemblyVerdictName(v: ReassemblyVerdict): string {
   return ReassemblyVerdict[v] ?? `UNKNOWN(${String(v)})`;
 }
+
+/** Aimed-for bytes of one block (a block holds at least 1 and at most 32 fragments). */
+const BLOCK_BYTES = 16 * 1024;
+const MAX_FRAGMENTS_PER_BLOCK = 32;
+/** The done ring's entry kinds. */
+const DONE_DELIVERED = 0;
+const DONE_ABANDONED = 1;
 
 export class Reassembler {
   readonly counters: ReassemblyCounters = {
@@ -268,7 +355,13 @@ export class Reassembler {
     tooManyMessages: 0,
     overBudget: 0,
     badCrc: 0,
+    senderTooManyMessages: 0,
+    senderOverBudget: 0,
+    senderRefused: 0,
+    abandoned: 0,
     expired: 0,
+    overdue: 0,
+    forgotten: 0,
   };
   /** Verdict of the last push (every push counts exactly one verdict). */
   lastVerdict: ReassemblyVerdict = ReassemblyVerdict.STORED;
@@ -277,18 +370,25 @@ export class Reassembler {
   readonly #maxPerSender: number;
   readonly #maxMessageBytes: number;
   readonly #maxTotalBytes: number;
+  readonly #maxSenderBytes: number;
   readonly #timeoutMs: number;
+  readonly #deadlineMs: number;
+  readonly #acceptSender: ((srcMac: Uint8Array, srcMacOff: number) => boolean) | undefined;
   readonly #decoded = createDecodedMessage();
   readonly #partials: Partial[] = [];
   #lastHit: Partial | undefined;
-  #reserved = 0;
+  #held = 0;
   #nextDeadline = Infinity;
-  // Recently finished messages (delivered or failed CRC): a ring of maxMessages entries.
+  /** The latest time push or expire was given (forgetSender's now). */
+  #now = -Infinity;
+  // Recently finished messages (delivered, failed CRC, or dropped): a ring of maxMessages
+  // entries, so that their late fragments do not start a new message.
   readonly #doneMac: Float64Array;
   readonly #doneId: Uint32Array;
   readonly #doneCrc: Uint32Array;
   readonly #doneTotal: Uint32Array;
   readonly #doneUntil: Float64Array;
+  readonly #doneKind: Uint8Array;
   #doneNext = 0;
 
   constructor(options: ReassemblerOptions = {}) {
@@ -296,13 +396,20 @@ export class Reassembler {
     this.#maxPerSender = positive('maxMessagesPerSender', options.maxMessagesPerSender ?? DEFAULT_MAX_MESSAGES_PER_SENDER);
     this.#maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
     this.#maxTotalBytes = positive('maxTotalBytes', options.maxTotalBytes ?? DEFAULT_MAX_TOTAL_BYTES);
+    this.#maxSenderBytes = positive(
+      'maxBytesPerSender',
+      options.maxBytesPerSender ?? Math.min(this.#maxTotalBytes, this.#maxMessageBytes + LAST_BLOCK_SLACK),
+    );
     this.#timeoutMs = positive('timeoutMs', options.timeoutMs ?? DEFAULT_REASSEMBLY_TIMEOUT_MS);
+    this.#deadlineMs = positive('deadlineMs', options.deadlineMs ?? DEFAULT_REASSEMBLY_DEADLINE_MS);
+    this.#acceptSender = options.acceptSender;
     const n = this.#maxMessages;
     this.#doneMac = new Float64Array(n);
     this.#doneId = new Uint32Array(n);
     this.#doneCrc = new Uint32Array(n);
     this.#doneTotal = new Uint32Array(n);
     this.#doneUntil = new Float64Array(n).fill(-Infinity);
+    this.#doneKind = new Uint8Array(n);
   }
 
   /** Messages being reassembled. */
@@ -310,9 +417,14 @@ export class Reassembler {
     return this.#partials.length;
   }
 
-  /** Bytes reserved for them (counted against maxTotalBytes). */
+  /** Bytes held for them (counted against maxTotalBytes): what arrived, in whole blocks. */
   get reservedBytes(): number {
-    return this.#reserved;
+    return this.#held;
+  }
+
+  /** Bytes held for one sender's messages (counted against maxBytesPerSender). */
+  heldBytesOf(srcMac: Uint8Array, srcMacOff = 0): number {
+    return this.#senderHeld(macToNumber(srcMac, srcMacOff));
   }
 
   /**
@@ -338,6 +450,7 @@ export class Reassembler {
    */
   pushDecoded(m: DecodedMessage, frame: Uint8Array, srcMac: Uint8Array, now: number, srcMacOff = 0): Uint8Array | undefined {
     if (!Number.isFinite(now)) return this.#verdict(ReassemblyVerdict.MALFORMED);
+    this.#now = now;
     if (now >= this.#nextDeadline) this.expire(now);
     const off = m.dataOffset;
     const len = m.dataLength;
@@ -368,9 +481,10 @@ export class Reassembler {
     }
     const last = k === total - 1;
     // Every fragment but the last is full and the last holds at least one byte, so the
-    // message is at least total-1 + len bytes (len bytes per fragment if this is not the last).
-    if ((last ? total - 1 + len : total * len) > this.#maxMessageBytes) return this.#verdict(ReassemblyVerdict.TOO_LARGE);
+    // message is at least total-1 + len bytes, or (total-1)*len + 1 if this is not the last.
+    if ((last ? total - 1 + len : (total - 1) * len + 1) > this.#maxMessageBytes) return this.#verdict(ReassemblyVerdict.TOO_LARGE);
     if (total === 1) {
+      if (this.#acceptSender !== undefined && !this.#acceptSender(srcMac, srcMacOff)) return this.#verdict(ReassemblyVerdict.SENDER_REFUSED);
       if (crc32(frame.subarray(off, off + len)) !== m.crc32) return this.#verdict(ReassemblyVerdict.BAD_CRC);
       this.#verdict(ReassemblyVerdict.COMPLETE);
       return frame.slice(off, off + len);
@@ -382,54 +496,96 @@ export class Reassembler {
     const id = m.messageId;
     let p = this.#lastHit;
     if (p === undefined || p.mac !== mac || p.messageId !== id) p = this.#find(mac, id);
-    if (p === undefined) return this.#start(m, mac, id, frame, now, last);
+    if (p === undefined) {
+      const v = this.#mayStart(m, mac, srcMac, srcMacOff, now);
+      if (v !== ReassemblyVerdict.STORED) return this.#verdict(v);
+      p = new Partial(mac, id, m.clusterIp, m.type, m.flags, m.crc32, total, now, this.#deadlineMs);
+      this.#partials.push(p);
+      const expiry = Math.min(now + this.#timeoutMs, p.deadline);
+      if (expiry < this.#nextDeadline) this.#nextDeadline = expiry;
+    } else if (p.total !== total || p.type !== m.type || p.flags !== m.flags || p.crc !== m.crc32 || p.clusterIp !== m.clusterIp) {
+      return this.#verdict(ReassemblyVerdict.INCONSISTENT);
+    } else if (p.has(k)) {
+      return this.#verdict(ReassemblyVerdict.DUPLICATE);
+    }
     this.#lastHit = p;
 
-    if (p.total !== total || p.type !== m.type || p.flags !== m.flags || p.crc !== m.crc32 || p.clusterIp !== m.clusterIp) {
-      return this.#verdict(ReassemblyVerdict.INCONSISTENT);
-    }
-    if ((p.bits[k >>> 3]! & (1 << (k & 7))) !== 0) return this.#verdict(ReassemblyVerdict.DUPLICATE);
     if (last) {
-      if (p.chunk > 0 && len > p.chunk) return this.#verdict(ReassemblyVerdict.INCONSISTENT);
+      if (p.chunk > 0 && len > p.chunk) return this.#refuse(p, ReassemblyVerdict.INCONSISTENT);
     } else if (p.chunk === 0) {
-      // The last fragment came first; this one gives the chunk size and the buffer.
-      if (len < p.lastLength) return this.#verdict(ReassemblyVerdict.INCONSISTENT);
-      if (total * len > this.#maxMessageBytes) return this.#verdict(ReassemblyVerdict.TOO_LARGE);
-      const need = total * len;
-      if (this.#reserved - p.reserved + need > this.#maxTotalBytes) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
-      const data = allocate(need);
-      if (data === undefined) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
-      this.#reserved += need - p.reserved;
-      p.reserved = need;
+      // The first fragment that is not the last: it gives the chunk size.
+      if (p.lastLength > len) return this.#refuse(p, ReassemblyVerdict.INCONSISTENT);
+      if (p.lastLength > 0 && (total - 1) * len + p.lastLength > this.#maxMessageBytes) return this.#refuse(p, ReassemblyVerdict.TOO_LARGE);
       p.chunk = len;
-      p.data = data;
-      if (p.stash !== undefined) p.data.set(p.stash, (total - 1) * len);
-      p.stash = undefined;
+      p.perBlock = Math.max(1, Math.min(MAX_FRAGMENTS_PER_BLOCK, Math.floor(BLOCK_BYTES / len)));
     } else if (len !== p.chunk) {
-      return this.#verdict(ReassemblyVerdict.INCONSISTENT);
+      return this.#refuse(p, ReassemblyVerdict.INCONSISTENT);
     }
-    this.#store(p, k, frame, off, len, now);
-    if (p.received < total) return this.#verdict(ReassemblyVerdict.STORED);
-    return this.#finish(p, now);
+
+    const v = this.#store(p, k, frame, off, len);
+    if (v !== ReassemblyVerdict.STORED) return this.#drop(p, v, now);
+    p.lastSeen = now;
+    // The last fragment came first and was kept aside; now that the chunk size is known it
+    // moves into its block like any other.
+    if (p.stash !== undefined && p.chunk > 0) {
+      const stash = p.stash;
+      p.stash = undefined;
+      p.held -= stash.length;
+      this.#held -= stash.length;
+      p.received--;
+      const w = this.#store(p, total - 1, stash, 0, stash.length);
+      if (w !== ReassemblyVerdict.STORED) return this.#drop(p, w, now);
+    }
+    if (p.received === total) return this.#finish(p, now);
+    return this.#verdict(ReassemblyVerdict.STORED);
   }
 
-  /** Drops messages whose last new fragment is timeoutMs old or more; returns how many. */
+  /**
+   * Drops messages whose last new fragment is timeoutMs old (counted in `expired`) or whose
+   * first is deadlineMs old (`overdue`); returns how many.
+   */
   expire(now: number): number {
+    if (now > this.#now) this.#now = now;
     const ps = this.#partials;
     let dropped = 0;
     let next = Infinity;
     for (let i = ps.length - 1; i >= 0; i--) {
       const p = ps[i]!;
-      const deadline = p.lastSeen + this.#timeoutMs;
-      if (now >= deadline) {
-        this.#remove(i);
-        dropped++;
-      } else if (deadline < next) {
-        next = deadline;
+      const idle = p.lastSeen + this.#timeoutMs;
+      if (now >= p.deadline) {
+        this.counters.overdue++;
+      } else if (now >= idle) {
+        this.counters.expired++;
+      } else {
+        next = Math.min(next, idle, p.deadline);
+        continue;
       }
+      this.#remove(i);
+      this.#remember(p, now, DONE_ABANDONED);
+      dropped++;
     }
     this.#nextDeadline = next;
-    this.counters.expired += dropped;
+    return dropped;
+  }
+
+  /**
+   * Drops every message in progress from one sender at once (counted in `forgotten`), and
+   * refuses their late fragments for a while (ABANDONED). For the control plane when a node
+   * leaves the membership. Returns how many messages were dropped.
+   */
+  forgetSender(srcMac: Uint8Array, srcMacOff = 0): number {
+    const now = this.#now;
+    const mac = macToNumber(srcMac, srcMacOff);
+    const ps = this.#partials;
+    let dropped = 0;
+    for (let i = ps.length - 1; i >= 0; i--) {
+      const p = ps[i]!;
+      if (p.mac !== mac) continue;
+      this.#remove(i);
+      this.#remember(p, now, DONE_ABANDONED);
+      dropped++;
+    }
+    this.counters.forgotten += dropped;
     return dropped;
   }
 
@@ -437,59 +593,110 @@ export class Reassembler {
   clear(): void {
     this.#partials.length = 0;
     this.#lastHit = undefined;
-    this.#reserved = 0;
+    this.#held = 0;
     this.#nextDeadline = Infinity;
     this.#doneUntil.fill(-Infinity);
   }
 
-  #start(m: DecodedMessage, mac: number, id: number, frame: Uint8Array, now: number, last: boolean): undefined {
-    const total = m.fragmentTotal;
-    const crc = m.crc32;
-    if (this.#recentlyDone(mac, id, crc, total, now)) return this.#verdict(ReassemblyVerdict.DUPLICATE);
+  /** STORED if a new message from `mac` may start, else why not. */
+  #mayStart(m: DecodedMessage, mac: number, srcMac: Uint8Array, srcMacOff: number, now: number): ReassemblyVerdict {
+    const done = this.#recentlyDone(mac, m.messageId, m.crc32, m.fragmentTotal, now);
+    if (done === DONE_DELIVERED) return ReassemblyVerdict.DUPLICATE;
+    if (done === DONE_ABANDONED) return ReassemblyVerdict.ABANDONED;
+    if (this.#acceptSender !== undefined && !this.#acceptSender(srcMac, srcMacOff)) return ReassemblyVerdict.SENDER_REFUSED;
     const ps = this.#partials;
-    if (ps.length >= this.#maxMessages) return this.#verdict(ReassemblyVerdict.TOO_MANY_MESSAGES);
+    if (ps.length >= this.#maxMessages) return ReassemblyVerdict.TOO_MANY_MESSAGES;
     let mine = 0;
     for (const q of ps) if (q.mac === mac) mine++;
-    if (mine >= this.#maxPerSender) return this.#verdict(ReassemblyVerdict.TOO_MANY_MESSAGES);
-    const len = m.dataLength;
-    const need = last ? len : total * len;
-    if (this.#reserved + need > this.#maxTotalBytes) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
-    const data = allocate(need);
-    if (data === undefined) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
-    const p = new Partial(mac, id, m.clusterIp, m.type, m.flags, crc, total, now);
-    p.reserved = need;
-    this.#reserved += need;
-    if (last) {
-      p.stash = data;
-    } else {
-      p.chunk = len;
-      p.data = data;
-    }
-    ps.push(p);
-    this.#lastHit = p;
-    this.#store(p, m.fragmentNumber, frame, m.dataOffset, len, now);
-    const deadline = now + this.#timeoutMs;
-    if (deadline < this.#nextDeadline) this.#nextDeadline = deadline;
-    return this.#verdict(ReassemblyVerdict.STORED);
+    if (mine >= this.#maxPerSender) return ReassemblyVerdict.SENDER_TOO_MANY_MESSAGES;
+    return ReassemblyVerdict.STORED;
   }
 
-  #store(p: Partial, k: number, frame: Uint8Array, off: number, len: number, now: number): void {
+  /** Copies fragment k in, allocating its block (or the stash) within the budgets; STORED or why not. */
+  #store(p: Partial, k: number, frame: Uint8Array, off: number, len: number): ReassemblyVerdict {
     const src = frame.subarray(off, off + len);
+    if (p.chunk === 0) {
+      // Only the last fragment can come before the chunk size is known.
+      const v = this.#hold(p, len);
+      if (v !== ReassemblyVerdict.STORED) return v;
+      const stash = allocate(len);
+      if (stash === undefined) return this.#unhold(p, len, ReassemblyVerdict.OVER_BUDGET);
+      stash.set(src);
+      p.stash = stash;
+      p.lastLength = len;
+      p.received++;
+      return ReassemblyVerdict.STORED;
+    }
+    const j = Math.floor(k / p.perBlock);
+    let b = p.block(j);
+    if (b === undefined) {
+      const fragments = Math.min(p.perBlock, p.total - j * p.perBlock);
+      const bytes = fragments * p.chunk;
+      const v = this.#hold(p, bytes);
+      if (v !== ReassemblyVerdict.STORED) return v;
+      const data = allocate(bytes);
+      if (data === undefined) return this.#unhold(p, bytes, ReassemblyVerdict.OVER_BUDGET);
+      b = new Block(data);
+      p.blocks.set(j, b);
+      p.hotIndex = j;
+      p.hot = b;
+    }
+    const i = k - j * p.perBlock;
+    b.data.set(src, i * p.chunk);
+    b.mask |= 1 << i;
     if (k === p.total - 1) p.lastLength = len;
-    if (p.data !== undefined) p.data.set(src, k * p.chunk);
-    else p.stash!.set(src); // the last fragment, first to arrive
-    p.bits[k >>> 3] = p.bits[k >>> 3]! | (1 << (k & 7));
     p.received++;
-    p.lastSeen = now;
+    return ReassemblyVerdict.STORED;
+  }
+
+  /** Counts `bytes` more held by p if both budgets allow it. */
+  #hold(p: Partial, bytes: number): ReassemblyVerdict {
+    if (this.#held + bytes > this.#maxTotalBytes) return ReassemblyVerdict.OVER_BUDGET;
+    if (this.#senderHeld(p.mac) + bytes > this.#maxSenderBytes) return ReassemblyVerdict.SENDER_OVER_BUDGET;
+    p.held += bytes;
+    this.#held += bytes;
+    return ReassemblyVerdict.STORED;
+  }
+
+  #unhold(p: Partial, bytes: number, v: ReassemblyVerdict): ReassemblyVerdict {
+    p.held -= bytes;
+    this.#held -= bytes;
+    return v;
+  }
+
+  #senderHeld(mac: number): number {
+    let sum = 0;
+    for (const q of this.#partials) if (q.mac === mac) sum += q.held;
+    return sum;
+  }
+
+  /** A fragment refused that leaves its message as it was: if it started the message, the message goes. */
+  #refuse(p: Partial, v: ReassemblyVerdict): undefined {
+    if (p.received === 0) this.#remove(this.#partials.indexOf(p));
+    return this.#verdict(v);
+  }
+
+  /** A fragment that could not be kept: its message cannot complete, so it goes now, and its late fragments are ABANDONED. */
+  #drop(p: Partial, v: ReassemblyVerdict, now: number): undefined {
+    this.#remove(this.#partials.indexOf(p));
+    this.#remember(p, now, DONE_ABANDONED);
+    return this.#verdict(v);
   }
 
   #finish(p: Partial, now: number): Uint8Array | undefined {
-    const i = this.#partials.indexOf(p);
-    this.#remove(i);
-    this.#remember(p, now);
-    const data = p.data!;
+    this.#remove(this.#partials.indexOf(p));
+    this.#remember(p, now, DONE_DELIVERED);
     const length = (p.total - 1) * p.chunk + p.lastLength;
-    const out = length === data.length ? data : data.subarray(0, length);
+    const span = p.perBlock * p.chunk;
+    let out: Uint8Array | undefined;
+    if (p.blocks.size === 1) {
+      out = p.blocks.get(0)!.data.subarray(0, length);
+    } else {
+      // Handed out as one buffer: one copy, outside the budget (the blocks go with it).
+      out = allocate(length);
+      if (out === undefined) return this.#verdict(ReassemblyVerdict.OVER_BUDGET);
+      for (const [j, b] of p.blocks) out.set(b.data.subarray(0, Math.min(b.data.length, length - j * span)), j * span);
+    }
     if (crc32(out) !== p.crc) return this.#verdict(ReassemblyVerdict.BAD_CRC);
     this.#verdict(ReassemblyVerdict.COMPLETE);
     return out;
@@ -503,29 +710,31 @@ export class Reassembler {
   #remove(i: number): void {
     const ps = this.#partials;
     const p = ps[i]!;
-    this.#reserved -= p.reserved;
+    this.#held -= p.held;
     const tail = ps.pop()!;
     if (i < ps.length) ps[i] = tail;
     if (this.#lastHit === p) this.#lastHit = undefined;
   }
 
-  #remember(p: Partial, now: number): void {
+  #remember(p: Partial, now: number, kind: number): void {
     const j = this.#doneNext;
     this.#doneMac[j] = p.mac;
     this.#doneId[j] = p.messageId;
     this.#doneCrc[j] = p.crc;
     this.#doneTotal[j] = p.total;
     this.#doneUntil[j] = now + this.#timeoutMs;
+    this.#doneKind[j] = kind;
     this.#doneNext = (j + 1) % this.#doneMac.length;
   }
 
-  #recentlyDone(mac: number, id: number, crc: number, total: number, now: number): boolean {
+  /** The kind of a recently finished message with these fields, or -1. */
+  #recentlyDone(mac: number, id: number, crc: number, total: number, now: number): number {
     for (let j = 0; j < this.#doneMac.length; j++) {
       if (this.#doneUntil[j]! > now && this.#doneMac[j] === mac && this.#doneId[j] === id && this.#doneCrc[j] === crc && this.#doneTotal[j] === total) {
-        return true;
+        return this.#doneKind[j]!;
       }
     }
-    return false;
+    return -1;
   }
 
   #verdict(v: ReassemblyVerdict): undefined {
@@ -558,6 +767,18 @@ export class Reassembler {
         break;
       case ReassemblyVerdict.BAD_CRC:
         c.badCrc++;
+        break;
+      case ReassemblyVerdict.SENDER_TOO_MANY_MESSAGES:
+        c.senderTooManyMessages++;
+        break;
+      case ReassemblyVerdict.SENDER_OVER_BUDGET:
+        c.senderOverBudget++;
+        break;
+      case ReassemblyVerdict.SENDER_REFUSED:
+        c.senderRefused++;
+        break;
+      case ReassemblyVerdict.ABANDONED:
+        c.abandoned++;
         break;
     }
     return undefined;

@@ -51,9 +51,10 @@ interface Stream {
   next: number;
 }
 
-const AUTH_REJECTS = (c: AuthCounters): number => c.unsigned + c.unexpectedSignature + c.badMac + c.replayed + c.malformed;
+const AUTH_REJECTS = (c: AuthCounters): number => c.unsigned + c.unexpectedSignature + c.badMac + c.replayed + c.malformed + c.stale + c.future;
 const AUTH_TOTAL = (c: AuthCounters): number => c.ok + AUTH_REJECTS(c);
-const REASSEMBLY_REJECTS = (c: ReassemblyCounters): number => c.malformed + c.inconsistent + c.tooLarge + c.tooManyMessages + c.overBudget + c.badCrc;
+const REASSEMBLY_REJECTS = (c: ReassemblyCounters): number =>
+  c.malformed + c.inconsistent + c.tooLarge + c.tooManyMessages + c.overBudget + c.badCrc + c.senderTooManyMessages + c.senderOverBudget + c.senderRefused + c.abandoned;
 const REASSEMBLY_TOTAL = (c: ReassemblyCounters): number => c.complete + c.stored + c.duplicate + REASSEMBLY_REJECTS(c);
 const REJECT_VERDICTS = new Set([
   ReassemblyVerdict.MALFORMED,
@@ -62,6 +63,10 @@ const REJECT_VERDICTS = new Set([
   ReassemblyVerdict.TOO_MANY_MESSAGES,
   ReassemblyVerdict.OVER_BUDGET,
   ReassemblyVerdict.BAD_CRC,
+  ReassemblyVerdict.SENDER_TOO_MANY_MESSAGES,
+  ReassemblyVerdict.SENDER_OVER_BUDGET,
+  ReassemblyVerdict.SENDER_REFUSED,
+  ReassemblyVerdict.ABANDONED,
 ]);
 
 test(`decoder, open() and Reassembler survive ${ITERATIONS} fuzzed frames and count every reject (seed ${SEED})`, (t) => {
@@ -70,7 +75,7 @@ test(`decoder, open() and Reassembler survive ${ITERATIONS} fuzzed frames and co
   const senders = SENDERS.map(() => new ControlAuthenticator(KEY, () => now));
   const keyed = new ControlAuthenticator(KEY, () => now);
   const unkeyed = new ControlAuthenticator(undefined);
-  const rawLimits = { maxMessages: 16, maxMessagesPerSender: 4, maxMessageBytes: 128 * 1024, maxTotalBytes: 160 * 1024 };
+  const rawLimits = { maxMessages: 10, maxMessagesPerSender: 4, maxMessageBytes: 128 * 1024, maxTotalBytes: 160 * 1024 };
   const raw = new Reassembler(rawLimits);
   const authedLimits = { maxMessageBytes: 4 * 1024 * 1024, maxTotalBytes: 16 * 1024 * 1024 };
   const authed = new Reassembler(authedLimits);
@@ -284,6 +289,8 @@ test(`decoder, open() and Reassembler survive ${ITERATIONS} fuzzed frames and co
     ReassemblyVerdict.TOO_MANY_MESSAGES,
     ReassemblyVerdict.OVER_BUDGET,
     ReassemblyVerdict.BAD_CRC,
+    ReassemblyVerdict.SENDER_TOO_MANY_MESSAGES,
+    ReassemblyVerdict.ABANDONED,
   ]) {
     t.true((rawVerdicts.get(v) ?? 0) > 0, `raw reassembler never said ${ReassemblyVerdict[v]}`);
   }

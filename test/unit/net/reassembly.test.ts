@@ -13,7 +13,7 @@ import {
   decodeMessage,
   encodeMessage,
 } from '../../../src/net/cluster-message.js';
-import { ETH_HLEN, ETH_P_LNLB, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
+import { ETH_HLEN, ETH_P_LNLB, formatMac, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
 import {
   MAX_FRAGMENTS,
   Reassembler,
@@ -28,6 +28,10 @@ import { prng } from './fixtures/frames.js';
 
 const A = parseMac('52:54:00:00:00:0a');
 const B = parseMac('52:54:00:00:00:0b');
+const C = parseMac('52:54:00:00:00:0c');
+/** Hosts that are not members. */
+const X = parseMac('52:54:00:00:00:f1');
+const Y = parseMac('52:54:00:00:00:f2');
 const CLUSTER = 0x0a000064;
 const MTU = 1500;
 
@@ -231,9 +235,9 @@ test('interleaved messages from two senders, even with the same message id, reas
   t.is(r.counters.inconsistent, 0);
 });
 
-test('bounds refuse and count: message size, fragmentTotal, concurrency, total bytes', (t) => {
-  const r = new Reassembler({ maxMessageBytes: 10_000, maxMessages: 3, maxMessagesPerSender: 2, maxTotalBytes: 12_000 });
-  // 20 000 bytes: the first fragment already says total * chunk > 10 000.
+test('bounds refuse and count: message size, fragmentTotal, messages in progress in total and per sender', (t) => {
+  const r = new Reassembler({ maxMessageBytes: 10_000, maxMessages: 3, maxMessagesPerSender: 2 });
+  // 20 000 bytes: the first fragment already says (total - 1) * chunk + 1 > 10 000.
   const big = fragments(payload(20_000, 13), 1);
   t.is(push(r, big[0]!, A, 0), undefined);
   t.is(r.lastVerdict, ReassemblyVerdict.TOO_LARGE);
@@ -249,28 +253,195 @@ test('bounds refuse and count: message size, fragmentTotal, concurrency, total b
   t.is(r.counters.tooLarge, 2);
   t.is(r.reservedBytes, 0, 'nothing allocated for refused messages');
 
-  // 4 000-byte messages (about 4 400 reserved each, 3 chunks of 1472): two from A, a third from A is one too many.
+  // 4 000-byte messages (3 fragments): two from A, a third from A is one too many for A.
   const m = (id: number): Uint8Array[] => fragments(payload(4000, id), id);
   t.is(push(r, m(10)[0]!, A, 0), undefined);
   t.is(push(r, m(11)[0]!, A, 0), undefined);
   t.is(push(r, m(12)[0]!, A, 0), undefined);
-  t.is(r.lastVerdict, ReassemblyVerdict.TOO_MANY_MESSAGES, 'per sender');
-  // B: the budget (12 000) holds two messages of 3 * 1472, not three.
+  t.is(r.lastVerdict, ReassemblyVerdict.SENDER_TOO_MANY_MESSAGES);
+  t.is(r.counters.senderTooManyMessages, 1);
+  // B takes the third slot of three; C finds none.
   t.is(push(r, m(13)[0]!, B, 0), undefined);
-  t.is(r.lastVerdict, ReassemblyVerdict.OVER_BUDGET);
-  t.is(r.counters.overBudget, 1);
-  const r2 = new Reassembler({ maxMessages: 2 });
-  push(r2, m(20)[0]!, A, 0);
-  push(r2, m(21)[0]!, B, 0);
-  push(r2, m(22)[0]!, parseMac('52:54:00:00:00:0c'), 0);
-  t.is(r2.lastVerdict, ReassemblyVerdict.TOO_MANY_MESSAGES, 'in total');
-  t.is(r.counters.tooManyMessages + r2.counters.tooManyMessages, 2);
-  // The refused ones left the others alone: A's two messages complete.
+  t.is(r.lastVerdict, ReassemblyVerdict.STORED);
+  t.is(push(r, m(14)[0]!, C, 0), undefined);
+  t.is(r.lastVerdict, ReassemblyVerdict.TOO_MANY_MESSAGES, 'in total');
+  t.is(r.counters.tooManyMessages, 1);
+  // The refused ones left the others alone: A's two messages and B's complete.
   let completed = 0;
   for (const id of [10, 11]) for (const f of m(id).slice(1)) if (push(r, f, A, 1)) completed++;
-  t.is(completed, 2);
+  for (const f of m(13).slice(1)) if (push(r, f, B, 1)) completed++;
+  t.is(completed, 3);
   t.is(r.reservedBytes, 0);
-  t.is(reassemblyVerdictName(ReassemblyVerdict.OVER_BUDGET), 'OVER_BUDGET');
+  t.is(reassemblyVerdictName(ReassemblyVerdict.SENDER_OVER_BUDGET), 'SENDER_OVER_BUDGET');
+});
+
+/** A frame that claims a message of `total` fragments and carries `len` bytes of it (fragment `k`). */
+function claim(total: number, len: number, messageId: number, k = 0): Uint8Array {
+  const f = fragments(payload(len * 2, messageId), messageId, MESSAGE_HEADER_LENGTH + len)[0]!;
+  f[MSG_OFF_FRAGMENT_TOTAL] = total >>> 8;
+  f[MSG_OFF_FRAGMENT_TOTAL + 1] = total;
+  f[MSG_OFF_FRAGMENT_NUMBER] = k >>> 8;
+  f[MSG_OFF_FRAGMENT_NUMBER + 1] = k;
+  return f;
+}
+
+test('the budget counts bytes held, not claimed: two 1 KB frames claiming 65535 fragments do not block a real 20 MB transfer', (t) => {
+  const r = new Reassembler(); // the defaults the control channel uses: 128 MiB in total
+  // Each claims 65535 fragments of 1000 bytes (65.5 MB, under the 64 MiB message limit):
+  // before, each reserved its whole claim, the pair 131 MB > 128 MiB, and the transfer
+  // below was refused OVER_BUDGET until they expired.
+  t.is(push(r, claim(0xffff, 1000, 1), X, 0), undefined);
+  t.is(push(r, claim(0xffff, 1000, 2, 0xfff0), Y, 0), undefined);
+  t.is(r.counters.stored, 2);
+  t.true(r.reservedBytes <= 2 * 16 * 1024, `held ${r.reservedBytes} bytes for 2000 received`);
+  t.true(r.heldBytesOf(X) >= 1000 && r.heldBytesOf(X) <= 16 * 1024);
+  // A real state transfer, keyed framing, through the real fragmenter, in order.
+  const data = payload(20 * 1024 * 1024, 21);
+  const f = fragmentMessage({ clusterIp: CLUSTER, type: MessageType.CONNTRACK, flags: 6, messageId: 500, data }, { mtu: MTU, reserve: AUTH_TRAILER_LENGTH });
+  const buf = new Uint8Array(MTU);
+  let out: Uint8Array | undefined;
+  let now = 10;
+  let peak = 0;
+  for (const len of f.frames(buf, 0)) {
+    now += 0.005;
+    out = r.push(buf, 0, len, A, now) ?? out;
+    peak = Math.max(peak, r.reservedBytes);
+  }
+  t.is(r.counters.overBudget + r.counters.senderOverBudget, 0);
+  t.truthy(out);
+  t.true(Buffer.from(out!.buffer, out!.byteOffset, out!.length).equals(data), 'the 20 MB arrived whole');
+  t.true(peak <= data.length + 64 * 1024, `peak held ${peak} bytes for a ${data.length}-byte message`);
+  t.is(r.pending, 2, "the attacker's claims are still there, holding their few bytes");
+  t.is(r.expire(now + 10_000), 2);
+  t.is(r.reservedBytes, 0);
+});
+
+test('bytes are held as fragments arrive (in blocks), in any order', (t) => {
+  const data = payload(3 * 1024 * 1024, 22);
+  const frags = fragments(data, 23);
+  const r = new Reassembler();
+  let received = 0;
+  // Every other fragment first: each one touches a block of its own or its neighbour's.
+  const order = [...frags.keys()].filter((k) => k % 2 === 0).concat([...frags.keys()].filter((k) => k % 2 === 1));
+  for (const [n, k] of order.entries()) {
+    const got = push(r, frags[k]!, A, 0);
+    received += frags[k]!.length - MESSAGE_HEADER_LENGTH;
+    if (n === Math.floor(order.length / 4)) {
+      t.true(r.reservedBytes <= 2 * received + 16 * 1024, `a quarter in: held ${r.reservedBytes} for ${received} received`);
+    }
+    if (n < order.length - 1) t.is(got, undefined);
+    else t.deepEqual(got, data);
+  }
+  // Two fragments, the last first: it waits for the chunk size, then completes the message.
+  const two = fragments(payload(2000, 24), 24);
+  t.is(two.length, 2);
+  t.is(push(r, two[1]!, B, 0), undefined);
+  t.is(r.reservedBytes, two[1]!.length - MESSAGE_HEADER_LENGTH, 'the stash holds what arrived');
+  t.deepEqual(push(r, two[0]!, B, 0), payload(2000, 24));
+  t.is(r.reservedBytes, 0);
+});
+
+test('a message has an absolute deadline from its first fragment: trickled fragments cannot keep it alive', (t) => {
+  const r = new Reassembler({ timeoutMs: 2000, deadlineMs: 10_000 });
+  const frags = fragments(payload(100_000, 25), 25);
+  let now = 1000;
+  // One new fragment every 1.5 s: never idle for 2 s, but 10 s after the first it goes.
+  let k = 0;
+  for (; now < 1000 + 10_000; now += 1500, k++) {
+    t.is(push(r, frags[k]!, A, now), undefined);
+    t.is(r.lastVerdict, ReassemblyVerdict.STORED, `fragment ${k} at ${now - 1000} ms`);
+  }
+  t.is(push(r, frags[k]!, A, now), undefined);
+  t.is(r.counters.overdue, 1);
+  t.is(r.counters.expired, 0);
+  t.is(r.lastVerdict, ReassemblyVerdict.ABANDONED, 'its late fragments do not start it again');
+  t.is(r.pending, 0);
+  t.is(r.reservedBytes, 0);
+  // A whole message sent within the deadline is unaffected.
+  let out: Uint8Array | undefined;
+  for (const f of fragments(payload(100_000, 26), 26)) out = push(r, f, A, (now += 100)) ?? out;
+  t.deepEqual(out, payload(100_000, 26));
+  t.throws(() => new Reassembler({ deadlineMs: 0 }), { instanceOf: RangeError });
+});
+
+test('per-sender and total byte caps: the message that would pass one is dropped and counted, the others go on', (t) => {
+  const r = new Reassembler({ maxBytesPerSender: 100_000, maxTotalBytes: 150_000 });
+  const bigA = fragments(payload(200_000, 27), 27);
+  const smallB = fragments(payload(60_000, 28), 28);
+  const otherC = fragments(payload(120_000, 29), 29);
+  let outB: Uint8Array | undefined;
+  let refusedAt = -1;
+  for (let k = 0; k < bigA.length; k++) {
+    push(r, bigA[k]!, A, 0);
+    if (r.lastVerdict === ReassemblyVerdict.SENDER_OVER_BUDGET && refusedAt < 0) refusedAt = k;
+    if (k < smallB.length) outB = push(r, smallB[k]!, B, 0) ?? outB;
+    t.true(r.heldBytesOf(A) <= 100_000);
+    t.true(r.reservedBytes <= 150_000);
+  }
+  t.true(refusedAt > 50 && refusedAt < 70, `A refused at fragment ${refusedAt} (about 100 000 bytes in)`);
+  t.is(r.counters.senderOverBudget, 1, 'counted once: the message was dropped');
+  t.is(r.counters.abandoned, bigA.length - refusedAt - 1, 'its later fragments are ABANDONED');
+  t.is(r.heldBytesOf(A), 0);
+  t.deepEqual(outB, payload(60_000, 28), "B's message completed meanwhile");
+  // Total: B holds about 60 000 again, C cannot add 120 000 to it within 150 000.
+  const againB = fragments(payload(60_000, 30), 30);
+  for (const f of againB.slice(0, -1)) push(r, f, B, 0);
+  for (const f of otherC) push(r, f, C, 0);
+  t.is(r.counters.overBudget, 1);
+  t.is(r.heldBytesOf(C), 0);
+  t.deepEqual(push(r, againB[againB.length - 1]!, B, 0), payload(60_000, 30));
+  t.is(r.reservedBytes, 0);
+});
+
+test("forgetSender drops a sender's messages at once, frees their bytes and refuses their late fragments", (t) => {
+  const r = new Reassembler();
+  const a1 = fragments(payload(50_000, 31), 31);
+  const a2 = fragments(payload(30_000, 32), 32);
+  const b1 = fragments(payload(40_000, 33), 33);
+  for (const f of a1.slice(0, 10)) push(r, f, A, 0);
+  for (const f of a2.slice(0, 5)) push(r, f, A, 0);
+  for (const f of b1.slice(0, 10)) push(r, f, B, 0);
+  t.is(r.pending, 3);
+  const heldB = r.heldBytesOf(B);
+  t.is(r.forgetSender(A), 2);
+  t.is(r.counters.forgotten, 2);
+  t.is(r.pending, 1);
+  t.is(r.reservedBytes, heldB);
+  t.is(push(r, a1[10]!, A, 1), undefined);
+  t.is(r.lastVerdict, ReassemblyVerdict.ABANDONED);
+  t.is(r.pending, 1);
+  t.is(r.forgetSender(A), 0);
+  let out: Uint8Array | undefined;
+  for (const f of b1.slice(10)) out = push(r, f, B, 2) ?? out;
+  t.deepEqual(out, payload(40_000, 33));
+  // A sender's new message after the forget is taken as usual.
+  let outA: Uint8Array | undefined;
+  for (const f of fragments(payload(5000, 34), 34)) outA = push(r, f, A, 3) ?? outA;
+  t.deepEqual(outA, payload(5000, 34));
+});
+
+test('acceptSender refuses a sender before anything of it is held, asked once per message', (t) => {
+  const members = new Set([formatMac(A)]);
+  let asked = 0;
+  const r = new Reassembler({
+    acceptSender: (mac, off) => {
+      asked++;
+      return members.has(formatMac(mac, off));
+    },
+  });
+  t.is(push(r, claim(0xffff, 1000, 40), X, 0), undefined);
+  t.is(r.lastVerdict, ReassemblyVerdict.SENDER_REFUSED);
+  t.is(push(r, fragments(payload(100, 41), 41)[0]!, X, 0), undefined, 'a single-fragment message too');
+  t.is(r.lastVerdict, ReassemblyVerdict.SENDER_REFUSED);
+  t.is(r.counters.senderRefused, 2);
+  t.is(r.pending, 0);
+  t.is(r.reservedBytes, 0);
+  asked = 0;
+  let out: Uint8Array | undefined;
+  const frags = fragments(payload(30_000, 42), 42);
+  for (const f of frags) out = push(r, f, A, 0) ?? out;
+  t.deepEqual(out, payload(30_000, 42));
+  t.is(asked, 1, `asked once for ${frags.length} fragments`);
 });
 
 test('fragments that disagree with their message are refused as INCONSISTENT', (t) => {
