@@ -29,6 +29,7 @@ import {
   encodeMessage,
   MessageType,
   messageTypeName,
+  MSG_OFF_CLUSTER_IP,
 } from '../net/cluster-message.js';
 import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEthernetHeader } from '../net/ethernet.js';
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
@@ -244,6 +245,14 @@ export class ControlChannel {
       }
       if (macEquals(rx, 6, this.#o.ownMac, 0)) continue; // our own frame looped back
       src.set(rx.subarray(6, 12));
+      // Another cluster's frame (another VIP on this device: its directed frames pass the
+      // filter) is dropped before the HMAC: with the same key it would otherwise move this
+      // cluster's replay window for that sender, and its frames for this cluster would then
+      // read as replayed (two interfaces of one daemon share its --key-file).
+      if (len >= ETH_HLEN + MSG_OFF_CLUSTER_IP + 4 && readU32(rx, ETH_HLEN + MSG_OFF_CLUSTER_IP) !== this.#o.clusterIp) {
+        this.#reject('other-cluster');
+        continue;
+      }
       const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
       if (verdict !== AuthVerdict.OK) {
         this.#reject(`auth-${authVerdictName(verdict)}`);
