@@ -80,6 +80,18 @@ export function rxRingOptions(rxRing: RxRing, mtu: number): port.RingOpenOptions
   return { version: 2, frameSize, frameCount: Math.max(4096, RX_RING_V2_BYTES / frameSize), copyQueueBytes: 8 << 20, holdOffUs: 500 };
 }
 
+/**
+ * --insecure-no-auth: said as an error now and every `everyMs` (a minute), so that nobody runs
+ * it unaware; returns the timer (unref'd) to clear on stop.
+ */
+export function warnInsecureNoAuth(log: Pick<Logger, 'error'>, everyMs: number = INSECURE_REPEAT_MS): NodeJS.Timeout {
+  const say = (): void => log.error({ event: 'insecure-no-auth', authenticated: false, insecure: true }, INSECURE_LOG_LINE);
+  say();
+  const timer = setInterval(say, everyMs);
+  timer.unref();
+  return timer;
+}
+
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
 function describeKey(handler: { describeKey?(keyLo: number, keyHi: number): string }, keyLo: number, keyHi: number): string {
@@ -301,11 +313,7 @@ export class ClusterInterface {
       control.on('message', onReady);
     });
     if (key === undefined) {
-      // --insecure-no-auth: said as an error now and every minute, so that nobody runs it unaware.
-      const warnInsecure = (): void => this.#log.error({ event: 'insecure-no-auth', authenticated: false, insecure: true }, INSECURE_LOG_LINE);
-      warnInsecure();
-      this.#insecureTimer = setInterval(warnInsecure, INSECURE_REPEAT_MS);
-      this.#insecureTimer.unref();
+      this.#insecureTimer = warnInsecureNoAuth(this.#log);
     } else {
       this.#log.info({ event: 'control-plane', authenticated: true }, 'control plane authenticated (HMAC-SHA256, replay window)');
     }

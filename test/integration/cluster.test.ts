@@ -59,13 +59,14 @@ test.serial('ping to the VIP from several sources: every echo answered, no dupli
   }
 });
 
-test.serial('lnlbctl status on each node lists 3 nodes, all OK, itself exactly once', async (t) => {
+test.serial('lnlbctl status on each node lists 3 nodes, all OK, itself exactly once; the control plane is authenticated (the lab\'s key)', async (t) => {
   const selves = new Set<string>();
   for (const node of lab().nodes) {
     const status = await lab().status(node);
     const iface = status.interfaces[0];
     t.is(iface?.vip, VIP, `${node}: ${JSON.stringify(status)}`);
     t.is(iface?.nodes.length, 3, `${node}: ${JSON.stringify(status)}`);
+    t.like(iface, { authenticated: true, insecure: false }, `${node}: every lab daemon has the run's key`);
     t.true(iface?.nodes.every((n) => n.status === 'OK'), `${node}: ${JSON.stringify(status)}`);
     const self = iface?.nodes.filter((n) => n.self) ?? [];
     t.is(self.length, 1, `${node}: ${JSON.stringify(status)}`);

@@ -54,6 +54,7 @@ test.serial('after real traffic, each node serves its figures: frames, accepts, 
     t.true(value(samples, `lnlb_frames_seen_total{${l}}`) > 0, `${node}: frames seen`);
     t.is(value(samples, `lnlb_cluster_members{${l}}`), 2, `${node}: members`);
     t.is(value(samples, `lnlb_converged{${l}}`), 1, `${node}: converged`);
+    t.is(value(samples, `lnlb_control_insecure{${l}}`), 0, `${node}: keyed (the lab's key), not --insecure-no-auth`);
     t.true(value(samples, `lnlb_convergence_rounds_total{${l}}`) > 0, `${node}: rounds`);
     t.true(value(samples, `lnlb_control_messages_received_total{${l},type="HEARTBEAT"}`) > 0, `${node}: HEARTBEATs received`);
     t.true(value(samples, `lnlb_control_messages_sent_total{${l},type="HEARTBEAT"}`) > 0, `${node}: HEARTBEATs sent`);

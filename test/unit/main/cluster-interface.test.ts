@@ -1,5 +1,5 @@
 import test from 'ava';
-import { rxRingOptions } from '../../../src/main/cluster-interface.js';
+import { INSECURE_LOG_LINE, INSECURE_REPEAT_MS, rxRingOptions, warnInsecureNoAuth } from '../../../src/main/cluster-interface.js';
 import { v2FrameSize, v2SlotOverhead } from '../../../src/port/native.js';
 
 test('a V2 slot holds a whole frame of the MTU: 2048 bytes up to MTU 1958, then the next power of two', (t) => {
@@ -15,4 +15,20 @@ test('--rx-ring: v2 takes 64 MiB of slots that follow the MTU, v3 32 MiB of bloc
   t.deepEqual(rxRingOptions('v2', 1500), { version: 2, frameSize: 2048, frameCount: 32768, copyQueueBytes: 8 << 20, holdOffUs: 500 });
   t.like(rxRingOptions('v2', 9000), { version: 2, frameSize: 16384, frameCount: 4096 });
   t.deepEqual(rxRingOptions('v3', 1500), { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 });
+});
+
+test('--insecure-no-auth is said as an error at once and again every interval (a minute by default), until the timer is cleared', async (t) => {
+  t.is(INSECURE_REPEAT_MS, 60_000);
+  t.true(INSECURE_LOG_LINE.startsWith('AUTH OFF (--insecure-no-auth): control plane NOT authenticated, any host on this LAN can take this cluster over'));
+  const lines: { fields: unknown; message: string }[] = [];
+  const log = { error: (fields: unknown, message: string) => void lines.push({ fields, message }) };
+  const timer = warnInsecureNoAuth(log as unknown as Parameters<typeof warnInsecureNoAuth>[0], 20);
+  t.is(lines.length, 1, 'at start, before any interval');
+  t.deepEqual(lines[0], { fields: { event: 'insecure-no-auth', authenticated: false, insecure: true }, message: INSECURE_LOG_LINE });
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  clearInterval(timer);
+  const said = lines.length;
+  t.true(said >= 3, `said ${said} times in 150 ms at a 20 ms interval`);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  t.is(lines.length, said, 'nothing after the timer is cleared (the interface stopped)');
 });
