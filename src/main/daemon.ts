@@ -72,13 +72,11 @@ export class Daemon {
       }
     }
     if (name === bind) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `the cluster interface cannot take the bound device's name (${bind})`);
-    const bindOwner = `cluster interface on ${bind}`;
-    this.#host.claimDevice(bind, bindOwner); // refused when another lnlbd on this host uses it
-    let chosen: string;
+    const chosen = this.#chooseName(name); // claimed host-wide
     try {
-      chosen = this.#chooseName(name);
+      this.#host.claimDevice(bind, bindOwner(chosen)); // refused when another lnlbd on this host uses it
     } catch (err) {
-      this.#host.releaseDevice(bind, bindOwner);
+      this.#host.releaseDevice(chosen, 'cluster interface');
       throw err;
     }
     this.#reserved.add(chosen);
@@ -115,7 +113,7 @@ export class Daemon {
   /** The TAP `name` and its bound device are no longer this interface's. */
   #releaseDevices(name: string, bind: string): void {
     this.#host.releaseDevice(name, 'cluster interface');
-    this.#host.releaseDevice(bind, `cluster interface on ${bind}`);
+    this.#host.releaseDevice(bind, bindOwner(name));
   }
 
   get(name: unknown): ClusterInterface {
@@ -171,6 +169,11 @@ export class Daemon {
     }
     return result;
   }
+}
+
+/** What holds a bound device in the host-wide claims: one owner per cluster interface (several may bind one device). */
+function bindOwner(clusterName: string): string {
+  return `cluster interface ${clusterName} (bound to it)`;
 }
 
 /** How many numbers `%d` tries. */

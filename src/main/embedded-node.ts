@@ -48,9 +48,11 @@ export interface LnlbNodeOptions {
   /** The cluster interface (TAP) to create (`--name`); `%d` takes the lowest free number. Default `'nlb%d'`. */
   name?: string;
   /**
-   * Directory of the saved sysctl originals and, with `adminSocket`, of the admin socket
-   * (`--run-dir`). Default `'/run/lnlb'`. Two nodes on one host (an lnlbd and an embedded
-   * node, or two processes) need two run directories.
+   * Directory of the state files (bond slaves' MACs) and, with `adminSocket`, of the admin
+   * socket (`--run-dir`). Default `'/run/lnlb'`; created mode 0700, refused when it is a
+   * symlink, another user's or writable by group or others. Two nodes on one host (an lnlbd
+   * and an embedded node, or two processes) need two run directories and two devices; the
+   * sysctl originals are kept once per host in /run/lnlb-host ($LNLB_HOST_DIR).
    */
   runDir?: string;
   /** Actor threads, each owning a shard of the tracking tables (`--workers`, 1..64). Default 2. */
@@ -320,7 +322,7 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
     admin = new AdminServer(o.runDir);
     await admin.listen(); // refuses a run directory another daemon serves (LNLB_ERR_RUN_DIR_BUSY)
   } else if (await adminSocketLive(o.runDir)) {
-    // The sysctl originals are saved in the run directory: sharing it would restore another's.
+    // bond-slaves.json is kept in the run directory: sharing it would restore another's.
     throw lnlbError('LNLB_ERR_RUN_DIR_BUSY', `an lnlbd is serving ${join(o.runDir, ADMIN_SOCKET_NAME)}: give this node its own runDir`);
   }
   const log = resolved.logger ?? createLogger(o.logLevel);

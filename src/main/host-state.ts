@@ -20,7 +20,7 @@
  * (reused pids are told apart) and pruned when that process is gone.
  */
 
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { lnlbError } from '../errors.js';
@@ -104,6 +104,33 @@ export class HostState {
     this.netns = options.netns ?? statSync('/proc/self/ns/net').ino;
     this.isAlive = options.isAlive ?? holderAlive;
     this.self = { pid: process.pid, start: processStart('self') ?? '0', instance: randomBytes(8).toString('hex'), runDir: options.runDir };
+    this.#sweepStaleLocks();
+  }
+
+  /**
+   * A daemon killed with -9 left its lock files (the locks died with it, the files did not):
+   * removes every device lock file nobody holds, of any namespace, so they do not pile up.
+   */
+  #sweepStaleLocks(): void {
+    for (const name of readdirSync(this.dir)) {
+      if (!name.startsWith('dev-') || !name.endsWith('.lock')) continue;
+      const path = join(this.dir, name);
+      let fd: number;
+      try {
+        fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
+      } catch {
+        continue; // gone already, or not a file we may open: leave it
+      }
+      try {
+        if (!port.flock(fd, true, true)) continue; // held: a live daemon's
+        const st = fstatSync(fd);
+        const current = lstatSync(path, { throwIfNoEntry: false });
+        // Unlinked while locked, as releaseDevice does; a claimer that opened it meanwhile sees the inode change and retries.
+        if (current !== undefined && current.ino === st.ino && current.dev === st.dev) rmSync(path, { force: true });
+      } finally {
+        closeSync(fd);
+      }
+    }
   }
 
   /** A file of this namespace in the host directory. */

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab, sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
 
 const LNLBD = fileURLToPath(new URL('../../../bin/lnlbd', import.meta.url));
+const LNLBCTL = fileURLToPath(new URL('../../../bin/lnlbctl', import.meta.url));
 const TIMING = ['--heartbeat-ms', '100', '--dead-after-ms', '500'];
 /** Originals set before each test, unlike the kernel's defaults (0), so that "restored" cannot be confused with "reset". */
 const ORIGINALS: Record<string, Record<string, string>> = {
@@ -183,4 +184,22 @@ test.serial("a bond's slaves left by kill -9 get their own MAC and sysctls back 
   t.deepEqual(await readSysctls('eth1'), ORIGINALS['eth1']);
   t.deepEqual(await readSysctls('eth1.100'), ORIGINALS['eth1.100']);
   await stop(t, next);
+});
+
+test.serial('two clusters of one daemon on eth0: eth0 stays its own until the last of them is removed', async (t) => {
+  await setOriginals();
+  const dirA = runDir('a');
+  const first = await start('eth0', '10.0.0.100', dirA);
+  const ctl = (args: string[]): ReturnType<Lab['exec']> => theLab().exec('solo', [process.execPath, LNLBCTL, '--run-dir', dirA, ...args], { timeoutMs: 30_000 });
+  const added = await ctl(['addif', '10.0.0.110', 'eth0']);
+  t.is(added.code, 0, added.stderr);
+  t.is((await ctl(['delif', 'nlb0'])).code, 0);
+  const refused = await theLab().exec('solo', daemonArgs('eth0', '10.0.0.102', runDir('b')), { timeoutMs: 15_000 });
+  t.regex(refused.stderr, /eth0 is in use by another lnlbd on this host/, 'nlb1 still binds eth0');
+  t.deepEqual(await readSysctls('eth0'), { arp_ignore: '1', arp_announce: '2' });
+  t.is((await ctl(['delif', 'nlb1'])).code, 0);
+  t.deepEqual(await readSysctls('eth0'), ORIGINALS['eth0'], 'the last cluster on eth0 gave its sysctls back');
+  const second = await start('eth0', '10.0.0.102', runDir('b'));
+  await stop(t, second);
+  await stop(t, first);
 });

@@ -58,6 +58,8 @@ function startUnit(name: string, settings: ServiceSettings = unit): { runDir: st
   const dir = `${l.dir}/${name}`;
   const runDir = `${dir}/run`;
   mkdirSync(runDir, { recursive: true, mode: settings.runtimeDirectoryMode }); // RuntimeDirectory=
+  // The other RuntimeDirectory= (/run/lnlb-host, shared by every lnlbd on the host) at its own path, as systemd makes it.
+  for (const shared of settings.runtimeDirectories.filter((d) => d !== '/run/lnlb')) mkdirSync(shared, { recursive: true, mode: settings.runtimeDirectoryMode });
   const config = `${dir}/lnlb.conf`;
   writeFileSync(config, adaptedConfig({ ...LAB_SETTINGS, 'key-file': l.keyFile }));
   const argv = settings.execStart.argv.map((word, i, all) => (word === '/usr/bin/lnlbd' ? LNLBD : all[i - 1] === '--config' ? config : word));

@@ -30,8 +30,8 @@ test('packaging/lnlbd.service: the daemon as a simple service, restarted on fail
   t.is(unit.restartSec, 2);
   t.is(unit.killSignal, 'SIGTERM');
   t.true(unit.timeoutStopSec > 2 && unit.timeoutStopSec <= 30, `TimeoutStopSec=${unit.timeoutStopSec}: above the daemon's 2 s LEAVE wait`);
-  t.deepEqual(unit.runtimeDirectories, ['/run/lnlb']);
-  t.is(unit.runtimeDirectoryMode, 0o755);
+  t.deepEqual(unit.runtimeDirectories, ['/run/lnlb', '/run/lnlb-host']);
+  t.is(unit.runtimeDirectoryMode, 0o700);
   t.deepEqual(unit.after, ['network-online.target']);
   t.deepEqual(unit.wants, ['network-online.target']);
   t.deepEqual(unit.wantedBy, ['multi-user.target']);
@@ -72,7 +72,7 @@ test('packaging/lnlbd.service: read-only but for the run dir and the net sysctls
   t.is(unitValue(unit.unit, 'Service', 'ProcSubset'), undefined, 'lnlbd reads /proc/loadavg and /proc/sys');
   const sandbox = mountSandboxArgv(unit, ['lnlbd'], { '/run/lnlb': '/tmp/x/run' });
   t.deepEqual(sandbox.slice(0, 7), ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-euc']);
-  t.deepEqual(sandbox.slice(8), ['sh', '/proc/sys', '/sys', '/tmp/x/run', '/proc/sys/net', '--', '/', '/proc/sys', '/sys', '--', 'lnlbd'], 'binds, then read-only remounts, then the command');
+  t.deepEqual(sandbox.slice(8), ['sh', '/proc/sys', '/sys', '/tmp/x/run', '/proc/sys/net', '/run/lnlb-host', '--', '/', '/proc/sys', '/sys', '--', 'lnlbd'], 'binds, then read-only remounts, then the command');
 });
 
 test('packaging/lnlb.conf: a valid config, and so is every example in it once uncommented', (t) => {

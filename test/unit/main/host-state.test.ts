@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LnlbError } from '../../../src/errors.js';
@@ -59,4 +59,15 @@ test('holders are alive by pid and start time: a reused pid is not the holder', 
   t.true(holderAlive({ pid: process.pid, start: start!, instance: 'a', runDir: '/' }));
   t.false(holderAlive({ pid: process.pid, start: `${start!}1`, instance: 'a', runDir: '/' }));
   t.false(holderAlive({ pid: 0x3fffffff, start: '1', instance: 'a', runDir: '/' }));
+});
+
+test('lock files left by a killed daemon are swept by the next start; held ones are kept', (t) => {
+  const dir = join(scratch(t), 'host');
+  const live = new HostState({ runDir: '/a', dir, netns: 1 });
+  live.claimDevice('eth0', 'x');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'dev-7-eth5.lock'), '{"pid":1}'); // nobody holds it
+  new HostState({ runDir: '/b', dir, netns: 2 });
+  t.deepEqual(readdirSync(dir).filter((f) => f.startsWith('dev-')), ['dev-1-eth0.lock']);
+  live.close();
 });
