@@ -463,6 +463,7 @@ export class ClusterInterface {
   /** `lnlbctl stop`: LEAVE now; the others take every client, connections to this node break. */
   stopCluster(): { state: InterfaceState } {
     this.#drainGeneration++;
+    if (this.#failed !== undefined) return { state: 'failed' }; // out already, LEAVE sent
     if (this.#mode !== 'stopped') {
       this.#postControl({ type: 'leave' });
       this.#setMode('stopped');

@@ -139,6 +139,9 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
 
   // --- membership and control plane
   gauge('lnlb_converged', '1 when the view is settled and the node takes its share of clients, else 0.', IF, (st) => perInterface(st, (s) => (s.converged ? 1 : 0)));
+  gauge('lnlb_interface_failed', '1 when a handler stopped returning and the watchdog took the interface out of the cluster until lnlbd restarts (status: failed), else 0.', IF, (st) =>
+    perInterface(st, (s) => (s.state === 'failed' ? 1 : 0)),
+  );
   gauge('lnlb_cluster_members', 'Nodes in the view (this one included; joining nodes not yet).', IF, (st) => perInterface(st, (s) => s.nodes.filter((n) => isMember(n.status)).length));
   counter('lnlb_convergence_rounds_total', 'Convergence rounds completed.', IF, (st) => perInterface(st, (s) => s.counters.rounds));
   counter('lnlb_convergence_resets_total', 'Times this node found itself stalled past --dead-after-ms, forgot its state and rejoined.', IF, (st) => perInterface(st, (s) => s.counters.resets));

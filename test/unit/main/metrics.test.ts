@@ -121,10 +121,12 @@ test('lnlb_control_insecure: 1 for an interface running without a key (--insecur
 });
 
 test('membership and control plane: members, converged, rounds, deaths, messages by type, rejections and auth failures', async (t) => {
-  const { samples } = await scrape(() => [fakeInterface('nlb0'), { ...fakeInterface('nlb1'), converged: false, nodes: [] }]);
+  const { samples } = await scrape(() => [fakeInterface('nlb0'), { ...fakeInterface('nlb1'), converged: false, nodes: [], state: 'failed', failed: 'handler x stuck in actor 0' }]);
   t.is(samples.get('lnlb_cluster_members{interface="nlb0"}'), 2, 'a JOINING node is not a member yet');
   t.is(samples.get('lnlb_converged{interface="nlb0"}'), 1);
   t.is(samples.get('lnlb_converged{interface="nlb1"}'), 0);
+  t.is(samples.get('lnlb_interface_failed{interface="nlb0"}'), 0);
+  t.is(samples.get('lnlb_interface_failed{interface="nlb1"}'), 1, 'the watchdog took nlb1 out');
   t.is(samples.get('lnlb_cluster_members{interface="nlb1"}'), 0);
   t.is(samples.get('lnlb_convergence_rounds_total{interface="nlb0"}'), 9);
   t.is(samples.get('lnlb_convergence_resets_total{interface="nlb0"}'), 1);

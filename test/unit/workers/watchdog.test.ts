@@ -7,7 +7,7 @@
 import test from 'ava';
 import type { ProtocolHandler, Tracker } from '../../../src/handlers/handler.js';
 import { sourceIpHandler } from '../../../src/handlers/default.js';
-import { ActorCounter } from '../../../src/workers/counters.js';
+import { ActorCounter, DispatcherCounter } from '../../../src/workers/counters.js';
 import { describeHandlerCall, handlerCall, HandlerMethod, Watchdog, watchdogIntervalMs, watchdogLimitMs, type ThreadProgress } from '../../../src/workers/watchdog.js';
 import { ipFrame, makeNode, publish } from './fixtures/sim.js';
 
@@ -94,10 +94,14 @@ test('a thread that recovers before the limit starts from zero the next time', (
   t.deepEqual([...reported.keys()], [], 'two stalls of 1.75 s each: never 2 s in a row');
 });
 
-/** A tracker whose isRelated records what the actor published while it runs. */
-function spyHandler(seen: number[], row: () => Float64Array): ProtocolHandler {
+/** A handler whose isRelated (affinityKey) records what the actor (dispatcher) published while it runs. */
+function spyHandler(seen: number[], row: () => Float64Array, dispatcherSeen: number[] = [], dispatcherRow?: () => Float64Array): ProtocolHandler {
   return {
     ...sourceIpHandler,
+    affinityKey(frame, out): void {
+      if (dispatcherRow !== undefined) dispatcherSeen.push(dispatcherRow()[DispatcherCounter.inHandler]!);
+      sourceIpHandler.affinityKey(frame, out);
+    },
     createTracker(options): Tracker {
       const inner = sourceIpHandler.createTracker(options);
       return Object.assign(Object.create(inner) as Tracker, {
@@ -110,15 +114,21 @@ function spyHandler(seen: number[], row: () => Float64Array): ProtocolHandler {
   };
 }
 
-test('an actor publishes a beat per batch and which handler method it is in, 0 outside', (t) => {
+test('an actor and the dispatcher publish a beat per batch and which handler method they are in, 0 outside', (t) => {
   const seen: number[] = [];
+  const dispatcherSeen: number[] = [];
   let node: ReturnType<typeof makeNode> | undefined;
   const rowOf = (actor: number): Float64Array => node!.counters.row(1 + actor);
   const frames = Array.from({ length: 20 }, (_, i) => ipFrame(`10.0.9.${i + 1}`));
-  node = makeNode(1, frames, { actorCount: 1, handlers: [spyHandler(seen, () => rowOf(0))] });
+  node = makeNode(1, frames, { actorCount: 1, handlers: [spyHandler(seen, () => rowOf(0), dispatcherSeen, () => node!.counters.row(0))] });
   publish(node, [1]);
   const beatBefore = rowOf(0)[ActorCounter.beat]!;
+  const dispatcherBeatBefore = node.counters.row(0)[DispatcherCounter.beat]!;
   node.dispatcher.pollOnce(0);
+  t.is(node.counters.row(0)[DispatcherCounter.beat]! - dispatcherBeatBefore, 1, 'the dispatcher: one beat per poll');
+  t.is(dispatcherSeen.length, 20);
+  t.true(dispatcherSeen.every((v) => v === handlerCall(0, HandlerMethod.affinityKey)), 'inside affinityKey: handler 0, affinityKey');
+  t.is(node.counters.row(0)[DispatcherCounter.inHandler], 0);
   node.actors[0]!.processAvailable(1000);
   node.actors[0]!.processAvailable(1000);
   t.is(rowOf(0)[ActorCounter.beat]! - beatBefore, 2, 'one beat per batch, an empty one included');
