@@ -71,7 +71,6 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
     clusterMac: new Uint8Array([2, 0, 10, 0, 0, 100]),
     ownMac: parseMac('02:00:00:00:00:01'),
     handlers: [sourceIpHandler],
-    electionKey,
   });
   const capacity = 1 << 17;
   const actors = rings.map(
@@ -82,6 +81,7 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
         trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(capacity), capacity, idleTimeoutSeconds: 1800 })],
         view: new ViewReader(viewMemory),
         counters: counters.row(1 + i),
+        electionKey,
       }),
   );
   const run = (): void => {

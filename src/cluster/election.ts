@@ -29,7 +29,10 @@ export interface ElectionInput {
 export interface Election {
   /** Rebuild from the members of a new view. A weight of 0 anywhere keeps the previous table. */
   rebuild(input: ElectionInput): void;
-  /** The owning member's id, or -1 when there is no member. */
+  /**
+   * The owning member's id, or -1 when there is no member. `hash` is the key's election hash
+   * (hash.ts: keyed with the cluster key when there is one), computed alike on every node.
+   */
   electOwner(hash: number): number;
   readonly memberCount: number;
 }

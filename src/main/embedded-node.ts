@@ -116,8 +116,9 @@ export interface LnlbNodeOptions {
 export interface LnlbNodeEvents extends ClusterEvents {
   /**
    * The node failed (a datapath or control-plane thread died) and has been closed: it left the
-   * cluster, its TAP is gone and its sysctls are restored. As for any EventEmitter, an `error`
-   * nobody listens to is thrown.
+   * cluster, its TAP is gone and its sysctls are restored. `err.code` is the code the thread
+   * raised (LNLB_ERR_PORT_IO for a failed read, ...), LNLB_ERR_WORKER_FAILED when it had none.
+   * As for any EventEmitter, an `error` nobody listens to is thrown.
    */
   error: [LnlbError];
   /** The node is closed (by `close()` or after an `error`). */

@@ -24,7 +24,8 @@
  */
 
 import { RendezvousElection, type Election } from '../cluster/election.js';
-import { compileRules, type RuleSet } from '../cluster/port-rules.js';
+import { electionHash, keyedElectionHash } from '../cluster/hash.js';
+import { AffinityCode, compileRules, type RuleSet } from '../cluster/port-rules.js';
 import { RuleElections } from '../cluster/rule-elections.js';
 import { DROP_FRAME, type Tracker } from '../handlers/handler.js';
 import { ByteRing } from '../shm/byte-ring.js';
@@ -55,6 +56,8 @@ export interface ActorConfig {
   handlerErrors?: HandlerErrorLog;
   /** Bytes of frames held during a view-changing round. */
   holdBytes?: number;
+  /** The election key (deriveElectionKey of the cluster key, two words), the same on every node; absent: the unkeyed hash (no key). */
+  electionKey?: Uint32Array | undefined;
 }
 
 export class ActorCore {
@@ -70,6 +73,12 @@ export class ActorCore {
   readonly #handlerErrors: HandlerErrorLog | undefined;
   readonly #c: Float64Array;
   readonly #hold: ByteRing;
+  /** Per port rule: its affinity (AffinityCode), which says whether the election hashes keyHi too. */
+  readonly #affinities: Uint8Array;
+  /** The election key as two numbers (no typed-array read per election), and whether there is one. */
+  readonly #keyed: boolean;
+  readonly #k0: number;
+  readonly #k1: number;
   /** live[id] = 1 while node `id` is in the view. */
   readonly #live = new Uint8Array(65536);
   readonly #offsets = new Uint32Array(WRITE_BATCH);
@@ -89,7 +98,14 @@ export class ActorCore {
     this.#trackers = config.trackers;
     this.#viewReader = config.view;
     this.#c = config.counters;
-    const modes = (config.rules ?? compileRules([])).modes;
+    const rules = config.rules ?? compileRules([]);
+    const modes = rules.modes;
+    this.#affinities = rules.affinities;
+    const key = config.electionKey;
+    if (key !== undefined && key.length !== 2) throw new RangeError(`the election key is two u32 words, got ${key.length}`);
+    this.#keyed = key !== undefined;
+    this.#k0 = key?.[0] ?? 0;
+    this.#k1 = key?.[1] ?? 0;
     this.#elections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#nextElections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
@@ -218,8 +234,9 @@ export class ActorCore {
         return;
       }
       const rule = (meta >>> 8) & 0xff;
-      owner = this.#elections.electOwner(rule, words[w + 2]!);
-      if (mayHold && this.#weightsPending && this.#nextElections.electOwner(rule, words[w + 2]!) !== owner) {
+      const hash = this.#electionHash(rule, words[w + 2]!, keyHi);
+      owner = this.#elections.electOwner(rule, hash);
+      if (mayHold && this.#weightsPending && this.#nextElections.electOwner(rule, hash) !== owner) {
         this.#holdRecord(src, at);
         return;
       }
@@ -246,6 +263,16 @@ export class ActorCore {
     this.#offsets[p] = at + DESCRIPTOR_BYTES;
     this.#lengths[p] = src.recordLength - DESCRIPTOR_BYTES;
     if (++this.#pending === WRITE_BATCH) this.#flush(src);
+  }
+
+  /**
+   * The election hash of a key not tracked yet (only those are elected: a tracked flow never
+   * pays for it): keyed when the cluster has a key, the same on every node. `input` is what the
+   * dispatcher put in the descriptor for the rule's affinity; affinity none hashes keyHi too.
+   */
+  #electionHash(rule: number, input: number, keyHi: number): number {
+    const hi = this.#affinities[rule] === AffinityCode.none ? keyHi : 0;
+    return this.#keyed ? keyedElectionHash(this.#k0, this.#k1, input, hi) : electionHash(input, hi);
   }
 
   /** Off the hot path: a tracker threw. The frame is dropped and counted, the cause reported once. */

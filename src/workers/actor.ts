@@ -70,6 +70,7 @@ async function run(data: ActorData): Promise<void> {
     rules: compileRules(data.rules),
     handlerNames: handlers.map((h) => h.name),
     handlerErrors: errors,
+    electionKey: data.electionKey,
   });
   /** Shards as they were before a state load, until every actor has loaded it (requestId → per handler). */
   const previous = new Map<number, Map<number, Uint32Array>>();

@@ -219,6 +219,7 @@ export class Datapath {
         view: viewMemory,
         counters: counterMemory,
         actorSeed: ACTOR_SEED,
+        electionKey: options.electionKey,
       };
       const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
       worker.on('error', onError);
@@ -239,7 +240,6 @@ export class Datapath {
       interfaceName: options.interfaceName,
       handlers: options.handlers,
       rules: options.rules,
-      electionKey: options.electionKey,
       actorSeed: ACTOR_SEED,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });

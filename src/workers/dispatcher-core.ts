@@ -8,16 +8,19 @@
  * parsed once, keyed by their handler, matched to a port rule by destination port (a
  * `disabled` rule drops here; the rule's affinity picks what the election hashes: the
  * handler's key, the source IP or the source /24), and copied with a 16-byte descriptor into the ring of
- * the actor that owns the key. One commit per ring per batch: no per-frame wake-up.
+ * the actor that owns the key. One commit per ring per batch: no per-frame wake-up. The
+ * election hash itself (keyed, ~20 ns) is left to the actor, which needs it only for a key it
+ * does not track yet.
  *
  *   staging (local):  | vnet hdr | frame | pad | vnet hdr | frame | ...   (8-byte aligned)
  *   actor ring record payload:
- *     word 0 keyLo · word 1 keyHi · word 2 election hash
+ *     word 0 keyLo · word 1 keyHi · word 2 what the election hashes (source, source /24, or
+ *     keyLo when the rule's affinity is none: then with keyHi)
  *     word 3 handler index (bits 0-7) | port rule index (8-15) | the handler's frame flags (16-31)
  *     byte 16: vnet hdr (10 bytes when the port has it) · Ethernet frame
  */
 
-import { actorForKey, electionHash, keyedElectionHash } from '../cluster/hash.js';
+import { actorForKey } from '../cluster/hash.js';
 import { AffinityCode, compileRules, RuleModeCode, type RuleSet } from '../cluster/port-rules.js';
 import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHandler } from '../handlers/handler.js';
 import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
@@ -71,8 +74,6 @@ export interface DispatcherConfig {
   rules?: RuleSet;
   /** Where a throwing handler is reported (once per cause). */
   handlerErrors?: HandlerErrorLog;
-  /** The election key (deriveElectionKey of the cluster key, two words); absent: the unkeyed hash (no --key-file). */
-  electionKey?: Uint32Array | undefined;
   /** This process's actor hash seed (the actors of the datapath use the same); default 0. */
   actorSeed?: number;
 }
@@ -103,10 +104,6 @@ export class FrameDispatcher {
   readonly #ruleModes: Uint8Array;
   readonly #ruleAffinities: Uint8Array;
   readonly #handlerErrors: HandlerErrorLog | undefined;
-  /** The election key as two numbers (no typed-array read per frame), and whether there is one. */
-  readonly #keyed: boolean;
-  readonly #k0: number;
-  readonly #k1: number;
   readonly #actorSeed: number;
   #touched = 0;
 
@@ -139,17 +136,7 @@ export class FrameDispatcher {
     this.#ruleModes = rules.modes;
     this.#ruleAffinities = rules.affinities;
     this.#handlerErrors = config.handlerErrors;
-    const key = config.electionKey;
-    if (key !== undefined && key.length !== 2) throw new RangeError(`the election key is two u32 words, got ${key.length}`);
-    this.#keyed = key !== undefined;
-    this.#k0 = key?.[0] ?? 0;
-    this.#k1 = key?.[1] ?? 0;
     this.#actorSeed = config.actorSeed ?? 0;
-  }
-
-  /** The election hash of an affinity key: keyed when the cluster has a key, the same on every node. */
-  #electionHash(keyLo: number, keyHi: number): number {
-    return this.#keyed ? keyedElectionHash(this.#k0, this.#k1, keyLo, keyHi) : electionHash(keyLo, keyHi);
   }
 
   /** Reads one batch (waiting up to `timeoutMs` if the wire is idle) and hands it out. */
@@ -245,12 +232,7 @@ export class FrameDispatcher {
     const keyLo = key[0]!;
     const keyHi = key[1]!;
     const affinity = this.#ruleAffinities[rule]!;
-    const hash =
-      affinity === AffinityCode.single
-        ? this.#electionHash(src, 0)
-        : affinity === AffinityCode.none
-          ? this.#electionHash(keyLo, keyHi)
-          : this.#electionHash((src & NETWORK_MASK) >>> 0, 0);
+    const electionInput = affinity === AffinityCode.single ? src : affinity === AffinityCode.none ? keyLo : (src & NETWORK_MASK) >>> 0;
     const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);
     const ring = this.#rings[actor]!;
     const at = ring.reserve(DESCRIPTOR_BYTES + len);
@@ -262,7 +244,7 @@ export class FrameDispatcher {
     const w = at >>> 2;
     words[w] = keyLo;
     words[w + 1] = keyHi;
-    words[w + 2] = hash;
+    words[w + 2] = electionInput;
     words[w + 3] = handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16);
     const dst = at + DESCRIPTOR_BYTES;
     if (len <= WORD_COPY_LIMIT) {

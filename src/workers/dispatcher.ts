@@ -45,7 +45,6 @@ async function run(data: DispatcherData): Promise<void> {
     handlers,
     rules: compileRules(data.rules),
     handlerErrors: errors,
-    electionKey: data.electionKey,
     actorSeed: data.actorSeed,
   });
   const stop = new Int32Array(data.control);

@@ -35,8 +35,6 @@ export interface DispatcherData {
   interfaceName: string;
   handlers: HandlerSetup[];
   rules: RuleTexts;
-  /** deriveElectionKey of the cluster key (two u32 words), the same on every node; undefined: no key, the unkeyed hash. */
-  electionKey: Uint32Array | undefined;
   /** This process's actor hash seed: which actor takes a key (the actors check it with the same seed). */
   actorSeed: number;
 }
@@ -60,6 +58,8 @@ export interface ActorData {
   counters: SharedArrayBuffer;
   /** The dispatcher's actor hash seed (DispatcherData.actorSeed): which keys of a loaded state are this actor's. */
   actorSeed: number;
+  /** deriveElectionKey of the cluster key (two u32 words), the same on every node; undefined: no key, the unkeyed hash. */
+  electionKey: Uint32Array | undefined;
 }
 
 export type MainToActor =

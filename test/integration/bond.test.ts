@@ -370,3 +370,23 @@ test.serial('a cluster interface on a bond: lnlbd --bond ... --bind bond0 serves
     t.regex(await curl(), /"node":"bonded","client":"10\.9\.0\.50"/, 'the VIP still answers through eth1');
   });
 });
+
+test.serial("a refusal raised in the bond's thread reaches lnlbctl --json with its code: the 33rd slave", async (t) => {
+  await withLab(await BondLab.backToBack(), async (lab) => {
+    await lab.startDaemon('a');
+    const devices = Array.from({ length: 33 }, (_, i) => `s${i}`);
+    for (const dev of devices) await lab.lab.ipIn('a', ['link', 'add', dev, 'type', 'veth', 'peer', 'name', `p${dev}`]);
+    await lab.lnlbctl('a', ['bond', 'create', 'bond0', 'mode=balance-rr']);
+    for (let i = 0; i < 32; i += 8) await lab.lnlbctl('a', ['bond', 'enslave', 'bond0', ...devices.slice(i, i + 8)]);
+    const own = await lab.mac('a', 's32');
+    // The manager has no limit of its own: the thread, which owns the slots, refuses it.
+    const refused = await lab.lnlbctlResult('a', ['bond', 'enslave', 'bond0', 's32', '--json']);
+    t.is(refused.code, 1);
+    const error = (JSON.parse(refused.stdout) as { error: { code: string; message: string } }).error;
+    t.is(error.code, 'LNLB_ERR_BOND_SLAVE');
+    t.regex(error.message, /^s32: bond0 has 32 slaves already, lnlb's limit: release one first$/);
+    t.regex(refused.stderr, /bond0 has 32 slaves already/);
+    t.is((await show(lab, 'a')).slaves.length, 32);
+    t.is(await lab.mac('a', 's32'), own, 'the refused slave is given back as it was');
+  });
+});
