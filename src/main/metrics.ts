@@ -139,6 +139,12 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
 
   // --- membership and control plane
   gauge('lnlb_converged', '1 when the view is settled and the node takes its share of clients, else 0.', IF, (st) => perInterface(st, (s) => (s.converged ? 1 : 0)));
+  gauge('lnlb_held', '1 when this node may not serve because it hears peers it cannot authenticate (state held), else 0.', IF, (st) => perInterface(st, (s) => (s.heldBy === undefined ? 0 : 1)));
+  gauge('lnlb_control_unauthenticated_peers', 'Hosts whose control frames for this cluster failed authentication (another key, or none) in the last --dead-after-ms, by verdict.', ['interface', 'verdict'], function* (st) {
+    for (const s of st) {
+      for (const verdict of ['BAD_MAC', 'UNSIGNED', 'UNEXPECTED_SIGNATURE']) yield [{ interface: s.name, verdict }, (s.unauthenticatedPeers ?? []).filter((p) => p.verdict === verdict).length];
+    }
+  });
   gauge('lnlb_cluster_members', 'Nodes in the view (this one included; joining nodes not yet).', IF, (st) => perInterface(st, (s) => s.nodes.filter((n) => isMember(n.status)).length));
   counter('lnlb_convergence_rounds_total', 'Convergence rounds completed.', IF, (st) => perInterface(st, (s) => s.counters.rounds));
   counter('lnlb_convergence_resets_total', 'Times this node found itself stalled past --dead-after-ms, forgot its state and rejoined.', IF, (st) => perInterface(st, (s) => s.counters.resets));
