@@ -475,7 +475,7 @@ export class ControlPlane {
     // Idle actors sleep on their rings: wake them so held frames are decided now.
     for (const ring of this.#rings) ring.wakeConsumer();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
-    if (membership.accepting && !membership.changePending && members !== this.#lastLoggedView) {
+    if (view.accepting && !membership.changePending && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
       for (const n of nodes) {
         const before = this.#lastWeights.get(n.mac);

@@ -104,6 +104,22 @@ test('a held node serves once the peer it could not authenticate is gone', async
   t.true(c.logs(A).some((l) => l.includes('serving')));
 });
 
+test('a held node holds nobody: a newcomer with the right key joins and serves while the wrong-key node stays held', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B]) c.add(mac, { key: KEY });
+  await c.run(1000);
+  const x = c.add(X, { key: undefined }); // no key among keyed nodes: UNSIGNED to them
+  await c.run(1000);
+  t.true(held(x));
+  c.add(C, { key: KEY });
+  await c.run(1500);
+  t.true(c.view(C).accepting, 'the newcomer serves: the held node does not claim to');
+  t.deepEqual(c.view(C).members, [A, B, C]);
+  t.deepEqual(c.view(A).weights, [1, 1, 1]);
+  t.deepEqual(c.nodes.get(C)!.plane.status().unauthenticatedPeers.map((p) => [p.mac, p.verdict, p.claimsJoined]), [[X, 'UNSIGNED', false]]);
+  t.false(c.view(X).accepting);
+});
+
 test('forged garbage from LAN hosts (wrong-key LEAVE, JOIN, HEARTBEAT claiming to serve, spoofed member MACs) changes nothing on a running cluster', async (t) => {
   const c = new ControlCluster();
   for (const mac of [A, B, C]) c.add(mac, { key: KEY });
