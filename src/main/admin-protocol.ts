@@ -60,7 +60,17 @@ export interface InterfaceCounters {
   trackedEntries: number;
   kernelDrops: number;
   /** Control messages by type, and rejected ones by reason (bad CRC, other cluster, ...). */
-  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
+  control: {
+    received: Record<string, number>;
+    sent: Record<string, number>;
+    rejected: Record<string, number>;
+    /**
+     * Bounded control-plane state that overflowed, by what: unauthenticatedPeersEvicted (the
+     * table of 64 was full), unauthenticatedPeersNotTracked (new ones past 50 a second),
+     * logLinesSuppressed (repeated lines held back). Absent from older daemons.
+     */
+    overflow?: Record<string, number>;
+  };
   /** Nodes refused because the node table was full. */
   nodeTableFull: number;
   /** Convergence rounds completed, and self-resets after a stall. */
@@ -78,9 +88,9 @@ export interface InterfaceCounters {
 export type ActorCountersJson = ActorCounters;
 
 /**
- * held: the membership converged but this node may not serve: it hears peers it cannot
- * authenticate (`heldBy`, `unauthenticatedPeers`: another key, or none); converging: a round is changing the view (or the first is not complete: accepting nothing);
- * converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
+ * converging: a round is changing the view (or the first is not complete: accepting nothing);
+ * held: this node may not start serving: it hears peers it cannot authenticate (`heldBy`,
+ * `unauthenticatedPeers`: another key, or none); converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
  * stopped: out of the cluster (stop, or the end of a drain); suspended: stopped, and start is
  * refused until resume; stopping: the interface is being removed (delif, daemon exit).
  */

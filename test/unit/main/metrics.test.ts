@@ -39,6 +39,7 @@ function fakeInterface(name: string, overrides: Partial<InterfaceStatusJson['cou
         received: { HEARTBEAT: 50, JOIN: 1 },
         sent: { HEARTBEAT: 51, WELCOME: 1 },
         rejected: { 'auth-BAD_MAC': 4, 'auth-REPLAYED': 2, BAD_CRC: 1 },
+        overflow: { unauthenticatedPeersEvicted: 3, unauthenticatedPeersNotTracked: 0, logLinesSuppressed: 9 },
       },
       nodeTableFull: 0,
       rounds: 9,
@@ -156,6 +157,8 @@ test('a held node: lnlb_held 1 and its unauthenticated peers by verdict (every v
   t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb0",verdict="BAD_MAC"}'), 2);
   t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb0",verdict="UNSIGNED"}'), 0);
   t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb1",verdict="UNEXPECTED_SIGNATURE"}'), 0);
+  t.is(samples.get('lnlb_control_overflows_total{interface="nlb0",what="unauthenticatedPeersEvicted"}'), 3);
+  t.is(samples.get('lnlb_control_overflows_total{interface="nlb0",what="logLinesSuppressed"}'), 9);
 });
 
 test('a status without the newer fields (evictions, deaths, actors) gives no such series and no error', async (t) => {

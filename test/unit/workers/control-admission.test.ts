@@ -204,6 +204,7 @@ test('50k JOINs from spoofed MACs: every per-sender map stays bounded, the membe
     t.true(sizes.nodeRules <= 3 && sizes.mismatchLogged === 0 && sizes.lastWeights <= 3);
     t.is(sizes.members, 3);
     t.true(sizes.logKeys <= 4);
+    t.true((st.control.overflow['unauthenticatedPeersNotTracked'] ?? 0) > 10_000, 'new peers past 50/s are counted, not kept');
     t.true((st.control.rejected['unknown-sender-rate-limited'] ?? 0) > 20_000, 'HMACs for strangers are rate-limited');
     t.true((st.control.rejected['auth-BAD_MAC'] ?? 0) <= 200 + 200 * 2, `at most the stranger budget got an HMAC: ${st.control.rejected['auth-BAD_MAC']}`);
   }
