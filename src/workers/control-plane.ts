@@ -332,11 +332,16 @@ export class ControlPlane {
     this.#log(level, permit.suppressed > 0 ? { ...fields, suppressed: permit.suppressed } : fields, permit.suppressed > 0 ? `${msg} (${permit.suppressed} more like this in the last ${LOG_INTERVAL_MS / 1000} s)` : msg);
   }
 
-  /** Lines about members joining and dying: a burst is written, a flood summarised. */
+  /**
+   * Lines about members joining and dying: a burst is written, a flood (spoofed JOINs on an
+   * unkeyed cluster) goes to debug and is summarised. The main thread still turns each into
+   * its typed event (joined, left, died) for an embedding service.
+   */
   #memberLine(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
     if (!this.#memberLines.take(this.#clock.now())) {
       this.#memberLinesHeld++;
       this.#linesSuppressed++;
+      this.#log('debug', fields, msg);
       return;
     }
     const held = this.#memberLinesHeld;
