@@ -91,6 +91,8 @@ export class ControlPlane {
   readonly #logLimiter = new LogLimiter(LOG_INTERVAL_MS);
   readonly #memberLines = new TokenBucket(MEMBER_LINES_PER_SECOND, MEMBER_LINES_BURST);
   #memberLinesHeld = 0;
+  /** Lines the log limiter held back, since the start. */
+  #linesSuppressed = 0;
 
   constructor(data: ControlData, emit: (event: ControlEvent) => void, io: ControlPlaneIo = {}) {
     this.#emit = emit;
@@ -201,7 +203,14 @@ export class ControlPlane {
         const rules = n.self ? this.#rules : this.#nodeRules.get(n.mac);
         return { mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self, rulesDigest: rules?.digest, rulesMatch: rules === undefined ? undefined : rules.digest === this.#rules.digest };
       }),
-      control: this.#channel.counters,
+      control: {
+        ...this.#channel.counters,
+        overflow: {
+          unauthenticatedPeersEvicted: this.#unauthenticated.evicted,
+          unauthenticatedPeersNotTracked: this.#peersNotTracked,
+          logLinesSuppressed: this.#linesSuppressed,
+        },
+      },
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
       resets: m.resets,
@@ -316,14 +325,23 @@ export class ControlPlane {
 
   #logLimited(level: LogLevel, key: string, fields: Record<string, unknown>, msg: string): void {
     const permit = this.#logLimiter.permit(key, this.#clock.now());
-    if (!permit.write) return;
+    if (!permit.write) {
+      this.#linesSuppressed++;
+      return;
+    }
     this.#log(level, permit.suppressed > 0 ? { ...fields, suppressed: permit.suppressed } : fields, permit.suppressed > 0 ? `${msg} (${permit.suppressed} more like this in the last ${LOG_INTERVAL_MS / 1000} s)` : msg);
   }
 
-  /** Lines about members joining and dying: a burst is written, a flood summarised. */
+  /**
+   * Lines about members joining and dying: a burst is written, a flood (spoofed JOINs on an
+   * unkeyed cluster) goes to debug and is summarised. The main thread still turns each into
+   * its typed event (joined, left, died) for an embedding service.
+   */
   #memberLine(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
     if (!this.#memberLines.take(this.#clock.now())) {
       this.#memberLinesHeld++;
+      this.#linesSuppressed++;
+      this.#log('debug', fields, msg);
       return;
     }
     const held = this.#memberLinesHeld;
@@ -475,7 +493,7 @@ export class ControlPlane {
     // Idle actors sleep on their rings: wake them so held frames are decided now.
     for (const ring of this.#rings) ring.wakeConsumer();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
-    if (membership.accepting && !membership.changePending && members !== this.#lastLoggedView) {
+    if (view.accepting && !membership.changePending && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
       for (const n of nodes) {
         const before = this.#lastWeights.get(n.mac);

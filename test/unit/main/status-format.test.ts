@@ -15,6 +15,7 @@ const status: StatusJson = {
       weightMode: 'loadavg',
       authenticated: false,
       insecure: false,
+      unauthenticatedPeers: [],
       workers: 2,
       nodes: [
         { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false, rulesDigest: '0badf00d', rulesMatch: false },
@@ -97,4 +98,21 @@ test('human status: an interface without a key (--insecure-no-auth) says so on i
 test('human status: an interface the watchdog took out shows failed and why', (t) => {
   const failed: StatusJson = { interfaces: [{ ...status.interfaces[0]!, state: 'failed', failed: 'handler slow-udp stuck in actor 1', converged: false }] };
   t.regex(formatStatus(failed).split('\n')[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, failed: handler slow-udp stuck in actor 1, weight from loadavg/);
+});
+
+test('human status: a held node says why and names the peers it cannot authenticate, with their verdicts', (t) => {
+  const heldIface = structuredClone(status.interfaces[0]!);
+  heldIface.state = 'held';
+  heldIface.converged = false;
+  heldIface.heldBy = 'unauthenticated-peers';
+  heldIface.unauthenticatedPeers = [
+    { mac: '02:00:00:00:00:07', verdict: 'BAD_MAC', claimsJoined: true, lastSeenMs: 120 },
+    { mac: '02:00:00:00:00:08', verdict: 'UNSIGNED', claimsJoined: false, lastSeenMs: 40 },
+  ];
+  const text = formatStatus({ interfaces: [heldIface] });
+  t.regex(text, /^nlb0: .*, held, /m);
+  t.regex(text, /^  HELD: not serving: peers on this LAN that this node cannot authenticate \(below\): give every node the same --key-file$/m);
+  t.regex(text, /^  unauthenticated peer 02:00:00:00:00:07: BAD_MAC \(a different key\), says it serves, last heard 120 ms ago$/m);
+  t.regex(text, /^  unauthenticated peer 02:00:00:00:00:08: UNSIGNED \(no key\), last heard 40 ms ago$/m);
+  t.notRegex(formatStatus(status), /HELD|unauthenticated peer/, 'nothing when there is nothing to say');
 });
