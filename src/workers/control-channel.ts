@@ -18,18 +18,21 @@
  */
 
 import type { ControlInfo } from '../cluster/membership.js';
-import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator } from '../net/auth.js';
+import type { UnauthenticatedVerdict } from '../cluster/admission.js';
+import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator, DEFAULT_MAX_SENDERS, FLAG_AUTHENTICATED, FLAGS_MASK } from '../net/auth.js';
 import { readU32, writeU32 } from '../net/bytes.js';
 import {
   createDecodedMessage,
   decodeMessage,
   DecodeResult,
   encodeMessage,
+  MESSAGE_HEADER_LENGTH,
   MessageType,
   messageTypeName,
 } from '../net/cluster-message.js';
-import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, parseMac, writeEthernetHeader } from '../net/ethernet.js';
+import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, macToNumber, parseMac, writeEthernetHeader } from '../net/ethernet.js';
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
+import { TokenBucket } from '../net/rate-limit.js';
 import type { ControlClock, ControlSocket } from './control-socket.js';
 import type { ControlData } from './messages.js';
 
@@ -74,14 +77,29 @@ const INCARNATION_BYTES = 4;
  * every control socket asks for (SO_RCVBUFFORCE), so receivers drain them between bursts.
  */
 const FRAGMENT_BURST = 256;
+/** Frames read before yielding to timers. */
+export const READ_BATCH = 64;
+/**
+ * HMACs a second spent on senders the membership does not know (newcomers, and anyone forging
+ * frames): a newcomer sends a few JOINs, a flood gets this much CPU (~2 µs each) and no more.
+ */
+export const DEFAULT_STRANGER_HMACS_PER_SECOND = 200;
 
 /** The link and cluster fields come from the control thread's start data (one definition). */
-export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key'> & {
+export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key' | 'clockToleranceMs'> & {
   socket: ControlSocket;
   clock: ControlClock;
   onMessage: ControlMessageHandler;
   onState: StateHandler;
   rules: AnnouncedRules;
+  /** The sender (48-bit MAC) is in the membership's table: never rate-limited. */
+  isKnownSender: (macKey: number) => boolean;
+  /** The sender may send tracking state now (a member; for a newcomer, a member that has joined). */
+  acceptsStateFrom: (macKey: number) => boolean;
+  /** A frame for our cluster failed authentication in a way that names a misconfigured peer. */
+  onUnauthenticated: (macKey: number, verdict: UnauthenticatedVerdict, claimsJoined: boolean) => void;
+  /** Default DEFAULT_STRANGER_HMACS_PER_SECOND. */
+  strangerHmacsPerSecond?: number;
 };
 
 export class ControlChannel {
@@ -99,6 +117,8 @@ export class ControlChannel {
   readonly #socket: ControlSocket;
   readonly #clock: ControlClock;
   #open = false;
+  #drainQueued = false;
+  readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
 
@@ -106,7 +126,11 @@ export class ControlChannel {
     this.#o = options;
     this.#socket = options.socket;
     this.#clock = options.clock;
-    this.#auth = new ControlAuthenticator(options.key, () => options.clock.wallNow());
+    // Sequences and their age are wall-clock time (the replay tolerance).
+    const authOptions = { maxSenders: DEFAULT_MAX_SENDERS, ...(options.clockToleranceMs === undefined ? {} : { clockToleranceMs: options.clockToleranceMs }) };
+    this.#auth = new ControlAuthenticator(options.key, () => options.clock.wallNow(), authOptions);
+    const strangers = options.strangerHmacsPerSecond ?? DEFAULT_STRANGER_HMACS_PER_SECOND;
+    this.#strangers = new TokenBucket(strangers, strangers);
     this.#rx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
     this.#tx = new Uint8Array(ETH_HLEN + Math.max(options.mtu, 1500) + 64);
     // Message ids start at a random point so a restarted node's first ids do not collide
@@ -119,7 +143,7 @@ export class ControlChannel {
   }
 
   open(): void {
-    this.#socket.onReadable(() => this.#drain());
+    this.#socket.onReadable(() => this.#readable());
     this.#socket.open();
     this.#open = true;
   }
@@ -220,60 +244,123 @@ export class ControlChannel {
     r.ruleSlots = slots;
   }
 
+  /** uv_poll (or the memory wire) says frames are waiting. */
+  #readable(): void {
+    if (!this.#drainQueued) this.#drain();
+  }
+
+  /**
+   * Reads at most READ_BATCH frames, then, if more may be waiting, yields (the clock's defer:
+   * setImmediate) so due timers (heartbeats, round timeouts) run between batches: a flood
+   * cannot starve them.
+   */
   #drain(): void {
+    this.#drainQueued = false;
     const rx = this.#rx;
-    const m = this.#decoded;
-    const src = this.#srcMac;
-    for (;;) {
+    for (let n = 0; n < READ_BATCH; n++) {
       if (!this.#open) return;
       const len = this.#socket.recv(rx);
       if (len < 0) return;
-      if (len < ETH_HLEN) {
-        this.#reject('too-short');
-        continue;
-      }
-      if (macEquals(rx, 6, this.#o.ownMac, 0)) continue; // our own frame looped back
-      src.set(rx.subarray(6, 12));
-      const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
-      if (verdict !== AuthVerdict.OK) {
-        this.#reject(`auth-${authVerdictName(verdict)}`);
-        continue;
-      }
-      const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
-      if (decoded !== DecodeResult.OK) {
-        this.#reject(DecodeResult[decoded] ?? 'invalid');
-        continue;
-      }
-      if (m.clusterIp !== this.#o.clusterIp) {
-        this.#reject('other-cluster');
-        continue;
-      }
-      const name = messageTypeName(m.type);
-      this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
-      if (m.type === MessageType.CONNTRACK) {
-        this.#stateFragment(len, src);
-        continue;
-      }
-      const weighted = m.weight >= 0 || ((m.type === MessageType.JOIN || m.type === MessageType.WELCOME) && m.dataLength >= 2 + INCARNATION_BYTES);
-      const at = weighted ? 2 : 0;
-      const info = this.#info;
-      info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
-      info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
-      info.joined = (m.flags & FLAG_JOINED) !== 0;
-      this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, m.dataOffset + m.dataLength);
-      this.#o.onMessage(m.type as MessageType, formatMac(src), info);
+      this.#frame(len);
     }
+    this.#drainQueued = true;
+    this.#clock.defer(() => this.#drain());
   }
 
-  #stateFragment(len: number, src: Uint8Array): void {
-    const flags = this.#decoded.flags & 0x7fff_ffff;
-    void len;
+  /**
+   * One received frame. The cheap checks come first (length, EtherType, our own frame, the
+   * header decodes with its CRC, our cluster IP, a known type); the HMAC, the expensive one,
+   * is rate-limited for senders the membership does not know (one global bucket, so a flood
+   * of spoofed MACs costs at most that many HMACs a second and no per-sender memory; members
+   * are never limited). Every refusal is counted by reason.
+   */
+  #frame(len: number): void {
+    const rx = this.#rx;
+    const m = this.#decoded;
+    if (len < ETH_HLEN + MESSAGE_HEADER_LENGTH) {
+      this.#reject('too-short');
+      return;
+    }
+    if (rx[12] !== ETH_P_LNLB >>> 8 || rx[13] !== (ETH_P_LNLB & 0xff)) {
+      this.#reject('not-lnlb');
+      return;
+    }
+    if (macEquals(rx, 6, this.#o.ownMac, 0)) return; // our own frame looped back
+    const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
+    if (decoded !== DecodeResult.OK) {
+      this.#reject(DecodeResult[decoded] ?? 'invalid');
+      return;
+    }
+    if (m.clusterIp !== this.#o.clusterIp) {
+      this.#reject('other-cluster');
+      return;
+    }
+    const srcKey = macToNumber(rx, 6);
+    const signed = (m.flags & FLAG_AUTHENTICATED) !== 0;
+    // Work that costs (an HMAC; for an unkeyed node, a membership change) only within the
+    // strangers' budget. A refusal a flag can decide (UNSIGNED, UNEXPECTED_SIGNATURE) is free.
+    if (signed === this.#auth.keyed && !this.#o.isKnownSender(srcKey) && !this.#strangers.take(this.#clock.now())) {
+      this.#reject('unknown-sender-rate-limited');
+      return;
+    }
+    const src = this.#srcMac;
+    src.set(rx.subarray(6, 12));
+    const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
+    if (verdict !== AuthVerdict.OK) {
+      const name = authVerdictName(verdict);
+      this.#reject(`auth-${name}`);
+      if (verdict === AuthVerdict.BAD_MAC || verdict === AuthVerdict.UNSIGNED || verdict === AuthVerdict.UNEXPECTED_SIGNATURE) {
+        // CONNTRACK's flags are a protocol number, not membership flags.
+        const claimsJoined = m.type !== MessageType.CONNTRACK && (m.flags & FLAG_JOINED) !== 0;
+        this.#o.onUnauthenticated(srcKey, name as UnauthenticatedVerdict, claimsJoined);
+      }
+      return;
+    }
+    if (m.type === MessageType.CONNTRACK) {
+      // Tracking state replaces tables: only from the members that may send it, checked
+      // before reassembly so nobody else can hold reassembly memory.
+      if (!this.#o.acceptsStateFrom(srcKey)) {
+        this.#reject('state-from-non-member');
+        return;
+      }
+      this.#count(MessageType.CONNTRACK);
+      this.#stateFragment(src);
+      return;
+    }
+    this.#count(m.type);
+    const weighted = m.weight >= 0 || ((m.type === MessageType.JOIN || m.type === MessageType.WELCOME) && m.dataLength >= 2 + INCARNATION_BYTES);
+    const at = weighted ? 2 : 0;
+    const info = this.#info;
+    info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
+    info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
+    info.joined = (m.flags & FLAG_JOINED) !== 0;
+    this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, m.dataOffset + m.dataLength);
+    this.#o.onMessage(m.type as MessageType, formatMac(src), info);
+  }
+
+  #count(type: number): void {
+    const name = messageTypeName(type);
+    this.counters.received[name] = (this.counters.received[name] ?? 0) + 1;
+  }
+
+  #stateFragment(src: Uint8Array): void {
+    const flags = this.#decoded.flags & FLAGS_MASK;
     const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, this.#clock.now());
     const verdict = this.#reassembler.lastVerdict;
     if (verdict !== ReassemblyVerdict.COMPLETE && verdict !== ReassemblyVerdict.STORED && verdict !== ReassemblyVerdict.DUPLICATE) {
       this.#reject(`fragment-${reassemblyVerdictName(verdict)}`);
     }
     if (data) this.#o.onState(formatMac(src), flags, data);
+  }
+
+  /** Drops reassemblies whose sender went quiet (a sender that left sends no more fragments). */
+  expire(now: number): void {
+    this.#reassembler.expire(now);
+  }
+
+  /** Messages being reassembled and the bytes they hold. */
+  get reassembling(): { messages: number; bytes: number } {
+    return { messages: this.#reassembler.pending, bytes: this.#reassembler.reservedBytes };
   }
 
   /** Fragments and replay windows by reason, for the status. */

@@ -6,17 +6,24 @@
  * It owns the control socket, the membership state machine and its single timer, publishes
  * the view straight into shared memory (the actors read it lock-free), and hands tracking
  * state to newcomers. What the main thread must act on or log goes out as typed events.
+ *
+ * It also decides whether this node may serve (cluster/admission.ts): it listens for two
+ * heartbeats after every start, announcing the draining weight and accepting nothing, and
+ * stays so while it hears peers it cannot authenticate that outnumber or outrank its own
+ * group. Once it served, nothing unauthenticated stops it.
  */
 
-import { Membership, NodeStatus, type MembershipAction } from '../cluster/membership.js';
+import { admission, UnauthenticatedPeers, VERDICT_MEANING, type AdmissionDecision, type UnauthenticatedPeer, type UnauthenticatedVerdict } from '../cluster/admission.js';
+import { Membership, NodeStatus, type MembershipAction, type MemberNode } from '../cluster/membership.js';
 import { formatMac, parseMac } from '../net/ethernet.js';
+import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { ControlChannel, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
-import type { ControlData, ControlEvent, ControlStatus, LogLevel } from './messages.js';
+import type { ControlData, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
 
 /**
  * What `status` shows: every round briefly sets every member WAITING_HEARTBEAT, which is noise
@@ -28,6 +35,15 @@ function displayStatus(status: NodeStatus): string {
 
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 const weightText = (weight: number): string => (weight === DRAINING_WEIGHT ? 'draining' : String(weight));
+const peerText = (p: UnauthenticatedPeer): string => `${p.mac}(${p.verdict}: ${VERDICT_MEANING[p.verdict]}${p.claimsJoined ? ', serving' : ''})`;
+
+/** One line per key per this long, the next one saying how many were held back. */
+const LOG_INTERVAL_MS = 10_000;
+/** New unauthenticated peers taken into the table per second (a flood of spoofed MACs refreshes none). */
+const NEW_PEERS_PER_SECOND = 50;
+/** Lines about members coming and going (a flood of spoofed JOINs on an unkeyed cluster): per second, and burst. */
+const MEMBER_LINES_PER_SECOND = 2;
+const MEMBER_LINES_BURST = 20;
 
 /** The plane's I/O: the daemon's defaults are the AF_PACKET socket and the system clock. */
 export interface ControlPlaneIo {
@@ -56,6 +72,25 @@ export class ControlPlane {
   readonly #nodeRules = new Map<string, { digest: number; params: number[] }>();
   /** Nodes already logged as having other rules, with the digest logged. */
   readonly #mismatchLogged = new Map<string, number>();
+  readonly #deadAfterMs: number;
+  /** The weight the main thread asks for (configured, measured, or DRAINING_WEIGHT for a drain). */
+  #wantedWeight: number;
+  /** The weight the membership announces: the wanted one once admitted, else DRAINING_WEIGHT. */
+  #announcedWeight = DRAINING_WEIGHT;
+  /** It served (published accepting) since its start, rejoin or reset: nothing holds it now. */
+  #serving = false;
+  /** The end of the listening period after a start, rejoin or reset. */
+  #listenUntil = Number.POSITIVE_INFINITY;
+  readonly #listenMs: number;
+  #decision: AdmissionDecision = 'listening';
+  #lastTickAt = Number.NaN;
+  readonly #unauthenticated: UnauthenticatedPeers;
+  readonly #newPeers = new TokenBucket(NEW_PEERS_PER_SECOND, 64);
+  /** Peers refused a table entry by #newPeers. */
+  #peersNotTracked = 0;
+  readonly #logLimiter = new LogLimiter(LOG_INTERVAL_MS);
+  readonly #memberLines = new TokenBucket(MEMBER_LINES_PER_SECOND, MEMBER_LINES_BURST);
+  #memberLinesHeld = 0;
 
   constructor(data: ControlData, emit: (event: ControlEvent) => void, io: ControlPlaneIo = {}) {
     this.#emit = emit;
@@ -63,6 +98,10 @@ export class ControlPlane {
     this.#clock = clock;
     this.#rules = data.rules;
     this.#heartbeatMs = data.heartbeatMs;
+    this.#deadAfterMs = data.deadAfterMs;
+    this.#wantedWeight = data.weight;
+    this.#listenMs = Math.min(data.deadAfterMs, 2 * data.heartbeatMs);
+    this.#unauthenticated = new UnauthenticatedPeers(data.deadAfterMs);
     this.#viewWriter = new ViewWriter(data.view);
     this.#rings = data.actorRings.map((sab) => new ByteRing(sab));
     this.#membership = new Membership({
@@ -70,7 +109,8 @@ export class ControlPlane {
       heartbeatMs: data.heartbeatMs,
       deadAfterMs: data.deadAfterMs,
       incarnation: data.incarnation,
-      weight: data.weight,
+      // Draining until admitted: every node's election leaves a listening or held node out.
+      weight: DRAINING_WEIGHT,
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
@@ -81,21 +121,29 @@ export class ControlPlane {
       clusterIp: data.clusterIp,
       mtu: data.mtu,
       key: data.key,
+      ...(data.clockToleranceMs === undefined ? {} : { clockToleranceMs: data.clockToleranceMs }),
       rules: data.rules,
       onMessage: (type, srcMac, info) => {
-        const rulesChanged = this.#noteRules(srcMac);
         membership.receive(type, srcMac, clock.now(), info);
+        // Rules are kept only for the senders in the table (bounded, pruned as they go).
+        const rulesChanged = this.#find(srcMac) !== undefined && this.#noteRules(srcMac);
         this.#drive();
         if (rulesChanged && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
       onState: (srcMac, flags, state) => this.#loadState(srcMac, flags, state),
+      isKnownSender: (key) => this.#findKey(key) !== undefined,
+      acceptsStateFrom: (key) => this.#acceptsStateFrom(key),
+      onUnauthenticated: (key, verdict, claimsJoined) => this.#unauthenticatedFrame(key, verdict, claimsJoined),
     });
   }
 
   start(): void {
     this.#publishView(); // not accepting until the first round completes
     this.#channel.open();
-    this.#membership.start(this.#clock.now());
+    const now = this.#clock.now();
+    this.#listenUntil = now + this.#listenMs;
+    this.#lastTickAt = now;
+    this.#membership.start(now);
     this.#drive();
   }
 
@@ -111,7 +159,8 @@ export class ControlPlane {
   }
 
   setWeight(weight: number): void {
-    this.#membership.setWeight(weight);
+    this.#wantedWeight = weight;
+    this.#admit(this.#clock.now());
     this.#drive(); // a hold may start now: the actors must see it
   }
 
@@ -123,21 +172,30 @@ export class ControlPlane {
     this.#emit({ type: 'reset' });
     this.#lastLoggedView = '';
     this.#lastWeights.clear();
+    this.#pruneSenders();
+    this.#serving = false;
+    this.#listenUntil = Number.POSITIVE_INFINITY;
     this.#log('info', { event: 'left-cluster' }, 'left the cluster (LEAVE sent): accepting nothing until lnlbctl start');
   }
 
   /** `lnlbctl start` after a stop: JOIN again; accepting once the first round completes. */
   rejoin(): void {
     if (this.#stopped) return;
-    this.#membership.rejoin(this.#clock.now());
+    const now = this.#clock.now();
+    this.#serving = false;
+    this.#listenUntil = now + this.#listenMs;
+    this.#lastTickAt = now;
+    this.#admit(now); // the JOINs announce the draining weight
+    this.#membership.rejoin(now);
     this.#log('info', { event: 'rejoining' }, 'joining the cluster again');
     this.#drive();
   }
 
   status(): ControlStatus {
     const m = this.#membership;
+    const now = this.#clock.now();
     return {
-      accepting: m.accepting,
+      accepting: this.#view.accepting,
       changePending: m.changePending,
       nodes: m.nodes.map((n) => {
         const rules = n.self ? this.#rules : this.#nodeRules.get(n.mac);
@@ -149,7 +207,128 @@ export class ControlPlane {
       resets: m.resets,
       deaths: { ...this.#deaths },
       authenticated: this.#channel.authenticated,
+      unauthenticatedPeers: this.#currentUnauthenticated(now).map(
+        (p): UnauthenticatedPeerStatus => ({ mac: p.mac, verdict: p.verdict, claimsJoined: p.claimsJoined, lastSeenMs: Math.round(now - p.lastSeenAt) }),
+      ),
+      heldBy: this.#decision === 'held' ? 'unauthenticated-peers' : undefined,
     };
+  }
+
+  /** Sizes of everything kept per sender, for tests and the status: each is bounded. */
+  get perSenderState(): { nodeRules: number; mismatchLogged: number; lastWeights: number; unauthenticatedPeers: number; members: number; reassembling: number; logKeys: number; peersNotTracked: number } {
+    return {
+      nodeRules: this.#nodeRules.size,
+      mismatchLogged: this.#mismatchLogged.size,
+      lastWeights: this.#lastWeights.size,
+      unauthenticatedPeers: this.#unauthenticated.size,
+      members: this.#membership.nodes.length,
+      reassembling: this.#channel.reassembling.messages,
+      logKeys: this.#logLimiter.size,
+      peersNotTracked: this.#peersNotTracked,
+    };
+  }
+
+  #find(mac: string): MemberNode | undefined {
+    for (const n of this.#membership.nodes) if (n.mac === mac) return n;
+    return undefined;
+  }
+
+  #findKey(macKey: number): MemberNode | undefined {
+    for (const n of this.#membership.nodes) if (n.macKey === macKey) return n;
+    return undefined;
+  }
+
+  /**
+   * Tracking state replaces tables, so it is taken only from members: a newcomer (not yet
+   * joined) from a node of its table that has joined (the first member sends it; its
+   * WELCOME and heartbeats say it has joined), a joined node (a resync) from a member of
+   * its view.
+   */
+  #acceptsStateFrom(macKey: number): boolean {
+    const node = this.#findKey(macKey);
+    if (node === undefined || node.self) return false;
+    return this.#membership.accepting ? node.status !== NodeStatus.JOINING : node.joined;
+  }
+
+  /** Keeps per-sender maps to the senders in the table. */
+  #pruneSenders(): void {
+    for (const mac of this.#nodeRules.keys()) if (this.#find(mac) === undefined) this.#nodeRules.delete(mac);
+    for (const mac of this.#mismatchLogged.keys()) if (this.#find(mac) === undefined) this.#mismatchLogged.delete(mac);
+    for (const mac of this.#lastWeights.keys()) if (this.#find(mac) === undefined) this.#lastWeights.delete(mac);
+  }
+
+  #currentUnauthenticated(now: number): UnauthenticatedPeer[] {
+    // A member's MAC in a forged frame does not make the member a stranger.
+    return this.#unauthenticated.current(now, (key) => this.#findKey(key) !== undefined).sort((a, b) => a.macKey - b.macKey);
+  }
+
+  /** A frame for our cluster that we cannot authenticate, from `macKey`. */
+  #unauthenticatedFrame(macKey: number, verdict: UnauthenticatedVerdict, claimsJoined: boolean): void {
+    const now = this.#clock.now();
+    const peers = this.#unauthenticated;
+    // Known peers are refreshed for free; new ones (a flood of spoofed MACs) within a budget.
+    if (!peers.has(macKey, now) && !this.#newPeers.take(now)) {
+      this.#peersNotTracked++;
+      return;
+    }
+    const added = peers.note(macKey, verdict, claimsJoined, now);
+    if (added === undefined) return;
+    if (this.#serving && this.#findKey(macKey) === undefined) {
+      this.#logLimited(
+        'warn',
+        'unauthenticated-peer',
+        { event: 'unauthenticated-peer', node: added.mac, verdict, claimsJoined },
+        `peer ${peerText(added)} sends frames for this cluster that I cannot authenticate: it is not a member (this node keeps serving); give every node the same --key-file`,
+      );
+    }
+    if (!this.#serving) this.#drive(); // may hold this node now
+  }
+
+  /**
+   * The admission rule (cluster/admission.ts): sets the announced weight (the wanted one, or
+   * DRAINING_WEIGHT while listening or held) and says why when held.
+   */
+  #admit(now: number): void {
+    const peers = this.#serving ? [] : this.#currentUnauthenticated(now);
+    let group = 0;
+    for (const n of this.#membership.nodes) if (n.self || now - n.lastHeardAt < this.#deadAfterMs) group++;
+    const decision = admission({ serving: this.#serving, listening: now < this.#listenUntil, verifiedGroup: group, peers });
+    const before = this.#decision;
+    this.#decision = decision;
+    const weight = decision === 'serve' ? this.#wantedWeight : DRAINING_WEIGHT;
+    if (weight !== this.#announcedWeight) {
+      this.#announcedWeight = weight;
+      this.#membership.setWeight(weight);
+    }
+    if (decision === 'held') {
+      const claim = peers.some((p) => p.claimsJoined) ? 'some of them serve' : `my group of ${group} is not larger`;
+      this.#logLimited(
+        'error',
+        'held',
+        { event: 'held', reason: 'unauthenticated-peers', peers: peers.map((p) => ({ mac: p.mac, verdict: p.verdict, claimsJoined: p.claimsJoined })), group },
+        `not serving: ${peers.length} peer(s) on this LAN that I cannot authenticate: ${peers.map(peerText).join(', ')}: give every node the same --key-file (${claim})`,
+      );
+    } else if (before === 'held') {
+      this.#log('info', { event: 'admitted' }, 'no unauthenticated peer holds this node any more: serving');
+    }
+    if (decision !== before) this.#publishView();
+  }
+
+  #logLimited(level: LogLevel, key: string, fields: Record<string, unknown>, msg: string): void {
+    const permit = this.#logLimiter.permit(key, this.#clock.now());
+    if (!permit.write) return;
+    this.#log(level, permit.suppressed > 0 ? { ...fields, suppressed: permit.suppressed } : fields, permit.suppressed > 0 ? `${msg} (${permit.suppressed} more like this in the last ${LOG_INTERVAL_MS / 1000} s)` : msg);
+  }
+
+  /** Lines about members joining and dying: a burst is written, a flood summarised. */
+  #memberLine(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
+    if (!this.#memberLines.take(this.#clock.now())) {
+      this.#memberLinesHeld++;
+      return;
+    }
+    const held = this.#memberLinesHeld;
+    this.#memberLinesHeld = 0;
+    this.#log(level, held > 0 ? { ...fields, suppressed: held } : fields, held > 0 ? `${msg} (${held} lines about other nodes held back)` : msg);
   }
 
   /**
@@ -185,12 +364,12 @@ export class ControlPlane {
     this.#lastWeights.delete(mac);
     const silent = Math.round(silentMs);
     if (reason === 'left') {
-      this.#log('info', { event: 'node-left', node: mac, id, reason }, `node ${mac} left the cluster`);
+      this.#memberLine('info', { event: 'node-left', node: mac, id, reason }, `node ${mac} left the cluster`);
       return;
     }
     const missed = Math.max(1, Math.floor(silentMs / this.#heartbeatMs));
     const why = reason === 'missed-heartbeats' ? `missed ${missed} heartbeats (silent for ${silent} ms)` : reason === 'restarted' ? 'restarted (new incarnation): its old self is removed' : 'forgotten by our own reset';
-    this.#log('warn', { event: 'node-died', node: mac, id, reason, silentMs: silent, missedHeartbeats: missed }, `node ${mac} died: ${why}`);
+    this.#memberLine('warn', { event: 'node-died', node: mac, id, reason, silentMs: silent, missedHeartbeats: missed }, `node ${mac} died: ${why}`);
   }
 
   #log(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
@@ -202,10 +381,22 @@ export class ControlPlane {
     if (this.#stopped) return;
     const membership = this.#membership;
     const clock = this.#clock;
-    membership.tick(clock.now());
+    const now = clock.now();
+    // A stall longer than the death timeout makes the membership reset and JOIN again:
+    // announce the draining weight in those JOINs, as at any start.
+    if (now - this.#lastTickAt > this.#deadAfterMs && membership.accepting) {
+      this.#serving = false;
+      this.#listenUntil = now + this.#listenMs;
+    }
+    this.#lastTickAt = now;
+    this.#admit(now);
+    membership.tick(now);
     this.#carryOut(membership.drainActions());
+    this.#channel.expire(now);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
-    const delay = Math.max(1, Math.ceil(membership.nextDeadline() - clock.now()));
+    let deadline = membership.nextDeadline();
+    if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
+    const delay = Math.max(1, Math.ceil(deadline - clock.now()));
     this.#timer = clock.setTimer(() => this.#drive(), delay);
   }
 
@@ -214,19 +405,22 @@ export class ControlPlane {
     for (const action of actions) {
       switch (action.kind) {
         case 'send':
-          this.#channel.send(action.type, action.to, action.weight, action.incarnation, action.joined);
+          // FLAG_JOINED says "serving": a listening or held node never holds another (admission.ts).
+          this.#channel.send(action.type, action.to, action.weight, action.incarnation, action.joined && this.#serving);
           break;
         case 'view-changed':
           viewChanged = true;
           break;
         case 'node-joined':
-          this.#log('info', { event: 'node-joined', node: action.node.mac, id: action.node.id }, `node ${action.node.mac} joined`);
+          this.#memberLine('info', { event: 'node-joined', node: action.node.mac, id: action.node.id }, `node ${action.node.mac} joined`);
           break;
         case 'node-died':
           this.#deaths[action.reason]++;
           this.#logDeath(action.node.mac, action.node.id, action.reason, action.silentMs);
           break;
         case 'reset':
+          this.#serving = false;
+          this.#listenUntil = this.#clock.now() + this.#listenMs;
           this.#log(
             'error',
             { event: 'reset', stalledMs: Math.round(action.stalledMs) },
@@ -237,23 +431,29 @@ export class ControlPlane {
           if (action.changedView) this.#log('debug', { event: 'round', durationMs: Math.round(action.durationMs) }, 'convergence round changed the view');
           break;
         case 'send-state':
-          this.#sendState(action.to);
+          // A node that never served has no tracking state worth handing out.
+          if (this.#serving) this.#sendState(action.to);
           break;
       }
     }
     // Publish first: the new view alone re-homes a dead node's clients; the purge only frees memory.
     if (viewChanged) this.#publishView();
+    let died = false;
     for (const action of actions) {
-      if (action.kind === 'node-died') this.#emit({ type: 'node-died', id: action.node.id });
-      else if (action.kind === 'reset') this.#emit({ type: 'reset' });
+      if (action.kind === 'node-died') {
+        this.#emit({ type: 'node-died', id: action.node.id });
+        died = true;
+      } else if (action.kind === 'reset') this.#emit({ type: 'reset' });
     }
+    if (died) this.#pruneSenders();
   }
 
   #publishView(): void {
     const membership = this.#membership;
     const view = this.#view;
     const nodes = membership.members;
-    view.accepting = membership.accepting;
+    view.accepting = membership.accepting && this.#decision === 'serve';
+    if (view.accepting) this.#serving = true;
     view.flags = membership.holdsAllNewFlows ? VIEW_FLAG_CHANGE_PENDING : membership.weightsPending ? VIEW_FLAG_WEIGHTS_PENDING : 0;
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;

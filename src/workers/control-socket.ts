@@ -126,7 +126,8 @@ export class ManualClock implements ControlClock {
   #now: number;
   /** Wall clock minus monotonic clock; a test moves the wall clock alone with `stepWall`. */
   #wallOffset: number;
-  #timers: PendingTimer[] = [];
+  /** A binary min-heap by (at, seq): a flood on the memory wire is many timers. */
+  readonly #heap: PendingTimer[] = [];
   #seq = 0;
 
   constructor(start = 0, wallStart = Date.UTC(2026, 0, 1)) {
@@ -149,37 +150,61 @@ export class ManualClock implements ControlClock {
 
   setTimer(cb: () => void, ms: number): TimerHandle {
     const t: PendingTimer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, cb, cancelled: false };
-    // Kept sorted by (at, seq): timers are few (one per plane, plus deliveries on the wire).
-    let i = this.#timers.length;
-    while (i > 0 && this.#timers[i - 1]!.at > t.at) i--;
-    this.#timers.splice(i, 0, t);
+    const h = this.#heap;
+    h.push(t);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(t, h[parent]!)) break;
+      h[i] = h[parent]!;
+      i = parent;
+    }
+    h[i] = t;
     return t;
   }
 
+  /** Cancelled timers stay in the heap, skipped when they come up. */
   clearTimer(handle: TimerHandle): void {
     const t = handle as PendingTimer | undefined;
-    if (t === undefined || t.cancelled) return;
-    t.cancelled = true;
-    const i = this.#timers.indexOf(t);
-    if (i >= 0) this.#timers.splice(i, 1);
+    if (t !== undefined) t.cancelled = true;
   }
 
   defer(cb: () => void): void {
     this.setTimer(cb, 0);
   }
 
-  /** Timers waiting. */
+  /** Timers waiting (cancelled ones included until they come up). */
   get pending(): number {
-    return this.#timers.length;
+    return this.#heap.length;
+  }
+
+  #pop(until: number): PendingTimer | undefined {
+    const h = this.#heap;
+    for (;;) {
+      const top = h[0];
+      if (top === undefined || top.at > until) return undefined;
+      const last = h.pop()!;
+      if (h.length > 0) {
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= h.length) break;
+          const r = l + 1;
+          const c = r < h.length && before(h[r]!, h[l]!) ? r : l;
+          if (!before(h[c]!, last)) break;
+          h[i] = h[c]!;
+          i = c;
+        }
+        h[i] = last;
+      }
+      if (!top.cancelled) return top;
+    }
   }
 
   /** Runs every timer due up to now + ms (synchronously; microtasks wait until the caller yields). */
   advance(ms: number): void {
     const until = this.#now + ms;
-    for (;;) {
-      const t = this.#timers[0];
-      if (t === undefined || t.at > until) break;
-      this.#timers.shift();
+    for (let t = this.#pop(until); t !== undefined; t = this.#pop(until)) {
       this.#now = Math.max(this.#now, t.at);
       t.cb();
     }
@@ -191,14 +216,17 @@ export class ManualClock implements ControlClock {
     const until = this.#now + ms;
     for (;;) {
       await drainMicrotasks();
-      const t = this.#timers[0];
-      if (t === undefined || t.at > until) break;
-      this.#timers.shift();
+      const t = this.#pop(until);
+      if (t === undefined) break;
       this.#now = Math.max(this.#now, t.at);
       t.cb();
     }
     this.#now = until;
   }
+}
+
+function before(a: PendingTimer, b: PendingTimer): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 async function drainMicrotasks(): Promise<void> {

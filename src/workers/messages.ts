@@ -107,6 +107,8 @@ export interface ControlData {
   mtu: number;
   /** Shared key: authenticated control plane. Undefined: plain LNLB-style messages. */
   key: Uint8Array | undefined;
+  /** How old (by the sender's wall clock) a sealed message may be; default the authenticator's. */
+  clockToleranceMs?: number;
   heartbeatMs: number;
   deadAfterMs: number;
   incarnation: number;
@@ -148,6 +150,26 @@ export interface ControlStatus {
   /** Nodes this node declared dead (removed from the view), by reason: missed-heartbeats, left, restarted, self-reset. */
   deaths: Record<string, number>;
   authenticated: boolean;
+  /**
+   * Peers on the LAN whose frames for this cluster fail authentication (another key, or none
+   * among keyed nodes, or the reverse), by MAC, heard within the death timeout.
+   */
+  unauthenticatedPeers: UnauthenticatedPeerStatus[];
+  /** Why this node does not serve although its membership converged; undefined when nothing holds it. */
+  heldBy: HeldReason | undefined;
+}
+
+/** `unauthenticated-peers`: it may not start serving while it hears peers it cannot authenticate (admission.ts). */
+export type HeldReason = 'unauthenticated-peers';
+
+export interface UnauthenticatedPeerStatus {
+  mac: string;
+  /** BAD_MAC (a different key), UNSIGNED (no key), UNEXPECTED_SIGNATURE (it has a key, this node none). */
+  verdict: string;
+  /** Its frames say it is serving. */
+  claimsJoined: boolean;
+  /** Since its last frame. */
+  lastSeenMs: number;
 }
 
 export type ControlEvent =
