@@ -292,7 +292,11 @@ export class ControlChannel {
       this.#reject('not-lnlb');
       return;
     }
-    if (macEquals(rx, 6, this.#o.ownMac, 0)) return; // our own frame looped back
+    if (macEquals(rx, 6, this.#o.ownMac, 0)) {
+      // The socket never reads back what we send (PACKET_IGNORE_OUTGOING): someone forged our MAC.
+      this.#reject('own-source');
+      return;
+    }
     const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
     if (decoded !== DecodeResult.OK) {
       this.#reject(DecodeResult[decoded] ?? 'invalid');
