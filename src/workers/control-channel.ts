@@ -371,7 +371,7 @@ export class ControlChannel {
 
   /** Frames the socket dropped, not read in time (a flood). */
   get socketDrops(): number {
-    return this.#open ? this.#socket.drops() : 0;
+    return this.#open ? this.#socket.droppedFrames() : 0;
   }
 
   /** Messages being reassembled and the bytes they hold. */

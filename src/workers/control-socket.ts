@@ -23,7 +23,7 @@ export interface ControlSocket {
   /** `cb` runs when frames may be waiting (level: it runs again while any are left unread). */
   onReadable(cb: () => void): void;
   /** Frames the socket dropped because they were not read in time, since open(). */
-  drops(): number;
+  droppedFrames(): number;
 }
 
 export type TimerHandle = unknown;
@@ -139,7 +139,7 @@ export class PacketControlSocket implements ControlSocket {
     this.#onReadable = cb;
   }
 
-  drops(): number {
+  droppedFrames(): number {
     return this.#fd < 0 ? 0 : port.ringStats(this.#fd).drops;
   }
 }
@@ -342,7 +342,8 @@ export class MemoryControlSocket implements ControlSocket {
   #queuedBytes = 0;
   #open = false;
   #onReadable: () => void = () => {};
-  #drops = 0;
+  /** Frames dropped because the receive buffer was full. */
+  drops = 0;
   sent = 0;
 
   constructor(wire: MemoryControlWire, ownMac: Uint8Array, clusterMac: Uint8Array, rcvBufBytes: number) {
@@ -402,15 +403,15 @@ export class MemoryControlSocket implements ControlSocket {
     this.#onReadable = cb;
   }
 
-  drops(): number {
-    return this.#drops;
+  droppedFrames(): number {
+    return this.drops;
   }
 
   /** @internal The wire hands a frame over. */
   deliver(frame: Uint8Array): void {
     if (!this.#open) return;
     if (this.#queuedBytes + frame.length > this.#rcvBufBytes) {
-      this.#drops++;
+      this.drops++;
       this.#wire.drops++;
       return;
     }
