@@ -159,10 +159,10 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
     byKey(st, 'reason', (s) => s.counters.control.rejected),
   );
   gauge('lnlb_control_insecure', '1 when the interface runs without a key on the operator\'s word (--insecure-no-auth): any host on the LAN can take the cluster over; else 0.', IF, (st) => perInterface(st, (s) => (s.insecure ? 1 : 0)));
-  counter('lnlb_control_overflows_total', 'Bounded control-plane state that overflowed, by what (unauthenticatedPeersEvicted, unauthenticatedPeersNotTracked, logLinesSuppressed).', ['interface', 'what'], (st) =>
+  counter('lnlb_control_overflows_total', 'Bounded control-plane state that overflowed, by what (unauthenticatedPeersEvicted, unauthenticatedPeersNotTracked, logLinesSuppressed, stateSendsSkipped, socketDrops).', ['interface', 'what'], (st) =>
     byKey(st, 'what', (s) => s.counters.control.overflow),
   );
-  counter('lnlb_control_auth_failures_total', 'Control messages that failed authentication, by verdict (UNSIGNED, UNEXPECTED_SIGNATURE, BAD_MAC, REPLAYED, MALFORMED); also counted in lnlb_control_messages_rejected_total as auth-<verdict>.', ['interface', 'reason'], function* (st) {
+  counter('lnlb_control_auth_failures_total', 'Control messages that failed authentication, by verdict (UNSIGNED, UNEXPECTED_SIGNATURE, BAD_MAC, REPLAYED, STALE, FUTURE, MALFORMED); also counted in lnlb_control_messages_rejected_total as auth-<verdict>.', ['interface', 'reason'], function* (st) {
     for (const s of st) {
       const rejected = s.counters.control.rejected;
       for (const verdict of AUTH_FAILURES) yield [{ interface: s.name, reason: verdict }, rejected[AUTH_PREFIX + verdict] ?? 0];

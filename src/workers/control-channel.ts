@@ -292,7 +292,11 @@ export class ControlChannel {
       this.#reject('not-lnlb');
       return;
     }
-    if (macEquals(rx, 6, this.#o.ownMac, 0)) return; // our own frame looped back
+    if (macEquals(rx, 6, this.#o.ownMac, 0)) {
+      // The socket never reads back what we send (PACKET_IGNORE_OUTGOING): someone forged our MAC.
+      this.#reject('own-source');
+      return;
+    }
     const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
     if (decoded !== DecodeResult.OK) {
       this.#reject(DecodeResult[decoded] ?? 'invalid');
@@ -363,6 +367,11 @@ export class ControlChannel {
   /** Drops reassemblies whose sender went quiet (a sender that left sends no more fragments). */
   expire(now: number): void {
     this.#reassembler.expire(now);
+  }
+
+  /** Frames the socket dropped, not read in time (a flood). */
+  get socketDrops(): number {
+    return this.#open ? this.#socket.droppedFrames() : 0;
   }
 
   /** Messages being reassembled and the bytes they hold. */

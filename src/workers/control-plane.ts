@@ -44,6 +44,9 @@ const NEW_PEERS_PER_SECOND = 50;
 /** Lines about members coming and going (a flood of spoofed JOINs on an unkeyed cluster): per second, and burst. */
 const MEMBER_LINES_PER_SECOND = 2;
 const MEMBER_LINES_BURST = 20;
+/** Tracking-state transfers to newcomers: per second, and burst (several nodes joining at once). */
+const STATE_SENDS_PER_SECOND = 2;
+const STATE_SENDS_BURST = 8;
 
 /** The plane's I/O: the daemon's defaults are the AF_PACKET socket and the system clock. */
 export interface ControlPlaneIo {
@@ -91,6 +94,8 @@ export class ControlPlane {
   readonly #logLimiter = new LogLimiter(LOG_INTERVAL_MS);
   readonly #memberLines = new TokenBucket(MEMBER_LINES_PER_SECOND, MEMBER_LINES_BURST);
   #memberLinesHeld = 0;
+  readonly #stateSends = new TokenBucket(STATE_SENDS_PER_SECOND, STATE_SENDS_BURST);
+  #stateSendsSkipped = 0;
   /** Lines the log limiter held back, since the start. */
   #linesSuppressed = 0;
 
@@ -116,7 +121,7 @@ export class ControlPlane {
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
-      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast }),
+      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu }),
       clock,
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,
@@ -209,6 +214,8 @@ export class ControlPlane {
           unauthenticatedPeersEvicted: this.#unauthenticated.evicted,
           unauthenticatedPeersNotTracked: this.#peersNotTracked,
           logLinesSuppressed: this.#linesSuppressed,
+          stateSendsSkipped: this.#stateSendsSkipped,
+          socketDrops: this.#channel.socketDrops,
         },
       },
       nodeTableFull: m.tableFull,
@@ -363,13 +370,13 @@ export class ControlPlane {
     this.#nodeRules.set(srcMac, { digest: r.rulesDigest, params });
     if (r.rulesDigest !== this.#rules.digest && this.#mismatchLogged.get(srcMac) !== r.rulesDigest) {
       this.#mismatchLogged.set(srcMac, r.rulesDigest);
-      this.#log(
+      this.#memberLine(
         'error',
         { event: 'rules-mismatch', node: srcMac, theirs: hex(r.rulesDigest), ours: hex(this.#rules.digest) },
         `node ${srcMac} has other port rules (digest ${hex(r.rulesDigest)}, ours ${hex(this.#rules.digest)}): give every node the same --rule flags; until then each node applies its own`,
       );
     } else if (r.rulesDigest === this.#rules.digest && this.#mismatchLogged.delete(srcMac)) {
-      this.#log('info', { event: 'rules-match', node: srcMac }, `node ${srcMac} now has the same port rules`);
+      this.#memberLine('info', { event: 'rules-match', node: srcMac }, `node ${srcMac} now has the same port rules`);
     }
     return true;
   }
@@ -517,6 +524,14 @@ export class ControlPlane {
    * thread saves the tables and hands the bytes back (`sendSavedState`).
    */
   #sendState(to: string): void {
+    // Saving the tables costs the main thread tens of ms per million flows: a burst of
+    // newcomers is served, a flood of them (spoofed JOINs on an unkeyed cluster) is not; a
+    // newcomer without the state serves after its wait, as when a transfer is lost.
+    if (!this.#stateSends.take(this.#clock.now())) {
+      this.#stateSendsSkipped++;
+      this.#log('debug', { event: 'state-send-skipped', to }, `no tracking state for newcomer ${to}: more newcomers than ${STATE_SENDS_PER_SECOND}/s`);
+      return;
+    }
     this.#emit({ type: 'save-state', to, owners: this.#owners() });
   }
 

@@ -148,6 +148,16 @@ test('forged garbage from LAN hosts (wrong-key LEAVE, JOIN, HEARTBEAT claiming t
   t.false(c.nodes.get(A)!.plane.status().unauthenticatedPeers.some((p) => p.mac === B));
 });
 
+test('a frame with the receiver\'s own MAC as source is forged: dropped and counted', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B]) c.add(mac, { key: KEY });
+  await c.run(1000);
+  for (let i = 0; i < 10; i++) c.wire.inject(forgeFrame({ type: MessageType.LEAVE, src: A, key: KEY, messageId: 100 + i }));
+  await c.run(50);
+  t.is(c.nodes.get(A)!.plane.status().control.rejected['own-source'], 10);
+  t.deepEqual(c.view(A).members, [A, B]);
+});
+
 test('CONNTRACK from a non-member is dropped before reassembly, keyed or not', async (t) => {
   for (const key of [KEY, undefined]) {
     const c = new ControlCluster();
@@ -227,6 +237,11 @@ test('50k JOINs from spoofed MACs on an unkeyed cluster: the node table and the 
   t.true(sizes.nodeRules <= MAX_MEMBERS);
   t.true(sizes.lastWeights <= MAX_MEMBERS);
   t.deepEqual(c.view(A).members, [A, B, C], 'the spoofed nodes died out');
+  // The first member hands its tables to newcomers: a burst of 8, then 2 a second, not one per spoofed MAC.
+  const saves = c.nodes.get(A)!.events.filter((e) => e.type === 'save-state').length;
+  t.log(`state transfers started: ${saves}`);
+  t.true(saves <= 8 + 2 * 3, `state transfers: ${saves}`);
+  t.true((node.plane.status().control.overflow['stateSendsSkipped'] ?? 0) > 0);
   const lines = node.events.filter((e) => e.type === 'log' && e.level !== 'debug').length - logsBefore;
   t.log(`log lines written: ${lines}`);
   t.true(lines < 200, `log lines: ${lines}`);
