@@ -68,7 +68,7 @@ export interface MemberNode {
   readonly self: boolean;
   /** Random per start of the node's daemon: tells a restart from a repeated JOIN. 0 = not known yet. */
   incarnation: number;
-  /** It has completed its own join (it says so in every message): it can hand out state. */
+  /** It says (FLAG_JOINED) it has completed its own join and serves: it can hand out state. */
   joined: boolean;
 }
 

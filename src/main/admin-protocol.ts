@@ -60,7 +60,18 @@ export interface InterfaceCounters {
   trackedEntries: number;
   kernelDrops: number;
   /** Control messages by type, and rejected ones by reason (bad CRC, other cluster, ...). */
-  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
+  control: {
+    received: Record<string, number>;
+    sent: Record<string, number>;
+    rejected: Record<string, number>;
+    /**
+     * Bounded control-plane state that overflowed, by what: unauthenticatedPeersEvicted (the
+     * table of 64 was full), unauthenticatedPeersNotTracked (new ones past 50 a second),
+     * logLinesSuppressed (repeated lines held back), stateSendsSkipped (newcomers past 2 a
+     * second got no tracking state: a flood of spoofed JOINs). Absent from older daemons.
+     */
+    overflow?: Record<string, number>;
+  };
   /** Nodes refused because the node table was full. */
   nodeTableFull: number;
   /** Convergence rounds completed, and self-resets after a stall. */
@@ -79,11 +90,12 @@ export type ActorCountersJson = ActorCounters;
 
 /**
  * converging: a round is changing the view (or the first is not complete: accepting nothing);
- * converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
+ * held: this node may not start serving: it hears peers it cannot authenticate (`heldBy`,
+ * `unauthenticatedPeers`: another key, or none); converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
  * stopped: out of the cluster (stop, or the end of a drain); suspended: stopped, and start is
  * refused until resume; stopping: the interface is being removed (delif, daemon exit).
  */
-export type InterfaceState = 'converging' | 'converged' | 'draining' | 'stopped' | 'suspended' | 'stopping';
+export type InterfaceState = 'converging' | 'converged' | 'held' | 'draining' | 'stopped' | 'suspended' | 'stopping';
 
 /** The result of `drainstop` (when it waits for the end of the drain). */
 export interface DrainResult {
@@ -109,6 +121,14 @@ export interface InterfaceStatusJson {
   weightMode: string;
   /** Control messages carry an HMAC (--key-file). */
   authenticated: boolean;
+  /**
+   * Hosts on this LAN whose control frames for this cluster fail authentication, by MAC, heard
+   * within --dead-after-ms: verdict BAD_MAC (a different key), UNSIGNED (no key),
+   * UNEXPECTED_SIGNATURE (it has a key, this node none); claimsJoined: its frames say it serves.
+   */
+  unauthenticatedPeers: { mac: string; verdict: string; claimsJoined: boolean; lastSeenMs: number }[];
+  /** Why this node does not serve (state `held`); absent when nothing holds it. */
+  heldBy?: 'unauthenticated-peers';
   workers: number;
   nodes: NodeStatusJson[];
   /** The port rules, default rule first, as `--rule` takes them; and their digest (hex). */

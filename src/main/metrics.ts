@@ -139,6 +139,12 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
 
   // --- membership and control plane
   gauge('lnlb_converged', '1 when the view is settled and the node takes its share of clients, else 0.', IF, (st) => perInterface(st, (s) => (s.converged ? 1 : 0)));
+  gauge('lnlb_held', '1 when this node may not serve because it hears peers it cannot authenticate (state held), else 0.', IF, (st) => perInterface(st, (s) => (s.heldBy === undefined ? 0 : 1)));
+  gauge('lnlb_control_unauthenticated_peers', 'Hosts whose control frames for this cluster failed authentication (another key, or none) in the last --dead-after-ms, by verdict.', ['interface', 'verdict'], function* (st) {
+    for (const s of st) {
+      for (const verdict of ['BAD_MAC', 'UNSIGNED', 'UNEXPECTED_SIGNATURE']) yield [{ interface: s.name, verdict }, (s.unauthenticatedPeers ?? []).filter((p) => p.verdict === verdict).length];
+    }
+  });
   gauge('lnlb_cluster_members', 'Nodes in the view (this one included; joining nodes not yet).', IF, (st) => perInterface(st, (s) => s.nodes.filter((n) => isMember(n.status)).length));
   counter('lnlb_convergence_rounds_total', 'Convergence rounds completed.', IF, (st) => perInterface(st, (s) => s.counters.rounds));
   counter('lnlb_convergence_resets_total', 'Times this node found itself stalled past --dead-after-ms, forgot its state and rejoined.', IF, (st) => perInterface(st, (s) => s.counters.resets));
@@ -148,6 +154,9 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
   counter('lnlb_control_messages_sent_total', 'Control messages sent, by type.', ['interface', 'type'], (st) => byKey(st, 'type', (s) => s.counters.control.sent));
   counter('lnlb_control_messages_rejected_total', 'Control frames refused, by reason (auth-BAD_MAC, BAD_CRC, other-cluster, fragment-..., send-dropped, ...).', ['interface', 'reason'], (st) =>
     byKey(st, 'reason', (s) => s.counters.control.rejected),
+  );
+  counter('lnlb_control_overflows_total', 'Bounded control-plane state that overflowed, by what (unauthenticatedPeersEvicted, unauthenticatedPeersNotTracked, logLinesSuppressed, stateSendsSkipped).', ['interface', 'what'], (st) =>
+    byKey(st, 'what', (s) => s.counters.control.overflow),
   );
   counter('lnlb_control_auth_failures_total', 'Control messages that failed authentication, by verdict (UNSIGNED, UNEXPECTED_SIGNATURE, BAD_MAC, REPLAYED, MALFORMED); also counted in lnlb_control_messages_rejected_total as auth-<verdict>.', ['interface', 'reason'], function* (st) {
     for (const s of st) {

@@ -47,6 +47,11 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
       rows.push([node.mac, node.status, weightText(node.weight), rules, node.self ? '(this node)' : '']);
     }
     out.push(table(rows).replace(/^/gm, '  '));
+    if (iface.state === 'held') out.push('  HELD: not serving: peers on this LAN that this node cannot authenticate (below): give every node the same --key-file');
+    for (const p of iface.unauthenticatedPeers) {
+      const meaning = p.verdict === 'BAD_MAC' ? 'a different key' : p.verdict === 'UNSIGNED' ? 'no key' : p.verdict === 'UNEXPECTED_SIGNATURE' ? 'it has a key, this node none' : p.verdict;
+      out.push(`  unauthenticated peer ${p.mac}: ${p.verdict} (${meaning})${p.claimsJoined ? ', says it serves' : ''}, last heard ${p.lastSeenMs} ms ago`);
+    }
     out.push(`  port rules (digest ${iface.rulesDigest}): ${iface.rules.join('  ')}`);
     if (iface.rulesMismatch.length > 0) out.push(`  WARNING: ${iface.rulesMismatch.join(', ')} run other port rules: give every node the same --rule flags`);
     out.push(`  handlers: ${iface.handlers.map((h) => `${h.protocol}=${h.name} (idle ${h.idleTimeoutSeconds}s${Object.entries(h.counters).filter(([, n]) => n > 0).map(([k, n]) => `, ${k} ${n}`).join('')})`).join('  ')}`);

@@ -7,12 +7,19 @@
  * a key mismatch). Long messages (CONNTRACK: a tracking state) are cut into fragments at the
  * link MTU and reassembled per (sender, message id) with expiry and a CRC over the whole.
  *
+ * Input from outside the membership changes nothing: frames are read 64 at a time, yielding
+ * to timers between batches; the cheap checks (length, EtherType, header and CRC, cluster IP)
+ * come before the HMAC, whose cost for senders the membership does not know comes out of one
+ * budget of 200 a second; tracking state is taken only from members, before reassembly; a
+ * frame that fails authentication names its sender to the admission rule (cluster/admission.ts).
+ *
  * Membership data after the LNLB header: HEARTBEAT/RETRASM start with the u16 weight (LNLB's
  * layout, which the codec checks), and so do our JOIN and WELCOME (a newcomer learns the
  * weights from them); then, for every type but CONNTRACK, our u32 incarnation; then the port
  * rules block (lnlb's addition; LNLB nodes stop reading before it):
  *   | 'R' u8 | rule slots u8 | rules digest u32 | slots × u16 parameter word (share | priority << 8) |
- * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join. CONNTRACK's flags
+ * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join and serves (a node
+ * listening or held by the admission rule does not set it). CONNTRACK's flags
  * are the handler's IP protocol (LNLB's handler index: handlers are registered per protocol)
  * in bits 0-7, and STATE_LAST (bit 8) on the last handler's state of one transfer.
  */
@@ -67,7 +74,7 @@ export interface ControlCounters {
   rejected: Record<string, number>;
 }
 
-/** Header flags bit: the sender has completed its own join. */
+/** Header flags bit: the sender has completed its own join and serves. */
 export const FLAG_JOINED = 0x1;
 
 const INCARNATION_BYTES = 4;
@@ -285,7 +292,11 @@ export class ControlChannel {
       this.#reject('not-lnlb');
       return;
     }
-    if (macEquals(rx, 6, this.#o.ownMac, 0)) return; // our own frame looped back
+    if (macEquals(rx, 6, this.#o.ownMac, 0)) {
+      // The socket never reads back what we send (PACKET_IGNORE_OUTGOING): someone forged our MAC.
+      this.#reject('own-source');
+      return;
+    }
     const decoded = decodeMessage(rx, ETH_HLEN, len - ETH_HLEN, m);
     if (decoded !== DecodeResult.OK) {
       this.#reject(DecodeResult[decoded] ?? 'invalid');

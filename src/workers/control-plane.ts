@@ -44,6 +44,9 @@ const NEW_PEERS_PER_SECOND = 50;
 /** Lines about members coming and going (a flood of spoofed JOINs on an unkeyed cluster): per second, and burst. */
 const MEMBER_LINES_PER_SECOND = 2;
 const MEMBER_LINES_BURST = 20;
+/** Tracking-state transfers to newcomers: per second, and burst (several nodes joining at once). */
+const STATE_SENDS_PER_SECOND = 2;
+const STATE_SENDS_BURST = 8;
 
 /** The plane's I/O: the daemon's defaults are the AF_PACKET socket and the system clock. */
 export interface ControlPlaneIo {
@@ -91,6 +94,10 @@ export class ControlPlane {
   readonly #logLimiter = new LogLimiter(LOG_INTERVAL_MS);
   readonly #memberLines = new TokenBucket(MEMBER_LINES_PER_SECOND, MEMBER_LINES_BURST);
   #memberLinesHeld = 0;
+  readonly #stateSends = new TokenBucket(STATE_SENDS_PER_SECOND, STATE_SENDS_BURST);
+  #stateSendsSkipped = 0;
+  /** Lines the log limiter held back, since the start. */
+  #linesSuppressed = 0;
 
   constructor(data: ControlData, emit: (event: ControlEvent) => void, io: ControlPlaneIo = {}) {
     this.#emit = emit;
@@ -201,7 +208,15 @@ export class ControlPlane {
         const rules = n.self ? this.#rules : this.#nodeRules.get(n.mac);
         return { mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self, rulesDigest: rules?.digest, rulesMatch: rules === undefined ? undefined : rules.digest === this.#rules.digest };
       }),
-      control: this.#channel.counters,
+      control: {
+        ...this.#channel.counters,
+        overflow: {
+          unauthenticatedPeersEvicted: this.#unauthenticated.evicted,
+          unauthenticatedPeersNotTracked: this.#peersNotTracked,
+          logLinesSuppressed: this.#linesSuppressed,
+          stateSendsSkipped: this.#stateSendsSkipped,
+        },
+      },
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
       resets: m.resets,
@@ -316,14 +331,23 @@ export class ControlPlane {
 
   #logLimited(level: LogLevel, key: string, fields: Record<string, unknown>, msg: string): void {
     const permit = this.#logLimiter.permit(key, this.#clock.now());
-    if (!permit.write) return;
+    if (!permit.write) {
+      this.#linesSuppressed++;
+      return;
+    }
     this.#log(level, permit.suppressed > 0 ? { ...fields, suppressed: permit.suppressed } : fields, permit.suppressed > 0 ? `${msg} (${permit.suppressed} more like this in the last ${LOG_INTERVAL_MS / 1000} s)` : msg);
   }
 
-  /** Lines about members joining and dying: a burst is written, a flood summarised. */
+  /**
+   * Lines about members joining and dying: a burst is written, a flood (spoofed JOINs on an
+   * unkeyed cluster) goes to debug and is summarised. The main thread still turns each into
+   * its typed event (joined, left, died) for an embedding service.
+   */
   #memberLine(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
     if (!this.#memberLines.take(this.#clock.now())) {
       this.#memberLinesHeld++;
+      this.#linesSuppressed++;
+      this.#log('debug', fields, msg);
       return;
     }
     const held = this.#memberLinesHeld;
@@ -345,13 +369,13 @@ export class ControlPlane {
     this.#nodeRules.set(srcMac, { digest: r.rulesDigest, params });
     if (r.rulesDigest !== this.#rules.digest && this.#mismatchLogged.get(srcMac) !== r.rulesDigest) {
       this.#mismatchLogged.set(srcMac, r.rulesDigest);
-      this.#log(
+      this.#memberLine(
         'error',
         { event: 'rules-mismatch', node: srcMac, theirs: hex(r.rulesDigest), ours: hex(this.#rules.digest) },
         `node ${srcMac} has other port rules (digest ${hex(r.rulesDigest)}, ours ${hex(this.#rules.digest)}): give every node the same --rule flags; until then each node applies its own`,
       );
     } else if (r.rulesDigest === this.#rules.digest && this.#mismatchLogged.delete(srcMac)) {
-      this.#log('info', { event: 'rules-match', node: srcMac }, `node ${srcMac} now has the same port rules`);
+      this.#memberLine('info', { event: 'rules-match', node: srcMac }, `node ${srcMac} now has the same port rules`);
     }
     return true;
   }
@@ -475,7 +499,7 @@ export class ControlPlane {
     // Idle actors sleep on their rings: wake them so held frames are decided now.
     for (const ring of this.#rings) ring.wakeConsumer();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
-    if (membership.accepting && !membership.changePending && members !== this.#lastLoggedView) {
+    if (view.accepting && !membership.changePending && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
       for (const n of nodes) {
         const before = this.#lastWeights.get(n.mac);
@@ -499,6 +523,14 @@ export class ControlPlane {
    * thread saves the tables and hands the bytes back (`sendSavedState`).
    */
   #sendState(to: string): void {
+    // Saving the tables costs the main thread tens of ms per million flows: a burst of
+    // newcomers is served, a flood of them (spoofed JOINs on an unkeyed cluster) is not; a
+    // newcomer without the state serves after its wait, as when a transfer is lost.
+    if (!this.#stateSends.take(this.#clock.now())) {
+      this.#stateSendsSkipped++;
+      this.#log('debug', { event: 'state-send-skipped', to }, `no tracking state for newcomer ${to}: more newcomers than ${STATE_SENDS_PER_SECOND}/s`);
+      return;
+    }
     this.#emit({ type: 'save-state', to, owners: this.#owners() });
   }
 

@@ -143,7 +143,7 @@ export interface ControlStatus {
   accepting: boolean;
   changePending: boolean;
   nodes: { mac: string; status: string; weight: number; self: boolean; rulesDigest: number | undefined; rulesMatch: boolean | undefined }[];
-  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number> };
+  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number>; overflow: Record<string, number> };
   nodeTableFull: number;
   rounds: number;
   resets: number;

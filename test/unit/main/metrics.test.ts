@@ -17,6 +17,7 @@ function fakeInterface(name: string, overrides: Partial<InterfaceStatusJson['cou
     suspended: false,
     weightMode: 'loadavg',
     authenticated: true,
+    unauthenticatedPeers: [],
     workers: 2,
     nodes: [
       { mac: '02:00:00:00:00:01', status: 'OK', weight: 10, self: true },
@@ -38,6 +39,7 @@ function fakeInterface(name: string, overrides: Partial<InterfaceStatusJson['cou
         received: { HEARTBEAT: 50, JOIN: 1 },
         sent: { HEARTBEAT: 51, WELCOME: 1 },
         rejected: { 'auth-BAD_MAC': 4, 'auth-REPLAYED': 2, BAD_CRC: 1 },
+        overflow: { unauthenticatedPeersEvicted: 3, unauthenticatedPeersNotTracked: 0, logLinesSuppressed: 9 },
       },
       nodeTableFull: 0,
       rounds: 9,
@@ -137,6 +139,26 @@ test('membership and control plane: members, converged, rounds, deaths, messages
   t.is(samples.get('lnlb_control_auth_failures_total{interface="nlb0",reason="MALFORMED"}'), 0);
   t.false(samples.has('lnlb_control_auth_failures_total{interface="nlb0",reason="OK"}'));
   t.false(samples.has('lnlb_control_auth_failures_total{interface="nlb0",reason="BAD_CRC"}'), 'not an authentication failure');
+});
+
+test('a held node: lnlb_held 1 and its unauthenticated peers by verdict (every verdict exported, 0 included)', async (t) => {
+  const heldIface: InterfaceStatusJson = {
+    ...fakeInterface('nlb0'),
+    state: 'held',
+    heldBy: 'unauthenticated-peers',
+    unauthenticatedPeers: [
+      { mac: '02:00:00:00:00:07', verdict: 'BAD_MAC', claimsJoined: true, lastSeenMs: 10 },
+      { mac: '02:00:00:00:00:08', verdict: 'BAD_MAC', claimsJoined: true, lastSeenMs: 20 },
+    ],
+  };
+  const { samples } = await scrape(() => [heldIface, fakeInterface('nlb1')]);
+  t.is(samples.get('lnlb_held{interface="nlb0"}'), 1);
+  t.is(samples.get('lnlb_held{interface="nlb1"}'), 0);
+  t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb0",verdict="BAD_MAC"}'), 2);
+  t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb0",verdict="UNSIGNED"}'), 0);
+  t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb1",verdict="UNEXPECTED_SIGNATURE"}'), 0);
+  t.is(samples.get('lnlb_control_overflows_total{interface="nlb0",what="unauthenticatedPeersEvicted"}'), 3);
+  t.is(samples.get('lnlb_control_overflows_total{interface="nlb0",what="logLinesSuppressed"}'), 9);
 });
 
 test('a status without the newer fields (evictions, deaths, actors) gives no such series and no error', async (t) => {

@@ -14,6 +14,7 @@ const status: StatusJson = {
       suspended: false,
       weightMode: 'loadavg',
       authenticated: false,
+      unauthenticatedPeers: [],
       workers: 2,
       nodes: [
         { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false, rulesDigest: '0badf00d', rulesMatch: false },
@@ -81,4 +82,21 @@ test('watch mode: rates per second from two samples; a draining node shows as dr
   t.regex(text, /^nlb0: .*, draining, /m);
   t.regex(text, /^  02:00:00:00:00:02 +OK +draining /m);
   t.regex(text, /^  per second: seen 250, accepted 100, dropped 50\.0, control in 0\.0 \/ out 0\.0$/m);
+});
+
+test('human status: a held node says why and names the peers it cannot authenticate, with their verdicts', (t) => {
+  const heldIface = structuredClone(status.interfaces[0]!);
+  heldIface.state = 'held';
+  heldIface.converged = false;
+  heldIface.heldBy = 'unauthenticated-peers';
+  heldIface.unauthenticatedPeers = [
+    { mac: '02:00:00:00:00:07', verdict: 'BAD_MAC', claimsJoined: true, lastSeenMs: 120 },
+    { mac: '02:00:00:00:00:08', verdict: 'UNSIGNED', claimsJoined: false, lastSeenMs: 40 },
+  ];
+  const text = formatStatus({ interfaces: [heldIface] });
+  t.regex(text, /^nlb0: .*, held, /m);
+  t.regex(text, /^  HELD: not serving: peers on this LAN that this node cannot authenticate \(below\): give every node the same --key-file$/m);
+  t.regex(text, /^  unauthenticated peer 02:00:00:00:00:07: BAD_MAC \(a different key\), says it serves, last heard 120 ms ago$/m);
+  t.regex(text, /^  unauthenticated peer 02:00:00:00:00:08: UNSIGNED \(no key\), last heard 40 ms ago$/m);
+  t.notRegex(formatStatus(status), /HELD|unauthenticated peer/, 'nothing when there is nothing to say');
 });
