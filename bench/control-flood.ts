@@ -20,6 +20,7 @@
  *              flood may grow V8's young generation once (allocation pressure), which stays
  *   strangers  only the kinds from random MACs (what a filter on members' MACs would stop)
  *   spoofed    only the kinds that carry node1's MAC (what no filter on MACs can stop)
+ *   rate-N     the mixed flood paced at N frames/s, for each N of LADDER: where deaths begin
  * Measured per phase: frames/s sent, deaths and self-resets declared (all false: nobody is
  * killed), heartbeats received, curl clients answered, each daemon's RSS (before, peak, after)
  * and CPU, rejects by reason (lnlbctl status --json).
@@ -39,6 +40,8 @@ import { cpuSeconds, fmt, ratio, rssBytes, type BenchOptions, type BenchResult, 
 const FORGER = fileURLToPath(new URL('./control-forger.js', import.meta.url));
 const HEARTBEAT_MS = 100;
 const DEAD_AFTER_MS = 500;
+/** Set rates of the mixed flood, frames/s: where false deaths begin. */
+const LADDER = [25_000, 50_000, 100_000, 200_000];
 /** An EtherType no lnlb socket takes (IEEE 802 local experimental 2). */
 const DECOY_ETHERTYPE = 0x88b6;
 /** RSS growth during the second flood still taken for noise (the first may grow the heap's young generation once). */
@@ -89,6 +92,8 @@ export interface ControlFloodResult {
   strangers: PhaseResult;
   /** Only the kinds that carry a member's MAC (what no MAC filter keeps out). */
   spoofed: PhaseResult;
+  /** The mixed flood at set rates (frames/s), lowest first: where false deaths begin. */
+  ladder: PhaseResult[];
   /** The daemons' node-died and reset log lines (the first 30). */
   deathLines: string[];
 }
@@ -97,7 +102,7 @@ export interface ControlFloodResult {
 const MEMBER_KINDS = ['hb-wrongkey-member', 'leave-wrongkey-member', 'unsigned-member', 'garbage-member'];
 const STRANGER_KINDS = ['join-wrongkey-random', 'unsigned-random', 'conntrack-65535', 'conntrack-unsigned'];
 
-function forgerArgv(seconds: number, memberMac: string, etherType?: number, kinds?: string[]): string[] {
+function forgerArgv(seconds: number, memberMac: string, etherType?: number, kinds?: string[], rate?: number): string[] {
   // nice -20: on a real LAN the attacker has a machine of its own; here it shares two cores
   // with the three daemons, and must not be the one that yields.
   return [
@@ -108,6 +113,7 @@ function forgerArgv(seconds: number, memberMac: string, etherType?: number, kind
     '--cluster-ip', String(parseIPv4(VIP)),
     ...(etherType === undefined ? [] : ['--ethertype', String(etherType)]),
     ...(kinds === undefined ? [] : ['--kinds', kinds.join(',')]),
+    ...(rate === undefined ? [] : ['--rate', String(rate)]),
   ];
 }
 
@@ -246,11 +252,16 @@ export async function runControlFlood(seconds: number, progress: (line: string) 
     const strangers = await phase(lab, daemons, 'strangers', seconds, forgerArgv(seconds, memberMac, undefined, STRANGER_KINDS));
     progress(`control-flood: ${seconds} s of the kinds that carry node1's MAC only`);
     const spoofed = await phase(lab, daemons, 'spoofed', seconds, forgerArgv(seconds, memberMac, undefined, MEMBER_KINDS));
+    const ladder: PhaseResult[] = [];
+    for (const rate of LADDER) {
+      progress(`control-flood: ${seconds} s of the mixed flood at ${fmt(rate)} frames/s`);
+      ladder.push(await phase(lab, daemons, `rate-${rate}`, seconds, forgerArgv(seconds, memberMac, undefined, undefined, rate)));
+    }
     const deathLines = daemons
       .flatMap((d) => tail(d.logFile, 5000).split('\n'))
       .filter((l) => l.includes('"event":"node-died"') || l.includes('"event":"reset"'))
       .slice(0, 30);
-    return { seconds, reference, referenceRate: reference.sent / reference.seconds, idle, decoy, forged, again, strangers, spoofed, deathLines };
+    return { seconds, reference, referenceRate: reference.sent / reference.seconds, idle, decoy, forged, again, strangers, spoofed, ladder, deathLines };
   } finally {
     await lab.cleanup();
   }
@@ -292,6 +303,14 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
       ratio: '',
       goal: '0',
       met: strangers.falseDeaths === 0 && spoofed.falseDeaths === 0,
+    },
+    {
+      figure: `control flood: false deaths and self-resets with the mixed flood paced at ${LADDER.map((x) => `${fmt(x / 1000)}k`).join(' / ')} frames/s (sent: ${r.ladder.map((p) => `${fmt(p.rate / 1000)}k`).join(' / ')})`,
+      lnlb: r.ladder.map((p) => String(p.falseDeaths)).join(' / '),
+      reference: `${idle.falseDeaths} (idle)`,
+      ratio: '',
+      goal: '0',
+      met: r.ladder.every((p) => p.falseDeaths === 0),
     },
     {
       figure: 'control flood: heartbeats received per node, fewest, first / second flood (ref: idle / decoy, same length)',
