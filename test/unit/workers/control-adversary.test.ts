@@ -250,6 +250,26 @@ test.serial('a key holder that is no member (never joined) cannot load tracking 
   t.deepEqual(c.view(E).members, [A, B, C, E], 'the newcomer joined');
 });
 
+test.serial('a node that restarts while a LAN host floods forged frames from spoofed MACs serves again (a flood cannot switch nodes off)', async (t) => {
+  const { c, adv } = await keyedCluster(SEED + 11);
+  const signs = signings(c, adv);
+  // 25k frames/s from 5000 MACs nobody uses (wrong key, bad signature, unsigned), for 6 s.
+  let i = 0;
+  const flood = async (ms: number): Promise<void> => {
+    for (let step = 0; step < ms; step++) {
+      for (let k = 0; k < 25; k++, i++) adv.inject(forge({ type: MessageType.JOIN, src: spoofedMac(i % 5000), sign: signs[i % signs.length]! }, adv.rnd));
+      await c.run(1);
+    }
+  };
+  await flood(1000);
+  c.stop(C);
+  await flood(100);
+  c.add(C, { key: KEY });
+  await flood(5000);
+  for (const mac of MEMBERS) t.deepEqual(c.view(mac).members, MEMBERS, `${mac} sees all three`);
+  t.true(c.view(C).accepting, 'the restarted node serves again while the flood goes on');
+});
+
 test.serial('a node started with another key changes nothing for the keyed members and never serves', async (t) => {
   const { c, adv } = await keyedCluster(SEED + 8);
   const before = baseline(c, adv);
