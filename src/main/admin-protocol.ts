@@ -68,7 +68,8 @@ export interface InterfaceCounters {
      * Bounded control-plane state that overflowed, by what: unauthenticatedPeersEvicted (the
      * table of 64 was full), unauthenticatedPeersNotTracked (new ones past 50 a second),
      * logLinesSuppressed (repeated lines held back), stateSendsSkipped (newcomers past 2 a
-     * second got no tracking state: a flood of spoofed JOINs). Absent from older daemons.
+     * second got no tracking state: a flood of spoofed JOINs), socketDrops (frames the kernel
+     * dropped, not read in time). Absent from older daemons.
      */
     overflow?: Record<string, number>;
   };

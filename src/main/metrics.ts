@@ -155,7 +155,7 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
   counter('lnlb_control_messages_rejected_total', 'Control frames refused, by reason (auth-BAD_MAC, BAD_CRC, other-cluster, fragment-..., send-dropped, ...).', ['interface', 'reason'], (st) =>
     byKey(st, 'reason', (s) => s.counters.control.rejected),
   );
-  counter('lnlb_control_overflows_total', 'Bounded control-plane state that overflowed, by what (unauthenticatedPeersEvicted, unauthenticatedPeersNotTracked, logLinesSuppressed, stateSendsSkipped).', ['interface', 'what'], (st) =>
+  counter('lnlb_control_overflows_total', 'Bounded control-plane state that overflowed, by what (unauthenticatedPeersEvicted, unauthenticatedPeersNotTracked, logLinesSuppressed, stateSendsSkipped, socketDrops).', ['interface', 'what'], (st) =>
     byKey(st, 'what', (s) => s.counters.control.overflow),
   );
   counter('lnlb_control_auth_failures_total', 'Control messages that failed authentication, by verdict (UNSIGNED, UNEXPECTED_SIGNATURE, BAD_MAC, REPLAYED, MALFORMED); also counted in lnlb_control_messages_rejected_total as auth-<verdict>.', ['interface', 'reason'], function* (st) {

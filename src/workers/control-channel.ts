@@ -369,6 +369,11 @@ export class ControlChannel {
     this.#reassembler.expire(now);
   }
 
+  /** Frames the socket dropped, not read in time (a flood). */
+  get socketDrops(): number {
+    return this.#open ? this.#socket.droppedFrames() : 0;
+  }
+
   /** Messages being reassembled and the bytes they hold. */
   get reassembling(): { messages: number; bytes: number } {
     return { messages: this.#reassembler.pending, bytes: this.#reassembler.reservedBytes };

@@ -121,7 +121,7 @@ export class ControlPlane {
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
-      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast }),
+      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu }),
       clock,
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,
@@ -215,6 +215,7 @@ export class ControlPlane {
           unauthenticatedPeersNotTracked: this.#peersNotTracked,
           logLinesSuppressed: this.#linesSuppressed,
           stateSendsSkipped: this.#stateSendsSkipped,
+          socketDrops: this.#channel.socketDrops,
         },
       },
       nodeTableFull: m.tableFull,
