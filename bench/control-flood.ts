@@ -16,13 +16,18 @@
  *              and the CPUs, frames the control sockets' filters drop; what the machine's load
  *              alone does to the cluster
  *   forged     the forged LNLB frames
+ *   again      the same flood again: memory that grows flood after flood is a leak; the first
+ *              flood may grow V8's young generation once (allocation pressure), which stays
+ *   strangers  only the kinds from random MACs (what a filter on members' MACs would stop)
+ *   spoofed    only the kinds that carry node1's MAC (what no filter on MACs can stop)
+ *   rate-N     the mixed flood paced at N frames/s, for each N of LADDER: where deaths begin
  * Measured per phase: frames/s sent, deaths and self-resets declared (all false: nobody is
- * killed), heartbeats received, curl clients answered, each daemon's RSS (before, peak, after),
- * rejects by reason (lnlbctl status --json).
+ * killed), heartbeats received, curl clients answered, each daemon's RSS (before, peak, after)
+ * and CPU, rejects by reason (lnlbctl status --json).
  */
 
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -30,14 +35,16 @@ import { ClusterLab, VIP, type DaemonStatus } from '../src/lab/cluster.js';
 import { tail, type LabProcess } from '../src/lab/netns.js';
 import { clusterMacUnicast, formatMac } from '../src/net/ethernet.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
-import { fmt, ratio, rssBytes, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+import { cpuSeconds, fmt, ratio, rssBytes, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const FORGER = fileURLToPath(new URL('./control-forger.js', import.meta.url));
 const HEARTBEAT_MS = 100;
 const DEAD_AFTER_MS = 500;
+/** Set rates of the mixed flood, frames/s: where false deaths begin. */
+const LADDER = [25_000, 50_000, 100_000, 200_000];
 /** An EtherType no lnlb socket takes (IEEE 802 local experimental 2). */
 const DECOY_ETHERTYPE = 0x88b6;
-/** RSS growth (after the flood vs before it) still taken for noise: heap and JIT settling. */
+/** RSS growth during the second flood still taken for noise (the first may grow the heap's young generation once). */
 const RSS_NOISE_BYTES = 8 * 2 ** 20;
 
 interface ForgerRun {
@@ -58,6 +65,12 @@ export interface PhaseResult {
   curlFailed: number;
   curlErrors: string[];
   rss: { node: string; before: number; peak: number; after: number }[];
+  /** CPU seconds each daemon used during the phase and the wait after it (all its threads). */
+  cpu: number[];
+  /** The machine's CPU time during the phase, by kind, in % of all cores (/proc/stat). */
+  machine: Record<string, number>;
+  /** Wall seconds of the phase and the wait after it. */
+  wallSeconds: number;
   /** Rejected frames by reason, summed over the nodes. */
   rejected: Record<string, number>;
   /** Frames each node's control thread rejected (forged frames it read). */
@@ -73,11 +86,23 @@ export interface ControlFloodResult {
   idle: PhaseResult;
   decoy: PhaseResult;
   forged: PhaseResult;
+  /** The same flood again: memory that grows flood after flood is a leak, the first flood's growth may be warm-up. */
+  again: PhaseResult;
+  /** Only the kinds from random MACs (what a filter on members' MACs would keep out). */
+  strangers: PhaseResult;
+  /** Only the kinds that carry a member's MAC (what no MAC filter keeps out). */
+  spoofed: PhaseResult;
+  /** The mixed flood at set rates (frames/s), lowest first: where false deaths begin. */
+  ladder: PhaseResult[];
   /** The daemons' node-died and reset log lines (the first 30). */
   deathLines: string[];
 }
 
-function forgerArgv(seconds: number, memberMac: string, etherType?: number): string[] {
+/** The forger's kinds that carry a member's MAC, and those from MACs nobody uses. */
+const MEMBER_KINDS = ['hb-wrongkey-member', 'leave-wrongkey-member', 'unsigned-member', 'garbage-member'];
+const STRANGER_KINDS = ['join-wrongkey-random', 'unsigned-random', 'conntrack-65535', 'conntrack-unsigned'];
+
+function forgerArgv(seconds: number, memberMac: string, etherType?: number, kinds?: string[], rate?: number): string[] {
   // nice -20: on a real LAN the attacker has a machine of its own; here it shares two cores
   // with the three daemons, and must not be the one that yields.
   return [
@@ -87,7 +112,23 @@ function forgerArgv(seconds: number, memberMac: string, etherType?: number): str
     '--cluster-mac', formatMac(clusterMacUnicast(parseIPv4(VIP))),
     '--cluster-ip', String(parseIPv4(VIP)),
     ...(etherType === undefined ? [] : ['--ethertype', String(etherType)]),
+    ...(kinds === undefined ? [] : ['--kinds', kinds.join(',')]),
+    ...(rate === undefined ? [] : ['--rate', String(rate)]),
   ];
+}
+
+const STAT_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
+
+/** The first line of /proc/stat: the machine's CPU ticks by kind since boot. */
+function machineTicks(): number[] {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  return line.trim().split(/\s+/).slice(1, 1 + STAT_FIELDS.length).map(Number);
+}
+
+function machineShare(before: number[], after: number[]): Record<string, number> {
+  const d = after.map((x, i) => x - before[i]!);
+  const total = d.reduce((a, b) => a + b, 0) || 1;
+  return Object.fromEntries(STAT_FIELDS.map((k, i) => [k, Math.round((100 * d[i]!) / total)]));
 }
 
 async function forge(lab: ClusterLab, argv: string[], seconds: number): Promise<ForgerRun> {
@@ -105,6 +146,9 @@ function counters(s: DaemonStatus): { rejected: Record<string, number>; heartbea
 async function phase(lab: ClusterLab, daemons: LabProcess[], name: string, seconds: number, argv: string[] | undefined): Promise<PhaseResult> {
   const before = await Promise.all(lab.nodes.map((node) => lab.status(node)));
   const rssBefore = await Promise.all(daemons.map((d) => rssBytes(d.pid!)));
+  const cpuBefore = await Promise.all(daemons.map((d) => cpuSeconds(d.pid!)));
+  const machineBefore = machineTicks();
+  const wallStart = performance.now();
   const peak = [...rssBefore];
   let running = true;
   const work = (argv === undefined ? sleep(seconds * 1000).then(() => undefined) : forge(lab, argv, seconds)).finally(() => {
@@ -138,6 +182,9 @@ async function phase(lab: ClusterLab, daemons: LabProcess[], name: string, secon
   await Promise.all([sampler, curls]);
   await sleep(3 * DEAD_AFTER_MS); // deaths the phase caused show by now
   const rssAfter = await Promise.all(daemons.map((d) => rssBytes(d.pid!)));
+  const cpu = (await Promise.all(daemons.map((d) => cpuSeconds(d.pid!)))).map((x, i) => x - cpuBefore[i]!);
+  const machine = machineShare(machineBefore, machineTicks());
+  const wallSeconds = (performance.now() - wallStart) / 1000;
   const after = await Promise.all(lab.nodes.map((node) => lab.status(node)));
   let convergedAfter = true;
   await lab.waitConverged(lab.nodes, 10_000).catch(() => {
@@ -170,6 +217,9 @@ async function phase(lab: ClusterLab, daemons: LabProcess[], name: string, secon
     curlFailed,
     curlErrors,
     rss: lab.nodes.map((node, i) => ({ node, before: rssBefore[i]!, peak: peak[i]!, after: rssAfter[i]! })),
+    cpu,
+    machine,
+    wallSeconds,
     rejected,
     read,
     convergedAfter,
@@ -196,11 +246,22 @@ export async function runControlFlood(seconds: number, progress: (line: string) 
     const decoy = await phase(lab, daemons, 'decoy', seconds, forgerArgv(seconds, memberMac, DECOY_ETHERTYPE));
     progress(`control-flood: forged, ${seconds} s of forged LNLB control frames`);
     const forged = await phase(lab, daemons, 'forged', seconds, forgerArgv(seconds, memberMac));
+    progress(`control-flood: forged again, ${seconds} s (memory that grows flood after flood is a leak)`);
+    const again = await phase(lab, daemons, 'again', seconds, forgerArgv(seconds, memberMac));
+    progress(`control-flood: ${seconds} s of the kinds from random MACs only`);
+    const strangers = await phase(lab, daemons, 'strangers', seconds, forgerArgv(seconds, memberMac, undefined, STRANGER_KINDS));
+    progress(`control-flood: ${seconds} s of the kinds that carry node1's MAC only`);
+    const spoofed = await phase(lab, daemons, 'spoofed', seconds, forgerArgv(seconds, memberMac, undefined, MEMBER_KINDS));
+    const ladder: PhaseResult[] = [];
+    for (const rate of LADDER) {
+      progress(`control-flood: ${seconds} s of the mixed flood at ${fmt(rate)} frames/s`);
+      ladder.push(await phase(lab, daemons, `rate-${rate}`, seconds, forgerArgv(seconds, memberMac, undefined, undefined, rate)));
+    }
     const deathLines = daemons
       .flatMap((d) => tail(d.logFile, 5000).split('\n'))
       .filter((l) => l.includes('"event":"node-died"') || l.includes('"event":"reset"'))
       .slice(0, 30);
-    return { seconds, reference, referenceRate: reference.sent / reference.seconds, idle, decoy, forged, deathLines };
+    return { seconds, reference, referenceRate: reference.sent / reference.seconds, idle, decoy, forged, again, strangers, spoofed, ladder, deathLines };
   } finally {
     await lab.cleanup();
   }
@@ -209,50 +270,87 @@ export async function runControlFlood(seconds: number, progress: (line: string) 
 export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
   const r = await runControlFlood(o.quick ? 5 : 30, o.progress);
   const mib = (b: number): string => fmt(b / 2 ** 20, 1);
-  const { idle, decoy, forged } = r;
-  const growth = Math.max(...forged.rss.map((x) => x.after - x.before));
+  const { idle, decoy, forged, again, strangers, spoofed } = r;
+  const floods = [forged, again];
+  const deaths = forged.falseDeaths + again.falseDeaths;
+  const rate = (forged.rate + again.rate) / 2;
+  const secondGrowth = Math.max(...again.rss.map((x, i) => x.after - forged.rss[i]!.after));
   const hbMin = (p: PhaseResult): number => Math.min(...p.heartbeatsReceived);
+  const cpuShare = (p: PhaseResult): string => p.cpu.map((x) => `${fmt((100 * x) / p.wallSeconds)}%`).join(' / ');
+  const machineText = (p: PhaseResult): string => `${(p.machine.user ?? 0) + (p.machine.nice ?? 0)} / ${p.machine.system ?? 0} / ${p.machine.softirq ?? 0} / ${p.machine.idle ?? 0}`;
+  const curlOk = forged.curlOk + again.curlOk;
+  const curlTried = curlOk + forged.curlFailed + again.curlFailed;
   const rows: BenchRow[] = [
     {
-      figure: `control flood: forged control frames/s from one LAN host for ${fmt(forged.forger?.seconds ?? 0, 1)} s (ref: the same forger, no lnlb running, this run; decoy EtherType: ${fmt(decoy.rate)})`,
-      lnlb: fmt(forged.rate),
+      figure: `control flood: forged control frames/s from one LAN host, two floods of ${fmt(forged.forger?.seconds ?? 0, 1)} s (ref: the same forger, no lnlb running, this run; decoy EtherType: ${fmt(decoy.rate)})`,
+      lnlb: `${fmt(forged.rate)} / ${fmt(again.rate)}`,
       reference: fmt(r.referenceRate),
-      ratio: ratio(forged.rate, r.referenceRate),
+      ratio: ratio(rate, r.referenceRate),
       goal: 'the forger at full speed',
     },
     {
-      figure: `control flood: false deaths and self-resets declared, hb ${HEARTBEAT_MS} ms, dead after ${DEAD_AFTER_MS} ms (ref: idle / decoy flood; converged after: ${forged.convergedAfter ? 'yes' : 'no'})`,
-      lnlb: String(forged.falseDeaths),
+      figure: `control flood: false deaths and self-resets declared in the two floods, hb ${HEARTBEAT_MS} ms, dead after ${DEAD_AFTER_MS} ms (ref: idle / decoy flood; converged after: ${floods.every((p) => p.convergedAfter) ? 'yes' : 'no'})`,
+      lnlb: `${forged.falseDeaths} + ${again.falseDeaths}`,
       reference: `${idle.falseDeaths} / ${decoy.falseDeaths}`,
       ratio: '',
       goal: '0',
-      met: forged.falseDeaths === 0 && forged.convergedAfter,
+      met: deaths === 0 && floods.every((p) => p.convergedAfter),
     },
     {
-      figure: 'control flood: heartbeats received per node, fewest (ref: idle / decoy, same length)',
-      lnlb: fmt(hbMin(forged)),
+      figure: `control flood: false deaths and self-resets, the kinds from random MACs only (${fmt(strangers.rate)}/s) / the kinds with node1's MAC only (${fmt(spoofed.rate)}/s)`,
+      lnlb: `${strangers.falseDeaths} / ${spoofed.falseDeaths}`,
+      reference: `${idle.falseDeaths} / ${decoy.falseDeaths}`,
+      ratio: '',
+      goal: '0',
+      met: strangers.falseDeaths === 0 && spoofed.falseDeaths === 0,
+    },
+    {
+      figure: `control flood: false deaths and self-resets with the mixed flood paced at ${LADDER.map((x) => `${fmt(x / 1000)}k`).join(' / ')} frames/s (sent: ${r.ladder.map((p) => `${fmt(p.rate / 1000)}k`).join(' / ')})`,
+      lnlb: r.ladder.map((p) => String(p.falseDeaths)).join(' / '),
+      reference: `${idle.falseDeaths} (idle)`,
+      ratio: '',
+      goal: '0',
+      met: r.ladder.every((p) => p.falseDeaths === 0),
+    },
+    {
+      figure: 'control flood: heartbeats received per node, fewest, first / second flood (ref: idle / decoy, same length)',
+      lnlb: `${fmt(hbMin(forged))} / ${fmt(hbMin(again))}`,
       reference: `${fmt(hbMin(idle))} / ${fmt(hbMin(decoy))}`,
-      ratio: ratio(hbMin(forged), hbMin(idle)),
+      ratio: ratio(Math.min(hbMin(forged), hbMin(again)), hbMin(idle)),
       goal: '',
     },
     {
-      figure: 'control flood: curl clients answered during the flood, answered / tried (ref: decoy flood)',
-      lnlb: `${forged.curlOk} / ${forged.curlOk + forged.curlFailed}`,
+      figure: 'control flood: curl clients answered during the floods, answered / tried (ref: decoy flood)',
+      lnlb: `${curlOk} / ${curlTried}`,
       reference: `${decoy.curlOk} / ${decoy.curlOk + decoy.curlFailed}`,
       ratio: '',
       goal: 'all answered',
-      met: forged.curlFailed === 0 && forged.curlOk > 0,
+      met: curlOk === curlTried && curlOk > 0,
+    },
+    {
+      figure: `control flood: the machine's CPU in the first flood, % of all cores: user+nice / system / softirq / idle (ref: decoy flood)`,
+      lnlb: machineText(forged),
+      reference: machineText(decoy),
+      ratio: '',
+      goal: '',
+    },
+    {
+      figure: 'control flood: CPU of each daemon (all threads, % of one core), first flood (ref: idle / decoy)',
+      lnlb: cpuShare(forged),
+      reference: `${cpuShare(idle)} | ${cpuShare(decoy)}`,
+      ratio: '',
+      goal: '',
     },
     ...forged.rss.map((x, i) => ({
-      figure: `control flood: ${x.node} RSS MiB before / peak during / after the flood (ref: idle phase, after − before)`,
-      lnlb: `${mib(x.before)} / ${mib(x.peak)} / ${mib(x.after)}`,
+      figure: `control flood: ${x.node} RSS MiB before / after the first flood / after the second (ref: idle phase, after − before)`,
+      lnlb: `${mib(x.before)} / ${mib(x.after)} / ${mib(again.rss[i]!.after)}`,
       reference: `${mib(idle.rss[i]!.after - idle.rss[i]!.before)} MiB`,
-      ratio: `${x.after >= x.before ? '+' : ''}${mib(x.after - x.before)} MiB`,
-      goal: i === 0 ? `growth ≤ ${mib(RSS_NOISE_BYTES)} MiB (noise)` : '',
-      ...(i === 0 ? { met: growth <= RSS_NOISE_BYTES } : {}),
+      ratio: `${x.after >= x.before ? '+' : ''}${mib(x.after - x.before)}, ${again.rss[i]!.after >= x.after ? '+' : ''}${mib(again.rss[i]!.after - x.after)} MiB`,
+      goal: i === 0 ? `second flood: growth ≤ ${mib(RSS_NOISE_BYTES)} MiB (noise)` : '',
+      ...(i === 0 ? { met: secondGrowth <= RSS_NOISE_BYTES } : {}),
     })),
     {
-      figure: `control flood: forged frames each node's control thread read and rejected (the rest: dropped by its socket buffer); rejects: ${Object.entries(forged.rejected)
+      figure: `control flood: forged frames each node's control thread read and rejected, first flood (the rest: dropped by its socket buffer); rejects: ${Object.entries(forged.rejected)
         .map(([reason, n]) => `${reason} ${fmt(n)}`)
         .join(', ')}`,
       lnlb: forged.read.map((n) => fmt(n)).join(' / '),

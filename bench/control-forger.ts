@@ -20,7 +20,7 @@
  *
  * The 20-byte tail looks like an IPv4 header to sendBurst, which rewrites its checksum and
  * source per frame; a receiver finds the trailer from dataLength and ignores the tail as
- * Ethernet padding. `--ethertype N` sends the same frames with another EtherType (a decoy
+ * Ethernet padding. `--kinds a,b` sends only those kinds, `--rate N` at most N frames a second. `--ethertype N` sends the same frames with another EtherType (a decoy
  * the benchmark uses as its reference: the same load, nothing for lnlb to read).
  */
 
@@ -93,7 +93,7 @@ const membership = (weight: number): Uint8Array => {
   return d;
 };
 
-const kinds: Kind[] = [
+const allKinds: Kind[] = [
   { name: 'hb-wrongkey-member', frame: forge(MessageType.HEARTBEAT, membership(0xffff), true), randomSource: false, fragment: false },
   { name: 'leave-wrongkey-member', frame: forge(MessageType.LEAVE, membership(0).subarray(2), true), randomSource: false, fragment: false },
   { name: 'join-wrongkey-random', frame: forge(MessageType.JOIN, membership(0xffff), true), randomSource: true, fragment: false },
@@ -104,6 +104,13 @@ const kinds: Kind[] = [
   { name: 'conntrack-unsigned', frame: forge(MessageType.CONNTRACK, randomBytes(1024), false, { fragments: 0xffff }), randomSource: true, fragment: true },
 ];
 
+/** `--rate N`: at most N frames a second (default 0: as fast as the socket takes them). */
+const rate = process.argv.includes('--rate') ? Number(arg('rate')) : 0;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+/** `--kinds a,b`: only these kinds (default all). */
+const only = process.argv.includes('--kinds') ? arg('kinds').split(',') : undefined;
+for (const name of only ?? []) if (!allKinds.some((k) => k.name === name)) throw new Error(`control-forger: unknown kind ${name}`);
+const kinds = allKinds.filter((k) => only === undefined || only.includes(k.name));
 const fd = port.packetOpen('eth0', { protocol: etherType, promisc: false, vnetHdr: false, ignoreOutgoing: true });
 const byKind: Record<string, number> = Object.fromEntries(kinds.map((k) => [k.name, 0]));
 let sent = 0;
@@ -127,6 +134,11 @@ while (performance.now() < deadline) {
     const n = port.sendBurst(fd, f, 0, f.length, burst, { ipv4Offset: f.length - TAIL, sourceCount: 1 });
     sent += n;
     byKind[kind.name]! += n;
+    if (rate > 0) {
+      // Paced: sleep until the time the frames sent so far are due at `rate` per second.
+      const ahead = start + (sent * 1000) / rate - performance.now();
+      if (ahead > 0) Atomics.wait(pause, 0, 0, ahead);
+    }
   }
   round++;
 }
