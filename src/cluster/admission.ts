@@ -12,9 +12,11 @@
  * - A node that is not yet serving (since its start, rejoin or reset) first listens for a
  *   while (two heartbeats: every running node sends one per heartbeat), announcing the
  *   draining weight and accepting nothing.
- * - It then serves unless an unauthenticated peer is current, or else only if its verified
- *   group (itself and the authenticated senders heard recently) is strictly larger than the
- *   current unauthenticated peers and none of them claims to be serving. While held it takes
+ * - It then serves if no unauthenticated peer is current, or if an authenticated peer heard
+ *   recently serves (it joins a running cluster it can verify: a flood of forged frames from
+ *   spoofed MACs must not keep a restarted node out), or else only if its verified group
+ *   (itself and the authenticated senders heard recently) is strictly larger than the current
+ *   unauthenticated peers and none of them claims to be serving. While held it takes
  *   part in membership with the draining weight (every node's election leaves it out of new
  *   flows) and its actors accept nothing. So a latecomer with the wrong key never serves; on
  *   a simultaneous start the larger group serves and a tie serves nobody.
@@ -133,6 +135,8 @@ export interface AdmissionInput {
   listening: boolean;
   /** Itself and the distinct authenticated senders heard recently. */
   verifiedGroup: number;
+  /** One of those authenticated senders says it serves: a running cluster this node can verify. */
+  verifiedServing: boolean;
   peers: readonly UnauthenticatedPeer[];
 }
 
@@ -143,6 +147,9 @@ export function admission(input: AdmissionInput): AdmissionDecision {
   if (input.listening) return 'listening';
   const peers = input.peers;
   if (peers.length === 0) return 'serve';
+  // Joining a cluster that serves and that this node can verify: what it cannot authenticate
+  // does not matter (or a flood of spoofed MACs would keep every restarted node out).
+  if (input.verifiedServing) return 'serve';
   if (input.verifiedGroup > peers.length && !peers.some((p) => p.claimsJoined)) return 'serve';
   return 'held';
 }

@@ -307,8 +307,13 @@ export class ControlPlane {
   #admit(now: number): void {
     const peers = this.#serving ? [] : this.#currentUnauthenticated(now);
     let group = 0;
-    for (const n of this.#membership.nodes) if (n.self || now - n.lastHeardAt < this.#deadAfterMs) group++;
-    const decision = admission({ serving: this.#serving, listening: now < this.#listenUntil, verifiedGroup: group, peers });
+    let verifiedServing = false;
+    for (const n of this.#membership.nodes) {
+      if (!n.self && now - n.lastHeardAt >= this.#deadAfterMs) continue;
+      group++;
+      if (!n.self && n.joined) verifiedServing = true;
+    }
+    const decision = admission({ serving: this.#serving, listening: now < this.#listenUntil, verifiedGroup: group, verifiedServing, peers });
     const before = this.#decision;
     this.#decision = decision;
     const weight = decision === 'serve' ? this.#wantedWeight : DRAINING_WEIGHT;
