@@ -128,7 +128,7 @@ export class ClusterLab {
    */
   startDaemon(node: string, extraArgs: string[] = []): LabProcess {
     if (!existsSync(LNLBD)) throw lnlbError('LNLB_ERR_LAB_SETUP', `${LNLBD} not found: the daemon is not built`);
-    mkdirSync(this.runDir(node), { recursive: true });
+    mkdirSync(this.runDir(node), { recursive: true, mode: 0o700 });
     const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...this.lab.keyArgs(extraArgs), ...extraArgs];
     const child = this.lab.spawn(node, argv, { logName: 'lnlbd', cwd: REPO_ROOT });
     this.daemons.set(node, child);
@@ -311,7 +311,8 @@ function agreeOn(statuses: DaemonStatus[], count: number): boolean {
   const listed: Array<Set<string>> = [];
   for (const status of statuses) {
     const iface = status.interfaces?.[0];
-    if (iface === undefined || iface.converged === false || iface.nodes.length !== count) return false;
+    // Settled: accepting, and no change or weight in flight (a node's first weight follows its listening period).
+    if (iface === undefined || iface.converged === false || iface.state === 'converging' || iface.nodes.length !== count) return false;
     if (iface.nodes.some((n) => n.status !== 'OK')) return false;
     const self = iface.nodes.filter((n) => n.self);
     if (self.length !== 1) return false;

@@ -289,6 +289,7 @@ export class ClusterInterface {
       mtu: info.mtu,
       key: key === undefined ? undefined : new Uint8Array(key),
       heartbeatMs: o.heartbeatMs,
+      clockToleranceMs: o.clockTolerance * 1000,
       deadAfterMs: o.deadAfterMs,
       incarnation: randomBytes(4).readUInt32BE(0),
       weight: this.#currentWeight(true),

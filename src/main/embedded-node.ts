@@ -88,6 +88,8 @@ export interface LnlbNodeOptions {
   idleTimeout?: number;
   /** Seconds until an idle established TCP connection is forgotten (`--tcp-idle-timeout`). Default 7440. */
   tcpIdleTimeout?: number;
+  /** Seconds a control message's seal may be from this node's clock, either way (`--clock-tolerance`). Default 60. */
+  clockTolerance?: number;
   /** Seconds until an idle UDP flow is forgotten (`--udp-idle-timeout`). Default 120. */
   udpIdleTimeout?: number;
   /** Port rules, as `--rule` takes them: `['443/tcp=multiple,affinity=none', '22/tcp=single,priority=1']`. */

@@ -33,6 +33,8 @@ export interface DaemonOptions {
   keyFile: string | undefined;
   /** `--insecure-no-auth`: a cluster interface without a key (plain LNLB messages, so any host on the LAN can take it over). Labs only. */
   insecureNoAuth: boolean;
+  /** Seconds: a control message sealed further from this node's clock is refused (STALE/FUTURE). */
+  clockTolerance: number;
   macMode: MacMode;
   /** Flows one node can track, all actors together (tables are fixed-size shared memory). */
   tableEntries: number;
@@ -250,6 +252,14 @@ export const DAEMON_OPTIONS = [
     default: false,
     boolean: true,
     parse: yesNo,
+  },
+  {
+    key: 'clockTolerance',
+    flag: '--clock-tolerance <s>',
+    description:
+      'a control message sealed more than this many seconds before or after this node\'s clock is refused (a captured frame replayed later, or a peer whose clock is off: sync clocks with NTP)',
+    default: 60,
+    parse: integer(1, 86400),
   },
   {
     key: 'tcpIdleTimeout',

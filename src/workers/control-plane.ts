@@ -198,12 +198,23 @@ export class ControlPlane {
     this.#drive();
   }
 
+  /**
+   * This node's view carries the weight it wants to announce: not so between setWeight (the end
+   * of the listening period, a measured weight, a drain) and the round that announces it, when
+   * the membership itself has nothing pending yet. Until then the view is not settled: no
+   * `converged` line, and status says converging.
+   */
+  #ownWeightApplied(): boolean {
+    const self = this.#membership.self;
+    return self === undefined || self.weight === this.#announcedWeight;
+  }
+
   status(): ControlStatus {
     const m = this.#membership;
     const now = this.#clock.now();
     return {
       accepting: this.#view.accepting,
-      changePending: m.changePending,
+      changePending: m.changePending || !this.#ownWeightApplied(),
       nodes: m.nodes.map((n) => {
         const rules = n.self ? this.#rules : this.#nodeRules.get(n.mac);
         return { mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self, rulesDigest: rules?.digest, rulesMatch: rules === undefined ? undefined : rules.digest === this.#rules.digest };
@@ -505,7 +516,7 @@ export class ControlPlane {
     // Idle actors sleep on their rings: wake them so held frames are decided now.
     for (const ring of this.#rings) ring.wakeConsumer();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
-    if (view.accepting && !membership.changePending && members !== this.#lastLoggedView) {
+    if (view.accepting && !membership.changePending && this.#ownWeightApplied() && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
       for (const n of nodes) {
         const before = this.#lastWeights.get(n.mac);

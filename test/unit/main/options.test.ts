@@ -81,6 +81,12 @@ test('defaults: LNLB\'s default handler for every protocol, no port rules; tcp a
   t.is(o.udpIdleTimeout, 120);
 });
 
+test('--clock-tolerance: 60 s by default, whole seconds from 1 to a day, a bad value names the flag', (t) => {
+  t.is(resolveDaemonOptions({}).clockTolerance, 60);
+  t.is(resolveDaemonOptions({ clockTolerance: '5' }).clockTolerance, 5);
+  for (const bad of ['0', '-1', '1.5', 'soon', '86401']) t.throws(() => resolveDaemonOptions({ clockTolerance: bad }), { message: /^--clock-tolerance: / });
+});
+
 const KEY_MISSING =
   'a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (key-file = PATH in the config file), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)';
 
