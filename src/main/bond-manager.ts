@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { formatBondOptions, resolveBondOptions, type BondOptions } from '../bond/options.js';
 import { formatBondStatus, type BondStatusView } from '../bond/status-file.js';
-import { isLnlbError, lnlbError, reviveError, serializeError } from '../errors.js';
+import { lnlbError, reviveError, serializeError } from '../errors.js';
 import { formatMac, isMulticastMac, macEquals, macToNumber, parseMac } from '../net/ethernet.js';
 import * as port from '../port/native.js';
 import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '../workers/bond-thread.js';
@@ -252,7 +252,7 @@ export class BondManager {
     const { options, warnings } = resolveBondOptions(optionWords);
     const user = this.#deviceUser(name);
     if (user !== undefined) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `${name} is in use by ${user}: pick another name for the bond`);
-    if (deviceExists(name)) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `a device named ${name} exists already: pick another name for the bond`);
+    if (port.deviceExists(name)) throw lnlbError('LNLB_ERR_CTL_NO_BOND', `a device named ${name} exists already: pick another name for the bond`);
     this.#host.claimDevice(name, `bond ${name}`); // another lnlbd on this host may be creating it
     this.#creating.add(name);
     let tapFd = -1;
@@ -306,7 +306,7 @@ export class BondManager {
     if (holder !== undefined) throw lnlbError('LNLB_ERR_BOND_SLAVE', holder === bond.name ? `${dev} is already a slave of ${holder}` : `${dev} is already a slave of ${holder}: release it there first`);
     const user = this.#deviceUser(dev);
     if (user !== undefined) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${dev} is in use by ${user}: a device the daemon uses cannot be a slave`);
-    if (!deviceExists(dev)) throw lnlbError('LNLB_ERR_BOND_SLAVE', `no such device ${dev}`);
+    if (!port.deviceExists(dev)) throw lnlbError('LNLB_ERR_BOND_SLAVE', `no such device ${dev}`);
   }
 
   async #enslaveOne(bond: Bond, dev: string): Promise<void> {
@@ -377,7 +377,7 @@ export class BondManager {
     record.fd = -1;
     const problems: string[] = [];
     try {
-      if (deviceExists(record.name)) {
+      if (port.deviceExists(record.name)) {
         port.ifSetMac(record.name, parseMac(record.mac));
         if (!record.up) port.ifSetUp(record.name, false);
       }
@@ -486,7 +486,7 @@ export class BondManager {
     for (const [dev, s] of slaves) {
       const skip = (why: string): void => this.#log.warn({ event: 'bond-state-ignored', file, slave: dev }, `${file}: ${dev} not restored: ${why}`);
       try {
-        if (!deviceExists(dev)) continue;
+        if (!port.deviceExists(dev)) continue;
         if (s.set === s.mac) continue; // lnlb did not change its MAC (tlb/alb): nothing to give back
         const current = port.ifInfo(dev).mac;
         if (!macEquals(current, 0, parseMac(s.set), 0)) {
@@ -514,15 +514,6 @@ export class BondManager {
   }
 }
 
-function deviceExists(name: string): boolean {
-  try {
-    port.ifInfo(name);
-    return true;
-  } catch (err) {
-    if (isLnlbError(err) && err.code === 'LNLB_ERR_DEV_NOT_FOUND') return false;
-    throw err;
-  }
-}
 
 function randomLocalMac(): Uint8Array {
   const mac = randomBytes(6);

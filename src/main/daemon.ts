@@ -155,7 +155,7 @@ export class Daemon {
    * same way. The name returned is claimed host-wide ('cluster interface').
    */
   #chooseName(pattern: string): string {
-    const result = chooseDeviceName(pattern, (n) => this.#interfaces.has(n) || this.#reserved.has(n) || this.bonds.has(n) || kernelHasDevice(n), (n) => {
+    const result = chooseDeviceName(pattern, (n) => this.#interfaces.has(n) || this.#reserved.has(n) || this.bonds.has(n) || port.deviceExists(n), (n) => {
       try {
         this.#host.claimDevice(n, 'cluster interface');
         return true;
@@ -192,13 +192,3 @@ export function chooseDeviceName(pattern: string, taken: (name: string) => boole
   return undefined;
 }
 
-/** Whether a device of this name exists in this process's network namespace. */
-function kernelHasDevice(name: string): boolean {
-  try {
-    port.ifInfo(name);
-    return true;
-  } catch (err) {
-    if (isLnlbError(err) && err.code === 'LNLB_ERR_DEV_NOT_FOUND') return false;
-    throw err;
-  }
-}

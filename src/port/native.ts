@@ -384,6 +384,17 @@ export function ifInfo(name: string): IfInfo {
   }
 }
 
+/** Whether a device of this name exists in this process's network namespace. */
+export function deviceExists(name: string): boolean {
+  try {
+    ifInfo(name);
+    return true;
+  } catch (err) {
+    if (err instanceof Error && (err as Partial<LnlbError>).code === 'LNLB_ERR_DEV_NOT_FOUND') return false;
+    throw err;
+  }
+}
+
 export function ifSetMac(name: string, mac: Uint8Array): void {
   try {
     addon().ifSetMac(name, mac);
