@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "lnlb_port",
-      "sources": ["native/port.cc", "native/flock.cc"],
+      "sources": ["native/port.cc", "native/flock.cc", "native/hmac.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # C++ exceptions: node-addon-api turns a thrown Napi::Error into a JS exception at the
       # call boundary, so every failure reaches JS as a thrown Error and never aborts.

@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { benchBond } from './bond.js';
 import { benchControlFlood } from './control-flood.js';
+import { benchAuthMac } from './auth-mac.js';
 import { benchControlFuzz } from './control-fuzz.js';
 import { benchDisruption } from './disruption.js';
 import { fastestSafeHeartbeat, runFailover } from './failover.js';
@@ -107,6 +108,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'weight', needsRoot: true, run: benchWeightChange },
   { name: 'control-flood', needsRoot: true, run: benchControlFlood },
   { name: 'control-fuzz', needsRoot: false, run: benchControlFuzz },
+  { name: 'auth-mac', needsRoot: false, run: benchAuthMac },
 ];
 
 function usage(message: string): never {

@@ -59,6 +59,7 @@
 #include <uv.h>
 
 #include "flock.h"
+#include "hmac.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1141,6 +1142,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendBurst", Napi::Function::New(env, SendBurst, "sendBurst"));
   exports.Set("netnsEnter", Napi::Function::New(env, NetnsEnter, "netnsEnter"));
   exports.Set("flock", Napi::Function::New(env, lnlb::Flock, "flock"));
+  exports.Set("hmacSha256Prepare", Napi::Function::New(env, lnlb::HmacSha256Prepare, "hmacSha256Prepare"));
+  exports.Set("hmacSha256Tag", Napi::Function::New(env, lnlb::HmacSha256Tag, "hmacSha256Tag"));
   return exports;
 }
 

@@ -26,7 +26,7 @@
 
 import type { ControlInfo } from '../cluster/membership.js';
 import type { UnauthenticatedVerdict } from '../cluster/admission.js';
-import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator, DEFAULT_MAX_SENDERS, FLAG_AUTHENTICATED, FLAGS_MASK } from '../net/auth.js';
+import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator, DEFAULT_MAX_SENDERS, FLAG_AUTHENTICATED, FLAGS_MASK, type ControlAuthenticatorOptions } from '../net/auth.js';
 import { readU32, writeU32 } from '../net/bytes.js';
 import {
   createDecodedMessage,
@@ -96,6 +96,8 @@ export const DEFAULT_STRANGER_HMACS_PER_SECOND = 200;
 export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key' | 'clockToleranceMs'> & {
   socket: ControlSocket;
   clock: ControlClock;
+  /** The MAC of control messages (ControlAuthenticatorOptions.macFactory); default node:crypto's. */
+  macFactory?: ControlAuthenticatorOptions['macFactory'];
   onMessage: ControlMessageHandler;
   onState: StateHandler;
   rules: AnnouncedRules;
@@ -134,7 +136,11 @@ export class ControlChannel {
     this.#socket = options.socket;
     this.#clock = options.clock;
     // Sequences and their age are wall-clock time (the replay tolerance).
-    const authOptions = { maxSenders: DEFAULT_MAX_SENDERS, ...(options.clockToleranceMs === undefined ? {} : { clockToleranceMs: options.clockToleranceMs }) };
+    const authOptions = {
+      maxSenders: DEFAULT_MAX_SENDERS,
+      ...(options.clockToleranceMs === undefined ? {} : { clockToleranceMs: options.clockToleranceMs }),
+      ...(options.macFactory === undefined ? {} : { macFactory: options.macFactory }),
+    };
     this.#auth = new ControlAuthenticator(options.key, () => options.clock.wallNow(), authOptions);
     const strangers = options.strangerHmacsPerSecond ?? DEFAULT_STRANGER_HMACS_PER_SECOND;
     this.#strangers = new TokenBucket(strangers, strangers);

@@ -21,7 +21,8 @@ import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
-import { ControlChannel, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
+import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
+import { hmacSha256 } from '../port/native.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
 import type { ControlData, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
 
@@ -52,6 +53,8 @@ const STATE_SENDS_BURST = 8;
 export interface ControlPlaneIo {
   socket?: ControlSocket;
   clock?: ControlClock;
+  /** The control messages' MAC; default: the native HMAC-SHA256 (port.hmacSha256). */
+  macFactory?: ControlChannelOptions['macFactory'];
 }
 
 export class ControlPlane {
@@ -129,6 +132,7 @@ export class ControlPlane {
       mtu: data.mtu,
       key: data.key,
       ...(data.clockToleranceMs === undefined ? {} : { clockToleranceMs: data.clockToleranceMs }),
+      macFactory: io.macFactory ?? hmacSha256,
       rules: data.rules,
       onMessage: (type, srcMac, info) => {
         membership.receive(type, srcMac, clock.now(), info);
