@@ -7,51 +7,27 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClusterLab, VIP, type DaemonStatus } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import { VIP, type DaemonStatus } from '../../src/lab/cluster.js';
+import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const CLIENTS = 30;
 const GOOD = ['node1', 'node2'];
 const ODD = 'node3';
-let cluster: ClusterLab | undefined;
-
-function lab(): ClusterLab {
-  if (cluster === undefined) throw new Error('the cluster lab was not built (see the before hook)');
-  return cluster;
-}
-
 function keyFile(dir: string, name: string): string {
   const path = join(dir, name);
   writeFileSync(path, randomBytes(32), { mode: 0o600 });
   return path;
 }
 
-test.before(async (t) => {
-  await sweepStale();
-  const built = await ClusterLab.create({ nodes: 3, clientAddresses: CLIENTS });
-  cluster = built;
-  try {
-    const good = keyFile(built.lab.dir, 'cluster.key');
-    const other = keyFile(built.lab.dir, 'other.key');
-    for (const node of built.nodes) built.startDaemon(node, ['--key-file', node === ODD ? other : good]);
-    const ms = await built.waitConverged(GOOD, 20_000);
-    t.log(`${GOOD.join(' and ')} converged ${ms.toFixed(0)} ms after start`);
-    for (const node of built.nodes) await built.startHttpServer(node);
-  } catch (error) {
-    console.error(built.logTails());
-    throw error;
-  }
-});
-
-let logsShown = false;
-test.afterEach.always((t) => {
-  if (t.passed || cluster === undefined || logsShown) return;
-  logsShown = true;
-  console.error(`logs after "${t.title}":\n${cluster.logTails()}`);
-});
-
-test.after.always(async () => {
-  await cluster?.cleanup();
+const lab = clusterSuite(test, {
+  nodes: 3,
+  clientAddresses: CLIENTS,
+  beforeStart: (built) => {
+    keyFile(built.lab.dir, 'cluster.key');
+    keyFile(built.lab.dir, 'other.key');
+  },
+  daemonArgs: (node, built) => ['--key-file', join(built.lab.dir, node === ODD ? 'other.key' : 'cluster.key')],
+  converge: () => GOOD,
 });
 
 function selfMac(status: DaemonStatus): string {
