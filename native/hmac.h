@@ -22,4 +22,9 @@ Napi::Value HmacSha256Prepare(const Napi::CallbackInfo& info);
 // Two arrays a call, not five: each typed array costs N-API time, and this runs per frame.
 Napi::Value HmacSha256Tag(const Napi::CallbackInfo& info);
 
+// hmacSha256Implementation(set?: 'auto' | 'portable') -> 'sha-ni' | 'portable': which SHA-256
+// compression runs (the SHA extensions when the CPU has them); 'portable' forces the C one, so
+// that a test checks both on a machine that has the extensions.
+Napi::Value HmacSha256Implementation(const Napi::CallbackInfo& info);
+
 }  // namespace lnlb

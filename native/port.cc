@@ -1144,6 +1144,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, lnlb::Flock, "flock"));
   exports.Set("hmacSha256Prepare", Napi::Function::New(env, lnlb::HmacSha256Prepare, "hmacSha256Prepare"));
   exports.Set("hmacSha256Tag", Napi::Function::New(env, lnlb::HmacSha256Tag, "hmacSha256Tag"));
+  exports.Set("hmacSha256Implementation", Napi::Function::New(env, lnlb::HmacSha256Implementation, "hmacSha256Implementation"));
   return exports;
 }
 

@@ -206,7 +206,7 @@ export interface ControlAuthenticatorOptions {
   /**
    * Makes the MAC function from the 32-byte key derived from the cluster key. Default:
    * node:crypto's HMAC-SHA256. The daemon gives the native one (src/port/native.ts
-   * hmacSha256), the same function in 0.39× the time: under a flood of forged frames that
+   * hmacSha256), the same function in 0.17-0.39× the time: under a flood of forged frames that
    * claim a member's MAC, every one costs a MAC.
    */
   macFactory?: (derivedKey: Uint8Array) => ControlMacFunction;

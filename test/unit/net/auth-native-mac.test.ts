@@ -6,9 +6,9 @@ import test from 'ava';
 import { createHmac, randomBytes } from 'node:crypto';
 import { AuthVerdict, ControlAuthenticator, nodeCryptoHmacSha256 } from '../../../src/net/auth.js';
 import { encodeMessage, MessageType } from '../../../src/net/cluster-message.js';
-import { hmacSha256 } from '../../../src/port/native.js';
+import { hmacSha256, hmacSha256Implementation } from '../../../src/port/native.js';
 
-test('RFC 4231 test cases 2, 3 and 6 (a key longer than the block)', (t) => {
+test.serial('RFC 4231 test cases 2, 3 and 6 (a key longer than the block)', (t) => {
   const cases: { key: Buffer; data: Buffer; hex: string }[] = [
     { key: Buffer.alloc(20, 0xaa), data: Buffer.alloc(50, 0xdd), hex: '773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe' },
     { key: Buffer.from('Jefe'), data: Buffer.from('what do ya want for nothing?'), hex: '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843' },
@@ -22,7 +22,8 @@ test('RFC 4231 test cases 2, 3 and 6 (a key longer than the block)', (t) => {
   }
 });
 
-test('the same tag as node:crypto for random keys and every message length from 0 to 300 bytes', (t) => {
+/** Every key and message length against node:crypto, with the compression `impl` runs. */
+function matchesNodeCrypto(t: import('ava').ExecutionContext, impl: string): void {
   for (const keyLength of [16, 32, 63, 64, 65, 200]) {
     const key = randomBytes(keyLength);
     const native = hmacSha256(key);
@@ -36,11 +37,23 @@ test('the same tag as node:crypto for random keys and every message length from 
       const b = new Uint8Array(16);
       native(frame, from, from + len, src, dst, a);
       reference(frame, from, from + len, src, dst, b);
-      if (Buffer.compare(a, b) !== 0) t.fail(`key ${keyLength} bytes, message ${len} bytes: ${Buffer.from(a).toString('hex')} vs ${Buffer.from(b).toString('hex')}`);
+      if (Buffer.compare(a, b) !== 0) t.fail(`${impl}: key ${keyLength} bytes, message ${len} bytes: ${Buffer.from(a).toString('hex')} vs ${Buffer.from(b).toString('hex')}`);
     }
     const whole = new Uint8Array(32);
     native(frame, 0, 100, src, dst, whole);
-    t.is(Buffer.from(whole).toString('hex'), createHmac('sha256', key).update(dst).update(src).update(frame.subarray(0, 100)).digest('hex'), `key ${keyLength} bytes: all 32 bytes`);
+    t.is(Buffer.from(whole).toString('hex'), createHmac('sha256', key).update(dst).update(src).update(frame.subarray(0, 100)).digest('hex'), `${impl}: key ${keyLength} bytes, all 32 bytes`);
+  }
+}
+
+test.serial('the same tag as node:crypto for random keys and every message length from 0 to 300 bytes, with the CPU\'s SHA extensions where it has them and with the portable compression', (t) => {
+  const auto = hmacSha256Implementation('auto');
+  t.log(`this CPU: ${auto}`);
+  try {
+    matchesNodeCrypto(t, auto);
+    t.is(hmacSha256Implementation('portable'), 'portable');
+    matchesNodeCrypto(t, 'portable');
+  } finally {
+    hmacSha256Implementation('auto');
   }
 });
 
