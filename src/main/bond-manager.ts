@@ -27,7 +27,7 @@ import { readLinkSpeed } from '../workers/bond-thread.js';
 import type { Logger } from './logger.js';
 import { isDeviceName } from './device-name.js';
 import type { HostState } from './host-state.js';
-import { readStateFile, writeStateFile } from './state-file.js';
+import { parseStateObject, readStateFile, writeStateFile } from './state-file.js';
 import type { SysctlGuard } from './sysctl.js';
 import { ipv4Sysctl, ipv6Sysctl, sysctlPath } from './sysctl-keys.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
@@ -96,14 +96,9 @@ function isUnicastMacText(value: unknown): value is string {
 export function parseSavedSlaves(text: string): { slaves: Map<string, SavedSlave>; ignored: string[] } {
   const slaves = new Map<string, SavedSlave>();
   const ignored: string[] = [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return { slaves, ignored: ['the file is not JSON'] };
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { slaves, ignored: ['the file is not a JSON object'] };
-  for (const [dev, raw] of Object.entries(parsed as Record<string, unknown>)) {
+  const parsed = parseStateObject(text);
+  if ('why' in parsed) return { slaves, ignored: [parsed.why] };
+  for (const [dev, raw] of Object.entries(parsed.object)) {
     if (slaves.size >= MAX_SAVED_SLAVES) {
       ignored.push(`more than ${MAX_SAVED_SLAVES} entries: the rest`);
       break;

@@ -72,3 +72,18 @@ export function readStateFile(path: string, maxBytes: number = STATE_FILE_MAX_BY
     closeSync(fd);
   }
 }
+
+/**
+ * A state file's text as the JSON object lnlb writes, or why it is not one (a line for the
+ * `ignored` list the parsers log). Pure.
+ */
+export function parseStateObject(text: string): { object: Record<string, unknown> } | { why: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { why: 'the file is not JSON' };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { why: 'the file is not a JSON object' };
+  return { object: parsed as Record<string, unknown> };
+}

@@ -26,7 +26,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lnlbError } from '../errors.js';
 import { isHolder, sameHolder, type Holder, type HostState } from './host-state.js';
-import { readStateFile, writeStateFile } from './state-file.js';
+import { parseStateObject, readStateFile, writeStateFile } from './state-file.js';
 import { isSysctlValue, parseDottedSysctlKey, parseSysctlKey, sysctlKeyText, sysctlPath, type DeviceSysctl } from './sysctl-keys.js';
 
 /** The per-run-directory file of lnlb before the host-wide one: read once on start (upgrade after a crash), then removed. */
@@ -81,14 +81,10 @@ export interface SavedSysctl {
 export function parseHostSysctls(text: string): { entries: Map<string, SavedSysctl>; ignored: string[] } {
   const entries = new Map<string, SavedSysctl>();
   const ignored: string[] = [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return { entries, ignored: ['the file is not JSON'] };
-  }
-  const root = parsed as { version?: unknown; entries?: unknown } | null;
-  if (typeof root !== 'object' || root === null || root.version !== FORMAT_VERSION || typeof root.entries !== 'object' || root.entries === null) {
+  const parsed = parseStateObject(text);
+  if ('why' in parsed) return { entries, ignored: [parsed.why] };
+  const root = parsed.object as { version?: unknown; entries?: unknown };
+  if (root.version !== FORMAT_VERSION || typeof root.entries !== 'object' || root.entries === null) {
     return { entries, ignored: [`the file is not lnlb's format version ${FORMAT_VERSION}`] };
   }
   for (const [text, raw] of Object.entries(root.entries as Record<string, unknown>)) {
@@ -121,14 +117,9 @@ export function formatHostSysctls(entries: ReadonlyMap<string, SavedSysctl>): st
 export function parseLegacySysctls(text: string): { entries: { key: DeviceSysctl; original: string }[]; ignored: string[] } {
   const entries: { key: DeviceSysctl; original: string }[] = [];
   const ignored: string[] = [];
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return { entries, ignored: ['the file is not JSON'] };
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { entries, ignored: ['the file is not a JSON object'] };
-  for (const [text, value] of Object.entries(parsed as Record<string, unknown>).slice(0, MAX_ENTRIES)) {
+  const parsed = parseStateObject(text);
+  if ('why' in parsed) return { entries, ignored: [parsed.why] };
+  for (const [text, value] of Object.entries(parsed.object).slice(0, MAX_ENTRIES)) {
     const key = parseDottedSysctlKey(text);
     if (key === undefined) ignored.push(`${JSON.stringify(text).slice(0, 120)}: not a sysctl lnlb sets`);
     else if (!isSysctlValue(value)) ignored.push(`${text}: ${JSON.stringify(value).slice(0, 40)} is not a value lnlb would have saved`);

@@ -147,6 +147,7 @@ test('the host file: keys of other shapes, odd values and path tricks are ignore
 test('parseHostSysctls: a file of another format is ignored whole', (t) => {
   t.deepEqual(parseHostSysctls('{"net/ipv4/conf/eth0/arp_ignore":"0"}').ignored, ["the file is not lnlb's format version 1"]);
   t.deepEqual(parseHostSysctls('not json').ignored, ['the file is not JSON']);
+  t.deepEqual(parseHostSysctls('[1]').ignored, ['the file is not a JSON object']);
 });
 
 test('a symlink planted as the host file is not followed: its target is untouched', (t) => {
