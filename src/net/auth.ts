@@ -354,7 +354,8 @@ export class ControlAuthenticator {
 
   /**
    * Checks the message at frame[msgOff, msgOff+msgLen) (msgLen may include Ethernet padding)
-   * received from srcMac for dstMac, and counts the verdict. On OK the message is what
+   * received from srcMac for dstMac (each read for its first 6 bytes: the received frame itself
+   * may be passed as dstMac), and counts the verdict. On OK the message is what
    * decodeMessage should read (the trailer looks like padding to it). `nowMs`: the
    * receiver's wall clock (default: the constructor's `now`); a clock that is not a number
    * makes every signed message STALE. Never throws.

@@ -320,9 +320,11 @@ export class ControlChannel {
       this.#reject('unknown-sender-rate-limited');
       return;
     }
+    // No views per frame (a flood of forged frames reaches this line): the source MAC is copied
+    // into a reused array, and the frame itself is the destination MAC (open reads its first 6 bytes).
     const src = this.#srcMac;
-    src.set(rx.subarray(6, 12));
-    const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx.subarray(0, 6));
+    for (let i = 0; i < 6; i++) src[i] = rx[6 + i]!;
+    const verdict = this.#auth.open(rx, ETH_HLEN, len - ETH_HLEN, src, rx);
     if (verdict !== AuthVerdict.OK) {
       const name = authVerdictName(verdict);
       this.#reject(`auth-${name}`);
