@@ -38,14 +38,20 @@ import { parseIPv4 } from '../src/net/ipv4.js';
 import { cpuSeconds, fmt, ratio, rssBytes, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const FORGER = fileURLToPath(new URL('./control-forger.js', import.meta.url));
-const HEARTBEAT_MS = 100;
-const DEAD_AFTER_MS = 500;
+/** The cluster's timing; LNLB_BENCH_FLOOD_TIMING=HB/DEAD (ms) measures another. */
+const [HEARTBEAT_MS, DEAD_AFTER_MS] = floodTiming(process.env.LNLB_BENCH_FLOOD_TIMING ?? '100/500');
 /** Set rates of the mixed flood, frames/s: where false deaths begin. */
 const LADDER = [25_000, 50_000, 100_000, 200_000];
 /** An EtherType no lnlb socket takes (IEEE 802 local experimental 2). */
 const DECOY_ETHERTYPE = 0x88b6;
 /** RSS growth during the second flood still taken for noise (the first may grow the heap's young generation once). */
 const RSS_NOISE_BYTES = 8 * 2 ** 20;
+
+function floodTiming(text: string): [number, number] {
+  const m = /^(\d+)\/(\d+)$/.exec(text);
+  if (!m || Number(m[2]) <= Number(m[1])) throw new Error(`LNLB_BENCH_FLOOD_TIMING=${text}: expected HEARTBEAT_MS/DEAD_AFTER_MS, e.g. 100/500`);
+  return [Number(m[1]), Number(m[2])];
+}
 
 interface ForgerRun {
   sent: number;
@@ -75,6 +81,8 @@ export interface PhaseResult {
   rejected: Record<string, number>;
   /** Frames each node's control thread rejected (forged frames it read). */
   read: number[];
+  /** The longest late timer of each node's control thread so far (ms): how long it was not scheduled. */
+  stallMaxMs: number[];
   /** The cluster converged (all three nodes, one view) within 10 s after the phase. */
   convergedAfter: boolean;
 }
@@ -222,6 +230,7 @@ async function phase(lab: ClusterLab, daemons: LabProcess[], name: string, secon
     wallSeconds,
     rejected,
     read,
+    stallMaxMs: after.map((s) => s.interfaces[0]!.counters.stallMaxMs ?? 0),
     convergedAfter,
   };
 }
@@ -311,6 +320,13 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
       ratio: '',
       goal: '0',
       met: r.ladder.every((p) => p.falseDeaths === 0),
+    },
+    {
+      figure: `control flood: each node's longest control-thread stall (its timer late; not counted as silence) after the idle phase / the decoy / the two floods / the spoofed flood (ms)`,
+      lnlb: `${idle.stallMaxMs.join(', ')} / ${decoy.stallMaxMs.join(', ')} / ${again.stallMaxMs.join(', ')} / ${spoofed.stallMaxMs.join(', ')}`,
+      reference: `${fmt(DEAD_AFTER_MS)} (dead after)`,
+      ratio: '',
+      goal: '',
     },
     {
       figure: 'control flood: heartbeats received per node, fewest, first / second flood (ref: idle / decoy, same length)',

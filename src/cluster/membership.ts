@@ -149,6 +149,10 @@ export class Membership {
   #roundStartedAt = Number.NEGATIVE_INFINITY;
   /** When the round next asks its silent members to retransmit, or declares one dead. */
   #roundCheckAt = Number.POSITIVE_INFINITY;
+  /** The last `nextDeadline()` the driver was given: a tick later than it found us stalled. */
+  #promisedTickAt = Number.NaN;
+  /** Time this round's ticks came late (our thread starved or blocked): nobody's silence. */
+  #deafMs = 0;
   #roundChangesView = false;
   /** This round changes who is a member (a join, a likely death), not only weights. */
   #roundChangesMembership = false;
@@ -166,6 +170,9 @@ export class Membership {
   tableFull = 0;
   roundsCompleted = 0;
   resets = 0;
+  /** Ticks that came later than promised (the driver's thread did not run): the longest, and all of them. */
+  stallMaxMs = 0;
+  stallTotalMs = 0;
 
   constructor(options: MembershipOptions) {
     this.#opts = {
@@ -390,6 +397,20 @@ export class Membership {
     if (!this.#started) return;
     const stalled = now - this.#lastTickAt;
     this.#lastTickAt = now;
+    // Late for the tick we asked for: frames that came meanwhile were not read (or the socket
+    // dropped them), so those milliseconds are not the members' silence but ours. Measured
+    // under a forged flood on two shared cores: control threads starved for 400-600 ms.
+    // A timer a few ms late is the norm under load, and a thread late because it was busy
+    // reading frames was listening: only a stall of an eighth of the death timeout counts, and
+    // a round is lengthened by at most half of it (a machine loaded for good must still
+    // declare real deaths; an unbounded credit held a loaded cluster's rounds open for seconds).
+    const late = now - this.#promisedTickAt;
+    this.#promisedTickAt = Number.NaN;
+    if (late > this.#opts.deadAfterMs / 8) {
+      this.#deafMs = Math.min(this.#deafMs + late, this.#opts.deadAfterMs / 2);
+      this.stallTotalMs += late;
+      if (late > this.stallMaxMs) this.stallMaxMs = late;
+    }
     if (stalled > this.#opts.deadAfterMs && this.#joined) {
       this.#reset(now, stalled);
       return;
@@ -412,7 +433,9 @@ export class Membership {
     if (this.#joinsLeft > 0) t = Math.min(t, this.#nextJoinAt);
     if (Number.isFinite(this.#awaitingStateUntil)) t = Math.min(t, this.#awaitingStateUntil);
     // Tick at least every half death timeout, so a stall is measured against a recent tick.
-    return Math.min(t, this.#lastTickAt + this.#opts.deadAfterMs / 2);
+    t = Math.min(t, this.#lastTickAt + this.#opts.deadAfterMs / 2);
+    this.#promisedTickAt = t;
+    return t;
   }
 
   get #firstAskMs(): number {
@@ -439,6 +462,7 @@ export class Membership {
     if (now - this.#roundStartedAt < this.#opts.heartbeatMs / 2) return; // no storm of rounds
     this.#round = RoundState.CONVERGING;
     this.#roundStartedAt = now;
+    this.#deafMs = 0;
     this.#roundCheckAt = now + this.#firstAskMs;
     this.#nextRoundAt = now + this.#opts.heartbeatMs;
     this.#firstRoundAt = Number.POSITIVE_INFINITY;
@@ -507,12 +531,13 @@ export class Membership {
    * as long as before. The first request is no earlier than LNLB's: a RETRASM carries the
    * weight the member locked for its *current* round, and learning that early over a jittery
    * wire made nodes apply a weight one round apart (the jitter properties below caught it).
+   * Time this node itself was not running (its ticks came late) is not counted as silence.
    */
   #checkSilentMembers(now: number): void {
     let next = now + this.#askIntervalMs;
     for (const node of [...this.#nodes]) {
       if (node.status !== NodeStatus.WAITING_HEARTBEAT && node.status !== NodeStatus.ASKED_RETRASM) continue;
-      const deadAt = Math.max(node.lastHeardAt, this.#roundStartedAt) + this.#opts.deadAfterMs;
+      const deadAt = Math.max(node.lastHeardAt, this.#roundStartedAt) + this.#opts.deadAfterMs + this.#deafMs;
       if (now >= deadAt) {
         this.#remove(node, 'missed-heartbeats', now);
         continue;

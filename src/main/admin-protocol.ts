@@ -81,6 +81,13 @@ export interface InterfaceCounters {
   /** Convergence rounds completed, and self-resets after a stall. */
   rounds: number;
   resets: number;
+  /**
+   * The control thread's timers that fired late (its thread was not scheduled or was blocked),
+   * in ms: the longest, and all of them; that time does not count as the members' silence.
+   * Optional: absent from older daemons.
+   */
+  stallMaxMs?: number;
+  stallTotalMs?: number;
   /** Tracked flows evicted to make room (table full). Optional: absent from daemons before metrics. */
   evictions?: number;
   /** Nodes this node declared dead, by reason (missed-heartbeats, left, restarted, self-reset). */

@@ -765,6 +765,8 @@ export class ClusterInterface {
         nodeTableFull: plane?.nodeTableFull ?? 0,
         rounds: plane?.rounds ?? 0,
         resets: plane?.resets ?? 0,
+        stallMaxMs: plane?.stallMaxMs ?? 0,
+        stallTotalMs: plane?.stallTotalMs ?? 0,
         evictions: counters?.evictions ?? 0,
         deaths: plane?.deaths ?? {},
         actors: this.#datapath?.readActorCounters() ?? [],

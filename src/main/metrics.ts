@@ -151,6 +151,8 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
   gauge('lnlb_cluster_members', 'Nodes in the view (this one included; joining nodes not yet).', IF, (st) => perInterface(st, (s) => s.nodes.filter((n) => isMember(n.status)).length));
   counter('lnlb_convergence_rounds_total', 'Convergence rounds completed.', IF, (st) => perInterface(st, (s) => s.counters.rounds));
   counter('lnlb_convergence_resets_total', 'Times this node found itself stalled past --dead-after-ms, forgot its state and rejoined.', IF, (st) => perInterface(st, (s) => s.counters.resets));
+  gauge('lnlb_control_stall_max_seconds', "The longest time the control thread's timer fired late (the thread was not scheduled or was blocked); not counted as the members' silence.", IF, (st) => perInterface(st, (s) => (s.counters.stallMaxMs ?? 0) / 1000));
+  counter('lnlb_control_stall_seconds_total', "Time the control thread's timers fired late, summed (stalls longer than an eighth of --dead-after-ms).", IF, (st) => perInterface(st, (s) => (s.counters.stallTotalMs ?? 0) / 1000));
   counter('lnlb_node_deaths_total', 'Nodes this node removed from the view, by reason (missed-heartbeats, left, restarted, self-reset).', ['interface', 'reason'], (st) => byKey(st, 'reason', (s) => s.counters.deaths));
   counter('lnlb_node_table_full_total', 'Nodes refused because the node table was full.', IF, (st) => perInterface(st, (s) => s.counters.nodeTableFull));
   counter('lnlb_control_messages_received_total', 'Control messages accepted, by type (HEARTBEAT, JOIN, ...).', ['interface', 'type'], (st) => byKey(st, 'type', (s) => s.counters.control.received));

@@ -66,7 +66,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
       .filter(([, n]) => n > 0)
       .map(([why, n]) => `${why} ${n}`)
       .join(', ');
-    out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}`);
+    out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}${(c.stallMaxMs ?? 0) > 0 ? `, control thread stalled up to ${c.stallMaxMs} ms (${c.stallTotalMs ?? 0} ms in all; not counted as members' silence)` : ''}`);
     out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
     const r = rates?.get(iface.name);

@@ -236,6 +236,8 @@ export class ControlPlane {
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
       resets: m.resets,
+      stallMaxMs: Math.round(m.stallMaxMs),
+      stallTotalMs: Math.round(m.stallTotalMs),
       deaths: { ...this.#deaths },
       authenticated: this.#channel.authenticated,
       unauthenticatedPeers: this.#currentUnauthenticated(now).map(

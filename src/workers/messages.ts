@@ -155,6 +155,9 @@ export interface ControlStatus {
   nodeTableFull: number;
   rounds: number;
   resets: number;
+  /** The control thread's ticks that came late (it was not scheduled): the longest, and all, in ms. */
+  stallMaxMs: number;
+  stallTotalMs: number;
   /** Nodes this node declared dead (removed from the view), by reason: missed-heartbeats, left, restarted, self-reset. */
   deaths: Record<string, number>;
   authenticated: boolean;

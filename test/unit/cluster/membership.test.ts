@@ -89,6 +89,47 @@ test('a lossy wire kills nobody: 30% of control frames lost for a minute, 3 node
   }
 });
 
+test('the whole machine starved for 90% of dead-after (every node paused at once) on a lossy wire: nobody is declared dead, each counts its stall', (t) => {
+  // Under a forged flood on two shared cores, every daemon's control thread went unscheduled
+  // for 400-600 ms at once; each then found its peers silent past dead-after and killed them.
+  // A tick later than promised is this node's deafness, not its peers' silence.
+  const sim = new SimulatedCluster(3, { heartbeatMs: 100, deadAfterMs: 500, delayMs: 1 });
+  for (const mac of ALL) sim.add(mac);
+  sim.run(2000);
+  sim.faults = { loss: 0.2 };
+  for (let i = 0; i < 40; i++) {
+    sim.run(37 + i * 11);
+    for (const mac of ALL) sim.pause(mac);
+    sim.run(450);
+    for (const mac of ALL) sim.resume(mac);
+  }
+  sim.faults = {};
+  sim.run(1000);
+  t.deepEqual(
+    sim.events.filter((e) => e.action.kind === 'node-died' || e.action.kind === 'reset'),
+    [],
+  );
+  for (const mac of ALL) {
+    t.deepEqual(sim.view(mac), ALL);
+    const m = sim.nodes.get(mac)!;
+    t.true(m.stallMaxMs >= 440 && m.stallMaxMs <= 460, `${mac}: longest stall ${m.stallMaxMs} ms`);
+  }
+});
+
+test('a machine loaded for good (every tick up to 100 ms late) still declares a killed node dead, within 1.5 dead-after', (t) => {
+  // The stall credit is bounded: a thread that is always late must not hold rounds open.
+  const sim = new SimulatedCluster(5, { heartbeatMs: 100, deadAfterMs: 500, delayMs: 1 });
+  for (const mac of ALL) sim.add(mac);
+  sim.run(2000);
+  const killedAt = sim.now;
+  sim.kill(C);
+  sim.run(3000, 100);
+  const deaths = sim.eventsOf('node-died').filter((e) => e.action.kind === 'node-died' && e.action.node.mac === C);
+  t.is(deaths.length, 2);
+  for (const d of deaths) t.true(d.at - killedAt <= 1.5 * 500 + 100 + 2 * 100, `declared after ${d.at - killedAt} ms`);
+  t.deepEqual(sim.view(A), [A, B]);
+});
+
 test('a killed node is declared dead once silent for dead-after from its last heartbeat or the round start, asked all the while', (t) => {
   const sim = new SimulatedCluster();
   for (const mac of ALL) sim.add(mac);
