@@ -157,11 +157,18 @@ export interface LnlbNode extends EventEmitter<LnlbNodeEvents> {
   close(): Promise<void>;
 }
 
+/** Daemon options createNode does not take. */
+export type NotEmbeddedOption = 'nice';
+
 /**
- * Daemon options createNode does not take, and why: none today. A unit test checks that every
- * option of DAEMON_OPTIONS is taken or listed here, so a new lnlbd option is not forgotten.
+ * Daemon options createNode does not take, and why. A unit test checks that every option of
+ * DAEMON_OPTIONS is taken or listed here, so a new lnlbd option is not forgotten.
  */
-export const NOT_EMBEDDED: Readonly<Record<string, string>> = {};
+export const NOT_EMBEDDED: Readonly<Record<NotEmbeddedOption, string>> = {
+  // The process is the application's: its priority is the application's to set (nice(1),
+  // systemd's Nice=). The node's control thread still raises its own (src/workers/control-thread.ts).
+  nice: "the process belongs to the embedding application: set its priority there (nice -n -20, or systemd's Nice=-20)",
+};
 
 /** The options that are createNode's own, not lnlbd's. */
 const OWN_OPTIONS = ['adminSocket', 'logger'] as const;
@@ -201,7 +208,7 @@ export function toRawOptions(options: LnlbNodeOptions): RawOptions {
     if ((OWN_OPTIONS as readonly string[]).includes(key)) continue;
     const spec = SPECS.get(key);
     if (spec === undefined) {
-      if (Object.hasOwn(NOT_EMBEDDED, key)) badOption(key, `not an option of createNode: ${NOT_EMBEDDED[key]}`);
+      if (Object.hasOwn(NOT_EMBEDDED, key)) badOption(key, `not an option of createNode: ${NOT_EMBEDDED[key as NotEmbeddedOption]}`);
       const near = suggestKey(key);
       const nearOption = near === undefined ? undefined : camel(near);
       badOption(key, `unknown option${nearOption === undefined || nearOption === key || !SPECS.has(nearOption) ? '' : ` (did you mean ${nearOption}?)`}`);

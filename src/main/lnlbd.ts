@@ -5,6 +5,7 @@
  * exiting 1): see shutdown.ts.
  */
 
+import { setProcessNice } from './process-priority.js';
 import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { AdminServer } from './admin-server.js';
@@ -83,6 +84,12 @@ async function main(): Promise<void> {
   if (options.keyFile !== undefined) loadKeyFile(options.keyFile);
   ensurePrivateDir(options.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
   const log = createLogger(options.logLevel);
+  if (options.nice !== 0) {
+    const priority = setProcessNice(options.nice);
+    if (priority.failed !== undefined) {
+      log.warn({ event: 'priority', nice: options.nice }, `could not set lnlbd's threads to nice ${options.nice} (${priority.failed}): it needs CAP_SYS_NICE; on a busy machine heartbeats may be late and live nodes declared dead`);
+    }
+  }
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
 

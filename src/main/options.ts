@@ -26,6 +26,8 @@ export interface DaemonOptions {
   workers: number;
   heartbeatMs: number;
   deadAfterMs: number;
+  /** The scheduling priority (nice) lnlbd gives every thread of its process at start. */
+  nice: number;
   logLevel: LogLevel;
   election: ElectionName;
   weightMode: WeightMode;
@@ -88,7 +90,7 @@ function badFlag(flag: string, message: string): never {
 
 function integer(min: number, max: number) {
   return (raw: string, flag: string): number => {
-    if (!/^\d+$/.test(raw)) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    if (!(min < 0 ? /^-?\d+$/ : /^\d+$/).test(raw)) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
     const n = Number(raw);
     if (n < min || n > max) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${n}`);
     return n;
@@ -185,6 +187,13 @@ export const DAEMON_OPTIONS = [
   { key: 'workers', flag: '--workers <n>', description: 'actor threads (each owns a shard of the tracking tables)', default: 2, parse: integer(1, 64) },
   { key: 'heartbeatMs', flag: '--heartbeat-ms <ms>', description: 'interval between heartbeats', default: 1000, parse: integer(10, 60_000) },
   { key: 'deadAfterMs', flag: '--dead-after-ms <ms>', description: 'a node silent this long is dead', default: 5000, parse: integer(20, 600_000) },
+  {
+    key: 'nice',
+    flag: '--nice <n>',
+    description: "scheduling priority of all lnlbd's threads, -20 (first) to 19: a busy machine must not make heartbeats late, and the control thread waits on V8's shared GC threads, so all of them",
+    default: -20,
+    parse: integer(-20, 19),
+  },
   {
     key: 'logLevel',
     flag: '--log-level <level>',

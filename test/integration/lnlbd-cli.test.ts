@@ -5,7 +5,7 @@
 // Every daemon here gets the lab's key (KEY below) unless the test is about not having one.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,32 @@ test.serial('SIGTERM removes the TAP and restores the sysctls; lnlbctl then says
   const ctl = await l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status']);
   t.is(ctl.code, 1);
   t.regex(ctl.stderr, /no lnlbd is running .* start it with lnlbd/);
+});
+
+/** The nice value of every thread of `pid` (/proc/PID/task/TID/stat, field 19). */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test.serial('every lnlbd thread runs at --nice (-20 by default), the control thread at -20 whatever it is', async (t) => {
+  const l = theLab();
+  const runDir = `${l.dir}/solo-nice`;
+  for (const [args, expected] of [[[], -20], [['--nice', '-7'], -7]] as const) {
+    const daemon = l.spawn('solo', [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--key-file', l.keyFile, ...args]);
+    try {
+      await l.waitForLog(daemon, /cluster interface up/, 10_000);
+      const nices = threadNices(daemon.pid!);
+      t.true(nices.length >= 6, `${nices.length} threads`);
+      // The control thread raised itself further; all the others (V8's, libuv's, the workers) are at --nice.
+      t.deepEqual(nices.filter((n) => n !== expected), expected === -20 ? [] : [-20], `${args.join(' ') || 'default'}: ${nices.join(' ')}`);
+    } finally {
+      daemon.kill('SIGTERM');
+      await waitExit(daemon, 8000);
+    }
+  }
 });
 
 test.serial('after kill -9 the TAP is gone, and the next start restores the true originals on exit', async (t) => {
