@@ -55,7 +55,7 @@ export interface LnlbNodeOptions {
    * sysctl originals are kept once per host in /run/lnlb-host ($LNLB_HOST_DIR).
    */
   runDir?: string;
-  /** Actor threads, each owning a shard of the tracking tables (`--workers`, 1..64). Default 2. */
+  /** Actor threads, each owning a shard of the tracking tables (`--workers`, 1..31). Default 2. */
   workers?: number;
   /** Milliseconds between heartbeats (`--heartbeat-ms`, 10..60000). Default 1000. */
   heartbeatMs?: number;

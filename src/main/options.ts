@@ -12,6 +12,7 @@ import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
 import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
 import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
+import { MAX_ACTORS } from '../workers/dispatcher-core.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -77,6 +78,8 @@ interface OptionSpec<K extends keyof DaemonOptions> {
   boolean?: boolean;
   /** May be given more than once: `parse` gets every value. */
   repeatable?: boolean;
+  /** Applied on SIGHUP (a config file reload) without a restart; src/main/reload.ts. */
+  live?: boolean;
   parse(raw: string, flag: string): DaemonOptions[K];
 }
 
@@ -184,7 +187,7 @@ export const DAEMON_OPTIONS = [
   },
   { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create; %d takes the lowest free number', default: 'nlb%d', parse: ifName },
   { key: 'runDir', flag: '--run-dir <dir>', description: 'directory of the admin socket and state files', default: '/run/lnlb', parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a directory') : raw) },
-  { key: 'workers', flag: '--workers <n>', description: 'actor threads (each owns a shard of the tracking tables)', default: 2, parse: integer(1, 64) },
+  { key: 'workers', flag: '--workers <n>', description: `actor threads (each owns a shard of the tracking tables), at most ${MAX_ACTORS}`, default: 2, parse: integer(1, MAX_ACTORS) },
   { key: 'heartbeatMs', flag: '--heartbeat-ms <ms>', description: 'interval between heartbeats', default: 1000, parse: integer(10, 60_000) },
   { key: 'deadAfterMs', flag: '--dead-after-ms <ms>', description: 'a node silent this long is dead', default: 5000, parse: integer(20, 600_000) },
   {
@@ -199,6 +202,7 @@ export const DAEMON_OPTIONS = [
     flag: '--log-level <level>',
     description: `log level: ${LOG_LEVELS.join(', ')}`,
     default: 'info',
+    live: true,
     parse: (raw: string, flag: string) => ((LOG_LEVELS as readonly string[]).includes(raw) ? (raw as LogLevel) : badFlag(flag, `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
   {
@@ -213,6 +217,7 @@ export const DAEMON_OPTIONS = [
     flag: '--weight-mode <mode>',
     description: `where this node's weight (its load: a busier node gets fewer new clients) comes from: ${WEIGHT_MODES.join(', ')}`,
     default: DEFAULT_WEIGHT_MODE,
+    live: true,
     parse: (raw: string, flag: string) => ((WEIGHT_MODES as readonly string[]).includes(raw) ? (raw as WeightMode) : badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
   {

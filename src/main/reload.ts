@@ -3,11 +3,12 @@
  * reported as waiting for a restart. Pure: the options before and after in, a plan out.
  */
 
-import type { DaemonOptions } from './options.js';
+import { DAEMON_OPTIONS, type DaemonOptions } from './options.js';
 
-/** Options applied on SIGHUP without a restart. */
-export const LIVE_OPTIONS = ['logLevel', 'weightMode'] as const satisfies readonly (keyof DaemonOptions)[];
-type LiveOption = (typeof LIVE_OPTIONS)[number];
+/** The options the table marks `live`: applied on SIGHUP without a restart. */
+type LiveOption = Extract<(typeof DAEMON_OPTIONS)[number], { live: true }>['key'];
+export const LIVE_OPTIONS: readonly LiveOption[] = DAEMON_OPTIONS.filter((s): s is Extract<(typeof DAEMON_OPTIONS)[number], { live: true }> => 'live' in s && s.live).map((s) => s.key);
+const isLive = (key: keyof DaemonOptions): key is LiveOption => (LIVE_OPTIONS as readonly string[]).includes(key);
 
 export interface ReloadPlan {
   /** Live options whose value changed: apply these. */
@@ -28,8 +29,7 @@ export function planReload(before: DaemonOptions, after: DaemonOptions): ReloadP
   const needRestart: (keyof DaemonOptions)[] = [];
   for (const key of Object.keys(after) as (keyof DaemonOptions)[]) {
     if (same(before[key], after[key])) continue;
-    if (key === 'logLevel') apply.logLevel = after.logLevel;
-    else if (key === 'weightMode') apply.weightMode = after.weightMode;
+    if (isLive(key)) Object.assign(apply, { [key]: after[key] });
     else needRestart.push(key);
   }
   return { apply, needRestart };

@@ -78,6 +78,9 @@ export interface DispatcherConfig {
   actorSeed?: number;
 }
 
+/** Actors one dispatcher feeds: which rings a batch touched is one 31-bit mask (a small integer, never a heap number). */
+export const MAX_ACTORS = 31;
+
 export class FrameDispatcher {
   readonly #source: FrameSource;
   readonly #rings: ByteRing[];
@@ -110,7 +113,7 @@ export class FrameDispatcher {
   constructor(config: DispatcherConfig) {
     this.#source = config.source;
     this.#rings = config.rings;
-    if (this.#rings.length > 31) throw new RangeError('at most 31 actors'); // #touched is a bit mask
+    if (this.#rings.length > MAX_ACTORS) throw new RangeError(`at most ${MAX_ACTORS} actors`); // #touched is a bit mask
     this.#ringWords = config.rings.map((r) => r.words);
     this.#c = config.counters;
     this.#vnet = config.vnetHdr ? VNET_HDR_LEN : 0;

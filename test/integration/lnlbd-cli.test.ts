@@ -45,7 +45,7 @@ const refusals: { title: string; args: string[]; code: number; line: RegExp; run
   { title: 'a missing --vip', args: ['--bind', 'eth0'], code: 2, line: /^lnlbd: --vip: is required with --bind \(or give neither, and add clusters with lnlbctl addif\)$/ },
   { title: 'a bad IP', args: ['--bind', 'eth0', '--vip', '10.0.0.300'], code: 2, line: /^lnlbd: --vip: expected an IPv4 address/ },
   { title: 'an unknown flag', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--frobnicate'], code: 2, line: /^lnlbd: unknown option '--frobnicate'$/ },
-  { title: 'a bad --workers', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--workers', '0'], code: 2, line: /^lnlbd: --workers: expected a whole number from 1 to 64/ },
+  { title: 'a bad --workers', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--workers', '0'], code: 2, line: /^lnlbd: --workers: expected a whole number from 1 to 31/ },
   { title: 'a missing device', args: ['--bind', 'eth7', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-eth7', '--key-file', KEY], code: 1, line: /^lnlbd: no such device eth7/ },
   { title: 'a missing privilege', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-nobody', '--key-file', KEY], code: 1, line: /^lnlbd: lnlbd needs CAP_NET_ADMIN and CAP_NET_RAW/, runAs: '65534' },
   { title: 'a key and --insecure-no-auth', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', KEY, '--insecure-no-auth'], code: 2, line: /^lnlbd: --key-file: cannot be given with --insecure-no-auth/ },
@@ -68,7 +68,7 @@ test.serial('a bad config file value: exit 2, one line naming file:line and the 
   writeFileSync(file, '# solo\nvip = 10.0.0.100\nbind = eth0\nworkers = 0\n');
   const result = await lnlbd(['--config', file]);
   t.is(result.code, 2);
-  t.deepEqual(result.stderr.trim().split('\n'), [`lnlbd: ${file}:4: --workers: expected a whole number from 1 to 64, got 0`]);
+  t.deepEqual(result.stderr.trim().split('\n'), [`lnlbd: ${file}:4: --workers: expected a whole number from 1 to 31, got 0`]);
   const missing = await lnlbd(['--config', `${file}.missing`]);
   t.is(missing.code, 2);
   t.is(missing.stderr.trim(), `lnlbd: ${file}.missing: cannot read the config file: ENOENT (no such file)`);

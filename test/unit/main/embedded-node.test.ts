@@ -91,7 +91,7 @@ const badCases: [string, Loose, RegExp][] = [
   ['missing vip', { bind: 'eth0' }, /^vip \(--vip\): is required/],
   ['bad VIP', { ...BASE, vip: '10.0.0.256' }, /^vip \(--vip\): expected an IPv4 address such as 10\.0\.0\.100, got "10\.0\.0\.256"/],
   ['heartbeat out of range', { ...BASE, heartbeatMs: 5 }, /^heartbeatMs \(--heartbeat-ms\): expected a whole number from 10 to 60000, got 5$/],
-  ['workers not whole', { ...BASE, workers: 1.5 }, /^workers \(--workers\): expected a whole number from 1 to 64, got "1\.5"/],
+  ['workers not whole', { ...BASE, workers: 1.5 }, /^workers \(--workers\): expected a whole number from 1 to 31, got "1\.5"/],
   ['workers negative', { ...BASE, workers: -1 }, /^workers \(--workers\): expected a whole number/],
   ['workers NaN', { ...BASE, workers: Number.NaN }, /^workers \(--workers\): expected a whole number/],
   ['workers a boolean', { ...BASE, workers: true }, /^workers \(--workers\): expected a number, got true/],

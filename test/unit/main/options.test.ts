@@ -13,7 +13,11 @@ const badCases: [string, Record<string, string>, RegExp][] = [
   ['missing --bind', { vip: '10.0.0.100' }, /^--bind: is required/],
   ['missing --vip', { bind: 'eth0' }, /^--vip: is required/],
   ['bad IP', { bind: 'eth0', vip: '10.0.0.256' }, /^--vip: expected an IPv4 address/],
-  ['workers not a number', { bind: 'eth0', vip: '10.0.0.1', workers: 'two' }, /^--workers: expected a whole number from 1 to 64/],
+  ['workers not a number', { bind: 'eth0', vip: '10.0.0.1', workers: 'two' }, /^--workers: expected a whole number from 1 to 31/],
+  // One dispatcher feeds at most 31 actors: refused here, before any device exists (it threw after the TAP was made).
+  ['workers above what a dispatcher feeds', { bind: 'eth0', vip: '10.0.0.1', workers: '32' }, /^--workers: expected a whole number from 1 to 31, got 32$/],
+  ['nice out of range', { bind: 'eth0', vip: '10.0.0.1', nice: '-21' }, /^--nice: expected a whole number from -20 to 19, got -21$/],
+  ['nice not a number', { bind: 'eth0', vip: '10.0.0.1', nice: '--5' }, /^--nice: expected a whole number from -20 to 19, got "--5"$/],
   ['workers out of range', { bind: 'eth0', vip: '10.0.0.1', workers: '0' }, /^--workers:/],
   ['device name too long', { bind: 'eth0-with-a-long-name', vip: '10.0.0.1' }, /^--bind: expected a device name of 1 to 15/],
   ['dead-after not above heartbeat', { bind: 'eth0', vip: '10.0.0.1', heartbeatMs: '500', deadAfterMs: '500' }, /^--dead-after-ms: must be longer than --heartbeat-ms/],

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { createLogger, setLogLevel } from '../../../src/main/logger.js';
 import { resolveDaemonOptions } from '../../../src/main/options.js';
-import { planReload } from '../../../src/main/reload.js';
+import { LIVE_OPTIONS, planReload } from '../../../src/main/reload.js';
 
 const base = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key' });
 
@@ -11,6 +11,8 @@ test('SIGHUP plan: log level and weight mode apply live; other changes wait for 
   const plan = planReload(base, next);
   t.deepEqual(plan.apply, { logLevel: 'debug', weightMode: 'manual' });
   t.deepEqual(plan.needRestart.sort(), ['heartbeatMs', 'rule']);
+  // The options table says which options are live (one list, where the option is defined).
+  t.deepEqual([...LIVE_OPTIONS].sort(), ['logLevel', 'weightMode']);
 });
 
 test('setLogLevel reaches the loggers made from the root before the change (pino children copy the level)', (t) => {
