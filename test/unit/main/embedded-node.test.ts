@@ -267,6 +267,7 @@ test('the node re-emits every cluster event under its own name, with the same pa
     converged: { nodes: ['02:00:00:00:00:01'], weights: [100] },
     weight: { node: '02:00:00:00:00:01', self: true, from: 100, to: 65535 },
     state: { state: 'draining' },
+    health: { state: 'unhealthy', from: 'healthy', serving: 'out', action: 'left', checks: [{ check: 'tcp://127.0.0.1:5432', state: 'unhealthy', successesInARow: 0, failuresInARow: 3, run: 9, failed: 3, transitions: 2 }] },
   };
   for (const name of CLUSTER_EVENT_NAMES) (events.emit as (n: string, p: unknown) => boolean)(name, payloads[name]);
   t.deepEqual(seen, CLUSTER_EVENT_NAMES.map((name) => [name, payloads[name]]));
