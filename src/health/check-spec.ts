@@ -70,7 +70,7 @@ export function parseHealthCheck(raw: string, flag = '--health-check'): HealthCh
     expectStatus = Number(status);
   }
   const path = `${url.pathname === '' ? '/' : url.pathname}${url.search}`;
-  return { kind: 'http', label: `http://${url.host}${path}${expectStatus === undefined ? '' : `#${expectStatus}`}`, host, port, path, expectStatus };
+  return { kind: 'http', label: `http://${url.hostname}:${port}${path}${expectStatus === undefined ? '' : `#${expectStatus}`}`, host, port, path, expectStatus };
 }
 
 /** Every check of a repeatable option, each parsed; an empty list is no check. */

@@ -235,7 +235,7 @@ export function toRawOptions(options: LnlbNodeOptions): RawOptions {
     } else if (typeof spec.default === 'boolean') {
       if (typeof value !== 'boolean') badOption(key, `expected true or false, got ${describe(value)}`);
       raw[spec.key] = String(value);
-    } else if (typeof spec.default === 'number') {
+    } else if (typeof spec.default === 'number' || ('numeric' in spec && spec.numeric)) {
       if (typeof value !== 'number' && typeof value !== 'string') badOption(key, `expected a number, got ${describe(value)}`);
       raw[spec.key] = String(value); // 1.5, -1, NaN: refused by the flag's parser, as on the command line
     } else {
@@ -262,12 +262,10 @@ function healthCheckStrings(value: unknown): unknown {
   return list.filter((v) => typeof v === 'string');
 }
 
-/** `healthCheck`'s functions, as checks labelled `function:<name>`. */
+/** `healthCheck`'s functions, as checks labelled `function:<name>` (an anonymous one: its place in the list, from 1). */
 function healthFunctions(value: LnlbNodeOptions['healthCheck']): HealthCheckSpec[] {
   const list: unknown[] = Array.isArray(value) ? value : value === undefined ? [] : [value];
-  return list
-    .filter((v): v is HealthCheckFunction => typeof v === 'function')
-    .map((fn, i) => ({ kind: 'function', label: `function:${fn.name === '' ? String(i + 1) : fn.name}`, fn }));
+  return list.flatMap((fn, i): HealthCheckSpec[] => (typeof fn === 'function' ? [{ kind: 'function', label: `function:${fn.name === '' ? String(i + 1) : fn.name}`, fn: fn as HealthCheckFunction }] : []));
 }
 
 /** The options a node runs with: the daemon's, with its interface's bind and vip, and the library's own. */

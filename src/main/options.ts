@@ -86,6 +86,8 @@ interface OptionSpec<K extends keyof DaemonOptions> {
   boolean?: boolean;
   /** May be given more than once: `parse` gets every value. */
   repeatable?: boolean;
+  /** A number without a default (createNode takes it as a number; those with a default say so by it). */
+  numeric?: boolean;
   parse(raw: string, flag: string): DaemonOptions[K];
 }
 
@@ -340,6 +342,7 @@ export const DAEMON_OPTIONS = [
     description: 'a health check not done in this time fails (an exec check is killed); at most the interval (default: the interval)',
     default: undefined,
     optional: true,
+    numeric: true,
     parse: integer(1, 3_600_000),
   },
   { key: 'healthFall', flag: '--health-fall <n>', description: 'failures in a row that make a healthy check unhealthy', default: 3, parse: integer(1, 100) },

@@ -342,3 +342,21 @@ test('the embedding API installs no process-wide handler: a crash in the host pr
   await node.close();
   t.deepEqual(events.map((e) => process.listenerCount(e)), before);
 });
+
+test('healthCheck: URLs as --health-check takes them, and functions of the service, in one list; a bad one names the option', (t) => {
+  async function dbReachable(): Promise<boolean> {
+    return true;
+  }
+  const o = resolveNodeOptions({ ...BASE, healthCheck: ['http://127.0.0.1:8080/healthz', dbReachable, async () => false], healthIntervalMs: 200, healthFall: 2 }).daemon;
+  t.deepEqual(o.healthCheck.map((c) => c.label), ['http://127.0.0.1:8080/healthz', 'function:dbReachable', 'function:3']);
+  t.like(o, { healthIntervalMs: 200, healthTimeoutMs: undefined, healthFall: 2, healthRise: 2 });
+  t.deepEqual(resolveNodeOptions({ ...BASE, healthCheck: dbReachable }).daemon.healthCheck.map((c) => c.kind), ['function']);
+  t.deepEqual(resolveNodeOptions({ ...BASE, healthCheck: 'tcp://127.0.0.1:5432' }).daemon.healthCheck.map((c) => c.kind), ['tcp']);
+  const bad = t.throws(() => resolveNodeOptions({ ...BASE, healthCheck: ['tcp://127.0.0.1'] }), { instanceOf: LnlbError });
+  t.is(bad?.code, 'LNLB_ERR_HEALTH_BAD_CHECK');
+  t.regex(bad?.message ?? '', /^healthCheck \(--health-check\): "tcp:\/\/127\.0\.0\.1": tcp:\/\/ needs a port/);
+  const wrongType = t.throws(() => resolveNodeOptions({ ...BASE, healthCheck: [42] as unknown as string[] }), { instanceOf: LnlbError });
+  t.regex(wrongType?.message ?? '', /^healthCheck \(--health-check\): expected URLs \(strings\) or functions returning a promise of boolean, got an array/);
+  const timeout = t.throws(() => resolveNodeOptions({ ...BASE, healthIntervalMs: 100, healthTimeoutMs: 500 }), { instanceOf: LnlbError });
+  t.regex(timeout?.message ?? '', /^healthTimeoutMs \(--health-timeout-ms\): must be at most --health-interval-ms/);
+});
