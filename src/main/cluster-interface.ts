@@ -31,7 +31,7 @@ import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { ipv4Sysctl } from './sysctl-keys.js';
 import { WeightSource } from './weight-source.js';
-import { HealthMonitor, type HealthEvent } from './health-monitor.js';
+import { createHealthMonitor, presenceView, type HealthEvent, type HealthMonitor } from './health-monitor.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
 /**
@@ -326,7 +326,7 @@ export class ClusterInterface {
     }
     // The weight is measured here (reading /proc may block a little) and handed over when it moves.
     this.#weightTimer = setInterval(() => {
-      if (this.#mode !== 'running') return; // a drain announces DRAINING_WEIGHT; a stopped node nothing
+      if (this.#mode !== 'running' || this.#healthOut) return; // a drain announces DRAINING_WEIGHT; a node out (stopped, unhealthy) nothing
       if (performance.now() - this.#weightChangedAt < WEIGHT_MIN_INTERVAL_HEARTBEATS * o.heartbeatMs) return;
       const before = this.#announcedWeight;
       const weight = this.#currentWeight(false);
@@ -474,19 +474,12 @@ export class ClusterInterface {
    * their own: a recovery does not undo a stop, and a start does not undo an unhealthy check.
    */
   #startHealthChecks(): void {
-    const o = this.#opts;
-    if (o.healthCheck.length === 0) return;
-    const timing = { intervalMs: o.healthIntervalMs, timeoutMs: o.healthTimeoutMs ?? o.healthIntervalMs, fall: o.healthFall, rise: o.healthRise };
-    this.#health = new HealthMonitor(
-      o.healthCheck,
-      timing,
+    this.#health = createHealthMonitor(
+      this.#opts,
       {
         view: async () => {
           const plane = await this.#controlStatus();
-          if (plane === undefined) return undefined;
-          const self = plane.nodes.find((n) => n.self)?.mac ?? formatMac(this.#ownMac);
-          const members = plane.nodes.filter((n) => n.status !== 'JOINING' && n.status !== 'DEAD').map((n) => n.mac);
-          return { self, members, settled: plane.accepting && plane.changePending !== true && plane.heldBy === undefined };
+          return plane === undefined ? undefined : presenceView(plane, formatMac(this.#ownMac));
         },
         setHealthOut: (out) => this.#setHealthOut(out),
         operatorOut: () => this.#mode === 'stopped' || this.#failed !== undefined || this.#stopped,
@@ -494,7 +487,7 @@ export class ClusterInterface {
       this.#log,
       (event) => this.events.emit('health', event),
     );
-    this.#health.start();
+    this.#health?.start();
   }
 
   /** The health checks take the node out (LEAVE) or let it back (rejoin), unless the operator keeps it out. */
@@ -639,7 +632,7 @@ export class ClusterInterface {
   setWeightMode(mode: string): { mode: string; weight: number } {
     this.weights.setMode(mode);
     const weight = this.#currentWeight(true);
-    if (this.#mode === 'running') this.#postControl({ type: 'weight', weight });
+    if (this.#mode === 'running' && !this.#healthOut) this.#postControl({ type: 'weight', weight });
     return { mode: this.weights.mode, weight };
   }
 
@@ -647,7 +640,7 @@ export class ClusterInterface {
   setManualWeight(text: string): { weight: number } {
     const weight = this.weights.setManual(text);
     this.#announcedWeight = weight;
-    if (this.#mode === 'running') this.#postControl({ type: 'weight', weight });
+    if (this.#mode === 'running' && !this.#healthOut) this.#postControl({ type: 'weight', weight });
     return { weight };
   }
 

@@ -16,6 +16,8 @@ import type { HealthCheckSpec } from '../health/check-spec.js';
 import { HealthSchedule, HealthTracker, type HealthCheckStatusJson, type HealthState, type HealthTransition } from '../health/health-state.js';
 import { DEFAULT_LEAVE_STAGGER_MS, HealthPresence, type HealthServing, type PresenceAction, type PresenceView } from '../health/presence.js';
 import type { Logger } from './logger.js';
+import type { ControlStatus } from '../workers/messages.js';
+import type { DaemonOptions } from './options.js';
 
 export interface HealthTiming {
   intervalMs: number;
@@ -212,4 +214,27 @@ export class HealthMonitor {
     const kind = action?.kind === 'leave' ? 'left' : action?.kind === 'rejoin' ? 'rejoined' : action?.kind === 'last-resort' ? 'last-resort' : 'none';
     this.#emit({ state, from: transition?.from ?? state, serving: this.#presence.serving, action: kind, checks });
   }
+}
+
+/** The monitor an interface with these options needs; undefined without `--health-check`. */
+export function createHealthMonitor(
+  o: Pick<DaemonOptions, 'healthCheck' | 'healthIntervalMs' | 'healthTimeoutMs' | 'healthFall' | 'healthRise'>,
+  host: HealthHost,
+  log: Logger,
+  emit: (event: HealthEvent) => void,
+): HealthMonitor | undefined {
+  if (o.healthCheck.length === 0) return undefined;
+  return new HealthMonitor(o.healthCheck, { intervalMs: o.healthIntervalMs, timeoutMs: o.healthTimeoutMs ?? o.healthIntervalMs, fall: o.healthFall, rise: o.healthRise }, host, log, emit);
+}
+
+/**
+ * The view as the presence rule wants it, from the control plane's status: the members (joining
+ * nodes are not), and whether the node takes its share (settled, not held).
+ */
+export function presenceView(plane: Pick<ControlStatus, 'nodes' | 'accepting' | 'changePending' | 'heldBy'>, ownMac: string): PresenceView {
+  return {
+    self: plane.nodes.find((n) => n.self)?.mac ?? ownMac,
+    members: plane.nodes.filter((n) => n.status !== 'JOINING' && n.status !== 'DEAD').map((n) => n.mac),
+    settled: plane.accepting && !plane.changePending && plane.heldBy === undefined,
+  };
 }

@@ -4,7 +4,8 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HealthCheckSpec } from '../../../src/health/check-spec.js';
 import type { PresenceView } from '../../../src/health/presence.js';
-import { HealthMonitor, type HealthEvent, type HealthHost } from '../../../src/main/health-monitor.js';
+import { createHealthMonitor, HealthMonitor, presenceView, type HealthEvent, type HealthHost } from '../../../src/main/health-monitor.js';
+import { resolveDaemonOptions } from '../../../src/main/options.js';
 
 const SELF = '02:00:00:00:00:01';
 const OTHER = '02:00:00:00:00:02';
@@ -134,4 +135,27 @@ test('stop(): no round after it', async (t) => {
   const runs = r.monitor.status().checks[0]!.run;
   await sleep(100);
   t.true(r.monitor.status().checks[0]!.run <= runs + 1, 'at most the round in flight');
+});
+
+test('the view for the presence rule: members without joining ones, settled only when accepting, nothing pending and not held', (t) => {
+  const nodes = [
+    { mac: SELF, status: 'OK', weight: 5, self: true, rulesDigest: undefined, rulesMatch: undefined },
+    { mac: OTHER, status: 'OK', weight: 5, self: false, rulesDigest: undefined, rulesMatch: undefined },
+    { mac: '02:00:00:00:00:03', status: 'JOINING', weight: 5, self: false, rulesDigest: undefined, rulesMatch: undefined },
+  ];
+  t.deepEqual(presenceView({ nodes, accepting: true, changePending: false, heldBy: undefined }, SELF), { self: SELF, members: [SELF, OTHER], settled: true });
+  t.false(presenceView({ nodes, accepting: true, changePending: true, heldBy: undefined }, SELF).settled);
+  t.false(presenceView({ nodes, accepting: false, changePending: false, heldBy: undefined }, SELF).settled);
+  t.false(presenceView({ nodes, accepting: true, changePending: false, heldBy: 'unauthenticated-peers' }, SELF).settled);
+  t.deepEqual(presenceView({ nodes: [], accepting: false, changePending: false, heldBy: undefined }, SELF), { self: SELF, members: [], settled: false });
+});
+
+test('createHealthMonitor: none without a check; the timeout is the interval unless given', (t) => {
+  const host: HealthHost = { view: async () => undefined, setHealthOut: () => undefined, operatorOut: () => false };
+  const log = pino({ level: 'silent' });
+  const base = { bind: 'eth0', vip: '10.0.0.100', keyFile: '/k' };
+  t.is(createHealthMonitor(resolveDaemonOptions(base), host, log, () => undefined), undefined);
+  const m = createHealthMonitor(resolveDaemonOptions({ ...base, healthCheck: 'tcp://127.0.0.1:1', healthIntervalMs: '300' }), host, log, () => undefined);
+  t.like(m?.status(), { state: 'unknown', serving: 'in', intervalMs: 300, timeoutMs: 300, fall: 3, rise: 2, transitions: 0 });
+  t.like(createHealthMonitor(resolveDaemonOptions({ ...base, healthCheck: 'tcp://127.0.0.1:1', healthTimeoutMs: '50' }), host, log, () => undefined)?.status(), { intervalMs: 1000, timeoutMs: 50 });
 });
