@@ -133,10 +133,12 @@ export class HealthMonitor {
     if (this.#stopped) return;
     const now = performance.now();
     if (this.#schedule.begin(now)) {
-      void this.#round().finally(() => {
-        this.#schedule.end();
-        this.#tick();
-      });
+      this.#round()
+        .catch((err: unknown) => this.#log.error({ event: 'health-error', err }, `health checks: ${err instanceof Error ? err.message : String(err)}`))
+        .finally(() => {
+          this.#schedule.end();
+          this.#tick();
+        });
       return;
     }
     this.#timer = setTimeout(() => this.#tick(), Math.max(0, this.#schedule.nextAt - now));
@@ -165,6 +167,8 @@ export class HealthMonitor {
       const action = this.#presence.update(this.#tracker.state, view, operatorOut, performance.now());
       this.#apply(action, operatorOut);
     });
+    // One failed evaluation must not stop the later ones (a rejected link would skip them all).
+    this.#evaluating = this.#evaluating.catch((err: unknown) => this.#log.error({ event: 'health-error', err }, `health decision: ${err instanceof Error ? err.message : String(err)}`));
     return this.#evaluating;
   }
 

@@ -159,3 +159,37 @@ test('createHealthMonitor: none without a check; the timeout is the interval unl
   t.like(m?.status(), { state: 'unknown', serving: 'in', intervalMs: 300, timeoutMs: 300, fall: 3, rise: 2, transitions: 0 });
   t.like(createHealthMonitor(resolveDaemonOptions({ ...base, healthCheck: 'tcp://127.0.0.1:1', healthTimeoutMs: '50' }), host, log, () => undefined)?.status(), { intervalMs: 1000, timeoutMs: 50 });
 });
+
+test('a host whose view throws: logged, and the next decisions still happen', async (t) => {
+  let healthy = true;
+  let calls = 0;
+  let throwing = true;
+  const host: HealthHost = {
+    view: async () => {
+      if (throwing) throw new Error('control plane gone');
+      return { self: SELF, members: [SELF, OTHER], settled: true };
+    },
+    setHealthOut: () => void calls++,
+    operatorOut: () => false,
+  };
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  const check: HealthCheckSpec = { kind: 'function', label: 'function:f', fn: () => healthy };
+  const monitor = new HealthMonitor([check], { intervalMs: 20, timeoutMs: 20, fall: 1, rise: 1 }, host, pino({ level: 'info' }, sink), () => undefined);
+  monitor.start();
+  try {
+    await until('healthy', () => monitor.state === 'healthy');
+    healthy = false;
+    await until('the error logged', () => lines.some((l) => l.includes('health decision: control plane gone')));
+    throwing = false;
+    await until('left', () => calls === 1);
+    t.is(monitor.status().serving, 'out');
+  } finally {
+    monitor.stop();
+  }
+});
