@@ -8,9 +8,10 @@
  * when it is the only member left in its view: it stays, serving, and says so (last resort).
  * Two such nodes must not both leave at the same moment, each seeing the other still there:
  *
- * - a node that turns unhealthy leaves `rank × staggerMs` after it, rank being its place
- *   among the view's members by MAC, and looks at the view again then: a lower-ranked node
- *   that left first is gone from it, and the last one stays (a LEAVE is applied on receipt);
+ * - a node that turns unhealthy leaves at once, unless it has the highest MAC of its view:
+ *   that one waits `staggerMs` and looks at the view again then. If every other member was
+ *   unhealthy too, they have left (a LEAVE is applied on receipt) and it finds itself alone:
+ *   it stays. Only one node in the cluster pays the wait, and only once;
  * - a last-resort node leaves only once another member has stayed in its view for `confirmMs`
  *   (longer than a newcomer takes to run its first check and leave if it fails it too).
  *
@@ -92,8 +93,8 @@ export class HealthPresence {
       const at = this.#othersSince + this.#confirmMs;
       return now >= at ? this.#leave('member-appeared', others.length) : { kind: 'wait', at };
     }
-    const rank = [view.self, ...others].sort().indexOf(view.self);
-    const at = this.#unhealthySince + rank * this.#staggerMs;
+    const highest = others.every((m) => m < view.self);
+    const at = highest ? this.#unhealthySince + this.#staggerMs : this.#unhealthySince;
     return now >= at ? this.#leave('unhealthy', others.length) : { kind: 'wait', at };
   }
 

@@ -115,7 +115,7 @@ export interface ClusterEvents {
   converged: [{ nodes: string[]; weights: number[] }];
   /** A member's weight changed in the view (DRAINING_WEIGHT: it drains). */
   weight: [{ node: string; self: boolean; from: number; to: number }];
-  /** This interface's own state changed (stop, start, drain, suspend, resume). */
+  /** This interface's own state changed (stop, start, drain, suspend, resume; out or back in for its health). */
   state: [{ state: InterfaceState }];
   /** The health checks changed state, or what the node does about it (left, rejoined, stays as the last resort). */
   health: [HealthEvent];

@@ -7,7 +7,7 @@ const C = '02:00:00:00:00:0c';
 const view = (self: string, members: string[], settled = true): PresenceView => ({ self, members, settled });
 const presence = (): HealthPresence => new HealthPresence({ staggerMs: 50, confirmMs: 3000 });
 
-test('unhealthy with other members: leave (the lowest MAC at once, the others rank × stagger later); healthy again: rejoin', (t) => {
+test('unhealthy with other members: leave (at once, the highest MAC of the view after the stagger); healthy again: rejoin', (t) => {
   const a = presence();
   t.is(a.update('healthy', view(A, [A, B, C]), false, 0), undefined);
   t.deepEqual(a.update('unhealthy', view(A, [A, B, C]), false, 1000), { kind: 'leave', why: 'unhealthy', others: 2 });
@@ -17,20 +17,32 @@ test('unhealthy with other members: leave (the lowest MAC at once, the others ra
   t.is(a.serving, 'in');
   t.is(a.update('healthy', view(A, [A, B, C]), false, 4000), undefined);
 
+  const b = presence();
+  t.deepEqual(b.update('unhealthy', view(B, [A, B, C]), false, 1000), { kind: 'leave', why: 'unhealthy', others: 2 }, 'not the highest: at once');
   const c = presence();
-  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 1000), { kind: 'wait', at: 1100 }, 'rank 2');
-  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 1100), { kind: 'leave', why: 'unhealthy', others: 2 });
+  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 1000), { kind: 'wait', at: 1050 }, 'the highest MAC waits');
+  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 1050), { kind: 'leave', why: 'unhealthy', others: 2 }, 'the others are still there: it leaves too');
 });
 
-test('every node unhealthy at the same moment: the one that looks last finds itself alone and stays (last resort)', (t) => {
-  const [a, b] = [presence(), presence()];
-  // Both turn unhealthy at 1000 ms, each seeing the other.
-  t.deepEqual(a.update('unhealthy', view(A, [A, B]), false, 1000), { kind: 'leave', why: 'unhealthy', others: 1 });
-  t.deepEqual(b.update('unhealthy', view(B, [A, B]), false, 1000), { kind: 'wait', at: 1050 });
-  // A's LEAVE reached B: B's view is B alone.
-  t.deepEqual(b.update('unhealthy', view(B, [B]), false, 1050), { kind: 'last-resort' });
-  t.is(b.serving, 'last-resort');
-  t.is(b.update('unhealthy', view(B, [B]), false, 2050), undefined, 'said once');
+test('every node unhealthy at the same moment: the highest MAC looks again, finds itself alone and stays (last resort)', (t) => {
+  const [a, b, c] = [presence(), presence(), presence()];
+  // All three turn unhealthy at 1000 ms, each seeing the others.
+  t.deepEqual(a.update('unhealthy', view(A, [A, B, C]), false, 1000), { kind: 'leave', why: 'unhealthy', others: 2 });
+  t.deepEqual(b.update('unhealthy', view(B, [A, B, C]), false, 1000), { kind: 'leave', why: 'unhealthy', others: 2 });
+  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 1000), { kind: 'wait', at: 1050 });
+  // A's and B's LEAVEs reached C: C's view is C alone.
+  t.deepEqual(c.update('unhealthy', view(C, [C]), false, 1050), { kind: 'last-resort' });
+  t.is(c.serving, 'last-resort');
+  t.is(c.update('unhealthy', view(C, [C]), false, 2050), undefined, 'said once');
+});
+
+test('one after the other: whoever turns unhealthy last finds itself alone, whatever its MAC', (t) => {
+  const [a, b, c] = [presence(), presence(), presence()];
+  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 0), { kind: 'wait', at: 50 });
+  t.deepEqual(c.update('unhealthy', view(C, [A, B, C]), false, 50), { kind: 'leave', why: 'unhealthy', others: 2 });
+  t.deepEqual(b.update('unhealthy', view(B, [A, B]), false, 1000), { kind: 'wait', at: 1050 }, 'B is now the highest of its view');
+  t.deepEqual(b.update('unhealthy', view(B, [A, B]), false, 1050), { kind: 'leave', why: 'unhealthy', others: 1 });
+  t.deepEqual(a.update('unhealthy', view(A, [A]), false, 2000), { kind: 'last-resort' });
 });
 
 test('a last resort leaves once another member has stayed in its view for confirmMs; not for one that comes and goes', (t) => {
