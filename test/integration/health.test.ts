@@ -131,7 +131,7 @@ test.serial(`${VICTIM}'s service killed: it leaves, its clients are answered by 
   t.like((await iface(VICTIM)).health, { state: 'healthy', serving: 'in' });
 });
 
-test.serial('the operator and the checks each keep the node out: start does not bring back an unhealthy node, a recovery does not undo a stop', async (t) => {
+test.serial('the operator and the checks each keep the node out: start does not bring back an unhealthy node, a drain of it stops at once, a recovery does not undo a stop', async (t) => {
   await killService(VICTIM);
   await waitFor('unhealthy', async () => ((await iface(VICTIM)).state === 'unhealthy' ? true : undefined), 10_000);
   const start = await lab().ctl(VICTIM, ['start', 'nlb0']);
@@ -141,6 +141,11 @@ test.serial('the operator and the checks each keep the node out: start does not 
   t.is((await iface(VICTIM)).state, 'unhealthy', 'start did not bring it back');
   t.is(await members('node1'), 2);
 
+  // A drain of a node out already: nothing of its own to finish, stopped at once.
+  const drain = await lab().ctl(VICTIM, ['drainstop', 'nlb0', '--timeout', '10']);
+  t.is(drain.code, 0, drain.stderr);
+  t.regex(drain.stdout, /^nlb0: stopped after [\d.]+ s, every flow finished/);
+  t.is((await iface(VICTIM)).state, 'stopped');
   const stop = await lab().ctl(VICTIM, ['stop', 'nlb0']);
   t.is(stop.code, 0, stop.stderr);
   await startService(lab(), VICTIM);
