@@ -548,7 +548,7 @@ export class ClusterInterface {
     this.#suspended = false;
     this.#setMode(this.#mode);
     if (this.#failed !== undefined) return { state: 'failed' };
-    return { state: this.#mode === 'stopped' ? 'stopped' : this.#mode === 'draining' ? 'draining' : 'converged' };
+    return { state: this.#mode === 'stopped' ? 'stopped' : this.#healthOut ? 'unhealthy' : this.#mode === 'draining' ? 'draining' : 'converged' };
   }
 
   /** drainstop without waiting (`lnlbctl drainstop --no-wait`): a failure goes to the log, nobody awaits it. */
