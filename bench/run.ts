@@ -19,6 +19,7 @@ import { benchLatency } from './latency.js';
 import { benchLookups } from './lookups.js';
 import { benchElectionHash } from './election-hash.js';
 import { benchJoin } from './join.js';
+import { benchHealth } from './health.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
 import { benchThroughput } from './throughput.js';
@@ -103,6 +104,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'latency', needsRoot: true, run: benchLatency },
   { name: 'failover', needsRoot: true, run: benchFailover },
   { name: 'join', needsRoot: true, run: benchJoin },
+  { name: 'health', needsRoot: true, run: benchHealth },
   { name: 'memory', needsRoot: true, run: benchMemory },
   { name: 'bond', needsRoot: true, run: benchBond },
   { name: 'weight', needsRoot: true, run: benchWeightChange },

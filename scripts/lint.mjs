@@ -15,11 +15,12 @@ const ALLOWED = {
   cluster: ['cluster', 'net', 'errors.ts'],
   handlers: ['handlers', 'shm', 'net', 'cluster', 'errors.ts'],
   port: ['port', 'errors.ts'],
+  health: ['health', 'errors.ts'],
   bond: ['bond', 'net', 'errors.ts', 'edit-distance.ts'],
   workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
-  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts', 'edit-distance.ts'],
+  main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'health', 'errors.ts', 'edit-distance.ts'],
   lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
-  'index.ts': ['main', 'workers', 'cluster', 'errors.ts'],
+  'index.ts': ['main', 'workers', 'cluster', 'health', 'errors.ts'],
 };
 
 function walk(dir) {

@@ -91,6 +91,8 @@ export const ErrorCodes = {
   LNLB_ERR_DEV_IN_USE: 'device used by another lnlbd',
   /** The `--metrics` endpoint could not listen on its address (port in use, address not on this host). */
   LNLB_ERR_METRICS_LISTEN: 'metrics endpoint cannot listen',
+  /** A `--health-check` (config key `health-check`, createNode `healthCheck`) is not tcp://HOST:PORT, http://HOST[:PORT]/PATH[#STATUS], exec:COMMAND (or, in createNode, a function); the message names the flag and the value. */
+  LNLB_ERR_HEALTH_BAD_CHECK: 'bad health check',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -6,18 +6,25 @@
  *   node dist/examples/http-service/server.js --bind eth0 --vip 10.0.0.100 --key-file FILE [--port 80]
  *        [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS]
  *        [--insecure-no-auth] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]
+ *        [--maintenance-file PATH] [--health-interval-ms MS]
  *
  * Every answer is JSON: `{ "node": NAME, "view": [members], "state": STATE }`, the members as
  * this node's status lists them. Membership events are printed one JSON line each. SIGTERM or
  * SIGINT drains (no new clients; the current ones finish, up to --drain-timeout seconds),
  * then closes the node (LEAVE, the TAP removed, the sysctls restored) and exits 0.
+ *
+ * With --maintenance-file, a health check of the service's own (a function, createNode's
+ * `healthCheck`): while that file exists the node is unhealthy and leaves the cluster (the
+ * other hosts take its clients), and it joins again once the file is gone (docs/health.md).
  */
+import { access } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createNode, isLnlbError, type LnlbNode, type LnlbNodeEvents, type LnlbNodeOptions } from 'lnlb';
 
-const USAGE = 'usage: server --bind DEV --vip IP --key-file FILE [--port N] [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS] [--insecure-no-auth] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket]';
+const USAGE =
+  'usage: server --bind DEV --vip IP --key-file FILE [--port N] [--name NODE] [--run-dir DIR] [--heartbeat-ms MS] [--dead-after-ms MS] [--insecure-no-auth] [--metrics ADDR:PORT] [--drain-timeout S] [--drain-idle S] [--admin-socket] [--maintenance-file PATH] [--health-interval-ms MS]';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +41,8 @@ const { values } = parseArgs({
     'drain-timeout': { type: 'string', default: '30' },
     'drain-idle': { type: 'string' },
     'admin-socket': { type: 'boolean', default: false },
+    'maintenance-file': { type: 'string' },
+    'health-interval-ms': { type: 'string' },
   },
 });
 if (values.bind === undefined || values.vip === undefined) {
@@ -43,6 +52,16 @@ if (values.bind === undefined || values.vip === undefined) {
 const port = Number(values.port);
 const drainTimeout = Number(values['drain-timeout']);
 const drainIdle = values['drain-idle'] === undefined ? undefined : Number(values['drain-idle']);
+
+const maintenanceFile = values['maintenance-file'];
+/** Healthy unless the maintenance file exists: `touch` it to take this host out, `rm` it to bring it back. */
+async function notInMaintenance(): Promise<boolean> {
+  if (maintenanceFile === undefined) return true;
+  return access(maintenanceFile).then(
+    () => false,
+    () => true,
+  );
+}
 
 /** One JSON line on stdout: what the service saw, for people and for log collectors. */
 function print(event: string, fields: object): void {
@@ -62,6 +81,8 @@ const options: LnlbNodeOptions = {
   ...(values['insecure-no-auth'] ? { insecureNoAuth: true } : {}),
   metrics: values.metrics,
   adminSocket: values['admin-socket'],
+  ...(maintenanceFile === undefined ? {} : { healthCheck: notInMaintenance }),
+  ...(values['health-interval-ms'] === undefined ? {} : { healthIntervalMs: Number(values['health-interval-ms']) }),
 };
 
 let node: LnlbNode;
@@ -74,7 +95,7 @@ try {
 }
 
 // The typed events: each payload is checked by the compiler against LnlbNodeEvents.
-const events = ['joined', 'left', 'died', 'converged', 'weight', 'state'] as const satisfies readonly (keyof LnlbNodeEvents)[];
+const events = ['joined', 'left', 'died', 'converged', 'weight', 'state', 'health'] as const satisfies readonly (keyof LnlbNodeEvents)[];
 for (const event of events) node.on(event, (payload: object) => print(event, payload));
 node.on('converged', ({ nodes }) => print('view', { members: nodes.length }));
 node.on('error', (err) => {

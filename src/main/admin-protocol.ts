@@ -9,6 +9,7 @@
 
 import type { BondJson } from './bond-manager.js';
 import type { ActorCounters } from '../workers/datapath.js';
+import type { HealthStatusJson } from './health-monitor.js';
 
 export const ADMIN_PROTOCOL_VERSION = 1;
 export const ADMIN_SOCKET_NAME = 'lnlbd.sock';
@@ -105,9 +106,10 @@ export type ActorCountersJson = ActorCounters;
  * `unauthenticatedPeers`: another key, or none); converged: the view is settled; draining: no new flows, tracked ones finish (drainstop);
  * stopped: out of the cluster (stop, or the end of a drain); suspended: stopped, and start is
  * refused until resume; stopping: the interface is being removed (delif, daemon exit); failed:
- * out of the cluster because a handler stopped returning (see `failed`), until lnlbd restarts.
+ * out of the cluster because a handler stopped returning (see `failed`), until lnlbd restarts;
+ * unhealthy: out of the cluster because a health check fails (`health`), back once it passes.
  */
-export type InterfaceState = 'converging' | 'converged' | 'held' | 'draining' | 'stopped' | 'suspended' | 'stopping' | 'failed';
+export type InterfaceState = 'converging' | 'converged' | 'held' | 'draining' | 'stopped' | 'suspended' | 'stopping' | 'failed' | 'unhealthy';
 
 /** The result of `drainstop` (when it waits for the end of the drain). */
 export interface DrainResult {
@@ -131,6 +133,8 @@ export interface InterfaceStatusJson {
   failed?: string;
   /** `lnlbctl suspend`: `start` is refused until `resume`. */
   suspended: boolean;
+  /** The health checks (`--health-check`) and what they decided; absent without any check. */
+  health?: HealthStatusJson;
   /** Where this node's weight comes from, and what it announces. */
   weightMode: string;
   /** Control messages carry an HMAC (--key-file). */

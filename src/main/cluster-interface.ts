@@ -31,6 +31,7 @@ import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { ipv4Sysctl } from './sysctl-keys.js';
 import { WeightSource } from './weight-source.js';
+import { createHealthMonitor, presenceView, type HealthEvent, type HealthMonitor } from './health-monitor.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
 /**
@@ -114,8 +115,10 @@ export interface ClusterEvents {
   converged: [{ nodes: string[]; weights: number[] }];
   /** A member's weight changed in the view (DRAINING_WEIGHT: it drains). */
   weight: [{ node: string; self: boolean; from: number; to: number }];
-  /** This interface's own state changed (stop, start, drain, suspend, resume). */
+  /** This interface's own state changed (stop, start, drain, suspend, resume; out or back in for its health). */
   state: [{ state: InterfaceState }];
+  /** The health checks changed state, or what the node does about it (left, rejoined, stays as the last resort). */
+  health: [HealthEvent];
 }
 
 const DRAIN_POLL_MS = 500;
@@ -177,6 +180,9 @@ export class ClusterInterface {
   #drainStartedAt = 0;
   /** Set by the watchdog (`handler X stuck in actor k`): out of the cluster until lnlbd restarts. */
   #failed: string | undefined;
+  /** --health-check: the monitor, and whether it has taken the node out (LEAVE sent for it). */
+  #health: HealthMonitor | undefined;
+  #healthOut = false;
 
   /** `options` carries this interface's bind, vip and name; `sysctl` is the daemon's, shared. */
   constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (err: LnlbError) => void) {
@@ -320,7 +326,7 @@ export class ClusterInterface {
     }
     // The weight is measured here (reading /proc may block a little) and handed over when it moves.
     this.#weightTimer = setInterval(() => {
-      if (this.#mode !== 'running') return; // a drain announces DRAINING_WEIGHT; a stopped node nothing
+      if (this.#mode !== 'running' || this.#healthOut) return; // a drain announces DRAINING_WEIGHT; a node out (stopped, unhealthy) nothing
       if (performance.now() - this.#weightChangedAt < WEIGHT_MIN_INTERVAL_HEARTBEATS * o.heartbeatMs) return;
       const before = this.#announcedWeight;
       const weight = this.#currentWeight(false);
@@ -331,6 +337,7 @@ export class ClusterInterface {
     }, o.heartbeatMs);
     this.#weightTimer.unref();
     if (multicast) this.#igmp = await this.#joinIgmpGroup();
+    this.#startHealthChecks();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), macMode: o.macMode, rxRing: o.rxRing, workers: o.workers }, 'cluster interface up');
   }
 
@@ -438,7 +445,7 @@ export class ClusterInterface {
 
   #setMode(mode: 'running' | 'draining' | 'stopped'): void {
     this.#mode = mode;
-    this.events.emit('state', { state: this.#mode === 'stopped' && this.#suspended ? 'suspended' : this.#mode === 'running' ? 'converging' : this.#mode });
+    this.events.emit('state', { state: this.#mode === 'stopped' && this.#suspended ? 'suspended' : this.#healthOut && this.#mode !== 'stopped' ? 'unhealthy' : this.#mode === 'running' ? 'converging' : this.#mode });
   }
 
   /**
@@ -452,7 +459,7 @@ export class ClusterInterface {
     const h = report.handler;
     this.#failed = h === undefined ? `${report.thread} stopped taking frames` : `handler ${h.name} stuck in ${report.thread}`;
     this.#drainGeneration++;
-    if (this.#mode !== 'stopped') this.#postControl({ type: 'leave' });
+    if (this.#mode !== 'stopped' && !this.#healthOut) this.#postControl({ type: 'leave' });
     this.#mode = 'stopped';
     this.#log.error(
       { event: 'handler-stuck', handler: h?.name ?? null, protocol: h?.protocol ?? null, method: h?.method ?? null, thread: report.thread, stalledMs: report.stalledMs },
@@ -461,12 +468,51 @@ export class ClusterInterface {
     this.events.emit('state', { state: 'failed' });
   }
 
+  /**
+   * --health-check: a monitor that takes the node out (LEAVE) while unhealthy and back in
+   * (rejoin) when healthy. The operator's stop and the health checks each keep the node out on
+   * their own: a recovery does not undo a stop, and a start does not undo an unhealthy check.
+   */
+  #startHealthChecks(): void {
+    this.#health = createHealthMonitor(
+      this.#opts,
+      {
+        view: async () => {
+          const plane = await this.#controlStatus();
+          return plane === undefined ? undefined : presenceView(plane, formatMac(this.#ownMac));
+        },
+        setHealthOut: (out) => this.#setHealthOut(out),
+        operatorOut: () => this.#mode === 'stopped' || this.#failed !== undefined || this.#stopped,
+      },
+      this.#log,
+      (event) => this.events.emit('health', event),
+    );
+    this.#health?.start();
+  }
+
+  /** The health checks take the node out (LEAVE) or let it back (rejoin), unless the operator keeps it out. */
+  #setHealthOut(out: boolean): void {
+    if (out === this.#healthOut || this.#stopped) return;
+    this.#healthOut = out;
+    const operatorOut = this.#mode === 'stopped' || this.#failed !== undefined;
+    if (!operatorOut) {
+      if (out) {
+        this.#postControl({ type: 'leave' });
+      } else {
+        // A draining node keeps announcing DRAINING_WEIGHT (the control plane holds it).
+        if (this.#mode === 'running') this.#postControl({ type: 'weight', weight: this.#currentWeight(true) });
+        this.#postControl({ type: 'rejoin' });
+      }
+    }
+    this.events.emit('state', { state: this.#state(false) });
+  }
+
   /** `lnlbctl stop`: LEAVE now; the others take every client, connections to this node break. */
   stopCluster(): { state: InterfaceState } {
     this.#drainGeneration++;
     if (this.#failed !== undefined) return { state: 'failed' }; // out already, LEAVE sent
     if (this.#mode !== 'stopped') {
-      this.#postControl({ type: 'leave' });
+      if (!this.#healthOut) this.#postControl({ type: 'leave' }); // else out already, LEAVE sent
       this.#setMode('stopped');
     }
     return { state: this.#suspended ? 'suspended' : 'stopped' };
@@ -481,12 +527,13 @@ export class ClusterInterface {
     this.#drainGeneration++;
     if (this.#mode === 'stopped') {
       this.#postControl({ type: 'weight', weight: this.#currentWeight(true) });
-      this.#postControl({ type: 'rejoin' });
+      // Unhealthy: it stays out, and joins once its checks pass.
+      if (!this.#healthOut) this.#postControl({ type: 'rejoin' });
     } else if (this.#mode === 'draining') {
       this.#postControl({ type: 'weight', weight: this.#currentWeight(true) });
     }
     this.#setMode('running');
-    return { state: 'converging' };
+    return { state: this.#healthOut ? 'unhealthy' : 'converging' };
   }
 
   /** `lnlbctl suspend`: stop, and refuse `start` until `resume` (Windows NLB's suspend). */
@@ -501,7 +548,7 @@ export class ClusterInterface {
     this.#suspended = false;
     this.#setMode(this.#mode);
     if (this.#failed !== undefined) return { state: 'failed' };
-    return { state: this.#mode === 'stopped' ? 'stopped' : this.#mode === 'draining' ? 'draining' : 'converged' };
+    return { state: this.#mode === 'stopped' ? 'stopped' : this.#healthOut ? 'unhealthy' : this.#mode === 'draining' ? 'draining' : 'converged' };
   }
 
   /** drainstop without waiting (`lnlbctl drainstop --no-wait`): a failure goes to the log, nobody awaits it. */
@@ -585,7 +632,7 @@ export class ClusterInterface {
   setWeightMode(mode: string): { mode: string; weight: number } {
     this.weights.setMode(mode);
     const weight = this.#currentWeight(true);
-    if (this.#mode === 'running') this.#postControl({ type: 'weight', weight });
+    if (this.#mode === 'running' && !this.#healthOut) this.#postControl({ type: 'weight', weight });
     return { mode: this.weights.mode, weight };
   }
 
@@ -593,7 +640,7 @@ export class ClusterInterface {
   setManualWeight(text: string): { weight: number } {
     const weight = this.weights.setManual(text);
     this.#announcedWeight = weight;
-    if (this.#mode === 'running') this.#postControl({ type: 'weight', weight });
+    if (this.#mode === 'running' && !this.#healthOut) this.#postControl({ type: 'weight', weight });
     return { weight };
   }
 
@@ -731,6 +778,7 @@ export class ClusterInterface {
       state: plane?.heldBy !== undefined && this.#mode === 'running' && !this.#stopped ? 'held' : this.#state(plane?.accepting === true && plane.changePending !== true),
       ...(this.#failed === undefined ? {} : { failed: this.#failed }),
       suspended: this.#suspended,
+      ...(this.#health === undefined ? {} : { health: this.#health.status() }),
       weightMode: this.weights.mode,
       workers: o.workers,
       authenticated: plane?.authenticated ?? false,
@@ -778,6 +826,7 @@ export class ClusterInterface {
     if (this.#stopped) return 'stopping';
     if (this.#failed !== undefined) return 'failed';
     if (this.#mode === 'stopped') return this.#suspended ? 'suspended' : 'stopped';
+    if (this.#healthOut) return 'unhealthy';
     if (this.#mode === 'draining') return 'draining';
     return settled ? 'converged' : 'converging';
   }
@@ -789,6 +838,7 @@ export class ClusterInterface {
     this.#stopped = true;
     this.#drainGeneration++;
     this.events.emit('state', { state: 'stopping' });
+    this.#health?.stop();
     if (this.#weightTimer) clearInterval(this.#weightTimer);
     if (this.#insecureTimer) clearInterval(this.#insecureTimer);
     this.#igmp?.close();

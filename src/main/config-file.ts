@@ -99,6 +99,8 @@ function check(spec: Spec, raw: string, path: string, line: number): void {
     spec.parse(raw, flagOf(spec));
   } catch (err) {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG') invalid(path, line, err.message, err);
+    // A bad health check keeps its own code, with the file and line in front.
+    if (isLnlbError(err) && err.code === 'LNLB_ERR_HEALTH_BAD_CHECK') throw lnlbError(err.code, `${path}:${line}: ${err.message}`, { cause: err });
     throw err;
   }
 }

@@ -33,6 +33,7 @@ import { DAEMON_OPTIONS, keyMissingMessage, REPEAT_SEPARATOR, type AuthOptionNam
 import { loadKeyFile } from '../net/auth.js';
 import type { ElectionName } from '../cluster/election.js';
 import type { WeightMode } from './weight-source.js';
+import type { HealthCheckFunction, HealthCheckSpec } from '../health/check-spec.js';
 
 /**
  * What `createNode` takes: lnlbd's options, camelCase, each checked by the flag's own parser
@@ -103,6 +104,23 @@ export interface LnlbNodeOptions {
    * docs/metrics.md), from a registry of its own: the service's prom-client default registry is untouched.
    */
   metrics?: string;
+  /**
+   * Health checks that must all pass for this node to take part (`--health-check`, docs/health.md):
+   * `'tcp://127.0.0.1:5432'`, `'http://127.0.0.1:8080/healthz'` (2xx/3xx; `#204` for exactly that
+   * status), `'exec:/usr/local/bin/check'`, or a function of this service resolving true when
+   * healthy (it gets an AbortSignal, aborted at the timeout; false, a throw or the timeout fail).
+   * Unhealthy, the node leaves the cluster (the others take its clients) and keeps checking;
+   * healthy again, it rejoins. Default: none.
+   */
+  healthCheck?: string | HealthCheckFunction | readonly (string | HealthCheckFunction)[];
+  /** Milliseconds between two rounds of health checks (`--health-interval-ms`, 10..3600000). Default 1000. */
+  healthIntervalMs?: number;
+  /** Milliseconds a check may take before it fails (`--health-timeout-ms`, at most the interval). Default: the interval. */
+  healthTimeoutMs?: number;
+  /** Failures in a row that make a healthy check unhealthy (`--health-fall`, 1..100). Default 3. */
+  healthFall?: number;
+  /** Successes in a row that make an unhealthy check healthy (`--health-rise`, 1..100). Default 2. */
+  healthRise?: number;
   /** A config file in lnlbd's format (`--config`, docs/config.md); options given here win over it. Not read unless given. */
   config?: string;
   /** Open the admin socket in `runDir`, so that `lnlbctl --run-dir <runDir>` can talk to this node. Default false. */
@@ -128,7 +146,7 @@ export interface LnlbNodeEvents extends ClusterEvents {
 }
 
 /** The names {@link LnlbNode} re-emits from its cluster interface. */
-export const CLUSTER_EVENT_NAMES = ['joined', 'left', 'died', 'converged', 'weight', 'state'] as const satisfies readonly (keyof ClusterEvents)[];
+export const CLUSTER_EVENT_NAMES = ['joined', 'left', 'died', 'converged', 'weight', 'state', 'health'] as const satisfies readonly (keyof ClusterEvents)[];
 
 /** A cluster node running in this process; see {@link createNode}. */
 export interface LnlbNode extends EventEmitter<LnlbNodeEvents> {
@@ -215,14 +233,16 @@ export function toRawOptions(options: LnlbNodeOptions): RawOptions {
     }
     if (value === undefined) continue; // as if not given: `{ keyFile: process.env.KEY_FILE }`
     if ('repeatable' in spec && spec.repeatable) {
-      const list = typeof value === 'string' ? [value] : value;
+      // A health check may be a function: taken by healthFunctions, not a raw string.
+      const given = spec.key === 'healthCheck' ? healthCheckStrings(value) : value;
+      const list = typeof given === 'string' ? [given] : given;
       if (!Array.isArray(list) || !list.every((v): v is string => typeof v === 'string')) badOption(key, `expected an array of strings, got ${describe(value)}`);
       if (list.some((v) => v.includes(REPEAT_SEPARATOR))) badOption(key, 'a value holds a NUL character');
       if (list.length > 0) raw[spec.key] = list.join(REPEAT_SEPARATOR);
     } else if (typeof spec.default === 'boolean') {
       if (typeof value !== 'boolean') badOption(key, `expected true or false, got ${describe(value)}`);
       raw[spec.key] = String(value);
-    } else if (typeof spec.default === 'number') {
+    } else if (typeof spec.default === 'number' || ('numeric' in spec && spec.numeric)) {
       if (typeof value !== 'number' && typeof value !== 'string') badOption(key, `expected a number, got ${describe(value)}`);
       raw[spec.key] = String(value); // 1.5, -1, NaN: refused by the flag's parser, as on the command line
     } else {
@@ -238,6 +258,21 @@ export function toRawOptions(options: LnlbNodeOptions): RawOptions {
     badOption('keyFile', 'cannot be given with insecureNoAuth: true: give the key (authenticated) or the opt-out (labs only), not both');
   }
   return raw;
+}
+
+/** `healthCheck`'s URLs (its functions are taken by healthFunctions); a value of another type is refused. */
+function healthCheckStrings(value: unknown): unknown {
+  const list: unknown[] = Array.isArray(value) ? value : [value];
+  if (!list.every((v) => typeof v === 'string' || typeof v === 'function')) {
+    badOption('healthCheck', `expected URLs (strings) or functions returning a promise of boolean, got ${describe(value)}`);
+  }
+  return list.filter((v) => typeof v === 'string');
+}
+
+/** `healthCheck`'s functions, as checks labelled `function:<name>` (an anonymous one: its place in the list, from 1). */
+function healthFunctions(value: LnlbNodeOptions['healthCheck']): HealthCheckSpec[] {
+  const list: unknown[] = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return list.flatMap((fn, i): HealthCheckSpec[] => (typeof fn === 'function' ? [{ kind: 'function', label: `function:${fn.name === '' ? String(i + 1) : fn.name}`, fn: fn as HealthCheckFunction }] : []));
 }
 
 /** The options a node runs with: the daemon's, with its interface's bind and vip, and the library's own. */
@@ -266,12 +301,13 @@ export function resolveNodeOptions(options: LnlbNodeOptions): ResolvedNodeOption
     daemon = resolveWithConfig(raw, file);
   } catch (err) {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_AUTH_KEY_MISSING') throw lnlbError('LNLB_ERR_AUTH_KEY_MISSING', keyMissingMessage(CREATE_NODE_AUTH_NAMES), { cause: err });
-    if (!isLnlbError(err) || err.code !== 'LNLB_ERR_CLI_BAD_FLAG') throw err;
+    if (!isLnlbError(err) || (err.code !== 'LNLB_ERR_CLI_BAD_FLAG' && err.code !== 'LNLB_ERR_HEALTH_BAD_CHECK')) throw err;
     // `--dead-after-ms: must be ...` → `deadAfterMs (--dead-after-ms): must be ...`
     const flag = /^(--[a-z][a-z0-9-]*):/.exec(err.message)?.[1];
     const option = flag === undefined ? undefined : OPTION_BY_FLAG.get(flag);
-    throw option === undefined ? err : lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${option} (${err.message.replace(/:/, '):')}`, { cause: err });
+    throw option === undefined ? err : lnlbError(err.code, `${option} (${err.message.replace(/:/, '):')}`, { cause: err });
   }
+  daemon.healthCheck = [...daemon.healthCheck, ...healthFunctions(options.healthCheck)];
   if (daemon.bind === undefined || daemon.vip === undefined) badOption(daemon.bind === undefined ? 'bind' : 'vip', 'is required'); // checked above; for the types
   return { daemon: { ...daemon, bind: daemon.bind, vip: daemon.vip }, adminSocket, logger };
 }

@@ -183,7 +183,8 @@ function clusterOperations(program: Command): void {
       .option('--json', 'machine-readable output')
       .action(async (iface: string, opts: { json?: boolean }) => {
         const result = (await adminRequest(runDir(), name, { interface: interfaceArgument(iface) }, 10_000)) as { state: string };
-        process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: ${result.state}\n`);
+        const hint = result.state === 'unhealthy' ? ' (a health check fails: it stays out of the cluster and joins once its checks pass; see lnlbctl status)' : '';
+        process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: ${result.state}${hint}\n`);
       });
   };
   simple('stop', 'leave the cluster now (LEAVE): the other nodes take every client; connections to this node break. The interface stays, for start');

@@ -171,6 +171,25 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
     }
   });
 
+  // --- health checks (--health-check), per interface and check
+  const CHECK = ['interface', 'check'];
+  const perCheck = function* (st: readonly InterfaceStatusJson[], value: (c: NonNullable<InterfaceStatusJson['health']>['checks'][number]) => number): Iterable<Sample> {
+    for (const s of st) for (const c of s.health?.checks ?? []) yield [{ interface: s.name, check: c.check }, value(c)];
+  };
+  gauge('lnlb_health_healthy', 'Health checks (--health-check): 1 when every check passes, 0 when one fails (the node left the cluster, or serves as the last member), absent without checks.', IF, (st) =>
+    perInterface(st, (s) => (s.health === undefined ? undefined : s.health.state === 'unhealthy' ? 0 : 1)),
+  );
+  gauge('lnlb_health_serving', 'With health checks: 1 when the node takes part in the cluster as far as its health goes (healthy, or unhealthy but the last member left), 0 when it left because unhealthy.', IF, (st) =>
+    perInterface(st, (s) => (s.health === undefined ? undefined : s.health.serving === 'out' ? 0 : 1)),
+  );
+  gauge('lnlb_health_check_up', 'One health check: 1 healthy, 0 unhealthy (after --health-fall failures in a row), absent before its first result.', CHECK, (st) =>
+    perCheck(st, (c) => (c.state === 'healthy' ? 1 : c.state === 'unhealthy' ? 0 : Number.NaN)), // NaN: no sample (usable)
+  );
+  counter('lnlb_health_checks_total', 'Health check runs.', CHECK, (st) => perCheck(st, (c) => c.run));
+  counter('lnlb_health_check_failures_total', 'Health check runs that failed (connection refused, a bad status, a non-zero exit, the timeout).', CHECK, (st) => perCheck(st, (c) => c.failed));
+  counter('lnlb_health_check_transitions_total', 'Times a health check changed state (unknown, healthy, unhealthy).', CHECK, (st) => perCheck(st, (c) => c.transitions));
+  counter('lnlb_health_transitions_total', "Times the node's health changed state (unknown, healthy, unhealthy).", IF, (st) => perInterface(st, (s) => s.health?.transitions));
+
   if (options.processMetrics ?? true) addProcessMetrics(registry);
   return registry;
 }

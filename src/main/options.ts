@@ -13,6 +13,7 @@ import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../hand
 import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
 import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 import { MAX_ACTORS } from '../workers/dispatcher-core.js';
+import { HEALTH_CHECK_FORMS, parseHealthChecks, type HealthCheckSpec } from '../health/check-spec.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -57,6 +58,16 @@ export interface DaemonOptions {
   bond: BondSpec[];
   /** `--metrics`: where to serve Prometheus metrics (GET /metrics); undefined: no metrics endpoint. */
   metrics: { host: string; port: number } | undefined;
+  /** `--health-check`: checks that must all pass for this node to take part (none: always). createNode may add functions. */
+  healthCheck: HealthCheckSpec[];
+  /** Milliseconds between two rounds of health checks. */
+  healthIntervalMs: number;
+  /** Milliseconds a health check may take; undefined: the interval. */
+  healthTimeoutMs: number | undefined;
+  /** Failures in a row that make a healthy check unhealthy. */
+  healthFall: number;
+  /** Successes in a row that make an unhealthy check healthy again. */
+  healthRise: number;
   /** The config file the other options were read from (`--config`, or /etc/lnlb/lnlb.conf when it exists); undefined: none. */
   config: string | undefined;
 }
@@ -80,6 +91,8 @@ interface OptionSpec<K extends keyof DaemonOptions> {
   repeatable?: boolean;
   /** Applied on SIGHUP (a config file reload) without a restart; src/main/reload.ts. */
   live?: boolean;
+  /** A number without a default (createNode takes it as a number; those with a default say so by it). */
+  numeric?: boolean;
   parse(raw: string, flag: string): DaemonOptions[K];
 }
 
@@ -329,6 +342,26 @@ export const DAEMON_OPTIONS = [
     parse: parseListenAddress,
   },
   {
+    key: 'healthCheck',
+    flag: '--health-check <url>',
+    description: `a health check, repeatable, all must pass: ${HEALTH_CHECK_FORMS} (2xx/3xx, or the status after #); an unhealthy node leaves the cluster (the others take its clients) and rejoins when healthy; see docs/health.md`,
+    default: [],
+    repeatable: true,
+    parse: (raw: string, flag: string) => parseHealthChecks(values(raw), flag),
+  },
+  { key: 'healthIntervalMs', flag: '--health-interval-ms <ms>', description: 'interval between two rounds of health checks', default: 1000, parse: integer(10, 3_600_000) },
+  {
+    key: 'healthTimeoutMs',
+    flag: '--health-timeout-ms <ms>',
+    description: 'a health check not done in this time fails (an exec check is killed); at most the interval (default: the interval)',
+    default: undefined,
+    optional: true,
+    numeric: true,
+    parse: integer(1, 3_600_000),
+  },
+  { key: 'healthFall', flag: '--health-fall <n>', description: 'failures in a row that make a healthy check unhealthy', default: 3, parse: integer(1, 100) },
+  { key: 'healthRise', flag: '--health-rise <n>', description: 'successes in a row that make an unhealthy check healthy again', default: 2, parse: integer(1, 100) },
+  {
     key: 'config',
     flag: '--config <path>',
     description: 'a file of these options, one `key = value` a line (key: the flag without --); flags given here win over it (default: /etc/lnlb/lnlb.conf if it exists; see docs/config.md)',
@@ -359,6 +392,9 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
     badFlag('--dead-after-ms', `must be longer than --heartbeat-ms (${options.heartbeatMs}); 3 to 5 heartbeats is usual`);
   }
   if (options.keyFile !== undefined && options.insecureNoAuth) badFlag('--key-file', KEY_AND_INSECURE);
+  if (options.healthTimeoutMs !== undefined && options.healthTimeoutMs > options.healthIntervalMs) {
+    badFlag('--health-timeout-ms', `must be at most --health-interval-ms (${options.healthIntervalMs}): a check still running when the next is due`);
+  }
   if (options.name === options.bind) badFlag('--name', `the cluster interface cannot have the bound device's name (${options.bind})`);
   for (const bond of options.bond) {
     if (options.name === bond.name) badFlag('--name', `the cluster interface cannot have the name of the bond ${bond.name} (--bond)`);

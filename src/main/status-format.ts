@@ -2,6 +2,7 @@
 
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import type { InterfaceStatusJson, StatusJson } from './admin-protocol.js';
+import type { HealthStatusJson } from './health-monitor.js';
 
 const weightText = (weight: number): string => (weight === DRAINING_WEIGHT ? 'draining' : String(weight));
 const sum = (values: Record<string, number>): number => Object.values(values).reduce((a, b) => a + b, 0);
@@ -41,6 +42,26 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }
 
+const SERVING_TEXT: Record<HealthStatusJson['serving'], string> = {
+  in: 'taking part',
+  out: 'OUT of the cluster (left: the other members serve its clients; rejoins when healthy)',
+  'last-resort': 'still serving: the only member left (last resort), leaves once another member is there',
+};
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** The health checks: one line for the node, one row per check with its last result. */
+export function healthLines(h: HealthStatusJson): string[] {
+  const lines = [`  health: ${h.state} for ${seconds(h.sinceMs)}, ${SERVING_TEXT[h.serving]}; every ${h.intervalMs} ms, timeout ${h.timeoutMs} ms, fall ${h.fall}, rise ${h.rise}`];
+  const rows = [['CHECK', 'STATE', 'LAST RESULT', 'RUN', 'FAILED']];
+  for (const c of h.checks) {
+    const last = c.last === undefined ? 'not run yet' : `${c.last.ok ? 'ok' : 'FAILED'}: ${c.last.detail}, ${seconds(c.last.agoMs)} ago${c.failuresInARow > 1 ? ` (${c.failuresInARow} failures in a row)` : ''}`;
+    rows.push([c.check, c.state, last, String(c.run), String(c.failed)]);
+  }
+  lines.push(table(rows).replace(/^/gm, '    '));
+  return lines;
+}
+
 /** `rates`: by interface name, from the previous sample (watch mode); absent: no rates line. */
 export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, InterfaceRates>): string {
   const out: string[] = [];
@@ -53,6 +74,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
       rows.push([node.mac, node.status, weightText(node.weight), rules, node.self ? '(this node)' : '']);
     }
     out.push(table(rows).replace(/^/gm, '  '));
+    if (iface.health !== undefined) out.push(...healthLines(iface.health));
     if (iface.state === 'held') out.push('  HELD: not serving: peers on this LAN that this node cannot authenticate (below): give every node the same --key-file');
     for (const p of iface.unauthenticatedPeers) {
       const meaning = p.verdict === 'BAD_MAC' ? 'a different key' : p.verdict === 'UNSIGNED' ? 'no key' : p.verdict === 'UNEXPECTED_SIGNATURE' ? 'it has a key, this node none' : p.verdict;

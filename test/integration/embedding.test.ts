@@ -3,7 +3,8 @@
 // addresses reach the VIP; the service's typed events are in its log; SIGTERM drains, closes
 // and exits 0 with the TAP gone and the host's sysctls as they were.
 import test from 'ava';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab, LAB_DAEMON_TIMING, VIP, type CurlResult } from '../../src/lab/cluster.js';
 import { sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
@@ -32,6 +33,10 @@ let cluster: ClusterLab | undefined;
 const services = new Map<string, LabProcess>();
 /** Each node's eth0 sysctls before the service started. */
 const original = new Map<string, Record<string, string>>();
+
+function maintenanceFile(node: string): string {
+  return join(lab().lab.dir, `${node}.maintenance`);
+}
 
 function lab(): ClusterLab {
   if (cluster === undefined) throw new Error('the cluster lab was not built (see the before hook)');
@@ -68,6 +73,8 @@ test.before(async (t) => {
       const argv = [process.execPath, EXAMPLE, '--bind', 'eth0', '--vip', VIP, '--port', '80', '--name', node, '--run-dir', cluster.runDir(node), '--key-file', cluster.keyFile, ...LAB_DAEMON_TIMING];
       // --admin-socket: lnlbctl (waitConverged) reads the embedded node's status as a daemon's.
       argv.push('--drain-timeout', '5', '--drain-idle', '1', '--admin-socket');
+      // A health check of the service's own (a function): unhealthy while this file exists.
+      argv.push('--maintenance-file', maintenanceFile(node), '--health-interval-ms', '200');
       if (node === METRICS_NODE) argv.push('--metrics', `${cluster.nodeIp(node)}:${METRICS_PORT}`);
       services.set(node, cluster.lab.spawn(node, argv, { logName: 'http-service', cwd: REPO_ROOT }));
     }
@@ -129,6 +136,26 @@ test.serial('the typed events reached the service: the other node joined, a view
       `${node} converged: ${JSON.stringify(converged)}`,
     );
   }
+});
+
+test.serial('a health check function of the service: its maintenance file takes node2 out (typed health event, the other node answers every source), its removal brings it back', async (t) => {
+  const healthy = events('node2', 'health');
+  t.like(healthy[0], { state: 'healthy', from: 'unknown', serving: 'in', action: 'none' });
+  t.like((healthy[0]?.['checks'] as unknown[] | undefined)?.[0], { check: 'function:notInMaintenance', state: 'healthy' });
+  writeFileSync(maintenanceFile('node2'), '');
+  await lab().lab.waitForLog(services.get('node2')!, /"event":"health".*"action":"left"/, 10_000);
+  t.like(events('node2', 'health').at(-1), { state: 'unhealthy', from: 'healthy', serving: 'out', action: 'left' });
+  await lab().waitConverged(['node1'], 10_000);
+  const answers = await Promise.all(lab().clientIps.map((source) => lab().curlFrom(source, `http://${VIP}/`)));
+  t.deepEqual(
+    answers.map((a) => (a.ok ? (JSON.parse(a.body) as Answer).node : a.error)),
+    lab().clientIps.map(() => 'node1'),
+    'node1 answers every source while node2 is in maintenance',
+  );
+  rmSync(maintenanceFile('node2'));
+  await lab().lab.waitForLog(services.get('node2')!, /"event":"health".*"action":"rejoined"/, 10_000);
+  t.like(events('node2', 'health').at(-1), { state: 'healthy', from: 'unhealthy', serving: 'in', action: 'rejoined' });
+  await lab().waitConverged(lab().nodes, 20_000);
 });
 
 test.serial('while running, the bound device has the sysctls the cluster needs; SIGTERM drains, closes, exits 0 and leaves the host as it was', async (t) => {

@@ -48,6 +48,12 @@ const refusals: { title: string; args: string[]; code: number; line: RegExp; run
   { title: 'a bad --workers', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--workers', '0'], code: 2, line: /^lnlbd: --workers: expected a whole number from 1 to 31/ },
   { title: 'a missing device', args: ['--bind', 'eth7', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-eth7', '--key-file', KEY], code: 1, line: /^lnlbd: no such device eth7/ },
   { title: 'a missing privilege', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-nobody', '--key-file', KEY], code: 1, line: /^lnlbd: lnlbd needs CAP_NET_ADMIN and CAP_NET_RAW/, runAs: '65534' },
+  {
+    title: 'a bad --health-check',
+    args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', KEY, '--health-check', 'http://10.0.0.100/', '--health-check', 'tcp://127.0.0.1'],
+    code: 2,
+    line: /^lnlbd: --health-check: "tcp:\/\/127\.0\.0\.1": tcp:\/\/ needs a port \(tcp:\/\/HOST:PORT\) \(expected tcp:\/\/HOST:PORT, http:\/\/HOST\[:PORT\]\/PATH\[#STATUS\] or exec:COMMAND/,
+  },
   { title: 'a key and --insecure-no-auth', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', KEY, '--insecure-no-auth'], code: 2, line: /^lnlbd: --key-file: cannot be given with --insecure-no-auth/ },
 ];
 

@@ -94,7 +94,7 @@ test('every DAEMON_OPTIONS flag but --config can be given in a file under its na
     election: 'lnlb', weightMode: 'manual', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', idleTimeout: '60', keyFile: '/etc/lnlb/key',
     insecureNoAuth: 'false', clockTolerance: '30',
     tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp', bond: 'bond0 mode=802.3ad miimon=100 slaves=eth1,eth2',
-    metrics: '127.0.0.1:9750',
+    metrics: '127.0.0.1:9750', healthCheck: 'http://127.0.0.1:8080/healthz#200', healthIntervalMs: '500', healthTimeoutMs: '400', healthFall: '2', healthRise: '3',
   };
   const keys = DAEMON_OPTIONS.filter((s) => s.key !== 'config');
   t.deepEqual([...CONFIG_KEYS], keys.map((s) => s.flag.split(' ')[0]!.slice(2)));

@@ -268,6 +268,7 @@ test('the node re-emits every cluster event under its own name, with the same pa
     converged: { nodes: ['02:00:00:00:00:01'], weights: [100] },
     weight: { node: '02:00:00:00:00:01', self: true, from: 100, to: 65535 },
     state: { state: 'draining' },
+    health: { state: 'unhealthy', from: 'healthy', serving: 'out', action: 'left', checks: [{ check: 'tcp://127.0.0.1:5432', state: 'unhealthy', successesInARow: 0, failuresInARow: 3, run: 9, failed: 3, transitions: 2 }] },
   };
   for (const name of CLUSTER_EVENT_NAMES) (events.emit as (n: string, p: unknown) => boolean)(name, payloads[name]);
   t.deepEqual(seen, CLUSTER_EVENT_NAMES.map((name) => [name, payloads[name]]));
@@ -341,4 +342,22 @@ test('the embedding API installs no process-wide handler: a crash in the host pr
   node.fail(lnlbError('LNLB_ERR_WORKER_FAILED', 'nlb0: a thread died'));
   await node.close();
   t.deepEqual(events.map((e) => process.listenerCount(e)), before);
+});
+
+test('healthCheck: URLs as --health-check takes them, and functions of the service, in one list; a bad one names the option', (t) => {
+  async function dbReachable(): Promise<boolean> {
+    return true;
+  }
+  const o = resolveNodeOptions({ ...BASE, healthCheck: ['http://127.0.0.1:8080/healthz', dbReachable, async () => false], healthIntervalMs: 200, healthFall: 2 }).daemon;
+  t.deepEqual(o.healthCheck.map((c) => c.label), ['http://127.0.0.1:8080/healthz', 'function:dbReachable', 'function:3']);
+  t.like(o, { healthIntervalMs: 200, healthTimeoutMs: undefined, healthFall: 2, healthRise: 2 });
+  t.deepEqual(resolveNodeOptions({ ...BASE, healthCheck: dbReachable }).daemon.healthCheck.map((c) => c.kind), ['function']);
+  t.deepEqual(resolveNodeOptions({ ...BASE, healthCheck: 'tcp://127.0.0.1:5432' }).daemon.healthCheck.map((c) => c.kind), ['tcp']);
+  const bad = t.throws(() => resolveNodeOptions({ ...BASE, healthCheck: ['tcp://127.0.0.1'] }), { instanceOf: LnlbError });
+  t.is(bad?.code, 'LNLB_ERR_HEALTH_BAD_CHECK');
+  t.regex(bad?.message ?? '', /^healthCheck \(--health-check\): "tcp:\/\/127\.0\.0\.1": tcp:\/\/ needs a port/);
+  const wrongType = t.throws(() => resolveNodeOptions({ ...BASE, healthCheck: [42] as unknown as string[] }), { instanceOf: LnlbError });
+  t.regex(wrongType?.message ?? '', /^healthCheck \(--health-check\): expected URLs \(strings\) or functions returning a promise of boolean, got an array/);
+  const timeout = t.throws(() => resolveNodeOptions({ ...BASE, healthIntervalMs: 100, healthTimeoutMs: 500 }), { instanceOf: LnlbError });
+  t.regex(timeout?.message ?? '', /^healthTimeoutMs \(--health-timeout-ms\): must be at most --health-interval-ms/);
 });

@@ -274,3 +274,33 @@ test('the server (loopback): GET /metrics in the text format, 404 elsewhere, 405
     await server.close();
   }
 });
+
+test('health checks: healthy and serving per interface, runs, failures and transitions per check; nothing without checks', async (t) => {
+  const health: NonNullable<InterfaceStatusJson['health']> = {
+    state: 'unhealthy',
+    sinceMs: 1200,
+    serving: 'out',
+    intervalMs: 1000,
+    timeoutMs: 1000,
+    fall: 3,
+    rise: 2,
+    transitions: 2,
+    checks: [
+      { check: 'http://10.0.0.100:80/', state: 'unhealthy', successesInARow: 0, failuresInARow: 4, run: 40, failed: 4, transitions: 2, last: { ok: false, detail: 'GET ECONNREFUSED', ms: 1, agoMs: 300 } },
+      { check: 'tcp://127.0.0.1:5432', state: 'healthy', successesInARow: 40, failuresInARow: 0, run: 40, failed: 0, transitions: 1 },
+    ],
+  };
+  const { types, samples } = await scrape(() => [{ ...fakeInterface('nlb0'), health }, fakeInterface('nlb1')]);
+  t.is(samples.get('lnlb_health_healthy{interface="nlb0"}'), 0);
+  t.is(samples.get('lnlb_health_serving{interface="nlb0"}'), 0);
+  t.is(samples.get('lnlb_health_check_up{check="http://10.0.0.100:80/",interface="nlb0"}'), 0);
+  t.is(samples.get('lnlb_health_check_up{check="tcp://127.0.0.1:5432",interface="nlb0"}'), 1);
+  t.is(samples.get('lnlb_health_checks_total{check="http://10.0.0.100:80/",interface="nlb0"}'), 40);
+  t.is(samples.get('lnlb_health_check_failures_total{check="http://10.0.0.100:80/",interface="nlb0"}'), 4);
+  t.is(samples.get('lnlb_health_check_transitions_total{check="tcp://127.0.0.1:5432",interface="nlb0"}'), 1);
+  t.is(samples.get('lnlb_health_transitions_total{interface="nlb0"}'), 2);
+  t.is(types.get('lnlb_health_checks_total'), 'counter');
+  t.false([...samples.keys()].some((k) => k.startsWith('lnlb_health') && k.includes('nlb1')), 'an interface without checks has no health series');
+  const lastResort = await scrape(() => [{ ...fakeInterface('nlb0'), health: { ...health, serving: 'last-resort' } }]);
+  t.is(lastResort.samples.get('lnlb_health_serving{interface="nlb0"}'), 1);
+});

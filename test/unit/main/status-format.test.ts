@@ -116,3 +116,35 @@ test('human status: a held node says why and names the peers it cannot authentic
   t.regex(text, /^  unauthenticated peer 02:00:00:00:00:08: UNSIGNED \(no key\), last heard 40 ms ago$/m);
   t.notRegex(formatStatus(status), /HELD|unauthenticated peer/, 'nothing when there is nothing to say');
 });
+
+test('health checks: the node\'s health and what it does, one row per check with its last result', (t) => {
+  const iface = status.interfaces[0]!;
+  const text = formatStatus({
+    interfaces: [
+      {
+        ...iface,
+        state: 'unhealthy',
+        health: {
+          state: 'unhealthy',
+          sinceMs: 2500,
+          serving: 'out',
+          intervalMs: 1000,
+          timeoutMs: 500,
+          fall: 3,
+          rise: 2,
+          transitions: 2,
+          checks: [
+            { check: 'http://10.0.0.100:80/', state: 'unhealthy', successesInARow: 0, failuresInARow: 5, run: 12, failed: 5, transitions: 2, last: { ok: false, detail: 'GET ECONNREFUSED', ms: 1, agoMs: 400 } },
+            { check: 'exec:true', state: 'unknown', successesInARow: 0, failuresInARow: 0, run: 0, failed: 0, transitions: 0 },
+          ],
+        },
+      },
+    ],
+  });
+  t.regex(text, /^nlb0: .*, unhealthy, weight from/m);
+  t.regex(text, /^ {2}health: unhealthy for 2\.5 s, OUT of the cluster \(left: the other members serve its clients; rejoins when healthy\); every 1000 ms, timeout 500 ms, fall 3, rise 2$/m);
+  t.regex(text, /^ {4}CHECK +STATE +LAST RESULT +RUN +FAILED$/m);
+  t.regex(text, /^ {4}http:\/\/10\.0\.0\.100:80\/ +unhealthy +FAILED: GET ECONNREFUSED, 0\.4 s ago \(5 failures in a row\) +12 +5$/m);
+  t.regex(text, /^ {4}exec:true +unknown +not run yet +0 +0$/m);
+  t.false(formatStatus(status).includes('health:'), 'no checks, no health line');
+});
