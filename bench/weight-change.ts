@@ -60,7 +60,7 @@ export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
   let steady: Phase;
   let changing: Phase;
   try {
-    for (const node of lab.nodes) lab.startDaemon(node, ['--weight-mode', 'manual', '--handler', 'tcp=tcp', '--log-level', 'warn']);
+    for (const node of lab.nodes) lab.startDaemon(node, ['--weight-mode', 'fixed', '--handler', 'tcp=tcp', '--log-level', 'warn']);
     await lab.waitConverged(lab.nodes, 20_000);
     for (const node of lab.nodes) await lab.startHttpServer(node);
     o.progress(`weight: ${seconds} s of back-to-back connections with no weight change (reference)`);

@@ -574,7 +574,7 @@ export class ClusterInterface {
       return this.#announcedWeight || 1;
     }
     const last = this.#announcedWeight;
-    if (force || last === 0 || this.weights.mode === 'manual' || Math.abs(weight - last) >= last * WEIGHT_HYSTERESIS) {
+    if (force || last === 0 || this.weights.mode === 'fixed' || Math.abs(weight - last) >= last * WEIGHT_HYSTERESIS) {
       if (last !== 0 && weight !== last) this.#log.info({ event: 'weight', from: last, to: weight, mode: this.weights.mode }, `weight ${last} → ${weight}`);
       this.#announcedWeight = weight;
     }
@@ -589,7 +589,7 @@ export class ClusterInterface {
     return { mode: this.weights.mode, weight };
   }
 
-  /** `lnlbctl set_weight`: manual mode only (LNLB's rule); takes effect at the next round. */
+  /** `lnlbctl set_weight`: a capacity, fixed mode only (LNLB's rule for its manual mode); takes effect at the next round. */
   setManualWeight(text: string): { weight: number } {
     const weight = this.weights.setManual(text);
     this.#announcedWeight = weight;

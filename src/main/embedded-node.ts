@@ -65,7 +65,7 @@ export interface LnlbNodeOptions {
   logLevel?: LogLevel;
   /** Who gets a new client (`--election`). Default `'rendezvous'`. */
   election?: ElectionName;
-  /** Where this node's weight comes from (`--weight-mode`). Default `'loadavg'`. */
+  /** Where this node's weight (a capacity: higher gets more new clients) comes from (`--weight-mode`). Default `'loadavg'`; `'fixed'` for `setWeight`-style fixed weights. */
   weightMode?: WeightMode;
   /**
    * The cluster key file that authenticates the control plane, the same file on every node
@@ -259,11 +259,11 @@ export function resolveNodeOptions(options: LnlbNodeOptions): ResolvedNodeOption
     daemon = resolveWithConfig(raw, file);
   } catch (err) {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_AUTH_KEY_MISSING') throw lnlbError('LNLB_ERR_AUTH_KEY_MISSING', keyMissingMessage(CREATE_NODE_AUTH_NAMES), { cause: err });
-    if (!isLnlbError(err) || err.code !== 'LNLB_ERR_CLI_BAD_FLAG') throw err;
+    if (!isLnlbError(err) || (err.code !== 'LNLB_ERR_CLI_BAD_FLAG' && err.code !== 'LNLB_ERR_WEIGHT_MANUAL_RETIRED')) throw err;
     // `--dead-after-ms: must be ...` → `deadAfterMs (--dead-after-ms): must be ...`
     const flag = /^(--[a-z][a-z0-9-]*):/.exec(err.message)?.[1];
     const option = flag === undefined ? undefined : OPTION_BY_FLAG.get(flag);
-    throw option === undefined ? err : lnlbError('LNLB_ERR_CLI_BAD_FLAG', `${option} (${err.message.replace(/:/, '):')}`, { cause: err });
+    throw option === undefined ? err : lnlbError(err.code, `${option} (${err.message.replace(/:/, '):')}`, { cause: err });
   }
   if (daemon.bind === undefined || daemon.vip === undefined) badOption(daemon.bind === undefined ? 'bind' : 'vip', 'is required'); // checked above; for the types
   return { daemon: { ...daemon, bind: daemon.bind, vip: daemon.vip }, adminSocket, logger };

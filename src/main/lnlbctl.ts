@@ -313,9 +313,9 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('weight_mode')
-    .description("where this node's weight comes from: loadavg (default), loadavg5, loadavg15, freemem, manual")
+    .description("where this node's weight (a capacity: higher gets more new clients) comes from: loadavg (default), loadavg5, loadavg15, freemem (load turned into capacity, 100 = idle), fixed (set_weight)")
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
-    .argument('<mode>', 'loadavg | loadavg5 | loadavg15 | freemem | manual')
+    .argument('<mode>', 'loadavg | loadavg5 | loadavg15 | freemem | fixed')
     .option('--json', 'machine-readable output')
     .action(async (iface: string, mode: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
@@ -324,9 +324,9 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('set_weight')
-    .description('set this node\'s weight by hand (manual mode only); "stdin" reads it from standard input')
+    .description('set this node\'s weight by hand (fixed mode only): a capacity, a higher weight gets more new clients; "stdin" reads it from standard input')
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
-    .argument('<weight>', `${WEIGHT_MIN}..${WEIGHT_MAX} (a load: higher gets fewer new clients), or stdin`)
+    .argument('<weight>', `${WEIGHT_MIN}..${WEIGHT_MAX} (a capacity: 100 = an idle node, 200 = twice its share), or stdin`)
     .option('--json', 'machine-readable output')
     .action(async (iface: string, weightText: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();

@@ -11,7 +11,7 @@ import { parseIPv4 } from '../net/ipv4.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
 import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
-import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
+import { DEFAULT_WEIGHT_MODE, RETIRED_WEIGHT_MODE, retiredModeError, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -202,9 +202,13 @@ export const DAEMON_OPTIONS = [
   {
     key: 'weightMode',
     flag: '--weight-mode <mode>',
-    description: `where this node's weight (its load: a busier node gets fewer new clients) comes from: ${WEIGHT_MODES.join(', ')}`,
+    description: `where this node's weight comes from: a capacity, a higher weight gets more new clients (${WEIGHT_MODES.join(', ')}: measured load turned into capacity, 100 = idle; fixed: lnlbctl set_weight)`,
     default: DEFAULT_WEIGHT_MODE,
-    parse: (raw: string, flag: string) => ((WEIGHT_MODES as readonly string[]).includes(raw) ? (raw as WeightMode) : badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
+    parse: (raw: string, flag: string) => {
+      if ((WEIGHT_MODES as readonly string[]).includes(raw)) return raw as WeightMode;
+      if (raw === RETIRED_WEIGHT_MODE) throw retiredModeError(flag); // weights were loads then: refused, not inverted silently
+      return badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
+    },
   },
   {
     key: 'macMode',

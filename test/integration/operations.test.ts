@@ -51,14 +51,14 @@ async function waitState(node: string, wanted: string, timeoutMs = 10_000): Prom
 }
 
 
-test.serial('lnlbctl against a running daemon: unknown interface, set_weight when not manual, out of range, bad IP', async (t) => {
+test.serial('lnlbctl against a running daemon: unknown interface, set_weight when not fixed, out of range, bad IP', async (t) => {
   const unknown = await lab().ctl('node1', ['stop', 'nlb9']);
   t.is(unknown.code, 1);
   t.deepEqual(unknown.stderr.trim().split('\n'), ['lnlbctl: no cluster interface "nlb9": this daemon serves nlb0']);
 
   const notManual = await lab().ctl('node1', ['set_weight', 'nlb0', '50']);
   t.is(notManual.code, 1);
-  t.regex(notManual.stderr, /^lnlbctl: nlb0 takes its weight from loadavg, so a manual weight does not apply: switch first with `lnlbctl weight_mode nlb0 manual`\n$/);
+  t.regex(notManual.stderr, /^lnlbctl: nlb0 takes its weight from loadavg, so a fixed weight does not apply: switch first with `lnlbctl weight_mode nlb0 fixed`\n$/);
 
   const outOfRange = await lab().ctl('node1', ['set_weight', 'nlb0', '1001']);
   t.is(outOfRange.code, 2);
@@ -72,7 +72,7 @@ test.serial('lnlbctl against a running daemon: unknown interface, set_weight whe
   t.is(noDevice.code, 1);
   t.regex(noDevice.stderr, /eth9/);
 
-  t.is((await lab().ctl('node1', ['weight_mode', 'nlb0', 'manual'])).code, 0);
+  t.is((await lab().ctl('node1', ['weight_mode', 'nlb0', 'fixed'])).code, 0);
   const set = await lab().ctl('node1', ['set_weight', 'nlb0', '50', '--json']);
   t.is(set.code, 0, set.stderr);
   t.deepEqual(JSON.parse(set.stdout), { weight: 50 });
@@ -167,16 +167,16 @@ test.serial('top and status --watch: one sample a refresh, rates per second from
 
 test.serial('SIGHUP reloads the config file: log level and weight mode applied live; a bad file is refused and the daemon keeps serving', async (t) => {
   const daemon = lab().daemon('node1')!;
-  writeFileSync(configPath, 'log-level = debug\nweight-mode = manual\nworkers = 3\n');
+  writeFileSync(configPath, 'log-level = debug\nweight-mode = fixed\nworkers = 3\n');
   daemon.kill('SIGHUP');
   const line = await lab().lab.waitForLog(daemon, /"event":"reloaded"/, 5000);
-  t.regex(line, /applied logLevel=debug, weightMode=manual; workers changed and take effect on restart/);
-  t.is((await lab().status('node1')).interfaces[0]?.weightMode, 'manual');
+  t.regex(line, /applied logLevel=debug, weightMode=fixed; workers changed and take effect on restart/);
+  t.is((await lab().status('node1')).interfaces[0]?.weightMode, 'fixed');
 
   writeFileSync(configPath, 'log-level = debug\nweight-mode = freemem\nworkers = many\n');
   daemon.kill('SIGHUP');
   const refused = await lab().lab.waitForLog(daemon, /"event":"reload-failed"/, 5000);
   t.regex(refused, /node1\.conf:3.*--workers/);
-  t.is((await lab().status('node1')).interfaces[0]?.weightMode, 'manual', 'nothing of the bad file applied');
+  t.is((await lab().status('node1')).interfaces[0]?.weightMode, 'fixed', 'nothing of the bad file applied');
   t.is(nodeOf((await lab().survey([lab().clientIps[0]!])).get(lab().clientIps[0]!)).startsWith('node'), true, 'still serving');
 });

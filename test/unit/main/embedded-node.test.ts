@@ -53,7 +53,7 @@ test('typed values become the flags\' raw strings: numbers as text, lists NUL-jo
     workers: 4,
     rule: ['22/tcp=single,priority=1', '443/tcp=multiple,affinity=none'],
     handler: ['tcp=tcp'],
-    weightMode: 'manual',
+    weightMode: 'fixed',
     adminSocket: true,
   });
   t.deepEqual(raw, {
@@ -65,7 +65,7 @@ test('typed values become the flags\' raw strings: numbers as text, lists NUL-jo
     workers: '4',
     rule: `22/tcp=single,priority=1${REPEAT_SEPARATOR}443/tcp=multiple,affinity=none`,
     handler: 'tcp=tcp',
-    weightMode: 'manual',
+    weightMode: 'fixed',
   });
 });
 
@@ -121,6 +121,12 @@ for (const [title, options, message] of badCases) {
     t.regex(err?.message ?? '', message);
   });
 }
+
+test('weightMode \'manual\' (weights as loads) is refused with its own code, naming the option and what changed', (t) => {
+  const err = t.throws(() => resolveNodeOptions({ ...BASE, weightMode: 'manual' } as unknown as LnlbNodeOptions), { instanceOf: LnlbError });
+  t.is(err?.code, 'LNLB_ERR_WEIGHT_MANUAL_RETIRED');
+  t.regex(err?.message ?? '', /^weightMode \(--weight-mode\): weight mode "manual" was retired when weights became capacities: a higher weight now gets MORE new clients/);
+});
 
 test('not an object at all', (t) => {
   const err = t.throws(() => resolveNodeOptions('eth0' as unknown as LnlbNodeOptions), { instanceOf: LnlbError });
