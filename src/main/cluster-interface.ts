@@ -12,7 +12,7 @@ import { lnlbError, reviveError, serializeError, type LnlbError } from '../error
 import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { compileRules, describeRule, type RuleSet } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { deriveElectionKey } from '../cluster/hash.js';
@@ -20,6 +20,7 @@ import type { HandlerSpec } from '../handlers/loader.js';
 import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import { defaultNodeName } from '../net/cluster-message.js';
 import * as port from '../port/native.js';
 import { Datapath, type StuckReport } from '../workers/datapath.js';
 import { watchdogLimitMs } from '../workers/watchdog.js';
@@ -31,6 +32,7 @@ import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { ipv4Sysctl } from './sysctl-keys.js';
 import { WeightSource } from './weight-source.js';
+import { memberState } from './node-state.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
 /**
@@ -102,18 +104,22 @@ function describeKey(handler: { describeKey?(keyLo: number, keyHi: number): stri
   }
 }
 
-/** What a cluster interface tells its owner (the daemon's log, the library's events). */
+/**
+ * What a cluster interface tells its owner (the daemon's log, the library's events). `node` is
+ * a MAC; `name` and `address` are what that node announced (--node-name or its host name, and
+ * the IPv4 of its device), absent when it announced none (an LNLB node, an earlier lnlb).
+ */
 export interface ClusterEvents {
   /** A node appeared (JOIN, WELCOME or its heartbeat); it enters the view with the next round. */
-  joined: [{ node: string; id: number }];
+  joined: [{ node: string; name?: string; address?: string; id: number }];
   /** A node sent LEAVE (lnlbctl stop, delif, its daemon stopping). */
-  left: [{ node: string }];
+  left: [{ node: string; name?: string; address?: string }];
   /** A node was removed for silence (missed heartbeats), a restart or our own reset. */
-  died: [{ node: string; reason: string; missedHeartbeats: number; silentMs: number }];
-  /** A round settled a new view: these members, with these weights, decide every new flow. */
-  converged: [{ nodes: string[]; weights: number[] }];
+  died: [{ node: string; name?: string; address?: string; reason: string; missedHeartbeats: number; silentMs: number }];
+  /** A round settled a new view: these members (MACs, and their names in the same order: '' if none), with these weights, decide every new flow. */
+  converged: [{ nodes: string[]; names: string[]; weights: number[] }];
   /** A member's weight changed in the view (DRAINING_WEIGHT: it drains). */
-  weight: [{ node: string; self: boolean; from: number; to: number }];
+  weight: [{ node: string; name?: string; address?: string; self: boolean; from: number; to: number }];
   /** This interface's own state changed (stop, start, drain, suspend, resume). */
   state: [{ state: InterfaceState }];
 }
@@ -293,6 +299,8 @@ export class ClusterInterface {
       deadAfterMs: o.deadAfterMs,
       incarnation: randomBytes(4).readUInt32BE(0),
       weight: this.#currentWeight(true),
+      nodeName: this.nodeName,
+      address: this.#bindAddress(),
       view: datapath.viewMemory,
       actorRings: datapath.ringMemories,
       rules: { digest: this.#rules.digest, params: Array.from(this.#rules.params) },
@@ -332,6 +340,17 @@ export class ClusterInterface {
     this.#weightTimer.unref();
     if (multicast) this.#igmp = await this.#joinIgmpGroup();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), macMode: o.macMode, rxRing: o.rxRing, workers: o.workers }, 'cluster interface up');
+  }
+
+  /** The name this node announces: --node-name, or the host name. */
+  get nodeName(): string {
+    return this.#opts.nodeName ?? defaultNodeName(hostname());
+  }
+
+  /** The IPv4 of the bound device as a u32 (its first), 0 when it has none: announced beside the name. */
+  #bindAddress(): number {
+    const address = networkInterfaces()[this.#opts.bind]?.find((a) => a.family === 'IPv4')?.address;
+    return address === undefined ? 0 : parseIPv4(address);
   }
 
   /**
@@ -415,21 +434,22 @@ export class ClusterInterface {
   #emitMembership(f: Record<string, unknown>): void {
     const node = typeof f['node'] === 'string' ? f['node'] : '';
     const num = (key: string): number => (typeof f[key] === 'number' ? (f[key] as number) : 0);
+    const who = { node, ...(typeof f['name'] === 'string' ? { name: f['name'] } : {}), ...(typeof f['address'] === 'string' ? { address: f['address'] } : {}) };
     switch (f['event']) {
       case 'node-joined':
-        this.events.emit('joined', { node, id: num('id') });
+        this.events.emit('joined', { ...who, id: num('id') });
         break;
       case 'node-left':
-        this.events.emit('left', { node });
+        this.events.emit('left', who);
         break;
       case 'node-died':
-        this.events.emit('died', { node, reason: String(f['reason']), missedHeartbeats: num('missedHeartbeats'), silentMs: num('silentMs') });
+        this.events.emit('died', { ...who, reason: String(f['reason']), missedHeartbeats: num('missedHeartbeats'), silentMs: num('silentMs') });
         break;
       case 'view':
-        this.events.emit('converged', { nodes: (f['nodes'] as string[] | undefined) ?? [], weights: (f['weights'] as number[] | undefined) ?? [] });
+        this.events.emit('converged', { nodes: (f['nodes'] as string[] | undefined) ?? [], names: (f['names'] as string[] | undefined) ?? [], weights: (f['weights'] as number[] | undefined) ?? [] });
         break;
       case 'node-weight':
-        this.events.emit('weight', { node, self: f['self'] === true, from: num('from'), to: num('to') });
+        this.events.emit('weight', { ...who, self: f['self'] === true, from: num('from'), to: num('to') });
         break;
       default:
         break;
@@ -639,6 +659,9 @@ export class ClusterInterface {
     const datapath = this.#datapath;
     const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
     const macs = owners?.type === 'owners' ? owners.owners : {};
+    // Names and addresses as the members announced them; this node by its own MAC.
+    const members = new Map((await this.#controlStatus())?.nodes.map((n) => [n.mac, n]) ?? []);
+    const self = formatMac(this.#ownMac);
     const now = nowSeconds();
     const entries: ConntrackJson['entries'] = [];
     let total = 0;
@@ -655,12 +678,17 @@ export class ClusterInterface {
             const keyLo = e[k]!;
             const keyHi = e[k + 1]!;
             const owner = e[k + 2]!;
+            const mac = macs[owner];
+            const member = mac === undefined ? undefined : members.get(mac);
             entries.push({
               handler: handler.name,
               source: formatIPv4(keyLo),
               ...(keyHi === 0 ? {} : { key: keyHi }),
               flow: describeKey(handler, keyLo, keyHi),
-              node: macs[owner] ?? `id ${owner} (gone)`,
+              node: mac ?? `id ${owner} (gone)`,
+              ...(member === undefined || member.name === '' ? {} : { nodeName: member.name }),
+              ...(member === undefined || member.address === '' ? {} : { nodeAddress: member.address }),
+              self: mac === self,
               idleSeconds: Math.max(0, (now - e[k + 3]!) | 0),
               expiresInSeconds: Math.max(0, idle - ((now - e[k + 3]!) | 0)),
             });
@@ -722,13 +750,14 @@ export class ClusterInterface {
     const plane = await this.#controlStatus();
     const counters = this.#datapath?.readCounters();
     const handlerCounters = this.#datapath?.readHandlerCounters() ?? [];
+    const state: InterfaceState = plane?.heldBy !== undefined && this.#mode === 'running' && !this.#stopped ? 'held' : this.#state(plane?.accepting === true && plane.changePending !== true);
     return {
       name: o.name,
       vip: formatIPv4(this.#vip),
       bind: o.bind,
       clusterMac: formatMac(this.#clusterMac),
       converged: plane?.accepting ?? false,
-      state: plane?.heldBy !== undefined && this.#mode === 'running' && !this.#stopped ? 'held' : this.#state(plane?.accepting === true && plane.changePending !== true),
+      state,
       ...(this.#failed === undefined ? {} : { failed: this.#failed }),
       suspended: this.#suspended,
       weightMode: this.weights.mode,
@@ -739,6 +768,10 @@ export class ClusterInterface {
       ...(plane?.heldBy === undefined ? {} : { heldBy: plane.heldBy }),
       nodes: (plane?.nodes ?? []).map((n) => ({
         mac: n.mac,
+        ...(n.name === '' ? {} : { name: n.name }),
+        ...(n.address === '' ? {} : { address: n.address }),
+        // This node's row says what the header says (one state); the others', what we see of them.
+        state: n.self ? state : memberState(n.status, n.weight, n.joined),
         status: n.status,
         weight: n.weight,
         self: n.self,

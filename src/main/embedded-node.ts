@@ -67,6 +67,8 @@ export interface LnlbNodeOptions {
   election?: ElectionName;
   /** Where this node's weight (a capacity: higher gets more new clients) comes from (`--weight-mode`). Default `'loadavg'`; `'fixed'` for `setWeight`-style fixed weights. */
   weightMode?: WeightMode;
+  /** The name this node announces (`--node-name`), shown beside its MAC by status, conntrack and events. Default: the host name. */
+  nodeName?: string;
   /**
    * The cluster key file that authenticates the control plane, the same file on every node
    * (`--key-file`; mode 600, owned by the service's user or root). Required unless

@@ -247,7 +247,7 @@ async function main(argv: string[]): Promise<void> {
   clusterOperations(program);
   program
     .command('conntrack')
-    .description('tracked flows of a cluster interface, every handler: flow, owning node, seconds until forgotten')
+    .description('tracked flows of a cluster interface, every handler: flow, owning node (MAC, name, address; this node marked), seconds until forgotten')
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
     .option('--limit <n>', 'at most this many entries', '10000')
     .option('--json', 'machine-readable output')
@@ -260,7 +260,11 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
       }
-      const rows = [['HANDLER', 'FLOW', 'NODE', 'EXPIRES IN'], ...result.entries.map((e) => [e.handler, e.flow, e.node, `${e.expiresInSeconds}s`])];
+      // The owner by MAC, its name and address as it announced them, this node marked.
+      const rows = [
+        ['HANDLER', 'FLOW', 'NODE', 'NAME', 'ADDRESS', 'EXPIRES IN', ''],
+        ...result.entries.map((e) => [e.handler, e.flow, e.node, e.nodeName ?? '-', e.nodeAddress ?? '-', `${e.expiresInSeconds}s`, e.self === true ? '(this node)' : '']),
+      ];
       const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
       for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
       process.stdout.write(`${result.total} tracked${result.total > result.entries.length ? ` (${result.entries.length} shown)` : ''}\n`);

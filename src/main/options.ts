@@ -8,6 +8,7 @@
 import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { isNodeName, NODE_NAME_MAX } from '../net/cluster-message.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
 import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
@@ -29,6 +30,8 @@ export interface DaemonOptions {
   logLevel: LogLevel;
   election: ElectionName;
   weightMode: WeightMode;
+  /** The name this node announces to the others (status, conntrack, logs, events); undefined: the host name. */
+  nodeName: string | undefined;
   /** Shared key for the authenticated control plane (required by a cluster interface unless `insecureNoAuth`). */
   keyFile: string | undefined;
   /** `--insecure-no-auth`: a cluster interface without a key (plain LNLB messages, so any host on the LAN can take it over). Labs only. */
@@ -209,6 +212,14 @@ export const DAEMON_OPTIONS = [
       if (raw === RETIRED_WEIGHT_MODE) throw retiredModeError(flag); // weights were loads then: refused, not inverted silently
       return badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
     },
+  },
+  {
+    key: 'nodeName',
+    flag: '--node-name <name>',
+    description: `the name this node announces to the others, shown by lnlbctl status and conntrack, logs and events beside its MAC (default: the host name); 1..${NODE_NAME_MAX} letters, digits, '.', '_' or '-'`,
+    default: undefined,
+    optional: true,
+    parse: (raw: string, flag: string) => (isNodeName(raw) ? raw : badFlag(flag, `expected 1 to ${NODE_NAME_MAX} letters, digits, '.', '_' or '-', got ${JSON.stringify(raw)}`)),
   },
   {
     key: 'macMode',

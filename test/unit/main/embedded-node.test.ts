@@ -270,7 +270,7 @@ test('the node re-emits every cluster event under its own name, with the same pa
     joined: { node: '02:00:00:00:00:02', id: 2 },
     left: { node: '02:00:00:00:00:02' },
     died: { node: '02:00:00:00:00:03', reason: 'missed-heartbeats', missedHeartbeats: 5, silentMs: 1000 },
-    converged: { nodes: ['02:00:00:00:00:01'], weights: [100] },
+    converged: { nodes: ['02:00:00:00:00:01'], names: ['web1'], weights: [100] },
     weight: { node: '02:00:00:00:00:01', self: true, from: 100, to: 65535 },
     state: { state: 'draining' },
   };
