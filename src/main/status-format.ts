@@ -2,6 +2,8 @@
 
 import type { InterfaceStatusJson, StatusJson } from './admin-protocol.js';
 import { STATUS_NAMES, weightText } from './node-state.js';
+/** Interface states in which this node takes no part in the elections. */
+const OUT_OF_CLUSTER: ReadonlySet<string> = new Set(['stopped', 'suspended', 'stopping', 'failed']);
 const sum = (values: Record<string, number>): number => Object.values(values).reduce((a, b) => a + b, 0);
 
 /** Per-second rates between two samples of one interface (`lnlbctl status --watch`, `top`). */
@@ -50,7 +52,9 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
     for (const node of iface.nodes) {
       const rules = node.self || node.rulesMatch === undefined ? (node.self ? 'same' : '?') : node.rulesMatch ? 'same' : `DIFFERENT (${node.rulesDigest})`;
       const state = node.state ?? STATUS_NAMES[node.status] ?? node.status;
-      rows.push([node.mac, node.name ?? '-', node.address ?? '-', state, weightText(node.weight), rules, node.self ? '(this node)' : '']);
+      // Out of the cluster, this node announces no weight: its last one would read as a share.
+      const out = node.self && OUT_OF_CLUSTER.has(iface.state);
+      rows.push([node.mac, node.name ?? '-', node.address ?? '-', state, out ? '-' : weightText(node.weight), rules, node.self ? '(this node)' : '']);
     }
     out.push(table(rows).replace(/^/gm, '  '));
     if (iface.state === 'held') out.push('  HELD: not serving: peers on this LAN that this node cannot authenticate (below): give every node the same --key-file');

@@ -99,6 +99,15 @@ test('human status: an interface without a key (--insecure-no-auth) says so on i
   t.notRegex(keyed, /AUTH OFF/);
 });
 
+test('human status: a stopped node (after a drain, say) shows stopped on its header and its row, and no weight', (t) => {
+  const stopped = structuredClone(status.interfaces[0]!);
+  stopped.state = 'stopped';
+  stopped.nodes = [{ ...stopped.nodes[1]!, state: 'stopped', weight: 57 }];
+  const text = formatStatus({ interfaces: [stopped] });
+  t.regex(text, /^nlb0: .*, stopped, /m);
+  t.regex(text, /^ {2}02:00:00:00:00:02 +web2\.example\.com +10\.0\.0\.2 +stopped +- +same +\(this node\)$/m);
+});
+
 test('human status: an interface the watchdog took out shows failed and why', (t) => {
   const failed: StatusJson = { interfaces: [{ ...status.interfaces[0]!, state: 'failed', failed: 'handler slow-udp stuck in actor 1', converged: false }] };
   t.regex(formatStatus(failed).split('\n')[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, failed: handler slow-udp stuck in actor 1, weight from loadavg/);
