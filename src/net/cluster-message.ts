@@ -217,7 +217,8 @@ export function decodeMessage(buf: Uint8Array, off: number, len: number, out: De
  *   +7 name           nameLength bytes of [A-Za-z0-9._-]
  *
  * A block that breaks any of these rules is MALFORMED: the receiver counts it and drops the
- * identity (the rest of the message stands). Decoding allocates only the name's string.
+ * identity (the rest of the message stands). Decoding allocates the name (a string per
+ * authenticated message: the control plane, not the data path).
  */
 export const IDENTITY_MARK = 0x4e; // 'N'
 /** Bytes of a node name at most: a host name's first label fits (HOST_NAME_MAX is 64 with the NUL). */
