@@ -31,7 +31,7 @@ import { checkClusterAuth, DAEMON_AUTH_NAMES, type InterfaceOptions, type RxRing
 import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { ipv4Sysctl } from './sysctl-keys.js';
-import { WeightSource } from './weight-source.js';
+import { IDLE_WEIGHT, WeightSource } from './weight-source.js';
 import { memberState } from './node-state.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
@@ -591,7 +591,8 @@ export class ClusterInterface {
       weight = this.weights.read();
     } catch (err) {
       this.#log.warn({ event: 'weight-read-failed' }, (err as Error).message);
-      return this.#announcedWeight || 1;
+      // Unreadable from the start: an idle node's weight, neither more nor less than its share.
+      return this.#announcedWeight || IDLE_WEIGHT;
     }
     const last = this.#announcedWeight;
     if (force || last === 0 || this.weights.mode === 'fixed' || Math.abs(weight - last) >= last * WEIGHT_HYSTERESIS) {
