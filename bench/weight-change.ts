@@ -4,7 +4,7 @@
  * nodes that applied it at different moments would otherwise take a SYN twice or not at all.
  * Measured: the connect time (curl's time_connect) of new TCP connections made back to back
  * to the VIP of a 2-node cluster (--handler tcp=tcp, so each connection is a new flow), for
- * `seconds` with node1's manual weight changed every second, and for as long with no change:
+ * `seconds` with node1's fixed weight changed every second, and for as long with no change:
  * the reference, same run, same cluster.
  */
 
@@ -60,7 +60,7 @@ export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
   let steady: Phase;
   let changing: Phase;
   try {
-    for (const node of lab.nodes) lab.startDaemon(node, ['--weight-mode', 'manual', '--handler', 'tcp=tcp', '--log-level', 'warn']);
+    for (const node of lab.nodes) lab.startDaemon(node, ['--weight-mode', 'fixed', '--handler', 'tcp=tcp', '--log-level', 'warn']);
     await lab.waitConverged(lab.nodes, 20_000);
     for (const node of lab.nodes) await lab.startHttpServer(node);
     o.progress(`weight: ${seconds} s of back-to-back connections with no weight change (reference)`);

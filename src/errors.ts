@@ -55,12 +55,17 @@ export const ErrorCodes = {
   LNLB_ERR_AUTH_KEY_EXISTS: 'key file exists',
   /** `lnlbctl genkey` could not write the key file (no such directory, permission denied, a symbolic link). */
   LNLB_ERR_AUTH_KEY_WRITE: 'key file cannot be written',
-  /** A weight mode other than loadavg, loadavg5, loadavg15, freemem or manual was asked for. */
+  /** A weight mode other than loadavg, loadavg5, loadavg15, freemem or fixed was asked for. */
   LNLB_ERR_WEIGHT_MODE: 'unknown weight mode',
-  /** A manual weight is not a whole number inside WEIGHT_MIN..WEIGHT_MAX. */
+  /**
+   * The weight mode `manual` of earlier versions, when a weight was a load (higher got fewer
+   * clients): weights are capacities now, the mode is `fixed`, and a load must be inverted.
+   */
+  LNLB_ERR_WEIGHT_MANUAL_RETIRED: 'weight mode manual retired: weights are capacities',
+  /** A fixed weight is not a whole number inside WEIGHT_MIN..WEIGHT_MAX. */
   LNLB_ERR_WEIGHT_RANGE: 'invalid weight',
-  /** A manual weight was set on an interface whose weight mode is not manual. */
-  LNLB_ERR_WEIGHT_NOT_MANUAL: 'weight mode is not manual',
+  /** A fixed weight (set_weight) was set on an interface whose weight mode is not fixed (code kept from when the mode was called manual). */
+  LNLB_ERR_WEIGHT_NOT_MANUAL: 'weight mode is not fixed',
   /** /proc/loadavg or /proc/meminfo could not be read or parsed. */
   LNLB_ERR_WEIGHT_SOURCE: 'weight source unreadable',
   /** A saved tracking state is truncated, corrupt or inconsistent; nothing was loaded. */

@@ -75,6 +75,8 @@ const options: LnlbNodeOptions = {
   ...(values['heartbeat-ms'] === undefined ? {} : { heartbeatMs: Number(values['heartbeat-ms']) }),
   ...(values['dead-after-ms'] === undefined ? {} : { deadAfterMs: Number(values['dead-after-ms']) }),
   runDir: values['run-dir'],
+  // The name the other nodes show beside this one's MAC (status, conntrack, their events); default: the host name.
+  ...(values.name === hostname() ? {} : { nodeName: values.name }),
   // The cluster key (lnlbctl genkey FILE, the same file on every host); createNode refuses to
   // run without one unless told so (insecureNoAuth: labs only).
   keyFile: values['key-file'],
@@ -107,7 +109,7 @@ node.on('error', (err) => {
 const server = createServer((request, response) => {
   node.status().then(
     (status) => {
-      const view = status.nodes.map((n) => ({ mac: n.mac, weight: n.weight, self: n.self, status: n.status }));
+      const view = status.nodes.map((n) => ({ mac: n.mac, name: n.name, address: n.address, state: n.state, weight: n.weight, self: n.self, status: n.status }));
       response.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
       response.end(`${JSON.stringify({ node: values.name, view, state: status.state })}\n`);
     },

@@ -1,10 +1,14 @@
 /**
  * Election: which node owns a new, untracked affinity key. Pure: the member list in, owner out.
  *
- * LnlbElection is LNLB's rule: each node gets a share proportional to sum(weights)/weight (the
- * weight is a *load*: a busier node gets fewer new clients); `hash mod sum(shares)` is walked
- * over the shares in table order (members sorted by MAC, so every node numbers them alike).
- * The table is rebuilt only when the view changes; electing is a short scan with no allocation.
+ * A weight is a *capacity*, as every load balancer means it (keepalived, LVS, Windows NLB): a
+ * node of weight 2 gets twice the new clients of a node of weight 1. (LNLB, and lnlb before
+ * it, read it as a load, share ∝ 1 / weight; main/weight-source.ts turns measured load into
+ * capacity.) Both elections give member i the share weight_i / sum(weights).
+ *
+ * LnlbElection is LNLB's walk: `hash mod sum(shares)` over the shares in table order (members
+ * sorted by MAC, so every node numbers them alike), each share ∝ weight. The table is rebuilt
+ * only when the view changes; electing is a short scan with no allocation.
  */
 
 import { mix32 } from './hash.js';
@@ -13,7 +17,8 @@ export const MAX_MEMBERS = 64;
 /**
  * The weight a draining node announces (`lnlbctl drainstop`): it stays a member, so the flows
  * it tracks stay with it, but no election gives it a new one (RuleElections leaves it out).
- * Above every real weight (1..1000) and still a u16, as the heartbeat carries it.
+ * A marker, not a capacity: above every real weight (1..1000) and still a u16, as the
+ * heartbeat carries it (0 cannot be used: a zero weight anywhere keeps the previous table).
  */
 export const DRAINING_WEIGHT = 0xffff;
 
@@ -37,8 +42,17 @@ export interface Election {
   readonly memberCount: number;
 }
 
-/** Resolution of a share: sum/weight is a ratio, scaled so unequal weights stay distinct. */
+/**
+ * Shares are whole units: share_i = round(SHARE_SCALE × n² × R × weight_i / sum(weights)), at
+ * least 1. With equal weights that is SHARE_SCALE × n each, the table LNLB's load rule built
+ * (sum × SHARE_SCALE / weight), so a cluster of equal weights elects exactly as an lnlb from
+ * before capacities did (a rolling upgrade is safe while weights are equal). R (resolution) is
+ * the ratio of the largest weight to the smallest, rounded up, so the smallest weight still
+ * gets about SHARE_SCALE × n units; it is capped so the total stays under MAX_TOTAL, where
+ * `hash mod total` is unbiased to within total / 2³² (0.4 %).
+ */
 const SHARE_SCALE = 64;
+const MAX_TOTAL = 1 << 24;
 
 export class LnlbElection implements Election {
   #ids = new Int32Array(MAX_MEMBERS);
@@ -54,14 +68,21 @@ export class LnlbElection implements Election {
   rebuild(input: ElectionInput): void {
     const count = Math.min(input.count, MAX_MEMBERS);
     let sum = 0;
+    let min = Number.POSITIVE_INFINITY;
+    let max = 0;
     for (let i = 0; i < count; i++) {
       const w = input.weights[i] ?? 0;
       if (w <= 0) return; // LNLB: a zero weight anywhere keeps the previous table
       sum += w;
+      if (w < min) min = w;
+      if (w > max) max = w;
     }
+    const base = SHARE_SCALE * count * count;
+    const resolution = Math.max(1, Math.min(Math.ceil(max / min), Math.floor(MAX_TOTAL / base)));
+    const unit = (base * resolution) / sum;
     let running = 0;
     for (let i = 0; i < count; i++) {
-      const share = Math.max(1, Math.round((sum * SHARE_SCALE) / (input.weights[i] ?? 1)));
+      const share = Math.max(1, Math.round(unit * (input.weights[i] ?? 1)));
       running += share;
       this.#ids[i] = input.ids[i] ?? 0;
       this.#cumulative[i] = running;
@@ -87,10 +108,11 @@ export class LnlbElection implements Election {
  * highest score wins. A member's score for a key depends only on the key and that member's
  * MAC, so removing a member re-homes exactly its own keys and adding one takes exactly the keys
  * it now wins: the minimal disruption that `mod sum` lacks (LNLB reshuffles most untracked
- * sources on any change). Weighted as LNLB's weights are: a load, so capacity = 1 / weight,
- * and score = capacity / -ln(u) with u uniform in (0, 1) from hash(key, member)
- * (Schindelhauer & Schomaker's weighted form: member i wins with probability
- * capacity_i / sum of capacities).
+ * sources on any change). Weighted by capacity: score = weight / -ln(u) with u uniform in
+ * (0, 1) from hash(key, member) (Schindelhauer & Schomaker's weighted form: member i wins with
+ * probability weight_i / sum of weights). Scaling every weight alike changes no owner, so
+ * equal weights elect as the load rule of earlier lnlb did (1 / weight) and a rolling upgrade
+ * is safe while weights are equal.
  *
  * Cost: one mix and one log per member per *new* key (tracked keys never reach the election);
  * about 20 ns per member here. Chosen over a Maglev table because Maglev's greedy fill moves a
@@ -117,7 +139,7 @@ export class RendezvousElection implements Election {
       const lo = (((macs[m + 2] ?? 0) << 24) | ((macs[m + 3] ?? 0) << 16) | ((macs[m + 4] ?? 0) << 8) | (macs[m + 5] ?? 0)) >>> 0;
       this.#ids[i] = input.ids[i] ?? 0;
       this.#seeds[i] = mix32(lo ^ mix32(hi + 0x632be5ab));
-      this.#capacity[i] = 1 / input.weights[i]!;
+      this.#capacity[i] = input.weights[i]!;
     }
     this.#count = count;
   }

@@ -5,9 +5,8 @@
  *
  * - multiple: the base election over every member, unless some member gave the rule a share:
  *   then the rule has its own election over the members with a share above 0, each weighted
- *   by its node weight scaled by 100 / share (weights are loads: a smaller share is a larger
- *   load). A rule where every member's share is 0 falls back to the base election rather
- *   than to nobody.
+ *   by its node weight (a capacity) times share / 100. A rule where every member's share is 0
+ *   falls back to the base election rather than to nobody.
  * - single: the member with the lowest priority; members without one rank after, in table
  *   (MAC) order, so the cluster always agrees on one owner and the next takes over on death.
  * - disabled: never elected (the dispatcher drops those frames); -1 if asked.
@@ -116,7 +115,7 @@ export class RuleElections {
       const effective = share === SHARE_EQUAL ? 100 : share;
       if (effective === 0) continue;
       this.#ids[members] = input.ids[i] ?? 0;
-      this.#weights[members] = ((input.weights[i] ?? 1) * 100) / effective;
+      this.#weights[members] = ((input.weights[i] ?? 1) * effective) / 100;
       if (input.macs) for (let b = 0; b < 6; b++) this.#macs[members * 6 + b] = input.macs[i * 6 + b] ?? 0;
       members++;
     }

@@ -37,7 +37,19 @@ export type AdminResponse =
 
 export interface NodeStatusJson {
   mac: string;
+  /** The name the node announces (--node-name, or its host name); absent if it announced none (LNLB, an earlier lnlb). */
+  name?: string;
+  /** The IPv4 of the node's bound device, as it announces it; absent if none. */
+  address?: string;
+  /**
+   * In words (node-state.ts, docs/operating.md): this node's row has the interface's state
+   * (the header's word); another member's: serving, draining, not serving, asked to
+   * retransmit, joining. Absent from older daemons.
+   */
+  state?: string;
+  /** The membership's code: OK, ASKED_RETRASM (late heartbeat, asked to retransmit), JOINING (not yet in the view). */
   status: string;
+  /** A capacity (higher gets more new clients); 65535: the draining marker. */
   weight: number;
   self: boolean;
   /** The port rules digest this node announces (hex); undefined before its first message. */
@@ -169,7 +181,19 @@ export interface ConntrackJson {
    * connection's is moved back to shorten its life); expiresInSeconds: when it is forgotten
    * unless a frame refreshes it.
    */
-  entries: { handler: string; source: string; key?: number; flow: string; node: string; idleSeconds: number; expiresInSeconds: number }[];
+  entries: {
+    handler: string;
+    source: string;
+    key?: number;
+    flow: string;
+    /** The owner's MAC, its announced name and address (absent if none), and whether it is this node. */
+    node: string;
+    nodeName?: string;
+    nodeAddress?: string;
+    self: boolean;
+    idleSeconds: number;
+    expiresInSeconds: number;
+  }[];
 }
 
 export interface StatusJson {

@@ -12,7 +12,7 @@ import { lnlbError, reviveError, serializeError, type LnlbError } from '../error
 import { loadKeyFile } from '../net/auth.js';
 import { dataFilter } from '../net/bpf.js';
 import { createSocket, type Socket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { compileRules, describeRule, type RuleSet } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { deriveElectionKey } from '../cluster/hash.js';
@@ -20,6 +20,7 @@ import type { HandlerSpec } from '../handlers/loader.js';
 import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { clusterMacMulticast, clusterMacUnicast, formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import { defaultNodeName } from '../net/cluster-message.js';
 import * as port from '../port/native.js';
 import { Datapath, type StuckReport } from '../workers/datapath.js';
 import { watchdogLimitMs } from '../workers/watchdog.js';
@@ -30,7 +31,8 @@ import { checkClusterAuth, DAEMON_AUTH_NAMES, type InterfaceOptions, type RxRing
 import { DEFAULT_DRAIN_IDLE_SECONDS, type DrainOptions } from './drain.js';
 import { SysctlGuard, type SysctlChange } from './sysctl.js';
 import { ipv4Sysctl } from './sysctl-keys.js';
-import { WeightSource } from './weight-source.js';
+import { IDLE_WEIGHT, WeightSource } from './weight-source.js';
+import { memberState } from './node-state.js';
 import { createHealthMonitor, presenceView, type HealthEvent, type HealthMonitor } from './health-monitor.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
 
@@ -103,18 +105,22 @@ function describeKey(handler: { describeKey?(keyLo: number, keyHi: number): stri
   }
 }
 
-/** What a cluster interface tells its owner (the daemon's log, the library's events). */
+/**
+ * What a cluster interface tells its owner (the daemon's log, the library's events). `node` is
+ * a MAC; `name` and `address` are what that node announced (--node-name or its host name, and
+ * the IPv4 of its device), absent when it announced none (an LNLB node, an earlier lnlb).
+ */
 export interface ClusterEvents {
   /** A node appeared (JOIN, WELCOME or its heartbeat); it enters the view with the next round. */
-  joined: [{ node: string; id: number }];
+  joined: [{ node: string; name?: string; address?: string; id: number }];
   /** A node sent LEAVE (lnlbctl stop, delif, its daemon stopping). */
-  left: [{ node: string }];
+  left: [{ node: string; name?: string; address?: string }];
   /** A node was removed for silence (missed heartbeats), a restart or our own reset. */
-  died: [{ node: string; reason: string; missedHeartbeats: number; silentMs: number }];
-  /** A round settled a new view: these members, with these weights, decide every new flow. */
-  converged: [{ nodes: string[]; weights: number[] }];
+  died: [{ node: string; name?: string; address?: string; reason: string; missedHeartbeats: number; silentMs: number }];
+  /** A round settled a new view: these members (MACs, and their names in the same order: '' if none), with these weights, decide every new flow. */
+  converged: [{ nodes: string[]; names: string[]; weights: number[] }];
   /** A member's weight changed in the view (DRAINING_WEIGHT: it drains). */
-  weight: [{ node: string; self: boolean; from: number; to: number }];
+  weight: [{ node: string; name?: string; address?: string; self: boolean; from: number; to: number }];
   /** This interface's own state changed (stop, start, drain, suspend, resume; out or back in for its health). */
   state: [{ state: InterfaceState }];
   /** The health checks changed state, or what the node does about it (left, rejoined, stays as the last resort). */
@@ -299,6 +305,8 @@ export class ClusterInterface {
       deadAfterMs: o.deadAfterMs,
       incarnation: randomBytes(4).readUInt32BE(0),
       weight: this.#currentWeight(true),
+      nodeName: this.nodeName,
+      address: this.#bindAddress(),
       view: datapath.viewMemory,
       actorRings: datapath.ringMemories,
       rules: { digest: this.#rules.digest, params: Array.from(this.#rules.params) },
@@ -339,6 +347,17 @@ export class ClusterInterface {
     if (multicast) this.#igmp = await this.#joinIgmpGroup();
     this.#startHealthChecks();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), macMode: o.macMode, rxRing: o.rxRing, workers: o.workers }, 'cluster interface up');
+  }
+
+  /** The name this node announces: --node-name, or the host name. */
+  get nodeName(): string {
+    return this.#opts.nodeName ?? defaultNodeName(hostname());
+  }
+
+  /** The IPv4 of the bound device as a u32 (its first), 0 when it has none: announced beside the name. */
+  #bindAddress(): number {
+    const address = networkInterfaces()[this.#opts.bind]?.find((a) => a.family === 'IPv4')?.address;
+    return address === undefined ? 0 : parseIPv4(address);
   }
 
   /**
@@ -422,21 +441,22 @@ export class ClusterInterface {
   #emitMembership(f: Record<string, unknown>): void {
     const node = typeof f['node'] === 'string' ? f['node'] : '';
     const num = (key: string): number => (typeof f[key] === 'number' ? (f[key] as number) : 0);
+    const who = { node, ...(typeof f['name'] === 'string' ? { name: f['name'] } : {}), ...(typeof f['address'] === 'string' ? { address: f['address'] } : {}) };
     switch (f['event']) {
       case 'node-joined':
-        this.events.emit('joined', { node, id: num('id') });
+        this.events.emit('joined', { ...who, id: num('id') });
         break;
       case 'node-left':
-        this.events.emit('left', { node });
+        this.events.emit('left', who);
         break;
       case 'node-died':
-        this.events.emit('died', { node, reason: String(f['reason']), missedHeartbeats: num('missedHeartbeats'), silentMs: num('silentMs') });
+        this.events.emit('died', { ...who, reason: String(f['reason']), missedHeartbeats: num('missedHeartbeats'), silentMs: num('silentMs') });
         break;
       case 'view':
-        this.events.emit('converged', { nodes: (f['nodes'] as string[] | undefined) ?? [], weights: (f['weights'] as number[] | undefined) ?? [] });
+        this.events.emit('converged', { nodes: (f['nodes'] as string[] | undefined) ?? [], names: (f['names'] as string[] | undefined) ?? [], weights: (f['weights'] as number[] | undefined) ?? [] });
         break;
       case 'node-weight':
-        this.events.emit('weight', { node, self: f['self'] === true, from: num('from'), to: num('to') });
+        this.events.emit('weight', { ...who, self: f['self'] === true, from: num('from'), to: num('to') });
         break;
       default:
         break;
@@ -618,10 +638,11 @@ export class ClusterInterface {
       weight = this.weights.read();
     } catch (err) {
       this.#log.warn({ event: 'weight-read-failed' }, (err as Error).message);
-      return this.#announcedWeight || 1;
+      // Unreadable from the start: an idle node's weight, neither more nor less than its share.
+      return this.#announcedWeight || IDLE_WEIGHT;
     }
     const last = this.#announcedWeight;
-    if (force || last === 0 || this.weights.mode === 'manual' || Math.abs(weight - last) >= last * WEIGHT_HYSTERESIS) {
+    if (force || last === 0 || this.weights.mode === 'fixed' || Math.abs(weight - last) >= last * WEIGHT_HYSTERESIS) {
       if (last !== 0 && weight !== last) this.#log.info({ event: 'weight', from: last, to: weight, mode: this.weights.mode }, `weight ${last} → ${weight}`);
       this.#announcedWeight = weight;
     }
@@ -636,7 +657,7 @@ export class ClusterInterface {
     return { mode: this.weights.mode, weight };
   }
 
-  /** `lnlbctl set_weight`: manual mode only (LNLB's rule); takes effect at the next round. */
+  /** `lnlbctl set_weight`: a capacity, fixed mode only (LNLB's rule for its manual mode); takes effect at the next round. */
   setManualWeight(text: string): { weight: number } {
     const weight = this.weights.setManual(text);
     this.#announcedWeight = weight;
@@ -686,6 +707,9 @@ export class ClusterInterface {
     const datapath = this.#datapath;
     const owners = await this.#askControl((requestId) => ({ type: 'owners', requestId }), 5000);
     const macs = owners?.type === 'owners' ? owners.owners : {};
+    // Names and addresses as the members announced them; this node by its own MAC.
+    const members = new Map((await this.#controlStatus())?.nodes.map((n) => [n.mac, n]) ?? []);
+    const self = formatMac(this.#ownMac);
     const now = nowSeconds();
     const entries: ConntrackJson['entries'] = [];
     let total = 0;
@@ -702,12 +726,17 @@ export class ClusterInterface {
             const keyLo = e[k]!;
             const keyHi = e[k + 1]!;
             const owner = e[k + 2]!;
+            const mac = macs[owner];
+            const member = mac === undefined ? undefined : members.get(mac);
             entries.push({
               handler: handler.name,
               source: formatIPv4(keyLo),
               ...(keyHi === 0 ? {} : { key: keyHi }),
               flow: describeKey(handler, keyLo, keyHi),
-              node: macs[owner] ?? `id ${owner} (gone)`,
+              node: mac ?? `id ${owner} (gone)`,
+              ...(member === undefined || member.name === '' ? {} : { nodeName: member.name }),
+              ...(member === undefined || member.address === '' ? {} : { nodeAddress: member.address }),
+              self: mac === self,
               idleSeconds: Math.max(0, (now - e[k + 3]!) | 0),
               expiresInSeconds: Math.max(0, idle - ((now - e[k + 3]!) | 0)),
             });
@@ -769,13 +798,14 @@ export class ClusterInterface {
     const plane = await this.#controlStatus();
     const counters = this.#datapath?.readCounters();
     const handlerCounters = this.#datapath?.readHandlerCounters() ?? [];
+    const state: InterfaceState = plane?.heldBy !== undefined && this.#mode === 'running' && !this.#stopped ? 'held' : this.#state(plane?.accepting === true && plane.changePending !== true);
     return {
       name: o.name,
       vip: formatIPv4(this.#vip),
       bind: o.bind,
       clusterMac: formatMac(this.#clusterMac),
       converged: plane?.accepting ?? false,
-      state: plane?.heldBy !== undefined && this.#mode === 'running' && !this.#stopped ? 'held' : this.#state(plane?.accepting === true && plane.changePending !== true),
+      state,
       ...(this.#failed === undefined ? {} : { failed: this.#failed }),
       suspended: this.#suspended,
       ...(this.#health === undefined ? {} : { health: this.#health.status() }),
@@ -787,6 +817,10 @@ export class ClusterInterface {
       ...(plane?.heldBy === undefined ? {} : { heldBy: plane.heldBy }),
       nodes: (plane?.nodes ?? []).map((n) => ({
         mac: n.mac,
+        ...(n.name === '' ? {} : { name: n.name }),
+        ...(n.address === '' ? {} : { address: n.address }),
+        // This node's row says what the header says (one state); the others', what we see of them.
+        state: n.self ? state : memberState(n.status, n.weight, n.joined),
         status: n.status,
         weight: n.weight,
         self: n.self,

@@ -93,7 +93,10 @@ function valueOf(rest: string, path: string, line: number, key: string): string 
   invalid(path, line, `"${key}": the value's opening quote is never closed`);
 }
 
-/** Runs an option's own parser on a value; its LNLB_ERR_CLI_BAD_FLAG comes back with the file and line. */
+/**
+ * Runs an option's own parser on a value; its LNLB_ERR_CLI_BAD_FLAG comes back with the file and
+ * line, and so does a retired value (with its own code: what changed is the news).
+ */
 function check(spec: Spec, raw: string, path: string, line: number): void {
   try {
     spec.parse(raw, flagOf(spec));
@@ -101,6 +104,7 @@ function check(spec: Spec, raw: string, path: string, line: number): void {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG') invalid(path, line, err.message, err);
     // A bad health check keeps its own code, with the file and line in front.
     if (isLnlbError(err) && err.code === 'LNLB_ERR_HEALTH_BAD_CHECK') throw lnlbError(err.code, `${path}:${line}: ${err.message}`, { cause: err });
+    if (isLnlbError(err) && err.code === 'LNLB_ERR_WEIGHT_MANUAL_RETIRED') throw lnlbError(err.code, `${path}:${line}: ${err.message.replace(/^--/, '')}`, { cause: err });
     throw err;
   }
 }

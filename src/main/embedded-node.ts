@@ -66,8 +66,10 @@ export interface LnlbNodeOptions {
   logLevel?: LogLevel;
   /** Who gets a new client (`--election`). Default `'rendezvous'`. */
   election?: ElectionName;
-  /** Where this node's weight comes from (`--weight-mode`). Default `'loadavg'`. */
+  /** Where this node's weight (a capacity: higher gets more new clients) comes from (`--weight-mode`). Default `'loadavg'`; `'fixed'` for `setWeight`-style fixed weights. */
   weightMode?: WeightMode;
+  /** The name this node announces (`--node-name`), shown beside its MAC by status, conntrack and events. Default: the host name. */
+  nodeName?: string;
   /**
    * The cluster key file that authenticates the control plane, the same file on every node
    * (`--key-file`; mode 600, owned by the service's user or root). Required unless
@@ -301,7 +303,7 @@ export function resolveNodeOptions(options: LnlbNodeOptions): ResolvedNodeOption
     daemon = resolveWithConfig(raw, file);
   } catch (err) {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_AUTH_KEY_MISSING') throw lnlbError('LNLB_ERR_AUTH_KEY_MISSING', keyMissingMessage(CREATE_NODE_AUTH_NAMES), { cause: err });
-    if (!isLnlbError(err) || (err.code !== 'LNLB_ERR_CLI_BAD_FLAG' && err.code !== 'LNLB_ERR_HEALTH_BAD_CHECK')) throw err;
+    if (!isLnlbError(err) || (err.code !== 'LNLB_ERR_CLI_BAD_FLAG' && err.code !== 'LNLB_ERR_HEALTH_BAD_CHECK' && err.code !== 'LNLB_ERR_WEIGHT_MANUAL_RETIRED')) throw err;
     // `--dead-after-ms: must be ...` → `deadAfterMs (--dead-after-ms): must be ...`
     const flag = /^(--[a-z][a-z0-9-]*):/.exec(err.message)?.[1];
     const option = flag === undefined ? undefined : OPTION_BY_FLAG.get(flag);

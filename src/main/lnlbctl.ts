@@ -248,7 +248,7 @@ async function main(argv: string[]): Promise<void> {
   clusterOperations(program);
   program
     .command('conntrack')
-    .description('tracked flows of a cluster interface, every handler: flow, owning node, seconds until forgotten')
+    .description('tracked flows of a cluster interface, every handler: flow, owning node (MAC, name, address; this node marked), seconds until forgotten')
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
     .option('--limit <n>', 'at most this many entries', '10000')
     .option('--json', 'machine-readable output')
@@ -261,7 +261,11 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`${JSON.stringify(result)}\n`);
         return;
       }
-      const rows = [['HANDLER', 'FLOW', 'NODE', 'EXPIRES IN'], ...result.entries.map((e) => [e.handler, e.flow, e.node, `${e.expiresInSeconds}s`])];
+      // The owner by MAC, its name and address as it announced them, this node marked.
+      const rows = [
+        ['HANDLER', 'FLOW', 'NODE', 'NAME', 'ADDRESS', 'EXPIRES IN', ''],
+        ...result.entries.map((e) => [e.handler, e.flow, e.node, e.nodeName ?? '-', e.nodeAddress ?? '-', `${e.expiresInSeconds}s`, e.self === true ? '(this node)' : '']),
+      ];
       const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
       for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}\n`);
       process.stdout.write(`${result.total} tracked${result.total > result.entries.length ? ` (${result.entries.length} shown)` : ''}\n`);
@@ -314,9 +318,9 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('weight_mode')
-    .description("where this node's weight comes from: loadavg (default), loadavg5, loadavg15, freemem, manual")
+    .description("where this node's weight (a capacity: higher gets more new clients) comes from: loadavg (default), loadavg5, loadavg15, freemem (load turned into capacity, 100 = idle), fixed (set_weight)")
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
-    .argument('<mode>', 'loadavg | loadavg5 | loadavg15 | freemem | manual')
+    .argument('<mode>', 'loadavg | loadavg5 | loadavg15 | freemem | fixed')
     .option('--json', 'machine-readable output')
     .action(async (iface: string, mode: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
@@ -325,9 +329,9 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('set_weight')
-    .description('set this node\'s weight by hand (manual mode only); "stdin" reads it from standard input')
+    .description('set this node\'s weight by hand (fixed mode only): a capacity, a higher weight gets more new clients; "stdin" reads it from standard input')
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
-    .argument('<weight>', `${WEIGHT_MIN}..${WEIGHT_MAX} (a load: higher gets fewer new clients), or stdin`)
+    .argument('<weight>', `${WEIGHT_MIN}..${WEIGHT_MAX} (a capacity: 100 = an idle node, 200 = twice its share), or stdin`)
     .option('--json', 'machine-readable output')
     .action(async (iface: string, weightText: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();

@@ -8,10 +8,11 @@
 import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { isNodeName, NODE_NAME_MAX } from '../net/cluster-message.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
 import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
-import { DEFAULT_WEIGHT_MODE, WEIGHT_MODES, type WeightMode } from './weight-source.js';
+import { DEFAULT_WEIGHT_MODE, RETIRED_WEIGHT_MODE, retiredModeError, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 import { MAX_ACTORS } from '../workers/dispatcher-core.js';
 import { HEALTH_CHECK_FORMS, parseHealthChecks, type HealthCheckSpec } from '../health/check-spec.js';
 
@@ -33,6 +34,8 @@ export interface DaemonOptions {
   logLevel: LogLevel;
   election: ElectionName;
   weightMode: WeightMode;
+  /** The name this node announces to the others (status, conntrack, logs, events); undefined: the host name. */
+  nodeName: string | undefined;
   /** Shared key for the authenticated control plane (required by a cluster interface unless `insecureNoAuth`). */
   keyFile: string | undefined;
   /** `--insecure-no-auth`: a cluster interface without a key (plain LNLB messages, so any host on the LAN can take it over). Labs only. */
@@ -228,10 +231,22 @@ export const DAEMON_OPTIONS = [
   {
     key: 'weightMode',
     flag: '--weight-mode <mode>',
-    description: `where this node's weight (its load: a busier node gets fewer new clients) comes from: ${WEIGHT_MODES.join(', ')}`,
+    description: `where this node's weight comes from: a capacity, a higher weight gets more new clients (${WEIGHT_MODES.join(', ')}: measured load turned into capacity, 100 = idle; fixed: lnlbctl set_weight)`,
     default: DEFAULT_WEIGHT_MODE,
     live: true,
-    parse: (raw: string, flag: string) => ((WEIGHT_MODES as readonly string[]).includes(raw) ? (raw as WeightMode) : badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
+    parse: (raw: string, flag: string) => {
+      if ((WEIGHT_MODES as readonly string[]).includes(raw)) return raw as WeightMode;
+      if (raw === RETIRED_WEIGHT_MODE) throw retiredModeError(flag); // weights were loads then: refused, not inverted silently
+      return badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
+    },
+  },
+  {
+    key: 'nodeName',
+    flag: '--node-name <name>',
+    description: `the name this node announces to the others, shown by lnlbctl status and conntrack, logs and events beside its MAC (default: the host name); 1..${NODE_NAME_MAX} letters, digits, '.', '_' or '-'`,
+    default: undefined,
+    optional: true,
+    parse: (raw: string, flag: string) => (isNodeName(raw) ? raw : badFlag(flag, `expected 1 to ${NODE_NAME_MAX} letters, digits, '.', '_' or '-', got ${JSON.stringify(raw)}`)),
   },
   {
     key: 'macMode',

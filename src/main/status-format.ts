@@ -1,10 +1,10 @@
 /** Human output of `lnlbctl status`: aligned tables. */
 
-import { DRAINING_WEIGHT } from '../cluster/election.js';
 import type { InterfaceStatusJson, StatusJson } from './admin-protocol.js';
 import type { HealthStatusJson } from './health-monitor.js';
-
-const weightText = (weight: number): string => (weight === DRAINING_WEIGHT ? 'draining' : String(weight));
+import { STATUS_NAMES, weightText } from './node-state.js';
+/** Interface states in which this node takes no part in the elections. */
+const OUT_OF_CLUSTER: ReadonlySet<string> = new Set(['stopped', 'suspended', 'stopping', 'failed', 'unhealthy']);
 const sum = (values: Record<string, number>): number => Object.values(values).reduce((a, b) => a + b, 0);
 
 /** Per-second rates between two samples of one interface (`lnlbctl status --watch`, `top`). */
@@ -68,10 +68,14 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
   if (status.interfaces.length === 0) out.push('no cluster interface: add one with lnlbctl addif <vip> <dev>');
   for (const iface of status.interfaces) {
     out.push(`${iface.name}: vip ${iface.vip} on ${iface.bind}, cluster MAC ${iface.clusterMac}, ${iface.state === 'failed' ? `failed: ${iface.failed ?? 'see the log'}` : iface.state}${iface.suspended && iface.state !== 'suspended' ? ' (suspended)' : ''}, weight from ${iface.weightMode}, ${iface.workers} worker(s), ${authText(iface)}`);
-    const rows = [['NODE', 'STATUS', 'WEIGHT', 'RULES', '']];
+    // One state in words per row; this node's is the header's (node-state.ts).
+    const rows = [['NODE', 'NAME', 'ADDRESS', 'STATE', 'WEIGHT', 'RULES', '']];
     for (const node of iface.nodes) {
       const rules = node.self || node.rulesMatch === undefined ? (node.self ? 'same' : '?') : node.rulesMatch ? 'same' : `DIFFERENT (${node.rulesDigest})`;
-      rows.push([node.mac, node.status, weightText(node.weight), rules, node.self ? '(this node)' : '']);
+      const state = node.state ?? STATUS_NAMES[node.status] ?? node.status;
+      // Out of the cluster, this node announces no weight: its last one would read as a share.
+      const out = node.self && OUT_OF_CLUSTER.has(iface.state);
+      rows.push([node.mac, node.name ?? '-', node.address ?? '-', state, out ? '-' : weightText(node.weight), rules, node.self ? '(this node)' : '']);
     }
     out.push(table(rows).replace(/^/gm, '  '));
     if (iface.health !== undefined) out.push(...healthLines(iface.health));

@@ -202,3 +202,91 @@ export function decodeMessage(buf: Uint8Array, off: number, len: number, out: De
   }
   return DecodeResult.OK;
 }
+
+/**
+ * The node identity block: the sender's name and IPv4 address, which lnlb appends to every
+ * membership message after the port rules block (control-channel.ts). Tagged and sized, as
+ * the rules block is, so LNLB nodes and earlier lnlb versions stop reading before it, and a
+ * later version may add fields after the name (`blockLength` covers them; a reader skips what
+ * it does not know):
+ *
+ *   +0 'N'            u8
+ *   +1 blockLength    u8   bytes after these two (≥ 5 + nameLength)
+ *   +2 address        u32  IPv4 of the sender's bound device, network order; 0: none
+ *   +6 nameLength     u8   1..NODE_NAME_MAX
+ *   +7 name           nameLength bytes of [A-Za-z0-9._-]
+ *
+ * A block that breaks any of these rules is MALFORMED: the receiver counts it and drops the
+ * identity (the rest of the message stands). Decoding allocates the name (a string per
+ * authenticated message: the control plane, not the data path).
+ */
+export const IDENTITY_MARK = 0x4e; // 'N'
+/** Bytes of a node name at most: a host name's first label fits (HOST_NAME_MAX is 64 with the NUL). */
+export const NODE_NAME_MAX = 63;
+const IDENTITY_FIXED_BYTES = 7;
+/** The largest identity block this version writes. */
+export const IDENTITY_MAX_BYTES = IDENTITY_FIXED_BYTES + NODE_NAME_MAX;
+const NAME_BYTE = /^[A-Za-z0-9._-]+$/;
+
+/** A valid node name: 1..NODE_NAME_MAX characters of letters, digits, '.', '_' and '-'. */
+export function isNodeName(name: string): boolean {
+  return name.length >= 1 && name.length <= NODE_NAME_MAX && NAME_BYTE.test(name);
+}
+
+export enum IdentityResult {
+  /** No identity block at `at` (an LNLB node, an earlier lnlb, or nothing after the rules). */
+  ABSENT = 0,
+  OK = 1,
+  MALFORMED = 2,
+}
+
+/** Caller-owned decode target of an identity block. */
+export interface DecodedIdentity {
+  name: string;
+  /** u32, 0 when the sender has none. */
+  address: number;
+}
+
+/** Writes the identity block at `at`; returns the bytes written. Throws a RangeError on a bad name or address (a programming error: names are checked where they are given). */
+export function encodeIdentity(buf: Uint8Array, at: number, name: string, address: number): number {
+  if (!isNodeName(name)) throw new RangeError(`node name must be 1..${NODE_NAME_MAX} characters of [A-Za-z0-9._-], got ${JSON.stringify(name)}`);
+  checkU32('address', address);
+  const length = IDENTITY_FIXED_BYTES + name.length;
+  if (!(at >= 0) || at + length > buf.length) throw new RangeError(`no room for a ${length}-byte identity block at offset ${at} (buffer ${buf.length})`);
+  buf[at] = IDENTITY_MARK;
+  buf[at + 1] = length - 2;
+  writeU32(buf, at + 2, address);
+  buf[at + 6] = name.length;
+  for (let i = 0; i < name.length; i++) buf[at + IDENTITY_FIXED_BYTES + i] = name.charCodeAt(i);
+  return length;
+}
+
+/** Reads the identity block at buf[at, end) into `out` (untouched unless OK). Never throws. */
+export function decodeIdentity(buf: Uint8Array, at: number, end: number, out: DecodedIdentity): IdentityResult {
+  if (!(at >= 0) || !(end <= buf.length) || at + 2 > end || buf[at] !== IDENTITY_MARK) return IdentityResult.ABSENT;
+  const blockEnd = at + 2 + buf[at + 1]!;
+  if (blockEnd > end || blockEnd < at + IDENTITY_FIXED_BYTES) return IdentityResult.MALFORMED;
+  const nameLength = buf[at + 6]!;
+  if (nameLength < 1 || nameLength > NODE_NAME_MAX || at + IDENTITY_FIXED_BYTES + nameLength > blockEnd) return IdentityResult.MALFORMED;
+  const first = at + IDENTITY_FIXED_BYTES;
+  for (let i = first; i < first + nameLength; i++) {
+    const c = buf[i]!;
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e || c === 0x5f;
+    if (!ok) return IdentityResult.MALFORMED;
+  }
+  out.address = readU32(buf, at + 2);
+  out.name = String.fromCharCode(...buf.subarray(first, first + nameLength));
+  return IdentityResult.OK;
+}
+
+/**
+ * This host's node name by default: its host name when that is a valid name, else the host
+ * name's first label (`web1` of a long `web1.example.com`) with any character a name may not
+ * hold replaced by '-', cut to NODE_NAME_MAX; `node` when nothing is left.
+ */
+export function defaultNodeName(hostname: string): string {
+  if (isNodeName(hostname)) return hostname;
+  const label = hostname.split('.')[0] ?? '';
+  const name = label.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, NODE_NAME_MAX);
+  return name.length > 0 ? name : 'node';
+}

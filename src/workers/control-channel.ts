@@ -18,6 +18,9 @@
  * weights from them); then, for every type but CONNTRACK, our u32 incarnation; then the port
  * rules block (lnlb's addition; LNLB nodes stop reading before it):
  *   | 'R' u8 | rule slots u8 | rules digest u32 | slots × u16 parameter word (share | priority << 8) |
+ * then the node identity block (the sender's name and address; earlier lnlb versions stop
+ * reading before it; layout in net/cluster-message.ts, encodeIdentity):
+ *   | 'N' u8 | block length u8 | IPv4 u32 | name length u8 | name |
  * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join and serves (a node
  * listening or held by the admission rule does not set it). CONNTRACK's flags
  * are the handler's IP protocol (LNLB's handler index: handlers are registered per protocol)
@@ -30,9 +33,13 @@ import { AUTH_TRAILER_LENGTH, authVerdictName, AuthVerdict, ControlAuthenticator
 import { readU32, writeU32 } from '../net/bytes.js';
 import {
   createDecodedMessage,
+  decodeIdentity,
   decodeMessage,
   DecodeResult,
+  encodeIdentity,
   encodeMessage,
+  IDENTITY_MAX_BYTES,
+  IdentityResult,
   MESSAGE_HEADER_LENGTH,
   MessageType,
   messageTypeName,
@@ -94,6 +101,8 @@ export const DEFAULT_STRANGER_HMACS_PER_SECOND = 200;
 
 /** The link and cluster fields come from the control thread's start data (one definition). */
 export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key' | 'clockToleranceMs'> & {
+  /** This node's name and IPv4 (u32, 0: none), announced in every membership message; no name: no identity block. */
+  identity?: { name: string; address: number };
   socket: ControlSocket;
   clock: ControlClock;
   /** The MAC of control messages (ControlAuthenticatorOptions.macFactory); default node:crypto's. */
@@ -118,10 +127,13 @@ export class ControlChannel {
   readonly #rx: Uint8Array;
   readonly #tx: Uint8Array;
   readonly #decoded = createDecodedMessage();
-  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES + RULES_HEADER_BYTES + 2 * MAX_ANNOUNCED_SLOTS);
+  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES + RULES_HEADER_BYTES + 2 * MAX_ANNOUNCED_SLOTS + IDENTITY_MAX_BYTES);
   readonly #info: ControlInfo = { weight: 0, incarnation: 0, joined: false };
-  /** The rules block of the message being handled; ruleSlots -1 when it had none. */
-  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS) };
+  /**
+   * The rules block of the message being handled (ruleSlots -1 when it had none), and its
+   * identity block (hasIdentity false when it had none, or a malformed one: counted).
+   */
+  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 } };
   readonly #srcMac = new Uint8Array(6);
   readonly #socket: ControlSocket;
   readonly #clock: ControlClock;
@@ -239,22 +251,35 @@ export class ControlChannel {
       out[at] = rules.params[i]! >>> 8;
       out[at + 1] = rules.params[i]!;
     }
+    const identity = this.#o.identity;
+    if (identity !== undefined) at += encodeIdentity(out, at, identity.name, identity.address);
     return out.subarray(0, at);
   }
 
-  /** Reads the rules block after the incarnation at `at`, if the message has one. */
-  #readRules(rx: Uint8Array, at: number, end: number): void {
+  /** Reads the rules block after the incarnation at `at`, if the message has one; returns where it ends (-1: none). */
+  #readRules(rx: Uint8Array, at: number, end: number): number {
     const r = this.received;
     r.ruleSlots = -1;
-    if (at + RULES_HEADER_BYTES > end || rx[at] !== RULES_MARK) return;
+    if (at + RULES_HEADER_BYTES > end || rx[at] !== RULES_MARK) return -1;
     const slots = rx[at + 1]!;
     if (slots > MAX_ANNOUNCED_SLOTS || at + RULES_HEADER_BYTES + 2 * slots > end) {
       this.#reject('rules-block-malformed');
-      return;
+      return -1;
     }
     r.rulesDigest = readU32(rx, at + 2);
     for (let i = 0, p = at + RULES_HEADER_BYTES; i < slots; i++, p += 2) r.ruleParams[i] = (rx[p]! << 8) | rx[p + 1]!;
     r.ruleSlots = slots;
+    return at + RULES_HEADER_BYTES + 2 * slots;
+  }
+
+  /** Reads the identity block at `at` (after the rules block), if the message has one; a malformed one is counted and dropped. */
+  #readIdentity(rx: Uint8Array, at: number, end: number): void {
+    const r = this.received;
+    r.hasIdentity = false;
+    if (at < 0) return;
+    const result = decodeIdentity(rx, at, end, r.identity);
+    if (result === IdentityResult.MALFORMED) this.#reject('identity-block-malformed');
+    r.hasIdentity = result === IdentityResult.OK;
   }
 
   /** uv_poll (or the memory wire) says frames are waiting. */
@@ -353,7 +378,8 @@ export class ControlChannel {
     info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
     info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
     info.joined = (m.flags & FLAG_JOINED) !== 0;
-    this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, m.dataOffset + m.dataLength);
+    const end = m.dataOffset + m.dataLength;
+    this.#readIdentity(rx, this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, end), end);
     this.#o.onMessage(m.type as MessageType, formatMac(src), info);
   }
 

@@ -16,6 +16,7 @@
 import { admission, UnauthenticatedPeers, VERDICT_MEANING, type AdmissionDecision, type UnauthenticatedPeer, type UnauthenticatedVerdict } from '../cluster/admission.js';
 import { Membership, NodeStatus, type MembershipAction, type MemberNode } from '../cluster/membership.js';
 import { formatMac, parseMac } from '../net/ethernet.js';
+import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
@@ -74,6 +75,10 @@ export class ControlPlane {
   readonly #lastWeights = new Map<string, number>();
   readonly #rules: ControlData['rules'];
   readonly #heartbeatMs: number;
+  /** What each node in the table announced of itself (by MAC): name and IPv4 (u32), for status, logs and events. */
+  readonly #identities = new Map<string, { name: string; address: number }>();
+  /** This node's own. */
+  readonly #selfIdentity: { name: string; address: number };
   /** What each node announced of its port rules (by MAC): digest and per-slot parameters. */
   readonly #nodeRules = new Map<string, { digest: number; params: number[] }>();
   /** Nodes already logged as having other rules, with the digest logged. */
@@ -110,6 +115,7 @@ export class ControlPlane {
     this.#heartbeatMs = data.heartbeatMs;
     this.#deadAfterMs = data.deadAfterMs;
     this.#wantedWeight = data.weight;
+    this.#selfIdentity = { name: data.nodeName, address: data.address };
     this.#listenMs = Math.min(data.deadAfterMs, 2 * data.heartbeatMs);
     this.#unauthenticated = new UnauthenticatedPeers(data.deadAfterMs);
     this.#viewWriter = new ViewWriter(data.view);
@@ -134,10 +140,13 @@ export class ControlPlane {
       ...(data.clockToleranceMs === undefined ? {} : { clockToleranceMs: data.clockToleranceMs }),
       macFactory: io.macFactory ?? hmacSha256,
       rules: data.rules,
+      identity: this.#selfIdentity,
       onMessage: (type, srcMac, info) => {
         membership.receive(type, srcMac, clock.now(), info);
-        // Rules are kept only for the senders in the table (bounded, pruned as they go).
-        const rulesChanged = this.#find(srcMac) !== undefined && this.#noteRules(srcMac);
+        // Rules and names are kept only for the senders in the table (bounded, pruned as they go).
+        const known = this.#find(srcMac) !== undefined;
+        if (known) this.#noteIdentity(srcMac);
+        const rulesChanged = known && this.#noteRules(srcMac);
         this.#drive();
         if (rulesChanged && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
@@ -221,7 +230,18 @@ export class ControlPlane {
       changePending: m.changePending || !this.#ownWeightApplied(),
       nodes: m.nodes.map((n) => {
         const rules = n.self ? this.#rules : this.#nodeRules.get(n.mac);
-        return { mac: n.mac, status: displayStatus(n.status), weight: n.weight, self: n.self, rulesDigest: rules?.digest, rulesMatch: rules === undefined ? undefined : rules.digest === this.#rules.digest };
+        const identity = this.#identityOf(n.mac, n.self);
+        return {
+          mac: n.mac,
+          name: identity?.name ?? '',
+          address: identity === undefined || identity.address === 0 ? '' : formatIPv4(identity.address),
+          status: displayStatus(n.status),
+          joined: n.self ? this.#serving : n.joined,
+          weight: n.weight,
+          self: n.self,
+          rulesDigest: rules?.digest,
+          rulesMatch: rules === undefined ? undefined : rules.digest === this.#rules.digest,
+        };
       }),
       control: {
         ...this.#channel.counters,
@@ -248,9 +268,10 @@ export class ControlPlane {
   }
 
   /** Sizes of everything kept per sender, for tests and the status: each is bounded. */
-  get perSenderState(): { nodeRules: number; mismatchLogged: number; lastWeights: number; unauthenticatedPeers: number; members: number; reassembling: number; logKeys: number; peersNotTracked: number } {
+  get perSenderState(): { nodeRules: number; identities: number; mismatchLogged: number; lastWeights: number; unauthenticatedPeers: number; members: number; reassembling: number; logKeys: number; peersNotTracked: number } {
     return {
       nodeRules: this.#nodeRules.size,
+      identities: this.#identities.size,
       mismatchLogged: this.#mismatchLogged.size,
       lastWeights: this.#lastWeights.size,
       unauthenticatedPeers: this.#unauthenticated.size,
@@ -285,6 +306,7 @@ export class ControlPlane {
 
   /** Keeps per-sender maps to the senders in the table. */
   #pruneSenders(): void {
+    for (const mac of this.#identities.keys()) if (this.#find(mac) === undefined) this.#identities.delete(mac);
     for (const mac of this.#nodeRules.keys()) if (this.#find(mac) === undefined) this.#nodeRules.delete(mac);
     for (const mac of this.#mismatchLogged.keys()) if (this.#find(mac) === undefined) this.#mismatchLogged.delete(mac);
     for (const mac of this.#lastWeights.keys()) if (this.#find(mac) === undefined) this.#lastWeights.delete(mac);
@@ -378,6 +400,32 @@ export class ControlPlane {
     this.#log(level, held > 0 ? { ...fields, suppressed: held } : fields, held > 0 ? `${msg} (${held} lines about other nodes held back)` : msg);
   }
 
+  /** Records the identity block of the message just received (a node may be renamed: the last one counts). */
+  #noteIdentity(srcMac: string): void {
+    const r = this.#channel.received;
+    if (!r.hasIdentity) return;
+    const before = this.#identities.get(srcMac);
+    if (before !== undefined && before.name === r.identity.name && before.address === r.identity.address) return;
+    this.#identities.set(srcMac, { name: r.identity.name, address: r.identity.address });
+  }
+
+  #identityOf(mac: string, self = false): { name: string; address: number } | undefined {
+    return self ? this.#selfIdentity : this.#identities.get(mac);
+  }
+
+  /** Log fields naming a node: its name and address when it announced them. */
+  #nodeFields(mac: string, self = false): { name?: string; address?: string } {
+    const identity = this.#identityOf(mac, self);
+    if (identity === undefined) return {};
+    return { name: identity.name, ...(identity.address === 0 ? {} : { address: formatIPv4(identity.address) }) };
+  }
+
+  /** A node as a log line names it: `web2 (10.0.0.2, 02:00:..)`, or its MAC alone. */
+  #nodeText(mac: string, self = false): string {
+    const f = this.#nodeFields(mac, self);
+    return f.name === undefined ? mac : `${f.name} (${f.address === undefined ? '' : `${f.address}, `}${mac})`;
+  }
+
   /**
    * Records the rules block of the message just received; true when this node's announced
    * rules changed. A node with other rules is reported (logged once per digest, shown by
@@ -411,12 +459,12 @@ export class ControlPlane {
     this.#lastWeights.delete(mac);
     const silent = Math.round(silentMs);
     if (reason === 'left') {
-      this.#memberLine('info', { event: 'node-left', node: mac, id, reason }, `node ${mac} left the cluster`);
+      this.#memberLine('info', { event: 'node-left', node: mac, ...this.#nodeFields(mac), id, reason }, `node ${this.#nodeText(mac)} left the cluster`);
       return;
     }
     const missed = Math.max(1, Math.floor(silentMs / this.#heartbeatMs));
     const why = reason === 'missed-heartbeats' ? `missed ${missed} heartbeats (silent for ${silent} ms)` : reason === 'restarted' ? 'restarted (new incarnation): its old self is removed' : 'forgotten by our own reset';
-    this.#memberLine('warn', { event: 'node-died', node: mac, id, reason, silentMs: silent, missedHeartbeats: missed }, `node ${mac} died: ${why}`);
+    this.#memberLine('warn', { event: 'node-died', node: mac, ...this.#nodeFields(mac), id, reason, silentMs: silent, missedHeartbeats: missed }, `node ${this.#nodeText(mac)} died: ${why}`);
   }
 
   #log(level: LogLevel, fields: Record<string, unknown>, msg: string): void {
@@ -459,7 +507,7 @@ export class ControlPlane {
           viewChanged = true;
           break;
         case 'node-joined':
-          this.#memberLine('info', { event: 'node-joined', node: action.node.mac, id: action.node.id }, `node ${action.node.mac} joined`);
+          this.#memberLine('info', { event: 'node-joined', node: action.node.mac, ...this.#nodeFields(action.node.mac), id: action.node.id }, `node ${this.#nodeText(action.node.mac)} joined`);
           break;
         case 'node-died':
           this.#deaths[action.reason]++;
@@ -528,10 +576,14 @@ export class ControlPlane {
         const before = this.#lastWeights.get(n.mac);
         this.#lastWeights.set(n.mac, n.weight);
         if (before !== undefined && before !== n.weight) {
-          this.#log('info', { event: 'node-weight', node: n.mac, self: n.self, from: before, to: n.weight }, `node ${n.mac}${n.self ? ' (this node)' : ''} weight ${weightText(before)} → ${weightText(n.weight)}`);
+          this.#log('info', { event: 'node-weight', node: n.mac, ...this.#nodeFields(n.mac, n.self), self: n.self, from: before, to: n.weight }, `node ${this.#nodeText(n.mac, n.self)}${n.self ? ' (this node)' : ''} weight ${weightText(before)} → ${weightText(n.weight)}`);
         }
       }
-      this.#log('info', { event: 'view', nodes: nodes.map((n) => n.mac), weights: nodes.map((n) => n.weight) }, `converged: ${nodes.length} node(s)`);
+      this.#log(
+        'info',
+        { event: 'view', nodes: nodes.map((n) => n.mac), names: nodes.map((n) => this.#identityOf(n.mac, n.self)?.name ?? ''), weights: nodes.map((n) => n.weight) },
+        `converged: ${nodes.length} node(s)`,
+      );
     }
   }
 

@@ -121,6 +121,10 @@ export interface ControlData {
   deadAfterMs: number;
   incarnation: number;
   weight: number;
+  /** This node's name (--node-name, or the host name), announced in every membership message. */
+  nodeName: string;
+  /** The IPv4 of the bound device (u32; 0: it has none), announced beside the name. */
+  address: number;
   /** The published view the actors read. */
   view: SharedArrayBuffer;
   /** The actors' input rings: woken when the view changes. */
@@ -150,7 +154,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface ControlStatus {
   accepting: boolean;
   changePending: boolean;
-  nodes: { mac: string; status: string; weight: number; self: boolean; rulesDigest: number | undefined; rulesMatch: boolean | undefined }[];
+  /** name and address: what the node announced ('' before its first message that says, or from a node that does not). */
+  nodes: { mac: string; name: string; address: string; status: string; joined: boolean; weight: number; self: boolean; rulesDigest: number | undefined; rulesMatch: boolean | undefined }[];
   control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number>; overflow: Record<string, number> };
   nodeTableFull: number;
   rounds: number;

@@ -25,7 +25,7 @@ const METRICS_PORT = 9750;
 
 interface Answer {
   node: string;
-  view: { mac: string; self: boolean; status: string }[];
+  view: { mac: string; name?: string; address?: string; state?: string; self: boolean; status: string }[];
   state: string;
 }
 
@@ -116,6 +116,8 @@ test.serial('every source is answered, both nodes serve some, every answer shows
     t.is(answer.view.length, 2, `${source}: ${JSON.stringify(answer)}`);
     t.is(answer.view.filter((m) => m.self).length, 1, `${source}: ${JSON.stringify(answer)}`);
     t.true(answer.view.every((m) => m.status === 'OK'), `${source}: ${JSON.stringify(answer)}`);
+    t.deepEqual(answer.view.map((m) => m.name).sort(), [...lab().nodes].sort(), `${source}: every member by its name`);
+    t.true(answer.view.every((m) => m.state === (m.self ? 'converged' : 'serving')), `${source}: ${JSON.stringify(answer)}`);
     t.is(answer.state, 'converged', `${source}: ${JSON.stringify(answer)}`);
   }
 });
@@ -130,6 +132,11 @@ test.serial('the typed events reached the service: the other node joined, a view
   for (const node of lab().nodes) {
     const joined = events(node, 'joined');
     t.true(joined.length >= 1 && joined.every((e) => typeof e['node'] === 'string' && typeof e['id'] === 'number'), `${node} joined: ${JSON.stringify(joined)}`);
+    const other = lab().nodes.find((n) => n !== node)!;
+    t.true(
+      joined.some((e) => e['name'] === other && e['address'] === lab().nodeIp(other)),
+      `${node} heard ${other} join by its name (nodeName) and address: ${JSON.stringify(joined)}`,
+    );
     const converged = events(node, 'converged');
     t.true(
       converged.some((e) => Array.isArray(e['nodes']) && e['nodes'].length === 2 && Array.isArray(e['weights']) && e['weights'].length === 2),

@@ -69,9 +69,9 @@ test('rendezvous: only the removed node\'s sources move, and equal weights share
   for (const c of counts.values()) t.true(Math.abs(c - SOURCES / 5) < SOURCES * 0.01, `share ${c}`);
 });
 
-test('rendezvous: weight is a load, a node of weight 2 gets half the share of a node of weight 1', (t) => {
+test('rendezvous: weight is a capacity, a node of weight 2 gets twice the share of a node of weight 1', (t) => {
   const election = new RendezvousElection();
-  const input = { ...members(2), weights: [2, 1] };
+  const input = { ...members(2), weights: [1, 2] };
   const result = owners(election, input);
   const one = result.filter((o) => o === 1).length;
   const two = result.filter((o) => o === 2).length;

@@ -72,6 +72,18 @@ test('multiple with shares: a share of 0 takes no new clients, unequal shares sp
   t.is(owners(e, SHARED).size, 2, 'every share 0: the base election rather than nobody');
 });
 
+test('multiple with shares: a share scales the node\'s weight (a capacity): weight 200 share 50 ≈ weight 100 share 100', (t) => {
+  const e = new RuleElections(RULES.modes, () => new RendezvousElection());
+  const v = { ...view([1, 2, 3], { 1: { [SHARED]: share(50) }, 2: { [SHARED]: share(100) }, 3: { [SHARED]: share(100) } }), weights: [200, 100, 300] };
+  e.rebuild(v);
+  const counts = owners(e, SHARED, 30_000);
+  // Effective capacities 100, 100, 300: 1/5, 1/5, 3/5.
+  t.true(Math.abs(counts.get(1)! / counts.get(2)! - 1) < 0.1, `${[...counts]}`);
+  t.true(Math.abs(counts.get(3)! / counts.get(2)! - 3) < 0.3, `${[...counts]}`);
+  const base = owners(e, MULTIPLE, 30_000);
+  t.true(Math.abs(base.get(1)! / base.get(2)! - 2) < 0.2, `no share on rule 80: weights alone, ${[...base]}`);
+});
+
 test('a draining member (DRAINING_WEIGHT) is elected for no new key under any rule, unless every member drains', (t) => {
   const e = new RuleElections(RULES.modes, () => new RendezvousElection());
   const v = view([1, 2, 3], { 1: { [SINGLE]: priority(1) } });

@@ -83,6 +83,13 @@ test("a bad value is refused by the option's own parser, with file, line and fla
   refused(t, 'rule = 22/tcp=sometimes', /:1: --rule: "22\/tcp=sometimes": the mode must be one of multiple, single, disabled/);
 });
 
+test('weight-mode = manual (weights as loads) is refused with its own code, file and line, saying what changed', (t) => {
+  const err = t.throws(() => parseConfigFile('vip = 10.0.0.1\nweight-mode = manual\n', PATH), { instanceOf: LnlbError });
+  t.is(err.code, 'LNLB_ERR_WEIGHT_MANUAL_RETIRED');
+  t.regex(err.message, /^\/etc\/lnlb\/lnlb\.conf:2: weight-mode: weight mode "manual" was retired when weights became capacities: a higher weight now gets MORE new clients .*Use "fixed"/);
+  t.is(parseConfigFile('weight-mode = fixed\n', PATH).weightMode, 'fixed');
+});
+
 test('a conflict between repeated values is reported on the line that brings it', (t) => {
   refused(t, 'rule = 80-90/tcp=multiple\n# web\nrule = 85/both=disabled', /^\/etc\/lnlb\/lnlb\.conf:3: --rule: "85\/both=disabled": it overlaps "80-90\/tcp=multiple" on tcp port 85/);
   refused(t, 'handler = tcp=tcp\nhandler = tcp=default', /:2: --handler: protocol 6 is given twice/);
@@ -91,7 +98,7 @@ test('a conflict between repeated values is reported on the line that brings it'
 test('every DAEMON_OPTIONS flag but --config can be given in a file under its name without --', (t) => {
   const samples: Record<string, string> = {
     bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: '3', heartbeatMs: '500', deadAfterMs: '2500', nice: '-5', logLevel: 'warn',
-    election: 'lnlb', weightMode: 'manual', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', idleTimeout: '60', keyFile: '/etc/lnlb/key',
+    election: 'lnlb', weightMode: 'fixed', nodeName: 'web-1.lan', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', idleTimeout: '60', keyFile: '/etc/lnlb/key',
     insecureNoAuth: 'false', clockTolerance: '30',
     tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp', bond: 'bond0 mode=802.3ad miimon=100 slaves=eth1,eth2',
     metrics: '127.0.0.1:9750', healthCheck: 'http://127.0.0.1:8080/healthz#200', healthIntervalMs: '500', healthTimeoutMs: '400', healthFall: '2', healthRise: '3',

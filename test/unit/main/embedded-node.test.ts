@@ -54,7 +54,7 @@ test('typed values become the flags\' raw strings: numbers as text, lists NUL-jo
     workers: 4,
     rule: ['22/tcp=single,priority=1', '443/tcp=multiple,affinity=none'],
     handler: ['tcp=tcp'],
-    weightMode: 'manual',
+    weightMode: 'fixed',
     adminSocket: true,
   });
   t.deepEqual(raw, {
@@ -66,7 +66,7 @@ test('typed values become the flags\' raw strings: numbers as text, lists NUL-jo
     workers: '4',
     rule: `22/tcp=single,priority=1${REPEAT_SEPARATOR}443/tcp=multiple,affinity=none`,
     handler: 'tcp=tcp',
-    weightMode: 'manual',
+    weightMode: 'fixed',
   });
 });
 
@@ -122,6 +122,12 @@ for (const [title, options, message] of badCases) {
     t.regex(err?.message ?? '', message);
   });
 }
+
+test('weightMode \'manual\' (weights as loads) is refused with its own code, naming the option and what changed', (t) => {
+  const err = t.throws(() => resolveNodeOptions({ ...BASE, weightMode: 'manual' } as unknown as LnlbNodeOptions), { instanceOf: LnlbError });
+  t.is(err?.code, 'LNLB_ERR_WEIGHT_MANUAL_RETIRED');
+  t.regex(err?.message ?? '', /^weightMode \(--weight-mode\): weight mode "manual" was retired when weights became capacities: a higher weight now gets MORE new clients/);
+});
 
 test('not an object at all', (t) => {
   const err = t.throws(() => resolveNodeOptions('eth0' as unknown as LnlbNodeOptions), { instanceOf: LnlbError });
@@ -265,7 +271,7 @@ test('the node re-emits every cluster event under its own name, with the same pa
     joined: { node: '02:00:00:00:00:02', id: 2 },
     left: { node: '02:00:00:00:00:02' },
     died: { node: '02:00:00:00:00:03', reason: 'missed-heartbeats', missedHeartbeats: 5, silentMs: 1000 },
-    converged: { nodes: ['02:00:00:00:00:01'], weights: [100] },
+    converged: { nodes: ['02:00:00:00:00:01'], names: ['web1'], weights: [100] },
     weight: { node: '02:00:00:00:00:01', self: true, from: 100, to: 65535 },
     state: { state: 'draining' },
     health: { state: 'unhealthy', from: 'healthy', serving: 'out', action: 'left', checks: [{ check: 'tcp://127.0.0.1:5432', state: 'unhealthy', successesInARow: 0, failuresInARow: 3, run: 9, failed: 3, transitions: 2 }] },

@@ -139,9 +139,9 @@ test('stop(): no round after it', async (t) => {
 
 test('the view for the presence rule: members without joining ones, settled only when accepting, nothing pending and not held', (t) => {
   const nodes = [
-    { mac: SELF, status: 'OK', weight: 5, self: true, rulesDigest: undefined, rulesMatch: undefined },
-    { mac: OTHER, status: 'OK', weight: 5, self: false, rulesDigest: undefined, rulesMatch: undefined },
-    { mac: '02:00:00:00:00:03', status: 'JOINING', weight: 5, self: false, rulesDigest: undefined, rulesMatch: undefined },
+    { mac: SELF, status: 'OK', weight: 5, name: '', address: '', joined: true, self: true, rulesDigest: undefined, rulesMatch: undefined },
+    { mac: OTHER, status: 'OK', weight: 5, name: '', address: '', joined: true, self: false, rulesDigest: undefined, rulesMatch: undefined },
+    { mac: '02:00:00:00:00:03', status: 'JOINING', weight: 5, name: '', address: '', joined: false, self: false, rulesDigest: undefined, rulesMatch: undefined },
   ];
   t.deepEqual(presenceView({ nodes, accepting: true, changePending: false, heldBy: undefined }, SELF), { self: SELF, members: [SELF, OTHER], settled: true });
   t.false(presenceView({ nodes, accepting: true, changePending: true, heldBy: undefined }, SELF).settled);

@@ -115,6 +115,7 @@ test('bad arguments are refused before the daemon is asked: bad IP, weight outsi
     [['set_weight', 'nlb0', '1001'], /1\.\.1000/],
     [['set_weight', 'nlb0', '0'], /1\.\.1000/],
     [['weight_mode', 'nlb0', 'fastest'], /loadavg/],
+    [['weight_mode', 'nlb0', 'manual'], /^lnlbctl: weight_mode: weight mode "manual" was retired when weights became capacities/],
     [['drainstop', 'nlb0', '--timeout', 'soon'], /--timeout: expected a number from 0/],
     [['drainstop', 'nlb0', '--idle', '-1'], /--idle: expected a number from 0/],
     [['status', '--watch', '--interval', '0'], /--interval: expected a number from 0\.1/],

@@ -35,6 +35,13 @@ for (const [title, raw, message] of badCases) {
   });
 }
 
+test('--weight-mode manual (weights as loads) is refused with LNLB_ERR_WEIGHT_MANUAL_RETIRED; fixed is the mode of set_weight now', (t) => {
+  const err = t.throws(() => resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: KEY, weightMode: 'manual' }), { instanceOf: LnlbError });
+  t.is(err.code, 'LNLB_ERR_WEIGHT_MANUAL_RETIRED');
+  t.regex(err.message, /^--weight-mode: weight mode "manual" was retired/);
+  t.is(resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: KEY, weightMode: 'fixed' }).weightMode, 'fixed');
+});
+
 test('a daemon may start with no cluster (neither --bind nor --vip); one alone is refused', (t) => {
   const empty = resolveDaemonOptions({});
   t.is(empty.bind, undefined);

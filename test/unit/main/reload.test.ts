@@ -7,9 +7,9 @@ const base = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/
 
 test('SIGHUP plan: log level and weight mode apply live; other changes wait for a restart; nothing changed, nothing to do', (t) => {
   t.deepEqual(planReload(base, base), { apply: {}, needRestart: [] });
-  const next = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key', logLevel: 'debug', weightMode: 'manual', heartbeatMs: '500', rule: '22/tcp=single' });
+  const next = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: '/etc/lnlb/cluster.key', logLevel: 'debug', weightMode: 'fixed', heartbeatMs: '500', rule: '22/tcp=single' });
   const plan = planReload(base, next);
-  t.deepEqual(plan.apply, { logLevel: 'debug', weightMode: 'manual' });
+  t.deepEqual(plan.apply, { logLevel: 'debug', weightMode: 'fixed' });
   t.deepEqual(plan.needRestart.sort(), ['heartbeatMs', 'rule']);
   // The options table says which options are live (one list, where the option is defined).
   t.deepEqual([...LIVE_OPTIONS].sort(), ['logLevel', 'weightMode']);

@@ -18,8 +18,8 @@ const status: StatusJson = {
       unauthenticatedPeers: [],
       workers: 2,
       nodes: [
-        { mac: '02:00:00:00:00:01', status: 'OK', weight: 1, self: false, rulesDigest: '0badf00d', rulesMatch: false },
-        { mac: '02:00:00:00:00:02', status: 'OK', weight: 12, self: true, rulesDigest: '1234abcd', rulesMatch: true },
+        { mac: '02:00:00:00:00:01', name: 'web1', address: '10.0.0.1', state: 'serving', status: 'OK', weight: 100, self: false, rulesDigest: '0badf00d', rulesMatch: false },
+        { mac: '02:00:00:00:00:02', name: 'web2.example.com', address: '10.0.0.2', state: 'converged', status: 'OK', weight: 12, self: true, rulesDigest: '1234abcd', rulesMatch: true },
       ],
       rules: ['default=multiple,affinity=single', '22/tcp=single,priority=1'],
       rulesDigest: '1234abcd',
@@ -44,13 +44,16 @@ const status: StatusJson = {
   ],
 };
 
-test('human status: one line per node in aligned columns, this node marked, drops by reason', (t) => {
+test('human status: one line per node in aligned columns (MAC, name, address, state, weight), this node marked, drops by reason', (t) => {
   const text = formatStatus(status);
   const lines = text.split('\n');
   t.regex(lines[0]!, /^nlb0: vip 10\.0\.0\.100 on eth0, cluster MAC 02:00:0a:00:00:64, converged, weight from loadavg, 2 worker\(s\), control plane NOT authenticated$/);
+  t.regex(lines[1]!, /^ {2}NODE +NAME +ADDRESS +STATE +WEIGHT +RULES$/);
   const rows = lines.filter((l) => /^\s+02:00/.test(l));
   t.is(rows.length, 2);
-  t.is(rows[0]!.indexOf('OK'), rows[1]!.indexOf('OK'), 'columns aligned');
+  t.regex(rows[0]!, /^ {2}02:00:00:00:00:01 +web1 +10\.0\.0\.1 +serving +100 +DIFFERENT/);
+  t.regex(rows[1]!, /^ {2}02:00:00:00:00:02 +web2\.example\.com +10\.0\.0\.2 +converged +12 +same +\(this node\)$/, 'this node\'s row has the header\'s state');
+  t.is(rows[0]!.indexOf('serving'), rows[1]!.indexOf('converged'), 'columns aligned');
   t.true(rows[1]!.endsWith('(this node)'));
   t.false(rows[0]!.includes('(this node)'));
   t.true(text.includes('dropped: otherNode 6'));
@@ -67,13 +70,14 @@ test('human status: the port rules, a node with other rules flagged, handlers wi
   t.notRegex(text, /closed 0/);
 });
 
-test('watch mode: rates per second from two samples; a draining node shows as draining, not its weight', (t) => {
+test('watch mode: rates per second from two samples; a draining node shows as draining (state), with no weight', (t) => {
   const first = status.interfaces[0]!;
   const later = structuredClone(first);
   later.counters.framesSeen += 500;
   later.counters.framesAccepted += 200;
   later.counters.framesDropped = Object.fromEntries(Object.entries(first.counters.framesDropped).map(([k, v]) => [k, v + 50]));
   later.state = 'draining';
+  later.nodes[1]!.state = 'draining';
   later.nodes[1]!.weight = 0xffff;
   const rates = interfaceRates(first, later, 2);
   t.is(rates.seen, 250);
@@ -81,7 +85,7 @@ test('watch mode: rates per second from two samples; a draining node shows as dr
   t.is(rates.dropped, 25 * Object.keys(first.counters.framesDropped).length);
   const text = formatStatus({ interfaces: [later] }, new Map([['nlb0', rates]]));
   t.regex(text, /^nlb0: .*, draining, /m);
-  t.regex(text, /^  02:00:00:00:00:02 +OK +draining /m);
+  t.regex(text, /^  02:00:00:00:00:02 +web2\.example\.com +10\.0\.0\.2 +draining +- +same/m);
   t.regex(text, /^  per second: seen 250, accepted 100, dropped 50\.0, control in 0\.0 \/ out 0\.0$/m);
 });
 
@@ -93,6 +97,15 @@ test('human status: an interface without a key (--insecure-no-auth) says so on i
   const keyed = formatStatus({ interfaces: [{ ...insecure, authenticated: true, insecure: false }] }).split('\n')[0]!;
   t.regex(keyed, /control plane authenticated$/);
   t.notRegex(keyed, /AUTH OFF/);
+});
+
+test('human status: a stopped node (after a drain, say) shows stopped on its header and its row, and no weight', (t) => {
+  const stopped = structuredClone(status.interfaces[0]!);
+  stopped.state = 'stopped';
+  stopped.nodes = [{ ...stopped.nodes[1]!, state: 'stopped', weight: 57 }];
+  const text = formatStatus({ interfaces: [stopped] });
+  t.regex(text, /^nlb0: .*, stopped, /m);
+  t.regex(text, /^ {2}02:00:00:00:00:02 +web2\.example\.com +10\.0\.0\.2 +stopped +- +same +\(this node\)$/m);
 });
 
 test('human status: an interface the watchdog took out shows failed and why', (t) => {
@@ -147,4 +160,16 @@ test('health checks: the node\'s health and what it does, one row per check with
   t.regex(text, /^ {4}http:\/\/10\.0\.0\.100:80\/ +unhealthy +FAILED: GET ECONNREFUSED, 0\.4 s ago \(5 failures in a row\) +12 +5$/m);
   t.regex(text, /^ {4}exec:true +unknown +not run yet +0 +0$/m);
   t.false(formatStatus(status).includes('health:'), 'no checks, no health line');
+});
+
+test('human status: a daemon that sends no state words (older) gets readable names of its codes; unnamed nodes show -', (t) => {
+  const old = structuredClone(status.interfaces[0]!);
+  old.nodes = [
+    { mac: '02:00:00:00:00:01', status: 'ASKED_RETRASM', weight: 100, self: false },
+    { mac: '02:00:00:00:00:03', status: 'JOINING', weight: 100, self: false },
+  ];
+  const text = formatStatus({ interfaces: [old] });
+  t.regex(text, /^ {2}02:00:00:00:00:01 +- +- +asked to retransmit +100/m);
+  t.regex(text, /^ {2}02:00:00:00:00:03 +- +- +joining +100/m);
+  t.notRegex(text, /ASKED_RETRASM|JOINING/);
 });

@@ -4,6 +4,7 @@ import { LnlbError } from '../../../src/errors.js';
 import {
   computeWeight,
   DEFAULT_MANUAL_WEIGHT,
+  IDLE_WEIGHT,
   parseManualWeight,
   parseWeightMode,
   readManualWeight,
@@ -25,42 +26,63 @@ function inputs(over: Partial<WeightInputs> = {}): WeightInputs {
   return { loadavgText: LOADAVG, meminfoText: MEMINFO, cores: 1, ...over };
 }
 
-test('loadavg modes read the 1-, 5- and 15-minute averages: 100 × (1 + load / cores)', (t) => {
-  t.is(computeWeight('loadavg', inputs()), 150);
-  t.is(computeWeight('loadavg5', inputs()), 200);
-  t.is(computeWeight('loadavg15', inputs()), 400);
-  t.is(computeWeight('loadavg15', inputs({ cores: 4 })), 175, 'load is per core');
-  t.is(computeWeight('loadavg', inputs({ loadavgText: '0.00 0.00 0.00 1/100 1' })), 100, 'an idle node weighs 100');
-  t.is(computeWeight('loadavg', inputs({ loadavgText: '0.01 0.00 0.00 1/100 1' })), 101, '0.01 of load per core is one step');
+test('loadavg modes turn the 1-, 5- and 15-minute averages into capacity: 100 / (1 + load / cores)', (t) => {
+  t.is(computeWeight('loadavg', inputs()), 67);
+  t.is(computeWeight('loadavg5', inputs()), 50);
+  t.is(computeWeight('loadavg15', inputs()), 25);
+  t.is(computeWeight('loadavg15', inputs({ cores: 4 })), 57, 'load is per core');
+  t.is(computeWeight('loadavg', inputs({ loadavgText: '0.00 0.00 0.00 1/100 1' })), IDLE_WEIGHT, 'an idle node weighs 100');
+  t.is(computeWeight('loadavg', inputs({ loadavgText: '1.00 0.00 0.00 1/100 1' })), 50, 'one task per core: half an idle node');
+  t.is(computeWeight('loadavg', inputs({ loadavgText: '9.00 0.00 0.00 1/100 1' })), 10, 'nine per core: a tenth');
+});
+
+test('capacity falls as load rises, never below the floor', (t) => {
+  let before = Number.POSITIVE_INFINITY;
+  for (let load = 0; load <= 400; load += 0.25) {
+    const w = computeWeight('loadavg', inputs({ loadavgText: `${load.toFixed(2)} 0 0 1/1 1`, cores: 2 }));
+    t.true(w <= before && w >= WEIGHT_MIN, `load ${load}: ${w} after ${before}`);
+    before = w;
+  }
+  t.is(before, WEIGHT_MIN);
+});
+
+test('the shares are those of the load rule before capacities: 1 / (1 + load / cores)', (t) => {
+  const loads = [0, 0.5, 1, 3];
+  const capacities = loads.map((l) => computeWeight('loadavg', inputs({ loadavgText: `${l} 0 0 1/1 1` })));
+  const oldLoads = loads.map((l) => 100 * (1 + l));
+  for (let i = 1; i < loads.length; i++) {
+    const now = capacities[i]! / capacities[0]!;
+    const then = oldLoads[0]! / oldLoads[i]!;
+    t.true(Math.abs(now - then) < 0.02, `load ${loads[i]}: ${now} vs ${then}`);
+  }
 });
 
 test('near idle, load jitter barely moves the weight (no herding onto the idlest node)', (t) => {
   const a = computeWeight('loadavg', inputs({ loadavgText: '0.00 0 0 1/1 1' }));
   const b = computeWeight('loadavg', inputs({ loadavgText: '0.05 0 0 1/1 1' }));
-  t.true(b / a < 1.06);
+  t.true(a / b < 1.06);
 });
 
-test('freemem: fraction of memory in use, scaled to the maximum', (t) => {
-  t.is(computeWeight('freemem', inputs()), 750);
-  t.is(computeWeight('freemem', inputs({ meminfoText: MEMINFO_OLD })), 750, 'MemFree + Buffers + Cached without MemAvailable');
-  t.is(computeWeight('freemem', inputs({ meminfoText: 'MemTotal: 100 kB\nMemAvailable: 100 kB\n' })), WEIGHT_MIN, 'nothing in use → the floor');
-  t.is(computeWeight('freemem', inputs({ meminfoText: 'MemTotal: 100 kB\nMemAvailable: 0 kB\n' })), WEIGHT_MAX);
+test('freemem: the fraction of memory available, times 100', (t) => {
+  t.is(computeWeight('freemem', inputs()), 25);
+  t.is(computeWeight('freemem', inputs({ meminfoText: MEMINFO_OLD })), 25, 'MemFree + Buffers + Cached without MemAvailable');
+  t.is(computeWeight('freemem', inputs({ meminfoText: 'MemTotal: 100 kB\nMemAvailable: 100 kB\n' })), IDLE_WEIGHT, 'nothing in use: an idle node');
+  t.is(computeWeight('freemem', inputs({ meminfoText: 'MemTotal: 100 kB\nMemAvailable: 0 kB\n' })), WEIGHT_MIN, 'all in use: the floor');
 });
 
-test('manual: the operator\'s weight, or an idle node\'s weight until one is set', (t) => {
-  t.is(computeWeight('manual', inputs({ manual: 250 })), 250);
-  t.is(computeWeight('manual', inputs()), DEFAULT_MANUAL_WEIGHT);
-  t.is(computeWeight('manual', inputs({ loadavgText: 'garbage', meminfoText: '', manual: 7 })), 7, 'manual reads no /proc text');
+test('fixed: the operator\'s weight, or an idle node\'s weight until one is set', (t) => {
+  t.is(computeWeight('fixed', inputs({ manual: 250 })), 250);
+  t.is(computeWeight('fixed', inputs()), DEFAULT_MANUAL_WEIGHT);
+  t.is(DEFAULT_MANUAL_WEIGHT, IDLE_WEIGHT);
+  t.is(computeWeight('fixed', inputs({ loadavgText: 'garbage', meminfoText: '', manual: 7 })), 7, 'fixed reads no /proc text');
 });
 
 test('every mode is clamped to [WEIGHT_MIN, WEIGHT_MAX]', (t) => {
   t.deepEqual([WEIGHT_MIN, WEIGHT_MAX], [1, 1000]);
-  t.is(computeWeight('loadavg', inputs({ loadavgText: '250.00 0 0 1/1 1' })), WEIGHT_MAX);
-  t.is(computeWeight('loadavg', inputs({ loadavgText: '9.00 0 0 1/1 1' })), WEIGHT_MAX, 'nine per core reaches the ceiling');
-  t.is(computeWeight('loadavg', inputs({ loadavgText: '8.99 0 0 1/1 1' })), 999);
-  t.is(computeWeight('manual', inputs({ manual: 0 })), WEIGHT_MIN);
-  t.is(computeWeight('manual', inputs({ manual: 70000 })), WEIGHT_MAX);
-  t.is(computeWeight('freemem', inputs({ meminfoText: 'MemTotal: 100 kB\nMemAvailable: 900 kB\n' })), WEIGHT_MIN, 'available above total');
+  t.is(computeWeight('loadavg', inputs({ loadavgText: '250.00 0 0 1/1 1' })), WEIGHT_MIN);
+  t.is(computeWeight('fixed', inputs({ manual: 0 })), WEIGHT_MIN);
+  t.is(computeWeight('fixed', inputs({ manual: 70000 })), WEIGHT_MAX);
+  t.is(computeWeight('freemem', inputs({ meminfoText: 'MemTotal: 100 kB\nMemAvailable: 900 kB\n' })), IDLE_WEIGHT, 'available above total counts as all free');
 });
 
 test('unreadable /proc texts are LnlbErrors naming the file', (t) => {
@@ -82,7 +104,7 @@ test('readWeight reads this machine\'s /proc and stays in range', (t) => {
     const w = readWeight(mode, 42);
     t.true(Number.isInteger(w) && w >= WEIGHT_MIN && w <= WEIGHT_MAX, `${mode}: ${w}`);
   }
-  t.is(readWeight('manual', 42), 42);
+  t.is(readWeight('fixed', 42), 42);
 });
 
 test('parseWeightMode accepts the five modes and names them when refusing', (t) => {
@@ -90,7 +112,18 @@ test('parseWeightMode accepts the five modes and names them when refusing', (t) 
   t.is(parseWeightMode(' freemem\n'), 'freemem');
   const err = t.throws(() => parseWeightMode('cpu'), { instanceOf: LnlbError });
   t.is(err.code, 'LNLB_ERR_WEIGHT_MODE');
-  t.is(err.message, 'unknown weight mode "cpu": expected one of loadavg, loadavg5, loadavg15, freemem, manual');
+  t.is(err.message, 'unknown weight mode "cpu": expected one of loadavg, loadavg5, loadavg15, freemem, fixed');
+});
+
+test('the mode of weights-as-loads (manual) is refused, saying what changed and what to write', (t) => {
+  const err = t.throws(() => parseWeightMode('manual'), { instanceOf: LnlbError });
+  t.is(err.code, 'LNLB_ERR_WEIGHT_MANUAL_RETIRED');
+  t.regex(err.message, /^weight_mode: weight mode "manual" was retired/);
+  t.regex(err.message, /a higher weight now gets MORE new clients/);
+  t.regex(err.message, /Use "fixed"/);
+  const ws = new WeightSource('nlb0');
+  t.throws(() => ws.setMode('manual'), { code: 'LNLB_ERR_WEIGHT_MANUAL_RETIRED' });
+  t.is(ws.mode, 'loadavg', 'nothing changed');
 });
 
 test('parseManualWeight: a trimmed whole number inside 1..1000', (t) => {
@@ -121,16 +154,16 @@ test('readManualWeight takes set_weight from a stream (stdin)', async (t) => {
   await t.throwsAsync(readManualWeight(Readable.from(['5000\n'])), { message: /weight 5000 is outside 1\.\.1000/ });
 });
 
-test('a manual weight is refused unless the mode is manual, with the command that switches', (t) => {
+test('a fixed weight is refused unless the mode is fixed, with the command that switches', (t) => {
   const ws = new WeightSource('nlb0');
   t.is(ws.mode, 'loadavg');
   const err = t.throws(() => ws.setManual('250'), { instanceOf: LnlbError });
   t.is(err.code, 'LNLB_ERR_WEIGHT_NOT_MANUAL');
   t.regex(err.message, /nlb0 takes its weight from loadavg/);
-  t.regex(err.message, /`lnlbctl weight_mode nlb0 manual`/);
+  t.regex(err.message, /`lnlbctl weight_mode nlb0 fixed`/);
   t.is(ws.manual, undefined, 'nothing was set');
 
-  t.is(ws.setMode('manual'), 'manual');
+  t.is(ws.setMode('fixed'), 'fixed');
   t.is(ws.read(), DEFAULT_MANUAL_WEIGHT);
   t.is(ws.setManual('250\n'), 250);
   t.is(ws.read(), 250);
@@ -139,8 +172,8 @@ test('a manual weight is refused unless the mode is manual, with the command tha
 
   ws.setMode('freemem');
   t.regex(t.throws(() => ws.setManual('10'))?.message ?? '', /takes its weight from freemem/);
-  ws.setMode('manual');
-  t.is(ws.read(), 250, 'the manual weight survives a round trip through another mode');
+  ws.setMode('fixed');
+  t.is(ws.read(), 250, 'the fixed weight survives a round trip through another mode');
   t.throws(() => ws.setMode('bogus'), { code: 'LNLB_ERR_WEIGHT_MODE' });
-  t.is(ws.mode, 'manual', 'a refused mode keeps the previous one');
+  t.is(ws.mode, 'fixed', 'a refused mode keeps the previous one');
 });

@@ -201,7 +201,7 @@ test('while weights alone change, only the sources the new weights move are held
   const frames = Array.from({ length: 300 }, (_, i) => ipFrame(`10.0.${7 + (i >> 8)}.${i & 0xff}`));
   const nodes = [1, 2].map((id) => makeNode(id, frames, { actorCount: 1 }));
   const before = { weights: [100, 100] };
-  const changing = { weights: [100, 100], nextWeights: [100, 300] }; // node 2 gets busier: fewer new clients
+  const changing = { weights: [100, 100], nextWeights: [300, 100] }; // node 1 gets more capacity (node 2 fewer new clients)
   for (const n of nodes) publish(n, [1, 2], true, false, {}, changing);
   for (const n of nodes) runAll(n);
   // What each source's owner is under each set of weights, from a settled node of each kind.
