@@ -151,7 +151,14 @@ export interface ControlStatus {
   accepting: boolean;
   changePending: boolean;
   nodes: { mac: string; status: string; weight: number; self: boolean; rulesDigest: number | undefined; rulesMatch: boolean | undefined }[];
-  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number>; overflow: Record<string, number> };
+  control: {
+    received: Record<string, number>;
+    sent: Record<string, number>;
+    rejected: Record<string, number>;
+    overflow: Record<string, number>;
+    /** The tracking-state transfers, both sides (cluster/state-transfer.ts): started, acknowledged, fragments resent, requests sent, ... */
+    stateTransfer: Record<string, number>;
+  };
   nodeTableFull: number;
   rounds: number;
   resets: number;
