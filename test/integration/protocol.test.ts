@@ -1,13 +1,14 @@
 // The cluster protocol with real daemons in namespaces: a newcomer receives the tracking state
-// and no existing client moves; SIGTERM sends LEAVE; a paused node comes back without double
+// and no existing client moves, also when the switch drops 30% of the state's fragments; SIGTERM sends LEAVE; a paused node comes back without double
 // ownership; a node with the wrong key is kept out; sub-second failover at --heartbeat-ms 100.
 import test from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
-import { sweepStale, tail, waitExit } from '../../src/lab/netns.js';
+import { sweepStale, systemTool, tail, waitExit } from '../../src/lab/netns.js';
 
 const SOURCES = 24;
 let keyDir = '';
@@ -73,6 +74,75 @@ test.serial('a newcomer receives the tracking state and no existing client moves
     t.true(entries >= SOURCES, `node3 loaded ${entries} tracked flows`);
     const after = owners(await lab.survey(lab.clientIps));
     t.deepEqual(after, before, 'every existing client is still served by the same node');
+  });
+});
+
+const NFT = systemTool('nft');
+/** Sends one UDP frame from each of `--count` sources (the bench's generator): that many tracked flows. */
+const GENERATOR = fileURLToPath(new URL('../../bench/generator.js', import.meta.url));
+const TRACKED_FLOWS = 20_000;
+const FRAGMENT_LOSS_PERCENT = 30;
+
+/**
+ * The switch drops FRAGMENT_LOSS_PERCENT of the CONNTRACK frames it forwards (lnlb's EtherType,
+ * LNLB header type 7 at byte 18 of the frame), counted; every other frame passes.
+ */
+async function loseStateFragments(lab: ClusterLab): Promise<() => Promise<number>> {
+  const rule = ['ether', 'type', '0x88b5', '@ll,144,32', '7', 'numgen', 'random', 'mod', '100', 'lt', String(FRAGMENT_LOSS_PERCENT), 'counter', 'drop'];
+  for (const argv of [
+    [NFT, 'add', 'table', 'bridge', 'lnlbloss'],
+    [NFT, 'add', 'chain', 'bridge', 'lnlbloss', 'forward', '{ type filter hook forward priority 0 ; }'],
+    [NFT, 'add', 'rule', 'bridge', 'lnlbloss', 'forward', ...rule],
+  ]) {
+    const r = await lab.lab.exec('sw', argv);
+    if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+  }
+  return async () => {
+    const listed = await lab.lab.exec('sw', [NFT, 'list', 'table', 'bridge', 'lnlbloss']);
+    return Number(/counter packets (\d+)/.exec(listed.stdout)?.[1] ?? Number.NaN);
+  };
+}
+
+function logField(line: string, name: string): number {
+  return Number(new RegExp(`"${name}":(\\d+)`).exec(line)?.[1] ?? Number.NaN);
+}
+
+test.serial(`a newcomer under ${FRAGMENT_LOSS_PERCENT}% loss of the state's fragments asks again for what it lacks: every tracked flow loaded before it serves, no existing client moves or is answered twice`, async (t) => {
+  await withLab(3, async (lab) => {
+    lab.startDaemon('node1');
+    lab.startDaemon('node2');
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    for (const node of ['node1', 'node2']) await lab.startHttpServer(node);
+    const flows = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(TRACKED_FLOWS), '--base', '10.64.0.0'], { timeoutMs: 60_000 });
+    t.is(flows.code, 0, flows.stderr);
+    const before = owners(await lab.survey(lab.clientIps));
+    t.true([...before.values()].every((n) => n === 'node1' || n === 'node2'), JSON.stringify([...before]));
+    const dropped = await loseStateFragments(lab);
+    const joinedAt = performance.now();
+    const newcomer = lab.startDaemon('node3');
+    await lab.waitConverged(lab.nodes, 30_000);
+    const convergedMs = performance.now() - joinedAt;
+    const received = await lab.lab.waitForLog(newcomer, /"event":"state-received"/, 5000);
+    const loaded = await lab.lab.waitForLog(newcomer, /"event":"state-loaded"/, 5000);
+    const lost = await dropped();
+    const log = tail(newcomer.logFile, 2000).split('\n');
+    const receivedAt = log.findIndex((l) => l.includes('"event":"state-received"'));
+    const servingAt = log.findIndex((l) => l.includes('"event":"view"'));
+    t.true(receivedAt >= 0 && servingAt > receivedAt, 'the state was complete before its first view (it serves from its first view)');
+    t.true(lost > 0, `the switch dropped ${lost} state fragments`);
+    t.true(logField(received, 'fragmentsAsked') > 0, received);
+    t.true(logField(loaded, 'entries') >= TRACKED_FLOWS, `node3 loaded ${logField(loaded, 'entries')} tracked flows`);
+    t.log(
+      `${FRAGMENT_LOSS_PERCENT}% loss: ${logField(received, 'fragments')} fragments in the state, ${lost} dropped by the switch (resends included), ${logField(received, 'fragmentsAsked')} asked again in ${logField(received, 'requests')} requests; complete ${logField(received, 'ms')} ms after joining; node3 converged ${Math.round(convergedMs)} ms after start`,
+    );
+    await lab.startHttpServer('node3');
+    const after = owners(await lab.survey(lab.clientIps));
+    t.deepEqual(after, before, 'every existing client is still served by the same node');
+    for (const source of lab.clientIps.slice(0, 8)) {
+      const ping = await lab.pingFrom(source, VIP, 3);
+      t.is(ping.duplicates, 0, `${source}: answered by two nodes`);
+      t.is(ping.received, 3, `${source}: ${ping.output}`);
+    }
   });
 });
 
