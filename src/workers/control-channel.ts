@@ -21,7 +21,10 @@
  * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join and serves (a node
  * listening or held by the admission rule does not set it). CONNTRACK's flags
  * are the handler's IP protocol (LNLB's handler index: handlers are registered per protocol)
- * in bits 0-7, and STATE_LAST (bit 8) on the last handler's state of one transfer.
+ * in bits 0-7, STATE_LAST (bit 8) on the last handler's state of one transfer, and the
+ * message's index and count in its transfer (net/state-transfer-message.ts). STATE_ACK and
+ * STATE_NACK, the newcomer's answers, are taken from nodes of the table only and handed to the
+ * control plane, which runs the transfer (cluster/state-transfer.ts).
  */
 
 import type { ControlInfo } from '../cluster/membership.js';

@@ -4,8 +4,11 @@
  * (a blocked stdout pipe), not its admin socket, not a garbage collection of its heap.
  *
  * It owns the control socket, the membership state machine and its single timer, publishes
- * the view straight into shared memory (the actors read it lock-free), and hands tracking
- * state to newcomers. What the main thread must act on or log goes out as typed events.
+ * the view straight into shared memory (the actors read it lock-free), and runs the tracking
+ * state transfers (cluster/state-transfer.ts): as a member it keeps a newcomer's transfer until
+ * acknowledged and resends what it asks for; as a newcomer it asks its sender for what it lacks,
+ * and hands the whole state on in order. What the main thread must act on or log goes out as
+ * typed events.
  *
  * It also decides whether this node may serve (cluster/admission.ts): it listens for two
  * heartbeats after every start, announcing the draining weight and accepting nothing, and
