@@ -119,6 +119,7 @@ export class StateReceiver {
   #nextAskAt = Number.POSITIVE_INFINITY;
   #beganAt = 0;
   #requests = 0;
+  #lastTickAt = Number.NaN;
   readonly counters: ReceiverCounters = { requests: 0, completed: 0, sendersDied: 0, sendersUnresponsive: 0, noneNeeded: 0 };
 
   constructor(options: ReceiverOptions) {
@@ -150,6 +151,7 @@ export class StateReceiver {
       case ReceiverPhase.LISTENING:
         this.#reset();
         this.#beganAt = now;
+        this.#lastTickAt = now;
         break;
       case ReceiverPhase.WAITING:
         // The push from the first member is on its way (or its tables are being saved): ask only after a quiet spell.
@@ -248,6 +250,11 @@ export class StateReceiver {
    */
   tick(now: number, candidates: readonly SenderCandidate[]): void {
     if (this.#phase !== ReceiverPhase.LISTENING && this.#phase !== ReceiverPhase.WAITING) return;
+    // This node itself stalled (its driver ticks at least every half death timeout): what it
+    // has not read yet may be its senders' frames, so no one is found silent on this tick.
+    const stalled = now - this.#lastTickAt > 0.75 * this.#o.deadAfterMs;
+    this.#lastTickAt = now;
+    if (stalled) return;
     const waiting = this.#phase === ReceiverPhase.WAITING;
     if (this.#sender !== undefined) {
       const current = candidates.find((c) => c.mac === this.#sender);

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
 import { sweepStale, systemTool, tail, waitExit } from '../../src/lab/netns.js';
@@ -82,6 +83,9 @@ const NFT = systemTool('nft');
 const GENERATOR = fileURLToPath(new URL('../../bench/generator.js', import.meta.url));
 const TRACKED_FLOWS = 20_000;
 const FRAGMENT_LOSS_PERCENT = 30;
+/** Clients with a connection open across the join, and its length in 50 ms lines. */
+const STREAMS = 16;
+const STREAM_LINES = 120;
 
 /**
  * The switch drops FRAGMENT_LOSS_PERCENT of the CONNTRACK frames it forwards (lnlb's EtherType,
@@ -117,6 +121,10 @@ test.serial(`a newcomer under ${FRAGMENT_LOSS_PERCENT}% loss of the state's frag
     t.is(flows.code, 0, flows.stderr);
     const before = owners(await lab.survey(lab.clientIps));
     t.true([...before.values()].every((n) => n === 'node1' || n === 'node2'), JSON.stringify([...before]));
+    // Long-lived connections across the join: a node that claimed one without the state would reset it.
+    const streamed = lab.clientIps.slice(0, STREAMS);
+    const streams = streamed.map((source) => lab.curlFrom(source, `http://${VIP}/stream?lines=${STREAM_LINES}&everyMs=50`, { maxTimeS: 30 }));
+    await sleep(300);
     const dropped = await loseStateFragments(lab);
     const joinedAt = performance.now();
     const newcomer = lab.startDaemon('node3');
@@ -135,6 +143,13 @@ test.serial(`a newcomer under ${FRAGMENT_LOSS_PERCENT}% loss of the state's frag
     t.log(
       `${FRAGMENT_LOSS_PERCENT}% loss: ${logField(received, 'fragments')} fragments in the state, ${lost} dropped by the switch (resends included), ${logField(received, 'fragmentsAsked')} asked again in ${logField(received, 'requests')} requests; complete ${logField(received, 'ms')} ms after joining; node3 converged ${Math.round(convergedMs)} ms after start`,
     );
+    const bodies = await Promise.all(streams);
+    t.true(performance.now() - joinedAt < STREAM_LINES * 50, 'the streams outlived the join');
+    bodies.forEach((body, i) => {
+      const lines = body.ok ? body.body.trim().split('\n') : [];
+      t.is(lines.length, STREAM_LINES, `${streamed[i]!}: the long connection finished whole: ${JSON.stringify(body).slice(0, 200)}`);
+      t.true(lines.every((line, k) => line === `${k + 1} ${before.get(streamed[i]!)!}`), `${streamed[i]!}: every line from its node, ${before.get(streamed[i]!)!}`);
+    });
     await lab.startHttpServer('node3');
     const after = owners(await lab.survey(lab.clientIps));
     t.deepEqual(after, before, 'every existing client is still served by the same node');

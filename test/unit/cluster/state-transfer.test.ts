@@ -104,6 +104,20 @@ test('receiver: a sender that dies mid-transfer is replaced by the next member t
   t.is(r.phase, ReceiverPhase.COMPLETE);
 });
 
+test('receiver: after a stall of its own it reads what waited before it finds its sender silent', (t) => {
+  const r = new StateReceiver({ ...OPTS, maxRequests: 100 });
+  r.begin(0);
+  r.tick(0, alive(0, B));
+  r.need(0);
+  r.drainActions();
+  // Frozen from 0 to 1000: B's heartbeats wait in the socket.
+  r.tick(1000, [{ mac: B, lastHeardAt: 0 }]);
+  t.deepEqual(r.drainActions(), [], 'no verdict on the tick that ends the stall');
+  r.tick(1001, [{ mac: B, lastHeardAt: 1000 }]);
+  t.false(r.drainActions().some((a) => a.kind === 'sender-changed' || a.kind === 'none-needed'));
+  t.is(r.sender, B);
+});
+
 test('receiver: a new transfer from the sender replaces the old one; late fragments of the old one are ignored', (t) => {
   const r = new StateReceiver(OPTS);
   r.begin(0);
