@@ -74,7 +74,9 @@ export interface ReceiverOptions {
 
 /** The receiver's options for a cluster's timers: requests every few ms on a LAN, capped well under the death timeout. */
 export function receiverOptions(deadAfterMs: number): ReceiverOptions {
-  const retryMs = Math.max(10, Math.min(100, Math.round(deadAfterMs / 16)));
+  // A resend comes back within a millisecond or two on a LAN; a sender saving a million flows
+  // takes a few hundred: the doubling covers that before it is passed over.
+  const retryMs = Math.max(10, Math.min(50, Math.round(deadAfterMs / 32)));
   return { retryMs, maxRetryMs: Math.max(retryMs, Math.round(deadAfterMs / 4)), maxRequests: 8, deadAfterMs };
 }
 

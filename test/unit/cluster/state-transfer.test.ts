@@ -150,7 +150,8 @@ test('receiver: until something arrives, a member that sorts earlier becomes the
 });
 
 test('receiverOptions: requests every few ms on a LAN, capped under the death timeout', (t) => {
-  t.like(receiverOptions(5000), { retryMs: 100, maxRetryMs: 1250, maxRequests: 8, deadAfterMs: 5000 });
+  t.like(receiverOptions(5000), { retryMs: 50, maxRetryMs: 1250, maxRequests: 8, deadAfterMs: 5000 });
+  t.like(receiverOptions(1000), { retryMs: 31, maxRetryMs: 250 });
   t.like(receiverOptions(40), { retryMs: 10, maxRetryMs: 10 });
 });
 
