@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
-import { sweepStale, systemTool, tail, waitExit } from '../../src/lab/netns.js';
+import { sweepStale, tail, waitExit } from '../../src/lab/netns.js';
 
 const SOURCES = 24;
 let keyDir = '';
@@ -78,7 +78,6 @@ test.serial('a newcomer receives the tracking state and no existing client moves
   });
 });
 
-const NFT = systemTool('nft');
 /** Sends one UDP frame from each of `--count` sources (the bench's generator): that many tracked flows. */
 const GENERATOR = fileURLToPath(new URL('../../bench/generator.js', import.meta.url));
 const TRACKED_FLOWS = 20_000;
@@ -86,26 +85,6 @@ const FRAGMENT_LOSS_PERCENT = 30;
 /** Clients with a connection open across the join, and its length in 50 ms lines. */
 const STREAMS = 16;
 const STREAM_LINES = 160;
-
-/**
- * The switch drops FRAGMENT_LOSS_PERCENT of the CONNTRACK frames it forwards (lnlb's EtherType,
- * LNLB header type 7 at byte 18 of the frame), counted; every other frame passes.
- */
-async function loseStateFragments(lab: ClusterLab): Promise<() => Promise<number>> {
-  const rule = ['ether', 'type', '0x88b5', '@ll,144,32', '7', 'numgen', 'random', 'mod', '100', 'lt', String(FRAGMENT_LOSS_PERCENT), 'counter', 'drop'];
-  for (const argv of [
-    [NFT, 'add', 'table', 'bridge', 'lnlbloss'],
-    [NFT, 'add', 'chain', 'bridge', 'lnlbloss', 'forward', '{ type filter hook forward priority 0 ; }'],
-    [NFT, 'add', 'rule', 'bridge', 'lnlbloss', 'forward', ...rule],
-  ]) {
-    const r = await lab.lab.exec('sw', argv);
-    if (r.code !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
-  }
-  return async () => {
-    const listed = await lab.lab.exec('sw', [NFT, 'list', 'table', 'bridge', 'lnlbloss']);
-    return Number(/counter packets (\d+)/.exec(listed.stdout)?.[1] ?? Number.NaN);
-  };
-}
 
 function logField(line: string, name: string): number {
   return Number(new RegExp(`"${name}":(\\d+)`).exec(line)?.[1] ?? Number.NaN);
@@ -125,7 +104,7 @@ test.serial(`a newcomer under ${FRAGMENT_LOSS_PERCENT}% loss of the state's frag
     const streamed = lab.clientIps.slice(0, STREAMS);
     const streams = streamed.map((source) => lab.curlFrom(source, `http://${VIP}/stream?lines=${STREAM_LINES}&everyMs=50`, { maxTimeS: 30 }));
     await sleep(300);
-    const dropped = await loseStateFragments(lab);
+    const dropped = await lab.dropStateFragments(FRAGMENT_LOSS_PERCENT);
     const joinedAt = performance.now();
     const newcomer = lab.startDaemon('node3');
     await lab.waitConverged(lab.nodes, 30_000);
