@@ -2,7 +2,9 @@
  * Join and state sync: two nodes track `flows` distinct sources (a generator sends one frame
  * from each), then a third node joins and receives the first member's tracking state. Reported:
  * entries, bytes and fragments on the wire, the sender's and the newcomer's time (from the
- * daemons' own log lines), and the newcomer's time from start to convergence.
+ * daemons' own log lines), and the newcomer's time from start to convergence. Then the same
+ * join with the switch dropping 30% of the state's fragments (nft): fragments dropped, asked
+ * again, requests, and the time until the state is complete, beside the lossless join's.
  */
 
 import { fileURLToPath } from 'node:url';
@@ -19,7 +21,17 @@ export interface JoinResult {
   loadMs: number;
   entriesLoaded: number;
   joinMs: number;
+  /** The newcomer's state-received line: complete this long after it started, fragments asked again, requests. */
+  completeMs: number;
+  fragmentsAsked: number;
+  requests: number;
+  /** Percent of the state's fragments the switch dropped, and how many it did. */
+  lossPercent: number;
+  dropped: number;
 }
+
+/** The switch's share of state fragments dropped in the lossy join. */
+const LOSS_PERCENT = 30;
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 
@@ -27,7 +39,7 @@ function field(line: string | undefined, name: string): number {
   return Number(new RegExp(`"${name}":(\\d+)`).exec(line ?? '')?.[1] ?? Number.NaN);
 }
 
-export async function runJoin(flows: number): Promise<JoinResult> {
+export async function runJoin(flows: number, lossPercent = 0): Promise<JoinResult> {
   const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
   try {
     for (const node of ['node1', 'node2']) lab.startDaemon(node, ['--log-level', 'info']);
@@ -36,6 +48,7 @@ export async function runJoin(flows: number): Promise<JoinResult> {
     const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(flows), '--base', '10.64.0.0'], { timeoutMs: 60_000 });
     if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 1000)); // the actors record every flow
+    const dropped = lossPercent > 0 ? await lab.dropStateFragments(lossPercent) : async () => 0;
     const started = performance.now();
     const newcomer = lab.startDaemon('node3', ['--log-level', 'info']);
     await lab.waitConverged(lab.nodes, 60_000);
@@ -47,6 +60,7 @@ export async function runJoin(flows: number): Promise<JoinResult> {
       .flatMap((node) => tail(lab.daemon(node)!.logFile, 400).split('\n'))
       .find((l) => l.includes('"event":"state-sent"'));
     const loadedLine = tail(newcomer.logFile, 400).split('\n').find((l) => l.includes('"event":"state-loaded"'));
+    const receivedLine = tail(newcomer.logFile, 400).split('\n').find((l) => l.includes('"event":"state-received"'));
     return {
       flows,
       entriesSent: field(sentLine, 'entries'),
@@ -56,6 +70,11 @@ export async function runJoin(flows: number): Promise<JoinResult> {
       entriesLoaded: field(loadedLine, 'entries'),
       loadMs: field(loadedLine, 'ms'),
       joinMs,
+      completeMs: field(receivedLine, 'ms'),
+      fragmentsAsked: field(receivedLine, 'fragmentsAsked'),
+      requests: field(receivedLine, 'requests'),
+      lossPercent,
+      dropped: await dropped(),
     };
   } finally {
     await lab.cleanup();
@@ -87,5 +106,25 @@ export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
       ...(flows === 1_000_000 ? { met: sync.median < 1000 && allLoaded } : {}),
     });
   }
+  // The same join, the switch dropping LOSS_PERCENT of the state's fragments: the newcomer asks again.
+  const flows = 10_000;
+  const lossless: JoinResult[] = json.filter((r) => r.flows === flows);
+  const lossy: JoinResult[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    o.progress(`join: ${fmt(flows)} tracked flows, ${LOSS_PERCENT}% of the state's fragments dropped (run ${rep + 1} of ${reps})`);
+    lossy.push(await runJoin(flows, LOSS_PERCENT));
+  }
+  json.push(...lossy);
+  const complete = spread(lossy.map((r) => r.completeMs));
+  const reference = spread(lossless.map((r) => r.completeMs));
+  const r = lossy[0]!;
+  rows.push({
+    figure: `join, ${fmt(flows)} flows, ${LOSS_PERCENT}% of the state's fragments dropped: state complete, ms after the newcomer started (${fmt(r.fragments)} fragments; dropped ${lossy.map((x) => fmt(x.dropped)).join('/')}, asked again ${lossy.map((x) => fmt(x.fragmentsAsked)).join('/')} in ${lossy.map((x) => fmt(x.requests)).join('/')} requests; ${lossy.every((x) => x.entriesLoaded === flows) ? 'all loaded' : 'NOT all loaded'})`,
+    lnlb: fmtSpread(complete),
+    reference: `${fmtSpread(reference)} without loss`,
+    ratio: `${fmt(complete.median / Math.max(1, reference.median), 2)}×`,
+    goal: 'every flow loaded before serving',
+    met: lossy.every((x) => x.entriesLoaded === flows),
+  });
   return { rows, json };
 }

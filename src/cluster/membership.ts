@@ -113,8 +113,6 @@ export interface MembershipOptions {
   incarnation?: number;
   /** A new incarnation after a self-reset. */
   nextIncarnation?: (previous: number) => number;
-  /** How long a newcomer waits for the tracking state before serving without it. */
-  stateWaitMs?: number;
 }
 
 export function macToKey(mac: string): number {
@@ -140,7 +138,12 @@ export class Membership {
   #firstRoundAt = Number.POSITIVE_INFINITY;
   /** Own join complete: the first round completed (LNLB: "has completed its own join"). */
   #joined = false;
-  #awaitingStateUntil = Number.NEGATIVE_INFINITY;
+  /**
+   * The first round waits for the tracking state (some member has joined), until the driver says
+   * it is in, or that no member is left to send it (`stateReceived`): no timeout here, since a
+   * newcomer that served without it would claim existing clients (cluster/state-transfer.ts).
+   */
+  #awaitingState = false;
   /** The state arrived (it can come before our first round starts). */
   #stateArrived = false;
 
@@ -181,7 +184,6 @@ export class Membership {
       weight: 1,
       incarnation: 1,
       nextIncarnation: (previous: number) => (previous + 1) >>> 0 || 1,
-      stateWaitMs: Math.max(1000, options.deadAfterMs),
       ...options,
     };
     this.#incarnation = this.#opts.incarnation;
@@ -326,10 +328,15 @@ export class Membership {
     this.tick(now);
   }
 
-  /** The tracking state from the first member arrived (or there is none to wait for). */
+  /** The tracking state arrived and is loaded (or there is none to wait for: no member that has joined is left). */
   stateReceived(): void {
     this.#stateArrived = true;
-    this.#awaitingStateUntil = Number.NEGATIVE_INFINITY;
+    this.#awaitingState = false;
+  }
+
+  /** The first round waits for the tracking state: the driver gets it (cluster/state-transfer.ts). */
+  get awaitingState(): boolean {
+    return this.#started && !this.#joined && this.#awaitingState;
   }
 
   /** A decoded control message from `srcMac` (already checked for cluster IP, CRC and key). */
@@ -431,7 +438,6 @@ export class Membership {
   nextDeadline(): number {
     let t = this.#round === RoundState.IDLE ? Math.min(this.#nextRoundAt, this.#firstRoundAt) : this.#roundCheckAt;
     if (this.#joinsLeft > 0) t = Math.min(t, this.#nextJoinAt);
-    if (Number.isFinite(this.#awaitingStateUntil)) t = Math.min(t, this.#awaitingStateUntil);
     // Tick at least every half death timeout, so a stall is measured against a recent tick.
     t = Math.min(t, this.#lastTickAt + this.#opts.deadAfterMs / 2);
     this.#promisedTickAt = t;
@@ -451,6 +457,7 @@ export class Membership {
     this.#nextJoinAt = now;
     this.#joined = false;
     this.#stateArrived = false;
+    this.#awaitingState = false;
     // The first round starts once the JOINs are out and the WELCOMEs back.
     this.#firstRoundAt = now + this.#opts.joinCount * this.#opts.joinIntervalMs;
     this.#nextRoundAt = Number.POSITIVE_INFINITY;
@@ -495,11 +502,10 @@ export class Membership {
     if (joining.length > 0 && this.#joined && this.#nodes.find((n) => !joining.includes(n)) === self) {
       for (const node of joining) this.#actions.push({ kind: 'send-state', to: node.mac });
     }
-    // A newcomer among nodes that have joined waits for the first one's tracking state. Nodes
-    // starting together (none has joined) have no state to wait for.
-    if (!this.#joined && !this.#stateArrived && this.#nodes.some((n) => !n.self && n.joined)) {
-      this.#awaitingStateUntil = now + this.#opts.stateWaitMs;
-    }
+    // A newcomer among nodes that have joined waits for the tracking state, however long it
+    // takes while a member that can send it lives. Nodes starting together (none has joined)
+    // have no state to wait for.
+    if (!this.#joined && !this.#stateArrived && this.#nodes.some((n) => !n.self && n.joined)) this.#awaitingState = true;
     this.#setChangesView(changes || membershipChanges, membershipChanges);
     this.#send(MessageType.HEARTBEAT, 'cluster', this.#lockedWeight);
   }
@@ -553,7 +559,7 @@ export class Membership {
   #checkRoundComplete(now: number): void {
     if (this.#round !== RoundState.CONVERGING) return;
     if (this.#nodes.some((n) => n.status === NodeStatus.WAITING_HEARTBEAT || n.status === NodeStatus.ASKED_RETRASM)) return;
-    if (!this.#joined && now < this.#awaitingStateUntil) return; // a newcomer waits for the state
+    if (!this.#joined && this.#awaitingState) return; // a newcomer waits for the state
     let changed = this.#roundChangesView;
     for (const node of this.#nodes) {
       if (node.status === NodeStatus.JOINING) continue; // arrived during the round: next one

@@ -16,7 +16,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { lnlbError } from '../errors.js';
-import { Lab, hasExited, tail, waitExit, type LabProcess } from './netns.js';
+import { MessageType } from '../net/cluster-message.js';
+import { ETH_P_LNLB } from '../net/ethernet.js';
+import { Lab, hasExited, systemTool, tail, waitExit, type LabProcess } from './netns.js';
 import { checkToolRan } from './system-tools.js';
 import type { StatusJson } from '../main/admin-protocol.js';
 
@@ -269,6 +271,28 @@ export class ClusterLab {
   }
 
   /** The last lines of every daemon and server log, for a failing test to print. */
+  /**
+   * The switch drops `percent` of the tracking-state fragments it forwards (lnlb's EtherType,
+   * LNLB header type CONNTRACK at byte 18 of the frame: nft `numgen random`), counted; every
+   * other frame passes. Returns a reader of how many it dropped so far. Gone with the lab.
+   */
+  async dropStateFragments(percent: number): Promise<() => Promise<number>> {
+    const nft = systemTool('nft');
+    const rule = ['ether', 'type', `0x${ETH_P_LNLB.toString(16)}`, '@ll,144,32', String(MessageType.CONNTRACK), 'numgen', 'random', 'mod', '100', 'lt', String(percent), 'counter', 'drop'];
+    for (const argv of [
+      [nft, 'add', 'table', 'bridge', 'lnlbloss'],
+      [nft, 'add', 'chain', 'bridge', 'lnlbloss', 'forward', '{ type filter hook forward priority 0 ; }'],
+      [nft, 'add', 'rule', 'bridge', 'lnlbloss', 'forward', ...rule],
+    ]) {
+      const r = await this.lab.exec('sw', argv);
+      if (r.code !== 0) throw lnlbError('LNLB_ERR_LAB_SETUP', `${argv.join(' ')}: ${r.stderr}`);
+    }
+    return async () => {
+      const listed = await this.lab.exec('sw', [nft, 'list', 'table', 'bridge', 'lnlbloss']);
+      return Number(/counter packets (\d+)/.exec(listed.stdout)?.[1] ?? Number.NaN);
+    };
+  }
+
   logTails(lines = 20): string {
     const processes = [...this.daemons.values(), ...this.servers.values()];
     return processes.map((p) => `--- ${p.host}: ${p.logFile}\n${tail(p.logFile, lines)}`).join('\n');

@@ -88,6 +88,14 @@ export interface InterfaceCounters {
      * dropped, not read in time). Absent from older daemons.
      */
     overflow?: Record<string, number>;
+    /**
+     * The tracking-state transfers to and from newcomers (cluster/state-transfer.ts), by what:
+     * transfersStarted, transfersAcknowledged, transfersAbandoned, transfersRefusedFull,
+     * nacksReceived, fragmentsResent (as the sender); transfersReceived, requestsSent,
+     * fragmentsAsked, messagesAskedWhole, sendersDied, sendersUnresponsive, noStateNeeded (as
+     * the newcomer). Absent from older daemons.
+     */
+    stateTransfer?: Record<string, number>;
   };
   /** Nodes refused because the node table was full. */
   nodeTableFull: number;

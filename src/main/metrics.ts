@@ -161,6 +161,9 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
     byKey(st, 'reason', (s) => s.counters.control.rejected),
   );
   gauge('lnlb_control_insecure', '1 when the interface runs without a key on the operator\'s word (--insecure-no-auth): any host on the LAN can take the cluster over; else 0.', IF, (st) => perInterface(st, (s) => (s.insecure ? 1 : 0)));
+  counter('lnlb_state_transfers_total', 'Tracking-state transfers to and from newcomers, by what (transfersStarted, transfersAcknowledged, transfersAbandoned, transfersRefusedFull, nacksReceived, fragmentsResent; transfersReceived, requestsSent, fragmentsAsked, messagesAskedWhole, sendersDied, sendersUnresponsive, noStateNeeded).', ['interface', 'what'], (st) =>
+    byKey(st, 'what', (s) => s.counters.control.stateTransfer),
+  );
   counter('lnlb_control_overflows_total', 'Bounded control-plane state that overflowed, by what (unauthenticatedPeersEvicted, unauthenticatedPeersNotTracked, logLinesSuppressed, stateSendsSkipped, socketDrops).', ['interface', 'what'], (st) =>
     byKey(st, 'what', (s) => s.counters.control.overflow),
   );

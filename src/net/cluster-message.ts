@@ -32,6 +32,10 @@ export enum MessageType {
   RETRASM = 5,
   LEAVE = 6,
   CONNTRACK = 7,
+  /** The newcomer has every message of a tracking-state transfer (net/state-transfer-message.ts). */
+  STATE_ACK = 8,
+  /** The newcomer lacks these fragments of a transfer, or has none: send them (net/state-transfer-message.ts). */
+  STATE_NACK = 9,
 }
 
 export enum DecodeResult {
@@ -109,7 +113,7 @@ export function messageTypeName(type: number): string {
 }
 
 export function isMessageType(type: number): type is MessageType {
-  return type >= MessageType.JOIN && type <= MessageType.CONNTRACK;
+  return type >= MessageType.JOIN && type <= MessageType.STATE_NACK;
 }
 
 function carriesWeight(type: number): boolean {

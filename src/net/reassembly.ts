@@ -32,8 +32,8 @@
  * (64 MiB: checked against fragmentTotal as soon as it is seen), `maxMessages` in progress
  * (64) and `maxMessagesPerSender` (8), bytes held over all messages `maxTotalBytes` (128 MiB)
  * and per sender `maxBytesPerSender` (one largest message). A fragment that would pass a byte
- * cap drops its message at once (it can no longer complete: fragments are not resent) and
- * frees what it held. A message goes `timeoutMs` (2 s) after its last new fragment or, at the
+ * cap drops its message at once (it can no longer complete: only a receiver that asks for it
+ * again, reopen(), gets it resent) and frees what it held. A message goes `timeoutMs` (2 s) after its last new fragment or, at the
  * latest, `deadlineMs` (10 s) after its first, whatever arrives (a sender trickling fragments
  * cannot keep one alive); duplicates never refresh it. `acceptSender` (optional) is asked
  * when a sender's fragment would start a message: the control plane's "members only";
@@ -587,6 +587,40 @@ export class Reassembler {
     }
     this.counters.forgotten += dropped;
     return dropped;
+  }
+
+  /**
+   * The fragments of message (srcMac, messageId) not received yet, for a NACK: a bitmap (MSB
+   * first) whose bit i is fragment first + i, from the first missing one to the last; undefined
+   * when the message is not being reassembled (never started, complete, or dropped).
+   */
+  missingFragments(srcMac: Uint8Array, messageId: number, srcMacOff = 0): { first: number; bits: number; bitmap: Uint8Array; total: number } | undefined {
+    const p = this.#find(macToNumber(srcMac, srcMacOff), messageId >>> 0);
+    if (p === undefined) return undefined;
+    let first = -1;
+    let last = -1;
+    for (let k = 0; k < p.total; k++) {
+      if (p.has(k)) continue;
+      if (first < 0) first = k;
+      last = k;
+    }
+    if (first < 0) return undefined;
+    const bits = last - first + 1;
+    const bitmap = new Uint8Array(Math.ceil(bits / 8));
+    for (let k = first; k <= last; k++) if (!p.has(k)) bitmap[(k - first) >>> 3]! |= 0x80 >>> ((k - first) & 7);
+    return { first, bits, bitmap, total: p.total };
+  }
+
+  /**
+   * Forgets that message (srcMac, messageId) was dropped, so its fragments start it again: the
+   * receiver asked its sender for it once more (a NACK), so they are no late leftovers.
+   */
+  reopen(srcMac: Uint8Array, messageId: number, srcMacOff = 0): void {
+    const mac = macToNumber(srcMac, srcMacOff);
+    const id = messageId >>> 0;
+    for (let j = 0; j < this.#doneMac.length; j++) {
+      if (this.#doneMac[j] === mac && this.#doneId[j] === id && this.#doneKind[j] === DONE_ABANDONED) this.#doneUntil[j] = -Infinity;
+    }
   }
 
   /** Forgets everything (the interface went away). Counters are kept. */

@@ -24,7 +24,10 @@
  * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join and serves (a node
  * listening or held by the admission rule does not set it). CONNTRACK's flags
  * are the handler's IP protocol (LNLB's handler index: handlers are registered per protocol)
- * in bits 0-7, and STATE_LAST (bit 8) on the last handler's state of one transfer.
+ * in bits 0-7, STATE_LAST (bit 8) on the last handler's state of one transfer, and the
+ * message's index and count in its transfer (net/state-transfer-message.ts). STATE_ACK and
+ * STATE_NACK, the newcomer's answers, are taken from nodes of the table only and handed to the
+ * control plane, which runs the transfer (cluster/state-transfer.ts).
  */
 
 import type { ControlInfo } from '../cluster/membership.js';
@@ -45,7 +48,8 @@ import {
   messageTypeName,
 } from '../net/cluster-message.js';
 import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, macToNumber, parseMac, writeEthernetHeader } from '../net/ethernet.js';
-import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict } from '../net/reassembly.js';
+import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict, type MessageFragments } from '../net/reassembly.js';
+import { MAX_TRANSFER_MESSAGES, transferFlags } from '../net/state-transfer-message.js';
 import { TokenBucket } from '../net/rate-limit.js';
 import type { ControlClock, ControlSocket } from './control-socket.js';
 import type { ControlData } from './messages.js';
@@ -54,14 +58,27 @@ export interface ControlMessageHandler {
   (type: MessageType, srcMac: string, info: ControlInfo): void;
 }
 
-/** A reassembled tracking state from `srcMac` for handler `handlerIndex`. */
+/**
+ * A tracking-state fragment from `srcMac` was stored (`data` undefined) or completed its message
+ * (`data`: the whole message, CRC checked). Flags say which transfer it belongs to
+ * (net/state-transfer-message.ts).
+ */
 export interface StateHandler {
-  (srcMac: string, flags: number, data: Uint8Array): void;
+  (srcMac: string, flags: number, messageId: number, fragmentTotal: number, data: Uint8Array | undefined): void;
 }
 
-/** CONNTRACK flags: the last handler's state of one transfer (a newcomer waits for it). */
-export const STATE_LAST = 0x100;
-export const STATE_PROTOCOL_MASK = 0xff;
+/** A STATE_ACK or STATE_NACK from a member; `data` is valid during the call only. */
+export interface StateReplyHandler {
+  (type: MessageType.STATE_ACK | MessageType.STATE_NACK, srcMac: string, data: Uint8Array): void;
+}
+
+/** One tracking-state transfer, cut into fragments: message i has id transferId + i. */
+export interface PreparedTransfer {
+  transferId: number;
+  messages: MessageFragments[];
+}
+
+export { STATE_LAST, STATE_PROTOCOL_MASK } from '../net/state-transfer-message.js';
 
 /** The port rules this node announces in every membership message. */
 export interface AnnouncedRules {
@@ -109,6 +126,7 @@ export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 
   macFactory?: ControlAuthenticatorOptions['macFactory'];
   onMessage: ControlMessageHandler;
   onState: StateHandler;
+  onStateReply: StateReplyHandler;
   rules: AnnouncedRules;
   /** The sender (48-bit MAC) is in the membership's table: never rate-limited. */
   isKnownSender: (macKey: number) => boolean;
@@ -195,23 +213,67 @@ export class ControlChannel {
   }
 
   /**
-   * A tracking state to one node, fragmented at the MTU. Resolves when every fragment is out;
-   * yields between bursts so the receiver's socket buffer keeps up.
+   * Every handler's state as one transfer: a CONNTRACK message each, with consecutive message
+   * ids, flags saying protocol, index and count. Nothing is sent yet.
    */
-  async sendState(to: 'cluster' | string, flags: number, data: Uint8Array): Promise<number> {
-    const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
-    const fragments = fragmentMessage(
-      { clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags, messageId: this.#nextMessageId(), data },
-      { mtu: this.#o.mtu, reserve: this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0 },
+  prepareTransfer(states: readonly { protocol: number; state: Uint8Array }[]): PreparedTransfer {
+    if (states.length > MAX_TRANSFER_MESSAGES) throw new RangeError(`a state transfer holds at most ${MAX_TRANSFER_MESSAGES} handlers' states, got ${states.length}`);
+    const transferId = this.#nextMessageId();
+    // The transfer's ids are taken together: message i is transferId + i.
+    for (let i = 1; i < states.length; i++) this.#nextMessageId();
+    const reserve = this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0;
+    const messages = states.map(({ protocol, state }, i) =>
+      fragmentMessage({ clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags: transferFlags(protocol, i, states.length), messageId: (transferId + i) >>> 0, data: state }, { mtu: this.#o.mtu, reserve }),
     );
-    for (let k = 0; k < fragments.total; k++) {
-      if (!this.#open) return k;
+    return { transferId, messages };
+  }
+
+  /**
+   * Fragments of one message to one node or every node: `which` (default: all of them).
+   * Resolves with how many went out; yields between bursts so the receiver's socket buffer
+   * keeps up.
+   */
+  async sendFragments(to: 'cluster' | string, message: MessageFragments, which?: Iterable<number>): Promise<number> {
+    const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
+    let sent = 0;
+    for (const k of which ?? Array.from({ length: message.total }, (_, i) => i)) {
+      if (!this.#open) return sent;
       writeEthernetHeader(this.#tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
-      const len = fragments.write(k, this.#tx, ETH_HLEN);
+      const len = message.write(k, this.#tx, ETH_HLEN);
       this.#sealAndSend(MessageType.CONNTRACK, dst, len);
-      if ((k + 1) % FRAGMENT_BURST === 0) await new Promise<void>((resolve) => this.#clock.setTimer(resolve, 1));
+      sent++;
+      if (sent % FRAGMENT_BURST === 0) await new Promise<void>((resolve) => this.#clock.setTimer(resolve, 1));
     }
-    return fragments.total;
+    return sent;
+  }
+
+  /** The data bytes a STATE_NACK may carry: one unfragmented message. */
+  get stateReplyRoom(): number {
+    return this.#o.mtu - MESSAGE_HEADER_LENGTH - (this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0);
+  }
+
+  /** A STATE_ACK or STATE_NACK to the node that sends us a state (unicast, sealed). */
+  sendStateReply(type: MessageType.STATE_ACK | MessageType.STATE_NACK, to: string, data: Uint8Array): void {
+    if (!this.#open) return;
+    const dst = parseMac(to);
+    writeEthernetHeader(this.#tx, 0, dst, this.#o.ownMac, ETH_P_LNLB);
+    const len = encodeMessage(this.#tx, ETH_HLEN, { clusterIp: this.#o.clusterIp, type, messageId: this.#nextMessageId(), data });
+    this.#sealAndSend(type, dst, len);
+  }
+
+  /** The fragments of message `messageId` from `from` not received yet; undefined when it is not being reassembled. */
+  missingFragments(from: string, messageId: number): { first: number; bits: number; bitmap: Uint8Array } | undefined {
+    return this.#reassembler.missingFragments(parseMac(from), messageId);
+  }
+
+  /** A message from `from` is asked for again: its fragments start it anew even if it was dropped lately. */
+  reopenState(from: string, messageId: number): void {
+    this.#reassembler.reopen(parseMac(from), messageId);
+  }
+
+  /** Drops every state message being reassembled from `from` (another transfer, or another sender, replaces it). */
+  forgetStateFrom(from: string): number {
+    return this.#reassembler.forgetSender(parseMac(from));
   }
 
   #sealAndSend(type: MessageType, dst: Uint8Array, msgLen: number): void {
@@ -371,6 +433,16 @@ export class ControlChannel {
       this.#stateFragment(src);
       return;
     }
+    if (m.type === MessageType.STATE_ACK || m.type === MessageType.STATE_NACK) {
+      // Answers about a transfer only from nodes of the table (a newcomer is one from its JOIN).
+      if (!this.#o.isKnownSender(srcKey)) {
+        this.#reject('state-reply-from-non-member');
+        return;
+      }
+      this.#count(m.type);
+      this.#o.onStateReply(m.type, formatMac(src), rx.subarray(m.dataOffset, m.dataOffset + m.dataLength));
+      return;
+    }
     this.#count(m.type);
     const weighted = m.weight >= 0 || ((m.type === MessageType.JOIN || m.type === MessageType.WELCOME) && m.dataLength >= 2 + INCARNATION_BYTES);
     const at = weighted ? 2 : 0;
@@ -390,12 +462,14 @@ export class ControlChannel {
 
   #stateFragment(src: Uint8Array): void {
     const flags = this.#decoded.flags & FLAGS_MASK;
+    const messageId = this.#decoded.messageId;
+    const fragmentTotal = this.#decoded.fragmentTotal;
     const data = this.#reassembler.pushDecoded(this.#decoded, this.#rx, src, this.#clock.now());
     const verdict = this.#reassembler.lastVerdict;
     if (verdict !== ReassemblyVerdict.COMPLETE && verdict !== ReassemblyVerdict.STORED && verdict !== ReassemblyVerdict.DUPLICATE) {
       this.#reject(`fragment-${reassemblyVerdictName(verdict)}`);
     }
-    if (data) this.#o.onState(formatMac(src), flags, data);
+    if (data !== undefined || verdict === ReassemblyVerdict.STORED) this.#o.onState(formatMac(src), flags, messageId, fragmentTotal, data);
   }
 
   /** Drops reassemblies whose sender went quiet (a sender that left sends no more fragments). */

@@ -4,8 +4,11 @@
  * (a blocked stdout pipe), not its admin socket, not a garbage collection of its heap.
  *
  * It owns the control socket, the membership state machine and its single timer, publishes
- * the view straight into shared memory (the actors read it lock-free), and hands tracking
- * state to newcomers. What the main thread must act on or log goes out as typed events.
+ * the view straight into shared memory (the actors read it lock-free), and runs the tracking
+ * state transfers (cluster/state-transfer.ts): as a member it keeps a newcomer's transfer until
+ * acknowledged and resends what it asks for; as a newcomer it asks its sender for what it lacks,
+ * and hands the whole state on in order. What the main thread must act on or log goes out as
+ * typed events.
  *
  * It also decides whether this node may serve (cluster/admission.ts): it listens for two
  * heartbeats after every start, announcing the draining weight and accepting nothing, and
@@ -23,6 +26,7 @@ import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDIN
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
+import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256 } from '../port/native.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
 import type { ControlData, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
@@ -46,9 +50,6 @@ const NEW_PEERS_PER_SECOND = 50;
 /** Lines about members coming and going (a flood of spoofed JOINs on an unkeyed cluster): per second, and burst. */
 const MEMBER_LINES_PER_SECOND = 2;
 const MEMBER_LINES_BURST = 20;
-/** Tracking-state transfers to newcomers: per second, and burst (several nodes joining at once). */
-const STATE_SENDS_PER_SECOND = 2;
-const STATE_SENDS_BURST = 8;
 
 /** The plane's I/O: the daemon's defaults are the AF_PACKET socket and the system clock. */
 export interface ControlPlaneIo {
@@ -102,10 +103,10 @@ export class ControlPlane {
   readonly #logLimiter = new LogLimiter(LOG_INTERVAL_MS);
   readonly #memberLines = new TokenBucket(MEMBER_LINES_PER_SECOND, MEMBER_LINES_BURST);
   #memberLinesHeld = 0;
-  readonly #stateSends = new TokenBucket(STATE_SENDS_PER_SECOND, STATE_SENDS_BURST);
-  #stateSendsSkipped = 0;
   /** Lines the log limiter held back, since the start. */
   #linesSuppressed = 0;
+  /** The tracking-state transfers, as a member and as a newcomer. */
+  readonly #transfers: ControlStateTransfers;
 
   constructor(data: ControlData, emit: (event: ControlEvent) => void, io: ControlPlaneIo = {}) {
     this.#emit = emit;
@@ -143,6 +144,7 @@ export class ControlPlane {
       identity: this.#selfIdentity,
       onMessage: (type, srcMac, info) => {
         membership.receive(type, srcMac, clock.now(), info);
+        if (info.joined) this.#transfers.serves(srcMac);
         // Rules and names are kept only for the senders in the table (bounded, pruned as they go).
         const known = this.#find(srcMac) !== undefined;
         if (known) this.#noteIdentity(srcMac);
@@ -150,11 +152,31 @@ export class ControlPlane {
         this.#drive();
         if (rulesChanged && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
-      onState: (srcMac, flags, state) => this.#loadState(srcMac, flags, state),
+      onState: (srcMac, flags, messageId, fragmentTotal, state) => this.#transfers.fragment(srcMac, flags, messageId, fragmentTotal, state),
+      onStateReply: (type, srcMac, data) => this.#transfers.reply(type, srcMac, data),
       isKnownSender: (key) => this.#findKey(key) !== undefined,
       acceptsStateFrom: (key) => this.#acceptsStateFrom(key),
       onUnauthenticated: (key, verdict, claimsJoined) => this.#unauthenticatedFrame(key, verdict, claimsJoined),
     });
+    this.#transfers = new ControlStateTransfers(
+      {
+        membership,
+        serving: () => this.#serving,
+        log: (level, fields, msg) => this.#log(level, fields, msg),
+        logLimited: (level, key, fields, msg) => this.#logLimited(level, key, fields, msg),
+        saveState: (to) => this.#emit({ type: 'save-state', to, owners: this.#owners() }),
+        loadState: (from, flags, state) => this.#loadState(from, flags, state),
+        noStateNeeded: (now) => {
+          membership.stateReceived();
+          membership.tick(now);
+          this.#carryOut(membership.drainActions());
+        },
+        drive: () => this.#drive(),
+      },
+      this.#channel,
+      clock,
+      data.deadAfterMs,
+    );
   }
 
   start(): void {
@@ -163,6 +185,7 @@ export class ControlPlane {
     const now = this.#clock.now();
     this.#listenUntil = now + this.#listenMs;
     this.#lastTickAt = now;
+    this.#transfers.begin(now);
     this.#membership.start(now);
     this.#drive();
   }
@@ -189,6 +212,7 @@ export class ControlPlane {
     if (this.#stopped) return;
     this.#membership.leave();
     this.#carryOut(this.#membership.drainActions());
+    this.#transfers.end(this.#clock.now());
     this.#emit({ type: 'reset' });
     this.#lastLoggedView = '';
     this.#lastWeights.clear();
@@ -206,6 +230,7 @@ export class ControlPlane {
     this.#listenUntil = now + this.#listenMs;
     this.#lastTickAt = now;
     this.#admit(now); // the JOINs announce the draining weight
+    this.#transfers.begin(now);
     this.#membership.rejoin(now);
     this.#log('info', { event: 'rejoining' }, 'joining the cluster again');
     this.#drive();
@@ -249,9 +274,10 @@ export class ControlPlane {
           unauthenticatedPeersEvicted: this.#unauthenticated.evicted,
           unauthenticatedPeersNotTracked: this.#peersNotTracked,
           logLinesSuppressed: this.#linesSuppressed,
-          stateSendsSkipped: this.#stateSendsSkipped,
+          stateSendsSkipped: this.#transfers.stateSendsSkipped,
           socketDrops: this.#channel.socketDrops,
         },
+        stateTransfer: this.#transfers.counters,
       },
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
@@ -301,7 +327,7 @@ export class ControlPlane {
   #acceptsStateFrom(macKey: number): boolean {
     const node = this.#findKey(macKey);
     if (node === undefined || node.self) return false;
-    return this.#membership.accepting ? node.status !== NodeStatus.JOINING : node.joined;
+    return this.#membership.accepting ? node.status !== NodeStatus.JOINING : this.#transfers.accepts(node.mac);
   }
 
   /** Keeps per-sender maps to the senders in the table. */
@@ -488,8 +514,9 @@ export class ControlPlane {
     membership.tick(now);
     this.#carryOut(membership.drainActions());
     this.#channel.expire(now);
+    const transfersDue = this.#transfers.drive(now);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
-    let deadline = membership.nextDeadline();
+    let deadline = Math.min(membership.nextDeadline(), transfersDue);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
     const delay = Math.max(1, Math.ceil(deadline - clock.now()));
     this.#timer = clock.setTimer(() => this.#drive(), delay);
@@ -512,8 +539,11 @@ export class ControlPlane {
         case 'node-died':
           this.#deaths[action.reason]++;
           this.#logDeath(action.node.mac, action.node.id, action.reason, action.silentMs);
+          this.#transfers.drop(action.node.mac, 'gone');
           break;
         case 'reset':
+          this.#transfers.begin(this.#clock.now());
+          this.#transfers.dropAll();
           this.#serving = false;
           this.#listenUntil = this.#clock.now() + this.#listenMs;
           this.#log(
@@ -526,8 +556,7 @@ export class ControlPlane {
           if (action.changedView) this.#log('debug', { event: 'round', durationMs: Math.round(action.durationMs) }, 'convergence round changed the view');
           break;
         case 'send-state':
-          // A node that never served has no tracking state worth handing out.
-          if (this.#serving) this.#sendState(action.to);
+          this.#transfers.send(action.to);
           break;
       }
     }
@@ -592,46 +621,9 @@ export class ControlPlane {
     return Object.fromEntries(this.#membership.nodes.map((n) => [n.id, n.mac]));
   }
 
-  /**
-   * LNLB: the first member hands its tracking state to a newcomer (CONNTRACK). Serialising a
-   * million flows takes tens of milliseconds, which must never delay a heartbeat: the main
-   * thread saves the tables and hands the bytes back (`sendSavedState`).
-   */
-  #sendState(to: string): void {
-    // Saving the tables costs the main thread tens of ms per million flows: a burst of
-    // newcomers is served, a flood of them (spoofed JOINs on an unkeyed cluster) is not; a
-    // newcomer without the state serves after its wait, as when a transfer is lost.
-    if (!this.#stateSends.take(this.#clock.now())) {
-      this.#stateSendsSkipped++;
-      this.#log('debug', { event: 'state-send-skipped', to }, `no tracking state for newcomer ${to}: more newcomers than ${STATE_SENDS_PER_SECOND}/s`);
-      return;
-    }
-    this.#emit({ type: 'save-state', to, owners: this.#owners() });
-  }
-
-  /** The main thread saved the shards: send every handler's state (fragments, paced) to `to`, the last one marked. */
-  async sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
-    const started = this.#clock.now();
-    try {
-      let fragments = 0;
-      let entries = 0;
-      let bytes = 0;
-      for (let i = 0; i < states.length; i++) {
-        const { protocol, state } = states[i]!;
-        fragments += await this.#channel.sendState(to, (protocol & STATE_PROTOCOL_MASK) | (i === states.length - 1 ? STATE_LAST : 0), state);
-        entries += states[i]!.entries;
-        bytes += state.length;
-      }
-      this.#log(
-        'info',
-        { event: to === 'cluster' ? 'resync-sent' : 'state-sent', to, entries, bytes, handlers: states.length, fragments, ms: Math.round(this.#clock.now() - started) },
-        to === 'cluster' ? `resync: sent ${entries} tracked flows to every node` : `sent ${entries} tracked flows to newcomer ${to}`,
-      );
-      return { fragments };
-    } catch (err) {
-      this.#log('error', { event: 'state-send-failed', to }, (err as Error).message);
-      return { fragments: 0, error: (err as Error).message };
-    }
+  /** The main thread saved the shards: send every handler's state (fragments, paced) to `to` (a newcomer, or 'cluster': a resync). */
+  sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
+    return this.#transfers.sendSaved(to, states);
   }
 
   /** `lnlbctl resync` starts on the main thread, which needs the owners to save the tables. */

@@ -156,7 +156,14 @@ export interface ControlStatus {
   changePending: boolean;
   /** name and address: what the node announced ('' before its first message that says, or from a node that does not). */
   nodes: { mac: string; name: string; address: string; status: string; joined: boolean; weight: number; self: boolean; rulesDigest: number | undefined; rulesMatch: boolean | undefined }[];
-  control: { received: Record<string, number>; sent: Record<string, number>; rejected: Record<string, number>; overflow: Record<string, number> };
+  control: {
+    received: Record<string, number>;
+    sent: Record<string, number>;
+    rejected: Record<string, number>;
+    overflow: Record<string, number>;
+    /** The tracking-state transfers, both sides (cluster/state-transfer.ts): started, acknowledged, fragments resent, requests sent, ... */
+    stateTransfer: Record<string, number>;
+  };
   nodeTableFull: number;
   rounds: number;
   resets: number;

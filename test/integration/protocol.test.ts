@@ -1,11 +1,13 @@
 // The cluster protocol with real daemons in namespaces: a newcomer receives the tracking state
-// and no existing client moves; SIGTERM sends LEAVE; a paused node comes back without double
+// and no existing client moves, also when the switch drops 30% of the state's fragments; SIGTERM sends LEAVE; a paused node comes back without double
 // ownership; a node with the wrong key is kept out; sub-second failover at --heartbeat-ms 100.
 import test from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
 import { sweepStale, tail, waitExit } from '../../src/lab/netns.js';
 
@@ -73,6 +75,68 @@ test.serial('a newcomer receives the tracking state and no existing client moves
     t.true(entries >= SOURCES, `node3 loaded ${entries} tracked flows`);
     const after = owners(await lab.survey(lab.clientIps));
     t.deepEqual(after, before, 'every existing client is still served by the same node');
+  });
+});
+
+/** Sends one UDP frame from each of `--count` sources (the bench's generator): that many tracked flows. */
+const GENERATOR = fileURLToPath(new URL('../../bench/generator.js', import.meta.url));
+const TRACKED_FLOWS = 20_000;
+const FRAGMENT_LOSS_PERCENT = 30;
+/** Clients with a connection open across the join, and its length in 50 ms lines. */
+const STREAMS = 16;
+const STREAM_LINES = 160;
+
+function logField(line: string, name: string): number {
+  return Number(new RegExp(`"${name}":(\\d+)`).exec(line)?.[1] ?? Number.NaN);
+}
+
+test.serial(`a newcomer under ${FRAGMENT_LOSS_PERCENT}% loss of the state's fragments asks again for what it lacks: every tracked flow loaded before it serves, no existing client moves or is answered twice`, async (t) => {
+  await withLab(3, async (lab) => {
+    lab.startDaemon('node1');
+    lab.startDaemon('node2');
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    for (const node of ['node1', 'node2']) await lab.startHttpServer(node);
+    const flows = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(TRACKED_FLOWS), '--base', '10.64.0.0'], { timeoutMs: 60_000 });
+    t.is(flows.code, 0, flows.stderr);
+    const before = owners(await lab.survey(lab.clientIps));
+    t.true([...before.values()].every((n) => n === 'node1' || n === 'node2'), JSON.stringify([...before]));
+    // Long-lived connections across the join: a node that claimed one without the state would reset it.
+    const streamed = lab.clientIps.slice(0, STREAMS);
+    const streams = streamed.map((source) => lab.curlFrom(source, `http://${VIP}/stream?lines=${STREAM_LINES}&everyMs=50`, { maxTimeS: 30 }));
+    await sleep(300);
+    const dropped = await lab.dropStateFragments(FRAGMENT_LOSS_PERCENT);
+    const joinedAt = performance.now();
+    const newcomer = lab.startDaemon('node3');
+    await lab.waitConverged(lab.nodes, 30_000);
+    const convergedMs = performance.now() - joinedAt;
+    const received = await lab.lab.waitForLog(newcomer, /"event":"state-received"/, 5000);
+    const loaded = await lab.lab.waitForLog(newcomer, /"event":"state-loaded"/, 5000);
+    const lost = await dropped();
+    const log = tail(newcomer.logFile, 2000).split('\n');
+    const receivedAt = log.findIndex((l) => l.includes('"event":"state-received"'));
+    const servingAt = log.findIndex((l) => l.includes('"event":"view"'));
+    t.true(receivedAt >= 0 && servingAt > receivedAt, 'the state was complete before its first view (it serves from its first view)');
+    t.true(lost > 0, `the switch dropped ${lost} state fragments`);
+    t.true(logField(received, 'fragmentsAsked') > 0, received);
+    t.true(logField(loaded, 'entries') >= TRACKED_FLOWS, `node3 loaded ${logField(loaded, 'entries')} tracked flows`);
+    t.log(
+      `${FRAGMENT_LOSS_PERCENT}% loss: ${logField(received, 'fragments')} fragments in the state, ${lost} dropped by the switch (resends included), ${logField(received, 'fragmentsAsked')} asked again in ${logField(received, 'requests')} requests; complete ${logField(received, 'ms')} ms after joining; node3 converged ${Math.round(convergedMs)} ms after start`,
+    );
+    const bodies = await Promise.all(streams);
+    t.true(convergedMs < STREAM_LINES * 50 - 1000, `node3 converged (${Math.round(convergedMs)} ms) while the streams were open`);
+    bodies.forEach((body, i) => {
+      const lines = body.ok ? body.body.trim().split('\n') : [];
+      t.is(lines.length, STREAM_LINES, `${streamed[i]!}: the long connection finished whole: ${JSON.stringify(body).slice(0, 200)}`);
+      t.true(lines.every((line, k) => line === `${k + 1} ${before.get(streamed[i]!)!}`), `${streamed[i]!}: every line from its node, ${before.get(streamed[i]!)!}`);
+    });
+    await lab.startHttpServer('node3');
+    const after = owners(await lab.survey(lab.clientIps));
+    t.deepEqual(after, before, 'every existing client is still served by the same node');
+    for (const source of lab.clientIps.slice(0, 8)) {
+      const ping = await lab.pingFrom(source, VIP, 3);
+      t.is(ping.duplicates, 0, `${source}: answered by two nodes`);
+      t.is(ping.received, 3, `${source}: ${ping.output}`);
+    }
   });
 });
 

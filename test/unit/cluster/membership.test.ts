@@ -259,18 +259,22 @@ test('property: with loss, duplication and reordering, live nodes end with ident
   }
 });
 
-test('a newcomer whose state never arrives waits for it, then serves without it', (t) => {
+test('a newcomer whose state never arrives keeps waiting while its sender lives, and serves once no member is left to send it', (t) => {
   const sim = new SimulatedCluster();
   sim.add(B);
   sim.run(1000);
-  sim.loseState = true;
+  sim.stateLoss = 1; // every fragment, NACK and ACK lost
   const a = sim.add(A);
   sim.run(500);
   t.false(a.accepting, 'waiting for the tracking state');
   t.deepEqual(sim.view(B), [A, B], 'the others already count it in');
-  sim.run(1500);
-  t.true(a.accepting);
-  t.deepEqual(sim.view(A), [A, B]);
+  sim.run(5000); // LNLB's newcomer served after max(1 s, dead-after)
+  t.false(a.accepting, 'still waiting: B lives and could send it');
+  sim.kill(B);
+  sim.run(1000);
+  t.true(a.accepting, 'B died: nobody is left to own a client');
+  t.deepEqual(sim.view(A), [A]);
+  t.deepEqual(sim.stateOutcomes.map((o) => [o.node, o.from ?? 'none needed', o.liveJoined.join()]), [[A, 'none needed', '']]);
 });
 
 /** The owner MAC each of 200 sources gets from this node's view (ids are local; MACs are not). */

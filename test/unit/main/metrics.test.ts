@@ -41,6 +41,7 @@ function fakeInterface(name: string, overrides: Partial<InterfaceStatusJson['cou
         sent: { HEARTBEAT: 51, WELCOME: 1 },
         rejected: { 'auth-BAD_MAC': 4, 'auth-REPLAYED': 2, BAD_CRC: 1 },
         overflow: { unauthenticatedPeersEvicted: 3, unauthenticatedPeersNotTracked: 0, logLinesSuppressed: 9 },
+        stateTransfer: { transfersStarted: 2, fragmentsResent: 41, requestsSent: 0 },
       },
       nodeTableFull: 0,
       rounds: 9,
@@ -169,6 +170,8 @@ test('a held node: lnlb_held 1 and its unauthenticated peers by verdict (every v
   t.is(samples.get('lnlb_control_unauthenticated_peers{interface="nlb1",verdict="UNEXPECTED_SIGNATURE"}'), 0);
   t.is(samples.get('lnlb_control_overflows_total{interface="nlb0",what="unauthenticatedPeersEvicted"}'), 3);
   t.is(samples.get('lnlb_control_overflows_total{interface="nlb0",what="logLinesSuppressed"}'), 9);
+  t.is(samples.get('lnlb_state_transfers_total{interface="nlb0",what="fragmentsResent"}'), 41, 'the state transfers, by what');
+  t.is(samples.get('lnlb_state_transfers_total{interface="nlb0",what="transfersStarted"}'), 2);
 });
 
 test('a status without the newer fields (evictions, deaths, actors) gives no such series and no error', async (t) => {

@@ -148,10 +148,10 @@ const rejects: Array<{ description: string; frame: () => { buf: Uint8Array; len:
     verdict: DecodeResult.UNKNOWN_TYPE,
   },
   {
-    description: 'type 8',
+    description: 'type 10 (one past STATE_NACK, the last)',
     frame: () => {
       const m = heartbeat();
-      writeU32(m.buf, MSG_OFF_TYPE, 8);
+      writeU32(m.buf, MSG_OFF_TYPE, MessageType.STATE_NACK + 1);
       return m;
     },
     verdict: DecodeResult.UNKNOWN_TYPE,
@@ -279,7 +279,7 @@ test('encodeMessage refuses programming errors', (t) => {
   const buf = new Uint8Array(64);
   t.throws(() => encodeMessage(buf, 0, { clusterIp: CLUSTER, type: MessageType.HEARTBEAT, messageId: 1, data: 65536 }), { instanceOf: RangeError });
   t.throws(() => encodeMessage(buf, 0, { clusterIp: CLUSTER, type: MessageType.HEARTBEAT, messageId: 1 }), { instanceOf: RangeError });
-  t.throws(() => encodeMessage(buf, 0, { clusterIp: CLUSTER, type: 9 as MessageType, messageId: 1 }), { instanceOf: RangeError });
+  t.throws(() => encodeMessage(buf, 0, { clusterIp: CLUSTER, type: (MessageType.STATE_NACK + 1) as MessageType, messageId: 1 }), { instanceOf: RangeError });
   t.throws(() => encodeMessage(buf, 0, { clusterIp: -1, type: MessageType.JOIN, messageId: 1 }), { instanceOf: RangeError });
   t.throws(() => encodeMessage(buf, 0, { clusterIp: CLUSTER, type: MessageType.CONNTRACK, messageId: 1, data: new Uint8Array(40) }), { instanceOf: RangeError });
 });

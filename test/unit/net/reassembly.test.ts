@@ -545,3 +545,29 @@ test('fragmentMessage refuses programming errors', (t) => {
   const lb = fragmentMessage({ clusterIp: CLUSTER, type: MessageType.CONNTRACK, flags: 4, messageId: 9, data }, { mtu: MTU }).write(0, b, 0);
   t.deepEqual(a.subarray(0, la), b.subarray(0, lb));
 });
+
+test('missingFragments lists what a message in progress lacks (for a NACK); reopen lets a dropped message start again when asked for', (t) => {
+  const data = payload(20_000, 21);
+  const frags = fragments(data, 77);
+  const r = new Reassembler();
+  const lost = new Set([0, 5, 6, frags.length - 1]);
+  for (let k = 0; k < frags.length; k++) if (!lost.has(k)) push(r, frags[k]!, A, 1000);
+  const missing = r.missingFragments(A, 77)!;
+  t.is(missing.first, 0);
+  t.is(missing.bits, frags.length);
+  t.is(missing.total, frags.length);
+  const listed: number[] = [];
+  for (let i = 0; i < missing.bits; i++) if ((missing.bitmap[i >>> 3]! & (0x80 >>> (i & 7))) !== 0) listed.push(missing.first + i);
+  t.deepEqual(listed, [...lost].sort((a, b) => a - b));
+  t.is(r.missingFragments(A, 78), undefined, 'not in progress');
+  t.is(r.missingFragments(B, 77), undefined, 'another sender');
+  // Dropped (expired): its late fragments are ABANDONED, unless the receiver asked for it again.
+  r.expire(5000);
+  push(r, frags[0]!, A, 5001);
+  t.is(r.lastVerdict, ReassemblyVerdict.ABANDONED);
+  r.reopen(A, 77);
+  let out: Uint8Array | undefined;
+  for (const f of frags) out = push(r, f, A, 5002) ?? out;
+  t.truthy(out, 'resent whole, it completes');
+  t.true(Buffer.from(out!).equals(Buffer.from(data)));
+});
