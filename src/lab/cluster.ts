@@ -131,7 +131,9 @@ export class ClusterLab {
   startDaemon(node: string, extraArgs: string[] = []): LabProcess {
     if (!existsSync(LNLBD)) throw lnlbError('LNLB_ERR_LAB_SETUP', `${LNLBD} not found: the daemon is not built`);
     mkdirSync(this.runDir(node), { recursive: true, mode: 0o700 });
-    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...this.lab.keyArgs(extraArgs), ...extraArgs];
+    // The namespaces share the host's name: each node announces its lab name instead.
+    const name = extraArgs.includes('--node-name') ? [] : ['--node-name', node];
+    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...name, ...this.lab.keyArgs(extraArgs), ...extraArgs];
     const child = this.lab.spawn(node, argv, { logName: 'lnlbd', cwd: REPO_ROOT });
     this.daemons.set(node, child);
     return child;
