@@ -10,6 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, sweepStale, waitExit, waitUntil } from '../../src/lab/netns.js';
+import { defaultNodeName } from '../../src/net/cluster-message.js';
+import { hostname } from 'node:os';
 
 const LNLBD = fileURLToPath(new URL('../../../bin/lnlbd', import.meta.url));
 const LNLBCTL = fileURLToPath(new URL('../../../bin/lnlbctl', import.meta.url));
@@ -119,7 +121,7 @@ function threadNices(pid: number): number[] {
   });
 }
 
-test.serial('every lnlbd thread runs at --nice (-20 by default), the control thread at -20 whatever it is', async (t) => {
+test.serial('every lnlbd thread runs at --nice (-20 by default), the control thread at -20 whatever it is; without --node-name it announces the host name', async (t) => {
   const l = theLab();
   const runDir = `${l.dir}/solo-nice`;
   for (const [args, expected] of [[[], -20], [['--nice', '-7'], -7]] as const) {
@@ -130,6 +132,10 @@ test.serial('every lnlbd thread runs at --nice (-20 by default), the control thr
       t.true(nices.length >= 6, `${nices.length} threads`);
       // The control thread raised itself further; all the others (V8's, libuv's, the workers) are at --nice.
       t.deepEqual(nices.filter((n) => n !== expected), expected === -20 ? [] : [-20], `${args.join(' ') || 'default'}: ${nices.join(' ')}`);
+      // Without --node-name, the node announces the host's name.
+      const status = await l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status', '--json']);
+      const self = (JSON.parse(status.stdout) as { interfaces: { nodes: { self: boolean; name?: string }[] }[] }).interfaces[0]!.nodes.find((n) => n.self);
+      t.is(self?.name, defaultNodeName(hostname()));
     } finally {
       daemon.kill('SIGTERM');
       await waitExit(daemon, 8000);

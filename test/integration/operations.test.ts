@@ -7,13 +7,11 @@
  */
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VIP } from '../../src/lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 import type { ConntrackJson, DrainResult, StatusJson } from '../../src/main/admin-protocol.js';
-import { defaultNodeName } from '../../src/net/cluster-message.js';
 
 let configPath = '';
 const lab = clusterSuite(test, {
@@ -200,7 +198,7 @@ test.serial('SIGHUP reloads the config file: log level and weight mode applied l
   t.is(nodeOf((await lab().survey([lab().clientIps[0]!])).get(lab().clientIps[0]!)).startsWith('node'), true, 'still serving');
 });
 
-test.serial('status and conntrack name each node beside its MAC (--node-name, or the host name) with its address; conntrack marks this node', async (t) => {
+test.serial('status and conntrack name each node beside its MAC (--node-name; the lab names its nodes) with its address; conntrack marks this node', async (t) => {
   // Fixed weights: a load average moving on this busy machine would make the view change (converging) now and then.
   for (const node of lab().nodes) t.is((await lab().ctl(node, ['weight_mode', 'nlb0', 'fixed'])).code, 0);
   await sleep(1000);
@@ -209,7 +207,7 @@ test.serial('status and conntrack name each node beside its MAC (--node-name, or
   const nodes = status.nodes.map((n) => ({ name: n.name, address: n.address, state: n.state, self: n.self }));
   t.deepEqual(nodes.sort((a, b) => (a.address ?? '').localeCompare(b.address ?? '')), [
     { name: 'web-1', address: '10.0.0.1', state: 'converged', self: true },
-    { name: defaultNodeName(hostname()), address: '10.0.0.2', state: 'serving', self: false },
+    { name: 'node2', address: '10.0.0.2', state: 'serving', self: false },
   ]);
   const text = await lab().statusText('node2');
   t.regex(text, /^ {2}NODE +NAME +ADDRESS +STATE +WEIGHT +RULES$/m);
@@ -239,7 +237,7 @@ test.serial('a weight is a capacity: with fixed weights 300 and 100, the node of
   await sleep(1500); // a weight is applied by the round after the one announcing it
   await lab().waitConverged(lab().nodes, 10_000);
   const weights = (await lab().status('node2')).interfaces[0]!.nodes.map((n) => [n.name, n.weight]);
-  t.deepEqual(weights.sort(), [[defaultNodeName(hostname()), 100], ['web-1', 300]].sort());
+  t.deepEqual(weights.sort(), [['node2', 100], ['web-1', 300]].sort());
   const served = [...(await servedBy(lab().clientIps.slice(WEIGHT_SOURCES_FROM, -NAME_SOURCES))).values()];
   const one = served.filter((n) => n === 'node1').length;
   const two = served.filter((n) => n === 'node2').length;
