@@ -7,6 +7,56 @@
 import { ClusterLab, VIP } from '../src/lab/cluster.js';
 import { tail, waitExit } from '../src/lab/netns.js';
 
+/**
+ * One failover, step by step, in ms after the kill (medians over the trials): the victim's last
+ * frame heard by a survivor, the first survivor's death declaration, its view without the
+ * victim published, the survivors' actors on that view, the first new client a survivor took
+ * after it, the first and the last orphaned source answered (ping).
+ */
+export interface FailoverTimelineMs {
+  lastHeard: number;
+  declared: number;
+  published: number;
+  actorsSwitched: number;
+  firstTaken: number;
+  firstOrphanAnswered: number;
+  lastOrphanAnswered: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : s[Math.floor(s.length / 2)]!;
+};
+
+/** The survivors' own record of the failover of `victimMac` (status: lastFailover, actors' view times), relative to `since`. */
+async function timelineOf(lab: ClusterLab, survivors: string[], victimMac: string, since: number, pings: { firstReplyMs: Map<string, number>; worstMs: number }): Promise<FailoverTimelineMs> {
+  const statuses = await Promise.all(survivors.map((node) => lab.status(node)));
+  const steps = { lastHeard: [] as number[], declared: [] as number[], published: [] as number[], actors: [] as number[], taken: [] as number[] };
+  for (const s of statuses) {
+    const c = s.interfaces[0]!.counters;
+    const f = c.lastFailover;
+    if (f === undefined || f.node.toLowerCase() !== victimMac || f.declaredAt < since) continue;
+    steps.lastHeard.push(f.lastHeardAt - since);
+    steps.declared.push(f.declaredAt - since);
+    if (f.publishedAt > 0) steps.published.push(f.publishedAt - since);
+    for (const a of c.actors ?? []) {
+      if (a.shrinkAppliedAt >= f.declaredAt) steps.actors.push(a.shrinkAppliedAt - since);
+      if (a.firstTakenAfterShrinkAt >= f.declaredAt) steps.taken.push(a.firstTakenAfterShrinkAt - since);
+    }
+  }
+  const earliest = (xs: number[]): number => (xs.length === 0 ? Number.NaN : Math.min(...xs));
+  return {
+    lastHeard: Math.max(...steps.lastHeard),
+    declared: earliest(steps.declared),
+    published: earliest(steps.published),
+    // Every survivor's every actor: the datapath follows when the last of them has the view.
+    actorsSwitched: steps.actors.length === 0 ? Number.NaN : Math.max(...steps.actors),
+    firstTaken: earliest(steps.taken),
+    firstOrphanAnswered: earliest([...pings.firstReplyMs.values()]),
+    lastOrphanAnswered: pings.worstMs,
+  };
+}
+
 export interface FailoverResult {
   heartbeatMs: number;
   deadAfterMs: number;
@@ -16,6 +66,9 @@ export interface FailoverResult {
   unanswered: number;
   /** Deaths declared of nodes that were not killed (read from the survivors' logs). */
   falseDeaths: number;
+  /** Each kill's steps, and their medians. */
+  timelines: FailoverTimelineMs[];
+  timeline: FailoverTimelineMs;
 }
 
 export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number; fault?: 'kill' | 'link-down' }): Promise<FailoverResult> {
@@ -23,6 +76,7 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
   const timing = ['--heartbeat-ms', String(options.heartbeatMs), '--dead-after-ms', String(options.deadAfterMs), '--log-level', 'warn'];
   const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 30 });
   const trials: number[] = [];
+  const timelines: FailoverTimelineMs[] = [];
   let unanswered = 0;
   let falseDeaths = 0;
   try {
@@ -42,6 +96,7 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
       if (fault === 'kill') await waitExit(daemon, 2000);
       trials.push(pings.worstMs);
       unanswered += pings.unanswered.length;
+      if (fault === 'kill') timelines.push(await timelineOf(lab, lab.nodes.filter((n) => n !== victim), lab.lab.host(victim).mac.toLowerCase(), since, pings));
 
       process.stderr.write(`  trial ${i + 1}: ${victim} killed, ${orphans.length} sources answered again after ${Math.round(pings.worstMs)} ms\n`);
       if (fault === 'kill') daemons.push(lab.startDaemon(victim, timing));
@@ -66,6 +121,16 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
     worstMs: sorted[sorted.length - 1] ?? Number.NaN,
     unanswered,
     falseDeaths,
+    timelines,
+    timeline: {
+      lastHeard: median(timelines.map((x) => x.lastHeard)),
+      declared: median(timelines.map((x) => x.declared)),
+      published: median(timelines.map((x) => x.published)),
+      actorsSwitched: median(timelines.map((x) => x.actorsSwitched)),
+      firstTaken: median(timelines.map((x) => x.firstTaken)),
+      firstOrphanAnswered: median(timelines.map((x) => x.firstOrphanAnswered)),
+      lastOrphanAnswered: median(timelines.map((x) => x.lastOrphanAnswered)),
+    },
   };
 }
 

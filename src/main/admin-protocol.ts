@@ -9,6 +9,7 @@
 
 import type { BondJson } from './bond-manager.js';
 import type { ActorCounters } from '../workers/datapath.js';
+import type { FailoverTimeline } from '../workers/messages.js';
 import type { HealthStatusJson } from './health-monitor.js';
 
 export const ADMIN_PROTOCOL_VERSION = 1;
@@ -109,6 +110,8 @@ export interface InterfaceCounters {
    */
   stallMaxMs?: number;
   stallTotalMs?: number;
+  /** The last member this node declared dead for silence: last heard, declared dead, view published (wall-clock ms). */
+  lastFailover?: FailoverTimeline;
   /** Tracked flows evicted to make room (table full). Optional: absent from daemons before metrics. */
   evictions?: number;
   /** Nodes this node declared dead, by reason (missed-heartbeats, left, restarted, self-reset). */

@@ -847,6 +847,7 @@ export class ClusterInterface {
         nodeTableFull: plane?.nodeTableFull ?? 0,
         rounds: plane?.rounds ?? 0,
         resets: plane?.resets ?? 0,
+        ...(plane?.lastFailover === undefined ? {} : { lastFailover: plane.lastFailover }),
         stallMaxMs: plane?.stallMaxMs ?? 0,
         stallTotalMs: plane?.stallTotalMs ?? 0,
         evictions: counters?.evictions ?? 0,

@@ -204,8 +204,11 @@ export const DAEMON_OPTIONS = [
   { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create; %d takes the lowest free number', default: 'nlb%d', parse: ifName },
   { key: 'runDir', flag: '--run-dir <dir>', description: 'directory of the admin socket and state files', default: '/run/lnlb', parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a directory') : raw) },
   { key: 'workers', flag: '--workers <n>', description: `actor threads (each owns a shard of the tracking tables), at most ${MAX_ACTORS}`, default: 2, parse: integer(1, MAX_ACTORS) },
-  { key: 'heartbeatMs', flag: '--heartbeat-ms <ms>', description: 'interval between heartbeats', default: 1000, parse: integer(10, 60_000) },
-  { key: 'deadAfterMs', flag: '--dead-after-ms <ms>', description: 'a node silent this long is dead', default: 5000, parse: integer(20, 600_000) },
+  // 100/700: a killed node's clients are answered elsewhere in under a second (LNLB's 1000/5000
+  // took about 5 s), and a forged flood on a loaded machine, which stalls control threads for up
+  // to 400 ms, declares no live node dead (bench control-flood, bench failover).
+  { key: 'heartbeatMs', flag: '--heartbeat-ms <ms>', description: 'interval between heartbeats', default: 100, parse: integer(10, 60_000) },
+  { key: 'deadAfterMs', flag: '--dead-after-ms <ms>', description: 'a node silent this long is dead', default: 700, parse: integer(20, 600_000) },
   {
     key: 'nice',
     flag: '--nice <n>',

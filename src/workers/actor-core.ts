@@ -58,9 +58,16 @@ export interface ActorConfig {
   holdBytes?: number;
   /** The election key (deriveElectionKey of the cluster key, two words), the same on every node; absent: the unkeyed hash (no key). */
   electionKey?: Uint32Array | undefined;
+  /** Wall-clock ms, comparable across threads (a failover's timeline); read when a member leaves the view and on the first flow taken after it. */
+  wallClockMs?: () => number;
 }
 
 export class ActorCore {
+  readonly #wallClockMs: () => number;
+  /** No new flow taken since a member left the view: the next one's time goes in the counters. */
+  #awaitingFirstTaken = false;
+  /** Members in the view last taken: a view with fewer is a death or a leave. */
+  #nodeCount = 0;
   readonly #ring: ByteRing;
   readonly #sink: FrameSink;
   readonly #trackers: readonly Tracker[];
@@ -111,6 +118,7 @@ export class ActorCore {
     this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
     this.#handlerErrors = config.handlerErrors;
     this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
+    this.#wallClockMs = config.wallClockMs ?? (() => performance.timeOrigin + performance.now());
   }
 
   get accepting(): boolean {
@@ -215,6 +223,7 @@ export class ActorCore {
     const frameFlags = meta >>> 16;
     const tracker = this.#trackers[handlerIndex]!;
     let owner: number;
+    let elected = false;
     c[C.inHandler] = handlerCall(handlerIndex, M.isRelated);
     try {
       owner = tracker.isRelated(keyLo, keyHi, frameFlags, this.#now);
@@ -254,10 +263,15 @@ export class ActorCore {
       }
       c[C.inHandler] = 0;
       c[C.elected]!++;
+      elected = true;
     }
     if (owner !== this.#selfId) {
       c[C.dropOtherNode]!++;
       return;
+    }
+    if (elected && this.#awaitingFirstTaken) {
+      this.#awaitingFirstTaken = false;
+      c[C.firstTakenAfterShrinkAt] = this.#wallClockMs();
     }
     const p = this.#pending;
     this.#offsets[p] = at + DESCRIPTOR_BYTES;
@@ -360,5 +374,11 @@ export class ActorCore {
       this.#nextElections.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.nextWeights, macs: view.macs, ruleParams: view.ruleParams });
     }
     this.#generation = view.generation;
+    if (view.nodeCount < this.#nodeCount) {
+      this.#c[C.shrinkAppliedAt] = this.#wallClockMs();
+      this.#c[C.firstTakenAfterShrinkAt] = 0;
+      this.#awaitingFirstTaken = true;
+    }
+    this.#nodeCount = view.nodeCount;
   }
 }

@@ -29,7 +29,7 @@ import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_
 import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256 } from '../port/native.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
-import type { ControlData, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
+import type { ControlData, FailoverTimeline, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
 
 /**
  * What `status` shows: every round briefly sets every member WAITING_HEARTBEAT, which is noise
@@ -71,6 +71,8 @@ export class ControlPlane {
   #stopped = false;
   #lastLoggedView = '';
   /** Nodes declared dead, by reason (every reason listed from the start, for the metrics). */
+  /** The last death for silence, as wall-clock ms: the failover's timeline in status (bench failover prints it). */
+  #lastFailover: FailoverTimeline | undefined;
   readonly #deaths: Record<Extract<MembershipAction, { kind: 'node-died' }>['reason'], number> = { 'missed-heartbeats': 0, left: 0, restarted: 0, 'self-reset': 0 };
   /** Each member's weight in the last published view, to log who changed it. */
   readonly #lastWeights = new Map<string, number>();
@@ -282,6 +284,7 @@ export class ControlPlane {
       nodeTableFull: m.tableFull,
       rounds: m.roundsCompleted,
       resets: m.resets,
+      ...(this.#lastFailover === undefined ? {} : { lastFailover: { ...this.#lastFailover } }),
       stallMaxMs: Math.round(m.stallMaxMs),
       stallTotalMs: Math.round(m.stallTotalMs),
       deaths: { ...this.#deaths },
@@ -538,6 +541,10 @@ export class ControlPlane {
           break;
         case 'node-died':
           this.#deaths[action.reason]++;
+          if (action.reason === 'missed-heartbeats') {
+            const declaredAt = this.#clock.wallNow();
+            this.#lastFailover = { node: action.node.mac, lastHeardAt: declaredAt - action.silentMs, declaredAt, publishedAt: 0 };
+          }
           this.#logDeath(action.node.mac, action.node.id, action.reason, action.silentMs);
           this.#transfers.drop(action.node.mac, 'gone');
           break;
@@ -596,6 +603,7 @@ export class ControlPlane {
       for (let k = 0; k < slots; k++) view.ruleParams[i * VIEW_MAX_RULE_SLOTS + k] = same ? rules.params[k]! : RULE_PARAMS_UNKNOWN;
     });
     this.#viewWriter.publish(view);
+    if (this.#lastFailover?.publishedAt === 0) this.#lastFailover.publishedAt = this.#clock.wallNow();
     // Idle actors sleep on their rings: wake them so held frames are decided now.
     for (const ring of this.#rings) ring.wakeConsumer();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');

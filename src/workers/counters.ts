@@ -59,6 +59,10 @@ export const ActorCounter = {
   beat: 16,
   /** handlerCall() while in handler code, else 0 (watchdog.ts). */
   inHandler: 17,
+  /** Wall-clock ms (epoch, sub-ms) when this actor last took a view with fewer members than the one before (a death or a leave): a failover's timeline. */
+  shrinkAppliedAt: 18,
+  /** Wall-clock ms of the first new flow this actor took after that view (0: none yet). */
+  firstTakenAfterShrinkAt: 19,
 } as const;
 
 export class CounterBlock {

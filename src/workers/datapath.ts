@@ -102,6 +102,9 @@ export interface ActorCounters {
   ringBytesUsed: number;
   ringBytesCapacity: number;
   ringOverflows: number;
+  /** Wall-clock ms (epoch) when this actor last took a view with fewer members (a death, a leave), and of the first new flow it took after it (0: none yet). */
+  shrinkAppliedAt: number;
+  firstTakenAfterShrinkAt: number;
 }
 
 const STOP_TIMEOUT_MS = 3000;
@@ -474,6 +477,8 @@ export class Datapath {
         ringBytesUsed: Math.max(0, ring.usedBytes()),
         ringBytesCapacity: ring.capacity,
         ringOverflows: ring.overflows,
+        shrinkAppliedAt: at(ActorCounter.shrinkAppliedAt),
+        firstTakenAfterShrinkAt: at(ActorCounter.firstTakenAfterShrinkAt),
       };
     });
   }

@@ -151,6 +151,15 @@ export type MainToControl =
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** The control plane's view of the cluster, for `lnlbctl status`. */
+/** One failover as this node saw it, in wall-clock ms (epoch). */
+export interface FailoverTimeline {
+  node: string;
+  lastHeardAt: number;
+  declaredAt: number;
+  /** 0 until the view without it is published. */
+  publishedAt: number;
+}
+
 export interface ControlStatus {
   accepting: boolean;
   changePending: boolean;
@@ -167,6 +176,8 @@ export interface ControlStatus {
   nodeTableFull: number;
   rounds: number;
   resets: number;
+  /** The last member declared dead for silence: when it was last heard, declared dead, and the view without it published (wall-clock ms). */
+  lastFailover?: FailoverTimeline;
   /** The control thread's ticks that came late (it was not scheduled): the longest, and all, in ms. */
   stallMaxMs: number;
   stallTotalMs: number;

@@ -107,6 +107,18 @@ test('a node death re-homes only its own sources', (t) => {
   for (const [src, owner] of before) {
     if (owner !== 2) t.is(after.get(src), owner, `${src} moved although its node lived`);
   }
+  // The failover's timeline (bench failover): each survivor's actors note when they took the
+  // smaller view and the first new flow they took after it; the node that died noted nothing.
+  for (const n of nodes) {
+    const rows = n.actors.map((_, i) => ({ shrink: n.counters.sum(ActorCounter.shrinkAppliedAt, 1 + i, 2 + i), taken: n.counters.sum(ActorCounter.firstTakenAfterShrinkAt, 1 + i, 2 + i) }));
+    if (n.id === 2) {
+      t.true(rows.every((r) => r.shrink === 0 && r.taken === 0));
+      continue;
+    }
+    t.true(rows.every((r) => r.shrink > 0), `node ${n.id}: ${JSON.stringify(rows)}`);
+    t.true(rows.some((r) => r.taken >= r.shrink), `node ${n.id} took a dead node's source after the view: ${JSON.stringify(rows)}`);
+    t.true(rows.every((r) => r.taken === 0 || r.taken >= r.shrink));
+  }
 });
 
 const verdicts: { description: string; frame: () => Uint8Array; counter: number }[] = [
