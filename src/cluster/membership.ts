@@ -453,7 +453,12 @@ export class Membership {
   }
 
   #tick(now: number): void {
-    if (this.#phase === Phase.STOPPED) return;
+    if (this.#phase === Phase.STOPPED) {
+      // Nothing to do, but `nextDeadline` counts from the last tick: a frozen one asked the
+      // driver to tick again at once, every millisecond, for as long as the node stayed out.
+      this.#lastTickAt = now;
+      return;
+    }
     const stalled = now - this.#lastTickAt;
     this.#lastTickAt = now;
     // Late for the tick we asked for: frames that came meanwhile were not read (or the socket
@@ -524,6 +529,9 @@ export class Membership {
         this.#stateArrivedEarly = false;
         this.#endRound();
         this.#roundStartedAt = Number.NEGATIVE_INFINITY; // a new incarnation: no storm to guard against
+        // A tick promised while stopped (or before a reset) measures no stall of this incarnation:
+        // a rejoin after 5 s out counted a 4.8 s stall.
+        this.#promisedTickAt = Number.NaN;
         // The first round starts once the JOINs are out and the WELCOMEs back.
         this.#nextRoundAt = now + this.#opts.joinCount * this.#opts.joinIntervalMs;
         this.#weightsAmbiguous = false;
