@@ -11,17 +11,38 @@
  *   OK               heard in this round
  *   DEAD             removed (kept only in the action that reports it)
  *
- * Round (one at a time):
- *   IDLE ──(heartbeat timer, or a HEARTBEAT received: aligns the nodes' rounds)──► CONVERGING
- *     entry: lock own weight; every other member WAITING_HEARTBEAT, JOINING ones too (and if
+ * Phases (`phase`; `#enter` is the one way into each and sets every field the phase owns, so
+ * leave, rejoin, a self-reset or a round's end can leave no flag or timer of another behind):
+ *   STOPPED ──start/rejoin──► JOINING ──(JOINs out)──► FIRST_ROUND or AWAITING_STATE ──► IDLE ⇄ CONVERGING
+ *   STOPPED          takes no part: before `start`, after `stop` or `leave` (frames and ticks ignored).
+ *   JOINING          sends `joinCount` JOINs `joinIntervalMs` apart (a new incarnation after a
+ *                    rejoin or a reset); members answer WELCOME with their weights. The first round
+ *                    starts when the JOINs are out, not sooner (a HEARTBEAT heard does not start it).
+ *   FIRST_ROUND      the newcomer's first round (as CONVERGING below); completing it completes
+ *                    the join: `accepting` from then on.
+ *   AWAITING_STATE   the first round when a member that has joined exists at its start and the
+ *                    tracking state has not arrived: it cannot complete until `stateReceived`
+ *                    (state loaded, or no member left to send it), however long that takes, since
+ *                    a newcomer that served without it would claim existing clients. The state
+ *                    loaded while still JOINING makes the first round a FIRST_ROUND.
+ *   IDLE             a member between rounds; the next round starts a heartbeat after the last
+ *                    started (half of one when a weight is in flight), or when a HEARTBEAT
+ *                    arrives (aligns the nodes' rounds), never within half a heartbeat of the last.
+ *   CONVERGING       a member's round (below).
+ *   Any of the last two ──stall longer than dead-after──► JOINING (self-reset, below).
+ *   Any ──stop/leave──► STOPPED.
+ *
+ * Round (one at a time; FIRST_ROUND, AWAITING_STATE, CONVERGING):
+ *   entry: lock own weight; every other member WAITING_HEARTBEAT, JOINING ones too (and if
  *     this is the first member of the table and has completed its own join, send them our
  *     tracking state); broadcast HEARTBEAT(weight); arm the round timeout.
- *   CONVERGING: HEARTBEAT/RETRASM → sender OK with its weight.
+ *   running: HEARTBEAT/RETRASM → sender OK with its weight.
  *     half the death timeout in, then every 32nd of it: a member not heard in this round →
  *     ASKRETRASM (unicast), ASKED_RETRASM; one silent for the whole death timeout (counted
- *     from the round's start at the earliest) → DEAD.
- *     every member OK → complete: weights applied, the view (election table) rebuilt only if
- *     membership or weights changed, back to IDLE.
+ *     from the round's start at the earliest, plus the time this node's own ticks came late,
+ *     at most half of it) → DEAD.
+ *     every member OK (and, in AWAITING_STATE, the state in) → complete: weights applied, the
+ *     view (election table) rebuilt only if membership or weights changed, then IDLE.
  *
  * Beyond LNLB:
  * - A round that changes nothing changes nothing: the view is republished, and new flows are
@@ -50,8 +71,34 @@ export const NodeStatus = {
 } as const;
 export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
 
-export const RoundState = { IDLE: 'IDLE', CONVERGING: 'CONVERGING' } as const;
-export type RoundState = (typeof RoundState)[keyof typeof RoundState];
+/** Where this node is in its own life as a member (see the header; `#enter` sets each one up). */
+export const MembershipPhase = {
+  /** Not taking part: before `start`, after `stop` or `leave`. */
+  STOPPED: 'STOPPED',
+  /** JOINs going out, WELCOMEs coming back; the first round starts when the JOINs are out. */
+  JOINING: 'JOINING',
+  /** The newcomer's first round is running; completing it completes the join. */
+  FIRST_ROUND: 'FIRST_ROUND',
+  /** The first round, held open until the tracking state is loaded too. */
+  AWAITING_STATE: 'AWAITING_STATE',
+  /** A member, between rounds. */
+  IDLE: 'IDLE',
+  /** A member's round is running. */
+  CONVERGING: 'CONVERGING',
+} as const;
+export type MembershipPhase = (typeof MembershipPhase)[keyof typeof MembershipPhase];
+
+const Phase = MembershipPhase;
+
+/** Phases in which a round runs (heartbeats expected, silent members asked, deaths declared). */
+const ROUND_RUNS: Readonly<Record<MembershipPhase, boolean>> = {
+  STOPPED: false,
+  JOINING: false,
+  FIRST_ROUND: true,
+  AWAITING_STATE: true,
+  IDLE: false,
+  CONVERGING: true,
+};
 
 export interface MemberNode {
   /** Local to this node, stable while the node stays a member; tracking entries store it. Never 0. */
@@ -129,42 +176,42 @@ export class Membership {
   #nextId = 1;
   #incarnation: number;
   #weight: number;
-  #started = false;
   #lastTickAt = Number.NaN;
+  /** Changed only by `#enter`, which sets up every field the phase owns. */
+  #phase: MembershipPhase = Phase.STOPPED;
 
-  // join phase
+  // Owned by JOINING (set on entry; the JOINs are a counter of their own, since a tick that
+  // came late may send the last of them after the first round has started, as it always did).
   #joinsLeft = 0;
   #nextJoinAt = 0;
-  #firstRoundAt = Number.POSITIVE_INFINITY;
-  /** Own join complete: the first round completed (LNLB: "has completed its own join"). */
-  #joined = false;
-  /**
-   * The first round waits for the tracking state (some member has joined), until the driver says
-   * it is in, or that no member is left to send it (`stateReceived`): no timeout here, since a
-   * newcomer that served without it would claim existing clients (cluster/state-transfer.ts).
-   */
-  #awaitingState = false;
-  /** The state arrived (it can come before our first round starts). */
-  #stateArrived = false;
+  /** The tracking state arrived before the first round started: that round need not wait for it. */
+  #stateArrivedEarly = false;
 
-  // round
-  #round: RoundState = RoundState.IDLE;
+  // Owned by the rounds (FIRST_ROUND, AWAITING_STATE, CONVERGING): set when a round starts,
+  // cleared when it ends. `#roundStartedAt` outlives the round: the storm guard and the
+  // round-completed duration read it; JOINING clears it (a new incarnation has had no round).
   #roundStartedAt = Number.NEGATIVE_INFINITY;
   /** When the round next asks its silent members to retransmit, or declares one dead. */
   #roundCheckAt = Number.POSITIVE_INFINITY;
-  /** The last `nextDeadline()` the driver was given: a tick later than it found us stalled. */
-  #promisedTickAt = Number.NaN;
   /** Time this round's ticks came late (our thread starved or blocked): nobody's silence. */
   #deafMs = 0;
   #roundChangesView = false;
   /** This round changes who is a member (a join, a likely death), not only weights. */
   #roundChangesMembership = false;
   /**
+   * When the next round starts: in JOINING the first round, once the JOINs are out and the
+   * WELCOMEs back (a HEARTBEAT does not start it sooner); in IDLE the next heartbeat's round
+   * (a HEARTBEAT received starts it sooner, the storm guard permitting).
+   */
+  #nextRoundAt = Number.POSITIVE_INFINITY;
+
+  /** The last `nextDeadline()` the driver was given: a tick later than it found us stalled. */
+  #promisedTickAt = Number.NaN;
+  /**
    * A member announced a second weight before the first was applied here: nodes may pass
    * through the middle one at different moments, so no key's owner is certain until it settles.
    */
   #weightsAmbiguous = false;
-  #nextRoundAt = Number.POSITIVE_INFINITY;
   #lockedWeight = 1;
   /** changePending and holdsAllNewFlows as last published (a change of either is a view change for the actors). */
   #publishedPending = 0;
@@ -190,13 +237,27 @@ export class Membership {
     this.#weight = this.#opts.weight;
   }
 
+  /** Where this node is: STOPPED, JOINING, FIRST_ROUND, AWAITING_STATE, IDLE or CONVERGING. */
+  get phase(): MembershipPhase {
+    return this.#phase;
+  }
+
+  /** Own join complete: the first round completed (LNLB: "has completed its own join"), and not stopped since. */
+  get #joined(): boolean {
+    return this.#phase === Phase.IDLE || this.#phase === Phase.CONVERGING;
+  }
+
+  get #roundRunning(): boolean {
+    return ROUND_RUNS[this.#phase];
+  }
+
   get accepting(): boolean {
-    return this.#joined && this.#started;
+    return this.#joined;
   }
 
   /** A round is running that will change the view: new flows should wait for it. */
   get changePending(): boolean {
-    return (this.#round === RoundState.CONVERGING && this.#roundChangesView) || this.#weightsInFlight();
+    return (this.#roundRunning && this.#roundChangesView) || this.#weightsInFlight();
   }
 
   /**
@@ -207,7 +268,7 @@ export class Membership {
    * holds; only the flows the new weights move wait (see `weightsPending`).
    */
   get holdsAllNewFlows(): boolean {
-    return (this.#round === RoundState.CONVERGING && this.#roundChangesMembership) || (this.#weightsAmbiguous && this.#weightsInFlight());
+    return (this.#roundRunning && this.#roundChangesMembership) || (this.#weightsAmbiguous && this.#weightsInFlight());
   }
 
   /** Weights alone are changing: only the flows whose owner they move wait. */
@@ -245,10 +306,6 @@ export class Membership {
     }
   }
 
-  get round(): RoundState {
-    return this.#round;
-  }
-
   get incarnation(): number {
     return this.#incarnation;
   }
@@ -280,20 +337,18 @@ export class Membership {
 
   /** The node adds itself and starts the join phase. */
   start(now: number): void {
-    if (this.#started) return;
-    this.#started = true;
+    if (this.#phase !== Phase.STOPPED) return;
     this.#lastTickAt = now;
     this.#add(this.#opts.selfMac, this.#weight, now, true, NodeStatus.OK);
-    this.#beginJoin(now);
+    this.#enter(Phase.JOINING, now);
     this.tick(now);
   }
 
   /** Sends LEAVE so the others remove this node at once rather than after a timeout. */
   stop(): void {
-    if (!this.#started) return;
-    this.#started = false;
-    this.#round = RoundState.IDLE;
-    this.#send(MessageType.LEAVE, 'cluster');
+    if (this.#phase === Phase.STOPPED) return;
+    this.#send(MessageType.LEAVE, 'cluster'); // says whether we had joined: before the phase goes
+    this.#enter(Phase.STOPPED, this.#lastTickAt);
   }
 
   /**
@@ -302,41 +357,38 @@ export class Membership {
    * it is this node that left.
    */
   leave(): void {
-    if (!this.#started) return;
+    if (this.#phase === Phase.STOPPED) return;
     this.stop();
     for (const node of [...this.#nodes]) if (!node.self) this.#nodes.splice(this.#nodes.indexOf(node), 1);
-    this.#joined = false;
-    this.#roundChangesView = false;
-    this.#roundChangesMembership = false;
-    this.#weightsAmbiguous = false;
-    this.#roundCheckAt = Number.POSITIVE_INFINITY;
-    this.#nextRoundAt = Number.POSITIVE_INFINITY;
     this.#publishedPending = 0;
     this.#viewChanged();
   }
 
   /** `lnlbctl start` after `stop`: joins again as a new incarnation, as a newcomer does. */
   rejoin(now: number): void {
-    if (this.#started) return;
-    this.#started = true;
+    if (this.#phase !== Phase.STOPPED) return;
     this.#lastTickAt = now;
     this.#incarnation = this.#opts.nextIncarnation(this.#incarnation);
     this.self!.incarnation = this.#incarnation;
-    this.#roundStartedAt = Number.NEGATIVE_INFINITY;
-    this.#beginJoin(now);
+    this.#enter(Phase.JOINING, now);
     this.#viewChanged();
     this.tick(now);
   }
 
   /** The tracking state arrived and is loaded (or there is none to wait for: no member that has joined is left). */
   stateReceived(): void {
-    this.#stateArrived = true;
-    this.#awaitingState = false;
+    if (this.#phase === Phase.JOINING) this.#stateArrivedEarly = true;
+    else if (this.#phase === Phase.AWAITING_STATE) this.#enter(Phase.FIRST_ROUND, this.#lastTickAt); // the round goes on
   }
 
-  /** The first round waits for the tracking state: the driver gets it (cluster/state-transfer.ts). */
+  /**
+   * The first round waits for the tracking state: the driver gets it (cluster/state-transfer.ts).
+   * No timeout here: it waits until the driver says the state is in, or that no member is left
+   * to send it (`stateReceived`), since a newcomer that served without it would claim existing
+   * clients.
+   */
   get awaitingState(): boolean {
-    return this.#started && !this.#joined && this.#awaitingState;
+    return this.#phase === Phase.AWAITING_STATE;
   }
 
   /** A decoded control message from `srcMac` (already checked for cluster IP, CRC and key). */
@@ -347,7 +399,7 @@ export class Membership {
 
   #receive(type: MessageType, srcMac: string, now: number, info: ControlInfo): void {
     const { weight, incarnation } = info;
-    if (!this.#started || srcMac === this.#opts.selfMac) return;
+    if (this.#phase === Phase.STOPPED || srcMac === this.#opts.selfMac) return;
     let node = this.#find(srcMac);
     if (type === MessageType.LEAVE) {
       if (node) this.#remove(node, 'left', now);
@@ -385,7 +437,7 @@ export class Membership {
         break;
       case MessageType.HEARTBEAT:
       case MessageType.RETRASM:
-        if (type === MessageType.HEARTBEAT && this.#round === RoundState.IDLE) this.#startRound(now);
+        if (type === MessageType.HEARTBEAT && !this.#roundRunning) this.#startRound(now);
         this.#heard(node, weight);
         this.#checkRoundComplete(now);
         break;
@@ -401,7 +453,12 @@ export class Membership {
   }
 
   #tick(now: number): void {
-    if (!this.#started) return;
+    if (this.#phase === Phase.STOPPED) {
+      // Nothing to do, but `nextDeadline` counts from the last tick: a frozen one asked the
+      // driver to tick again at once, every millisecond, for as long as the node stayed out.
+      this.#lastTickAt = now;
+      return;
+    }
     const stalled = now - this.#lastTickAt;
     this.#lastTickAt = now;
     // Late for the tick we asked for: frames that came meanwhile were not read (or the socket
@@ -427,16 +484,14 @@ export class Membership {
       this.#nextJoinAt = now + this.#opts.joinIntervalMs;
       this.#send(MessageType.JOIN, 'cluster', this.#weight);
     }
-    if (this.#round === RoundState.IDLE && now >= Math.min(this.#nextRoundAt, this.#firstRoundAt)) {
-      this.#startRound(now);
-    }
-    if (this.#round === RoundState.CONVERGING && now >= this.#roundCheckAt) this.#checkSilentMembers(now);
+    if (!this.#roundRunning && now >= this.#nextRoundAt) this.#startRound(now);
+    if (this.#roundRunning && now >= this.#roundCheckAt) this.#checkSilentMembers(now);
     this.#checkRoundComplete(now);
   }
 
   /** The next time `tick` has something to do: a driver sleeps exactly that long. */
   nextDeadline(): number {
-    let t = this.#round === RoundState.IDLE ? Math.min(this.#nextRoundAt, this.#firstRoundAt) : this.#roundCheckAt;
+    let t = this.#roundRunning ? this.#roundCheckAt : this.#nextRoundAt;
     if (this.#joinsLeft > 0) t = Math.min(t, this.#nextJoinAt);
     // Tick at least every half death timeout, so a stall is measured against a recent tick.
     t = Math.min(t, this.#lastTickAt + this.#opts.deadAfterMs / 2);
@@ -452,27 +507,72 @@ export class Membership {
     return this.#opts.deadAfterMs / 32;
   }
 
-  #beginJoin(now: number): void {
-    this.#joinsLeft = this.#opts.joinCount;
-    this.#nextJoinAt = now;
-    this.#joined = false;
-    this.#stateArrived = false;
-    this.#awaitingState = false;
-    // The first round starts once the JOINs are out and the WELCOMEs back.
-    this.#firstRoundAt = now + this.#opts.joinCount * this.#opts.joinIntervalMs;
-    this.#nextRoundAt = Number.POSITIVE_INFINITY;
+  /**
+   * The one way into a phase: sets every field the phase owns, so that no path (leave, rejoin,
+   * a self-reset, a round's end) can leave a flag or a timer of another phase behind. Actions
+   * (frames, view changes) stay with the callers.
+   */
+  #enter(phase: MembershipPhase, now: number): void {
+    const roundWasRunning = this.#roundRunning;
+    this.#phase = phase;
+    switch (phase) {
+      case Phase.STOPPED:
+        this.#joinsLeft = 0;
+        this.#stateArrivedEarly = false;
+        this.#endRound();
+        this.#nextRoundAt = Number.POSITIVE_INFINITY;
+        this.#weightsAmbiguous = false; // no weight is in flight for a node that takes no part
+        break;
+      case Phase.JOINING:
+        this.#joinsLeft = this.#opts.joinCount;
+        this.#nextJoinAt = now;
+        this.#stateArrivedEarly = false;
+        this.#endRound();
+        this.#roundStartedAt = Number.NEGATIVE_INFINITY; // a new incarnation: no storm to guard against
+        // A tick promised while stopped (or before a reset) measures no stall of this incarnation:
+        // a rejoin after 5 s out counted a 4.8 s stall.
+        this.#promisedTickAt = Number.NaN;
+        // The first round starts once the JOINs are out and the WELCOMEs back.
+        this.#nextRoundAt = now + this.#opts.joinCount * this.#opts.joinIntervalMs;
+        this.#weightsAmbiguous = false;
+        break;
+      case Phase.FIRST_ROUND:
+      case Phase.AWAITING_STATE:
+      case Phase.CONVERGING:
+        if (roundWasRunning) break; // AWAITING_STATE → FIRST_ROUND: the state is in, the same round goes on
+        this.#roundStartedAt = now;
+        this.#deafMs = 0;
+        this.#roundCheckAt = now + this.#firstAskMs;
+        this.#nextRoundAt = now + this.#opts.heartbeatMs;
+        this.#roundChangesView = false;
+        this.#roundChangesMembership = false;
+        break;
+      case Phase.IDLE:
+        this.#endRound();
+        // A weight announced in this round is applied by the next: start it as soon as the storm
+        // guard allows rather than a heartbeat later, since new flows are held until then.
+        if (this.#weightsInFlight()) this.#nextRoundAt = Math.min(this.#nextRoundAt, Math.max(now, this.#roundStartedAt + this.#opts.heartbeatMs / 2));
+        break;
+    }
+  }
+
+  /** Clears what only a running round uses. */
+  #endRound(): void {
+    this.#roundCheckAt = Number.POSITIVE_INFINITY;
+    this.#roundChangesView = false;
+    this.#roundChangesMembership = false;
   }
 
   #startRound(now: number): void {
-    if (this.#round === RoundState.CONVERGING) return;
-    if (!this.#joined && now < this.#firstRoundAt) return; // still sending JOINs
+    if (this.#phase !== Phase.IDLE && this.#phase !== Phase.JOINING) return;
+    if (this.#phase === Phase.JOINING && now < this.#nextRoundAt) return; // still sending JOINs
     if (now - this.#roundStartedAt < this.#opts.heartbeatMs / 2) return; // no storm of rounds
-    this.#round = RoundState.CONVERGING;
-    this.#roundStartedAt = now;
-    this.#deafMs = 0;
-    this.#roundCheckAt = now + this.#firstAskMs;
-    this.#nextRoundAt = now + this.#opts.heartbeatMs;
-    this.#firstRoundAt = Number.POSITIVE_INFINITY;
+    // A newcomer among nodes that have joined waits for the tracking state, however long it
+    // takes while a member that can send it lives. Nodes starting together (none has joined)
+    // have no state to wait for.
+    if (this.#joined) this.#enter(Phase.CONVERGING, now);
+    else if (!this.#stateArrivedEarly && this.#nodes.some((n) => !n.self && n.joined)) this.#enter(Phase.AWAITING_STATE, now);
+    else this.#enter(Phase.FIRST_ROUND, now);
     // Every node applies at the end of this round the weights announced *before* it started,
     // so all nodes know at the start that the round changes the view and hold new flows from
     // the start. (A weight learned during the round would be applied by a node that had it
@@ -502,10 +602,6 @@ export class Membership {
     if (joining.length > 0 && this.#joined && this.#nodes.find((n) => !joining.includes(n)) === self) {
       for (const node of joining) this.#actions.push({ kind: 'send-state', to: node.mac });
     }
-    // A newcomer among nodes that have joined waits for the tracking state, however long it
-    // takes while a member that can send it lives. Nodes starting together (none has joined)
-    // have no state to wait for.
-    if (!this.#joined && !this.#stateArrived && this.#nodes.some((n) => !n.self && n.joined)) this.#awaitingState = true;
     this.#setChangesView(changes || membershipChanges, membershipChanges);
     this.#send(MessageType.HEARTBEAT, 'cluster', this.#lockedWeight);
   }
@@ -521,7 +617,7 @@ export class Membership {
       node.announcedWeight = weight;
     }
     // Known only since this round started: it enters the view through the next round.
-    if (this.#round !== RoundState.CONVERGING || node.status === NodeStatus.JOINING) return;
+    if (!this.#roundRunning || node.status === NodeStatus.JOINING) return;
     if (node.status === NodeStatus.ASKED_RETRASM) this.#setChangesView(true, true);
     node.status = NodeStatus.OK;
   }
@@ -557,9 +653,9 @@ export class Membership {
   }
 
   #checkRoundComplete(now: number): void {
-    if (this.#round !== RoundState.CONVERGING) return;
+    if (!this.#roundRunning) return;
     if (this.#nodes.some((n) => n.status === NodeStatus.WAITING_HEARTBEAT || n.status === NodeStatus.ASKED_RETRASM)) return;
-    if (!this.#joined && this.#awaitingState) return; // a newcomer waits for the state
+    if (this.#phase === Phase.AWAITING_STATE) return; // a newcomer waits for the state
     let changed = this.#roundChangesView;
     for (const node of this.#nodes) {
       if (node.status === NodeStatus.JOINING) continue; // arrived during the round: next one
@@ -569,15 +665,8 @@ export class Membership {
       }
     }
     const firstRound = !this.#joined;
-    this.#joined = true;
-    this.#round = RoundState.IDLE;
-    this.#roundChangesView = false;
-    this.#roundChangesMembership = false;
-    this.#roundCheckAt = Number.POSITIVE_INFINITY;
+    this.#enter(Phase.IDLE, now);
     this.roundsCompleted++;
-    // A weight announced in this round is applied by the next: start it as soon as the storm
-    // guard allows rather than a heartbeat later, since new flows are held until then.
-    if (this.#weightsInFlight()) this.#nextRoundAt = Math.min(this.#nextRoundAt, Math.max(now, this.#roundStartedAt + this.#opts.heartbeatMs / 2));
     this.#actions.push({ kind: 'round-completed', durationMs: now - this.#roundStartedAt, changedView: changed || firstRound });
     // `changed` includes a pending change, whose end actors must see too.
     if (changed || firstRound) this.#viewChanged();
@@ -601,12 +690,7 @@ export class Membership {
     this.#incarnation = this.#opts.nextIncarnation(this.#incarnation);
     const self = this.self!;
     self.incarnation = this.#incarnation;
-    this.#round = RoundState.IDLE;
-    this.#roundChangesView = false;
-    this.#roundChangesMembership = false;
-    this.#weightsAmbiguous = false;
-    this.#roundStartedAt = Number.NEGATIVE_INFINITY;
-    this.#beginJoin(now);
+    this.#enter(Phase.JOINING, now);
     this.#viewChanged();
   }
 

@@ -48,3 +48,26 @@ test('a node that stops (LEAVE) is removed from every view at once', async (t) =
   t.deepEqual(c.view(A).members, [A, C]);
   t.deepEqual(c.view(C).members, [A, C]);
 });
+
+test('a node that left (lnlbctl stop) sleeps: its control thread wakes every half dead-after, not every millisecond; after a rejoin its status counts no stall for the time it was out', async (t) => {
+  const c = new ControlCluster();
+  c.add(A, { key: KEY });
+  const b = c.add(B, { key: KEY });
+  await c.run(1000);
+  b.plane.leave();
+  await c.run(10);
+  // Every timer of the memory wire and both planes: A alone sets about 30 a second (its rounds).
+  const setTimer = c.clock.setTimer.bind(c.clock);
+  let timers = 0;
+  c.clock.setTimer = (cb, ms) => {
+    timers++;
+    return setTimer(cb, ms);
+  };
+  await c.run(5000);
+  c.clock.setTimer = setTimer;
+  t.true(timers < 300, `${timers} timers in 5 s with one node out (one a millisecond would be 5000)`);
+  b.plane.rejoin();
+  await c.run(1000);
+  t.deepEqual(c.view(B).members, [A, B]);
+  t.is(b.plane.status().stallMaxMs, 0, 'the 5 s out were no stall of the control thread');
+});
