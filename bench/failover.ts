@@ -16,6 +16,8 @@ import { tail, waitExit } from '../src/lab/netns.js';
 export interface FailoverTimelineMs {
   lastHeard: number;
   declared: number;
+  /** The last survivor's declaration: its share of the orphans waits for it. */
+  declaredLast: number;
   published: number;
   actorsSwitched: number;
   firstTaken: number;
@@ -48,6 +50,7 @@ async function timelineOf(lab: ClusterLab, survivors: string[], victimMac: strin
   return {
     lastHeard: Math.max(...steps.lastHeard),
     declared: earliest(steps.declared),
+    declaredLast: steps.declared.length === 0 ? Number.NaN : Math.max(...steps.declared),
     published: earliest(steps.published),
     // Every survivor's every actor: the datapath follows when the last of them has the view.
     actorsSwitched: steps.actors.length === 0 ? Number.NaN : Math.max(...steps.actors),
@@ -125,6 +128,7 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
     timeline: {
       lastHeard: median(timelines.map((x) => x.lastHeard)),
       declared: median(timelines.map((x) => x.declared)),
+      declaredLast: median(timelines.map((x) => x.declaredLast)),
       published: median(timelines.map((x) => x.published)),
       actorsSwitched: median(timelines.map((x) => x.actorsSwitched)),
       firstTaken: median(timelines.map((x) => x.firstTaken)),
