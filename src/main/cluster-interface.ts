@@ -43,10 +43,6 @@ import { Participation, shownState } from './participation.js';
 import { TrackedFlows } from './tracked-flows.js';
 import { WeightAnnouncer } from './weight-announcer.js';
 
-export type { ClusterEvents } from './cluster-events.js';
-export { INSECURE_LOG_LINE, INSECURE_REPEAT_MS, warnInsecureNoAuth } from './cluster-auth.js';
-export { rxRingOptions } from './cluster-device.js';
-
 export class ClusterInterface {
   /** Membership and state events (see ClusterEvents). */
   readonly events = new EventEmitter<ClusterEvents>();
@@ -92,12 +88,7 @@ export class ClusterInterface {
     this.#device = new ClusterDevice(options, sysctl, log, { tap: this.#tapMac, cluster: this.#clusterMac });
     this.#threads = new ClusterThreads(fatal);
     this.#weight = new WeightAnnouncer(options.name, options.weightMode, log);
-    this.#flows = new TrackedFlows(
-      options.name,
-      this.#threads,
-      this.#handlerSetups().map((s) => s.idleTimeoutSeconds),
-      log,
-    );
+    this.#flows = new TrackedFlows(options.name, this.#threads, this.#handlerSetups().map((s) => s.idleTimeoutSeconds), log);
     this.#participation = new Participation(
       options.name,
       {
@@ -180,11 +171,7 @@ export class ClusterInterface {
     } else {
       this.#log.info({ event: 'control-plane', authenticated: true }, 'control plane authenticated (HMAC-SHA256, replay window)');
     }
-    this.#weight.start(
-      o.heartbeatMs,
-      () => this.#participation.announcesWeight,
-      (weight) => this.#threads.post({ type: 'weight', weight }),
-    );
+    this.#weight.start(o.heartbeatMs, () => this.#participation.announcesWeight, (weight) => this.#threads.post({ type: 'weight', weight }));
     if (multicast) await this.#device.joinIgmpGroup();
     this.#startHealthChecks();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), macMode: o.macMode, rxRing: o.rxRing, workers: o.workers }, 'cluster interface up');

@@ -17,7 +17,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
  * with 8 sources one node would get them all in 1 run of 128, with 16 in 1 of 32768.
  */
 const CLIENT_ADDRESSES = 16;
-/** The sysctls createNode changes on the bound device (src/main/cluster-interface.ts, SysctlGuard). */
+/** The sysctls createNode changes on the bound device (src/main/cluster-device.ts, SysctlGuard). */
 const SYSCTLS = ['arp_ignore', 'arp_announce'] as const;
 /** This node's service also serves Prometheus metrics (createNode's `metrics`), on its own address. */
 const METRICS_NODE = 'node1';
