@@ -8,7 +8,7 @@
  */
 
 export { createNode, type LnlbNode, type LnlbNodeEvents, type LnlbNodeOptions } from './main/embedded-node.js';
-export type { ClusterEvents } from './main/cluster-interface.js';
+export type { ClusterEvents } from './main/cluster-events.js';
 export type { HealthEvent, HealthStatusJson } from './main/health-monitor.js';
 export type { HealthCheckFunction } from './health/check-spec.js';
 export type { HealthCheckStatusJson, HealthState } from './health/health-state.js';

@@ -21,7 +21,8 @@ import { ADMIN_SOCKET_NAME, type DrainResult, type InterfaceState, type Interfac
 import { AdminServer } from './admin-server.js';
 import { registerAdminCommands } from './admin-commands.js';
 import { CAP_NET_ADMIN, CAP_NET_RAW, effectiveCapabilities, missingCapabilities } from './capabilities.js';
-import type { ClusterEvents, ClusterInterface } from './cluster-interface.js';
+import type { ClusterEvents } from './cluster-events.js';
+import type { ClusterInterface } from './cluster-interface.js';
 import { loadConfigFile, resolveWithConfig, suggestKey, type RawOptions } from './config-file.js';
 import { Daemon } from './daemon.js';
 import { checkDrainOptions, type DrainOptions } from './drain.js';

@@ -5,7 +5,7 @@
  * keys are kept as path parts and saved in the slash form (`net/ipv4/conf/eth0.100/arp_ignore`,
  * which sysctl(8) also takes).
  *
- * Only the names below are ever set by lnlb (src/main/cluster-interface.ts on the bound
+ * Only the names below are ever set by lnlb (src/main/cluster-device.ts on the bound
  * device and the TAP, src/main/bond-manager.ts on slaves), so a saved key with any other shape
  * (a planted `kernel.core_pattern`) is refused before anything is written.
  */

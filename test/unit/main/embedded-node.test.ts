@@ -12,7 +12,8 @@ import { pino } from 'pino';
 import { LnlbError, lnlbError, reviveError, serializeError } from '../../../src/errors.js';
 import { effectiveCapabilities } from '../../../src/main/capabilities.js';
 import type { InterfaceStatusJson } from '../../../src/main/admin-protocol.js';
-import type { ClusterEvents, ClusterInterface } from '../../../src/main/cluster-interface.js';
+import type { ClusterEvents } from '../../../src/main/cluster-events.js';
+import type { ClusterInterface } from '../../../src/main/cluster-interface.js';
 import type { Daemon } from '../../../src/main/daemon.js';
 import type { DrainOptions } from '../../../src/main/drain.js';
 import {

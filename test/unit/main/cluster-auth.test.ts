@@ -1,21 +1,5 @@
 import test from 'ava';
-import { INSECURE_LOG_LINE, INSECURE_REPEAT_MS, rxRingOptions, warnInsecureNoAuth } from '../../../src/main/cluster-interface.js';
-import { v2FrameSize, v2SlotOverhead } from '../../../src/port/native.js';
-
-test('a V2 slot holds a whole frame of the MTU: 2048 bytes up to MTU 1958, then the next power of two', (t) => {
-  t.is(v2SlotOverhead(true), 90, 'tpacket2_hdr + sockaddr_ll + MAC header aligned to 16 (80) + vnet header (10)');
-  t.is(v2FrameSize(1500, true), 2048);
-  t.is(v2FrameSize(1958, true), 2048);
-  t.is(v2FrameSize(1959, true), 4096);
-  t.is(v2FrameSize(1968, false), 2048);
-  t.is(v2FrameSize(9000, true), 16384);
-});
-
-test('--rx-ring: v2 takes 64 MiB of slots that follow the MTU, v3 32 MiB of blocks', (t) => {
-  t.deepEqual(rxRingOptions('v2', 1500), { version: 2, frameSize: 2048, frameCount: 32768, copyQueueBytes: 8 << 20, holdOffUs: 500 });
-  t.like(rxRingOptions('v2', 9000), { version: 2, frameSize: 16384, frameCount: 4096 });
-  t.deepEqual(rxRingOptions('v3', 1500), { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 });
-});
+import { INSECURE_LOG_LINE, INSECURE_REPEAT_MS, warnInsecureNoAuth } from '../../../src/main/cluster-auth.js';
 
 test('--insecure-no-auth is said as an error at once and again every interval (a minute by default), until the timer is cleared', async (t) => {
   t.is(INSECURE_REPEAT_MS, 60_000);

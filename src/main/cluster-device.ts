@@ -1,0 +1,177 @@
+/**
+ * The host side of one cluster interface: the sysctls of the bound device, the TAP that
+ * carries the VIP, the data socket and its receive ring, and (multicast mode) the IGMP
+ * membership; set up in order on start, undone on stop (the TAP vanishes with its fd, the
+ * sysctls are restored).
+ */
+
+import { createSocket, type Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
+import { lnlbError } from '../errors.js';
+import { dataFilter } from '../net/bpf.js';
+import { parseIPv4 } from '../net/ipv4.js';
+import * as port from '../port/native.js';
+import type { Logger } from './logger.js';
+import type { InterfaceOptions, RxRing } from './options.js';
+import type { SysctlChange, SysctlGuard } from './sysctl.js';
+import { ipv4Sysctl } from './sysctl-keys.js';
+
+/** Frames on the TAP and the data socket carry a virtio-net header (GSO frames pass whole). */
+export const VNET_HDR = true;
+
+/** Bytes of the data socket's V2 receive ring: 32768 slots of 2048 bytes at MTU 1500. */
+const RX_RING_V2_BYTES = 64 << 20;
+
+/**
+ * The data socket's receive ring (--rx-ring).
+ *
+ * v2, the default: each frame is readable the moment the kernel has written it (a request
+ * through the VIP: p50 ~120 µs instead of ~1000 µs). Slots hold a whole frame of the device's
+ * MTU (2048 bytes up to MTU 1958); GSO frames come whole through the socket's queue. A slot
+ * takes a frame of any size, so 32768 slots (64 MiB) hold 32768 frames: ~100 ms of a stalled
+ * reader at 330k frames/s, the most this class of machine delivers to one socket (with 16384
+ * slots, bench/throughput.ts lost frames in the ring in 4 runs of 5: its three nodes share
+ * one core; V3 packs 64-byte frames ~1600 to a 256 KiB block, 200k in 32 MiB). On a busy wire
+ * the reader sleeps 500 µs between batches rather than be woken for each frame: a 64-byte
+ * flood then reaches ~75–80% of v3's rate, 1514-byte frames ~96%.
+ *
+ * v3: the kernel hands frames over in blocks, when a block is full or 1 ms after it was
+ * opened, so a lone frame waits up to 1 ms; cheapest at the highest rates. The ring holds
+ * about blockCount × 1 ms of a stalled reader at low load: 128 blocks ride out 128 ms, and
+ * 256 KiB still holds several 64 KiB GSO frames.
+ */
+export function rxRingOptions(rxRing: RxRing, mtu: number): port.RingOpenOptions {
+  if (rxRing === 'v3') return { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 };
+  const frameSize = port.v2FrameSize(mtu, VNET_HDR);
+  return { version: 2, frameSize, frameCount: Math.max(4096, RX_RING_V2_BYTES / frameSize), copyQueueBytes: 8 << 20, holdOffUs: 500 };
+}
+
+/** What the bound device is, as read when the interface opens. */
+export interface BoundDevice {
+  ownMac: Uint8Array;
+  mtu: number;
+}
+
+export class ClusterDevice {
+  readonly #opts: InterfaceOptions;
+  readonly #sysctl: SysctlGuard;
+  readonly #log: Logger;
+  /** The TAP's MAC: always the unicast form (an interface cannot have a multicast address). */
+  readonly #tapMac: Uint8Array;
+  /** The MAC clients send to: the TAP's, or its multicast form (--mac-mode multicast). */
+  readonly #clusterMac: Uint8Array;
+  #tapFd = -1;
+  #dataFd = -1;
+  #igmp: Socket | undefined;
+
+  /** `sysctl` is the daemon's, shared by its interfaces (each change is kept under the interface's name). */
+  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, macs: { tap: Uint8Array; cluster: Uint8Array }) {
+    this.#opts = options;
+    this.#sysctl = sysctl;
+    this.#log = log;
+    this.#tapMac = macs.tap;
+    this.#clusterMac = macs.cluster;
+  }
+
+  get tapFd(): number {
+    return this.#tapFd;
+  }
+
+  get dataFd(): number {
+    return this.#dataFd;
+  }
+
+  /** The sysctls, the TAP with the VIP, and the data socket with its ring (LNLB_ERR_DEV_NOT_FOUND naming a missing device). */
+  open(): BoundDevice {
+    const o = this.#opts;
+    const info = port.ifInfo(o.bind); // throws LNLB_ERR_DEV_NOT_FOUND naming the device
+    if (!info.up) this.#log.warn({ bind: o.bind }, `${o.bind} is down: nothing will arrive until it is up`);
+    const multicast = o.macMode === 'multicast';
+    // arp_ignore=1: the host does not answer ARP for the VIP on the real device (we do, with the
+    // cluster MAC). arp_announce=2: the host's own ARP requests use the device's address, never
+    // the VIP, or clients would learn "VIP is at my real MAC" and balancing silently breaks.
+    this.#sysctl.apply(o.name, [
+      { key: ipv4Sysctl(o.bind, 'arp_ignore'), value: '1', restore: true },
+      { key: ipv4Sysctl(o.bind, 'arp_announce'), value: '2', restore: true },
+      // Multicast mode: the real device joins the cluster MAC, so its host stack would take
+      // every client frame (PACKET_MULTICAST, and the VIP is local) and answer ICMP and UDP
+      // itself, on every node. Frames reach the VIP only through our TAP.
+      ...(multicast ? [{ key: ipv4Sysctl(o.bind, 'drop_unicast_in_l2_multicast'), value: '1', restore: true }] : []),
+    ]);
+    const tap = port.tapOpen(o.name, { vnetHdr: VNET_HDR });
+    this.#tapFd = tap.fd;
+    port.ifSetMac(o.name, this.#tapMac);
+    const tapSysctls: SysctlChange[] = [
+      // Frames from clients arrive on the TAP but replies leave by the real device: the strict
+      // reverse-path filter would drop them. The TAP vanishes with us, so nothing to restore.
+      { key: ipv4Sysctl(o.name, 'rp_filter'), value: '2', restore: false },
+    ];
+    this.#sysctl.apply(o.name, tapSysctls);
+    port.ifSetIPv4(o.name, o.vip, 32);
+    port.ifSetUp(o.name, true);
+
+    this.#dataFd = port.packetOpen(o.bind, {
+      protocol: port.ETH_P_ALL,
+      // Unicast mode: the cluster MAC is nobody's, only promiscuous mode passes it up.
+      // Multicast mode: a membership of the cluster MAC is enough.
+      promisc: !multicast,
+      ...(multicast ? { multicast: this.#clusterMac } : {}),
+      filter: dataFilter(this.#clusterMac),
+      vnetHdr: VNET_HDR,
+      ignoreOutgoing: true,
+    });
+    port.ringOpen(this.#dataFd, rxRingOptions(o.rxRing, info.mtu));
+    return { ownMac: info.mac, mtu: info.mtu };
+  }
+
+  /** The bound device's IPv4 address (its first), undefined when it has none. */
+  #bindAddress(): string | undefined {
+    return networkInterfaces()[this.#opts.bind]?.find((a) => a.family === 'IPv4')?.address;
+  }
+
+  /** The IPv4 of the bound device as a u32, 0 when it has none: announced beside the node's name. */
+  bindAddressU32(): number {
+    const address = this.#bindAddress();
+    return address === undefined ? 0 : parseIPv4(address);
+  }
+
+  /**
+   * Multicast mode: join the IPv4 group whose MAC is the cluster MAC (LNLB's 01:00:5e:7f:a:b
+   * from the VIP's first two octets a.b; 239.255.a.b maps to it), so the kernel sends IGMP
+   * reports and snooping switches forward the cluster's frames to this port (the original
+   * LNLB's multicast mode had no IGMP).
+   */
+  async joinIgmpGroup(): Promise<void> {
+    const o = this.#opts;
+    const group = `239.255.${this.#clusterMac[4]}.${this.#clusterMac[5]}`;
+    const address = this.#bindAddress();
+    if (address === undefined) {
+      this.#log.warn({ event: 'igmp', group }, `${o.bind} has no IPv4 address: no IGMP join for ${group}; switches with IGMP snooping may not forward the cluster's frames`);
+      return;
+    }
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => resolve());
+    });
+    socket.addMembership(group, address);
+    socket.unref();
+    this.#igmp = socket;
+    this.#log.info({ event: 'igmp', group, address }, `joined ${group} on ${o.bind} (IGMP)`);
+  }
+
+  /** Drops the IGMP membership (first thing on stop). */
+  leaveIgmpGroup(): void {
+    this.#igmp?.close();
+  }
+
+  /** Closes the sockets (the TAP disappears with its fd) and restores the sysctls: LNLB_ERR_SYS_SYSCTL if some could not be. */
+  close(): void {
+    if (this.#dataFd >= 0) port.close(this.#dataFd);
+    if (this.#tapFd >= 0) port.close(this.#tapFd); // a non-persistent TAP disappears with its fd
+    this.#dataFd = this.#tapFd = -1;
+    const failures = this.#sysctl.release(this.#opts.name);
+    for (const failure of failures) this.#log.error({ event: 'sysctl-restore-failed' }, failure);
+    if (failures.length > 0) throw lnlbError('LNLB_ERR_SYS_SYSCTL', `could not restore ${failures.length} sysctl(s)`);
+  }
+}

@@ -1,0 +1,78 @@
+import test from 'ava';
+import { SNAPSHOT_WORDS } from '../../../src/handlers/tracker-state.js';
+import { parseIPv4 } from '../../../src/net/ipv4.js';
+import { activeOwnedFlows, conntrackListing, type ConntrackInputs } from '../../../src/main/tracked-flows.js';
+import type { ShardListing } from '../../../src/workers/messages.js';
+
+const SELF = '02:00:00:00:00:01';
+const OTHER = '02:00:00:00:00:02';
+const NOW = 1_000_000;
+
+/** One shard's listing from entries [source, keyHi, owner id, seconds since last seen]. */
+function shard(total: number, rows: [string, number, number, number][]): ShardListing {
+  const entries = new Uint32Array(rows.length * SNAPSHOT_WORDS);
+  rows.forEach(([source, keyHi, owner, age], i) => entries.set([parseIPv4(source), keyHi, owner, NOW - age], i * SNAPSHOT_WORDS));
+  return { total, entries };
+}
+
+function inputs(over: Partial<ConntrackInputs> = {}): ConntrackInputs {
+  return {
+    interfaceName: 'nlb0',
+    // Handler 0: two actors' shards; handler 1: one, with a describeKey that throws for port 0.
+    listings: [
+      [shard(2, [['10.0.0.9', 0, 1, 30], ['10.0.0.5', 0, 2, 3]]), shard(1, [['10.0.0.7', 0, 9, 3]])],
+      [shard(1, [['10.0.0.8', 443, 1, 0], ['10.0.0.6', 0, 1, 50]])],
+    ],
+    handlers: [
+      { name: 'default' },
+      {
+        name: 'tcp',
+        describeKey(keyLo: number, keyHi: number): string {
+          if (keyHi === 0) throw new Error('no port');
+          return `${keyLo}:${keyHi}`;
+        },
+      },
+    ],
+    idleTimeoutSeconds: [60, 40],
+    owners: { 1: SELF, 2: OTHER },
+    members: new Map([
+      [SELF, { name: 'node1', address: '10.0.0.1' }],
+      [OTHER, { name: '', address: '' }],
+    ]),
+    self: SELF,
+    now: NOW,
+    limit: 100,
+    ...over,
+  };
+}
+
+test('conntrack: most recently seen first, the owner by MAC and announced name, this node marked, a gone owner by its id', (t) => {
+  const listing = conntrackListing(inputs());
+  t.is(listing.interface, 'nlb0');
+  t.is(listing.total, 4, "the actors' totals, not the rows listed");
+  t.deepEqual(
+    listing.entries.map((e) => [e.source, e.idleSeconds]),
+    [['10.0.0.8', 0], ['10.0.0.5', 3], ['10.0.0.7', 3], ['10.0.0.9', 30], ['10.0.0.6', 50]],
+    'by idle seconds, then source',
+  );
+  const [tcp, other, gone, , expired] = listing.entries;
+  t.deepEqual(tcp, { handler: 'tcp', source: '10.0.0.8', key: 443, flow: `${parseIPv4('10.0.0.8')}:443`, node: SELF, nodeName: 'node1', nodeAddress: '10.0.0.1', self: true, idleSeconds: 0, expiresInSeconds: 40 });
+  t.deepEqual(other, { handler: 'default', source: '10.0.0.5', flow: '10.0.0.5', node: OTHER, self: false, idleSeconds: 3, expiresInSeconds: 57 }, 'no name announced: none shown');
+  t.like(gone, { node: 'id 9 (gone)', self: false });
+  t.like(expired, { handler: 'tcp', flow: '10.0.0.6', expiresInSeconds: 0 }, 'describeKey threw: the source; past its timeout: 0, not negative');
+});
+
+test('conntrack: at most `limit` rows, the most recent', (t) => {
+  const listing = conntrackListing(inputs({ limit: 2 }));
+  t.is(listing.total, 4);
+  t.deepEqual(listing.entries.map((e) => e.source), ['10.0.0.8', '10.0.0.5']);
+  t.deepEqual(conntrackListing(inputs({ listings: [], handlers: [] })), { interface: 'nlb0', total: 0, entries: [] }, 'no datapath: nothing');
+});
+
+test("a drain counts this node's flows seen within idleSeconds whole seconds", (t) => {
+  const { listings, owners } = inputs();
+  t.is(activeOwnedFlows(listings, owners, SELF, NOW, 30), 2, '10.0.0.8 (0 s) and 10.0.0.9 (30 s); 10.0.0.6 (50 s) is quiet');
+  t.is(activeOwnedFlows(listings, owners, SELF, NOW, 29), 1);
+  t.is(activeOwnedFlows(listings, owners, OTHER, NOW, 60), 1);
+  t.is(activeOwnedFlows(listings, { 2: OTHER }, SELF, NOW, 60), 0, 'no owner id for this node: none of its own');
+});
