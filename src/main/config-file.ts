@@ -104,7 +104,7 @@ function check(spec: Spec, raw: string, path: string, line: number): void {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_CLI_BAD_FLAG') invalid(path, line, err.message, err);
     // A bad health check keeps its own code, with the file and line in front.
     if (isLnlbError(err) && err.code === 'LNLB_ERR_HEALTH_BAD_CHECK') throw lnlbError(err.code, `${path}:${line}: ${err.message}`, { cause: err });
-    if (isLnlbError(err) && err.code === 'LNLB_ERR_WEIGHT_MANUAL_RETIRED') throw lnlbError(err.code, `${path}:${line}: ${err.message.replace(/^--/, '')}`, { cause: err });
+    if (isLnlbError(err) && (err.code === 'LNLB_ERR_WEIGHT_MANUAL_RETIRED' || err.code === 'LNLB_ERR_WEIGHT_MODE')) throw lnlbError(err.code, `${path}:${line}: ${err.message.replace(/^--/, '')}`, { cause: err });
     throw err;
   }
 }

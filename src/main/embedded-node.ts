@@ -304,7 +304,7 @@ export function resolveNodeOptions(options: LnlbNodeOptions): ResolvedNodeOption
     daemon = resolveWithConfig(raw, file);
   } catch (err) {
     if (isLnlbError(err) && err.code === 'LNLB_ERR_AUTH_KEY_MISSING') throw lnlbError('LNLB_ERR_AUTH_KEY_MISSING', keyMissingMessage(CREATE_NODE_AUTH_NAMES), { cause: err });
-    if (!isLnlbError(err) || (err.code !== 'LNLB_ERR_CLI_BAD_FLAG' && err.code !== 'LNLB_ERR_HEALTH_BAD_CHECK' && err.code !== 'LNLB_ERR_WEIGHT_MANUAL_RETIRED')) throw err;
+    if (!isLnlbError(err) || (err.code !== 'LNLB_ERR_CLI_BAD_FLAG' && err.code !== 'LNLB_ERR_HEALTH_BAD_CHECK' && err.code !== 'LNLB_ERR_WEIGHT_MANUAL_RETIRED' && err.code !== 'LNLB_ERR_WEIGHT_MODE')) throw err;
     // `--dead-after-ms: must be ...` → `deadAfterMs (--dead-after-ms): must be ...`
     const flag = /^(--[a-z][a-z0-9-]*):/.exec(err.message)?.[1];
     const option = flag === undefined ? undefined : OPTION_BY_FLAG.get(flag);

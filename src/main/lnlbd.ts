@@ -186,5 +186,5 @@ main().catch((err: unknown) => {
   const message = isLnlbError(err) ? err.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`lnlbd: ${message}\n`);
   // A refusal of what was asked (flags, config, a cluster without a key) exits 2, before anything was created.
-  process.exit(isLnlbError(err) && (err.code === 'LNLB_ERR_CLI_BAD_FLAG' || err.code === 'LNLB_ERR_CONFIG_INVALID' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING' || err.code === 'LNLB_ERR_HEALTH_BAD_CHECK') ? 2 : 1);
+  process.exit(isLnlbError(err) && (err.code === 'LNLB_ERR_CLI_BAD_FLAG' || err.code === 'LNLB_ERR_CONFIG_INVALID' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING' || err.code === 'LNLB_ERR_HEALTH_BAD_CHECK' || err.code === 'LNLB_ERR_WEIGHT_MODE' || err.code === 'LNLB_ERR_WEIGHT_MANUAL_RETIRED') ? 2 : 1);
 });

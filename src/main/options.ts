@@ -12,7 +12,7 @@ import { isNodeName, NODE_NAME_MAX } from '../net/cluster-message.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
 import { checkBondSpecs, parseBondSpec, type BondSpec } from './bond-spec.js';
-import { DEFAULT_WEIGHT_MODE, RETIRED_WEIGHT_MODE, retiredModeError, WEIGHT_MODES, type WeightMode } from './weight-source.js';
+import { DEFAULT_WEIGHT_MODE, parseWeightMode, WEIGHT_MODES, type WeightMode } from './weight-source.js';
 import { MAX_ACTORS } from '../workers/dispatcher-core.js';
 import { HEALTH_CHECK_FORMS, parseHealthChecks, type HealthCheckSpec } from '../health/check-spec.js';
 
@@ -237,11 +237,8 @@ export const DAEMON_OPTIONS = [
     description: `where this node's weight comes from: a capacity, a higher weight gets more new clients (${WEIGHT_MODES.join(', ')}: measured load turned into capacity, 100 = idle; fixed: lnlbctl set_weight)`,
     default: DEFAULT_WEIGHT_MODE,
     live: true,
-    parse: (raw: string, flag: string) => {
-      if ((WEIGHT_MODES as readonly string[]).includes(raw)) return raw as WeightMode;
-      if (raw === RETIRED_WEIGHT_MODE) throw retiredModeError(flag); // weights were loads then: refused, not inverted silently
-      return badFlag(flag, `expected one of ${WEIGHT_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
-    },
+    // The one parser of a weight mode, also lnlbctl weight_mode's: the same words, the same codes.
+    parse: (raw: string, flag: string) => parseWeightMode(raw, flag),
   },
   {
     key: 'nodeName',

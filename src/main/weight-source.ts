@@ -160,12 +160,16 @@ export function retiredModeError(where: string): LnlbError {
   );
 }
 
-/** A weight mode named by the operator (`lnlbctl weight_mode <if> <mode>`). */
+/**
+ * A weight mode named by the operator: `--weight-mode`, the config file's `weight-mode`,
+ * `createNode`'s `weightMode` and `lnlbctl weight_mode <if> <mode>` all parse it here. `where`
+ * names what gave it (the flag, or the command).
+ */
 export function parseWeightMode(text: string, where = 'weight_mode'): WeightMode {
   const s = text.trim();
   if ((WEIGHT_MODES as readonly string[]).includes(s)) return s as WeightMode;
-  if (s === RETIRED_WEIGHT_MODE) throw retiredModeError(where);
-  throw lnlbError('LNLB_ERR_WEIGHT_MODE', `unknown weight mode ${JSON.stringify(s)}: expected one of ${WEIGHT_MODES.join(', ')}`);
+  if (s === RETIRED_WEIGHT_MODE) throw retiredModeError(where); // weights were loads then: refused, not inverted silently
+  throw lnlbError('LNLB_ERR_WEIGHT_MODE', `${where}: unknown weight mode ${JSON.stringify(s)}: expected one of ${WEIGHT_MODES.join(', ')}`);
 }
 
 /**

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { LnlbError, lnlbError, reviveError, serializeError } from '../../../src/errors.js';
+import { LnlbError, lnlbError, reviveError, serializeError, type ErrorCode } from '../../../src/errors.js';
 import { effectiveCapabilities } from '../../../src/main/capabilities.js';
 import type { InterfaceStatusJson } from '../../../src/main/admin-protocol.js';
 import type { ClusterEvents } from '../../../src/main/cluster-events.js';
@@ -87,7 +87,7 @@ test('resolved as lnlbd resolves the same flags; the library logs at warn unless
 /** Options a JavaScript caller (no compiler) may pass: typed loosely on purpose. */
 type Loose = Record<string, unknown>;
 
-const badCases: [string, Loose, RegExp][] = [
+const badCases: [string, Loose, RegExp, ErrorCode?][] = [
   ['missing bind', { vip: '10.0.0.100' }, /^bind \(--bind\): is required/],
   ['missing vip', { bind: 'eth0' }, /^vip \(--vip\): is required/],
   ['bad VIP', { ...BASE, vip: '10.0.0.256' }, /^vip \(--vip\): expected an IPv4 address such as 10\.0\.0\.100, got "10\.0\.0\.256"/],
@@ -98,7 +98,7 @@ const badCases: [string, Loose, RegExp][] = [
   ['workers a boolean', { ...BASE, workers: true }, /^workers \(--workers\): expected a number, got true/],
   ['dead-after not above heartbeat', { ...BASE, heartbeatMs: 500, deadAfterMs: 500 }, /^deadAfterMs \(--dead-after-ms\): must be longer than --heartbeat-ms \(500\)/],
   ['unknown log level', { ...BASE, logLevel: 'loud' }, /^logLevel \(--log-level\): expected one of fatal, error/],
-  ['unknown weight mode', { ...BASE, weightMode: 'cpu' }, /^weightMode \(--weight-mode\): expected one of loadavg/],
+  ['unknown weight mode', { ...BASE, weightMode: 'cpu' }, /^weightMode \(--weight-mode\): unknown weight mode "cpu": expected one of loadavg/, 'LNLB_ERR_WEIGHT_MODE'],
   ['unknown election', { ...BASE, election: 'maglev' }, /^election \(--election\): expected one of rendezvous, lnlb/],
   ['interface named as the bound device', { ...BASE, name: 'eth0' }, /^name \(--name\): the cluster interface cannot have the bound device's name/],
   ['device name too long', { ...BASE, bind: 'eth0-with-a-long-name' }, /^bind \(--bind\): expected a device name of 1 to 15/],
@@ -116,10 +116,10 @@ const badCases: [string, Loose, RegExp][] = [
   ['logger not a logger', { ...BASE, logger: console.log }, /^logger: expected a pino logger/],
 ];
 
-for (const [title, options, message] of badCases) {
+for (const [title, options, message, code] of badCases) {
   test(`refused, naming the option and its flag: ${title}`, (t) => {
     const err = t.throws(() => resolveNodeOptions(options as unknown as LnlbNodeOptions), { instanceOf: LnlbError });
-    t.is(err?.code, 'LNLB_ERR_CLI_BAD_FLAG');
+    t.is(err?.code, code ?? 'LNLB_ERR_CLI_BAD_FLAG');
     t.regex(err?.message ?? '', message);
   });
 }

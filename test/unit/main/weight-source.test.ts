@@ -1,3 +1,4 @@
+import { resolveDaemonOptions } from '../../../src/main/options.js';
 import test from 'ava';
 import { Readable } from 'node:stream';
 import { LnlbError } from '../../../src/errors.js';
@@ -112,7 +113,11 @@ test('parseWeightMode accepts the five modes and names them when refusing', (t) 
   t.is(parseWeightMode(' freemem\n'), 'freemem');
   const err = t.throws(() => parseWeightMode('cpu'), { instanceOf: LnlbError });
   t.is(err.code, 'LNLB_ERR_WEIGHT_MODE');
-  t.is(err.message, 'unknown weight mode "cpu": expected one of loadavg, loadavg5, loadavg15, freemem, fixed');
+  t.is(err.message, 'weight_mode: unknown weight mode "cpu": expected one of loadavg, loadavg5, loadavg15, freemem, fixed');
+  // The flag, the config file and createNode use this parser too, naming what gave the value.
+  const flag = t.throws(() => resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.1', insecureNoAuth: 'true', weightMode: 'cpu' }), { instanceOf: LnlbError });
+  t.is(flag.code, 'LNLB_ERR_WEIGHT_MODE');
+  t.is(flag.message, err.message.replace('weight_mode', '--weight-mode'));
 });
 
 test('the mode of weights-as-loads (manual) is refused, saying what changed and what to write', (t) => {
