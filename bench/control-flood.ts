@@ -1,5 +1,5 @@
 /**
- * Control flood: a keyed 3-node cluster at a fast heartbeat (100 ms, dead after 500 ms) while a
+ * Control flood: a keyed 3-node cluster at lnlbd's default timing (or LNLB_BENCH_FLOOD_TIMING) while a
  * host on the same LAN (the client namespace) floods forged control frames at the cluster MAC
  * as fast as its generator goes (control-forger.ts: wrong-key HEARTBEAT/LEAVE/JOIN from a
  * member's MAC and from random MACs, unsigned frames, garbage after a valid header, CONNTRACK
@@ -32,14 +32,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP, type DaemonStatus } from '../src/lab/cluster.js';
+import { resolveDaemonOptions } from '../src/main/options.js';
 import { tail, type LabProcess } from '../src/lab/netns.js';
 import { clusterMacUnicast, formatMac } from '../src/net/ethernet.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
 import { cpuSeconds, fmt, ratio, rssBytes, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const FORGER = fileURLToPath(new URL('./control-forger.js', import.meta.url));
-/** The cluster's timing; LNLB_BENCH_FLOOD_TIMING=HB/DEAD (ms) measures another. */
-const [HEARTBEAT_MS, DEAD_AFTER_MS] = floodTiming(process.env.LNLB_BENCH_FLOOD_TIMING ?? '100/500');
+/** The cluster's timing: lnlbd's defaults; LNLB_BENCH_FLOOD_TIMING=HB/DEAD (ms) measures another. */
+const DEFAULTS = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: 'true' });
+const [HEARTBEAT_MS, DEAD_AFTER_MS] = floodTiming(process.env.LNLB_BENCH_FLOOD_TIMING ?? `${DEFAULTS.heartbeatMs}/${DEFAULTS.deadAfterMs}`);
 /** Set rates of the mixed flood, frames/s: where false deaths begin. */
 const LADDER = [25_000, 50_000, 100_000, 200_000];
 /** An EtherType no lnlb socket takes (IEEE 802 local experimental 2). */
