@@ -6,6 +6,7 @@
 
 import { ClusterLab, VIP } from '../src/lab/cluster.js';
 import { tail, waitExit } from '../src/lab/netns.js';
+import { spread } from './report.js';
 
 /**
  * One failover, step by step, in ms after the kill (medians over the trials): the victim's last
@@ -25,10 +26,14 @@ export interface FailoverTimelineMs {
   lastOrphanAnswered: number;
 }
 
-const median = (xs: number[]): number => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : s[Math.floor(s.length / 2)]!;
-};
+const TIMELINE_STEPS = ['lastHeard', 'declared', 'declaredLast', 'published', 'actorsSwitched', 'firstTaken', 'firstOrphanAnswered', 'lastOrphanAnswered'] as const satisfies readonly (keyof FailoverTimelineMs)[];
+
+/** Each step's median over the trials (a step a trial could not see is left out of it). */
+function medianTimeline(timelines: readonly FailoverTimelineMs[]): FailoverTimelineMs {
+  const out = {} as FailoverTimelineMs;
+  for (const step of TIMELINE_STEPS) out[step] = spread(timelines.map((x) => x[step]).filter(Number.isFinite)).median;
+  return out;
+}
 
 /** The survivors' own record of the failover of `victimMac` (status: lastFailover, actors' view times), relative to `since`. */
 async function timelineOf(lab: ClusterLab, survivors: string[], victimMac: string, since: number, pings: { firstReplyMs: Map<string, number>; worstMs: number }): Promise<FailoverTimelineMs> {
@@ -125,16 +130,7 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
     unanswered,
     falseDeaths,
     timelines,
-    timeline: {
-      lastHeard: median(timelines.map((x) => x.lastHeard)),
-      declared: median(timelines.map((x) => x.declared)),
-      declaredLast: median(timelines.map((x) => x.declaredLast)),
-      published: median(timelines.map((x) => x.published)),
-      actorsSwitched: median(timelines.map((x) => x.actorsSwitched)),
-      firstTaken: median(timelines.map((x) => x.firstTaken)),
-      firstOrphanAnswered: median(timelines.map((x) => x.firstOrphanAnswered)),
-      lastOrphanAnswered: median(timelines.map((x) => x.lastOrphanAnswered)),
-    },
+    timeline: medianTimeline(timelines),
   };
 }
 
