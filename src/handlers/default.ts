@@ -46,6 +46,10 @@ export class TableTracker implements Tracker {
     return this.table.removeOwner(owner);
   }
 
+  nodeDiedSlice(owner: number, fromSlot: number, budget: number): number {
+    return this.table.removeOwnerSlice(owner, fromSlot, budget);
+  }
+
   clear(): void {
     this.table.clear();
   }

@@ -82,6 +82,15 @@ export interface Tracker {
   assigned(keyLo: number, keyHi: number, owner: number, frameFlags: number, nowSeconds: number): void;
   /** Drops every entry of a dead node; returns how many. */
   nodeDied(owner: number): number;
+  /**
+   * Optional, for a table large enough that one `nodeDied` would hold frames up (a full scan
+   * of a million slots takes milliseconds): the same, a slice at a time. Looks at up to
+   * `budget` slots from `fromSlot`, drops the dead node's entries among them and returns the
+   * slot to go on from, or -1 once the table has been seen to its end (`size` tells how many
+   * went). The actor calls it between batches of frames until it returns -1; meanwhile the
+   * dead node's entries count as untracked, so a frame of one of them is elected anew.
+   */
+  nodeDiedSlice?(owner: number, fromSlot: number, budget: number): number;
   /** Forgets everything (this node rejoins after being declared dead, or a state is loaded). */
   clear(): void;
   /** Incremental expiry sweep over at most `budget` slots; returns entries removed. */

@@ -311,6 +311,7 @@ export const SELF_TEST_STEPS = [
   'evictions',
   'expire',
   'nodeDied',
+  'nodeDiedSlice',
   'counters',
   'describeKey',
 ] as const;
@@ -525,6 +526,7 @@ function smokeTest(spec: HandlerSpec, handler: ProtocolHandler, step: (step: Sel
   const died = call('nodeDied()', () => tracker.nodeDied(SMOKE_OWNER));
   if (!isCount(died)) throw invalid(spec, `nodeDied() returned ${describeValue(died)}; it must return how many entries it dropped`);
   checkCounts(spec, tracker, 'after expire() and nodeDied()', step);
+  if (typeof tracker.nodeDiedSlice === 'function') smokeNodeDiedSlice(spec, tracker, call, { keyLo, keyHi, flags });
 
   if (typeof tracker.counters === 'function') {
     const counters = call('counters()', () => tracker.counters!());
@@ -539,13 +541,32 @@ function smokeTest(spec: HandlerSpec, handler: ProtocolHandler, step: (step: Sel
   }
 }
 
+/** The entry assigned again, then purged a slice of 64 slots at a time: the slices must move on, end with -1 and leave the size nodeDied() left. */
+function smokeNodeDiedSlice(spec: HandlerSpec, tracker: Tracker, call: <T>(what: string, fn: () => T) => T, key: { keyLo: number; keyHi: number; flags: number }): void {
+  const sizeWithout = call('the size getter', () => tracker.size);
+  call('assigned()', () => tracker.assigned(key.keyLo, key.keyHi, SMOKE_OWNER, key.flags, SMOKE_NOW));
+  let from = 0;
+  for (let slices = 0; from !== -1; slices++) {
+    const next = call(`nodeDiedSlice(${SMOKE_OWNER}, ${from}, 64)`, () => tracker.nodeDiedSlice!(SMOKE_OWNER, from, 64));
+    if (next !== -1 && (typeof next !== 'number' || !Number.isInteger(next) || next <= from)) {
+      throw invalid(spec, `nodeDiedSlice(${SMOKE_OWNER}, ${from}, 64) returned ${describeValue(next)}; it must return a slot after ${from} to go on from, or -1 when done`);
+    }
+    if (slices > SMOKE_CAPACITY) throw invalid(spec, `nodeDiedSlice() did not return -1 within ${SMOKE_CAPACITY} slices of a ${SMOKE_CAPACITY}-entry tracker`);
+    from = next;
+  }
+  const size = call('the size getter', () => tracker.size);
+  if (size !== sizeWithout) throw invalid(spec, `size is ${describeValue(size)} after nodeDiedSlice() went through the tracker; nodeDied() left ${sizeWithout}`);
+}
+
 function checkTrackerShape(spec: HandlerSpec, tracker: Tracker): void {
   const t = tracker as unknown as Record<string, unknown>;
   const problems: string[] = [];
   for (const method of TRACKER_METHODS) {
     if (typeof t[method] !== 'function') problems.push(`\`${method}\` must be a function, it is ${t[method] === undefined ? 'missing' : describeValue(t[method])}`);
   }
-  if (t['counters'] !== undefined && typeof t['counters'] !== 'function') problems.push(`\`counters\` is optional but must be a function when present, it is ${describeValue(t['counters'])}`);
+  for (const optional of ['counters', 'nodeDiedSlice'] as const) {
+    if (t[optional] !== undefined && typeof t[optional] !== 'function') problems.push(`\`${optional}\` is optional but must be a function when present, it is ${describeValue(t[optional])}`);
+  }
   for (const getter of ['size', 'evictions'] as const) {
     if (!(getter in t)) problems.push(`the \`${getter}\` getter is missing`);
   }

@@ -321,24 +321,34 @@ export class TrackingTable {
   }
 
   /**
-   * Removes every entry of `owner` (a node died); returns how many. A full scan; a removal
-   * re-examines its slot, since the shift may have moved a not-yet-seen entry into it (entries
-   * only move backwards, never past the scan position).
+   * Removes every entry of `owner` (a node died); returns how many. A full scan: on a large
+   * table it takes milliseconds, so the datapath purges with `removeOwnerSlice` instead.
    */
   removeOwner(owner: number): number {
+    const size = this.size;
+    this.removeOwnerSlice(owner, 0, this.capacity);
+    return size - this.size;
+  }
+
+  /**
+   * Removes the entries of `owner` among up to `budget` slots from `from`; returns the slot to
+   * go on from, or -1 once the last slot has been seen. A removal re-examines its slot, since
+   * the shift may have moved a not-yet-seen entry into it (within one call entries only move
+   * backwards, never past the scan position; between calls an expiry or an eviction may move
+   * one behind it, where it stays, inert, until the expiry sweep takes it: an entry of a dead
+   * owner is elected anew on its next frame, as if untracked).
+   */
+  removeOwnerSlice(owner: number, from: number, budget: number): number {
     const e = this.e;
     const want = owner & TT_OWNER_MASK;
-    let removed = 0;
-    for (let i = 0; i < this.capacity; ) {
+    const end = Math.min(this.capacity, from + budget);
+    let i = Math.max(0, from);
+    while (i < end) {
       const w = e[(i << 2) + TT_E_OWNER_FLAGS]!;
-      if ((w & TT_OCCUPIED) !== 0 && (w & TT_OWNER_MASK) === want) {
-        this.removeAt(i);
-        removed++;
-      } else {
-        i++;
-      }
+      if ((w & TT_OCCUPIED) !== 0 && (w & TT_OWNER_MASK) === want) this.removeAt(i);
+      else i++;
     }
-    return removed;
+    return end >= this.capacity ? -1 : end;
   }
 
   /**

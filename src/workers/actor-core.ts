@@ -98,6 +98,10 @@ export class ActorCore {
   #weightsPending = false;
   #selfId = 0;
   #now = 0;
+  /** Dead nodes' ids whose entries purgeStep has still to drop, the first one under way. */
+  readonly #purgeQueue: number[] = [];
+  #purgeHandler = 0;
+  #purgeFrom = 0;
 
   constructor(config: ActorConfig) {
     this.#ring = config.ring;
@@ -150,20 +154,55 @@ export class ActorCore {
     return count;
   }
 
-  /** Drops a dead node's entries from every tracker of this shard. */
-  nodeDied(id: number): number {
+  /**
+   * A node died: its entries are dropped from every tracker of this shard by `purgeStep`, a
+   * slice at a time between batches of frames (one full scan of a large shard held the first
+   * frames after a failover up for several milliseconds). Meanwhile they count as untracked
+   * (the view no longer has their owner), so the purge changes no decision.
+   */
+  nodeDied(id: number): void {
+    this.#purgeQueue.push(id);
+  }
+
+  /** A dead node's entries are still being dropped. */
+  get purging(): boolean {
+    return this.#purgeQueue.length > 0;
+  }
+
+  /**
+   * Drops dead nodes' entries from up to `budget` slots (a tracker without `nodeDiedSlice`
+   * takes its whole `nodeDied` as one step); returns how many entries went.
+   */
+  purgeStep(budget: number): number {
+    const id = this.#purgeQueue[0];
+    if (id === undefined) return 0;
+    const i = this.#purgeHandler;
+    const tracker = this.#trackers[i]!;
     let removed = 0;
-    this.#trackers.forEach((tracker, i) => {
-      this.#c[C.inHandler] = handlerCall(i, M.nodeDied);
-      try {
-        removed += tracker.nodeDied(id);
-      } catch (err) {
-        this.#handlerErrors?.record(this.#handlerNames[i]!, 'nodeDied', err);
+    let done = true;
+    this.#c[C.inHandler] = handlerCall(i, M.nodeDied);
+    try {
+      if (tracker.nodeDiedSlice === undefined) {
+        removed = tracker.nodeDied(id);
+      } else {
+        const size = tracker.size;
+        this.#purgeFrom = tracker.nodeDiedSlice(id, this.#purgeFrom, budget);
+        removed = size - tracker.size;
+        done = this.#purgeFrom < 0;
       }
-    });
+    } catch (err) {
+      this.#handlerErrors?.record(this.#handlerNames[i]!, tracker.nodeDiedSlice === undefined ? 'nodeDied' : 'nodeDiedSlice', err);
+    }
     this.#c[C.inHandler] = 0;
+    if (done) {
+      this.#purgeFrom = 0;
+      if (++this.#purgeHandler === this.#trackers.length) {
+        this.#purgeHandler = 0;
+        this.#purgeQueue.shift();
+      }
+    }
     this.#c[C.purgedByDeath]! += removed;
-    this.#updateGauges();
+    if (!this.purging) this.#updateGauges();
     return removed;
   }
 
@@ -178,6 +217,9 @@ export class ActorCore {
       }
     });
     this.#c[C.inHandler] = 0;
+    this.#purgeQueue.length = 0; // nothing left to purge
+    this.#purgeHandler = 0;
+    this.#purgeFrom = 0;
     if (this.#hold.beginRead() > 0) while (this.#hold.next() >= 0);
     this.#hold.endRead();
     this.#held = 0;

@@ -30,6 +30,15 @@ import { handlerCall, HandlerMethod } from './watchdog.js';
 const IDLE_WAKE_MS = 1000;
 /** Batches processed back to back before yielding to the event loop for control messages. */
 const BATCHES_BEFORE_YIELD = 64;
+/**
+ * A dead node's purge: a slice of this many slots (about 50 µs) at most every PURGE_PACE_MS,
+ * whatever the traffic. Its entries already count as untracked, so nothing waits for the
+ * purge, while the CPU is wanted at that moment: the dead node's clients are arriving. Done
+ * back to back, the purges of a 3-node cluster's four actors on two cores held frames up by
+ * 10 ms and more; paced, a 600,000-slot shard takes 0.2 s at 1% of a core.
+ */
+const PURGE_SLICE_SLOTS = 16_384;
+const PURGE_PACE_MS = 5;
 /** How often the handlers' own counters are sent to the main thread. */
 const HANDLER_COUNTERS_EVERY_S = 2;
 
@@ -82,7 +91,7 @@ async function run(data: ActorData): Promise<void> {
         running = false;
         return;
       case 'node-died':
-        post({ type: 'purged', id: message.id, entries: actor.nodeDied(message.id) });
+        actor.nodeDied(message.id); // purged between batches (the loop below)
         return;
       case 'reset':
         actor.reset();
@@ -146,6 +155,7 @@ async function run(data: ActorData): Promise<void> {
   let lastCounters = 0;
   // Once a second: a whole sweep of the shard every 30 s, however large it is.
   const sweepBudget = Math.max(8192, Math.ceil(data.trackerCapacity / 30));
+  let nextPurgeAt = 0;
   while (running) {
     let batches = 0;
     let nowSeconds = Math.floor(Date.now() / 1000);
@@ -161,11 +171,20 @@ async function run(data: ActorData): Promise<void> {
         post({ type: 'handler-counters', counters: trackers.map((t, i) => inHandler(i, HandlerMethod.counters, () => ({ ...t.counters?.() }))) });
       }
     }
+    let sleepMs = IDLE_WAKE_MS;
+    if (actor.purging) {
+      const now = performance.now();
+      if (now >= nextPurgeAt) {
+        actor.purgeStep(PURGE_SLICE_SLOTS);
+        nextPurgeAt = now + PURGE_PACE_MS;
+      }
+      sleepMs = PURGE_PACE_MS;
+    }
     if (batches === BATCHES_BEFORE_YIELD) {
       await yieldToEventLoop();
       continue;
     }
-    const wait = ring.waitAsync(IDLE_WAKE_MS);
+    const wait = ring.waitAsync(sleepMs);
     if (wait) await wait;
   }
   runInterfaceHook(handlers, 'interfaceDeleted', info, errors);

@@ -89,7 +89,6 @@ export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'stopped' }
   | { type: 'link-down' }
-  | { type: 'purged'; id: number; entries: number }
   | { type: 'state-loaded'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number; clockShift: number }
   | { type: 'state-refused'; requestId: number; from: string; handlerIndex: number; message: string }
   /** Per handler: the packed entries of this actor's shard (SNAPSHOT_WORDS each). */

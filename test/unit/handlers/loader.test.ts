@@ -206,6 +206,10 @@ test('an answer of the wrong kind: HANDLER_INVALID naming the method and the val
   await refused(t, fixture('bad-answer'), 'LNLB_ERR_HANDLER_INVALID', /isRelated\(\) before assigned\(\) returned number 0; it must return a node id 1\.\.65535, UNTRACKED \(-1\) or DROP_FRAME \(-2\)/);
 });
 
+test('a nodeDiedSlice that does not move on: HANDLER_INVALID (the purge between batches would never end)', async (t) => {
+  await refused(t, fixture('slice-stuck'), 'LNLB_ERR_HANDLER_INVALID', /nodeDiedSlice\(1, 0, 64\) returned number 0; it must return a slot after 0 to go on from, or -1 when done/);
+});
+
 test('an incomplete tracker: HANDLER_INVALID listing what it lacks', async (t) => {
   await refused(
     t,

@@ -202,6 +202,30 @@ test('removeOwner removes every entry of a dead node and nothing else', (t) => {
   t.is(tt.removeOwner(2), 0);
 });
 
+test('removeOwnerSlice: slices of any size, upserts between them, end with -1 and the dead node\u2019s entries gone', (t) => {
+  for (const budget of [1, 7, 64, 10_000]) {
+    const tt = table(512);
+    const rnd = prng(budget);
+    for (let i = 0; i < 400; i++) tt.upsert(i * 2654435761, 0, between(rnd, 1, 4), i);
+    const before = tt.size;
+    let from = 0;
+    let slices = 0;
+    let upserted = 0;
+    while (from !== -1) {
+      const next = tt.removeOwnerSlice(2, from, budget);
+      t.true(next === -1 || next === from + budget, `slice from ${from}: ${next}`);
+      from = next;
+      slices++;
+      // Frames between slices: new flows of live nodes come in.
+      if (slices % 5 === 0 && upserted < 40) tt.upsert((1000 + upserted++) * 2654435761, 0, 3, 500);
+    }
+    t.is(slices, Math.ceil(tt.capacity / budget), `budget ${budget}`);
+    t.is(consistent(tt), null);
+    t.is(tt.removeOwner(2), 0, 'nothing of node 2 left behind');
+    t.true(tt.size < before + upserted);
+  }
+});
+
 test('a second view of the same memory (another thread) sees the entries; capacity is checked', (t) => {
   const sab = new SharedArrayBuffer(64 + TrackingTable.byteLength(128));
   t.throws(() => new TrackingTable(sab, 64), { instanceOf: TypeError }, 'not initialised and no capacity');

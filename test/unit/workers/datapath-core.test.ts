@@ -11,7 +11,7 @@ import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, createArpResult, parseArp } f
 import { formatMac, parseMac } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
 import { ActorCounter, DispatcherCounter } from '../../../src/workers/counters.js';
-import { arpRequest, CLIENT_MAC, CLUSTER_MAC, cluster, ipFrame, makeNode, NODE_MACS, publish, runAll, VIP, VNET } from './fixtures/sim.js';
+import { arpRequest, CLIENT_MAC, CLUSTER_MAC, cluster, ipFrame, makeNode, NODE_MACS, publish, purgeDead, runAll, VIP, VNET } from './fixtures/sim.js';
 
 test('each source is accepted by exactly one node, and all nodes get some', (t) => {
   const frames: Uint8Array[] = [];
@@ -93,10 +93,8 @@ test('a node death re-homes only its own sources', (t) => {
   for (const n of survivors) {
     publish(n, [1, 3]);
     // Every node recorded every assignment, so each survivor purges all of node 2's sources.
-    t.is(
-      n.actors.reduce((sum, a) => sum + a.nodeDied(2), 0),
-      ownedByDead,
-    );
+    t.is(purgeDead(n, 2, 100), ownedByDead);
+    t.is(n.counters.sum(ActorCounter.purgedByDeath, 1, 1 + n.actors.length), ownedByDead);
     n.sink.frames.length = 0;
     n.source.remaining = frames.length;
     runAll(n, 1001);
@@ -118,6 +116,39 @@ test('a node death re-homes only its own sources', (t) => {
     t.true(rows.every((r) => r.shrink > 0), `node ${n.id}: ${JSON.stringify(rows)}`);
     t.true(rows.some((r) => r.taken >= r.shrink), `node ${n.id} took a dead node's source after the view: ${JSON.stringify(rows)}`);
     t.true(rows.every((r) => r.taken === 0 || r.taken >= r.shrink));
+  }
+});
+
+test('a dead node\u2019s entries purged a slice at a time: frames decided between two slices go to the survivors, and the purge leaves no entry of it', (t) => {
+  const frames: Uint8Array[] = [];
+  for (let i = 1; i <= 90; i++) frames.push(ipFrame(`10.0.5.${i}`));
+  const nodes = cluster(frames);
+  for (const n of nodes) runAll(n);
+  const deadSources = nodes[1]!.sink.frames.length;
+  t.true(deadSources > 0);
+  for (const n of [nodes[0]!, nodes[2]!]) {
+    publish(n, [1, 3]);
+    for (const a of n.actors) {
+      a.nodeDied(2);
+      a.purgeStep(8); // a few slots: the purge is under way, most of node 2's entries still there
+    }
+    t.true(n.actors.every((a) => a.purging));
+    n.sink.frames.length = 0;
+    n.source.remaining = frames.length;
+    runAll(n, 1001);
+  }
+  // Mid-purge, every source is served once, by a survivor.
+  const after = acceptedBy(t, [nodes[0]!, nodes[2]!]);
+  t.is(after.size, 90);
+  for (const n of [nodes[0]!, nodes[2]!]) {
+    const sum = (counter: number): number => n.counters.sum(counter, 1, 1 + n.actors.length);
+    for (const a of n.actors) while (a.purging) a.purgeStep(64);
+    // Node 2's sources were elected again (and only they), the purge took at most those it reached first.
+    t.is(sum(ActorCounter.elected), 90 + deadSources);
+    t.true(sum(ActorCounter.purgedByDeath) <= deadSources);
+    // Each survivor tracks the 90 sources, none of them as node 2's any more.
+    t.is(sum(ActorCounter.trackedEntries), 90);
+    t.is(purgeDead(n, 2), 0);
   }
 });
 

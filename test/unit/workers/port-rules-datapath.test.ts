@@ -7,7 +7,7 @@ import { sourceIpHandler } from '../../../src/handlers/default.js';
 import { DROP_FRAME, HANDLER_API_VERSION, UNTRACKED, type ParsedFrame, type ProtocolHandler, type Tracker } from '../../../src/handlers/handler.js';
 import { tcpHandler } from '../../../src/handlers/tcp.js';
 import { ActorCounter, DispatcherCounter } from '../../../src/workers/counters.js';
-import { cluster, ipFrame, publish, runAll, sourceOf, type SimNode } from './fixtures/sim.js';
+import { cluster, ipFrame, publish, purgeDead, runAll, sourceOf, type SimNode } from './fixtures/sim.js';
 
 const TCP = 6;
 const UDP = 17;
@@ -55,7 +55,7 @@ test('single: every client of the port goes to the priority node, the next takes
   const survivors = [nodes[0]!, nodes[2]!];
   for (const n of survivors) {
     publish(n, [1, 3], true, false, params);
-    for (const a of n.actors) a.nodeDied(2);
+    purgeDead(n, 2);
     n.sink.frames.length = 0;
     n.source.remaining = ssh.length; // the ssh clients again
     runAll(n, 1001);
