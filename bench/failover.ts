@@ -1,11 +1,13 @@
 /**
- * Failover: `trials` times, kill -9 one daemon of a 3-node cluster and measure, with ping
- * every 20 ms from each of its sources, when the last of them is answered again. The killed
- * daemon is restarted and the cluster reconverges between trials.
+ * Failover: `trials` times, kill -9 one daemon of a 3-node cluster and measure, with the
+ * clients it served pinging the VIP every PROBE_INTERVAL_MS since before the kill (PingProbe),
+ * when the last of them is answered again. The killed daemon is restarted and the cluster
+ * reconverges between trials.
  */
 
 import { ClusterLab, VIP } from '../src/lab/cluster.js';
-import { tail, waitExit } from '../src/lab/netns.js';
+import { tail, waitExit, waitStopped } from '../src/lab/netns.js';
+import { PingProbe } from '../src/lab/ping-probe.js';
 import { spread } from './report.js';
 
 /**
@@ -25,6 +27,9 @@ export interface FailoverTimelineMs {
   firstOrphanAnswered: number;
   lastOrphanAnswered: number;
 }
+
+/** Each client's ping interval, here and in keepalived's benchmark: what a figure can be off by. */
+export const PROBE_INTERVAL_MS = 8;
 
 const TIMELINE_STEPS = ['lastHeard', 'declared', 'declaredLast', 'published', 'actorsSwitched', 'firstTaken', 'firstOrphanAnswered', 'lastOrphanAnswered'] as const satisfies readonly (keyof FailoverTimelineMs)[];
 
@@ -96,11 +101,19 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
       const survey = await lab.survey(lab.clientIps);
       const orphans = [...survey].filter(([, s]) => 'node' in s && s.node === victim).map(([source]) => source);
       if (orphans.length === 0) continue;
+      const probe = await PingProbe.start(lab.lab, 'client', orphans, VIP, { intervalMs: PROBE_INTERVAL_MS });
       const since = Date.now();
       const daemon = lab.daemon(victim)!;
-      if (fault === 'kill') daemon.kill('SIGKILL');
-      else await lab.lab.linkDown(victim); // its switch port: the node lives on, cut off
-      const pings = await lab.waitPingAnswered(orphans, VIP, since, 10_000);
+      if (fault === 'kill') {
+        daemon.kill('SIGKILL');
+        waitStopped(daemon.pid!, 100);
+      } else {
+        await lab.lab.linkDown(victim); // its switch port: the node lives on, cut off
+      }
+      // A killed daemon serves until it is gone, a cut-off node what reaches it until its port
+      // is down: only requests sent after that count (keepalived's figure counts alike).
+      const pings = await probe.answeredAgain(since, 10_000, { sentAfterEpochMs: Date.now() });
+      probe.stop();
       if (fault === 'kill') await waitExit(daemon, 2000);
       trials.push(pings.worstMs);
       unanswered += pings.unanswered.length;

@@ -5,12 +5,13 @@
  * ```
  *   switch ── master (10.0.0.1/24)  keepalived, priority 150, holds the VIP 10.0.0.100
  *          ── backup (10.0.0.2/24)  keepalived, priority 100
- *          ── client (10.0.0.101/24) ping -D -i 0.02 to the VIP
+ *          ── client (10.0.0.101-110/24) a ping to the VIP from each address, every 10 ms
  * ```
- * Each trial: `kill -9` of the master's keepalived (parent and VRRP child, one signal to its
- * process group) and its link down at once, as when the machine dies; then the client pings
- * the VIP every 20 ms until the first reply; the figure is the time from the kill to that
- * reply. The link must go down too: a killed keepalived leaves the VIP on its interface, and
+ * Each trial: the pings run (PingProbe, as in lnlb's benchmark: ten clients, all of them the
+ * master's); `kill -9` of the master's keepalived (parent and VRRP child, one signal to its
+ * process group) and its link down at once, as when the machine dies; the figure is the time
+ * from the kill until the last client is answered again, for a request sent once the link was
+ * down. The link must go down too: a killed keepalived leaves the VIP on its interface, and
  * that kernel keeps answering (and the backup takes the VIP as well: a split brain). Between
  * trials the master comes back as after a reboot (VIP gone, link up, keepalived started) and
  * preempts the backup; the next trial waits until the client's ARP entry points at it again.
@@ -23,12 +24,14 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Lab, tail, waitExit, type LabProcess } from '../src/lab/netns.js';
+import { PingProbe } from '../src/lab/ping-probe.js';
+import { PROBE_INTERVAL_MS } from './failover.js';
 import { fmt, fmtSpread, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const VIP = '10.0.0.100';
-const CLIENT_IP = '10.0.0.101';
+/** As many clients as a node of lnlb's 3-node benchmark serves (a third of 30). */
+const CLIENT_IPS = Array.from({ length: 10 }, (_, i) => `10.0.0.${101 + i}`);
 const ADVERT_INT_S = 0.01;
-const PROBE_INTERVAL_S = 0.02;
 const PROBE_TIMEOUT_MS = 10_000;
 const SETTLE_TIMEOUT_MS = 15_000;
 /** How long after a `kill -9` alone the split brain is looked for. */
@@ -45,12 +48,12 @@ const BACKUP: Node = { name: 'backup', ip: '10.0.0.2', priority: 100 };
 export interface KeepalivedJson {
   version: string;
   advertIntS: number;
-  probeIntervalS: number;
-  /** ms from the kill (with the link down) to the client's first reply, per trial answered. */
+  probeIntervalMs: number;
+  /** ms from the kill (with the link down) until the last client is answered again, per trial answered. */
   trials: number[];
-  /** Per trial, when the probe started (ms after the kill: the link down and starting ping take that long). */
-  probeStartMs: number[];
-  /** Trials in which the VIP did not answer within PROBE_TIMEOUT_MS. */
+  /** Per trial, when the link was down (ms after the kill): requests sent before do not count. */
+  linkDownMs: number[];
+  /** Trials in which some client was not answered within PROBE_TIMEOUT_MS. */
   unanswered: number;
   medianMs: number;
   worstMs: number;
@@ -72,7 +75,7 @@ export async function benchKeepalived(o: BenchOptions & { trials: number }): Pro
   try {
     await lab.addSwitch();
     for (const node of [MASTER, BACKUP]) await lab.addHost(node.name, { addresses: [`${node.ip}/24`] });
-    await lab.addHost('client', { addresses: [`${CLIENT_IP}/24`] });
+    await lab.addHost('client', { addresses: CLIENT_IPS.map((ip) => `${ip}/24`) });
     const k = new Keepalived(lab, binary);
     const version = await k.version();
     o.progress(`keepalived: ${version}, VRRPv3 advert_int ${ADVERT_INT_S}, ${o.trials} kills of the master (kill -9 and link down)…`);
@@ -81,17 +84,20 @@ export async function benchKeepalived(o: BenchOptions & { trials: number }): Pro
     await k.waitMasterHolds();
 
     const trials: number[] = [];
-    const probeStartMs: number[] = [];
+    const linkDownMs: number[] = [];
     let unanswered = 0;
     for (let i = 0; i < o.trials; i++) {
+      const probe = await PingProbe.start(lab, 'client', CLIENT_IPS, VIP, { intervalMs: PROBE_INTERVAL_MS });
       const since = Date.now();
       k.kill9(MASTER);
       await lab.linkDown(MASTER.name);
-      probeStartMs.push(Date.now() - since);
-      const replyMs = await k.firstReplyMs(since);
-      if (replyMs === undefined) unanswered += 1;
-      else trials.push(replyMs);
-      o.progress(`  trial ${i + 1}: ${replyMs === undefined ? `no reply within ${PROBE_TIMEOUT_MS} ms` : `VIP answered again after ${Math.round(replyMs)} ms`}`);
+      const downAt = Date.now();
+      linkDownMs.push(downAt - since);
+      const answered = await probe.answeredAgain(since, PROBE_TIMEOUT_MS, { sentAfterEpochMs: downAt });
+      probe.stop();
+      if (answered.unanswered.length > 0) unanswered += 1;
+      else trials.push(answered.worstMs);
+      o.progress(`  trial ${i + 1}: ${answered.unanswered.length > 0 ? `${answered.unanswered.length} clients not answered within ${PROBE_TIMEOUT_MS} ms` : `the ${CLIENT_IPS.length} clients answered again after ${Math.round(answered.worstMs)} ms`}`);
       await k.waitExited(MASTER);
       await k.reboot(MASTER);
       await k.waitMasterHolds();
@@ -115,9 +121,9 @@ export async function benchKeepalived(o: BenchOptions & { trials: number }): Pro
     const json: KeepalivedJson = {
       version,
       advertIntS: ADVERT_INT_S,
-      probeIntervalS: PROBE_INTERVAL_S,
+      probeIntervalMs: PROBE_INTERVAL_MS,
       trials,
-      probeStartMs,
+      linkDownMs,
       unanswered,
       medianMs: s.median,
       worstMs: s.max,
@@ -125,7 +131,7 @@ export async function benchKeepalived(o: BenchOptions & { trials: number }): Pro
     };
     const rows: BenchRow[] = [
       {
-        figure: `failover, keepalived VRRPv3 advert_int ${ADVERT_INT_S}: kill -9 + link down of the master, ${trials.length} trials: ms until the VIP answers, median (min–max)`,
+        figure: `failover, keepalived VRRPv3 advert_int ${ADVERT_INT_S}: kill -9 + link down of the master, ${trials.length} trials: ms until its last of ${CLIENT_IPS.length} clients (ping every ${PROBE_INTERVAL_MS} ms) is answered again, median (min–max)`,
         lnlb: '',
         reference: fmtSpread(s),
         ratio: '',
@@ -234,16 +240,6 @@ class Keepalived {
       await sleep(20);
     }
     throw new Error(`keepalived: the master did not take the VIP back within ${SETTLE_TIMEOUT_MS} ms (${state}):\n${tail(this.process(MASTER).logFile, 15)}`);
-  }
-
-  /** Pings the VIP from the client every 20 ms until the first reply: its time in ms after `sinceEpochMs`. */
-  async firstReplyMs(sinceEpochMs: number): Promise<number | undefined> {
-    const deadlineS = String(Math.ceil(PROBE_TIMEOUT_MS / 1000));
-    // With -w, `-c 1` means "until one reply": ping keeps sending every -i until then.
-    const argv = ['ping', '-n', '-D', '-c', '1', '-i', String(PROBE_INTERVAL_S), '-w', deadlineS, '-I', CLIENT_IP, VIP];
-    const result = await this.lab.exec('client', argv, { timeoutMs: PROBE_TIMEOUT_MS + 5000 });
-    const stamp = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(result.stdout)?.[1];
-    return stamp === undefined ? undefined : Number(stamp) * 1000 - sinceEpochMs;
   }
 
   private process(node: Node): LabProcess {

@@ -398,6 +398,26 @@ export function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
+/**
+ * Busy-waits (up to `timeoutMs`) until the process runs no more: a zombie or gone. A process
+ * killed with SIGKILL stops within a millisecond but, with a large address space, is reaped
+ * (its 'exit' event) tens of milliseconds later. True if it stopped in time.
+ */
+export function waitStopped(pid: number, timeoutMs: number): boolean {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    let state: string;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.charAt(stat.lastIndexOf(')') + 2);
+    } catch {
+      return true; // reaped already
+    }
+    if (state === 'Z' || state === 'X') return true;
+    if (performance.now() > deadline) return false;
+  }
+}
+
 /** Resolves when the child has exited, or after timeoutMs (false then). */
 export async function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (hasExited(child)) return true;
