@@ -212,7 +212,7 @@ export const DAEMON_OPTIONS = [
   {
     key: 'nice',
     flag: '--nice <n>',
-    description: "scheduling priority of all lnlbd's threads, -20 (first) to 19: a busy machine must not make heartbeats late, and the control thread waits on V8's shared GC threads, so all of them",
+    description: "scheduling priority of lnlbd's threads, -20 (first) to 19: a busy machine must not make heartbeats late, and the control thread waits on V8's shared GC threads, so all of them; the datapath threads run 10 steps below it (a flood of frames must not queue a heartbeat)",
     default: -20,
     parse: integer(-20, 19),
   },

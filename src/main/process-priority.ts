@@ -5,7 +5,8 @@
  * nice -20 on two cores): with only the control thread at -20, a single rejected frame's
  * processing took 627 ms of wall time of which the thread ran 1.6 ms and waited for a CPU
  * 8 ms: the rest it slept, waiting for GC threads at nice 0; 15 false deaths in two 5 s floods.
- * With every thread at -20: longest stall 161 ms, none.
+ * With every thread at -20: longest stall 161 ms, none. The datapath threads then lower
+ * themselves 10 steps (src/workers/thread-priority.ts): they are the ones a flood keeps busy.
  *
  * Linux keeps a nice value per thread (setpriority(PRIO_PROCESS, tid)); threads created later
  * (workers, libuv's pool) inherit their creator's, so the threads that exist now are the ones

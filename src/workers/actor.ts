@@ -24,6 +24,7 @@ import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
 import { ActorCounter, CounterBlock } from './counters.js';
+import { lowerDatapathThread } from './thread-priority.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 
 /** Longest sleep: housekeeping (expiry) runs at least this often. */
@@ -49,6 +50,7 @@ function post(message: WorkerToMain): void {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function run(data: ActorData): Promise<void> {
+  lowerDatapathThread();
   const ring = new ByteRing(data.ring);
   const handlers: ProtocolHandler[] = [];
   // The main thread ran each module's self-test (in a thread of its own, with a time limit).

@@ -15,6 +15,7 @@ import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
+import { lowerDatapathThread } from './thread-priority.js';
 
 export interface BondThreadData {
   name: string;
@@ -89,6 +90,7 @@ export function readLinkSpeed(dev: string): { speed: number; fullDuplex: boolean
 }
 
 function run(data: BondThreadData): void {
+  lowerDatapathThread();
   const slaves: (SlavePort | undefined)[] = [];
   const fdBySlot = new Int32Array(64).fill(-1);
   let addresses: number[] = [];

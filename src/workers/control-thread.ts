@@ -3,12 +3,11 @@
  * main thread (logs, admin socket) and the datapath threads are doing.
  */
 
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { ControlPlane } from './control-plane.js';
 import type { ControlData, ControlEvent, MainToControl } from './messages.js';
+import { setOwnNice } from './thread-priority.js';
 
 function post(event: ControlEvent): void {
   parentPort?.postMessage(event);
@@ -16,29 +15,19 @@ function post(event: ControlEvent): void {
 
 /**
  * A thread of its own is not enough when the datapath threads keep both cores busy (a flood):
- * the scheduler must also prefer this one, or a heartbeat waits behind frames. Linux takes a
- * thread id where setpriority() wants a pid; /proc/thread-self names ours. Needs CAP_SYS_NICE
- * (root has it); without it the thread keeps the default priority, and says so.
- */
-/**
+ * the scheduler must also prefer this one, or a heartbeat waits behind frames (and the
+ * datapath threads lower themselves: thread-priority.ts). Needs CAP_SYS_NICE (root has it);
+ * without it the thread keeps the default priority, and says so.
+ *
  * The highest timeshare priority: at -10, three daemons sharing two cores with a forger at
  * -20 had their control threads unscheduled for up to 2.4 s and declared 6 false deaths in
  * two 5 s floods (bench control-flood, hb 100 ms, dead after 500 ms); at -20, none. The
  * thread's work is bounded by what the socket delivers, read in batches that yield.
  */
 const CONTROL_NICE = -20;
-function raisePriority(): string | undefined {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    setPriority(tid, CONTROL_NICE);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
 
 try {
-  const priorityError = raisePriority();
+  const priorityError = setOwnNice(CONTROL_NICE);
   if (priorityError !== undefined) {
     post({ type: 'log', level: 'warn', fields: { event: 'control-priority' }, msg: `control thread keeps the default priority (${priorityError}): under a datapath flood heartbeats may be late` });
   }

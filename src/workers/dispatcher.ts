@@ -10,6 +10,7 @@ import { isLnlbError, serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
+import { lowerDatapathThread } from './thread-priority.js';
 import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, WorkerToMain } from './messages.js';
@@ -25,6 +26,7 @@ function post(message: WorkerToMain): void {
 }
 
 async function run(data: DispatcherData): Promise<void> {
+  lowerDatapathThread();
   const counters = new CounterBlock(data.counters).row(0);
   const handlers: ProtocolHandler[] = [];
   // The main thread ran each module's self-test (in a thread of its own, with a time limit).
