@@ -147,18 +147,22 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
   };
 }
 
+/** Dead-after in heartbeats for the fastest setting: VRRP's master-down interval is three advertisements (plus a skew under one). */
+export const FASTEST_DEAD_AFTER_HEARTBEATS = 3;
+
 /**
  * The smallest heartbeat at which a 3-node cluster declares no false death while its
  * datapath is flooded (the generator at full speed for `seconds`) and one node is killed and
- * restarted three times meanwhile (what the failover trials do); dead-after is 4 heartbeats. A false death
- * is any death of a node that was not killed, or a self-reset.
+ * restarted three times meanwhile (what the failover trials do); dead-after is
+ * FASTEST_DEAD_AFTER_HEARTBEATS heartbeats. A false death is any death of a node that was not
+ * killed, or a self-reset.
  */
 export async function fastestSafeHeartbeat(candidates: readonly number[], seconds: number, progress: (line: string) => void): Promise<{ heartbeatMs: number; deadAfterMs: number; tried: { heartbeatMs: number; falseDeaths: number }[] }> {
   const generator = new URL('./generator.js', import.meta.url).pathname;
   const tried: { heartbeatMs: number; falseDeaths: number }[] = [];
   let best = { heartbeatMs: Number.NaN, deadAfterMs: Number.NaN };
   for (const heartbeatMs of candidates) {
-    const deadAfterMs = 4 * heartbeatMs;
+    const deadAfterMs = FASTEST_DEAD_AFTER_HEARTBEATS * heartbeatMs;
     progress(`failover: --heartbeat-ms ${heartbeatMs} --dead-after-ms ${deadAfterMs} under a ${seconds} s flood with three kills and restarts`);
     const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
     let falseDeaths = 0;
