@@ -25,12 +25,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Lab, tail, waitExit, type LabProcess } from '../src/lab/netns.js';
 import { PingProbe } from '../src/lab/ping-probe.js';
-import { PROBE_INTERVAL_MS } from './failover.js';
+import { PROBE_CLIENTS, PROBE_INTERVAL_MS } from './failover.js';
 import { fmt, fmtSpread, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const VIP = '10.0.0.100';
-/** As many clients as a node of lnlb's 3-node benchmark serves (a third of 30). */
-const CLIENT_IPS = Array.from({ length: 10 }, (_, i) => `10.0.0.${101 + i}`);
+/** As many clients as lnlb's benchmark probes of the killed node's. */
+const CLIENT_IPS = Array.from({ length: PROBE_CLIENTS }, (_, i) => `10.0.0.${101 + i}`);
 const ADVERT_INT_S = 0.01;
 const PROBE_TIMEOUT_MS = 10_000;
 const SETTLE_TIMEOUT_MS = 15_000;
