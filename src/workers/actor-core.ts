@@ -186,12 +186,16 @@ export class ActorCore {
         removed = tracker.nodeDied(id);
       } else {
         const size = tracker.size;
-        this.#purgeFrom = tracker.nodeDiedSlice(id, this.#purgeFrom, budget);
+        const from = this.#purgeFrom;
+        this.#purgeFrom = tracker.nodeDiedSlice(id, from, budget);
         removed = size - tracker.size;
         done = this.#purgeFrom < 0;
+        // The loader checked that slices move on; one that stops doing so ends its purge.
+        if (!done && !(this.#purgeFrom > from)) throw new RangeError(`nodeDiedSlice(${id}, ${from}, ${budget}) returned ${this.#purgeFrom}: not a later slot`);
       }
     } catch (err) {
       this.#handlerErrors?.record(this.#handlerNames[i]!, tracker.nodeDiedSlice === undefined ? 'nodeDied' : 'nodeDiedSlice', err);
+      done = true; // this handler's purge ends here; its dead entries go by expiry
     }
     this.#c[C.inHandler] = 0;
     if (done) {

@@ -7,6 +7,8 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { deriveElectionKey } from '../../../src/cluster/hash.js';
+import { sourceIpHandler, TableTracker } from '../../../src/handlers/default.js';
+import type { ProtocolHandler } from '../../../src/handlers/handler.js';
 import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, createArpResult, parseArp } from '../../../src/net/arp.js';
 import { formatMac, parseMac } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
@@ -150,6 +152,24 @@ test('a dead node\u2019s entries purged a slice at a time: frames decided betwee
     t.is(sum(ActorCounter.trackedEntries), 90);
     t.is(purgeDead(n, 2), 0);
   }
+});
+
+test('a nodeDiedSlice that stops moving on ends its purge and is reported once, rather than purging for ever', (t) => {
+  class StuckTracker extends TableTracker {
+    override nodeDiedSlice(_owner: number, fromSlot: number): number {
+      return fromSlot; // the loader refuses this; a handler may still start doing it
+    }
+  }
+  const stuck: ProtocolHandler = { ...sourceIpHandler, createTracker: (o) => new StuckTracker(o) };
+  const node = makeNode(1, [], { actorCount: 1, handlers: [stuck] });
+  const actor = node.actors[0]!;
+  actor.nodeDied(2);
+  actor.purgeStep(64);
+  t.false(actor.purging);
+  t.deepEqual(
+    node.errors.map((e) => `${e.handler}.${e.method}`),
+    [`${sourceIpHandler.name}.nodeDiedSlice`],
+  );
 });
 
 const verdicts: { description: string; frame: () => Uint8Array; counter: number }[] = [
