@@ -134,13 +134,16 @@ class Bond {
   readonly options: BondOptions;
   readonly tapFd: number;
   readonly worker: Worker;
+  /** The bond thread's kernel id (lnlbd sets its priority). */
+  readonly threadId: number;
   readonly slaves = new Map<string, SlaveRecord>();
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   #nextId = 1;
   #failed: string | undefined;
 
-  constructor(name: string, options: BondOptions, tapFd: number, worker: Worker, log: Logger) {
+  constructor(name: string, options: BondOptions, tapFd: number, worker: Worker, log: Logger, threadId: number) {
     this.name = name;
+    this.threadId = threadId;
     this.options = options;
     this.tapFd = tapFd;
     this.worker = worker;
@@ -227,6 +230,11 @@ export class BondManager {
     this.#restoreCrashedSlaves();
   }
 
+  /** The bond threads' kernel ids. */
+  threadIds(): number[] {
+    return [...this.#bonds.values()].map((b) => b.threadId);
+  }
+
   names(): string[] {
     return [...this.#bonds.keys()];
   }
@@ -257,8 +265,8 @@ export class BondManager {
       port.ifSetUp(name, true);
       const data: BondThreadData = { name, options, tapFd, mac: port.ifInfo(name).mac, vnetHdrLen: port.VNET_HDR_LEN, version: VERSION };
       const worker = new Worker(new URL('../workers/bond-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-bond-${name}` });
-      await waitReady(worker);
-      const bond = new Bond(name, options, tapFd, worker, this.#log);
+      const tid = await waitReady(worker);
+      const bond = new Bond(name, options, tapFd, worker, this.#log, tid);
       this.#bonds.set(name, bond);
       this.#log.info({ event: 'bond-created', bond: name, options: optionWords }, `${name}: created (${options.mode})`);
       for (const w of warnings) this.#log.warn({ event: 'bond-option-warning', bond: name }, w.message);
@@ -516,14 +524,15 @@ function randomLocalMac(): Uint8Array {
   return new Uint8Array(mac);
 }
 
-function waitReady(worker: Worker): Promise<void> {
+/** Resolves with the bond thread's kernel id once it is ready. */
+function waitReady(worker: Worker): Promise<number> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(lnlbError('LNLB_ERR_WORKER_FAILED', 'bond thread did not start within 10 s')), 10_000);
     const onMessage = (msg: BondToMain): void => {
       if (msg.type === 'ready') {
         clearTimeout(timer);
         worker.off('message', onMessage);
-        resolve();
+        resolve(msg.tid);
       } else if (msg.type === 'error') {
         clearTimeout(timer);
         reject(reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED'));

@@ -113,6 +113,11 @@ export class ClusterInterface {
     return o.handler.map((spec) => ({ spec, idleTimeoutSeconds: idle(spec) }));
   }
 
+  /** The datapath threads' kernel ids (none before start). */
+  get datapathThreadIds(): readonly number[] {
+    return this.#threads.datapath?.threadIds ?? [];
+  }
+
   async start(): Promise<void> {
     const o = this.#opts;
     // The key first: no key (and no --insecure-no-auth), or a key file refused, leaves the host

@@ -63,6 +63,11 @@ export class Daemon {
     return [...this.#interfaces.values()];
   }
 
+  /** Every datapath thread's kernel id: each interface's dispatcher and actors, each bond's thread. */
+  datapathThreadIds(): number[] {
+    return [...this.interfaces.flatMap((c) => c.datapathThreadIds), ...this.bonds.threadIds()];
+  }
+
   /** LNLB's addif: a new cluster interface for `vip` on `bind`; returns its name. */
   async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: InterfaceOverrides = {}): Promise<string> {
     const vipValue = parseIPv4(vip);

@@ -14,7 +14,8 @@
  */
 
 import { readdirSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
+import { datapathNice } from '../workers/thread-priority.js';
 
 export interface PriorityResult {
   /** Threads set. */
@@ -23,13 +24,19 @@ export interface PriorityResult {
   failed?: string;
 }
 
-/** Gives every thread of this process the nice value `nice` (-20..19). */
-export function setProcessNice(nice: number): PriorityResult {
+/**
+ * Gives every thread of this process the nice value `nice` (-20..19), the datapath threads
+ * (`datapath`, kernel thread ids) datapathNice(nice). A thread already above its target keeps
+ * its priority: the control thread raised itself to -20 (control-thread.ts).
+ */
+export function setProcessNice(nice: number, datapath: ReadonlySet<number> = new Set()): PriorityResult {
   let threads = 0;
   let failed: string | undefined;
   for (const entry of readdirSync('/proc/self/task')) {
+    const tid = Number(entry);
     try {
-      setPriority(Number(entry), nice);
+      const target = datapath.has(tid) ? datapathNice(nice) : nice;
+      if (getPriority(tid) >= target) setPriority(tid, target);
       threads++;
     } catch (err) {
       // A thread that ended meanwhile is gone (ESRCH): nothing to set.

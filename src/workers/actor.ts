@@ -24,7 +24,7 @@ import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
 import { ActorCounter, CounterBlock } from './counters.js';
-import { lowerDatapathThread } from './thread-priority.js';
+import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 
 /** Longest sleep: housekeeping (expiry) runs at least this often. */
@@ -152,7 +152,7 @@ async function run(data: ActorData): Promise<void> {
       errors.record('actor', message.type, err);
     }
   });
-  post({ type: 'ready' });
+  post({ type: 'ready', tid: ownThreadId() });
   let lastHousekeeping = 0;
   let lastCounters = 0;
   // Once a second: a whole sweep of the shard every 30 s, however large it is.

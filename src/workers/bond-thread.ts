@@ -15,7 +15,7 @@ import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
-import { lowerDatapathThread } from './thread-priority.js';
+import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
 
 export interface BondThreadData {
   name: string;
@@ -46,7 +46,7 @@ export interface BondThreadStatus {
 }
 
 export type BondToMain =
-  | { type: 'ready' }
+  | { type: 'ready'; tid: number }
   /** `error`: serializeError's form, revived by the manager with its code (LNLB_ERR_BOND_SLAVE, ...). */
   | { type: 'reply'; id: number; result?: unknown; error?: SerializedError }
   | { type: 'event'; kind: string; fields: Record<string, string | number | boolean | undefined> }
@@ -294,7 +294,7 @@ function run(data: BondThreadData): void {
       post({ type: 'reply', id: msg.id, error: serializeError(err) });
     }
   });
-  post({ type: 'ready' });
+  post({ type: 'ready', tid: ownThreadId() });
 }
 
 try {

@@ -163,6 +163,8 @@ export class Datapath {
   #nextRequest = 1;
   /** The actors' input rings, for whoever must wake them (the control plane, on a new view). */
   readonly ringMemories: SharedArrayBuffer[] = [];
+  /** The dispatcher's and the actors' kernel thread ids (lnlbd sets their priority: thread-priority.ts). */
+  readonly threadIds: number[] = [];
   /** The published view the actors read; written by the control plane. */
   readonly viewMemory: SharedArrayBuffer;
   readonly #control: Int32Array;
@@ -252,7 +254,7 @@ export class Datapath {
     datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
     try {
-      await Promise.all(ready);
+      for (const m of await Promise.all(ready)) if (m.type === 'ready') datapath.threadIds.push(m.tid);
     } catch (err) {
       await datapath.stop();
       throw err;

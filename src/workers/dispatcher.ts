@@ -10,7 +10,7 @@ import { isLnlbError, serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { lowerDatapathThread } from './thread-priority.js';
+import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
 import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, WorkerToMain } from './messages.js';
@@ -50,7 +50,7 @@ async function run(data: DispatcherData): Promise<void> {
     actorSeed: data.actorSeed,
   });
   const stop = new Int32Array(data.control);
-  post({ type: 'ready' });
+  post({ type: 'ready', tid: ownThreadId() });
   let statsAt = performance.now() + STATS_EVERY_MS;
   while (Atomics.load(stop, 0) === 0) {
     try {

@@ -86,7 +86,8 @@ export interface ShardListing {
 }
 
 export type WorkerToMain =
-  | { type: 'ready' }
+  /** `tid`: the thread's kernel id, for lnlbd's priorities (thread-priority.ts). */
+  | { type: 'ready'; tid: number }
   | { type: 'stopped' }
   | { type: 'link-down' }
   | { type: 'state-loaded'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number; clockShift: number }

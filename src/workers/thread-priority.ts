@@ -1,8 +1,9 @@
 /**
  * Which of lnlbd's threads the scheduler prefers. The control thread raises itself to the top
  * (control-thread.ts); the datapath threads (dispatcher, actors, bonds) run DATAPATH_NICE_STEPS
- * below the priority they were created with, so that when the machine has more work than cores
- * (a flood, a node restarting beside others) a heartbeat is not queued behind frames.
+ * below the rest (lnlbd sets them by id once started: process-priority.ts; later ones lower
+ * themselves), so that when the machine has more work than cores (a flood, a node restarting
+ * beside others) a heartbeat is not queued behind frames.
  * Measured (3 daemons on 2 cores, hb 10 ms, dead after 30 ms, a full-speed flood for 15 s and
  * three kills and restarts): every thread at -20, 5 of 10 runs had a live node reset itself
  * after a stall of 31 to 45 ms; the datapath at -10, 1 of 14.
@@ -32,11 +33,21 @@ export function setOwnNice(nice: number): string | undefined {
 }
 
 /**
- * A datapath thread's first step: DATAPATH_NICE_STEPS below what it inherited, when that was
+ * A datapath thread's nice under a process at `nice`: DATAPATH_NICE_STEPS below it when it is
  * raised (lnlbd's --nice, or an embedding application run with a negative nice), never below
- * the default 0. An unraised process is left alone.
+ * the default 0; an unraised process's threads are left at its own.
+ */
+export function datapathNice(nice: number): number {
+  return nice < 0 ? Math.min(0, nice + DATAPATH_NICE_STEPS) : nice;
+}
+
+/**
+ * A datapath thread's first step, from the priority it inherited. (lnlbd raises its process
+ * once started, setting the datapath threads that exist then by their ids; this covers the
+ * ones made later, by addif or bond create, and an embedding application's.)
  */
 export function lowerDatapathThread(): void {
   const inherited = getPriority(ownThreadId());
-  if (inherited < 0) setOwnNice(Math.min(0, inherited + DATAPATH_NICE_STEPS));
+  const nice = datapathNice(inherited);
+  if (nice !== inherited) setOwnNice(nice);
 }
