@@ -159,15 +159,16 @@ export const FASTEST_DEAD_AFTER_HEARTBEATS = 3;
  * FASTEST_DEAD_AFTER_HEARTBEATS heartbeats. A false death is any death of a node that was not
  * killed, or a self-reset.
  */
-export async function fastestSafeHeartbeat(candidates: readonly number[], seconds: number, progress: (line: string) => void): Promise<{ heartbeatMs: number; deadAfterMs: number; tried: { heartbeatMs: number; falseDeaths: number }[] }> {
+export async function fastestSafeHeartbeat(candidates: readonly number[], seconds: number, progress: (line: string) => void): Promise<{ heartbeatMs: number; deadAfterMs: number; tried: { heartbeatMs: number; falseDeaths: number; lines: string[] }[] }> {
   const generator = new URL('./generator.js', import.meta.url).pathname;
-  const tried: { heartbeatMs: number; falseDeaths: number }[] = [];
+  const tried: { heartbeatMs: number; falseDeaths: number; lines: string[] }[] = [];
   let best = { heartbeatMs: Number.NaN, deadAfterMs: Number.NaN };
   for (const heartbeatMs of candidates) {
     const deadAfterMs = FASTEST_DEAD_AFTER_HEARTBEATS * heartbeatMs;
     progress(`failover: --heartbeat-ms ${heartbeatMs} --dead-after-ms ${deadAfterMs} under a ${seconds} s flood with three kills and restarts`);
     const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
     let falseDeaths = 0;
+    let lines: string[] = [];
     try {
       const timing = ['--heartbeat-ms', String(heartbeatMs), '--dead-after-ms', String(deadAfterMs), '--log-level', 'warn'];
       const daemons = lab.nodes.map((node) => lab.startDaemon(node, timing));
@@ -187,13 +188,15 @@ export async function fastestSafeHeartbeat(candidates: readonly number[], second
       if (done.code !== 0) throw new Error(`generator: ${done.stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 3 * deadAfterMs));
       const victimMac = lab.lab.host('node3').mac.toLowerCase();
-      falseDeaths = daemons
-        .flatMap((d) => tail(d.logFile, 2000).split('\n'))
-        .filter((l) => l.includes('"event":"reset"') || (l.includes('"event":"node-died"') && !l.toLowerCase().includes(victimMac))).length;
+      const found = daemons
+        .flatMap((d) => tail(d.logFile, 2000).split('\n').map((l) => `${d.host}: ${l}`))
+        .filter((l) => l.includes('"event":"reset"') || (l.includes('"event":"node-died"') && !l.toLowerCase().includes(victimMac)));
+      falseDeaths = found.length;
+      lines = found.slice(0, 8); // for the JSON: which node, when, why
     } finally {
       await lab.cleanup();
     }
-    tried.push({ heartbeatMs, falseDeaths });
+    tried.push({ heartbeatMs, falseDeaths, lines });
     if (falseDeaths > 0) break;
     best = { heartbeatMs, deadAfterMs };
   }
