@@ -501,6 +501,13 @@ export class ControlPlane {
   }
 
   /** Runs due timers, carries out the membership's actions and sleeps until its next deadline. */
+  /** A deadline came: the frames already waiting first (a heartbeat may be among them), then what is due. */
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.#channel.readWaiting();
+    this.#drive();
+  }
+
   #drive(): void {
     if (this.#stopped) return;
     const membership = this.#membership;
@@ -522,7 +529,7 @@ export class ControlPlane {
     let deadline = Math.min(membership.nextDeadline(), transfersDue);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
     const delay = Math.max(1, Math.ceil(deadline - clock.now()));
-    this.#timer = clock.setTimer(() => this.#drive(), delay);
+    this.#timer = clock.setTimer(() => this.#onTimer(), delay);
   }
 
   #carryOut(actions: MembershipAction[]): void {

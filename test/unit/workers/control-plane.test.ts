@@ -71,3 +71,20 @@ test('a node that left (lnlbctl stop) sleeps: its control thread wakes every hal
   t.deepEqual(c.view(B).members, [A, B]);
   t.is(b.plane.status().stallMaxMs, 0, 'the 5 s out were no stall of the control thread');
 });
+
+test('a deadline reads the frames already waiting before it decides: a heartbeat that arrived in time but was not read yet (I/O callbacks run after timers) kills nobody', async (t) => {
+  const c = new ControlCluster({ heartbeatMs: 10, deadAfterMs: 30 });
+  const a = c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  await c.run(1000);
+  t.deepEqual(c.view(A).members, [A, B]);
+  // From now on A is never told that frames wait: only its own timers find them.
+  a.socket.onReadable(() => undefined);
+  await c.run(1000);
+  t.deepEqual(
+    a.events.filter((e) => e.type === 'node-died' || (e.type === 'log' && /died|reset/.test(e.msg))),
+    [],
+  );
+  t.deepEqual(c.view(A).members, [A, B]);
+  t.deepEqual(c.view(B).members, [A, B]);
+});
