@@ -5,7 +5,7 @@
  * exiting 1): see shutdown.ts.
  */
 
-import { setProcessNice } from './process-priority.js';
+import { setProcessNice, type PriorityResult } from './process-priority.js';
 import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { AdminServer } from './admin-server.js';
@@ -84,6 +84,9 @@ async function main(): Promise<void> {
   if (options.keyFile !== undefined) loadKeyFile(options.keyFile);
   ensurePrivateDir(options.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
   const log = createLogger(options.logLevel);
+  // V8's platform threads now (the control thread's collections wait on them), the main
+  // thread and the datapath once started (raisePriority).
+  if (options.nice !== 0) reportPriority(setProcessNice(options.nice, new Set(), new Set([process.pid])), options.nice, log);
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
 
@@ -144,7 +147,7 @@ async function main(): Promise<void> {
     await admin.close();
     throw err;
   }
-  raisePriority(options.nice, daemon, log);
+  raisePriority(options.nice, daemon);
   if (options.bind === undefined) {
     const keyHint = options.keyFile === undefined && !options.insecureNoAuth ? ' --key-file <path> (this daemon has no --key-file)' : '';
     log.info({ event: 'idle' }, `no cluster interface yet: add one with lnlbctl addif <vip> <dev>${keyHint}, and bonds with lnlbctl bond create <name> [option=value ...]`);
@@ -170,17 +173,21 @@ function injectTestFault(spec: string | undefined): void {
 }
 
 /**
- * `--nice`, once the daemon is up: its start (modules, threads, tables: some 300 ms of CPU)
- * ran at the priority it was given, so a node restarting beside others on a small machine
- * does not hold up their control threads. Measured (3 daemons on 2 cores, hb 10 ms, dead
+ * `--nice` for the main thread and the datapath, once the daemon is up: its start (modules,
+ * threads, tables: some 300 ms of CPU) ran at the priority it was given, so a node restarting
+ * beside others on a small machine does not hold up their control threads. (V8's platform
+ * threads were raised at once: the control thread's collections wait on them.) Measured (3 daemons on 2 cores, hb 10 ms, dead
  * after 30 ms, a 15 s full-speed flood with three kills and restarts): a live node reset
  * itself in 6 of 32 runs with the priority set before the start, in 2 of 20 with it set
  * after. Threads made later inherit the main thread's priority; the datapath ones then lower
  * themselves.
  */
-function raisePriority(nice: number, daemon: Daemon, log: Logger): void {
-  if (nice === 0) return;
-  const priority = setProcessNice(nice, new Set(daemon.datapathThreadIds()));
+function raisePriority(nice: number, daemon: Daemon): void {
+  if (nice !== 0) setProcessNice(nice, new Set(daemon.datapathThreadIds()));
+}
+
+/** Said once, at the first try: the second fails alike. */
+function reportPriority(priority: PriorityResult, nice: number, log: Logger): void {
   if (priority.failed !== undefined) {
     log.warn({ event: 'priority', nice }, `could not set lnlbd's threads to nice ${nice} (${priority.failed}): it needs CAP_SYS_NICE; on a busy machine heartbeats may be late and live nodes declared dead`);
   }

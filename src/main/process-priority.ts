@@ -26,14 +26,16 @@ export interface PriorityResult {
 
 /**
  * Gives every thread of this process the nice value `nice` (-20..19), the datapath threads
- * (`datapath`, kernel thread ids) datapathNice(nice). A thread already above its target keeps
- * its priority: the control thread raised itself to -20 (control-thread.ts).
+ * (`datapath`, kernel thread ids) datapathNice(nice), and leaves the `skip` ones. A thread
+ * already above its target keeps its priority: the control thread raised itself to -20
+ * (control-thread.ts).
  */
-export function setProcessNice(nice: number, datapath: ReadonlySet<number> = new Set()): PriorityResult {
+export function setProcessNice(nice: number, datapath: ReadonlySet<number> = new Set(), skip: ReadonlySet<number> = new Set()): PriorityResult {
   let threads = 0;
   let failed: string | undefined;
   for (const entry of readdirSync('/proc/self/task')) {
     const tid = Number(entry);
+    if (skip.has(tid)) continue;
     try {
       const target = datapath.has(tid) ? datapathNice(nice) : nice;
       if (getPriority(tid) >= target) setPriority(tid, target);
