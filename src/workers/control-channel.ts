@@ -356,13 +356,7 @@ export class ControlChannel {
    * dead after 30 ms under a flood: "silent for 31 ms" of a live node).
    */
   readWaiting(): void {
-    const rx = this.#rx;
-    for (let n = 0; n < READ_BATCH; n++) {
-      if (!this.#open) return;
-      const len = this.#socket.recv(rx);
-      if (len < 0) return;
-      this.#frame(len);
-    }
+    this.#readBatch();
   }
 
   /**
@@ -372,15 +366,21 @@ export class ControlChannel {
    */
   #drain(): void {
     this.#drainQueued = false;
-    const rx = this.#rx;
-    for (let n = 0; n < READ_BATCH; n++) {
-      if (!this.#open) return;
-      const len = this.#socket.recv(rx);
-      if (len < 0) return;
-      this.#frame(len);
-    }
+    if (!this.#readBatch()) return;
     this.#drainQueued = true;
     this.#clock.defer(() => this.#drain());
+  }
+
+  /** Up to READ_BATCH frames; true when it stopped at the batch's end (more may wait). */
+  #readBatch(): boolean {
+    const rx = this.#rx;
+    for (let n = 0; n < READ_BATCH; n++) {
+      if (!this.#open) return false;
+      const len = this.#socket.recv(rx);
+      if (len < 0) return false;
+      this.#frame(len);
+    }
+    return true;
   }
 
   /**
