@@ -70,7 +70,7 @@ export class PingProbe {
 
   private constructor(
     private readonly sources: readonly string[],
-    readonly pings: readonly LabProcess[],
+    private readonly pings: readonly LabProcess[],
   ) {
     this.logs = pings.map((ping) => new ReplyLog(ping.logFile));
   }
@@ -101,36 +101,28 @@ export class PingProbe {
   }
 
   /**
-   * Waits until every source (or those in `only`) has been answered for a request sent at or
-   * after `sentAfterEpochMs` (default `sinceEpochMs`); times are in ms after `sinceEpochMs`.
+   * Waits until every source has been answered for a request sent at or after
+   * `sentAfterEpochMs` (default `sinceEpochMs`); times are in ms after `sinceEpochMs`.
    */
-  async answeredAgain(sinceEpochMs: number, timeoutMs: number, options: { only?: readonly string[]; sentAfterEpochMs?: number } = {}): Promise<ProbeTakeover> {
+  async answeredAgain(sinceEpochMs: number, timeoutMs: number, options: { sentAfterEpochMs?: number } = {}): Promise<ProbeTakeover> {
     const sentAfter = options.sentAfterEpochMs ?? sinceEpochMs;
-    const wanted = options.only === undefined ? this.sources.map((_, i) => i) : options.only.map((source) => this.indexOf(source));
     const firstReplyMs = new Map<string, number>();
     const deadline = Date.now() + timeoutMs;
-    while (firstReplyMs.size < wanted.length && Date.now() <= deadline) {
+    while (firstReplyMs.size < this.sources.length && Date.now() <= deadline) {
       await sleep(POLL_MS);
-      for (const i of wanted) {
-        const source = this.sources[i]!;
-        if (firstReplyMs.has(source)) continue;
+      this.sources.forEach((source, i) => {
+        if (firstReplyMs.has(source)) return;
         const reply = this.replies(i).find((r) => r.receivedAt - r.rttMs >= sentAfter);
         if (reply !== undefined) firstReplyMs.set(source, reply.receivedAt - sinceEpochMs);
-      }
+      });
     }
-    const unanswered = wanted.map((i) => this.sources[i]!).filter((source) => !firstReplyMs.has(source));
+    const unanswered = this.sources.filter((source) => !firstReplyMs.has(source));
     return { firstReplyMs, unanswered, worstMs: Math.max(0, ...firstReplyMs.values()) };
   }
 
   /** Ends every ping (the lab's cleanup would too). */
   stop(): void {
     for (const ping of this.pings) if (!hasExited(ping)) ping.kill('SIGKILL');
-  }
-
-  private indexOf(source: string): number {
-    const i = this.sources.indexOf(source);
-    if (i < 0) throw lnlbError('LNLB_ERR_LAB_SETUP', `the ping probe has no source ${source}`);
-    return i;
   }
 
   /** Every reply source `i` has logged so far. */

@@ -5,7 +5,7 @@
  * exiting 1): see shutdown.ts.
  */
 
-import { setProcessNice, type PriorityResult } from './process-priority.js';
+import { setProcessNice } from './process-priority.js';
 import { Command, CommanderError } from 'commander';
 import { isLnlbError, lnlbError } from '../errors.js';
 import { AdminServer } from './admin-server.js';
@@ -86,7 +86,10 @@ async function main(): Promise<void> {
   const log = createLogger(options.logLevel);
   // V8's platform threads now (the control thread's collections wait on them), the main
   // thread and the datapath once started (raisePriority).
-  if (options.nice !== 0) reportPriority(setProcessNice(options.nice, new Set(), new Set([process.pid])), options.nice, log);
+  const priority = options.nice === 0 ? undefined : setProcessNice(options.nice, new Set(), new Set([process.pid]));
+  if (priority?.failed !== undefined) {
+    log.warn({ event: 'priority', nice: options.nice }, `could not set lnlbd's threads to nice ${options.nice} (${priority.failed}): it needs CAP_SYS_NICE; on a busy machine heartbeats may be late and live nodes declared dead`);
+  }
   const admin = new AdminServer(options.runDir);
   await admin.listen(); // first: refuses to start beside another daemon on the same run dir
 
@@ -176,22 +179,16 @@ function injectTestFault(spec: string | undefined): void {
  * `--nice` for the main thread and the datapath, once the daemon is up: its start (modules,
  * threads, tables: some 300 ms of CPU) ran at the priority it was given, so a node restarting
  * beside others on a small machine does not hold up their control threads. (V8's platform
- * threads were raised at once: the control thread's collections wait on them.) Measured (3 daemons on 2 cores, hb 10 ms, dead
- * after 30 ms, a 15 s full-speed flood with three kills and restarts): a live node reset
- * itself in 6 of 32 runs with the priority set before the start, in 2 of 20 with it set
- * after. Threads made later inherit the main thread's priority; the datapath ones then lower
- * themselves.
+ * threads were raised at once: the control thread's collections wait on them.) Measured
+ * (3 daemons on 2 cores, hb 10 ms, dead after 30 ms, a 15 s full-speed flood with three kills
+ * and restarts): a live node reset itself in 6 of 32 runs with the priority set before the
+ * start, in 2 of 20 with it set after. Threads made later inherit the main thread's priority;
+ * the datapath ones then lower themselves. The first try's failure was logged (the same one).
  */
 function raisePriority(nice: number, daemon: Daemon): void {
   if (nice !== 0) setProcessNice(nice, new Set(daemon.datapathThreadIds()));
 }
 
-/** Said once, at the first try: the second fails alike. */
-function reportPriority(priority: PriorityResult, nice: number, log: Logger): void {
-  if (priority.failed !== undefined) {
-    log.warn({ event: 'priority', nice }, `could not set lnlbd's threads to nice ${nice} (${priority.failed}): it needs CAP_SYS_NICE; on a busy machine heartbeats may be late and live nodes declared dead`);
-  }
-}
 
 /** A `--bond`: created with its options, then its slaves enslaved in order; warnings logged. */
 async function createBond(daemon: Daemon, bond: BondSpec, log: Logger): Promise<void> {
