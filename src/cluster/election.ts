@@ -103,6 +103,14 @@ export class LnlbElection implements Election {
   }
 }
 
+/** Member i's rendezvous seed, from its MAC (6 bytes at i × 6): alike on every node. */
+export function macSeed(macs: ArrayLike<number>, i: number): number {
+  const m = i * 6;
+  const hi = ((macs[m] ?? 0) << 8) | (macs[m + 1] ?? 0);
+  const lo = (((macs[m + 2] ?? 0) << 24) | ((macs[m + 3] ?? 0) << 16) | ((macs[m + 4] ?? 0) << 8) | (macs[m + 5] ?? 0)) >>> 0;
+  return mix32(lo ^ mix32(hi + 0x632be5ab));
+}
+
 /**
  * Weighted rendezvous hashing (highest random weight): every member scores every key, the
  * highest score wins. A member's score for a key depends only on the key and that member's
@@ -134,11 +142,8 @@ export class RendezvousElection implements Election {
     const macs = input.macs;
     if (!macs) throw new RangeError('rendezvous election needs the members\' MACs');
     for (let i = 0; i < count; i++) {
-      const m = i * 6;
-      const hi = ((macs[m] ?? 0) << 8) | (macs[m + 1] ?? 0);
-      const lo = (((macs[m + 2] ?? 0) << 24) | ((macs[m + 3] ?? 0) << 16) | ((macs[m + 4] ?? 0) << 8) | (macs[m + 5] ?? 0)) >>> 0;
       this.#ids[i] = input.ids[i] ?? 0;
-      this.#seeds[i] = mix32(lo ^ mix32(hi + 0x632be5ab));
+      this.#seeds[i] = macSeed(macs, i);
       this.#capacity[i] = input.weights[i]!;
     }
     this.#count = count;
