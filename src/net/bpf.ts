@@ -65,7 +65,7 @@ export const BPF_ACCEPT = 0x40000;
 export const BPF_REJECT = 0;
 
 /** One instruction before label resolution: jumps name labels. */
-interface Insn {
+export interface Insn {
   code: number;
   k: number;
   jt?: string;
@@ -78,7 +78,7 @@ interface Insn {
  * the next instruction) into the 4-words-per-instruction form. Forward jumps only, as the
  * kernel requires.
  */
-function assemble(insns: Insn[]): Uint32Array {
+export function assemble(insns: Insn[]): Uint32Array {
   const at = new Map<string, number>();
   insns.forEach((insn, i) => {
     if (insn.label !== undefined) at.set(insn.label, i);
@@ -111,14 +111,14 @@ function macLo(mac: Uint8Array): number {
   return (mac[4]! << 8) | mac[5]!;
 }
 
-function checkMac(name: string, mac: Uint8Array): void {
+export function checkMac(name: string, mac: Uint8Array): void {
   if (!(mac instanceof Uint8Array) || mac.length < 6) throw new RangeError(`${name} must be a 6-byte Uint8Array`);
 }
 
 /**
  * "Destination MAC is `mac`": jumps to `yes` on a match, to `no` otherwise. Loads A.
  */
-function dstIs(mac: Uint8Array, yes: string, no: string, label?: string): Insn[] {
+export function dstIs(mac: Uint8Array, yes: string, no: string, label?: string): Insn[] {
   const first: Insn = { code: LD_W_ABS, k: 0 };
   if (label !== undefined) first.label = label;
   return [
@@ -206,6 +206,38 @@ export function validateBpf(program: Uint32Array): string | null {
     }
   }
   if ((program[(n - 1) * 4]! & 7) !== BPF_RET) return 'the last instruction is not a ret';
+  return unstoredLoad(program, n);
+}
+
+/**
+ * The kernel's check_load_and_stores (net/core/filter.c): a load from scratch memory needs a
+ * store to that slot on every path to it. It reads the program once, in order: a jump hands
+ * what is stored so far to its targets, and the instruction after a jump starts from
+ * everything; a ret is not a jump, so the instruction after a ret starts from what the ret's
+ * own paths stored. (A program that jumps over a ret to a load is refused with EINVAL.)
+ */
+function unstoredLoad(program: Uint32Array, n: number): string | null {
+  const masks = new Uint16Array(n).fill(0xffff);
+  let valid = 0;
+  for (let pc = 0; pc < n; pc++) {
+    valid &= masks[pc]!;
+    const code = program[pc * 4]!;
+    const k = program[pc * 4 + 3]!;
+    const cls = code & 7;
+    if (cls === BPF_ST || cls === BPF_STX) {
+      valid |= 1 << k;
+    } else if ((cls === BPF_LD || cls === BPF_LDX) && (code & 0xe0) === BPF_MEM) {
+      if ((valid & (1 << k)) === 0) return `instruction ${pc}: loads scratch slot ${k}, which is not stored on every path to it`;
+    } else if (cls === BPF_JMP) {
+      if ((code & 0xf0) === BPF_JA) {
+        masks[pc + 1 + k]! &= valid;
+      } else {
+        masks[pc + 1 + program[pc * 4 + 1]!]! &= valid;
+        masks[pc + 1 + program[pc * 4 + 2]!]! &= valid;
+      }
+      valid = 0xffff;
+    }
+  }
   return null;
 }
 

@@ -161,3 +161,18 @@ test('validateBpf and runBpf refuse programs the kernel would refuse', (t) => {
   t.not(validateBpf(prog([BPF_ALU | 0x30 | BPF_K, 0, 0, 0], [BPF_RET | BPF_K, 0, 0, 0])), null, 'constant division by zero');
   t.throws(() => runBpf(prog([BPF_LD | BPF_W | BPF_ABS, 0, 0, 0]), new Uint8Array(4), 4), { instanceOf: RangeError });
 });
+
+test('validateBpf refuses what the kernel refuses: a load from scratch memory reached through a ret\'s fall-through', (t) => {
+  // ld #5; jeq #9 → (ret #0); st M[1]; jeq → (ld M[1]); ret #1; ret #0; ld M[1]; ret a. Every real
+  // path to the load stores M[1] first, but the kernel reads the program in one pass, carries
+  // what reached the ret #0 (nothing stored) into the next instruction, and refuses it with
+  // EINVAL (seen: the bucket filter's first layout).
+  const J = BPF_JMP | BPF_JEQ | BPF_K;
+  const overRets = Uint32Array.from([0x00, 0, 0, 5, J, 3, 0, 9, BPF_ST, 0, 0, 1, J, 2, 2, 0, BPF_RET | BPF_K, 0, 0, 1, BPF_RET | BPF_K, 0, 0, 0, BPF_LD | BPF_MEM, 0, 0, 1, BPF_RET | BPF_A, 0, 0, 0]);
+  t.regex(validateBpf(overRets) ?? '', /instruction 6: loads scratch slot 1/);
+  const neverStored = Uint32Array.from([BPF_LD | BPF_MEM, 0, 0, 2, BPF_RET | BPF_A, 0, 0, 0]);
+  t.regex(validateBpf(neverStored) ?? '', /scratch slot 2/);
+  const stored = Uint32Array.from([0x00, 0, 0, 5, BPF_ST, 0, 0, 2, BPF_LD | BPF_MEM, 0, 0, 2, BPF_RET | BPF_A, 0, 0, 0]);
+  t.is(validateBpf(stored), null);
+  t.is(runBpf(stored, new Uint8Array(14), 14), 5);
+});
