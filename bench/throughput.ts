@@ -16,14 +16,18 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { BUCKET_COUNT, canonicalBuckets, createBucketTable } from '../src/cluster/buckets.js';
+import { deriveElectionKey } from '../src/cluster/hash.js';
 import { ClusterLab, VIP } from '../src/lab/cluster.js';
+import { loadKeyFile } from '../src/net/auth.js';
+import { bucketFilter } from '../src/net/bucket-filter.js';
 import { tail, waitExit, type LabProcess } from '../src/lab/netns.js';
-import { clusterMacUnicast, formatMac } from '../src/net/ethernet.js';
+import { clusterMacUnicast, formatMac, parseMac } from '../src/net/ethernet.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
 import { cpuSeconds, fmt, fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow, type Spread } from './report.js';
 
@@ -45,7 +49,8 @@ const NODE_CPUS = availableParallelism() > 2 ? `1-${availableParallelism() - 1}`
 const PINNED = availableParallelism() >= 2;
 const pin = (cpus: string): string[] => (PINNED ? ['taskset', '-c', cpus] : []);
 
-export type Contender = 'lnlb' | 'reference';
+/** reference-filtered: the C reference with the bucket filter (src/net/bucket-filter.ts): the kernel picks its share. */
+export type Contender = 'lnlb' | 'reference' | 'reference-filtered';
 
 export interface NodeSample {
   node: string;
@@ -86,6 +91,8 @@ export interface ThroughputRun {
   unseen: number;
   seenPerNodePerSecond: number;
   cpuMicrosPerFrame: number;
+  /** Busy CPU of the whole machine (generator, kernel delivery, nodes) per frame offered, µs. */
+  machineMicrosPerOffered: number;
 }
 
 interface Flood {
@@ -145,7 +152,20 @@ async function settle(pids: number[], maxMs = 5000): Promise<void> {
   }
 }
 
-function finish(contender: Contender, workers: number, frameBytes: number, rep: number, f: Flood, nodes: NodeSample[]): ThroughputRun {
+/**
+ * Busy CPU time of the whole machine, s (every CPU, /proc/stat: all but idle and iowait). The
+ * kernel's delivery of the flood (bridge, each node's filter and ring) runs in softirq on the
+ * generator's CPU here, not in the nodes' processes; on a LAN it runs on each node's own CPUs.
+ * So what a filter saves in the kernel shows only in this figure.
+ */
+async function machineBusySeconds(): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu;
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
+}
+
+function finish(contender: Contender, workers: number, frameBytes: number, rep: number, f: Flood, nodes: NodeSample[], machineSeconds: number): ThroughputRun {
   const seen = nodes.reduce((a, n) => a + n.seen, 0);
   const cpu = nodes.reduce((a, n) => a + n.cpuSeconds, 0);
   const delivered = nodes.reduce((a, n) => a + n.accepted, 0);
@@ -159,9 +179,11 @@ function finish(contender: Contender, workers: number, frameBytes: number, rep: 
     nodes,
     lost: Math.max(0, f.sent - delivered),
     duplicated: Math.max(0, delivered - f.sent),
-    unseen: nodes.reduce((a, n) => a + Math.max(0, f.sent - n.seen), 0),
+    // With the bucket filter a node sees only its share by design: what it missed is its ring's drops.
+    unseen: contender === 'reference-filtered' ? nodes.reduce((a, n) => a + n.kernelDrops, 0) : nodes.reduce((a, n) => a + Math.max(0, f.sent - n.seen), 0),
     seenPerNodePerSecond: seen / nodes.length / f.seconds,
     cpuMicrosPerFrame: seen > 0 ? (cpu / seen) * 1e6 : Number.NaN,
+    machineMicrosPerOffered: (machineSeconds * 1e6) / Math.max(1, f.sent),
   };
 }
 
@@ -177,6 +199,36 @@ interface ReferenceCounters {
 }
 
 /** SIGUSR1 makes the reference print its counters so far: waits for that line. */
+/**
+ * Each node's bucket filter, written as struct sock_filter records for the reference: a table
+ * over the three nodes' MACs, keyed with the lab's cluster key, affinity single (the
+ * generator's frames differ by source).
+ */
+function writeBucketFilters(lab: ClusterLab, dir: string): string[] {
+  const macs = lab.nodes.map((node) => [...parseMac(lab.lab.host(node).mac)]);
+  const order = macs.map((mac, i) => ({ mac, i })).sort((a, b) => Buffer.compare(Buffer.from(a.mac), Buffer.from(b.mac)));
+  const table = createBucketTable();
+  canonicalBuckets({ count: order.length, weights: order.map(() => 1), macs: order.flatMap((m) => m.mac) }, table);
+  const electionKey = deriveElectionKey(loadKeyFile(lab.keyFile));
+  const clusterMac = clusterMacUnicast(parseIPv4(VIP));
+  return lab.nodes.map((node, i) => {
+    const member = order.findIndex((m) => m.i === i);
+    const pass = new Uint32Array(BUCKET_COUNT >> 5);
+    for (let b = 0; b < BUCKET_COUNT; b++) if (table.owners[b] === member) pass[b >> 5]! |= 1 << (b & 31);
+    const program = bucketFilter({ clusterMac, vip: parseIPv4(VIP), electionKey, affinity: 'single', passBuckets: pass });
+    const records = Buffer.alloc((program.length / 4) * 8);
+    for (let k = 0; k < program.length / 4; k++) {
+      records.writeUInt16LE(program[k * 4]!, k * 8);
+      records.writeUInt8(program[k * 4 + 1]!, k * 8 + 2);
+      records.writeUInt8(program[k * 4 + 2]!, k * 8 + 3);
+      records.writeUInt32LE(program[k * 4 + 3]!, k * 8 + 4);
+    }
+    const file = join(dir, `bucket-filter-${node}.bin`);
+    writeFileSync(file, records);
+    return file;
+  });
+}
+
 async function referenceCounters(child: LabProcess): Promise<ReferenceCounters> {
   const lines = (): string[] => tail(child.logFile, 1000).split('\n').filter((l) => l.startsWith('{'));
   const before = lines().length;
@@ -190,9 +242,11 @@ async function referenceCounters(child: LabProcess): Promise<ReferenceCounters> 
   throw new Error(`throughput: the reference on ${child.host} did not print its counters:\n${tail(child.logFile)}`);
 }
 
-async function runReference(lab: ClusterLab, binary: string, frameBytes: number, seconds: number, rep: number): Promise<ThroughputRun> {
+async function runReference(lab: ClusterLab, binary: string, frameBytes: number, seconds: number, rep: number, filters?: string[]): Promise<ThroughputRun> {
   const mac = formatMac(clusterMacUnicast(parseIPv4(VIP)));
-  const children: LabProcess[] = lab.nodes.map((node, i) => lab.lab.spawn(node, [...pin(NODE_CPUS), binary, 'eth0', 'ref0', mac, VIP, String(NODES), String(i)], { logName: 'tpacket-tap' }));
+  const children: LabProcess[] = lab.nodes.map((node, i) =>
+    lab.lab.spawn(node, [...pin(NODE_CPUS), binary, 'eth0', 'ref0', mac, VIP, String(NODES), String(i), ...(filters ? [filters[i]!] : [])], { logName: 'tpacket-tap' }),
+  );
   try {
     await Promise.all(children.map((child) => lab.lab.waitForLog(child, /^ready$/, 10_000)));
     const pids = children.map((child) => child.pid!);
@@ -200,8 +254,10 @@ async function runReference(lab: ClusterLab, binary: string, frameBytes: number,
     await settle(pids);
     const before = await Promise.all(children.map((child) => referenceCounters(child)));
     const cpuBefore = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
+    const machineBefore = await machineBusySeconds();
     const f = await flood(lab, frameBytes, seconds);
     await settle(pids);
+    const machine = (await machineBusySeconds()) - machineBefore;
     const cpuAfter = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
     const after = await Promise.all(children.map((child) => referenceCounters(child)));
     const nodes = children.map((child, i): NodeSample => {
@@ -217,7 +273,7 @@ async function runReference(lab: ClusterLab, binary: string, frameBytes: number,
         resets: 0,
       };
     });
-    return finish('reference', 0, frameBytes, rep, f, nodes);
+    return finish(filters ? 'reference-filtered' : 'reference', 0, frameBytes, rep, f, nodes, machine);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const exited = await Promise.all(children.map((child) => waitExit(child, 5000)));
@@ -257,8 +313,10 @@ async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, sec
   const pids = lab.nodes.map((node) => lab.daemon(node)!.pid!);
   const before = await Promise.all(lab.nodes.map((node) => lnlbCounters(lab, node)));
   const cpuBefore = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
+  const machineBefore = await machineBusySeconds();
   const f = await flood(lab, frameBytes, seconds);
   await settle(pids);
+  const machine = (await machineBusySeconds()) - machineBefore;
   const after = await lnlbSettled(lab, before);
   const cpuAfter = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
   const nodes = lab.nodes.map((node, i): NodeSample => {
@@ -279,7 +337,7 @@ async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, sec
       resets: a.resets - b.resets,
     };
   });
-  return finish('lnlb', workers, frameBytes, rep, f, nodes);
+  return finish('lnlb', workers, frameBytes, rep, f, nodes, machine);
 }
 
 /**
@@ -373,6 +431,55 @@ function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], ref
   ];
 }
 
+/** CPU of the three nodes together per frame offered to the cluster: what filtering in the kernel changes. */
+function cpuPerOffered(r: ThroughputRun): number {
+  return (r.nodes.reduce((a, n) => a + n.cpuSeconds, 0) * 1e6) / Math.max(1, r.sent);
+}
+
+/**
+ * Issue 14's figures: CPU per frame offered, lnlb beside the C reference without a filter and
+ * with the bucket filter (the kernel drops the frames of the other nodes' buckets).
+ */
+function offeredRows(frameBytes: number, workers: number[], runs: ThroughputRun[]): BenchRow[] {
+  const cpu = (contender: Contender, w = 0): Spread => spread(runs.filter((r) => r.contender === contender && r.workers === w).map(cpuPerOffered));
+  const plain = cpu('reference');
+  const filtered = cpu('reference-filtered');
+  const machine = (contender: Contender): Spread => spread(runs.filter((r) => r.contender === contender).map((r) => r.machineMicrosPerOffered));
+  const machinePlain = machine('reference');
+  const machineFiltered = machine('reference-filtered');
+  const rows: BenchRow[] = [
+    {
+      figure: `throughput ${frameBytes} B: CPU per frame offered to the cluster, µs (3 nodes together): the C reference with the bucket filter (ref: without)`,
+      lnlb: fmtSpread(filtered, 3),
+      reference: fmtSpread(plain, 3),
+      ratio: ratio(filtered.median, plain.median),
+      goal: '',
+    },
+    {
+      figure: `  the whole machine's busy CPU per frame offered, µs (generator, the kernel's delivery and filters, nodes): with the bucket filter (ref: without)`,
+      lnlb: fmtSpread(machineFiltered, 3),
+      reference: fmtSpread(machinePlain, 3),
+      ratio: ratio(machineFiltered.median, machinePlain.median),
+      goal: '',
+    },
+    {
+      figure: `  frames lost by the C reference with the bucket filter (ref: without)`,
+      lnlb: describeLoss(runs.filter((r) => r.contender === 'reference-filtered')),
+      reference: describeLoss(runs.filter((r) => r.contender === 'reference')),
+      ratio: '',
+      goal: '',
+    },
+  ];
+  for (const w of workers) {
+    const l = cpu('lnlb', w);
+    rows.push(
+      { figure: `  lnlb, ${w} worker(s): CPU per frame offered, µs (ref: the C reference without a filter)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(plain, 3), ratio: ratio(l.median, plain.median), goal: '≤ 1.0×', met: l.median <= plain.median },
+      { figure: `  lnlb, ${w} worker(s): CPU per frame offered, µs (ref: the C reference with the bucket filter)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(filtered, 3), ratio: ratio(l.median, filtered.median), goal: '≤ 1.5×', met: l.median <= 1.5 * filtered.median },
+    );
+  }
+  return rows;
+}
+
 // ---------------------------------------------------------------------------------------
 
 /**
@@ -389,12 +496,15 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
     const binary = await compileReference(dir);
     if (PINNED && (await run('taskset', ['-c', '0', 'true'])).code === 'ENOENT') throw new Error('throughput: taskset not found: install util-linux');
     const lab = await ClusterLab.create({ nodes: NODES, clientAddresses: 1 });
+    let filters: string[] | undefined;
     try {
       for (let rep = 1; rep <= cfg.reps; rep++) {
         const of = `run ${rep}/${cfg.reps}`;
         for (const frameBytes of cfg.frameSizes) {
           o.progress(`throughput: C reference, ${frameBytes} B, ${of}`);
           runs.push(await runReference(lab, binary, frameBytes, cfg.seconds, rep));
+          o.progress(`throughput: C reference with the bucket filter, ${frameBytes} B, ${of}`);
+          runs.push(await runReference(lab, binary, frameBytes, cfg.seconds, rep, (filters ??= writeBucketFilters(lab, dir))));
         }
         for (const workers of cfg.workers) {
           o.progress(`throughput: lnlb, ${workers} worker(s), ${cfg.frameSizes.join(' and ')} B, ${of}`);
@@ -416,6 +526,7 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
   const rows: BenchRow[] = [];
   for (const frameBytes of cfg.frameSizes) {
     const reference = runs.filter((r) => r.contender === 'reference' && r.frameBytes === frameBytes);
+    rows.push(...offeredRows(frameBytes, cfg.workers, runs.filter((r) => r.frameBytes === frameBytes)));
     for (const workers of cfg.workers) {
       const lnlb = runs.filter((r) => r.contender === 'lnlb' && r.workers === workers && r.frameBytes === frameBytes);
       rows.push(...rowsFor(frameBytes, workers, lnlb, reference));

@@ -1,7 +1,7 @@
 /*
  * tpacket-tap: the C reference of lnlb's datapath, for bench/throughput.ts.
  *
- *   tpacket-tap <dev> <tap> <cluster-mac> <vip> <nodes> <index>
+ *   tpacket-tap <dev> <tap> <cluster-mac> <vip> <nodes> <index> [<filter-file>]
  *
  * Reads <dev> through a TPACKET_V3 ring with the same socket setup as lnlb's data socket
  * (the same classic BPF filter: ARP, and IPv4 whose destination MAC is the cluster MAC;
@@ -13,6 +13,9 @@
  *   {"seen":N,"kept":N,"written":N,"writeErrors":N,"kernelDrops":N}
  * (kernelDrops: frames the kernel lost because the ring was full, from PACKET_STATISTICS).
  * SIGUSR1 prints the same line with the counts so far and goes on (for deltas over a run).
+ * With <filter-file> (struct sock_filter records, as src/net/bucket-filter.ts assembles them)
+ * that program replaces the plain one and picks this node's share in the kernel: every IPv4
+ * frame that arrives is kept.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -103,7 +106,19 @@ static int open_tap(const char *name, const uint8_t mac[6], const char *vip) {
 }
 
 /* The data socket as lnlb makes it (src/net/bpf.ts dataFilter, src/main/cluster-interface.ts). */
-static int open_packet(const char *dev, const uint8_t mac[6], uint8_t **ring) {
+/* A program from a file of sock_filter records; exits on a malformed file. */
+static struct sock_fprog read_filter(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) die(path);
+  static struct sock_filter code[4096];
+  size_t n = fread(code, sizeof code[0], sizeof code / sizeof code[0], f);
+  if (n == 0 || ferror(f)) die(path);
+  fclose(f);
+  struct sock_fprog prog = {(unsigned short)n, code};
+  return prog;
+}
+
+static int open_packet(const char *dev, const uint8_t mac[6], const char *filter_file, uint8_t **ring) {
   uint32_t hi = (uint32_t)mac[0] << 24 | mac[1] << 16 | mac[2] << 8 | mac[3], lo = mac[4] << 8 | mac[5];
   struct sock_filter code[] = {
       BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
@@ -117,6 +132,7 @@ static int open_packet(const char *dev, const uint8_t mac[6], uint8_t **ring) {
       BPF_STMT(BPF_RET | BPF_K, 0),
   };
   struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+  if (filter_file != NULL) prog = read_filter(filter_file);
   int one = 1, v3 = TPACKET_V3;
   /* Protocol 0: nothing is queued before bind(), when the filter is already in place. */
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
@@ -143,8 +159,8 @@ static int open_packet(const char *dev, const uint8_t mac[6], uint8_t **ring) {
 
 int main(int argc, char **argv) {
   uint8_t mac[6];
-  if (argc != 7 || sscanf(argv[3], "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6) {
-    fprintf(stderr, "usage: tpacket-tap <dev> <tap> <cluster-mac> <vip> <nodes> <index>\n");
+  if ((argc != 7 && argc != 8) || sscanf(argv[3], "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]) != 6) {
+    fprintf(stderr, "usage: tpacket-tap <dev> <tap> <cluster-mac> <vip> <nodes> <index> [<filter-file>]\n");
     return 2;
   }
   uint32_t nodes = (uint32_t)strtoul(argv[5], NULL, 10), index = (uint32_t)strtoul(argv[6], NULL, 10);
@@ -156,7 +172,8 @@ int main(int argc, char **argv) {
 
   int tap = open_tap(argv[2], mac, argv[4]);
   uint8_t *ring;
-  int fd = open_packet(argv[1], mac, &ring);
+  const char *filter_file = argc == 8 ? argv[7] : NULL;
+  int fd = open_packet(argv[1], mac, filter_file, &ring);
   fprintf(stderr, "ready\n");
 
   unsigned long long seen = 0, kept = 0, written = 0, writeErrors = 0, drops = 0;
@@ -187,7 +204,7 @@ int main(int argc, char **argv) {
       if (h->tp_snaplen >= 34 && eth[12] == 0x08 && eth[13] == 0x00) {
         uint32_t src;
         memcpy(&src, eth + 26, 4);
-        if (hash32(ntohl(src)) % nodes == index) {
+        if (filter_file != NULL || hash32(ntohl(src)) % nodes == index) {
           kept++;
           if (write(tap, eth - VNET_HDR_LEN, h->tp_snaplen + VNET_HDR_LEN) >= 0) written++;
           else writeErrors++;
