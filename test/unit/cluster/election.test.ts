@@ -1,5 +1,5 @@
 import test from 'ava';
-import { createElection, ELECTIONS, LnlbElection, type Election } from '../../../src/cluster/election.js';
+import { BucketElection, createElection, ELECTIONS, LnlbElection, type Election } from '../../../src/cluster/election.js';
 import { deriveElectionKey, electionHash, keyedElectionHash, mix32 } from '../../../src/cluster/hash.js';
 
 function owners(election: LnlbElection, sources: number): Map<number, number> {
@@ -94,4 +94,29 @@ test('a zero weight keeps the previous table; no member elects nobody', (t) => {
   election.rebuild({ count: 3, ids: [1, 2, 3], weights: [1, 0, 1] });
   t.is(election.memberCount, 2);
   t.true([1, 2].includes(election.electOwner(123)));
+});
+
+test('bucket: a key\'s owner is its bucket\'s in the view\'s table, so each member gets its exact share of the 1024 buckets', (t) => {
+  const election = new BucketElection();
+  const ids = [4, 9, 2];
+  election.rebuild({ count: 3, ids, weights: [1, 1, 2], macs: macsOf(ids) });
+  const perBucket = new Map<number, Set<number>>();
+  const buckets = new Map<number, number>();
+  for (let s = 0; s < 300_000; s++) {
+    const hash = mix32(s * 2654435761);
+    const owner = election.electOwner(hash);
+    const bucket = hash >>> 22;
+    perBucket.set(bucket, (perBucket.get(bucket) ?? new Set()).add(owner));
+    buckets.set(bucket, owner);
+  }
+  t.true([...perBucket.values()].every((owners) => owners.size === 1), 'every key of a bucket has the bucket\'s owner');
+  const counts = new Map<number, number>();
+  for (const owner of buckets.values()) counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  t.deepEqual(Object.fromEntries(counts), { 4: 256, 9: 256, 2: 512 });
+  // The same view on another node: the same owners, key by key.
+  const other = new BucketElection();
+  other.rebuild({ count: 3, ids, weights: [1, 1, 2], macs: macsOf(ids) });
+  for (let s = 0; s < 5000; s++) t.is(other.electOwner(mix32(s)), election.electOwner(mix32(s)));
+  const empty = new BucketElection();
+  t.is(empty.electOwner(1), -1);
 });

@@ -99,7 +99,7 @@ const badCases: [string, Loose, RegExp, ErrorCode?][] = [
   ['dead-after not above heartbeat', { ...BASE, heartbeatMs: 500, deadAfterMs: 500 }, /^deadAfterMs \(--dead-after-ms\): must be longer than --heartbeat-ms \(500\)/],
   ['unknown log level', { ...BASE, logLevel: 'loud' }, /^logLevel \(--log-level\): expected one of fatal, error/],
   ['unknown weight mode', { ...BASE, weightMode: 'cpu' }, /^weightMode \(--weight-mode\): unknown weight mode "cpu": expected one of loadavg/, 'LNLB_ERR_WEIGHT_MODE'],
-  ['unknown election', { ...BASE, election: 'maglev' }, /^election \(--election\): expected one of rendezvous, lnlb/],
+  ['unknown election', { ...BASE, election: 'maglev' }, /^election \(--election\): expected one of rendezvous, lnlb, bucket/],
   ['interface named as the bound device', { ...BASE, name: 'eth0' }, /^name \(--name\): the cluster interface cannot have the bound device's name/],
   ['device name too long', { ...BASE, bind: 'eth0-with-a-long-name' }, /^bind \(--bind\): expected a device name of 1 to 15/],
   ['bad port rule', { ...BASE, rule: ['443/tcp=sometimes'] }, /^rule \(--rule\): .*443\/tcp=sometimes/],

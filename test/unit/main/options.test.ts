@@ -22,7 +22,7 @@ const badCases: [string, Record<string, string>, RegExp][] = [
   ['device name too long', { bind: 'eth0-with-a-long-name', vip: '10.0.0.1' }, /^--bind: expected a device name of 1 to 15/],
   ['dead-after not above heartbeat', { bind: 'eth0', vip: '10.0.0.1', heartbeatMs: '500', deadAfterMs: '500' }, /^--dead-after-ms: must be longer than --heartbeat-ms/],
   ['unknown log level', { bind: 'eth0', vip: '10.0.0.1', logLevel: 'loud' }, /^--log-level: expected one of fatal, error/],
-  ['unknown election', { bind: 'eth0', vip: '10.0.0.1', election: 'maglev' }, /^--election: expected one of rendezvous, lnlb/],
+  ['unknown election', { bind: 'eth0', vip: '10.0.0.1', election: 'maglev' }, /^--election: expected one of rendezvous, lnlb, bucket/],
   ['name equal to bind', { bind: 'eth0', vip: '10.0.0.1', name: 'eth0' }, /^--name:/],
   ['unknown rx ring', { bind: 'eth0', vip: '10.0.0.1', rxRing: 'v1' }, /^--rx-ring: expected one of v2, v3, got "v1"/],
 ];
