@@ -10,6 +10,7 @@ import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { LnlbError } from '../../src/errors.js';
+import * as lab from '../../src/lab/native.js';
 import * as port from '../../src/port/native.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -37,11 +38,11 @@ function ip(...args: string[]): void {
 
 /** Runs fn with the main thread inside a namespace; synchronous, so no other test interleaves. */
 function inNs<T>(ns: string, fn: () => T): T {
-  port.netnsEnter(`/run/netns/${ns}`);
+  lab.netnsEnter(`/run/netns/${ns}`);
   try {
     return fn();
   } finally {
-    port.netnsEnter(`/proc/self/fd/${homeFd}`);
+    lab.netnsEnter(`/proc/self/fd/${homeFd}`);
   }
 }
 
@@ -155,7 +156,7 @@ test.after.always(() => {
     }
   }
   if (homeFd >= 0) {
-    port.netnsEnter(`/proc/self/fd/${homeFd}`);
+    lab.netnsEnter(`/proc/self/fd/${homeFd}`);
     closeSync(homeFd);
   }
   for (const ns of [nsA, nsB]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
@@ -921,7 +922,7 @@ serial('sendBurst sends count frames with walking source addresses and valid che
   frame.set([0x03, 0xe8, 0x07, 0xd0, 0, 26, 0, 0], 34);
   const count = 300;
   const sources = 16;
-  t.is(port.sendBurst(tx, frame, 0, frame.length, count, { ipv4Offset: 14, sourceCount: sources }), count);
+  t.is(lab.sendBurst(tx, frame, 0, frame.length, count, { ipv4Offset: 14, sourceCount: sources }), count);
 
   const { frames } = readFrames(rx, count);
   t.is(frames.length, count);
