@@ -7,6 +7,7 @@
 
 import { writeU32 } from '../src/net/bytes.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
+import * as lab from '../src/lab/native.js';
 import * as port from '../src/port/native.js';
 import { udpFrame } from './frames.js';
 
@@ -32,10 +33,10 @@ if (count > 0) {
   while (sent < count) {
     writeU32(frame, 14 + 12, (base + sent) >>> 0);
     const n = Math.min(4096, count - sent);
-    sent += port.sendBurst(fd, frame, 0, frame.length, n, { ipv4Offset: 14, sourceCount: n });
+    sent += lab.sendBurst(fd, frame, 0, frame.length, n, { ipv4Offset: 14, sourceCount: n });
   }
 } else {
-  while (performance.now() < deadline) sent += port.sendBurst(fd, frame, 0, frame.length, 4096, { ipv4Offset: 14, sourceCount: sources });
+  while (performance.now() < deadline) sent += lab.sendBurst(fd, frame, 0, frame.length, 4096, { ipv4Offset: 14, sourceCount: sources });
 }
 const elapsed = (performance.now() - start) / 1000;
 port.close(fd);

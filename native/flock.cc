@@ -6,30 +6,11 @@
 #include "flock.h"
 
 #include <errno.h>
-#include <string.h>
 #include <sys/file.h>
 
-#include <string>
+#include "errors.h"
 
 namespace lnlb {
-
-namespace {
-
-// The same error shape as the port's calls (native/port.cc ThrowErrno): src/port/native.ts
-// turns it into an LnlbError.
-[[noreturn]] void ThrowFlockErrno(Napi::Env env, int err) {
-  const char* name = strerrorname_np(err);
-  const char* desc = strerrordesc_np(err);
-  std::string errnoName = name != nullptr ? name : "EUNKNOWN";
-  Napi::Error error = Napi::Error::New(env, std::string("flock: ") + (desc != nullptr ? desc : "unknown error") + " (" + errnoName + ")");
-  Napi::Object obj = error.Value();
-  obj.Set("errno", errnoName);
-  obj.Set("errnoNumber", Napi::Number::New(env, err));
-  obj.Set("syscall", "flock");
-  throw error;
-}
-
-}  // namespace
 
 Napi::Value Flock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -42,7 +23,7 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
     if (::flock(fd, op) == 0) return Napi::Boolean::New(env, true);
     if (errno == EINTR) continue;  // a signal during a blocking wait: wait again
     if (errno == EWOULDBLOCK && (op & LOCK_NB) != 0) return Napi::Boolean::New(env, false);
-    ThrowFlockErrno(env, errno);
+    ThrowErrno(env, errno, "flock");
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * Typed access to the native port addon (native/port.cc): TAP devices, AF_PACKET sockets
- * with a TPACKET_V2 or TPACKET_V3 receive ring, link ioctls. Every call is synchronous; fds are
+ * Typed access to the native port addon (native/, one source file per concern: tap.cc,
+ * packet-socket.cc, packet-ring.cc, ifctl.cc, io.cc, watch.cc, ...): TAP devices, AF_PACKET
+ * sockets with a TPACKET_V2 or TPACKET_V3 receive ring, link ioctls. Every call is synchronous; fds are
  * non-blocking and close-on-exec, and may be used from any thread of the process (open on
  * the main thread, read in a worker).
  *
@@ -155,13 +156,6 @@ export interface RingStats {
   freezes: number;
 }
 
-export interface SendBurstOptions {
-  /** Offset of the IPv4 header inside the frame. */
-  ipv4Offset: number;
-  /** Frame k gets source address low 16 bits + (k % sourceCount). */
-  sourceCount: number;
-}
-
 export interface Watcher {
   /** Stops watching; call before close(fd). */
   stop(): void;
@@ -188,8 +182,6 @@ export interface NativeAddon {
   watch(fd: number, onReadable: () => void): Watcher;
   pollIn(fd: number, timeoutMs: number): boolean;
   close(fd: number): void;
-  sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number;
-  netnsEnter(path: string): void;
   flock(fd: number, exclusive: boolean, nonBlocking: boolean): boolean;
   hmacSha256Prepare(key: Uint8Array, state: Uint8Array): void;
   hmacSha256Tag(work: Uint8Array, frame: Uint8Array, from: number, to: number, outLen: number): void;
@@ -199,7 +191,6 @@ export interface NativeAddon {
 // ---------------------------------------------------------------------------------------
 // Loading
 
-const ADDON_RELATIVE = join('build', 'Release', 'lnlb_port.node');
 let loaded: NativeAddon | undefined;
 
 /** The repository root: the nearest folder above this file holding binding.gyp. */
@@ -213,25 +204,37 @@ function packageRoot(): string | undefined {
   }
 }
 
-/** Where the addon is expected (build/Release/lnlb_port.node under the package root). */
-export function addonPath(): string {
+/** Where node-gyp builds the addon target `name` (binding.gyp): build/Release/NAME.node under the package root. */
+export function builtAddonPath(name: string): string {
+  const relative = join('build', 'Release', `${name}.node`);
   const root = packageRoot();
-  return root === undefined ? ADDON_RELATIVE : join(root, ADDON_RELATIVE);
+  return root === undefined ? relative : join(root, relative);
 }
 
-/** Loads an addon file; exported so the missing-addon message can be tested. */
-export function loadAddonFrom(file: string): NativeAddon {
+/** Where the port addon is expected (build/Release/lnlb_port.node under the package root). */
+export function addonPath(): string {
+  return builtAddonPath('lnlb_port');
+}
+
+/**
+ * Loads a .node file, or throws LNLB_ERR_PORT_ADDON whose message ends with `remedy` (what
+ * builds it); the lab addon (src/lab/native.ts) loads through here too.
+ */
+export function loadNativeModule<T>(file: string, remedy: string): T {
   if (!existsSync(file)) {
-    throw lnlbError('LNLB_ERR_PORT_ADDON', `native addon ${file} is missing: run npm ci (it builds the addon)`);
+    throw lnlbError('LNLB_ERR_PORT_ADDON', `native addon ${file} is missing: ${remedy}`);
   }
   try {
-    return createRequire(import.meta.url)(file) as NativeAddon;
+    return createRequire(import.meta.url)(file) as T;
   } catch (cause) {
     const why = cause instanceof Error ? cause.message : String(cause);
-    throw lnlbError('LNLB_ERR_PORT_ADDON', `native addon ${file} failed to load (${why}): run npm ci (it builds the addon)`, {
-      cause,
-    });
+    throw lnlbError('LNLB_ERR_PORT_ADDON', `native addon ${file} failed to load (${why}): ${remedy}`, { cause });
   }
+}
+
+/** Loads the port addon from a file; exported so the missing-addon message can be tested. */
+export function loadAddonFrom(file: string): NativeAddon {
+  return loadNativeModule<NativeAddon>(file, 'run npm ci (it builds the addon)');
 }
 
 /** Loaded on first use, so importing this module never fails on a machine without the addon. */
@@ -253,8 +256,11 @@ export function addonAvailable(): boolean {
 // ---------------------------------------------------------------------------------------
 // Errors
 
+/** Calls of the lab addon (src/lab/native.ts), whose errors are mapped here too. */
+export type LabOp = 'sendBurst' | 'netnsEnter';
+
 /** Names of the addon calls, as given to {@link toPortError}. */
-export type PortOp = keyof NativeAddon;
+export type PortOp = keyof NativeAddon | LabOp;
 
 /** What the addon attaches to a failed system call. */
 export interface NativeErrorInfo {
@@ -359,7 +365,7 @@ function isNativeErrorInfo(value: unknown): value is Error & NativeErrorInfo {
 }
 
 /** System-call failures become LnlbError; argument errors (TypeError, RangeError) pass. */
-function rethrow(op: PortOp, error: unknown): never {
+export function rethrowPortError(op: PortOp, error: unknown): never {
   if (isNativeErrorInfo(error)) {
     throw toPortError(op, { errno: error.errno, syscall: error.syscall, device: error.device, message: error.message }, error);
   }
@@ -374,7 +380,7 @@ export function tapOpen(name: string, opts: TapOptions = { vnetHdr: false }): Ta
   try {
     return addon().tapOpen(name, opts);
   } catch (error) {
-    return rethrow('tapOpen', error);
+    return rethrowPortError('tapOpen', error);
   }
 }
 
@@ -383,7 +389,7 @@ export function ifInfo(name: string): IfInfo {
   try {
     return addon().ifInfo(name);
   } catch (error) {
-    return rethrow('ifInfo', error);
+    return rethrowPortError('ifInfo', error);
   }
 }
 
@@ -402,7 +408,7 @@ export function ifSetMac(name: string, mac: Uint8Array): void {
   try {
     addon().ifSetMac(name, mac);
   } catch (error) {
-    rethrow('ifSetMac', error);
+    rethrowPortError('ifSetMac', error);
   }
 }
 
@@ -410,7 +416,7 @@ export function ifSetUp(name: string, up: boolean): void {
   try {
     addon().ifSetUp(name, up);
   } catch (error) {
-    rethrow('ifSetUp', error);
+    rethrowPortError('ifSetUp', error);
   }
 }
 
@@ -418,7 +424,7 @@ export function ifSetMtu(name: string, mtu: number): void {
   try {
     addon().ifSetMtu(name, mtu);
   } catch (error) {
-    rethrow('ifSetMtu', error);
+    rethrowPortError('ifSetMtu', error);
   }
 }
 
@@ -427,7 +433,7 @@ export function ifSetIPv4(name: string, addr: string, prefixLen: number): void {
   try {
     addon().ifSetIPv4(name, addr, prefixLen);
   } catch (error) {
-    rethrow('ifSetIPv4', error);
+    rethrowPortError('ifSetIPv4', error);
   }
 }
 
@@ -436,7 +442,7 @@ export function packetOpen(dev: string, opts: PacketOptions): number {
   try {
     return addon().packetOpen(dev, opts);
   } catch (error) {
-    return rethrow('packetOpen', error);
+    return rethrowPortError('packetOpen', error);
   }
 }
 
@@ -448,7 +454,7 @@ export function ringOpen(fd: number, opts: RingOpenOptions = {}): void {
   try {
     addon().ringOpen(fd, opts.version === 2 ? { ...DEFAULT_RING_V2, ...opts } : { ...DEFAULT_RING, ...opts, version: 3 });
   } catch (error) {
-    rethrow('ringOpen', error);
+    rethrowPortError('ringOpen', error);
   }
 }
 
@@ -472,7 +478,7 @@ export function ringRead(
   try {
     return (loaded ?? addon()).ringRead(fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs);
   } catch (error) {
-    return rethrow('ringRead', error);
+    return rethrowPortError('ringRead', error);
   }
 }
 
@@ -480,7 +486,7 @@ export function ringStats(fd: number): RingStats {
   try {
     return addon().ringStats(fd);
   } catch (error) {
-    return rethrow('ringStats', error);
+    return rethrowPortError('ringStats', error);
   }
 }
 
@@ -489,7 +495,7 @@ export function send(fd: number, buf: Uint8Array, offset: number, length: number
   try {
     return (loaded ?? addon()).send(fd, buf, offset, length);
   } catch (error) {
-    return rethrow('send', error);
+    return rethrowPortError('send', error);
   }
 }
 
@@ -501,7 +507,7 @@ export function writeBatch(fd: number, buf: Uint8Array, offsets: Uint32Array, le
   try {
     return (loaded ?? addon()).writeBatch(fd, buf, offsets, lengths, count);
   } catch (error) {
-    return rethrow('writeBatch', error);
+    return rethrowPortError('writeBatch', error);
   }
 }
 
@@ -510,7 +516,7 @@ export function recv(fd: number, buf: Uint8Array, offset: number, maxLength: num
   try {
     return (loaded ?? addon()).recv(fd, buf, offset, maxLength);
   } catch (error) {
-    return rethrow('recv', error);
+    return rethrowPortError('recv', error);
   }
 }
 
@@ -519,7 +525,7 @@ export function watch(fd: number, onReadable: () => void): Watcher {
   try {
     return addon().watch(fd, onReadable);
   } catch (error) {
-    return rethrow('watch', error);
+    return rethrowPortError('watch', error);
   }
 }
 
@@ -528,7 +534,7 @@ export function pollIn(fd: number, timeoutMs: number): boolean {
   try {
     return addon().pollIn(fd, timeoutMs);
   } catch (error) {
-    return rethrow('pollIn', error);
+    return rethrowPortError('pollIn', error);
   }
 }
 
@@ -537,29 +543,7 @@ export function close(fd: number): void {
   try {
     addon().close(fd);
   } catch (error) {
-    rethrow('close', error);
-  }
-}
-
-/** Benchmark generator: count copies of a frame with walking IPv4 sources; sends them all. */
-export function sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number {
-  try {
-    return addon().sendBurst(fd, buf, offset, length, count, opts);
-  } catch (error) {
-    return rethrow('sendBurst', error);
-  }
-}
-
-/**
- * Moves the calling thread into the network namespace at `path` (/run/netns/NAME,
- * /proc/PID/ns/net). Only this thread moves; sockets and TAPs opened afterwards live
- * there, open fds keep their namespace. Needs CAP_SYS_ADMIN.
- */
-export function netnsEnter(path: string): void {
-  try {
-    addon().netnsEnter(path);
-  } catch (error) {
-    rethrow('netnsEnter', error);
+    rethrowPortError('close', error);
   }
 }
 
@@ -573,7 +557,7 @@ export function flock(fd: number, exclusive: boolean, nonBlocking: boolean): boo
   try {
     return addon().flock(fd, exclusive, nonBlocking);
   } catch (error) {
-    return rethrow('flock', error);
+    return rethrowPortError('flock', error);
   }
 }
 

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { BUCKET_COUNT } from '../../src/cluster/buckets.js';
 import { deriveElectionKey } from '../../src/cluster/hash.js';
 import { LnlbError } from '../../src/errors.js';
+import * as lab from '../../src/lab/native.js';
 import { runBpf } from '../../src/net/bpf.js';
 import { bucketFilter } from '../../src/net/bucket-filter.js';
 import { writeEthernetHeader } from '../../src/net/ethernet.js';
@@ -43,11 +44,11 @@ function ip(...args: string[]): void {
 
 /** Runs fn with the main thread inside a namespace; synchronous, so no other test interleaves. */
 function inNs<T>(ns: string, fn: () => T): T {
-  port.netnsEnter(`/run/netns/${ns}`);
+  lab.netnsEnter(`/run/netns/${ns}`);
   try {
     return fn();
   } finally {
-    port.netnsEnter(`/proc/self/fd/${homeFd}`);
+    lab.netnsEnter(`/proc/self/fd/${homeFd}`);
   }
 }
 
@@ -161,7 +162,7 @@ test.after.always(() => {
     }
   }
   if (homeFd >= 0) {
-    port.netnsEnter(`/proc/self/fd/${homeFd}`);
+    lab.netnsEnter(`/proc/self/fd/${homeFd}`);
     closeSync(homeFd);
   }
   for (const ns of [nsA, nsB]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
@@ -965,7 +966,7 @@ serial('sendBurst sends count frames with walking source addresses and valid che
   frame.set([0x03, 0xe8, 0x07, 0xd0, 0, 26, 0, 0], 34);
   const count = 300;
   const sources = 16;
-  t.is(port.sendBurst(tx, frame, 0, frame.length, count, { ipv4Offset: 14, sourceCount: sources }), count);
+  t.is(lab.sendBurst(tx, frame, 0, frame.length, count, { ipv4Offset: 14, sourceCount: sources }), count);
 
   const { frames } = readFrames(rx, count);
   t.is(frames.length, count);

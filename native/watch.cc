@@ -1,0 +1,103 @@
+// watch(): see watch.h.
+
+#include "watch.h"
+
+#include <errno.h>
+#include <uv.h>
+
+#include <memory>
+
+#include "args.h"
+#include "errors.h"
+
+namespace lnlb {
+
+namespace {
+
+struct WatchHandle {
+  uv_poll_t poll;
+  napi_env env;
+  Napi::FunctionReference onReadable;
+  bool closing = false;
+};
+
+void CloseWatch(WatchHandle* h) {
+  if (h->closing) return;
+  h->closing = true;
+  uv_poll_stop(&h->poll);
+  h->onReadable.Reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&h->poll),
+           [](uv_handle_t* handle) { delete static_cast<WatchHandle*>(handle->data); });
+}
+
+// A worker that exits with an active watch must not leave the handle on its dying loop.
+void WatchCleanupHook(void* arg) { CloseWatch(static_cast<WatchHandle*>(arg)); }
+
+void OnPoll(uv_poll_t* poll, int status, int /*events*/) {
+  auto* h = static_cast<WatchHandle*>(poll->data);
+  if (h->closing) return;
+  // On an error the callback still runs once: its read reports the error. Polling again
+  // would spin on the same error.
+  if (status < 0) uv_poll_stop(poll);
+  Napi::Env env(h->env);
+  Napi::HandleScope scope(env);
+  try {
+    h->onReadable.MakeCallback(env.Global(), {});
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(h->env, e.Value());  // becomes an 'uncaughtException'
+  }
+}
+
+struct WatchState {
+  WatchHandle* handle;  // null once stopped
+};
+
+Napi::Value Watch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  if (info.Length() < 2 || !info[1].IsFunction()) ThrowType(env, "onReadable must be a function");
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) ThrowErrno(env, EINVAL, "napi_get_uv_event_loop");
+
+  auto* h = new WatchHandle();
+  h->env = env;
+  h->poll.data = h;
+  int rc = uv_poll_init(loop, &h->poll, fd);
+  if (rc < 0) {
+    delete h;
+    ThrowErrno(env, -rc, "uv_poll_init");
+  }
+  rc = uv_poll_start(&h->poll, UV_READABLE, OnPoll);
+  if (rc < 0) {
+    h->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->poll),
+             [](uv_handle_t* handle) { delete static_cast<WatchHandle*>(handle->data); });
+    ThrowErrno(env, -rc, "uv_poll_start");
+  }
+  h->onReadable = Napi::Persistent(info[1].As<Napi::Function>());
+  napi_add_env_cleanup_hook(env, WatchCleanupHook, h);
+
+  auto state = std::make_shared<WatchState>(WatchState{h});
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("stop", Napi::Function::New(env, [state](const Napi::CallbackInfo& ci) {
+            if (state->handle == nullptr) return;
+            napi_remove_env_cleanup_hook(ci.Env(), WatchCleanupHook, state->handle);
+            CloseWatch(state->handle);
+            state->handle = nullptr;
+          }));
+  out.Set("unref", Napi::Function::New(env, [state](const Napi::CallbackInfo&) {
+            if (state->handle != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&state->handle->poll));
+          }));
+  out.Set("ref", Napi::Function::New(env, [state](const Napi::CallbackInfo&) {
+            if (state->handle != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&state->handle->poll));
+          }));
+  return out;
+}
+
+}  // namespace
+
+void RegisterWatch(Napi::Env env, Napi::Object exports) {
+  exports.Set("watch", Napi::Function::New(env, Watch, "watch"));
+}
+
+}  // namespace lnlb
