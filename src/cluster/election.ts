@@ -113,6 +113,17 @@ export function macSeed(macs: ArrayLike<number>, i: number): number {
 }
 
 /**
+ * The members an election by MAC works from; undefined when a weight is 0 anywhere (as LNLB:
+ * the previous table stays).
+ */
+function membersByMac(input: ElectionInput, election: string): { count: number; macs: ArrayLike<number> } | undefined {
+  const count = Math.min(input.count, MAX_MEMBERS);
+  for (let i = 0; i < count; i++) if ((input.weights[i] ?? 0) <= 0) return undefined;
+  if (!input.macs) throw new RangeError(`${election} election needs the members' MACs`);
+  return { count, macs: input.macs };
+}
+
+/**
  * Weighted rendezvous hashing (highest random weight): every member scores every key, the
  * highest score wins. A member's score for a key depends only on the key and that member's
  * MAC, so removing a member re-homes exactly its own keys and adding one takes exactly the keys
@@ -138,10 +149,9 @@ export class RendezvousElection implements Election {
   }
 
   rebuild(input: ElectionInput): void {
-    const count = Math.min(input.count, MAX_MEMBERS);
-    for (let i = 0; i < count; i++) if ((input.weights[i] ?? 0) <= 0) return; // as LNLB: keep the previous table
-    const macs = input.macs;
-    if (!macs) throw new RangeError('rendezvous election needs the members\' MACs');
+    const members = membersByMac(input, 'rendezvous');
+    if (members === undefined) return;
+    const { count, macs } = members;
     for (let i = 0; i < count; i++) {
       this.#ids[i] = input.ids[i] ?? 0;
       this.#seeds[i] = macSeed(macs, i);
@@ -189,10 +199,9 @@ export class BucketElection implements Election {
   }
 
   rebuild(input: ElectionInput): void {
-    const count = Math.min(input.count, MAX_MEMBERS);
-    for (let i = 0; i < count; i++) if ((input.weights[i] ?? 0) <= 0) return; // as LNLB: keep the previous table
-    const macs = input.macs;
-    if (!macs) throw new RangeError('bucket election needs the members\' MACs');
+    const members = membersByMac(input, 'bucket');
+    if (members === undefined) return;
+    const { count, macs } = members;
     for (let i = 0; i < count; i++) {
       this.#ids[i] = input.ids[i] ?? 0;
       this.#weights[i] = input.weights[i]!;
