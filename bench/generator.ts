@@ -2,7 +2,8 @@
  * The wire benchmark's traffic generator, run inside the client namespace: floods UDP frames
  * for the VIP from `--sources` source addresses through an AF_PACKET socket (native
  * sendBurst: one syscall per frame, no JS per frame) for `--seconds`, then prints
- * {"sent": N, "seconds": S} on stdout.
+ * {"sent": N, "seconds": S} on stdout. `--rate N` paces it instead: one frame at a time, each
+ * when it is due at N frames/s (it spins between them: the generator's CPU is its own).
  */
 
 import { writeU32 } from '../src/net/bytes.js';
@@ -20,6 +21,7 @@ const seconds = arg('seconds', 2);
 const frameBytes = arg('bytes', 60);
 const sources = arg('sources', 4096);
 const count = arg('count', 0); // frames to send; 0: send for --seconds
+const rate = arg('rate', 0); // frames/s, evenly spaced; 0: as fast as the wire takes them
 const baseText = process.argv[process.argv.indexOf('--base') + 1];
 const base = process.argv.includes('--base') && baseText !== undefined ? parseIPv4(baseText) : parseIPv4('10.0.128.0');
 const ifInfo = port.ifInfo('eth0');
@@ -34,6 +36,12 @@ if (count > 0) {
     writeU32(frame, 14 + 12, (base + sent) >>> 0);
     const n = Math.min(4096, count - sent);
     sent += lab.sendBurst(fd, frame, 0, frame.length, n, { ipv4Offset: 14, sourceCount: n });
+  }
+} else if (rate > 0) {
+  for (let now = performance.now(); now < deadline; now = performance.now()) {
+    if (sent >= ((now - start) * rate) / 1000) continue;
+    writeU32(frame, 14 + 12, (base + (sent % sources)) >>> 0);
+    sent += lab.sendBurst(fd, frame, 0, frame.length, 1, { ipv4Offset: 14, sourceCount: 1 });
   }
 } else {
   while (performance.now() < deadline) sent += lab.sendBurst(fd, frame, 0, frame.length, 4096, { ipv4Offset: 14, sourceCount: sources });

@@ -75,6 +75,8 @@ export interface ThroughputRun {
   /** lnlb's --workers; 0 for the reference. */
   workers: number;
   frameBytes: number;
+  /** Frames/s of an evenly paced run; 0: a flood. */
+  rate: number;
   rep: number;
   sent: number;
   seconds: number;
@@ -99,6 +101,13 @@ interface Flood {
   sent: number;
   seconds: number;
 }
+
+/**
+ * The evenly paced case: about what a busy service's clients send, frame by frame, where every
+ * frame may wake a reader (a flood fills batches; a paced stream mostly does not).
+ */
+const PACED_RATE = 13_600;
+const PACED_SOURCES = 1000;
 
 interface Config {
   reps: number;
@@ -131,8 +140,8 @@ async function compileReference(dir: string): Promise<string> {
 /** Not measured: a short flood first, so that neither contender is timed while it warms up (JIT, page faults in the ring). */
 const WARMUP_SECONDS = 0.5;
 
-async function flood(lab: ClusterLab, frameBytes: number, seconds: number): Promise<Flood> {
-  const argv = [...pin(GENERATOR_CPUS), process.execPath, GENERATOR, '--seconds', String(seconds), '--bytes', String(frameBytes)];
+async function flood(lab: ClusterLab, frameBytes: number, seconds: number, rate = 0): Promise<Flood> {
+  const argv = [...pin(GENERATOR_CPUS), process.execPath, GENERATOR, '--seconds', String(seconds), '--bytes', String(frameBytes), ...(rate > 0 ? ['--rate', String(rate), '--sources', String(PACED_SOURCES)] : [])];
   const result = await lab.lab.exec('client', argv, { timeoutMs: (seconds + 30) * 1000 });
   if (result.code !== 0) throw new Error(`throughput: the generator failed (exit ${result.code}): ${result.stderr.trim()}`);
   return JSON.parse(result.stdout) as Flood;
@@ -165,7 +174,7 @@ async function machineBusySeconds(): Promise<number> {
   return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
 }
 
-function finish(contender: Contender, workers: number, frameBytes: number, rep: number, f: Flood, nodes: NodeSample[], machineSeconds: number): ThroughputRun {
+function finish(contender: Contender, workers: number, frameBytes: number, rate: number, rep: number, f: Flood, nodes: NodeSample[], machineSeconds: number): ThroughputRun {
   const seen = nodes.reduce((a, n) => a + n.seen, 0);
   const cpu = nodes.reduce((a, n) => a + n.cpuSeconds, 0);
   const delivered = nodes.reduce((a, n) => a + n.accepted, 0);
@@ -173,6 +182,7 @@ function finish(contender: Contender, workers: number, frameBytes: number, rep: 
     contender,
     workers,
     frameBytes,
+    rate,
     rep,
     sent: f.sent,
     seconds: f.seconds,
@@ -242,7 +252,7 @@ async function referenceCounters(child: LabProcess): Promise<ReferenceCounters> 
   throw new Error(`throughput: the reference on ${child.host} did not print its counters:\n${tail(child.logFile)}`);
 }
 
-async function runReference(lab: ClusterLab, binary: string, frameBytes: number, seconds: number, rep: number, filters?: string[]): Promise<ThroughputRun> {
+async function runReference(lab: ClusterLab, binary: string, frameBytes: number, seconds: number, rep: number, filters?: string[], rate = 0): Promise<ThroughputRun> {
   const mac = formatMac(clusterMacUnicast(parseIPv4(VIP)));
   const children: LabProcess[] = lab.nodes.map((node, i) =>
     lab.lab.spawn(node, [...pin(NODE_CPUS), binary, 'eth0', 'ref0', mac, VIP, String(NODES), String(i), ...(filters ? [filters[i]!] : [])], { logName: 'tpacket-tap' }),
@@ -255,7 +265,7 @@ async function runReference(lab: ClusterLab, binary: string, frameBytes: number,
     const before = await Promise.all(children.map((child) => referenceCounters(child)));
     const cpuBefore = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
     const machineBefore = await machineBusySeconds();
-    const f = await flood(lab, frameBytes, seconds);
+    const f = await flood(lab, frameBytes, seconds, rate);
     await settle(pids);
     const machine = (await machineBusySeconds()) - machineBefore;
     const cpuAfter = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
@@ -273,7 +283,7 @@ async function runReference(lab: ClusterLab, binary: string, frameBytes: number,
         resets: 0,
       };
     });
-    return finish(filters ? 'reference-filtered' : 'reference', 0, frameBytes, rep, f, nodes, machine);
+    return finish(filters ? 'reference-filtered' : 'reference', 0, frameBytes, rate, rep, f, nodes, machine);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     const exited = await Promise.all(children.map((child) => waitExit(child, 5000)));
@@ -309,12 +319,12 @@ async function lnlbSettled(lab: ClusterLab, before: LnlbCounters[], maxMs = 3000
 }
 
 /** One flood through running daemons; counters and CPU are deltas over the flood. */
-async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, seconds: number, rep: number): Promise<ThroughputRun> {
+async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, seconds: number, rep: number, rate = 0): Promise<ThroughputRun> {
   const pids = lab.nodes.map((node) => lab.daemon(node)!.pid!);
   const before = await Promise.all(lab.nodes.map((node) => lnlbCounters(lab, node)));
   const cpuBefore = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
   const machineBefore = await machineBusySeconds();
-  const f = await flood(lab, frameBytes, seconds);
+  const f = await flood(lab, frameBytes, seconds, rate);
   await settle(pids);
   const machine = (await machineBusySeconds()) - machineBefore;
   const after = await lnlbSettled(lab, before);
@@ -337,7 +347,7 @@ async function runLnlb(lab: ClusterLab, workers: number, frameBytes: number, sec
       resets: a.resets - b.resets,
     };
   });
-  return finish('lnlb', workers, frameBytes, rep, f, nodes, machine);
+  return finish('lnlb', workers, frameBytes, rate, rep, f, nodes, machine);
 }
 
 /**
@@ -440,7 +450,7 @@ function cpuPerOffered(r: ThroughputRun): number {
  * Issue 14's figures: CPU per frame offered, lnlb beside the C reference without a filter and
  * with the bucket filter (the kernel drops the frames of the other nodes' buckets).
  */
-function offeredRows(frameBytes: number, workers: number[], runs: ThroughputRun[]): BenchRow[] {
+function offeredRows(label: string, workers: number[], runs: ThroughputRun[], machineRow = true): BenchRow[] {
   const cpu = (contender: Contender, w = 0): Spread => spread(runs.filter((r) => r.contender === contender && r.workers === w).map(cpuPerOffered));
   const plain = cpu('reference');
   const filtered = cpu('reference-filtered');
@@ -449,19 +459,23 @@ function offeredRows(frameBytes: number, workers: number[], runs: ThroughputRun[
   const machineFiltered = machine('reference-filtered');
   const rows: BenchRow[] = [
     {
-      figure: `throughput ${frameBytes} B: CPU per frame offered to the cluster, µs (3 nodes together): the C reference with the bucket filter (ref: without)`,
+      figure: `${label}: CPU per frame offered to the cluster, µs (3 nodes together): the C reference with the bucket filter (ref: without)`,
       lnlb: fmtSpread(filtered, 3),
       reference: fmtSpread(plain, 3),
       ratio: ratio(filtered.median, plain.median),
       goal: '',
     },
-    {
-      figure: `  the whole machine's busy CPU per frame offered, µs (generator, the kernel's delivery and filters, nodes): with the bucket filter (ref: without)`,
-      lnlb: fmtSpread(machineFiltered, 3),
-      reference: fmtSpread(machinePlain, 3),
-      ratio: ratio(machineFiltered.median, machinePlain.median),
-      goal: '',
-    },
+    ...(machineRow
+      ? [
+          {
+            figure: `  the whole machine's busy CPU per frame offered, µs (generator, the kernel's delivery and filters, nodes): with the bucket filter (ref: without)`,
+            lnlb: fmtSpread(machineFiltered, 3),
+            reference: fmtSpread(machinePlain, 3),
+            ratio: ratio(machineFiltered.median, machinePlain.median),
+            goal: '',
+          },
+        ]
+      : []),
     {
       figure: `  frames lost by the C reference with the bucket filter (ref: without)`,
       lnlb: describeLoss(runs.filter((r) => r.contender === 'reference-filtered')),
@@ -506,11 +520,15 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
           o.progress(`throughput: C reference with the bucket filter, ${frameBytes} B, ${of}`);
           runs.push(await runReference(lab, binary, frameBytes, cfg.seconds, rep, (filters ??= writeBucketFilters(lab, dir))));
         }
+        o.progress(`throughput: C reference, paced at ${PACED_RATE} frames/s, with and without the bucket filter, ${of}`);
+        runs.push(await runReference(lab, binary, 64, cfg.seconds, rep, undefined, PACED_RATE));
+        runs.push(await runReference(lab, binary, 64, cfg.seconds, rep, (filters ??= writeBucketFilters(lab, dir)), PACED_RATE));
         for (const workers of cfg.workers) {
           o.progress(`throughput: lnlb, ${workers} worker(s), ${cfg.frameSizes.join(' and ')} B, ${of}`);
           await startLnlb(lab, workers);
           try {
             for (const frameBytes of cfg.frameSizes) runs.push(await runLnlb(lab, workers, frameBytes, cfg.seconds, rep));
+            runs.push(await runLnlb(lab, workers, 64, cfg.seconds, rep, PACED_RATE));
           } finally {
             await stopLnlb(lab);
           }
@@ -524,13 +542,16 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
   }
 
   const rows: BenchRow[] = [];
+  const floods = runs.filter((r) => r.rate === 0);
   for (const frameBytes of cfg.frameSizes) {
-    const reference = runs.filter((r) => r.contender === 'reference' && r.frameBytes === frameBytes);
-    rows.push(...offeredRows(frameBytes, cfg.workers, runs.filter((r) => r.frameBytes === frameBytes)));
+    const reference = floods.filter((r) => r.contender === 'reference' && r.frameBytes === frameBytes);
+    rows.push(...offeredRows(`throughput ${frameBytes} B`, cfg.workers, floods.filter((r) => r.frameBytes === frameBytes)));
     for (const workers of cfg.workers) {
-      const lnlb = runs.filter((r) => r.contender === 'lnlb' && r.workers === workers && r.frameBytes === frameBytes);
+      const lnlb = floods.filter((r) => r.contender === 'lnlb' && r.workers === workers && r.frameBytes === frameBytes);
       rows.push(...rowsFor(frameBytes, workers, lnlb, reference));
     }
   }
-  return { rows, json: { nodes: NODES, ...cfg, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
+  // Not the whole machine here: the paced generator spins a core between its frames.
+  rows.push(...offeredRows(`paced ${fmt(PACED_RATE)} frames/s of 64 B from ${PACED_SOURCES} sources`, cfg.workers, runs.filter((r) => r.rate > 0), false));
+  return { rows, json: { nodes: NODES, ...cfg, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
 }
