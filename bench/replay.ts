@@ -10,19 +10,12 @@
  * its cost beside it.
  */
 
-import { sourceIpHandler } from '../src/handlers/default.js';
-import { parseMac } from '../src/net/ethernet.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
 import { META_WORDS } from '../src/port/native.js';
-import { ByteRing } from '../src/shm/byte-ring.js';
-import { TrackingTable } from '../src/shm/tracking-table.js';
-import { createPublishedView, ViewReader, ViewWriter } from '../src/shm/view.js';
-import { ActorCore } from '../src/workers/actor-core.js';
-import { CounterBlock } from '../src/workers/counters.js';
-import { FrameDispatcher } from '../src/workers/dispatcher-core.js';
-import { MemoryFrameSink, MemoryFrameSource } from '../src/workers/ports.js';
+import { MemoryFrameSource } from '../src/workers/ports.js';
 import { DATAPATH_PACKETS, UDP_TO_VIP, type DatapathPacket } from '../test/fixtures/datapath-packets.js';
-import { CLUSTER_MAC, VIP, VNET_HDR_LEN } from '../test/fixtures/frames.js';
+import { VNET_HDR_LEN } from '../test/fixtures/frames.js';
+import { makeNode, publish, runAll } from '../test/unit/workers/fixtures/sim.js';
 import { fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 export interface ReplayResult {
@@ -59,47 +52,13 @@ function referenceNs(frames: Uint8Array[], total: number): number {
 /** `electionKey`: a keyed cluster's election key (deriveElectionKey); absent: the unkeyed hash. */
 export function runReplay(actorCount: number, packet: DatapathPacket, total: number, sources = 65536, electionKey?: Uint32Array): ReplayResult {
   const frames = frameSet(packet, sources);
-  const source = new MemoryFrameSource(frames, total);
-  const sink = new MemoryFrameSink(false);
-  const counters = new CounterBlock(CounterBlock.allocate(1 + actorCount));
-  const viewMemory = ViewWriter.allocate();
-  const view = createPublishedView();
-  view.accepting = true;
-  view.selfId = 1;
-  view.nodeCount = 3;
-  view.ids.set([1, 2, 3]);
-  view.weights.set([1, 1, 1]);
-  view.macs.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3]);
-  new ViewWriter(viewMemory).publish(view);
-  const rings = Array.from({ length: actorCount }, () => new ByteRing(ByteRing.allocate(8 << 20)));
-  const dispatcher = new FrameDispatcher({
-    source,
-    rings,
-    counters: counters.row(0),
-    vnetHdr: true,
-    vip: VIP,
-    clusterMac: CLUSTER_MAC,
-    ownMac: parseMac('02:00:00:00:00:01'),
-    handlers: [sourceIpHandler],
-  });
-  const capacity = 1 << 17;
-  const actors = rings.map(
-    (ring, i) =>
-      new ActorCore({
-        ring,
-        sink,
-        trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(capacity), capacity, idleTimeoutSeconds: 1800 })],
-        view: new ViewReader(viewMemory),
-        counters: counters.row(1 + i),
-        electionKey,
-      }),
-  );
-  const run = (): void => {
-    while (dispatcher.pollOnce(0) > 0) for (const a of actors) a.processAvailable(1000);
-  };
+  // Node 1 of a 3-node view, with room for every source: the unit tests' simulated node.
+  const node = makeNode(1, frames, { actorCount, electionKey, trackerCapacity: 1 << 17, ringBytes: 8 << 20, keepDelivered: false });
+  publish(node, [1, 2, 3]);
+  const { source, dispatcher, actors } = node;
   // Warm-up: the JIT, and the steady state in which every source is already tracked.
   source.remaining = sources * 2;
-  run();
+  runAll(node);
   source.sent.length = 0; // ARP replies: the memory port keeps what it sends
   source.remaining = total;
   // Alternate: the dispatcher fills the rings for a while, then the actors drain them, each
