@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { RendezvousElection } from '../src/cluster/election.js';
 import { deriveElectionKey, electionHash, keyedElectionHash } from '../src/cluster/hash.js';
+import { UDP_TO_VIP } from '../test/fixtures/datapath-packets.js';
 import { runReplay } from './replay.js';
 import { fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type Spread } from './report.js';
 
@@ -49,8 +50,8 @@ export async function benchElectionHash(o: BenchOptions): Promise<BenchResult> {
     samples.hashKeyed.push(perKeyNs(keys, key, undefined));
     samples.newPlain.push(perKeyNs(keys, undefined, election));
     samples.newKeyed.push(perKeyNs(keys, key, election));
-    const plain = runReplay(1, 60, frames);
-    const keyed = runReplay(1, 60, frames, 65536, key);
+    const plain = runReplay(1, UDP_TO_VIP, frames);
+    const keyed = runReplay(1, UDP_TO_VIP, frames, 65536, key);
     samples.framePlain.push(plain.dispatcherNsPerFrame + plain.actorNsPerFrame);
     samples.frameKeyed.push(keyed.dispatcherNsPerFrame + keyed.actorNsPerFrame);
   }

@@ -7,10 +7,10 @@
  */
 
 import { writeU32 } from '../src/net/bytes.js';
-import { parseIPv4 } from '../src/net/ipv4.js';
 import * as lab from '../src/lab/native.js';
+import { IPPROTO_UDP, parseIPv4 } from '../src/net/ipv4.js';
 import * as port from '../src/port/native.js';
-import { udpFrame } from './frames.js';
+import { ipv4Frame } from '../test/fixtures/frames.js';
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -25,7 +25,8 @@ const rate = arg('rate', 0); // frames/s, evenly spaced; 0: as fast as the wire 
 const baseText = process.argv[process.argv.indexOf('--base') + 1];
 const base = process.argv.includes('--base') && baseText !== undefined ? parseIPv4(baseText) : parseIPv4('10.0.128.0');
 const ifInfo = port.ifInfo('eth0');
-const frame = udpFrame(base, frameBytes, false, [...ifInfo.mac].map((b) => b.toString(16).padStart(2, '0')).join(':'));
+// UDP 12345 → 9000 to the VIP's cluster MAC, from this interface's MAC.
+const frame = ipv4Frame({ src: ifInfo.mac, ipSrc: base, protocol: IPPROTO_UDP, sport: 12345, dport: 9000, l4Length: frameBytes - 14 - 20 });
 const fd = port.packetOpen('eth0', { protocol: 0x0800, promisc: false, vnetHdr: false, ignoreOutgoing: true });
 const deadline = performance.now() + seconds * 1000;
 let sent = 0;

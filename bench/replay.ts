@@ -3,24 +3,26 @@
  * the actors of one node of a 3-node view, in one thread. Reference in the same run: the
  * memory source alone (copying frames into the staging buffer), so the ratio is what our
  * classification adds on top of touching the bytes.
+ *
+ * The frames are the unit tests' packet fixtures (test/fixtures/datapath-packets.ts), each
+ * from many sources: the headline figures replay the smallest UDP datagram by actor count,
+ * then every fixture of the table is timed on its own, so each verdict the tests check has
+ * its cost beside it.
  */
 
-import { sourceIpHandler } from '../src/handlers/default.js';
-import { parseMac } from '../src/net/ethernet.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
 import { META_WORDS } from '../src/port/native.js';
-import { ByteRing } from '../src/shm/byte-ring.js';
-import { TrackingTable } from '../src/shm/tracking-table.js';
-import { createPublishedView, ViewReader, ViewWriter } from '../src/shm/view.js';
-import { ActorCore } from '../src/workers/actor-core.js';
-import { CounterBlock } from '../src/workers/counters.js';
-import { FrameDispatcher } from '../src/workers/dispatcher-core.js';
-import { MemoryFrameSink, MemoryFrameSource } from '../src/workers/ports.js';
-import { BENCH_VIP, udpFrame } from './frames.js';
+import { MemoryFrameSource } from '../src/workers/ports.js';
+import { DATAPATH_PACKETS, UDP_TO_VIP, type DatapathPacket } from '../test/fixtures/datapath-packets.js';
+import { VNET_HDR_LEN } from '../test/fixtures/frames.js';
+import { makeNode, publish, runAll } from '../test/unit/workers/fixtures/sim.js';
 import { fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 export interface ReplayResult {
+  /** The packet fixture replayed (its description in the table). */
+  packet: string;
   actors: number;
+  /** Ethernet bytes of a frame (the virtio-net header not counted). */
   frameBytes: number;
   frames: number;
   /** Dispatcher + actors, the source's copy included. */
@@ -32,9 +34,10 @@ export interface ReplayResult {
   referenceNsPerFrame: number;
 }
 
-function frameSet(count: number, frameBytes: number): Uint8Array[] {
+/** The fixture from `count` client addresses (10.1.0.0 up), built before anything is timed. */
+function frameSet(packet: DatapathPacket, count: number): Uint8Array[] {
   const base = parseIPv4('10.1.0.0');
-  return Array.from({ length: count }, (_, i) => udpFrame(base + i, frameBytes, true));
+  return Array.from({ length: count }, (_, i) => packet.frame(base + i));
 }
 
 function referenceNs(frames: Uint8Array[], total: number): number {
@@ -47,49 +50,16 @@ function referenceNs(frames: Uint8Array[], total: number): number {
 }
 
 /** `electionKey`: a keyed cluster's election key (deriveElectionKey); absent: the unkeyed hash. */
-export function runReplay(actorCount: number, frameBytes: number, total: number, sources = 65536, electionKey?: Uint32Array): ReplayResult {
-  const frames = frameSet(sources, frameBytes);
-  const source = new MemoryFrameSource(frames, total);
-  const sink = new MemoryFrameSink(false);
-  const counters = new CounterBlock(CounterBlock.allocate(1 + actorCount));
-  const viewMemory = ViewWriter.allocate();
-  const view = createPublishedView();
-  view.accepting = true;
-  view.selfId = 1;
-  view.nodeCount = 3;
-  view.ids.set([1, 2, 3]);
-  view.weights.set([1, 1, 1]);
-  view.macs.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3]);
-  new ViewWriter(viewMemory).publish(view);
-  const rings = Array.from({ length: actorCount }, () => new ByteRing(ByteRing.allocate(8 << 20)));
-  const dispatcher = new FrameDispatcher({
-    source,
-    rings,
-    counters: counters.row(0),
-    vnetHdr: true,
-    vip: parseIPv4(BENCH_VIP),
-    clusterMac: new Uint8Array([2, 0, 10, 0, 0, 100]),
-    ownMac: parseMac('02:00:00:00:00:01'),
-    handlers: [sourceIpHandler],
-  });
-  const capacity = 1 << 17;
-  const actors = rings.map(
-    (ring, i) =>
-      new ActorCore({
-        ring,
-        sink,
-        trackers: [sourceIpHandler.createTracker({ memory: TrackingTable.allocate(capacity), capacity, idleTimeoutSeconds: 1800 })],
-        view: new ViewReader(viewMemory),
-        counters: counters.row(1 + i),
-        electionKey,
-      }),
-  );
-  const run = (): void => {
-    while (dispatcher.pollOnce(0) > 0) for (const a of actors) a.processAvailable(1000);
-  };
+export function runReplay(actorCount: number, packet: DatapathPacket, total: number, sources = 65536, electionKey?: Uint32Array): ReplayResult {
+  const frames = frameSet(packet, sources);
+  // Node 1 of a 3-node view, with room for every source: the unit tests' simulated node.
+  const node = makeNode(1, frames, { actorCount, electionKey, trackerCapacity: 1 << 17, ringBytes: 8 << 20, keepDelivered: false });
+  publish(node, [1, 2, 3]);
+  const { source, dispatcher, actors } = node;
   // Warm-up: the JIT, and the steady state in which every source is already tracked.
   source.remaining = sources * 2;
-  run();
+  runAll(node);
+  source.sent.length = 0; // ARP replies: the memory port keeps what it sends
   source.remaining = total;
   // Alternate: the dispatcher fills the rings for a while, then the actors drain them, each
   // phase timed on its own (in the daemon they run on different threads).
@@ -104,12 +74,14 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
     const t2 = process.hrtime.bigint();
     dispatcherNs += t1 - t0;
     actorNs += t2 - t1;
+    source.sent.length = 0;
     if (n === 0) break;
   }
   const ns = Number(dispatcherNs + actorNs) / total;
   return {
+    packet: packet.description,
     actors: actorCount,
-    frameBytes,
+    frameBytes: frames[0]!.length - VNET_HDR_LEN,
     frames: total,
     nsPerFrame: ns,
     dispatcherNsPerFrame: Number(dispatcherNs) / total,
@@ -118,20 +90,25 @@ export function runReplay(actorCount: number, frameBytes: number, total: number,
   };
 }
 
-/** Per-frame cost without the kernel, by actor count: the issue's goal is < 150 ns per actor. */
+/** Per-frame cost without the kernel, by actor count (the issue's goal is < 150 ns per actor), then per packet fixture. */
 export async function benchReplay(o: BenchOptions): Promise<BenchResult> {
   const rows: BenchRow[] = [];
   const json: ReplayResult[] = [];
-  for (const actors of [1, 2, 4]) {
-    const runs: ReplayResult[] = [];
-    for (let r = 0; r < (o.quick ? 1 : 3); r++) {
-      o.progress(`replay: ${actors} actor(s), run ${r + 1}`);
-      runs.push(runReplay(actors, 60, o.quick ? 300_000 : 3_000_000));
+  const runs = o.quick ? 1 : 3;
+  const replay = (actors: number, packet: DatapathPacket, total: number): ReplayResult[] => {
+    const results: ReplayResult[] = [];
+    for (let r = 0; r < runs; r++) {
+      o.progress(`replay: ${packet.description}, ${actors} actor(s), run ${r + 1}`);
+      results.push(runReplay(actors, packet, total));
     }
-    json.push(...runs);
-    const dispatcher = spread(runs.map((x) => x.dispatcherNsPerFrame));
-    const actor = spread(runs.map((x) => x.actorNsPerFrame));
-    const ref = spread(runs.map((x) => x.referenceNsPerFrame));
+    json.push(...results);
+    return results;
+  };
+  for (const actors of [1, 2, 4]) {
+    const results = replay(actors, UDP_TO_VIP, o.quick ? 300_000 : 3_000_000);
+    const dispatcher = spread(results.map((x) => x.dispatcherNsPerFrame));
+    const actor = spread(results.map((x) => x.actorNsPerFrame));
+    const ref = spread(results.map((x) => x.referenceNsPerFrame));
     rows.push({
       figure: `replay 60 B, ${actors} actor(s): actor ns/frame (ref: the memory source alone)`,
       lnlb: fmtSpread(actor, 1),
@@ -145,6 +122,18 @@ export async function benchReplay(o: BenchOptions): Promise<BenchResult> {
       lnlb: fmtSpread(dispatcher, 1),
       reference: fmtSpread(ref, 1),
       ratio: ratio(dispatcher.median, ref.median),
+      goal: '',
+    });
+  }
+  for (const packet of DATAPATH_PACKETS) {
+    const results = replay(1, packet, o.quick ? 100_000 : 1_000_000);
+    const total = spread(results.map((x) => x.dispatcherNsPerFrame + x.actorNsPerFrame));
+    const ref = spread(results.map((x) => x.referenceNsPerFrame));
+    rows.push({
+      figure: `replay fixture, 1 actor, ${packet.verdict}: ${packet.description}: ns/frame (ref: the source alone)`,
+      lnlb: fmtSpread(total, 1),
+      reference: fmtSpread(ref, 1),
+      ratio: ratio(total.median, ref.median),
       goal: '',
     });
   }

@@ -21,8 +21,9 @@ import {
   createArpResult,
   parseArp,
 } from '../../../src/net/arp.js';
-import { BROADCAST_MAC, ETH_P_IP, formatMac, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
-import { IPPROTO_UDP, formatIPv4, parseIPv4, writeIPv4Header } from '../../../src/net/ipv4.js';
+import { BROADCAST_MAC, formatMac, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
+import { IPPROTO_UDP, formatIPv4, parseIPv4 } from '../../../src/net/ipv4.js';
+import { ipv4Frame, type FrameSpec } from '../../fixtures/frames.js';
 
 // ---------------------------------------------------------------------------------------------
 // Frame builders
@@ -30,19 +31,9 @@ import { IPPROTO_UDP, formatIPv4, parseIPv4, writeIPv4Header } from '../../../sr
 const HOST_MAC = parseMac('02:b0:00:00:00:01');
 const PEER_MAC = parseMac('02:c0:00:00:00:01');
 
-function ipv4Frame(dst: number, opts: { dstMac?: Uint8Array; protocol?: number; vlan?: number; payload?: number } = {}): Uint8Array {
-  const payload = opts.payload ?? 26;
-  const tag = opts.vlan === undefined ? 0 : 4;
-  const frame = new Uint8Array(14 + tag + 20 + payload);
-  writeEthernetHeader(frame, 0, opts.dstMac ?? PEER_MAC, HOST_MAC, opts.vlan === undefined ? ETH_P_IP : 0x8100);
-  if (opts.vlan !== undefined) {
-    frame[14] = opts.vlan >> 8;
-    frame[15] = opts.vlan & 255;
-    frame[16] = ETH_P_IP >> 8;
-    frame[17] = ETH_P_IP & 255;
-  }
-  writeIPv4Header(frame, 14 + tag, { src: parseIPv4('10.0.0.1'), dst, protocol: opts.protocol ?? IPPROTO_UDP, totalLength: 20 + payload });
-  return frame;
+/** A UDP frame from the host to `dst` through the peer's MAC (the hash reads the destination address). */
+function frameTo(dst: number, spec: FrameSpec = {}): Uint8Array {
+  return ipv4Frame({ dst: PEER_MAC, src: HOST_MAC, ipSrc: parseIPv4('10.0.0.1'), ipDst: dst, protocol: IPPROTO_UDP, l4Length: 26, ...spec });
 }
 
 function ipv6Frame(src: number[], dst: number[]): Uint8Array {
@@ -71,11 +62,11 @@ test('hashIndex: IPv4 is the XOR of the destination address bytes; a VLAN tag ch
   for (const ip of ['10.1.2.3', '192.168.7.200', '172.16.0.1', '8.8.8.8']) {
     const n = parseIPv4(ip);
     const [a, b, c, d] = ip.split('.').map(Number) as [number, number, number, number];
-    t.is(tlb.hashIndex(ipv4Frame(n), 0, 60), a ^ b ^ c ^ d, ip);
-    t.is(tlb.hashIndex(ipv4Frame(n, { vlan: 42 }), 0, 64), a ^ b ^ c ^ d, `${ip} tagged`);
+    t.is(tlb.hashIndex(frameTo(n), 0, 60), a ^ b ^ c ^ d, ip);
+    t.is(tlb.hashIndex(frameTo(n, { vlan: 42 }), 0, 64), a ^ b ^ c ^ d, `${ip} tagged`);
   }
   const atOffset = new Uint8Array(100);
-  atOffset.set(ipv4Frame(parseIPv4('10.1.2.3')), 20);
+  atOffset.set(frameTo(parseIPv4('10.1.2.3')), 20);
   t.is(tlb.hashIndex(atOffset, 20, 60), 10 ^ 1 ^ 2 ^ 3, 'at an offset');
 });
 
@@ -90,19 +81,19 @@ test('hashIndex: IPv6 is the XOR of the 16 destination bytes, except from :: (DA
 test('hashIndex: broadcast and multicast MACs, the limited broadcast, IGMP, ARP, other types and cut frames are not balanced', (t) => {
   const tlb = new TlbBalancer({ dynamic: true });
   const unicastIp = parseIPv4('10.0.0.9');
-  t.is(tlb.hashIndex(ipv4Frame(unicastIp, { dstMac: BROADCAST_MAC }), 0, 60), TLB_UNBALANCED, 'broadcast MAC');
-  t.is(tlb.hashIndex(ipv4Frame(parseIPv4('239.1.1.1'), { dstMac: parseMac('01:00:5e:01:01:01') }), 0, 60), TLB_UNBALANCED, 'multicast MAC');
-  t.is(tlb.hashIndex(ipv4Frame(0xffffffff), 0, 60), TLB_UNBALANCED, '255.255.255.255 to a unicast MAC');
-  t.is(tlb.hashIndex(ipv4Frame(unicastIp, { protocol: 2 }), 0, 60), TLB_UNBALANCED, 'IGMP');
+  t.is(tlb.hashIndex(frameTo(unicastIp, { dst: BROADCAST_MAC }), 0, 60), TLB_UNBALANCED, 'broadcast MAC');
+  t.is(tlb.hashIndex(frameTo(parseIPv4('239.1.1.1'), { dst: parseMac('01:00:5e:01:01:01') }), 0, 60), TLB_UNBALANCED, 'multicast MAC');
+  t.is(tlb.hashIndex(frameTo(0xffffffff), 0, 60), TLB_UNBALANCED, '255.255.255.255 to a unicast MAC');
+  t.is(tlb.hashIndex(frameTo(unicastIp, { protocol: 2 }), 0, 60), TLB_UNBALANCED, 'IGMP');
   const arp = new Uint8Array(60);
   buildArpReply(arp, 0, { ethSrc: HOST_MAC, ethDst: PEER_MAC, senderMac: HOST_MAC, senderIp: 1, targetMac: PEER_MAC, targetIp: 2 });
   t.is(tlb.hashIndex(arp, 0, 60), TLB_UNBALANCED, 'ARP');
   const other = new Uint8Array(60);
   writeEthernetHeader(other, 0, PEER_MAC, HOST_MAC, 0x88b5);
   t.is(tlb.hashIndex(other, 0, 60), TLB_UNBALANCED, 'another EtherType');
-  t.is(tlb.hashIndex(ipv4Frame(unicastIp), 0, 33), TLB_UNBALANCED, 'IPv4 header cut short');
-  t.is(tlb.hashIndex(ipv4Frame(unicastIp), 0, 10), TLB_UNBALANCED, 'shorter than an Ethernet header');
-  t.is(tlb.hashIndex(ipv4Frame(unicastIp), -1, 60), TLB_UNBALANCED, 'bad offset');
+  t.is(tlb.hashIndex(frameTo(unicastIp), 0, 33), TLB_UNBALANCED, 'IPv4 header cut short');
+  t.is(tlb.hashIndex(frameTo(unicastIp), 0, 10), TLB_UNBALANCED, 'shorter than an Ethernet header');
+  t.is(tlb.hashIndex(frameTo(unicastIp), -1, 60), TLB_UNBALANCED, 'bad offset');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -115,7 +106,7 @@ function spread(slaveCount: number, seed: number): { frames: number[]; buckets: 
   const frames = new Array<number>(slaveCount).fill(0);
   const firstSlave = new Map<number, number>();
   for (let i = 0; i < 1000; i++) {
-    const bucket = tlb.hashIndex(ipv4Frame(next()), 0, 60);
+    const bucket = tlb.hashIndex(frameTo(next()), 0, 60);
     const slave = tlb.select(bucket, 60, i);
     frames[slave] = frames[slave]! + 1;
     const seen = firstSlave.get(bucket);
@@ -250,7 +241,7 @@ test('tlb_dynamic_lb=0: buckets are the xmit hash\'s job (select -1), unbalanced
   tlb.addSlave(0, 1000);
   tlb.addSlave(1, 1000);
   tlb.setActiveSlave(1);
-  t.is(tlb.select(tlb.hashIndex(ipv4Frame(parseIPv4('10.0.0.2')), 0, 60), 60, 0), -1);
+  t.is(tlb.select(tlb.hashIndex(frameTo(parseIPv4('10.0.0.2')), 0, 60), 60, 0), -1);
   t.is(tlb.select(TLB_UNBALANCED, 60, 0), 1);
   t.is(tlb.bucketCount(0) + tlb.bucketCount(1), 0);
 });
@@ -434,7 +425,7 @@ test('rlb: frames that are not the bond\'s own ARPs return -1 and are left untou
   const request = new Uint8Array(60);
   buildArpRequest(request, 0, { ethSrc: BOND_MAC, senderIp: parseIPv4('10.0.0.3'), targetIp: clientIp(1) });
   frames.push(['a request from another address', request]);
-  frames.push(['an IPv4 frame', ipv4Frame(clientIp(0), { payload: 26 })]);
+  frames.push(['an IPv4 frame', frameTo(clientIp(0))]);
   const tagged = new Uint8Array(64);
   writeEthernetHeader(tagged, 0, clientMac(0), BOND_MAC, 0x8100);
   tagged.set([0, 5, 0x08, 0x06], 14);

@@ -6,7 +6,7 @@ import { formatBondStatus } from '../../../src/bond/status-file.js';
 import { ARPR_OP, ARPR_SENDER_IP, ARPR_TARGET_IP, ARP_OP_REQUEST, ArpParse, buildArpReply, createArpResult, parseArp } from '../../../src/net/arp.js';
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, formatMac, macEquals, parseMac, readEtherType } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
-import { BondWire, PACKET_HOST, PACKET_OTHERHOST, udpFrame, type SentFrame, type WireSide } from './fixtures/bond-wire.js';
+import { BondWire, PACKET_HOST, PACKET_OTHERHOST, type SentFrame, type WireSide } from './fixtures/bond-wire.js';
 
 const MIIMON = 100;
 
@@ -370,7 +370,7 @@ test('rx filter: frames for another MAC only when promiscuous; our own frames co
   w.runUntil(200);
   const hdr = w.vnetHdrLen;
 
-  const stranger = udpFrame(hdr, { src: b.mac, dst: parseMac('02:77:00:00:00:77'), srcIp: b.ip, dstIp: parseIPv4('10.0.0.77'), sport: 1, dport: 2 });
+  const stranger = b.udpTo({ mac: parseMac('02:77:00:00:00:77'), ip: parseIPv4('10.0.0.77') }, 1, 2);
   const other = a.arrive(0, stranger);
   t.is(other.packetType, PACKET_OTHERHOST);
   t.is(other.verdict, RX_DROP);
@@ -382,7 +382,7 @@ test('rx filter: frames for another MAC only when promiscuous; our own frames co
   t.is(a.core.counters.rxDroppedNotForUs, 2);
   t.is(a.arrive(1, b.udpTo(a, 3)).verdict, RX_DELIVER);
 
-  const looped = udpFrame(hdr, { src: a.mac, dst: BROADCAST_MAC, srcIp: a.ip, dstIp: parseIPv4('10.0.0.255'), sport: 1, dport: 2 });
+  const looped = a.udpTo({ mac: BROADCAST_MAC, ip: parseIPv4('10.0.0.255') }, 1, 2);
   t.is(a.arrive(1, looped).verdict, RX_DROP);
   t.is(a.core.counters.rxDroppedLooped, 1);
 
@@ -432,7 +432,7 @@ test('balance-alb: a unicast frame received on the second slave for that slave\'
   w.runUntil(500);
   const slaveMac = a.slaveMacs[1]!;
   t.false(macEquals(slaveMac, 0, a.mac, 0), 'the second slave keeps a MAC of its own');
-  const frame = udpFrame(w.vnetHdrLen, { src: b.mac, dst: slaveMac, srcIp: b.ip, dstIp: a.ip, sport: 9, dport: 9 });
+  const frame = b.udpTo({ mac: slaveMac, ip: a.ip }, 9, 9);
   const got = a.arrive(1, frame);
   t.is(got.packetType, PACKET_HOST);
   t.is(got.verdict, RX_DELIVER);

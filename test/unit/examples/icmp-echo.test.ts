@@ -8,7 +8,7 @@ import { AFFINITY_KEY_WORDS, HANDLER_API_VERSION, UNTRACKED, type ParsedFrame, t
 import { loadHandler, parseHandlerSpec } from '../../../src/handlers/loader.js';
 import { IPF_MF, IPPROTO_ICMP, parseIPv4 } from '../../../src/net/ipv4.js';
 import { parsedFrameOf } from '../handlers/fixtures/frames.js';
-import { ipv4Frame } from '../net/fixtures/frames.js';
+import { ipv4Frame } from '../../fixtures/frames.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/handlers/icmp-echo.js', import.meta.url));
 const NOW = 1_750_000_000;

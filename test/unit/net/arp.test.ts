@@ -16,7 +16,8 @@ import {
 } from '../../../src/net/arp.js';
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, clusterMacUnicast, formatMac, readEtherType } from '../../../src/net/ethernet.js';
 import { formatIPv4 } from '../../../src/net/ipv4.js';
-import { CLIENT_IP, CLIENT_MAC, NODE_MAC, VIP, prng, rawFrame } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
+import { CLIENT_IP, CLIENT_MAC, NODE_MAC, VIP, rawFrame } from '../../fixtures/frames.js';
 
 const CLUSTER_MAC = clusterMacUnicast(VIP);
 

@@ -29,7 +29,7 @@ import {
 } from '../../../src/net/cluster-message.js';
 import { ETH_HLEN, ETH_P_LNLB, parseMac, writeEthernetHeader } from '../../../src/net/ethernet.js';
 import { isLnlbError } from '../../../src/errors.js';
-import { prng } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 const OTHER_KEY = Buffer.from('0123456789abcdef0123456789abcdeX');

@@ -31,7 +31,7 @@ import {
 } from '../../../src/net/bpf.js';
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_LNLB, clusterMacMulticast, clusterMacUnicast, parseMac } from '../../../src/net/ethernet.js';
 import { IPPROTO_UDP } from '../../../src/net/ipv4.js';
-import { NODE_MAC, VIP, ipv4Frame, rawFrame } from './fixtures/frames.js';
+import { NODE_MAC, VIP, ipv4Frame, rawFrame } from '../../fixtures/frames.js';
 
 const CLUSTER_MAC = clusterMacUnicast(VIP);
 const OTHER_NODE = parseMac('52:54:00:00:00:02');

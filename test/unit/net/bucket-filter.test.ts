@@ -9,7 +9,8 @@ import { BPF_ACCEPT, BPF_MAXINSNS, runBpf, validateBpf } from '../../../src/net/
 import { bucketFilter, MAX_OPAQUE_PROTOCOLS, type BucketFilterSpec, type FilterAffinity } from '../../../src/net/bucket-filter.js';
 import { ETH_P_ARP, ETH_P_LNLB, parseMac } from '../../../src/net/ethernet.js';
 import { createIPv4Result, IPF_FRAGMENT, IPR_DST, IPR_FLAGS, IPR_IP_OFFSET, IPR_L4_OFFSET, IPR_PROTOCOL, IPR_SRC, IPv4Parse, readIPv4 } from '../../../src/net/ipv4.js';
-import { ipv4Frame, prng, rawFrame, VIP } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
+import { ipv4Frame, rawFrame, VIP } from '../../fixtures/frames.js';
 
 const CLUSTER_MAC = parseMac('02:00:0a:00:00:64');
 const KEY = deriveElectionKey(new Uint8Array(32).fill(5));

@@ -16,7 +16,7 @@ import {
   type MessageFields,
 } from '../../../src/net/cluster-message.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
-import { prng } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
 
 const CLUSTER = parseIPv4('192.168.10.100'); // above 2^31: exercises unsigned reads
 

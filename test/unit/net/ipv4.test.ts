@@ -28,7 +28,8 @@ import {
   readIPv4,
   writeIPv4Header,
 } from '../../../src/net/ipv4.js';
-import { CLIENT_IP, VIP, ipv4Frame, prng } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
+import { CLIENT_IP, VIP, ipv4Frame } from '../../fixtures/frames.js';
 
 test('parseIPv4 reads dotted quads as u32', (t) => {
   t.is(parseIPv4('10.0.0.100'), 0x0a000064);

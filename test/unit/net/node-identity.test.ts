@@ -11,7 +11,7 @@ import {
   type DecodedIdentity,
 } from '../../../src/net/cluster-message.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
-import { prng } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
 
 const fresh = (): DecodedIdentity => ({ name: '', address: 0 });
 

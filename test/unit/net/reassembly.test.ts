@@ -24,7 +24,7 @@ import {
   reassemblyVerdictName,
   type ReassemblyCounters,
 } from '../../../src/net/reassembly.js';
-import { prng } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
 
 const A = parseMac('52:54:00:00:00:0a');
 const B = parseMac('52:54:00:00:00:0b');

@@ -13,7 +13,7 @@ import {
   transferIndex,
 } from '../../../src/net/state-transfer-message.js';
 import { FLAG_AUTHENTICATED } from '../../../src/net/auth.js';
-import { prng } from './fixtures/frames.js';
+import { prng } from '../shm/fixtures/prng.js';
 
 test('transfer flags: protocol, the last one marked, index and count; never the authentication bit', (t) => {
   for (let count = 1; count <= MAX_TRANSFER_MESSAGES; count += 9) {

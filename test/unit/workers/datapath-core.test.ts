@@ -1,8 +1,8 @@
 /**
  * The dispatcher and actor logic of three nodes, on a fake wire: every node's dispatcher sees
  * every frame (as on the flooding switch) and the nodes' actors must between them accept each
- * frame exactly once. Packet fixtures in a table (katran's habit): description, frame builder,
- * expected verdict.
+ * frame exactly once. The packet fixtures' verdicts come from the table the replay benchmark
+ * times (test/fixtures/datapath-packets.ts).
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
@@ -10,10 +10,12 @@ import { deriveElectionKey } from '../../../src/cluster/hash.js';
 import { sourceIpHandler, TableTracker } from '../../../src/handlers/default.js';
 import type { ProtocolHandler } from '../../../src/handlers/handler.js';
 import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, createArpResult, parseArp } from '../../../src/net/arp.js';
-import { formatMac, parseMac } from '../../../src/net/ethernet.js';
+import { formatMac } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
 import { ActorCounter, DispatcherCounter } from '../../../src/workers/counters.js';
-import { arpRequest, CLIENT_MAC, CLUSTER_MAC, cluster, ipFrame, makeNode, NODE_MACS, publish, purgeDead, runAll, VIP, VNET } from './fixtures/sim.js';
+import { DATAPATH_PACKETS } from '../../fixtures/datapath-packets.js';
+import { CLIENT_IP, CLIENT_MAC, CLUSTER_MAC, VIP } from '../../fixtures/frames.js';
+import { arpRequest, cluster, ipFrame, makeNode, NODE_MACS, publish, purgeDead, runAll, VNET } from './fixtures/sim.js';
 
 test('each source is accepted by exactly one node, and all nodes get some', (t) => {
   const frames: Uint8Array[] = [];
@@ -172,38 +174,14 @@ test('a nodeDiedSlice that stops moving on ends its purge and is reported once, 
   );
 });
 
-const verdicts: { description: string; frame: () => Uint8Array; counter: number }[] = [
-  { description: 'IPv4 for another address on the cluster MAC', frame: () => ipFrame('10.0.5.1', { dst: '10.0.0.99' }), counter: DispatcherCounter.dropNotVip },
-  { description: 'a frame for another MAC', frame: () => ipFrame('10.0.5.1', { dstMac: parseMac('02:11:22:33:44:55') }), counter: DispatcherCounter.dropNotClusterMac },
-  {
-    description: 'not IPv4 (IPv6 EtherType) to the cluster MAC',
-    frame: () => {
-      const f = ipFrame('10.0.5.1');
-      f[VNET + 12] = 0x86;
-      f[VNET + 13] = 0xdd;
-      return f;
-    },
-    counter: DispatcherCounter.dropNotIPv4,
-  },
-  {
-    description: 'IPv4 with a bad header length',
-    frame: () => {
-      const f = ipFrame('10.0.5.1');
-      f[VNET + 14] = 0x43;
-      return f;
-    },
-    counter: DispatcherCounter.dropMalformed,
-  },
-  { description: 'a runt shorter than an Ethernet header', frame: () => new Uint8Array(VNET + 9), counter: DispatcherCounter.dropMalformed },
-];
-
-for (const v of verdicts) {
-  test(`counted and dropped, never thrown: ${v.description}`, (t) => {
-    const node = makeNode(1, [v.frame()]);
+for (const p of DATAPATH_PACKETS) {
+  test(`${p.verdict === 'dropped' ? 'counted and dropped, never thrown' : p.verdict}: ${p.description}`, (t) => {
+    const node = makeNode(1, [p.frame(CLIENT_IP)]);
     publish(node, [1]);
     t.notThrows(() => runAll(node));
-    t.is(node.sink.written, 0);
-    t.is(node.counters.sum(v.counter, 0, 1), 1);
+    t.is(node.sink.written, p.verdict === 'delivered' ? 1 : 0);
+    t.is(node.source.sent.length, p.verdict === 'answered' ? 1 : 0, 'only an ARP request for the VIP is answered');
+    t.is(p.verdict === 'delivered' ? node.counters.sum(p.counter, 1, 1 + node.actors.length) : node.counters.sum(p.counter, 0, 1), 1);
   });
 }
 
@@ -244,7 +222,7 @@ test('during a view-changing round new flows are held, tracked flows go on, and 
 });
 
 test('the hold queue is bounded: when full the oldest held frame is dropped and counted', (t) => {
-  const frames = Array.from({ length: 50 }, (_, i) => ipFrame(`10.0.7.${i + 1}`, { payload: 200 }));
+  const frames = Array.from({ length: 50 }, (_, i) => ipFrame(`10.0.7.${i + 1}`, { l4Length: 200 }));
   const node = makeNode(1, frames, { actorCount: 1, holdBytes: 4096 });
   publish(node, [1], true, true);
   runAll(node);

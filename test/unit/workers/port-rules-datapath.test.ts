@@ -31,7 +31,7 @@ function acceptedBy(nodes: SimNode[]): Map<string, number> {
 const sources = (n: number, net = '10.1.0'): string[] => Array.from({ length: n }, (_, i) => `${net}.${i + 1}`);
 
 test('a disabled port is dropped by every node and counted; other ports are served', (t) => {
-  const frames = [...sources(10).map((s) => ipFrame(s, { protocol: TCP, ports: [40000, 9999], tcpFlags: SYN })), ...sources(10, '10.2.0').map((s) => ipFrame(s, { protocol: TCP, ports: [40000, 80], tcpFlags: SYN }))];
+  const frames = [...sources(10).map((s) => ipFrame(s, { protocol: TCP, sport: 40000, dport: 9999, tcpFlags: SYN })), ...sources(10, '10.2.0').map((s) => ipFrame(s, { protocol: TCP, sport: 40000, dport: 80, tcpFlags: SYN }))];
   const nodes = cluster(frames, { rules: ['9999/tcp=disabled'] });
   for (const n of nodes) runAll(n);
   const owners = acceptedBy(nodes);
@@ -41,8 +41,8 @@ test('a disabled port is dropped by every node and counted; other ports are serv
 });
 
 test('single: every client of the port goes to the priority node, the next takes over when it dies; other ports stay balanced', (t) => {
-  const ssh = sources(30).map((s) => ipFrame(s, { protocol: TCP, ports: [40000, 22], tcpFlags: SYN }));
-  const web = sources(30, '10.2.0').map((s) => ipFrame(s, { protocol: TCP, ports: [40000, 80], tcpFlags: SYN }));
+  const ssh = sources(30).map((s) => ipFrame(s, { protocol: TCP, sport: 40000, dport: 22, tcpFlags: SYN }));
+  const web = sources(30, '10.2.0').map((s) => ipFrame(s, { protocol: TCP, sport: 40000, dport: 80, tcpFlags: SYN }));
   const nodes = cluster([...ssh, ...web], { rules: ['22/tcp=single'] });
   const p = (priority: number): number[] => [0xff, 0xff | (priority << 8)];
   const params = { 1: [0xff, 0xff], 2: p(1), 3: p(2) };
@@ -65,8 +65,8 @@ test('single: every client of the port goes to the priority node, the next takes
 
 test('the default handler tracks a client per port rule: a client stuck to a node on port 80 still reaches the priority node on port 22', (t) => {
   const srcs = sources(30);
-  const web = srcs.map((s) => ipFrame(s, { protocol: TCP, ports: [40000, 80], tcpFlags: SYN }));
-  const ssh = srcs.map((s) => ipFrame(s, { protocol: TCP, ports: [40001, 22], tcpFlags: SYN }));
+  const web = srcs.map((s) => ipFrame(s, { protocol: TCP, sport: 40000, dport: 80, tcpFlags: SYN }));
+  const ssh = srcs.map((s) => ipFrame(s, { protocol: TCP, sport: 40001, dport: 22, tcpFlags: SYN }));
   const nodes = cluster([...web, ...ssh], { rules: ['22/tcp=single,priority=1'] });
   const params = { 1: [0xff, 0xff | (1 << 8)], 2: [0xff, 0xff], 3: [0xff, 0xff] };
   for (const n of nodes) publish(n, [1, 2, 3], true, false, params);
@@ -96,8 +96,8 @@ test('affinity network: one /24 goes to one node; different /24s spread', (t) =>
 
 test('affinity none with the tcp handler: one client\'s connections spread over the nodes, each connection stays put', (t) => {
   const conns = Array.from({ length: 60 }, (_, i) => 30000 + i);
-  const syn = conns.map((port) => ipFrame('10.3.0.1', { protocol: TCP, ports: [port, 443], tcpFlags: SYN }));
-  const data = conns.map((port) => ipFrame('10.3.0.1', { protocol: TCP, ports: [port, 443], tcpFlags: ACK }));
+  const syn = conns.map((port) => ipFrame('10.3.0.1', { protocol: TCP, sport: port, dport: 443, tcpFlags: SYN }));
+  const data = conns.map((port) => ipFrame('10.3.0.1', { protocol: TCP, sport: port, dport: 443, tcpFlags: ACK }));
   const nodes = cluster([...syn, ...data], { rules: ['443/tcp=multiple,affinity=none'], handlers: [sourceIpHandler, tcpHandler] });
   for (const n of nodes) runAll(n);
   const perNode = nodes.map((n) => n.sink.frames.length);
@@ -140,7 +140,7 @@ function faultyUdpHandler(): ProtocolHandler {
 }
 
 test('a handler that throws: the frame is dropped and counted, the cause reported once, the thread goes on', (t) => {
-  const frames = [1, 1, 2, 2, 3, 4].map((port, i) => ipFrame(`10.4.0.${i + 1}`, { protocol: UDP, ports: [5000, port] }));
+  const frames = [1, 1, 2, 2, 3, 4].map((port, i) => ipFrame(`10.4.0.${i + 1}`, { protocol: UDP, sport: 5000, dport: port }));
   const nodes = cluster(frames, { handlers: [sourceIpHandler, faultyUdpHandler()], actorCount: 1 });
   for (const n of nodes) t.notThrows(() => runAll(n));
   t.is(acceptedBy(nodes).size, 1, 'port 4 is served; ports 1 and 2 fail, port 3 is dropped by the handler');
