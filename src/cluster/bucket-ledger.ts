@@ -1,0 +1,204 @@
+/**
+ * The bucket table a node uses, and how the members come to use the same one. Pure: views,
+ * digests heard and tables received in, the table out; time passed in.
+ *
+ * A table with a history moves only the buckets a change must move (buckets.ts
+ * rebalanceBuckets), but only if every member starts from the same table. So each node keeps
+ * the last table it knows every member used (`agreed`: every member's heartbeat carried its
+ * digest) and, on every view change, derives the next table from that one, not from whatever
+ * it used last: nodes that saw different intermediate views (a death and a join noticed in
+ * different orders) still land on the same table. A newcomer has no history: it is handed the
+ * agreed table with the tracking state (`baseForNewcomer`, `receiveBase`) and serves nothing
+ * new before. When members still disagree once a view has been stable for `settleMs` (one
+ * missed the agreement, a partition healed), each falls back to the view's canonical table,
+ * which needs no history: more buckets move that once, and the tables agree again.
+ */
+
+import { bucketDigest, canonicalBuckets, createBucketTable, rebalanceBuckets, type BucketMembers, type BucketTable } from './buckets.js';
+
+/** A member's digest before it has a table (a newcomer waiting for its base): never a disagreement. */
+export const NO_TABLE_DIGEST = 0;
+
+export interface BucketLedgerOptions {
+  /** This node's MAC, 6 bytes. */
+  selfMac: ArrayLike<number>;
+  /** How long a view must be stable before a disagreement makes everyone fall back (a few heartbeats). */
+  settleMs: number;
+}
+
+type MutableTable = ReturnType<typeof createBucketTable>;
+
+function macKey(macs: ArrayLike<number>, i: number): string {
+  let key = '';
+  for (let b = 0; b < 6; b++) key += ((macs[i * 6 + b] ?? 0) + 0x100).toString(16).slice(1);
+  return key;
+}
+
+/** A table's digest as heartbeats carry it: never NO_TABLE_DIGEST. */
+export function tableDigest(table: BucketTable): number {
+  return bucketDigest(table) || 1;
+}
+
+function copyTable(from: BucketTable): MutableTable {
+  const to = createBucketTable();
+  to.owners.set(from.owners);
+  to.macs.set(from.macs.subarray(0, from.count * 6));
+  to.count = from.count;
+  return to;
+}
+
+/** How the current table came about (for status and logs). */
+export type LedgerSource = 'none' | 'canonical' | 'rebalanced' | 'fallback';
+
+export class BucketLedger {
+  readonly #self: string;
+  readonly #settleMs: number;
+  #view: BucketMembers | undefined;
+  #viewAt = Number.NEGATIVE_INFINITY;
+  #current: MutableTable | undefined;
+  #digest = NO_TABLE_DIGEST;
+  #agreed: MutableTable | undefined;
+  #source: LedgerSource = 'none';
+  /** Digests heard since the view changed, by member MAC. */
+  readonly #heard = new Map<string, number>();
+  /** Buckets moved by the last change (the ideal when rebalanced). */
+  lastMoves = 0;
+  /** Times the members disagreed in a stable view and fell back to the canonical table. */
+  fallbacks = 0;
+
+  constructor(options: BucketLedgerOptions) {
+    this.#self = macKey(options.selfMac, 0);
+    this.#settleMs = options.settleMs;
+  }
+
+  /** The table to elect from; undefined while a newcomer waits for its base. */
+  get table(): BucketTable | undefined {
+    return this.#current;
+  }
+
+  /** What this node's heartbeats carry: its table's digest, NO_TABLE_DIGEST without one. */
+  get digest(): number {
+    return this.#digest;
+  }
+
+  /** Every member of the view uses this node's table. */
+  get agreed(): boolean {
+    return this.#current !== undefined && this.#agreed !== undefined && tableDigest(this.#agreed) === this.#digest;
+  }
+
+  get source(): LedgerSource {
+    return this.#source;
+  }
+
+  /**
+   * The members or their weights changed. The first view of a cluster that no member has a
+   * table for is `founding`: every node takes the canonical table. Otherwise the next table is
+   * the agreed one rebalanced; a node with no agreed table (a newcomer) waits for its base.
+   */
+  viewChanged(view: BucketMembers, now: number, founding: boolean): void {
+    this.#view = { count: view.count, weights: Array.from(view.weights).slice(0, view.count), macs: Array.from(view.macs).slice(0, view.count * 6) };
+    this.#viewAt = now;
+    this.#heard.clear();
+    const previous = this.#current;
+    if (this.#agreed !== undefined) {
+      this.#setCurrent(this.#rebalanced(this.#agreed, this.#view), 'rebalanced', previous);
+    } else if (founding) {
+      this.#setCurrent(this.#canonical(this.#view), 'canonical', previous);
+    } else if (this.#current !== undefined) {
+      // Never agreed since it got a table (its base came, then the view moved on): its own
+      // table is the best base it has; a disagreement falls back below.
+      this.#setCurrent(this.#rebalanced(this.#current, this.#view), 'rebalanced', previous);
+    }
+  }
+
+  /**
+   * The agreed table to hand a newcomer with the tracking state: what the members derive the
+   * table of the view with the newcomer from. Undefined when there is none yet.
+   */
+  baseForNewcomer(): BucketTable | undefined {
+    return this.#agreed ?? this.#current;
+  }
+
+  /** A newcomer's base arrived (from the member that sent the tracking state). */
+  receiveBase(base: BucketTable): void {
+    if (this.#view === undefined || this.#agreed !== undefined) return;
+    this.#setCurrent(this.#rebalanced(base, this.#view), 'rebalanced', this.#current);
+  }
+
+  /** A member's heartbeat carried `digest` (its current table's). */
+  heard(mac: ArrayLike<number>, digest: number, now: number): void {
+    const key = macKey(mac, 0);
+    if (key === this.#self || !this.#isMember(key)) return;
+    this.#heard.set(key, digest >>> 0);
+    this.#check(now);
+  }
+
+  /** Time passes: a disagreement in a view stable for settleMs makes this node fall back. */
+  tick(now: number): void {
+    this.#check(now);
+  }
+
+  #isMember(key: string): boolean {
+    const view = this.#view;
+    if (view === undefined) return false;
+    for (let i = 0; i < view.count; i++) if (macKey(view.macs, i) === key) return true;
+    return false;
+  }
+
+  #check(now: number): void {
+    const view = this.#view;
+    if (view === undefined || this.#current === undefined) return;
+    let all = true;
+    let differs = false;
+    for (let i = 0; i < view.count; i++) {
+      const key = macKey(view.macs, i);
+      if (key === this.#self) continue;
+      const d = this.#heard.get(key);
+      if (d === undefined || d === NO_TABLE_DIGEST) all = false;
+      else if (d !== this.#digest) differs = true;
+    }
+    if (all && !differs) {
+      if (this.#agreed === undefined || tableDigest(this.#agreed) !== this.#digest) this.#agreed = copyTable(this.#current);
+      return;
+    }
+    if (differs && now - this.#viewAt >= this.#settleMs && this.#source !== 'fallback') {
+      this.fallbacks++;
+      this.#agreed = undefined;
+      this.#setCurrent(this.#canonical(view), 'fallback', this.#current);
+      this.#heard.clear();
+      this.#viewAt = now;
+    }
+  }
+
+  #rebalanced(base: BucketTable, view: BucketMembers): MutableTable {
+    const out = createBucketTable();
+    rebalanceBuckets(base, view, out);
+    return out;
+  }
+
+  #canonical(view: BucketMembers): MutableTable {
+    const out = createBucketTable();
+    canonicalBuckets(view, out);
+    return out;
+  }
+
+  #setCurrent(table: MutableTable, source: LedgerSource, previous: BucketTable | undefined): void {
+    this.lastMoves = previous === undefined ? 0 : movedBuckets(previous, table);
+    this.#current = table;
+    this.#digest = tableDigest(table);
+    this.#source = source;
+  }
+}
+
+/** Buckets whose owner (by MAC) differs between two tables. */
+export function movedBuckets(a: BucketTable, b: BucketTable): number {
+  let moved = 0;
+  for (let i = 0; i < a.owners.length; i++) {
+    const x = a.owners[i]!;
+    const y = b.owners[i]!;
+    const ka = x < a.count ? macKey(a.macs, x) : '';
+    const kb = y < b.count ? macKey(b.macs, y) : '';
+    if (ka !== kb) moved++;
+  }
+  return moved;
+}
