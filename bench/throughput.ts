@@ -225,7 +225,7 @@ function writeBucketFilters(lab: ClusterLab, dir: string): string[] {
     const member = order.findIndex((m) => m.i === i);
     const pass = new Uint32Array(BUCKET_COUNT >> 5);
     for (let b = 0; b < BUCKET_COUNT; b++) if (table.owners[b] === member) pass[b >> 5]! |= 1 << (b & 31);
-    const program = bucketFilter({ clusterMac, vip: parseIPv4(VIP), electionKey, affinity: 'single', passBuckets: pass });
+    const program = bucketFilter({ clusterMac, vip: parseIPv4(VIP), electionKey, affinity: 'single', owned: { kind: 'buckets', pass } });
     const records = Buffer.alloc((program.length / 4) * 8);
     for (let k = 0; k < program.length / 4; k++) {
       records.writeUInt16LE(program[k * 4]!, k * 8);

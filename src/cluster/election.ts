@@ -92,6 +92,16 @@ export class LnlbElection implements Election {
     this.#total = running;
   }
 
+  /** The walk's modulus: the sum of the shares (a kernel filter takes hash mod this). */
+  get totalShares(): number {
+    return this.#total;
+  }
+
+  /** The end of member i's range (table order): it owns [cumulativeShares(i - 1), cumulativeShares(i)). */
+  cumulativeShares(i: number): number {
+    return this.#cumulative[i] ?? 0;
+  }
+
   electOwner(hash: number): number {
     const count = this.#count;
     if (count === 0) return -1;

@@ -1,15 +1,17 @@
 /**
- * The data socket's filter when ownership is by bucket (cluster/buckets.ts): the kernel drops
- * every frame for the VIP whose bucket this node neither owns nor still drains, before it is
- * copied to userspace, as xt_cluster does in netfilter and Windows NLB in its driver. A node
- * of N then pays for about 1/N of the frames.
+ * The data socket's filter when ownership can be told from the election hash alone: the
+ * kernel drops every frame for the VIP whose key this node neither owns nor still drains,
+ * before it is copied to userspace, as xt_cluster does in netfilter and Windows NLB in its
+ * driver. A node of N then pays for about 1/N of the frames.
  *
  * The program computes what the actor would: the rule's election input (the source, the
  * source /24, or with affinity none the handler's key), its election hash (hash.ts: keyed
- * HalfSipHash-1-3 in a cluster with a key, the unkeyed murmur mix without), the bucket (top
- * bits), and looks the bucket up in 32 masks of 32 bits (a five-level tree on the top
- * five bits, then a shift by the low five), so its length does not depend on which buckets
- * pass: about 700 instructions keyed, 250 unkeyed, far under the kernel's 4096.
+ * HalfSipHash-1-3 in a cluster with a key, the unkeyed murmur mix without), then either the
+ * bucket (--election bucket: the top bits, looked up in 32 masks of 32 bits through a
+ * five-level tree, so the length does not depend on which buckets pass: about 850 instructions
+ * keyed, 350 unkeyed) or LNLB's walk (--election lnlb: hash mod the sum of the shares, within
+ * the node's ranges: about 570 keyed). The default rendezvous election cannot be filtered
+ * (OwnedKeys). Far under the kernel's 4096 either way.
  *
  * What it cannot compute it passes, and userspace decides as without a filter: frames that
  * are not well-formed IPv4 (userspace counts them), and under affinity none the protocols
@@ -45,6 +47,7 @@ import {
   BPF_LSH,
   BPF_MEM,
   BPF_MISC,
+  BPF_MOD,
   BPF_MSH,
   BPF_MUL,
   BPF_OR,
@@ -71,6 +74,21 @@ const NETWORK_MASK = 0xffffff00;
 
 export type FilterAffinity = 'single' | 'network' | 'none';
 
+/**
+ * The keys a node takes, by election hash:
+ * - buckets (--election bucket): bit b % 32 of word b >> 5 of `pass` set: bucket b passes
+ *   (owned or drained). Its length sets the number of buckets (a power of two, 32 to 1024:
+ *   cluster/buckets.ts has 1024); a key's bucket is the top bits of its hash.
+ * - shares (--election lnlb, LNLB's walk): hash mod `total` falls in one of `ranges`,
+ *   [from, to) each, sorted (a node's own share, and those it drains).
+ * Rendezvous per key (the default election) cannot be filtered: it scores every member with a
+ * logarithm, and cBPF has no floating point.
+ */
+export type OwnedKeys = { kind: 'buckets'; pass: Uint32Array } | { kind: 'shares'; total: number; ranges: readonly (readonly [number, number])[] };
+
+/** More ranges than this and a node's shares are better told as buckets. */
+export const MAX_SHARE_RANGES = 64;
+
 export interface BucketFilterSpec {
   /** Frames to another MAC are not ours. */
   clusterMac: Uint8Array;
@@ -79,12 +97,8 @@ export interface BucketFilterSpec {
   /** The election key (hash.ts deriveElectionKey), or undefined in a cluster without a key. */
   electionKey: Uint32Array | undefined;
   affinity: FilterAffinity;
-  /**
-   * Bit b % 32 of word b >> 5: bucket b passes (this node owns it, or drains it). Its length
-   * sets the number of buckets (a power of two, 32 to 1024: cluster/buckets.ts has 1024), and
-   * a key's bucket is the top bits of its election hash.
-   */
-  passBuckets: Uint32Array;
+  /** Which keys pass, by their election hash: see OwnedKeys. */
+  owned: OwnedKeys;
   /** Affinity none: IP protocols whose handler is not built in (their key is passed to userspace to compute). */
   opaqueProtocols?: readonly number[];
 }
@@ -218,12 +232,37 @@ export const MAX_PASS_WORDS = 32;
 /** More than this many opaque protocols and the filter would be mostly jumps: the caller keeps the plain filter. */
 export const MAX_OPAQUE_PROTOCOLS = 32;
 
+/** A holds the election hash: pass if hash mod total falls in a range (LNLB's walk). */
+function shareLookup(total: number, ranges: readonly (readonly [number, number])[]): Insn[] {
+  const out: Insn[] = [alu(BPF_MOD, total)];
+  ranges.forEach(([from, to]) => {
+    // Below `from`: not this range (nor a later one: they are sorted); below `to`: in it.
+    out.push({ code: BPF_JMP | BPF_JGE | BPF_K, k: from, jf: 'out' }, { code: BPF_JMP | BPF_JGE | BPF_K, k: to, jf: 'in' });
+  });
+  out.push(ret(BPF_REJECT, 'out'), ret(BPF_ACCEPT, 'in'));
+  return out;
+}
+
+function checkOwned(owned: OwnedKeys): void {
+  if (owned.kind === 'buckets') {
+    const words = owned.pass instanceof Uint32Array ? owned.pass.length : 0;
+    if (words < 1 || words > MAX_PASS_WORDS || (words & (words - 1)) !== 0) throw new RangeError(`owned buckets must be a Uint32Array of 1 to ${MAX_PASS_WORDS} words, a power of two (32 buckets a word)`);
+    return;
+  }
+  const { total, ranges } = owned;
+  if (!Number.isInteger(total) || total < 1 || total > 0xffffffff) throw new RangeError(`owned shares: total must be a u32 above 0, got ${total}`);
+  if (ranges.length > MAX_SHARE_RANGES) throw new RangeError(`owned shares: at most ${MAX_SHARE_RANGES} ranges, got ${ranges.length}`);
+  let last = 0;
+  for (const [from, to] of ranges) {
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < last || to <= from || to > total) throw new RangeError(`owned shares: ranges must be sorted, disjoint, non-empty and within [0, ${total}): got [${from}, ${to})`);
+    last = to;
+  }
+}
+
 /** The filter program; throws RangeError on a malformed spec. */
 export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
   checkMac('clusterMac', spec.clusterMac);
-  const words = spec.passBuckets instanceof Uint32Array ? spec.passBuckets.length : 0;
-  if (words < 1 || words > MAX_PASS_WORDS || (words & (words - 1)) !== 0) throw new RangeError(`passBuckets must be a Uint32Array of 1 to ${MAX_PASS_WORDS} words, a power of two (32 buckets a word)`);
-  const bucketBits = Math.log2(words * 32);
+  checkOwned(spec.owned);
   if (spec.electionKey !== undefined && spec.electionKey.length !== 2) throw new RangeError('electionKey must be two u32 words');
   const insns: Insn[] = [
     ld(BPF_H, 12),
@@ -258,6 +297,8 @@ export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
   }
   const hash = spec.electionKey === undefined ? unkeyedHash() : keyedHash(spec.electionKey[0]! >>> 0, spec.electionKey[1]! >>> 0);
   hash[0] = { ...hash[0]!, label: 'hash' };
-  insns.push(...hash, alu(BPF_RSH, 32 - bucketBits), ...bucketLookup(spec.passBuckets));
+  const owned = spec.owned;
+  if (owned.kind === 'buckets') insns.push(...hash, alu(BPF_RSH, 32 - Math.log2(owned.pass.length * 32)), ...bucketLookup(owned.pass));
+  else insns.push(...hash, ...shareLookup(owned.total, owned.ranges));
   return assemble(insns);
 }

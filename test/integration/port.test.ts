@@ -187,7 +187,7 @@ serial('the bucket filter in the kernel passes exactly the frames the same progr
   const vip = 0x0a000064;
   const pass = new Uint32Array(BUCKET_COUNT >> 5);
   for (let b = 0; b < BUCKET_COUNT; b++) if ((b * 2654435761) % 7 < 2 || b % 97 === 0) pass[b >> 5]! |= 1 << (b & 31);
-  const program = bucketFilter({ clusterMac, vip, electionKey: deriveElectionKey(new Uint8Array(32).fill(9)), affinity: 'none', passBuckets: pass });
+  const program = bucketFilter({ clusterMac, vip, electionKey: deriveElectionKey(new Uint8Array(32).fill(9)), affinity: 'none', owned: { kind: 'buckets', pass } });
   const rx = inNs(nsB, () => track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: true, filter: program, vnetHdr: false, ignoreOutgoing: true })));
   port.ringOpen(rx, { blockSize: 1 << 20, blockCount: 4, retireTimeoutMs: 1 });
   const tx = senderA();

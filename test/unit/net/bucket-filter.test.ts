@@ -6,6 +6,7 @@ import type { ParsedFrame, ProtocolHandler } from '../../../src/handlers/handler
 import { tcpHandler } from '../../../src/handlers/tcp.js';
 import { udpHandler } from '../../../src/handlers/udp.js';
 import { BPF_ACCEPT, BPF_MAXINSNS, runBpf, validateBpf } from '../../../src/net/bpf.js';
+import { LnlbElection } from '../../../src/cluster/election.js';
 import { bucketFilter, MAX_OPAQUE_PROTOCOLS, type BucketFilterSpec, type FilterAffinity } from '../../../src/net/bucket-filter.js';
 import { ETH_P_ARP, ETH_P_LNLB, parseMac } from '../../../src/net/ethernet.js';
 import { createIPv4Result, IPF_FRAGMENT, IPR_DST, IPR_FLAGS, IPR_IP_OFFSET, IPR_L4_OFFSET, IPR_PROTOCOL, IPR_SRC, IPv4Parse, readIPv4 } from '../../../src/net/ipv4.js';
@@ -62,7 +63,7 @@ function expectedBucket(frame: Uint8Array, affinity: FilterAffinity, key: Uint32
 }
 
 function spec(affinity: FilterAffinity, key: Uint32Array | undefined, pass: Uint32Array, opaqueProtocols?: number[]): BucketFilterSpec {
-  return { clusterMac: CLUSTER_MAC, vip: VIP, electionKey: key, affinity, passBuckets: pass, ...(opaqueProtocols ? { opaqueProtocols } : {}) };
+  return { clusterMac: CLUSTER_MAC, vip: VIP, electionKey: key, affinity, owned: { kind: 'buckets', pass }, ...(opaqueProtocols ? { opaqueProtocols } : {}) };
 }
 
 for (const keyed of [true, false]) {
@@ -138,7 +139,7 @@ test('every bucket and no bucket: all pass, none pass, and a malformed spec is r
     t.is(runBpf(all, frame, frame.length), BPF_ACCEPT);
     t.is(runBpf(none, frame, frame.length), 0);
   }
-  t.throws(() => bucketFilter(spec('single', KEY, new Uint32Array(3))), { message: /passBuckets must be/ });
+  t.throws(() => bucketFilter(spec('single', KEY, new Uint32Array(3))), { message: /owned buckets must be/ });
   t.throws(() => bucketFilter({ ...spec('single', KEY, new Uint32Array(32)), clusterMac: new Uint8Array(3) }), { message: /clusterMac/ });
 });
 
@@ -153,4 +154,30 @@ test('fewer buckets work alike (the count is the mask\'s length), more than 1024
     t.is(runBpf(program, frame, frame.length) !== 0, passes(pass, bucket), `source ${src}`);
   }
   t.throws(() => bucketFilter(spec('single', KEY, new Uint32Array(64))), { message: /1 to 32 words/ });
+});
+
+test('--election lnlb: a node\'s share of LNLB\'s walk (hash mod total in its range) passes exactly the keys the election gives it', (t) => {
+  const election = new LnlbElection();
+  const ids = [11, 12, 13];
+  election.rebuild({ count: 3, ids, weights: [1, 2, 1] });
+  const random = prng(21);
+  const samples: { src: number; owner: number }[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const src = (0x0a000000 + Math.floor(random() * 0xffffff)) >>> 0;
+    samples.push({ src, owner: election.electOwner(keyedElectionHash(KEY[0]!, KEY[1]!, src, 0)) });
+  }
+  // The walk's ranges, from the election itself: member i owns [cumulative[i-1], cumulative[i]).
+  const total = election.totalShares;
+  let from = 0;
+  for (const [i, id] of ids.entries()) {
+    const to = election.cumulativeShares(i);
+    const program = bucketFilter({ clusterMac: CLUSTER_MAC, vip: VIP, electionKey: KEY, affinity: 'single', owned: { kind: 'shares', total, ranges: [[from, to]] } });
+    t.is(validateBpf(program), null);
+    for (const { src, owner } of samples) {
+      const frame = ipv4Frame({ ipSrc: src });
+      t.is(runBpf(program, frame, frame.length) !== 0, owner === id, `source ${src}: node ${id}`);
+    }
+    from = to;
+  }
+  t.throws(() => bucketFilter({ clusterMac: CLUSTER_MAC, vip: VIP, electionKey: KEY, affinity: 'single', owned: { kind: 'shares', total: 100, ranges: [[50, 60], [10, 20]] } }), { message: /sorted, disjoint/ });
 });
