@@ -19,9 +19,9 @@
  * the VIP are broadcast); control frames do not (the control socket reads them); frames to
  * another address than the VIP do not.
  *
- * One rule set shape is compiled: the default rule alone, elected over every member (no port
- * rules). bucketFilterFor returns undefined for any other, and the caller keeps the plain
- * dataFilter.
+ * It knows one rule: the default, elected over every member. Port rules (a rule per
+ * destination port, each with its own affinity and election) are not in the program: a
+ * cluster with them keeps the plain dataFilter.
  */
 
 import { ETH_P_ARP, ETH_P_IP } from './ethernet.js';
