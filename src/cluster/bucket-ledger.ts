@@ -58,6 +58,8 @@ export class BucketLedger {
   #current: MutableTable | undefined;
   #digest = NO_TABLE_DIGEST;
   #agreed: MutableTable | undefined;
+  /** A newcomer's base (receiveBase), until it agrees: every view it sees until then starts from it. */
+  #base: MutableTable | undefined;
   #source: LedgerSource = 'none';
   /** Digests heard since the view changed, by member MAC. */
   readonly #heard = new Map<string, number>();
@@ -102,7 +104,11 @@ export class BucketLedger {
     const previous = this.#current;
     if (this.#agreed !== undefined) {
       this.#setCurrent(this.#rebalanced(this.#agreed, this.#view), 'rebalanced', previous);
-    } else if (founding) {
+    } else if (this.#base !== undefined) {
+      // A newcomer whose view grew after its base came (it learns of the members one by one):
+      // from the base again, as the members did, not from its own table of a partial view.
+      this.#setCurrent(this.#rebalanced(this.#base, this.#view), 'rebalanced', previous);
+    } else if (founding && this.#current === undefined) {
       this.#setCurrent(this.#canonical(this.#view), 'canonical', previous);
     } else if (this.#current !== undefined) {
       // Never agreed since it got a table (its base came, then the view moved on): its own
@@ -119,10 +125,20 @@ export class BucketLedger {
     return this.#agreed ?? this.#current;
   }
 
+  /**
+   * The table a view would get from this node's base, without taking it (the actors' table
+   * under weights that are about to apply); undefined without a base.
+   */
+  preview(view: BucketMembers): BucketTable | undefined {
+    const base = this.#agreed ?? this.#base ?? this.#current;
+    return base === undefined ? undefined : this.#rebalanced(base, view);
+  }
+
   /** A newcomer's base arrived (from the member that sent the tracking state). */
   receiveBase(base: BucketTable): void {
-    if (this.#view === undefined || this.#agreed !== undefined) return;
-    this.#setCurrent(this.#rebalanced(base, this.#view), 'rebalanced', this.#current);
+    if (this.#agreed !== undefined) return;
+    this.#base = copyTable(base);
+    if (this.#view !== undefined) this.#setCurrent(this.#rebalanced(base, this.#view), 'rebalanced', this.#current);
   }
 
   /** A member's heartbeat carried `digest` (its current table's). */
@@ -159,11 +175,13 @@ export class BucketLedger {
     }
     if (all && !differs) {
       if (this.#agreed === undefined || tableDigest(this.#agreed) !== this.#digest) this.#agreed = copyTable(this.#current);
+      this.#base = undefined;
       return;
     }
     if (differs && now - this.#viewAt >= this.#settleMs && this.#source !== 'fallback') {
       this.fallbacks++;
       this.#agreed = undefined;
+      this.#base = undefined;
       this.#setCurrent(this.#canonical(view), 'fallback', this.#current);
       this.#heard.clear();
       this.#viewAt = now;

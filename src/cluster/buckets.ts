@@ -278,3 +278,30 @@ export function bucketCounts(table: BucketTable, out: Int32Array): void {
     if (o !== NO_OWNER) out[o]!++;
   }
 }
+
+/**
+ * A table as a newcomer is handed it (with the tracking state): | count u8 | count × MAC |
+ * BUCKET_COUNT × owner u8 |. decodeBucketTable returns undefined for anything else (a wrong
+ * length, too many members, an owner that is not one of them).
+ */
+export function encodeBucketTable(table: BucketTable): Uint8Array {
+  const out = new Uint8Array(1 + 6 * table.count + BUCKET_COUNT);
+  out[0] = table.count;
+  out.set(table.macs.subarray(0, 6 * table.count), 1);
+  out.set(table.owners, 1 + 6 * table.count);
+  return out;
+}
+
+export function decodeBucketTable(bytes: Uint8Array): BucketTable | undefined {
+  const count = bytes[0];
+  if (count === undefined || count > MAX_MEMBERS || bytes.length !== 1 + 6 * count + BUCKET_COUNT) return undefined;
+  const table = createBucketTable();
+  table.count = count;
+  table.macs.set(bytes.subarray(1, 1 + 6 * count));
+  table.owners.set(bytes.subarray(1 + 6 * count));
+  for (let b = 0; b < BUCKET_COUNT; b++) {
+    const o = table.owners[b]!;
+    if (o !== NO_OWNER && o >= count) return undefined;
+  }
+  return table;
+}

@@ -11,7 +11,7 @@
  * only when the view changes; electing is a short scan with no allocation.
  */
 
-import { bucketOf, canonicalBuckets, createBucketTable } from './buckets.js';
+import { BUCKET_COUNT, bucketOf, canonicalBuckets, createBucketTable, NO_OWNER } from './buckets.js';
 import { mix32 } from './hash.js';
 
 export const MAX_MEMBERS = 64;
@@ -30,6 +30,12 @@ export interface ElectionInput {
   readonly weights: ArrayLike<number>;
   /** 6 bytes per member, table order: the identity every node agrees on (ids are local). */
   readonly macs?: ArrayLike<number>;
+  /**
+   * The bucket election's table, as the members agreed on it (cluster/bucket-ledger.ts): each
+   * bucket's owner, an index into these members. null: the ledger has no table yet (a newcomer
+   * waiting for its base), and no new key has an owner. Absent: the view's canonical table.
+   */
+  readonly bucketOwners?: Uint8Array | null;
 }
 
 export interface Election {
@@ -216,13 +222,17 @@ export class BucketElection implements Election {
       this.#ids[i] = input.ids[i] ?? 0;
       this.#weights[i] = input.weights[i]!;
     }
-    canonicalBuckets({ count, weights: this.#weights, macs }, this.#table);
+    const agreed = input.bucketOwners;
+    if (agreed === undefined) canonicalBuckets({ count, weights: this.#weights, macs }, this.#table);
+    else if (agreed === null) this.#table.owners.fill(NO_OWNER);
+    else for (let b = 0; b < BUCKET_COUNT; b++) this.#table.owners[b] = agreed[b]! < count ? agreed[b]! : NO_OWNER;
     this.#count = count;
   }
 
   electOwner(hash: number): number {
     if (this.#count === 0) return -1;
-    return this.#ids[this.#table.owners[bucketOf(hash)]!]!;
+    const owner = this.#table.owners[bucketOf(hash)]!;
+    return owner === NO_OWNER ? -1 : this.#ids[owner]!;
   }
 }
 

@@ -81,7 +81,7 @@ export class RuleElections {
       for (let r = 0; r < MAX_RULE_SLOTS; r++) f.ruleParams[n * MAX_RULE_SLOTS + r] = view.ruleParams[i * MAX_RULE_SLOTS + r] ?? 0;
       n++;
     }
-    return { count: n, ids: f.ids, weights: f.weights, macs: f.macs, ruleParams: f.ruleParams };
+    return { count: n, ids: f.ids, weights: f.weights, macs: f.macs, ruleParams: f.ruleParams, ...(view.bucketOwners !== undefined ? { bucketOwners: view.bucketOwners } : {}) };
   }
 
   /** The owner of a new key under `rule` (its affinity hash); -1 when nobody may have it. */

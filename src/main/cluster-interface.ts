@@ -168,6 +168,7 @@ export class ClusterInterface {
         view: datapath.viewMemory,
         actorRings: datapath.ringMemories,
         rules: { digest: this.#rules.digest, params: Array.from(this.#rules.params) },
+        election: o.election,
       },
       (event) => this.#onControlEvent(event),
     );

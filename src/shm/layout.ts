@@ -116,5 +116,12 @@ export const VIEW_NODE_WORDS = 4;
 export const VIEW_MAX_RULE_SLOTS = 33;
 export const VIEW_RULE_WORDS = (VIEW_MAX_RULE_SLOTS + 1) >> 1;
 export const VIEW_RULES = VIEW_NODES + VIEW_NODE_WORDS * VIEW_MAX_NODES;
-export const VIEW_WORDS = VIEW_RULES + 1 + VIEW_RULE_WORDS * VIEW_MAX_NODES;
+/**
+ * The bucket tables (--election bucket, cluster/bucket-ledger.ts): [BUCKETS] bit 0 the current
+ * table is there, bit 1 the next one (weights pending); then each table's 1024 owners (index in
+ * the view's members less the draining ones), four to a word.
+ */
+export const VIEW_BUCKETS = VIEW_RULES + 1 + VIEW_RULE_WORDS * VIEW_MAX_NODES;
+export const VIEW_BUCKET_TABLE_WORDS = 1024 / 4;
+export const VIEW_WORDS = VIEW_BUCKETS + 1 + 2 * VIEW_BUCKET_TABLE_WORDS;
 export const VIEW_BYTES = VIEW_WORDS * 4;

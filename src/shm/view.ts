@@ -9,7 +9,8 @@
  *                                                  [mac3 | mac4 << 8 | mac5 << 16]
  *                                                  [next weight]
  *
- *   then the port rules' per-node parameters (share | priority << 8, two to a word).
+ *   then the port rules' per-node parameters (share | priority << 8, two to a word), then the
+ *   bucket tables of --election bucket (layout.ts VIEW_BUCKETS).
  *
  * Nodes are in table order (sorted by MAC: every node numbers the members the same way).
  *
@@ -30,6 +31,8 @@
  * No Atomics.wait here: readers poll `generation()` once per batch.
  */
 import {
+  VIEW_BUCKET_TABLE_WORDS,
+  VIEW_BUCKETS,
   VIEW_BYTES,
   VIEW_FLAGS,
   VIEW_GENERATION,
@@ -80,7 +83,18 @@ export interface PublishedView {
   ruleSlots: number;
   /** Per node (table order) and rule: the node's parameter word, at i * VIEW_MAX_RULE_SLOTS + rule. */
   readonly ruleParams: Uint16Array;
+  /** VIEW_BUCKETS_* bits: which of the two bucket tables below are there. */
+  bucketTables: number;
+  /** --election bucket: each bucket's owner, an index into the members less the draining ones. */
+  readonly bucketOwners: Uint8Array;
+  /** The same under the weights the view goes to (VIEW_FLAG_WEIGHTS_PENDING). */
+  readonly nextBucketOwners: Uint8Array;
 }
+
+/** PublishedView.bucketTables bit 0: `bucketOwners` holds the table the cluster agreed on (or is moving to). */
+export const VIEW_BUCKETS_CURRENT = 1;
+/** Bit 1: `nextBucketOwners` holds the table under the pending weights. */
+export const VIEW_BUCKETS_NEXT = 2;
 
 /** A view with arrays sized for VIEW_MAX_NODES; reading into it allocates nothing. */
 export function createPublishedView(): PublishedView {
@@ -97,7 +111,29 @@ export function createPublishedView(): PublishedView {
     macs: new Uint8Array(6 * VIEW_MAX_NODES),
     ruleSlots: 0,
     ruleParams: new Uint16Array(VIEW_MAX_NODES * VIEW_MAX_RULE_SLOTS),
+    bucketTables: 0,
+    bucketOwners: new Uint8Array(4 * VIEW_BUCKET_TABLE_WORDS),
+    nextBucketOwners: new Uint8Array(4 * VIEW_BUCKET_TABLE_WORDS),
   };
+}
+
+/** Four owners to a word, little end first. */
+function storeTable(w: Int32Array, at: number, owners: Uint8Array): void {
+  for (let k = 0; k < VIEW_BUCKET_TABLE_WORDS; k++) {
+    const b = 4 * k;
+    Atomics.store(w, at + k, owners[b]! | (owners[b + 1]! << 8) | (owners[b + 2]! << 16) | (owners[b + 3]! << 24));
+  }
+}
+
+function loadTable(w: Int32Array, at: number, owners: Uint8Array): void {
+  for (let k = 0; k < VIEW_BUCKET_TABLE_WORDS; k++) {
+    const word = Atomics.load(w, at + k);
+    const b = 4 * k;
+    owners[b] = word;
+    owners[b + 1] = word >>> 8;
+    owners[b + 2] = word >>> 16;
+    owners[b + 3] = word >>> 24;
+  }
 }
 
 function viewWords(sab: SharedArrayBuffer, byteOffset: number): Int32Array {
@@ -160,6 +196,10 @@ export class ViewWriter {
       const p = i * VIEW_MAX_RULE_SLOTS;
       for (let k = 0; k < words; k++) Atomics.store(w, b + k, params[p + 2 * k]! | ((2 * k + 1 < VIEW_MAX_RULE_SLOTS ? params[p + 2 * k + 1]! : 0) << 16));
     }
+    const tables = view.bucketTables & (VIEW_BUCKETS_CURRENT | VIEW_BUCKETS_NEXT);
+    Atomics.store(w, VIEW_BUCKETS, tables);
+    if ((tables & VIEW_BUCKETS_CURRENT) !== 0) storeTable(w, VIEW_BUCKETS + 1, view.bucketOwners);
+    if ((tables & VIEW_BUCKETS_NEXT) !== 0) storeTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, view.nextBucketOwners);
     this.gen = (this.gen + 2) | 0;
     Atomics.store(w, VIEW_GENERATION, this.gen);
     view.generation = this.gen;
@@ -228,8 +268,12 @@ export class ViewReader {
           if (2 * k + 1 < VIEW_MAX_RULE_SLOTS) params[p + 2 * k + 1] = word >>> 16;
         }
       }
+      const tables = Atomics.load(w, VIEW_BUCKETS);
+      if ((tables & VIEW_BUCKETS_CURRENT) !== 0) loadTable(w, VIEW_BUCKETS + 1, into.bucketOwners);
+      if ((tables & VIEW_BUCKETS_NEXT) !== 0) loadTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, into.nextBucketOwners);
       if (Atomics.load(w, VIEW_GENERATION) === g1) {
         into.generation = g1;
+        into.bucketTables = tables;
         into.flags = flags;
         into.accepting = (flags & VIEW_FLAG_ACCEPTING) !== 0;
         into.selfId = selfId;

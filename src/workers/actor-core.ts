@@ -29,7 +29,7 @@ import { AffinityCode, compileRules, type RuleSet } from '../cluster/port-rules.
 import { RuleElections } from '../cluster/rule-elections.js';
 import { DROP_FRAME, type Tracker } from '../handlers/handler.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
@@ -48,6 +48,11 @@ export interface ActorConfig {
   counters: Float64Array;
   /** Makes an election of the configured kind (one per port rule that needs its own). */
   createElection?: () => Election;
+  /**
+   * The elections take the bucket table the control plane publishes (--election bucket: the
+   * members' agreed table, cluster/bucket-ledger.ts), not one of their own.
+   */
+  agreedBuckets?: boolean;
   /** Port rules (default: the default rule alone). */
   rules?: RuleSet;
   /** Handler names, in tracker order, for error reports. */
@@ -76,6 +81,7 @@ export class ActorCore {
   readonly #elections: RuleElections;
   /** The elections under the weights the view goes to (VIEW_FLAG_WEIGHTS_PENDING). */
   readonly #nextElections: RuleElections;
+  readonly #agreedBuckets: boolean;
   readonly #handlerNames: readonly string[];
   readonly #handlerErrors: HandlerErrorLog | undefined;
   readonly #c: Float64Array;
@@ -119,6 +125,7 @@ export class ActorCore {
     this.#k1 = key?.[1] ?? 0;
     this.#elections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#nextElections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
+    this.#agreedBuckets = config.agreedBuckets === true;
     this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
     this.#handlerErrors = config.handlerErrors;
     this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
@@ -411,13 +418,28 @@ export class ActorCore {
     this.#viewReader.read(view);
     for (let i = 0; i < this.#live.length; i++) this.#live[i] = 0;
     for (let i = 0; i < view.nodeCount; i++) this.#live[view.ids[i]!] = 1;
-    this.#elections.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.weights, macs: view.macs, ruleParams: view.ruleParams });
+    const agreed = this.#agreedBuckets;
+    this.#elections.rebuild({
+      count: view.nodeCount,
+      ids: view.ids,
+      weights: view.weights,
+      macs: view.macs,
+      ruleParams: view.ruleParams,
+      ...(agreed ? { bucketOwners: (view.bucketTables & VIEW_BUCKETS_CURRENT) !== 0 ? view.bucketOwners : null } : {}),
+    });
     this.#selfId = view.selfId;
     this.#accepting = view.accepting;
     this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
     this.#weightsPending = (view.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
     if (this.#weightsPending) {
-      this.#nextElections.rebuild({ count: view.nodeCount, ids: view.ids, weights: view.nextWeights, macs: view.macs, ruleParams: view.ruleParams });
+      this.#nextElections.rebuild({
+        count: view.nodeCount,
+        ids: view.ids,
+        weights: view.nextWeights,
+        macs: view.macs,
+        ruleParams: view.ruleParams,
+        ...(agreed ? { bucketOwners: (view.bucketTables & VIEW_BUCKETS_NEXT) !== 0 ? view.nextBucketOwners : null } : {}),
+      });
     }
     this.#generation = view.generation;
     if (view.nodeCount < this.#nodeCount) {

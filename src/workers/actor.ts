@@ -78,6 +78,7 @@ async function run(data: ActorData): Promise<void> {
     view: new ViewReader(data.view),
     counters: row,
     createElection: () => createElection(data.election),
+    agreedBuckets: data.election === 'bucket',
     rules: compileRules(data.rules),
     handlerNames: handlers.map((h) => h.name),
     handlerErrors: errors,

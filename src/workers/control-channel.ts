@@ -21,6 +21,9 @@
  * then the node identity block (the sender's name and address; earlier lnlb versions stop
  * reading before it; layout in net/cluster-message.ts, encodeIdentity):
  *   | 'N' u8 | block length u8 | IPv4 u32 | name length u8 | name |
+ * then, with --election bucket, the digest of the sender's bucket table (versions before it
+ * stop reading at the end of the identity block):
+ *   | 'B' u8 | digest u32 |
  * Header flags bit 0 (FLAG_JOINED): the sender has completed its own join and serves (a node
  * listening or held by the admission rule does not set it). CONNTRACK's flags
  * are the handler's IP protocol (LNLB's handler index: handlers are registered per protocol)
@@ -89,6 +92,9 @@ export interface AnnouncedRules {
 
 const RULES_MARK = 0x52; // 'R'
 const RULES_HEADER_BYTES = 6;
+/** The bucket table's digest (--election bucket, cluster/bucket-ledger.ts): | 'B' u8 | digest u32 |. */
+const BUCKETS_MARK = 0x42; // 'B'
+const BUCKETS_BLOCK_BYTES = 5;
 /** Slots a rules block may carry (the default rule and 32 port rules). */
 const MAX_ANNOUNCED_SLOTS = 33;
 
@@ -145,13 +151,15 @@ export class ControlChannel {
   readonly #rx: Uint8Array;
   readonly #tx: Uint8Array;
   readonly #decoded = createDecodedMessage();
-  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES + RULES_HEADER_BYTES + 2 * MAX_ANNOUNCED_SLOTS + IDENTITY_MAX_BYTES);
+  readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES + RULES_HEADER_BYTES + 2 * MAX_ANNOUNCED_SLOTS + IDENTITY_MAX_BYTES + BUCKETS_BLOCK_BYTES);
   readonly #info: ControlInfo = { weight: 0, incarnation: 0, joined: false };
   /**
    * The rules block of the message being handled (ruleSlots -1 when it had none), and its
    * identity block (hasIdentity false when it had none, or a malformed one: counted).
    */
-  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 } };
+  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1 };
+  /** The digest this node's membership messages carry (--election bucket); undefined: no block. */
+  announcedBucketDigest: number | undefined;
   readonly #srcMac = new Uint8Array(6);
   readonly #socket: ControlSocket;
   readonly #clock: ControlClock;
@@ -315,6 +323,12 @@ export class ControlChannel {
     }
     const identity = this.#o.identity;
     if (identity !== undefined) at += encodeIdentity(out, at, identity.name, identity.address);
+    const digest = this.announcedBucketDigest;
+    if (digest !== undefined) {
+      out[at] = BUCKETS_MARK;
+      writeU32(out, at + 1, digest);
+      at += BUCKETS_BLOCK_BYTES;
+    }
     return out.subarray(0, at);
   }
 
@@ -334,14 +348,26 @@ export class ControlChannel {
     return at + RULES_HEADER_BYTES + 2 * slots;
   }
 
-  /** Reads the identity block at `at` (after the rules block), if the message has one; a malformed one is counted and dropped. */
-  #readIdentity(rx: Uint8Array, at: number, end: number): void {
+  /**
+   * Reads the identity block at `at` (after the rules block), if the message has one; a
+   * malformed one is counted and dropped. Returns where the next block starts (-1: none can).
+   */
+  #readIdentity(rx: Uint8Array, at: number, end: number): number {
     const r = this.received;
     r.hasIdentity = false;
-    if (at < 0) return;
+    if (at < 0) return -1;
     const result = decodeIdentity(rx, at, end, r.identity);
     if (result === IdentityResult.MALFORMED) this.#reject('identity-block-malformed');
     r.hasIdentity = result === IdentityResult.OK;
+    return result === IdentityResult.OK ? at + 2 + rx[at + 1]! : result === IdentityResult.ABSENT ? at : -1;
+  }
+
+  /** Reads the bucket digest block at `at`, if the message has one (received.bucketDigest, -1 without). */
+  #readBuckets(rx: Uint8Array, at: number, end: number): void {
+    const r = this.received;
+    r.bucketDigest = -1;
+    if (at < 0 || at + BUCKETS_BLOCK_BYTES > end || rx[at] !== BUCKETS_MARK) return;
+    r.bucketDigest = readU32(rx, at + 1);
   }
 
   /** uv_poll (or the memory wire) says frames are waiting. */
@@ -467,7 +493,7 @@ export class ControlChannel {
     info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
     info.joined = (m.flags & FLAG_JOINED) !== 0;
     const end = m.dataOffset + m.dataLength;
-    this.#readIdentity(rx, this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, end), end);
+    this.#readBuckets(rx, this.#readIdentity(rx, this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, end), end), end);
     this.#o.onMessage(m.type as MessageType, formatMac(src), info);
   }
 

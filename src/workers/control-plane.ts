@@ -22,9 +22,11 @@ import { formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
+import { BucketLedger } from '../cluster/bucket-ledger.js';
+import { decodeBucketTable, encodeBucketTable, type BucketMembers } from '../cluster/buckets.js';
 import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256 } from '../port/native.js';
@@ -58,6 +60,12 @@ export interface ControlPlaneIo {
   /** The control messages' MAC; default: the native HMAC-SHA256 (port.hmacSha256). */
   macFactory?: ControlChannelOptions['macFactory'];
 }
+
+/**
+ * The IP protocol number a state transfer's bucket table travels under (255, IANA's reserved
+ * one: no handler is registered for it).
+ */
+export const BUCKET_TABLE_PROTOCOL = 255;
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -109,6 +117,12 @@ export class ControlPlane {
   #linesSuppressed = 0;
   /** The tracking-state transfers, as a member and as a newcomer. */
   readonly #transfers: ControlStateTransfers;
+  /** --election bucket: the table the members agree on (cluster/bucket-ledger.ts). */
+  readonly #ledger: BucketLedger | undefined;
+  /** The members and weights the ledger last saw, as text: a new view when it changes. */
+  #ledgerViewKey = '';
+  /** The table under the pending weights, and for which weights (computed once per change). */
+  #nextBuckets: { key: string; owners: Uint8Array | undefined } = { key: '', owners: undefined };
 
   constructor(data: ControlData, emit: (event: ControlEvent) => void, io: ControlPlaneIo = {}) {
     this.#emit = emit;
@@ -123,6 +137,9 @@ export class ControlPlane {
     this.#unauthenticated = new UnauthenticatedPeers(data.deadAfterMs);
     this.#viewWriter = new ViewWriter(data.view);
     this.#rings = data.actorRings.map((sab) => new ByteRing(sab));
+    // A view stable for longer than a death takes to notice (the slowest member's view may lag
+    // that much) before members that still disagree fall back to the canonical table.
+    this.#ledger = data.election === 'bucket' ? new BucketLedger({ selfMac: data.ownMac, settleMs: data.deadAfterMs + 2 * data.heartbeatMs }) : undefined;
     this.#membership = new Membership({
       selfMac: formatMac(data.ownMac),
       heartbeatMs: data.heartbeatMs,
@@ -151,8 +168,10 @@ export class ControlPlane {
         const known = this.#find(srcMac) !== undefined;
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
+        const digest = this.#channel.received.bucketDigest;
+        const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest);
         this.#drive();
-        if (rulesChanged && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
+        if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
       onState: (srcMac, flags, messageId, fragmentTotal, state) => this.#transfers.fragment(srcMac, flags, messageId, fragmentTotal, state),
       onStateReply: (type, srcMac, data) => this.#transfers.reply(type, srcMac, data),
@@ -522,6 +541,11 @@ export class ControlPlane {
     this.#lastTickAt = now;
     this.#admit(now);
     membership.tick(now);
+    if (this.#ledger !== undefined) {
+      const before = this.#ledger.digest;
+      this.#ledger.tick(now);
+      if (this.#ledger.digest !== before) this.#publishView();
+    }
     this.#carryOut(membership.drainActions());
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
@@ -609,6 +633,7 @@ export class ControlPlane {
       const same = rules !== undefined && rules.digest === this.#rules.digest && rules.params.length === slots;
       for (let k = 0; k < slots; k++) view.ruleParams[i * VIEW_MAX_RULE_SLOTS + k] = same ? rules.params[k]! : RULE_PARAMS_UNKNOWN;
     });
+    this.#publishBuckets();
     this.#viewWriter.publish(view);
     if (this.#lastFailover?.publishedAt === 0) this.#lastFailover.publishedAt = this.#clock.wallNow();
     // Idle actors sleep on their rings: wake them so held frames are decided now.
@@ -631,14 +656,77 @@ export class ControlPlane {
     }
   }
 
+  /**
+   * The members an election of new keys counts, as the actors' RuleElections does: the
+   * draining ones left out, unless every member drains. `weightOf` picks the applied or the
+   * announced weight.
+   */
+  #electedMembers(weightOf: (n: MemberNode) => number): BucketMembers & { key: string } {
+    const nodes = this.#membership.members;
+    const draining = nodes.filter((n) => n.weight === DRAINING_WEIGHT).length;
+    const counted = draining === 0 || draining === nodes.length ? nodes : nodes.filter((n) => n.weight !== DRAINING_WEIGHT);
+    const weights = counted.map(weightOf);
+    return { count: counted.length, weights, macs: counted.flatMap((n) => [...parseMac(n.mac)]), key: counted.map((n, i) => `${n.mac}/${weights[i]}`).join(' ') };
+  }
+
+  /** --election bucket: tell the ledger of a new view, and publish its table (and the next one under pending weights) for the actors. */
+  #publishBuckets(): void {
+    const ledger = this.#ledger;
+    const view = this.#view;
+    if (ledger === undefined) {
+      view.bucketTables = 0;
+      return;
+    }
+    const members = this.#electedMembers((n) => n.weight);
+    if (members.key !== this.#ledgerViewKey) {
+      this.#ledgerViewKey = members.key;
+      // Nobody else serves yet: the cluster is forming, and every node starts from the canonical table.
+      const founding = !this.#membership.members.some((n) => !n.self && n.joined);
+      ledger.viewChanged(members, this.#clock.now(), founding);
+      this.#channel.announcedBucketDigest = ledger.digest;
+    }
+    const table = ledger.table;
+    let tables = 0;
+    if (table !== undefined) {
+      view.bucketOwners.set(table.owners);
+      tables |= VIEW_BUCKETS_CURRENT;
+    }
+    if (this.#membership.weightsPending && table !== undefined) {
+      const next = this.#electedMembers((n) => n.announcedWeight);
+      if (next.key !== this.#nextBuckets.key) this.#nextBuckets = { key: next.key, owners: ledger.preview(next)?.owners };
+      const owners = this.#nextBuckets.owners;
+      if (owners !== undefined) {
+        view.nextBucketOwners.set(owners);
+        tables |= VIEW_BUCKETS_NEXT;
+      }
+    }
+    view.bucketTables = tables;
+  }
+
+  /** A member's heartbeat carried its table digest; true when this node's table changed (a fall-back). */
+  #ledgerHeard(srcMac: string, digest: number): boolean {
+    const ledger = this.#ledger;
+    if (ledger === undefined) return false;
+    const before = ledger.digest;
+    ledger.heard(parseMac(srcMac), digest, this.#clock.now());
+    if (ledger.digest === before) return false;
+    this.#channel.announcedBucketDigest = ledger.digest;
+    this.#log('warn', { event: 'buckets-fallback', fallbacks: ledger.fallbacks }, 'the members\' bucket tables differed in a settled view: every node takes the canonical table of the view (more buckets move this once)');
+    return true;
+  }
+
   /** Who owns what, by local id, for whoever serialises the tables. */
   #owners(): Record<number, string> {
     return Object.fromEntries(this.#membership.nodes.map((n) => [n.id, n.mac]));
   }
 
-  /** The main thread saved the shards: send every handler's state (fragments, paced) to `to` (a newcomer, or 'cluster': a resync). */
+  /**
+   * The main thread saved the shards: send every handler's state (fragments, paced) to `to` (a
+   * newcomer, or 'cluster': a resync). A newcomer gets the agreed bucket table first (its base).
+   */
   sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
-    return this.#transfers.sendSaved(to, states);
+    const base = to === 'cluster' || states.length === 0 ? undefined : this.#ledger?.baseForNewcomer();
+    return this.#transfers.sendSaved(to, base === undefined ? states : [{ protocol: BUCKET_TABLE_PROTOCOL, state: encodeBucketTable(base), entries: 0 }, ...states]);
   }
 
   /** `lnlbctl resync` starts on the main thread, which needs the owners to save the tables. */
@@ -653,6 +741,16 @@ export class ControlPlane {
    * load their own shard (a resync).
    */
   #loadState(srcMac: string, flags: number, state: Uint8Array): void {
+    if ((flags & STATE_PROTOCOL_MASK) === BUCKET_TABLE_PROTOCOL) {
+      // The members' agreed bucket table, before the tracking state: this node's base.
+      const base = decodeBucketTable(state);
+      if (base !== undefined && this.#ledger !== undefined) {
+        this.#ledger.receiveBase(base);
+        this.#channel.announcedBucketDigest = this.#ledger.digest;
+        this.#publishView();
+      }
+      return;
+    }
     const membership = this.#membership;
     const ownerIds = Object.fromEntries(membership.nodes.map((n) => [n.mac, n.id]));
     this.#emit({ type: 'state', from: srcMac, protocol: flags & STATE_PROTOCOL_MASK, last: (flags & STATE_LAST) !== 0, state, ownerIds, newcomer: !membership.accepting });

@@ -131,6 +131,8 @@ export interface ControlData {
   actorRings: SharedArrayBuffer[];
   /** The port rules this node announces: digest (what must match) and per-slot parameters. */
   rules: { digest: number; params: number[] };
+  /** The actors' election: 'bucket' makes the control plane keep and publish the agreed bucket table. Default rendezvous. */
+  election?: ElectionName;
 }
 
 export type MainToControl =

@@ -1,0 +1,74 @@
+// --election bucket through real control planes on a memory wire: the members agree on one
+// bucket table (digests in their heartbeats), a newcomer is handed the agreed table with the
+// tracking state, and each change moves only the buckets it has to.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { BUCKET_COUNT } from '../../../src/cluster/buckets.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT } from '../../../src/shm/view.js';
+import { ControlCluster, type PlaneNode } from './fixtures/control-cluster.js';
+
+const A = '02:00:00:00:00:0a';
+const B = '02:00:00:00:00:0b';
+const C = '02:00:00:00:00:0c';
+const D = '02:00:00:00:00:0d';
+const KEY = randomBytes(32);
+const BUCKETS = { key: KEY, data: { election: 'bucket' as const } };
+
+/** Each bucket's owner by MAC, as node `mac`'s actors would read it; undefined: no table published. */
+function ownersOf(node: PlaneNode): string[] | undefined {
+  const v = createPublishedView();
+  if (!node.reader.read(v)) throw new Error('no consistent view');
+  if ((v.bucketTables & VIEW_BUCKETS_CURRENT) === 0) return undefined;
+  // The table counts the members less the draining ones, in view order.
+  const macs: string[] = [];
+  for (let i = 0; i < v.nodeCount; i++) {
+    if (v.weights[i] === 0xffff) continue;
+    macs.push(Array.from(v.macs.subarray(i * 6, i * 6 + 6), (b) => b.toString(16).padStart(2, '0')).join(':'));
+  }
+  return Array.from(v.bucketOwners.subarray(0, BUCKET_COUNT), (o) => macs[o] ?? '-');
+}
+
+function moved(a: string[], b: string[]): number {
+  return a.filter((owner, i) => owner !== b[i]).length;
+}
+
+test('three control planes with --election bucket publish one table, each member holding a third of the buckets', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [C, A, B]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  const tables = [A, B, C].map((mac) => ownersOf(c.nodes.get(mac)!));
+  t.truthy(tables[0]);
+  t.deepEqual(tables[1], tables[0]);
+  t.deepEqual(tables[2], tables[0]);
+  const counts = new Map<string, number>();
+  for (const owner of tables[0]!) counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  t.deepEqual([...counts.values()].sort(), [341, 341, 342]);
+});
+
+test('a newcomer is handed the agreed table with the state: the join moves only its quarter, and every node publishes the same table', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  const before = ownersOf(c.nodes.get(A)!)!;
+  c.add(D, BUCKETS);
+  await c.run(3000);
+  const tables = [A, B, C, D].map((mac) => ownersOf(c.nodes.get(mac)!));
+  for (const [i, table] of tables.entries()) t.deepEqual(table, tables[0], `node ${[A, B, C, D][i]}`);
+  t.is(moved(before, tables[0]!), BUCKET_COUNT / 4);
+  t.true(tables[0]!.every((owner, i) => owner === before[i] || owner === D), 'every moved bucket went to the newcomer');
+  t.false(c.logs(A).some((l) => l.includes('canonical table')), 'no fall-back');
+});
+
+test('a member stops: its buckets go to the others, and only those move', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C, D]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  const before = ownersOf(c.nodes.get(A)!)!;
+  c.stop(C);
+  await c.run(2000);
+  const after = [A, B, D].map((mac) => ownersOf(c.nodes.get(mac)!));
+  t.deepEqual(after[1], after[0]);
+  t.deepEqual(after[2], after[0]);
+  t.is(moved(before, after[0]!), before.filter((o) => o === C).length);
+  t.false(after[0]!.includes(C));
+});
