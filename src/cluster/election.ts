@@ -200,9 +200,11 @@ export class RendezvousElection implements Election {
  * of the mean up to 64 members, and a kernel filter can hold a node's buckets
  * (net/bucket-filter.ts). Electing is one table read, whatever the number of members.
  *
- * The table here is the view's canonical one, the same on every node with no exchange; a join
- * or leave moves 1.2 to 2.4 times the buckets it has to (rendezvous per key moves exactly its
- * share). Tracked flows stay with their owner either way: the moves are new clients' only.
+ * In the daemon the table is the one the members agree on (cluster/bucket-ledger.ts, kept by
+ * the control plane and published in the view: `bucketOwners`), whose changes move only the
+ * buckets they must. Without one (`bucketOwners` absent: tests, per-rule share elections) it
+ * is the view's canonical table, the same on every node with no exchange, whose changes move
+ * 1.2 to 2.4 times that. Tracked flows stay with their owner either way.
  */
 export class BucketElection implements Election {
   readonly #ids = new Int32Array(MAX_MEMBERS);

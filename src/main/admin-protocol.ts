@@ -172,6 +172,12 @@ export interface InterfaceStatusJson {
   unauthenticatedPeers: { mac: string; verdict: string; claimsJoined: boolean; lastSeenMs: number }[];
   /** Why this node does not serve (state `held`); absent when nothing holds it. */
   heldBy?: 'unauthenticated-peers';
+  /**
+   * --election bucket: the bucket table this node uses. digest (hex, '' while a newcomer waits
+   * for it), agreed (every member's heartbeats carry it), source (canonical, rebalanced or
+   * fallback), owned (of 1024), lastMoves (buckets the last change moved), fallbacks.
+   */
+  buckets?: { digest: string; agreed: boolean; source: string; owned: number; lastMoves: number; fallbacks: number };
   workers: number;
   nodes: NodeStatusJson[];
   /** The port rules, default rule first, as `--rule` takes them; and their digest (hex). */

@@ -61,6 +61,7 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
     insecure: input.insecure,
     unauthenticatedPeers: plane?.unauthenticatedPeers ?? [],
     ...(plane?.heldBy === undefined ? {} : { heldBy: plane.heldBy }),
+    ...(plane?.buckets === undefined ? {} : { buckets: plane.buckets }),
     nodes: (plane?.nodes ?? []).map((n) => ({
       mac: n.mac,
       ...(n.name === '' ? {} : { name: n.name }),

@@ -149,6 +149,15 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
     }
   });
   gauge('lnlb_cluster_members', 'Nodes in the view (this one included; joining nodes not yet).', IF, (st) => perInterface(st, (s) => s.nodes.filter((n) => isMember(n.status)).length));
+  gauge('lnlb_buckets_owned', '--election bucket: buckets of 1024 this node owns in the table the members agree on.', IF, function* (st) {
+    for (const s of st) if (s.buckets !== undefined) yield [{ interface: s.name }, s.buckets.owned];
+  });
+  gauge('lnlb_buckets_agreed', '--election bucket: 1 when every member announces the same bucket table as this node, else 0.', IF, function* (st) {
+    for (const s of st) if (s.buckets !== undefined) yield [{ interface: s.name }, s.buckets.agreed ? 1 : 0];
+  });
+  counter('lnlb_buckets_fallbacks_total', '--election bucket: times the members still disagreed on the bucket table in a settled view and every node took the canonical one.', IF, function* (st) {
+    for (const s of st) if (s.buckets !== undefined) yield [{ interface: s.name }, s.buckets.fallbacks];
+  });
   counter('lnlb_convergence_rounds_total', 'Convergence rounds completed.', IF, (st) => perInterface(st, (s) => s.counters.rounds));
   counter('lnlb_convergence_resets_total', 'Times this node found itself stalled past --dead-after-ms, forgot its state and rejoined.', IF, (st) => perInterface(st, (s) => s.counters.resets));
   gauge('lnlb_control_stall_max_seconds', "The longest time the control thread's timer fired late (the thread was not scheduled or was blocked); not counted as the members' silence.", IF, (st) => perInterface(st, (s) => (s.counters.stallMaxMs ?? 0) / 1000));

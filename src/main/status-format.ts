@@ -84,6 +84,14 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
       const meaning = p.verdict === 'BAD_MAC' ? 'a different key' : p.verdict === 'UNSIGNED' ? 'no key' : p.verdict === 'UNEXPECTED_SIGNATURE' ? 'it has a key, this node none' : p.verdict;
       out.push(`  unauthenticated peer ${p.mac}: ${p.verdict} (${meaning})${p.claimsJoined ? ', says it serves' : ''}, last heard ${p.lastSeenMs} ms ago`);
     }
+    const b = iface.buckets;
+    if (b !== undefined) {
+      out.push(
+        b.digest === ''
+          ? '  buckets: no table yet (a newcomer waits for the members\' one, with the tracking state)'
+          : `  buckets: ${b.owned} of 1024 owned, table ${b.digest} (${b.source}, ${b.agreed ? 'every member agrees' : 'not every member agrees yet'}), the last change moved ${b.lastMoves}${b.fallbacks > 0 ? `, fell back to the canonical table ${b.fallbacks} time(s)` : ''}`,
+      );
+    }
     out.push(`  port rules (digest ${iface.rulesDigest}): ${iface.rules.join('  ')}`);
     if (iface.rulesMismatch.length > 0) out.push(`  WARNING: ${iface.rulesMismatch.join(', ')} run other port rules: give every node the same --rule flags`);
     out.push(`  handlers: ${iface.handlers.map((h) => `${h.protocol}=${h.name} (idle ${h.idleTimeoutSeconds}s${Object.entries(h.counters).filter(([, n]) => n > 0).map(([k, n]) => `, ${k} ${n}`).join('')})`).join('  ')}`);

@@ -31,7 +31,7 @@ import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_
 import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256 } from '../port/native.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
-import type { ControlData, FailoverTimeline, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
+import type { BucketsStatus, ControlData, FailoverTimeline, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
 
 /**
  * What `status` shows: every round briefly sets every member WAITING_HEARTBEAT, which is noise
@@ -312,6 +312,7 @@ export class ControlPlane {
         (p): UnauthenticatedPeerStatus => ({ mac: p.mac, verdict: p.verdict, claimsJoined: p.claimsJoined, lastSeenMs: Math.round(now - p.lastSeenAt) }),
       ),
       heldBy: this.#decision === 'held' ? 'unauthenticated-peers' : undefined,
+      ...(this.#ledger === undefined ? {} : { buckets: this.#bucketsStatus(this.#ledger) }),
     };
   }
 
@@ -661,12 +662,18 @@ export class ControlPlane {
    * draining ones left out, unless every member drains. `weightOf` picks the applied or the
    * announced weight.
    */
-  #electedMembers(weightOf: (n: MemberNode) => number): BucketMembers & { key: string } {
+  #electedMembers(weightOf: (n: MemberNode) => number): BucketMembers & { key: string; selfIndex: number } {
     const nodes = this.#membership.members;
     const draining = nodes.filter((n) => n.weight === DRAINING_WEIGHT).length;
     const counted = draining === 0 || draining === nodes.length ? nodes : nodes.filter((n) => n.weight !== DRAINING_WEIGHT);
     const weights = counted.map(weightOf);
-    return { count: counted.length, weights, macs: counted.flatMap((n) => [...parseMac(n.mac)]), key: counted.map((n, i) => `${n.mac}/${weights[i]}`).join(' ') };
+    return {
+      count: counted.length,
+      weights,
+      macs: counted.flatMap((n) => [...parseMac(n.mac)]),
+      key: counted.map((n, i) => `${n.mac}/${weights[i]}`).join(' '),
+      selfIndex: counted.findIndex((n) => n.self),
+    };
   }
 
   /** --election bucket: tell the ledger of a new view, and publish its table (and the next one under pending weights) for the actors. */
@@ -701,6 +708,21 @@ export class ControlPlane {
       }
     }
     view.bucketTables = tables;
+  }
+
+  #bucketsStatus(ledger: BucketLedger): BucketsStatus {
+    const table = ledger.table;
+    const index = this.#electedMembers((n) => n.weight).selfIndex;
+    let owned = 0;
+    if (table !== undefined) for (const o of table.owners) if (o === index) owned++;
+    return {
+      digest: table === undefined ? '' : ledger.digest.toString(16).padStart(8, '0'),
+      agreed: ledger.agreed,
+      source: ledger.source,
+      owned,
+      lastMoves: ledger.lastMoves,
+      fallbacks: ledger.fallbacks,
+    };
   }
 
   /** A member's heartbeat carried its table digest; true when this node's table changed (a fall-back). */

@@ -193,6 +193,23 @@ export interface ControlStatus {
   unauthenticatedPeers: UnauthenticatedPeerStatus[];
   /** Why this node does not serve although its membership converged; undefined when nothing holds it. */
   heldBy: HeldReason | undefined;
+  /** --election bucket: the table this node uses (cluster/bucket-ledger.ts); absent with another election. */
+  buckets?: BucketsStatus;
+}
+
+export interface BucketsStatus {
+  /** The table's digest (hex), as the heartbeats carry it; '' while a newcomer waits for its base. */
+  digest: string;
+  /** Every member's heartbeats carry the same digest. */
+  agreed: boolean;
+  /** How the table came about: canonical (a forming cluster), rebalanced (from the agreed one), fallback (the members differed). */
+  source: string;
+  /** Buckets this node owns, of 1024. */
+  owned: number;
+  /** Buckets the last change moved (the fewest it could when rebalanced). */
+  lastMoves: number;
+  /** Times the members disagreed in a settled view and every node took the canonical table. */
+  fallbacks: number;
 }
 
 /** `unauthenticated-peers`: it may not start serving while it hears peers it cannot authenticate (admission.ts). */

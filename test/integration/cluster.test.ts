@@ -60,8 +60,9 @@ test.serial('ping to the VIP from several sources: every echo answered, no dupli
   }
 });
 
-test.serial('lnlbctl status on each node lists 3 nodes, all OK, itself exactly once; the control plane is authenticated (the lab\'s key)', async (t) => {
+test.serial('lnlbctl status on each node lists 3 nodes, all OK, itself exactly once; the control plane is authenticated (the lab\'s key); one bucket table, agreed', async (t) => {
   const selves = new Set<string>();
+  const buckets: ({ digest: string; owned: number } | undefined)[] = [];
   for (const node of lab().nodes) {
     const status = await lab().status(node);
     const iface = status.interfaces[0];
@@ -72,8 +73,13 @@ test.serial('lnlbctl status on each node lists 3 nodes, all OK, itself exactly o
     const self = iface?.nodes.filter((n) => n.self) ?? [];
     t.is(self.length, 1, `${node}: ${JSON.stringify(status)}`);
     if (self[0] !== undefined) selves.add(self[0].mac);
+    buckets.push(iface?.buckets);
+    t.regex(await lab().statusText(node), /buckets: \d+ of 1024 owned, table [0-9a-f]{8} \((canonical|rebalanced), every member agrees\)/);
   }
   t.is(selves.size, 3, 'each node is a different `self`');
+  // --election bucket: one table on every node, its 1024 buckets shared to one bucket.
+  t.is(new Set(buckets.map((b) => b?.digest)).size, 1, JSON.stringify(buckets));
+  t.deepEqual(buckets.map((b) => b?.owned ?? 0).sort(), [341, 341, 342]);
 });
 
 test.serial(`kill -9 ${VICTIM}: its sources move to survivors within ${FAILOVER_BOUND_MS} ms, nobody else moves`, async (t) => {
