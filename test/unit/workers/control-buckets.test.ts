@@ -72,3 +72,24 @@ test('a member stops: its buckets go to the others, and only those move', async 
   t.is(moved(before, after[0]!), before.filter((o) => o === C).length);
   t.false(after[0]!.includes(C));
 });
+
+test('a weight change (B 1 → 3): B gains exactly its new share, taken from the others, on every node; a weight back moves the same number back', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C, D]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  const before = ownersOf(c.nodes.get(A)!)!;
+  c.nodes.get(B)!.plane.setWeight(3);
+  await c.run(3000);
+  const after = [A, B, C, D].map((mac) => ownersOf(c.nodes.get(mac)!)!);
+  for (const table of after) t.deepEqual(table, after[0]);
+  const share = (table: string[], mac: string): number => table.filter((o) => o === mac).length;
+  // 1024 × 3/6 = 512 for B, from 256: 256 buckets move, every one of them to B.
+  t.is(share(after[0]!, B), 512);
+  t.is(moved(before, after[0]!), 256);
+  t.true(after[0]!.every((owner, i) => owner === before[i] || owner === B));
+  c.nodes.get(B)!.plane.setWeight(1);
+  await c.run(3000);
+  const back = ownersOf(c.nodes.get(C)!)!;
+  t.is(share(back, B), 256);
+  t.is(moved(after[0]!, back), 256);
+});
