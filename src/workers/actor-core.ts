@@ -129,6 +129,11 @@ export class ActorCore {
     return this.#accepting;
   }
 
+  /** Flows tracked by this actor's shards, as of the last housekeeping (or purge, or reset). */
+  get tracked(): number {
+    return this.#c[C.trackedEntries]!;
+  }
+
   /** Frames waiting for a view-changing round to complete. */
   get held(): number {
     return this.#held;

@@ -27,8 +27,14 @@ import { ActorCounter, CounterBlock } from './counters.js';
 import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 
-/** Longest sleep: housekeeping (expiry) runs at least this often. */
+/** Longest sleep while the shards track flows: housekeeping (expiry) runs at least this often. */
 const IDLE_WAKE_MS = 1000;
+/**
+ * Longest sleep with nothing tracked, nothing held and nothing to purge: there is nothing to
+ * expire, and a frame, a view or a request wakes the actor at once. An idle daemon's actors
+ * then wake every 10 s instead of every second.
+ */
+const EMPTY_WAKE_MS = 10_000;
 /** Batches processed back to back before yielding to the event loop for control messages. */
 const BATCHES_BEFORE_YIELD = 64;
 /**
@@ -144,6 +150,7 @@ async function run(data: ActorData): Promise<void> {
     }
   };
   let running = true;
+  let lastHousekeeping = 0;
   parentPort?.on('message', (message: MainToActor) => {
     try {
       onMessage(message);
@@ -151,9 +158,12 @@ async function run(data: ActorData): Promise<void> {
       // A user handler's nodeDied/saveStatus/clear threw: reported, the actor goes on.
       errors.record('actor', message.type, err);
     }
+    // A message may have filled the shard (a state loaded) or started a purge: the loop looks
+    // again now (gauges, purge pace, how long to sleep), not after a sleep of up to 10 s.
+    lastHousekeeping = 0;
+    ring.wakeConsumer();
   });
   post({ type: 'ready', tid: ownThreadId() });
-  let lastHousekeeping = 0;
   let lastCounters = 0;
   // Once a second: a whole sweep of the shard every 30 s, however large it is.
   const sweepBudget = Math.max(8192, Math.ceil(data.trackerCapacity / 30));
@@ -173,7 +183,7 @@ async function run(data: ActorData): Promise<void> {
         post({ type: 'handler-counters', counters: trackers.map((t, i) => inHandler(i, HandlerMethod.counters, () => ({ ...t.counters?.() }))) });
       }
     }
-    let sleepMs = IDLE_WAKE_MS;
+    let sleepMs = actor.tracked === 0 && actor.held === 0 ? EMPTY_WAKE_MS : IDLE_WAKE_MS;
     if (actor.purging) {
       const now = performance.now();
       if (now >= nextPurgeAt) {

@@ -1,7 +1,8 @@
 /**
  * The dispatcher thread: one blocking loop over the AF_PACKET ring. It never needs its event
  * loop for frames, so it blocks in poll() (inside ringRead) for at most POLL_MS and checks the
- * stop word between batches; stopping takes at most POLL_MS.
+ * stop word between batches; stopping takes at most POLL_MS. Nothing else needs it awake: a
+ * frame wakes it at once, and the watchdog judges it stuck only inside handler code.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -17,7 +18,11 @@ import type { DispatcherData, WorkerToMain } from './messages.js';
 import { PacketRingSource } from './ports.js';
 import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 
-const POLL_MS = 50;
+/**
+ * 500: an idle dispatcher wakes twice a second (at 50 ms it woke 20 times, 0.19% of a core per
+ * daemon, a tenth of an idle daemon's CPU), and an interface stops at most half a second later.
+ */
+const POLL_MS = 500;
 /** How often the kernel's drop counter is read (it costs a getsockopt): by time, not by batches. */
 const STATS_EVERY_MS = 200;
 
