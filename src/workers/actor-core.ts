@@ -129,8 +129,9 @@ export class ActorCore {
     return this.#accepting;
   }
 
-  /** Flows tracked by this actor's shards, as of the last housekeeping (or purge, or reset). */
-  get tracked(): number {
+  /** Flows tracked by this actor's shards now (the status gauges are refreshed on the way). */
+  trackedNow(): number {
+    this.#updateGauges();
     return this.#c[C.trackedEntries]!;
   }
 

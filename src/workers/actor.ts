@@ -24,7 +24,7 @@ import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
 import { ActorCounter, CounterBlock } from './counters.js';
-import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
+import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 
 /** Longest sleep while the shards track flows: housekeeping (expiry) runs at least this often. */
@@ -56,6 +56,7 @@ function post(message: WorkerToMain): void {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function run(data: ActorData): Promise<void> {
+  nameOwnThread(`lnlb-actor-${data.index}`);
   lowerDatapathThread();
   const ring = new ByteRing(data.ring);
   const handlers: ProtocolHandler[] = [];
@@ -183,7 +184,7 @@ async function run(data: ActorData): Promise<void> {
         post({ type: 'handler-counters', counters: trackers.map((t, i) => inHandler(i, HandlerMethod.counters, () => ({ ...t.counters?.() }))) });
       }
     }
-    let sleepMs = actor.tracked === 0 && actor.held === 0 ? EMPTY_WAKE_MS : IDLE_WAKE_MS;
+    let sleepMs = IDLE_WAKE_MS;
     if (actor.purging) {
       const now = performance.now();
       if (now >= nextPurgeAt) {
@@ -196,6 +197,8 @@ async function run(data: ActorData): Promise<void> {
       await yieldToEventLoop();
       continue;
     }
+    // Asked only before sleeping, when the frames just decided are in the shards' sizes.
+    if (sleepMs === IDLE_WAKE_MS && actor.held === 0 && actor.trackedNow() === 0) sleepMs = EMPTY_WAKE_MS;
     const wait = ring.waitAsync(sleepMs);
     if (wait) await wait;
   }

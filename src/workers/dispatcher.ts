@@ -11,7 +11,7 @@ import { isLnlbError, serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
+import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, WorkerToMain } from './messages.js';
@@ -31,6 +31,7 @@ function post(message: WorkerToMain): void {
 }
 
 async function run(data: DispatcherData): Promise<void> {
+  nameOwnThread('lnlb-dispatcher');
   lowerDatapathThread();
   const counters = new CounterBlock(data.counters).row(0);
   const handlers: ProtocolHandler[] = [];
