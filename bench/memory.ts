@@ -1,19 +1,30 @@
 /**
  * Memory: bytes per tracked flow (the shared-memory tables) and the daemon's RSS with 0, 100k
  * and 1M tracked flows. One node; a generator sends one frame from each of N distinct sources.
+ *
+ * Idle: a 3-node cluster at default settings (heartbeats every 100 ms), no traffic: each
+ * daemon's CPU as a share of one core, by thread (lnlbd names its own; V8's and libuv's keep the
+ * process's name), and its RSS with no flows by mapping (the kernel's packet rings, the node
+ * binary, anonymous memory). Reference, in the same run: a bare Node process with as many
+ * worker threads (control, dispatcher, actors), idle: the floor that the runtime alone costs.
  */
 
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab } from '../src/lab/cluster.js';
 import { TrackingTable } from '../src/shm/tracking-table.js';
 import { shardSlots } from '../src/workers/datapath.js';
-import { fmt, rssBytes, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+import { DEFAULT_RX_RING_FRAMES } from '../src/main/options.js';
+import { fmt, fmtSpread, ratio, rssBytes, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const WORKERS = 2;
 const TABLE_ENTRIES = 1 << 20;
 
 export async function benchMemory(o: BenchOptions): Promise<BenchResult> {
+  const idle = await idleOnce(o);
   const reps = o.quick ? 1 : 2;
   const runs: BenchResult[] = [];
   for (let rep = 0; rep < reps; rep++) runs.push(await memoryOnce(o, rep + 1, reps));
@@ -23,7 +34,141 @@ export async function benchMemory(o: BenchOptions): Promise<BenchResult> {
     lnlb: runs.length > 1 ? runs.map((r) => r.rows[i]!.lnlb).join(' | ') : row.lnlb,
     ratio: runs.length > 1 ? runs.map((r) => r.rows[i]!.ratio).join(' | ') : row.ratio,
   }));
-  return { rows, json: runs.map((r) => r.json) };
+  return { rows: [...idle.rows, ...rows], json: { idle: idle.json, flows: runs.map((r) => r.json) } };
+}
+
+// ---------------------------------------------------------------------------------------
+// Idle
+
+const IDLE_GOAL_PERCENT = 0.2;
+const RSS_GOAL_MIB = 100;
+/** lnlbd's defaults, over the lab's slower 200/1000 ms. */
+const DEFAULT_TIMING = ['--heartbeat-ms', '100', '--dead-after-ms', '700'];
+
+/** CPU time (ns, from schedstat: exact, where /proc/PID/stat counts 10 ms ticks) of each thread, by name. */
+function threadCpu(pid: number): Map<number, { name: string; ns: number }> {
+  const out = new Map<number, { name: string; ns: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      out.set(Number(tid), { name: Number(tid) === pid ? 'main' : name.startsWith('lnlb-') ? name.replace(/-\d+$/, '') : 'V8/libuv', ns });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/** Each thread group's share of one core between two samples, in %. */
+function cpuShares(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>, seconds: number): Map<string, number> {
+  const shares = new Map<string, number>();
+  for (const [tid, a] of after) {
+    const delta = a.ns - (before.get(tid)?.ns ?? 0);
+    shares.set(a.name, (shares.get(a.name) ?? 0) + (delta / 1e9 / seconds) * 100);
+  }
+  return shares;
+}
+
+/** RSS in KiB by kind of mapping, from /proc/PID/smaps. */
+function rssByMapping(pid: number, dataRingKib: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let kind = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const map = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (map !== null) {
+      const name = map[3]!;
+      const kib = (parseInt(map[2]!, 16) - parseInt(map[1]!, 16)) / 1024;
+      if (name.startsWith('socket:')) kind = kib === dataRingKib ? 'data ring' : 'control ring';
+      else if (name === process.execPath || name.endsWith('/node')) kind = 'node binary (shared)';
+      else if (name === '' || name === '[heap]' || name.startsWith('[anon')) kind = 'heaps, malloc, shared memory';
+      else kind = 'libraries, stacks, other';
+    } else if (line.startsWith('Rss:')) {
+      out.set(kind, (out.get(kind) ?? 0) + Number(line.split(/\s+/)[1]));
+    }
+  }
+  return out;
+}
+
+/** A bare Node process with `threads` idle worker threads: its CPU share and RSS (KiB) over `seconds`. */
+async function bareNode(threads: number, seconds: number): Promise<{ cpuPercent: number; rssKib: number }> {
+  const script = `const { Worker } = require('node:worker_threads'); for (let i = 0; i < ${threads}; i++) new Worker('setInterval(() => {}, 60000)', { eval: true }); setInterval(() => {}, 60000);`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  try {
+    await sleep(10_000); // past its start (compiling, the first collections)
+    const before = threadCpu(child.pid!);
+    await sleep(seconds * 1000);
+    const after = threadCpu(child.pid!);
+    const cpuPercent = [...cpuShares(before, after, seconds).values()].reduce((a, b) => a + b, 0);
+    const rssKib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid!}/status`, 'utf8'))?.[1]);
+    return { cpuPercent, rssKib };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+async function idleOnce(o: BenchOptions): Promise<BenchResult> {
+  // Past the first minute V8 has compiled the heartbeat path and its GC threads have gone quiet:
+  // an idle daemon is judged as it runs for days, not as it starts.
+  const warmSeconds = o.quick ? 30 : 90;
+  const seconds = o.quick ? 20 : 60;
+  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
+  let samples: { node: string; cpu: Map<string, number>; rss: Map<string, number>; rssKib: number }[];
+  try {
+    for (const node of lab.nodes) lab.startDaemon(node, [...DEFAULT_TIMING, '--log-level', 'warn']);
+    await lab.waitConverged(lab.nodes, 30_000);
+    o.progress(`memory: idle, 3 nodes at default settings, ${warmSeconds} s to warm up, ${seconds} s measured`);
+    await sleep(warmSeconds * 1000);
+    const pids = lab.nodes.map((node) => lab.daemon(node)!.pid!);
+    const before = pids.map(threadCpu);
+    await sleep(seconds * 1000);
+    const after = pids.map(threadCpu);
+    // The default v2 ring: 16384 slots of 2 KiB at MTU 1500 (cluster-device.ts).
+    const dataRingKib = (DEFAULT_RX_RING_FRAMES * 2048) / 1024;
+    samples = lab.nodes.map((node, i) => ({
+      node,
+      cpu: cpuShares(before[i]!, after[i]!, seconds),
+      rss: rssByMapping(pids[i]!, dataRingKib),
+      rssKib: Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pids[i]!}/status`, 'utf8'))?.[1]),
+    }));
+  } finally {
+    await lab.cleanup();
+  }
+  // main, control, dispatcher and the actors (--workers 2): as many threads running JavaScript.
+  const bare = await bareNode(4, seconds);
+  const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  const cpu = spread(samples.map((s) => total(s.cpu)));
+  const rss = spread(samples.map((s) => s.rssKib / 1024));
+  const byKey = (pick: (s: (typeof samples)[number]) => Map<string, number>, scale: number, digits: number): string => {
+    const keys = [...new Set(samples.flatMap((s) => [...pick(s).keys()]))];
+    const median = (k: string): number => spread(samples.map((s) => (pick(s).get(k) ?? 0) / scale)).median;
+    return keys
+      .sort((a, b) => median(b) - median(a))
+      .map((k) => `${k} ${fmt(median(k), digits)}`)
+      .join(', ');
+  };
+  const rows: BenchRow[] = [
+    {
+      figure: `idle daemon at default settings (3 nodes, heartbeats every 100 ms, ${seconds} s after ${warmSeconds} s), % of one core (ref: bare Node, 4 idle workers)`,
+      lnlb: fmtSpread(cpu, 2),
+      reference: fmt(bare.cpuPercent, 2),
+      ratio: '',
+      goal: `≤ ${IDLE_GOAL_PERCENT}% of a core`,
+      met: cpu.median <= IDLE_GOAL_PERCENT,
+    },
+    { figure: '  by thread, % of one core (medians over the nodes)', lnlb: byKey((s) => s.cpu, 1, 3), reference: '', ratio: '', goal: '' },
+    {
+      figure: 'idle daemon RSS with no flows, MiB (ref: bare Node with 4 idle workers)',
+      lnlb: fmtSpread(rss, 1),
+      reference: fmt(bare.rssKib / 1024, 1),
+      ratio: ratio(rss.median, bare.rssKib / 1024),
+      goal: `≤ ${RSS_GOAL_MIB} MiB`,
+      met: rss.median <= RSS_GOAL_MIB,
+    },
+    { figure: '  by mapping, MiB (medians over the nodes)', lnlb: byKey((s) => s.rss, 1024, 1), reference: '', ratio: '', goal: '' },
+  ];
+  const plain = (m: Map<string, number>): Record<string, number> => Object.fromEntries(m);
+  return { rows, json: { warmSeconds, seconds, bare, nodes: samples.map((s) => ({ node: s.node, rssKib: s.rssKib, cpu: plain(s.cpu), rss: plain(s.rss) })) } };
 }
 
 async function memoryOnce(o: BenchOptions, rep: number, reps: number): Promise<BenchResult> {

@@ -12,38 +12,37 @@ import { dataFilter } from '../net/bpf.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import * as port from '../port/native.js';
 import type { Logger } from './logger.js';
-import type { InterfaceOptions, RxRing } from './options.js';
+import type { InterfaceOptions } from './options.js';
 import type { SysctlChange, SysctlGuard } from './sysctl.js';
 import { ipv4Sysctl } from './sysctl-keys.js';
 
 /** Frames on the TAP and the data socket carry a virtio-net header (GSO frames pass whole). */
 export const VNET_HDR = true;
 
-/** Bytes of the data socket's V2 receive ring: 32768 slots of 2048 bytes at MTU 1500. */
-const RX_RING_V2_BYTES = 64 << 20;
-
 /**
- * The data socket's receive ring (--rx-ring).
+ * The data socket's receive ring (--rx-ring, --rx-ring-frames, --rx-ring-blocks). Its pages are
+ * the kernel's and resident from the start: of all the daemon's memory, the one part that is
+ * paid whether a frame ever comes or not, so it is sized by what it must absorb, not by what
+ * the machine could spare.
  *
  * v2, the default: each frame is readable the moment the kernel has written it (a request
  * through the VIP: p50 ~120 µs instead of ~1000 µs). Slots hold a whole frame of the device's
  * MTU (2048 bytes up to MTU 1958); GSO frames come whole through the socket's queue. A slot
- * takes a frame of any size, so 32768 slots (64 MiB) hold 32768 frames: ~100 ms of a stalled
- * reader at 330k frames/s, the most this class of machine delivers to one socket (with 16384
- * slots, bench/throughput.ts lost frames in the ring in 4 runs of 5: its three nodes share
- * one core; V3 packs 64-byte frames ~1600 to a 256 KiB block, 200k in 32 MiB). On a busy wire
- * the reader sleeps 500 µs between batches rather than be woken for each frame: a 64-byte
- * flood then reaches ~75–80% of v3's rate, 1514-byte frames ~96%.
+ * takes a frame of any size, so N slots hold N frames: what a reader that stops can miss, at
+ * the rate the wire delivers. On a busy wire the reader sleeps 500 µs between batches rather
+ * than be woken for each frame (a 64-byte flood then reaches ~75–80% of v3's rate, 1514-byte
+ * frames ~96%), so the ring must hold at least 500 µs of the fastest wire with room for a
+ * descheduling: see DEFAULT_RX_RING_FRAMES for the measurement behind the default.
  *
  * v3: the kernel hands frames over in blocks, when a block is full or 1 ms after it was
  * opened, so a lone frame waits up to 1 ms; cheapest at the highest rates. The ring holds
- * about blockCount × 1 ms of a stalled reader at low load: 128 blocks ride out 128 ms, and
- * 256 KiB still holds several 64 KiB GSO frames.
+ * about blockCount × 1 ms of a stalled reader at low load, and a 256 KiB block still holds
+ * several 64 KiB GSO frames.
  */
-export function rxRingOptions(rxRing: RxRing, mtu: number): port.RingOpenOptions {
-  if (rxRing === 'v3') return { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 };
+export function rxRingOptions(o: Pick<InterfaceOptions, 'rxRing' | 'rxRingFrames' | 'rxRingBlocks'>, mtu: number): port.RingOpenOptions {
+  if (o.rxRing === 'v3') return { version: 3, blockSize: 256 << 10, blockCount: o.rxRingBlocks, retireTimeoutMs: 1 };
   const frameSize = port.v2FrameSize(mtu, VNET_HDR);
-  return { version: 2, frameSize, frameCount: Math.max(4096, RX_RING_V2_BYTES / frameSize), copyQueueBytes: 8 << 20, holdOffUs: 500 };
+  return { version: 2, frameSize, frameCount: o.rxRingFrames, copyQueueBytes: 8 << 20, holdOffUs: 500 };
 }
 
 /** What the bound device is, as read when the interface opens. */
@@ -120,7 +119,7 @@ export class ClusterDevice {
       vnetHdr: VNET_HDR,
       ignoreOutgoing: true,
     });
-    port.ringOpen(this.#dataFd, rxRingOptions(o.rxRing, info.mtu));
+    port.ringOpen(this.#dataFd, rxRingOptions(o, info.mtu));
     return { ownMac: info.mac, mtu: info.mtu };
   }
 

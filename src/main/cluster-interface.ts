@@ -139,6 +139,7 @@ export class ClusterInterface {
       // Keyed with the cluster key: every node of the cluster hashes alike, a LAN host cannot aim.
       electionKey: key === undefined ? undefined : deriveElectionKey(key),
       tableEntries: o.tableEntries,
+      ringBytes: o.actorRingKib * 1024,
       handlers: this.#handlerSetups(),
       rules: o.rule,
       interfaceName: o.name,

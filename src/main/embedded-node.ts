@@ -88,6 +88,12 @@ export interface LnlbNodeOptions {
   tableEntries?: number;
   /** Receive ring of the data socket (`--rx-ring`). Default `'v2'`. */
   rxRing?: RxRing;
+  /** Slots of the data socket's receive ring with `rxRing: 'v2'` (`--rx-ring-frames`, 512..262144). Default 16384. */
+  rxRingFrames?: number;
+  /** 256 KiB blocks of the data socket's receive ring with `rxRing: 'v3'` (`--rx-ring-blocks`, 4..4096). Default 128. */
+  rxRingBlocks?: number;
+  /** KiB of each dispatcher → actor ring, a power of two (`--actor-ring-kib`, 64..1048576). Default 8192. */
+  actorRingKib?: number;
   /** Seconds until an idle tracked client is forgotten (`--idle-timeout`). Default 1800. */
   idleTimeout?: number;
   /** Seconds until an idle established TCP connection is forgotten (`--tcp-idle-timeout`). Default 7440. */

@@ -47,6 +47,12 @@ export interface DaemonOptions {
   tableEntries: number;
   /** Receive ring of the data socket: TPACKET_V2 (frames one by one) or V3 (blocks, timer). */
   rxRing: RxRing;
+  /** Slots of the data socket's TPACKET_V2 ring (`--rx-ring v2`), one frame each. */
+  rxRingFrames: number;
+  /** 256 KiB blocks of the data socket's TPACKET_V3 ring (`--rx-ring v3`). */
+  rxRingBlocks: number;
+  /** KiB of each dispatcher → actor ring (a power of two). */
+  actorRingKib: number;
   /** Seconds: a tracked flow idle this long is forgotten (LNLB's default tracker: 1800 s). */
   idleTimeout: number;
   /** Seconds: an established TCP connection idle this long is forgotten. */
@@ -74,6 +80,23 @@ export interface DaemonOptions {
   /** The config file the other options were read from (`--config`, or /etc/lnlb/lnlb.conf when it exists); undefined: none. */
   config: string | undefined;
 }
+
+/**
+ * Default ring sizes, measured (bench/throughput.ts, 3 nodes sharing one core, floods of 64 and
+ * 1500 B, two runs each; bench/memory.ts for what they cost): with 4096 v2 slots every run lost
+ * frames in the ring, with 8192 both runs (744 and 3,131 frames at 90k and 176k frames/s), with
+ * 16384 one run of two (at 325k frames/s), with 32768 none. The ring's pages are resident from
+ * the start (16384 slots: 32 MiB, the C reference's ring; 32768: 64 MiB, a third of an idle
+ * daemon's RSS before), and once the kernel keeps only this node's share of a cluster of N,
+ * 16384 slots hold what 16384 × N held before. 1500 B floods at 290–360k frames/s lose frames at
+ * any size on that machine (3 nodes each reading every frame at 1.2–1.3 µs need more than the
+ * core they share: a ring only postpones the loss), 16384 more than 32768 did (79k–154k against
+ * 37k in 1.5 s); the C reference, at 0.3 µs, loses none. v3: the same 32 MiB. The actor rings are shared
+ * memory touched only by traffic: 8 MiB each, below which 1500 B floods fill them (ringFull).
+ */
+export const DEFAULT_RX_RING_FRAMES = 16384;
+export const DEFAULT_RX_RING_BLOCKS = 128;
+export const DEFAULT_ACTOR_RING_KIB = 8192;
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
 export type MacMode = (typeof MAC_MODES)[number];
@@ -112,6 +135,15 @@ function integer(min: number, max: number) {
     if (!(min < 0 ? /^-?\d+$/ : /^\d+$/).test(raw)) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
     const n = Number(raw);
     if (n < min || n > max) badFlag(flag, `expected a whole number from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function powerOfTwo(min: number, max: number) {
+  const whole = integer(min, max);
+  return (raw: string, flag: string): number => {
+    const n = whole(raw, flag);
+    if ((n & (n - 1)) !== 0) badFlag(flag, `expected a power of two from ${min} to ${max}, got ${n}`);
     return n;
   };
 }
@@ -269,6 +301,29 @@ export const DAEMON_OPTIONS = [
       'receive ring of the data socket: v2 (TPACKET_V2: each frame readable at once; frames larger than a slot, such as GSO, through the socket queue) or v3 (TPACKET_V3: frames in blocks handed over when full or after 1 ms, which adds up to 1 ms to a lone request)',
     default: 'v2',
     parse: (raw: string, flag: string) => ((RX_RINGS as readonly string[]).includes(raw) ? (raw as RxRing) : badFlag(flag, `expected one of ${RX_RINGS.join(', ')}, got ${JSON.stringify(raw)}`)),
+  },
+  // Sizes measured with bench/throughput.ts (floods of 64 and 1500 B into 3 nodes) and
+  // bench/memory.ts (what each costs in RSS): see cluster-device.ts.
+  {
+    key: 'rxRingFrames',
+    flag: '--rx-ring-frames <n>',
+    description: `slots of the data socket's receive ring with --rx-ring v2, one frame each (2 KiB at an MTU up to 1958, so the default takes ${(DEFAULT_RX_RING_FRAMES * 2) / 1024} MiB, resident from the start): how many frames a reader that falls behind (a GC pause, a busy core) can miss before the kernel drops them`,
+    default: DEFAULT_RX_RING_FRAMES,
+    parse: integer(512, 1 << 18),
+  },
+  {
+    key: 'rxRingBlocks',
+    flag: '--rx-ring-blocks <n>',
+    description: `blocks of 256 KiB of the data socket's receive ring with --rx-ring v3 (the default takes ${DEFAULT_RX_RING_BLOCKS / 4} MiB, resident from the start)`,
+    default: DEFAULT_RX_RING_BLOCKS,
+    parse: integer(4, 4096),
+  },
+  {
+    key: 'actorRingKib',
+    flag: '--actor-ring-kib <KiB>',
+    description: 'KiB of each ring from the dispatcher thread to an actor thread, a power of two (shared memory, resident once a flood has filled it): frames an actor that falls behind can owe before the dispatcher drops them (counted as ringFull)',
+    default: DEFAULT_ACTOR_RING_KIB,
+    parse: powerOfTwo(64, 1 << 20),
   },
   {
     key: 'idleTimeout',

@@ -1,6 +1,6 @@
 /**
  * The weight this node announces in its heartbeats: read from its source (weight-source.ts)
- * each heartbeat, handed to the control plane only when it moved enough, and not too often;
+ * every second (or heartbeat, if longer), handed to the control plane only when it moved enough, and not too often;
  * set by hand (set_weight, weight_mode) it applies at once.
  */
 
@@ -29,6 +29,14 @@ export function weightToAnnounce(last: number, measured: number, mode: WeightMod
   return force || last === 0 || mode === 'fixed' || Math.abs(measured - last) >= last * WEIGHT_HYSTERESIS ? measured : last;
 }
 
+/**
+ * How often a measured weight is read. The kernel recomputes the load average every 5 s, so
+ * reading it every 100 ms heartbeat woke the main thread ten times a second (about a third of
+ * an idle daemon's CPU) to read the same figure; a second adds at most a second to a reaction
+ * that the load average itself delays by a minute.
+ */
+export const WEIGHT_SAMPLE_MS = 1000;
+
 export class WeightAnnouncer {
   /** Where the weight comes from (--weight-mode). */
   readonly source: WeightSource;
@@ -43,7 +51,7 @@ export class WeightAnnouncer {
     this.#log = log;
   }
 
-  /** The weight to announce: re-read each heartbeat, changed only past the hysteresis (or when set by hand). */
+  /** The weight to announce: re-read each sample, changed only past the hysteresis (or when set by hand). */
   current(force: boolean): number {
     let weight: number;
     try {
@@ -75,9 +83,10 @@ export class WeightAnnouncer {
   }
 
   /**
-   * Reads the weight every heartbeat (reading /proc may block a little, so here, not on the
-   * control thread) and hands it over through `announce` when it moves, while `mayAnnounce`
-   * (a draining node announces DRAINING_WEIGHT, a node out of the cluster nothing).
+   * Reads the weight every WEIGHT_SAMPLE_MS or heartbeat, whichever is longer (reading /proc
+   * may block a little, so here, not on the control thread), and hands it over through
+   * `announce` when it moves, while `mayAnnounce` (a draining node announces DRAINING_WEIGHT, a
+   * node out of the cluster nothing).
    */
   start(heartbeatMs: number, mayAnnounce: () => boolean, announce: (weight: number) => void): void {
     this.#timer = setInterval(() => {
@@ -89,7 +98,7 @@ export class WeightAnnouncer {
         this.#changedAt = performance.now();
         announce(weight);
       }
-    }, heartbeatMs);
+    }, Math.max(heartbeatMs, WEIGHT_SAMPLE_MS));
     this.#timer.unref();
   }
 

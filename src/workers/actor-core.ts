@@ -136,6 +136,12 @@ export class ActorCore {
     return this.#accepting;
   }
 
+  /** Flows tracked by this actor's shards now (the status gauges are refreshed on the way). */
+  trackedNow(): number {
+    this.#updateGauges();
+    return this.#c[C.trackedEntries]!;
+  }
+
   /** Frames waiting for a view-changing round to complete. */
   get held(): number {
     return this.#held;

@@ -24,11 +24,17 @@ import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { TapSink } from './ports.js';
 import { ActorCounter, CounterBlock } from './counters.js';
-import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
+import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 
-/** Longest sleep: housekeeping (expiry) runs at least this often. */
+/** Longest sleep while the shards track flows: housekeeping (expiry) runs at least this often. */
 const IDLE_WAKE_MS = 1000;
+/**
+ * Longest sleep with nothing tracked, nothing held and nothing to purge: there is nothing to
+ * expire, and a frame, a view or a request wakes the actor at once. An idle daemon's actors
+ * then wake every 10 s instead of every second.
+ */
+const EMPTY_WAKE_MS = 10_000;
 /** Batches processed back to back before yielding to the event loop for control messages. */
 const BATCHES_BEFORE_YIELD = 64;
 /**
@@ -50,6 +56,7 @@ function post(message: WorkerToMain): void {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function run(data: ActorData): Promise<void> {
+  nameOwnThread(`lnlb-actor-${data.index}`);
   lowerDatapathThread();
   const ring = new ByteRing(data.ring);
   const handlers: ProtocolHandler[] = [];
@@ -145,6 +152,7 @@ async function run(data: ActorData): Promise<void> {
     }
   };
   let running = true;
+  let lastHousekeeping = 0;
   parentPort?.on('message', (message: MainToActor) => {
     try {
       onMessage(message);
@@ -152,9 +160,12 @@ async function run(data: ActorData): Promise<void> {
       // A user handler's nodeDied/saveStatus/clear threw: reported, the actor goes on.
       errors.record('actor', message.type, err);
     }
+    // A message may have filled the shard (a state loaded) or started a purge: the loop looks
+    // again now (gauges, purge pace, how long to sleep), not after a sleep of up to 10 s.
+    lastHousekeeping = 0;
+    ring.wakeConsumer();
   });
   post({ type: 'ready', tid: ownThreadId() });
-  let lastHousekeeping = 0;
   let lastCounters = 0;
   // Once a second: a whole sweep of the shard every 30 s, however large it is.
   const sweepBudget = Math.max(8192, Math.ceil(data.trackerCapacity / 30));
@@ -187,6 +198,8 @@ async function run(data: ActorData): Promise<void> {
       await yieldToEventLoop();
       continue;
     }
+    // Asked only before sleeping, when the frames just decided are in the shards' sizes.
+    if (sleepMs === IDLE_WAKE_MS && actor.held === 0 && actor.trackedNow() === 0) sleepMs = EMPTY_WAKE_MS;
     const wait = ring.waitAsync(sleepMs);
     if (wait) await wait;
   }

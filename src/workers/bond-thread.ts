@@ -15,7 +15,7 @@ import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
-import { lowerDatapathThread, ownThreadId } from './thread-priority.js';
+import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 
 export interface BondThreadData {
   name: string;
@@ -90,6 +90,7 @@ export function readLinkSpeed(dev: string): { speed: number; fullDuplex: boolean
 }
 
 function run(data: BondThreadData): void {
+  nameOwnThread('lnlb-bond');
   lowerDatapathThread();
   const slaves: (SlavePort | undefined)[] = [];
   const fdBySlot = new Int32Array(64).fill(-1);

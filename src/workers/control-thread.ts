@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { ControlPlane } from './control-plane.js';
 import type { ControlData, ControlEvent, MainToControl } from './messages.js';
-import { setOwnNice } from './thread-priority.js';
+import { nameOwnThread, setOwnNice } from './thread-priority.js';
 
 function post(event: ControlEvent): void {
   parentPort?.postMessage(event);
@@ -27,6 +27,7 @@ function post(event: ControlEvent): void {
 const CONTROL_NICE = -20;
 
 try {
+  nameOwnThread('lnlb-control');
   const priorityError = setOwnNice(CONTROL_NICE);
   if (priorityError !== undefined) {
     post({ type: 'log', level: 'warn', fields: { event: 'control-priority' }, msg: `control thread keeps the default priority (${priorityError}): under a datapath flood heartbeats may be late` });

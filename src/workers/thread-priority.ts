@@ -12,7 +12,7 @@
  * pid; /proc/thread-self names ours. Lowering one's own priority needs no privilege.
  */
 
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 export const DATAPATH_NICE_STEPS = 10;
@@ -50,4 +50,17 @@ export function lowerDatapathThread(): void {
   const inherited = getPriority(ownThreadId());
   const nice = datapathNice(inherited);
   if (nice !== inherited) setOwnNice(nice);
+}
+
+/**
+ * Names this thread (15 characters at most, what `top -H`, `ps -L` and /proc/PID/task/TID/comm
+ * show): an operator, or bench/memory.ts, can then tell lnlbd's threads from V8's and libuv's,
+ * which all keep the process's name. Best effort: a name is not worth failing a thread for.
+ */
+export function nameOwnThread(name: string): void {
+  try {
+    writeFileSync('/proc/thread-self/comm', name.slice(0, 15));
+  } catch {
+    // No /proc (a sandbox): the thread keeps the process's name.
+  }
 }

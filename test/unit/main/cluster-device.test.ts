@@ -1,5 +1,6 @@
 import test from 'ava';
 import { rxRingOptions } from '../../../src/main/cluster-device.js';
+import { DEFAULT_RX_RING_BLOCKS, DEFAULT_RX_RING_FRAMES, resolveDaemonOptions } from '../../../src/main/options.js';
 import { v2FrameSize, v2SlotOverhead } from '../../../src/port/native.js';
 
 test('a V2 slot holds a whole frame of the MTU: 2048 bytes up to MTU 1958, then the next power of two', (t) => {
@@ -11,8 +12,10 @@ test('a V2 slot holds a whole frame of the MTU: 2048 bytes up to MTU 1958, then 
   t.is(v2FrameSize(9000, true), 16384);
 });
 
-test('--rx-ring: v2 takes 64 MiB of slots that follow the MTU, v3 32 MiB of blocks', (t) => {
-  t.deepEqual(rxRingOptions('v2', 1500), { version: 2, frameSize: 2048, frameCount: 32768, copyQueueBytes: 8 << 20, holdOffUs: 500 });
-  t.like(rxRingOptions('v2', 9000), { version: 2, frameSize: 16384, frameCount: 4096 });
-  t.deepEqual(rxRingOptions('v3', 1500), { version: 3, blockSize: 256 << 10, blockCount: 128, retireTimeoutMs: 1 });
+test('--rx-ring: v2 takes --rx-ring-frames slots that follow the MTU, v3 --rx-ring-blocks blocks of 256 KiB', (t) => {
+  const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: 'true' });
+  t.deepEqual(rxRingOptions(o, 1500), { version: 2, frameSize: 2048, frameCount: DEFAULT_RX_RING_FRAMES, copyQueueBytes: 8 << 20, holdOffUs: 500 });
+  t.like(rxRingOptions({ ...o, rxRingFrames: 4096 }, 9000), { version: 2, frameSize: 16384, frameCount: 4096 });
+  t.deepEqual(rxRingOptions({ ...o, rxRing: 'v3' }, 1500), { version: 3, blockSize: 256 << 10, blockCount: DEFAULT_RX_RING_BLOCKS, retireTimeoutMs: 1 });
+  t.like(rxRingOptions({ ...o, rxRing: 'v3', rxRingBlocks: 8 }, 1500), { blockCount: 8 });
 });

@@ -25,6 +25,9 @@ const badCases: [string, Record<string, string>, RegExp][] = [
   ['unknown election', { bind: 'eth0', vip: '10.0.0.1', election: 'maglev' }, /^--election: expected one of rendezvous, lnlb, bucket/],
   ['name equal to bind', { bind: 'eth0', vip: '10.0.0.1', name: 'eth0' }, /^--name:/],
   ['unknown rx ring', { bind: 'eth0', vip: '10.0.0.1', rxRing: 'v1' }, /^--rx-ring: expected one of v2, v3, got "v1"/],
+  ['rx ring frames too few', { bind: 'eth0', vip: '10.0.0.1', rxRingFrames: '100' }, /^--rx-ring-frames: expected a whole number from 512 to 262144, got 100$/],
+  ['rx ring blocks not a number', { bind: 'eth0', vip: '10.0.0.1', rxRingBlocks: '8k' }, /^--rx-ring-blocks: expected a whole number from 4 to 4096, got "8k"$/],
+  ['actor ring not a power of two', { bind: 'eth0', vip: '10.0.0.1', actorRingKib: '3000' }, /^--actor-ring-kib: expected a power of two from 64 to 1048576, got 3000$/],
 ];
 
 for (const [title, raw, message] of badCases) {

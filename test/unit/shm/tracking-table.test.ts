@@ -62,6 +62,19 @@ test('insert, find, touch, update and remove', (t) => {
   t.is(tt.find(0, 0), -1);
 });
 
+test('clear empties a table whose entries are spread over many pages, and a cleared table takes entries again', (t) => {
+  const sab = TrackingTable.allocate(20_000, 7);
+  const tt = new TrackingTable(sab);
+  for (let k = 0; k < 5000; k += 3) tt.upsert(0x0a000000 + k * 977, k, 1, 10);
+  t.true(tt.size > 1000);
+  tt.clear();
+  t.is(tt.size, 0);
+  t.true(new Uint32Array(sab, 64).every((w) => w === 0), 'every slot zero again (past the 64-byte header)');
+  t.is(tt.find(0x0a000000, 0), -1);
+  t.true(tt.upsert(0x0a000000, 0, 2, 11) >= 0);
+  t.is(tt.size, 1);
+});
+
 test('random operations agree with a Map model (backward-shift deletion keeps every key reachable)', (t) => {
   // Odd capacities too: probes wrap at the capacity, not at a power of two.
   for (const [capacity, keySpace, seed] of [[16, 40, 1], [64, 200, 2], [1024, 3000, 3], [128, 100_000, 4], [13, 30, 5], [1000, 2500, 6]] as const) {

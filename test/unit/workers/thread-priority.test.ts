@@ -1,4 +1,6 @@
 import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { datapathNice, ownThreadId } from '../../../src/workers/thread-priority.js';
 
 test('datapath threads run 10 steps below a raised process, never below the default 0; an unraised one keeps its own', (t) => {
@@ -11,4 +13,22 @@ test('datapath threads run 10 steps below a raised process, never below the defa
 
 test('ownThreadId is this thread\u2019s kernel id (the main thread\u2019s is the pid)', (t) => {
   t.is(ownThreadId(), process.pid);
+});
+
+test('nameOwnThread names the calling thread only, cut to the kernel\u2019s 15 characters (what top -H shows)', async (t) => {
+  const module = new URL('../../../src/workers/thread-priority.js', import.meta.url).href;
+  const worker = new Worker(
+    `import { parentPort } from 'node:worker_threads';
+     const { nameOwnThread, ownThreadId } = await import(${JSON.stringify(module)});
+     nameOwnThread('lnlb-a-rather-long-name');
+     parentPort.postMessage(ownThreadId());`,
+    { eval: true },
+  );
+  const tid = await new Promise<number>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  t.is(readFileSync(`/proc/self/task/${tid}/comm`, 'utf8'), 'lnlb-a-rather-l\n');
+  t.not(readFileSync('/proc/self/task/' + process.pid + '/comm', 'utf8'), 'lnlb-a-rather-l\n', 'the main thread keeps its name');
+  await worker.terminate();
 });
