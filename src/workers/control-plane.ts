@@ -543,9 +543,9 @@ export class ControlPlane {
     this.#admit(now);
     membership.tick(now);
     if (this.#ledger !== undefined) {
-      const before = this.#ledger.digest;
+      const fallbacks = this.#ledger.fallbacks;
       this.#ledger.tick(now);
-      if (this.#ledger.digest !== before) this.#publishView();
+      if (this.#ledger.fallbacks !== fallbacks) this.#ledgerFellBack();
     }
     this.#carryOut(membership.drainActions());
     this.#channel.expire(now);
@@ -690,8 +690,8 @@ export class ControlPlane {
       // Nobody else serves yet: the cluster is forming, and every node starts from the canonical table.
       const founding = !this.#membership.members.some((n) => !n.self && n.joined);
       ledger.viewChanged(members, this.#clock.now(), founding);
-      this.#channel.announcedBucketDigest = ledger.digest;
     }
+    this.#channel.announcedBucketDigest = ledger.digest;
     const table = ledger.table;
     let tables = 0;
     if (table !== undefined) {
@@ -725,16 +725,25 @@ export class ControlPlane {
     };
   }
 
-  /** A member's heartbeat carried its table digest; true when this node's table changed (a fall-back). */
+  /** A member's heartbeat carried its table digest; true when this node's table changed (a fall-back: the caller publishes). */
   #ledgerHeard(srcMac: string, digest: number): boolean {
     const ledger = this.#ledger;
     if (ledger === undefined) return false;
-    const before = ledger.digest;
+    const fallbacks = ledger.fallbacks;
     ledger.heard(parseMac(srcMac), digest, this.#clock.now());
-    if (ledger.digest === before) return false;
-    this.#channel.announcedBucketDigest = ledger.digest;
-    this.#log('warn', { event: 'buckets-fallback', fallbacks: ledger.fallbacks }, 'the members\' bucket tables differed in a settled view: every node takes the canonical table of the view (more buckets move this once)');
+    if (ledger.fallbacks === fallbacks) return false;
+    this.#logFallback(ledger);
     return true;
+  }
+
+  /** The ledger fell back on a tick: say so, and publish the canonical table (its digest goes out with it). */
+  #ledgerFellBack(): void {
+    this.#logFallback(this.#ledger!);
+    this.#publishView();
+  }
+
+  #logFallback(ledger: BucketLedger): void {
+    this.#log('warn', { event: 'buckets-fallback', fallbacks: ledger.fallbacks }, 'the members\' bucket tables differed in a settled view: every node takes the canonical table of the view (more buckets move this once)');
   }
 
   /** Who owns what, by local id, for whoever serialises the tables. */
@@ -768,7 +777,6 @@ export class ControlPlane {
       const base = decodeBucketTable(state);
       if (base !== undefined && this.#ledger !== undefined) {
         this.#ledger.receiveBase(base);
-        this.#channel.announcedBucketDigest = this.#ledger.digest;
         this.#publishView();
       }
       return;

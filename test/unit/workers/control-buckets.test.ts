@@ -93,3 +93,25 @@ test('a weight change (B 1 → 3): B gains exactly its new share, taken from the
   t.is(share(back, B), 256);
   t.is(moved(after[0]!, back), 256);
 });
+
+test('a partition that heals: each side rebalances alone, the tables differ once the sides meet again, and every node falls back to the one canonical table', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C, D]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  const side = (mac: string | undefined): number => (mac === A || mac === B ? 0 : 1);
+  const macOf = (s: unknown): string | undefined => [...c.nodes.values()].find((n) => n.socket === s)?.mac;
+  c.wire.filter = (_frame, from, to) => side(macOf(from)) === side(macOf(to));
+  await c.run(3000);
+  t.deepEqual(c.view(A).members, [A, B], 'each side sees only itself');
+  const left = ownersOf(c.nodes.get(A)!)!;
+  const right = ownersOf(c.nodes.get(C)!)!;
+  t.notDeepEqual(left, right);
+  c.wire.filter = undefined;
+  await c.run(8000);
+  const tables = [A, B, C, D].map((mac) => ownersOf(c.nodes.get(mac)!));
+  for (const table of tables) t.deepEqual(table, tables[0]);
+  t.deepEqual(c.view(C).members, [A, B, C, D]);
+  const status = c.nodes.get(A)!.plane.status().buckets!;
+  t.like(status, { agreed: true, source: 'fallback' });
+  t.true(c.logs(D).some((l) => l.includes('every node takes the canonical table')));
+});
