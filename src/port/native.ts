@@ -46,12 +46,12 @@ export function v2SlotOverhead(vnetHdr: boolean): number {
   return 80 + (vnetHdr ? VNET_HDR_LEN : 0);
 }
 /**
- * TPACKET_V2 defaults: 2048-byte slots take a 1514-byte frame whole (76 + 1514 = 1590 bytes
- * used with the vnet header; any MTU up to 1958 fits), 32 to a 64 KiB block; 32768 slots
- * (64 MiB) hold 32768 frames of any size: ~100 ms of a stalled reader at 330k frames/s, the
- * most this class of machine delivers into one socket, which covers a major GC pause or a
- * descheduling (16384 did not, in bench/throughput.ts). A busy wire is read every 500 µs
- * (holdOffUs): 75–80% of V3's rate on a 64-byte flood instead of 40%.
+ * TPACKET_V2 defaults for a caller that names no size: 2048-byte slots take a 1514-byte frame
+ * whole (76 + 1514 = 1590 bytes used with the vnet header; any MTU up to 1958 fits), 32 to a
+ * 64 KiB block; 32768 slots (64 MiB): ~100 ms of a stalled reader at 330k frames/s. lnlbd
+ * passes its own count, --rx-ring-frames (default 16384, 32 MiB, the C reference's size: see
+ * main/options.ts for the measurement). A busy wire is read every 500 µs (holdOffUs): 75–80%
+ * of V3's rate on a 64-byte flood instead of 40%.
  */
 export const DEFAULT_RING_V2: Readonly<RingV2Options> = { version: 2, frameSize: 2048, frameCount: 32768, copyQueueBytes: 8 << 20, holdOffUs: 500 };
 /** The power-of-two slot size (≥ 2048) that holds a whole frame of a device with this MTU. */
