@@ -93,26 +93,29 @@ export class BucketLedger {
   }
 
   /**
-   * The members or their weights changed. The first view of a cluster that no member has a
-   * table for is `founding`: every node takes the canonical table. Otherwise the next table is
-   * the agreed one rebalanced; a node with no agreed table (a newcomer) waits for its base.
+   * The members or their weights changed. While the cluster forms (`founding`: no member
+   * serves yet, this one included) every node takes the view's canonical table: the nodes'
+   * first views differ (each starts alone, then hears the others), so none has a history the
+   * others share. Otherwise the next table is the agreed one rebalanced; a newcomer rebalances
+   * its base, and without one waits for it.
    */
   viewChanged(view: BucketMembers, now: number, founding: boolean): void {
     this.#view = { count: view.count, weights: Array.from(view.weights).slice(0, view.count), macs: Array.from(view.macs).slice(0, view.count * 6) };
     this.#viewAt = now;
     this.#heard.clear();
     const previous = this.#current;
-    if (this.#agreed !== undefined) {
+    if (founding && this.#base === undefined) {
+      this.#agreed = undefined;
+      this.#setCurrent(this.#canonical(this.#view), 'canonical', previous);
+    } else if (this.#agreed !== undefined) {
       this.#setCurrent(this.#rebalanced(this.#agreed, this.#view), 'rebalanced', previous);
     } else if (this.#base !== undefined) {
       // A newcomer whose view grew after its base came (it learns of the members one by one):
       // from the base again, as the members did, not from its own table of a partial view.
       this.#setCurrent(this.#rebalanced(this.#base, this.#view), 'rebalanced', previous);
-    } else if (founding && this.#current === undefined) {
-      this.#setCurrent(this.#canonical(this.#view), 'canonical', previous);
     } else if (this.#current !== undefined) {
-      // Never agreed since it got a table (its base came, then the view moved on): its own
-      // table is the best base it has; a disagreement falls back below.
+      // Never agreed since it got a table: its own table is the best base it has; a
+      // disagreement falls back below.
       this.#setCurrent(this.#rebalanced(this.#current, this.#view), 'rebalanced', previous);
     }
   }

@@ -66,6 +66,7 @@ export interface ControlPlaneIo {
  * one: no handler is registered for it).
  */
 export const BUCKET_TABLE_PROTOCOL = 255;
+const BUCKETS_SETTLE_HEARTBEATS = 4;
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -137,9 +138,10 @@ export class ControlPlane {
     this.#unauthenticated = new UnauthenticatedPeers(data.deadAfterMs);
     this.#viewWriter = new ViewWriter(data.view);
     this.#rings = data.actorRings.map((sab) => new ByteRing(sab));
-    // A view stable for longer than a death takes to notice (the slowest member's view may lag
-    // that much) before members that still disagree fall back to the canonical table.
-    this.#ledger = data.election === 'bucket' ? new BucketLedger({ selfMac: data.ownMac, settleMs: data.deadAfterMs + 2 * data.heartbeatMs }) : undefined;
+    // Members see a view change within a heartbeat or so of each other (a death's detection,
+    // a round's end): a view stable for BUCKETS_SETTLE_HEARTBEATS in which tables still
+    // differ is a real disagreement, and everyone falls back to the canonical table.
+    this.#ledger = data.election === 'bucket' ? new BucketLedger({ selfMac: data.ownMac, settleMs: BUCKETS_SETTLE_HEARTBEATS * data.heartbeatMs }) : undefined;
     this.#membership = new Membership({
       selfMac: formatMac(data.ownMac),
       heartbeatMs: data.heartbeatMs,
@@ -544,8 +546,11 @@ export class ControlPlane {
     membership.tick(now);
     if (this.#ledger !== undefined) {
       const fallbacks = this.#ledger.fallbacks;
+      const agreed = this.#ledger.agreed;
       this.#ledger.tick(now);
-      if (this.#ledger.fallbacks !== fallbacks) this.#ledgerFellBack();
+      if (this.#ledger.fallbacks !== fallbacks) this.#logFallback(this.#ledger);
+      // A fall-back, or agreement reached with nobody to hear from (a member alone): publish.
+      if (this.#ledger.fallbacks !== fallbacks || this.#ledger.agreed !== agreed) this.#publishView();
     }
     this.#carryOut(membership.drainActions());
     this.#channel.expire(now);
@@ -617,7 +622,12 @@ export class ControlPlane {
     const nodes = membership.members;
     view.accepting = membership.accepting && this.#decision === 'serve';
     if (view.accepting) this.#serving = true;
-    view.flags = membership.holdsAllNewFlows ? VIEW_FLAG_CHANGE_PENDING : membership.weightsPending ? VIEW_FLAG_WEIGHTS_PENDING : 0;
+    this.#publishBuckets();
+    // --election bucket: until every member announces this node's table, another node may
+    // elect from another one (a newcomer's table, a fall-back on its way): new flows wait, as
+    // while the members change, rather than be taken twice or by nobody.
+    const tablesDiffer = this.#ledger !== undefined && view.accepting && !this.#ledger.agreed;
+    view.flags = membership.holdsAllNewFlows || tablesDiffer ? VIEW_FLAG_CHANGE_PENDING : membership.weightsPending ? VIEW_FLAG_WEIGHTS_PENDING : 0;
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;
     const slots = this.#rules.params.length;
@@ -634,7 +644,6 @@ export class ControlPlane {
       const same = rules !== undefined && rules.digest === this.#rules.digest && rules.params.length === slots;
       for (let k = 0; k < slots; k++) view.ruleParams[i * VIEW_MAX_RULE_SLOTS + k] = same ? rules.params[k]! : RULE_PARAMS_UNKNOWN;
     });
-    this.#publishBuckets();
     this.#viewWriter.publish(view);
     if (this.#lastFailover?.publishedAt === 0) this.#lastFailover.publishedAt = this.#clock.wallNow();
     // Idle actors sleep on their rings: wake them so held frames are decided now.
@@ -687,8 +696,8 @@ export class ControlPlane {
     const members = this.#electedMembers((n) => n.weight);
     if (members.key !== this.#ledgerViewKey) {
       this.#ledgerViewKey = members.key;
-      // Nobody else serves yet: the cluster is forming, and every node starts from the canonical table.
-      const founding = !this.#membership.members.some((n) => !n.self && n.joined);
+      // Nobody serves yet, this node included: the cluster is forming, and every node takes the canonical table.
+      const founding = !this.#serving && !this.#membership.members.some((n) => !n.self && n.joined);
       ledger.viewChanged(members, this.#clock.now(), founding);
     }
     this.#channel.announcedBucketDigest = ledger.digest;
@@ -725,21 +734,16 @@ export class ControlPlane {
     };
   }
 
-  /** A member's heartbeat carried its table digest; true when this node's table changed (a fall-back: the caller publishes). */
+  /** A member's heartbeat carried its table digest; true when the view must be published again (a fall-back, or agreement reached). */
   #ledgerHeard(srcMac: string, digest: number): boolean {
     const ledger = this.#ledger;
     if (ledger === undefined) return false;
     const fallbacks = ledger.fallbacks;
+    const agreed = ledger.agreed;
     ledger.heard(parseMac(srcMac), digest, this.#clock.now());
-    if (ledger.fallbacks === fallbacks) return false;
-    this.#logFallback(ledger);
-    return true;
-  }
-
-  /** The ledger fell back on a tick: say so, and publish the canonical table (its digest goes out with it). */
-  #ledgerFellBack(): void {
-    this.#logFallback(this.#ledger!);
-    this.#publishView();
+    if (ledger.fallbacks !== fallbacks) this.#logFallback(ledger);
+    // Agreement reached (or lost): the actors stop (or start) holding new flows.
+    return ledger.fallbacks !== fallbacks || ledger.agreed !== agreed;
   }
 
   #logFallback(ledger: BucketLedger): void {

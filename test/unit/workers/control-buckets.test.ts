@@ -4,7 +4,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { BUCKET_COUNT } from '../../../src/cluster/buckets.js';
-import { createPublishedView, VIEW_BUCKETS_CURRENT } from '../../../src/shm/view.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_FLAG_CHANGE_PENDING } from '../../../src/shm/view.js';
 import { ControlCluster, type PlaneNode } from './fixtures/control-cluster.js';
 
 const A = '02:00:00:00:00:0a';
@@ -26,6 +26,13 @@ function ownersOf(node: PlaneNode): string[] | undefined {
     macs.push(Array.from(v.macs.subarray(i * 6, i * 6 + 6), (b) => b.toString(16).padStart(2, '0')).join(':'));
   }
   return Array.from(v.bucketOwners.subarray(0, BUCKET_COUNT), (o) => macs[o] ?? '-');
+}
+
+/** The view tells node `mac`'s actors to hold every new flow. */
+function holdsNewFlows(node: PlaneNode): boolean {
+  const v = createPublishedView();
+  if (!node.reader.read(v)) throw new Error('no consistent view');
+  return (v.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
 }
 
 function moved(a: string[], b: string[]): number {
@@ -57,6 +64,24 @@ test('a newcomer is handed the agreed table with the state: the join moves only 
   t.is(moved(before, tables[0]!), BUCKET_COUNT / 4);
   t.true(tables[0]!.every((owner, i) => owner === before[i] || owner === D), 'every moved bucket went to the newcomer');
   t.false(c.logs(A).some((l) => l.includes('canonical table')), 'no fall-back');
+  t.true([A, B, C, D].every((mac) => !holdsNewFlows(c.nodes.get(mac)!)), 'agreed: no node holds new flows any more');
+});
+
+test('while a member announces another table, new flows wait (as while the members change), and are let go once all agree', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  t.false(holdsNewFlows(c.nodes.get(A)!));
+  c.add(D, BUCKETS);
+  // Step through the join: at some moment a member holds (the newcomer has no table yet, or
+  // the members wait for its digest), and at the end nobody does.
+  let held = false;
+  for (let ms = 0; ms < 3000; ms += 20) {
+    await c.run(20);
+    if (holdsNewFlows(c.nodes.get(A)!)) held = true;
+  }
+  t.true(held);
+  t.true([A, B, C, D].every((mac) => !holdsNewFlows(c.nodes.get(mac)!)));
 });
 
 test('a member stops: its buckets go to the others, and only those move', async (t) => {
@@ -114,4 +139,25 @@ test('a partition that heals: each side rebalances alone, the tables differ once
   const status = c.nodes.get(A)!.plane.status().buckets!;
   t.like(status, { agreed: true, source: 'fallback' });
   t.true(c.logs(D).some((l) => l.includes('every node takes the canonical table')));
+});
+
+test('the last member left alone holds every bucket and lets new flows go at once (no peer to agree with)', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B]) c.add(mac, BUCKETS);
+  await c.run(2000);
+  c.stop(B);
+  await c.run(1000);
+  const table = ownersOf(c.nodes.get(A)!)!;
+  t.true(table.every((owner) => owner === A));
+  t.false(holdsNewFlows(c.nodes.get(A)!));
+  t.like(c.nodes.get(A)!.plane.status().buckets, { agreed: true, owned: BUCKET_COUNT });
+});
+
+test('a cluster of one: its table is agreed at once and it holds no new flow', async (t) => {
+  const c = new ControlCluster();
+  c.add(A, BUCKETS);
+  await c.run(2000);
+  t.true(c.view(A).accepting);
+  t.false(holdsNewFlows(c.nodes.get(A)!));
+  t.like(c.nodes.get(A)!.plane.status().buckets, { agreed: true, owned: BUCKET_COUNT });
 });
