@@ -14,7 +14,8 @@ const FAILOVER_BOUND_MS = 5000;
 // node3 reads the wire through a TPACKET_V3 ring, the others through the default V2: the same
 // frames must get the same verdicts either way. Ownership is by bucket (--election bucket; the
 // other suites run the default rendezvous): every node must derive the same table from the view.
-const lab = clusterSuite(test, { nodes: 3, clientAddresses: CLIENT_ADDRESSES, daemonArgs: (node) => ['--election', 'bucket', ...(node === 'node3' ? ['--rx-ring', 'v3'] : [])] });
+// A fixed weight, so that each node's share of the 1024 buckets is exactly a third.
+const lab = clusterSuite(test, { nodes: 3, clientAddresses: CLIENT_ADDRESSES, daemonArgs: (node) => ['--election', 'bucket', '--weight-mode', 'fixed', ...(node === 'node3' ? ['--rx-ring', 'v3'] : [])] });
 /** Which node served each source before any node died, from the first test. */
 let assignment: Map<string, string> | undefined;
 

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ClusterLab, VIP, type Served } from '../../src/lab/cluster.js';
+import { ClusterLab, VIP } from '../../src/lab/cluster.js';
 import { sweepStale, tail, waitExit } from '../../src/lab/netns.js';
+import { lnlbctl, owners, servedBy, serving, withLab as withLabOf } from './fixtures/lab-scenarios.js';
 
 const SOURCES = 24;
 let keyDir = '';
@@ -23,38 +24,8 @@ test.after.always(() => {
   if (keyDir) rmSync(keyDir, { recursive: true, force: true });
 });
 
-async function withLab(nodes: number, body: (lab: ClusterLab) => Promise<void>): Promise<void> {
-  const lab = await ClusterLab.create({ nodes, clientAddresses: SOURCES });
-  try {
-    await body(lab);
-  } catch (error) {
-    console.error(lab.logTails());
-    throw error;
-  } finally {
-    await lab.cleanup();
-  }
-}
-
-/** Every node's daemon (with `args`) converged, an HTTP server on the VIP on each, and who serves whom. */
-async function serving(lab: ClusterLab, args: string[] = []): Promise<Map<string, string>> {
-  for (const node of lab.nodes) lab.startDaemon(node, args);
-  await lab.waitConverged(lab.nodes, 20_000);
-  for (const node of lab.nodes) await lab.startHttpServer(node);
-  return owners(await lab.survey(lab.clientIps));
-}
-
-/** The sources `node` serves. */
-function servedBy(assignment: Map<string, string>, node: string): string[] {
-  return [...assignment].filter(([, n]) => n === node).map(([source]) => source);
-}
-
-/** lnlbctl in a node's namespace, against that node's daemon. */
-function lnlbctl(lab: ClusterLab, node: string, args: string[]) {
-  return lab.lab.exec(node, [process.execPath, 'bin/lnlbctl', '--run-dir', lab.runDir(node), ...args], { timeoutMs: 30_000, cwd: process.cwd() });
-}
-
-function owners(survey: Map<string, Served>): Map<string, string> {
-  return new Map([...survey].map(([source, served]) => [source, 'node' in served ? served.node : `unanswered: ${served.error}`]));
+function withLab(nodes: number, body: (lab: ClusterLab) => Promise<void>): Promise<void> {
+  return withLabOf(nodes, SOURCES, body);
 }
 
 test.serial('a newcomer receives the tracking state and no existing client moves', async (t) => {

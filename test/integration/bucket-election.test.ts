@@ -1,0 +1,79 @@
+// --election bucket with real daemons: a newcomer joins, a member leaves, a second cluster is
+// added with addif. Each time every client is answered by one node, no existing client moves,
+// and every node ends on one agreed table (lnlbctl status) sharing the 1024 buckets by weight.
+import test from 'ava';
+import { performance } from 'node:perf_hooks';
+import type { ClusterLab } from '../../src/lab/cluster.js';
+import { sweepStale, waitExit } from '../../src/lab/netns.js';
+import { lnlbctl, owners, servedBy, serving, withLab } from './fixtures/lab-scenarios.js';
+
+const SOURCES = 24;
+// A fixed weight: each node's share of the buckets is then exactly a third (or a half).
+const BUCKETS = ['--election', 'bucket', '--weight-mode', 'fixed'];
+
+test.before(async () => {
+  await sweepStale();
+});
+
+/** Each node's bucket table as its status tells it, once every node agrees on one (at most 10 s). */
+async function agreedTables(lab: ClusterLab, nodes: readonly string[], iface = 'nlb0'): Promise<{ digest: string; owned: number[] }> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const tables = await Promise.all(nodes.map(async (node) => (await lab.status(node)).interfaces.find((i) => i.name === iface)?.buckets));
+    if (tables.every((b) => b?.agreed === true && b.digest === tables[0]?.digest)) return { digest: tables[0]!.digest, owned: tables.map((b) => b!.owned) };
+    if (performance.now() > deadline) throw new Error(`no agreed bucket table on ${iface}: ${JSON.stringify(tables)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test.serial('a newcomer joins: no existing client moves, every node agrees on one table, the newcomer owns a third of it', async (t) => {
+  await withLab(3, SOURCES, async (lab) => {
+    for (const node of ['node1', 'node2']) lab.startDaemon(node, BUCKETS);
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    for (const node of ['node1', 'node2']) await lab.startHttpServer(node);
+    t.deepEqual((await agreedTables(lab, ['node1', 'node2'])).owned, [512, 512]);
+    const before = owners(await lab.survey(lab.clientIps));
+    t.true([...before.values()].every((n) => n === 'node1' || n === 'node2'), JSON.stringify([...before]));
+    lab.startDaemon('node3', BUCKETS);
+    await lab.waitConverged(lab.nodes, 20_000);
+    await lab.startHttpServer('node3');
+    const table = await agreedTables(lab, lab.nodes);
+    t.deepEqual([...table.owned].sort(), [341, 341, 342]);
+    t.deepEqual(owners(await lab.survey(lab.clientIps)), before, 'every existing client is still served by the same node');
+  });
+});
+
+test.serial('SIGTERM: the leaver\'s clients are answered by the others at once, whose tables agree and split its buckets', async (t) => {
+  await withLab(3, SOURCES, async (lab) => {
+    const before = await serving(lab, BUCKETS);
+    await agreedTables(lab, lab.nodes);
+    const orphans = servedBy(before, 'node2');
+    const daemon = lab.daemon('node2')!;
+    const since = performance.now();
+    daemon.kill('SIGTERM');
+    const takeover = await lab.waitServedBy(orphans, ['node1', 'node3'], since, 5000);
+    t.true(await waitExit(daemon, 5000));
+    t.deepEqual(takeover.unanswered, []);
+    t.true(takeover.worstMs < 900, `took ${Math.round(takeover.worstMs)} ms`);
+    t.deepEqual((await agreedTables(lab, ['node1', 'node3'])).owned, [512, 512]);
+    const after = owners(await lab.survey(lab.clientIps));
+    for (const [source, node] of before) if (node !== 'node2') t.is(after.get(source), node, `${source} stays with ${node}`);
+  });
+});
+
+test.serial('a second cluster added with addif on two nodes: both VIPs answered, each table agreed', async (t) => {
+  const VIP2 = '10.0.0.200';
+  await withLab(2, SOURCES, async (lab) => {
+    await serving(lab, BUCKETS);
+    for (const node of lab.nodes) {
+      const added = await lnlbctl(lab, node, ['addif', VIP2, 'eth0']);
+      t.is(added.code, 0, added.stderr);
+      await lab.startHttpServer(node, 80, VIP2);
+    }
+    await agreedTables(lab, lab.nodes, 'nlb1');
+    for (const source of lab.clientIps.slice(0, 12)) {
+      const r = await lab.curlFrom(source, `http://${VIP2}/`, { maxTimeS: 3 });
+      t.true(r.ok, `${source}: ${r.ok ? '' : r.error}`);
+    }
+  });
+});
