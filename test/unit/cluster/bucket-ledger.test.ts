@@ -79,6 +79,27 @@ function idealMoves(before: { owners: Uint8Array; count: number; macs: Uint8Arra
   return moves;
 }
 
+/**
+ * One random change to `members` (and the cluster's ledgers): a join (probability `joinP`, or
+ * always at `minSize` members or fewer), a death, or a weight change. Returns the joining ids.
+ */
+function randomChange(c: Cluster, members: Map<number, number>, nextId: number, joinP: number, minSize: number): number[] {
+  const r = c.random();
+  if ((r < joinP && members.size < 64) || members.size <= minSize) {
+    members.set(nextId, 1 + Math.floor(c.random() * 3));
+    return [nextId];
+  }
+  const ids = [...members.keys()];
+  const pick = ids[Math.floor(c.random() * ids.length)]!;
+  if (r < 0.7) {
+    members.delete(pick);
+    c.ledgers.delete(pick);
+  } else {
+    members.set(pick, 1 + Math.floor(c.random() * 5));
+  }
+  return [];
+}
+
 test('a cluster that forms: every node takes the canonical table, and one heartbeat round later each knows all agree', (t) => {
   const c = new Cluster(1);
   const members = new Map([[1, 1], [2, 1], [3, 1]]);
@@ -172,21 +193,8 @@ test('through 150 random joins, deaths and weight changes with 5% of heartbeats 
   let fallbacks = 0;
   for (let step = 0; step < 150; step++) {
     const before = [...c.ledgers.values()][0]!.table!;
-    const r = c.random();
-    const joining: number[] = [];
-    if ((r < 0.35 && members.size < 64) || members.size === 1) {
-      const id = nextId++;
-      members.set(id, 1 + Math.floor(c.random() * 3));
-      joining.push(id);
-    } else if (r < 0.7) {
-      const ids = [...members.keys()];
-      const dead = ids[Math.floor(c.random() * ids.length)]!;
-      members.delete(dead);
-      c.ledgers.delete(dead);
-    } else {
-      const ids = [...members.keys()];
-      members.set(ids[Math.floor(c.random() * ids.length)]!, 1 + Math.floor(c.random() * 5));
-    }
+    const joining = randomChange(c, members, nextId, 0.35, 1);
+    nextId += joining.length;
     const view = viewOf(members);
     for (const l of c.ledgers.values()) l.viewChanged(view, c.now, false);
     for (const id of joining) {
@@ -218,21 +226,8 @@ test('changes faster than agreement (0 to 2 heartbeats apart, 20% lost): once th
   c.settle();
   let nextId = 10;
   for (let step = 0; step < 100; step++) {
-    const r = c.random();
-    const joining: number[] = [];
-    if ((r < 0.4 && members.size < 64) || members.size <= 2) {
-      const id = nextId++;
-      members.set(id, 1 + Math.floor(c.random() * 3));
-      joining.push(id);
-    } else if (r < 0.7) {
-      const ids = [...members.keys()];
-      const dead = ids[Math.floor(c.random() * ids.length)]!;
-      members.delete(dead);
-      c.ledgers.delete(dead);
-    } else {
-      const ids = [...members.keys()];
-      members.set(ids[Math.floor(c.random() * ids.length)]!, 1 + Math.floor(c.random() * 5));
-    }
+    const joining = randomChange(c, members, nextId, 0.4, 2);
+    nextId += joining.length;
     const view = viewOf(members);
     // Each node notices the change at its own moment within the next heartbeat.
     for (const l of c.ledgers.values()) l.viewChanged(view, c.now + Math.floor(c.random() * HEARTBEAT_MS), false);
