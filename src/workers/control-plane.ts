@@ -673,8 +673,9 @@ export class ControlPlane {
    */
   #electedMembers(weightOf: (n: MemberNode) => number): BucketMembers & { key: string; selfIndex: number } {
     const nodes = this.#membership.members;
-    const draining = nodes.filter((n) => n.weight === DRAINING_WEIGHT).length;
-    const counted = draining === 0 || draining === nodes.length ? nodes : nodes.filter((n) => n.weight !== DRAINING_WEIGHT);
+    // Draining by the same weights (the actors' next elections filter by the next weights).
+    const draining = nodes.filter((n) => weightOf(n) === DRAINING_WEIGHT).length;
+    const counted = draining === 0 || draining === nodes.length ? nodes : nodes.filter((n) => weightOf(n) !== DRAINING_WEIGHT);
     const weights = counted.map(weightOf);
     return {
       count: counted.length,
