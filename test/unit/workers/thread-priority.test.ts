@@ -21,6 +21,8 @@ test('nameOwnThread names the calling thread only, cut to the kernel\u2019s 15 c
     `import { parentPort } from 'node:worker_threads';
      const { nameOwnThread, ownThreadId } = await import(${JSON.stringify(module)});
      nameOwnThread('lnlb-a-rather-long-name');
+     // Stay alive (a listener holds the loop) until terminated: a thread that has exited has no /proc entry to read.
+     parentPort.on('message', () => {});
      parentPort.postMessage(ownThreadId());`,
     { eval: true },
   );
