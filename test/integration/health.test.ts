@@ -167,15 +167,16 @@ test.serial('every service dead: one node stays and serves (last resort), the ot
     async () => {
       const all = await Promise.all(lab().nodes.map(async (node) => ({ node, s: await iface(node) })));
       const serving = all.map((x) => x.s.health?.serving);
-      // Converged too: a load-average weight change can start a short round at any moment.
-      const settledLast = all.some((x) => x.s.health?.serving === 'last-resort' && x.s.state === 'converged');
-      return settledLast && serving.filter((v) => v === 'last-resort').length === 1 && serving.filter((v) => v === 'out').length === 2 ? all : undefined;
+      return serving.filter((v) => v === 'last-resort').length === 1 && serving.filter((v) => v === 'out').length === 2 ? all : undefined;
     },
     10_000,
   );
   const last = settled.find((x) => x.s.health?.serving === 'last-resort')!;
   t.log(`last resort: ${last.node}`);
-  t.like(last.s, { state: 'converged', health: { state: 'unhealthy' } });
+  t.like(last.s, { health: { state: 'unhealthy' } });
+  // A member that serves: converged, or converging for a moment (a load-average weight change
+  // starts a short round at any time; CI caught one).
+  t.true(['converged', 'converging'].includes(last.s.state), `last resort's state: ${last.s.state}`);
   t.is(await members(last.node), 1);
   t.regex(await lab().statusText(last.node), /health: unhealthy for [\d.]+ s, still serving: the only member left \(last resort\)/);
   await sleep(5 * INTERVAL_MS);
