@@ -14,7 +14,7 @@
  * which needs no history: more buckets move that once, and the tables agree again.
  */
 
-import { bucketDigest, canonicalBuckets, createBucketTable, rebalanceBuckets, type BucketMembers, type BucketTable } from './buckets.js';
+import { bucketDigest, canonicalBuckets, createBucketTable, macKey, rebalanceBuckets, type BucketMembers, type BucketTable } from './buckets.js';
 
 /** A member's digest before it has a table (a newcomer waiting for its base): never a disagreement. */
 export const NO_TABLE_DIGEST = 0;
@@ -27,12 +27,6 @@ export interface BucketLedgerOptions {
 }
 
 type MutableTable = ReturnType<typeof createBucketTable>;
-
-function macKey(macs: ArrayLike<number>, i: number): string {
-  let key = '';
-  for (let b = 0; b < 6; b++) key += ((macs[i * 6 + b] ?? 0) + 0x100).toString(16).slice(1);
-  return key;
-}
 
 /** A table's digest as heartbeats carry it: never NO_TABLE_DIGEST. */
 export function tableDigest(table: BucketTable): number {
@@ -51,7 +45,7 @@ function copyTable(from: BucketTable): MutableTable {
 export type LedgerSource = 'none' | 'canonical' | 'rebalanced' | 'fallback';
 
 export class BucketLedger {
-  readonly #self: string;
+  readonly #self: number;
   readonly #settleMs: number;
   #view: BucketMembers | undefined;
   #viewAt = Number.NEGATIVE_INFINITY;
@@ -62,7 +56,7 @@ export class BucketLedger {
   #base: MutableTable | undefined;
   #source: LedgerSource = 'none';
   /** Digests heard since the view changed, by member MAC. */
-  readonly #heard = new Map<string, number>();
+  readonly #heard = new Map<number, number>();
   /** Buckets moved by the last change (the ideal when rebalanced). */
   lastMoves = 0;
   /** Times the members disagreed in a stable view and fell back to the canonical table. */
@@ -157,7 +151,7 @@ export class BucketLedger {
     this.#check(now);
   }
 
-  #isMember(key: string): boolean {
+  #isMember(key: number): boolean {
     const view = this.#view;
     if (view === undefined) return false;
     for (let i = 0; i < view.count; i++) if (macKey(view.macs, i) === key) return true;
@@ -217,8 +211,8 @@ export function movedBuckets(a: BucketTable, b: BucketTable): number {
   for (let i = 0; i < a.owners.length; i++) {
     const x = a.owners[i]!;
     const y = b.owners[i]!;
-    const ka = x < a.count ? macKey(a.macs, x) : '';
-    const kb = y < b.count ? macKey(b.macs, y) : '';
+    const ka = x < a.count ? macKey(a.macs, x) : -1;
+    const kb = y < b.count ? macKey(b.macs, y) : -1;
     if (ka !== kb) moved++;
   }
   return moved;

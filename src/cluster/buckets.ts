@@ -202,7 +202,8 @@ export function canonicalBuckets(members: BucketMembers, out: { owners: Uint8Arr
   fill(out.owners, members, room);
 }
 
-function macKey(macs: ArrayLike<number>, i: number): number {
+/** Member i's MAC (6 bytes at i × 6) as one number: how tables know members across views. */
+export function macKey(macs: ArrayLike<number>, i: number): number {
   let key = 0;
   for (let b = 0; b < 6; b++) key = key * 256 + (macs[i * 6 + b] ?? 0);
   return key;

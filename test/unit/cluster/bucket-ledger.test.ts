@@ -2,6 +2,7 @@ import test from 'ava';
 import { BucketLedger, movedBuckets, NO_TABLE_DIGEST } from '../../../src/cluster/bucket-ledger.js';
 import { BUCKET_COUNT, bucketCounts, bucketTargets, type BucketMembers } from '../../../src/cluster/buckets.js';
 import { mix32 } from '../../../src/cluster/hash.js';
+import { idealMoves } from './fixtures/ideal-moves.js';
 
 const HEARTBEAT_MS = 100;
 const SETTLE_MS = 3 * HEARTBEAT_MS;
@@ -60,23 +61,6 @@ class Cluster {
     }
     return -1;
   }
-}
-
-/** The fewest buckets the change from `before` to the view must move: members gone, and each one's excess. */
-function idealMoves(before: { owners: Uint8Array; count: number; macs: Uint8Array }, view: BucketMembers): number {
-  const targets = new Int32Array(view.count);
-  bucketTargets(view, targets);
-  const counts = new Int32Array(64);
-  bucketCounts(before, counts);
-  const key = (macs: ArrayLike<number>, i: number): string => Array.from(macs).slice(i * 6, i * 6 + 6).join(':');
-  const index = new Map<string, number>();
-  for (let i = 0; i < view.count; i++) index.set(key(view.macs, i), i);
-  let moves = 0;
-  for (let j = 0; j < before.count; j++) {
-    const i = index.get(key(before.macs, j));
-    moves += i === undefined ? counts[j]! : Math.max(0, counts[j]! - targets[i]!);
-  }
-  return moves;
 }
 
 /**

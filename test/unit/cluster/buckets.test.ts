@@ -12,6 +12,7 @@ import {
   type BucketMembers,
 } from '../../../src/cluster/buckets.js';
 import { deriveElectionKey, keyedElectionHash, mix32 } from '../../../src/cluster/hash.js';
+import { idealMoves } from './fixtures/ideal-moves.js';
 
 /** A deterministic pseudo-random sequence (tests must not differ run to run). */
 function rng(seed: number): () => number {
@@ -45,22 +46,6 @@ function member(id: number, weight = 1): Member {
 /** Owner MAC per bucket, as text: what the cluster agrees on, whatever the local numbering. */
 function ownerMacs(table: { owners: Uint8Array; macs: Uint8Array }): string[] {
   return [...table.owners].map((o) => (o === NO_OWNER ? '-' : [...table.macs.subarray(o * 6, o * 6 + 6)].join(':')));
-}
-
-/** The fewest buckets any table with the new shares must move: those of members gone, and each one's excess. */
-function idealMoves(before: { owners: Uint8Array; count: number; macs: Uint8Array }, members: BucketMembers): number {
-  const targets = new Int32Array(members.count);
-  bucketTargets(members, targets);
-  const counts = new Int32Array(Math.max(1, before.count));
-  bucketCounts(before, counts);
-  const index = new Map<string, number>();
-  for (let i = 0; i < members.count; i++) index.set(Array.from(members.macs).slice(i * 6, i * 6 + 6).join(':'), i);
-  let moves = 0;
-  for (let j = 0; j < before.count; j++) {
-    const i = index.get([...before.macs.subarray(j * 6, j * 6 + 6)].join(':'));
-    moves += i === undefined ? counts[j]! : Math.max(0, counts[j]! - targets[i]!);
-  }
-  return moves;
 }
 
 test('bucketOf takes the top bits of the election hash: every bucket is reached, in order of the hash', (t) => {
