@@ -123,5 +123,14 @@ export const VIEW_RULES = VIEW_NODES + VIEW_NODE_WORDS * VIEW_MAX_NODES;
  */
 export const VIEW_BUCKETS = VIEW_RULES + 1 + VIEW_RULE_WORDS * VIEW_MAX_NODES;
 export const VIEW_BUCKET_TABLE_WORDS = 1024 / 4;
-export const VIEW_WORDS = VIEW_BUCKETS + 1 + 2 * VIEW_BUCKET_TABLE_WORDS;
+/**
+ * Then two bucket bitmaps (bit b % 32 of word b >> 5 is bucket b), each there when its
+ * VIEW_BUCKETS bit says so: the buckets gained whose handovers have not all arrived (the actors
+ * hold their new flows), and the buckets the data socket's kernel filter passes besides the
+ * actors' draining ones (absent: it passes every bucket).
+ */
+export const VIEW_BUCKET_MASK_WORDS = 1024 / 32;
+export const VIEW_PENDING_BUCKETS = VIEW_BUCKETS + 1 + 2 * VIEW_BUCKET_TABLE_WORDS;
+export const VIEW_PASS_BUCKETS = VIEW_PENDING_BUCKETS + VIEW_BUCKET_MASK_WORDS;
+export const VIEW_WORDS = VIEW_PASS_BUCKETS + VIEW_BUCKET_MASK_WORDS;
 export const VIEW_BYTES = VIEW_WORDS * 4;

@@ -31,8 +31,11 @@
  * No Atomics.wait here: readers poll `generation()` once per batch.
  */
 import {
+  VIEW_BUCKET_MASK_WORDS,
   VIEW_BUCKET_TABLE_WORDS,
   VIEW_BUCKETS,
+  VIEW_PASS_BUCKETS,
+  VIEW_PENDING_BUCKETS,
   VIEW_BYTES,
   VIEW_FLAGS,
   VIEW_GENERATION,
@@ -89,12 +92,21 @@ export interface PublishedView {
   readonly bucketOwners: Uint8Array;
   /** The same under the weights the view goes to (VIEW_FLAG_WEIGHTS_PENDING). */
   readonly nextBucketOwners: Uint8Array;
+  /** VIEW_BUCKETS_PENDING: buckets gained whose handovers are not all in; the actors hold their untracked flows. */
+  readonly pendingBuckets: Uint32Array;
+  /** VIEW_BUCKETS_PASS: buckets the data socket's filter passes besides the actors' draining ones. */
+  readonly passBuckets: Uint32Array;
 }
 
 /** PublishedView.bucketTables bit 0: `bucketOwners` holds the table the cluster agreed on (or is moving to). */
 export const VIEW_BUCKETS_CURRENT = 1;
 /** Bit 1: `nextBucketOwners` holds the table under the pending weights. */
 export const VIEW_BUCKETS_NEXT = 2;
+/** Bit 2: `pendingBuckets` is there. */
+export const VIEW_BUCKETS_PENDING = 4;
+/** Bit 3: `passBuckets` is there (without it the filter passes every bucket). */
+export const VIEW_BUCKETS_PASS = 8;
+const VIEW_BUCKETS_ALL = VIEW_BUCKETS_CURRENT | VIEW_BUCKETS_NEXT | VIEW_BUCKETS_PENDING | VIEW_BUCKETS_PASS;
 
 /** A view with arrays sized for VIEW_MAX_NODES; reading into it allocates nothing. */
 export function createPublishedView(): PublishedView {
@@ -114,6 +126,8 @@ export function createPublishedView(): PublishedView {
     bucketTables: 0,
     bucketOwners: new Uint8Array(4 * VIEW_BUCKET_TABLE_WORDS),
     nextBucketOwners: new Uint8Array(4 * VIEW_BUCKET_TABLE_WORDS),
+    pendingBuckets: new Uint32Array(VIEW_BUCKET_MASK_WORDS),
+    passBuckets: new Uint32Array(VIEW_BUCKET_MASK_WORDS),
   };
 }
 
@@ -123,6 +137,14 @@ function storeTable(w: Int32Array, at: number, owners: Uint8Array): void {
     const b = 4 * k;
     Atomics.store(w, at + k, owners[b]! | (owners[b + 1]! << 8) | (owners[b + 2]! << 16) | (owners[b + 3]! << 24));
   }
+}
+
+function storeMask(w: Int32Array, at: number, mask: Uint32Array): void {
+  for (let k = 0; k < VIEW_BUCKET_MASK_WORDS; k++) Atomics.store(w, at + k, mask[k]! | 0);
+}
+
+function loadMask(w: Int32Array, at: number, mask: Uint32Array): void {
+  for (let k = 0; k < VIEW_BUCKET_MASK_WORDS; k++) mask[k] = Atomics.load(w, at + k);
 }
 
 function loadTable(w: Int32Array, at: number, owners: Uint8Array): void {
@@ -196,10 +218,12 @@ export class ViewWriter {
       const p = i * VIEW_MAX_RULE_SLOTS;
       for (let k = 0; k < words; k++) Atomics.store(w, b + k, params[p + 2 * k]! | ((2 * k + 1 < VIEW_MAX_RULE_SLOTS ? params[p + 2 * k + 1]! : 0) << 16));
     }
-    const tables = view.bucketTables & (VIEW_BUCKETS_CURRENT | VIEW_BUCKETS_NEXT);
+    const tables = view.bucketTables & VIEW_BUCKETS_ALL;
     Atomics.store(w, VIEW_BUCKETS, tables);
     if ((tables & VIEW_BUCKETS_CURRENT) !== 0) storeTable(w, VIEW_BUCKETS + 1, view.bucketOwners);
     if ((tables & VIEW_BUCKETS_NEXT) !== 0) storeTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, view.nextBucketOwners);
+    if ((tables & VIEW_BUCKETS_PENDING) !== 0) storeMask(w, VIEW_PENDING_BUCKETS, view.pendingBuckets);
+    if ((tables & VIEW_BUCKETS_PASS) !== 0) storeMask(w, VIEW_PASS_BUCKETS, view.passBuckets);
     this.gen = (this.gen + 2) | 0;
     Atomics.store(w, VIEW_GENERATION, this.gen);
     view.generation = this.gen;
@@ -271,6 +295,8 @@ export class ViewReader {
       const tables = Atomics.load(w, VIEW_BUCKETS);
       if ((tables & VIEW_BUCKETS_CURRENT) !== 0) loadTable(w, VIEW_BUCKETS + 1, into.bucketOwners);
       if ((tables & VIEW_BUCKETS_NEXT) !== 0) loadTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, into.nextBucketOwners);
+      if ((tables & VIEW_BUCKETS_PENDING) !== 0) loadMask(w, VIEW_PENDING_BUCKETS, into.pendingBuckets);
+      if ((tables & VIEW_BUCKETS_PASS) !== 0) loadMask(w, VIEW_PASS_BUCKETS, into.passBuckets);
       if (Atomics.load(w, VIEW_GENERATION) === g1) {
         into.generation = g1;
         into.bucketTables = tables;

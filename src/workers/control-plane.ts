@@ -22,7 +22,7 @@ import { formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { BucketLedger } from '../cluster/bucket-ledger.js';
@@ -704,9 +704,14 @@ export class ControlPlane {
     this.#channel.announcedBucketDigest = ledger.digest;
     const table = ledger.table;
     let tables = 0;
+    // The kernel filter passes what this node owns now and under the pending weights (the
+    // draining buckets are the actors' to add); while the tables differ, everything.
+    const pass = view.passBuckets;
+    pass.fill(0);
     if (table !== undefined) {
       view.bucketOwners.set(table.owners);
       tables |= VIEW_BUCKETS_CURRENT;
+      addOwned(pass, table.owners, members.selfIndex);
     }
     if (this.#membership.weightsPending && table !== undefined) {
       const next = this.#electedMembers((n) => n.announcedWeight);
@@ -715,8 +720,10 @@ export class ControlPlane {
       if (owners !== undefined) {
         view.nextBucketOwners.set(owners);
         tables |= VIEW_BUCKETS_NEXT;
+        addOwned(pass, owners, next.selfIndex);
       }
     }
+    if (table !== undefined && ledger.agreed && this.#membership.accepting && !this.#membership.holdsAllNewFlows) tables |= VIEW_BUCKETS_PASS;
     view.bucketTables = tables;
   }
 
@@ -796,4 +803,10 @@ export class ControlPlane {
     this.#membership.stateReceived();
     this.#drive();
   }
+}
+
+/** Sets the bits of the buckets `owners` gives to member `index` (-1: none). */
+function addOwned(mask: Uint32Array, owners: Uint8Array, index: number): void {
+  if (index < 0) return;
+  for (let b = 0; b < owners.length; b++) if (owners[b] === index) mask[b >>> 5] = (mask[b >>> 5]! | (1 << (b & 31))) >>> 0;
 }

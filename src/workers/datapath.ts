@@ -19,6 +19,7 @@ import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { workerExecArgv } from './exec-argv.js';
+import { DrainingBuckets } from '../shm/draining-buckets.js';
 
 export interface DatapathOptions {
   dataFd: number;
@@ -203,6 +204,7 @@ export class Datapath {
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(4);
+    const drainingMemory = DrainingBuckets.allocate(options.actors);
     const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
     const actors: Worker[] = [];
     const ready: Promise<WorkerToMain>[] = [];
@@ -225,6 +227,7 @@ export class Datapath {
         counters: counterMemory,
         actorSeed: ACTOR_SEED,
         electionKey: options.electionKey,
+        draining: drainingMemory,
       };
       const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
       worker.on('error', onError);
@@ -246,6 +249,8 @@ export class Datapath {
       handlers: options.handlers,
       rules: options.rules,
       actorSeed: ACTOR_SEED,
+      view: viewMemory,
+      draining: drainingMemory,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);

@@ -37,6 +37,10 @@ export interface DispatcherData {
   rules: RuleTexts;
   /** This process's actor hash seed: which actor takes a key (the actors check it with the same seed). */
   actorSeed: number;
+  /** The published view (the bucket masks its data socket's filter passes, --election bucket). */
+  view: SharedArrayBuffer;
+  /** Each actor's draining buckets (shm/draining-buckets.ts): the filter passes them too. */
+  draining: SharedArrayBuffer;
 }
 
 /** What an actor thread is started with. */
@@ -60,6 +64,8 @@ export interface ActorData {
   actorSeed: number;
   /** deriveElectionKey of the cluster key (two u32 words), the same on every node; undefined: no key, the unkeyed hash. */
   electionKey: Uint32Array | undefined;
+  /** Each actor's draining buckets (shm/draining-buckets.ts): this actor writes block `index`. */
+  draining: SharedArrayBuffer;
 }
 
 export type MainToActor =
