@@ -84,6 +84,19 @@ export class RuleElections {
     return { count: n, ids: f.ids, weights: f.weights, macs: f.macs, ruleParams: f.ruleParams, ...(view.bucketOwners !== undefined ? { bucketOwners: view.bucketOwners } : {}) };
   }
 
+  /**
+   * The rule elects from the base election (mode multiple, no shares of its own): under
+   * --election bucket, the members' agreed table, whose buckets move with handovers.
+   */
+  usesBase(rule: number): boolean {
+    return this.#modes[rule] === RuleModeCode.multiple && this.#own[rule] === undefined;
+  }
+
+  /** The base election's owner of a hash (whatever the rules). */
+  baseOwner(hash: number): number {
+    return this.#base.electOwner(hash);
+  }
+
   /** The owner of a new key under `rule` (its affinity hash); -1 when nobody may have it. */
   electOwner(rule: number, hash: number): number {
     const mode = this.#modes[rule];

@@ -6,7 +6,7 @@
 
 import { TrackingTable } from '../shm/tracking-table.js';
 import { formatIPv4 } from '../net/ipv4.js';
-import { HANDLER_API_VERSION, UNTRACKED, type ParsedFrame, type ProtocolHandler, type StatusVisitor, type Tracker, type TrackerOptions } from './handler.js';
+import { HANDLER_API_VERSION, UNTRACKED, type KeyOrigin, type ParsedFrame, type ProtocolHandler, type StatusVisitor, type Tracker, type TrackerOptions } from './handler.js';
 
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 1800;
 
@@ -92,5 +92,8 @@ export const sourceIpHandler: ProtocolHandler = {
   },
   describeKey(keyLo: number, keyHi: number): string {
     return keyHi === 0 ? formatIPv4(keyLo) : `${formatIPv4(keyLo)} (port rule ${keyHi})`;
+  },
+  keyOrigin(keyLo: number, keyHi: number): KeyOrigin {
+    return { source: keyLo, rule: keyHi };
   },
 };

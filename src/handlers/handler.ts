@@ -98,7 +98,8 @@ export interface Tracker {
   /** LNLB's save_status: hands every live entry to `visit` (the framework serialises them). */
   saveStatus(visit: StatusVisitor): void;
   /**
-   * LNLB's load_status, one entry at a time, after `clear()`: `lastSeen` is already shifted to
+   * LNLB's load_status, one entry at a time, after `clear()` (or, for a bucket handover from
+   * another node, into the live table: an entry already there is replaced): `lastSeen` is already shifted to
    * this node's clock. The framework checks the whole state before the first call and rolls
    * the shard back if a call throws.
    */
@@ -132,6 +133,17 @@ export interface InterfaceInfo {
   actorCount: number;
 }
 
+/**
+ * Where a tracked key came from (ProtocolHandler.keyOrigin): its source IPv4 and either the
+ * port rule it was tracked under (a handler that keys by rule) or the destination port it
+ * came to (the framework finds the rule, as the dispatcher did; absent or 0: the default rule).
+ */
+export interface KeyOrigin {
+  source: number;
+  rule?: number;
+  destinationPort?: number;
+}
+
 export interface ProtocolHandler {
   readonly name: string;
   readonly apiVersion: typeof HANDLER_API_VERSION;
@@ -149,4 +161,11 @@ export interface ProtocolHandler {
   interfaceDeleted?(info: InterfaceInfo): void;
   /** A key as a person reads it in `lnlbctl conntrack` (the source IP alone when absent). */
   describeKey?(keyLo: number, keyHi: number): string;
+  /**
+   * Where a tracked key came from, so that its election hash, and so its bucket, can be
+   * computed again (--election bucket hands a bucket's tracked flows to its new owner, and
+   * drains it until they end). Called off the hot path, once per entry when buckets move.
+   * A handler without it cannot run under --election bucket.
+   */
+  keyOrigin?(keyLo: number, keyHi: number): KeyOrigin;
 }

@@ -13,7 +13,7 @@
  */
 
 import { formatIPv4 } from '../net/ipv4.js';
-import type { ParsedFrame } from './handler.js';
+import type { KeyOrigin, ParsedFrame } from './handler.js';
 
 /**
  * Frame flag (out[2]) of a frame whose ports could not be read; the same bit in tcp and udp
@@ -40,6 +40,11 @@ export function writePortKey(frame: ParsedFrame, headerBytes: number, out: Uint3
   }
   out[1] = ((b[l4]! << 24) | (b[l4 + 1]! << 16) | (b[l4 + 2]! << 8) | b[l4 + 3]!) >>> 0;
   return true;
+}
+
+/** A port key's origin: the source, and the destination port in its low half (none for a portless key). */
+export function portKeyOrigin(keyLo: number, keyHi: number): KeyOrigin {
+  return { source: keyLo, destinationPort: keyHi & 0xffff };
 }
 
 /** "10.0.0.5:40312→80"; the source IP alone for a portless key (never recorded, but listable). */

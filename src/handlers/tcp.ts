@@ -66,7 +66,7 @@ import { IPPROTO_TCP } from '../net/ipv4.js';
 import { TrackingTable } from '../shm/tracking-table.js';
 import { TableTracker } from './default.js';
 import { HANDLER_API_VERSION, UNTRACKED, type ParsedFrame, type ProtocolHandler, type Tracker, type TrackerOptions } from './handler.js';
-import { describePortKey, PORTS_UNREADABLE, writePortKey } from './ports.js';
+import { describePortKey, portKeyOrigin, PORTS_UNREADABLE, writePortKey } from './ports.js';
 
 /** Longer than Linux's default tcp_keepalive_time (7200 s), with a margin for late probes. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_SECONDS = 7440;
@@ -178,6 +178,7 @@ export function createTcpHandler(options: TcpHandlerOptions = {}): ProtocolHandl
       return new TcpTracker(trackerOptions, closing);
     },
     describeKey: describePortKey,
+    keyOrigin: portKeyOrigin,
   };
 }
 

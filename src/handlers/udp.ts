@@ -16,7 +16,7 @@ import { IPPROTO_UDP } from '../net/ipv4.js';
 import { TrackingTable } from '../shm/tracking-table.js';
 import { TableTracker } from './default.js';
 import { HANDLER_API_VERSION, UNTRACKED, type ParsedFrame, type ProtocolHandler, type Tracker, type TrackerOptions } from './handler.js';
-import { describePortKey, PORTS_UNREADABLE, writePortKey } from './ports.js';
+import { describePortKey, portKeyOrigin, PORTS_UNREADABLE, writePortKey } from './ports.js';
 
 export const DEFAULT_UDP_IDLE_TIMEOUT_SECONDS = 120;
 
@@ -52,4 +52,5 @@ export const udpHandler: ProtocolHandler = {
     return new UdpTracker(options);
   },
   describeKey: describePortKey,
+    keyOrigin: portKeyOrigin,
 };

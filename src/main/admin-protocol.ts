@@ -175,9 +175,23 @@ export interface InterfaceStatusJson {
   /**
    * --election bucket: the bucket table this node uses. digest (hex, '' while a newcomer waits
    * for it), agreed (every member's heartbeats carry it), source (canonical, rebalanced or
-   * fallback), owned (of 1024), lastMoves (buckets the last change moved), fallbacks.
+   * fallback), owned (of 1024), lastMoves (buckets the last change moved), fallbacks; pending
+   * (buckets gained whose flows the others have not all handed over), draining (buckets moved
+   * away in which this node still has flows of its own), handed (the last table every moved
+   * flow was handed over for) and the handovers' counters.
    */
-  buckets?: { digest: string; agreed: boolean; source: string; owned: number; lastMoves: number; fallbacks: number };
+  buckets?: {
+    digest: string;
+    agreed: boolean;
+    source: string;
+    owned: number;
+    lastMoves: number;
+    fallbacks: number;
+    pending: number;
+    draining: number;
+    handed: string;
+    handovers: Record<string, number>;
+  };
   workers: number;
   nodes: NodeStatusJson[];
   /** The port rules, default rule first, as `--rule` takes them; and their digest (hex). */

@@ -40,6 +40,7 @@ import { membershipEvent, type ClusterEvents } from './cluster-events.js';
 import { ClusterThreads } from './cluster-threads.js';
 import { assembleStatus } from './cluster-status.js';
 import { Participation, shownState } from './participation.js';
+import { BucketHandoverWork } from './bucket-handovers.js';
 import { TrackedFlows } from './tracked-flows.js';
 import { WeightAnnouncer } from './weight-announcer.js';
 
@@ -70,6 +71,7 @@ export class ClusterInterface {
   readonly #participation: Participation;
   readonly #weight: WeightAnnouncer;
   readonly #flows: TrackedFlows;
+  readonly #handovers: BucketHandoverWork;
   #ownMac: Uint8Array = new Uint8Array(6);
   /** --insecure-no-auth: repeats the error line every INSECURE_REPEAT_MS. */
   #insecureTimer: NodeJS.Timeout | undefined;
@@ -89,6 +91,7 @@ export class ClusterInterface {
     this.#threads = new ClusterThreads(fatal);
     this.#weight = new WeightAnnouncer(options.name, options.weightMode, log);
     this.#flows = new TrackedFlows(options.name, this.#threads, this.#handlerSetups().map((s) => s.idleTimeoutSeconds), log);
+    this.#handovers = new BucketHandoverWork(this.#threads, log);
     this.#participation = new Participation(
       options.name,
       {
@@ -211,6 +214,12 @@ export class ClusterInterface {
       case 'state':
         this.#flows.receive(event);
         break;
+      case 'hand-over':
+        this.#handovers.handOver(event);
+        break;
+      case 'handover':
+        this.#handovers.receive(event);
+        break;
       default:
         break;
     }
@@ -316,6 +325,7 @@ export class ClusterInterface {
       counters: datapath?.readCounters(),
       handlerCounters: datapath?.readHandlerCounters() ?? [],
       actorCounters: datapath?.readActorCounters() ?? [],
+      drainingBuckets: datapath?.drainingBuckets() ?? 0,
     });
   }
 

@@ -41,6 +41,8 @@ export interface StatusInputs {
   counters: DatapathCounters | undefined;
   handlerCounters: readonly Record<string, number>[];
   actorCounters: ActorCounters[];
+  /** --election bucket: buckets the actors still drain (shm/draining-buckets.ts). */
+  drainingBuckets?: number;
 }
 
 export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
@@ -61,7 +63,7 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
     insecure: input.insecure,
     unauthenticatedPeers: plane?.unauthenticatedPeers ?? [],
     ...(plane?.heldBy === undefined ? {} : { heldBy: plane.heldBy }),
-    ...(plane?.buckets === undefined ? {} : { buckets: plane.buckets }),
+    ...(plane?.buckets === undefined ? {} : { buckets: { ...plane.buckets, draining: input.drainingBuckets ?? 0 } }),
     nodes: (plane?.nodes ?? []).map((n) => ({
       mac: n.mac,
       ...(n.name === '' ? {} : { name: n.name }),

@@ -89,7 +89,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
       out.push(
         b.digest === ''
           ? '  buckets: no table yet (a newcomer waits for the members\' one, with the tracking state)'
-          : `  buckets: ${b.owned} of 1024 owned, table ${b.digest} (${b.source}, ${b.agreed ? 'every member agrees' : 'not every member agrees yet'}), the last change moved ${b.lastMoves}${b.fallbacks > 0 ? `, fell back to the canonical table ${b.fallbacks} time(s)` : ''}`,
+          : `  buckets: ${b.owned} of 1024 owned, table ${b.digest} (${b.source}, ${b.agreed ? 'every member agrees' : 'not every member agrees yet'}), the last change moved ${b.lastMoves}${b.fallbacks > 0 ? `, fell back to the canonical table ${b.fallbacks} time(s)` : ''}; ${b.draining} draining, ${b.pending} waiting for handovers`,
       );
     }
     out.push(`  port rules (digest ${iface.rulesDigest}): ${iface.rules.join('  ')}`);

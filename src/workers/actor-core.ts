@@ -27,9 +27,13 @@ import { RendezvousElection, type Election } from '../cluster/election.js';
 import { electionHash, keyedElectionHash } from '../cluster/hash.js';
 import { AffinityCode, compileRules, type RuleSet } from '../cluster/port-rules.js';
 import { RuleElections } from '../cluster/rule-elections.js';
-import { DROP_FRAME, type Tracker } from '../handlers/handler.js';
+import { BUCKET_BITS, BUCKET_COUNT } from '../cluster/buckets.js';
+import { NO_TARGET } from '../cluster/bucket-handover.js';
+import { DROP_FRAME, type KeyOrigin, type Tracker } from '../handlers/handler.js';
+import { SNAPSHOT_WORDS } from '../handlers/tracker-state.js';
+import { DrainingBuckets, DRAINING_MASK_WORDS, popcount } from '../shm/draining-buckets.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
@@ -65,7 +69,27 @@ export interface ActorConfig {
   electionKey?: Uint32Array | undefined;
   /** Wall-clock ms, comparable across threads (a failover's timeline); read when a member leaves the view and on the first flow taken after it. */
   wallClockMs?: () => number;
+  /**
+   * --election bucket, per tracker: where its keys came from (ProtocolHandler.keyOrigin) and
+   * its IP protocol, to find a tracked flow's bucket again (handovers, draining).
+   */
+  keyOrigins?: readonly (((keyLo: number, keyHi: number) => KeyOrigin) | undefined)[];
+  protocols?: readonly number[];
+  /** Where this actor publishes the buckets it drains (the kernel filter passes them). */
+  draining?: { memory: DrainingBuckets; index: number };
 }
+
+/** One handler's entries in moved buckets (scanBuckets): packed SNAPSHOT_WORDS each, and the target of each. */
+export interface ScannedEntries {
+  entries: Uint32Array;
+  targets: Uint8Array;
+}
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const NETWORK_MASK = 0xffffff00;
+/** How often a draining actor counts its flows again (a full scan of its shard). */
+const DRAIN_CENSUS_SECONDS = 5;
 
 export class ActorCore {
   readonly #wallClockMs: () => number;
@@ -82,6 +106,19 @@ export class ActorCore {
   /** The elections under the weights the view goes to (VIEW_FLAG_WEIGHTS_PENDING). */
   readonly #nextElections: RuleElections;
   readonly #agreedBuckets: boolean;
+  readonly #keyOrigins: readonly (((keyLo: number, keyHi: number) => KeyOrigin) | undefined)[];
+  readonly #protocols: readonly number[];
+  readonly #rules: RuleSet;
+  readonly #draining: { memory: DrainingBuckets; index: number } | undefined;
+  /** Buckets gained whose handovers are not all in (the view's), and whether any is. */
+  #pendingBuckets: Uint32Array | undefined;
+  /** Per bucket: the base table's owner (node id, -1 none), rebuilt with the view. */
+  readonly #bucketOwner = new Int32Array(BUCKET_COUNT);
+  /** The buckets this actor drains (its last census) and when it next counts them. */
+  readonly #drainingMask = new Uint32Array(DRAINING_MASK_WORDS);
+  #drainingCount = 0;
+  #nextCensus = 0;
+  #censusDue = true;
   readonly #handlerNames: readonly string[];
   readonly #handlerErrors: HandlerErrorLog | undefined;
   readonly #c: Float64Array;
@@ -126,6 +163,10 @@ export class ActorCore {
     this.#elections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#nextElections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#agreedBuckets = config.agreedBuckets === true;
+    this.#keyOrigins = config.keyOrigins ?? [];
+    this.#protocols = config.protocols ?? [];
+    this.#rules = rules;
+    this.#draining = config.draining;
     this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
     this.#handlerErrors = config.handlerErrors;
     this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
@@ -152,7 +193,7 @@ export class ActorCore {
     this.#c[C.beat]!++;
     this.#now = nowSeconds;
     if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
-    if (this.#held > 0 && !this.#changePending && !this.#weightsPending) this.#releaseHeld();
+    if (this.#held > 0 && !this.#changePending && !this.#weightsPending && this.#pendingBuckets === undefined) this.#releaseHeld();
     const ring = this.#ring;
     if (ring.beginRead() === 0) return 0;
     let count = 0;
@@ -261,6 +302,85 @@ export class ActorCore {
     this.#c[C.inHandler] = 0;
     this.#c[C.expired]! += expired;
     this.#updateGauges();
+    if (this.#agreedBuckets && this.#draining !== undefined && (this.#censusDue || nowSeconds >= this.#nextCensus) && (this.#censusDue || this.#drainingCount > 0)) this.scanBuckets(undefined);
+  }
+
+  /** Buckets this actor drains (its last census). */
+  get drainingBuckets(): number {
+    return this.#drainingCount;
+  }
+
+  /**
+   * --election bucket: one pass over the shard (between batches). Every tracked flow's bucket
+   * is computed again from its key; the flows in the buckets `targetOf` sends elsewhere are
+   * returned per handler (a handover), and the buckets this node no longer owns but still has
+   * flows of its own in are its draining ones (published for the kernel filter). A handler
+   * without keyOrigin hands nothing over.
+   */
+  scanBuckets(targetOf: Uint8Array | undefined): ScannedEntries[] {
+    if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
+    const self = this.#selfId;
+    const owner = this.#bucketOwner;
+    const draining = this.#drainingMask;
+    draining.fill(0);
+    const out: ScannedEntries[] = [];
+    this.#trackers.forEach((tracker, i) => {
+      const origin = this.#keyOrigins[i];
+      const protocol = this.#protocols[i] ?? 0;
+      let entries = new Uint32Array(0);
+      let targets = new Uint8Array(0);
+      let n = 0;
+      if (origin !== undefined) {
+        this.#c[C.inHandler] = handlerCall(i, M.saveStatus);
+        try {
+          tracker.saveStatus((keyLo, keyHi, entryOwner, lastSeen) => {
+            const b = this.#bucketOfKey(origin, protocol, keyLo, keyHi);
+            if (b < 0) return;
+            if (entryOwner === self && owner[b] !== self) draining[b >>> 5] = (draining[b >>> 5]! | (1 << (b & 31))) >>> 0;
+            const t = targetOf === undefined ? NO_TARGET : targetOf[b]!;
+            if (t === NO_TARGET) return;
+            if (n === targets.length) {
+              const bigger = new Uint32Array(Math.max(64, 2 * targets.length) * SNAPSHOT_WORDS);
+              bigger.set(entries);
+              entries = bigger;
+              const biggerTargets = new Uint8Array(Math.max(64, 2 * targets.length));
+              biggerTargets.set(targets);
+              targets = biggerTargets;
+            }
+            const k = n * SNAPSHOT_WORDS;
+            entries[k] = keyLo;
+            entries[k + 1] = keyHi;
+            entries[k + 2] = entryOwner;
+            entries[k + 3] = lastSeen;
+            targets[n++] = t;
+          });
+        } catch (err) {
+          this.#handlerErrors?.record(this.#handlerNames[i]!, 'saveStatus', err);
+        }
+        this.#c[C.inHandler] = 0;
+      }
+      out.push({ entries: entries.subarray(0, n * SNAPSHOT_WORDS), targets: targets.subarray(0, n) });
+    });
+    let count = 0;
+    for (let k = 0; k < DRAINING_MASK_WORDS; k++) count += popcount(draining[k]!);
+    this.#drainingCount = count;
+    this.#draining?.memory.write(this.#draining.index, draining);
+    this.#nextCensus = this.#now + DRAIN_CENSUS_SECONDS;
+    this.#censusDue = false;
+    return out;
+  }
+
+  /** A tracked key's bucket, as its election computed it; -1 when its rule does not elect from the table. */
+  #bucketOfKey(origin: (keyLo: number, keyHi: number) => KeyOrigin, protocol: number, keyLo: number, keyHi: number): number {
+    const o = origin(keyLo, keyHi);
+    const port = o.destinationPort ?? 0;
+    const rules = this.#rules;
+    const rule = o.rule ?? (port === 0 ? 0 : protocol === IPPROTO_TCP ? rules.tcpRuleByPort[port]! : protocol === IPPROTO_UDP ? rules.udpRuleByPort[port]! : 0);
+    if (rule >= rules.affinities.length || !this.#elections.usesBase(rule)) return -1;
+    const affinity = this.#affinities[rule];
+    const source = o.source >>> 0;
+    const input = affinity === AffinityCode.single ? source : affinity === AffinityCode.none ? keyLo : (source & NETWORK_MASK) >>> 0;
+    return this.#electionHash(rule, input, keyHi) >>> (32 - BUCKET_BITS);
   }
 
   /**
@@ -303,6 +423,12 @@ export class ActorCore {
       }
       const rule = (meta >>> 8) & 0xff;
       const hash = this.#electionHash(rule, words[w + 2]!, keyHi);
+      const pending = this.#pendingBuckets;
+      if (mayHold && pending !== undefined && (pending[hash >>> (32 - BUCKET_BITS + 5)]! & (1 << ((hash >>> (32 - BUCKET_BITS)) & 31))) !== 0 && this.#elections.usesBase(rule)) {
+        // A bucket just gained: its old owners' flows are still on their way here.
+        this.#holdRecord(src, at);
+        return;
+      }
       owner = this.#elections.electOwner(rule, hash);
       if (mayHold && this.#weightsPending && this.#nextElections.electOwner(rule, hash) !== owner) {
         this.#holdRecord(src, at);
@@ -310,6 +436,11 @@ export class ActorCore {
       }
       if (owner < 0) {
         c[C.dropNoOwner]!++;
+        return;
+      }
+      if (owner !== this.#selfId && this.#agreedBuckets && this.#elections.usesBase(rule)) {
+        // Partitioned tracking: another node's new flow is its to track (its bucket is not ours).
+        c[C.dropOtherNode]!++;
         return;
       }
       c[C.inHandler] = handlerCall(handlerIndex, M.assigned);
@@ -435,6 +566,19 @@ export class ActorCore {
     });
     this.#selfId = view.selfId;
     this.#accepting = view.accepting;
+    if (agreed) {
+      let moved = false;
+      for (let b = 0; b < BUCKET_COUNT; b++) {
+        const o = this.#elections.baseOwner(b << (32 - BUCKET_BITS));
+        if (o !== this.#bucketOwner[b]) moved = true;
+        this.#bucketOwner[b] = o;
+      }
+      let any = 0;
+      if ((view.bucketTables & VIEW_BUCKETS_PENDING) !== 0) for (let k = 0; k < view.pendingBuckets.length; k++) any |= view.pendingBuckets[k]!;
+      this.#pendingBuckets = any !== 0 ? view.pendingBuckets : undefined;
+      // A table change may end or start draining: counted again at the next housekeeping.
+      if (moved) this.#censusDue = true;
+    }
     this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
     this.#weightsPending = (view.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
     if (this.#weightsPending) {

@@ -15,7 +15,8 @@ import { compileRules } from '../cluster/port-rules.js';
 import { serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler, Tracker } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
-import { loadTrackerStateInto, restoreTracker, SNAPSHOT_WORDS, snapshotTracker } from '../handlers/tracker-state.js';
+import { loadTrackerStateInto, NOT_MY_SHARD, readTrackerState, restoreTracker, SNAPSHOT_WORDS, snapshotTracker } from '../handlers/tracker-state.js';
+import { DrainingBuckets } from '../shm/draining-buckets.js';
 import { formatMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
@@ -86,6 +87,9 @@ async function run(data: ActorData): Promise<void> {
     counters: row,
     createElection: () => createElection(data.election),
     agreedBuckets: data.election === 'bucket',
+    keyOrigins: handlers.map((h) => (h.keyOrigin === undefined ? undefined : h.keyOrigin.bind(h))),
+    protocols: handlers.map((h) => h.protocol),
+    draining: { memory: new DrainingBuckets(data.draining), index: data.index },
     rules: compileRules(data.rules),
     handlerNames: handlers.map((h) => h.name),
     handlerErrors: errors,
@@ -142,6 +146,31 @@ async function run(data: ActorData): Promise<void> {
       case 'snapshot': {
         const shards = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => snapshotTracker(tracker)));
         parentPort?.postMessage({ type: 'snapshot', requestId: message.requestId, shards } satisfies WorkerToMain, shards.map((s) => s.buffer as ArrayBuffer));
+        return;
+      }
+      case 'scan-buckets': {
+        const scanned = actor.scanBuckets(message.targetOf);
+        parentPort?.postMessage({ type: 'buckets-scanned', requestId: message.requestId, handlers: scanned } satisfies WorkerToMain);
+        return;
+      }
+      case 'merge-state': {
+        // A handover: the entries join the live shard (no clear, nothing to roll back).
+        const { requestId, handlerIndex, from } = message;
+        const tracker = trackers[handlerIndex];
+        if (tracker === undefined) {
+          post({ type: 'state-refused', requestId, from, handlerIndex, message: `no handler ${handlerIndex} here` });
+          return;
+        }
+        try {
+          const decoded = readTrackerState(message.state, { nowSeconds: Math.floor(Date.now() / 1000), ownerId: (mac) => message.ownerIds[formatMac(mac)], shardOf: (lo, hi) => (mine(lo, hi) ? 0 : NOT_MY_SHARD) }, 1);
+          const e = decoded.entries;
+          inHandler(handlerIndex, HandlerMethod.loadStatus, () => {
+            for (let k = 0; k < e.length; k += SNAPSHOT_WORDS) tracker.loadStatus(e[k]!, e[k + 1]!, e[k + 2]!, e[k + 3]!);
+          });
+          post({ type: 'state-merged', requestId, from, handlerIndex, entries: decoded.shards.length, skipped: decoded.skippedUnknownOwner });
+        } catch (err) {
+          post({ type: 'state-refused', requestId, from, handlerIndex, message: `${handlers[handlerIndex]!.name}: ${(err as Error).message}` });
+        }
         return;
       }
       case 'list': {

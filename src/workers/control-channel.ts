@@ -54,6 +54,7 @@ import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, macToNumber, pars
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict, type MessageFragments } from '../net/reassembly.js';
 import { MAX_TRANSFER_MESSAGES, transferFlags } from '../net/state-transfer-message.js';
 import { TokenBucket } from '../net/rate-limit.js';
+import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
 import type { ControlClock, ControlSocket } from './control-socket.js';
 import type { ControlData } from './messages.js';
 
@@ -92,9 +93,15 @@ export interface AnnouncedRules {
 
 const RULES_MARK = 0x52; // 'R'
 const RULES_HEADER_BYTES = 6;
-/** The bucket table's digest (--election bucket, cluster/bucket-ledger.ts): | 'B' u8 | digest u32 |. */
+/**
+ * The bucket table's digest (--election bucket, cluster/bucket-ledger.ts) and that of the last
+ * table the sender has handed every moved flow over for (cluster/bucket-handover.ts):
+ * | 'B' u8 | digest u32 | handed digest u32 |. A block without the second (5 bytes) reads as
+ * nothing handed over yet.
+ */
 const BUCKETS_MARK = 0x42; // 'B'
-const BUCKETS_BLOCK_BYTES = 5;
+const BUCKETS_BLOCK_BYTES = 9;
+const BUCKETS_DIGEST_ONLY_BYTES = 5;
 /** Slots a rules block may carry (the default rule and 32 port rules). */
 const MAX_ANNOUNCED_SLOTS = 33;
 
@@ -157,9 +164,11 @@ export class ControlChannel {
    * The rules block of the message being handled (ruleSlots -1 when it had none), and its
    * identity block (hasIdentity false when it had none, or a malformed one: counted).
    */
-  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1 };
+  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1, handedDigest: -1 };
   /** The digest this node's membership messages carry (--election bucket); undefined: no block. */
   announcedBucketDigest: number | undefined;
+  /** With it, the last table this node handed every moved flow over for. */
+  announcedHandedDigest = 0;
   readonly #srcMac = new Uint8Array(6);
   readonly #socket: ControlSocket;
   readonly #clock: ControlClock;
@@ -234,6 +243,17 @@ export class ControlChannel {
       fragmentMessage({ clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags: transferFlags(protocol, i, states.length), messageId: (transferId + i) >>> 0, data: state }, { mtu: this.#o.mtu, reserve }),
     );
     return { transferId, messages };
+  }
+
+  /**
+   * A bucket handover (net/handover-message.ts) as one CONNTRACK message outside any transfer
+   * (count 0: taken whatever the receiver is doing); acknowledged by a STATE_ACK of its id.
+   */
+  prepareHandover(data: Uint8Array): { messageId: number; message: MessageFragments } {
+    const messageId = this.#nextMessageId();
+    const reserve = this.#auth.keyed ? AUTH_TRAILER_LENGTH : 0;
+    const message = fragmentMessage({ clusterIp: this.#o.clusterIp, type: MessageType.CONNTRACK, flags: transferFlags(HANDOVER_PROTOCOL, 0, 0), messageId, data }, { mtu: this.#o.mtu, reserve });
+    return { messageId, message };
   }
 
   /**
@@ -327,6 +347,7 @@ export class ControlChannel {
     if (digest !== undefined) {
       out[at] = BUCKETS_MARK;
       writeU32(out, at + 1, digest);
+      writeU32(out, at + 5, this.announcedHandedDigest);
       at += BUCKETS_BLOCK_BYTES;
     }
     return out.subarray(0, at);
@@ -366,8 +387,10 @@ export class ControlChannel {
   #readBuckets(rx: Uint8Array, at: number, end: number): void {
     const r = this.received;
     r.bucketDigest = -1;
-    if (at < 0 || at + BUCKETS_BLOCK_BYTES > end || rx[at] !== BUCKETS_MARK) return;
+    r.handedDigest = -1;
+    if (at < 0 || at + BUCKETS_DIGEST_ONLY_BYTES > end || rx[at] !== BUCKETS_MARK) return;
     r.bucketDigest = readU32(rx, at + 1);
+    if (at + BUCKETS_BLOCK_BYTES <= end) r.handedDigest = readU32(rx, at + 5);
   }
 
   /** uv_poll (or the memory wire) says frames are waiting. */

@@ -22,11 +22,16 @@ import { formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
+import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { BucketLedger } from '../cluster/bucket-ledger.js';
-import { decodeBucketTable, encodeBucketTable, type BucketMembers } from '../cluster/buckets.js';
+import { decodeBucketTable, encodeBucketTable, macKey, type BucketMembers, type BucketTable } from '../cluster/buckets.js';
+import { BUCKET_MASK_WORDS, BucketHandovers, NO_TARGET, type HandoverAction } from '../cluster/bucket-handover.js';
+import { MessageType } from '../net/cluster-message.js';
+import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
+import type { MessageFragments } from '../net/reassembly.js';
+import { decodeStateAck, encodeStateAck, transferCount } from '../net/state-transfer-message.js';
 import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256 } from '../port/native.js';
@@ -67,6 +72,12 @@ export interface ControlPlaneIo {
  */
 export const BUCKET_TABLE_PROTOCOL = 255;
 const BUCKETS_SETTLE_HEARTBEATS = 4;
+/** A handover unacknowledged for this many heartbeats is sent again, up to HANDOVER_MAX_RESENDS times. */
+const HANDOVER_RESEND_HEARTBEATS = 3;
+const HANDOVER_MAX_RESENDS = 10;
+/** How long gained buckets wait for the members' handovers at most: 30 heartbeats, and never under 3 s. */
+const HANDOVER_PENDING_TIMEOUT_HEARTBEATS = 30;
+const HANDOVER_PENDING_TIMEOUT_MIN_MS = 3000;
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -122,6 +133,12 @@ export class ControlPlane {
   readonly #ledger: BucketLedger | undefined;
   /** The members and weights the ledger last saw, as text: a new view when it changes. */
   #ledgerViewKey = '';
+  /** --election bucket: the flows that move with the buckets (cluster/bucket-handover.ts). */
+  readonly #handovers: BucketHandovers | undefined;
+  /** The handover messages of the plan under way, by receiver MAC, kept for resends. */
+  readonly #handoverOut = new Map<string, { id: number; message: MessageFragments }>();
+  /** Buckets the plan under way moves away: the filter passes them until the plan's scan has counted what drains. */
+  readonly #handingAway = new Uint32Array(BUCKET_MASK_WORDS);
   /** The table under the pending weights, and for which weights (computed once per change). */
   #nextBuckets: { key: string; owners: Uint8Array | undefined } = { key: '', owners: undefined };
 
@@ -142,6 +159,15 @@ export class ControlPlane {
     // a round's end): a view stable for BUCKETS_SETTLE_HEARTBEATS in which tables still
     // differ is a real disagreement, and everyone falls back to the canonical table.
     this.#ledger = data.election === 'bucket' ? new BucketLedger({ selfMac: data.ownMac, settleMs: BUCKETS_SETTLE_HEARTBEATS * data.heartbeatMs }) : undefined;
+    this.#handovers =
+      data.election === 'bucket'
+        ? new BucketHandovers({
+            selfMac: data.ownMac,
+            resendMs: HANDOVER_RESEND_HEARTBEATS * data.heartbeatMs,
+            maxResends: HANDOVER_MAX_RESENDS,
+            pendingTimeoutMs: Math.max(HANDOVER_PENDING_TIMEOUT_MIN_MS, HANDOVER_PENDING_TIMEOUT_HEARTBEATS * data.heartbeatMs),
+          })
+        : undefined;
     this.#membership = new Membership({
       selfMac: formatMac(data.ownMac),
       heartbeatMs: data.heartbeatMs,
@@ -172,11 +198,29 @@ export class ControlPlane {
         const rulesChanged = known && this.#noteRules(srcMac);
         const digest = this.#channel.received.bucketDigest;
         const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest);
+        const handed = this.#channel.received.handedDigest;
+        if (known && handed >= 0) this.#handovers?.heardHanded(parseMac(srcMac), handed);
         this.#drive();
         if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
-      onState: (srcMac, flags, messageId, fragmentTotal, state) => this.#transfers.fragment(srcMac, flags, messageId, fragmentTotal, state),
-      onStateReply: (type, srcMac, data) => this.#transfers.reply(type, srcMac, data),
+      onState: (srcMac, flags, messageId, fragmentTotal, state) => {
+        if ((flags & STATE_PROTOCOL_MASK) === HANDOVER_PROTOCOL && transferCount(flags) === 0) {
+          if (state !== undefined) this.#handoverArrived(srcMac, messageId, state);
+          return;
+        }
+        this.#transfers.fragment(srcMac, flags, messageId, fragmentTotal, state);
+      },
+      onStateReply: (type, srcMac, data) => {
+        if (type === MessageType.STATE_ACK && this.#handovers !== undefined) {
+          const id = decodeStateAck(data);
+          if (id !== undefined && this.#handovers.acknowledged(parseMac(srcMac), id, clock.now())) {
+            this.#handoverOut.delete(srcMac);
+            this.#drive();
+            return;
+          }
+        }
+        this.#transfers.reply(type, srcMac, data);
+      },
       isKnownSender: (key) => this.#findKey(key) !== undefined,
       acceptsStateFrom: (key) => this.#acceptsStateFrom(key),
       onUnauthenticated: (key, verdict, claimsJoined) => this.#unauthenticatedFrame(key, verdict, claimsJoined),
@@ -187,7 +231,8 @@ export class ControlPlane {
         serving: () => this.#serving,
         log: (level, fields, msg) => this.#log(level, fields, msg),
         logLimited: (level, key, fields, msg) => this.#logLimited(level, key, fields, msg),
-        saveState: (to) => this.#emit({ type: 'save-state', to, owners: this.#owners() }),
+        // --election bucket: a newcomer is handed the table alone; the flows come with the buckets it gains.
+        saveState: (to) => (this.#ledger === undefined ? this.#emit({ type: 'save-state', to, owners: this.#owners() }) : void this.sendSavedState(to, [])),
         loadState: (from, flags, state) => this.#loadState(from, flags, state),
         noStateNeeded: (now) => {
           membership.stateReceived();
@@ -237,6 +282,7 @@ export class ControlPlane {
     this.#carryOut(this.#membership.drainActions());
     this.#transfers.end(this.#clock.now());
     this.#emit({ type: 'reset' });
+    this.#resetHandovers();
     this.#lastLoggedView = '';
     this.#lastWeights.clear();
     this.#pruneSenders();
@@ -352,7 +398,9 @@ export class ControlPlane {
   #acceptsStateFrom(macKey: number): boolean {
     const node = this.#findKey(macKey);
     if (node === undefined || node.self) return false;
-    return this.#membership.accepting ? node.status !== NodeStatus.JOINING : this.#transfers.accepts(node.mac);
+    if (this.#membership.accepting) return node.status !== NodeStatus.JOINING;
+    // A newcomer under --election bucket takes the members' handovers as well as its table.
+    return this.#transfers.accepts(node.mac) || (this.#handovers !== undefined && node.joined);
   }
 
   /** Keeps per-sender maps to the senders in the table. */
@@ -555,8 +603,9 @@ export class ControlPlane {
     this.#carryOut(membership.drainActions());
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
+    this.#driveHandovers(now);
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
-    let deadline = Math.min(membership.nextDeadline(), transfersDue);
+    let deadline = Math.min(membership.nextDeadline(), transfersDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
     const delay = Math.max(1, Math.ceil(deadline - clock.now()));
     this.#timer = clock.setTimer(() => this.#onTimer(), delay);
@@ -611,7 +660,10 @@ export class ControlPlane {
       if (action.kind === 'node-died') {
         this.#emit({ type: 'node-died', id: action.node.id });
         died = true;
-      } else if (action.kind === 'reset') this.#emit({ type: 'reset' });
+      } else if (action.kind === 'reset') {
+        this.#emit({ type: 'reset' });
+        this.#resetHandovers();
+      }
     }
     if (died) this.#pruneSenders();
   }
@@ -723,8 +775,117 @@ export class ControlPlane {
         addOwned(pass, owners, next.selfIndex);
       }
     }
+    const handovers = this.#handovers;
+    if (handovers !== undefined) {
+      const now = this.#clock.now();
+      handovers.membersChanged(
+        this.#membership.members.map((n) => parseMac(n.mac)),
+        now,
+      );
+      if (table !== undefined && ledger.agreed) this.#adoptTable(handovers, table, ledger.digest, now);
+      if (handovers.pendingCount > 0) {
+        view.pendingBuckets.set(handovers.pending);
+        tables |= VIEW_BUCKETS_PENDING;
+      }
+      for (let k = 0; k < pass.length; k++) pass[k] = (pass[k]! | this.#handingAway[k]!) >>> 0;
+      this.#channel.announcedHandedDigest = handovers.handedDigest;
+    }
     if (table !== undefined && ledger.agreed && this.#membership.accepting && !this.#membership.holdsAllNewFlows) tables |= VIEW_BUCKETS_PASS;
     view.bucketTables = tables;
+  }
+
+  /** The members agreed on `table`: what this node gains waits for the others' flows, what moved elsewhere is scanned and sent. */
+  #adoptTable(handovers: BucketHandovers, table: BucketTable, digest: number, now: number): void {
+    const plan = handovers.adopt(table, digest, now);
+    this.#carryOutHandovers(handovers.tick(now)); // the view being published shows what they change
+    if (plan === undefined) return;
+    this.#handoverOut.clear();
+    this.#handingAway.fill(0);
+    for (let b = 0; b < plan.targetOf.length; b++) if (plan.targetOf[b] !== NO_TARGET) this.#handingAway[b >>> 5] = (this.#handingAway[b >>> 5]! | (1 << (b & 31))) >>> 0;
+    this.#emit({ type: 'hand-over', id: plan.id, digest: plan.digest, targetOf: plan.targetOf, targets: plan.targets.map((mac) => formatMac(mac)), owners: this.#owners() });
+    this.#log('debug', { event: 'handover-planned', id: plan.id, buckets: plan.moved, targets: plan.targets.length }, `handover ${plan.id}: ${plan.moved} buckets moved to ${plan.targets.length} other node(s); scanning the flows tracked in them`);
+  }
+
+  /** The main thread scanned plan `id`: send each new owner its flows (kept until acknowledged). */
+  handoverScanned(id: number, messages: { to: string; data: Uint8Array; entries: number }[], error: string | undefined): void {
+    const handovers = this.#handovers;
+    if (handovers === undefined) return;
+    const now = this.#clock.now();
+    if (error !== undefined) this.#log('error', { event: 'handover-scan-failed', id }, `handover ${id}: the flows could not be scanned (${error}); the new owners take the moved buckets without them`);
+    if (!handovers.scanned(id, messages.map((m) => parseMac(m.to)), now)) return; // replaced by a newer plan
+    for (const m of messages) {
+      if (this.#find(m.to) === undefined) continue;
+      const { messageId, message } = this.#channel.prepareHandover(m.data);
+      this.#handoverOut.set(m.to, { id, message });
+      handovers.sent(id, parseMac(m.to), messageId, now);
+      void this.#channel.sendFragments(m.to, message);
+      this.#log('debug', { event: 'handover-sent', id, to: m.to, entries: m.entries, bytes: m.data.length, fragments: message.total }, `handover ${id}: sent ${m.entries} tracked flows to ${m.to}`);
+    }
+    this.#drive();
+  }
+
+  /** A handover arrived (whole): the main thread adds it to the tables, then it is acknowledged. */
+  #handoverArrived(from: string, messageId: number, data: Uint8Array): void {
+    if (this.#handovers === undefined) return;
+    const ownerIds = Object.fromEntries(this.#membership.nodes.map((n) => [n.mac, n.id]));
+    this.#emit({ type: 'handover', from, messageId, data, ownerIds });
+  }
+
+  /** The handover from `from` is in the tables (or was refused, and says why in the log): acknowledge it. */
+  handoverMerged(from: string, messageId: number, entries: number, error: string | undefined): void {
+    this.#channel.sendStateReply(MessageType.STATE_ACK, from, encodeStateAck(messageId));
+    if (error === undefined) this.#log('debug', { event: 'handover-received', from, entries }, `took ${entries} tracked flows from ${from} with the buckets that moved here`);
+  }
+
+  #driveHandovers(now: number): void {
+    const handovers = this.#handovers;
+    if (handovers === undefined) return;
+    if (this.#carryOutHandovers(handovers.tick(now))) this.#publishView();
+  }
+
+  /** Returns whether the view must be published again. */
+  #carryOutHandovers(actions: HandoverAction[]): boolean {
+    let publish = false;
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'resend': {
+          const to = formatMac(a.to);
+          const out = this.#handoverOut.get(to);
+          if (out !== undefined && out.id === a.id) void this.#channel.sendFragments(to, out.message);
+          this.#log('debug', { event: 'handover-resent', id: a.id, to, resends: a.resends }, `handover ${a.id}: no acknowledgement from ${to}, sent again (${a.resends})`);
+          break;
+        }
+        case 'abandoned': {
+          const to = formatMac(a.to);
+          this.#handoverOut.delete(to);
+          this.#log('warn', { event: 'handover-abandoned', id: a.id, to }, `handover ${a.id}: ${to} acknowledged none of ${HANDOVER_MAX_RESENDS + 1} sends; given up (it releases the buckets it gained after its own timeout)`);
+          break;
+        }
+        case 'handed':
+          this.#handingAway.fill(0);
+          this.#handoverOut.clear();
+          this.#channel.announcedHandedDigest = a.digest;
+          publish = true;
+          break;
+        case 'released':
+          this.#log('debug', { event: 'buckets-released', buckets: a.buckets, ms: Math.round(a.ms) }, `${a.buckets} buckets gained: every member has handed its flows in them over (${Math.round(a.ms)} ms)`);
+          publish = true;
+          break;
+        case 'release-timeout': {
+          const silent = a.silent.map((key) => this.#membership.members.find((n) => macKey(parseMac(n.mac), 0) === key)?.mac ?? key.toString(16));
+          this.#log('warn', { event: 'buckets-release-timeout', buckets: a.buckets, ms: Math.round(a.ms), silent }, `${a.buckets} buckets gained: no handover word from ${silent.join(', ')} in ${Math.round(a.ms)} ms; taking their new flows now (a flow of theirs in those buckets may be taken twice)`);
+          publish = true;
+          break;
+        }
+      }
+    }
+    return publish;
+  }
+
+  #resetHandovers(): void {
+    this.#handovers?.reset();
+    this.#handoverOut.clear();
+    this.#handingAway.fill(0);
   }
 
   #bucketsStatus(ledger: BucketLedger): BucketsStatus {
@@ -739,6 +900,9 @@ export class ControlPlane {
       owned,
       lastMoves: ledger.lastMoves,
       fallbacks: ledger.fallbacks,
+      pending: this.#handovers?.pendingCount ?? 0,
+      handed: (this.#handovers?.handedDigest ?? 0).toString(16).padStart(8, '0'),
+      handovers: { ...(this.#handovers?.counters ?? {}) },
     };
   }
 
@@ -768,7 +932,7 @@ export class ControlPlane {
    * newcomer, or 'cluster': a resync). A newcomer gets the agreed bucket table first (its base).
    */
   sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
-    const base = to === 'cluster' || states.length === 0 ? undefined : this.#ledger?.baseForNewcomer();
+    const base = to === 'cluster' || (states.length === 0 && this.#ledger === undefined) ? undefined : this.#ledger?.baseForNewcomer();
     return this.#transfers.sendSaved(to, base === undefined ? states : [{ protocol: BUCKET_TABLE_PROTOCOL, state: encodeBucketTable(base), entries: 0 }, ...states]);
   }
 
@@ -791,6 +955,8 @@ export class ControlPlane {
         this.#ledger.receiveBase(base);
         this.#publishView();
       }
+      // --election bucket hands a newcomer its table alone: that was the whole state.
+      if ((flags & STATE_LAST) !== 0 && !this.#membership.accepting) this.stateLoaded();
       return;
     }
     const membership = this.#membership;

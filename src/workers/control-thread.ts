@@ -56,6 +56,12 @@ try {
       case 'state-loaded':
         plane.stateLoaded();
         break;
+      case 'handover-scanned':
+        plane.handoverScanned(message.id, message.messages, message.error);
+        break;
+      case 'handover-merged':
+        plane.handoverMerged(message.from, message.messageId, message.entries, message.error);
+        break;
       case 'leave':
         plane.leave();
         break;

@@ -19,7 +19,7 @@ import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { workerExecArgv } from './exec-argv.js';
-import { DrainingBuckets } from '../shm/draining-buckets.js';
+import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
 
 export interface DatapathOptions {
   dataFd: number;
@@ -164,6 +164,8 @@ export class Datapath {
   #nextRequest = 1;
   /** The actors' input rings, for whoever must wake them (the control plane, on a new view). */
   readonly ringMemories: SharedArrayBuffer[] = [];
+  /** The actors' draining buckets (--election bucket). */
+  #draining: DrainingBuckets | undefined;
   /** The dispatcher's and the actors' kernel thread ids (lnlbd sets their priority: thread-priority.ts). */
   readonly threadIds: number[] = [];
   /** The published view the actors read; written by the control plane. */
@@ -201,6 +203,10 @@ export class Datapath {
     await Promise.all(options.handlers.map((setup) => selfTestInWorker(setup.spec)));
     const handlers: ProtocolHandler[] = [];
     for (const setup of options.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
+    const originless = handlers.find((h) => typeof h.keyOrigin !== 'function');
+    if (options.election === 'bucket' && originless !== undefined) {
+      throw lnlbError('LNLB_ERR_HANDLER_INVALID', `handler ${originless.name} has no keyOrigin(keyLo, keyHi): --election bucket hands each bucket's tracked flows to its new owner and must find a flow's bucket from its key; add keyOrigin to the handler (docs/handlers.md) or use another --election`);
+    }
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(4);
@@ -258,6 +264,7 @@ export class Datapath {
     const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
     datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
+    datapath.#draining = new DrainingBuckets(drainingMemory);
     try {
       for (const m of await Promise.all(ready)) if (m.type === 'ready') datapath.threadIds.push(m.tid);
     } catch (err) {
@@ -373,6 +380,39 @@ export class Datapath {
     const requestId = this.#nextRequest++;
     const replies = await this.#ask({ type: 'snapshot', requestId }, (m): m is Extract<WorkerToMain, { type: 'snapshot' }> => m.type === 'snapshot' && m.requestId === requestId, 30_000);
     return this.handlers.map((_, h) => replies.map((r) => r.shards[h] ?? new Uint32Array(0)));
+  }
+
+  /** Buckets some actor still drains (--election bucket; 0 otherwise). */
+  drainingBuckets(): number {
+    return this.#draining?.unionInto(new Uint32Array(DRAINING_MASK_WORDS)) ?? 0;
+  }
+
+  /** --election bucket: per handler, every actor's flows in the buckets `targetOf` sends elsewhere (a handover). */
+  async scanBuckets(targetOf: Uint8Array): Promise<{ entries: Uint32Array; targets: Uint8Array }[][]> {
+    const requestId = this.#nextRequest++;
+    const replies = await this.#ask({ type: 'scan-buckets', requestId, targetOf }, (m): m is Extract<WorkerToMain, { type: 'buckets-scanned' }> => m.type === 'buckets-scanned' && m.requestId === requestId, 30_000);
+    return this.handlers.map((_, h) => replies.map((r) => r.handlers[h] ?? { entries: new Uint32Array(0), targets: new Uint8Array(0) }));
+  }
+
+  /** A bucket handover of one handler: every actor adds its shard of it to its live table. */
+  async mergeState(from: string, handlerIndex: number, state: Uint8Array, ownerIds: Record<string, number>): Promise<{ merged: number; skipped: number; refused?: string }> {
+    const requestId = this.#nextRequest++;
+    const replies = await this.#ask(
+      { type: 'merge-state', requestId, handlerIndex, state, ownerIds, from },
+      (m): m is Extract<WorkerToMain, { type: 'state-merged' | 'state-refused' }> => (m.type === 'state-merged' || m.type === 'state-refused') && m.requestId === requestId,
+      60_000,
+    );
+    let merged = 0;
+    let skipped = 0;
+    let refused: string | undefined;
+    for (const r of replies) {
+      if (r.type === 'state-refused') refused = r.message;
+      else {
+        merged += r.entries;
+        skipped += r.skipped;
+      }
+    }
+    return refused === undefined ? { merged, skipped } : { merged, skipped, refused };
   }
 
   /** Per handler, every actor's listing (for `lnlbctl conntrack`). */

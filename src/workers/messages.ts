@@ -81,6 +81,10 @@ export type MainToActor =
   | { type: 'snapshot'; requestId: number }
   /** Up to `limit` entries per handler, for `lnlbctl conntrack`. */
   | { type: 'list'; requestId: number; limit: number; nowSeconds: number }
+  /** --election bucket: this actor's flows in the buckets `targetOf` sends elsewhere (cluster/bucket-handover.ts). */
+  | { type: 'scan-buckets'; requestId: number; targetOf: Uint8Array }
+  /** A bucket handover from another node: this actor's shard of it goes into the live table. */
+  | { type: 'merge-state'; requestId: number; handlerIndex: number; state: Uint8Array; ownerIds: Record<string, number>; from: string }
   | { type: 'stop' };
 
 /** One handler's listing from one actor. */
@@ -98,6 +102,9 @@ export type WorkerToMain =
   | { type: 'link-down' }
   | { type: 'state-loaded'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number; clockShift: number }
   | { type: 'state-refused'; requestId: number; from: string; handlerIndex: number; message: string }
+  /** Per handler: packed entries (SNAPSHOT_WORDS each) and the plan's target of each. */
+  | { type: 'buckets-scanned'; requestId: number; handlers: { entries: Uint32Array; targets: Uint8Array }[] }
+  | { type: 'state-merged'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number }
   /** Per handler: the packed entries of this actor's shard (SNAPSHOT_WORDS each). */
   | { type: 'snapshot'; requestId: number; shards: Uint32Array[] }
   | { type: 'list'; requestId: number; handlers: ShardListing[] }
@@ -150,6 +157,10 @@ export type MainToControl =
   | { type: 'send-state'; to: string; states: { protocol: number; state: Uint8Array; entries: number }[]; requestId?: number }
   /** A newcomer's state is loaded (or was refused): its first round may complete. */
   | { type: 'state-loaded' }
+  /** Handover plan `id` scanned: one message per new owner that has flows to take (none: nothing to send). */
+  | { type: 'handover-scanned'; id: number; messages: { to: string; data: Uint8Array; entries: number }[]; error?: string }
+  /** A handover from `from` is in the tables (or was refused: `error`): acknowledge it. */
+  | { type: 'handover-merged'; from: string; messageId: number; entries: number; error?: string }
   /** `lnlbctl stop`: LEAVE and stop taking part (the thread stays, for `start`). */
   | { type: 'leave' }
   /** `lnlbctl start` after a stop: join again as a new incarnation. */
@@ -216,6 +227,12 @@ export interface BucketsStatus {
   lastMoves: number;
   /** Times the members disagreed in a settled view and every node took the canonical table. */
   fallbacks: number;
+  /** Buckets gained whose flows the other members have not all handed over yet (their new flows wait). */
+  pending: number;
+  /** The last table this node handed every moved flow over for (hex digest). */
+  handed: string;
+  /** The handovers' counters (cluster/bucket-handover.ts HandoverCounters). */
+  handovers: Record<string, number>;
 }
 
 /** `unauthenticated-peers`: it may not start serving while it hears peers it cannot authenticate (admission.ts). */
@@ -246,5 +263,9 @@ export type ControlEvent =
   | { type: 'resynced'; requestId: number; fragments: number; error?: string }
   /** The first member must hand its state to a newcomer: the main thread saves the tables. */
   | { type: 'save-state'; to: string; owners: Record<number, string> }
+  /** --election bucket: scan the shards for the flows in the buckets that moved elsewhere (cluster/bucket-handover.ts), per new owner. */
+  | { type: 'hand-over'; id: number; digest: number; targetOf: Uint8Array; targets: string[]; owners: Record<number, string> }
+  /** A bucket handover arrived: the actors add its flows to their tables. */
+  | { type: 'handover'; from: string; messageId: number; data: Uint8Array; ownerIds: Record<string, number> }
   /** A state arrived: a newcomer's main thread loads it; a joined node's actors load their shards. */
   | { type: 'state'; from: string; protocol: number; last: boolean; state: Uint8Array; ownerIds: Record<string, number>; newcomer: boolean };
