@@ -206,13 +206,31 @@ export class BucketHandovers {
       this.#handedDone(table, digest, now, now);
       return undefined;
     }
+    const plan = this.#planFrom(from, table, digest, now);
+    if (plan === undefined) this.#handedDone(table, digest, now, now);
+    return plan;
+  }
+
+  /**
+   * `lnlbctl resync` under --election bucket: every flow this node tracks in a bucket it does
+   * not own goes to that bucket's owner again (a handover that timed out, a table that lost an
+   * entry). Undefined before the node has a table, or when it owns every bucket.
+   */
+  handAll(now: number): HandoverPlan | undefined {
+    const table = this.#adopted;
+    if (table === undefined) return undefined;
+    return this.#planFrom(undefined, table, this.#adoptedDigest, now);
+  }
+
+  /** The plan moving `table`'s buckets from `from` (undefined: from nowhere, every bucket not this node's). */
+  #planFrom(from: BucketTable | undefined, table: BucketTable, digest: number, now: number): HandoverPlan | undefined {
     const targetOf = new Uint8Array(BUCKET_COUNT).fill(NO_TARGET);
     const targets: Uint8Array[] = [];
     const index = new Map<number, number>();
     let moved = 0;
     for (let b = 0; b < BUCKET_COUNT; b++) {
       const to = ownerKeyOf(table, b);
-      if (to < 0 || to === this.#self || to === ownerKeyOf(from, b)) continue;
+      if (to < 0 || to === this.#self || (from !== undefined && to === ownerKeyOf(from, b))) continue;
       let i = index.get(to);
       if (i === undefined) {
         i = targets.length;
@@ -223,10 +241,7 @@ export class BucketHandovers {
       targetOf[b] = i;
       moved++;
     }
-    if (moved === 0) {
-      this.#handedDone(table, digest, now, now);
-      return undefined;
-    }
+    if (moved === 0) return undefined;
     const id = this.#nextId++;
     this.#plan = { id, digest, table: copyTable(table), startedAt: now, saved: false, sends: new Map() };
     this.counters.plans++;

@@ -72,6 +72,8 @@ export class BucketHandoverWork {
   readonly #log: Logger;
   /** Handovers merge one after the other (each is several actor round trips). */
   #merging: Promise<void> = Promise.resolve();
+  /** The last plan's scan: what it found to send (a resync reports it). */
+  lastScan: Promise<{ entries: number; bytes: number; targets: number }> = Promise.resolve({ entries: 0, bytes: 0, targets: 0 });
 
   constructor(threads: ClusterThreads, log: Logger) {
     this.#threads = threads;
@@ -81,7 +83,12 @@ export class BucketHandoverWork {
   /** The control plane's plan: scan, serialise per new owner, hand the messages back to send. */
   handOver(e: HandOverEvent): void {
     const started = performance.now();
-    void this.#scan(e)
+    const scan = this.#scan(e);
+    this.lastScan = scan.then(
+      (messages) => ({ entries: messages.reduce((n, m) => n + m.entries, 0), bytes: messages.reduce((n, m) => n + m.data.length, 0), targets: messages.length }),
+      () => ({ entries: 0, bytes: 0, targets: 0 }),
+    );
+    void scan
       .then((messages) => {
         this.#threads.post({ type: 'handover-scanned', id: e.id, messages });
         const entries = messages.reduce((n, m) => n + m.entries, 0);

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import type { LnlbError } from '../errors.js';
+import { lnlbError, type LnlbError } from '../errors.js';
 import { compileRules, type RuleSet } from '../cluster/port-rules.js';
 import { deriveElectionKey } from '../cluster/hash.js';
 import type { HandlerSpec } from '../handlers/loader.js';
@@ -292,8 +292,21 @@ export class ClusterInterface {
   }
 
   /** `lnlbctl resync`: broadcasts this node's tracking state; every other node reloads from it. */
-  resync(): Promise<{ entries: number; bytes: number; fragments: number }> {
-    return this.#flows.resync();
+  resync(): Promise<{ entries: number; bytes: number; fragments: number; handedTo?: number }> {
+    return this.#opts.election === 'bucket' ? this.#resyncBuckets() : this.#flows.resync();
+  }
+
+  /**
+   * --election bucket: each node tracks only its own buckets' flows, so a resync does not
+   * replace the others' tables with this one's: it hands every flow this node tracks in a
+   * bucket it does not own to that bucket's owner again (cluster/bucket-handover.ts handAll).
+   */
+  async #resyncBuckets(): Promise<{ entries: number; bytes: number; fragments: number; handedTo: number }> {
+    const answer = await this.#threads.ask((requestId) => ({ type: 'resync-buckets', requestId }), 10_000);
+    if (answer?.type !== 'buckets-resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer the resync');
+    // The plan's event reached this thread before the answer: its scan is the last one.
+    const scan = answer.buckets === 0 ? { entries: 0, bytes: 0, targets: 0 } : await this.#handovers.lastScan;
+    return { entries: scan.entries, bytes: scan.bytes, fragments: 0, handedTo: scan.targets };
   }
 
   /** `lnlbctl conntrack`: every tracked flow of every handler, at most `limit` (tracked-flows.ts). */

@@ -98,7 +98,7 @@ export class ClusterThreads {
 
   /** An answer goes to the request that waits for it (true), or to nobody if that one gave up. */
   #answer(event: ControlEvent): boolean {
-    if (event.type !== 'status' && event.type !== 'resynced' && event.type !== 'owners') return false;
+    if (event.type !== 'status' && event.type !== 'resynced' && event.type !== 'owners' && event.type !== 'buckets-resynced') return false;
     const waiter = this.#waiters.get(event.requestId);
     this.#waiters.delete(event.requestId);
     waiter?.(event);

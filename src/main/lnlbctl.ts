@@ -341,13 +341,17 @@ async function main(argv: string[]): Promise<void> {
     });
   program
     .command('resync')
-    .description("send this node's tracking state to every node; each clears its tables and loads it (LNLB's resync)")
+    .description("send this node's tracking state to every node; each clears its tables and loads it (LNLB's resync); with --election bucket, hand each flow tracked in a bucket this node does not own to that bucket's owner")
     .argument('<interface>', 'the cluster interface, e.g. nlb0')
     .option('--json', 'machine-readable output')
     .action(async (iface: string, opts: { json?: boolean }) => {
       const { runDir } = program.opts<{ runDir: string }>();
-      const result = (await adminRequest(runDir, 'resync', { interface: interfaceArgument(iface) }, 65_000)) as { entries: number; bytes: number; fragments: number };
-      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${iface}: sent ${result.entries} tracked flows (${result.bytes} bytes in ${result.fragments} frames) to every node\n`);
+      const result = (await adminRequest(runDir, 'resync', { interface: interfaceArgument(iface) }, 65_000)) as { entries: number; bytes: number; fragments: number; handedTo?: number };
+      const text =
+        result.handedTo === undefined
+          ? `${iface}: sent ${result.entries} tracked flows (${result.bytes} bytes in ${result.fragments} frames) to every node`
+          : `${iface}: handed ${result.entries} tracked flows (${result.bytes} bytes) to the owners of their buckets (${result.handedTo} node(s))`;
+      process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${text}\n`);
     });
   bondCommands(program);
   try {

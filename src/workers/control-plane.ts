@@ -27,7 +27,7 @@ import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { BucketLedger } from '../cluster/bucket-ledger.js';
 import { decodeBucketTable, encodeBucketTable, macKey, type BucketMembers, type BucketTable } from '../cluster/buckets.js';
-import { BUCKET_MASK_WORDS, BucketHandovers, NO_TARGET, type HandoverAction } from '../cluster/bucket-handover.js';
+import { BUCKET_MASK_WORDS, BucketHandovers, NO_TARGET, type HandoverAction, type HandoverPlan } from '../cluster/bucket-handover.js';
 import { MessageType } from '../net/cluster-message.js';
 import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
 import type { MessageFragments } from '../net/reassembly.js';
@@ -798,7 +798,21 @@ export class ControlPlane {
   #adoptTable(handovers: BucketHandovers, table: BucketTable, digest: number, now: number): void {
     const plan = handovers.adopt(table, digest, now);
     this.#carryOutHandovers(handovers.tick(now)); // the view being published shows what they change
-    if (plan === undefined) return;
+    if (plan !== undefined) this.#startHandover(plan);
+  }
+
+  /**
+   * `lnlbctl resync` under --election bucket: hand every flow tracked in a bucket this node
+   * does not own to that bucket's owner again. Returns the plan's size (0 buckets: nothing to do).
+   */
+  resyncBuckets(): { buckets: number; targets: number } {
+    const plan = this.#handovers?.handAll(this.#clock.now());
+    if (plan === undefined) return { buckets: 0, targets: 0 };
+    this.#startHandover(plan);
+    return { buckets: plan.moved, targets: plan.targets.length };
+  }
+
+  #startHandover(plan: HandoverPlan): void {
     this.#handoverOut.clear();
     this.#handingAway.fill(0);
     for (let b = 0; b < plan.targetOf.length; b++) if (plan.targetOf[b] !== NO_TARGET) this.#handingAway[b >>> 5] = (this.#handingAway[b >>> 5]! | (1 << (b & 31))) >>> 0;

@@ -56,6 +56,9 @@ try {
       case 'state-loaded':
         plane.stateLoaded();
         break;
+      case 'resync-buckets':
+        post({ type: 'buckets-resynced', requestId: message.requestId, ...plane.resyncBuckets() });
+        break;
       case 'handover-scanned':
         plane.handoverScanned(message.id, message.messages, message.error);
         break;

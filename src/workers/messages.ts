@@ -157,6 +157,8 @@ export type MainToControl =
   | { type: 'send-state'; to: string; states: { protocol: number; state: Uint8Array; entries: number }[]; requestId?: number }
   /** A newcomer's state is loaded (or was refused): its first round may complete. */
   | { type: 'state-loaded' }
+  /** `lnlbctl resync` under --election bucket: hand every flow tracked in a bucket not this node's to its owner again. */
+  | { type: 'resync-buckets'; requestId: number }
   /** Handover plan `id` scanned: one message per new owner that has flows to take (none: nothing to send). */
   | { type: 'handover-scanned'; id: number; messages: { to: string; data: Uint8Array; entries: number }[]; error?: string }
   /** A handover from `from` is in the tables (or was refused: `error`): acknowledge it. */
@@ -261,6 +263,7 @@ export type ControlEvent =
   | { type: 'status'; requestId: number; status: ControlStatus }
   | { type: 'owners'; requestId: number; owners: Record<number, string> }
   | { type: 'resynced'; requestId: number; fragments: number; error?: string }
+  | { type: 'buckets-resynced'; requestId: number; buckets: number; targets: number }
   /** The first member must hand its state to a newcomer: the main thread saves the tables. */
   | { type: 'save-state'; to: string; owners: Record<number, string> }
   /** --election bucket: scan the shards for the flows in the buckets that moved elsewhere (cluster/bucket-handover.ts), per new owner. */

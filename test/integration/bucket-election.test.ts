@@ -40,6 +40,20 @@ test.serial('a newcomer joins: no existing client moves, every node agrees on on
     const table = await agreedTables(lab, lab.nodes);
     t.deepEqual([...table.owned].sort(), [341, 341, 342]);
     t.deepEqual(owners(await lab.survey(lab.clientIps)), before, 'every existing client is still served by the same node');
+    // The old owners handed the flows of the moved buckets over, acknowledged; the newcomer
+    // released its gained buckets on their word, not on a timeout, and tracks only its share.
+    const [s1, s2, s3] = await Promise.all(lab.nodes.map(async (node) => (await lab.status(node)).interfaces[0]!.buckets!));
+    t.true(s1!.handovers['messagesAcknowledged']! + s2!.handovers['messagesAcknowledged']! >= 1, JSON.stringify([s1!.handovers, s2!.handovers]));
+    t.is(s3!.pending, 0);
+    t.is(s3!.handovers['releaseTimeouts'], 0);
+    t.true(s1!.draining + s2!.draining >= 1, 'the old owners drain the buckets that moved with their clients in them');
+    // lnlbctl resync under bucket: the flows of the draining buckets go to their owners again; nothing moves.
+    const drainer = s1!.draining >= 1 ? 'node1' : 'node2';
+    const resync = await lnlbctl(lab, drainer, ['resync', 'nlb0', '--json']);
+    t.is(resync.code, 0, resync.stderr);
+    const handed = JSON.parse(resync.stdout) as { entries: number; handedTo: number };
+    t.true(handed.entries >= 1 && handed.handedTo >= 1, resync.stdout);
+    t.deepEqual(owners(await lab.survey(lab.clientIps)), before, 'still no client moved');
   });
 });
 
