@@ -21,7 +21,11 @@
  *   owners, the others are new and this node's. A member that never answers releases them
  *   after `pendingTimeoutMs` (counted: its flows in those buckets may then be taken twice).
  * - **A death needs no transfer**: a dead node is no longer a member to wait for, and its
- *   flows are re-elected (their owner has left the view).
+ *   flows are re-elected (their owner has left the view). The buckets gained from a member
+ *   that died or left are not held at all, so a failover is as fast as the view change. The
+ *   price, in one rare case: a third member still draining such a bucket (it owned it before
+ *   the dead one) hands its flows in it over as usual, and until they arrive the new owner
+ *   may take their new frames too.
  *
  * Each new plan starts from the last table fully handed over, so a change that arrives before
  * the previous handover is done replaces it with one that covers both: a flow is sent to
@@ -188,6 +192,9 @@ export class BucketHandovers {
       if ((owned[w]! & bit) === 0) {
         this.pending[w] = (this.pending[w]! & ~bit) >>> 0;
       } else if (before === undefined || ownerKeyOf(before, b) !== this.#self) {
+        // From a member that died or left: its flows are re-elected, nothing to wait for (a
+        // failover stays as fast as the view change).
+        if (before !== undefined && !this.#members.has(ownerKeyOf(before, b))) continue;
         this.pending[w] = (this.pending[w]! | bit) >>> 0;
         gained++;
       }

@@ -212,3 +212,14 @@ test('the handover message: every handler\'s state round-trips; cut, padded or f
   foreign[0] = 0;
   t.regex((decodeHandover(foreign) as { error: string }).error, /magic/);
 });
+
+test('the buckets gained from a member that died are not held: its flows are re-elected at once', (t) => {
+  const t0 = canonical([1, 2, 3]);
+  const t1 = rebalanced(t0, [1, 2]);
+  const a = handovers(1);
+  settled(a, [1, 2, 3], t0, 0);
+  a.membersChanged([1, 2].map(macOf), 1000);
+  a.adopt(t1, tableDigest(t1), 1000);
+  t.true(owned(t1, 1) > owned(t0, 1), 'node 1 gained some of node 3\'s buckets');
+  t.is(a.pendingCount, 0);
+});
