@@ -81,6 +81,61 @@ export async function runJoin(flows: number, lossPercent = 0): Promise<JoinResul
   }
 }
 
+export interface BucketJoinResult {
+  flows: number;
+  /** Flows the two members handed the newcomer, the bytes of their handovers, and how many messages. */
+  handed: number;
+  bytes: number;
+  messages: number;
+  /** The members' scans of their shards (the slower one), ms. */
+  scanMs: number;
+  /** How long the newcomer held its gained buckets' new flows for the handovers, ms; -1 if it timed out. */
+  releaseMs: number;
+  joinMs: number;
+}
+
+function lines(lab: ClusterLab, node: string, event: string): string[] {
+  return tail(lab.daemon(node)!.logFile, 2000)
+    .split('\n')
+    .filter((l) => l.includes(`"event":"${event}"`));
+}
+
+/**
+ * The same join under --election bucket: the newcomer is handed the table alone, and each
+ * member sends it only the flows of the buckets that move to it (cluster/bucket-handover.ts).
+ */
+export async function runBucketJoin(flows: number): Promise<BucketJoinResult> {
+  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
+  const args = ['--log-level', 'debug', '--election', 'bucket', '--weight-mode', 'fixed'];
+  try {
+    for (const node of ['node1', 'node2']) lab.startDaemon(node, args);
+    await lab.waitConverged(['node1', 'node2'], 20_000);
+    const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(flows), '--base', '10.64.0.0'], { timeoutMs: 60_000 });
+    if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const started = performance.now();
+    const newcomer = lab.startDaemon('node3', args);
+    await lab.waitConverged(lab.nodes, 60_000);
+    const joinMs = performance.now() - started;
+    await lab.lab.waitForLog(newcomer, /"event":"buckets-release(d|-timeout)"/, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const sent = ['node1', 'node2'].flatMap((node) => lines(lab, node, 'handover-sent'));
+    const scans = ['node1', 'node2'].flatMap((node) => lines(lab, node, 'handover-scanned'));
+    const released = lines(lab, 'node3', 'buckets-released').at(-1);
+    return {
+      flows,
+      handed: sent.reduce((n, l) => n + field(l, 'entries'), 0),
+      bytes: sent.reduce((n, l) => n + field(l, 'bytes'), 0),
+      messages: sent.length,
+      scanMs: Math.max(0, ...scans.map((l) => field(l, 'ms'))),
+      releaseMs: released === undefined ? -1 : field(released, 'ms'),
+      joinMs,
+    };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
 /** Join and state sync for 10k, 100k and 1M tracked flows; the goal: 1M entries synced in < 1 s. */
 export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
   const rows: BenchRow[] = [];
@@ -104,6 +159,26 @@ export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
       ratio: `${fmt(r.bytes / Math.max(1, r.entriesLoaded), 1)} B/flow`,
       goal: flows === 1_000_000 ? '1M entries synced < 1 s' : '',
       ...(flows === 1_000_000 ? { met: sync.median < 1000 && allLoaded } : {}),
+    });
+  }
+  // The same joins under --election bucket: the members hand over only what moves to the newcomer.
+  for (const flows of o.quick ? [10_000] : [10_000, 100_000, 1_000_000]) {
+    const runs: BucketJoinResult[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      o.progress(`join: --election bucket, the members hand a newcomer its third of ${fmt(flows)} tracked flows (run ${rep + 1} of ${reps})`);
+      runs.push(await runBucketJoin(flows));
+    }
+    json.push(...runs.map((r) => ({ election: 'bucket', ...r }) as unknown as JoinResult));
+    const full = json.filter((r) => r.flows === flows && r.entriesSent !== undefined && !('election' in r));
+    const release = spread(runs.map((r) => r.releaseMs));
+    const r = runs[0]!;
+    rows.push({
+      figure: `join, ${fmt(flows)} flows, --election bucket: the newcomer's gained buckets held for the members' handovers, ms (${runs.map((x) => fmt(x.handed)).join('/')} flows handed, ${fmt(r.bytes)} B in ${r.messages} messages; slower member's scan ${runs.map((x) => fmt(x.scanMs)).join('/')} ms; converged after ${fmtSpread(spread(runs.map((x) => x.joinMs)))} ms)`,
+      lnlb: fmtSpread(release),
+      reference: full.length > 0 ? `${fmt(full[0]!.bytes)} B for the whole state to one newcomer` : '',
+      ratio: full.length > 0 ? `${fmt(r.bytes / Math.max(1, full[0]!.bytes), 2)}× the bytes` : '',
+      goal: 'released on the handovers, no timeout',
+      met: runs.every((x) => x.releaseMs >= 0),
     });
   }
   // The same join, the switch dropping LOSS_PERCENT of the state's fragments: the newcomer asks again.
