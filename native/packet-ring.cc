@@ -60,6 +60,7 @@
 #include <linux/if_packet.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -127,8 +128,13 @@ struct Ring {
   std::mutex statsMu;  // PACKET_STATISTICS resets on read, so the totals live here
   uint64_t packets = 0, drops = 0, freezes = 0;
 
+  // ringWake: another thread makes a reader blocked in poll() return at once (it must act on
+  // something besides frames: a new kernel filter to attach). An eventfd, polled with the socket.
+  int wakeFd = -1;
+
   ~Ring() {
     if (map != nullptr) munmap(map, mapSize);
+    if (wakeFd >= 0) ::close(wakeFd);
   }
 
   uint8_t* Slot(uint32_t i) const {
@@ -223,6 +229,8 @@ void RingOpen(const Napi::CallbackInfo& info) {
   void* map = mmap(nullptr, ring->mapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) ThrowErrno(env, errno, "mmap(PACKET_RX_RING)", "");
   ring->map = static_cast<uint8_t*>(map);
+  ring->wakeFd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ring->wakeFd < 0) ThrowErrno(env, errno, "eventfd", "");
   int vnet = 0;
   socklen_t len = sizeof vnet;
   if (getsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &vnet, &len) == 0 && vnet != 0) ring->vnetLen = kVnetHdrLen;
@@ -416,18 +424,36 @@ Napi::Value RingRead(const Napi::CallbackInfo& info) {
     if (count > 0 || noRoom) return Napi::Number::New(env, count);
   }
 
-  struct pollfd pfd = {fd, POLLIN | POLLERR, 0};
+  struct pollfd pfds[2] = {{fd, POLLIN | POLLERR, 0}, {ring->wakeFd, POLLIN, 0}};
   int rc;
-  do rc = poll(&pfd, 1, timeoutMs);
+  do rc = poll(pfds, 2, timeoutMs);
   while (rc < 0 && errno == EINTR);
   if (rc < 0) ThrowErrno(env, errno, "poll", "");
+  const struct pollfd& pfd = pfds[0];
   if (pfd.revents & POLLNVAL) ThrowErrno(env, EBADF, "poll", "");
   if (pfd.revents & POLLERR) ThrowSocketError(env, fd, "poll(POLLERR)");
+  if (pfds[1].revents & POLLIN) {
+    uint64_t wakes;
+    while (read(ring->wakeFd, &wakes, sizeof wakes) < 0 && errno == EINTR) {
+    }
+  }
   std::lock_guard<std::mutex> lock(ring->readMu);
   ring->waitedAtNs = MonotonicNs();
   count = CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, &noRoom);
   ring->sinceWait = count;
   return Napi::Number::New(env, count);
+}
+
+// ringWake(fd): a ringRead blocked on `fd` (on any thread) returns now; one that is not
+// returns at once next time it would block. Safe from any thread.
+void RingWake(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  std::shared_ptr<Ring> ring = FindRing(env, fd, "ringWake");
+  uint64_t one = 1;
+  // EAGAIN: the counter is at its maximum, so a wake-up is pending anyway.
+  while (write(ring->wakeFd, &one, sizeof one) < 0 && errno == EINTR) {
+  }
 }
 
 Napi::Value RingStats(const Napi::CallbackInfo& info) {
@@ -472,6 +498,7 @@ void RegisterPacketRing(Napi::Env env, Napi::Object exports) {
   exports.Set("ringOpen", Napi::Function::New(env, RingOpen, "ringOpen"));
   exports.Set("ringRead", Napi::Function::New(env, RingRead, "ringRead"));
   exports.Set("ringStats", Napi::Function::New(env, RingStats, "ringStats"));
+  exports.Set("ringWake", Napi::Function::New(env, RingWake, "ringWake"));
 }
 
 }  // namespace lnlb

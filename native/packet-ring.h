@@ -10,7 +10,7 @@ namespace lnlb {
 // reader lets go of it.
 void CloseDroppingRing(Napi::Env env, int fd);
 
-// ringOpen, ringRead, ringStats.
+// ringOpen, ringRead, ringStats, ringWake.
 void RegisterPacketRing(Napi::Env env, Napi::Object exports);
 
 }  // namespace lnlb

@@ -33,6 +33,31 @@ void Drain(int fd) {
 
 namespace {
 
+// Checks a program given as words (code, jt, jf, k per instruction) and attaches it:
+// SO_ATTACH_FILTER on a socket that has one replaces it atomically (the kernel swaps the
+// pointer under RCU), so no frame passes unfiltered in between.
+void AttachFilter(Napi::Env env, int fd, Napi::Value filterValue, const std::string& dev) {
+  auto words = TypedArg<uint32_t, napi_uint32_array>(env, filterValue, "filter", "Uint32Array");
+  if (words.length == 0 || words.length % 4 != 0 || words.length / 4 > BPF_MAXINSNS)
+    ThrowRange(env, "filter must hold 1..4096 instructions of 4 words (code, jt, jf, k)");
+  std::vector<struct sock_filter> insns(words.length / 4);
+  for (size_t i = 0; i < insns.size(); i++) {
+    const uint32_t* w = words.data + 4 * i;
+    if (w[0] > 0xffff || w[1] > 0xff || w[2] > 0xff) ThrowRange(env, "filter: code must fit 16 bits, jt/jf 8 bits");
+    insns[i] = {static_cast<uint16_t>(w[0]), static_cast<uint8_t>(w[1]), static_cast<uint8_t>(w[2]), w[3]};
+  }
+  struct sock_fprog prog = {static_cast<unsigned short>(insns.size()), insns.data()};
+  SetSockOpt(env, fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog, "setsockopt(SO_ATTACH_FILTER)", dev);
+}
+
+// attachFilter(fd, program): the socket's filter becomes `program`, in one step.
+Napi::Value AttachFilterCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  AttachFilter(env, fd, info.Length() > 1 ? info[1] : env.Undefined(), "");
+  return env.Undefined();
+}
+
 Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string dev = StrArg(info, 0, "dev");
@@ -51,19 +76,7 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   FdGuard fd(socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) ThrowErrno(env, errno, "socket(AF_PACKET)", dev);
 
-  if (!filterValue.IsUndefined()) {
-    auto words = TypedArg<uint32_t, napi_uint32_array>(env, filterValue, "filter", "Uint32Array");
-    if (words.length == 0 || words.length % 4 != 0 || words.length / 4 > BPF_MAXINSNS)
-      ThrowRange(env, "filter must hold 1..4096 instructions of 4 words (code, jt, jf, k)");
-    std::vector<struct sock_filter> insns(words.length / 4);
-    for (size_t i = 0; i < insns.size(); i++) {
-      const uint32_t* w = words.data + 4 * i;
-      if (w[0] > 0xffff || w[1] > 0xff || w[2] > 0xff) ThrowRange(env, "filter: code must fit 16 bits, jt/jf 8 bits");
-      insns[i] = {static_cast<uint16_t>(w[0]), static_cast<uint8_t>(w[1]), static_cast<uint8_t>(w[2]), w[3]};
-    }
-    struct sock_fprog prog = {static_cast<unsigned short>(insns.size()), insns.data()};
-    SetSockOpt(env, fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog, "setsockopt(SO_ATTACH_FILTER)", dev);
-  }
+  if (!filterValue.IsUndefined()) AttachFilter(env, fd.get(), filterValue, dev);
   int one = 1;
   if (vnetHdr)
     SetSockOpt(env, fd.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one, "setsockopt(PACKET_VNET_HDR)", dev);
@@ -120,6 +133,7 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
 
 void RegisterPacketSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("packetOpen", Napi::Function::New(env, PacketOpen, "packetOpen"));
+  exports.Set("attachFilter", Napi::Function::New(env, AttachFilterCall, "attachFilter"));
 }
 
 }  // namespace lnlb

@@ -19,7 +19,7 @@ void SetSockOpt(Napi::Env env, int fd, int level, int opt, const void* value, so
 // poll() report readable forever on a ring socket.
 void Drain(int fd);
 
-// packetOpen.
+// packetOpen, attachFilter (replaces a socket's filter atomically).
 void RegisterPacketSocket(Napi::Env env, Napi::Object exports);
 
 }  // namespace lnlb

@@ -76,6 +76,13 @@ export interface InterfaceCounters {
   arpReplies: number;
   trackedEntries: number;
   kernelDrops: number;
+  /**
+   * The data socket's kernel filter: `buckets` (the kernel passes only the buckets this node
+   * owns or drains, --election bucket) or `plain` (every IPv4 frame to the cluster MAC), why,
+   * how many of the 1024 buckets pass, and programs attached and refused since the start.
+   * Absent from older daemons.
+   */
+  kernelFilter?: { program: 'buckets' | 'plain'; why: string; passBuckets: number; swaps: number; failures: number };
   /** Control messages by type, and rejected ones by reason (bad CRC, other cluster, ...). */
   control: {
     received: Record<string, number>;

@@ -147,6 +147,8 @@ export class ClusterInterface {
       rules: o.rule,
       interfaceName: o.name,
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
+      onKernelFilterFailed: (message) =>
+        this.#log.error({ event: 'kernel-filter-failed', bind: o.bind }, `the kernel refused the data socket's bucket filter (${message}): every frame passes to userspace instead, which decides as without a filter (logged once; lnlb_kernel_filter_failures_total counts them)`),
       onHandlerError: (r) =>
         this.#log.error({ event: 'handler-error', handler: r.handler, method: r.method }, `handler ${r.handler} threw in ${r.method}: ${r.message} (the frame was dropped and counted; logged once per cause)`),
       watchdogLimitMs: watchdogLimitMs(o.deadAfterMs),

@@ -92,6 +92,7 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
       arpReplies: counters?.arpReplies ?? 0,
       trackedEntries: counters?.trackedEntries ?? 0,
       kernelDrops: counters?.kernelDrops ?? 0,
+      ...(counters === undefined ? {} : { kernelFilter: counters.kernelFilter }),
       control: plane?.control ?? { received: {}, sent: {}, rejected: {} },
       nodeTableFull: plane?.nodeTableFull ?? 0,
       rounds: plane?.rounds ?? 0,

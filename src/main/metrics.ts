@@ -121,6 +121,9 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
     byKey(st, 'reason', (s) => s.counters.framesDropped),
   );
   counter('lnlb_kernel_drops_total', 'Frames the kernel dropped before the dispatcher read them (the packet socket ring was full).', IF, (st) => perInterface(st, (s) => s.counters.kernelDrops));
+  counter('lnlb_kernel_filter_swaps_total', 'Programs attached to the data socket\'s kernel filter (a new set of buckets passes).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.swaps));
+  counter('lnlb_kernel_filter_failures_total', 'Kernel filter programs the kernel refused (the plain filter went on: every frame passes).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.failures));
+  gauge('lnlb_kernel_filter_pass_buckets', 'Buckets of 1024 the data socket\'s kernel filter passes (1024: every frame to the cluster MAC).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.passBuckets));
   counter('lnlb_arp_replies_total', 'ARP replies sent for the cluster IP.', IF, (st) => perInterface(st, (s) => s.counters.arpReplies));
   gauge('lnlb_tracked_entries', 'Flows in the tracking tables now, all actors and handlers together.', IF, (st) => perInterface(st, (s) => s.counters.trackedEntries));
   counter('lnlb_tracking_evictions_total', 'Tracked flows evicted to make room because a table was full (see --table-entries).', IF, (st) => perInterface(st, (s) => s.counters.evictions));

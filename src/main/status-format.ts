@@ -103,6 +103,10 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
     out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}${(c.stallMaxMs ?? 0) > 0 ? `, control thread stalled up to ${c.stallMaxMs} ms (${c.stallTotalMs ?? 0} ms in all; not counted as members' silence)` : ''}`);
     out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
+    const f = c.kernelFilter;
+    if (f !== undefined) {
+      out.push(`  kernel filter: ${f.program === 'buckets' ? `${f.passBuckets} of 1024 buckets pass` : 'plain'} (${f.why}), swapped ${f.swaps} time(s)${f.failures > 0 ? `, REFUSED ${f.failures} time(s) by the kernel` : ''}`);
+    }
     const r = rates?.get(iface.name);
     if (r !== undefined) out.push(`  per second: seen ${rate(r.seen)}, accepted ${rate(r.accepted)}, dropped ${rate(r.dropped)}, control in ${rate(r.controlIn)} / out ${rate(r.controlOut)}`);
     const rejected = Object.entries(c.control.rejected).map(([why, n]) => `${why} ${n}`).join(', ');

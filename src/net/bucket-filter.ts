@@ -15,9 +15,11 @@
  *
  * What it cannot compute it passes, and userspace decides as without a filter: frames that
  * are not well-formed IPv4 (userspace counts them), and under affinity none the protocols
- * whose handler is not built in (their key is the handler's own). ARP passes (requests for
- * the VIP are broadcast); control frames do not (the control socket reads them); frames to
- * another address than the VIP do not.
+ * whose handler is not built in (their key is the handler's own). ARP requests for the VIP
+ * pass (the dispatcher answers them), no other ARP frame: on a LAN where each node's stack
+ * asks for the clients it answers, those broadcasts were a tenth of what a node of three read
+ * (measured in test/integration/kernel-filter.test.ts). Control frames do not pass (the control
+ * socket reads them); frames to another address than the VIP do not.
  *
  * It knows one rule: the default, elected over every member. Port rules (a rule per
  * destination port, each with its own affinity and election) are not in the program: a
@@ -71,6 +73,7 @@ const IPPROTO_UDP = 17;
 const TCP_KEY_HEADER_BYTES = 14;
 const UDP_KEY_HEADER_BYTES = 8;
 const NETWORK_MASK = 0xffffff00;
+const ARP_REQUEST = 1;
 
 export type FilterAffinity = 'single' | 'network' | 'none';
 
@@ -266,7 +269,7 @@ export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
   if (spec.electionKey !== undefined && spec.electionKey.length !== 2) throw new RangeError('electionKey must be two u32 words');
   const insns: Insn[] = [
     ld(BPF_H, 12),
-    jeq(ETH_P_ARP, 'accept'),
+    jeq(ETH_P_ARP, 'arp'),
     jeq(ETH_P_IP, undefined, 'reject'),
     ...dstIs(spec.clusterMac, 'ip', 'reject'),
     // Version 4 and a header of 20 bytes or more, else userspace counts it as malformed.
@@ -279,11 +282,17 @@ export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
     { code: BPF_JMP | BPF_JGE | BPF_K, k: 5, jf: 'accept' },
     ld(BPF_W, 30),
     jeq(spec.vip >>> 0, undefined, 'reject'),
+    goTo('l4'),
+    // ARP: a request (opcode 1) whose target protocol address is the VIP.
+    { ...ld(BPF_H, 20), label: 'arp' },
+    jeq(ARP_REQUEST, undefined, 'reject'),
+    ld(BPF_W, 38),
+    jeq(spec.vip >>> 0, 'accept', 'reject'),
+    { ...ld(BPF_B, 23), label: 'l4' },
   ];
   const opaque = [...new Set(spec.opaqueProtocols ?? [])].filter((p) => p !== IPPROTO_TCP && p !== IPPROTO_UDP);
   if (spec.affinity === 'none' && opaque.length > 0) {
     if (opaque.length > MAX_OPAQUE_PROTOCOLS) throw new RangeError(`at most ${MAX_OPAQUE_PROTOCOLS} protocols with handlers of their own, got ${opaque.length}`);
-    insns.push(ld(BPF_B, 23));
     for (const p of opaque) insns.push(jeq(p, 'accept'));
   }
   // The verdicts of the checks above sit here: cBPF jumps go forward, 255 at most. Scratch

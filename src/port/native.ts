@@ -173,9 +173,11 @@ export interface NativeAddon {
   ifSetMtu(name: string, mtu: number): void;
   ifSetIPv4(name: string, addr: string, prefixLen: number): void;
   packetOpen(dev: string, opts: PacketOptions): number;
+  attachFilter(fd: number, program: Uint32Array): void;
   ringOpen(fd: number, opts: RingOptions): void;
   ringRead(fd: number, dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
   ringStats(fd: number): RingStats;
+  ringWake(fd: number): void;
   send(fd: number, buf: Uint8Array, offset: number, length: number): number;
   writeBatch(fd: number, buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
   recv(fd: number, buf: Uint8Array, offset: number, maxLength: number): number;
@@ -352,7 +354,7 @@ export function toPortError(op: PortOp, info: NativeErrorInfo, cause?: unknown):
     return make('LNLB_ERR_PORT_IO', 'PACKET_IGNORE_OUTGOING needs Linux 4.20 or newer: upgrade the kernel');
   }
   if (errno === 'EINVAL' && syscall.includes('SO_ATTACH_FILTER')) {
-    return make('LNLB_ERR_PORT_IO', `the kernel rejected the BPF filter for ${dev} (EINVAL): check the program`);
+    return make('LNLB_ERR_PORT_IO', `the kernel rejected the BPF filter${dev === '' ? '' : ` for ${dev}`} (EINVAL): check the program`);
   }
   if (errno === 'EMSGSIZE') {
     return make('LNLB_ERR_PORT_IO', `frame larger than the device MTU (EMSGSIZE in ${syscall}): raise the MTU or send smaller frames`);
@@ -447,6 +449,19 @@ export function packetOpen(dev: string, opts: PacketOptions): number {
 }
 
 /**
+ * Replaces a packet socket's classic BPF filter with `program` (words as bpf.ts assembles
+ * them) in one step: the kernel swaps the program atomically, so no frame passes unfiltered
+ * and none is judged by half of each. Frames already in the ring stay there.
+ */
+export function attachFilter(fd: number, program: Uint32Array): void {
+  try {
+    addon().attachFilter(fd, program);
+  } catch (error) {
+    rethrowPortError('attachFilter', error);
+  }
+}
+
+/**
  * Adds a receive ring to a packet socket (before any ringRead): TPACKET_V3 unless
  * `version: 2`; options left out take {@link DEFAULT_RING} or {@link DEFAULT_RING_V2}.
  */
@@ -479,6 +494,18 @@ export function ringRead(
     return (loaded ?? addon()).ringRead(fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs);
   } catch (error) {
     return rethrowPortError('ringRead', error);
+  }
+}
+
+/**
+ * Makes a ringRead blocked on `fd` return now (from any thread of the process), or the next
+ * one return at once: the reader has something to do besides frames (a new filter to attach).
+ */
+export function ringWake(fd: number): void {
+  try {
+    addon().ringWake(fd);
+  } catch (error) {
+    rethrowPortError('ringWake', error);
   }
 }
 

@@ -32,6 +32,14 @@ export const DispatcherCounter = {
   beat: 15,
   /** handlerCall() while in handler code, else 0 (watchdog.ts). */
   inHandler: 16,
+  /** The data socket's kernel filter (dispatcher-filter.ts): programs attached since the start. */
+  kernelFilterSwaps: 17,
+  /** Programs the kernel refused (the plain filter went on instead). */
+  kernelFilterFailures: 18,
+  /** Gauge: buckets the attached program passes (1024: every frame, the plain filter). */
+  kernelFilterBuckets: 19,
+  /** Gauge: FilterWhy, why the attached program is what it is. */
+  kernelFilterWhy: 20,
 } as const;
 
 /** Actor rows. */

@@ -20,6 +20,8 @@ import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { workerExecArgv } from './exec-argv.js';
 import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
+import * as port from '../port/native.js';
+import { FILTER_WHY_TEXT, FilterWhy, type FilterWhyCode } from './dispatcher-filter.js';
 
 export interface DatapathOptions {
   dataFd: number;
@@ -47,6 +49,8 @@ export interface DatapathOptions {
   onError(err: LnlbError): void;
   /** The bound device went down (the datapath resumes by itself when it is back). */
   onLinkDown?(): void;
+  /** The kernel refused a filter program for the data socket (once; the plain filter went on instead). */
+  onKernelFilterFailed?(message: string): void;
   /** A handler threw in a datapath thread (once per cause). */
   onHandlerError?(report: { handler: string; method: string; message: string }): void;
   /**
@@ -86,7 +90,21 @@ export interface DatapathCounters {
   /** Tracked flows evicted to make room (table full), all actors together. */
   evictions: number;
   kernelDrops: number;
+  /** The data socket's kernel filter (dispatcher-filter.ts). */
+  kernelFilter: KernelFilterCounters;
   dropped: Record<string, number>;
+}
+
+export interface KernelFilterCounters {
+  /** 'buckets': the kernel passes only the buckets below; 'plain': every IPv4 frame to the cluster MAC. */
+  program: 'buckets' | 'plain';
+  /** Why, in words (FILTER_WHY_TEXT). */
+  why: string;
+  /** Buckets it passes, of 1024. */
+  passBuckets: number;
+  /** Programs attached, and refused by the kernel, since the start. */
+  swaps: number;
+  failures: number;
 }
 
 /** One actor's figures (its counter row and its input ring), for per-actor metrics. */
@@ -183,6 +201,8 @@ export class Datapath {
   /** Threads the watchdog terminated, and why (for the requests that can no longer be answered). */
   readonly #stuck = new Map<Worker, string>();
   #watchdogTimer: NodeJS.Timeout | undefined;
+  /** The data socket, whose reader (the dispatcher) ringWake interrupts. */
+  #dataFd = -1;
 
   private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
     this.counters = counters;
@@ -256,12 +276,15 @@ export class Datapath {
       rules: options.rules,
       actorSeed: ACTOR_SEED,
       view: viewMemory,
+      election: options.election,
+      electionKey: options.electionKey,
       draining: drainingMemory,
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
     const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
+    datapath.#dataFd = options.dataFd;
     datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
     datapath.#draining = new DrainingBuckets(drainingMemory);
@@ -280,6 +303,7 @@ export class Datapath {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(reviveError(m.error, 'LNLB_ERR_WORKER_FAILED'));
         else if (m.type === 'link-down') options.onLinkDown?.();
+        else if (m.type === 'kernel-filter-failed') options.onKernelFilterFailed?.(m.message);
         else if (m.type === 'handler-error') {
           // Each thread reports a cause once; the same cause from several actors is one.
           const cause = `${m.handler}\u0000${m.method}\u0000${m.message}`;
@@ -474,6 +498,19 @@ export class Datapath {
   /** Tells every actor to purge a dead node's entries. The view change already re-homed them. */
   nodeDied(id: number): void {
     this.#broadcast({ type: 'node-died', id });
+    this.wakeDispatcher();
+  }
+
+  /**
+   * The view changed: the dispatcher re-reads it now rather than after its next frame or poll
+   * timeout (its kernel filter may have to pass the buckets a dead node owned).
+   */
+  wakeDispatcher(): void {
+    try {
+      port.ringWake(this.#dataFd);
+    } catch {
+      // The socket is closed (stopping): nobody to wake.
+    }
   }
 
   readCounters(): DatapathCounters {
@@ -488,6 +525,13 @@ export class Datapath {
       trackedEntries: actors(ActorCounter.trackedEntries),
       evictions: actors(ActorCounter.evictions),
       kernelDrops: dispatcher(DispatcherCounter.kernelDrops),
+      kernelFilter: {
+        program: dispatcher(DispatcherCounter.kernelFilterWhy) === FilterWhy.buckets ? 'buckets' : 'plain',
+        why: FILTER_WHY_TEXT[dispatcher(DispatcherCounter.kernelFilterWhy) as FilterWhyCode] ?? 'unknown',
+        passBuckets: dispatcher(DispatcherCounter.kernelFilterBuckets),
+        swaps: dispatcher(DispatcherCounter.kernelFilterSwaps),
+        failures: dispatcher(DispatcherCounter.kernelFilterFailures),
+      },
       dropped: {
         notConverged: actors(ActorCounter.dropNotConverged),
         otherNode: actors(ActorCounter.dropOtherNode),

@@ -3,6 +3,11 @@
  * loop for frames, so it blocks in poll() (inside ringRead) for at most POLL_MS and checks the
  * stop word between batches; stopping takes at most POLL_MS. Nothing else needs it awake: a
  * frame wakes it at once, and the watchdog judges it stuck only inside handler code.
+ *
+ * Between batches it also keeps the data socket's kernel filter (dispatcher-filter.ts): one
+ * atomic load of the view's generation and one per actor of the draining masks' versions; a
+ * program is built and attached only when what passes changes. A new view wakes it at once
+ * when the main thread calls port.ringWake (a death); otherwise within POLL_MS.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -16,6 +21,10 @@ import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, WorkerToMain } from './messages.js';
 import { PacketRingSource } from './ports.js';
+import { attachFilter } from '../port/native.js';
+import { createPublishedView, ViewReader } from '../shm/view.js';
+import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
+import { FilterPlan, type FilterSwap } from './dispatcher-filter.js';
 import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 
 /**
@@ -55,12 +64,14 @@ async function run(data: DispatcherData): Promise<void> {
     handlerErrors: errors,
     actorSeed: data.actorSeed,
   });
+  const filter = kernelFilter(data, counters);
   const stop = new Int32Array(data.control);
   post({ type: 'ready', tid: ownThreadId() });
   let statsAt = performance.now() + STATS_EVERY_MS;
   while (Atomics.load(stop, 0) === 0) {
     try {
-      dispatcher.pollOnce(POLL_MS);
+      dispatcher.pollOnce(filter.timeoutMs(POLL_MS));
+      filter.check();
     } catch (err) {
       // The port reports a link going down once (ENETDOWN) and resumes when it is back: a
       // fact to count and log, not a reason to stop the datapath.
@@ -77,6 +88,67 @@ async function run(data: DispatcherData): Promise<void> {
   counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
   runInterfaceHook(handlers, 'interfaceDeleted', info, errors);
   post({ type: 'stopped' });
+}
+
+/**
+ * The kernel filter's keeper: reads the view and the draining masks when they moved, and
+ * attaches what the plan says. A refused program is counted, reported once, and replaced by
+ * the plain filter (every frame passes: userspace decides, as without a filter).
+ */
+function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs(max: number): number; check(): void } {
+  const plan = new FilterPlan({ election: data.election, rules: compileRules(data.rules), handlers: data.handlers.map((h) => h.spec), clusterMac: data.clusterMac, vip: data.vip, electionKey: data.electionKey });
+  const gauges = (): void => {
+    counters[DispatcherCounter.kernelFilterBuckets] = plan.buckets;
+    counters[DispatcherCounter.kernelFilterWhy] = plan.why;
+  };
+  gauges();
+  if (plan.shape.kind === 'plain') return { timeoutMs: (max) => max, check: () => undefined };
+  const reader = new ViewReader(data.view);
+  const view = createPublishedView();
+  const draining = new DrainingBuckets(data.draining);
+  const drainingMask = new Uint32Array(DRAINING_MASK_WORDS);
+  let generation = -1;
+  let drainingVersion = -1;
+  let reported = false;
+  const attach = (swap: FilterSwap | undefined): void => {
+    if (swap === undefined) return;
+    try {
+      attachFilter(data.dataFd, swap.program);
+      counters[DispatcherCounter.kernelFilterSwaps]!++;
+    } catch (err) {
+      counters[DispatcherCounter.kernelFilterFailures]!++;
+      if (!reported) {
+        reported = true;
+        post({ type: 'kernel-filter-failed', message: err instanceof Error ? err.message : String(err) });
+      }
+      const fallback = plan.refused();
+      try {
+        attachFilter(data.dataFd, fallback.program);
+        counters[DispatcherCounter.kernelFilterSwaps]!++;
+      } catch {
+        counters[DispatcherCounter.kernelFilterFailures]!++;
+      }
+    }
+    gauges();
+  };
+  return {
+    timeoutMs: (max) => Math.min(max, Math.max(0, Math.ceil(plan.narrowAt - performance.now()))),
+    check: () => {
+      const g = reader.generation();
+      const d = draining.version();
+      if (g === generation && d === drainingVersion) {
+        attach(plan.tick(performance.now()));
+        return;
+      }
+      // An odd generation: the writer is busy; read() waits for it (a few loads).
+      if (!reader.read(view)) return;
+      generation = view.generation;
+      drainingVersion = d;
+      drainingMask.fill(0);
+      draining.unionInto(drainingMask);
+      attach(plan.update(view, drainingMask, performance.now()));
+    },
+  };
 }
 
 run(workerData as DispatcherData).catch((err: unknown) => {

@@ -39,6 +39,9 @@ export interface DispatcherData {
   actorSeed: number;
   /** The published view (the bucket masks its data socket's filter passes, --election bucket). */
   view: SharedArrayBuffer;
+  /** The election and its key: whether the data socket gets the bucket filter, and the hash it computes (dispatcher-filter.ts). */
+  election: ElectionName;
+  electionKey: Uint32Array | undefined;
   /** Each actor's draining buckets (shm/draining-buckets.ts): the filter passes them too. */
   draining: SharedArrayBuffer;
 }
@@ -100,6 +103,8 @@ export type WorkerToMain =
   | { type: 'ready'; tid: number }
   | { type: 'stopped' }
   | { type: 'link-down' }
+  /** The kernel refused a filter program for the data socket (reported once; every refusal is counted). */
+  | { type: 'kernel-filter-failed'; message: string }
   | { type: 'state-loaded'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number; clockShift: number }
   | { type: 'state-refused'; requestId: number; from: string; handlerIndex: number; message: string }
   /** Per handler: packed entries (SNAPSHOT_WORDS each) and the plan's target of each. */

@@ -218,6 +218,29 @@ serial('the bucket filter in the kernel passes exactly the frames the same progr
   closeFd(tx);
 });
 
+serial('attachFilter swaps a live ring socket\'s filter: frames sent after it follow the new program; a pending ringWake ends the next blocking read at once', (t) => {
+  const rx = inNs(nsB, () => track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: false, filter: etherTypeFilter(TYPE_WANTED), vnetHdr: false, ignoreOutgoing: true })));
+  port.ringOpen(rx, { version: 2, frameSize: 2048, frameCount: 64 });
+  const tx = senderA();
+  sendAll(tx, [testFrame(TYPE_OTHER, 60, 1), testFrame(TYPE_WANTED, 60, 2)]);
+  t.deepEqual(readFrames(rx, 1).frames.map((f) => f.bytes[15]), [2], 'the first program passes TYPE_WANTED');
+  port.attachFilter(rx, etherTypeFilter(TYPE_OTHER));
+  sendAll(tx, [testFrame(TYPE_WANTED, 60, 3), testFrame(TYPE_OTHER, 60, 4)]);
+  const got = readFrames(rx, 1).frames.map((f) => f.bytes[15]);
+  t.deepEqual(got, [4], 'after the swap only TYPE_OTHER passes');
+  t.is(readFrames(rx, 1, 1 << 16, 16, 200).frames.length, 0, 'and nothing else');
+  t.throws(() => port.attachFilter(rx, Uint32Array.from([0x06, 0, 0, 0, 0x99, 0, 0, 0])), { instanceOf: LnlbError }, 'an invalid program is refused with an error');
+  // A wake-up given before the read (as the main thread gives it while the dispatcher works) ends the next 5 s wait at once.
+  const meta = new Uint32Array(16 * port.META_WORDS);
+  const dst = new Uint8Array(1 << 16);
+  port.ringWake(rx);
+  const started = performance.now();
+  t.is(port.ringRead(rx, dst, 0, dst.length, meta, 16, 5000), 0);
+  t.true(performance.now() - started < 1000, `a pending wake-up ends the read at once (${Math.round(performance.now() - started)} ms)`);
+  closeFd(rx);
+  closeFd(tx);
+});
+
 serial('the ring delivers only what the BPF filter accepts, byte-exact', (t) => {
   const rx = inNs(nsB, () =>
     track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: false, filter: etherTypeFilter(TYPE_WANTED), vnetHdr: false, ignoreOutgoing: true })),

@@ -110,7 +110,7 @@ test('failed, held, suspended and the datapath counters pass through', (t) => {
       failed: 'handler tcp stuck in actor 0',
       suspended: true,
       plane: held,
-      counters: { framesSeen: 10, framesAccepted: 4, arpRequests: 1, arpReplies: 1, trackedEntries: 2, evictions: 0, kernelDrops: 0, dropped: { notOurs: 6 } },
+      counters: { framesSeen: 10, framesAccepted: 4, arpRequests: 1, arpReplies: 1, trackedEntries: 2, evictions: 0, kernelDrops: 0, kernelFilter: { program: 'plain', why: 'every frame: only --election bucket is filtered by bucket', passBuckets: 1024, swaps: 0, failures: 0 }, dropped: { notOurs: 6 } },
       handlerCounters: [{ opened: 2 }],
     }),
   );

@@ -59,6 +59,18 @@ test('human status: one line per node in aligned columns (MAC, name, address, st
   t.true(text.includes('dropped: otherNode 6'));
   t.false(text.includes('ringFull'), 'zero counters are not listed');
   t.true(text.includes('control messages rejected: BAD_CRC 2'));
+  t.false(text.includes('kernel filter'), 'an older daemon that does not say gets no line');
+});
+
+test('human status: the kernel filter, how many buckets pass and why, swaps, and refusals when there were any', (t) => {
+  const iface = status.interfaces[0]!;
+  const withFilter = (kernelFilter: NonNullable<typeof iface.counters.kernelFilter>): string => formatStatus({ ...status, interfaces: [{ ...iface, counters: { ...iface.counters, kernelFilter } }] });
+  const buckets = withFilter({ program: 'buckets', why: 'buckets this node owns or drains', passBuckets: 341, swaps: 2, failures: 0 });
+  t.true(buckets.includes('  kernel filter: 341 of 1024 buckets pass (buckets this node owns or drains), swapped 2 time(s)\n'), buckets);
+  const plain = withFilter({ program: 'plain', why: 'every frame: port rules are not in the kernel filter', passBuckets: 1024, swaps: 0, failures: 0 });
+  t.true(plain.includes('  kernel filter: plain (every frame: port rules are not in the kernel filter), swapped 0 time(s)\n'), plain);
+  const refused = withFilter({ program: 'plain', why: 'every frame: the kernel refused the bucket filter', passBuckets: 1024, swaps: 3, failures: 1 });
+  t.true(refused.includes(', REFUSED 1 time(s) by the kernel'), refused);
 });
 
 test('human status: the port rules, a node with other rules flagged, handlers with their non-zero counters', (t) => {

@@ -11,7 +11,7 @@ import { bucketFilter, MAX_OPAQUE_PROTOCOLS, type BucketFilterSpec, type FilterA
 import { ETH_P_ARP, ETH_P_LNLB, parseMac } from '../../../src/net/ethernet.js';
 import { createIPv4Result, IPF_FRAGMENT, IPR_DST, IPR_FLAGS, IPR_IP_OFFSET, IPR_L4_OFFSET, IPR_PROTOCOL, IPR_SRC, IPv4Parse, readIPv4 } from '../../../src/net/ipv4.js';
 import { prng } from '../shm/fixtures/prng.js';
-import { ipv4Frame, rawFrame, VIP } from '../../fixtures/frames.js';
+import { arpRequestFrame, ipv4Frame, rawFrame, VIP } from '../../fixtures/frames.js';
 
 const CLUSTER_MAC = parseMac('02:00:0a:00:00:64');
 const KEY = deriveElectionKey(new Uint8Array(32).fill(5));
@@ -102,9 +102,16 @@ for (const keyed of [true, false]) {
   }
 }
 
-test('what the filter does not decide by bucket: ARP passes, control frames and other MACs or addresses do not, malformed IPv4 passes (userspace counts it)', (t) => {
+test('what the filter does not decide by bucket: ARP requests for the VIP pass, other ARP, control frames and other MACs or addresses do not, malformed IPv4 passes (userspace counts it)', (t) => {
   const program = bucketFilter(spec('single', KEY, new Uint32Array(BUCKET_COUNT >> 5)));
-  t.is(runBpf(program, rawFrame(parseMac('ff:ff:ff:ff:ff:ff'), ETH_P_ARP, 60), 60), BPF_ACCEPT);
+  const forVip = arpRequestFrame({ targetIp: VIP });
+  t.is(runBpf(program, forVip, forVip.length), BPF_ACCEPT);
+  const forOther = arpRequestFrame({ targetIp: (VIP + 1) >>> 0 });
+  t.is(runBpf(program, forOther, forOther.length), 0, 'a request for another address (a node asking for a client)');
+  const reply = arpRequestFrame({ targetIp: VIP });
+  reply[21] = 2;
+  t.is(runBpf(program, reply, reply.length), 0, 'a reply');
+  t.is(runBpf(program, rawFrame(parseMac('ff:ff:ff:ff:ff:ff'), ETH_P_ARP, 60), 60), 0, 'no opcode');
   t.is(runBpf(program, rawFrame(CLUSTER_MAC, ETH_P_LNLB, 60), 60), 0);
   const other = ipv4Frame({ dst: parseMac('02:00:00:00:00:01') });
   t.is(runBpf(program, other, other.length), 0);
