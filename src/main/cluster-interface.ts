@@ -157,6 +157,7 @@ export class ClusterInterface {
     await this.#threads.startControl(
       {
         role: 'control',
+        dataFd: this.#device.dataFd,
         dev: o.bind,
         ownMac: this.#ownMac,
         clusterMac: this.#clusterMac,

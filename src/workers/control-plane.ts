@@ -22,7 +22,7 @@ import { formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
+import { createPublishedView, type PublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { BucketLedger } from '../cluster/bucket-ledger.js';
@@ -34,7 +34,7 @@ import type { MessageFragments } from '../net/reassembly.js';
 import { decodeStateAck, encodeStateAck, transferCount } from '../net/state-transfer-message.js';
 import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import { ControlStateTransfers } from './control-state-transfer.js';
-import { hmacSha256 } from '../port/native.js';
+import { hmacSha256, ringWake } from '../port/native.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
 import type { BucketsStatus, ControlData, FailoverTimeline, ControlEvent, ControlStatus, LogLevel, UnauthenticatedPeerStatus } from './messages.js';
 
@@ -139,6 +139,9 @@ export class ControlPlane {
   readonly #handoverOut = new Map<string, { id: number; message: MessageFragments }>();
   /** Buckets the plan under way moves away: the filter passes them until the plan's scan has counted what drains. */
   readonly #handingAway = new Uint32Array(BUCKET_MASK_WORDS);
+  readonly #dataFd: number | undefined;
+  /** The pass mask last published (#wakeFilter). */
+  #lastPassKey = '';
   /** The table under the pending weights, and for which weights (computed once per change). */
   #nextBuckets: { key: string; owners: Uint8Array | undefined } = { key: '', owners: undefined };
 
@@ -158,6 +161,7 @@ export class ControlPlane {
     // Members see a view change within a heartbeat or so of each other (a death's detection,
     // a round's end): a view stable for BUCKETS_SETTLE_HEARTBEATS in which tables still
     // differ is a real disagreement, and everyone falls back to the canonical table.
+    this.#dataFd = data.dataFd;
     this.#ledger = data.election === 'bucket' ? new BucketLedger({ selfMac: data.ownMac, settleMs: BUCKETS_SETTLE_HEARTBEATS * data.heartbeatMs }) : undefined;
     this.#handovers =
       data.election === 'bucket'
@@ -697,6 +701,7 @@ export class ControlPlane {
       for (let k = 0; k < slots; k++) view.ruleParams[i * VIEW_MAX_RULE_SLOTS + k] = same ? rules.params[k]! : RULE_PARAMS_UNKNOWN;
     });
     this.#viewWriter.publish(view);
+    this.#wakeFilter(view);
     if (this.#lastFailover?.publishedAt === 0) this.#lastFailover.publishedAt = this.#clock.wallNow();
     // Idle actors sleep on their rings: wake them so held frames are decided now.
     for (const ring of this.#rings) ring.wakeConsumer();
@@ -715,6 +720,23 @@ export class ControlPlane {
         { event: 'view', nodes: nodes.map((n) => n.mac), names: nodes.map((n) => this.#identityOf(n.mac, n.self)?.name ?? ''), weights: nodes.map((n) => n.weight) },
         `converged: ${nodes.length} node(s)`,
       );
+    }
+  }
+
+  /**
+   * The data socket's kernel filter follows the view's bucket masks: when they change, its
+   * reader (the dispatcher) is woken to swap the filter now, not after its next frame or poll
+   * timeout (a node that gains buckets must not drop their frames meanwhile).
+   */
+  #wakeFilter(view: PublishedView): void {
+    if (this.#ledger === undefined || this.#dataFd === undefined) return;
+    const key = `${view.bucketTables & VIEW_BUCKETS_PASS}:${view.passBuckets.join(',')}`;
+    if (key === this.#lastPassKey) return;
+    this.#lastPassKey = key;
+    try {
+      ringWake(this.#dataFd);
+    } catch {
+      // The socket is closed (stopping): nobody to wake.
     }
   }
 

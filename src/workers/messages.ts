@@ -124,6 +124,8 @@ export type WorkerToMain =
 export interface ControlData {
   role: 'control';
   dev: string;
+  /** The data socket: after a view that changes what its kernel filter passes, its reader is woken (port.ringWake) to swap the filter now. */
+  dataFd?: number;
   ownMac: Uint8Array;
   clusterMac: Uint8Array;
   clusterIp: number;
