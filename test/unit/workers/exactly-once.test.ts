@@ -4,6 +4,12 @@
 // checks that no frame reaches two servers, that outside the moments the cluster changes every
 // client frame reaches exactly one, and that a client stays on its server while that server
 // lives (the old owner drains a bucket that moved).
+//
+// "Outside the changes" is a state, not a time: a tick is settled when every live node's view
+// has every live node, the same members, weights and bucket table, nothing held or pending (no
+// view change, no weights on their way, no gained bucket waiting for handovers) and its main
+// thread has answered every event. A change's window runs from the change to the first settled
+// tick; under control-frame loss the same definition simply gives wider windows.
 import test, { type ExecutionContext } from 'ava';
 import { createPublishedView, VIEW_BUCKETS_PENDING } from '../../../src/shm/view.js';
 import { ClusterSim, scenario, type Change, type Outcome, type ScenarioOptions } from './fixtures/cluster-sim.js';
@@ -22,15 +28,21 @@ interface Totals {
   releaseTimeouts: number;
   abandoned: number;
   unwrittenInChanges: number;
+  /** Frames written behind a later frame of their flow (reported, not asserted). */
+  reordered: number;
+  /** Of the frames sent to the live nodes, the share their actors were offered (1 without the kernel filter). */
+  offeredShare: number;
+  offered: number;
+  sentToNodes: number;
 }
 
-function check(t: ExecutionContext, o: ScenarioOptions, out: Outcome, totals: Totals, exactlyOnceWhenSettled: boolean): void {
+function check(t: ExecutionContext, o: ScenarioOptions, out: Outcome, totals: Totals): void {
   const { sim } = out;
   const label = `seed ${o.seed} (${o.filtered ? 'kernel filter' : 'every frame to every node'}${o.loss === undefined ? '' : `, ${o.loss * 100}% control loss`})`;
   // 1. No frame reaches two servers, ever.
   t.deepEqual(sim.doubles.slice(0, 3), [], `${label}: frames written by two nodes`);
   // 2. Outside the changes, every frame of a live client reaches exactly one.
-  if (exactlyOnceWhenSettled) t.deepEqual(out.notOnce.slice(0, 3), [], `${label}: frames of a settled cluster not written exactly once`);
+  t.deepEqual(out.notOnce.slice(0, 3), [], `${label}: frames of a settled cluster not written exactly once`);
   // 3. A client stays with its server while that server lives.
   t.deepEqual(sim.moves.slice(0, 3), [], `${label}: a flow moved away from a live owner`);
   t.is(sim.resets, 0, `${label}: a live node was declared dead`);
@@ -48,10 +60,14 @@ function check(t: ExecutionContext, o: ScenarioOptions, out: Outcome, totals: To
   totals.releaseTimeouts += h.releaseTimeouts;
   totals.abandoned += h.messagesAbandoned;
   totals.unwrittenInChanges += out.unwrittenInChanges;
+  totals.reordered += sim.reordered;
+  totals.offered += sim.offered;
+  totals.sentToNodes += sim.offeredToNodes;
+  totals.offeredShare = Math.round((1000 * totals.offered) / totals.sentToNodes) / 1000;
 }
 
 function emptyTotals(): Totals {
-  return { scenarios: 0, frames: 0, settledFrames: 0, changes: { join: 0, restart: 0, stop: 0, death: 0, weight: 0 }, worstWindowMs: 0, drainedFrames: 0, maxDraining: 0, plans: 0, acknowledged: 0, releases: 0, releaseTimeouts: 0, abandoned: 0, unwrittenInChanges: 0 };
+  return { scenarios: 0, frames: 0, settledFrames: 0, changes: { join: 0, restart: 0, stop: 0, death: 0, weight: 0 }, worstWindowMs: 0, drainedFrames: 0, maxDraining: 0, plans: 0, acknowledged: 0, releases: 0, releaseTimeouts: 0, abandoned: 0, unwrittenInChanges: 0, reordered: 0, offeredShare: 0, offered: 0, sentToNodes: 0 };
 }
 
 for (const filtered of [false, true]) {
@@ -59,7 +75,7 @@ for (const filtered of [false, true]) {
     const totals = emptyTotals();
     for (let seed = 1; seed <= 12; seed++) {
       const o = { seed: filtered ? 1000 + seed : seed, filtered, changes: 6, settleWithinMs: 8000 };
-      check(t, o, await scenario(o), totals, true);
+      check(t, o, await scenario(o), totals);
     }
     t.log(JSON.stringify(totals));
     // Every kind of change happened, buckets moved with their flows, and old owners drained.
@@ -79,7 +95,7 @@ test('--election bucket, 10% of the control frames lost (dead-after 700 ms, the 
   const totals = emptyTotals();
   for (let seed = 1; seed <= 6; seed++) {
     const o = { seed: 2000 + seed, filtered: seed % 2 === 0, changes: 6, settleWithinMs: 15_000, loss: 0.1, deadAfterMs: 700 };
-    check(t, o, await scenario(o), totals, true);
+    check(t, o, await scenario(o), totals);
   }
   t.log(JSON.stringify(totals));
   t.true(totals.plans > 0 && totals.acknowledged > 0);
