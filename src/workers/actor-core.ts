@@ -15,6 +15,8 @@
  * that already have the new one. While weights alone change (VIEW_FLAG_WEIGHTS_PENDING) only
  * the flows whose owner differs between the current and the coming weights are held: for the
  * others every node reaches the same owner whichever of the two it holds. Tracked flows go on.
+ * Under --election bucket a member leaving the view while frames are held discards them: the
+ * frames of its flows were its to take meanwhile, and this node cannot tell which those were.
  *
  *   hold queue: a ByteRing in this thread only; each record is a copy of the ring record
  *   (16-byte descriptor + vnet header + frame).
