@@ -15,6 +15,8 @@
  * that already have the new one. While weights alone change (VIEW_FLAG_WEIGHTS_PENDING) only
  * the flows whose owner differs between the current and the coming weights are held: for the
  * others every node reaches the same owner whichever of the two it holds. Tracked flows go on.
+ * Under --election bucket a member leaving the view while frames are held discards them: the
+ * frames of its flows were its to take meanwhile, and this node cannot tell which those were.
  *
  *   hold queue: a ByteRing in this thread only; each record is a copy of the ring record
  *   (16-byte descriptor + vnet header + frame).
@@ -33,7 +35,7 @@ import { DROP_FRAME, type KeyOrigin, type Tracker } from '../handlers/handler.js
 import { SNAPSHOT_WORDS } from '../handlers/tracker-state.js';
 import { DrainingBuckets, DRAINING_MASK_WORDS, popcount } from '../shm/draining-buckets.js';
 import { ByteRing } from '../shm/byte-ring.js';
-import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
+import { createPublishedView, VIEW_MAX_NODES, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
@@ -97,6 +99,8 @@ export class ActorCore {
   #awaitingFirstTaken = false;
   /** Members in the view last taken: a view with fewer is a death or a leave. */
   #nodeCount = 0;
+  /** The ids of the view last taken (a member missing from the next one has left or died). */
+  readonly #memberIds = new Uint16Array(VIEW_MAX_NODES);
   readonly #ring: ByteRing;
   readonly #sink: FrameSink;
   readonly #trackers: readonly Tracker[];
@@ -505,6 +509,14 @@ export class ActorCore {
     this.#c[C.held]!++;
   }
 
+  #dropHeld(): void {
+    const hold = this.#hold;
+    if (hold.beginRead() > 0) while (hold.next() >= 0);
+    hold.endRead();
+    this.#c[C.dropOtherNode]! += this.#held;
+    this.#held = 0;
+  }
+
   #discardOldestHeld(): void {
     const hold = this.#hold;
     if (hold.beginRead() > 0 && hold.next() >= 0) {
@@ -555,6 +567,15 @@ export class ActorCore {
     this.#viewReader.read(view);
     for (let i = 0; i < this.#live.length; i++) this.#live[i] = 0;
     for (let i = 0; i < view.nodeCount; i++) this.#live[view.ids[i]!] = 1;
+    let departed = false;
+    for (let i = 0; i < this.#nodeCount; i++) if (this.#live[this.#memberIds[i]!] === 0) departed = true;
+    this.#memberIds.set(view.ids.subarray(0, view.nodeCount));
+    // --election bucket: a member left or died while frames waited here. Under partitioned
+    // tracking this node cannot tell which of them were that member's flows, which it took
+    // itself meanwhile; decided now, they would go to their flows' new owner and be delivered
+    // twice. They go (counted): a new flow's first frames held across a departure are lost
+    // instead, within the change's window, as a dead node's are.
+    if (departed && this.#agreedBuckets && this.#held > 0) this.#dropHeld();
     const agreed = this.#agreedBuckets;
     this.#elections.rebuild({
       count: view.nodeCount,

@@ -804,7 +804,10 @@ export class ControlPlane {
         this.#membership.members.map((n) => parseMac(n.mac)),
         now,
       );
-      if (table !== undefined && ledger.agreed) this.#adoptTable(handovers, table, ledger.digest, now);
+      // Only a serving node adopts: a newcomer alone in its first view, before it is admitted,
+      // would otherwise adopt a table in which it owns every bucket, and then gain none
+      // (nothing pending) when the members hand it theirs: it would take their flows at once.
+      if (table !== undefined && ledger.agreed && view.accepting) this.#adoptTable(handovers, table, ledger.digest, now);
       if (handovers.pendingCount > 0) {
         view.pendingBuckets.set(handovers.pending);
         tables |= VIEW_BUCKETS_PENDING;
