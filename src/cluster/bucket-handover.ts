@@ -36,6 +36,8 @@ import { BUCKET_COUNT, macKey, type BucketTable } from './buckets.js';
 import { NO_TABLE_DIGEST } from './bucket-ledger.js';
 
 export const BUCKET_MASK_WORDS = BUCKET_COUNT / 32;
+/** An owner index no table has: the bucket's owner is gone. */
+const NO_OWNER_INDEX = 0xff;
 /** HandoverPlan.targetOf for a bucket whose flows stay. */
 export const NO_TARGET = 0xff;
 
@@ -140,6 +142,8 @@ export class BucketHandovers {
   /** The live members other than this node, by MAC key, and the handed digest each announced. */
   readonly #members = new Set<number>();
   readonly #handedBy = new Map<number, number>();
+  /** The buckets each member announced it drains. */
+  readonly #drainingBy = new Map<number, Uint32Array>();
   readonly #actions: HandoverAction[] = [];
   readonly #owned = new Uint32Array(BUCKET_MASK_WORDS);
   readonly counters: HandoverCounters = { plans: 0, messagesSent: 0, messagesResent: 0, messagesAcknowledged: 0, messagesAbandoned: 0, bucketsGained: 0, releases: 0, releaseTimeouts: 0 };
@@ -158,6 +162,7 @@ export class BucketHandovers {
     this.#adoptedDigest = NO_TABLE_DIGEST;
     this.pending.fill(0);
     this.#handedBy.clear();
+    this.#drainingBy.clear();
   }
 
   /** What this node's heartbeats announce: the last table it has handed everything over for. */
@@ -193,8 +198,9 @@ export class BucketHandovers {
         this.pending[w] = (this.pending[w]! & ~bit) >>> 0;
       } else if (before === undefined || ownerKeyOf(before, b) !== this.#self) {
         // From a member that died or left: its flows are re-elected, nothing to wait for (a
-        // failover stays as fast as the view change).
-        if (before !== undefined && !this.#members.has(ownerKeyOf(before, b))) continue;
+        // failover stays as fast as the view change), unless a live member says it still
+        // drains the bucket: its flows there come with its handover.
+        if (before !== undefined && !this.#members.has(ownerKeyOf(before, b)) && !this.#drainedByMember(w, bit)) continue;
         this.pending[w] = (this.pending[w]! | bit) >>> 0;
         gained++;
       }
@@ -300,9 +306,38 @@ export class BucketHandovers {
       if (key !== this.#self) this.#members.add(key);
     }
     for (const key of [...this.#handedBy.keys()]) if (!this.#members.has(key)) this.#handedBy.delete(key);
+    for (const key of [...this.#drainingBy.keys()]) if (!this.#members.has(key)) this.#drainingBy.delete(key);
     const plan = this.#plan;
     if (plan !== undefined) for (const key of [...plan.sends.keys()]) if (!this.#members.has(key)) plan.sends.delete(key);
+    // A member gone owns nothing any more, in the last table handed over too: if it comes back
+    // (same MAC, new incarnation) before this node hands over again, the buckets returning to
+    // it count as moved, and the flows others took meanwhile go to it.
+    const handed = this.#handed;
+    if (handed !== undefined) {
+      for (let b = 0; b < BUCKET_COUNT; b++) {
+        const key = ownerKeyOf(handed, b);
+        if (key >= 0 && key !== this.#self && !this.#members.has(key)) handed.owners[b] = NO_OWNER_INDEX;
+      }
+    }
     this.#maybeHanded(now);
+  }
+
+  /** A member's heartbeat announced the buckets it drains (undefined: none). */
+  heardDraining(mac: ArrayLike<number>, mask: Uint32Array | undefined): void {
+    const key = macKey(mac, 0);
+    if (!this.#members.has(key)) return;
+    if (mask === undefined) {
+      this.#drainingBy.delete(key);
+      return;
+    }
+    let copy = this.#drainingBy.get(key);
+    if (copy === undefined) this.#drainingBy.set(key, (copy = new Uint32Array(BUCKET_MASK_WORDS)));
+    copy.set(mask);
+  }
+
+  #drainedByMember(word: number, bit: number): boolean {
+    for (const [key, mask] of this.#drainingBy) if (this.#members.has(key) && (mask[word]! & bit) !== 0) return true;
+    return false;
   }
 
   /** A member's heartbeat announced the last table it handed over for. */

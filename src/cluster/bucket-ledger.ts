@@ -57,10 +57,17 @@ export class BucketLedger {
   #source: LedgerSource = 'none';
   /** Digests heard since the view changed, by member MAC. */
   readonly #heard = new Map<number, number>();
+  /**
+   * A newcomer's table has a history the serving members share only once it came from their
+   * base: what it agreed on before (alone, or with other newcomers) is not theirs.
+   */
+  #fromBase = false;
   /** Buckets moved by the last change (the ideal when rebalanced). */
   lastMoves = 0;
   /** Times the members disagreed in a stable view and fell back to the canonical table. */
   fallbacks = 0;
+  /** At the last fall-back: this node's digest and each member's it heard (MAC key → digest), for the log. */
+  lastDisagreement: { own: number; heard: [number, number][] } | undefined;
 
   constructor(options: BucketLedgerOptions) {
     this.#self = macKey(options.selfMac, 0);
@@ -90,15 +97,23 @@ export class BucketLedger {
    * The members or their weights changed. While the cluster forms (`founding`: no member
    * serves yet, this one included) every node takes the view's canonical table: the nodes'
    * first views differ (each starts alone, then hears the others), so none has a history the
-   * others share. Otherwise the next table is the agreed one rebalanced; a newcomer rebalances
-   * its base, and without one waits for it.
+   * others share. Otherwise the next table is the agreed one rebalanced; a `newcomer` (it has
+   * never served, the others do) rebalances its base, and without one waits for it.
    */
-  viewChanged(view: BucketMembers, now: number, founding: boolean): void {
+  viewChanged(view: BucketMembers, now: number, founding: boolean, newcomer = false): void {
     this.#view = { count: view.count, weights: Array.from(view.weights).slice(0, view.count), macs: Array.from(view.macs).slice(0, view.count * 6) };
     this.#viewAt = now;
     this.#heard.clear();
     const previous = this.#current;
-    if (founding && this.#base === undefined) {
+    if (newcomer && !founding && this.#base === undefined && !this.#fromBase) {
+      // Joining a cluster that serves: whatever this node agreed on before (alone, for its
+      // first heartbeats) is no history the members share. It waits for its base.
+      this.#agreed = undefined;
+      this.#current = undefined;
+      this.#digest = NO_TABLE_DIGEST;
+      this.#source = 'none';
+      this.lastMoves = 0;
+    } else if (founding && this.#base === undefined) {
       this.#agreed = undefined;
       this.#setCurrent(this.#canonical(this.#view), 'canonical', previous);
     } else if (this.#agreed !== undefined) {
@@ -131,9 +146,14 @@ export class BucketLedger {
     return base === undefined ? undefined : this.#rebalanced(base, view);
   }
 
-  /** A newcomer's base arrived (from the member that sent the tracking state). */
+  /**
+   * A newcomer's base arrived (from the member that sent the tracking state). It replaces
+   * whatever this node agreed on before: a newcomer alone for its first heartbeats "agrees"
+   * with itself on a table of its own, which no member shares.
+   */
   receiveBase(base: BucketTable): void {
-    if (this.#agreed !== undefined) return;
+    this.#fromBase = true;
+    this.#agreed = undefined;
     this.#base = copyTable(base);
     if (this.#view !== undefined) this.#setCurrent(this.#rebalanced(base, this.#view), 'rebalanced', this.#current);
   }
@@ -177,6 +197,7 @@ export class BucketLedger {
     }
     if (differs && now - this.#viewAt >= this.#settleMs && this.#source !== 'fallback') {
       this.fallbacks++;
+      this.lastDisagreement = { own: this.#digest, heard: [...this.#heard] };
       this.#agreed = undefined;
       this.#base = undefined;
       this.#setCurrent(this.#canonical(view), 'fallback', this.#current);

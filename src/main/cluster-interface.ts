@@ -174,6 +174,7 @@ export class ClusterInterface {
         address: this.#device.bindAddressU32(),
         view: datapath.viewMemory,
         actorRings: datapath.ringMemories,
+        ...(datapath.drainingMemory === undefined ? {} : { draining: datapath.drainingMemory }),
         rules: { digest: this.#rules.digest, params: Array.from(this.#rules.params) },
         election: o.election,
       },

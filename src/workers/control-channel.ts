@@ -94,14 +94,17 @@ export interface AnnouncedRules {
 const RULES_MARK = 0x52; // 'R'
 const RULES_HEADER_BYTES = 6;
 /**
- * The bucket table's digest (--election bucket, cluster/bucket-ledger.ts) and that of the last
- * table the sender has handed every moved flow over for (cluster/bucket-handover.ts):
- * | 'B' u8 | digest u32 | handed digest u32 |. A block without the second (5 bytes) reads as
- * nothing handed over yet.
+ * The bucket table's digest (--election bucket, cluster/bucket-ledger.ts), that of the last
+ * table the sender has handed every moved flow over for, and the buckets it still drains
+ * (cluster/bucket-handover.ts): | 'B' u8 | digest u32 | handed digest u32 | words u8 | mask |,
+ * the mask `words` (0 or 32) u32, bit b % 32 of word b >> 5 = bucket b. A shorter block reads
+ * as nothing handed over and nothing drained.
  */
 const BUCKETS_MARK = 0x42; // 'B'
-const BUCKETS_BLOCK_BYTES = 9;
 const BUCKETS_DIGEST_ONLY_BYTES = 5;
+const BUCKETS_HANDED_BYTES = 9;
+const BUCKETS_MASK_WORDS = 32;
+const BUCKETS_BLOCK_BYTES = BUCKETS_HANDED_BYTES + 1 + 4 * BUCKETS_MASK_WORDS;
 /** Slots a rules block may carry (the default rule and 32 port rules). */
 const MAX_ANNOUNCED_SLOTS = 33;
 
@@ -164,11 +167,13 @@ export class ControlChannel {
    * The rules block of the message being handled (ruleSlots -1 when it had none), and its
    * identity block (hasIdentity false when it had none, or a malformed one: counted).
    */
-  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1, handedDigest: -1 };
+  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1, handedDigest: -1, draining: new Uint32Array(BUCKETS_MASK_WORDS), hasDraining: false };
   /** The digest this node's membership messages carry (--election bucket); undefined: no block. */
   announcedBucketDigest: number | undefined;
   /** With it, the last table this node handed every moved flow over for. */
   announcedHandedDigest = 0;
+  /** And the buckets it drains (32 words), or undefined for none. */
+  announcedDraining: Uint32Array | undefined;
   readonly #srcMac = new Uint8Array(6);
   readonly #socket: ControlSocket;
   readonly #clock: ControlClock;
@@ -348,7 +353,10 @@ export class ControlChannel {
       out[at] = BUCKETS_MARK;
       writeU32(out, at + 1, digest);
       writeU32(out, at + 5, this.announcedHandedDigest);
-      at += BUCKETS_BLOCK_BYTES;
+      const mask = this.announcedDraining;
+      out[at + BUCKETS_HANDED_BYTES] = mask === undefined ? 0 : BUCKETS_MASK_WORDS;
+      at += BUCKETS_HANDED_BYTES + 1;
+      if (mask !== undefined) for (let k = 0; k < BUCKETS_MASK_WORDS; k++, at += 4) writeU32(out, at, mask[k]!);
     }
     return out.subarray(0, at);
   }
@@ -388,9 +396,15 @@ export class ControlChannel {
     const r = this.received;
     r.bucketDigest = -1;
     r.handedDigest = -1;
+    r.hasDraining = false;
     if (at < 0 || at + BUCKETS_DIGEST_ONLY_BYTES > end || rx[at] !== BUCKETS_MARK) return;
     r.bucketDigest = readU32(rx, at + 1);
-    if (at + BUCKETS_BLOCK_BYTES <= end) r.handedDigest = readU32(rx, at + 5);
+    if (at + BUCKETS_HANDED_BYTES > end) return;
+    r.handedDigest = readU32(rx, at + 5);
+    const words = at + BUCKETS_HANDED_BYTES < end ? rx[at + BUCKETS_HANDED_BYTES]! : 0;
+    if (words !== BUCKETS_MASK_WORDS || at + BUCKETS_HANDED_BYTES + 1 + 4 * words > end) return;
+    for (let k = 0, p = at + BUCKETS_HANDED_BYTES + 1; k < words; k++, p += 4) r.draining[k] = readU32(rx, p);
+    r.hasDraining = true;
   }
 
   /** uv_poll (or the memory wire) says frames are waiting. */

@@ -22,6 +22,7 @@ import { formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
 import { ByteRing } from '../shm/byte-ring.js';
+import { DrainingBuckets } from '../shm/draining-buckets.js';
 import { createPublishedView, type PublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
@@ -140,6 +141,11 @@ export class ControlPlane {
   /** Buckets the plan under way moves away: the filter passes them until the plan's scan has counted what drains. */
   readonly #handingAway = new Uint32Array(BUCKET_MASK_WORDS);
   readonly #dataFd: number | undefined;
+  /** The actors' draining buckets (heartbeats announce them), and the mask announced. */
+  readonly #drainingMemory: DrainingBuckets | undefined;
+  readonly #drainingMask = new Uint32Array(BUCKET_MASK_WORDS);
+  /** A LEAVE is on its way (stop, lnlbctl stop): nothing is accepted until a rejoin. */
+  #leaving = false;
   /** The pass mask last published (#wakeFilter). */
   #lastPassKey = '';
   /** The table under the pending weights, and for which weights (computed once per change). */
@@ -162,6 +168,7 @@ export class ControlPlane {
     // a round's end): a view stable for BUCKETS_SETTLE_HEARTBEATS in which tables still
     // differ is a real disagreement, and everyone falls back to the canonical table.
     this.#dataFd = data.dataFd;
+    this.#drainingMemory = data.draining === undefined ? undefined : new DrainingBuckets(data.draining);
     this.#ledger = data.election === 'bucket' ? new BucketLedger({ selfMac: data.ownMac, settleMs: BUCKETS_SETTLE_HEARTBEATS * data.heartbeatMs }) : undefined;
     this.#handovers =
       data.election === 'bucket'
@@ -202,8 +209,11 @@ export class ControlPlane {
         const rulesChanged = known && this.#noteRules(srcMac);
         const digest = this.#channel.received.bucketDigest;
         const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest);
-        const handed = this.#channel.received.handedDigest;
-        if (known && handed >= 0) this.#handovers?.heardHanded(parseMac(srcMac), handed);
+        const received = this.#channel.received;
+        if (known && received.handedDigest >= 0) {
+          this.#handovers?.heardHanded(parseMac(srcMac), received.handedDigest);
+          this.#handovers?.heardDraining(parseMac(srcMac), received.hasDraining ? received.draining : undefined);
+        }
         this.#drive();
         if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
       },
@@ -268,6 +278,7 @@ export class ControlPlane {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
+    this.#stopAccepting();
     this.#membership.stop();
     this.#carryOut(this.#membership.drainActions());
     this.#channel.close();
@@ -279,9 +290,19 @@ export class ControlPlane {
     this.#drive(); // a hold may start now: the actors must see it
   }
 
+  /**
+   * Before a LEAVE: the actors stop taking frames first. The others take this node's clients
+   * the moment the LEAVE reaches them; a frame this node took after that would be answered twice.
+   */
+  #stopAccepting(): void {
+    this.#leaving = true;
+    this.#publishView();
+  }
+
   /** `lnlbctl stop`: LEAVE, accept nothing, forget the tables (the others re-home our clients). */
   leave(): void {
     if (this.#stopped) return;
+    this.#stopAccepting();
     this.#membership.leave();
     this.#carryOut(this.#membership.drainActions());
     this.#transfers.end(this.#clock.now());
@@ -298,6 +319,7 @@ export class ControlPlane {
   /** `lnlbctl start` after a stop: JOIN again; accepting once the first round completes. */
   rejoin(): void {
     if (this.#stopped) return;
+    this.#leaving = false;
     const now = this.#clock.now();
     this.#serving = false;
     this.#listenUntil = now + this.#listenMs;
@@ -608,6 +630,7 @@ export class ControlPlane {
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
     this.#driveHandovers(now);
+    this.#announceDraining();
     if (this.#timer !== undefined) clock.clearTimer(this.#timer);
     let deadline = Math.min(membership.nextDeadline(), transfersDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
@@ -676,7 +699,7 @@ export class ControlPlane {
     const membership = this.#membership;
     const view = this.#view;
     const nodes = membership.members;
-    view.accepting = membership.accepting && this.#decision === 'serve';
+    view.accepting = membership.accepting && this.#decision === 'serve' && !this.#leaving;
     if (view.accepting) this.#serving = true;
     this.#publishBuckets();
     // --election bucket: until every member announces this node's table, another node may
@@ -773,7 +796,7 @@ export class ControlPlane {
       this.#ledgerViewKey = members.key;
       // Nobody serves yet, this node included: the cluster is forming, and every node takes the canonical table.
       const founding = !this.#serving && !this.#membership.members.some((n) => !n.self && n.joined);
-      ledger.viewChanged(members, this.#clock.now(), founding);
+      ledger.viewChanged(members, this.#clock.now(), founding, !this.#serving);
     }
     this.#channel.announcedBucketDigest = ledger.digest;
     const table = ledger.table;
@@ -876,6 +899,19 @@ export class ControlPlane {
     if (error === undefined) this.#log('debug', { event: 'handover-received', from, entries }, `took ${entries} tracked flows from ${from} with the buckets that moved here`);
   }
 
+  /**
+   * What this node's heartbeats say it drains: its actors' draining buckets and those its
+   * handover under way moves away. A node that gains a dead member's bucket holds it only if
+   * some live member drains it (cluster/bucket-handover.ts).
+   */
+  #announceDraining(): void {
+    if (this.#handovers === undefined) return;
+    const mask = this.#drainingMask;
+    mask.set(this.#handingAway);
+    const any = (this.#drainingMemory?.unionInto(mask) ?? 0) > 0 || mask.some((w) => w !== 0);
+    this.#channel.announcedDraining = any ? mask : undefined;
+  }
+
   #driveHandovers(now: number): void {
     const handovers = this.#handovers;
     if (handovers === undefined) return;
@@ -958,7 +994,10 @@ export class ControlPlane {
   }
 
   #logFallback(ledger: BucketLedger): void {
-    this.#log('warn', { event: 'buckets-fallback', fallbacks: ledger.fallbacks }, 'the members\' bucket tables differed in a settled view: every node takes the canonical table of the view (more buckets move this once)');
+    const d = ledger.lastDisagreement;
+    const hex = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
+    const heard = Object.fromEntries((d?.heard ?? []).map(([key, digest]) => [key.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:'), hex(digest)]));
+    this.#log('warn', { event: 'buckets-fallback', fallbacks: ledger.fallbacks, own: hex(d?.own ?? 0), heard }, 'the members\' bucket tables differed in a settled view: every node takes the canonical table of the view (more buckets move this once)');
   }
 
   /** Who owns what, by local id, for whoever serialises the tables. */

@@ -184,6 +184,8 @@ export class Datapath {
   readonly ringMemories: SharedArrayBuffer[] = [];
   /** The actors' draining buckets (--election bucket). */
   #draining: DrainingBuckets | undefined;
+  /** Its memory, for the control thread (a node's heartbeats announce what it drains). */
+  drainingMemory: SharedArrayBuffer | undefined;
   /** The dispatcher's and the actors' kernel thread ids (lnlbd sets their priority: thread-priority.ts). */
   readonly threadIds: number[] = [];
   /** The published view the actors read; written by the control plane. */
@@ -288,6 +290,7 @@ export class Datapath {
     datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
     datapath.#draining = new DrainingBuckets(drainingMemory);
+    datapath.drainingMemory = drainingMemory;
     try {
       for (const m of await Promise.all(ready)) if (m.type === 'ready') datapath.threadIds.push(m.tid);
     } catch (err) {

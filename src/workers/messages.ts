@@ -124,6 +124,8 @@ export type WorkerToMain =
 export interface ControlData {
   role: 'control';
   dev: string;
+  /** The actors' draining buckets (shm/draining-buckets.ts): this node's heartbeats announce them. */
+  draining?: SharedArrayBuffer;
   /** The data socket: after a view that changes what its kernel filter passes, its reader is woken (port.ringWake) to swap the filter now. */
   dataFd?: number;
   ownMac: Uint8Array;

@@ -1,51 +1,20 @@
 // The data socket's kernel filter with real daemons (--election bucket): each node's dispatcher
 // reads only about a third of the frames offered to the VIP, every source is still answered
 // exactly once by one node, and after a death the survivors' filters pass the dead node's
-// buckets and every source is answered again. (No join here: until the bucket handovers land,
-// a join's moved buckets leave their old owner's filter with their flows.)
+// buckets and every source is answered again. (Joins, leaves and weight changes under the
+// filter, with the bucket handovers: bucket-chaos.test.ts.)
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
 import type { ClusterLab } from '../../src/lab/cluster.js';
-import { VIP } from '../../src/lab/cluster.js';
 import { sweepStale } from '../../src/lab/netns.js';
 import type { InterfaceCounters } from '../../src/main/admin-protocol.js';
 import { withLab } from './fixtures/lab-scenarios.js';
+import { startUdpEcho, udpFlows } from './fixtures/udp-flows.js';
 
 const SOURCES = 150; // the lab's client /24 holds at most 154
 const COUNT = 10;
 const UDP_PORT = 7007;
 const BUCKETS = ['--election', 'bucket', '--weight-mode', 'fixed'];
-const UDP_ECHO_SERVER = new URL('../../src/lab/udp-echo-server.js', import.meta.url).pathname;
-
-/**
- * Run inside the client namespace: one UDP socket per source address; each sends "<seq>" to the
- * VIP every `everyMs` ms, `count` times, and collects the replies ("<node> <seq>") until 700 ms
- * after its last datagram. Prints {"<source>": ["<node> <seq>", ...]}.
- */
-const UDP_CLIENT = `
-import { createSocket } from 'node:dgram';
-const [vip, port, count, everyMs, ...sources] = process.argv.slice(1);
-const replies = {};
-await Promise.all(sources.map((ip) => new Promise((resolve, reject) => {
-  const got = (replies[ip] = []);
-  const socket = createSocket('udp4');
-  socket.on('error', reject);
-  socket.on('message', (message) => got.push(message.toString()));
-  socket.bind(42000, ip, () => {
-    let seq = 0;
-    const timer = setInterval(() => {
-      seq += 1;
-      socket.send(String(seq), Number(port), vip);
-      if (seq >= Number(count)) {
-        clearInterval(timer);
-        setTimeout(() => { socket.close(); resolve(); }, 700);
-      }
-    }, Number(everyMs));
-  });
-})));
-console.log(JSON.stringify(replies));
-`;
-
 test.before(async () => {
   await sweepStale();
 });
@@ -69,15 +38,13 @@ async function filtersPass(lab: ClusterLab, nodes: readonly string[], buckets: (
 
 /** Every source sends COUNT datagrams; each must get all COUNT answers, once each, from one node. Returns source → node. */
 async function everySourceAnsweredOnce(t: import('ava').ExecutionContext, lab: ClusterLab, allowed: readonly string[]): Promise<Map<string, string>> {
-  const run = await lab.lab.exec('client', [process.execPath, '--input-type=module', '-e', UDP_CLIENT, VIP, String(UDP_PORT), String(COUNT), '50', ...lab.clientIps], { timeoutMs: 30_000 });
-  t.is(run.code, 0, run.stderr);
-  const replies = JSON.parse(run.stdout) as Record<string, string[]>;
+  const replies = await udpFlows(lab, { port: UDP_PORT, count: COUNT, everyMs: 50 });
   const ownerOf = new Map<string, string>();
   const wrong: string[] = [];
   for (const source of lab.clientIps) {
-    const got = replies[source] ?? [];
-    const nodes = new Set(got.map((r) => r.split(' ')[0]!));
-    const seqs = got.map((r) => Number(r.split(' ')[1])).sort((a, b) => a - b);
+    const got = replies.get(source) ?? [];
+    const nodes = new Set(got.map((r) => r.node));
+    const seqs = got.map((r) => r.seq).sort((a, b) => a - b);
     const once = seqs.length === COUNT && seqs.every((s, i) => s === i + 1);
     const node = [...nodes][0] ?? 'nobody';
     if (nodes.size !== 1 || !once || !allowed.includes(node)) wrong.push(`${source}: ${got.length} answers from ${[...nodes].join(', ') || 'nobody'} (seqs ${seqs.join(',')})`);
@@ -97,12 +64,7 @@ test.serial('each dispatcher reads about a third of the frames for the VIP, ever
   await withLab(3, SOURCES, async (lab) => {
     for (const node of lab.nodes) lab.startDaemon(node, BUCKETS);
     await lab.waitConverged(lab.nodes, 20_000);
-    await Promise.all(
-      lab.nodes.map(async (node) => {
-        const server = lab.lab.spawn(node, [process.execPath, UDP_ECHO_SERVER, '--name', node, '--host', VIP, '--port', String(UDP_PORT)], { logName: 'udp-echo' });
-        await lab.lab.waitForLog(server, /^listening on /, 20_000);
-      }),
-    );
+    await Promise.all(lab.nodes.map((node) => startUdpEcho(lab, node, UDP_PORT)));
     // Fixed equal weights: 341 or 342 buckets each once the tables agree and the filters narrowed.
     const before = await filtersPass(lab, lab.nodes, (n) => n === 341 || n === 342);
     const owners = await everySourceAnsweredOnce(t, lab, lab.nodes);
