@@ -15,6 +15,7 @@
  */
 
 import { bucketDigest, canonicalBuckets, createBucketTable, macKey, rebalanceBuckets, type BucketMembers, type BucketTable } from './buckets.js';
+import { mix32 } from './hash.js';
 
 /** A member's digest before it has a table (a newcomer waiting for its base): never a disagreement. */
 export const NO_TABLE_DIGEST = 0;
@@ -158,12 +159,26 @@ export class BucketLedger {
     if (this.#view !== undefined) this.#setCurrent(this.#rebalanced(base, this.#view), 'rebalanced', this.#current);
   }
 
-  /** A member's heartbeat carried `digest` (its current table's). */
-  heard(mac: ArrayLike<number>, digest: number, now: number): void {
+  /**
+   * A member's heartbeat carried `digest` (its current table's), derived for the view whose
+   * digest is `viewDigest` (viewDigestOf). A member in another view (it has not seen a join,
+   * a leave or a weight the same way yet) does not disagree: it has not caught up.
+   */
+  heard(mac: ArrayLike<number>, digest: number, now: number, viewDigest?: number): void {
     const key = macKey(mac, 0);
     if (key === this.#self || !this.#isMember(key)) return;
+    if (viewDigest !== undefined && viewDigest >>> 0 !== this.viewDigest) {
+      this.#heard.delete(key);
+      return;
+    }
     this.#heard.set(key, digest >>> 0);
     this.#check(now);
+  }
+
+  /** The digest of the view this node's table is for (heartbeats carry it beside the table's). */
+  get viewDigest(): number {
+    const view = this.#view;
+    return view === undefined ? 0 : viewDigestOf(view);
   }
 
   /** Time passes: a disagreement in a view stable for settleMs makes this node fall back. */
@@ -190,7 +205,9 @@ export class BucketLedger {
       if (d === undefined || d === NO_TABLE_DIGEST) all = false;
       else if (d !== this.#digest) differs = true;
     }
-    if (all && !differs) {
+    // A newcomer with its base does not agree with itself alone: the base is the members'
+    // history, kept until it agrees with them.
+    if (all && !differs && (this.#base === undefined || view.count > 1)) {
       if (this.#agreed === undefined || tableDigest(this.#agreed) !== this.#digest) this.#agreed = copyTable(this.#current);
       this.#base = undefined;
       return;
@@ -237,4 +254,15 @@ export function movedBuckets(a: BucketTable, b: BucketTable): number {
     if (ka !== kb) moved++;
   }
   return moved;
+}
+
+/** A digest of a view as the ledger sees it: its members (by MAC, in order) and their weights. */
+export function viewDigestOf(view: BucketMembers): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < view.count; i++) {
+    h = mix32((h ^ macKey(view.macs, i)) >>> 0);
+    h = mix32((h ^ Math.floor(macKey(view.macs, i) / 0x100000000)) >>> 0);
+    h = mix32((h ^ (Number(view.weights[i]) >>> 0)) >>> 0);
+  }
+  return (h ^ view.count) >>> 0 || 1;
 }

@@ -95,14 +95,15 @@ const RULES_MARK = 0x52; // 'R'
 const RULES_HEADER_BYTES = 6;
 /**
  * The bucket table's digest (--election bucket, cluster/bucket-ledger.ts), that of the last
- * table the sender has handed every moved flow over for, and the buckets it still drains
- * (cluster/bucket-handover.ts): | 'B' u8 | digest u32 | handed digest u32 | words u8 | mask |,
- * the mask `words` (0 or 32) u32, bit b % 32 of word b >> 5 = bucket b. A shorter block reads
- * as nothing handed over and nothing drained.
+ * table the sender has handed every moved flow over for, the digest of the view its table is
+ * for, and the buckets it still drains (cluster/bucket-handover.ts):
+ * | 'B' u8 | digest u32 | handed digest u32 | view digest u32 | words u8 | mask |, the mask
+ * `words` (0 or 32) u32, bit b % 32 of word b >> 5 = bucket b. A shorter block reads as nothing
+ * handed over, any view, and nothing drained.
  */
 const BUCKETS_MARK = 0x42; // 'B'
 const BUCKETS_DIGEST_ONLY_BYTES = 5;
-const BUCKETS_HANDED_BYTES = 9;
+const BUCKETS_HANDED_BYTES = 13;
 const BUCKETS_MASK_WORDS = 32;
 const BUCKETS_BLOCK_BYTES = BUCKETS_HANDED_BYTES + 1 + 4 * BUCKETS_MASK_WORDS;
 /** Slots a rules block may carry (the default rule and 32 port rules). */
@@ -167,11 +168,13 @@ export class ControlChannel {
    * The rules block of the message being handled (ruleSlots -1 when it had none), and its
    * identity block (hasIdentity false when it had none, or a malformed one: counted).
    */
-  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1, handedDigest: -1, draining: new Uint32Array(BUCKETS_MASK_WORDS), hasDraining: false };
+  readonly received = { ruleSlots: -1, rulesDigest: 0, ruleParams: new Uint16Array(MAX_ANNOUNCED_SLOTS), hasIdentity: false, identity: { name: '', address: 0 }, bucketDigest: -1, handedDigest: -1, viewDigest: -1, draining: new Uint32Array(BUCKETS_MASK_WORDS), hasDraining: false };
   /** The digest this node's membership messages carry (--election bucket); undefined: no block. */
   announcedBucketDigest: number | undefined;
   /** With it, the last table this node handed every moved flow over for. */
   announcedHandedDigest = 0;
+  /** The digest of the view its table is for (BucketLedger.viewDigest). */
+  announcedViewDigest = 0;
   /** And the buckets it drains (32 words), or undefined for none. */
   announcedDraining: Uint32Array | undefined;
   readonly #srcMac = new Uint8Array(6);
@@ -353,6 +356,7 @@ export class ControlChannel {
       out[at] = BUCKETS_MARK;
       writeU32(out, at + 1, digest);
       writeU32(out, at + 5, this.announcedHandedDigest);
+      writeU32(out, at + 9, this.announcedViewDigest);
       const mask = this.announcedDraining;
       out[at + BUCKETS_HANDED_BYTES] = mask === undefined ? 0 : BUCKETS_MASK_WORDS;
       at += BUCKETS_HANDED_BYTES + 1;
@@ -396,11 +400,13 @@ export class ControlChannel {
     const r = this.received;
     r.bucketDigest = -1;
     r.handedDigest = -1;
+    r.viewDigest = -1;
     r.hasDraining = false;
     if (at < 0 || at + BUCKETS_DIGEST_ONLY_BYTES > end || rx[at] !== BUCKETS_MARK) return;
     r.bucketDigest = readU32(rx, at + 1);
     if (at + BUCKETS_HANDED_BYTES > end) return;
     r.handedDigest = readU32(rx, at + 5);
+    r.viewDigest = readU32(rx, at + 9);
     const words = at + BUCKETS_HANDED_BYTES < end ? rx[at + BUCKETS_HANDED_BYTES]! : 0;
     if (words !== BUCKETS_MASK_WORDS || at + BUCKETS_HANDED_BYTES + 1 + 4 * words > end) return;
     for (let k = 0, p = at + BUCKETS_HANDED_BYTES + 1; k < words; k++, p += 4) r.draining[k] = readU32(rx, p);

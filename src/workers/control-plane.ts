@@ -208,7 +208,7 @@ export class ControlPlane {
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
         const digest = this.#channel.received.bucketDigest;
-        const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest);
+        const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest, this.#channel.received.viewDigest);
         const received = this.#channel.received;
         if (known && received.handedDigest >= 0) {
           this.#handovers?.heardHanded(parseMac(srcMac), received.handedDigest);
@@ -796,9 +796,10 @@ export class ControlPlane {
       this.#ledgerViewKey = members.key;
       // Nobody serves yet, this node included: the cluster is forming, and every node takes the canonical table.
       const founding = !this.#serving && !this.#membership.members.some((n) => !n.self && n.joined);
-      ledger.viewChanged(members, this.#clock.now(), founding, !this.#serving);
+      ledger.viewChanged(members, this.#clock.now(), founding, !this.#serving && this.#membership.awaitingState);
     }
     this.#channel.announcedBucketDigest = ledger.digest;
+    this.#channel.announcedViewDigest = ledger.viewDigest;
     const table = ledger.table;
     let tables = 0;
     // The kernel filter passes what this node owns now and under the pending weights (the
@@ -982,12 +983,12 @@ export class ControlPlane {
   }
 
   /** A member's heartbeat carried its table digest; true when the view must be published again (a fall-back, or agreement reached). */
-  #ledgerHeard(srcMac: string, digest: number): boolean {
+  #ledgerHeard(srcMac: string, digest: number, viewDigest: number): boolean {
     const ledger = this.#ledger;
     if (ledger === undefined) return false;
     const fallbacks = ledger.fallbacks;
     const agreed = ledger.agreed;
-    ledger.heard(parseMac(srcMac), digest, this.#clock.now());
+    ledger.heard(parseMac(srcMac), digest, this.#clock.now(), viewDigest >= 0 ? viewDigest : undefined);
     if (ledger.fallbacks !== fallbacks) this.#logFallback(ledger);
     // Agreement reached (or lost): the actors stop (or start) holding new flows.
     return ledger.fallbacks !== fallbacks || ledger.agreed !== agreed;
