@@ -21,6 +21,7 @@ import { benchLookups } from './lookups.js';
 import { benchElectionHash } from './election-hash.js';
 import { benchJoin } from './join.js';
 import { benchHealth } from './health.js';
+import { benchHeartbeat } from './heartbeat.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
 import { benchThroughput } from './throughput.js';
@@ -127,6 +128,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'control-flood', needsRoot: true, run: benchControlFlood },
   { name: 'control-fuzz', needsRoot: false, run: benchControlFuzz },
   { name: 'auth-mac', needsRoot: false, run: benchAuthMac },
+  { name: 'heartbeat', needsRoot: false, run: benchHeartbeat },
 ];
 
 function usage(message: string): never {

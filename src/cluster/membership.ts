@@ -168,6 +168,8 @@ export function macToKey(mac: string): number {
 
 const isMember = (n: MemberNode): boolean => n.status !== NodeStatus.JOINING;
 
+const NO_ACTIONS: readonly MembershipAction[] = Object.freeze([]);
+
 export class Membership {
   readonly #opts: Required<MembershipOptions>;
   /** Sorted by macKey. Small (≤ MAX_MEMBERS): arrays beat maps here. */
@@ -323,8 +325,9 @@ export class Membership {
     return this.#nodes.find((n) => n.self);
   }
 
-  drainActions(): MembershipAction[] {
+  drainActions(): readonly MembershipAction[] {
     const out = this.#actions;
+    if (out.length === 0) return NO_ACTIONS; // most heartbeats: nothing allocated
     this.#actions = [];
     return out;
   }
@@ -695,7 +698,10 @@ export class Membership {
   }
 
   #send(type: MessageType, to: 'cluster' | string, weight?: number): void {
-    this.#actions.push({ kind: 'send', type, to, incarnation: this.#incarnation, joined: this.#joined, ...(weight === undefined ? {} : { weight }) });
+    // One object per frame sent, of one shape (no spread): the heartbeat path allocates no more.
+    const action: Extract<MembershipAction, { kind: 'send' }> = { kind: 'send', type, to, incarnation: this.#incarnation, joined: this.#joined };
+    if (weight !== undefined) action.weight = weight;
+    this.#actions.push(action);
   }
 
   #find(mac: string): MemberNode | undefined {

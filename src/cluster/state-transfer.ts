@@ -106,6 +106,8 @@ function isAfter(a: number, b: number): boolean {
   return d !== 0 && d < 0x8000_0000;
 }
 
+const NO_RECEIVER_ACTIONS: readonly ReceiverAction[] = Object.freeze([]);
+
 export class StateReceiver {
   readonly #o: ReceiverOptions;
   #phase: ReceiverPhase = ReceiverPhase.IDLE;
@@ -137,10 +139,16 @@ export class StateReceiver {
     return this.#sender;
   }
 
-  drainActions(): ReceiverAction[] {
+  drainActions(): readonly ReceiverAction[] {
     const out = this.#actions;
+    if (out.length === 0) return NO_RECEIVER_ACTIONS; // the usual answer: nothing allocated
     this.#actions = [];
     return out;
+  }
+
+  /** Listening for or waiting for a transfer: `tick` and `nextDeadline` have something to do. */
+  get following(): boolean {
+    return this.#phase === ReceiverPhase.LISTENING || this.#phase === ReceiverPhase.WAITING;
   }
 
   /** The one entry function: every phase change goes through it. */
@@ -387,6 +395,8 @@ export interface SenderCounters {
   fragmentsResent: number;
 }
 
+const NO_TRANSFERS: readonly OutgoingTransfer[] = Object.freeze([]);
+
 export class StateSenders {
   readonly #o: SenderOptions;
   readonly #transfers = new Map<string, OutgoingTransfer>();
@@ -480,7 +490,8 @@ export class StateSenders {
   }
 
   /** Drops transfers whose newcomer said nothing for idleMs; returns them. */
-  expire(now: number): OutgoingTransfer[] {
+  expire(now: number): readonly OutgoingTransfer[] {
+    if (this.#transfers.size === 0) return NO_TRANSFERS; // a member between joins: every heartbeat
     const out: OutgoingTransfer[] = [];
     for (const t of [...this.#transfers.values()]) {
       if (t.phase === SenderPhase.SENT && now - t.lastHeardAt >= this.#o.idleMs) out.push(this.#drop(t.to)!);

@@ -266,7 +266,7 @@ export function encodeIdentity(buf: Uint8Array, at: number, name: string, addres
 }
 
 /** Reads the identity block at buf[at, end) into `out` (untouched unless OK). Never throws. */
-export function decodeIdentity(buf: Uint8Array, at: number, end: number, out: DecodedIdentity): IdentityResult {
+export function decodeIdentity(buf: Uint8Array, at: number, end: number, out: DecodedIdentity, known?: string): IdentityResult {
   if (!(at >= 0) || !(end <= buf.length) || at + 2 > end || buf[at] !== IDENTITY_MARK) return IdentityResult.ABSENT;
   const blockEnd = at + 2 + buf[at + 1]!;
   if (blockEnd > end || blockEnd < at + IDENTITY_FIXED_BYTES) return IdentityResult.MALFORMED;
@@ -279,8 +279,15 @@ export function decodeIdentity(buf: Uint8Array, at: number, end: number, out: De
     if (!ok) return IdentityResult.MALFORMED;
   }
   out.address = readU32(buf, at + 2);
-  out.name = String.fromCharCode(...buf.subarray(first, first + nameLength));
+  // The same sender announces the same name in every heartbeat: `known` (its last one) is kept, not built again.
+  out.name = known !== undefined && isName(buf, first, nameLength, known) ? known : String.fromCharCode(...buf.subarray(first, first + nameLength));
   return IdentityResult.OK;
+}
+
+function isName(buf: Uint8Array, first: number, length: number, name: string): boolean {
+  if (name.length !== length) return false;
+  for (let i = 0; i < length; i++) if (name.charCodeAt(i) !== buf[first + i]) return false;
+  return true;
 }
 
 /**

@@ -8,7 +8,7 @@
 
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BondCore, MAX_SLAVES, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
 import type { BondOptions } from '../bond/options.js';
 import { formatMac } from '../net/ethernet.js';
@@ -298,8 +298,12 @@ function run(data: BondThreadData): void {
   post({ type: 'ready', tid: ownThreadId() });
 }
 
-try {
-  run(workerData as BondThreadData);
-} catch (err) {
-  post({ type: 'error', error: serializeError(err, 'bond thread') });
+// bond-manager.ts imports readLinkSpeed from here on the main thread: the thread's body must
+// not run there (it named lnlbd's main thread lnlb-bond and lowered its priority to the datapath's).
+if (!isMainThread) {
+  try {
+    run(workerData as BondThreadData);
+  } catch (err) {
+    post({ type: 'error', error: serializeError(err, 'bond thread') });
+  }
 }

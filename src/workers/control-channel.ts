@@ -54,6 +54,7 @@ import { ETH_HLEN, ETH_P_LNLB, ETH_ZLEN, formatMac, macEquals, macToNumber, pars
 import { fragmentMessage, Reassembler, reassemblyVerdictName, ReassemblyVerdict, type MessageFragments } from '../net/reassembly.js';
 import { MAX_TRANSFER_MESSAGES, transferFlags } from '../net/state-transfer-message.js';
 import { TokenBucket } from '../net/rate-limit.js';
+import { MAX_MEMBERS } from '../cluster/election.js';
 import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
 import type { ControlClock, ControlSocket } from './control-socket.js';
 import type { ControlData } from './messages.js';
@@ -132,6 +133,8 @@ export const READ_BATCH = 64;
  * frames): a newcomer sends a few JOINs, a flood gets this much CPU (~2 µs each) and no more.
  */
 export const DEFAULT_STRANGER_HMACS_PER_SECOND = 200;
+/** Authenticated senders whose MAC text and name are kept (the membership's table holds fewer). */
+const SENDER_CACHE_MAX = 2 * MAX_MEMBERS;
 
 /** The link and cluster fields come from the control thread's start data (one definition). */
 export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 'clusterIp' | 'mtu' | 'key' | 'clockToleranceMs'> & {
@@ -178,6 +181,12 @@ export class ControlChannel {
   /** And the buckets it drains (32 words), or undefined for none. */
   announcedDraining: Uint32Array | undefined;
   readonly #srcMac = new Uint8Array(6);
+  /**
+   * What authenticated senders' frames repeat, by 48-bit MAC: the MAC as text and the last
+   * name announced, so a heartbeat builds no string. Bounded: cleared when full (an unkeyed
+   * cluster's forger may send from any MAC).
+   */
+  readonly #senders = new Map<number, { mac: string; name: string | undefined }>();
   readonly #socket: ControlSocket;
   readonly #clock: ControlClock;
   #open = false;
@@ -385,13 +394,14 @@ export class ControlChannel {
    * Reads the identity block at `at` (after the rules block), if the message has one; a
    * malformed one is counted and dropped. Returns where the next block starts (-1: none can).
    */
-  #readIdentity(rx: Uint8Array, at: number, end: number): number {
+  #readIdentity(rx: Uint8Array, at: number, end: number, sender: { name: string | undefined }): number {
     const r = this.received;
     r.hasIdentity = false;
     if (at < 0) return -1;
-    const result = decodeIdentity(rx, at, end, r.identity);
+    const result = decodeIdentity(rx, at, end, r.identity, sender.name);
     if (result === IdentityResult.MALFORMED) this.#reject('identity-block-malformed');
     r.hasIdentity = result === IdentityResult.OK;
+    if (r.hasIdentity) sender.name = r.identity.name;
     return result === IdentityResult.OK ? at + 2 + rx[at + 1]! : result === IdentityResult.ABSENT ? at : -1;
   }
 
@@ -536,8 +546,19 @@ export class ControlChannel {
     info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
     info.joined = (m.flags & FLAG_JOINED) !== 0;
     const end = m.dataOffset + m.dataLength;
-    this.#readBuckets(rx, this.#readIdentity(rx, this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, end), end), end);
-    this.#o.onMessage(m.type as MessageType, formatMac(src), info);
+    const sender = this.#sender(srcKey, src);
+    this.#readBuckets(rx, this.#readIdentity(rx, this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, end), end, sender), end);
+    this.#o.onMessage(m.type as MessageType, sender.mac, info);
+  }
+
+  #sender(key: number, src: Uint8Array): { mac: string; name: string | undefined } {
+    let sender = this.#senders.get(key);
+    if (sender === undefined) {
+      if (this.#senders.size >= SENDER_CACHE_MAX) this.#senders.clear();
+      sender = { mac: formatMac(src), name: undefined };
+      this.#senders.set(key, sender);
+    }
+    return sender;
   }
 
   #count(type: number): void {

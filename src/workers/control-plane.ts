@@ -89,6 +89,7 @@ export class ControlPlane {
   readonly #emit: (event: ControlEvent) => void;
   readonly #clock: ControlClock;
   #timer: TimerHandle | undefined;
+  readonly #onTimerBound = (): void => this.#onTimer();
   #stopped = false;
   #lastLoggedView = '';
   /** Nodes declared dead, by reason (every reason listed from the start, for the metrics). */
@@ -560,9 +561,9 @@ export class ControlPlane {
     const r = this.#channel.received;
     if (r.ruleSlots < 0) return false;
     const before = this.#nodeRules.get(srcMac);
-    const params = Array.from(r.ruleParams.subarray(0, r.ruleSlots));
-    if (before !== undefined && before.digest === r.rulesDigest && before.params.length === params.length && before.params.every((p, i) => p === params[i])) return false;
-    this.#nodeRules.set(srcMac, { digest: r.rulesDigest, params });
+    // Every heartbeat carries the block, nearly always unchanged: compared in place, copied only when new.
+    if (before !== undefined && before.digest === r.rulesDigest && sameParams(before.params, r.ruleParams, r.ruleSlots)) return false;
+    this.#nodeRules.set(srcMac, { digest: r.rulesDigest, params: Array.from(r.ruleParams.subarray(0, r.ruleSlots)) });
     if (r.rulesDigest !== this.#rules.digest && this.#mismatchLogged.get(srcMac) !== r.rulesDigest) {
       this.#mismatchLogged.set(srcMac, r.rulesDigest);
       this.#memberLine(
@@ -626,19 +627,18 @@ export class ControlPlane {
       // A fall-back, or agreement reached with nobody to hear from (a member alone): publish.
       if (this.#ledger.fallbacks !== fallbacks || this.#ledger.agreed !== agreed) this.#publishView();
     }
+    this.#announceDraining(); // before the heartbeats below go out
     this.#carryOut(membership.drainActions());
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
     this.#driveHandovers(now);
-    this.#announceDraining();
-    if (this.#timer !== undefined) clock.clearTimer(this.#timer);
     let deadline = Math.min(membership.nextDeadline(), transfersDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
-    const delay = Math.max(1, Math.ceil(deadline - clock.now()));
-    this.#timer = clock.setTimer(() => this.#onTimer(), delay);
+    if (this.#timer !== undefined) clock.clearTimer(this.#timer);
+    this.#timer = clock.setTimer(this.#onTimerBound, Math.max(1, Math.ceil(deadline - clock.now())));
   }
 
-  #carryOut(actions: MembershipAction[]): void {
+  #carryOut(actions: readonly MembershipAction[]): void {
     let viewChanged = false;
     for (const action of actions) {
       switch (action.kind) {
@@ -1054,4 +1054,11 @@ export class ControlPlane {
 function addOwned(mask: Uint32Array, owners: Uint8Array, index: number): void {
   if (index < 0) return;
   for (let b = 0; b < owners.length; b++) if (owners[b] === index) mask[b >>> 5] = (mask[b >>> 5]! | (1 << (b & 31))) >>> 0;
+}
+
+/** The first `count` words of `announced` are `kept`. */
+function sameParams(kept: readonly number[], announced: Uint16Array, count: number): boolean {
+  if (kept.length !== count) return false;
+  for (let i = 0; i < count; i++) if (kept[i] !== announced[i]) return false;
+  return true;
 }

@@ -255,6 +255,11 @@ export class ControlStateTransfers {
     const receiver = this.#receiver;
     if (membership.accepting) receiver.end(now);
     else if (membership.awaitingState) receiver.need(now);
+    // A member's receiver follows no transfer: nothing to list (drive runs on every heartbeat).
+    if (!receiver.following) {
+      this.#carryOutReceiver(receiver.drainActions(), now);
+      return this.#senders.nextDeadline();
+    }
     const candidates: SenderCandidate[] = [];
     for (const n of membership.nodes) if (!n.self && n.joined) candidates.push({ mac: n.mac, lastHeardAt: n.lastHeardAt });
     receiver.tick(now, candidates);
@@ -262,7 +267,7 @@ export class ControlStateTransfers {
     return Math.min(receiver.nextDeadline(candidates), this.#senders.nextDeadline());
   }
 
-  #carryOutReceiver(actions: ReceiverAction[], now: number): void {
+  #carryOutReceiver(actions: readonly ReceiverAction[], now: number): void {
     for (const a of actions) {
       switch (a.kind) {
         case 'ask':

@@ -20,7 +20,7 @@ function node(): Membership {
   return new Membership({ selfMac: A, heartbeatMs: HEARTBEAT_MS, deadAfterMs: DEAD_AFTER_MS, joinCount: 3, joinIntervalMs: JOIN_INTERVAL_MS, incarnation: 1 });
 }
 
-function frames(actions: MembershipAction[], type: MessageType): MembershipAction[] {
+function frames(actions: readonly MembershipAction[], type: MessageType): MembershipAction[] {
   return actions.filter((a) => a.kind === 'send' && a.type === type);
 }
 

@@ -8,7 +8,7 @@ const C = '02:00:00:00:00:0c';
 const D = '02:00:00:00:00:0d';
 const OPTS = { retryMs: 20, maxRetryMs: 100, maxRequests: 3, deadAfterMs: 400 };
 
-function kinds(actions: ReceiverAction[]): string[] {
+function kinds(actions: readonly ReceiverAction[]): string[] {
   return actions.map((a) => a.kind);
 }
 

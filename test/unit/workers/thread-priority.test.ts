@@ -34,3 +34,12 @@ test('nameOwnThread names the calling thread only, cut to the kernel\u2019s 15 c
   t.not(readFileSync('/proc/self/task/' + process.pid + '/comm', 'utf8'), 'lnlb-a-rather-l\n', 'the main thread keeps its name');
   await worker.terminate();
 });
+
+test('the main thread that imports the bond thread\u2019s module (bond-manager does, for readLinkSpeed) keeps its name and priority', async (t) => {
+  const nameBefore = readFileSync('/proc/thread-self/comm', 'utf8');
+  const niceBefore = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[16];
+  const { readLinkSpeed } = await import('../../../src/workers/bond-thread.js');
+  t.is(typeof readLinkSpeed, 'function');
+  t.is(readFileSync('/proc/thread-self/comm', 'utf8'), nameBefore, 'not renamed lnlb-bond');
+  t.is(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[16], niceBefore, 'not lowered to the datapath\u2019s priority');
+});
