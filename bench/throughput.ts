@@ -535,6 +535,8 @@ function offeredRows(label: string, n: number, workers: number[], runs: Throughp
   const of = (contender: Contender): ThroughputRun[] => runs.filter((r) => r.contender === contender);
   const cpu = (rs: ThroughputRun[]): Spread => spread(rs.map(cpuPerNodePerOffered));
   const machine = (rs: ThroughputRun[]): Spread => spread(rs.map((r) => r.machineMicrosPerOffered));
+  // The offered rate differs with N (the generator's CPU also delivers to every node's ring), and a node's cost per frame with its batches.
+  const offered = (rs: ThroughputRun[]): string => fmt(spread(rs.map((r) => r.sent / r.seconds)).median);
   const plainRuns = of('reference');
   const filteredRuns = of(filteredReference(n));
   const plain = cpu(plainRuns);
@@ -586,7 +588,7 @@ function offeredRows(label: string, n: number, workers: number[], runs: Throughp
       rows.push({ figure: `  lnlb ${how}, ${w} worker(s): the whole machine's busy CPU per frame offered, µs (ref: ${filteredName})`, lnlb: fmtSpread(m, 3), reference: fmtSpread(machineFiltered, 3), ratio: ratio(m.median, machineFiltered.median), goal: '' });
     }
     rows.push(
-      { figure: `  lnlb ${how}, ${w} worker(s): CPU per node per frame offered, µs (ref: the C reference without a filter)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(plain, 3), ratio: ratio(l.median, plain.median), goal: '≤ 1.0×', met: l.median <= plain.median },
+      { figure: `  lnlb ${how}, ${w} worker(s): CPU per node per frame offered, µs (ref: the C reference without a filter; offered ${offered(lnlbRuns)} vs ${offered(plainRuns)} frames/s)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(plain, 3), ratio: ratio(l.median, plain.median), goal: '≤ 1.0×', met: l.median <= plain.median },
       { figure: `  lnlb ${how}, ${w} worker(s): CPU per node per frame offered, µs (ref: ${filteredName})`, lnlb: fmtSpread(l, 3), reference: fmtSpread(filtered, 3), ratio: ratio(l.median, filtered.median), goal: '≤ 1.5×', met: l.median <= 1.5 * filtered.median },
     );
   }
