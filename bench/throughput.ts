@@ -104,6 +104,8 @@ export interface ThroughputRun {
   unseen: number;
   seenPerNodePerSecond: number;
   cpuMicrosPerFrame: number;
+  /** CPU of one node per frame offered to the cluster (the N nodes' CPU ÷ N ÷ frames sent), µs: what the bucket filter cuts to about 1/N. */
+  cpuMicrosPerNodePerOffered: number;
   /** Busy CPU of the whole machine (generator, kernel delivery, nodes) per frame offered, µs. */
   machineMicrosPerOffered: number;
 }
@@ -218,6 +220,7 @@ function finish(contender: Contender, filtered: boolean, workers: number, frameB
     unseen: filtered && clusterSize > 1 ? nodes.reduce((a, n) => a + n.kernelDrops, 0) : nodes.reduce((a, n) => a + Math.max(0, f.sent - n.seen), 0),
     seenPerNodePerSecond: seen / nodes.length / f.seconds,
     cpuMicrosPerFrame: seen > 0 ? (cpu / seen) * 1e6 : Number.NaN,
+    cpuMicrosPerNodePerOffered: (cpu * 1e6) / clusterSize / Math.max(1, f.sent),
     machineMicrosPerOffered: (machineSeconds * 1e6) / Math.max(1, f.sent),
   };
 }
@@ -513,7 +516,7 @@ function rowsFor(n: number, frameBytes: number, workers: number, lnlb: Throughpu
  * node of one pays; with it each node reads its share and pays about 1/N of that.
  */
 function cpuPerNodePerOffered(r: ThroughputRun): number {
-  return (r.nodes.reduce((a, n) => a + n.cpuSeconds, 0) * 1e6) / r.clusterSize / Math.max(1, r.sent);
+  return r.cpuMicrosPerNodePerOffered;
 }
 
 /** The reference that carries what lnlb's data socket carries at N: on a node of one, which owns every bucket, the plain filter. */
@@ -621,6 +624,16 @@ function curveRows(label: string, clusterSizes: number[], workers: number, runs:
     });
 }
 
+/** Medians of CPU per node per frame offered, µs, by contender (lnlb by its workers). */
+function medians(runs: ThroughputRun[]): Record<string, number> {
+  const byName = new Map<string, number[]>();
+  for (const r of runs) {
+    const name = r.contender === 'lnlb' ? `lnlb ${r.workers} worker(s)` : r.contender;
+    byName.set(name, [...(byName.get(name) ?? []), r.cpuMicrosPerNodePerOffered]);
+  }
+  return Object.fromEntries([...byName].map(([name, samples]) => [name, spread(samples).median]));
+}
+
 // ---------------------------------------------------------------------------------------
 
 /**
@@ -675,6 +688,7 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
   }
 
   const rows: BenchRow[] = [];
+  const summary: Record<string, Record<string, Record<string, number>>> = {};
   const largest = Math.max(...cfg.clusterSizes);
   const cases: { label: string; runs: ThroughputRun[]; machineRow: boolean }[] = [
     ...cfg.frameSizes.map((frameBytes) => ({ label: `throughput ${frameBytes} B`, runs: runs.filter((r) => r.rate === 0 && r.frameBytes === frameBytes), machineRow: true })),
@@ -684,6 +698,7 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
   for (const c of cases) {
     for (const n of cfg.clusterSizes) rows.push(...offeredRows(c.label, n, workersAt(cfg, n), c.runs.filter((r) => r.clusterSize === n), c.machineRow));
     rows.push(...curveRows(c.label, cfg.clusterSizes, cfg.curveWorkers, c.runs));
+    summary[c.label] = Object.fromEntries(cfg.clusterSizes.map((n) => [`N=${n}`, medians(c.runs.filter((r) => r.clusterSize === n))]));
   }
   // Per frame seen, at the largest N, against the reference that sees the same frames: with the filter when lnlb had it.
   const floods = runs.filter((r) => r.rate === 0 && r.clusterSize === largest);
@@ -696,5 +711,5 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
     }
   }
   const workers = Object.fromEntries(cfg.clusterSizes.map((n) => [n, workersAt(cfg, n)]));
-  return { rows, json: { ...cfg, workersAt: workers, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
+  return { rows, json: { ...cfg, workersAt: workers, cpuMicrosPerNodePerOffered: summary, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
 }
