@@ -1,18 +1,21 @@
 /**
- * Datapath throughput (issue 4, item 1): a generator in the client namespace floods UDP frames
- * for the VIP through the bridge into a 3-node cluster; every node receives every frame and
- * keeps its share. lnlb runs --election bucket, so the kernel's bucket filter keeps the share
- * (dispatcher-filter.ts), as for the C reference with the same filter (reference-filtered). Measured per node: frames seen, frames accepted into the TAP, frames lost
- * (the kernel's ring drops, and lnlb's own drops by reason), and CPU per frame seen (user +
- * system time of the node's process over the flood, from /proc/<pid>/stat).
+ * Datapath throughput (issue 4, item 1; issue 14): a generator in the client namespace floods UDP
+ * frames for the VIP through the bridge into a cluster of N = 1, 2 and 3 nodes (--quick: 1 and
+ * 3); every node receives every frame and keeps its share. lnlb runs --election bucket, so the
+ * kernel's bucket filter keeps the share (dispatcher-filter.ts), as for the C reference with the
+ * same filter (reference-filtered); a node of one owns every bucket and carries the plain filter.
+ * Measured per node: frames seen, frames accepted into the TAP, frames lost (the kernel's ring
+ * drops, and lnlb's own drops by reason), and CPU (user + system time of the node's process over
+ * the flood, from /proc/<pid>/stat) per frame seen and per frame offered to the cluster: with the
+ * filter a node of N should pay about 1/N of what the node of one pays.
  *
  * Reference in the same run, on the same namespaces and the same offered load (the generator
  * at full speed for the same number of seconds): bench/ref/tpacket-tap.c, a small C program
  * with lnlb's socket setup (TPACKET_V3 ring, same filter, vnet headers) that keeps its share
  * by a plain hash of the source address and writes it into a TAP, compiled with `cc -O2`.
  *
- * "Lost" is counted end to end, the same way for both: frames sent minus frames accepted by
- * the three nodes together (each frame has exactly one owner), after the nodes have drained.
+ * "Lost" is counted end to end, the same way for both: frames sent minus frames accepted by the
+ * N nodes together (each frame has exactly one owner), after the nodes have drained.
  * The counters then say where the loss happened.
  */
 
@@ -25,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { BUCKET_COUNT, canonicalBuckets, createBucketTable } from '../src/cluster/buckets.js';
 import { deriveElectionKey } from '../src/cluster/hash.js';
 import { ClusterLab, VIP } from '../src/lab/cluster.js';
+import { FILTER_WHY_TEXT, FilterWhy } from '../src/workers/dispatcher-filter.js';
 import { loadKeyFile } from '../src/net/auth.js';
 import { bucketFilter } from '../src/net/bucket-filter.js';
 import { tail, waitExit, type LabProcess } from '../src/lab/netns.js';
@@ -35,7 +39,6 @@ import { cpuSeconds, fmt, fmtSpread, ratio, spread, type BenchOptions, type Benc
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 // This file runs as dist/bench/throughput.js; the C source stays in the repository's bench/.
 const REFERENCE_SOURCE = fileURLToPath(new URL('../../bench/ref/tpacket-tap.c', import.meta.url));
-const NODES = 3;
 /** lnlb's drop reasons that are not losses: frames another node owns, or frames not for the VIP at all. */
 const NOT_LOST = new Set(['otherNode', 'notIPv4', 'notVip', 'notClusterMac', 'malformed']);
 const CPU_GOAL = 1.5;
@@ -73,7 +76,12 @@ export interface NodeSample {
 
 export interface ThroughputRun {
   contender: Contender;
-  /** The kernel kept each node's share (the bucket filter): a node sees about 1/3 of the frames by design. */
+  /** Nodes in the cluster (N). */
+  clusterSize: number;
+  /**
+   * The kernel kept each node's share (the bucket filter): a node sees about 1/N of the frames by
+   * design. lnlb on a node of one: its filter passes every frame because it owns every bucket.
+   */
   filtered: boolean;
   /** lnlb's --workers; 0 for the reference. */
   workers: number;
@@ -96,6 +104,8 @@ export interface ThroughputRun {
   unseen: number;
   seenPerNodePerSecond: number;
   cpuMicrosPerFrame: number;
+  /** CPU of one node per frame offered to the cluster (the N nodes' CPU ÷ N ÷ frames sent), µs: what the bucket filter cuts to about 1/N. */
+  cpuMicrosPerNodePerOffered: number;
   /** Busy CPU of the whole machine (generator, kernel delivery, nodes) per frame offered, µs. */
   machineMicrosPerOffered: number;
 }
@@ -116,11 +126,22 @@ interface Config {
   reps: number;
   seconds: number;
   frameSizes: number[];
+  /** The cluster sizes N, smallest first: N = 1 is the baseline each node's CPU is read against. */
+  clusterSizes: number[];
+  /** lnlb's worker counts at the largest N. */
   workers: number[];
+  /** lnlb's worker count at the smaller N (the daemon's default). */
+  curveWorkers: number;
 }
 
 function config(quick: boolean): Config {
-  return quick ? { reps: 1, seconds: 1.5, frameSizes: [64, 1500], workers: [2] } : { reps: 3, seconds: 3, frameSizes: [64, 1500], workers: [1, 2, 4] };
+  return quick
+    ? { reps: 1, seconds: 1.5, frameSizes: [64, 1500], clusterSizes: [1, 3], workers: [2], curveWorkers: 2 }
+    : { reps: 3, seconds: 3, frameSizes: [64, 1500], clusterSizes: [1, 2, 3], workers: [1, 2, 4], curveWorkers: 2 };
+}
+
+function workersAt(cfg: Config, n: number): number[] {
+  return n === Math.max(...cfg.clusterSizes) ? cfg.workers : [cfg.curveWorkers];
 }
 
 function run(file: string, args: string[]): Promise<{ code: number | string | null; stderr: string }> {
@@ -178,11 +199,13 @@ async function machineBusySeconds(): Promise<number> {
 }
 
 function finish(contender: Contender, filtered: boolean, workers: number, frameBytes: number, rate: number, rep: number, f: Flood, nodes: NodeSample[], machineSeconds: number): ThroughputRun {
+  const clusterSize = nodes.length;
   const seen = nodes.reduce((a, n) => a + n.seen, 0);
   const cpu = nodes.reduce((a, n) => a + n.cpuSeconds, 0);
   const delivered = nodes.reduce((a, n) => a + n.accepted, 0);
   return {
     contender,
+    clusterSize,
     filtered,
     workers,
     frameBytes,
@@ -193,10 +216,11 @@ function finish(contender: Contender, filtered: boolean, workers: number, frameB
     nodes,
     lost: Math.max(0, f.sent - delivered),
     duplicated: Math.max(0, delivered - f.sent),
-    // With the bucket filter a node sees only its share by design: what it missed is its ring's drops.
-    unseen: filtered ? nodes.reduce((a, n) => a + n.kernelDrops, 0) : nodes.reduce((a, n) => a + Math.max(0, f.sent - n.seen), 0),
+    // With the bucket filter a node of several sees only its share by design: what it missed is its ring's drops.
+    unseen: filtered && clusterSize > 1 ? nodes.reduce((a, n) => a + n.kernelDrops, 0) : nodes.reduce((a, n) => a + Math.max(0, f.sent - n.seen), 0),
     seenPerNodePerSecond: seen / nodes.length / f.seconds,
     cpuMicrosPerFrame: seen > 0 ? (cpu / seen) * 1e6 : Number.NaN,
+    cpuMicrosPerNodePerOffered: (cpu * 1e6) / clusterSize / Math.max(1, f.sent),
     machineMicrosPerOffered: (machineSeconds * 1e6) / Math.max(1, f.sent),
   };
 }
@@ -215,7 +239,7 @@ interface ReferenceCounters {
 /** SIGUSR1 makes the reference print its counters so far: waits for that line. */
 /**
  * Each node's bucket filter, written as struct sock_filter records for the reference: a table
- * over the three nodes' MACs, keyed with the lab's cluster key, affinity single (the
+ * over the N nodes' MACs, keyed with the lab's cluster key, affinity single (the
  * generator's frames differ by source).
  */
 function writeBucketFilters(lab: ClusterLab, dir: string): string[] {
@@ -237,7 +261,7 @@ function writeBucketFilters(lab: ClusterLab, dir: string): string[] {
       records.writeUInt8(program[k * 4 + 2]!, k * 8 + 3);
       records.writeUInt32LE(program[k * 4 + 3]!, k * 8 + 4);
     }
-    const file = join(dir, `bucket-filter-${node}.bin`);
+    const file = join(dir, `bucket-filter-${lab.lab.prefix}-${node}.bin`);
     writeFileSync(file, records);
     return file;
   });
@@ -259,7 +283,7 @@ async function referenceCounters(child: LabProcess): Promise<ReferenceCounters> 
 async function runReference(lab: ClusterLab, binary: string, frameBytes: number, seconds: number, rep: number, filters?: string[], rate = 0): Promise<ThroughputRun> {
   const mac = formatMac(clusterMacUnicast(parseIPv4(VIP)));
   const children: LabProcess[] = lab.nodes.map((node, i) =>
-    lab.lab.spawn(node, [...pin(NODE_CPUS), binary, 'eth0', 'ref0', mac, VIP, String(NODES), String(i), ...(filters ? [filters[i]!] : [])], { logName: 'tpacket-tap' }),
+    lab.lab.spawn(node, [...pin(NODE_CPUS), binary, 'eth0', 'ref0', mac, VIP, String(lab.nodes.length), String(i), ...(filters ? [filters[i]!] : [])], { logName: 'tpacket-tap' }),
   );
   try {
     await Promise.all(children.map((child) => lab.lab.waitForLog(child, /^ready$/, 10_000)));
@@ -304,12 +328,22 @@ interface LnlbCounters {
   resets: number;
   /** Frames read but not yet decided (in an actor's ring), plus the ARP frames answered: seen − accepted − Σ dropped. */
   undecided: number;
-  /** The data socket carries the bucket filter (lnlbctl status: kernel filter). */
+  /**
+   * The data socket's filter passes this node's share (lnlbctl status: kernel filter): the bucket
+   * filter, or on a node of one the plain filter because it owns every bucket.
+   */
   bucketFilter: boolean;
 }
 
+const EVERY_BUCKET = FILTER_WHY_TEXT[FilterWhy.everyBucket];
+
 async function lnlbCounters(lab: ClusterLab, node: string): Promise<LnlbCounters> {
-  const c = (await lab.status(node)).interfaces[0]!.counters;
+  const st = (await lab.status(node)).interfaces[0]!;
+  const c = st.counters;
+  // A node of one carries the plain filter because it owns every bucket. Its status can still give
+  // the reason it started with (the dispatcher writes the reason only when it swaps a program, and
+  // the plain one never changes there), so the bucket table says it here.
+  const ownsEvery = st.buckets !== undefined && st.buckets.agreed && st.buckets.owned === BUCKET_COUNT && st.buckets.pending === 0 && c.kernelFilter?.passBuckets === BUCKET_COUNT;
   const dropped = Object.values(c.framesDropped).reduce((a, b) => a + b, 0);
   return {
     seen: c.framesSeen,
@@ -318,7 +352,7 @@ async function lnlbCounters(lab: ClusterLab, node: string): Promise<LnlbCounters
     dropped: c.framesDropped,
     resets: c.resets,
     undecided: c.framesSeen - c.framesAccepted - dropped,
-    bucketFilter: c.kernelFilter?.program === 'buckets',
+    bucketFilter: c.kernelFilter?.program === 'buckets' || c.kernelFilter?.why === EVERY_BUCKET || ownsEvery,
   };
 }
 
@@ -436,7 +470,7 @@ function describeLoss(runs: ThroughputRun[]): string {
   return where === '' ? lost : `${lost} [${where}]`;
 }
 
-function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], reference: ThroughputRun[]): BenchRow[] {
+function rowsFor(n: number, frameBytes: number, workers: number, lnlb: ThroughputRun[], reference: ThroughputRun[]): BenchRow[] {
   const med = (runs: ThroughputRun[], f: (r: ThroughputRun) => number): Spread => spread(runs.map(f));
   const seenL = med(lnlb, (r) => r.seenPerNodePerSecond);
   const seenR = med(reference, (r) => r.seenPerNodePerSecond);
@@ -447,7 +481,7 @@ function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], ref
   const referenceLost = reference.some((r) => r.lost > 0);
   const lnlbLost = lnlb.some((r) => r.lost > 0 || r.duplicated > 0);
   const filtered = reference.some((r) => r.filtered);
-  const label = `throughput ${frameBytes} B, ${workers} worker(s)${filtered ? ', both with the bucket filter' : ''}`;
+  const label = `throughput ${frameBytes} B, N = ${n}, ${workers} worker(s)${filtered ? ', both with the bucket filter' : ''}`;
   return [
     {
       figure: `${label}: frames/s seen per node (offered ${fmt(offeredL.median)} vs ${fmt(offeredR.median)})`,
@@ -476,70 +510,138 @@ function rowsFor(frameBytes: number, workers: number, lnlb: ThroughputRun[], ref
   ];
 }
 
-/** CPU of the three nodes together per frame offered to the cluster: what filtering in the kernel changes. */
-function cpuPerOffered(r: ThroughputRun): number {
-  return (r.nodes.reduce((a, n) => a + n.cpuSeconds, 0) * 1e6) / Math.max(1, r.sent);
+/**
+ * CPU of one node per frame offered to the cluster (the N nodes' CPU over N): what filtering in
+ * the kernel changes. Without a filter every node reads every frame and this stays about what a
+ * node of one pays; with it each node reads its share and pays about 1/N of that.
+ */
+function cpuPerNodePerOffered(r: ThroughputRun): number {
+  return r.cpuMicrosPerNodePerOffered;
+}
+
+/** The reference that carries what lnlb's data socket carries at N: on a node of one, which owns every bucket, the plain filter. */
+function filteredReference(n: number): Contender {
+  return n === 1 ? 'reference' : 'reference-filtered';
+}
+
+function lnlbHow(n: number, runs: ThroughputRun[]): string {
+  if (runs.length === 0 || !runs.every((r) => r.filtered)) return 'WITHOUT the bucket filter (it was not on every node)';
+  return n === 1 ? '(its filter passes every frame: it owns every bucket)' : 'with the bucket filter';
 }
 
 /**
- * Issue 14's figures: CPU per frame offered, lnlb beside the C reference without a filter and
- * with the bucket filter (the kernel drops the frames of the other nodes' buckets).
+ * Issue 14's figures at one N: CPU per node per frame offered, lnlb beside the C reference without
+ * a filter and with the bucket filter (the kernel drops the frames of the other nodes' buckets).
+ * At N = 1 there is no other node: the reference with the same filter as lnlb is the plain one.
  */
-function offeredRows(label: string, workers: number[], runs: ThroughputRun[], machineRow = true): BenchRow[] {
-  const cpu = (contender: Contender, w = 0): Spread => spread(runs.filter((r) => r.contender === contender && r.workers === w).map(cpuPerOffered));
-  const plain = cpu('reference');
-  const filtered = cpu('reference-filtered');
-  const machine = (contender: Contender): Spread => spread(runs.filter((r) => r.contender === contender).map((r) => r.machineMicrosPerOffered));
-  const machinePlain = machine('reference');
-  const machineFiltered = machine('reference-filtered');
-  const rows: BenchRow[] = [
-    {
-      figure: `${label}: CPU per frame offered to the cluster, µs (3 nodes together): the C reference with the bucket filter (ref: without)`,
-      lnlb: fmtSpread(filtered, 3),
-      reference: fmtSpread(plain, 3),
-      ratio: ratio(filtered.median, plain.median),
-      goal: '',
-    },
-    ...(machineRow
+function offeredRows(label: string, n: number, workers: number[], runs: ThroughputRun[], machineRow = true): BenchRow[] {
+  const of = (contender: Contender): ThroughputRun[] => runs.filter((r) => r.contender === contender);
+  const cpu = (rs: ThroughputRun[]): Spread => spread(rs.map(cpuPerNodePerOffered));
+  const machine = (rs: ThroughputRun[]): Spread => spread(rs.map((r) => r.machineMicrosPerOffered));
+  // The offered rate differs with N (the generator's CPU also delivers to every node's ring), and a node's cost per frame with its batches.
+  const offered = (rs: ThroughputRun[]): string => fmt(spread(rs.map((r) => r.sent / r.seconds)).median);
+  const plainRuns = of('reference');
+  const filteredRuns = of(filteredReference(n));
+  const plain = cpu(plainRuns);
+  const filtered = cpu(filteredRuns);
+  const machinePlain = machine(plainRuns);
+  const machineFiltered = machine(filteredRuns);
+  const lead = `${label}, N = ${n}`;
+  const rows: BenchRow[] =
+    n === 1
       ? [
+          { figure: `${lead}: CPU per node per frame offered, µs: the C reference (one node owns every bucket: the filter would pass every frame)`, lnlb: '', reference: fmtSpread(plain, 3), ratio: '', goal: '' },
+          ...(machineRow ? [{ figure: `  the whole machine's busy CPU per frame offered, µs (generator, the kernel's delivery, node): the C reference`, lnlb: '', reference: fmtSpread(machinePlain, 3), ratio: '', goal: '' }] : []),
+          { figure: `  frames lost by the C reference`, lnlb: '', reference: describeLoss(plainRuns), ratio: '', goal: '' },
+        ]
+      : [
           {
-            figure: `  the whole machine's busy CPU per frame offered, µs (generator, the kernel's delivery and filters, nodes): with the bucket filter (ref: without)`,
-            lnlb: fmtSpread(machineFiltered, 3),
-            reference: fmtSpread(machinePlain, 3),
-            ratio: ratio(machineFiltered.median, machinePlain.median),
+            figure: `${lead}: CPU per node per frame offered to the cluster, µs (the ${n} nodes' CPU ÷ ${n}): the C reference with the bucket filter (ref: without)`,
+            lnlb: fmtSpread(filtered, 3),
+            reference: fmtSpread(plain, 3),
+            ratio: ratio(filtered.median, plain.median),
             goal: '',
           },
-        ]
-      : []),
-    {
-      figure: `  frames lost by the C reference with the bucket filter (ref: without)`,
-      lnlb: describeLoss(runs.filter((r) => r.contender === 'reference-filtered')),
-      reference: describeLoss(runs.filter((r) => r.contender === 'reference')),
-      ratio: '',
-      goal: '',
-    },
-  ];
+          ...(machineRow
+            ? [
+                {
+                  figure: `  the whole machine's busy CPU per frame offered, µs (generator, the kernel's delivery and filters, nodes): with the bucket filter (ref: without)`,
+                  lnlb: fmtSpread(machineFiltered, 3),
+                  reference: fmtSpread(machinePlain, 3),
+                  ratio: ratio(machineFiltered.median, machinePlain.median),
+                  goal: '',
+                },
+              ]
+            : []),
+          {
+            figure: `  frames lost by the C reference with the bucket filter (ref: without)`,
+            lnlb: describeLoss(filteredRuns),
+            reference: describeLoss(plainRuns),
+            ratio: '',
+            goal: '',
+          },
+        ];
+  const filteredName = n === 1 ? 'the C reference (the same filter: the plain one)' : 'the C reference with the bucket filter';
   for (const w of workers) {
-    const l = cpu('lnlb', w);
     const lnlbRuns = runs.filter((r) => r.contender === 'lnlb' && r.workers === w);
-    const how = lnlbRuns.length > 0 && lnlbRuns.every((r) => r.filtered) ? 'with the bucket filter' : 'WITHOUT the bucket filter (it was not on every node)';
+    const l = cpu(lnlbRuns);
+    const how = lnlbHow(n, lnlbRuns);
     if (machineRow) {
-      const m = spread(lnlbRuns.map((r) => r.machineMicrosPerOffered));
-      rows.push({ figure: `  lnlb ${how}, ${w} worker(s): the whole machine's busy CPU per frame offered, µs (ref: the C reference with the bucket filter)`, lnlb: fmtSpread(m, 3), reference: fmtSpread(machineFiltered, 3), ratio: ratio(m.median, machineFiltered.median), goal: '' });
+      const m = machine(lnlbRuns);
+      rows.push({ figure: `  lnlb ${how}, ${w} worker(s): the whole machine's busy CPU per frame offered, µs (ref: ${filteredName})`, lnlb: fmtSpread(m, 3), reference: fmtSpread(machineFiltered, 3), ratio: ratio(m.median, machineFiltered.median), goal: '' });
     }
     rows.push(
-      { figure: `  lnlb ${how}, ${w} worker(s): CPU per frame offered, µs (ref: the C reference without a filter)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(plain, 3), ratio: ratio(l.median, plain.median), goal: '≤ 1.0×', met: l.median <= plain.median },
-      { figure: `  lnlb ${how}, ${w} worker(s): CPU per frame offered, µs (ref: the C reference with the bucket filter)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(filtered, 3), ratio: ratio(l.median, filtered.median), goal: '≤ 1.5×', met: l.median <= 1.5 * filtered.median },
+      { figure: `  lnlb ${how}, ${w} worker(s): CPU per node per frame offered, µs (ref: the C reference without a filter; offered ${offered(lnlbRuns)} vs ${offered(plainRuns)} frames/s)`, lnlb: fmtSpread(l, 3), reference: fmtSpread(plain, 3), ratio: ratio(l.median, plain.median), goal: '≤ 1.0×', met: l.median <= plain.median },
+      { figure: `  lnlb ${how}, ${w} worker(s): CPU per node per frame offered, µs (ref: ${filteredName})`, lnlb: fmtSpread(l, 3), reference: fmtSpread(filtered, 3), ratio: ratio(l.median, filtered.median), goal: '≤ 1.5×', met: l.median <= 1.5 * filtered.median },
     );
   }
   return rows;
 }
 
+/**
+ * The 1/N curve: what one node of N pays per frame offered, as a fraction of what the node of one
+ * pays (medians), for lnlb with `workers` and for the C reference with the bucket filter (each
+ * against its own N = 1); the reference without a filter shows what a node pays when it reads
+ * every frame.
+ */
+function curveRows(label: string, clusterSizes: number[], workers: number, runs: ThroughputRun[]): BenchRow[] {
+  const median = (contender: Contender, n: number): number =>
+    spread(runs.filter((r) => r.contender === contender && r.clusterSize === n && (contender !== 'lnlb' || r.workers === workers)).map(cpuPerNodePerOffered)).median;
+  const lnlbOne = median('lnlb', 1);
+  const referenceOne = median('reference', 1);
+  return clusterSizes
+    .filter((n) => n > 1)
+    .map((n): BenchRow => {
+      const l = median('lnlb', n) / lnlbOne;
+      const r = median('reference-filtered', n) / referenceOne;
+      return {
+        figure: `${label}: CPU per node per frame offered at N = ${n} ÷ at N = 1, lnlb ${workers} worker(s) (ref: the C reference with the bucket filter ÷ the C reference at N = 1; without a filter: ${fmt(median('reference', n) / referenceOne, 2)})`,
+        lnlb: fmt(l, 2),
+        reference: fmt(r, 2),
+        ratio: ratio(l, r),
+        goal: `close to 1/N = ${fmt(1 / n, 2)}`,
+      };
+    });
+}
+
+/** Medians of CPU per node per frame offered, µs, by contender (lnlb by its workers). */
+function medians(runs: ThroughputRun[]): Record<string, number> {
+  const byName = new Map<string, number[]>();
+  for (const r of runs) {
+    const name = r.contender === 'lnlb' ? `lnlb ${r.workers} worker(s)` : r.contender;
+    byName.set(name, [...(byName.get(name) ?? []), r.cpuMicrosPerNodePerOffered]);
+  }
+  return Object.fromEntries([...byName].map(([name, samples]) => [name, spread(samples).median]));
+}
+
 // ---------------------------------------------------------------------------------------
 
 /**
- * Floods a 3-node cluster with 64 B and 1500 B frames, lnlb with 1, 2 and 4 workers and the C
- * reference, each configuration repeated (3 times; --quick: once, 2 workers).
+ * Floods clusters of 1, 2 and 3 nodes (--quick: 1 and 3) with 64 B and 1500 B frames and paces
+ * 64 B frames evenly, for the C reference without and with the bucket filter and for lnlb (at
+ * N = 3 with 1, 2 and 4 workers, else 2; --quick: 2), each configuration repeated (3 times;
+ * --quick: once). The labs of every N stand side by side, and each repetition goes through every
+ * N in turn, so the 1/N curve compares runs of the same minutes.
  * Throws when it cannot run (not root, no C compiler, lnlb not built); never on a slow number.
  */
 export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
@@ -547,25 +649,29 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
   const cfg = config(o.quick);
   const dir = mkdtempSync(join(tmpdir(), 'lnlb-ref-'));
   const runs: ThroughputRun[] = [];
+  const labs = new Map<number, ClusterLab>();
   try {
     const binary = await compileReference(dir);
     if (PINNED && (await run('taskset', ['-c', '0', 'true'])).code === 'ENOENT') throw new Error('throughput: taskset not found: install util-linux');
-    const lab = await ClusterLab.create({ nodes: NODES, clientAddresses: 1 });
-    let filters: string[] | undefined;
-    try {
-      for (let rep = 1; rep <= cfg.reps; rep++) {
-        const of = `run ${rep}/${cfg.reps}`;
+    for (const n of cfg.clusterSizes) labs.set(n, await ClusterLab.create({ nodes: n, clientAddresses: 1 }));
+    const filters = new Map<number, string[]>();
+    for (let rep = 1; rep <= cfg.reps; rep++) {
+      const of = `run ${rep}/${cfg.reps}`;
+      for (const [n, lab] of labs) {
+        // A node of one owns every bucket: lnlb carries the plain filter, and so does the reference.
+        if (n > 1 && !filters.has(n)) filters.set(n, writeBucketFilters(lab, dir));
+        const filter = filters.get(n);
+        const withFilter = filter === undefined ? '' : ', with and without the bucket filter';
         for (const frameBytes of cfg.frameSizes) {
-          o.progress(`throughput: C reference, ${frameBytes} B, ${of}`);
+          o.progress(`throughput: N = ${n}, C reference${withFilter}, ${frameBytes} B, ${of}`);
           runs.push(await runReference(lab, binary, frameBytes, cfg.seconds, rep));
-          o.progress(`throughput: C reference with the bucket filter, ${frameBytes} B, ${of}`);
-          runs.push(await runReference(lab, binary, frameBytes, cfg.seconds, rep, (filters ??= writeBucketFilters(lab, dir))));
+          if (filter !== undefined) runs.push(await runReference(lab, binary, frameBytes, cfg.seconds, rep, filter));
         }
-        o.progress(`throughput: C reference, paced at ${PACED_RATE} frames/s, with and without the bucket filter, ${of}`);
+        o.progress(`throughput: N = ${n}, C reference${withFilter}, paced at ${PACED_RATE} frames/s, ${of}`);
         runs.push(await runReference(lab, binary, 64, cfg.seconds, rep, undefined, PACED_RATE));
-        runs.push(await runReference(lab, binary, 64, cfg.seconds, rep, (filters ??= writeBucketFilters(lab, dir)), PACED_RATE));
-        for (const workers of cfg.workers) {
-          o.progress(`throughput: lnlb, ${workers} worker(s), ${cfg.frameSizes.join(' and ')} B, ${of}`);
+        if (filter !== undefined) runs.push(await runReference(lab, binary, 64, cfg.seconds, rep, filter, PACED_RATE));
+        for (const workers of workersAt(cfg, n)) {
+          o.progress(`throughput: N = ${n}, lnlb, ${workers} worker(s), ${cfg.frameSizes.join(' and ')} B and paced, ${of}`);
           await startLnlb(lab, workers);
           try {
             for (const frameBytes of cfg.frameSizes) runs.push(await runLnlb(lab, workers, frameBytes, cfg.seconds, rep));
@@ -575,26 +681,35 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
           }
         }
       }
-    } finally {
-      await lab.cleanup();
     }
   } finally {
+    for (const lab of labs.values()) await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
 
   const rows: BenchRow[] = [];
-  const floods = runs.filter((r) => r.rate === 0);
+  const summary: Record<string, Record<string, Record<string, number>>> = {};
+  const largest = Math.max(...cfg.clusterSizes);
+  const cases: { label: string; runs: ThroughputRun[]; machineRow: boolean }[] = [
+    ...cfg.frameSizes.map((frameBytes) => ({ label: `throughput ${frameBytes} B`, runs: runs.filter((r) => r.rate === 0 && r.frameBytes === frameBytes), machineRow: true })),
+    // Not the whole machine here: the paced generator spins a core between its frames.
+    { label: `paced ${fmt(PACED_RATE)} frames/s of 64 B from ${PACED_SOURCES} sources`, runs: runs.filter((r) => r.rate > 0), machineRow: false },
+  ];
+  for (const c of cases) {
+    for (const n of cfg.clusterSizes) rows.push(...offeredRows(c.label, n, workersAt(cfg, n), c.runs.filter((r) => r.clusterSize === n), c.machineRow));
+    rows.push(...curveRows(c.label, cfg.clusterSizes, cfg.curveWorkers, c.runs));
+    summary[c.label] = Object.fromEntries(cfg.clusterSizes.map((n) => [`N=${n}`, medians(c.runs.filter((r) => r.clusterSize === n))]));
+  }
+  // Per frame seen, at the largest N, against the reference that sees the same frames: with the filter when lnlb had it.
+  const floods = runs.filter((r) => r.rate === 0 && r.clusterSize === largest);
   for (const frameBytes of cfg.frameSizes) {
-    rows.push(...offeredRows(`throughput ${frameBytes} B`, cfg.workers, floods.filter((r) => r.frameBytes === frameBytes)));
     for (const workers of cfg.workers) {
       const lnlb = floods.filter((r) => r.contender === 'lnlb' && r.workers === workers && r.frameBytes === frameBytes);
-      // Per frame seen, against the reference that sees the same frames: with the filter when lnlb had it.
-      const same = lnlb.length > 0 && lnlb.every((r) => r.filtered) ? 'reference-filtered' : 'reference';
+      const same = lnlb.length > 0 && lnlb.every((r) => r.filtered) ? filteredReference(largest) : 'reference';
       const reference = floods.filter((r) => r.contender === same && r.frameBytes === frameBytes);
-      rows.push(...rowsFor(frameBytes, workers, lnlb, reference));
+      rows.push(...rowsFor(largest, frameBytes, workers, lnlb, reference));
     }
   }
-  // Not the whole machine here: the paced generator spins a core between its frames.
-  rows.push(...offeredRows(`paced ${fmt(PACED_RATE)} frames/s of 64 B from ${PACED_SOURCES} sources`, cfg.workers, runs.filter((r) => r.rate > 0), false));
-  return { rows, json: { nodes: NODES, ...cfg, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
+  const workers = Object.fromEntries(cfg.clusterSizes.map((n) => [n, workersAt(cfg, n)]));
+  return { rows, json: { ...cfg, workersAt: workers, cpuMicrosPerNodePerOffered: summary, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
 }
