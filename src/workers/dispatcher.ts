@@ -111,7 +111,12 @@ function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs
   let drainingVersion = -1;
   let reported = false;
   const attach = (swap: FilterSwap | undefined): void => {
-    if (swap === undefined) return;
+    if (swap === undefined) {
+      // The plan may have moved on without a new program (a node of one: all buckets, the
+      // plain filter it already carries), and status must say why.
+      gauges();
+      return;
+    }
     try {
       attachFilter(data.dataFd, swap.program);
       counters[DispatcherCounter.kernelFilterSwaps]!++;
