@@ -17,6 +17,7 @@ import { ClusterLab, LAB_DAEMON_TIMING, VIP, type ClusterLabOptions } from '../.
 import { hasExited, sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
 import { watchdogLimitMs } from '../../src/workers/watchdog.js';
 import type { ConntrackJson } from '../../src/main/admin-protocol.js';
+import { udpFlows } from './fixtures/udp-flows.js';
 
 // This file runs as dist/test/integration/handlers.test.js; the repository root is three levels up.
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -158,36 +159,6 @@ export default {
 `;
 }
 
-/**
- * Run inside the client namespace: one UDP socket per flow "<source ip>:<source port>", bound to
- * it; each sends "<seq>" to the VIP every `everyMs` ms, `count` times, and collects the replies
- * ("<node> <seq>") until 700 ms after its last datagram. Prints {"<flow>": ["<node> <seq>", ...]}.
- */
-const UDP_CLIENT = `
-import { createSocket } from 'node:dgram';
-const [vip, port, count, everyMs, ...flows] = process.argv.slice(1);
-const replies = {};
-await Promise.all(flows.map((flow) => new Promise((resolve, reject) => {
-  const [ip, sport] = flow.split(':');
-  const got = (replies[flow] = []);
-  const socket = createSocket('udp4');
-  socket.on('error', reject);
-  socket.on('message', (message) => got.push(message.toString()));
-  socket.bind(Number(sport), ip, () => {
-    let seq = 0;
-    const timer = setInterval(() => {
-      seq += 1;
-      socket.send(String(seq), Number(port), vip);
-      if (seq >= Number(count)) {
-        clearInterval(timer);
-        setTimeout(() => { socket.close(); resolve(); }, 700);
-      }
-    }, Number(everyMs));
-  });
-})));
-console.log(JSON.stringify(replies));
-`;
-
 test.serial('--handler udp=udp: every UDP flow is answered by one node throughout, flows are spread, conntrack lists them', async (t) => {
   const FLOWS = 8;
   const COUNT = 20;
@@ -201,16 +172,14 @@ test.serial('--handler udp=udp: every UDP flow is answered by one node throughou
       }),
     );
     const flows = lab.clientIps.map((ip, i) => `${ip}:${41000 + i}`);
-    const run = await lab.lab.exec('client', [process.execPath, '--input-type=module', '-e', UDP_CLIENT, VIP, String(UDP_PORT), String(COUNT), '100', ...flows], { timeoutMs: 20_000 });
-    t.is(run.code, 0, run.stderr);
-    const replies = JSON.parse(run.stdout) as Record<string, string[]>;
+    const replies = await udpFlows(lab, { port: UDP_PORT, count: COUNT, everyMs: 100, flows, timeoutMs: 20_000 });
 
     const ownerOf = new Map<string, string>();
     for (const flow of flows) {
-      const got = replies[flow] ?? [];
-      const nodes = new Set(got.map((r) => r.split(' ')[0]!));
+      const got = replies.get(flow) ?? [];
+      const nodes = new Set(got.map((r) => r.node));
       t.is(nodes.size, 1, `${flow} answered by ${[...nodes].join(', ') || 'nobody'}`);
-      const seqs = got.map((r) => Number(r.split(' ')[1])).sort((a, b) => a - b);
+      const seqs = got.map((r) => r.seq).sort((a, b) => a - b);
       t.deepEqual(seqs, Array.from({ length: COUNT }, (_, i) => i + 1), `${flow}: every datagram answered exactly once`);
       ownerOf.set(flow, [...nodes][0] ?? 'nobody');
     }
