@@ -162,6 +162,19 @@ export class BucketLedger {
   }
 
   /**
+   * This node serves without a table: it joined and no member was left to hand it the base (the
+   * sender died). It takes the view's canonical table; if the others' differ, the settled view
+   * makes everyone fall back to it (without this, each side waits for the other for ever).
+   */
+  serveWithoutBase(now: number): void {
+    const view = this.#view;
+    if (this.#current !== undefined || view === undefined) return;
+    this.#base = undefined;
+    this.#setCurrent(this.#canonical(view), 'canonical', undefined);
+    this.#viewAt = now;
+  }
+
+  /**
    * A member's heartbeat carried `digest` (its current table's), derived for the view whose
    * digest is `viewDigest` (viewDigestOf). A member in another view (it has not seen a join,
    * a leave or a weight the same way yet) does not disagree: it has not caught up.

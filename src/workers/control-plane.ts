@@ -798,6 +798,7 @@ export class ControlPlane {
       const founding = !this.#serving && !this.#membership.members.some((n) => !n.self && n.joined);
       ledger.viewChanged(members, this.#clock.now(), founding, !this.#serving && this.#membership.awaitingState);
     }
+    if (view.accepting && ledger.table === undefined) ledger.serveWithoutBase(this.#clock.now());
     this.#channel.announcedBucketDigest = ledger.digest;
     this.#channel.announcedViewDigest = ledger.viewDigest;
     const table = ledger.table;

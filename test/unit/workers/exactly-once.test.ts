@@ -102,7 +102,7 @@ test('--election bucket, 10% of the control frames lost (dead-after 700 ms, the 
   t.is(totals.releaseTimeouts, 0, 'every gained bucket released by its handovers, none by timeout');
 });
 
-test('--election bucket, changes 0 to 300 ms apart (faster than a handover), and a run at 20% control loss: no frame is written twice', async (t) => {
+test('--election bucket, changes 0 to 300 ms apart (faster than a handover), a run at 20% control loss, a newcomer orphaned by its state sender: no frame is written twice, every run settles', async (t) => {
   // Seeds that once found doubles: an owner that left or died and came back (same MAC) before
   // the handover of its departure was done got back buckets nobody handed it the flows of.
   const totals = emptyTotals();
@@ -112,6 +112,10 @@ test('--election bucket, changes 0 to 300 ms apart (faster than a handover), and
   }
   const lossy = { seed: 7030, filtered: true, changes: 10, settleWithinMs: 30_000, loss: 0.2 };
   check(t, lossy, await scenario(lossy), totals);
+  // A newcomer whose state sender died serves without the members' table: it once waited for
+  // them, and they for it, for ever (every new flow held).
+  const orphan = { seed: 5100, filtered: true, changes: 12, settleWithinMs: 20_000, gapMs: [0, 100] as [number, number] };
+  check(t, orphan, await scenario(orphan), totals);
   t.log(JSON.stringify(totals));
 });
 
