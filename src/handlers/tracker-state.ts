@@ -274,6 +274,22 @@ export function loadTrackerStateInto(
   };
 }
 
+/**
+ * A bucket handover into a live tracker (an actor's shard of one handler): the whole state is
+ * checked and decoded first, then the entries this loader keeps are added through loadStatus
+ * (an entry with the same key is replaced). Nothing is cleared, so nothing is rolled back.
+ */
+export function mergeTrackerStateInto(
+  bytes: Uint8Array,
+  tracker: Pick<Tracker, 'loadStatus'>,
+  options: Omit<LoadOptions, 'shardOf'> & { mine(keyLo: number, keyHi: number): boolean },
+): { merged: number; skippedUnknownOwner: number } {
+  const decoded = readTrackerState(bytes, { ...options, shardOf: (lo, hi) => (options.mine(lo, hi) ? 0 : NOT_MY_SHARD) }, 1);
+  const e = decoded.entries;
+  for (let k = 0; k < e.length; k += SNAPSHOT_WORDS) tracker.loadStatus(e[k]!, e[k + 1]!, e[k + 2]!, e[k + 3]!);
+  return { merged: decoded.shards.length, skippedUnknownOwner: decoded.skippedUnknownOwner };
+}
+
 /** Puts a shard back as a snapshot had it (a rollback: another shard refused the same state). */
 export function restoreTracker(tracker: Tracker, snapshot: Uint32Array): void {
   tracker.clear();

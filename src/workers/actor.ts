@@ -15,7 +15,7 @@ import { compileRules } from '../cluster/port-rules.js';
 import { serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler, Tracker } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
-import { loadTrackerStateInto, NOT_MY_SHARD, readTrackerState, restoreTracker, SNAPSHOT_WORDS, snapshotTracker } from '../handlers/tracker-state.js';
+import { loadTrackerStateInto, mergeTrackerStateInto, restoreTracker, SNAPSHOT_WORDS, snapshotTracker } from '../handlers/tracker-state.js';
 import { DrainingBuckets } from '../shm/draining-buckets.js';
 import { formatMac } from '../net/ethernet.js';
 import { ByteRing } from '../shm/byte-ring.js';
@@ -99,6 +99,22 @@ async function run(data: ActorData): Promise<void> {
   const previous = new Map<number, Map<number, Uint32Array>>();
   const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount, data.actorSeed) === data.index;
 
+  type StateMessage = Extract<MainToActor, { type: 'load-state' | 'merge-state' }>;
+  /** The tracker a state message is for, or undefined (refused, said so). */
+  const stateTarget = (message: StateMessage): Tracker | undefined => {
+    const tracker = trackers[message.handlerIndex];
+    if (tracker === undefined) post({ type: 'state-refused', requestId: message.requestId, from: message.from, handlerIndex: message.handlerIndex, message: `no handler ${message.handlerIndex} here` });
+    return tracker;
+  };
+  const refuseState = (message: StateMessage, err: unknown): void =>
+    post({ type: 'state-refused', requestId: message.requestId, from: message.from, handlerIndex: message.handlerIndex, message: `${handlers[message.handlerIndex]!.name}: ${(err as Error).message}` });
+  /** A state's entries on this node's clock and ids, this actor's keys only. */
+  const loadOptions = (ownerIds: Record<string, number>): { nowSeconds: number; ownerId(mac: Uint8Array): number | undefined; mine(keyLo: number, keyHi: number): boolean } => ({
+    nowSeconds: Math.floor(Date.now() / 1000),
+    ownerId: (mac) => ownerIds[formatMac(mac)],
+    mine,
+  });
+
   const onMessage = (message: MainToActor): void => {
     switch (message.type) {
       case 'stop':
@@ -113,25 +129,16 @@ async function run(data: ActorData): Promise<void> {
       case 'load-state': {
         // LNLB's load_status: this shard is cleared and refilled, all or nothing.
         const { requestId, handlerIndex, from } = message;
-        const tracker = trackers[handlerIndex];
-        if (tracker === undefined) {
-          post({ type: 'state-refused', requestId, from, handlerIndex, message: `no handler ${handlerIndex} here` });
-          return;
-        }
+        const tracker = stateTarget(message);
+        if (tracker === undefined) return;
         try {
-          const result = inHandler(handlerIndex, HandlerMethod.loadStatus, () =>
-            loadTrackerStateInto(message.state, tracker, {
-              nowSeconds: Math.floor(Date.now() / 1000),
-              ownerId: (mac) => message.ownerIds[formatMac(mac)],
-              mine,
-            }),
-          );
+          const result = inHandler(handlerIndex, HandlerMethod.loadStatus, () => loadTrackerStateInto(message.state, tracker, loadOptions(message.ownerIds)));
           let byHandler = previous.get(requestId);
           if (byHandler === undefined) previous.set(requestId, (byHandler = new Map()));
           byHandler.set(handlerIndex, result.previous);
           post({ type: 'state-loaded', requestId, from, handlerIndex, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds });
         } catch (err) {
-          post({ type: 'state-refused', requestId, from, handlerIndex, message: `${handlers[handlerIndex]!.name}: ${(err as Error).message}` });
+          refuseState(message, err);
         }
         return;
       }
@@ -156,20 +163,13 @@ async function run(data: ActorData): Promise<void> {
       case 'merge-state': {
         // A handover: the entries join the live shard (no clear, nothing to roll back).
         const { requestId, handlerIndex, from } = message;
-        const tracker = trackers[handlerIndex];
-        if (tracker === undefined) {
-          post({ type: 'state-refused', requestId, from, handlerIndex, message: `no handler ${handlerIndex} here` });
-          return;
-        }
+        const tracker = stateTarget(message);
+        if (tracker === undefined) return;
         try {
-          const decoded = readTrackerState(message.state, { nowSeconds: Math.floor(Date.now() / 1000), ownerId: (mac) => message.ownerIds[formatMac(mac)], shardOf: (lo, hi) => (mine(lo, hi) ? 0 : NOT_MY_SHARD) }, 1);
-          const e = decoded.entries;
-          inHandler(handlerIndex, HandlerMethod.loadStatus, () => {
-            for (let k = 0; k < e.length; k += SNAPSHOT_WORDS) tracker.loadStatus(e[k]!, e[k + 1]!, e[k + 2]!, e[k + 3]!);
-          });
-          post({ type: 'state-merged', requestId, from, handlerIndex, entries: decoded.shards.length, skipped: decoded.skippedUnknownOwner });
+          const result = inHandler(handlerIndex, HandlerMethod.loadStatus, () => mergeTrackerStateInto(message.state, tracker, loadOptions(message.ownerIds)));
+          post({ type: 'state-merged', requestId, from, handlerIndex, entries: result.merged, skipped: result.skippedUnknownOwner });
         } catch (err) {
-          post({ type: 'state-refused', requestId, from, handlerIndex, message: `${handlers[handlerIndex]!.name}: ${(err as Error).message}` });
+          refuseState(message, err);
         }
         return;
       }

@@ -10,7 +10,7 @@ import { NO_TARGET } from '../../../src/cluster/bucket-handover.js';
 import { BUCKET_COUNT, canonicalBuckets, createBucketTable, rebalanceBuckets, type BucketTable } from '../../../src/cluster/buckets.js';
 import { actorForKey } from '../../../src/cluster/hash.js';
 import { sourceIpHandler } from '../../../src/handlers/default.js';
-import { readTrackerState, SNAPSHOT_WORDS } from '../../../src/handlers/tracker-state.js';
+import { mergeTrackerStateInto } from '../../../src/handlers/tracker-state.js';
 import { handoverMessages } from '../../../src/main/bucket-handovers.js';
 import { formatMac, parseMac } from '../../../src/net/ethernet.js';
 import { decodeHandover } from '../../../src/net/handover-message.js';
@@ -88,15 +88,12 @@ function handOver(node: SimNode, from: BucketTable, to: BucketTable, ids: number
 function merge(node: SimNode, data: Uint8Array, ids: number[]): number {
   const decoded = decodeHandover(data);
   if ('error' in decoded) throw new Error(decoded.error);
-  let n = 0;
   const ownerIds = Object.fromEntries(ids.map((id) => [NODE_MACS[id - 1]!, id]));
+  let n = 0;
   for (const { state } of decoded.states) {
-    const d = readTrackerState(state, { nowSeconds: 1000, ownerId: (mac) => ownerIds[formatMac(mac)], shardOf: () => 0 }, 1);
-    for (let k = 0; k < d.entries.length; k += SNAPSHOT_WORDS) {
-      const actor = actorForKey(d.entries[k]!, d.entries[k + 1]!, node.actors.length, 0);
-      node.trackers[actor]![0]!.loadStatus(d.entries[k]!, d.entries[k + 1]!, d.entries[k + 2]!, d.entries[k + 3]!);
-      n++;
-    }
+    node.trackers.forEach((trackers, i) => {
+      n += mergeTrackerStateInto(state, trackers[0]!, { nowSeconds: 1000, ownerId: (mac) => ownerIds[formatMac(mac)], mine: (lo, hi) => actorForKey(lo, hi, node.actors.length, 0) === i }).merged;
+    });
   }
   return n;
 }
