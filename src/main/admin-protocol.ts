@@ -9,7 +9,7 @@
 
 import type { BondJson } from './bond-manager.js';
 import type { ActorCounters } from '../workers/datapath.js';
-import type { FailoverTimeline } from '../workers/messages.js';
+import type { BucketsStatus, FailoverTimeline } from '../workers/messages.js';
 import type { HealthStatusJson } from './health-monitor.js';
 
 export const ADMIN_PROTOCOL_VERSION = 1;
@@ -180,25 +180,10 @@ export interface InterfaceStatusJson {
   /** Why this node does not serve (state `held`); absent when nothing holds it. */
   heldBy?: 'unauthenticated-peers';
   /**
-   * --election bucket: the bucket table this node uses. digest (hex, '' while a newcomer waits
-   * for it), agreed (every member's heartbeats carry it), source (canonical, rebalanced or
-   * fallback), owned (of 1024), lastMoves (buckets the last change moved), fallbacks; pending
-   * (buckets gained whose flows the others have not all handed over), draining (buckets moved
-   * away in which this node still has flows of its own), handed (the last table every moved
-   * flow was handed over for) and the handovers' counters.
+   * --election bucket: the bucket table this node uses and its handovers (messages.ts
+   * BucketsStatus), and draining: buckets moved away in which this node still has flows of its own.
    */
-  buckets?: {
-    digest: string;
-    agreed: boolean;
-    source: string;
-    owned: number;
-    lastMoves: number;
-    fallbacks: number;
-    pending: number;
-    draining: number;
-    handed: string;
-    handovers: Record<string, number>;
-  };
+  buckets?: BucketsStatus & { draining: number };
   workers: number;
   nodes: NodeStatusJson[];
   /** The port rules, default rule first, as `--rule` takes them; and their digest (hex). */

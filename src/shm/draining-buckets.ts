@@ -58,13 +58,18 @@ export class DrainingBuckets {
       const at = a * BLOCK_WORDS + 1;
       for (let k = 0; k < DRAINING_MASK_WORDS; k++) into[k] = (into[k]! | Atomics.load(w, at + k)) >>> 0;
     }
-    let n = 0;
-    for (let k = 0; k < DRAINING_MASK_WORDS; k++) n += popcount(into[k]!);
-    return n;
+    return countBuckets(into);
   }
 }
 
-export function popcount(x: number): number {
+/** Buckets set in a mask of DRAINING_MASK_WORDS words. */
+export function countBuckets(mask: Uint32Array): number {
+  let n = 0;
+  for (let k = 0; k < DRAINING_MASK_WORDS; k++) n += popcount(mask[k]!);
+  return n;
+}
+
+function popcount(x: number): number {
   x = x - ((x >>> 1) & 0x55555555);
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
   return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;

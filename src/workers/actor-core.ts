@@ -33,7 +33,7 @@ import { BUCKET_BITS, BUCKET_COUNT } from '../cluster/buckets.js';
 import { NO_TARGET } from '../cluster/bucket-handover.js';
 import { DROP_FRAME, type KeyOrigin, type Tracker } from '../handlers/handler.js';
 import { SNAPSHOT_WORDS } from '../handlers/tracker-state.js';
-import { DrainingBuckets, DRAINING_MASK_WORDS, popcount } from '../shm/draining-buckets.js';
+import { countBuckets, DrainingBuckets, DRAINING_MASK_WORDS } from '../shm/draining-buckets.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_MAX_NODES, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
@@ -365,9 +365,7 @@ export class ActorCore {
       }
       out.push({ entries: entries.subarray(0, n * SNAPSHOT_WORDS), targets: targets.subarray(0, n) });
     });
-    let count = 0;
-    for (let k = 0; k < DRAINING_MASK_WORDS; k++) count += popcount(draining[k]!);
-    this.#drainingCount = count;
+    this.#drainingCount = countBuckets(draining);
     this.#draining?.memory.write(this.#draining.index, draining);
     this.#nextCensus = this.#now + DRAIN_CENSUS_SECONDS;
     this.#censusDue = false;

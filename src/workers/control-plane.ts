@@ -28,7 +28,7 @@ import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
 import { DRAINING_WEIGHT } from '../cluster/election.js';
 import { BucketLedger } from '../cluster/bucket-ledger.js';
 import { decodeBucketTable, encodeBucketTable, macKey, type BucketMembers, type BucketTable } from '../cluster/buckets.js';
-import { BUCKET_MASK_WORDS, BucketHandovers, NO_TARGET, type HandoverAction, type HandoverPlan } from '../cluster/bucket-handover.js';
+import { BUCKET_MASK_WORDS, BucketHandovers, maskCount, NO_TARGET, type HandoverAction, type HandoverPlan } from '../cluster/bucket-handover.js';
 import { MessageType } from '../net/cluster-message.js';
 import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
 import type { MessageFragments } from '../net/reassembly.js';
@@ -910,8 +910,8 @@ export class ControlPlane {
     if (this.#handovers === undefined) return;
     const mask = this.#drainingMask;
     mask.set(this.#handingAway);
-    const any = (this.#drainingMemory?.unionInto(mask) ?? 0) > 0 || mask.some((w) => w !== 0);
-    this.#channel.announcedDraining = any ? mask : undefined;
+    const buckets = this.#drainingMemory?.unionInto(mask) ?? maskCount(mask);
+    this.#channel.announcedDraining = buckets > 0 ? mask : undefined;
   }
 
   #driveHandovers(now: number): void {

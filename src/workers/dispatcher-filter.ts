@@ -33,7 +33,7 @@ import { RuleModeCode, SHARE_EQUAL, shareOf, type RuleSet } from '../cluster/por
 import type { HandlerSpec } from '../handlers/loader.js';
 import { dataFilter } from '../net/bpf.js';
 import { bucketFilter, MAX_OPAQUE_PROTOCOLS, type FilterAffinity } from '../net/bucket-filter.js';
-import { DRAINING_MASK_WORDS, popcount } from '../shm/draining-buckets.js';
+import { countBuckets, DRAINING_MASK_WORDS } from '../shm/draining-buckets.js';
 import { VIEW_BUCKETS_PASS, VIEW_MAX_RULE_SLOTS, type PublishedView } from '../shm/view.js';
 
 /** What the data socket carries and why (a dispatcher gauge; FILTER_WHY_TEXT says it in words). */
@@ -124,12 +124,6 @@ export interface FilterSwap {
 
 const WORDS = DRAINING_MASK_WORDS;
 const ALL = 0xffffffff;
-
-function countBuckets(mask: Uint32Array): number {
-  let n = 0;
-  for (let k = 0; k < WORDS; k++) n += popcount(mask[k]!);
-  return n;
-}
 
 function sameMask(a: Uint32Array, b: Uint32Array): boolean {
   for (let k = 0; k < WORDS; k++) if (a[k] !== b[k]) return false;
