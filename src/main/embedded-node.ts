@@ -57,7 +57,7 @@ export interface LnlbNodeOptions {
    * sysctl originals are kept once per host in /run/lnlb-host ($LNLB_HOST_DIR).
    */
   runDir?: string;
-  /** Actor threads, each owning a shard of the tracking tables (`--workers`, 1..31). Default 2. */
+  /** Actor threads, each owning a shard of the tracking tables (`--workers`, 1..31). Default 1: the dispatcher thread is the actor. */
   workers?: number;
   /** Milliseconds between heartbeats (`--heartbeat-ms`, 10..60000). Default 1000. */
   heartbeatMs?: number;
@@ -128,7 +128,7 @@ export interface LnlbNodeOptions {
   healthTimeoutMs?: number;
   /** Failures in a row that make a healthy check unhealthy (`--health-fall`, 1..100). Default 3. */
   healthFall?: number;
-  /** Successes in a row that make an unhealthy check healthy (`--health-rise`, 1..100). Default 2. */
+  /** Successes in a row that make an unhealthy check healthy (`--health-rise`, 1..100). Default 1: the dispatcher thread is the actor. */
   healthRise?: number;
   /** A config file in lnlbd's format (`--config`, docs/config.md); options given here win over it. Not read unless given. */
   config?: string;

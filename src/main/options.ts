@@ -235,7 +235,7 @@ export const DAEMON_OPTIONS = [
   },
   { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create; %d takes the lowest free number', default: 'nlb%d', parse: ifName },
   { key: 'runDir', flag: '--run-dir <dir>', description: 'directory of the admin socket and state files', default: '/run/lnlb', parse: (raw: string, flag: string) => (raw === '' ? badFlag(flag, 'expected a directory') : raw) },
-  { key: 'workers', flag: '--workers <n>', description: `actor threads (each owns a shard of the tracking tables), at most ${MAX_ACTORS}`, default: 2, parse: integer(1, MAX_ACTORS) },
+  { key: 'workers', flag: '--workers <n>', description: `actors, each owning a shard of the tracking tables: 1 is the dispatcher thread itself (no hand-off between threads), N ≥ 2 are threads of their own behind it; at most ${MAX_ACTORS}`, default: 1, parse: integer(1, MAX_ACTORS) },
   // 100/700: a killed node's clients are answered elsewhere in under a second (LNLB's 1000/5000
   // took about 5 s), and a forged flood on a loaded machine, which stalls control threads for up
   // to 400 ms, declares no live node dead (bench control-flood, bench failover).

@@ -46,7 +46,8 @@ const WRITE_BATCH = 256;
 const DEFAULT_HOLD_BYTES = 1 << 20;
 
 export interface ActorConfig {
-  ring: ByteRing;
+  /** Frames from the dispatcher's thread (processAvailable); absent: handed over directly (decideFrame). */
+  ring?: ByteRing | undefined;
   sink: FrameSink;
   /** One tracker per handler, in the dispatcher's handler order. */
   trackers: readonly Tracker[];
@@ -101,7 +102,8 @@ export class ActorCore {
   #nodeCount = 0;
   /** The ids of the view last taken (a member missing from the next one has left or died). */
   readonly #memberIds = new Uint16Array(VIEW_MAX_NODES);
-  readonly #ring: ByteRing;
+  /** The dispatcher's ring to this actor; undefined when the dispatcher thread is the actor (decideFrame). */
+  readonly #ring: ByteRing | undefined;
   readonly #sink: FrameSink;
   readonly #trackers: readonly Tracker[];
   readonly #viewReader: ViewReader;
@@ -138,6 +140,8 @@ export class ActorCore {
   readonly #offsets = new Uint32Array(WRITE_BATCH);
   readonly #lengths = new Uint32Array(WRITE_BATCH);
   #pending = 0;
+  /** Where the frames of the write batch under way are. */
+  #pendingBytes: Uint8Array = new Uint8Array(0);
   #held = 0;
   #generation = -1;
   #accepting = false;
@@ -194,22 +198,49 @@ export class ActorCore {
 
   /** Decides every record available now (and held ones, once their round is over); returns how many. */
   processAvailable(nowSeconds: number): number {
-    this.#c[C.beat]!++;
-    this.#now = nowSeconds;
-    if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
-    if (this.#held > 0 && !this.#changePending && !this.#weightsPending && this.#pendingBuckets === undefined) this.#releaseHeld();
+    this.beginBatch(nowSeconds);
     const ring = this.#ring;
-    if (ring.beginRead() === 0) return 0;
+    if (ring === undefined || ring.beginRead() === 0) return 0;
+    const words = ring.words;
+    const bytes = ring.bytes;
     let count = 0;
     let at: number;
     while ((at = ring.next()) >= 0) {
       count++;
-      this.#decide(ring, at, true);
+      const w = at >>> 2;
+      this.#decide(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, bytes, at + DESCRIPTOR_BYTES, ring.recordLength - DESCRIPTOR_BYTES, true);
     }
     this.#c[C.framesIn]! += count;
-    this.#flush(ring); // before endRead: the frames are written straight from ring memory
+    this.#flush(); // before endRead: the frames are written straight from ring memory
     ring.endRead();
     return count;
+  }
+
+  /**
+   * Before a batch of frames handed over directly (decideFrame, the dispatcher thread being
+   * this actor): the view is re-read if it changed, and held frames are decided once their
+   * round is over.
+   */
+  beginBatch(nowSeconds: number): void {
+    this.#c[C.beat]!++;
+    this.#now = nowSeconds;
+    if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
+    if (this.#held > 0 && !this.#changePending && !this.#weightsPending && this.#pendingBuckets === undefined) this.#releaseHeld();
+  }
+
+  /**
+   * One frame handed over directly, its descriptor's four words as the dispatcher computed
+   * them and the frame (virtio-net header first, when the port has one) at `bytes[at, at + length)`.
+   * Kept frames are written from there at endBatch(), which must come before `bytes` is reused.
+   */
+  decideFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): void {
+    this.#c[C.framesIn]!++;
+    this.#decide(keyLo, keyHi, electionInput, meta, bytes, at, length, true);
+  }
+
+  /** Writes the frames kept since beginBatch(). */
+  endBatch(): void {
+    this.#flush();
   }
 
   /**
@@ -386,20 +417,16 @@ export class ActorCore {
   }
 
   /**
-   * One record: `src` is the input ring or the hold queue. `mayHold`: false when deciding held
-   * frames (they are decided with the new view whatever it is).
+   * One frame: its descriptor's words and where it is (the input ring, the dispatcher's batch,
+   * or the hold queue). `mayHold`: false when deciding held frames (they are decided with the
+   * new view whatever it is).
    */
-  #decide(src: ByteRing, at: number, mayHold: boolean): void {
+  #decide(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number, mayHold: boolean): void {
     const c = this.#c;
     if (!this.#accepting) {
       c[C.dropNotConverged]!++;
       return;
     }
-    const words = src.words;
-    const w = at >>> 2;
-    const keyLo = words[w]!;
-    const keyHi = words[w + 1]!;
-    const meta = words[w + 3]!;
     const handlerIndex = meta & 0xff;
     const frameFlags = meta >>> 16;
     const tracker = this.#trackers[handlerIndex]!;
@@ -420,20 +447,20 @@ export class ActorCore {
     }
     if (owner < 0 || this.#live[owner] === 0) {
       if (mayHold && this.#changePending) {
-        this.#holdRecord(src, at);
+        this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
       }
       const rule = (meta >>> 8) & 0xff;
-      const hash = this.#electionHash(rule, words[w + 2]!, keyHi);
+      const hash = this.#electionHash(rule, electionInput, keyHi);
       const pending = this.#pendingBuckets;
       if (mayHold && pending !== undefined && (pending[hash >>> (32 - BUCKET_BITS + 5)]! & (1 << ((hash >>> (32 - BUCKET_BITS)) & 31))) !== 0 && this.#elections.usesBase(rule)) {
         // A bucket just gained: its old owners' flows are still on their way here.
-        this.#holdRecord(src, at);
+        this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
       }
       owner = this.#elections.electOwner(rule, hash);
       if (mayHold && this.#weightsPending && this.#nextElections.electOwner(rule, hash) !== owner) {
-        this.#holdRecord(src, at);
+        this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
       }
       if (owner < 0) {
@@ -465,10 +492,13 @@ export class ActorCore {
       this.#awaitingFirstTaken = false;
       c[C.firstTakenAfterShrinkAt] = this.#wallClockMs();
     }
+    // One write batch comes from one memory (the ring, the dispatcher's batch or the hold queue).
+    if (this.#pending > 0 && bytes !== this.#pendingBytes) this.#flush();
+    this.#pendingBytes = bytes;
     const p = this.#pending;
-    this.#offsets[p] = at + DESCRIPTOR_BYTES;
-    this.#lengths[p] = src.recordLength - DESCRIPTOR_BYTES;
-    if (++this.#pending === WRITE_BATCH) this.#flush(src);
+    this.#offsets[p] = at;
+    this.#lengths[p] = length;
+    if (++this.#pending === WRITE_BATCH) this.#flush();
   }
 
   /**
@@ -487,21 +517,28 @@ export class ActorCore {
     this.#handlerErrors?.record(this.#handlerNames[handlerIndex] ?? `handler ${handlerIndex}`, method, err);
   }
 
-  #holdRecord(src: ByteRing, at: number): void {
+  /** A copy of the frame and its descriptor goes to the hold queue (the frame's own memory is reused after the batch). */
+  #holdFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): void {
     const hold = this.#hold;
-    const length = src.recordLength;
-    let to = hold.reserve(length);
+    const recordLength = DESCRIPTOR_BYTES + length;
+    let to = hold.reserve(recordLength);
     if (to < 0 && this.#held > 0) {
       // Full: the oldest held frame goes (LNLB's rule), counted.
       hold.commit();
       this.#discardOldestHeld();
-      to = hold.reserve(length);
+      to = hold.reserve(recordLength);
     }
     if (to < 0) {
       this.#c[C.dropHoldFull]!++;
       return;
     }
-    hold.bytes.set(src.bytes.subarray(at, at + length), to);
+    const w = to >>> 2;
+    const words = hold.words;
+    words[w] = keyLo;
+    words[w + 1] = keyHi;
+    words[w + 2] = electionInput;
+    words[w + 3] = meta;
+    hold.bytes.set(bytes.subarray(at, at + length), to + DESCRIPTOR_BYTES);
     hold.commit();
     this.#held++;
     this.#c[C.held]!++;
@@ -527,9 +564,13 @@ export class ActorCore {
   #releaseHeld(): void {
     const hold = this.#hold;
     if (hold.beginRead() > 0) {
+      const words = hold.words;
       let at: number;
-      while ((at = hold.next()) >= 0) this.#decide(hold, at, false);
-      this.#flush(hold);
+      while ((at = hold.next()) >= 0) {
+        const w = at >>> 2;
+        this.#decide(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, hold.bytes, at + DESCRIPTOR_BYTES, hold.recordLength - DESCRIPTOR_BYTES, false);
+      }
+      this.#flush();
       hold.endRead();
     }
     this.#held = 0;
@@ -550,11 +591,11 @@ export class ActorCore {
     this.#c[C.evictions] = evictions;
   }
 
-  #flush(src: ByteRing): void {
+  #flush(): void {
     const n = this.#pending;
     if (n === 0) return;
     this.#pending = 0;
-    const written = this.#sink.writeBatch(src.bytes, this.#offsets, this.#lengths, n);
+    const written = this.#sink.writeBatch(this.#pendingBytes, this.#offsets, this.#lengths, n);
     this.#c[C.accepted]! += written;
     if (written < n) this.#c[C.dropTapWrite]! += n - written;
   }

@@ -726,8 +726,10 @@ export class ControlPlane {
     this.#viewWriter.publish(view);
     this.#wakeFilter(view);
     if (this.#lastFailover?.publishedAt === 0) this.#lastFailover.publishedAt = this.#clock.wallNow();
-    // Idle actors sleep on their rings: wake them so held frames are decided now.
+    // Idle actors sleep on their rings: wake them so held frames are decided now. Under
+    // --workers 1 the actor is the data socket's reader, asleep in its poll.
     for (const ring of this.#rings) ring.wakeConsumer();
+    if (this.#rings.length === 0) this.#wakeReader();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
     if (view.accepting && !membership.changePending && this.#ownWeightApplied() && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
@@ -756,6 +758,11 @@ export class ControlPlane {
     const key = `${view.bucketTables & VIEW_BUCKETS_PASS}:${view.passBuckets.join(',')}`;
     if (key === this.#lastPassKey) return;
     this.#lastPassKey = key;
+    this.#wakeReader();
+  }
+
+  #wakeReader(): void {
+    if (this.#dataFd === undefined) return;
     try {
       ringWake(this.#dataFd);
     } catch {

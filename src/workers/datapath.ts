@@ -205,10 +205,13 @@ export class Datapath {
   #watchdogTimer: NodeJS.Timeout | undefined;
   /** The data socket, whose reader (the dispatcher) ringWake interrupts. */
   #dataFd = -1;
+  /** --workers 1: the dispatcher thread is the actor; #actors is [the dispatcher], #rings is empty. */
+  readonly #direct: boolean;
 
   private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
     this.counters = counters;
     this.actorCount = actors.length;
+    this.#direct = rings.length === 0;
     this.viewMemory = viewMemory;
     this.#control = control;
     this.#dispatcher = dispatcher;
@@ -231,9 +234,12 @@ export class Datapath {
     }
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
-    const controlMemory = new SharedArrayBuffer(4);
+    const controlMemory = new SharedArrayBuffer(8);
     const drainingMemory = DrainingBuckets.allocate(options.actors);
-    const rings = Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
+    // --workers 1: the dispatcher thread is the actor (no ring, no hand-off: dispatcher.ts).
+    const direct = options.actors === 1;
+    const rings = direct ? [] : Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
+    let directActor: ActorData | undefined;
     const actors: Worker[] = [];
     const ready: Promise<WorkerToMain>[] = [];
     const onError = (err: Error): void => options.onError(reviveError(serializeError(err, 'datapath thread'), 'LNLB_ERR_WORKER_FAILED'));
@@ -243,7 +249,7 @@ export class Datapath {
         index,
         actorCount: options.actors,
         tapFd: options.tapFd,
-        ring: rings[index]!,
+        ...(direct ? {} : { ring: rings[index]! }),
         trackers: handlers.map((h) => new SharedArrayBuffer(h.trackerBytes(capacity))),
         trackerCapacity: capacity,
         handlers: options.handlers,
@@ -257,6 +263,10 @@ export class Datapath {
         electionKey: options.electionKey,
         draining: drainingMemory,
       };
+      if (direct) {
+        directActor = data;
+        continue;
+      }
       const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
       worker.on('error', onError);
       ready.push(waitFor(worker, 'ready', 10_000));
@@ -281,11 +291,13 @@ export class Datapath {
       election: options.election,
       electionKey: options.electionKey,
       draining: drainingMemory,
+      ...(directActor === undefined ? {} : { actor: directActor }),
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
-    const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, actors, rings.map((r) => new ByteRing(r)));
+    // The threads that answer actor requests: the dispatcher itself under --workers 1.
+    const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, direct ? [dispatcher] : actors, rings.map((r) => new ByteRing(r)));
     datapath.#dataFd = options.dataFd;
     datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
@@ -297,12 +309,12 @@ export class Datapath {
       await datapath.stop();
       throw err;
     }
-    actors.forEach((actor, index) => {
+    datapath.#actors.forEach((actor, index) => {
       actor.on('message', (m: WorkerToMain) => {
         if (m.type === 'handler-counters') datapath.#actorHandlerCounters[index] = m.counters;
       });
     });
-    for (const worker of [dispatcher, ...actors]) {
+    for (const worker of new Set([dispatcher, ...actors])) {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(reviveError(m.error, 'LNLB_ERR_WORKER_FAILED'));
         else if (m.type === 'link-down') options.onLinkDown?.();
@@ -337,7 +349,7 @@ export class Datapath {
       const progress: ThreadProgress[] = this.#threads().map((_, row) =>
         row === 0
           ? { beat: c.sum(DispatcherCounter.beat, 0, 1), call: c.sum(DispatcherCounter.inHandler, 0, 1), queuedBytes: 0 }
-          : { beat: c.sum(ActorCounter.beat, row, row + 1), call: c.sum(ActorCounter.inHandler, row, row + 1), queuedBytes: this.#rings[row - 1]!.usedBytes() },
+          : { beat: c.sum(ActorCounter.beat, row, row + 1), call: c.sum(ActorCounter.inHandler, row, row + 1), queuedBytes: this.#rings[row - 1]?.usedBytes() ?? 0 },
       );
       const stuck = watchdog.look(performance.now(), progress)[0];
       if (stuck === undefined) return;
@@ -462,6 +474,21 @@ export class Datapath {
 
   #broadcast(message: MainToActor): void {
     for (const actor of this.#actors) if (!this.#exited.has(actor)) actor.postMessage(message);
+    this.#wakeActors();
+  }
+
+  /**
+   * Idle actors sleep (on their rings, or in the dispatcher's poll under --workers 1) for up
+   * to 10 s: a message is seen at once only if they are woken.
+   */
+  #wakeActors(): void {
+    if (this.#direct) {
+      // Raised after the post: the dispatcher clears it before it takes the port's messages.
+      Atomics.store(this.#control, 1, 1);
+      this.wakeDispatcher();
+    } else {
+      for (const ring of this.#rings) ring.wakeConsumer();
+    }
   }
 
   /** Sends `message` to every actor and collects one matching reply from each. */
@@ -488,8 +515,6 @@ export class Datapath {
         reject(lnlbError('LNLB_ERR_WORKER_FAILED', `${replies.length} of ${this.#actors.length} actors answered '${message.type}' within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#broadcast(message);
-      // An idle actor sleeps on its ring for up to a second: wake it to answer at once.
-      for (const ring of this.#rings) ring.wakeConsumer();
     });
   }
 
@@ -556,7 +581,8 @@ export class Datapath {
 
   /** Per actor, in actor order: its counter row and its ring (a few loads from shared memory). */
   readActorCounters(): ActorCounters[] {
-    return this.#rings.map((ring, index) => {
+    return Array.from({ length: this.actorCount }, (_, index) => {
+      const ring = this.#rings[index];
       const row = 1 + index;
       const at = (counter: number): number => this.counters.sum(counter, row, row + 1);
       return {
@@ -568,9 +594,9 @@ export class Datapath {
         evictions: at(ActorCounter.evictions),
         // HEAD then TAIL are loaded one after the other: a consumer racing between them can make it
         // briefly negative, never more than the capacity.
-        ringBytesUsed: Math.max(0, ring.usedBytes()),
-        ringBytesCapacity: ring.capacity,
-        ringOverflows: ring.overflows,
+        ringBytesUsed: ring === undefined ? 0 : Math.max(0, ring.usedBytes()),
+        ringBytesCapacity: ring?.capacity ?? 0,
+        ringOverflows: ring?.overflows ?? 0,
         shrinkAppliedAt: at(ActorCounter.shrinkAppliedAt),
         firstTakenAfterShrinkAt: at(ActorCounter.firstTakenAfterShrinkAt),
       };
@@ -582,9 +608,10 @@ export class Datapath {
     this.#stopping = true;
     clearInterval(this.#watchdogTimer);
     Atomics.store(this.#control, 0, 1);
+    this.wakeDispatcher(); // from its poll now, not within POLL_MS
     // A thread that has exited (the watchdog's) has nothing to say.
     const stopped = this.#exited.has(this.#dispatcher) ? [] : [waitFor(this.#dispatcher, 'stopped', STOP_TIMEOUT_MS)];
-    for (const actor of this.#actors) {
+    for (const actor of this.#direct ? [] : this.#actors) {
       if (this.#exited.has(actor)) continue;
       stopped.push(waitFor(actor, 'stopped', STOP_TIMEOUT_MS));
       actor.postMessage({ type: 'stop' } satisfies MainToActor);
@@ -594,6 +621,6 @@ export class Datapath {
       for (const ring of this.#rings) ring.wakeConsumer();
     }, 5);
     await Promise.allSettled(stopped);
-    await Promise.allSettled([this.#dispatcher, ...this.#actors].map((w) => w.terminate()));
+    await Promise.allSettled([...new Set([this.#dispatcher, ...this.#actors])].map((w) => w.terminate()));
   }
 }

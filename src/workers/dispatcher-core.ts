@@ -55,7 +55,12 @@ const WORD_COPY_LIMIT = 512;
 
 export interface DispatcherConfig {
   source: FrameSource;
-  rings: ByteRing[];
+  /** The actors' rings (one actor thread per ring); unused when `actor` is given. */
+  rings?: ByteRing[];
+  /** The actor this thread is itself (--workers 1): frames are decided here, from the batch, without a hand-off. */
+  actor?: DirectActor;
+  /** The actor's clock in whole seconds (the trackers' time); default the wall clock. */
+  nowSeconds?: () => number;
   counters: Float64Array;
   vnetHdr: boolean;
   vip: number;
@@ -83,8 +88,6 @@ export const MAX_ACTORS = 31;
 
 export class FrameDispatcher {
   readonly #source: FrameSource;
-  readonly #rings: ByteRing[];
-  readonly #ringWords: Uint32Array[];
   readonly #c: Float64Array;
   readonly #vnet: number;
   readonly #vip: number;
@@ -95,7 +98,7 @@ export class FrameDispatcher {
   readonly #handlerByProtocol = new Uint8Array(256);
   readonly #handlers: readonly ProtocolHandler[];
   readonly #staging: Uint8Array;
-  readonly #stagingWords: Uint32Array;
+  readonly #handoff: FrameHandoff;
   readonly #meta = new Uint32Array(BATCH_FRAMES * META_WORDS);
   readonly #ip = createIPv4Result();
   readonly #key = new Uint32Array(AFFINITY_KEY_WORDS);
@@ -107,14 +110,9 @@ export class FrameDispatcher {
   readonly #ruleModes: Uint8Array;
   readonly #ruleAffinities: Uint8Array;
   readonly #handlerErrors: HandlerErrorLog | undefined;
-  readonly #actorSeed: number;
-  #touched = 0;
 
   constructor(config: DispatcherConfig) {
     this.#source = config.source;
-    this.#rings = config.rings;
-    if (this.#rings.length > MAX_ACTORS) throw new RangeError(`at most ${MAX_ACTORS} actors`); // #touched is a bit mask
-    this.#ringWords = config.rings.map((r) => r.words);
     this.#c = config.counters;
     this.#vnet = config.vnetHdr ? VNET_HDR_LEN : 0;
     this.#vip = config.vip >>> 0;
@@ -131,7 +129,7 @@ export class FrameDispatcher {
     // +8: the word copy may read up to 3 bytes past a frame's end.
     const stagingBytes = config.stagingBytes ?? 1 << 20;
     this.#staging = new Uint8Array(new ArrayBuffer(stagingBytes + 8));
-    this.#stagingWords = new Uint32Array(this.#staging.buffer);
+    this.#handoff = config.actor !== undefined ? new DirectHandoff(config.actor, this.#staging, config.nowSeconds ?? wallSeconds) : new RingHandoff(config.rings ?? [], this.#staging, config.actorSeed ?? 0);
     this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
     const rules = config.rules ?? compileRules([]);
     this.#tcpRule = rules.tcpRuleByPort;
@@ -139,7 +137,6 @@ export class FrameDispatcher {
     this.#ruleModes = rules.modes;
     this.#ruleAffinities = rules.affinities;
     this.#handlerErrors = config.handlerErrors;
-    this.#actorSeed = config.actorSeed ?? 0;
   }
 
   /** Reads one batch (waiting up to `timeoutMs` if the wire is idle) and hands it out. */
@@ -147,11 +144,12 @@ export class FrameDispatcher {
     this.#c[C.beat]!++; // the watchdog's sign of progress (watchdog.ts)
     const meta = this.#meta;
     const n = this.#source.read(this.#staging, 0, this.#staging.length - 8, meta, BATCH_FRAMES, timeoutMs);
+    if (n > 0) this.#handoff.beginBatch();
     for (let i = 0; i < n; i++) {
       const row = i * META_WORDS;
       this.#dispatch(meta[row]!, meta[row + 1]!, meta[row + 3]!);
     }
-    this.#commit();
+    if (n > 0) this.#handoff.endBatch();
     return n;
   }
 
@@ -236,40 +234,8 @@ export class FrameDispatcher {
     const keyHi = key[1]!;
     const affinity = this.#ruleAffinities[rule]!;
     const electionInput = affinity === AffinityCode.single ? src : affinity === AffinityCode.none ? keyLo : (src & NETWORK_MASK) >>> 0;
-    const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);
-    const ring = this.#rings[actor]!;
-    const at = ring.reserve(DESCRIPTOR_BYTES + len);
-    if (at < 0) {
-      c[C.dropRingFull]!++;
-      return;
-    }
-    const words = this.#ringWords[actor]!;
-    const w = at >>> 2;
-    words[w] = keyLo;
-    words[w + 1] = keyHi;
-    words[w + 2] = electionInput;
-    words[w + 3] = handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16);
-    const dst = at + DESCRIPTOR_BYTES;
-    if (len <= WORD_COPY_LIMIT) {
-      // Both ends are 8-byte aligned and the record is padded to 8, so whole words fit.
-      const src = this.#stagingWords;
-      const from = off >>> 2;
-      const to = dst >>> 2;
-      const count = (len + 3) >>> 2;
-      for (let k = 0; k < count; k++) words[to + k] = src[from + k]!;
-    } else {
-      ring.bytes.set(b.subarray(off, off + len), dst);
-    }
-    if (this.#tapMac !== undefined) ring.bytes.set(this.#tapMac, dst + this.#vnet);
-    this.#touched |= 1 << actor;
-  }
-
-  #commit(): void {
-    let touched = this.#touched;
-    for (let a = 0; touched !== 0; a++, touched >>>= 1) {
-      if ((touched & 1) !== 0) this.#rings[a]!.commit();
-    }
-    this.#touched = 0;
+    if (this.#tapMac !== undefined) b.set(this.#tapMac, l2);
+    if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), off, len)) c[C.dropRingFull]!++;
   }
 
   #answerArp(l2: number, frameLen: number): void {
@@ -291,5 +257,114 @@ export class FrameDispatcher {
     });
     if (this.#source.send(tx, 0, this.#vnet + len) > 0) c[C.arpReplies]!++;
     else c[C.arpReplyFailed]!++;
+  }
+}
+
+function wallSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** What the dispatcher hands a kept frame to: an actor thread's ring, or the actor it is itself. */
+interface FrameHandoff {
+  beginBatch(): void;
+  /** The frame at staging[at, at + length) with its descriptor's words; false when there was no room (counted as ringFull). */
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, at: number, length: number): boolean;
+  endBatch(): void;
+}
+
+/** The actor the dispatcher thread is itself (ActorCore's direct input). */
+export interface DirectActor {
+  beginBatch(nowSeconds: number): void;
+  decideFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): void;
+  endBatch(): void;
+}
+
+/**
+ * --workers 1: no hand-off at all. The frame is decided where it was read, in the batch's
+ * staging memory, and written to the TAP from there: one copy (the ring's) per frame, one
+ * thread woken per batch (the wire's poll), none of the ~100 µs cross-core wake-ups of a hand-off.
+ */
+class DirectHandoff implements FrameHandoff {
+  readonly #actor: DirectActor;
+  readonly #staging: Uint8Array;
+  readonly #nowSeconds: () => number;
+
+  constructor(actor: DirectActor, staging: Uint8Array, nowSeconds: () => number) {
+    this.#actor = actor;
+    this.#staging = staging;
+    this.#nowSeconds = nowSeconds;
+  }
+
+  beginBatch(): void {
+    this.#actor.beginBatch(this.#nowSeconds());
+  }
+
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, at: number, length: number): boolean {
+    this.#actor.decideFrame(keyLo, keyHi, electionInput, meta, this.#staging, at, length);
+    return true;
+  }
+
+  endBatch(): void {
+    this.#actor.endBatch();
+  }
+}
+
+/**
+ * --workers N ≥ 2: each frame is copied with its descriptor into the ring of the actor that
+ * owns its key (seeded per process), and each ring touched is committed once per batch.
+ */
+class RingHandoff implements FrameHandoff {
+  readonly #rings: ByteRing[];
+  readonly #ringWords: Uint32Array[];
+  readonly #staging: Uint8Array;
+  readonly #stagingWords: Uint32Array;
+  readonly #actorSeed: number;
+  /** Rings written in this batch, one bit per actor. */
+  #touched = 0;
+
+  constructor(rings: ByteRing[], staging: Uint8Array, actorSeed: number) {
+    if (rings.length > MAX_ACTORS) throw new RangeError(`at most ${MAX_ACTORS} actors`); // #touched is a bit mask
+    if (rings.length === 0) throw new RangeError('a dispatcher needs an actor: rings or a direct one');
+    this.#rings = rings;
+    this.#ringWords = rings.map((r) => r.words);
+    this.#staging = staging;
+    this.#stagingWords = new Uint32Array(staging.buffer, staging.byteOffset, staging.byteLength >>> 2);
+    this.#actorSeed = actorSeed;
+  }
+
+  beginBatch(): void {}
+
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, off: number, len: number): boolean {
+    const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);
+    const ring = this.#rings[actor]!;
+    const at = ring.reserve(DESCRIPTOR_BYTES + len);
+    if (at < 0) return false;
+    const words = this.#ringWords[actor]!;
+    const w = at >>> 2;
+    words[w] = keyLo;
+    words[w + 1] = keyHi;
+    words[w + 2] = electionInput;
+    words[w + 3] = meta;
+    const dst = at + DESCRIPTOR_BYTES;
+    if (len <= WORD_COPY_LIMIT) {
+      // Both ends are 8-byte aligned and the record is padded to 8, so whole words fit.
+      const src = this.#stagingWords;
+      const from = off >>> 2;
+      const to = dst >>> 2;
+      const count = (len + 3) >>> 2;
+      for (let k = 0; k < count; k++) words[to + k] = src[from + k]!;
+    } else {
+      ring.bytes.set(this.#staging.subarray(off, off + len), dst);
+    }
+    this.#touched |= 1 << actor;
+    return true;
+  }
+
+  endBatch(): void {
+    let touched = this.#touched;
+    for (let a = 0; touched !== 0; a++, touched >>>= 1) {
+      if ((touched & 1) !== 0) this.#rings[a]!.commit();
+    }
+    this.#touched = 0;
   }
 }

@@ -8,9 +8,14 @@
  * atomic load of the view's generation and one per actor of the draining masks' versions; a
  * program is built and attached only when what passes changes. A new view wakes it at once
  * when the main thread calls port.ringWake (a death); otherwise within POLL_MS.
+ *
+ * Under --workers 1 this thread is also the actor (actor-host.ts): each batch is decided where
+ * it was read and written to the TAP from there, with no hand-off to another thread. Its
+ * control messages are taken between batches with receiveMessageOnPort (this loop never
+ * yields to the event loop); the main thread raises control[1] and wakes the poll (ringWake).
  */
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { compileRules } from '../cluster/port-rules.js';
 import { isLnlbError, serializeError } from '../errors.js';
 import type { InterfaceInfo, ProtocolHandler } from '../handlers/handler.js';
@@ -19,7 +24,8 @@ import { ByteRing } from '../shm/byte-ring.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 import { CounterBlock, DispatcherCounter } from './counters.js';
 import { FrameDispatcher } from './dispatcher-core.js';
-import type { DispatcherData, WorkerToMain } from './messages.js';
+import type { DispatcherData, MainToActor, WorkerToMain } from './messages.js';
+import { createActorHost, type ActorHost } from './actor-host.js';
 import { PacketRingSource } from './ports.js';
 import { attachFilter } from '../port/native.js';
 import { createPublishedView, ViewReader } from '../shm/view.js';
@@ -50,9 +56,12 @@ async function run(data: DispatcherData): Promise<void> {
   const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'dispatcher', actorIndex: -1, actorCount: data.actorRings.length };
   runInterfaceHook(handlers, 'interfaceCreated', info, errors);
   const source = new PacketRingSource(data.dataFd);
+  // The actor this thread is (--workers 1): its own handler instances' trackers, the same modules.
+  const host: ActorHost | undefined = data.actor === undefined ? undefined : createActorHost(data.actor, handlers, undefined);
   const dispatcher = new FrameDispatcher({
     source,
     rings: data.actorRings.map((sab) => new ByteRing(sab)),
+    actor: host?.core,
     counters,
     vnetHdr: data.vnetHdr,
     vip: data.vip,
@@ -65,12 +74,18 @@ async function run(data: DispatcherData): Promise<void> {
     actorSeed: data.actorSeed,
   });
   const filter = kernelFilter(data, counters);
-  const stop = new Int32Array(data.control);
+  const control = new Int32Array(data.control);
   post({ type: 'ready', tid: ownThreadId() });
   let statsAt = performance.now() + STATS_EVERY_MS;
-  while (Atomics.load(stop, 0) === 0) {
+  /** When the actor's housekeeping is next due (performance.now() ms). */
+  let tickAt = 0;
+  while (Atomics.load(control, 0) === 0) {
+    let timeoutMs = filter.timeoutMs(POLL_MS);
+    if (host !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, Math.ceil(tickAt - performance.now())));
     try {
-      dispatcher.pollOnce(filter.timeoutMs(POLL_MS));
+      const n = dispatcher.pollOnce(timeoutMs);
+      // No frames: a new view may have ended a round with frames held (the control plane wakes this poll).
+      if (host !== undefined && n === 0) host.core.processAvailable(Math.floor(Date.now() / 1000));
       filter.check();
     } catch (err) {
       // The port reports a link going down once (ENETDOWN) and resumes when it is back: a
@@ -80,6 +95,15 @@ async function run(data: DispatcherData): Promise<void> {
       post({ type: 'link-down' });
     }
     const now = performance.now();
+    if (host !== undefined) {
+      if (Atomics.load(control, 1) !== 0) {
+        // Cleared before reading: a message posted meanwhile raises it again.
+        Atomics.store(control, 1, 0);
+        for (let m = receiveMessageOnPort(parentPort!); m !== undefined; m = receiveMessageOnPort(parentPort!)) host.handle(m.message as MainToActor);
+        tickAt = 0;
+      }
+      if (now >= tickAt) tickAt = now + host.tick(Math.floor(Date.now() / 1000));
+    }
     if (now >= statsAt) {
       statsAt = now + STATS_EVERY_MS;
       counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
@@ -87,6 +111,7 @@ async function run(data: DispatcherData): Promise<void> {
   }
   counters[DispatcherCounter.kernelDrops] = source.kernelDrops();
   runInterfaceHook(handlers, 'interfaceDeleted', info, errors);
+  host?.close();
   post({ type: 'stopped' });
 }
 

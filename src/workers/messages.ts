@@ -24,7 +24,7 @@ export interface DispatcherData {
   vnetHdr: boolean;
   actorRings: SharedArrayBuffer[];
   counters: SharedArrayBuffer;
-  /** Int32Array[0] != 0: stop. */
+  /** Int32Array[0] != 0: stop; [1] != 0: messages wait on the port (the direct actor's, receiveMessageOnPort). */
   control: SharedArrayBuffer;
   vip: number;
   clusterMac: Uint8Array;
@@ -44,6 +44,11 @@ export interface DispatcherData {
   electionKey: Uint32Array | undefined;
   /** Each actor's draining buckets (shm/draining-buckets.ts): the filter passes them too. */
   draining: SharedArrayBuffer;
+  /**
+   * --workers 1: the actor this thread is itself (no actor thread, no ring; actorRings is
+   * empty). Its control messages arrive on this thread's port, announced by control[1].
+   */
+  actor?: ActorData;
 }
 
 /** What an actor thread is started with. */
@@ -52,7 +57,8 @@ export interface ActorData {
   index: number;
   tapFd: number;
   actorCount: number;
-  ring: SharedArrayBuffer;
+  /** The dispatcher's ring to this actor thread; absent when the dispatcher thread is the actor (--workers 1). */
+  ring?: SharedArrayBuffer;
   /** One shard per handler, in handler order. */
   trackers: SharedArrayBuffer[];
   trackerCapacity: number;

@@ -59,7 +59,8 @@ test.serial('after real traffic, each node serves its figures: frames, accepts, 
     t.true(value(samples, `lnlb_control_messages_received_total{${l},type="HEARTBEAT"}`) > 0, `${node}: HEARTBEATs received`);
     t.true(value(samples, `lnlb_control_messages_sent_total{${l},type="HEARTBEAT"}`) > 0, `${node}: HEARTBEATs sent`);
     t.true(value(samples, `lnlb_actor_frames_total{${l},actor="0"}`) >= 0, `${node}: per-actor load`);
-    t.true(samples.has(`lnlb_queue_depth_bytes{${l},actor="1"}`), `${node}: queue depth of the second actor (--workers 2)`);
+    t.is(value(samples, `lnlb_queue_capacity_bytes{${l},actor="0"}`), 0, `${node}: no dispatcher → actor ring (--workers 1: the dispatcher is the actor)`);
+    t.false(samples.has(`lnlb_actor_frames_total{${l},actor="1"}`), `${node}: one actor by default`);
     t.true(value(samples, 'lnlb_process_resident_memory_bytes') > 0, `${node}: process metrics`);
     t.log(
       `${node}: seen ${value(samples, `lnlb_frames_seen_total{${l}}`)}, accepted ${value(samples, `lnlb_frames_accepted_total{${l}}`)}, ` +

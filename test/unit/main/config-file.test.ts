@@ -18,7 +18,7 @@ function refused(t: import('ava').ExecutionContext, text: string, message: RegEx
 test('key = value lines become the raw options resolveDaemonOptions takes', (t) => {
   const raw = parseConfigFile('vip = 10.0.0.100\nbind=eth0\nheartbeat-ms   =   500\ndead-after-ms = 2500\nrun-dir = /run/lnlb-a\nkey-file = /etc/lnlb/cluster.key\n', PATH);
   t.deepEqual(raw, { vip: '10.0.0.100', bind: 'eth0', heartbeatMs: '500', deadAfterMs: '2500', runDir: '/run/lnlb-a', keyFile: '/etc/lnlb/cluster.key' });
-  t.like(resolveDaemonOptions(raw), { vip: '10.0.0.100', bind: 'eth0', heartbeatMs: 500, deadAfterMs: 2500, runDir: '/run/lnlb-a', workers: 2 });
+  t.like(resolveDaemonOptions(raw), { vip: '10.0.0.100', bind: 'eth0', heartbeatMs: 500, deadAfterMs: 2500, runDir: '/run/lnlb-a', workers: 1 });
 });
 
 test('comments (whole line, or after whitespace) and blank lines are skipped; a # inside a word is kept', (t) => {
@@ -183,7 +183,7 @@ test('files: --config must be readable; the default path is read only when it ex
   t.throws(() => daemonOptions({ config: missing }, join(dir, 'default.conf')), { message: /missing\.conf: cannot read the config file: ENOENT/ });
   t.throws(() => daemonOptions({ config: '' }, join(dir, 'default.conf')), { message: /^--config: expected a file path$/ });
 
-  t.like(daemonOptions({}, join(dir, 'default.conf')), { workers: 2, config: undefined }, 'no default file: no config');
+  t.like(daemonOptions({}, join(dir, 'default.conf')), { workers: 1, config: undefined }, 'no default file: no config');
   const def = join(dir, 'default.conf');
   writeFileSync(def, 'workers = 5\nlog-level = warn\n');
   t.like(daemonOptions({}, def), { workers: 5, logLevel: 'warn', config: def });

@@ -76,7 +76,7 @@ test('resolved as lnlbd resolves the same flags; the library logs at warn unless
   const daemon = resolveDaemonOptions({ ...BASE, heartbeatMs: '200', deadAfterMs: '1000', rule: '443/tcp=multiple,affinity=none', logLevel: 'warn' });
   t.deepEqual(resolved.daemon, { ...daemon, bind: 'eth0', vip: '10.0.0.100' });
   t.like(resolved, { adminSocket: false, logger: undefined });
-  t.like(resolved.daemon, { logLevel: 'warn', runDir: '/run/lnlb', name: 'nlb%d', workers: 2, config: undefined });
+  t.like(resolved.daemon, { logLevel: 'warn', runDir: '/run/lnlb', name: 'nlb%d', workers: 1, config: undefined });
   t.is(resolveNodeOptions({ ...BASE, logLevel: 'debug' }).daemon.logLevel, 'debug');
   t.deepEqual(resolveNodeOptions({ ...BASE, metrics: '127.0.0.1:9750' }).daemon.metrics, { host: '127.0.0.1', port: 9750 });
   const logger = pino({ level: 'silent' });
@@ -171,7 +171,7 @@ test('createNode without a key creates nothing: no run directory, no privilege a
 });
 
 test('undefined values count as not given ({ keyFile: process.env.KEY_FILE })', (t) => {
-  t.is(resolveNodeOptions({ ...BASE, metrics: undefined, workers: undefined }).daemon.workers, 2);
+  t.is(resolveNodeOptions({ ...BASE, metrics: undefined, workers: undefined }).daemon.workers, 1);
   const err = t.throws(() => resolveNodeOptions({ ...BASE, keyFile: undefined }), { instanceOf: LnlbError });
   t.is(err?.code, 'LNLB_ERR_AUTH_KEY_MISSING', 'keyFile: undefined is no key (refused as such), not a bad value');
 });

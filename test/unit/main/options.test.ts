@@ -6,7 +6,7 @@ const KEY = '/etc/lnlb/cluster.key';
 
 test('defaults fill in what is not given', (t) => {
   const o = resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', keyFile: KEY });
-  t.like(o, { bind: 'eth0', vip: '10.0.0.100', keyFile: KEY, insecureNoAuth: false, name: 'nlb%d', runDir: '/run/lnlb', workers: 2, logLevel: 'info', election: 'rendezvous', rxRing: 'v2' });
+  t.like(o, { bind: 'eth0', vip: '10.0.0.100', keyFile: KEY, insecureNoAuth: false, name: 'nlb%d', runDir: '/run/lnlb', workers: 1, logLevel: 'info', election: 'rendezvous', rxRing: 'v2' });
 });
 
 const badCases: [string, Record<string, string>, RegExp][] = [
