@@ -136,8 +136,8 @@ interface Config {
 
 function config(quick: boolean): Config {
   return quick
-    ? { reps: 1, seconds: 1.5, frameSizes: [64, 1500], clusterSizes: [1, 3], workers: [2], curveWorkers: 2 }
-    : { reps: 3, seconds: 3, frameSizes: [64, 1500], clusterSizes: [1, 2, 3], workers: [1, 2, 4], curveWorkers: 2 };
+    ? { reps: 1, seconds: 1.5, frameSizes: [64, 1500], clusterSizes: [1, 3], workers: [1], curveWorkers: 1 }
+    : { reps: 3, seconds: 3, frameSizes: [64, 1500], clusterSizes: [1, 2, 3], workers: [1, 2], curveWorkers: 1 };
 }
 
 function workersAt(cfg: Config, n: number): number[] {
