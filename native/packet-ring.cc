@@ -81,6 +81,8 @@ namespace lnlb {
 namespace {
 
 constexpr uint32_t kMetaTruncated = 0x100;
+// ringReadInPlace: the frame is in the caller's spill buffer (a whole GSO frame), not the ring.
+constexpr uint32_t kMetaSpilled = 0x200;
 // A V2 reader that read this many frames since it last waited, less than kBusyWindowNs ago,
 // is on a busy wire: it holds off (sleeps) instead of poll()ing, see RingRead.
 constexpr uint32_t kBusyFrames = 8;
@@ -116,6 +118,10 @@ struct Ring {
   uint32_t frameOffset = 0;  // offset of the next frame inside `block`
   // V2: the next slot to read.
   uint32_t slot = 0;
+  // ringReadInPlace: what the last batch lent out (V2 slots or V3 blocks, consecutive from
+  // lentFrom), given back to the kernel at the start of the next read.
+  uint32_t lentFrom = 0;
+  uint32_t lentCount = 0;
   // A socket error (ENETDOWN) that a recv() of a COPY frame took instead of poll(): the
   // next ringRead reports it, so it still reaches the reader once.
   int pendingError = 0;
@@ -354,6 +360,94 @@ uint32_t CopyFramesV2(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t
   return count;
 }
 
+// ringReadInPlace gives back what the previous batch lent: the reader is done with it.
+void ReleaseLent(Ring& r) {
+  for (uint32_t k = 0; k < r.lentCount; k++) {
+    if (r.version == TPACKET_V2) {
+      auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(r.Slot((r.lentFrom + k) % r.frameCount));
+      __atomic_store_n(&hdr->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    } else {
+      auto* desc = reinterpret_cast<struct tpacket_block_desc*>(r.map + size_t((r.lentFrom + k) % r.blockCount) * r.blockSize);
+      __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    }
+  }
+  r.lentCount = 0;
+}
+
+// V3 in place: describes frames of retired blocks where they are; a block is lent (not given
+// back) once all its frames are described.
+uint32_t LendFramesV3(Ring& r, uint32_t* meta, uint32_t maxFrames) {
+  uint32_t count = 0;
+  if (r.lentCount == 0) r.lentFrom = r.block;
+  while (count < maxFrames) {
+    uint8_t* base = r.map + size_t(r.block) * r.blockSize;
+    auto* desc = reinterpret_cast<struct tpacket_block_desc*>(base);
+    if (!r.inBlock) {
+      uint32_t status = __atomic_load_n(&desc->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
+      if ((status & TP_STATUS_USER) == 0) break;
+      r.inBlock = true;
+      r.framesLeft = desc->hdr.bh1.num_pkts;
+      r.frameOffset = desc->hdr.bh1.offset_to_first_pkt;
+    }
+    if (r.framesLeft > 0) {
+      uint8_t* frame = base + r.frameOffset;
+      auto* hdr = reinterpret_cast<struct tpacket3_hdr*>(frame);
+      auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+      size_t at = size_t(frame + hdr->tp_mac - r.vnetLen - r.map);
+      PutMeta(meta + 4 * count, at, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype, hdr->tp_snaplen < hdr->tp_len);
+      count++;
+      r.frameOffset += hdr->tp_next_offset;
+      r.framesLeft--;
+    }
+    if (r.framesLeft == 0) {
+      r.inBlock = false;
+      r.block = (r.block + 1) % r.blockCount;
+      r.lentCount++;
+    }
+  }
+  return count;
+}
+
+// V2 in place: describes filled slots where they are. A COPY slot's whole frame comes from
+// the receive queue into `spill`, one per batch (a second one ends the batch and leads the next).
+uint32_t LendFramesV2(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, uint32_t maxFrames) {
+  uint32_t count = 0;
+  bool spilled = false;
+  if (r.lentCount == 0) r.lentFrom = r.slot;
+  while (count < maxFrames) {
+    uint8_t* frame = r.Slot(r.slot);
+    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(frame);
+    uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
+    if ((status & TP_STATUS_USER) == 0) break;
+    auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    size_t at = size_t(frame + hdr->tp_mac - r.vnetLen - r.map);
+    size_t length = r.vnetLen + hdr->tp_snaplen;
+    uint32_t flags = sll->sll_pkttype;
+    bool truncated = hdr->tp_snaplen < hdr->tp_len;
+    if ((status & TP_STATUS_COPY) != 0) {
+      if (spilled) break;
+      size_t want = r.vnetLen + hdr->tp_len;
+      if (want <= spillLen && RecvCopied(r, spill, want)) {
+        spilled = true;
+        at = 0;
+        length = want;
+        flags |= kMetaSpilled;
+        truncated = false;
+      } else if (want > spillLen) {
+        // No room for it: its queued copy goes (so the queue and the COPY slots stay paired)
+        // and the slot's truncated copy stands in, counted as truncated.
+        while (recv(r.fd, spill, spillLen, MSG_DONTWAIT | MSG_TRUNC) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    PutMeta(meta + 4 * count, at, length, hdr->tp_len, flags, truncated);
+    count++;
+    r.lentCount++;
+    r.slot = r.slot + 1 == r.frameCount ? 0 : r.slot + 1;
+  }
+  return count;
+}
+
 uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
                     bool* noRoom) {
   *noRoom = false;
@@ -379,6 +473,62 @@ void ThrowPendingError(Napi::Env env, Ring& r) {
   ThrowErrno(env, err, "recv(PACKET_COPY_THRESH)", "");
 }
 
+// Reads one batch with `gather` (copying or in place), blocking up to timeoutMs for the first
+// frame; `gather` runs with readMu held and returns the frames it described.
+template <typename Gather>
+uint32_t ReadBatch(Napi::Env env, int fd, Ring& ring, int32_t timeoutMs, bool noFrames, Gather gather) {
+  bool noRoom = false;
+  uint32_t count;
+  bool busy;
+  {
+    std::lock_guard<std::mutex> lock(ring.readMu);
+    ThrowPendingError(env, ring);
+    count = gather(&noRoom);
+    ring.sinceWait += count;
+    busy = count == 0 && ring.holdOffUs > 0 && ring.sinceWait >= kBusyFrames &&
+           MonotonicNs() - ring.waitedAtNs < kBusyWindowNs;
+  }
+  if (count > 0 || noRoom || timeoutMs <= 0 || noFrames) return count;
+
+  // A V2 ring wakes a reader blocked in poll() for every frame, and on a busy wire those
+  // wake-ups cost more than the frames (the kernel's receive path pays for them: in
+  // bench/wire.ts a 64-byte flood fell from 310k to 120k frames/s). So, interrupt moderation
+  // as NAPI does it: a reader that read kBusyFrames or more since it last waited (within the
+  // last millisecond) sleeps holdOffUs instead, and frames pile up into one batch without
+  // waking anyone; a reader on a quiet wire (a lone request) polls and is woken by the very
+  // next frame. V3 holds every frame up to 1 ms; this holds only those of a busy wire.
+  if (busy) {
+    uint64_t us = std::min<uint64_t>(ring.holdOffUs, uint64_t(timeoutMs) * 1000);
+    struct timespec pause = {static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+    while (nanosleep(&pause, &pause) < 0 && errno == EINTR) {
+    }
+    std::lock_guard<std::mutex> lock(ring.readMu);
+    ring.waitedAtNs = MonotonicNs();
+    count = gather(&noRoom);
+    ring.sinceWait = count;
+    if (count > 0 || noRoom) return count;
+  }
+
+  struct pollfd pfds[2] = {{fd, POLLIN | POLLERR, 0}, {ring.wakeFd, POLLIN, 0}};
+  int rc;
+  do rc = poll(pfds, 2, timeoutMs);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) ThrowErrno(env, errno, "poll", "");
+  const struct pollfd& pfd = pfds[0];
+  if (pfd.revents & POLLNVAL) ThrowErrno(env, EBADF, "poll", "");
+  if (pfd.revents & POLLERR) ThrowSocketError(env, fd, "poll(POLLERR)");
+  if (pfds[1].revents & POLLIN) {
+    uint64_t wakes;
+    while (read(ring.wakeFd, &wakes, sizeof wakes) < 0 && errno == EINTR) {
+    }
+  }
+  std::lock_guard<std::mutex> lock(ring.readMu);
+  ring.waitedAtNs = MonotonicNs();
+  count = gather(&noRoom);
+  ring.sinceWait = count;
+  return count;
+}
+
 Napi::Value RingRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = IntArg(info, 0, "fd");
@@ -391,57 +541,52 @@ Napi::Value RingRead(const Napi::CallbackInfo& info) {
   if (dstEnd > dst.length || dstOffset > dstEnd) ThrowRange(env, "ringRead: need dstOffset <= dstEnd <= dst.length");
   if (maxFrames > meta.length / 4) maxFrames = static_cast<uint32_t>(meta.length / 4);
   std::shared_ptr<Ring> ring = FindRing(env, fd, "ringRead");
+  if (ring->lentCount != 0) ThrowRange(env, "ringRead: this ring is read in place (ringReadInPlace)");
+  uint32_t count = ReadBatch(env, fd, *ring, timeoutMs, maxFrames == 0, [&](bool* noRoom) {
+    return CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, noRoom);
+  });
+  return Napi::Number::New(env, count);
+}
 
-  bool noRoom = false;
-  uint32_t count;
-  bool busy;
+// ringReadInPlace(fd, meta, maxFrames, timeoutMs, spill): the frames stay in the ring, where
+// ringView's ArrayBuffer shows them (meta[4i] is the offset in it), until the next call gives
+// them back to the kernel; a whole GSO frame (V2 COPY) is in `spill` instead (kMetaSpilled).
+Napi::Value RingReadInPlace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  auto meta = WordsArg(info, 1, "meta");
+  uint32_t maxFrames = UintArg(info, 2, "maxFrames");
+  int32_t timeoutMs = IntArg(info, 3, "timeoutMs");
+  auto spill = BytesArg(info, 4, "spill");
+  if (maxFrames > meta.length / 4) maxFrames = static_cast<uint32_t>(meta.length / 4);
+  std::shared_ptr<Ring> ring = FindRing(env, fd, "ringReadInPlace");
   {
     std::lock_guard<std::mutex> lock(ring->readMu);
-    ThrowPendingError(env, *ring);
-    count = CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, &noRoom);
-    ring->sinceWait += count;
-    busy = count == 0 && ring->holdOffUs > 0 && ring->sinceWait >= kBusyFrames &&
-           MonotonicNs() - ring->waitedAtNs < kBusyWindowNs;
+    ReleaseLent(*ring);
   }
-  if (count > 0 || noRoom || timeoutMs <= 0 || maxFrames == 0) return Napi::Number::New(env, count);
-
-  // A V2 ring wakes a reader blocked in poll() for every frame, and on a busy wire those
-  // wake-ups cost more than the frames (the kernel's receive path pays for them: in
-  // bench/wire.ts a 64-byte flood fell from 310k to 120k frames/s). So, interrupt moderation
-  // as NAPI does it: a reader that read kBusyFrames or more since it last waited (within the
-  // last millisecond) sleeps holdOffUs instead, and frames pile up into one batch without
-  // waking anyone; a reader on a quiet wire (a lone request) polls and is woken by the very
-  // next frame. V3 holds every frame up to 1 ms; this holds only those of a busy wire.
-  if (busy) {
-    uint64_t us = std::min<uint64_t>(ring->holdOffUs, uint64_t(timeoutMs) * 1000);
-    struct timespec pause = {static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
-    while (nanosleep(&pause, &pause) < 0 && errno == EINTR) {
-    }
-    std::lock_guard<std::mutex> lock(ring->readMu);
-    ring->waitedAtNs = MonotonicNs();
-    count = CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, &noRoom);
-    ring->sinceWait = count;
-    if (count > 0 || noRoom) return Napi::Number::New(env, count);
-  }
-
-  struct pollfd pfds[2] = {{fd, POLLIN | POLLERR, 0}, {ring->wakeFd, POLLIN, 0}};
-  int rc;
-  do rc = poll(pfds, 2, timeoutMs);
-  while (rc < 0 && errno == EINTR);
-  if (rc < 0) ThrowErrno(env, errno, "poll", "");
-  const struct pollfd& pfd = pfds[0];
-  if (pfd.revents & POLLNVAL) ThrowErrno(env, EBADF, "poll", "");
-  if (pfd.revents & POLLERR) ThrowSocketError(env, fd, "poll(POLLERR)");
-  if (pfds[1].revents & POLLIN) {
-    uint64_t wakes;
-    while (read(ring->wakeFd, &wakes, sizeof wakes) < 0 && errno == EINTR) {
-    }
-  }
-  std::lock_guard<std::mutex> lock(ring->readMu);
-  ring->waitedAtNs = MonotonicNs();
-  count = CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, &noRoom);
-  ring->sinceWait = count;
+  uint32_t count = ReadBatch(env, fd, *ring, timeoutMs, maxFrames == 0, [&](bool*) {
+    return ring->version == TPACKET_V2 ? LendFramesV2(*ring, spill.data, spill.length, meta.data, maxFrames)
+                                       : LendFramesV3(*ring, meta.data, maxFrames);
+  });
   return Napi::Number::New(env, count);
+}
+
+// ringView(fd): an ArrayBuffer over the whole ring (not a copy), for ringReadInPlace's offsets.
+// It holds the mapping: a socket closed meanwhile unmaps only when the buffer is collected.
+Napi::Value RingView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  std::shared_ptr<Ring> ring = FindRing(env, fd, "ringView");
+  auto* hold = new std::shared_ptr<Ring>(ring);
+  napi_value buffer;
+  napi_status status = napi_create_external_arraybuffer(
+      env, ring->map, ring->mapSize,
+      [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<Ring>*>(hint); }, hold, &buffer);
+  if (status != napi_ok) {
+    delete hold;
+    ThrowErrno(env, ENOTSUP, "ringView", "");
+  }
+  return Napi::Value(env, buffer);
 }
 
 // ringWake(fd): a ringRead blocked on `fd` (on any thread) returns now; one that is not
@@ -497,6 +642,8 @@ void CloseDroppingRing(Napi::Env env, int fd) {
 void RegisterPacketRing(Napi::Env env, Napi::Object exports) {
   exports.Set("ringOpen", Napi::Function::New(env, RingOpen, "ringOpen"));
   exports.Set("ringRead", Napi::Function::New(env, RingRead, "ringRead"));
+  exports.Set("ringReadInPlace", Napi::Function::New(env, RingReadInPlace, "ringReadInPlace"));
+  exports.Set("ringView", Napi::Function::New(env, RingView, "ringView"));
   exports.Set("ringStats", Napi::Function::New(env, RingStats, "ringStats"));
   exports.Set("ringWake", Napi::Function::New(env, RingWake, "ringWake"));
 }

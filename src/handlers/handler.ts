@@ -39,7 +39,7 @@ export const UNTRACKED = -1;
 
 /** Offsets of the fields the dispatcher parsed once, so handlers never parse again. */
 export interface ParsedFrame {
-  /** The frame (Ethernet header first). */
+  /** The memory the frame is in (the kernel's receive ring: not a copy, valid during the call only; the frame may start at any byte offset). */
   bytes: Uint8Array;
   /** Offset of the Ethernet header in `bytes`. */
   l2: number;

@@ -417,7 +417,7 @@ const SMOKE_OWNER = 1;
 function smokeFrame(protocol: number): ParsedFrame {
   const l4Bytes = 8;
   const length = 14 + 20 + l4Bytes;
-  // Room after the frame, as in the dispatcher's staging buffer: a handler that reads a
+  // Room after the frame, as in the kernel's ring the dispatcher reads in place: a handler that reads a
   // whole transport header reads zeros, not past the end of the buffer.
   const bytes = new Uint8Array(128);
   const l3 = writeEthernetHeader(bytes, 0, Uint8Array.of(2, 0, 10, 0, 0, 100), Uint8Array.of(0x52, 0x54, 0, 0, 0, 0x99), ETH_P_IP);

@@ -22,6 +22,10 @@ export const VNET_HDR_LEN = 10;
 export const META_WORDS = 4;
 /** Flag in meta word 3: the frame was cut to fit the ring (copied less than its wire length). */
 export const META_TRUNCATED = 0x100;
+/** Flag in meta word 3 (ringReadInPlace): the frame is in the spill buffer (a whole GSO frame), not the ring. */
+export const META_SPILLED = 0x200;
+/** A spill buffer that holds any GSO frame (64 KiB) with its Ethernet and virtio-net headers. */
+export const SPILL_BYTES = (64 << 10) + 64;
 /** Packet types found in the low byte of meta word 3 (linux/if_packet.h). */
 export const PacketType = {
   HOST: 0,
@@ -176,6 +180,8 @@ export interface NativeAddon {
   attachFilter(fd: number, program: Uint32Array): void;
   ringOpen(fd: number, opts: RingOptions): void;
   ringRead(fd: number, dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
+  ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array): number;
+  ringView(fd: number): ArrayBuffer;
   ringStats(fd: number): RingStats;
   ringWake(fd: number): void;
   send(fd: number, buf: Uint8Array, offset: number, length: number): number;
@@ -341,7 +347,7 @@ export function toPortError(op: PortOp, info: NativeErrorInfo, cause?: unknown):
   if (errno === 'ENOMEM' && op === 'ringOpen') {
     return make('LNLB_ERR_PORT_IO', `no memory for the receive ring (ENOMEM in ${syscall}): lower blockCount or blockSize (V3), frameCount or frameSize (V2)`);
   }
-  if (errno === 'EBADFD' && (op === 'ringRead' || op === 'ringStats')) {
+  if (errno === 'EBADFD' && (op === 'ringRead' || op === 'ringReadInPlace' || op === 'ringView' || op === 'ringStats')) {
     return make('LNLB_ERR_PORT_IO', `${op}: the socket has no receive ring (EBADFD): call ringOpen first, and do not use the fd after close`);
   }
   if (errno === 'EBUSY' && op === 'ringOpen') {
@@ -494,6 +500,33 @@ export function ringRead(
     return (loaded ?? addon()).ringRead(fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs);
   } catch (error) {
     return rethrowPortError('ringRead', error);
+  }
+}
+
+/**
+ * ringRead without the copy: the frames stay where the kernel put them, in the ring that
+ * {@link ringView} shows, and meta row i gives [offset in that view, length, length on the
+ * wire, pkttype | META_TRUNCATED | META_SPILLED]. They stay ours until the next call on this
+ * ring, which gives them back to the kernel first: read, decide and write a batch before
+ * asking for the next. A whole GSO frame too large for its slot (V2) is read into `spill`
+ * (at offset 0, META_SPILLED; at most one per batch; SPILL_BYTES always holds it). Frames
+ * may start at any byte offset (a V2 slot puts them 2 bytes past a word). Blocking, hold-off,
+ * ringWake and ENETDOWN are ringRead's.
+ */
+export function ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array): number {
+  try {
+    return (loaded ?? addon()).ringReadInPlace(fd, meta, maxFrames, timeoutMs, spill);
+  } catch (error) {
+    return rethrowPortError('ringReadInPlace', error);
+  }
+}
+
+/** The whole receive ring of `fd` as an ArrayBuffer (the kernel's pages, not a copy), for ringReadInPlace's offsets. */
+export function ringView(fd: number): ArrayBuffer {
+  try {
+    return addon().ringView(fd);
+  } catch (error) {
+    return rethrowPortError('ringView', error);
   }
 }
 

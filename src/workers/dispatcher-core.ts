@@ -7,12 +7,16 @@
  * cluster MAC and keeps flooding); other frames are checked (cluster MAC, IPv4, for the VIP),
  * parsed once, keyed by their handler, matched to a port rule by destination port (a
  * `disabled` rule drops here; the rule's affinity picks what the election hashes: the
- * handler's key, the source IP or the source /24), and copied with a 16-byte descriptor into the ring of
- * the actor that owns the key. One commit per ring per batch: no per-frame wake-up. The
- * election hash itself (keyed, ~20 ns) is left to the actor, which needs it only for a key it
- * does not track yet.
+ * handler's key, the source IP or the source /24), and handed to the actor that owns the key.
+ * The election hash itself (keyed, ~20 ns) is left to the actor, which needs it only for a
+ * key it does not track yet.
  *
- *   staging (local):  | vnet hdr | frame | pad | vnet hdr | frame | ...   (8-byte aligned)
+ * Frames are read in place (FrameSource): parsed where the kernel put them, in its ring, so a
+ * dropped frame is never copied. Under --workers 1 the actor is this thread (DirectHandoff) and
+ * a kept frame goes to the TAP from the ring: no copy in userspace at all. With actor threads
+ * (RingHandoff) a kept frame is copied once, with a 16-byte descriptor, into its actor's ring;
+ * one commit per ring per batch, no per-frame wake-up.
+ *
  *   actor ring record payload:
  *     word 0 keyLo · word 1 keyHi · word 2 what the election hashes (source, source /24, or
  *     keyLo when the rule's affinity is none: then with keyHi)
@@ -39,7 +43,7 @@ import {
 } from '../net/ipv4.js';
 import type { ByteRing } from '../shm/byte-ring.js';
 import { DispatcherCounter as C } from './counters.js';
-import { META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
+import { META_SPILLED, META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
 import type { FrameSource } from './ports.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 import type { HandlerErrorLog } from './handler-errors.js';
@@ -50,8 +54,8 @@ const NETWORK_MASK = 0xffffff00;
 
 export const DESCRIPTOR_BYTES = 16;
 const BATCH_FRAMES = 256;
-/** Frames are copied word by word below this size (no view allocated); larger ones with set(). */
-const WORD_COPY_LIMIT = 512;
+/** Frames are copied byte by byte below this size (no view allocated); larger ones with set(). */
+const BYTE_COPY_LIMIT = 256;
 
 export interface DispatcherConfig {
   source: FrameSource;
@@ -73,8 +77,6 @@ export interface DispatcherConfig {
    * frame to a multicast MAC as PACKET_MULTICAST, and TCP drops anything not PACKET_HOST.
    */
   tapMac?: Uint8Array | undefined;
-  /** Staging bytes for one batch; must hold a 64 KiB GSO frame. */
-  stagingBytes?: number;
   /** Port rules (default: the default rule alone: multiple, affinity single). */
   rules?: RuleSet;
   /** Where a throwing handler is reported (once per cause). */
@@ -97,7 +99,6 @@ export class FrameDispatcher {
   /** handler index by IP protocol (0..255) into #handlers. */
   readonly #handlerByProtocol = new Uint8Array(256);
   readonly #handlers: readonly ProtocolHandler[];
-  readonly #staging: Uint8Array;
   readonly #handoff: FrameHandoff;
   readonly #meta = new Uint32Array(BATCH_FRAMES * META_WORDS);
   readonly #ip = createIPv4Result();
@@ -126,11 +127,8 @@ export class FrameDispatcher {
     config.handlers.forEach((h, i) => {
       if (h.protocol !== 0) this.#handlerByProtocol[h.protocol] = i;
     });
-    // +8: the word copy may read up to 3 bytes past a frame's end.
-    const stagingBytes = config.stagingBytes ?? 1 << 20;
-    this.#staging = new Uint8Array(new ArrayBuffer(stagingBytes + 8));
-    this.#handoff = config.actor !== undefined ? new DirectHandoff(config.actor, this.#staging, config.nowSeconds ?? wallSeconds) : new RingHandoff(config.rings ?? [], this.#staging, config.actorSeed ?? 0);
-    this.#parsed = { bytes: this.#staging, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
+    this.#handoff = config.actor !== undefined ? new DirectHandoff(config.actor, config.nowSeconds ?? wallSeconds) : new RingHandoff(config.rings ?? [], config.actorSeed ?? 0);
+    this.#parsed = { bytes: config.source.bytes, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
     const rules = config.rules ?? compileRules([]);
     this.#tcpRule = rules.tcpRuleByPort;
     this.#udpRule = rules.udpRuleByPort;
@@ -143,19 +141,21 @@ export class FrameDispatcher {
   pollOnce(timeoutMs: number): number {
     this.#c[C.beat]!++; // the watchdog's sign of progress (watchdog.ts)
     const meta = this.#meta;
-    const n = this.#source.read(this.#staging, 0, this.#staging.length - 8, meta, BATCH_FRAMES, timeoutMs);
+    const source = this.#source;
+    const n = source.read(meta, BATCH_FRAMES, timeoutMs);
     if (n > 0) this.#handoff.beginBatch();
     for (let i = 0; i < n; i++) {
       const row = i * META_WORDS;
-      this.#dispatch(meta[row]!, meta[row + 1]!, meta[row + 3]!);
+      const flags = meta[row + 3]!;
+      this.#dispatch((flags & META_SPILLED) === 0 ? source.bytes : source.spill, meta[row]!, meta[row + 1]!, flags);
     }
     if (n > 0) this.#handoff.endBatch();
     return n;
   }
 
-  #dispatch(off: number, len: number, flags: number): void {
+  /** One frame at bytes[off, off + len): where the kernel put it (no copy to look at it). */
+  #dispatch(b: Uint8Array, off: number, len: number, flags: number): void {
     const c = this.#c;
-    const b = this.#staging;
     c[C.framesSeen]!++;
     c[C.bytesSeen]! += len;
     if ((flags & META_TRUNCATED) !== 0) {
@@ -170,7 +170,7 @@ export class FrameDispatcher {
     }
     const type = (b[l2 + 12]! << 8) | b[l2 + 13]!;
     if (type === ETH_P_ARP) {
-      this.#answerArp(l2, frameLen);
+      this.#answerArp(b, l2, frameLen);
       return;
     }
     if (!macEquals(b, l2, this.#clusterMac, 0)) {
@@ -191,6 +191,7 @@ export class FrameDispatcher {
       return;
     }
     const parsed = this.#parsed;
+    parsed.bytes = b;
     parsed.l2 = l2;
     parsed.l3 = ip[IPR_IP_OFFSET]!;
     const l4 = ip[IPR_L4_OFFSET]!;
@@ -235,14 +236,14 @@ export class FrameDispatcher {
     const affinity = this.#ruleAffinities[rule]!;
     const electionInput = affinity === AffinityCode.single ? src : affinity === AffinityCode.none ? keyLo : (src & NETWORK_MASK) >>> 0;
     if (this.#tapMac !== undefined) b.set(this.#tapMac, l2);
-    if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), off, len)) c[C.dropRingFull]!++;
+    if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), b, off, len)) c[C.dropRingFull]!++;
   }
 
-  #answerArp(l2: number, frameLen: number): void {
+  #answerArp(b: Uint8Array, l2: number, frameLen: number): void {
     const c = this.#c;
     const arp = this.#arp;
     // Replies and other ARP traffic on the LAN are not ours to answer.
-    if (parseArpRequest(this.#staging, l2, frameLen, arp) !== ArpParse.OK) return;
+    if (parseArpRequest(b, l2, frameLen, arp) !== ArpParse.OK) return;
     c[C.arpRequests]!++;
     if (arp.fields[ARPR_TARGET_IP] !== this.#vip) return;
     const tx = this.#tx;
@@ -267,8 +268,8 @@ function wallSeconds(): number {
 /** What the dispatcher hands a kept frame to: an actor thread's ring, or the actor it is itself. */
 interface FrameHandoff {
   beginBatch(): void;
-  /** The frame at staging[at, at + length) with its descriptor's words; false when there was no room (counted as ringFull). */
-  take(keyLo: number, keyHi: number, electionInput: number, meta: number, at: number, length: number): boolean;
+  /** The frame at bytes[at, at + length) (valid until the next read) with its descriptor's words; false when there was no room (counted as ringFull). */
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): boolean;
   endBatch(): void;
 }
 
@@ -280,18 +281,16 @@ export interface DirectActor {
 }
 
 /**
- * --workers 1: no hand-off at all. The frame is decided where it was read, in the batch's
- * staging memory, and written to the TAP from there: one copy (the ring's) per frame, one
- * thread woken per batch (the wire's poll), none of the ~100 µs cross-core wake-ups of a hand-off.
+ * --workers 1: no hand-off at all. The frame is decided where the kernel put it and written
+ * to the TAP from there: no copy in userspace, one thread woken per batch (the wire's poll),
+ * none of the ~100 µs cross-core wake-ups of a hand-off.
  */
 class DirectHandoff implements FrameHandoff {
   readonly #actor: DirectActor;
-  readonly #staging: Uint8Array;
   readonly #nowSeconds: () => number;
 
-  constructor(actor: DirectActor, staging: Uint8Array, nowSeconds: () => number) {
+  constructor(actor: DirectActor, nowSeconds: () => number) {
     this.#actor = actor;
-    this.#staging = staging;
     this.#nowSeconds = nowSeconds;
   }
 
@@ -299,8 +298,8 @@ class DirectHandoff implements FrameHandoff {
     this.#actor.beginBatch(this.#nowSeconds());
   }
 
-  take(keyLo: number, keyHi: number, electionInput: number, meta: number, at: number, length: number): boolean {
-    this.#actor.decideFrame(keyLo, keyHi, electionInput, meta, this.#staging, at, length);
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): boolean {
+    this.#actor.decideFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
     return true;
   }
 
@@ -310,31 +309,28 @@ class DirectHandoff implements FrameHandoff {
 }
 
 /**
- * --workers N ≥ 2: each frame is copied with its descriptor into the ring of the actor that
- * owns its key (seeded per process), and each ring touched is committed once per batch.
+ * --workers N ≥ 2: each kept frame is copied once, with its descriptor, from the kernel's ring
+ * into the ring of the actor that owns its key (seeded per process), and each ring touched is
+ * committed once per batch.
  */
 class RingHandoff implements FrameHandoff {
   readonly #rings: ByteRing[];
   readonly #ringWords: Uint32Array[];
-  readonly #staging: Uint8Array;
-  readonly #stagingWords: Uint32Array;
   readonly #actorSeed: number;
   /** Rings written in this batch, one bit per actor. */
   #touched = 0;
 
-  constructor(rings: ByteRing[], staging: Uint8Array, actorSeed: number) {
+  constructor(rings: ByteRing[], actorSeed: number) {
     if (rings.length > MAX_ACTORS) throw new RangeError(`at most ${MAX_ACTORS} actors`); // #touched is a bit mask
     if (rings.length === 0) throw new RangeError('a dispatcher needs an actor: rings or a direct one');
     this.#rings = rings;
     this.#ringWords = rings.map((r) => r.words);
-    this.#staging = staging;
-    this.#stagingWords = new Uint32Array(staging.buffer, staging.byteOffset, staging.byteLength >>> 2);
     this.#actorSeed = actorSeed;
   }
 
   beginBatch(): void {}
 
-  take(keyLo: number, keyHi: number, electionInput: number, meta: number, off: number, len: number): boolean {
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, off: number, len: number): boolean {
     const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);
     const ring = this.#rings[actor]!;
     const at = ring.reserve(DESCRIPTOR_BYTES + len);
@@ -346,15 +342,12 @@ class RingHandoff implements FrameHandoff {
     words[w + 2] = electionInput;
     words[w + 3] = meta;
     const dst = at + DESCRIPTOR_BYTES;
-    if (len <= WORD_COPY_LIMIT) {
-      // Both ends are 8-byte aligned and the record is padded to 8, so whole words fit.
-      const src = this.#stagingWords;
-      const from = off >>> 2;
-      const to = dst >>> 2;
-      const count = (len + 3) >>> 2;
-      for (let k = 0; k < count; k++) words[to + k] = src[from + k]!;
+    const to = ring.bytes;
+    if (len <= BYTE_COPY_LIMIT) {
+      // The kernel's frames start 2 bytes past a word: no word copy, and no view allocated.
+      for (let k = 0; k < len; k++) to[dst + k] = bytes[off + k]!;
     } else {
-      ring.bytes.set(this.#staging.subarray(off, off + len), dst);
+      to.set(bytes.subarray(off, off + len), dst);
     }
     this.#touched |= 1 << actor;
     return true;

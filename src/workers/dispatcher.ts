@@ -1,13 +1,14 @@
 /**
  * The dispatcher thread: one blocking loop over the AF_PACKET ring. It never needs its event
- * loop for frames, so it blocks in poll() (inside ringRead) for at most POLL_MS and checks the
- * stop word between batches; stopping takes at most POLL_MS. Nothing else needs it awake: a
+ * loop for frames, so it blocks in poll() (inside ringReadInPlace) for at most POLL_MS and
+ * checks the stop word between batches (a stop wakes the poll). Nothing else needs it awake: a
  * frame wakes it at once, and the watchdog judges it stuck only inside handler code.
  *
  * Between batches it also keeps the data socket's kernel filter (dispatcher-filter.ts): one
  * atomic load of the view's generation and one per actor of the draining masks' versions; a
- * program is built and attached only when what passes changes. A new view wakes it at once
- * when the main thread calls port.ringWake (a death); otherwise within POLL_MS.
+ * program is built and attached only when what passes changes. A view that changes what
+ * passes wakes it at once (port.ringWake, from the control plane or the main thread); a
+ * narrowing is its own deadline; anything else is seen at the next batch or within POLL_MS.
  *
  * Under --workers 1 this thread is also the actor (actor-host.ts): each batch is decided where
  * it was read and written to the TAP from there, with no hand-off to another thread. Its
@@ -34,10 +35,12 @@ import { FilterPlan, type FilterSwap } from './dispatcher-filter.js';
 import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 
 /**
- * 500: an idle dispatcher wakes twice a second (at 50 ms it woke 20 times, 0.19% of a core per
- * daemon, a tenth of an idle daemon's CPU), and an interface stops at most half a second later.
+ * The longest poll: nothing needs this thread on a quiet wire. Whatever it must act on wakes
+ * it (ringWake): a stop, a message for its actor, a new view or kernel filter; and its own
+ * deadlines (the filter's narrowing, the actor's housekeeping) shorten the poll. At 500 ms an
+ * idle dispatcher woke twice a second for nothing.
  */
-const POLL_MS = 500;
+const POLL_MS = 10_000;
 /** How often the kernel's drop counter is read (it costs a getsockopt): by time, not by batches. */
 const STATS_EVERY_MS = 200;
 

@@ -9,12 +9,19 @@ import * as port from '../port/native.js';
 /** Where frames come from (the wire). */
 export interface FrameSource {
   /**
-   * Copies up to `maxFrames` frames into `dst` from `dstOffset` (each 8-byte aligned, each
-   * starting with the virtio-net header when the port has one). Row i of `meta` (4 u32) is
-   * [offset in dst, length, length on the wire, pkttype | 0x100 if truncated]. Waits up to
-   * `timeoutMs` when nothing is ready. Returns the count.
+   * Where the frames of the last read are: meta offsets index `bytes` (the kernel's ring
+   * itself for the native source), or `spill` for a frame flagged META_SPILLED. Frames may
+   * start at any byte offset.
    */
-  read(dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
+  readonly bytes: Uint8Array;
+  readonly spill: Uint8Array;
+  /**
+   * Describes up to `maxFrames` frames (each starting with the virtio-net header when the
+   * port has one) without copying them: row i of `meta` (4 u32) is [offset, length, length on
+   * the wire, pkttype | META_TRUNCATED | META_SPILLED]. They stay valid until the next read.
+   * Waits up to `timeoutMs` when nothing is ready. Returns the count.
+   */
+  read(meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
   /** Sends one frame on the wire (with its virtio-net header when the port has one); 0 if dropped. */
   send(buf: Uint8Array, offset: number, length: number): number;
   /** Frames the kernel dropped because we did not read fast enough, since the start. */
@@ -27,18 +34,25 @@ export interface FrameSink {
   writeBatch(buf: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
 }
 
-export { META_TRUNCATED, META_WORDS } from '../port/native.js';
-import { META_WORDS } from '../port/native.js';
+export { META_SPILLED, META_TRUNCATED, META_WORDS } from '../port/native.js';
+import { META_WORDS, SPILL_BYTES } from '../port/native.js';
 
+/**
+ * The data socket's ring, read in place: a frame is never copied to be looked at, and a kept
+ * one goes to the TAP (or an actor's ring) from the kernel's own pages.
+ */
 export class PacketRingSource implements FrameSource {
   readonly #fd: number;
+  readonly bytes: Uint8Array;
+  readonly spill = new Uint8Array(SPILL_BYTES);
 
   constructor(fd: number) {
     this.#fd = fd;
+    this.bytes = new Uint8Array(port.ringView(fd));
   }
 
-  read(dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number): number {
-    return port.ringRead(this.#fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs);
+  read(meta: Uint32Array, maxFrames: number, timeoutMs: number): number {
+    return port.ringReadInPlace(this.#fd, meta, maxFrames, timeoutMs, this.spill);
   }
 
   send(buf: Uint8Array, offset: number, length: number): number {
@@ -62,32 +76,40 @@ export class TapSink implements FrameSink {
   }
 }
 
-/** Frames replayed from memory, round-robin over a fixed set, for tests and the replay benchmark. */
+/**
+ * Frames replayed from memory, round-robin over a fixed set, for tests and the replay
+ * benchmark: each read lays a batch out in `bytes` as the kernel's V2 ring does, every frame
+ * 2 bytes past a word (a reader that assumes aligned frames fails here too).
+ */
 export class MemoryFrameSource implements FrameSource {
   readonly #frames: Uint8Array[];
   #next = 0;
   /** Frames still to deliver; Infinity replays forever. */
   remaining: number;
   readonly sent: Uint8Array[] = [];
+  readonly bytes: Uint8Array;
+  readonly spill = new Uint8Array(0);
 
-  constructor(frames: Uint8Array[], total = frames.length) {
+  constructor(frames: Uint8Array[], total = frames.length, bufferBytes = 1 << 20) {
     this.#frames = frames;
     this.remaining = total;
+    this.bytes = new Uint8Array(bufferBytes);
   }
 
-  read(dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number): number {
+  read(meta: Uint32Array, maxFrames: number): number {
     let count = 0;
-    let at = dstOffset;
+    let at = 2;
+    const dst = this.bytes;
     while (count < maxFrames && this.remaining > 0 && this.#frames.length > 0) {
       const frame = this.#frames[this.#next]!;
-      if (at + frame.length > dstEnd) break;
+      if (at + frame.length > dst.length) break;
       dst.set(frame, at);
       const row = count * META_WORDS;
       meta[row] = at;
       meta[row + 1] = frame.length;
       meta[row + 2] = frame.length;
       meta[row + 3] = 0;
-      at = (at + frame.length + 7) & ~7;
+      at = ((at + frame.length + 7) & ~7) + 2;
       count++;
       this.remaining--;
       this.#next = this.#next + 1 === this.#frames.length ? 0 : this.#next + 1;

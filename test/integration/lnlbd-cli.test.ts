@@ -121,20 +121,21 @@ function threadNices(pid: number): number[] {
   });
 }
 
-test.serial('lnlbd threads run at --nice (-20 by default), the control thread at -20 whatever it is, the three datapath threads 10 steps lower (never below 0); without --node-name it announces the host name', async (t) => {
+test.serial('lnlbd threads run at --nice (-20 by default), the control thread at -20 whatever it is, the datapath threads (the dispatcher, and the actor threads of --workers N ≥ 2) 10 steps lower (never below 0); without --node-name it announces the host name', async (t) => {
   const l = theLab();
   const runDir = `${l.dir}/solo-nice`;
-  for (const [args, expected] of [[[], -20], [['--nice', '-7'], -7]] as const) {
+  for (const [args, expected] of [[[], -20], [['--nice', '-7', '--workers', '2'], -7]] as const) {
     const daemon = l.spawn('solo', [process.execPath, LNLBD, '--bind', 'eth0', '--vip', '10.0.0.100', '--run-dir', runDir, '--key-file', l.keyFile, ...args]);
     try {
       await l.waitForLog(daemon, /cluster interface up/, 10_000);
       const nices = threadNices(daemon.pid!);
-      t.true(nices.length >= 6, `${nices.length} threads`);
-      // The control thread raised itself further, the dispatcher and the two actors lowered
-      // themselves; all the others (V8's, libuv's, the main thread) are at --nice.
+      t.true(nices.length >= 4, `${nices.length} threads`);
+      // The control thread raised itself further, the dispatcher (the actor too by default) and
+      // the actor threads of --workers 2 lowered themselves; all the others (V8's, libuv's,
+      // the main thread) are at --nice.
       const datapath = Math.min(0, expected + 10);
       const apart = nices.filter((n) => n !== expected).sort((a, b) => a - b);
-      t.deepEqual(apart, expected === -20 ? [datapath, datapath, datapath] : [-20, datapath, datapath, datapath], `${args.join(' ') || 'default'}: ${nices.join(' ')}`);
+      t.deepEqual(apart, expected === -20 ? [datapath] : [-20, datapath, datapath, datapath], `${args.join(' ') || 'default'}: ${nices.join(' ')}`);
       // Without --node-name, the node announces the host's name.
       const status = await l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status', '--json']);
       const self = (JSON.parse(status.stdout) as { interfaces: { nodes: { self: boolean; name?: string }[] }[] }).interfaces[0]!.nodes.find((n) => n.self);
