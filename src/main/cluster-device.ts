@@ -27,7 +27,7 @@ export const VNET_HDR = true;
  *
  * v2, the default: each frame is readable the moment the kernel has written it (a request
  * through the VIP: p50 ~120 µs instead of ~1000 µs). Slots hold a whole frame of the device's
- * MTU (2048 bytes up to MTU 1958); GSO frames come whole through the socket's queue. A slot
+ * MTU (v2FrameSize: 1600 bytes at an MTU of 1500); GSO frames come whole through the socket's queue. A slot
  * takes a frame of any size, so N slots hold N frames: what a reader that stops can miss, at
  * the rate the wire delivers. On a busy wire the reader sleeps 500 µs between batches rather
  * than be woken for each frame (a 64-byte flood then reaches ~75–80% of v3's rate, 1514-byte

@@ -93,8 +93,14 @@ export interface DaemonOptions {
  * core they share: a ring only postpones the loss), 16384 more than 32768 did (79k–154k against
  * 37k in 1.5 s); the C reference, at 0.3 µs, loses none. v3: the same 32 MiB. The actor rings are shared
  * memory touched only by traffic: 8 MiB each, below which 1500 B floods fill them (ringFull).
+ *
+ * Measured again once the dispatcher read frames in place and was the actor itself
+ * (--workers 1, the default; bench/throughput.ts quick runs, 64 and 1500 B floods, N = 1 and
+ * 3): 8192 slots lost no frame in any run, and slots now fit the MTU (1600 bytes at 1500,
+ * not 2048), so the ring takes 12.5 MiB instead of 32: an idle daemon's RSS fell from 122 to
+ * 100 MiB with it (bench/memory.ts).
  */
-export const DEFAULT_RX_RING_FRAMES = 16384;
+export const DEFAULT_RX_RING_FRAMES = 8192;
 export const DEFAULT_RX_RING_BLOCKS = 128;
 export const DEFAULT_ACTOR_RING_KIB = 8192;
 
@@ -307,7 +313,7 @@ export const DAEMON_OPTIONS = [
   {
     key: 'rxRingFrames',
     flag: '--rx-ring-frames <n>',
-    description: `slots of the data socket's receive ring with --rx-ring v2, one frame each (2 KiB at an MTU up to 1958, so the default takes ${(DEFAULT_RX_RING_FRAMES * 2) / 1024} MiB, resident from the start): how many frames a reader that falls behind (a GC pause, a busy core) can miss before the kernel drops them`,
+    description: `slots of the data socket's receive ring with --rx-ring v2, one frame each (the MTU plus 90 bytes of headers, rounded up to 16: 1600 bytes at an MTU of 1500, so the default takes ${(DEFAULT_RX_RING_FRAMES * 1600) / (1 << 20)} MiB there, resident from the start): how many frames a reader that falls behind (a GC pause, a busy core) can miss before the kernel drops them`,
     default: DEFAULT_RX_RING_FRAMES,
     parse: integer(512, 1 << 18),
   },
