@@ -27,7 +27,7 @@ export interface ReplayResult {
   frames: number;
   /** Dispatcher + actors, the source's copy included. */
   nsPerFrame: number;
-  /** The dispatcher alone (reading the source, parsing, hashing, copying into the rings). */
+  /** The dispatcher alone (reading the source, parsing, hashing, copying into the rings; with one actor, deciding too). */
   dispatcherNsPerFrame: number;
   /** The actors alone (lookup, election, decision), per frame an actor handles. */
   actorNsPerFrame: number;
@@ -52,7 +52,8 @@ function referenceNs(frames: Uint8Array[], total: number): number {
 export function runReplay(actorCount: number, packet: DatapathPacket, total: number, sources = 65536, electionKey?: Uint32Array): ReplayResult {
   const frames = frameSet(packet, sources);
   // Node 1 of a 3-node view, with room for every source: the unit tests' simulated node.
-  const node = makeNode(1, frames, { actorCount, electionKey, trackerCapacity: 1 << 17, ringBytes: 8 << 20, keepDelivered: false });
+  // One actor: the daemon's --workers 1, the dispatcher deciding each frame itself (no ring).
+  const node = makeNode(1, frames, { actorCount, direct: actorCount === 1, electionKey, trackerCapacity: 1 << 17, ringBytes: 8 << 20, keepDelivered: false });
   publish(node, [1, 2, 3]);
   const { source, dispatcher, actors } = node;
   // Warm-up: the JIT, and the steady state in which every source is already tracked.
@@ -103,7 +104,19 @@ export async function benchReplay(o: BenchOptions): Promise<BenchResult> {
     json.push(...results);
     return results;
   };
-  for (const actors of [1, 2, 4]) {
+  {
+    const results = replay(1, UDP_TO_VIP, o.quick ? 300_000 : 3_000_000);
+    const total = spread(results.map((x) => x.dispatcherNsPerFrame + x.actorNsPerFrame));
+    const ref = spread(results.map((x) => x.referenceNsPerFrame));
+    rows.push({
+      figure: `replay 60 B, --workers 1 (the dispatcher is the actor): ns/frame, source included (ref: the source alone)`,
+      lnlb: fmtSpread(total, 1),
+      reference: fmtSpread(ref, 1),
+      ratio: ratio(total.median, ref.median),
+      goal: '',
+    });
+  }
+  for (const actors of [2, 4]) {
     const results = replay(actors, UDP_TO_VIP, o.quick ? 300_000 : 3_000_000);
     const dispatcher = spread(results.map((x) => x.dispatcherNsPerFrame));
     const actor = spread(results.map((x) => x.actorNsPerFrame));
@@ -129,7 +142,7 @@ export async function benchReplay(o: BenchOptions): Promise<BenchResult> {
     const total = spread(results.map((x) => x.dispatcherNsPerFrame + x.actorNsPerFrame));
     const ref = spread(results.map((x) => x.referenceNsPerFrame));
     rows.push({
-      figure: `replay fixture, 1 actor, ${packet.verdict}: ${packet.description}: ns/frame (ref: the source alone)`,
+      figure: `replay fixture, --workers 1, ${packet.verdict}: ${packet.description}: ns/frame (ref: the source alone)`,
       lnlb: fmtSpread(total, 1),
       reference: fmtSpread(ref, 1),
       ratio: ratio(total.median, ref.median),
