@@ -16,6 +16,13 @@
  * With <filter-file> (struct sock_filter records, as src/net/bucket-filter.ts assembles them)
  * that program replaces the plain one and picks this node's share in the kernel: every IPv4
  * frame that arrives is kept.
+ *
+ * TPACKET_TAP_RING=v2 in the environment: a TPACKET_V2 ring instead, as lnlb's default data
+ * socket reads it (src/main/cluster-device.ts rxRingOptions, native/packet-ring.cc): 8192 slots
+ * of 1600 bytes, each frame handed over at once, and the same interrupt moderation (a reader
+ * that read 8 frames or more within a millisecond of its last wait sleeps 500 µs instead of
+ * polling). With the V3 ring a lone frame waits for the 1 ms block timer, which batches an
+ * evenly paced stream for free: a reference for lnlb's v2 must pay the wake-ups v2 pays.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -36,11 +43,25 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VNET_HDR_LEN 10
 #define BLOCK_SIZE (256u << 10)
 #define BLOCK_COUNT 128u
+/* V2, as lnlb's default ring: slots fitting a 1500-byte MTU with the vnet header, 40 to a 64 KiB block. */
+#define V2_FRAME_SIZE 1600u
+#define V2_BLOCK_SIZE (64u << 10)
+#define V2_FRAMES 8192u
+#define V2_BUSY_FRAMES 8u
+#define V2_BUSY_WINDOW_NS 1000000ull
+#define V2_HOLD_OFF_US 500
+
+static uint64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static volatile sig_atomic_t stopping, snapshot;
 static void on_signal(int sig) {
@@ -118,7 +139,7 @@ static struct sock_fprog read_filter(const char *path) {
   return prog;
 }
 
-static int open_packet(const char *dev, const uint8_t mac[6], const char *filter_file, uint8_t **ring) {
+static int open_packet(const char *dev, const uint8_t mac[6], const char *filter_file, uint8_t **ring, int v2, unsigned *v2_frames) {
   uint32_t hi = (uint32_t)mac[0] << 24 | mac[1] << 16 | mac[2] << 8 | mac[3], lo = mac[4] << 8 | mac[5];
   struct sock_filter code[] = {
       BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
@@ -133,20 +154,30 @@ static int open_packet(const char *dev, const uint8_t mac[6], const char *filter
   };
   struct sock_fprog prog = {sizeof code / sizeof code[0], code};
   if (filter_file != NULL) prog = read_filter(filter_file);
-  int one = 1, v3 = TPACKET_V3;
+  int one = 1, version = v2 ? TPACKET_V2 : TPACKET_V3;
   /* Protocol 0: nothing is queued before bind(), when the filter is already in place. */
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (fd < 0) die("socket(AF_PACKET)");
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) die("SO_ATTACH_FILTER");
   if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) die("PACKET_VNET_HDR");
   if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) die("PACKET_IGNORE_OUTGOING");
-  if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v3, sizeof v3) < 0) die("PACKET_VERSION");
-  struct tpacket_req3 req = {
-      .tp_block_size = BLOCK_SIZE, .tp_block_nr = BLOCK_COUNT, .tp_frame_size = 2048,
-      .tp_frame_nr = BLOCK_SIZE / 2048 * BLOCK_COUNT, .tp_retire_blk_tov = 1,
-  };
-  if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) die("PACKET_RX_RING");
-  *ring = mmap(NULL, (size_t)BLOCK_SIZE * BLOCK_COUNT, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) < 0) die("PACKET_VERSION");
+  size_t map_size;
+  if (v2) {
+    unsigned per_block = V2_BLOCK_SIZE / V2_FRAME_SIZE, blocks = (V2_FRAMES + per_block - 1) / per_block;
+    struct tpacket_req req = {.tp_block_size = V2_BLOCK_SIZE, .tp_block_nr = blocks, .tp_frame_size = V2_FRAME_SIZE, .tp_frame_nr = blocks * per_block};
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) die("PACKET_RX_RING");
+    map_size = (size_t)V2_BLOCK_SIZE * blocks;
+    *v2_frames = blocks * per_block;
+  } else {
+    struct tpacket_req3 req = {
+        .tp_block_size = BLOCK_SIZE, .tp_block_nr = BLOCK_COUNT, .tp_frame_size = 2048,
+        .tp_frame_nr = BLOCK_SIZE / 2048 * BLOCK_COUNT, .tp_retire_blk_tov = 1,
+    };
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) die("PACKET_RX_RING");
+    map_size = (size_t)BLOCK_SIZE * BLOCK_COUNT;
+  }
+  *ring = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (*ring == MAP_FAILED) die("mmap");
   unsigned ifindex = if_nametoindex(dev);
   if (ifindex == 0) die(dev);
@@ -173,11 +204,29 @@ int main(int argc, char **argv) {
   int tap = open_tap(argv[2], mac, argv[4]);
   uint8_t *ring;
   const char *filter_file = argc == 8 ? argv[7] : NULL;
-  int fd = open_packet(argv[1], mac, filter_file, &ring);
+  const char *ring_kind = getenv("TPACKET_TAP_RING");
+  int v2 = ring_kind != NULL && strcmp(ring_kind, "v2") == 0;
+  unsigned v2_frames = 0;
+  int fd = open_packet(argv[1], mac, filter_file, &ring, v2, &v2_frames);
   fprintf(stderr, "ready\n");
 
   unsigned long long seen = 0, kept = 0, written = 0, writeErrors = 0, drops = 0;
   unsigned block = 0;
+  unsigned slot = 0, since_wait = 0;
+  uint64_t waited_at = 0;
+#define HANDLE_FRAME(eth, snaplen)                                                                   \
+  do {                                                                                             \
+    seen++;                                                                                        \
+    if ((snaplen) >= 34 && (eth)[12] == 0x08 && (eth)[13] == 0x00) {                               \
+      uint32_t src;                                                                                \
+      memcpy(&src, (eth) + 26, 4);                                                                 \
+      if (filter_file != NULL || hash32(ntohl(src)) % nodes == index) {                            \
+        kept++;                                                                                    \
+        if (write(tap, (eth) - VNET_HDR_LEN, (snaplen) + VNET_HDR_LEN) >= 0) written++;             \
+        else writeErrors++;                                                                        \
+      }                                                                                            \
+    }                                                                                              \
+  } while (0)
   for (;;) {
     if (stopping || snapshot) {
       struct tpacket_stats_v3 st = {0}; /* the kernel resets these on each read */
@@ -190,6 +239,31 @@ int main(int argc, char **argv) {
       snapshot = 0;
       if (stopping) return 0;
     }
+    if (v2) {
+      unsigned per_block = V2_BLOCK_SIZE / V2_FRAME_SIZE;
+      unsigned n = 0;
+      for (;;) {
+        struct tpacket2_hdr *h = (void *)(ring + (size_t)(slot / per_block) * V2_BLOCK_SIZE + (size_t)(slot % per_block) * V2_FRAME_SIZE);
+        if ((__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) break;
+        uint8_t *eth = (uint8_t *)h + h->tp_mac;
+        HANDLE_FRAME(eth, h->tp_snaplen);
+        __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+        slot = slot + 1 == v2_frames ? 0 : slot + 1;
+        n++;
+      }
+      since_wait += n;
+      if (n > 0) continue;
+      if (since_wait >= V2_BUSY_FRAMES && monotonic_ns() - waited_at < V2_BUSY_WINDOW_NS) {
+        struct timespec pause = {0, V2_HOLD_OFF_US * 1000L};
+        nanosleep(&pause, NULL);
+      } else {
+        struct pollfd pfd = {fd, POLLIN | POLLERR, 0};
+        if (poll(&pfd, 1, 100) < 0 && errno != EINTR) die("poll");
+      }
+      waited_at = monotonic_ns();
+      since_wait = 0;
+      continue;
+    }
     struct tpacket_block_desc *desc = (void *)(ring + (size_t)block * BLOCK_SIZE);
     if ((__atomic_load_n(&desc->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) == 0) {
       struct pollfd pfd = {fd, POLLIN | POLLERR, 0};
@@ -200,16 +274,7 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; i < desc->hdr.bh1.num_pkts; i++) {
       struct tpacket3_hdr *h = (void *)frame;
       uint8_t *eth = frame + h->tp_mac;
-      seen++;
-      if (h->tp_snaplen >= 34 && eth[12] == 0x08 && eth[13] == 0x00) {
-        uint32_t src;
-        memcpy(&src, eth + 26, 4);
-        if (filter_file != NULL || hash32(ntohl(src)) % nodes == index) {
-          kept++;
-          if (write(tap, eth - VNET_HDR_LEN, h->tp_snaplen + VNET_HDR_LEN) >= 0) written++;
-          else writeErrors++;
-        }
-      }
+      HANDLE_FRAME(eth, h->tp_snaplen);
       frame += h->tp_next_offset;
     }
     __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
