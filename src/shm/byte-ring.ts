@@ -32,6 +32,7 @@ import {
   RING_CAPACITY_WORD,
   RING_CONTROL_BYTES,
   RING_CONTROL_WORDS,
+  RING_DOORBELL,
   RING_HEAD,
   RING_MAGIC,
   RING_MAGIC_WORD,
@@ -180,31 +181,49 @@ export class ByteRing {
    * Publishes every record reserved since the last commit: one Atomics.store of HEAD, then an
    * Atomics.notify only if the consumer said it is going to sleep.
    *
-   * Pairs with the Atomics.waitAsync / Atomics.wait in waitAsync() / waitSync() below.
-   * Ordering (Dekker): producer = store HEAD; load SLEEPING. Consumer = store SLEEPING=1;
-   * load HEAD; wait while HEAD is unchanged. All four are seq-cst, so in their single total
-   * order either (a) our load of SLEEPING comes after the consumer's store of 1: we notify,
-   * and the notify finds the waiter, or, if it runs before the consumer's wait, the wait's own
-   * check (done atomically with enqueueing the waiter) sees the new HEAD and returns
-   * 'not-equal'; or (b) our load comes before that store: then our store of HEAD comes before
-   * the consumer's load of HEAD, which sees the new value and does not sleep. No commit can be
-   * missed by a sleeping consumer.
+   * Pairs with the Atomics.waitAsync / Atomics.wait in waitAsync() / waitSync() below, which
+   * wait on the doorbell (read before SLEEPING is set) rather than on HEAD, so that other
+   * reasons to wake (wakeConsumer) ring the same bell.
+   * Ordering (Dekker): producer = store HEAD; load SLEEPING; if set, ring (add to the bell,
+   * notify). Consumer = read the bell; store SLEEPING=1; load HEAD; wait while the bell is
+   * unchanged. All are seq-cst, so in their single total order either (a) our load of SLEEPING
+   * comes after the consumer's store of 1: we ring, and the notify finds the waiter, or, if it
+   * runs before the consumer's wait, the wait's own check (done atomically with enqueueing the
+   * waiter) sees a bell other than the one read before and returns 'not-equal'; or (b) our
+   * load comes before that store: then our store of HEAD comes before the consumer's load of
+   * HEAD, which sees the new value and does not sleep. No commit can be missed by a sleeping
+   * consumer.
    */
   commit(): void {
     const pos = this.reservePos;
     if (pos === this.committedPos) return;
     this.committedPos = pos;
     Atomics.store(this.control, RING_HEAD, pos);
-    if (Atomics.load(this.control, RING_SLEEPING) !== 0) Atomics.notify(this.control, RING_HEAD, 1);
+    if (Atomics.load(this.control, RING_SLEEPING) !== 0) this.#ring();
+  }
+
+  #ring(): void {
+    Atomics.add(this.control, RING_DOORBELL, 1);
+    Atomics.notify(this.control, RING_DOORBELL, 1);
   }
 
   /**
-   * Wakes a sleeping consumer without publishing anything (from any thread): it returns from
-   * its wait as if records had arrived, finds none, and looks at whatever else changed (a new
-   * view, say) before sleeping again.
+   * Wakes the consumer without publishing anything (from any thread): a sleeping one returns
+   * from its wait as if records had arrived, finds none, and looks at whatever else changed (a
+   * new view, a message) before sleeping again; one about to sleep does not (the doorbell rang
+   * since it read it: see waitSync).
    */
   wakeConsumer(): void {
-    if (Atomics.load(this.control, RING_SLEEPING) !== 0) Atomics.notify(this.control, RING_HEAD, 1);
+    this.#ring();
+  }
+
+  /**
+   * The doorbell's count now. A consumer that reads it before it looks for work (records,
+   * messages) and passes it to waitSync sleeps only if nothing rang since: a wakeConsumer()
+   * after a message was posted is never lost, whatever the order of the two threads.
+   */
+  doorbell(): number {
+    return Atomics.load(this.control, RING_DOORBELL);
   }
 
   /** Records refused because the ring was full (or too large for it). */
@@ -270,16 +289,16 @@ export class ByteRing {
    * re-read head. Returns the head to wait on, or null (and clears the flag) when records
    * arrived meanwhile — the commit that raced with us will not notify, so we must not wait.
    */
-  private announceSleep(): number | null {
+  private announceSleep(): boolean {
     const control = this.control;
     this.endRead();
     Atomics.store(control, RING_SLEEPING, 1);
     const head = Atomics.load(control, RING_HEAD);
     if (head !== this.readPos) {
       Atomics.store(control, RING_SLEEPING, 0);
-      return null;
+      return false;
     }
-    return head;
+    return true;
   }
 
   /**
@@ -299,9 +318,9 @@ export class ByteRing {
    */
   waitAsync(timeoutMs = Infinity, keepAlive = true): Promise<RingWaitResult> | null {
     const control = this.control;
-    const head = this.announceSleep();
-    if (head === null) return null;
-    const r = AtomicsAsync.waitAsync(control, RING_HEAD, head, timeoutMs);
+    const bell = this.doorbell();
+    if (!this.announceSleep()) return null;
+    const r = AtomicsAsync.waitAsync(control, RING_DOORBELL, bell, timeoutMs);
     if (!r.async) {
       Atomics.store(control, RING_SLEEPING, 0);
       return Promise.resolve(r.value);
@@ -316,16 +335,17 @@ export class ByteRing {
   }
 
   /**
-   * Blocking variant of waitAsync() for a consumer thread without an event loop to keep
-   * (never on the main thread). Returns null if records are already there.
+   * Blocking variant of waitAsync() for a consumer thread that does not use its event loop
+   * (never on the main thread). Returns null if records are already there. `bell`: the
+   * doorbell() read before the consumer last looked for work (default: now); it sleeps only
+   * if the doorbell has not rung since.
    *
-   * Ended by the Atomics.notify in commit(); same ordering argument as there.
+   * Ended by commit() or wakeConsumer(); same ordering argument as commit()'s, on the doorbell.
    */
-  waitSync(timeoutMs = Infinity): RingWaitResult | null {
+  waitSync(timeoutMs = Infinity, bell = this.doorbell()): RingWaitResult | null {
     const control = this.control;
-    const head = this.announceSleep();
-    if (head === null) return null;
-    const v = Atomics.wait(control, RING_HEAD, head, timeoutMs);
+    if (!this.announceSleep()) return null;
+    const v = Atomics.wait(control, RING_DOORBELL, bell, timeoutMs);
     Atomics.store(control, RING_SLEEPING, 0);
     if (v === 'ok') Atomics.add(control, RING_WAKEUPS, 1);
     return v;

@@ -40,6 +40,8 @@ export const RING_WAKEUPS = 18;
 export const RING_CONSUMER_USER = 19;
 export const RING_CONSUMER_USER_COUNT = 13;
 export const RING_MAGIC_WORD = 32;
+/** Line 3: the consumer's doorbell, rung by commit() when it sleeps and by wakeConsumer() always; it waits on this word. */
+export const RING_DOORBELL = 48;
 export const RING_CAPACITY_WORD = 33;
 export const RING_MAGIC = 0x4c4e5242; // 'LNRB'
 export const RING_CONTROL_BYTES = 256;

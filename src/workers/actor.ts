@@ -1,12 +1,14 @@
 /**
  * An actor thread (--workers N ≥ 2): the actor (actor-host.ts) fed from the dispatcher's ring.
- * Its event loop must stay free for control messages (node died, snapshot, load, stop), so it
- * sleeps with Atomics.waitAsync on its ring rather than Atomics.wait: the dispatcher's commit()
- * stores the ring head and then notifies if the actor said it was sleeping (see ByteRing for
- * the ordering argument).
+ * It never yields to its event loop: it sleeps in Atomics.wait on its ring's doorbell, which
+ * the dispatcher's commit() rings when it said it was sleeping, and takes its control messages
+ * (node died, snapshot, load, stop) with receiveMessageOnPort between batches; the main thread
+ * rings the doorbell after posting one (ByteRing.wakeConsumer). A futex wake-up, not a task
+ * posted to a libuv loop and a promise resolved: Atomics.waitAsync cost a frame ~10x the
+ * kernel path's p99 in the latency bench.
  */
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import type { ProtocolHandler } from '../handlers/handler.js';
 import { loadHandler } from '../handlers/loader.js';
@@ -15,14 +17,12 @@ import { createActorHost } from './actor-host.js';
 import type { ActorData, MainToActor, WorkerToMain } from './messages.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 
-/** Batches processed back to back before yielding to the event loop for control messages. */
-const BATCHES_BEFORE_YIELD = 64;
+/** Batches processed back to back before looking at control messages and housekeeping. */
+const BATCHES_BEFORE_LOOKING = 64;
 
 function post(message: WorkerToMain): void {
   parentPort?.postMessage(message);
 }
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 async function run(data: ActorData): Promise<void> {
   nameOwnThread(`lnlb-actor-${data.index}`);
@@ -33,25 +33,23 @@ async function run(data: ActorData): Promise<void> {
   for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
   const host = createActorHost(data, handlers, ring);
   const actor = host.core;
-  parentPort?.on('message', (message: MainToActor) => {
-    host.handle(message);
-    ring.wakeConsumer();
-  });
+  const port = parentPort!;
   post({ type: 'ready', tid: ownThreadId() });
-  while (host.running) {
+  for (;;) {
+    // Read before looking for work: a message posted after this rings the bell, and the wait
+    // below returns at once (ByteRing.waitSync).
+    const bell = ring.doorbell();
+    for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) host.handle(m.message as MainToActor);
+    if (!host.running) break;
     let batches = 0;
     let nowSeconds = Math.floor(Date.now() / 1000);
-    while (batches < BATCHES_BEFORE_YIELD && actor.processAvailable(nowSeconds) > 0) {
+    while (batches < BATCHES_BEFORE_LOOKING && actor.processAvailable(nowSeconds) > 0) {
       batches++;
       if ((batches & 7) === 0) nowSeconds = Math.floor(Date.now() / 1000);
     }
     const sleepMs = host.tick(nowSeconds);
-    if (batches === BATCHES_BEFORE_YIELD) {
-      await yieldToEventLoop();
-      continue;
-    }
-    const wait = ring.waitAsync(sleepMs);
-    if (wait) await wait;
+    if (batches === BATCHES_BEFORE_LOOKING) continue;
+    ring.waitSync(sleepMs, bell);
   }
   host.close();
   post({ type: 'stopped' });

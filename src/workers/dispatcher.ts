@@ -79,25 +79,28 @@ async function run(data: DispatcherData): Promise<void> {
   const filter = kernelFilter(data, counters);
   const control = new Int32Array(data.control);
   post({ type: 'ready', tid: ownThreadId() });
-  let statsAt = performance.now() + STATS_EVERY_MS;
+  // One clock read per batch (a flood reads many small batches): every deadline below uses it.
+  let now = performance.now();
+  let statsAt = now + STATS_EVERY_MS;
   /** When the actor's housekeeping is next due (performance.now() ms). */
   let tickAt = 0;
   while (Atomics.load(control, 0) === 0) {
-    let timeoutMs = filter.timeoutMs(POLL_MS);
-    if (host !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, Math.ceil(tickAt - performance.now())));
+    let timeoutMs = filter.timeoutMs(POLL_MS, now);
+    if (host !== undefined) timeoutMs = Math.min(timeoutMs, Math.max(0, Math.ceil(tickAt - now)));
     try {
       const n = dispatcher.pollOnce(timeoutMs);
+      now = performance.now();
       // No frames: a new view may have ended a round with frames held (the control plane wakes this poll).
       if (host !== undefined && n === 0) host.core.processAvailable(Math.floor(Date.now() / 1000));
-      filter.check();
+      filter.check(now);
     } catch (err) {
       // The port reports a link going down once (ENETDOWN) and resumes when it is back: a
       // fact to count and log, not a reason to stop the datapath.
       if (!isLnlbError(err) || err.errno !== 'ENETDOWN') throw err;
       counters[DispatcherCounter.linkDownEvents]!++;
       post({ type: 'link-down' });
+      now = performance.now();
     }
-    const now = performance.now();
     if (host !== undefined) {
       if (Atomics.load(control, 1) !== 0) {
         // Cleared before reading: a message posted meanwhile raises it again.
@@ -123,7 +126,7 @@ async function run(data: DispatcherData): Promise<void> {
  * attaches what the plan says. A refused program is counted, reported once, and replaced by
  * the plain filter (every frame passes: userspace decides, as without a filter).
  */
-function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs(max: number): number; check(): void } {
+function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs(max: number, now: number): number; check(now: number): void } {
   const plan = new FilterPlan({ election: data.election, rules: compileRules(data.rules), handlers: data.handlers.map((h) => h.spec), clusterMac: data.clusterMac, vip: data.vip, electionKey: data.electionKey });
   const gauges = (): void => {
     counters[DispatcherCounter.kernelFilterBuckets] = plan.buckets;
@@ -165,12 +168,12 @@ function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs
     gauges();
   };
   return {
-    timeoutMs: (max) => Math.min(max, Math.max(0, Math.ceil(plan.narrowAt - performance.now()))),
-    check: () => {
+    timeoutMs: (max, now) => Math.min(max, Math.max(0, Math.ceil(plan.narrowAt - now))),
+    check: (now) => {
       const g = reader.generation();
       const d = draining.version();
       if (g === generation && d === drainingVersion) {
-        attach(plan.tick(performance.now()));
+        attach(plan.tick(now));
         return;
       }
       // An odd generation: the writer is busy; read() waits for it (a few loads).
@@ -179,7 +182,7 @@ function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs
       drainingVersion = d;
       drainingMask.fill(0);
       draining.unionInto(drainingMask);
-      attach(plan.update(view, drainingMask, performance.now()));
+      attach(plan.update(view, drainingMask, now));
     },
   };
 }

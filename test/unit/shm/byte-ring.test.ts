@@ -214,3 +214,19 @@ test('two threads: a worker produces 200k records, the consumer sleeps with wait
   t.is(ring.beginRead(), 0);
   t.log(`sleeps ${sleeps}, wakeups ${ring.wakeups}, producer refusals (ring full) ${ring.overflows}`);
 });
+
+test('waitSync with the doorbell read before looking for work: a wakeConsumer rung in between (a message posted) ends the wait at once; without one it times out', (t) => {
+  const ring = new ByteRing(ByteRing.allocate(1024));
+  const bell = ring.doorbell();
+  ring.wakeConsumer(); // the main thread posted a message after the consumer looked at its port
+  const t0 = performance.now();
+  t.is(ring.waitSync(5000, bell), 'not-equal');
+  t.true(performance.now() - t0 < 1000, 'did not sleep');
+  t.is(ring.waitSync(20, ring.doorbell()), 'timed-out');
+  // A commit while the consumer sleeps rings the same bell.
+  const producer = new ByteRing(ring.sab);
+  const before = ring.doorbell();
+  t.true(producer.reserve(8) >= 0);
+  producer.commit();
+  t.is(ring.waitSync(1000, before), null, 'the record is there: no sleep at all');
+});
