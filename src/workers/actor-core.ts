@@ -37,7 +37,7 @@ import { countBuckets, DrainingBuckets, DRAINING_MASK_WORDS } from '../shm/drain
 import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_MAX_NODES, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
-import { DESCRIPTOR_BYTES } from './dispatcher-core.js';
+import { DESCRIPTOR_BYTES, FRAME_SHIFT_MASK } from './dispatcher-core.js';
 import type { FrameSink } from './ports.js';
 import type { HandlerErrorLog } from './handler-errors.js';
 import { handlerCall, HandlerMethod as M } from './watchdog.js';
@@ -208,7 +208,9 @@ export class ActorCore {
     while ((at = ring.next()) >= 0) {
       count++;
       const w = at >>> 2;
-      this.#decide(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, bytes, at + DESCRIPTOR_BYTES, ring.recordLength - DESCRIPTOR_BYTES, true);
+      // The frame keeps its offset modulo 4 from the kernel's ring (the dispatcher's word copy).
+      const shift = ring.recordFlags & FRAME_SHIFT_MASK;
+      this.#decide(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, bytes, at + DESCRIPTOR_BYTES + shift, ring.recordLength - DESCRIPTOR_BYTES - shift, true);
     }
     this.#c[C.framesIn]! += count;
     this.#flush(); // before endRead: the frames are written straight from ring memory

@@ -21,7 +21,7 @@
  *     word 0 keyLo · word 1 keyHi · word 2 what the election hashes (source, source /24, or
  *     keyLo when the rule's affinity is none: then with keyHi)
  *     word 3 handler index (bits 0-7) | port rule index (8-15) | the handler's frame flags (16-31)
- *     byte 16: vnet hdr (10 bytes when the port has it) · Ethernet frame
+ *     byte 16 + shift (the record's flags, 0-3): vnet hdr (10 bytes when the port has it) · Ethernet frame
  */
 
 import { actorForKey } from '../cluster/hash.js';
@@ -54,8 +54,11 @@ const NETWORK_MASK = 0xffffff00;
 
 export const DESCRIPTOR_BYTES = 16;
 const BATCH_FRAMES = 256;
-/** Frames are copied byte by byte below this size (no view allocated); larger ones with set(). */
-const BYTE_COPY_LIMIT = 256;
+/**
+ * In an actor ring record, the frame starts this many bytes (0-3) after the descriptor: the
+ * offset modulo 4 it had in the kernel's ring (ByteRing record flags), so it is copied in words.
+ */
+export const FRAME_SHIFT_MASK = 3;
 
 export interface DispatcherConfig {
   source: FrameSource;
@@ -127,7 +130,7 @@ export class FrameDispatcher {
     config.handlers.forEach((h, i) => {
       if (h.protocol !== 0) this.#handlerByProtocol[h.protocol] = i;
     });
-    this.#handoff = config.actor !== undefined ? new DirectHandoff(config.actor, config.nowSeconds ?? wallSeconds) : new RingHandoff(config.rings ?? [], config.actorSeed ?? 0);
+    this.#handoff = config.actor !== undefined ? new DirectHandoff(config.actor, config.nowSeconds ?? wallSeconds) : new RingHandoff(config.rings ?? [], config.actorSeed ?? 0, config.source);
     this.#parsed = { bytes: config.source.bytes, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
     const rules = config.rules ?? compileRules([]);
     this.#tcpRule = rules.tcpRuleByPort;
@@ -312,20 +315,32 @@ class DirectHandoff implements FrameHandoff {
  * --workers N ≥ 2: each kept frame is copied once, with its descriptor, from the kernel's ring
  * into the ring of the actor that owns its key (seeded per process), and each ring touched is
  * committed once per batch.
+ *
+ * The copy is word by word, with no view allocated: the kernel's frames start 2 bytes past a
+ * word (a V2 slot), so the record keeps the frame at the same offset modulo 4 (the record's
+ * flags carry it: FRAME_SHIFT_MASK), and whole words are copied from the word the frame starts
+ * in. The bytes before and after the frame in those words are padding.
  */
 class RingHandoff implements FrameHandoff {
   readonly #rings: ByteRing[];
   readonly #ringWords: Uint32Array[];
   readonly #actorSeed: number;
+  /** The source's memories as words (the ring's view and the spill), to copy from. */
+  readonly #sourceBytes: Uint8Array;
+  readonly #sourceWords: Uint32Array;
+  readonly #spillWords: Uint32Array;
   /** Rings written in this batch, one bit per actor. */
   #touched = 0;
 
-  constructor(rings: ByteRing[], actorSeed: number) {
+  constructor(rings: ByteRing[], actorSeed: number, source: FrameSource) {
     if (rings.length > MAX_ACTORS) throw new RangeError(`at most ${MAX_ACTORS} actors`); // #touched is a bit mask
     if (rings.length === 0) throw new RangeError('a dispatcher needs an actor: rings or a direct one');
     this.#rings = rings;
     this.#ringWords = rings.map((r) => r.words);
     this.#actorSeed = actorSeed;
+    this.#sourceBytes = source.bytes;
+    this.#sourceWords = wordsOf(source.bytes);
+    this.#spillWords = wordsOf(source.spill);
   }
 
   beginBatch(): void {}
@@ -333,7 +348,8 @@ class RingHandoff implements FrameHandoff {
   take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, off: number, len: number): boolean {
     const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);
     const ring = this.#rings[actor]!;
-    const at = ring.reserve(DESCRIPTOR_BYTES + len);
+    const shift = off & FRAME_SHIFT_MASK;
+    const at = ring.reserve(DESCRIPTOR_BYTES + shift + len, shift);
     if (at < 0) return false;
     const words = this.#ringWords[actor]!;
     const w = at >>> 2;
@@ -341,14 +357,13 @@ class RingHandoff implements FrameHandoff {
     words[w + 1] = keyHi;
     words[w + 2] = electionInput;
     words[w + 3] = meta;
-    const dst = at + DESCRIPTOR_BYTES;
-    const to = ring.bytes;
-    if (len <= BYTE_COPY_LIMIT) {
-      // The kernel's frames start 2 bytes past a word: no word copy, and no view allocated.
-      for (let k = 0; k < len; k++) to[dst + k] = bytes[off + k]!;
-    } else {
-      to.set(bytes.subarray(off, off + len), dst);
-    }
+    const src = bytes === this.#sourceBytes ? this.#sourceWords : this.#spillWords;
+    // From the word the frame starts in to the one it ends in: the record is padded to 8 and
+    // the source has room after its last frame (a slot, the spill's slack).
+    const from = (off - shift) >>> 2;
+    const to = w + (DESCRIPTOR_BYTES >>> 2);
+    const count = (shift + len + 3) >>> 2;
+    for (let k = 0; k < count; k++) words[to + k] = src[from + k]!;
     this.#touched |= 1 << actor;
     return true;
   }
@@ -360,4 +375,9 @@ class RingHandoff implements FrameHandoff {
     }
     this.#touched = 0;
   }
+}
+
+/** The whole words of a memory that starts on a word (the kernel's ring, the spill, a memory source). */
+function wordsOf(bytes: Uint8Array): Uint32Array {
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
 }

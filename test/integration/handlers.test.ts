@@ -85,11 +85,11 @@ function histogram(values: Iterable<string>): Record<string, number> {
   return counts;
 }
 
-test.serial('--handler tcp=tcp: one long TCP connection flows on while a node joins and another is killed', async (t) => {
+test.serial('--handler tcp=tcp: one long TCP connection flows on while a node joins and another is killed (node2 with two actor threads, --workers 2)', async (t) => {
   await withLab({ nodes: 3, clientAddresses: 1 }, async (lab) => {
     const args = ['--handler', 'tcp=tcp'];
     lab.startDaemon('node1', args);
-    lab.startDaemon('node2', args);
+    lab.startDaemon('node2', [...args, '--workers', '2']);
     await lab.waitConverged(['node1', 'node2'], 20_000);
     await Promise.all(['node1', 'node2'].map((node) => lab.startHttpServer(node)));
 
@@ -159,11 +159,11 @@ export default {
 `;
 }
 
-test.serial('--handler udp=udp: every UDP flow is answered by one node throughout, flows are spread, conntrack lists them', async (t) => {
+test.serial('--handler udp=udp: every UDP flow is answered by one node throughout, flows are spread, conntrack lists them (node3 with three actor threads, --workers 3)', async (t) => {
   const FLOWS = 8;
   const COUNT = 20;
   await withLab({ nodes: 3, clientAddresses: FLOWS }, async (lab) => {
-    for (const node of lab.nodes) lab.startDaemon(node, ['--handler', 'udp=udp']);
+    for (const node of lab.nodes) lab.startDaemon(node, ['--handler', 'udp=udp', ...(node === 'node3' ? ['--workers', '3'] : [])]);
     await lab.waitConverged(lab.nodes, 20_000);
     await Promise.all(
       lab.nodes.map(async (node) => {
