@@ -154,6 +154,12 @@ export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 
   acceptsStateFrom: (macKey: number) => boolean;
   /** A frame for our cluster failed authentication in a way that names a misconfigured peer. */
   onUnauthenticated: (macKey: number, verdict: UnauthenticatedVerdict, claimsJoined: boolean) => void;
+  /**
+   * A batch read because the socket was readable is done (not one read by `readWaiting`): the
+   * handlers above may leave what the frames call for (timers, replies) to one run here, per
+   * batch rather than per frame (control-plane.ts: one drive per wake-up).
+   */
+  onReadDone?: () => void;
   /** Default DEFAULT_STRANGER_HMACS_PER_SECOND. */
   strangerHmacsPerSecond?: number;
 };
@@ -191,6 +197,7 @@ export class ControlChannel {
   readonly #clock: ControlClock;
   #open = false;
   #drainQueued = false;
+  #reading = false;
   readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
@@ -423,6 +430,11 @@ export class ControlChannel {
     r.hasDraining = true;
   }
 
+  /** Frames are being handled (a batch under way): a handler's follow-up may wait for its end. */
+  get reading(): boolean {
+    return this.#reading;
+  }
+
   /** uv_poll (or the memory wire) says frames are waiting. */
   #readable(): void {
     if (!this.#drainQueued) this.#drain();
@@ -445,7 +457,9 @@ export class ControlChannel {
    */
   #drain(): void {
     this.#drainQueued = false;
-    if (!this.#readBatch()) return;
+    const more = this.#readBatch();
+    this.#o.onReadDone?.();
+    if (!more || !this.#open) return;
     this.#drainQueued = true;
     this.#clock.defer(() => this.#drain());
   }
@@ -453,13 +467,18 @@ export class ControlChannel {
   /** Up to READ_BATCH frames; true when it stopped at the batch's end (more may wait). */
   #readBatch(): boolean {
     const rx = this.#rx;
-    for (let n = 0; n < READ_BATCH; n++) {
-      if (!this.#open) return false;
-      const len = this.#socket.recv(rx);
-      if (len < 0) return false;
-      this.#frame(len);
+    this.#reading = true;
+    try {
+      for (let n = 0; n < READ_BATCH; n++) {
+        if (!this.#open) return false;
+        const len = this.#socket.recv(rx);
+        if (len < 0) return false;
+        this.#frame(len);
+      }
+      return true;
+    } finally {
+      this.#reading = false;
     }
-    return true;
   }
 
   /**

@@ -89,6 +89,8 @@ export class ControlPlane {
   readonly #emit: (event: ControlEvent) => void;
   readonly #clock: ControlClock;
   #timer: TimerHandle | undefined;
+  /** A frame of the batch being read asked for a drive: one runs when the batch is done. */
+  #driveWanted = false;
   readonly #onTimerBound = (): void => this.#onTimer();
   #stopped = false;
   #lastLoggedView = '';
@@ -190,7 +192,7 @@ export class ControlPlane {
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
-      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu }),
+      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu, ...(data.ringBytes === undefined ? {} : { ringBytes: data.ringBytes }) }),
       clock,
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,
@@ -215,8 +217,8 @@ export class ControlPlane {
           this.#handovers?.heardHanded(parseMac(srcMac), received.handedDigest);
           this.#handovers?.heardDraining(parseMac(srcMac), received.hasDraining ? received.draining : undefined);
         }
-        this.#drive();
         if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
+        this.#driveAfterRead();
       },
       onState: (srcMac, flags, messageId, fragmentTotal, state) => {
         if ((flags & STATE_PROTOCOL_MASK) === HANDOVER_PROTOCOL && transferCount(flags) === 0) {
@@ -230,7 +232,7 @@ export class ControlPlane {
           const id = decodeStateAck(data);
           if (id !== undefined && this.#handovers.acknowledged(parseMac(srcMac), id, clock.now())) {
             this.#handoverOut.delete(srcMac);
-            this.#drive();
+            this.#driveAfterRead();
             return;
           }
         }
@@ -239,6 +241,9 @@ export class ControlPlane {
       isKnownSender: (key) => this.#findKey(key) !== undefined,
       acceptsStateFrom: (key) => this.#acceptsStateFrom(key),
       onUnauthenticated: (key, verdict, claimsJoined) => this.#unauthenticatedFrame(key, verdict, claimsJoined),
+      onReadDone: () => {
+        if (this.#driveWanted) this.#drive();
+      },
     });
     this.#transfers = new ControlStateTransfers(
       {
@@ -254,7 +259,7 @@ export class ControlPlane {
           membership.tick(now);
           this.#carryOut(membership.drainActions());
         },
-        drive: () => this.#drive(),
+        drive: () => this.#driveAfterRead(),
       },
       this.#channel,
       clock,
@@ -462,7 +467,7 @@ export class ControlPlane {
         `peer ${peerText(added)} sends frames for this cluster that I cannot authenticate: it is not a member (this node keeps serving); give every node the same --key-file`,
       );
     }
-    if (!this.#serving) this.#drive(); // may hold this node now
+    if (!this.#serving) this.#driveAfterRead(); // may hold this node now
   }
 
   /**
@@ -597,7 +602,6 @@ export class ControlPlane {
     this.#emit({ type: 'log', level, fields, msg });
   }
 
-  /** Runs due timers, carries out the membership's actions and sleeps until its next deadline. */
   /** A deadline came: the frames already waiting first (a heartbeat may be among them), then what is due. */
   #onTimer(): void {
     this.#timer = undefined;
@@ -605,7 +609,14 @@ export class ControlPlane {
     this.#drive();
   }
 
+  /** A frame asks for a drive: at the end of the batch being read (one per wake-up, not one per frame), or now outside one. */
+  #driveAfterRead(): void {
+    if (this.#channel.reading) this.#driveWanted = true;
+    else this.#drive();
+  }
+
   #drive(): void {
+    this.#driveWanted = false;
     if (this.#stopped) return;
     const membership = this.#membership;
     const clock = this.#clock;
