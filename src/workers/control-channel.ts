@@ -150,6 +150,12 @@ export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 
   rules: AnnouncedRules;
   /** The sender (48-bit MAC) is in the membership's table: never rate-limited. */
   isKnownSender: (macKey: number) => boolean;
+  /**
+   * The sender left the table lately (a member that left or died): not rate-limited either,
+   * so a member restarting under a flood of forged frames is heard (its JOINs would otherwise
+   * compete with the flood for the strangers' HMACs). Default: none.
+   */
+  wasMember?: (macKey: number) => boolean;
   /** The sender may send tracking state now (a member; for a newcomer, a member that has joined). */
   acceptsStateFrom: (macKey: number) => boolean;
   /** A frame for our cluster failed authentication in a way that names a misconfigured peer. */
@@ -517,7 +523,7 @@ export class ControlChannel {
     const signed = (m.flags & FLAG_AUTHENTICATED) !== 0;
     // Work that costs (an HMAC; for an unkeyed node, a membership change) only within the
     // strangers' budget. A refusal a flag can decide (UNSIGNED, UNEXPECTED_SIGNATURE) is free.
-    if (signed === this.#auth.keyed && !this.#o.isKnownSender(srcKey) && !this.#strangers.take(this.#clock.now())) {
+    if (signed === this.#auth.keyed && !this.#o.isKnownSender(srcKey) && this.#o.wasMember?.(srcKey) !== true && !this.#strangers.take(this.#clock.now())) {
       this.#reject('unknown-sender-rate-limited');
       return;
     }
