@@ -436,6 +436,11 @@ export class ControlChannel {
     r.hasDraining = true;
   }
 
+  /** The source MAC of the frame being handled, as bytes: valid during onMessage only (the array is reused). */
+  get receivedFrom(): Uint8Array {
+    return this.#srcMac;
+  }
+
   /** Frames are being handled (a batch under way): a handler's follow-up may wait for its end. */
   get reading(): boolean {
     return this.#reading;

@@ -219,11 +219,13 @@ export class ControlPlane {
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
         const digest = this.#channel.received.bucketDigest;
-        const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest, this.#channel.received.viewDigest);
+        // The sender's MAC as bytes (the channel's, valid during this call): no array per heartbeat.
+        const from = this.#channel.receivedFrom;
+        const tableChanged = known && digest >= 0 && this.#ledgerHeard(from, digest, this.#channel.received.viewDigest);
         const received = this.#channel.received;
         if (known && received.handedDigest >= 0) {
-          this.#handovers?.heardHanded(parseMac(srcMac), received.handedDigest);
-          this.#handovers?.heardDraining(parseMac(srcMac), received.hasDraining ? received.draining : undefined);
+          this.#handovers?.heardHanded(from, received.handedDigest);
+          this.#handovers?.heardDraining(from, received.hasDraining ? received.draining : undefined);
         }
         if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
         this.#driveAfterRead();
@@ -1046,12 +1048,12 @@ export class ControlPlane {
   }
 
   /** A member's heartbeat carried its table digest; true when the view must be published again (a fall-back, or agreement reached). */
-  #ledgerHeard(srcMac: string, digest: number, viewDigest: number): boolean {
+  #ledgerHeard(from: ArrayLike<number>, digest: number, viewDigest: number): boolean {
     const ledger = this.#ledger;
     if (ledger === undefined) return false;
     const fallbacks = ledger.fallbacks;
     const agreed = ledger.agreed;
-    ledger.heard(parseMac(srcMac), digest, this.#clock.now(), viewDigest >= 0 ? viewDigest : undefined);
+    ledger.heard(from, digest, this.#clock.now(), viewDigest >= 0 ? viewDigest : undefined);
     if (ledger.fallbacks !== fallbacks) this.#logFallback(ledger);
     // Agreement reached (or lost): the actors stop (or start) holding new flows.
     return ledger.fallbacks !== fallbacks || ledger.agreed !== agreed;
