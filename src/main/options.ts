@@ -102,11 +102,15 @@ export const DEFAULT_ACTOR_RING_KIB = 8192;
  * The control socket's receive ring (TPACKET_V2, a slot of 2 KiB per frame at an MTU up to
  * 1958, resident from the start). What control traffic needs: heartbeats are a few frames a
  * round; a state transfer or a handover comes in bursts of 256 fragments (control-channel.ts,
- * FRAGMENT_BURST) with a pause between them; a flood of forged frames is read 64 at a time. 1024
- * slots hold four bursts (a missed fragment is asked for again). It was 8 MiB (4096 slots),
- * the largest single item of an idle daemon's RSS after the data ring.
+ * FRAGMENT_BURST) with a pause between them (a missed fragment is asked for again); a flood of
+ * forged frames is read 64 at a time, and genuine heartbeats queue behind it. Measured with
+ * bench control-flood (3 nodes, hb 100 ms, two 5 s floods of forged frames, quick runs): 8 MiB
+ * (4096 slots, the size before) kept the fewest heartbeats a node received at 1.03x an idle
+ * period's at 192k/162k forged frames/s, 4 MiB at 1.00x (144k/147k/s), 2 MiB lost a third of
+ * them (0.66x at 170k/179k/s; no false death in any). 4 MiB it is: 4 MiB less of an idle
+ * daemon's RSS.
  */
-export const DEFAULT_CONTROL_RING_KIB = 2048;
+export const DEFAULT_CONTROL_RING_KIB = 4096;
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
 export type MacMode = (typeof MAC_MODES)[number];

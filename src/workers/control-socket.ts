@@ -51,8 +51,8 @@ export const systemClock: ControlClock = {
 
 /** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
 const CONTROL_RCVBUF = 8 << 20;
-/** The ring's bytes by default (--control-ring-kib: options.ts says why this size): 1024 slots of 2 KiB. */
-export const DEFAULT_CONTROL_RING_BYTES = 2 << 20;
+/** The ring's bytes by default (--control-ring-kib: options.ts says why this size): 2048 slots of 2 KiB. */
+export const DEFAULT_CONTROL_RING_BYTES = 4 << 20;
 /** Fewest ring slots, whatever the size given and the slot size (a jumbo MTU's slots are larger). */
 const MIN_RING_SLOTS = 128;
 /** Frames taken from the ring per read, and the bytes they are copied into (64 KiB + 18 at least). */
