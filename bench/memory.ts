@@ -45,14 +45,18 @@ const RSS_GOAL_MIB = 100;
 /** lnlbd's defaults, over the lab's slower 200/1000 ms. */
 const DEFAULT_TIMING = ['--heartbeat-ms', '100', '--dead-after-ms', '700'];
 
-/** CPU time (ns, from schedstat: exact, where /proc/PID/stat counts 10 ms ticks) of each thread, by name. */
-function threadCpu(pid: number): Map<number, { name: string; ns: number }> {
-  const out = new Map<number, { name: string; ns: number }>();
+/**
+ * CPU time (ns, from schedstat: exact, where /proc/PID/stat counts 10 ms ticks) of each thread,
+ * by name, and its wake-ups (voluntary context switches: each sleep that ended).
+ */
+function threadCpu(pid: number): Map<number, { name: string; ns: number; wakeups: number }> {
+  const out = new Map<number, { name: string; ns: number; wakeups: number }>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      out.set(Number(tid), { name: Number(tid) === pid ? 'main' : name.startsWith('lnlb-') ? name.replace(/-\d+$/, '') : 'V8/libuv', ns });
+      const wakeups = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0);
+      out.set(Number(tid), { name: Number(tid) === pid ? 'main' : name.startsWith('lnlb-') ? name.replace(/-\d+$/, '') : 'V8/libuv', ns, wakeups });
     } catch {
       // The thread ended between the listing and the read.
     }
@@ -68,6 +72,13 @@ function cpuShares(before: ReturnType<typeof threadCpu>, after: ReturnType<typeo
     shares.set(a.name, (shares.get(a.name) ?? 0) + (delta / 1e9 / seconds) * 100);
   }
   return shares;
+}
+
+/** Each thread group's wake-ups a second between two samples. */
+function wakeupRates(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>, seconds: number): Map<string, number> {
+  const rates = new Map<string, number>();
+  for (const [tid, a] of after) rates.set(a.name, (rates.get(a.name) ?? 0) + (a.wakeups - (before.get(tid)?.wakeups ?? 0)) / seconds);
+  return rates;
 }
 
 /** RSS in KiB by kind of mapping, from /proc/PID/smaps. */
@@ -108,12 +119,14 @@ async function bareNode(threads: number, seconds: number): Promise<{ cpuPercent:
 }
 
 async function idleOnce(o: BenchOptions): Promise<BenchResult> {
-  // Past the first minute V8 has compiled the heartbeat path and its GC threads have gone quiet:
-  // an idle daemon is judged as it runs for days, not as it starts.
-  const warmSeconds = o.quick ? 30 : 90;
+  // An idle daemon is judged as it runs for days, not as it starts. Its heartbeat path runs some
+  // 30 times a second, so V8 takes minutes to optimise it (Sparkplug code until then) and its
+  // compiler and GC threads to go quiet: measured on main (3 idle nodes), 0.9-1.1% of a core
+  // 30 s after the start, 0.48-0.59% after 180 s. --quick judges the first minute.
+  const warmSeconds = o.quick ? 30 : 180;
   const seconds = o.quick ? 20 : 60;
   const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 1 });
-  let samples: { node: string; cpu: Map<string, number>; rss: Map<string, number>; rssKib: number }[];
+  let samples: { node: string; cpu: Map<string, number>; wakeups: Map<string, number>; rss: Map<string, number>; rssKib: number; pssKib: number }[];
   try {
     for (const node of lab.nodes) lab.startDaemon(node, [...DEFAULT_TIMING, '--log-level', 'warn']);
     await lab.waitConverged(lab.nodes, 30_000);
@@ -128,8 +141,10 @@ async function idleOnce(o: BenchOptions): Promise<BenchResult> {
     samples = lab.nodes.map((node, i) => ({
       node,
       cpu: cpuShares(before[i]!, after[i]!, seconds),
+      wakeups: wakeupRates(before[i]!, after[i]!, seconds),
       rss: rssByMapping(pids[i]!, dataRingKib),
       rssKib: Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pids[i]!}/status`, 'utf8'))?.[1]),
+      pssKib: Number(/^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pids[i]!}/smaps_rollup`, 'utf8'))?.[1]),
     }));
   } finally {
     await lab.cleanup();
@@ -157,6 +172,7 @@ async function idleOnce(o: BenchOptions): Promise<BenchResult> {
       met: cpu.median <= IDLE_GOAL_PERCENT,
     },
     { figure: '  by thread, % of one core (medians over the nodes)', lnlb: byKey((s) => s.cpu, 1, 3), reference: '', ratio: '', goal: '' },
+    { figure: '  by thread, wake-ups a second (medians over the nodes)', lnlb: byKey((s) => s.wakeups, 1, 1), reference: '', ratio: '', goal: '' },
     {
       figure: 'idle daemon RSS with no flows, MiB (ref: bare Node with 4 idle workers)',
       lnlb: fmtSpread(rss, 1),
@@ -166,9 +182,17 @@ async function idleOnce(o: BenchOptions): Promise<BenchResult> {
       met: rss.median <= RSS_GOAL_MIB,
     },
     { figure: '  by mapping, MiB (medians over the nodes)', lnlb: byKey((s) => s.rss, 1024, 1), reference: '', ratio: '', goal: '' },
+    {
+      // RSS counts every page mapped, the node binary's too, which every Node process on the host shares; PSS splits shared pages between their users: what one more daemon costs the host.
+      figure: '  PSS (shared pages split between the processes that map them), MiB',
+      lnlb: fmtSpread(spread(samples.map((s) => s.pssKib / 1024)), 1),
+      reference: '',
+      ratio: '',
+      goal: '',
+    },
   ];
   const plain = (m: Map<string, number>): Record<string, number> => Object.fromEntries(m);
-  return { rows, json: { warmSeconds, seconds, bare, nodes: samples.map((s) => ({ node: s.node, rssKib: s.rssKib, cpu: plain(s.cpu), rss: plain(s.rss) })) } };
+  return { rows, json: { warmSeconds, seconds, bare, nodes: samples.map((s) => ({ node: s.node, rssKib: s.rssKib, pssKib: s.pssKib, cpu: plain(s.cpu), wakeups: plain(s.wakeups), rss: plain(s.rss) })) } };
 }
 
 async function memoryOnce(o: BenchOptions, rep: number, reps: number): Promise<BenchResult> {

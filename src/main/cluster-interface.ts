@@ -164,6 +164,7 @@ export class ClusterInterface {
         clusterIp: this.#vip,
         multicast,
         mtu: bound.mtu,
+        ringBytes: o.controlRingKib * 1024,
         key: key === undefined ? undefined : new Uint8Array(key),
         heartbeatMs: o.heartbeatMs,
         clockToleranceMs: o.clockTolerance * 1000,

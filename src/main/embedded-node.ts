@@ -94,6 +94,8 @@ export interface LnlbNodeOptions {
   rxRingBlocks?: number;
   /** KiB of each dispatcher → actor ring, a power of two (`--actor-ring-kib`, 64..1048576). Default 8192. */
   actorRingKib?: number;
+  /** KiB of the control socket's receive ring, a power of two (`--control-ring-kib`, 256..65536). Default 4096. */
+  controlRingKib?: number;
   /** Seconds until an idle tracked client is forgotten (`--idle-timeout`). Default 1800. */
   idleTimeout?: number;
   /** Seconds until an idle established TCP connection is forgotten (`--tcp-idle-timeout`). Default 7440. */

@@ -53,6 +53,7 @@ export interface DaemonOptions {
   rxRingBlocks: number;
   /** KiB of each dispatcher → actor ring (a power of two). */
   actorRingKib: number;
+  controlRingKib: number;
   /** Seconds: a tracked flow idle this long is forgotten (LNLB's default tracker: 1800 s). */
   idleTimeout: number;
   /** Seconds: an established TCP connection idle this long is forgotten. */
@@ -103,6 +104,19 @@ export interface DaemonOptions {
 export const DEFAULT_RX_RING_FRAMES = 8192;
 export const DEFAULT_RX_RING_BLOCKS = 128;
 export const DEFAULT_ACTOR_RING_KIB = 8192;
+/**
+ * The control socket's receive ring (TPACKET_V2, a slot of 2 KiB per frame at an MTU up to
+ * 1958, resident from the start). What control traffic needs: heartbeats are a few frames a
+ * round; a state transfer or a handover comes in bursts of 256 fragments (control-channel.ts,
+ * FRAGMENT_BURST) with a pause between them (a missed fragment is asked for again); a flood of
+ * forged frames is read 64 at a time, and genuine heartbeats queue behind it. Measured with
+ * bench control-flood (3 nodes, hb 100 ms, two 5 s floods of forged frames, quick runs): 8 MiB
+ * (4096 slots, the size before) kept the fewest heartbeats a node received at 1.03x an idle
+ * period's at 192k/162k forged frames/s, 4 MiB at 1.00x (144k/147k/s), 2 MiB lost a third of
+ * them (0.66x at 170k/179k/s; no false death in any). 4 MiB it is: 4 MiB less of an idle
+ * daemon's RSS.
+ */
+export const DEFAULT_CONTROL_RING_KIB = 4096;
 
 export const MAC_MODES = ['unicast', 'multicast'] as const;
 export type MacMode = (typeof MAC_MODES)[number];
@@ -330,6 +344,14 @@ export const DAEMON_OPTIONS = [
     description: 'KiB of each ring from the dispatcher thread to an actor thread, a power of two (shared memory, resident once a flood has filled it): frames an actor that falls behind can owe before the dispatcher drops them (counted as ringFull)',
     default: DEFAULT_ACTOR_RING_KIB,
     parse: powerOfTwo(64, 1 << 20),
+  },
+  {
+    key: 'controlRingKib',
+    flag: '--control-ring-kib <KiB>',
+    description:
+      "KiB of the control socket's receive ring, a power of two (one slot of 2 KiB per frame at an MTU up to 1958, resident from the start): control frames the control thread can owe (a state transfer's bursts, a flood of forged frames) before the kernel drops them (counted: lnlb_control_overflows_total{what=\"socketDrops\"})",
+    default: DEFAULT_CONTROL_RING_KIB,
+    parse: powerOfTwo(256, 1 << 16),
   },
   {
     key: 'idleTimeout',

@@ -150,10 +150,22 @@ export type ControlChannelOptions = Pick<ControlData, 'ownMac' | 'clusterMac' | 
   rules: AnnouncedRules;
   /** The sender (48-bit MAC) is in the membership's table: never rate-limited. */
   isKnownSender: (macKey: number) => boolean;
+  /**
+   * The sender left the table lately (a member that left or died): not rate-limited either,
+   * so a member restarting under a flood of forged frames is heard (its JOINs would otherwise
+   * compete with the flood for the strangers' HMACs). Default: none.
+   */
+  wasMember?: (macKey: number) => boolean;
   /** The sender may send tracking state now (a member; for a newcomer, a member that has joined). */
   acceptsStateFrom: (macKey: number) => boolean;
   /** A frame for our cluster failed authentication in a way that names a misconfigured peer. */
   onUnauthenticated: (macKey: number, verdict: UnauthenticatedVerdict, claimsJoined: boolean) => void;
+  /**
+   * A batch read because the socket was readable is done (not one read by `readWaiting`): the
+   * handlers above may leave what the frames call for (timers, replies) to one run here, per
+   * batch rather than per frame (control-plane.ts: one drive per wake-up).
+   */
+  onReadDone?: () => void;
   /** Default DEFAULT_STRANGER_HMACS_PER_SECOND. */
   strangerHmacsPerSecond?: number;
 };
@@ -191,6 +203,7 @@ export class ControlChannel {
   readonly #clock: ControlClock;
   #open = false;
   #drainQueued = false;
+  #reading = false;
   readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
@@ -423,6 +436,16 @@ export class ControlChannel {
     r.hasDraining = true;
   }
 
+  /** The source MAC of the frame being handled, as bytes: valid during onMessage only (the array is reused). */
+  get receivedFrom(): Uint8Array {
+    return this.#srcMac;
+  }
+
+  /** Frames are being handled (a batch under way): a handler's follow-up may wait for its end. */
+  get reading(): boolean {
+    return this.#reading;
+  }
+
   /** uv_poll (or the memory wire) says frames are waiting. */
   #readable(): void {
     if (!this.#drainQueued) this.#drain();
@@ -445,7 +468,9 @@ export class ControlChannel {
    */
   #drain(): void {
     this.#drainQueued = false;
-    if (!this.#readBatch()) return;
+    const more = this.#readBatch();
+    this.#o.onReadDone?.();
+    if (!more || !this.#open) return;
     this.#drainQueued = true;
     this.#clock.defer(() => this.#drain());
   }
@@ -453,13 +478,18 @@ export class ControlChannel {
   /** Up to READ_BATCH frames; true when it stopped at the batch's end (more may wait). */
   #readBatch(): boolean {
     const rx = this.#rx;
-    for (let n = 0; n < READ_BATCH; n++) {
-      if (!this.#open) return false;
-      const len = this.#socket.recv(rx);
-      if (len < 0) return false;
-      this.#frame(len);
+    this.#reading = true;
+    try {
+      for (let n = 0; n < READ_BATCH; n++) {
+        if (!this.#open) return false;
+        const len = this.#socket.recv(rx);
+        if (len < 0) return false;
+        this.#frame(len);
+      }
+      return true;
+    } finally {
+      this.#reading = false;
     }
-    return true;
   }
 
   /**
@@ -498,7 +528,7 @@ export class ControlChannel {
     const signed = (m.flags & FLAG_AUTHENTICATED) !== 0;
     // Work that costs (an HMAC; for an unkeyed node, a membership change) only within the
     // strangers' budget. A refusal a flag can decide (UNSIGNED, UNEXPECTED_SIGNATURE) is free.
-    if (signed === this.#auth.keyed && !this.#o.isKnownSender(srcKey) && !this.#strangers.take(this.#clock.now())) {
+    if (signed === this.#auth.keyed && !this.#o.isKnownSender(srcKey) && this.#o.wasMember?.(srcKey) !== true && !this.#strangers.take(this.#clock.now())) {
       this.#reject('unknown-sender-rate-limited');
       return;
     }

@@ -25,7 +25,7 @@ import { ByteRing } from '../shm/byte-ring.js';
 import { DrainingBuckets } from '../shm/draining-buckets.js';
 import { createPublishedView, type PublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PASS, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, VIEW_MAX_RULE_SLOTS, ViewWriter } from '../shm/view.js';
 import { RULE_PARAMS_UNKNOWN } from '../cluster/port-rules.js';
-import { DRAINING_WEIGHT } from '../cluster/election.js';
+import { DRAINING_WEIGHT, MAX_MEMBERS } from '../cluster/election.js';
 import { BucketLedger } from '../cluster/bucket-ledger.js';
 import { decodeBucketTable, encodeBucketTable, macKey, type BucketMembers, type BucketTable } from '../cluster/buckets.js';
 import { BUCKET_MASK_WORDS, BucketHandovers, maskCount, NO_TARGET, type HandoverAction, type HandoverPlan } from '../cluster/bucket-handover.js';
@@ -58,6 +58,9 @@ const NEW_PEERS_PER_SECOND = 50;
 /** Lines about members coming and going (a flood of spoofed JOINs on an unkeyed cluster): per second, and burst. */
 const MEMBER_LINES_PER_SECOND = 2;
 const MEMBER_LINES_BURST = 20;
+/** How long a node gone from the table is still heard past the strangers' budget (a restart takes seconds), and how many are. */
+const GONE_REMEMBERED_MS = 60_000;
+const GONE_MAX = 2 * MAX_MEMBERS;
 
 /** The plane's I/O: the daemon's defaults are the AF_PACKET socket and the system clock. */
 export interface ControlPlaneIo {
@@ -89,6 +92,11 @@ export class ControlPlane {
   readonly #emit: (event: ControlEvent) => void;
   readonly #clock: ControlClock;
   #timer: TimerHandle | undefined;
+  /** When the armed timer fires (clock ms), and the deadline the last drive set (later, when it moved on since). */
+  #timerAt = Number.NaN;
+  #deadline = Number.NaN;
+  /** A frame of the batch being read asked for a drive: one runs when the batch is done. */
+  #driveWanted = false;
   readonly #onTimerBound = (): void => this.#onTimer();
   #stopped = false;
   #lastLoggedView = '';
@@ -127,6 +135,8 @@ export class ControlPlane {
   readonly #logLimiter = new LogLimiter(LOG_INTERVAL_MS);
   readonly #memberLines = new TokenBucket(MEMBER_LINES_PER_SECOND, MEMBER_LINES_BURST);
   #memberLinesHeld = 0;
+  /** Nodes gone from the table lately, by MAC key: until when a frame of theirs skips the strangers' budget. */
+  readonly #gone = new Map<number, number>();
   /** Lines the log limiter held back, since the start. */
   #linesSuppressed = 0;
   /** The tracking-state transfers, as a member and as a newcomer. */
@@ -190,7 +200,7 @@ export class ControlPlane {
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
-      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu }),
+      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu, ...(data.ringBytes === undefined ? {} : { ringBytes: data.ringBytes }) }),
       clock,
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,
@@ -209,14 +219,16 @@ export class ControlPlane {
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
         const digest = this.#channel.received.bucketDigest;
-        const tableChanged = known && digest >= 0 && this.#ledgerHeard(srcMac, digest, this.#channel.received.viewDigest);
+        // The sender's MAC as bytes (the channel's, valid during this call): no array per heartbeat.
+        const from = this.#channel.receivedFrom;
+        const tableChanged = known && digest >= 0 && this.#ledgerHeard(from, digest, this.#channel.received.viewDigest);
         const received = this.#channel.received;
         if (known && received.handedDigest >= 0) {
-          this.#handovers?.heardHanded(parseMac(srcMac), received.handedDigest);
-          this.#handovers?.heardDraining(parseMac(srcMac), received.hasDraining ? received.draining : undefined);
+          this.#handovers?.heardHanded(from, received.handedDigest);
+          this.#handovers?.heardDraining(from, received.hasDraining ? received.draining : undefined);
         }
-        this.#drive();
         if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
+        this.#driveAfterRead();
       },
       onState: (srcMac, flags, messageId, fragmentTotal, state) => {
         if ((flags & STATE_PROTOCOL_MASK) === HANDOVER_PROTOCOL && transferCount(flags) === 0) {
@@ -230,15 +242,19 @@ export class ControlPlane {
           const id = decodeStateAck(data);
           if (id !== undefined && this.#handovers.acknowledged(parseMac(srcMac), id, clock.now())) {
             this.#handoverOut.delete(srcMac);
-            this.#drive();
+            this.#driveAfterRead();
             return;
           }
         }
         this.#transfers.reply(type, srcMac, data);
       },
       isKnownSender: (key) => this.#findKey(key) !== undefined,
+      wasMember: (key) => this.#wasMember(key),
       acceptsStateFrom: (key) => this.#acceptsStateFrom(key),
       onUnauthenticated: (key, verdict, claimsJoined) => this.#unauthenticatedFrame(key, verdict, claimsJoined),
+      onReadDone: () => {
+        if (this.#driveWanted) this.#drive();
+      },
     });
     this.#transfers = new ControlStateTransfers(
       {
@@ -254,7 +270,7 @@ export class ControlPlane {
           membership.tick(now);
           this.#carryOut(membership.drainActions());
         },
-        drive: () => this.#drive(),
+        drive: () => this.#driveAfterRead(),
       },
       this.#channel,
       clock,
@@ -279,6 +295,7 @@ export class ControlPlane {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = Number.NaN;
     this.#stopAccepting();
     this.#membership.stop();
     this.#carryOut(this.#membership.drainActions());
@@ -430,6 +447,20 @@ export class ControlPlane {
     return this.#transfers.accepts(node.mac) || (this.#handovers !== undefined && node.joined);
   }
 
+  /** A node left the table: a restart of it (same MAC) is heard whatever strangers send meanwhile (bounded, expiring). */
+  #noteGone(macKey: number): void {
+    const now = this.#clock.now();
+    for (const [key, until] of this.#gone) if (until <= now) this.#gone.delete(key);
+    if (this.#gone.size >= GONE_MAX) this.#gone.delete(this.#gone.keys().next().value!);
+    this.#gone.delete(macKey);
+    this.#gone.set(macKey, now + GONE_REMEMBERED_MS);
+  }
+
+  #wasMember(macKey: number): boolean {
+    const until = this.#gone.get(macKey);
+    return until !== undefined && until > this.#clock.now();
+  }
+
   /** Keeps per-sender maps to the senders in the table. */
   #pruneSenders(): void {
     for (const mac of this.#identities.keys()) if (this.#find(mac) === undefined) this.#identities.delete(mac);
@@ -462,7 +493,7 @@ export class ControlPlane {
         `peer ${peerText(added)} sends frames for this cluster that I cannot authenticate: it is not a member (this node keeps serving); give every node the same --key-file`,
       );
     }
-    if (!this.#serving) this.#drive(); // may hold this node now
+    if (!this.#serving) this.#driveAfterRead(); // may hold this node now
   }
 
   /**
@@ -597,15 +628,48 @@ export class ControlPlane {
     this.#emit({ type: 'log', level, fields, msg });
   }
 
-  /** Runs due timers, carries out the membership's actions and sleeps until its next deadline. */
-  /** A deadline came: the frames already waiting first (a heartbeat may be among them), then what is due. */
+  /**
+   * A deadline came: the frames already waiting first (a heartbeat may be among them), then what
+   * is due. A timer armed for a deadline that moved later since (#arm keeps it) arms the next.
+   */
   #onTimer(): void {
     this.#timer = undefined;
+    this.#timerAt = Number.NaN;
+    if (this.#stopped) return;
+    if (this.#clock.now() < this.#deadline - 0.5) {
+      this.#arm(this.#deadline);
+      return;
+    }
     this.#channel.readWaiting();
     this.#drive();
   }
 
+  /**
+   * Sleeps until `deadline`. A timer armed for then or earlier stays: clearing a Node timer
+   * leaves libuv's armed for its time (that wake-up comes anyway), and a new one per drive
+   * costs a timer object and a timer list per duration; the early one arms the rest.
+   */
+  #arm(deadline: number): void {
+    this.#deadline = deadline;
+    const clock = this.#clock;
+    const ms = Math.max(1, Math.ceil(deadline - clock.now()));
+    const at = clock.now() + ms;
+    if (this.#timer !== undefined) {
+      if (this.#timerAt <= at) return;
+      clock.clearTimer(this.#timer);
+    }
+    this.#timerAt = at;
+    this.#timer = clock.setTimer(this.#onTimerBound, ms);
+  }
+
+  /** A frame asks for a drive: at the end of the batch being read (one per wake-up, not one per frame), or now outside one. */
+  #driveAfterRead(): void {
+    if (this.#channel.reading) this.#driveWanted = true;
+    else this.#drive();
+  }
+
   #drive(): void {
+    this.#driveWanted = false;
     if (this.#stopped) return;
     const membership = this.#membership;
     const clock = this.#clock;
@@ -634,8 +698,7 @@ export class ControlPlane {
     this.#driveHandovers(now);
     let deadline = Math.min(membership.nextDeadline(), transfersDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
-    if (this.#timer !== undefined) clock.clearTimer(this.#timer);
-    this.#timer = clock.setTimer(this.#onTimerBound, Math.max(1, Math.ceil(deadline - clock.now())));
+    this.#arm(deadline);
   }
 
   #carryOut(actions: readonly MembershipAction[]): void {
@@ -660,6 +723,7 @@ export class ControlPlane {
           }
           this.#logDeath(action.node.mac, action.node.id, action.reason, action.silentMs);
           this.#transfers.drop(action.node.mac, 'gone');
+          this.#noteGone(action.node.macKey);
           break;
         case 'reset':
           this.#transfers.begin(this.#clock.now());
@@ -991,12 +1055,12 @@ export class ControlPlane {
   }
 
   /** A member's heartbeat carried its table digest; true when the view must be published again (a fall-back, or agreement reached). */
-  #ledgerHeard(srcMac: string, digest: number, viewDigest: number): boolean {
+  #ledgerHeard(from: ArrayLike<number>, digest: number, viewDigest: number): boolean {
     const ledger = this.#ledger;
     if (ledger === undefined) return false;
     const fallbacks = ledger.fallbacks;
     const agreed = ledger.agreed;
-    ledger.heard(parseMac(srcMac), digest, this.#clock.now(), viewDigest >= 0 ? viewDigest : undefined);
+    ledger.heard(from, digest, this.#clock.now(), viewDigest >= 0 ? viewDigest : undefined);
     if (ledger.fallbacks !== fallbacks) this.#logFallback(ledger);
     // Agreement reached (or lost): the actors stop (or start) holding new flows.
     return ledger.fallbacks !== fallbacks || ledger.agreed !== agreed;

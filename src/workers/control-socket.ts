@@ -51,8 +51,10 @@ export const systemClock: ControlClock = {
 
 /** The control socket's receive buffer: a state transfer arrives as a burst of fragments. */
 const CONTROL_RCVBUF = 8 << 20;
-/** Ring slots (TPACKET_V2, one frame each): 4096 × 2 KiB, the receive buffer's 8 MiB. */
-const RING_SLOTS = 4096;
+/** The ring's bytes by default (--control-ring-kib: options.ts says why this size): 2048 slots of 2 KiB. */
+export const DEFAULT_CONTROL_RING_BYTES = 4 << 20;
+/** Fewest ring slots, whatever the size given and the slot size (a jumbo MTU's slots are larger). */
+const MIN_RING_SLOTS = 128;
 /** Frames taken from the ring per read, and the bytes they are copied into (64 KiB + 18 at least). */
 const RING_BATCH = 64;
 const RING_READ_BYTES = 256 << 10;
@@ -64,6 +66,13 @@ export interface PacketControlSocketOptions {
   multicast: boolean;
   /** The link MTU: the ring's slot size. */
   mtu: number;
+  /** The receive ring's bytes (TPACKET_V2 slots of one frame each); default DEFAULT_CONTROL_RING_BYTES. */
+  ringBytes?: number;
+}
+
+/** Slots of `frameSize` bytes in a ring of `ringBytes` (at least MIN_RING_SLOTS). */
+export function controlRingSlots(ringBytes: number, frameSize: number): number {
+  return Math.max(MIN_RING_SLOTS, Math.floor(ringBytes / frameSize));
 }
 
 /**
@@ -99,7 +108,9 @@ export class PacketControlSocket implements ControlSocket {
       ignoreOutgoing: true,
       rcvBuf: CONTROL_RCVBUF,
     });
-    port.ringOpen(this.#fd, { version: 2, frameSize: port.v2FrameSize(this.#o.mtu, false), frameCount: RING_SLOTS, copyQueueBytes: 1 << 20, holdOffUs: 0 });
+    const frameSize = port.v2FrameSize(this.#o.mtu, false);
+    const frameCount = controlRingSlots(this.#o.ringBytes ?? DEFAULT_CONTROL_RING_BYTES, frameSize);
+    port.ringOpen(this.#fd, { version: 2, frameSize, frameCount, copyQueueBytes: 1 << 20, holdOffUs: 0 });
     this.#watch = port.watch(this.#fd, () => this.#onReadable());
   }
 

@@ -141,6 +141,8 @@ export interface ControlData {
   multicast: boolean;
   /** The link MTU (largest Ethernet payload). */
   mtu: number;
+  /** Bytes of the control socket's receive ring (--control-ring-kib); default control-socket.ts's. */
+  ringBytes?: number;
   /** Shared key: authenticated control plane. Undefined: plain LNLB-style messages. */
   key: Uint8Array | undefined;
   /** How old (by the sender's wall clock) a sealed message may be; default the authenticator's. */
