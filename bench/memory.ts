@@ -16,7 +16,6 @@ import { fileURLToPath } from 'node:url';
 import { ClusterLab } from '../src/lab/cluster.js';
 import { TrackingTable } from '../src/shm/tracking-table.js';
 import { shardSlots } from '../src/workers/datapath.js';
-import { DEFAULT_RX_RING_FRAMES } from '../src/main/options.js';
 import { fmt, fmtSpread, ratio, rssBytes, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
@@ -28,11 +27,12 @@ export async function benchMemory(o: BenchOptions): Promise<BenchResult> {
   const reps = o.quick ? 1 : 2;
   const runs: BenchResult[] = [];
   for (let rep = 0; rep < reps; rep++) runs.push(await memoryOnce(o, rep + 1, reps));
-  // The table's figures are the same every run (sizes); the RSS ones vary: show each run's.
+  // The table's figures are the same every run (sizes); the RSS ones vary: show each run's,
+  // "run 1 / run 2" (not "|": the table is also Markdown).
   const rows = runs[0]!.rows.map((row, i) => ({
     ...row,
-    lnlb: runs.length > 1 ? runs.map((r) => r.rows[i]!.lnlb).join(' | ') : row.lnlb,
-    ratio: runs.length > 1 ? runs.map((r) => r.rows[i]!.ratio).join(' | ') : row.ratio,
+    lnlb: runs.length > 1 ? runs.map((r) => r.rows[i]!.lnlb).join(' / ') : row.lnlb,
+    ratio: runs.length > 1 ? runs.map((r) => r.rows[i]!.ratio.trim()).filter((x) => x !== '').join(' / ') : row.ratio,
   }));
   return { rows: [...idle.rows, ...rows], json: { idle: idle.json, flows: runs.map((r) => r.json) } };
 }
@@ -81,12 +81,22 @@ function wakeupRates(before: ReturnType<typeof threadCpu>, after: ReturnType<typ
   return rates;
 }
 
-/** RSS in KiB by kind of mapping, from /proc/PID/smaps. */
-function rssByMapping(pid: number, dataRingKib: number): Map<string, number> {
+/**
+ * RSS in KiB by kind of mapping, from /proc/PID/smaps. The two packet rings are the socket
+ * mappings: the data socket's is the larger (8192 slots against the control socket's ~2600).
+ */
+function rssByMapping(pid: number): Map<string, number> {
   const out = new Map<string, number>();
+  const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n');
+  const mapping = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/;
+  let dataRingKib = 0;
+  for (const line of smaps) {
+    const map = mapping.exec(line);
+    if (map !== null && map[3]!.startsWith('socket:')) dataRingKib = Math.max(dataRingKib, (parseInt(map[2]!, 16) - parseInt(map[1]!, 16)) / 1024);
+  }
   let kind = '';
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const map = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+  for (const line of smaps) {
+    const map = mapping.exec(line);
     if (map !== null) {
       const name = map[3]!;
       const kib = (parseInt(map[2]!, 16) - parseInt(map[1]!, 16)) / 1024;
@@ -136,13 +146,11 @@ async function idleOnce(o: BenchOptions): Promise<BenchResult> {
     const before = pids.map(threadCpu);
     await sleep(seconds * 1000);
     const after = pids.map(threadCpu);
-    // The default v2 ring: 16384 slots of 2 KiB at MTU 1500 (cluster-device.ts).
-    const dataRingKib = (DEFAULT_RX_RING_FRAMES * 2048) / 1024;
     samples = lab.nodes.map((node, i) => ({
       node,
       cpu: cpuShares(before[i]!, after[i]!, seconds),
       wakeups: wakeupRates(before[i]!, after[i]!, seconds),
-      rss: rssByMapping(pids[i]!, dataRingKib),
+      rss: rssByMapping(pids[i]!),
       rssKib: Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pids[i]!}/status`, 'utf8'))?.[1]),
       pssKib: Number(/^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pids[i]!}/smaps_rollup`, 'utf8'))?.[1]),
     }));
