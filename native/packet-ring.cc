@@ -259,17 +259,25 @@ inline void PutMeta(uint32_t* m, size_t at, size_t copied, uint32_t wireLength, 
   m[3] = pkttype | (truncated ? kMetaTruncated : 0);
 }
 
-void ReleaseBlock(Ring& r, struct tpacket_block_desc* desc) {
-  __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-  r.inBlock = false;
-  r.block = (r.block + 1) % r.blockCount;
-}
+// A frame ready in the ring: where it starts (its virtio-net header first, when the socket has
+// one), the bytes the ring holds of it, its length on the wire and packet type, and whether
+// the whole of it waits on the receive queue (V2 TP_STATUS_COPY: larger than a slot).
+struct RingFrame {
+  uint8_t* start;
+  size_t length;
+  uint32_t wireLength;
+  uint32_t pkttype;
+  bool queued;
+};
 
-// V3: copies frames of retired blocks in ring order. Sets *noRoom when a frame is ready but
-// does not fit.
-uint32_t CopyFramesV3(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
-                      bool* noRoom) {
+// Both reads walk the frames ready in ring order the same way, up to maxFrames, handing each
+// to take(frame, index) until it returns false (no room: the frame stays for the next call).
+// A V3 block or a V2 slot whose frames were all taken goes back to the kernel at once (copied
+// out), or is lent (read in place: ReleaseLent gives it back at the next read).
+template <typename Take>
+uint32_t WalkV3(Ring& r, uint32_t maxFrames, bool lend, Take take) {
   uint32_t count = 0;
+  if (lend && r.lentCount == 0) r.lentFrom = r.block;
   while (count < maxFrames) {
     uint8_t* base = r.map + size_t(r.block) * r.blockSize;
     auto* desc = reinterpret_cast<struct tpacket_block_desc*>(base);
@@ -279,28 +287,49 @@ uint32_t CopyFramesV3(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t
       r.inBlock = true;
       r.framesLeft = desc->hdr.bh1.num_pkts;
       r.frameOffset = desc->hdr.bh1.offset_to_first_pkt;
-      if (r.framesLeft == 0) {
-        ReleaseBlock(r, desc);
-        continue;
-      }
     }
-    uint8_t* frame = base + r.frameOffset;
-    auto* hdr = reinterpret_cast<struct tpacket3_hdr*>(frame);
-    size_t at = (offset + 7) & ~size_t(7);
-    size_t copyLen = r.vnetLen + hdr->tp_snaplen;
-    if (at + copyLen > end) {
-      *noRoom = true;
-      break;
+    if (r.framesLeft > 0) {
+      uint8_t* frame = base + r.frameOffset;
+      auto* hdr = reinterpret_cast<struct tpacket3_hdr*>(frame);
+      auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+      if (!take(RingFrame{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype, false}, count)) break;
+      count++;
+      r.frameOffset += hdr->tp_next_offset;
+      r.framesLeft--;
     }
-    memcpy(dst + at, frame + hdr->tp_mac - r.vnetLen, copyLen);
-    auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
-    PutMeta(meta + 4 * count, at, copyLen, hdr->tp_len, sll->sll_pkttype, hdr->tp_snaplen < hdr->tp_len);
-    offset = at + copyLen;
-    count++;
-    r.frameOffset += hdr->tp_next_offset;
-    if (--r.framesLeft == 0) ReleaseBlock(r, desc);
+    if (r.framesLeft == 0) {
+      if (lend) r.lentCount++;
+      else __atomic_store_n(&desc->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+      r.inBlock = false;
+      r.block = (r.block + 1) % r.blockCount;
+    }
   }
   return count;
+}
+
+template <typename Take>
+uint32_t WalkV2(Ring& r, uint32_t maxFrames, bool lend, Take take) {
+  uint32_t count = 0;
+  if (lend && r.lentCount == 0) r.lentFrom = r.slot;
+  while (count < maxFrames) {
+    uint8_t* frame = r.Slot(r.slot);
+    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(frame);
+    uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
+    if ((status & TP_STATUS_USER) == 0) break;
+    auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    RingFrame f{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype, (status & TP_STATUS_COPY) != 0};
+    if (!take(f, count)) break;
+    count++;
+    if (lend) r.lentCount++;
+    else __atomic_store_n(&hdr->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    r.slot = r.slot + 1 == r.frameCount ? 0 : r.slot + 1;
+  }
+  return count;
+}
+
+template <typename Take>
+uint32_t Walk(Ring& r, uint32_t maxFrames, bool lend, Take take) {
+  return r.version == TPACKET_V2 ? WalkV2(r, maxFrames, lend, take) : WalkV3(r, maxFrames, lend, take);
 }
 
 // V2, a COPY slot: takes the whole frame (vnet header first) from the receive queue into
@@ -327,37 +356,27 @@ bool RecvCopied(Ring& r, uint8_t* to, size_t want) {
   return false;
 }
 
-// V2: copies filled slots in ring order. Sets *noRoom when a frame is ready but does not fit.
-uint32_t CopyFramesV2(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
-                      bool* noRoom) {
-  uint32_t count = 0;
-  while (count < maxFrames) {
-    uint8_t* frame = r.Slot(r.slot);
-    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(frame);
-    uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
-    if ((status & TP_STATUS_USER) == 0) break;
+// ringRead: copies the frames into dst, each 8-aligned; a queued one (V2 COPY) whole from the
+// receive queue. Sets *noRoom when a frame is ready but does not fit.
+uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
+                    bool* noRoom) {
+  *noRoom = false;
+  return Walk(r, maxFrames, false, [&](const RingFrame& f, uint32_t i) {
     size_t at = (offset + 7) & ~size_t(7);
-    bool copied = (status & TP_STATUS_COPY) != 0;
-    // A COPY frame needs room for all of it (it comes from the queue), the others for what
+    // A queued frame needs room for all of it (it comes from the queue), the others for what
     // the slot holds.
-    size_t copyLen = r.vnetLen + (copied ? hdr->tp_len : hdr->tp_snaplen);
-    if (at + copyLen > end) {
+    size_t want = f.queued ? r.vnetLen + f.wireLength : f.length;
+    if (at + want > end) {
       *noRoom = true;
-      break;
+      return false;
     }
-    bool whole = copied && RecvCopied(r, dst + at, copyLen);
-    if (!whole) {
-      copyLen = r.vnetLen + hdr->tp_snaplen;
-      memcpy(dst + at, frame + hdr->tp_mac - r.vnetLen, copyLen);
-    }
-    auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
-    PutMeta(meta + 4 * count, at, copyLen, hdr->tp_len, sll->sll_pkttype, !whole && hdr->tp_snaplen < hdr->tp_len);
-    offset = at + copyLen;
-    count++;
-    __atomic_store_n(&hdr->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-    r.slot = r.slot + 1 == r.frameCount ? 0 : r.slot + 1;
-  }
-  return count;
+    bool whole = f.queued && RecvCopied(r, dst + at, want);
+    size_t length = whole ? want : f.length;
+    if (!whole) memcpy(dst + at, f.start, length);
+    PutMeta(meta + 4 * i, at, length, f.wireLength, f.pkttype, !whole && f.length - r.vnetLen < f.wireLength);
+    offset = at + length;
+    return true;
+  });
 }
 
 // ringReadInPlace gives back what the previous batch lent: the reader is done with it.
@@ -374,59 +393,19 @@ void ReleaseLent(Ring& r) {
   r.lentCount = 0;
 }
 
-// V3 in place: describes frames of retired blocks where they are; a block is lent (not given
-// back) once all its frames are described.
-uint32_t LendFramesV3(Ring& r, uint32_t* meta, uint32_t maxFrames) {
-  uint32_t count = 0;
-  if (r.lentCount == 0) r.lentFrom = r.block;
-  while (count < maxFrames) {
-    uint8_t* base = r.map + size_t(r.block) * r.blockSize;
-    auto* desc = reinterpret_cast<struct tpacket_block_desc*>(base);
-    if (!r.inBlock) {
-      uint32_t status = __atomic_load_n(&desc->hdr.bh1.block_status, __ATOMIC_ACQUIRE);
-      if ((status & TP_STATUS_USER) == 0) break;
-      r.inBlock = true;
-      r.framesLeft = desc->hdr.bh1.num_pkts;
-      r.frameOffset = desc->hdr.bh1.offset_to_first_pkt;
-    }
-    if (r.framesLeft > 0) {
-      uint8_t* frame = base + r.frameOffset;
-      auto* hdr = reinterpret_cast<struct tpacket3_hdr*>(frame);
-      auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
-      size_t at = size_t(frame + hdr->tp_mac - r.vnetLen - r.map);
-      PutMeta(meta + 4 * count, at, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype, hdr->tp_snaplen < hdr->tp_len);
-      count++;
-      r.frameOffset += hdr->tp_next_offset;
-      r.framesLeft--;
-    }
-    if (r.framesLeft == 0) {
-      r.inBlock = false;
-      r.block = (r.block + 1) % r.blockCount;
-      r.lentCount++;
-    }
-  }
-  return count;
-}
-
-// V2 in place: describes filled slots where they are. A COPY slot's whole frame comes from
-// the receive queue into `spill`, one per batch (a second one ends the batch and leads the next).
-uint32_t LendFramesV2(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, uint32_t maxFrames) {
-  uint32_t count = 0;
+// ringReadInPlace: describes the frames where they are (offsets in the ring's view). A queued
+// frame's whole copy comes from the receive queue into `spill`, one per batch (a second one
+// ends the batch and leads the next).
+uint32_t LendFrames(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, uint32_t maxFrames) {
   bool spilled = false;
-  if (r.lentCount == 0) r.lentFrom = r.slot;
-  while (count < maxFrames) {
-    uint8_t* frame = r.Slot(r.slot);
-    auto* hdr = reinterpret_cast<struct tpacket2_hdr*>(frame);
-    uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
-    if ((status & TP_STATUS_USER) == 0) break;
-    auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
-    size_t at = size_t(frame + hdr->tp_mac - r.vnetLen - r.map);
-    size_t length = r.vnetLen + hdr->tp_snaplen;
-    uint32_t flags = sll->sll_pkttype;
-    bool truncated = hdr->tp_snaplen < hdr->tp_len;
-    if ((status & TP_STATUS_COPY) != 0) {
-      if (spilled) break;
-      size_t want = r.vnetLen + hdr->tp_len;
+  return Walk(r, maxFrames, true, [&](const RingFrame& f, uint32_t i) {
+    size_t at = size_t(f.start - r.map);
+    size_t length = f.length;
+    uint32_t flags = f.pkttype;
+    bool truncated = f.length - r.vnetLen < f.wireLength;
+    if (f.queued) {
+      if (spilled) return false;
+      size_t want = r.vnetLen + f.wireLength;
       if (want <= spillLen && RecvCopied(r, spill, want)) {
         spilled = true;
         at = 0;
@@ -440,19 +419,9 @@ uint32_t LendFramesV2(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, 
         }
       }
     }
-    PutMeta(meta + 4 * count, at, length, hdr->tp_len, flags, truncated);
-    count++;
-    r.lentCount++;
-    r.slot = r.slot + 1 == r.frameCount ? 0 : r.slot + 1;
-  }
-  return count;
-}
-
-uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
-                    bool* noRoom) {
-  *noRoom = false;
-  return r.version == TPACKET_V2 ? CopyFramesV2(r, dst, offset, end, meta, maxFrames, noRoom)
-                                 : CopyFramesV3(r, dst, offset, end, meta, maxFrames, noRoom);
+    PutMeta(meta + 4 * i, at, length, f.wireLength, flags, truncated);
+    return true;
+  });
 }
 
 // Turns a POLLERR on a packet socket into the pending socket error (ENETDOWN when the
@@ -464,7 +433,7 @@ void ThrowSocketError(Napi::Env env, int fd, const char* syscall) {
   if (err != 0) ThrowErrno(env, err, syscall, "");
 }
 
-// Reports (once, at the start of the next call) a socket error that a recv() in CopyFramesV2
+// Reports (once, at the start of the next call) a socket error that a recv() of a queued frame
 // took, so it reaches the reader like a POLLERR would. Called with readMu held.
 void ThrowPendingError(Napi::Env env, Ring& r) {
   int err = r.pendingError;
@@ -565,8 +534,7 @@ Napi::Value RingReadInPlace(const Napi::CallbackInfo& info) {
     ReleaseLent(*ring);
   }
   uint32_t count = ReadBatch(env, fd, *ring, timeoutMs, maxFrames == 0, [&](bool*) {
-    return ring->version == TPACKET_V2 ? LendFramesV2(*ring, spill.data, spill.length, meta.data, maxFrames)
-                                       : LendFramesV3(*ring, meta.data, maxFrames);
+    return LendFrames(*ring, spill.data, spill.length, meta.data, maxFrames);
   });
   return Napi::Number::New(env, count);
 }
