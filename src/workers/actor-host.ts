@@ -46,11 +46,8 @@ const PURGE_PACE_MS = 5;
 /** How often the handlers' own counters are sent to the main thread. */
 const HANDLER_COUNTERS_EVERY_S = 2;
 
-function post(message: WorkerToMain): void {
-  parentPort?.postMessage(message);
-}
-
-function postWithTransfer(message: WorkerToMain, transfer?: ArrayBuffer[]): void {
+/** To the main thread; `transfer`: buffers moved, not copied (a snapshot's shards). */
+function post(message: WorkerToMain, transfer?: ArrayBuffer[]): void {
   parentPort?.postMessage(message, transfer);
 }
 
@@ -160,12 +157,12 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
       }
       case 'snapshot': {
         const shards = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => snapshotTracker(tracker)));
-        postWithTransfer({ type: 'snapshot', requestId: message.requestId, shards } satisfies WorkerToMain, shards.map((s) => s.buffer as ArrayBuffer));
+        post({ type: 'snapshot', requestId: message.requestId, shards } satisfies WorkerToMain, shards.map((s) => s.buffer as ArrayBuffer));
         return;
       }
       case 'scan-buckets': {
         const scanned = core.scanBuckets(message.targetOf);
-        postWithTransfer({ type: 'buckets-scanned', requestId: message.requestId, handlers: scanned } satisfies WorkerToMain);
+        post({ type: 'buckets-scanned', requestId: message.requestId, handlers: scanned } satisfies WorkerToMain);
         return;
       }
       case 'merge-state': {

@@ -314,7 +314,7 @@ export class Datapath {
         if (m.type === 'handler-counters') datapath.#actorHandlerCounters[index] = m.counters;
       });
     });
-    for (const worker of new Set([dispatcher, ...actors])) {
+    for (const worker of [dispatcher, ...actors]) {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(reviveError(m.error, 'LNLB_ERR_WORKER_FAILED'));
         else if (m.type === 'link-down') options.onLinkDown?.();
