@@ -96,10 +96,13 @@ export interface DaemonOptions {
  * memory touched only by traffic: 8 MiB each, below which 1500 B floods fill them (ringFull).
  *
  * Measured again once the dispatcher read frames in place and was the actor itself
- * (--workers 1, the default; bench/throughput.ts quick runs, 64 and 1500 B floods, N = 1 and
- * 3): 8192 slots lost no frame in any run, and slots now fit the MTU (1600 bytes at 1500,
- * not 2048), so the ring takes 12.5 MiB instead of 32: an idle daemon's RSS fell from 122 to
- * 100 MiB with it (bench/memory.ts).
+ * (--workers 1, the default), with slots that fit the MTU (1600 bytes at 1500, not 2048):
+ * 8192 slots take 12.8 MiB instead of 32, and an idle daemon's RSS fell from 122 to 100 MiB
+ * with them (bench/memory.ts). With 8192 slots the quick floods lost nothing, and the full
+ * bench lost nothing at N = 3; a node of one lost 0.8% of a 3 s 1500 B flood (700k
+ * frames/s) where the C reference, at half the cost per frame, lost none. 16384 slots lost
+ * none at any N (full bench, 3 runs each), for 12.8 MiB more: above the 100 MiB an idle
+ * daemon is held to, so the default stays at 8192 and the option says what it buys.
  */
 export const DEFAULT_RX_RING_FRAMES = 8192;
 export const DEFAULT_RX_RING_BLOCKS = 128;
