@@ -97,14 +97,14 @@ export interface DaemonOptions {
  *
  * Measured again once the dispatcher read frames in place and was the actor itself
  * (--workers 1, the default), with slots that fit the MTU (1600 bytes at 1500, not 2048):
- * 8192 slots take 12.8 MiB instead of 32, and an idle daemon's RSS fell from 122 to 100 MiB
- * with them (bench/memory.ts). With 8192 slots the quick floods lost nothing, and the full
- * bench lost nothing at N = 3; a node of one lost 0.8% of a 3 s 1500 B flood (700k
- * frames/s) where the C reference, at half the cost per frame, lost none. 16384 slots lost
- * none at any N (full bench, 3 runs each), for 12.8 MiB more: above the 100 MiB an idle
- * daemon is held to, so the default stays at 8192 and the option says what it buys.
+ * 8192 slots (12.8 MiB) kept an idle daemon at 100 MiB RSS, but a node of one lost 0.8% of
+ * a 3 s 1500 B flood (700k frames/s) where the C reference, at half the cost per frame, lost
+ * none, and a burst of 20,000 new flows at line rate (the protocol test's join under state
+ * loss) lost half of them in the ring once in four CI runs. 16384 slots (25.6 MiB) lost none
+ * in the full throughput bench at any N (3 runs each): they stay the default, and an idle
+ * daemon pays 12.8 MiB of RSS for them.
  */
-export const DEFAULT_RX_RING_FRAMES = 8192;
+export const DEFAULT_RX_RING_FRAMES = 16384;
 export const DEFAULT_RX_RING_BLOCKS = 128;
 export const DEFAULT_ACTOR_RING_KIB = 8192;
 /**
