@@ -30,12 +30,20 @@ export function weightToAnnounce(last: number, measured: number, mode: WeightMod
 }
 
 /**
- * How often a measured weight is read. The kernel recomputes the load average every 5 s, so
- * reading it every 100 ms heartbeat woke the main thread ten times a second (about a third of
- * an idle daemon's CPU) to read the same figure; a second adds at most a second to a reaction
- * that the load average itself delays by a minute.
+ * How often a measured weight is read. The kernel recomputes the load average every 5 s
+ * (LOAD_FREQ), so reading it every 100 ms heartbeat woke the main thread ten times a second
+ * (about a third of an idle daemon's CPU) to read the same figure, and once a second still
+ * read it five times: the loadavg modes read it every 5 s, which adds at most 5 s to a
+ * reaction that the load average itself delays by a minute. Free memory moves at any time:
+ * once a second.
  */
 export const WEIGHT_SAMPLE_MS = 1000;
+export const LOADAVG_SAMPLE_MS = 5000;
+
+/** The interval between two reads of the weight in `mode`. */
+export function weightSampleMs(mode: WeightMode): number {
+  return mode === 'loadavg' || mode === 'loadavg5' || mode === 'loadavg15' ? LOADAVG_SAMPLE_MS : WEIGHT_SAMPLE_MS;
+}
 
 export class WeightAnnouncer {
   /** Where the weight comes from (--weight-mode). */
@@ -83,13 +91,15 @@ export class WeightAnnouncer {
   }
 
   /**
-   * Reads the weight every WEIGHT_SAMPLE_MS or heartbeat, whichever is longer (reading /proc
-   * may block a little, so here, not on the control thread), and hands it over through
-   * `announce` when it moves, while `mayAnnounce` (a draining node announces DRAINING_WEIGHT, a
-   * node out of the cluster nothing).
+   * Reads the weight every weightSampleMs(mode) or heartbeat, whichever is longer (reading
+   * /proc may block a little, so here, not on the control thread; the mode may change between
+   * two reads), and hands it over through `announce` when it moves, while `mayAnnounce` (a
+   * draining node announces DRAINING_WEIGHT, a node out of the cluster nothing).
    */
   start(heartbeatMs: number, mayAnnounce: () => boolean, announce: (weight: number) => void): void {
-    this.#timer = setInterval(() => {
+    const sample = (): void => {
+      this.#timer = setTimeout(sample, Math.max(heartbeatMs, weightSampleMs(this.source.mode)));
+      this.#timer.unref();
       if (!mayAnnounce()) return;
       if (performance.now() - this.#changedAt < WEIGHT_MIN_INTERVAL_HEARTBEATS * heartbeatMs) return;
       const before = this.#announced;
@@ -98,11 +108,12 @@ export class WeightAnnouncer {
         this.#changedAt = performance.now();
         announce(weight);
       }
-    }, Math.max(heartbeatMs, WEIGHT_SAMPLE_MS));
+    };
+    this.#timer = setTimeout(sample, Math.max(heartbeatMs, weightSampleMs(this.source.mode)));
     this.#timer.unref();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
   }
 }

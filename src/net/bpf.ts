@@ -8,7 +8,8 @@
  * instructions after the next one, as in the kernel. The filters run on the frame from its
  * Ethernet header (the virtio-net header of PACKET_VNET_HDR is not part of what they see).
  */
-import { ETH_P_ARP, ETH_P_IP, ETH_P_LNLB } from './ethernet.js';
+import { MessageType, MSG_OFF_TYPE } from './cluster-message.js';
+import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_LNLB } from './ethernet.js';
 
 // Instruction classes.
 export const BPF_LD = 0x00;
@@ -155,6 +156,30 @@ export function dataFilter(clusterMac: Uint8Array): Uint32Array {
  * node's MAC, or to the broadcast address.
  */
 export function controlFilter(localMac: Uint8Array, clusterMac: Uint8Array): Uint32Array {
+  return controlProgram(localMac, clusterMac, [{ code: RET_K, k: BPF_ACCEPT, label: 'accept' }]);
+}
+
+/** What the doorbell keeps of a frame: its arrival is what counts (the control socket reads the frame). */
+export const DOORBELL_SNAP = 64;
+
+/**
+ * The control socket's doorbell (workers/control-socket.ts): every frame controlFilter accepts
+ * but a HEARTBEAT, cut to DOORBELL_SNAP bytes. A settled control plane stops watching its
+ * socket and reads the heartbeats when its own timer wakes it; anything else (a JOIN, a
+ * LEAVE, a state transfer) rings here and is read at once, in order, from the control socket.
+ *
+ *   (controlFilter's checks) -> ld [14 + 4] (the message type); jeq #HEARTBEAT ? reject : accept
+ */
+export function controlDoorbellFilter(localMac: Uint8Array, clusterMac: Uint8Array): Uint32Array {
+  return controlProgram(localMac, clusterMac, [
+    { code: LD_W_ABS, k: ETH_HLEN + MSG_OFF_TYPE, label: 'accept' },
+    { code: JEQ_K, k: MessageType.HEARTBEAT, jt: 'reject' },
+    { code: RET_K, k: DOORBELL_SNAP },
+  ]);
+}
+
+/** LNLB's EtherType to the cluster MAC, to us or broadcast; then `accepted` (which starts at the label 'accept'). */
+function controlProgram(localMac: Uint8Array, clusterMac: Uint8Array, accepted: Insn[]): Uint32Array {
   checkMac('localMac', localMac);
   checkMac('clusterMac', clusterMac);
   const broadcast = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
@@ -164,7 +189,7 @@ export function controlFilter(localMac: Uint8Array, clusterMac: Uint8Array): Uin
     ...dstIs(clusterMac, 'accept', 'local'),
     ...dstIs(localMac, 'accept', 'bcast', 'local'),
     ...dstIs(broadcast, 'accept', 'reject', 'bcast'),
-    { code: RET_K, k: BPF_ACCEPT, label: 'accept' },
+    ...accepted,
     { code: RET_K, k: BPF_REJECT, label: 'reject' },
   ]);
 }

@@ -204,6 +204,7 @@ export class ControlChannel {
   #open = false;
   #drainQueued = false;
   #reading = false;
+  #watching = true;
   readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
@@ -236,6 +237,30 @@ export class ControlChannel {
     this.#socket.onReadable(() => this.#readable());
     this.#socket.open();
     this.#open = true;
+    this.#watching = true;
+  }
+
+  /**
+   * Reading as frames arrive (true, after open), or only when told (`readWaiting`) and when a
+   * frame that is not a HEARTBEAT arrives (the socket's doorbell). Resuming reads what waits
+   * after the caller is done, never inside it.
+   */
+  setWatching(on: boolean): void {
+    if (on === this.#watching || !this.#open) return;
+    if (!on) {
+      // Frames already waiting keep it watching (the socket says so): they are read first.
+      this.#watching = this.#socket.setWatching(false);
+      return;
+    }
+    this.#watching = true;
+    const queued = this.#drainQueued;
+    this.#drainQueued = true; // the memory wire calls back at once: that read waits for the one below
+    this.#socket.setWatching(true);
+    if (!queued) this.#clock.defer(() => this.#drain());
+  }
+
+  get watching(): boolean {
+    return this.#watching;
   }
 
   close(): void {
@@ -455,10 +480,11 @@ export class ControlChannel {
    * Reads what is waiting now, up to READ_BATCH frames, before a timer decides anything: in
    * Node's event loop the timers run before the I/O callbacks, so a heartbeat that arrived in
    * time could otherwise sit unread while the member's death was declared (seen at hb 10 ms,
-   * dead after 30 ms under a flood: "silent for 31 ms" of a live node).
+   * dead after 30 ms under a flood: "silent for 31 ms" of a live node). True when it stopped
+   * at the batch's end: more may be waiting.
    */
-  readWaiting(): void {
-    this.#readBatch();
+  readWaiting(): boolean {
+    return this.#readBatch();
   }
 
   /**

@@ -17,7 +17,7 @@
  */
 
 import { admission, UnauthenticatedPeers, VERDICT_MEANING, type AdmissionDecision, type UnauthenticatedPeer, type UnauthenticatedVerdict } from '../cluster/admission.js';
-import { Membership, NodeStatus, type MembershipAction, type MemberNode } from '../cluster/membership.js';
+import { Membership, MembershipPhase, NodeStatus, type MembershipAction, type MemberNode } from '../cluster/membership.js';
 import { formatMac, parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 import { LogLimiter, TokenBucket } from '../net/rate-limit.js';
@@ -82,6 +82,17 @@ const HANDOVER_MAX_RESENDS = 10;
 /** How long gained buckets wait for the members' handovers at most: 30 heartbeats, and never under 3 s. */
 const HANDOVER_PENDING_TIMEOUT_HEARTBEATS = 30;
 const HANDOVER_PENDING_TIMEOUT_MIN_MS = 3000;
+/**
+ * Quiet reading: once the cluster has been settled for this many heartbeats (same view, no
+ * round changing it, no transfer, handover or listening period), the socket is no longer
+ * watched and what arrived is read when the node's own timer wakes it (its next heartbeat, or
+ * a death deadline). At 100 ms heartbeats in a cluster of three that is 10 wake-ups a second
+ * instead of about 30, and each member's heartbeat read at most one interval late can only
+ * make it look more recent: no death is declared sooner. Anything else (a JOIN, a LEAVE, an
+ * unknown sender, a state or handover frame, a view change, a request from the main thread,
+ * a full batch waiting) makes it watch the socket again at once.
+ */
+const QUIET_AFTER_HEARTBEATS = 2;
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -97,6 +108,10 @@ export class ControlPlane {
   #deadline = Number.NaN;
   /** A frame of the batch being read asked for a drive: one runs when the batch is done. */
   #driveWanted = false;
+  /** Since when the cluster has been settled (NaN: it is not); quiet reading starts QUIET_AFTER_HEARTBEATS later. */
+  #settledSince = Number.NaN;
+  /** Quiet reading ends at once when this is set (a frame or request that is not routine). */
+  #eventful = false;
   readonly #onTimerBound = (): void => this.#onTimer();
   #stopped = false;
   #lastLoggedView = '';
@@ -212,10 +227,12 @@ export class ControlPlane {
       rules: data.rules,
       identity: this.#selfIdentity,
       onMessage: (type, srcMac, info) => {
+        if (type !== MessageType.HEARTBEAT) this.#wake();
         membership.receive(type, srcMac, clock.now(), info);
         if (info.joined) this.#transfers.serves(srcMac);
         // Rules and names are kept only for the senders in the table (bounded, pruned as they go).
         const known = this.#find(srcMac) !== undefined;
+        if (!known) this.#wake();
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
         const digest = this.#channel.received.bucketDigest;
@@ -227,10 +244,12 @@ export class ControlPlane {
           this.#handovers?.heardHanded(from, received.handedDigest);
           this.#handovers?.heardDraining(from, received.hasDraining ? received.draining : undefined);
         }
+        if (rulesChanged || tableChanged) this.#wake();
         if ((rulesChanged || tableChanged) && membership.members.some((n) => n.mac === srcMac)) this.#publishView();
         this.#driveAfterRead();
       },
       onState: (srcMac, flags, messageId, fragmentTotal, state) => {
+        this.#wake();
         if ((flags & STATE_PROTOCOL_MASK) === HANDOVER_PROTOCOL && transferCount(flags) === 0) {
           if (state !== undefined) this.#handoverArrived(srcMac, messageId, state);
           return;
@@ -238,6 +257,7 @@ export class ControlPlane {
         this.#transfers.fragment(srcMac, flags, messageId, fragmentTotal, state);
       },
       onStateReply: (type, srcMac, data) => {
+        this.#wake();
         if (type === MessageType.STATE_ACK && this.#handovers !== undefined) {
           const id = decodeStateAck(data);
           if (id !== undefined && this.#handovers.acknowledged(parseMac(srcMac), id, clock.now())) {
@@ -251,7 +271,10 @@ export class ControlPlane {
       isKnownSender: (key) => this.#findKey(key) !== undefined,
       wasMember: (key) => this.#wasMember(key),
       acceptsStateFrom: (key) => this.#acceptsStateFrom(key),
-      onUnauthenticated: (key, verdict, claimsJoined) => this.#unauthenticatedFrame(key, verdict, claimsJoined),
+      onUnauthenticated: (key, verdict, claimsJoined) => {
+        this.#wake();
+        this.#unauthenticatedFrame(key, verdict, claimsJoined);
+      },
       onReadDone: () => {
         if (this.#driveWanted) this.#drive();
       },
@@ -303,6 +326,7 @@ export class ControlPlane {
   }
 
   setWeight(weight: number): void {
+    this.#wake();
     this.#wantedWeight = weight;
     this.#admit(this.#clock.now());
     this.#drive(); // a hold may start now: the actors must see it
@@ -320,6 +344,7 @@ export class ControlPlane {
   /** `lnlbctl stop`: LEAVE, accept nothing, forget the tables (the others re-home our clients). */
   leave(): void {
     if (this.#stopped) return;
+    this.#wake();
     this.#stopAccepting();
     this.#membership.leave();
     this.#carryOut(this.#membership.drainActions());
@@ -336,6 +361,7 @@ export class ControlPlane {
 
   /** `lnlbctl start` after a stop: JOIN again; accepting once the first round completes. */
   rejoin(): void {
+    this.#wake();
     if (this.#stopped) return;
     this.#leaving = false;
     const now = this.#clock.now();
@@ -640,8 +666,44 @@ export class ControlPlane {
       this.#arm(this.#deadline);
       return;
     }
-    this.#channel.readWaiting();
+    // A full batch: more waits (a burst, a flood) and is read as it comes, not a heartbeat later.
+    if (this.#channel.readWaiting()) this.#wake();
     this.#drive();
+  }
+
+  /** Something that is not routine happened: watch the socket again (quiet reading, above). */
+  #wake(): void {
+    this.#eventful = true;
+    this.#settledSince = Number.NaN;
+    this.#channel.setWatching(true);
+  }
+
+  /**
+   * After a drive: whether the cluster is settled (quiet reading, above). Rounds run on every
+   * heartbeat; one that changes nothing is routine.
+   */
+  #readQuietly(now: number, transfersDue: number): void {
+    const membership = this.#membership;
+    const phase = membership.phase;
+    const settled =
+      !this.#eventful &&
+      (phase === MembershipPhase.IDLE || phase === MembershipPhase.CONVERGING) &&
+      !membership.changePending &&
+      !membership.weightsPending &&
+      this.#serving &&
+      !this.#leaving &&
+      this.#listenUntil <= now &&
+      transfersDue === Number.POSITIVE_INFINITY &&
+      (this.#handovers === undefined || (this.#handovers.nextDeadline() === Number.POSITIVE_INFINITY && this.#handovers.pendingCount === 0)) &&
+      (this.#ledger === undefined || this.#ledger.agreed);
+    this.#eventful = false;
+    if (!settled) {
+      this.#settledSince = Number.NaN;
+      this.#channel.setWatching(true);
+      return;
+    }
+    if (Number.isNaN(this.#settledSince)) this.#settledSince = now;
+    if (now - this.#settledSince >= QUIET_AFTER_HEARTBEATS * this.#heartbeatMs) this.#channel.setWatching(false);
   }
 
   /**
@@ -698,6 +760,10 @@ export class ControlPlane {
     this.#driveHandovers(now);
     let deadline = Math.min(membership.nextDeadline(), transfersDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
+    this.#readQuietly(now, transfersDue);
+    // Reading quietly, the timer is the only reader of heartbeats: at least one read a heartbeat
+    // (a round waiting for one would otherwise wait for its timeout, and send none meanwhile).
+    if (!this.#channel.watching) deadline = Math.min(deadline, now + this.#heartbeatMs);
     this.#arm(deadline);
   }
 
@@ -711,11 +777,14 @@ export class ControlPlane {
           break;
         case 'view-changed':
           viewChanged = true;
+          this.#wake();
           break;
         case 'node-joined':
+          this.#wake();
           this.#memberLine('info', { event: 'node-joined', node: action.node.mac, ...this.#nodeFields(action.node.mac), id: action.node.id }, `node ${this.#nodeText(action.node.mac)} joined`);
           break;
         case 'node-died':
+          this.#wake();
           this.#deaths[action.reason]++;
           if (action.reason === 'missed-heartbeats') {
             const declaredAt = this.#clock.wallNow();
@@ -726,6 +795,7 @@ export class ControlPlane {
           this.#noteGone(action.node.macKey);
           break;
         case 'reset':
+          this.#wake();
           this.#transfers.begin(this.#clock.now());
           this.#transfers.dropAll();
           this.#serving = false;
@@ -740,6 +810,7 @@ export class ControlPlane {
           if (action.changedView) this.#log('debug', { event: 'round', durationMs: Math.round(action.durationMs) }, 'convergence round changed the view');
           break;
         case 'send-state':
+          this.#wake();
           this.#transfers.send(action.to);
           break;
       }
@@ -927,6 +998,7 @@ export class ControlPlane {
    * does not own to that bucket's owner again. Returns the plan's size (0 buckets: nothing to do).
    */
   resyncBuckets(): { buckets: number; targets: number } {
+    this.#wake();
     const plan = this.#handovers?.handAll(this.#clock.now());
     if (plan === undefined) return { buckets: 0, targets: 0 };
     this.#startHandover(plan);
@@ -943,6 +1015,7 @@ export class ControlPlane {
 
   /** The main thread scanned plan `id`: send each new owner its flows (kept until acknowledged). */
   handoverScanned(id: number, messages: { to: string; data: Uint8Array; entries: number }[], error: string | undefined): void {
+    this.#wake();
     const handovers = this.#handovers;
     if (handovers === undefined) return;
     const now = this.#clock.now();
@@ -968,6 +1041,7 @@ export class ControlPlane {
 
   /** The handover from `from` is in the tables (or was refused, and says why in the log): acknowledge it. */
   handoverMerged(from: string, messageId: number, entries: number, error: string | undefined): void {
+    this.#wake();
     this.#channel.sendStateReply(MessageType.STATE_ACK, from, encodeStateAck(messageId));
     if (error === undefined) this.#log('debug', { event: 'handover-received', from, entries }, `took ${entries} tracked flows from ${from} with the buckets that moved here`);
   }
@@ -1083,6 +1157,7 @@ export class ControlPlane {
    * newcomer, or 'cluster': a resync). A newcomer gets the agreed bucket table first (its base).
    */
   sendSavedState(to: 'cluster' | string, states: { protocol: number; state: Uint8Array; entries: number }[]): Promise<{ fragments: number; error?: string }> {
+    this.#wake();
     const base = to === 'cluster' || (states.length === 0 && this.#ledger === undefined) ? undefined : this.#ledger?.baseForNewcomer();
     return this.#transfers.sendSaved(to, base === undefined ? states : [{ protocol: BUCKET_TABLE_PROTOCOL, state: encodeBucketTable(base), entries: 0 }, ...states]);
   }
@@ -1117,6 +1192,7 @@ export class ControlPlane {
 
   /** The newcomer's state is in its tables (or was refused): the first round may complete. */
   stateLoaded(): void {
+    this.#wake();
     this.#membership.stateReceived();
     this.#drive();
   }

@@ -8,7 +8,7 @@
  */
 
 import { isLnlbError } from '../errors.js';
-import { controlFilter } from '../net/bpf.js';
+import { controlDoorbellFilter, controlFilter, DOORBELL_SNAP, runBpf } from '../net/bpf.js';
 import { ETH_P_LNLB, macEquals } from '../net/ethernet.js';
 import * as port from '../port/native.js';
 
@@ -22,6 +22,14 @@ export interface ControlSocket {
   recv(buf: Uint8Array): number;
   /** `cb` runs when frames may be waiting (level: it runs again while any are left unread). */
   onReadable(cb: () => void): void;
+  /**
+   * Whether `onReadable` is called for every frame (true after open). Off, it is called only
+   * for frames that are not HEARTBEATs (the doorbell: bpf.ts controlDoorbellFilter), and the
+   * heartbeats wait until read: a settled control plane reads them when its own timer wakes
+   * it (control-plane.ts, quiet reading). Returns false, still watching, when frames were
+   * already waiting: the caller reads them first.
+   */
+  setWatching(on: boolean): boolean;
   /** Frames the socket dropped because they were not read in time, since open(). */
   droppedFrames(): number;
 }
@@ -58,6 +66,8 @@ const MIN_RING_SLOTS = 128;
 /** Frames taken from the ring per read, and the bytes they are copied into (64 KiB + 18 at least). */
 const RING_BATCH = 64;
 const RING_READ_BYTES = 256 << 10;
+/** The doorbell's receive buffer: the kernel's least (a few frames); it only has to say "something came". */
+const DOORBELL_RCVBUF = 1;
 
 export interface PacketControlSocketOptions {
   dev: string;
@@ -86,6 +96,10 @@ export class PacketControlSocket implements ControlSocket {
   readonly #o: PacketControlSocketOptions;
   #fd = -1;
   #watch: { stop(): void } | undefined;
+  /** The doorbell socket (frames but heartbeats), watched while the control socket is not. */
+  #bellFd = -1;
+  #bellWatch: { stop(): void } | undefined;
+  readonly #bellScratch = new Uint8Array(DOORBELL_SNAP);
   #onReadable: () => void = () => {};
   readonly #batch = new Uint8Array(RING_READ_BYTES);
   readonly #meta = new Uint32Array(RING_BATCH * port.META_WORDS);
@@ -97,28 +111,58 @@ export class PacketControlSocket implements ControlSocket {
   }
 
   open(): void {
-    this.#fd = port.packetOpen(this.#o.dev, {
+    const socketOptions = {
       protocol: ETH_P_LNLB,
       // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up
       // (promiscuous for the unicast form, a membership for the multicast one).
       promisc: !this.#o.multicast,
       ...(this.#o.multicast ? { multicast: this.#o.clusterMac } : {}),
-      filter: controlFilter(this.#o.ownMac, this.#o.clusterMac),
       vnetHdr: false,
       ignoreOutgoing: true,
-      rcvBuf: CONTROL_RCVBUF,
-    });
+    };
+    this.#fd = port.packetOpen(this.#o.dev, { ...socketOptions, filter: controlFilter(this.#o.ownMac, this.#o.clusterMac), rcvBuf: CONTROL_RCVBUF });
+    this.#bellFd = port.packetOpen(this.#o.dev, { ...socketOptions, filter: controlDoorbellFilter(this.#o.ownMac, this.#o.clusterMac), rcvBuf: DOORBELL_RCVBUF });
     const frameSize = port.v2FrameSize(this.#o.mtu, false);
     const frameCount = controlRingSlots(this.#o.ringBytes ?? DEFAULT_CONTROL_RING_BYTES, frameSize);
     port.ringOpen(this.#fd, { version: 2, frameSize, frameCount, copyQueueBytes: 1 << 20, holdOffUs: 0 });
-    this.#watch = port.watch(this.#fd, () => this.#onReadable());
+    this.setWatching(true);
+  }
+
+  setWatching(on: boolean): boolean {
+    if (this.#fd < 0) return on;
+    if (on) {
+      this.#bellWatch?.stop();
+      this.#bellWatch = undefined;
+      this.#watch ??= port.watch(this.#fd, () => this.#onReadable());
+      return true;
+    }
+    if (this.#watch === undefined) return false;
+    // The bell first, emptied of what rang while the socket was watched; then a look at the
+    // ring: a frame that came before the bell was armed is seen here, one after rings it.
+    this.#drainBell();
+    this.#bellWatch ??= port.watch(this.#bellFd, () => {
+      this.#drainBell();
+      this.#onReadable();
+    });
+    if (port.pollIn(this.#fd, 0)) return true;
+    this.#watch.stop();
+    this.#watch = undefined;
+    return false;
+  }
+
+  #drainBell(): void {
+    while (port.recv(this.#bellFd, this.#bellScratch, 0, DOORBELL_SNAP) >= 0);
   }
 
   close(): void {
     this.#watch?.stop();
     this.#watch = undefined;
+    this.#bellWatch?.stop();
+    this.#bellWatch = undefined;
     if (this.#fd >= 0) port.close(this.#fd);
+    if (this.#bellFd >= 0) port.close(this.#bellFd);
     this.#fd = -1;
+    this.#bellFd = -1;
   }
 
   send(frame: Uint8Array, length: number): boolean {
@@ -352,16 +396,23 @@ export class MemoryControlSocket implements ControlSocket {
   #head = 0;
   #queuedBytes = 0;
   #open = false;
+  #watching = true;
+  readonly #doorbell: Uint32Array;
   #onReadable: () => void = () => {};
   /** Frames dropped because the receive buffer was full. */
   drops = 0;
   sent = 0;
+  /** Times `onReadable` was called: for each frame while watched, for each doorbell frame while not. */
+  readableCalls = 0;
+  /** Sees each frame as it is read (the wire's own frame object, as its taps saw it sent). */
+  onRead: ((frame: Uint8Array) => void) | undefined;
 
   constructor(wire: MemoryControlWire, ownMac: Uint8Array, clusterMac: Uint8Array, rcvBufBytes: number) {
     this.#wire = wire;
     this.ownMac = ownMac.slice(0, 6);
     this.#clusterMac = clusterMac.slice(0, 6);
     this.#rcvBufBytes = rcvBufBytes;
+    this.#doorbell = controlDoorbellFilter(this.ownMac, this.#clusterMac);
   }
 
   get isOpen(): boolean {
@@ -380,6 +431,23 @@ export class MemoryControlSocket implements ControlSocket {
 
   open(): void {
     this.#open = true;
+    this.#watching = true;
+  }
+
+  /** Resuming with frames waiting calls `onReadable` once, as a level-triggered poll would. */
+  setWatching(on: boolean): boolean {
+    if (!on && this.queued > 0) {
+      this.#watching = true;
+      return true;
+    }
+    const resumed = on && !this.#watching;
+    this.#watching = on;
+    if (resumed && this.queued > 0) this.#onReadable();
+    return on;
+  }
+
+  get watching(): boolean {
+    return this.#watching;
   }
 
   close(): void {
@@ -405,6 +473,7 @@ export class MemoryControlSocket implements ControlSocket {
       this.#head = 0;
     }
     this.#queuedBytes -= frame.length;
+    this.onRead?.(frame);
     const n = Math.min(frame.length, buf.length);
     buf.set(frame.subarray(0, n));
     return n;
@@ -428,7 +497,11 @@ export class MemoryControlSocket implements ControlSocket {
     }
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
-    this.#onReadable();
+    // Not watched: the doorbell's filter, as the kernel would run it, says whether it rings.
+    if (this.#watching || runBpf(this.#doorbell, frame, frame.length) > 0) {
+      this.readableCalls++;
+      this.#onReadable();
+    }
   }
 }
 

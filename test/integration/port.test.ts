@@ -15,9 +15,12 @@ import { LnlbError } from '../../src/errors.js';
 import * as lab from '../../src/lab/native.js';
 import { runBpf } from '../../src/net/bpf.js';
 import { bucketFilter } from '../../src/net/bucket-filter.js';
-import { writeEthernetHeader } from '../../src/net/ethernet.js';
+import { readU32 } from '../../src/net/bytes.js';
+import { encodeMessage, MessageType, MSG_OFF_MESSAGE_ID, MSG_OFF_TYPE } from '../../src/net/cluster-message.js';
+import { ETH_P_LNLB, writeEthernetHeader } from '../../src/net/ethernet.js';
 import { writeIPv4Header } from '../../src/net/ipv4.js';
 import * as port from '../../src/port/native.js';
+import { PacketControlSocket } from '../../src/workers/control-socket.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const serial = isRoot ? test.serial : test.serial.skip;
@@ -1041,6 +1044,47 @@ serial('watch() fires when a control frame arrives, and stops firing after stop(
   closeFd(rx);
   t.false(inNs(nsB, () => port.ifInfo(devB)).promisc, 'the promiscuous membership died with the socket');
   closeFd(tx);
+});
+
+serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing and a LEAVE wakes it at once; both are then read from the ring in the order they came', async (t) => {
+  const clusterMac = Uint8Array.from([0x02, 0x00, 0x0a, 0x00, 0x00, 0x64]);
+  const message = (type: MessageType, id: number): Uint8Array => {
+    const frame = new Uint8Array(128);
+    writeEthernetHeader(frame, 0, clusterMac, macA, ETH_P_LNLB);
+    encodeMessage(frame, 14, { clusterIp: 0x0a000064, type, messageId: id, data: 100 });
+    return frame;
+  };
+  const socket = new PacketControlSocket({ dev: devB, ownMac: macB, clusterMac, multicast: false, mtu: 1500, ringBytes: 1 << 18 });
+  inNs(nsB, () => socket.open());
+  let woken = 0;
+  let wake: () => void = () => undefined;
+  socket.onReadable(() => {
+    woken++;
+    wake();
+  });
+  const tx = senderA();
+  try {
+    t.false(socket.setWatching(false), 'nothing waiting: it stops watching');
+    sendAll(tx, [message(MessageType.HEARTBEAT, 1)]);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    t.is(woken, 0, 'a heartbeat wakes nothing');
+    const rang = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    sendAll(tx, [message(MessageType.LEAVE, 2)]);
+    await withTimeout(t, rang, 2000, 'the doorbell');
+    const buf = new Uint8Array(2048);
+    const ids: number[] = [];
+    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf)) ids.push(readU32(buf, 14 + MSG_OFF_TYPE) * 100 + readU32(buf, 14 + MSG_OFF_MESSAGE_ID));
+    t.deepEqual(ids, [MessageType.HEARTBEAT * 100 + 1, MessageType.LEAVE * 100 + 2], 'the heartbeat first, then the LEAVE');
+    t.true(socket.setWatching(true));
+    sendAll(tx, [message(MessageType.HEARTBEAT, 3)]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.true(socket.setWatching(false), 'a frame waiting in the ring keeps it watched');
+  } finally {
+    socket.close();
+    closeFd(tx);
+  }
 });
 
 async function withTimeout(t: ExecutionContext, promise: Promise<void>, ms: number, what: string): Promise<void> {

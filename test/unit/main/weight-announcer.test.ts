@@ -1,6 +1,6 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { WEIGHT_HYSTERESIS, WeightAnnouncer, weightToAnnounce } from '../../../src/main/weight-announcer.js';
+import { LOADAVG_SAMPLE_MS, WEIGHT_HYSTERESIS, WEIGHT_SAMPLE_MS, WeightAnnouncer, weightSampleMs, weightToAnnounce } from '../../../src/main/weight-announcer.js';
 
 test('a measured weight is announced only past the hysteresis; the first, a fixed one or a forced read at once', (t) => {
   t.is(WEIGHT_HYSTERESIS, 0.05);
@@ -19,4 +19,11 @@ test('set_weight in fixed mode is the weight announced; weight_mode answers with
   t.is(weights.current(false), 250);
   t.deepEqual(weights.setMode('fixed'), { mode: 'fixed', weight: 250 });
   t.is(weights.source.mode, 'fixed');
+});
+
+test('the load average is read every 5 s (the kernel recomputes it no more often); free memory and a fixed weight every second', (t) => {
+  for (const mode of ['loadavg', 'loadavg5', 'loadavg15'] as const) t.is(weightSampleMs(mode), LOADAVG_SAMPLE_MS);
+  t.is(LOADAVG_SAMPLE_MS, 5000);
+  t.is(weightSampleMs('freemem'), WEIGHT_SAMPLE_MS);
+  t.is(weightSampleMs('fixed'), WEIGHT_SAMPLE_MS);
 });

@@ -24,13 +24,16 @@ import {
   BPF_TXA,
   BPF_W,
   BPF_X,
+  controlDoorbellFilter,
   controlFilter,
   dataFilter,
+  DOORBELL_SNAP,
   runBpf,
   validateBpf,
 } from '../../../src/net/bpf.js';
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_LNLB, clusterMacMulticast, clusterMacUnicast, parseMac } from '../../../src/net/ethernet.js';
 import { IPPROTO_UDP } from '../../../src/net/ipv4.js';
+import { encodeMessage, MessageType } from '../../../src/net/cluster-message.js';
 import { NODE_MAC, VIP, ipv4Frame, rawFrame } from '../../fixtures/frames.js';
 
 const CLUSTER_MAC = clusterMacUnicast(VIP);
@@ -90,8 +93,37 @@ for (const c of controlCases) {
   });
 }
 
+/** A cluster message of `type` (a heartbeat carries its weight) in a frame to `dst`. */
+function controlMessage(dst: Uint8Array, type: MessageType): Uint8Array {
+  const frame = rawFrame(dst, ETH_P_LNLB, 128, OTHER_NODE);
+  encodeMessage(frame, 14, { clusterIp: VIP, type, messageId: 7, data: 100 });
+  return frame;
+}
+
+const doorbell = controlDoorbellFilter(NODE_MAC, CLUSTER_MAC);
+const doorbellCases: Case[] = [
+  { description: 'a HEARTBEAT to the cluster MAC does not ring (a settled node reads it on its own timer)', frame: () => controlMessage(CLUSTER_MAC, MessageType.HEARTBEAT), verdict: 0 },
+  ...[MessageType.JOIN, MessageType.WELCOME, MessageType.ASKRETRASM, MessageType.RETRASM, MessageType.LEAVE, MessageType.CONNTRACK, MessageType.STATE_ACK, MessageType.STATE_NACK].map((type) => ({
+    description: `${MessageType[type]} to the cluster MAC rings, cut to ${DOORBELL_SNAP} bytes`,
+    frame: () => controlMessage(CLUSTER_MAC, type),
+    verdict: DOORBELL_SNAP,
+  })),
+  { description: 'a LEAVE to our MAC rings', frame: () => controlMessage(NODE_MAC, MessageType.LEAVE), verdict: DOORBELL_SNAP },
+  { description: 'a LEAVE to another node does not', frame: () => controlMessage(OTHER_NODE, MessageType.LEAVE), verdict: 0 },
+  { description: 'a HEARTBEAT to our MAC does not', frame: () => controlMessage(NODE_MAC, MessageType.HEARTBEAT), verdict: 0 },
+  { description: 'IPv4 to the cluster MAC does not', frame: () => ipv4Frame({ dst: CLUSTER_MAC }), verdict: 0 },
+  { description: 'a control frame cut before its type does not (the control socket reads and counts it)', frame: () => controlMessage(CLUSTER_MAC, MessageType.LEAVE), len: 20, verdict: 0 },
+];
+
+for (const c of doorbellCases) {
+  test(`controlDoorbellFilter: ${c.description}`, (t) => {
+    const f = c.frame();
+    t.is(runBpf(doorbell, f, c.len ?? f.length), c.verdict);
+  });
+}
+
 test('the filters are valid kernel programs: 4 words per instruction, forward jumps, ending in ret', (t) => {
-  for (const p of [data, control, dataFilter(clusterMacMulticast(VIP))]) {
+  for (const p of [data, control, doorbell, dataFilter(clusterMacMulticast(VIP))]) {
     t.is(validateBpf(p), null);
     t.is(p.length % 4, 0);
     t.is(p[p.length - 4]! & 7, BPF_RET);

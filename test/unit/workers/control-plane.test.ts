@@ -49,6 +49,30 @@ test('a node that stops (LEAVE) is removed from every view at once', async (t) =
   t.deepEqual(c.view(C).members, [A, C]);
 });
 
+test('a settled node reads heartbeats on its own timer (one wake-up a heartbeat), and anything else at once: a LEAVE rings its doorbell and the view drops the sender within the same millisecond', async (t) => {
+  const c = new ControlCluster();
+  const a = c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  c.add(C, { key: KEY });
+  await c.run(1000);
+  t.false(a.socket.watching, 'settled: the socket is not watched');
+  const received = (): number => a.plane.status().control.received['HEARTBEAT'] ?? 0;
+  const sent = (): number => a.plane.status().control.sent['HEARTBEAT'] ?? 0;
+  const [heard, said, calls] = [received(), sent(), a.socket.readableCalls];
+  await c.run(2000);
+  t.is(a.socket.readableCalls, calls, 'no frame woke it: its timer read them');
+  t.true(received() - heard >= 36, `${received() - heard} heartbeats read in 2 s from two members at 100 ms`);
+  t.true(sent() - said >= 18 && sent() - said <= 22, `${sent() - said} heartbeats sent in 2 s at 100 ms`);
+  t.false(a.socket.watching, 'still settled');
+  c.stop(B);
+  await c.run(1);
+  t.deepEqual(c.view(A).members, [A, C], 'the LEAVE was read at once');
+  t.is(a.socket.readableCalls, calls + 1, 'its doorbell rang');
+  t.true(a.socket.watching, 'and the socket is watched again while the view changes');
+  await c.run(1000);
+  t.false(a.socket.watching, 'settled again');
+});
+
 test('a node that left (lnlbctl stop) sleeps: its control thread wakes every half dead-after, not every millisecond; after a rejoin its status counts no stall for the time it was out', async (t) => {
   const c = new ControlCluster();
   c.add(A, { key: KEY });
