@@ -205,6 +205,7 @@ export class ControlChannel {
   #drainQueued = false;
   #reading = false;
   #watching = true;
+  #framesRead = 0;
   readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
@@ -510,12 +511,24 @@ export class ControlChannel {
         if (!this.#open) return false;
         const len = this.#socket.recv(rx);
         if (len < 0) return false;
+        this.#framesRead++;
         this.#frame(len);
       }
       return true;
     } finally {
       this.#reading = false;
     }
+  }
+
+  /**
+   * Frames read since the last call, whatever they were: a flood of forged heartbeats rings no
+   * doorbell, and a node that read it only on its timer would let the ring overflow between
+   * two reads (control-plane.ts counts them per heartbeat).
+   */
+  takeFramesRead(): number {
+    const n = this.#framesRead;
+    this.#framesRead = 0;
+    return n;
   }
 
   /**

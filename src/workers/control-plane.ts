@@ -33,7 +33,7 @@ import { MessageType } from '../net/cluster-message.js';
 import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
 import type { MessageFragments } from '../net/reassembly.js';
 import { decodeStateAck, encodeStateAck, transferCount } from '../net/state-transfer-message.js';
-import { ControlChannel, type ControlChannelOptions, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
+import { ControlChannel, type ControlChannelOptions, READ_BATCH, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256, ringWake } from '../port/native.js';
 import { PacketControlSocket, systemClock, type ControlClock, type ControlSocket, type TimerHandle } from './control-socket.js';
@@ -93,6 +93,14 @@ const HANDOVER_PENDING_TIMEOUT_MIN_MS = 3000;
  * a full batch waiting) makes it watch the socket again at once.
  */
 const QUIET_AFTER_HEARTBEATS = 2;
+/**
+ * Frames a settled node reads in a heartbeat interval, at most: its members' heartbeats (one
+ * each a round) twice over, and a few more. More is a burst or a flood (forged heartbeats ring
+ * no doorbell): read as it comes, or the ring would overflow between two reads.
+ */
+function quietFrameBudget(nodes: number): number {
+  return 2 * nodes + 16;
+}
 
 export class ControlPlane {
   readonly #membership: Membership;
@@ -112,6 +120,10 @@ export class ControlPlane {
   #settledSince = Number.NaN;
   /** Quiet reading ends at once when this is set (a frame or request that is not routine). */
   #eventful = false;
+  /** Frames read in the current heartbeat interval (since #windowAt), and in the last whole one. */
+  #windowAt = Number.NEGATIVE_INFINITY;
+  #windowFrames = 0;
+  #lastWindowFrames = 0;
   readonly #onTimerBound = (): void => this.#onTimer();
   #stopped = false;
   #lastLoggedView = '';
@@ -666,8 +678,12 @@ export class ControlPlane {
       this.#arm(this.#deadline);
       return;
     }
-    // A full batch: more waits (a burst, a flood) and is read as it comes, not a heartbeat later.
-    if (this.#channel.readWaiting()) this.#wake();
+    // Quiet, all that waits (the members' heartbeats of an interval), up to the budget: more
+    // (a burst, a flood) ends quiet reading in the drive below and is read as it comes.
+    const budget = this.#channel.watching ? 0 : quietFrameBudget(this.#membership.nodes.length);
+    for (let read = READ_BATCH; this.#channel.readWaiting() && read < budget; read += READ_BATCH) {
+      // A whole batch was read: more may wait.
+    }
     this.#drive();
   }
 
@@ -685,7 +701,16 @@ export class ControlPlane {
   #readQuietly(now: number, transfersDue: number): void {
     const membership = this.#membership;
     const phase = membership.phase;
+    this.#windowFrames += this.#channel.takeFramesRead();
+    if (now - this.#windowAt >= this.#heartbeatMs) {
+      this.#lastWindowFrames = this.#windowFrames;
+      this.#windowFrames = 0;
+      this.#windowAt = now;
+    }
+    const budget = quietFrameBudget(membership.nodes.length);
     const settled =
+      this.#windowFrames <= budget &&
+      this.#lastWindowFrames <= budget &&
       !this.#eventful &&
       (phase === MembershipPhase.IDLE || phase === MembershipPhase.CONVERGING) &&
       !membership.changePending &&

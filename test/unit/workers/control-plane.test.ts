@@ -1,6 +1,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { ControlCluster } from './fixtures/control-cluster.js';
+import { MessageType } from '../../../src/net/cluster-message.js';
+import { CLUSTER_IP, ControlCluster, forgeFrame } from './fixtures/control-cluster.js';
 
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
@@ -71,6 +72,27 @@ test('a settled node reads heartbeats on its own timer (one wake-up a heartbeat)
   t.true(a.socket.watching, 'and the socket is watched again while the view changes');
   await c.run(1000);
   t.false(a.socket.watching, 'settled again');
+});
+
+test('a flood that rings no doorbell (heartbeats of another cluster) makes a settled node read frames as they come while it lasts, and quiet again after', async (t) => {
+  const c = new ControlCluster();
+  const a = c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  c.add(C, { key: KEY });
+  await c.run(1000);
+  t.false(a.socket.watching);
+  const frame = forgeFrame({ type: MessageType.HEARTBEAT, src: '02:00:00:00:00:99', clusterIp: CLUSTER_IP + 1 });
+  let quietSamples = 0;
+  for (let ms = 0; ms < 1000; ms += 5) {
+    for (let i = 0; i < 20; i++) c.wire.inject(frame); // 4,000 frames a second
+    await c.run(5);
+    if (ms >= 200 && !a.socket.watching) quietSamples++;
+  }
+  t.is(quietSamples, 0, 'watched from the first heartbeat of the flood to its end');
+  t.true((a.plane.status().control.rejected['other-cluster'] ?? 0) >= 3900, 'and every frame read (and refused)');
+  await c.run(1000);
+  t.false(a.socket.watching, 'quiet again once it is over');
+  t.deepEqual(c.view(A).members, [A, B, C]);
 });
 
 test('a node that left (lnlbctl stop) sleeps: its control thread wakes every half dead-after, not every millisecond; after a rejoin its status counts no stall for the time it was out', async (t) => {
