@@ -36,7 +36,7 @@
  * ArpFrameFields per table.
  */
 import { parseArp, createArpResult, buildArpReply, ArpParse, ARPR_OP, ARPR_SENDER_IP, ARPR_TARGET_IP, ARP_OFF_SHA, ARP_OP_REQUEST, ARP_FRAME_LENGTH, type ArpFrameFields } from '../net/arp.js';
-import { ETH_ALEN, ETH_HLEN, ETH_P_IP, ETH_TYPE_OFFSET, ETH_ZLEN, copyMac, formatMac, isMulticastMac, macEquals, writeEthernetHeader } from '../net/ethernet.js';
+import { copyMac, ETH_ALEN, ETH_HLEN, ETH_P_IP, ETH_P_IPV6, ETH_TYPE_OFFSET, ETH_ZLEN, formatMac, isMulticastMac, macEquals, writeEthernetHeader } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
 
 /** Slave indices are 0..MAX_ALB_SLAVES-1, chosen by the caller. */
@@ -65,7 +65,6 @@ export const RLB_DEFAULT_CAPACITY = 256;
 /** ETH_P_LOOPBACK, the EtherType of the driver's learning packets. */
 export const ETH_P_LOOPBACK = 0x9000;
 
-const ETH_P_IPV6 = 0x86dd;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
 const IPPROTO_IGMP = 2;

@@ -41,7 +41,7 @@
  * Hot path: no allocation. The flow fields live in module-level scratch variables, which is
  * safe because a thread runs one hash at a time and nothing in here awaits.
  */
-import { ETH_HLEN, ETH_P_IP, ETH_TYPE_OFFSET } from '../net/ethernet.js';
+import { ETH_HLEN, ETH_P_IP, ETH_P_IPV6, ETH_TYPE_OFFSET } from '../net/ethernet.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../net/ipv4.js';
 
 /** The driver's numbers for the policies (BOND_XMIT_POLICY_*), as the status file prints them. */
@@ -50,7 +50,6 @@ export const XMIT_POLICY_LAYER34 = 1;
 export const XMIT_POLICY_LAYER23 = 2;
 export type XmitPolicyNumber = typeof XMIT_POLICY_LAYER2 | typeof XMIT_POLICY_LAYER34 | typeof XMIT_POLICY_LAYER23;
 
-const ETH_P_IPV6 = 0x86dd;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
 const IPPROTO_DCCP = 33;

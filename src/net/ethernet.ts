@@ -15,6 +15,7 @@ export const ETH_HLEN = 14;
 export const ETH_ZLEN = 60;
 export const ETH_P_IP = 0x0800;
 export const ETH_P_ARP = 0x0806;
+export const ETH_P_IPV6 = 0x86dd;
 /** Our control EtherType: IEEE 802 local experimental EtherType 1. */
 export const ETH_P_LNLB = 0x88b5;
 /** Offset of the EtherType inside the Ethernet header. */
