@@ -83,6 +83,14 @@ namespace {
 constexpr uint32_t kMetaTruncated = 0x100;
 // ringReadInPlace: the frame is in the caller's spill buffer (a whole GSO frame), not the ring.
 constexpr uint32_t kMetaSpilled = 0x200;
+// The frame came with an 802.1Q tag, which the kernel took off before the socket saw it (it
+// always does): the tag's TCI is in bits 16-31 of the same word (TP_STATUS_VLAN_VALID).
+constexpr uint32_t kMetaVlan = 0x400;
+
+// The meta flags of a frame's VLAN tag, from its ring header's status and TCI.
+inline uint32_t VlanMeta(uint32_t status, uint16_t tci) {
+  return (status & TP_STATUS_VLAN_VALID) != 0 ? kMetaVlan | (uint32_t(tci) << 16) : 0;
+}
 // A V2 reader that read this many frames since it last waited, less than kBusyWindowNs ago,
 // is on a busy wire: it holds off (sleeps) instead of poll()ing, see RingRead.
 constexpr uint32_t kBusyFrames = 8;
@@ -260,7 +268,8 @@ inline void PutMeta(uint32_t* m, size_t at, size_t copied, uint32_t wireLength, 
 }
 
 // A frame ready in the ring: where it starts (its virtio-net header first, when the socket has
-// one), the bytes the ring holds of it, its length on the wire and packet type, and whether
+// one), the bytes the ring holds of it, its length on the wire and packet type (with its VLAN
+// tag's flag and TCI, kMetaVlan), and whether
 // the whole of it waits on the receive queue (V2 TP_STATUS_COPY: larger than a slot).
 struct RingFrame {
   uint8_t* start;
@@ -292,7 +301,8 @@ uint32_t WalkV3(Ring& r, uint32_t maxFrames, bool lend, Take take) {
       uint8_t* frame = base + r.frameOffset;
       auto* hdr = reinterpret_cast<struct tpacket3_hdr*>(frame);
       auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
-      if (!take(RingFrame{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype, false}, count)) break;
+      uint32_t tags = VlanMeta(hdr->tp_status, hdr->hv1.tp_vlan_tci);
+      if (!take(RingFrame{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype | tags, false}, count)) break;
       count++;
       r.frameOffset += hdr->tp_next_offset;
       r.framesLeft--;
@@ -317,7 +327,8 @@ uint32_t WalkV2(Ring& r, uint32_t maxFrames, bool lend, Take take) {
     uint32_t status = __atomic_load_n(&hdr->tp_status, __ATOMIC_ACQUIRE);
     if ((status & TP_STATUS_USER) == 0) break;
     auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
-    RingFrame f{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype, (status & TP_STATUS_COPY) != 0};
+    RingFrame f{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype | VlanMeta(status, hdr->tp_vlan_tci),
+                (status & TP_STATUS_COPY) != 0};
     if (!take(f, count)) break;
     count++;
     if (lend) r.lentCount++;

@@ -24,6 +24,15 @@ export const META_WORDS = 4;
 export const META_TRUNCATED = 0x100;
 /** Flag in meta word 3 (ringReadInPlace): the frame is in the spill buffer (a whole GSO frame), not the ring. */
 export const META_SPILLED = 0x200;
+/**
+ * Flag in meta word 3: the frame came with an 802.1Q tag, which the kernel removed before the
+ * socket saw it (it always does); the tag's TCI (priority, DEI, VLAN id) is `word3 >>> 16`.
+ */
+export const META_VLAN = 0x400;
+/** The VLAN id of a frame's meta word 3, or -1 when it came untagged. */
+export function metaVlanId(word3: number): number {
+  return (word3 & META_VLAN) === 0 ? -1 : (word3 >>> 16) & 0xfff;
+}
 /** A spill buffer that holds any GSO frame (64 KiB) with its Ethernet and virtio-net headers. */
 export const SPILL_BYTES = (64 << 10) + 64;
 /** Packet types found in the low byte of meta word 3 (linux/if_packet.h). */
@@ -484,7 +493,7 @@ export function ringOpen(fd: number, opts: RingOpenOptions = {}): void {
 /**
  * Copies up to maxFrames frames from the ring into dst[dstOffset, dstEnd), each start
  * 8-aligned, and fills meta[4i..4i+3] = [offset, copied length (incl. vnet header), wire
- * length, pkttype | META_TRUNCATED]. Waits up to timeoutMs when nothing is ready. Returns
+ * length, pkttype | META_TRUNCATED | META_VLAN with the TCI in bits 16-31]. Waits up to timeoutMs when nothing is ready. Returns
  * the count; 0 on timeout, and 0 at once when the next frame does not fit the window (give
  * it at least 64 KiB + 18 bytes to always make progress). A link that went down is reported
  * once, as an LnlbError with errno ENETDOWN; reading goes on when it is back.
@@ -508,7 +517,7 @@ export function ringRead(
 /**
  * ringRead without the copy: the frames stay where the kernel put them, in the ring that
  * {@link ringView} shows, and meta row i gives [offset in that view, length, length on the
- * wire, pkttype | META_TRUNCATED | META_SPILLED]. They stay ours until the next call on this
+ * wire, pkttype | META_TRUNCATED | META_SPILLED | META_VLAN and its TCI]. They stay ours until the next call on this
  * ring, which gives them back to the kernel first: read, decide and write a batch before
  * asking for the next. A whole GSO frame too large for its slot (V2) is read into `spill`
  * (at offset 0, META_SPILLED; at most one per batch; SPILL_BYTES always holds it). Frames

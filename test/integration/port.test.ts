@@ -610,6 +610,36 @@ serial('ringReadInPlace: frames are described where the kernel put them, byte-ex
   }
 });
 
+serial('an 802.1Q-tagged frame arrives untagged (the kernel takes the tag off) with its TCI in the meta word (META_VLAN), V2 and V3, copied and in place; an untagged one without', (t) => {
+  const tci = (3 << 13) | 100; // priority 3, VLAN 100
+  const untagged = testFrame(TYPE_WANTED, 120, 1);
+  const tagged = new Uint8Array(untagged.length + 4);
+  tagged.set(untagged.subarray(0, 12), 0);
+  tagged.set([0x81, 0x00, tci >> 8, tci & 0xff], 12);
+  tagged.set(untagged.subarray(12), 16);
+  const plain = testFrame(TYPE_WANTED, 120, 2);
+  for (const version of [2, 3] as const) {
+    for (const inPlace of [false, true]) {
+      const rx = version === 2 ? v2Rx(false) : inNs(nsB, () => track(port.packetOpen(devB, { protocol: port.ETH_P_ALL, promisc: false, filter: etherTypeFilter(TYPE_WANTED), vnetHdr: false, ignoreOutgoing: true })));
+      if (version === 3) port.ringOpen(rx, { blockSize: 1 << 20, blockCount: 4, retireTimeoutMs: 1 });
+      const tx = senderA();
+      sendAll(tx, [tagged, plain]);
+      const frames = inPlace ? readInPlace(rx, 2) : readFrames(rx, 2).frames;
+      const how = `V${version}, ${inPlace ? 'in place' : 'copied'}`;
+      t.is(frames.length, 2, `${how}: both frames`);
+      t.is(hex(frames[0]!.bytes), hex(untagged), `${how}: the tagged frame without its tag`);
+      t.is(frames[0]!.flags & port.META_VLAN, port.META_VLAN, `${how}: tagged`);
+      t.is(frames[0]!.flags >>> 16, tci, `${how}: its TCI`);
+      t.is(port.metaVlanId(frames[0]!.flags), 100);
+      t.is(frames[0]!.flags & 0xff, port.PacketType.HOST, `${how}: the packet type stays in the low byte`);
+      t.is(hex(frames[1]!.bytes), hex(plain));
+      t.is(port.metaVlanId(frames[1]!.flags), -1, `${how}: the untagged one is untagged`);
+      closeFd(rx);
+      closeFd(tx);
+    }
+  }
+});
+
 serial('ringReadInPlace: a batch stays untouched while more frames arrive, and goes back to the kernel at the next call (a small ring never fills)', (t) => {
   // 64 slots: 640 frames pass through only if every batch is given back.
   const rx = v2Rx(true, { frameSize: 2048, frameCount: 64, holdOffUs: 0 });
