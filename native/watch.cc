@@ -3,6 +3,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <memory>
@@ -16,6 +17,7 @@ namespace {
 
 struct WatchHandle {
   uv_poll_t poll;
+  int fd = -1;
   napi_env env;
   Napi::FunctionReference onReadable;
   bool closing = false;
@@ -36,9 +38,20 @@ void WatchCleanupHook(void* arg) { CloseWatch(static_cast<WatchHandle*>(arg)); }
 void OnPoll(uv_poll_t* poll, int status, int /*events*/) {
   auto* h = static_cast<WatchHandle*>(poll->data);
   if (h->closing) return;
-  // On an error the callback still runs once: its read reports the error. Polling again
-  // would spin on the same error.
-  if (status < 0) uv_poll_stop(poll);
+  // libuv stops a poll that saw POLLERR. A socket's pending error (a packet socket's link went
+  // down: ENETDOWN) is taken here (SO_ERROR clears it) and the poll goes on, so frames wake
+  // the reader again once the link is back (a stopped watch left the control thread to find
+  // them on its timer only). With no socket error to take, polling again would spin on the
+  // same condition: it stays stopped, and the callback runs once more for its read to report.
+  if (status < 0) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+      if (uv_poll_start(poll, UV_READABLE, OnPoll) < 0) uv_poll_stop(poll);
+    } else {
+      uv_poll_stop(poll);
+    }
+  }
   Napi::Env env(h->env);
   Napi::HandleScope scope(env);
   try {
@@ -61,6 +74,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
 
   auto* h = new WatchHandle();
   h->env = env;
+  h->fd = fd;
   h->poll.data = h;
   int rc = uv_poll_init(loop, &h->poll, fd);
   if (rc < 0) {

@@ -133,25 +133,39 @@ export class PacketControlSocket implements ControlSocket {
     if (on) {
       this.#bellWatch?.stop();
       this.#bellWatch = undefined;
-      this.#watch ??= port.watch(this.#fd, () => this.#onReadable());
+      if (this.#watch === undefined) this.#watchSocket();
       return true;
     }
     if (this.#watch === undefined) return false;
     // The bell first, emptied of what rang while the socket was watched; then a look at the
     // ring: a frame that came before the bell was armed is seen here, one after rings it.
     this.#drainBell();
-    this.#bellWatch ??= port.watch(this.#bellFd, () => {
-      this.#drainBell();
-      this.#onReadable();
-    });
+    if (this.#bellWatch === undefined) this.#watchBell();
     if (port.pollIn(this.#fd, 0)) return true;
     this.#watch.stop();
     this.#watch = undefined;
     return false;
   }
 
+  #watchSocket(): void {
+    this.#watch = port.watch(this.#fd, () => this.#onReadable());
+  }
+
+  #watchBell(): void {
+    this.#bellWatch = port.watch(this.#bellFd, () => {
+      this.#drainBell();
+      this.#onReadable();
+    });
+  }
+
+  /** Empties the doorbell (its frames only ring it: the control socket has them, in order). */
   #drainBell(): void {
-    while (port.recv(this.#bellFd, this.#bellScratch, 0, DOORBELL_SNAP) >= 0);
+    try {
+      while (port.recv(this.#bellFd, this.#bellScratch, 0, DOORBELL_SNAP) >= 0);
+    } catch (err) {
+      // The link went down (the watch took the report; a read may still meet it once).
+      if (!isLnlbError(err) || err.errno !== 'ENETDOWN') throw err;
+    }
   }
 
   close(): void {

@@ -1076,7 +1076,7 @@ serial('watch() fires when a control frame arrives, and stops firing after stop(
   closeFd(tx);
 });
 
-serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing and a LEAVE wakes it at once; both are then read from the ring in the order they came', async (t) => {
+serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing and a LEAVE wakes it at once; both are then read from the ring in the order they came; after a link flap both wake it again', async (t) => {
   const clusterMac = Uint8Array.from([0x02, 0x00, 0x0a, 0x00, 0x00, 0x64]);
   const message = (type: MessageType, id: number): Uint8Array => {
     const frame = new Uint8Array(128);
@@ -1111,6 +1111,36 @@ serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing a
     sendAll(tx, [message(MessageType.HEARTBEAT, 3)]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     t.true(socket.setWatching(false), 'a frame waiting in the ring keeps it watched');
+    t.true(socket.recv(buf) > 0);
+    t.false(socket.setWatching(false), 'read: it stops watching');
+    // The link goes down and comes back while only the doorbell is watched: the kernel reports
+    // ENETDOWN on both sockets; nothing throws, and the doorbell rings again afterwards.
+    woken = 0;
+    inNs(nsB, () => port.ifSetUp(devB, false));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    inNs(nsB, () => port.ifSetUp(devB, true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf));
+    const again = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    sendAll(tx, [message(MessageType.LEAVE, 4)]);
+    await withTimeout(t, again, 2000, 'the doorbell after the link came back');
+    t.is(readU32(buf, 14 + MSG_OFF_MESSAGE_ID), 3, 'nothing read meanwhile but what was sent');
+    t.true(socket.recv(buf) > 0);
+    t.is(readU32(buf, 14 + MSG_OFF_MESSAGE_ID), 4);
+    // Watched, the same: a flap, then a heartbeat wakes it.
+    t.true(socket.setWatching(true));
+    inNs(nsB, () => port.ifSetUp(devB, false));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    inNs(nsB, () => port.ifSetUp(devB, true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf));
+    const watched = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    sendAll(tx, [message(MessageType.HEARTBEAT, 5)]);
+    await withTimeout(t, watched, 2000, 'a heartbeat wakes the watched socket after the link came back');
   } finally {
     socket.close();
     closeFd(tx);
