@@ -1113,34 +1113,26 @@ serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing a
     t.true(socket.setWatching(false), 'a frame waiting in the ring keeps it watched');
     t.true(socket.recv(buf) > 0);
     t.false(socket.setWatching(false), 'read: it stops watching');
-    // The link goes down and comes back while only the doorbell is watched: the kernel reports
-    // ENETDOWN on both sockets; nothing throws, and the doorbell rings again afterwards.
-    woken = 0;
-    inNs(nsB, () => port.ifSetUp(devB, false));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    inNs(nsB, () => port.ifSetUp(devB, true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf));
-    const again = new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    sendAll(tx, [message(MessageType.LEAVE, 4)]);
-    await withTimeout(t, again, 2000, 'the doorbell after the link came back');
+    // The link goes down and comes back: the kernel reports ENETDOWN on both sockets; nothing
+    // throws, and a frame wakes the socket again afterwards, doorbell or watch.
+    const flapThenWoken = async (frame: Uint8Array, what: string): Promise<void> => {
+      inNs(nsB, () => port.ifSetUp(devB, false));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      inNs(nsB, () => port.ifSetUp(devB, true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf));
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      sendAll(tx, [frame]);
+      await withTimeout(t, woken, 2000, what);
+    };
+    await flapThenWoken(message(MessageType.LEAVE, 4), 'the doorbell rings after the link came back');
     t.is(readU32(buf, 14 + MSG_OFF_MESSAGE_ID), 3, 'nothing read meanwhile but what was sent');
     t.true(socket.recv(buf) > 0);
     t.is(readU32(buf, 14 + MSG_OFF_MESSAGE_ID), 4);
-    // Watched, the same: a flap, then a heartbeat wakes it.
     t.true(socket.setWatching(true));
-    inNs(nsB, () => port.ifSetUp(devB, false));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    inNs(nsB, () => port.ifSetUp(devB, true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf));
-    const watched = new Promise<void>((resolve) => {
-      wake = resolve;
-    });
-    sendAll(tx, [message(MessageType.HEARTBEAT, 5)]);
-    await withTimeout(t, watched, 2000, 'a heartbeat wakes the watched socket after the link came back');
+    await flapThenWoken(message(MessageType.HEARTBEAT, 5), 'a heartbeat wakes the watched socket after the link came back');
   } finally {
     socket.close();
     closeFd(tx);
