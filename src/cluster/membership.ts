@@ -62,14 +62,9 @@
 import { MessageType } from '../net/cluster-message.js';
 import { MAX_MEMBERS } from './election.js';
 
-export const NodeStatus = {
-  JOINING: 'JOINING',
-  WAITING_HEARTBEAT: 'WAITING_HEARTBEAT',
-  ASKED_RETRASM: 'ASKED_RETRASM',
-  OK: 'OK',
-  DEAD: 'DEAD',
-} as const;
-export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
+import { NodeStatus } from './node-status.js';
+
+export { NodeStatus };
 
 /** Where this node is in its own life as a member (see the header; `#enter` sets each one up). */
 export const MembershipPhase = {

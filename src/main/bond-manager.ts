@@ -23,7 +23,7 @@ import { lnlbError, reviveError, serializeError } from '../errors.js';
 import { formatMac, isMulticastMac, macEquals, macToNumber, parseMac } from '../net/ethernet.js';
 import * as port from '../port/native.js';
 import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '../workers/bond-thread.js';
-import { readLinkSpeed } from '../workers/bond-thread.js';
+import { readLinkSpeed } from '../bond/link-speed.js';
 import type { Logger } from './logger.js';
 import { isDeviceName } from './device-name.js';
 import type { HostState } from './host-state.js';

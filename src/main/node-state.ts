@@ -22,7 +22,7 @@
  */
 
 import { DRAINING_WEIGHT } from '../cluster/election.js';
-import { NodeStatus } from '../cluster/membership.js';
+import { NodeStatus } from '../cluster/node-status.js';
 
 export const MEMBER_STATES = ['serving', 'draining', 'not serving', 'asked to retransmit', 'joining'] as const;
 export type MemberState = (typeof MEMBER_STATES)[number];

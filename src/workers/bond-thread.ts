@@ -6,7 +6,7 @@
  * header both ways, so GSO frames and partial checksums cross the bond whole.
  */
 
-import { readFileSync } from 'node:fs';
+import { readLinkSpeed } from '../bond/link-speed.js';
 import { networkInterfaces } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BondCore, MAX_SLAVES, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
@@ -72,21 +72,6 @@ interface SlavePort {
 
 function post(message: BondToMain): void {
   parentPort?.postMessage(message);
-}
-
-function readSys(dev: string, file: string): string | undefined {
-  try {
-    return readFileSync(`/sys/class/net/${dev}/${file}`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Speed and duplex as the device reports them in sysfs (-1 / unknown when it does not). */
-export function readLinkSpeed(dev: string): { speed: number; fullDuplex: boolean | undefined } {
-  const speed = Number(readSys(dev, 'speed'));
-  const duplex = readSys(dev, 'duplex');
-  return { speed: Number.isInteger(speed) && speed > 0 ? speed : 0, fullDuplex: duplex === 'full' ? true : duplex === 'half' ? false : undefined };
 }
 
 function run(data: BondThreadData): void {
@@ -298,8 +283,9 @@ function run(data: BondThreadData): void {
   post({ type: 'ready', tid: ownThreadId() });
 }
 
-// bond-manager.ts imports readLinkSpeed from here on the main thread: the thread's body must
-// not run there (it named lnlbd's main thread lnlb-bond and lowered its priority to the datapath's).
+// Imported on the main thread (a test does; bond-manager.ts did, for readLinkSpeed, now in
+// bond/link-speed.ts), the thread's body must not run there: it named lnlbd's main thread
+// lnlb-bond and lowered its priority to the datapath's.
 if (!isMainThread) {
   try {
     run(workerData as BondThreadData);
