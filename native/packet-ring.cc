@@ -277,6 +277,9 @@ struct RingFrame {
   uint32_t wireLength;
   uint32_t pkttype;
   bool queued;
+  // When the kernel received it (CLOCK_REALTIME, the ring header's tp_sec / tp_nsec).
+  uint32_t sec;
+  uint32_t nsec;
 };
 
 // Both reads walk the frames ready in ring order the same way, up to maxFrames, handing each
@@ -302,7 +305,9 @@ uint32_t WalkV3(Ring& r, uint32_t maxFrames, bool lend, Take take) {
       auto* hdr = reinterpret_cast<struct tpacket3_hdr*>(frame);
       auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
       uint32_t tags = VlanMeta(hdr->tp_status, hdr->hv1.tp_vlan_tci);
-      if (!take(RingFrame{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype | tags, false}, count)) break;
+      if (!take(RingFrame{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype | tags, false, hdr->tp_sec, hdr->tp_nsec},
+                count))
+        break;
       count++;
       r.frameOffset += hdr->tp_next_offset;
       r.framesLeft--;
@@ -328,7 +333,7 @@ uint32_t WalkV2(Ring& r, uint32_t maxFrames, bool lend, Take take) {
     if ((status & TP_STATUS_USER) == 0) break;
     auto* sll = reinterpret_cast<struct sockaddr_ll*>(frame + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
     RingFrame f{frame + hdr->tp_mac - r.vnetLen, r.vnetLen + hdr->tp_snaplen, hdr->tp_len, sll->sll_pkttype | VlanMeta(status, hdr->tp_vlan_tci),
-                (status & TP_STATUS_COPY) != 0};
+                (status & TP_STATUS_COPY) != 0, hdr->tp_sec, hdr->tp_nsec};
     if (!take(f, count)) break;
     count++;
     if (lend) r.lentCount++;
@@ -369,7 +374,7 @@ bool RecvCopied(Ring& r, uint8_t* to, size_t want) {
 
 // ringRead: copies the frames into dst, each 8-aligned; a queued one (V2 COPY) whole from the
 // receive queue. Sets *noRoom when a frame is ready but does not fit.
-uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, uint32_t maxFrames,
+uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* meta, double* stamps, uint32_t maxFrames,
                     bool* noRoom) {
   *noRoom = false;
   return Walk(r, maxFrames, false, [&](const RingFrame& f, uint32_t i) {
@@ -385,6 +390,7 @@ uint32_t CopyFrames(Ring& r, uint8_t* dst, size_t offset, size_t end, uint32_t* 
     size_t length = whole ? want : f.length;
     if (!whole) memcpy(dst + at, f.start, length);
     PutMeta(meta + 4 * i, at, length, f.wireLength, f.pkttype, !whole && f.length - r.vnetLen < f.wireLength);
+    if (stamps != nullptr) stamps[i] = double(f.sec) * 1e3 + double(f.nsec) / 1e6;
     offset = at + length;
     return true;
   });
@@ -520,10 +526,17 @@ Napi::Value RingRead(const Napi::CallbackInfo& info) {
   int32_t timeoutMs = IntArg(info, 6, "timeoutMs");
   if (dstEnd > dst.length || dstOffset > dstEnd) ThrowRange(env, "ringRead: need dstOffset <= dstEnd <= dst.length");
   if (maxFrames > meta.length / 4) maxFrames = static_cast<uint32_t>(meta.length / 4);
+  // Optional: when the kernel received each frame, epoch ms (the control plane's "heard at").
+  double* stamps = nullptr;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    auto s = TypedArg<double, napi_float64_array>(env, info[7], "stamps", "Float64Array");
+    stamps = s.data;
+    if (maxFrames > s.length) maxFrames = static_cast<uint32_t>(s.length);
+  }
   std::shared_ptr<Ring> ring = FindRing(env, fd, "ringRead");
   if (ring->lentCount != 0) ThrowRange(env, "ringRead: this ring is read in place (ringReadInPlace)");
   uint32_t count = ReadBatch(env, fd, *ring, timeoutMs, maxFrames == 0, [&](bool* noRoom) {
-    return CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, maxFrames, noRoom);
+    return CopyFrames(*ring, dst.data, dstOffset, dstEnd, meta.data, stamps, maxFrames, noRoom);
   });
   return Napi::Number::New(env, count);
 }

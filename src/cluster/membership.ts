@@ -390,12 +390,19 @@ export class Membership {
   }
 
   /** A decoded control message from `srcMac` (already checked for cluster IP, CRC and key). */
-  receive(type: MessageType, srcMac: string, now: number, info: ControlInfo = NO_INFO): void {
-    this.#receive(type, srcMac, now, info);
+  /**
+   * A message from `srcMac`, handled at `now`. `heardAt` (default `now`) is when it reached
+   * this host, which is earlier when it waited to be read (a settled node reads heartbeats on
+   * its own timer): its sender's silence counts from then. (A death is still counted from the
+   * round's start at the earliest, and a settled node's rounds start on its own timer: that
+   * bound, not the read, is what can put a death up to a heartbeat later.)
+   */
+  receive(type: MessageType, srcMac: string, now: number, info: ControlInfo = NO_INFO, heardAt = now): void {
+    this.#receive(type, srcMac, now, info, heardAt);
     this.#syncPending();
   }
 
-  #receive(type: MessageType, srcMac: string, now: number, info: ControlInfo): void {
+  #receive(type: MessageType, srcMac: string, now: number, info: ControlInfo, heardAt: number): void {
     const { weight, incarnation } = info;
     if (this.#phase === Phase.STOPPED || srcMac === this.#opts.selfMac) return;
     let node = this.#find(srcMac);
@@ -417,7 +424,8 @@ export class Membership {
       if (!node) return;
     }
     if (node.incarnation === 0) node.incarnation = incarnation;
-    node.lastHeardAt = now;
+    // Never earlier than heard before: frames are read in the order they came.
+    node.lastHeardAt = Math.max(node.lastHeardAt, heardAt);
     node.joined = info.joined;
     switch (type) {
       case MessageType.JOIN:

@@ -190,7 +190,7 @@ export interface NativeAddon {
   packetOpen(dev: string, opts: PacketOptions): number;
   attachFilter(fd: number, program: Uint32Array): void;
   ringOpen(fd: number, opts: RingOptions): void;
-  ringRead(fd: number, dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
+  ringRead(fd: number, dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, stamps?: Float64Array): number;
   ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array): number;
   ringView(fd: number): ArrayBuffer;
   ringStats(fd: number): RingStats;
@@ -496,7 +496,9 @@ export function ringOpen(fd: number, opts: RingOpenOptions = {}): void {
  * length, pkttype | META_TRUNCATED | META_VLAN with the TCI in bits 16-31]. Waits up to timeoutMs when nothing is ready. Returns
  * the count; 0 on timeout, and 0 at once when the next frame does not fit the window (give
  * it at least 64 KiB + 18 bytes to always make progress). A link that went down is reported
- * once, as an LnlbError with errno ENETDOWN; reading goes on when it is back.
+ * once, as an LnlbError with errno ENETDOWN; reading goes on when it is back. With `stamps`,
+ * stamps[i] is when the kernel received frame i (epoch ms, the ring header's timestamp), and
+ * at most stamps.length frames are read.
  */
 export function ringRead(
   fd: number,
@@ -506,9 +508,10 @@ export function ringRead(
   meta: Uint32Array,
   maxFrames: number,
   timeoutMs: number,
+  stamps?: Float64Array,
 ): number {
   try {
-    return (loaded ?? addon()).ringRead(fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs);
+    return (loaded ?? addon()).ringRead(fd, dst, dstOffset, dstEnd, meta, maxFrames, timeoutMs, stamps);
   } catch (error) {
     return rethrowPortError('ringRead', error);
   }

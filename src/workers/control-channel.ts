@@ -462,6 +462,11 @@ export class ControlChannel {
     r.hasDraining = true;
   }
 
+  /** When the frame being handled reached this host (wall-clock ms, ControlSocket.receivedAt): valid during onMessage. */
+  get receivedAt(): number {
+    return this.#socket.receivedAt();
+  }
+
   /** The source MAC of the frame being handled, as bytes: valid during onMessage only (the array is reused). */
   get receivedFrom(): Uint8Array {
     return this.#srcMac;

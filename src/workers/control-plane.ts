@@ -240,7 +240,8 @@ export class ControlPlane {
       identity: this.#selfIdentity,
       onMessage: (type, srcMac, info) => {
         if (type !== MessageType.HEARTBEAT) this.#wake();
-        membership.receive(type, srcMac, clock.now(), info);
+        const now = clock.now();
+        membership.receive(type, srcMac, now, info, this.#heardAt(now));
         if (info.joined) this.#transfers.serves(srcMac);
         // Rules and names are kept only for the senders in the table (bounded, pruned as they go).
         const known = this.#find(srcMac) !== undefined;
@@ -685,6 +686,18 @@ export class ControlPlane {
       // A whole batch was read: more may wait.
     }
     this.#drive();
+  }
+
+  /**
+   * When the frame being handled reached this host, on the monotonic clock: its kernel receive
+   * time moved by the wall clock's distance from it, kept within the last two heartbeats and
+   * not in the future (a wall clock stepped meanwhile, or a frame with no time: `now`).
+   */
+  #heardAt(now: number): number {
+    const receivedAt = this.#channel.receivedAt;
+    if (!Number.isFinite(receivedAt)) return now;
+    const waited = this.#clock.wallNow() - receivedAt;
+    return now - Math.min(Math.max(waited, 0), 2 * this.#heartbeatMs);
   }
 
   /** Something that is not routine happened: watch the socket again (quiet reading, above). */

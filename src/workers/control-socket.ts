@@ -20,6 +20,12 @@ export interface ControlSocket {
   send(frame: Uint8Array, length: number): boolean;
   /** Copies the next received frame into `buf` and returns its length; -1 when none is waiting. */
   recv(buf: Uint8Array): number;
+  /**
+   * When the frame the last `recv` returned reached this host (wall-clock ms: the kernel's
+   * receive time), or NaN when not known. A node reading quietly reads a heartbeat up to an
+   * interval after it came: its sender was heard then, not at the read.
+   */
+  receivedAt(): number;
   /** `cb` runs when frames may be waiting (level: it runs again while any are left unread). */
   onReadable(cb: () => void): void;
   /**
@@ -103,6 +109,7 @@ export class PacketControlSocket implements ControlSocket {
   #onReadable: () => void = () => {};
   readonly #batch = new Uint8Array(RING_READ_BYTES);
   readonly #meta = new Uint32Array(RING_BATCH * port.META_WORDS);
+  readonly #stamps = new Float64Array(RING_BATCH);
   #count = 0;
   #next = 0;
 
@@ -189,7 +196,7 @@ export class PacketControlSocket implements ControlSocket {
       this.#next = 0;
       this.#count = 0;
       try {
-        this.#count = port.ringRead(this.#fd, this.#batch, 0, this.#batch.length, this.#meta, RING_BATCH, 0);
+        this.#count = port.ringRead(this.#fd, this.#batch, 0, this.#batch.length, this.#meta, RING_BATCH, 0, this.#stamps);
       } catch (err) {
         // The link went down (reported once; the datapath says so): nothing to read until it is back.
         if (isLnlbError(err) && err.errno === 'ENETDOWN') return -1;
@@ -206,6 +213,10 @@ export class PacketControlSocket implements ControlSocket {
 
   onReadable(cb: () => void): void {
     this.#onReadable = cb;
+  }
+
+  receivedAt(): number {
+    return this.#next > 0 ? this.#stamps[this.#next - 1]! : Number.NaN;
   }
 
   droppedFrames(): number {
@@ -376,6 +387,11 @@ export class MemoryControlWire {
     this.#rcvBufBytes = options.rcvBufBytes ?? CONTROL_RCVBUF;
   }
 
+  /** @internal The wire's wall clock: when a socket received a frame. */
+  wallNow(): number {
+    return this.#clock.wallNow();
+  }
+
   /** A socket for a node with MAC `ownMac` in a cluster whose MAC is `clusterMac`. */
   socket(ownMac: Uint8Array, clusterMac: Uint8Array): MemoryControlSocket {
     const s = new MemoryControlSocket(this, ownMac, clusterMac, this.#rcvBufBytes);
@@ -407,6 +423,9 @@ export class MemoryControlSocket implements ControlSocket {
   readonly #clusterMac: Uint8Array;
   readonly #rcvBufBytes: number;
   readonly #queue: Uint8Array[] = [];
+  /** When each queued frame was delivered (the wire clock's wall time), and the last one read's. */
+  readonly #times: number[] = [];
+  #lastReceivedAt = Number.NaN;
   #head = 0;
   #queuedBytes = 0;
   #open = false;
@@ -467,6 +486,7 @@ export class MemoryControlSocket implements ControlSocket {
   close(): void {
     this.#open = false;
     this.#queue.length = 0;
+    this.#times.length = 0;
     this.#head = 0;
     this.#queuedBytes = 0;
   }
@@ -481,9 +501,11 @@ export class MemoryControlSocket implements ControlSocket {
   recv(buf: Uint8Array): number {
     if (this.#head >= this.#queue.length) return -1;
     const frame = this.#queue[this.#head]!;
+    this.#lastReceivedAt = this.#times[this.#head]!;
     this.#queue[this.#head++] = EMPTY;
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue.splice(0, this.#head);
+      this.#times.splice(0, this.#head);
       this.#head = 0;
     }
     this.#queuedBytes -= frame.length;
@@ -495,6 +517,10 @@ export class MemoryControlSocket implements ControlSocket {
 
   onReadable(cb: () => void): void {
     this.#onReadable = cb;
+  }
+
+  receivedAt(): number {
+    return this.#lastReceivedAt;
   }
 
   droppedFrames(): number {
@@ -510,6 +536,7 @@ export class MemoryControlSocket implements ControlSocket {
       return;
     }
     this.#queue.push(frame);
+    this.#times.push(this.#wire.wallNow());
     this.#queuedBytes += frame.length;
     // Not watched: the doorbell's filter, as the kernel would run it, says whether it rings.
     if (this.#watching || runBpf(this.#doorbell, frame, frame.length) > 0) {

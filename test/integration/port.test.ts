@@ -1093,6 +1093,7 @@ serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing a
     wake();
   });
   const tx = senderA();
+  const startedAt = Date.now();
   try {
     t.false(socket.setWatching(false), 'nothing waiting: it stops watching');
     sendAll(tx, [message(MessageType.HEARTBEAT, 1)]);
@@ -1103,10 +1104,18 @@ serial('the control socket\'s doorbell: not watched, a HEARTBEAT wakes nothing a
     });
     sendAll(tx, [message(MessageType.LEAVE, 2)]);
     await withTimeout(t, rang, 2000, 'the doorbell');
+    const readAt = Date.now();
     const buf = new Uint8Array(2048);
     const ids: number[] = [];
-    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf)) ids.push(readU32(buf, 14 + MSG_OFF_TYPE) * 100 + readU32(buf, 14 + MSG_OFF_MESSAGE_ID));
+    const receivedAt: number[] = [];
+    for (let n = socket.recv(buf); n >= 0; n = socket.recv(buf)) {
+      ids.push(readU32(buf, 14 + MSG_OFF_TYPE) * 100 + readU32(buf, 14 + MSG_OFF_MESSAGE_ID));
+      receivedAt.push(socket.receivedAt());
+    }
     t.deepEqual(ids, [MessageType.HEARTBEAT * 100 + 1, MessageType.LEAVE * 100 + 2], 'the heartbeat first, then the LEAVE');
+    // The kernel's receive times: the heartbeat's from when it came (150 ms before the read), not the read's.
+    t.true(receivedAt[0]! >= startedAt && receivedAt[0]! <= readAt - 100, `heartbeat received ${readAt - receivedAt[0]!} ms before the read`);
+    t.true(receivedAt[1]! >= receivedAt[0]! + 100 && receivedAt[1]! <= Date.now(), 'the LEAVE at its own time');
     t.true(socket.setWatching(true));
     sendAll(tx, [message(MessageType.HEARTBEAT, 3)]);
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -95,6 +95,30 @@ test('a flood that rings no doorbell (heartbeats of another cluster) makes a set
   t.deepEqual(c.view(A).members, [A, B, C]);
 });
 
+test('a settled node takes a member\u2019s heartbeat as heard when it came, not when it read it: a death counts the real silence', async (t) => {
+  const c = new ControlCluster();
+  const a = c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  const victim = c.add(C, { key: KEY });
+  await c.run(1000);
+  t.false(a.socket.watching, 'A reads heartbeats on its own timer');
+  let lastFromVictim = Number.NaN;
+  c.wire.taps.push((_frame, from) => {
+    if (from === victim.socket) lastFromVictim = c.clock.wallNow();
+  });
+  await c.run(137); // mid-interval: A reads C's next heartbeat up to 100 ms after it came
+  victim.socket.close(); // C falls silent (no LEAVE)
+  await c.run(1000);
+  const failover = a.plane.status().lastFailover;
+  t.is(failover?.node, C);
+  const heardLate = failover!.lastHeardAt - lastFromVictim;
+  const declaredAfter = failover!.declaredAt - lastFromVictim;
+  t.log(`A heard C's last heartbeat ${heardLate.toFixed(1)} ms after it was sent; declared it dead ${declaredAfter.toFixed(1)} ms after`);
+  t.true(heardLate >= 0 && heardLate <= 1, 'heard when it came (the wire takes 0.1 ms), not when read');
+  // Counted from the round's start at the earliest (membership.ts), which a settled node's timer sets: up to a heartbeat more.
+  t.true(declaredAfter >= 400 && declaredAfter <= 400 + 100 + 15, 'dead after its 400 ms of silence, not sooner');
+});
+
 test('a node that left (lnlbctl stop) sleeps: its control thread wakes every half dead-after, not every millisecond; after a rejoin its status counts no stall for the time it was out', async (t) => {
   const c = new ControlCluster();
   c.add(A, { key: KEY });
