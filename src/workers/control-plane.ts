@@ -690,14 +690,16 @@ export class ControlPlane {
 
   /**
    * When the frame being handled reached this host, on the monotonic clock: its kernel receive
-   * time moved by the wall clock's distance from it, kept within the last two heartbeats and
-   * not in the future (a wall clock stepped meanwhile, or a frame with no time: `now`).
+   * time moved by the wall clock's distance from it, kept within the last heartbeat (a settled
+   * node reads once a heartbeat; a wall clock stepped forward meanwhile can make a live member
+   * look at most one heartbeat older, which dead-after, always longer, absorbs) and not in
+   * the future (a wall clock stepped back, or a frame with no time: `now`).
    */
   #heardAt(now: number): number {
     const receivedAt = this.#channel.receivedAt;
     if (!Number.isFinite(receivedAt)) return now;
     const waited = this.#clock.wallNow() - receivedAt;
-    return now - Math.min(Math.max(waited, 0), 2 * this.#heartbeatMs);
+    return now - Math.min(Math.max(waited, 0), this.#heartbeatMs);
   }
 
   /** Something that is not routine happened: watch the socket again (quiet reading, above). */

@@ -119,6 +119,20 @@ test('a settled node takes a member\u2019s heartbeat as heard when it came, not 
   t.true(declaredAfter >= 400 && declaredAfter <= 400 + 100 + 15, 'dead after its 400 ms of silence, not sooner');
 });
 
+test('settled nodes whose wall clock steps (NTP) an hour forward or back in the middle of an interval declare no death (a heartbeat\u2019s kernel receive time is wall-clock time)', async (t) => {
+  const c = new ControlCluster({ heartbeatMs: 10, deadAfterMs: 30 });
+  const nodes = [A, B, C].map((mac) => c.add(mac, { key: KEY, data: { clockToleranceMs: 7_200_000 } }));
+  await c.run(1000);
+  t.true(nodes.every((n) => !n.socket.watching), 'all settled');
+  for (const step of [3_600_000, -3_600_000]) {
+    await c.run(4);
+    c.clock.stepWall(step);
+    await c.run(500);
+    for (const mac of [A, B, C]) t.deepEqual(c.view(mac).members, [A, B, C], `after a step of ${step} ms`);
+  }
+  t.is(nodes.reduce((sum, n) => sum + (n.plane.status().deaths['missed-heartbeats'] ?? 0), 0), 0, 'no death for silence');
+});
+
 test('a node that left (lnlbctl stop) sleeps: its control thread wakes every half dead-after, not every millisecond; after a rejoin its status counts no stall for the time it was out', async (t) => {
   const c = new ControlCluster();
   c.add(A, { key: KEY });
