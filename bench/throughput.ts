@@ -42,7 +42,7 @@ const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const REFERENCE_RING = 'v2';
 const REFERENCE_SOURCE = fileURLToPath(new URL('../../bench/ref/tpacket-tap.c', import.meta.url));
 /** lnlb's drop reasons that are not losses: frames another node owns, or frames not for the VIP at all. */
-const NOT_LOST = new Set(['otherNode', 'notIPv4', 'notVip', 'notClusterMac', 'malformed']);
+const NOT_LOST = new Set(['otherNode', 'notIP', 'notVip', 'notClusterMac', 'malformed']);
 const CPU_GOAL = 1.5;
 /**
  * The generator, and with it the kernel's whole delivery path (bridge, flooding, filling every

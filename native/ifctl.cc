@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_addr.h>
 #include <linux/if_ether.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -163,6 +164,66 @@ void IfSetIPv4(const Napi::CallbackInfo& info) {
   Ioctl(env, sock.get(), SIOCSIFNETMASK, &ifr, "ioctl(SIOCSIFNETMASK)");
 }
 
+// An IPv6 address goes in by rtnetlink (RTM_NEWADDR), not ioctl: only netlink can mark it
+// IFA_F_NODAD. Duplicate address detection on a cluster TAP would hold the VIP tentative for a
+// second (nobody on the TAP answers), and the VIP is shared on purpose.
+void IfAddIPv6(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StrArg(info, 0, "name");
+  std::string addr = StrArg(info, 1, "addr");
+  int32_t prefixLen = IntArg(info, 2, "prefixLen");
+  CheckIfName(env, name, false);
+  if (prefixLen < 0 || prefixLen > 128) ThrowErrno(env, EINVAL, "check(prefixLen)", name);
+  struct in6_addr address;
+  if (inet_pton(AF_INET6, addr.c_str(), &address) != 1) ThrowErrno(env, EINVAL, "inet_pton", name);
+  unsigned index = if_nametoindex(name.c_str());
+  if (index == 0) ThrowErrno(env, errno, "if_nametoindex", name);
+  FdGuard sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (sock.get() < 0) ThrowErrno(env, errno, "socket(AF_NETLINK)", name);
+
+  struct {
+    struct nlmsghdr header;
+    struct ifaddrmsg addr;
+    char attrs[2 * RTA_SPACE(sizeof(struct in6_addr)) + RTA_SPACE(sizeof(uint32_t))];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.header.nlmsg_type = RTM_NEWADDR;
+  req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+  req.header.nlmsg_seq = 1;
+  req.addr.ifa_family = AF_INET6;
+  req.addr.ifa_prefixlen = static_cast<unsigned char>(prefixLen);
+  req.addr.ifa_flags = IFA_F_NODAD;
+  req.addr.ifa_scope = RT_SCOPE_UNIVERSE;
+  req.addr.ifa_index = index;
+  size_t len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  for (unsigned short type : {static_cast<unsigned short>(IFA_LOCAL), static_cast<unsigned short>(IFA_ADDRESS)}) {
+    auto* a = reinterpret_cast<struct rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(len));
+    a->rta_type = type;
+    a->rta_len = RTA_LENGTH(sizeof address);
+    memcpy(RTA_DATA(a), &address, sizeof address);
+    len = NLMSG_ALIGN(len) + RTA_ALIGN(a->rta_len);
+  }
+  // IFA_FLAGS as well: ifa_flags has 8 bits, and newer kernels read the flags from here.
+  auto* flags = reinterpret_cast<struct rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(len));
+  flags->rta_type = IFA_FLAGS;
+  flags->rta_len = RTA_LENGTH(sizeof(uint32_t));
+  uint32_t nodad = IFA_F_NODAD;
+  memcpy(RTA_DATA(flags), &nodad, sizeof nodad);
+  len = NLMSG_ALIGN(len) + RTA_ALIGN(flags->rta_len);
+  req.header.nlmsg_len = static_cast<uint32_t>(len);
+  if (send(sock.get(), &req, len, 0) < 0) ThrowErrno(env, errno, "send(RTM_NEWADDR)", name);
+
+  char answer[1024];
+  ssize_t n;
+  do n = recv(sock.get(), answer, sizeof answer, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) ThrowErrno(env, errno, "recv(RTM_NEWADDR)", name);
+  auto* header = reinterpret_cast<struct nlmsghdr*>(answer);
+  if (!NLMSG_OK(header, static_cast<size_t>(n)) || header->nlmsg_type != NLMSG_ERROR) ThrowErrno(env, EPROTO, "recv(RTM_NEWADDR)", name);
+  int err = -reinterpret_cast<struct nlmsgerr*>(NLMSG_DATA(header))->error;
+  if (err != 0) ThrowErrno(env, err, "netlink(RTM_NEWADDR)", name);
+}
+
 }  // namespace
 
 void RegisterIfctl(Napi::Env env, Napi::Object exports) {
@@ -171,6 +232,7 @@ void RegisterIfctl(Napi::Env env, Napi::Object exports) {
   exports.Set("ifSetUp", Napi::Function::New(env, IfSetUp, "ifSetUp"));
   exports.Set("ifSetMtu", Napi::Function::New(env, IfSetMtu, "ifSetMtu"));
   exports.Set("ifSetIPv4", Napi::Function::New(env, IfSetIPv4, "ifSetIPv4"));
+  exports.Set("ifAddIPv6", Napi::Function::New(env, IfAddIPv6, "ifAddIPv6"));
 }
 
 }  // namespace lnlb

@@ -17,6 +17,9 @@
  */
 
 import { hkdfSync } from 'node:crypto';
+import { IPV6_IDENTITY_BASE, IPV6_IDENTITY_MASK, UNKEYED_FOLD_SEED } from '../net/ipv6.js';
+
+export { isIPv6Identity } from '../net/ipv6.js';
 
 /** murmur3's 32-bit finalizer: full avalanche, 5 integer ops, no allocation. */
 export function mix32(value: number): number {
@@ -137,4 +140,59 @@ export function actorForKey(keyLo: number, keyHi: number, actorCount: number, se
   // Seed 0 is the unseeded mix lnlb used before; any other seed moves every key independently.
   const h = mix32(((keyLo ^ 0x5bd1e995 ^ seed) + Math.imul(keyHi ^ seed, 0x27d4eb2d)) | 0);
   return h % actorCount;
+}
+
+/**
+ * IPv6 sources enter the election, the tables and the state transfers as a 32-bit identity,
+ * so that every structure built for IPv4 (16-byte tracking entries, buckets, handovers, the
+ * kernel filter) carries them unchanged. The identity is a hash of the 128-bit address, keyed
+ * like the election (a host without the cluster key cannot make two sources collide), placed
+ * in 224.0.0.0/3: multicast and class E, addresses no IPv4 client can send from (the
+ * dispatcher drops IPv4 frames from them), so an IPv6 identity never meets an IPv4 source.
+ *
+ * 29 bits: among 1M distinct IPv6 sources about 930 pairs share an identity. A pair that does
+ * is one client to lnlb (the same node, one tracked entry), alike on every node: no frame is
+ * lost or served twice. The `network` affinity of an IPv6 source is its /64: the identity of
+ * the prefix with its interface identifier zeroed.
+ */
+/**
+ * HalfSipHash-1-3 of a 16-byte message (four u32 words) under (k0, k1): four compression
+ * rounds, the length block, three finalization rounds.
+ */
+export function halfSipHash16(k0: number, k1: number, m0: number, m1: number, m2: number, m3: number): number {
+  let v0 = k0 | 0;
+  let v1 = k1 | 0;
+  let v2 = (0x6c796765 ^ k0) | 0;
+  let v3 = (0x74656462 ^ k1) | 0;
+  for (let w = 0; w < 5; w++) {
+    const m = w === 0 ? m0 | 0 : w === 1 ? m1 | 0 : w === 2 ? m2 | 0 : w === 3 ? m3 | 0 : 16 << 24;
+    v3 ^= m;
+    v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2;
+    v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0;
+    v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16);
+    v0 ^= m;
+  }
+  v2 ^= 0xff;
+  for (let r = 0; r < 3; r++) {
+    v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16);
+    v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2;
+    v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0;
+    v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16);
+  }
+  return (v1 ^ v3) >>> 0;
+}
+
+/** The unkeyed fold of a cluster without a key (the insecure opt-out): the murmur mix chained over the words. */
+export function unkeyedFold16(m0: number, m1: number, m2: number, m3: number): number {
+  return mix32(m0 ^ mix32(m1 ^ mix32(m2 ^ mix32(m3 ^ UNKEYED_FOLD_SEED))));
+}
+
+/**
+ * The identity of the IPv6 address in words (m0..m3, big-endian u32s of its 16 bytes): keyed
+ * under the election key (deriveElectionKey) when the cluster has one.
+ */
+export function ipv6Identity(key: Uint32Array | undefined, m0: number, m1: number, m2: number, m3: number): number {
+  const h = key === undefined ? unkeyedFold16(m0, m1, m2, m3) : halfSipHash16(key[0]!, key[1]!, m0, m1, m2, m3);
+  return (IPV6_IDENTITY_BASE | (h & IPV6_IDENTITY_MASK)) >>> 0;
 }

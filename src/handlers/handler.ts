@@ -43,15 +43,28 @@ export interface ParsedFrame {
   bytes: Uint8Array;
   /** Offset of the Ethernet header in `bytes`. */
   l2: number;
-  /** Offset of the IPv4 header. */
+  /** Offset of the IP header (IPv4, or IPv6: see `family`). */
   l3: number;
-  /** Offset of the transport header (valid only when firstFragment is true). */
+  /** Offset of the transport header, past any IPv6 extension headers (valid only when firstFragment is true). */
   l4: number;
+  /**
+   * Offset just past the IP packet (its total length, or the IPv6 header and its payload
+   * length): Ethernet pads short frames, and padding is not a header. Never past the frame.
+   */
+  ipEnd: number;
   /** Bytes from l2 to the end of the frame. */
   length: number;
+  /** 4 or 6. */
+  family: 4 | 6;
+  /** The upper-layer protocol (for IPv6, the last Next Header after the extension headers). */
   protocol: number;
-  /** Source and destination IPv4, as u32 in network order value (10.0.0.1 = 0x0a000001). */
+  /**
+   * IPv4: the source as a u32 in network order value (10.0.0.1 = 0x0a000001). IPv6: the
+   * source's 32-bit identity (cluster/hash.ts ipv6Identity), in 224.0.0.0/3 where no IPv4
+   * source is: what every table, election and state transfer carries for it.
+   */
   src: number;
+  /** IPv4: the destination (the VIP). IPv6: 0 (the address is at l3 + 24). */
   dst: number;
   /**
    * The port rule the frame falls under (0: the default rule). A handler whose key has no
@@ -125,8 +138,10 @@ export interface TrackerOptions {
 export interface InterfaceInfo {
   /** The cluster interface (TAP) name, e.g. nlb0. */
   name: string;
-  /** The VIP, u32. */
+  /** The IPv4 VIP, u32; 0 when the interface has an IPv6 VIP alone. */
   vip: number;
+  /** The IPv6 VIP's text (RFC 5952), when the interface has one. */
+  vip6?: string;
   /** 'dispatcher' or 'actor', and the actor's index. */
   thread: 'dispatcher' | 'actor';
   actorIndex: number;

@@ -430,7 +430,7 @@ function smokeFrame(protocol: number): ParsedFrame {
     bytes[l4 + 2] = 0;
     bytes[l4 + 3] = 80;
   }
-  return { bytes, l2: 0, l3, l4, length, protocol, src, dst, firstFragment: true, rule: 0 };
+  return { bytes, l2: 0, l3, l4, ipEnd: l4 + l4Bytes, length, family: 4, protocol, src, dst, firstFragment: true, rule: 0 };
 }
 
 /** The step a smoke-test call is: the method its description starts with (`isRelated() before ...` → isRelated). */

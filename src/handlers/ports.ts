@@ -24,17 +24,14 @@ export const PORTS_UNREADABLE = 8;
 /**
  * Writes the port key of `frame` into out[0] and out[1]; returns false (having written the key
  * (source IP, 0)) when the frame has no readable ports: a fragment (firstFragment false), or fewer than
- * `headerBytes` bytes of transport header inside the IP packet. The end is the IP total length,
- * not the frame's: Ethernet pads short frames to 60 bytes, and padding is not a header.
+ * `headerBytes` bytes of transport header inside the IP packet (frame.ipEnd: the IP length,
+ * not the frame's; Ethernet pads short frames to 60 bytes, and padding is not a header).
  */
 export function writePortKey(frame: ParsedFrame, headerBytes: number, out: Uint32Array): boolean {
   out[0] = frame.src;
   const b = frame.bytes;
   const l4 = frame.l4;
-  const l3 = frame.l3;
-  const frameEnd = frame.l2 + frame.length;
-  const packetEnd = l3 + ((b[l3 + 2]! << 8) | b[l3 + 3]!);
-  if (!frame.firstFragment || l4 + headerBytes > (packetEnd < frameEnd ? packetEnd : frameEnd)) {
+  if (!frame.firstFragment || l4 + headerBytes > frame.ipEnd) {
     out[1] = 0;
     return false;
   }

@@ -9,6 +9,9 @@
  * ```
  * The daemons decide by source IP, so one client namespace with many addresses stands for many
  * clients: `curl --interface` and `ping -I` pick the source address per request.
+ *
+ * With `ipv6: true` the LAN is dual stack: every node and client gets fd00:10::<n>/64 beside its
+ * IPv4 address (clients fd00:10::101 up), and the daemons serve 10.0.0.100,fd00:10::100.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +26,8 @@ import { checkToolRan } from './system-tools.js';
 import type { StatusJson } from '../main/admin-protocol.js';
 
 export const VIP = '10.0.0.100';
+export const VIP6 = 'fd00:10::100';
+const IPV6_PREFIX = 'fd00:10::';
 /** Fast failure detection, so the tests and the demo see a failover within seconds. */
 export const LAB_DAEMON_TIMING = ['--heartbeat-ms', '200', '--dead-after-ms', '1000'] as const;
 
@@ -39,6 +44,8 @@ export interface ClusterLabOptions {
   nodes?: number;
   /** Number of client source addresses, from 10.0.0.101 up; default 40. */
   clientAddresses?: number;
+  /** A dual-stack LAN (see the top of this file); default false. */
+  ipv6?: boolean;
 }
 
 /** `lnlbctl status --json`: the daemon's own type. */
@@ -75,12 +82,16 @@ export interface PingTakeover {
 
 export class ClusterLab {
   private readonly daemons = new Map<string, LabProcess>();
+  /** What the daemons get as --vip: the VIP, or with `ipv6` both VIPs. */
+  vipArg = VIP;
   private readonly servers = new Map<string, LabProcess>();
 
   private constructor(
     readonly lab: Lab,
     readonly nodes: readonly string[],
     readonly clientIps: readonly string[],
+    /** The clients' IPv6 sources (fd00:10::101 up), as many as clientIps; empty without `ipv6`. */
+    readonly clientIps6: readonly string[],
   ) {}
 
   static async create(options: ClusterLabOptions = {}): Promise<ClusterLab> {
@@ -94,16 +105,19 @@ export class ClusterLab {
     }
     const nodes = Array.from({ length: nodeCount }, (_, i) => `node${i + 1}`);
     const clientIps = Array.from({ length: clientCount }, (_, i) => `10.0.0.${101 + i}`);
+    const clientIps6 = options.ipv6 === true ? Array.from({ length: clientCount }, (_, i) => `${IPV6_PREFIX}${101 + i}`) : [];
     const lab = new Lab();
     try {
       await lab.addSwitch();
-      for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`] });
-      await lab.addHost('client', { addresses: clientIps.map((ip) => `${ip}/24`) });
+      for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`, ...(options.ipv6 === true ? [`${IPV6_PREFIX}${i + 1}/64`] : [])] });
+      await lab.addHost('client', { addresses: [...clientIps.map((ip) => `${ip}/24`), ...clientIps6.map((ip) => `${ip}/64`)] });
     } catch (error) {
       await lab.cleanup();
       throw error;
     }
-    return new ClusterLab(lab, nodes, clientIps);
+    const cluster = new ClusterLab(lab, nodes, clientIps, clientIps6);
+    cluster.vipArg = options.ipv6 === true ? `${VIP},${VIP6}` : VIP;
+    return cluster;
   }
 
   /** The node's own address (eth0), e.g. 10.0.0.2 for node2. */
@@ -133,7 +147,7 @@ export class ClusterLab {
     mkdirSync(this.runDir(node), { recursive: true, mode: 0o700 });
     // The namespaces share the host's name: each node announces its lab name instead.
     const name = extraArgs.includes('--node-name') ? [] : ['--node-name', node];
-    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', VIP, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...name, ...this.lab.keyArgs(extraArgs), ...extraArgs];
+    const argv = [process.execPath, LNLBD, '--bind', 'eth0', '--vip', this.vipArg, '--run-dir', this.runDir(node), ...LAB_DAEMON_TIMING, ...name, ...this.lab.keyArgs(extraArgs), ...extraArgs];
     const child = this.lab.spawn(node, argv, { logName: 'lnlbd', cwd: REPO_ROOT });
     this.daemons.set(node, child);
     return child;
@@ -179,8 +193,8 @@ export class ClusterLab {
     throw lnlbError('LNLB_ERR_LAB_SETUP', `no convergence on ${nodes.join(', ')} within ${timeoutMs} ms; last status:\n${JSON.stringify(last, null, 1)}`);
   }
 
-  /** Starts the echo server on `node`, bound to `address` (the VIP by default); resolves once it listens. */
-  async startHttpServer(node: string, port = 80, address = VIP, timeoutMs = 30_000): Promise<LabProcess> {
+  /** Starts the echo server on `node`, bound to `address` (the VIP by default; both VIPs, by `::`, on a dual-stack LAN); resolves once it listens. */
+  async startHttpServer(node: string, port = 80, address = this.vipArg === VIP ? VIP : '::', timeoutMs = 30_000): Promise<LabProcess> {
     const argv = [process.execPath, ECHO_SERVER, '--name', node, '--host', address, '--port', String(port)];
     const child = this.lab.spawn(node, argv, { logName: 'http' });
     this.servers.set(node, child);
@@ -199,9 +213,9 @@ export class ClusterLab {
     return { ok: false, error: `curl exit ${result.code}: ${result.stderr.trim()}` };
   }
 
-  /** Asks the VIP's HTTP server who serves `sourceIp`. */
+  /** Asks the VIP's HTTP server who serves `sourceIp` (an IPv6 source asks the IPv6 VIP). */
   async servedBy(sourceIp: string, options: { maxTimeS?: number; connectTimeoutS?: number } = {}): Promise<Served> {
-    const result = await this.curlFrom(sourceIp, `http://${VIP}/`, options);
+    const result = await this.curlFrom(sourceIp, sourceIp.includes(':') ? `http://[${VIP6}]/` : `http://${VIP}/`, options);
     if (!result.ok) return { error: result.error };
     try {
       const body = JSON.parse(result.body) as { node?: unknown };

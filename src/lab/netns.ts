@@ -165,7 +165,8 @@ export class Lab {
     await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
     await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
     for (const address of options.addresses) {
-      await this.ip(['-n', ns, 'address', 'add', address, 'dev', 'eth0']);
+      // An IPv6 address without duplicate address detection: usable at once, not a second later.
+      await this.ip(['-n', ns, 'address', 'add', address, 'dev', 'eth0', ...(address.includes(':') ? ['nodad'] : [])]);
     }
     await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
     const links = JSON.parse(await this.ip(['-n', ns, '-j', 'link', 'show', 'eth0'])) as Array<{ address: string }>;

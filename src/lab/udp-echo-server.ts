@@ -19,7 +19,7 @@ const { host, port } = values;
 const startedAt = Date.now();
 
 function bind(): void {
-  const socket = createSocket('udp4');
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   socket.once('error', (error: NodeJS.ErrnoException) => {
     socket.close();
     if (error.code === 'EADDRNOTAVAIL' && Date.now() - startedAt < GIVE_UP_MS) {

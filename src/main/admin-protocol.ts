@@ -71,14 +71,18 @@ export interface HandlerStatusJson {
 
 export interface InterfaceCounters {
   framesSeen: number;
+  /** Of framesSeen: IPv6 frames for the IPv6 VIP. */
+  framesIPv6: number;
   framesAccepted: number;
   framesDropped: Record<string, number>;
   arpReplies: number;
+  /** Neighbour advertisements of the IPv6 VIP sent (answers to solicitations): IPv6's arpReplies. */
+  ndpAdvertisements: number;
   trackedEntries: number;
   kernelDrops: number;
   /**
    * The data socket's kernel filter: `buckets` (the kernel passes only the buckets this node
-   * owns or drains, --election bucket) or `plain` (every IPv4 frame to the cluster MAC), why,
+   * owns or drains, --election bucket) or `plain` (every frame to the cluster MAC), why,
    * how many of the 1024 buckets pass, and programs attached and refused since the start.
    * Absent from older daemons.
    */

@@ -9,12 +9,15 @@ import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { lnlbError } from '../errors.js';
 import { dataFilter } from '../net/bpf.js';
-import { parseIPv4 } from '../net/ipv4.js';
+import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
+import { formatIPv6 } from '../net/ipv6.js';
+import { multicastMac, solicitedNodeAddress } from '../net/ndp.js';
+import { mldGroupFor, type ClusterVip } from '../net/vip.js';
 import * as port from '../port/native.js';
 import type { Logger } from './logger.js';
 import type { InterfaceOptions } from './options.js';
 import type { SysctlChange, SysctlGuard } from './sysctl.js';
-import { ipv4Sysctl } from './sysctl-keys.js';
+import { ipv4Sysctl, ipv6Sysctl } from './sysctl-keys.js';
 
 /** Frames on the TAP and the data socket carry a virtio-net header (GSO frames pass whole). */
 export const VNET_HDR = true;
@@ -53,6 +56,7 @@ export interface BoundDevice {
 
 export class ClusterDevice {
   readonly #opts: InterfaceOptions;
+  readonly #vip: ClusterVip;
   readonly #sysctl: SysctlGuard;
   readonly #log: Logger;
   /** The TAP's MAC: always the unicast form (an interface cannot have a multicast address). */
@@ -61,11 +65,12 @@ export class ClusterDevice {
   readonly #clusterMac: Uint8Array;
   #tapFd = -1;
   #dataFd = -1;
-  #igmp: Socket | undefined;
+  #group: Socket | undefined;
 
   /** `sysctl` is the daemon's, shared by its interfaces (each change is kept under the interface's name). */
-  constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, macs: { tap: Uint8Array; cluster: Uint8Array }) {
+  constructor(options: InterfaceOptions, vip: ClusterVip, sysctl: SysctlGuard, log: Logger, macs: { tap: Uint8Array; cluster: Uint8Array }) {
     this.#opts = options;
+    this.#vip = vip;
     this.#sysctl = sysctl;
     this.#log = log;
     this.#tapMac = macs.tap;
@@ -89,6 +94,10 @@ export class ClusterDevice {
     // arp_ignore=1: the host does not answer ARP for the VIP on the real device (we do, with the
     // cluster MAC). arp_announce=2: the host's own ARP requests use the device's address, never
     // the VIP, or clients would learn "VIP is at my real MAC" and balancing silently breaks.
+    // IPv6 needs neither: the kernel answers a solicitation only for an address of the device
+    // it came in on (the VIP is on the TAP), and solicits from the outgoing device's own address
+    // (ndisc_solicit takes the packet's source only when that device holds it). The lab's
+    // client neighbour tables check both (test/integration/ipv6.test.ts).
     this.#sysctl.apply(o.name, [
       { key: ipv4Sysctl(o.bind, 'arp_ignore'), value: '1', restore: true },
       { key: ipv4Sysctl(o.bind, 'arp_announce'), value: '2', restore: true },
@@ -96,6 +105,7 @@ export class ClusterDevice {
       // every client frame (PACKET_MULTICAST, and the VIP is local) and answer ICMP and UDP
       // itself, on every node. Frames reach the VIP only through our TAP.
       ...(multicast ? [{ key: ipv4Sysctl(o.bind, 'drop_unicast_in_l2_multicast'), value: '1', restore: true }] : []),
+      ...(multicast && this.#vip.v6 !== undefined ? [{ key: ipv6Sysctl(o.bind, 'drop_unicast_in_l2_multicast'), value: '1', restore: true }] : []),
     ]);
     const tap = port.tapOpen(o.name, { vnetHdr: VNET_HDR });
     this.#tapFd = tap.fd;
@@ -105,9 +115,13 @@ export class ClusterDevice {
       // reverse-path filter would drop them. The TAP vanishes with us, so nothing to restore.
       { key: ipv4Sysctl(o.name, 'rp_filter'), value: '2', restore: false },
     ];
+    // A host whose new devices start with IPv6 off (disable_ipv6 in conf/default) would refuse the VIP.
+    if (this.#vip.v6 !== undefined) tapSysctls.push({ key: ipv6Sysctl(o.name, 'disable_ipv6'), value: '0', restore: false });
     this.#sysctl.apply(o.name, tapSysctls);
-    port.ifSetIPv4(o.name, o.vip, 32);
+    if (this.#vip.v4 !== 0) port.ifSetIPv4(o.name, formatIPv4(this.#vip.v4), 32);
+    // Up first: the kernel drops the IPv6 addresses of a device that is down.
     port.ifSetUp(o.name, true);
+    if (this.#vip.v6 !== undefined) port.ifAddIPv6(o.name, formatIPv6(this.#vip.v6), 128);
 
     this.#dataFd = port.packetOpen(o.bind, {
       protocol: port.ETH_P_ALL,
@@ -115,7 +129,7 @@ export class ClusterDevice {
       // Multicast mode: a membership of the cluster MAC is enough.
       promisc: !multicast,
       ...(multicast ? { multicast: this.#clusterMac } : {}),
-      filter: dataFilter(this.#clusterMac),
+      filter: dataFilter(this.#clusterMac, this.#vip.v6 === undefined ? undefined : multicastMac(solicitedNodeAddress(this.#vip.v6))),
       vnetHdr: VNET_HDR,
       ignoreOutgoing: true,
     });
@@ -135,33 +149,44 @@ export class ClusterDevice {
   }
 
   /**
-   * Multicast mode: join the IPv4 group whose MAC is the cluster MAC (LNLB's 01:00:5e:7f:a:b
-   * from the VIP's first two octets a.b; 239.255.a.b maps to it), so the kernel sends IGMP
-   * reports and snooping switches forward the cluster's frames to this port (the original
-   * LNLB's multicast mode had no IGMP).
+   * Multicast mode: join the group whose MAC is the cluster MAC, so the kernel sends reports and
+   * snooping switches forward the cluster's frames to this port (the original LNLB's multicast
+   * mode had neither). With an IPv4 VIP: IGMP for 239.255.a.b, which maps to LNLB's
+   * 01:00:5e:7f:a:b. An IPv6 VIP alone: MLD for ff15::7ffe:cd, which maps to 33:33:7f:fe:c:d
+   * (net/vip.ts).
    */
-  async joinIgmpGroup(): Promise<void> {
+  async joinMulticastGroup(): Promise<void> {
     const o = this.#opts;
-    const group = `239.255.${this.#clusterMac[4]}.${this.#clusterMac[5]}`;
-    const address = this.#bindAddress();
+    const ipv4 = this.#vip.v4 !== 0;
+    const group = ipv4 ? `239.255.${this.#clusterMac[4]}.${this.#clusterMac[5]}` : formatIPv6(mldGroupFor(this.#vip));
+    const protocol = ipv4 ? 'IGMP' : 'MLD';
+    // IPv4 names the interface by its address; IPv6 by its name (the scope of the unspecified address).
+    const address = ipv4 ? this.#bindAddress() : `::%${o.bind}`;
     if (address === undefined) {
       this.#log.warn({ event: 'igmp', group }, `${o.bind} has no IPv4 address: no IGMP join for ${group}; switches with IGMP snooping may not forward the cluster's frames`);
       return;
     }
-    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    const socket = createSocket({ type: ipv4 ? 'udp4' : 'udp6', reuseAddr: true });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, () => resolve());
     });
-    socket.addMembership(group, address);
+    try {
+      socket.addMembership(group, address);
+    } catch (err) {
+      socket.close();
+      this.#log.warn({ event: protocol.toLowerCase(), group }, `no ${protocol} join for ${group} on ${o.bind} (${(err as Error).message}); switches with ${protocol} snooping may not forward the cluster's frames`);
+      return;
+    }
     socket.unref();
-    this.#igmp = socket;
-    this.#log.info({ event: 'igmp', group, address }, `joined ${group} on ${o.bind} (IGMP)`);
+    this.#group = socket;
+    this.#log.info({ event: protocol.toLowerCase(), group, address }, `joined ${group} on ${o.bind} (${protocol})`);
   }
 
-  /** Drops the IGMP membership (first thing on stop). */
-  leaveIgmpGroup(): void {
-    this.#igmp?.close();
+  /** Drops the group membership (first thing on stop). */
+  leaveMulticastGroup(): void {
+    this.#group?.close();
+    this.#group = undefined;
   }
 
   /** Closes the sockets (the TAP disappears with its fd) and restores the sysctls: LNLB_ERR_SYS_SYSCTL if some could not be. */

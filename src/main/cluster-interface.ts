@@ -22,8 +22,8 @@ import { lnlbError, type LnlbError } from '../errors.js';
 import { compileRules, type RuleSet } from '../cluster/port-rules.js';
 import { deriveElectionKey } from '../cluster/hash.js';
 import type { HandlerSpec } from '../handlers/loader.js';
-import { clusterMacMulticast, clusterMacUnicast, formatMac } from '../net/ethernet.js';
-import { parseIPv4 } from '../net/ipv4.js';
+import { formatMac } from '../net/ethernet.js';
+import { clusterMacFor, parseClusterVip, tapMacFor, type ClusterVip } from '../net/vip.js';
 import { defaultNodeName } from '../net/cluster-message.js';
 import { watchdogLimitMs } from '../workers/watchdog.js';
 import type { ControlEvent, HandlerSetup } from '../workers/messages.js';
@@ -62,7 +62,7 @@ export class ClusterInterface {
 
   readonly #opts: InterfaceOptions;
   readonly #log: Logger;
-  readonly #vip: number;
+  readonly #vip: ClusterVip;
   readonly #clusterMac: Uint8Array;
   readonly #tapMac: Uint8Array;
   readonly #rules: RuleSet;
@@ -82,12 +82,12 @@ export class ClusterInterface {
   constructor(options: InterfaceOptions, sysctl: SysctlGuard, log: Logger, fatal: (err: LnlbError) => void) {
     this.#opts = options;
     this.#log = log;
-    this.#vip = parseIPv4(options.vip);
+    this.#vip = parseClusterVip(options.vip);
     // The TAP always carries the unicast form: an interface cannot have a multicast address.
-    this.#tapMac = clusterMacUnicast(this.#vip);
-    this.#clusterMac = options.macMode === 'multicast' ? clusterMacMulticast(this.#vip) : this.#tapMac;
+    this.#tapMac = tapMacFor(this.#vip);
+    this.#clusterMac = clusterMacFor(this.#vip, options.macMode);
     this.#rules = compileRules(options.rule);
-    this.#device = new ClusterDevice(options, sysctl, log, { tap: this.#tapMac, cluster: this.#clusterMac });
+    this.#device = new ClusterDevice(options, this.#vip, sysctl, log, { tap: this.#tapMac, cluster: this.#clusterMac });
     this.#threads = new ClusterThreads(fatal);
     this.#weight = new WeightAnnouncer(options.name, options.weightMode, log);
     this.#flows = new TrackedFlows(options.name, this.#threads, this.#handlerSetups().map((s) => s.idleTimeoutSeconds), log);
@@ -134,7 +134,8 @@ export class ClusterInterface {
       tapFd: this.#device.tapFd,
       vnetHdr: VNET_HDR,
       actors: o.workers,
-      vip: this.#vip,
+      vip: this.#vip.v4,
+      vip6: this.#vip.v6,
       clusterMac: this.#clusterMac,
       ownMac: this.#ownMac,
       tapMac: multicast ? this.#tapMac : undefined,
@@ -161,7 +162,7 @@ export class ClusterInterface {
         dev: o.bind,
         ownMac: this.#ownMac,
         clusterMac: this.#clusterMac,
-        clusterIp: this.#vip,
+        clusterIp: this.#vip.id,
         multicast,
         mtu: bound.mtu,
         ringBytes: o.controlRingKib * 1024,
@@ -187,7 +188,7 @@ export class ClusterInterface {
       this.#log.info({ event: 'control-plane', authenticated: true }, 'control plane authenticated (HMAC-SHA256, replay window)');
     }
     this.#weight.start(o.heartbeatMs, () => this.#participation.announcesWeight, (weight) => this.#threads.post({ type: 'weight', weight }));
-    if (multicast) await this.#device.joinIgmpGroup();
+    if (multicast) await this.#device.joinMulticastGroup();
     this.#startHealthChecks();
     this.#log.info({ vip: o.vip, bind: o.bind, clusterMac: formatMac(this.#clusterMac), macMode: o.macMode, rxRing: o.rxRing, workers: o.workers }, 'cluster interface up');
   }
@@ -326,7 +327,7 @@ export class ClusterInterface {
     const p = this.#participation;
     return assembleStatus({
       name: o.name,
-      vip: this.#vip,
+      vip: this.#vip.text,
       bind: o.bind,
       clusterMac: this.#clusterMac,
       workers: o.workers,
@@ -354,7 +355,7 @@ export class ClusterInterface {
     this.#health?.stop();
     this.#weight.stop();
     if (this.#insecureTimer) clearInterval(this.#insecureTimer);
-    this.#device.leaveIgmpGroup();
+    this.#device.leaveMulticastGroup();
     await this.#threads.stop();
     this.#device.close();
   }

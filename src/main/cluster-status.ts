@@ -8,7 +8,6 @@ import { describeRule, type RuleSet } from '../cluster/port-rules.js';
 import type { ActorCounters, DatapathCounters } from '../workers/datapath.js';
 import type { ControlStatus, HandlerSetup } from '../workers/messages.js';
 import { formatMac } from '../net/ethernet.js';
-import { formatIPv4 } from '../net/ipv4.js';
 import type { InterfaceState, InterfaceStatusJson } from './admin-protocol.js';
 import type { HealthStatusJson } from './health-monitor.js';
 import { memberState } from './node-state.js';
@@ -17,8 +16,8 @@ const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
 export interface StatusInputs {
   name: string;
-  /** The VIP as a u32. */
-  vip: number;
+  /** The VIP text (IPv4, IPv6, or both comma-separated: net/vip.ts). */
+  vip: string;
   bind: string;
   clusterMac: Uint8Array;
   workers: number;
@@ -49,7 +48,7 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
   const { plane, counters, state } = input;
   return {
     name: input.name,
-    vip: formatIPv4(input.vip),
+    vip: input.vip,
     bind: input.bind,
     clusterMac: formatMac(input.clusterMac),
     converged: plane?.accepting ?? false,
@@ -87,9 +86,11 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
     })),
     counters: {
       framesSeen: counters?.framesSeen ?? 0,
+      framesIPv6: counters?.framesIPv6 ?? 0,
       framesAccepted: counters?.framesAccepted ?? 0,
       framesDropped: counters?.dropped ?? {},
       arpReplies: counters?.arpReplies ?? 0,
+      ndpAdvertisements: counters?.ndpAdvertisements ?? 0,
       trackedEntries: counters?.trackedEntries ?? 0,
       kernelDrops: counters?.kernelDrops ?? 0,
       ...(counters === undefined ? {} : { kernelFilter: counters.kernelFilter }),

@@ -9,7 +9,7 @@
  */
 
 import { isLnlbError, lnlbError, type LnlbError } from '../errors.js';
-import { parseIPv4 } from '../net/ipv4.js';
+import { parseClusterVip, sharedAddress } from '../net/vip.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
 import { BondManager } from './bond-manager.js';
 import { ClusterInterface } from './cluster-interface.js';
@@ -70,10 +70,11 @@ export class Daemon {
 
   /** LNLB's addif: a new cluster interface for `vip` on `bind`; returns its name. */
   async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: InterfaceOverrides = {}): Promise<string> {
-    const vipValue = parseIPv4(vip);
+    const vipValue = parseClusterVip(vip);
     for (const existing of this.#interfaces.values()) {
-      if (parseIPv4(existing.vip) === vipValue) {
-        throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${vip} is served already by ${existing.name}: one interface per cluster IP`);
+      const shared = sharedAddress(parseClusterVip(existing.vip), vipValue);
+      if (shared !== undefined) {
+        throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `${shared} is served already by ${existing.name}: one interface per cluster IP`);
       }
     }
     if (name === bind) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `the cluster interface cannot take the bound device's name (${bind})`);

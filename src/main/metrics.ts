@@ -116,6 +116,7 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
 
   // --- datapath, per interface
   counter('lnlb_frames_seen_total', 'Frames the dispatcher read from the bound device, before any verdict.', IF, (st) => perInterface(st, (s) => s.counters.framesSeen));
+  counter('lnlb_ipv6_frames_total', 'Of the frames seen: IPv6 frames for the IPv6 cluster IP.', IF, (st) => perInterface(st, (s) => s.counters.framesIPv6));
   counter('lnlb_frames_accepted_total', 'Frames this node took: written to the cluster interface (TAP) for its own stack.', IF, (st) => perInterface(st, (s) => s.counters.framesAccepted));
   counter('lnlb_frames_dropped_total', 'Frames not taken, by reason (otherNode: another node serves the client; ringFull/holdFull: a queue overflowed; ...).', ['interface', 'reason'], (st) =>
     byKey(st, 'reason', (s) => s.counters.framesDropped),
@@ -125,6 +126,7 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
   counter('lnlb_kernel_filter_failures_total', 'Kernel filter programs the kernel refused (the plain filter went on: every frame passes).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.failures));
   gauge('lnlb_kernel_filter_pass_buckets', 'Buckets of 1024 the data socket\'s kernel filter passes (1024: every frame to the cluster MAC).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.passBuckets));
   counter('lnlb_arp_replies_total', 'ARP replies sent for the cluster IP.', IF, (st) => perInterface(st, (s) => s.counters.arpReplies));
+  counter('lnlb_ndp_advertisements_total', 'Neighbour advertisements sent for the IPv6 cluster IP (answers to neighbour solicitations).', IF, (st) => perInterface(st, (s) => s.counters.ndpAdvertisements));
   gauge('lnlb_tracked_entries', 'Flows in the tracking tables now, all actors and handlers together.', IF, (st) => perInterface(st, (s) => s.counters.trackedEntries));
   counter('lnlb_tracking_evictions_total', 'Tracked flows evicted to make room because a table was full (see --table-entries).', IF, (st) => perInterface(st, (s) => s.counters.evictions));
 

@@ -8,6 +8,7 @@
 import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { parseClusterVip } from '../net/vip.js';
 import { isNodeName, NODE_NAME_MAX } from '../net/cluster-message.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
@@ -244,16 +245,15 @@ export const DAEMON_OPTIONS = [
   {
     key: 'vip',
     flag: '--vip <ip>',
-    description: 'the cluster IP shared by all nodes',
+    description: 'the cluster IP shared by all nodes: IPv4, IPv6, or one of each comma-separated (dual stack: 10.0.0.100,fd00:10::100)',
     default: undefined,
     optional: true,
     parse: (raw: string, flag: string) => {
       try {
-        parseIPv4(raw);
-      } catch {
-        badFlag(flag, `expected an IPv4 address such as 10.0.0.100, got ${JSON.stringify(raw)}`);
+        return parseClusterVip(raw).text;
+      } catch (err) {
+        return badFlag(flag, `expected an IPv4 or IPv6 address such as 10.0.0.100 or fd00:10::100 (dual stack: one of each, comma-separated), got ${JSON.stringify(raw)}: ${(err as Error).message}`);
       }
-      return raw;
     },
   },
   { key: 'name', flag: '--name <ifname>', description: 'the cluster interface (TAP) to create; %d takes the lowest free number', default: 'nlb%d', parse: ifName },

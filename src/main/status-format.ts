@@ -101,7 +101,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
       .map(([why, n]) => `${why} ${n}`)
       .join(', ');
     out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}${(c.stallMaxMs ?? 0) > 0 ? `, control thread stalled up to ${c.stallMaxMs} ms (${c.stallTotalMs ?? 0} ms in all; not counted as members' silence)` : ''}`);
-    out.push(`  frames: seen ${c.framesSeen}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}, kernel drops ${c.kernelDrops}`);
+    out.push(`  frames: seen ${c.framesSeen}${c.framesIPv6 > 0 ? ` (IPv6 ${c.framesIPv6})` : ''}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}${c.ndpAdvertisements > 0 ? `, neighbour advertisements ${c.ndpAdvertisements}` : ''}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
     const f = c.kernelFilter;
     if (f !== undefined) {

@@ -14,7 +14,7 @@ import { isDeviceName } from './device-name.js';
 
 export const DEVICE_SYSCTL_NAMES = {
   ipv4: ['arp_ignore', 'arp_announce', 'rp_filter', 'drop_unicast_in_l2_multicast'],
-  ipv6: ['disable_ipv6'],
+  ipv6: ['disable_ipv6', 'drop_unicast_in_l2_multicast'],
 } as const;
 
 export type SysctlFamily = keyof typeof DEVICE_SYSCTL_NAMES;

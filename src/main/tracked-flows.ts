@@ -11,6 +11,8 @@ import type { ProtocolHandler } from '../handlers/handler.js';
 import { encodeTrackerState, SNAPSHOT_WORDS, visitEntries } from '../handlers/tracker-state.js';
 import { parseMac } from '../net/ethernet.js';
 import { formatIPv4 } from '../net/ipv4.js';
+import { formatIPv6, isIPv6Identity } from '../net/ipv6.js';
+import type { SourceBook } from '../shm/source-book.js';
 import type { Datapath } from '../workers/datapath.js';
 import type { ControlEvent, ShardListing } from '../workers/messages.js';
 import type { ConntrackJson } from './admin-protocol.js';
@@ -36,6 +38,24 @@ function describeKey(handler: Pick<ProtocolHandler, 'describeKey'>, keyLo: numbe
   }
 }
 
+/**
+ * How a listing names an IPv6 source, which the tables know by its identity (cluster/hash.ts
+ * ipv6Identity): its address when the source book still holds it, else `ipv6#<identity>`.
+ * Handlers describe keys with the source as a dotted quad: that prefix becomes the address
+ * (in brackets when a port follows, as in a URL).
+ */
+export function ipv6SourceNamer(book: Pick<SourceBook, 'lookup'> | undefined): (keyLo: number, described: string) => { source: string; flow: string } | undefined {
+  const address = new Uint8Array(16);
+  return (keyLo, described) => {
+    if (!isIPv6Identity(keyLo)) return undefined;
+    const source = book?.lookup(keyLo, address) === true ? formatIPv6(address) : `ipv6#${(keyLo & 0x1fffffff).toString(16).padStart(8, '0')}`;
+    const dotted = formatIPv4(keyLo);
+    if (!described.startsWith(dotted)) return { source, flow: described };
+    const rest = described.slice(dotted.length);
+    return { source, flow: `${rest.startsWith(':') ? `[${source}]` : source}${rest}` };
+  };
+}
+
 /** What a conntrack listing is made of: the actors' listings and what names their owners. */
 export interface ConntrackInputs {
   interfaceName: string;
@@ -52,6 +72,8 @@ export interface ConntrackInputs {
   self: string;
   now: number;
   limit: number;
+  /** Names IPv6 sources (ipv6SourceNamer); absent: an interface without an IPv6 VIP. */
+  ipv6Source?: (keyLo: number, described: string) => { source: string; flow: string } | undefined;
 }
 
 /** `lnlbctl conntrack`'s answer: every listed flow, the most recently seen first, at most `limit`. Pure. */
@@ -71,11 +93,13 @@ export function conntrackListing(input: ConntrackInputs): ConntrackJson {
         const owner = e[k + 2]!;
         const mac = input.owners[owner];
         const member = mac === undefined ? undefined : input.members.get(mac);
+        const described = describeKey(handler, keyLo, keyHi);
+        const ipv6 = input.ipv6Source?.(keyLo, described);
         entries.push({
           handler: handler.name,
-          source: formatIPv4(keyLo),
+          source: ipv6?.source ?? formatIPv4(keyLo),
           ...(keyHi === 0 ? {} : { key: keyHi }),
-          flow: describeKey(handler, keyLo, keyHi),
+          flow: ipv6?.flow ?? described,
           node: mac ?? `id ${owner} (gone)`,
           ...(member === undefined || member.name === '' ? {} : { nodeName: member.name }),
           ...(member === undefined || member.address === '' ? {} : { nodeAddress: member.address }),
@@ -143,7 +167,8 @@ export class TrackedFlows {
     const members = new Map((await this.#threads.controlStatus())?.nodes.map((n) => [n.mac, n]) ?? []);
     const now = nowSeconds();
     const listings = datapath === undefined ? [] : await datapath.list(limit, now);
-    return conntrackListing({ interfaceName: this.#interfaceName, listings, handlers: datapath?.handlers ?? [], idleTimeoutSeconds: this.#idleTimeoutSeconds, owners, members, self, now, limit });
+    const ipv6Source = datapath?.sourceBook === undefined ? undefined : ipv6SourceNamer(datapath.sourceBook);
+    return conntrackListing({ interfaceName: this.#interfaceName, listings, handlers: datapath?.handlers ?? [], idleTimeoutSeconds: this.#idleTimeoutSeconds, owners, members, self, now, limit, ...(ipv6Source === undefined ? {} : { ipv6Source }) });
   }
 
   /** Flows this node (`self`, its MAC) owns that were seen within the last `idleSeconds`; +Infinity when the control plane does not answer (not known to be drained). */

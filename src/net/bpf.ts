@@ -9,7 +9,7 @@
  * Ethernet header (the virtio-net header of PACKET_VNET_HDR is not part of what they see).
  */
 import { MessageType, MSG_OFF_TYPE } from './cluster-message.js';
-import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_LNLB } from './ethernet.js';
+import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_P_LNLB } from './ethernet.js';
 
 // Instruction classes.
 export const BPF_LD = 0x00;
@@ -77,7 +77,8 @@ export interface Insn {
 /**
  * Assembles instructions whose conditional jumps name labels (`undefined` = fall through to
  * the next instruction) into the 4-words-per-instruction form. Forward jumps only, as the
- * kernel requires.
+ * kernel requires. A conditional jump reaches 255 instructions; `ja` (BPF_JMP | BPF_JA with its
+ * label in `jt`) any distance.
  */
 export function assemble(insns: Insn[]): Uint32Array {
   const at = new Map<string, number>();
@@ -93,6 +94,12 @@ export function assemble(insns: Insn[]): Uint32Array {
       return target - i - 1;
     };
     out[i * 4] = insn.code;
+    if (insn.code === (BPF_JMP | BPF_JA)) {
+      const target = insn.jt === undefined ? undefined : at.get(insn.jt);
+      if (target === undefined || target <= i) throw new Error(`bpf: bad ja to ${insn.jt} at ${i}`);
+      out[i * 4 + 3] = target - i - 1;
+      return;
+    }
     out[i * 4 + 1] = rel(insn.jt);
     out[i * 4 + 2] = rel(insn.jf);
     out[i * 4 + 3] = insn.k >>> 0;
@@ -110,6 +117,11 @@ function macHi(mac: Uint8Array): number {
 }
 function macLo(mac: Uint8Array): number {
   return (mac[4]! << 8) | mac[5]!;
+}
+
+/** An unconditional jump to `label`, any distance forward. */
+export function ja(label: string): Insn {
+  return { code: BPF_JMP | BPF_JA, k: 0, jt: label };
 }
 
 export function checkMac(name: string, mac: Uint8Array): void {
@@ -132,20 +144,27 @@ export function dstIs(mac: Uint8Array, yes: string, no: string, label?: string):
 
 /**
  * Data socket filter: accepts IPv4 frames whose destination MAC is the cluster MAC, and every
- * ARP frame (requests for a VIP are broadcast). Everything else is rejected in the kernel:
+ * ARP frame (requests for a VIP are broadcast). With an IPv6 VIP (`solicitedMac`, the MAC of
+ * its solicited-node group: ndp.ts), IPv6 frames to the cluster MAC and to that group (where
+ * neighbour solicitations for the VIP go) too. Everything else is rejected in the kernel:
  * other traffic on the wire, and control frames (ETH_P_LNLB) to the cluster MAC, which the
  * control socket reads.
  *
- *   ldh [12]; jeq #ARP -> accept; jeq #IP ? next : reject
- *   ld [0]; jeq #mac[0..3] ? next : reject; ldh [4]; jeq #mac[4..5] ? accept : reject
+ *   ldh [12]; jeq #ARP -> accept; jeq #IP ? mac : (jeq #IPV6 ? mac6 : reject)
+ *   mac:  ld [0]; jeq #mac[0..3] ? next : reject; ldh [4]; jeq #mac[4..5] ? accept : reject
+ *   mac6: the cluster MAC ? accept : (the solicited-node MAC ? accept : reject)
  */
-export function dataFilter(clusterMac: Uint8Array): Uint32Array {
+export function dataFilter(clusterMac: Uint8Array, solicitedMac?: Uint8Array): Uint32Array {
   checkMac('clusterMac', clusterMac);
+  if (solicitedMac !== undefined) checkMac('solicitedMac', solicitedMac);
   return assemble([
     { code: LD_H_ABS, k: 12 },
     { code: JEQ_K, k: ETH_P_ARP, jt: 'accept' },
-    { code: JEQ_K, k: ETH_P_IP, jf: 'reject' },
-    ...dstIs(clusterMac, 'accept', 'reject'),
+    { code: JEQ_K, k: ETH_P_IP, jt: 'mac' },
+    ...(solicitedMac === undefined
+      ? [{ code: RET_K, k: BPF_REJECT }]
+      : [{ code: JEQ_K, k: ETH_P_IPV6, jf: 'reject' }, ...dstIs(clusterMac, 'accept', 'ns'), ...dstIs(solicitedMac, 'accept', 'reject', 'ns')]),
+    ...dstIs(clusterMac, 'accept', 'reject', 'mac'),
     { code: RET_K, k: BPF_ACCEPT, label: 'accept' },
     { code: RET_K, k: BPF_REJECT, label: 'reject' },
   ]);

@@ -26,7 +26,9 @@
  * cluster with them keeps the plain dataFilter.
  */
 
-import { ETH_P_ARP, ETH_P_IP } from './ethernet.js';
+import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6 } from './ethernet.js';
+import { IPV6_IDENTITY_BASE, IPV6_IDENTITY_MASK, UNKEYED_FOLD_SEED } from './ipv6.js';
+import { multicastMac, solicitedNodeAddress } from './ndp.js';
 import {
   assemble,
   BPF_ABS,
@@ -64,6 +66,7 @@ import {
   BPF_XOR,
   checkMac,
   dstIs,
+  ja,
   type Insn,
 } from './bpf.js';
 
@@ -95,8 +98,10 @@ export const MAX_SHARE_RANGES = 64;
 export interface BucketFilterSpec {
   /** Frames to another MAC are not ours. */
   clusterMac: Uint8Array;
-  /** The VIP (host order u32). */
+  /** The IPv4 VIP (host order u32; 0: none). */
   vip: number;
+  /** The IPv6 VIP, or undefined: IPv6 frames do not pass. */
+  vip6?: Uint8Array | undefined;
   /** The election key (hash.ts deriveElectionKey), or undefined in a cluster without a key. */
   electionKey: Uint32Array | undefined;
   affinity: FilterAffinity;
@@ -262,14 +267,133 @@ function checkOwned(owned: OwnedKeys): void {
   }
 }
 
+/** M[v] ^= the packet's word at `offset`. */
+function xorPacket(v: number, offset: number): Insn[] {
+  return [ld(BPF_W, offset), tax, ldMem(v), aluX(BPF_XOR), st(v)];
+}
+
+/** Offsets of the IPv6 source and destination in the frame (Ethernet header, then 8 bytes of the IPv6 header). */
+const IPV6_SRC = 22;
+const IPV6_DST = 38;
+/** The transport header of an IPv6 packet without extension headers. */
+const IPV6_L4 = 54;
+const IPPROTO_HOPOPTS = 0;
+const IPPROTO_ROUTING = 43;
+const IPPROTO_FRAGMENT = 44;
+const IPPROTO_AH = 51;
+const IPPROTO_DSTOPTS = 60;
+
+/**
+ * M[LO] = the identity of the IPv6 source (hash.ts ipv6Identity), or of its /64 (`network`):
+ * HalfSipHash-1-3 of its 16 bytes under the election key, or the unkeyed chain of murmur
+ * mixes, placed in 224.0.0.0/3.
+ */
+function ipv6IdentityInsns(key: Uint32Array | undefined, network: boolean): Insn[] {
+  const out: Insn[] = [];
+  if (key === undefined) {
+    // mix32(m0 ^ mix32(m1 ^ mix32(m2 ^ mix32(m3 ^ C)))): for a /64, m2 = m3 = 0 and the inner two are a constant.
+    if (network) out.push(ldImm(mix32Js(mix32Js(UNKEYED_FOLD_SEED))));
+    else out.push(ld(BPF_W, IPV6_SRC + 12), alu(BPF_XOR, UNKEYED_FOLD_SEED), ...mix32(), tax, ld(BPF_W, IPV6_SRC + 8), aluX(BPF_XOR), ...mix32());
+    out.push(tax, ld(BPF_W, IPV6_SRC + 4), aluX(BPF_XOR), ...mix32(), tax, ld(BPF_W, IPV6_SRC), aluX(BPF_XOR), ...mix32());
+  } else {
+    const k0 = key[0]! >>> 0;
+    const k1 = key[1]! >>> 0;
+    out.push(ldImm(k0), st(V0), ldImm(k1), st(V1), ldImm((0x6c796765 ^ k0) >>> 0), st(V2), ldImm((0x74656462 ^ k1) >>> 0), st(V3));
+    for (let w = 0; w < 4; w++) {
+      // A /64's interface identifier is zero: xor with it changes nothing.
+      if (network && w >= 2) out.push(...sipRound());
+      else out.push(...xorPacket(V3, IPV6_SRC + 4 * w), ...sipRound(), ...xorPacket(V0, IPV6_SRC + 4 * w));
+    }
+    out.push(...xorK(V3, (16 << 24) >>> 0), ...sipRound(), ...xorK(V0, (16 << 24) >>> 0));
+    out.push(...xorK(V2, 0xff), ...sipRound(), ...sipRound(), ...sipRound());
+    out.push(ldMem(V3), tax, ldMem(V1), aluX(BPF_XOR));
+  }
+  out.push(alu(BPF_AND, IPV6_IDENTITY_MASK), alu(BPF_OR, IPV6_IDENTITY_BASE), st(LO));
+  return out;
+}
+
+/** mix32 on a number, for the constants the unkeyed program folds in advance. */
+function mix32Js(value: number): number {
+  let h = value | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * M[HI] = the ports word of an IPv6 TCP or UDP packet whose transport header follows the fixed
+ * header (no extension header: the verdicts sent those to userspace, a fragment header keeps
+ * HI 0) and holds `headerBytes` within the payload and the frame. Then on to `done`.
+ */
+function ipv6PortsWord(entry: string, headerBytes: number, done: string): Insn[] {
+  return [
+    { ...ld(BPF_H, 18), label: entry },
+    { code: BPF_JMP | BPF_JGE | BPF_K, k: headerBytes, jf: done },
+    { code: BPF_LD | BPF_W | BPF_LEN, k: 0 },
+    { code: BPF_JMP | BPF_JGE | BPF_K, k: IPV6_L4 + headerBytes, jf: done },
+    ld(BPF_W, IPV6_L4),
+    st(HI),
+    goTo(done),
+  ];
+}
+
+/**
+ * The IPv6 half of the program, entered at `v6` with nothing in scratch memory and left at
+ * `hash` with M[LO] and M[HI] set: the frame to the cluster MAC (else: to the VIP's
+ * solicited-node group, a neighbour solicitation the dispatcher answers, passed), version 6
+ * (else passed: userspace counts it), to the VIP (else dropped); under affinity none, a
+ * packet with extension headers before its transport header is passed (the program does not
+ * walk them), as are the protocols whose handler is not built in.
+ */
+function ipv6Half(spec: BucketFilterSpec, vip6: Uint8Array, opaque: readonly number[]): Insn[] {
+  const word = (i: number): number => ((vip6[i]! << 24) | (vip6[i + 1]! << 16) | (vip6[i + 2]! << 8) | vip6[i + 3]!) >>> 0;
+  const out: Insn[] = [
+    ...dstIs(spec.clusterMac, 'v6ip', 'v6ns', 'v6'),
+    ...dstIs(multicastMac(solicitedNodeAddress(vip6)), 'accept6', 'reject6', 'v6ns'),
+    { ...ld(BPF_B, 14), label: 'v6ip' },
+    alu(BPF_AND, 0xf0),
+    jeq(0x60, undefined, 'accept6'),
+    ld(BPF_W, IPV6_DST),
+    jeq(word(0), undefined, 'reject6'),
+    ld(BPF_W, IPV6_DST + 4),
+    jeq(word(4), undefined, 'reject6'),
+    ld(BPF_W, IPV6_DST + 8),
+    jeq(word(8), undefined, 'reject6'),
+    ld(BPF_W, IPV6_DST + 12),
+    jeq(word(12), undefined, 'reject6'),
+  ];
+  if (spec.affinity === 'none') {
+    out.push(ld(BPF_B, 20));
+    // A fragment's protocol is in its fragment header: with handlers of their own about, userspace reads it.
+    const walked = [IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_AH, ...(opaque.length > 0 ? [IPPROTO_FRAGMENT] : [])];
+    for (const p of [...walked, ...opaque]) out.push(jeq(p, 'accept6'));
+  }
+  out.push(goTo('key6'), ret(BPF_ACCEPT, 'accept6'), ret(BPF_REJECT, 'reject6'));
+  const identity = ipv6IdentityInsns(spec.electionKey, spec.affinity === 'network');
+  identity[0] = { ...identity[0]!, label: 'key6' };
+  out.push(...identity, ldImm(0), st(HI));
+  if (spec.affinity === 'none') {
+    out.push(ld(BPF_B, 20), jeq(IPPROTO_TCP, 'tcp6'), jeq(IPPROTO_UDP, 'udp6'), goTo('hash'));
+    out.push(...ipv6PortsWord('tcp6', TCP_KEY_HEADER_BYTES, 'hash'), ...ipv6PortsWord('udp6', UDP_KEY_HEADER_BYTES, 'hash'));
+  }
+  return out;
+}
+
 /** The filter program; throws RangeError on a malformed spec. */
 export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
   checkMac('clusterMac', spec.clusterMac);
   checkOwned(spec.owned);
   if (spec.electionKey !== undefined && spec.electionKey.length !== 2) throw new RangeError('electionKey must be two u32 words');
+  const vip6 = spec.vip6;
+  if (vip6 !== undefined && !(vip6 instanceof Uint8Array && vip6.length === 16)) throw new RangeError('vip6 must be 16 bytes');
   const insns: Insn[] = [
     ld(BPF_H, 12),
-    jeq(ETH_P_ARP, 'arp'),
+    // IPv6 first, by a jump over the whole IPv4 half (ipv6Half).
+    ...(vip6 === undefined ? [] : [jeq(ETH_P_IPV6, undefined, 'notv6'), ja('v6')]),
+    { ...jeq(ETH_P_ARP, 'arp'), label: 'notv6' },
     jeq(ETH_P_IP, undefined, 'reject'),
     ...dstIs(spec.clusterMac, 'ip', 'reject'),
     // Version 4 and a header of 20 bytes or more, else userspace counts it as malformed.
@@ -301,9 +425,11 @@ export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
   insns.push(goTo('key'), ret(BPF_ACCEPT, 'accept'), ret(BPF_REJECT, 'reject'));
   insns.push({ ...ld(BPF_W, 26), label: 'key' }, ...(spec.affinity === 'network' ? [alu(BPF_AND, NETWORK_MASK)] : []), st(LO), ldImm(0), st(HI));
   if (spec.affinity === 'none') {
-    insns.push(ld(BPF_B, 23), jeq(IPPROTO_TCP, 'tcp'), jeq(IPPROTO_UDP, 'udp'), goTo('hash'));
-    insns.push(...portsWord('tcp', TCP_KEY_HEADER_BYTES, 'hash'), ...portsWord('udp', UDP_KEY_HEADER_BYTES, 'hash'));
+    insns.push(ld(BPF_B, 23), jeq(IPPROTO_TCP, 'tcp'), jeq(IPPROTO_UDP, 'udp'), goTo('v4key'));
+    insns.push(...portsWord('tcp', TCP_KEY_HEADER_BYTES, 'v4key'), ...portsWord('udp', UDP_KEY_HEADER_BYTES, 'v4key'));
   }
+  if (vip6 !== undefined) insns.push({ ...ja('hash'), label: 'v4key' }, ...ipv6Half(spec, vip6, spec.affinity === 'none' ? opaque : []));
+  else if (spec.affinity === 'none') insns.push({ ...ja('hash'), label: 'v4key' });
   const hash = spec.electionKey === undefined ? unkeyedHash() : keyedHash(spec.electionKey[0]! >>> 0, spec.electionKey[1]! >>> 0);
   hash[0] = { ...hash[0]!, label: 'hash' };
   const owned = spec.owned;

@@ -36,6 +36,20 @@ export const IPPROTO_DSTOPTS = 60;
  */
 export const MAX_EXTENSION_HEADERS = 8;
 
+/**
+ * Where IPv6 sources' 32-bit identities live (cluster/hash.ts ipv6Identity): 224.0.0.0/3,
+ * multicast and class E, addresses no IPv4 client sends from.
+ */
+export const IPV6_IDENTITY_BASE = 0xe0000000;
+export const IPV6_IDENTITY_MASK = 0x1fffffff;
+/** The seed of the unkeyed identity fold (a cluster without a key). */
+export const UNKEYED_FOLD_SEED = 0x7f4a7c15;
+
+/** Whether a u32 source is an IPv6 identity (224.0.0.0/3) rather than an IPv4 address. */
+export function isIPv6Identity(source: number): boolean {
+  return source >>> 29 === 7;
+}
+
 /** Result codes of readIPv6. */
 export const IPv6Parse = {
   OK: 0,

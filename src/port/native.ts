@@ -187,6 +187,7 @@ export interface NativeAddon {
   ifSetUp(name: string, up: boolean): void;
   ifSetMtu(name: string, mtu: number): void;
   ifSetIPv4(name: string, addr: string, prefixLen: number): void;
+  ifAddIPv6(name: string, addr: string, prefixLen: number): void;
   packetOpen(dev: string, opts: PacketOptions): number;
   attachFilter(fd: number, program: Uint32Array): void;
   ringOpen(fd: number, opts: RingOptions): void;
@@ -297,6 +298,7 @@ const CAP_NET_ADMIN_WHAT: Partial<Record<PortOp, string>> = {
   ifSetUp: 'change the state of',
   ifSetMtu: 'set the MTU of',
   ifSetIPv4: 'set an IPv4 address on',
+  ifAddIPv6: 'add an IPv6 address to',
 };
 
 /**
@@ -453,6 +455,15 @@ export function ifSetIPv4(name: string, addr: string, prefixLen: number): void {
     addon().ifSetIPv4(name, addr, prefixLen);
   } catch (error) {
     rethrowPortError('ifSetIPv4', error);
+  }
+}
+
+/** Adds an IPv6 address (rtnetlink, without duplicate address detection: usable at once). */
+export function ifAddIPv6(name: string, addr: string, prefixLen: number): void {
+  try {
+    addon().ifAddIPv6(name, addr, prefixLen);
+  } catch (error) {
+    rethrowPortError('ifAddIPv6', error);
   }
 }
 

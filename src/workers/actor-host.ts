@@ -9,6 +9,7 @@
  * is consistent per shard, and a load never races a frame.
  */
 
+import { formatIPv6 } from '../net/ipv6.js';
 import { parentPort } from 'node:worker_threads';
 import { createElection } from '../cluster/election.js';
 import { actorForKey } from '../cluster/hash.js';
@@ -71,7 +72,7 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
   const trackers: Tracker[] = handlers.map((handler, i) =>
     handler.createTracker({ memory: data.trackers[i]!, capacity: data.trackerCapacity, idleTimeoutSeconds: data.handlers[i]!.idleTimeoutSeconds }),
   );
-  const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'actor', actorIndex: data.index, actorCount: data.actorCount };
+  const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, ...(data.vip6 === undefined ? {} : { vip6: formatIPv6(data.vip6) }), thread: 'actor', actorIndex: data.index, actorCount: data.actorCount };
   const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
   runInterfaceHook(handlers, 'interfaceCreated', info, errors);
   const row = new CounterBlock(data.counters).row(1 + data.index);

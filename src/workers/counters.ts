@@ -16,7 +16,8 @@ export const DispatcherCounter = {
   arpRequests: 2,
   arpReplies: 3,
   arpReplyFailed: 4,
-  dropNotIPv4: 5,
+  /** To the cluster MAC but neither IPv4 nor IPv6 (or a family the interface has no VIP of). */
+  dropNotIP: 5,
   dropMalformed: 6,
   dropNotVip: 7,
   dropNotClusterMac: 8,
@@ -40,6 +41,11 @@ export const DispatcherCounter = {
   kernelFilterBuckets: 19,
   /** Gauge: FilterWhy, why the attached program is what it is. */
   kernelFilterWhy: 20,
+  /** IPv6 Neighbour Solicitations read (for any address), and advertisements of the VIP sent. */
+  ndpSolicitations: 21,
+  ndpAdvertisements: 22,
+  /** IPv6 frames for the VIP (of framesSeen). */
+  framesIPv6: 23,
 } as const;
 
 /** Actor rows. */

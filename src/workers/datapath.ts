@@ -15,6 +15,7 @@ import { selfTestInWorker } from './handler-self-test.js';
 import { describeHandlerCall, Watchdog, watchdogIntervalMs, type StuckThread, type ThreadProgress } from './watchdog.js';
 import { ByteRing } from '../shm/byte-ring.js';
 import { ViewWriter } from '../shm/view.js';
+import { SourceBook } from '../shm/source-book.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
@@ -28,7 +29,10 @@ export interface DatapathOptions {
   tapFd: number;
   vnetHdr: boolean;
   actors: number;
+  /** The IPv4 VIP (u32), 0: none. */
   vip: number;
+  /** The IPv6 VIP (16 bytes), undefined: none. */
+  vip6?: Uint8Array | undefined;
   clusterMac: Uint8Array;
   ownMac: Uint8Array;
   /** Multicast mode: the TAP's MAC, written over kept frames' destination. */
@@ -83,9 +87,14 @@ export interface StateLoadResult {
 
 export interface DatapathCounters {
   framesSeen: number;
+  /** IPv6 frames for the VIP (of framesSeen). */
+  framesIPv6: number;
   framesAccepted: number;
   arpRequests: number;
   arpReplies: number;
+  /** IPv6 Neighbour Solicitations read, and advertisements of the VIP sent (the IPv6 counterpart of the two above). */
+  ndpSolicitations: number;
+  ndpAdvertisements: number;
   trackedEntries: number;
   /** Tracked flows evicted to make room (table full), all actors together. */
   evictions: number;
@@ -96,7 +105,7 @@ export interface DatapathCounters {
 }
 
 export interface KernelFilterCounters {
-  /** 'buckets': the kernel passes only the buckets below; 'plain': every IPv4 frame to the cluster MAC. */
+  /** 'buckets': the kernel passes only the buckets below; 'plain': every frame to the cluster MAC. */
   program: 'buckets' | 'plain';
   /** Why, in words (FILTER_WHY_TEXT). */
   why: string;
@@ -190,6 +199,8 @@ export class Datapath {
   readonly threadIds: number[] = [];
   /** The published view the actors read; written by the control plane. */
   readonly viewMemory: SharedArrayBuffer;
+  /** With an IPv6 VIP: the addresses behind the IPv6 identities lately seen (conntrack shows them). */
+  sourceBook: SourceBook | undefined;
   readonly #control: Int32Array;
   readonly #dispatcher: Worker;
   readonly #actors: Worker[];
@@ -236,6 +247,7 @@ export class Datapath {
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(8);
     const drainingMemory = DrainingBuckets.allocate(options.actors);
+    const sourceBookMemory = options.vip6 === undefined ? undefined : SourceBook.allocate();
     // --workers 1: the dispatcher thread is the actor (no ring, no hand-off: dispatcher.ts).
     const direct = options.actors === 1;
     const rings = direct ? [] : Array.from({ length: options.actors }, () => ByteRing.allocate(ringBytes));
@@ -256,6 +268,7 @@ export class Datapath {
         rules: options.rules,
         interfaceName: options.interfaceName,
         vip: options.vip,
+        vip6: options.vip6,
         election: options.election,
         view: viewMemory,
         counters: counterMemory,
@@ -280,6 +293,7 @@ export class Datapath {
       counters: counterMemory,
       control: controlMemory,
       vip: options.vip,
+      vip6: options.vip6,
       clusterMac: options.clusterMac,
       ownMac: options.ownMac,
       tapMac: options.tapMac,
@@ -291,6 +305,7 @@ export class Datapath {
       election: options.election,
       electionKey: options.electionKey,
       draining: drainingMemory,
+      sourceBook: sourceBookMemory,
       ...(directActor === undefined ? {} : { actor: directActor }),
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
@@ -303,6 +318,7 @@ export class Datapath {
     datapath.ringMemories.push(...rings);
     datapath.#draining = new DrainingBuckets(drainingMemory);
     datapath.drainingMemory = drainingMemory;
+    datapath.sourceBook = sourceBookMemory === undefined ? undefined : new SourceBook(sourceBookMemory);
     try {
       for (const m of await Promise.all(ready)) if (m.type === 'ready') datapath.threadIds.push(m.tid);
     } catch (err) {
@@ -547,9 +563,12 @@ export class Datapath {
     const dispatcher = (counter: number): number => c.sum(counter, 0, 1);
     return {
       framesSeen: dispatcher(DispatcherCounter.framesSeen),
+      framesIPv6: dispatcher(DispatcherCounter.framesIPv6),
       framesAccepted: actors(ActorCounter.accepted),
       arpRequests: dispatcher(DispatcherCounter.arpRequests),
       arpReplies: dispatcher(DispatcherCounter.arpReplies),
+      ndpSolicitations: dispatcher(DispatcherCounter.ndpSolicitations),
+      ndpAdvertisements: dispatcher(DispatcherCounter.ndpAdvertisements),
       trackedEntries: actors(ActorCounter.trackedEntries),
       evictions: actors(ActorCounter.evictions),
       kernelDrops: dispatcher(DispatcherCounter.kernelDrops),
@@ -567,7 +586,7 @@ export class Datapath {
         ringFull: dispatcher(DispatcherCounter.dropRingFull),
         holdFull: actors(ActorCounter.dropHoldFull),
         malformed: dispatcher(DispatcherCounter.dropMalformed),
-        notIPv4: dispatcher(DispatcherCounter.dropNotIPv4),
+        notIP: dispatcher(DispatcherCounter.dropNotIP),
         notVip: dispatcher(DispatcherCounter.dropNotVip),
         notClusterMac: dispatcher(DispatcherCounter.dropNotClusterMac),
         truncated: dispatcher(DispatcherCounter.dropTruncated),

@@ -24,11 +24,13 @@
  *     byte 16 + shift (the record's flags, 0-3): vnet hdr (10 bytes when the port has it) · Ethernet frame
  */
 
-import { actorForKey } from '../cluster/hash.js';
+import { actorForKey, ipv6Identity, isIPv6Identity } from '../cluster/hash.js';
 import { AffinityCode, compileRules, RuleModeCode, type RuleSet } from '../cluster/port-rules.js';
 import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHandler } from '../handlers/handler.js';
 import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
-import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, macEquals } from '../net/ethernet.js';
+import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, macEquals } from '../net/ethernet.js';
+import { createIPv6Result, IP6R_DST, IP6R_FLAGS, IP6R_IP_OFFSET, IP6R_L4_OFFSET, IP6R_PAYLOAD_LENGTH, IP6R_PROTOCOL, IP6R_SRC, IPV6_HEADER, IPv6Parse, readIPv6 } from '../net/ipv6.js';
+import { addressIs, buildSolicitedAdvertisement, createNdpResult, NdpParse, parseNeighborSolicitation } from '../net/ndp.js';
 import {
   createIPv4Result,
   IPF_FRAGMENT,
@@ -38,10 +40,12 @@ import {
   IPR_L4_OFFSET,
   IPR_PROTOCOL,
   IPR_SRC,
+  IPR_TOTAL_LENGTH,
   IPv4Parse,
   readIPv4,
 } from '../net/ipv4.js';
 import type { ByteRing } from '../shm/byte-ring.js';
+import type { SourceBook } from '../shm/source-book.js';
 import { DispatcherCounter as C } from './counters.js';
 import { META_SPILLED, META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
 import type { FrameSource } from './ports.js';
@@ -70,7 +74,17 @@ export interface DispatcherConfig {
   nowSeconds?: () => number;
   counters: Float64Array;
   vnetHdr: boolean;
+  /** The IPv4 VIP as a u32; 0: the interface has none (IPv6 only). */
   vip: number;
+  /** The IPv6 VIP's 16 bytes, or undefined (IPv4 only). */
+  vip6?: Uint8Array | undefined;
+  /**
+   * The election key (hash.ts deriveElectionKey), which also keys the identity an IPv6 source
+   * goes by (ipv6Identity); undefined: the unkeyed fold (a cluster without a key).
+   */
+  electionKey?: Uint32Array | undefined;
+  /** Where each IPv6 source's address is recorded under its identity (for conntrack's listing). */
+  sourceBook?: SourceBook | undefined;
   clusterMac: Uint8Array;
   ownMac: Uint8Array;
   /** Handler per IP protocol (index = protocol); the default handler fills the gaps. */
@@ -96,6 +110,9 @@ export class FrameDispatcher {
   readonly #c: Float64Array;
   readonly #vnet: number;
   readonly #vip: number;
+  readonly #vip6: Uint8Array | undefined;
+  readonly #electionKey: Uint32Array | undefined;
+  readonly #sourceBook: SourceBook | undefined;
   readonly #clusterMac: Uint8Array;
   readonly #ownMac: Uint8Array;
   readonly #tapMac: Uint8Array | undefined;
@@ -105,9 +122,14 @@ export class FrameDispatcher {
   readonly #handoff: FrameHandoff;
   readonly #meta = new Uint32Array(BATCH_FRAMES * META_WORDS);
   readonly #ip = createIPv4Result();
+  readonly #ip6 = createIPv6Result();
+  readonly #ndp = createNdpResult();
   readonly #key = new Uint32Array(AFFINITY_KEY_WORDS);
   readonly #arp = createArpResult();
   readonly #tx = new Uint8Array(128);
+  readonly #requesterMac = new Uint8Array(6);
+  /** Some rule elects by the network (an IPv6 frame then needs its /64's identity too). */
+  readonly #networkRules: boolean;
   readonly #parsed: ParsedFrame;
   readonly #tcpRule: Uint8Array;
   readonly #udpRule: Uint8Array;
@@ -120,6 +142,9 @@ export class FrameDispatcher {
     this.#c = config.counters;
     this.#vnet = config.vnetHdr ? VNET_HDR_LEN : 0;
     this.#vip = config.vip >>> 0;
+    this.#vip6 = config.vip6;
+    this.#electionKey = config.electionKey;
+    this.#sourceBook = config.sourceBook;
     this.#clusterMac = config.clusterMac;
     this.#ownMac = config.ownMac;
     this.#tapMac = config.tapMac;
@@ -131,12 +156,13 @@ export class FrameDispatcher {
       if (h.protocol !== 0) this.#handlerByProtocol[h.protocol] = i;
     });
     this.#handoff = config.actor !== undefined ? new DirectHandoff(config.actor, config.nowSeconds ?? wallSeconds) : new RingHandoff(config.rings ?? [], config.actorSeed ?? 0, config.source);
-    this.#parsed = { bytes: config.source.bytes, l2: 0, l3: 0, l4: 0, length: 0, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
+    this.#parsed = { bytes: config.source.bytes, l2: 0, l3: 0, l4: 0, ipEnd: 0, length: 0, family: 4, protocol: 0, src: 0, dst: 0, firstFragment: true, rule: 0 };
     const rules = config.rules ?? compileRules([]);
     this.#tcpRule = rules.tcpRuleByPort;
     this.#udpRule = rules.udpRuleByPort;
     this.#ruleModes = rules.modes;
     this.#ruleAffinities = rules.affinities;
+    this.#networkRules = rules.affinities.includes(AffinityCode.network);
     this.#handlerErrors = config.handlerErrors;
   }
 
@@ -176,12 +202,16 @@ export class FrameDispatcher {
       this.#answerArp(b, l2, frameLen);
       return;
     }
+    if (type === ETH_P_IPV6) {
+      this.#dispatchIPv6(b, off, len, l2, frameLen);
+      return;
+    }
     if (!macEquals(b, l2, this.#clusterMac, 0)) {
       c[C.dropNotClusterMac]!++;
       return;
     }
     if (type !== ETH_P_IP) {
-      c[C.dropNotIPv4]!++;
+      c[C.dropNotIP]!++;
       return;
     }
     const ip = this.#ip;
@@ -189,29 +219,101 @@ export class FrameDispatcher {
       c[C.dropMalformed]!++;
       return;
     }
-    if (ip[IPR_DST] !== this.#vip) {
+    if (ip[IPR_DST] !== this.#vip || this.#vip === 0) {
       c[C.dropNotVip]!++;
+      return;
+    }
+    const src = ip[IPR_SRC]!;
+    // 224.0.0.0/3 (multicast, class E) is no client's source, and the IPv6 identities live there.
+    if (isIPv6Identity(src)) {
+      c[C.dropMalformed]!++;
       return;
     }
     const parsed = this.#parsed;
     parsed.bytes = b;
     parsed.l2 = l2;
     parsed.l3 = ip[IPR_IP_OFFSET]!;
-    const l4 = ip[IPR_L4_OFFSET]!;
-    const protocol = ip[IPR_PROTOCOL]!;
-    const src = ip[IPR_SRC]!;
-    const firstFragment = (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0;
-    parsed.l4 = l4;
+    parsed.l4 = ip[IPR_L4_OFFSET]!;
+    parsed.ipEnd = Math.min(parsed.l3 + ip[IPR_TOTAL_LENGTH]!, l2 + frameLen);
     parsed.length = frameLen;
-    parsed.protocol = protocol;
+    parsed.family = 4;
+    parsed.protocol = ip[IPR_PROTOCOL]!;
     parsed.src = src;
     parsed.dst = ip[IPR_DST]!;
-    parsed.firstFragment = firstFragment;
+    parsed.firstFragment = (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0;
+    this.#keyAndHand(b, off, len, (src & NETWORK_MASK) >>> 0);
+  }
 
+  /**
+   * An IPv6 frame: a Neighbour Solicitation for the VIP is answered here (it comes to a
+   * solicited-node multicast MAC, or, to check a neighbour is still there, to the cluster MAC:
+   * answered by the host behind the TAP, its advertisement would leave by the TAP and be lost);
+   * anything else for the VIP is keyed by the source's identity (hash.ts ipv6Identity) as an
+   * IPv4 frame by its source.
+   */
+  #dispatchIPv6(b: Uint8Array, off: number, len: number, l2: number, frameLen: number): void {
+    const c = this.#c;
+    const vip6 = this.#vip6;
+    const ip6 = this.#ip6;
+    const code = readIPv6(b, l2, frameLen, ip6);
+    if (code === IPv6Parse.OK && vip6 !== undefined && parseNeighborSolicitation(b, ip6, this.#ndp) === NdpParse.OK) {
+      this.#answerSolicitation(b, l2, vip6);
+      return;
+    }
+    if (!macEquals(b, l2, this.#clusterMac, 0)) {
+      c[C.dropNotClusterMac]!++;
+      return;
+    }
+    if (vip6 === undefined) {
+      c[C.dropNotIP]!++;
+      return;
+    }
+    if (code !== IPv6Parse.OK) {
+      c[C.dropMalformed]!++;
+      return;
+    }
+    if (!addressIs(ip6, IP6R_DST, vip6)) {
+      c[C.dropNotVip]!++;
+      return;
+    }
+    c[C.framesIPv6]!++;
+    const key = this.#electionKey;
+    const w0 = ip6[IP6R_SRC]!;
+    const w1 = ip6[IP6R_SRC + 1]!;
+    const w2 = ip6[IP6R_SRC + 2]!;
+    const w3 = ip6[IP6R_SRC + 3]!;
+    const identity = ipv6Identity(key, w0, w1, w2, w3);
+    this.#sourceBook?.record(identity, w0, w1, w2, w3);
+    const parsed = this.#parsed;
+    parsed.bytes = b;
+    parsed.l2 = l2;
+    parsed.l3 = ip6[IP6R_IP_OFFSET]!;
+    parsed.l4 = ip6[IP6R_L4_OFFSET]!;
+    parsed.ipEnd = parsed.l3 + IPV6_HEADER + ip6[IP6R_PAYLOAD_LENGTH]!;
+    parsed.length = frameLen;
+    parsed.family = 6;
+    parsed.protocol = ip6[IP6R_PROTOCOL]!;
+    parsed.src = identity;
+    parsed.dst = 0;
+    parsed.firstFragment = (ip6[IP6R_FLAGS]! & IPF_FRAGMENT) === 0;
+    // The /64 only when a rule asks for it: a second hash per frame otherwise spent for nothing.
+    this.#keyAndHand(b, off, len, this.#networkRules ? ipv6Identity(key, w0, w1, 0, 0) : 0);
+  }
+
+  /**
+   * The frame in #parsed: its port rule, its handler's key, and the actor that takes it.
+   * `network` is what the `network` affinity elects by: the source /24, or an IPv6 source's /64.
+   */
+  #keyAndHand(b: Uint8Array, off: number, len: number, network: number): void {
+    const c = this.#c;
+    const parsed = this.#parsed;
+    const l4 = parsed.l4;
+    const protocol = parsed.protocol;
+    const src = parsed.src;
     // The port rule: by destination port for TCP and UDP (a first fragment carries the ports);
     // everything else, later fragments included, falls under the default rule.
     let rule = 0;
-    if (firstFragment && (protocol === IPPROTO_TCP || protocol === IPPROTO_UDP) && l4 + 4 <= l2 + frameLen) {
+    if (parsed.firstFragment && (protocol === IPPROTO_TCP || protocol === IPPROTO_UDP) && l4 + 4 <= parsed.ipEnd) {
       const dstPort = (b[l4 + 2]! << 8) | b[l4 + 3]!;
       rule = protocol === IPPROTO_TCP ? this.#tcpRule[dstPort]! : this.#udpRule[dstPort]!;
     }
@@ -237,9 +339,24 @@ export class FrameDispatcher {
     const keyLo = key[0]!;
     const keyHi = key[1]!;
     const affinity = this.#ruleAffinities[rule]!;
-    const electionInput = affinity === AffinityCode.single ? src : affinity === AffinityCode.none ? keyLo : (src & NETWORK_MASK) >>> 0;
-    if (this.#tapMac !== undefined) b.set(this.#tapMac, l2);
+    const electionInput = affinity === AffinityCode.single ? src : affinity === AffinityCode.none ? keyLo : network;
+    if (this.#tapMac !== undefined) b.set(this.#tapMac, parsed.l2);
     if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), b, off, len)) c[C.dropRingFull]!++;
+  }
+
+  /** The NS in #ndp asks for some address: the VIP's is answered with the cluster MAC, from our own MAC (as ARP). */
+  #answerSolicitation(b: Uint8Array, l2: number, vip6: Uint8Array): void {
+    const c = this.#c;
+    const ndp = this.#ndp;
+    c[C.ndpSolicitations]!++;
+    for (let i = 0; i < 16; i++) if (ndp.target[i] !== vip6[i]) return;
+    const tx = this.#tx;
+    tx.fill(0, 0, this.#vnet);
+    const requester = this.#requesterMac;
+    for (let i = 0; i < 6; i++) requester[i] = b[l2 + 6 + i]!;
+    const len = buildSolicitedAdvertisement(tx, this.#vnet, ndp, requester, { ethSrc: this.#ownMac, vip: vip6, clusterMac: this.#clusterMac });
+    if (this.#source.send(tx, 0, this.#vnet + len) > 0) c[C.ndpAdvertisements]!++;
+    else c[C.arpReplyFailed]!++;
   }
 
   #answerArp(b: Uint8Array, l2: number, frameLen: number): void {
@@ -248,7 +365,7 @@ export class FrameDispatcher {
     // Replies and other ARP traffic on the LAN are not ours to answer.
     if (parseArpRequest(b, l2, frameLen, arp) !== ArpParse.OK) return;
     c[C.arpRequests]!++;
-    if (arp.fields[ARPR_TARGET_IP] !== this.#vip) return;
+    if (arp.fields[ARPR_TARGET_IP] !== this.#vip || this.#vip === 0) return;
     const tx = this.#tx;
     tx.fill(0, 0, this.#vnet); // virtio-net header: no offload on a 60-byte reply
     const len = buildArpReply(tx, this.#vnet, {

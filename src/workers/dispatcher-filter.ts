@@ -32,6 +32,7 @@ import type { ElectionName } from '../cluster/election.js';
 import { RuleModeCode, SHARE_EQUAL, shareOf, type RuleSet } from '../cluster/port-rules.js';
 import type { HandlerSpec } from '../handlers/loader.js';
 import { dataFilter } from '../net/bpf.js';
+import { multicastMac, solicitedNodeAddress } from '../net/ndp.js';
 import { bucketFilter, MAX_OPAQUE_PROTOCOLS, type FilterAffinity } from '../net/bucket-filter.js';
 import { countBuckets, DRAINING_MASK_WORDS } from '../shm/draining-buckets.js';
 import { VIEW_BUCKETS_PASS, VIEW_MAX_RULE_SLOTS, type PublishedView } from '../shm/view.js';
@@ -77,8 +78,10 @@ export interface FilterConfig {
   /** The handlers by protocol (resolveHandlerSpecs: protocol 0, the default, always there). */
   handlers: readonly Pick<HandlerSpec, 'protocol' | 'module'>[];
   clusterMac: Uint8Array;
-  /** The VIP (host order u32). */
+  /** The IPv4 VIP (host order u32; 0: none). */
   vip: number;
+  /** The IPv6 VIP (16 bytes), or undefined. */
+  vip6?: Uint8Array | undefined;
   electionKey: Uint32Array | undefined;
 }
 
@@ -219,7 +222,7 @@ export class FilterPlan {
     this.#narrowAt = Infinity;
     this.#attached.fill(ALL);
     this.#attachedWhy = FilterWhy.failed;
-    return { program: dataFilter(this.#config.clusterMac), why: FilterWhy.failed, buckets: countBuckets(this.#attached) };
+    return { program: this.#plain(), why: FilterWhy.failed, buckets: countBuckets(this.#attached) };
   }
 
   #attach(mask: Uint32Array, why: FilterWhyCode): FilterSwap | undefined {
@@ -236,13 +239,20 @@ export class FilterPlan {
     return { program: this.#program(mask, every), why: this.#attachedWhy, buckets: countBuckets(mask) };
   }
 
+  /** The plain filter: every frame to the cluster MAC (and the VIP's neighbour solicitations). */
+  #plain(): Uint32Array {
+    const vip6 = this.#config.vip6;
+    return dataFilter(this.#config.clusterMac, vip6 === undefined ? undefined : multicastMac(solicitedNodeAddress(vip6)));
+  }
+
   #program(mask: Uint32Array, every: boolean): Uint32Array {
     const shape = this.shape;
     const c = this.#config;
-    if (every || shape.kind === 'plain') return dataFilter(c.clusterMac);
+    if (every || shape.kind === 'plain') return this.#plain();
     return bucketFilter({
       clusterMac: c.clusterMac,
       vip: c.vip,
+      vip6: c.vip6,
       electionKey: c.electionKey,
       affinity: shape.affinity,
       owned: { kind: 'buckets', pass: new Uint32Array(mask) },

@@ -16,6 +16,8 @@
  * yields to the event loop); the main thread raises control[1] and wakes the poll (ringWake).
  */
 
+import { formatIPv6 } from '../net/ipv6.js';
+import { SourceBook } from '../shm/source-book.js';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { compileRules } from '../cluster/port-rules.js';
 import { isLnlbError, serializeError } from '../errors.js';
@@ -56,7 +58,7 @@ async function run(data: DispatcherData): Promise<void> {
   // The main thread ran each module's self-test (in a thread of its own, with a time limit).
   for (const setup of data.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
   const errors = new HandlerErrorLog((report) => post({ type: 'handler-error', ...report }));
-  const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, thread: 'dispatcher', actorIndex: -1, actorCount: data.actorRings.length };
+  const info: InterfaceInfo = { name: data.interfaceName, vip: data.vip, ...(data.vip6 === undefined ? {} : { vip6: formatIPv6(data.vip6) }), thread: 'dispatcher', actorIndex: -1, actorCount: data.actorRings.length };
   runInterfaceHook(handlers, 'interfaceCreated', info, errors);
   const source = new PacketRingSource(data.dataFd);
   // The actor this thread is (--workers 1): its own handler instances' trackers, the same modules.
@@ -68,6 +70,9 @@ async function run(data: DispatcherData): Promise<void> {
     counters,
     vnetHdr: data.vnetHdr,
     vip: data.vip,
+    vip6: data.vip6,
+    electionKey: data.electionKey,
+    sourceBook: data.sourceBook === undefined ? undefined : new SourceBook(data.sourceBook),
     clusterMac: data.clusterMac,
     ownMac: data.ownMac,
     tapMac: data.tapMac,
@@ -127,7 +132,7 @@ async function run(data: DispatcherData): Promise<void> {
  * the plain filter (every frame passes: userspace decides, as without a filter).
  */
 function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs(max: number, now: number): number; check(now: number): void } {
-  const plan = new FilterPlan({ election: data.election, rules: compileRules(data.rules), handlers: data.handlers.map((h) => h.spec), clusterMac: data.clusterMac, vip: data.vip, electionKey: data.electionKey });
+  const plan = new FilterPlan({ election: data.election, rules: compileRules(data.rules), handlers: data.handlers.map((h) => h.spec), clusterMac: data.clusterMac, vip: data.vip, vip6: data.vip6, electionKey: data.electionKey });
   const gauges = (): void => {
     counters[DispatcherCounter.kernelFilterBuckets] = plan.buckets;
     counters[DispatcherCounter.kernelFilterWhy] = plan.why;

@@ -26,7 +26,9 @@ export interface DispatcherData {
   counters: SharedArrayBuffer;
   /** Int32Array[0] != 0: stop; [1] != 0: messages wait on the port (the direct actor's, receiveMessageOnPort). */
   control: SharedArrayBuffer;
+  /** The IPv4 VIP (u32; 0: none) and the IPv6 VIP (undefined: none). */
   vip: number;
+  vip6: Uint8Array | undefined;
   clusterMac: Uint8Array;
   ownMac: Uint8Array;
   /** Multicast mode: the TAP's (unicast) MAC written over the destination of every kept frame. */
@@ -44,6 +46,8 @@ export interface DispatcherData {
   electionKey: Uint32Array | undefined;
   /** Each actor's draining buckets (shm/draining-buckets.ts): the filter passes them too. */
   draining: SharedArrayBuffer;
+  /** With an IPv6 VIP: where this thread records the address behind each IPv6 identity (shm/source-book.ts). */
+  sourceBook: SharedArrayBuffer | undefined;
   /**
    * --workers 1: the actor this thread is itself (no actor thread, no ring; actorRings is
    * empty). Its control messages arrive on this thread's port, announced by control[1].
@@ -66,6 +70,7 @@ export interface ActorData {
   rules: RuleTexts;
   interfaceName: string;
   vip: number;
+  vip6: Uint8Array | undefined;
   election: ElectionName;
   view: SharedArrayBuffer;
   counters: SharedArrayBuffer;

@@ -45,7 +45,7 @@ async function lnlbd(args: string[], runAs?: string): Promise<{ code: number | n
 
 const refusals: { title: string; args: string[]; code: number; line: RegExp; runAs?: string }[] = [
   { title: 'a missing --vip', args: ['--bind', 'eth0'], code: 2, line: /^lnlbd: --vip: is required with --bind \(or give neither, and add clusters with lnlbctl addif\)$/ },
-  { title: 'a bad IP', args: ['--bind', 'eth0', '--vip', '10.0.0.300'], code: 2, line: /^lnlbd: --vip: expected an IPv4 address/ },
+  { title: 'a bad IP', args: ['--bind', 'eth0', '--vip', '10.0.0.300'], code: 2, line: /^lnlbd: --vip: expected an IPv4 or IPv6 address/ },
   { title: 'an unknown flag', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--frobnicate'], code: 2, line: /^lnlbd: unknown option '--frobnicate'$/ },
   { title: 'a bad --workers', args: ['--bind', 'eth0', '--vip', '10.0.0.100', '--workers', '0'], code: 2, line: /^lnlbd: --workers: expected a whole number from 1 to 31/ },
   { title: 'a missing device', args: ['--bind', 'eth7', '--vip', '10.0.0.100', '--run-dir', '/tmp/lnlb-cli-eth7', '--key-file', KEY], code: 1, line: /^lnlbd: no such device eth7/ },

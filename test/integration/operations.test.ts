@@ -76,7 +76,7 @@ test.serial('lnlbctl against a running daemon: unknown interface, set_weight whe
 
   const badIp = await lab().ctl('node1', ['addif', '10.0.0.256', 'eth0']);
   t.is(badIp.code, 2);
-  t.regex(badIp.stderr, /^lnlbctl: <cluster ip>: expected an IPv4 address/);
+  t.regex(badIp.stderr, /^lnlbctl: <cluster ip>: expected an IPv4 or IPv6 address/);
 
   const noDevice = await lab().ctl('node1', ['addif', '10.0.0.200', 'eth9']);
   t.is(noDevice.code, 1);

@@ -247,7 +247,7 @@ test.serial('two clusters in one daemon: addif prints the new interface, both VI
     t.regex(again.stderr, /10\.0\.0\.200 is served already by nlb1/);
     const badIp = await ctl('node1', ['addif', '10.0.0.300', 'eth0']);
     t.not(badIp.code, 0);
-    t.regex(badIp.stderr, /expected an IPv4 address/);
+    t.regex(badIp.stderr, /expected an IPv4 or IPv6 address/);
     // Both interfaces converge on both nodes.
     const deadline = Date.now() + 15_000;
     for (;;) {

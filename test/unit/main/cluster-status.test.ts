@@ -3,7 +3,7 @@ import { DRAINING_WEIGHT } from '../../../src/cluster/election.js';
 import { compileRules } from '../../../src/cluster/port-rules.js';
 import { BUILTIN_HANDLERS } from '../../../src/handlers/loader.js';
 import { clusterMacUnicast } from '../../../src/net/ethernet.js';
-import { parseIPv4 } from '../../../src/net/ipv4.js';
+import { formatIPv4, parseIPv4 } from '../../../src/net/ipv4.js';
 import { assembleStatus, type StatusInputs } from '../../../src/main/cluster-status.js';
 import type { ControlStatus } from '../../../src/workers/messages.js';
 
@@ -14,7 +14,7 @@ const OTHER = '02:00:00:00:00:02';
 function inputs(over: Partial<StatusInputs> = {}): StatusInputs {
   return {
     name: 'nlb0',
-    vip: VIP,
+    vip: formatIPv4(VIP),
     bind: 'eth0',
     clusterMac: clusterMacUnicast(VIP),
     workers: 2,
@@ -110,7 +110,7 @@ test('failed, held, suspended and the datapath counters pass through', (t) => {
       failed: 'handler tcp stuck in actor 0',
       suspended: true,
       plane: held,
-      counters: { framesSeen: 10, framesAccepted: 4, arpRequests: 1, arpReplies: 1, trackedEntries: 2, evictions: 0, kernelDrops: 0, kernelFilter: { program: 'plain', why: 'every frame: only --election bucket is filtered by bucket', passBuckets: 1024, swaps: 0, failures: 0 }, dropped: { notOurs: 6 } },
+      counters: { framesSeen: 10, framesIPv6: 0, framesAccepted: 4, arpRequests: 1, arpReplies: 1, ndpSolicitations: 0, ndpAdvertisements: 0, trackedEntries: 2, evictions: 0, kernelDrops: 0, kernelFilter: { program: 'plain', why: 'every frame: only --election bucket is filtered by bucket', passBuckets: 1024, swaps: 0, failures: 0 }, dropped: { notOurs: 6 } },
       handlerCounters: [{ opened: 2 }],
     }),
   );

@@ -78,7 +78,7 @@ test('an empty value is refused (a # after a space starts a comment)', (t) => {
 test("a bad value is refused by the option's own parser, with file, line and flag", (t) => {
   const err = refused(t, 'vip = 10.0.0.1\nbind = eth0\nworkers = two', /^\/etc\/lnlb\/lnlb\.conf:3: --workers: expected a whole number from 1 to 31, got "two"$/);
   t.is((err.cause as LnlbError).code, 'LNLB_ERR_CLI_BAD_FLAG');
-  refused(t, 'vip = 10.0.0.300', /:1: --vip: expected an IPv4 address/);
+  refused(t, 'vip = 10.0.0.300', /:1: --vip: expected an IPv4 or IPv6 address/);
   refused(t, 'log-level = loud', /:1: --log-level: expected one of fatal, error/);
   refused(t, 'rule = 22/tcp=sometimes', /:1: --rule: "22\/tcp=sometimes": the mode must be one of multiple, single, disabled/);
 });

@@ -90,7 +90,7 @@ type Loose = Record<string, unknown>;
 const badCases: [string, Loose, RegExp, ErrorCode?][] = [
   ['missing bind', { vip: '10.0.0.100' }, /^bind \(--bind\): is required/],
   ['missing vip', { bind: 'eth0' }, /^vip \(--vip\): is required/],
-  ['bad VIP', { ...BASE, vip: '10.0.0.256' }, /^vip \(--vip\): expected an IPv4 address such as 10\.0\.0\.100, got "10\.0\.0\.256"/],
+  ['bad VIP', { ...BASE, vip: '10.0.0.256' }, /^vip \(--vip\): expected an IPv4 or IPv6 address such as 10\.0\.0\.100 or fd00:10::100 \(dual stack: one of each, comma-separated\), got "10\.0\.0\.256"/],
   ['heartbeat out of range', { ...BASE, heartbeatMs: 5 }, /^heartbeatMs \(--heartbeat-ms\): expected a whole number from 10 to 60000, got 5$/],
   ['workers not whole', { ...BASE, workers: 1.5 }, /^workers \(--workers\): expected a whole number from 1 to 31, got "1\.5"/],
   ['workers negative', { ...BASE, workers: -1 }, /^workers \(--workers\): expected a whole number/],

@@ -110,7 +110,7 @@ test('an unknown command or option: one line on stderr naming it, exit 2', async
 
 test('bad arguments are refused before the daemon is asked: bad IP, weight outside 1..1000, bad seconds (exit 2, one line)', async (t) => {
   const cases: [string[], RegExp][] = [
-    [['addif', '10.0.0.300', 'eth0'], /<cluster ip>: expected an IPv4 address such as 10\.0\.0\.100, got "10\.0\.0\.300"/],
+    [['addif', '10.0.0.300', 'eth0'], /<cluster ip>: expected an IPv4 or IPv6 address such as 10\.0\.0\.100 or fd00:10::100 \(dual stack: one of each, comma-separated\), got "10\.0\.0\.300"/],
     [['addif', '10.0.0.100', 'a/b'], /<dev>: expected a device name/],
     [['set_weight', 'nlb0', '1001'], /1\.\.1000/],
     [['set_weight', 'nlb0', '0'], /1\.\.1000/],

@@ -12,7 +12,7 @@ test('defaults fill in what is not given', (t) => {
 const badCases: [string, Record<string, string>, RegExp][] = [
   ['missing --bind', { vip: '10.0.0.100' }, /^--bind: is required/],
   ['missing --vip', { bind: 'eth0' }, /^--vip: is required/],
-  ['bad IP', { bind: 'eth0', vip: '10.0.0.256' }, /^--vip: expected an IPv4 address/],
+  ['bad IP', { bind: 'eth0', vip: '10.0.0.256' }, /^--vip: expected an IPv4 or IPv6 address/],
   ['workers not a number', { bind: 'eth0', vip: '10.0.0.1', workers: 'two' }, /^--workers: expected a whole number from 1 to 31/],
   // One dispatcher feeds at most 31 actors: refused here, before any device exists (it threw after the TAP was made).
   ['workers above what a dispatcher feeds', { bind: 'eth0', vip: '10.0.0.1', workers: '32' }, /^--workers: expected a whole number from 1 to 31, got 32$/],
@@ -57,7 +57,7 @@ test('addif arguments are checked by the same table as the flags', (t) => {
   t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0' }), { vip: '10.0.0.200', bind: 'eth0', name: undefined, overrides: {} });
   t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', rule: ['22/tcp=single'] }).overrides, { rule: ['22/tcp=single'] });
   t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'eth0', rule: ['22/tcp=sometimes'] }), { message: /^--rule: "22\/tcp=sometimes": the mode must be one of multiple, single, disabled/ });
-  t.throws(() => interfaceArguments({ vip: '10.0.0.999', bind: 'eth0' }), { message: /expected an IPv4 address/ });
+  t.throws(() => interfaceArguments({ vip: '10.0.0.999', bind: 'eth0' }), { message: /expected an IPv4 or IPv6 address/ });
   t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'a-device-name-too-long' }), { message: /device name of 1 to 15/ });
 });
 

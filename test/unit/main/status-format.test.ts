@@ -33,6 +33,8 @@ const status: StatusJson = {
         framesAccepted: 4,
         framesDropped: { otherNode: 6, ringFull: 0 },
         arpReplies: 1,
+        ndpAdvertisements: 0,
+        framesIPv6: 0,
         trackedEntries: 3,
         kernelDrops: 0,
         control: { received: { HEARTBEAT: 5 }, sent: { HEARTBEAT: 5 }, rejected: { BAD_CRC: 2 } },
