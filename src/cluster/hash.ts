@@ -156,10 +156,11 @@ export function actorForKey(keyLo: number, keyHi: number, actorCount: number, se
  * the prefix with its interface identifier zeroed.
  */
 /**
- * HalfSipHash-1-3 of a 16-byte message (four u32 words) under (k0, k1): four compression
- * rounds, the length block, three finalization rounds.
+ * HalfSipHash of a 16-byte message (four u32 words) under (k0, k1), with `c` compression and
+ * `d` finalization rounds (the identity uses 1-3; the unit test checks 2-4 against the
+ * reference implementation's vector for 16 bytes).
  */
-export function halfSipHash16(k0: number, k1: number, m0: number, m1: number, m2: number, m3: number): number {
+export function halfSipHash16(k0: number, k1: number, m0: number, m1: number, m2: number, m3: number, c = 1, d = 3): number {
   let v0 = k0 | 0;
   let v1 = k1 | 0;
   let v2 = (0x6c796765 ^ k0) | 0;
@@ -167,14 +168,16 @@ export function halfSipHash16(k0: number, k1: number, m0: number, m1: number, m2
   for (let w = 0; w < 5; w++) {
     const m = w === 0 ? m0 | 0 : w === 1 ? m1 | 0 : w === 2 ? m2 | 0 : w === 3 ? m3 | 0 : 16 << 24;
     v3 ^= m;
-    v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16);
-    v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2;
-    v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0;
-    v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16);
+    for (let r = 0; r < c; r++) {
+      v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16);
+      v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2;
+      v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0;
+      v2 = (v2 + v1) | 0; v1 = (v1 << 13) | (v1 >>> 19); v1 ^= v2; v2 = (v2 << 16) | (v2 >>> 16);
+    }
     v0 ^= m;
   }
   v2 ^= 0xff;
-  for (let r = 0; r < 3; r++) {
+  for (let r = 0; r < d; r++) {
     v0 = (v0 + v1) | 0; v1 = (v1 << 5) | (v1 >>> 27); v1 ^= v0; v0 = (v0 << 16) | (v0 >>> 16);
     v2 = (v2 + v3) | 0; v3 = (v3 << 8) | (v3 >>> 24); v3 ^= v2;
     v0 = (v0 + v3) | 0; v3 = (v3 << 7) | (v3 >>> 25); v3 ^= v0;
@@ -189,8 +192,9 @@ export function unkeyedFold16(m0: number, m1: number, m2: number, m3: number): n
 }
 
 /**
- * The identity of the IPv6 address in words (m0..m3, big-endian u32s of its 16 bytes): keyed
- * under the election key (deriveElectionKey) when the cluster has one.
+ * The identity of the IPv6 address in words (m0..m3: its 16 bytes read as big-endian u32s, as
+ * the kernel filter loads them): keyed under the election key (deriveElectionKey) when the
+ * cluster has one.
  */
 export function ipv6Identity(key: Uint32Array | undefined, m0: number, m1: number, m2: number, m3: number): number {
   const h = key === undefined ? unkeyedFold16(m0, m1, m2, m3) : halfSipHash16(key[0]!, key[1]!, m0, m1, m2, m3);

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { RendezvousElection, LnlbElection, type Election } from '../../../src/cluster/election.js';
-import { actorForKey, deriveElectionKey, electionHash, halfSipHash8, keyedElectionHash } from '../../../src/cluster/hash.js';
+import { actorForKey, deriveElectionKey, electionHash, halfSipHash16, halfSipHash8, ipv6Identity, isIPv6Identity, keyedElectionHash } from '../../../src/cluster/hash.js';
 
 const MACS = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3];
 const SOURCES = 60_000;
@@ -39,6 +39,34 @@ function shares(o: Int8Array): number[] {
 test('HalfSipHash matches the reference implementation (HalfSipHash-2-4, 8-byte message, key 00..07)', (t) => {
   // vectors_hsip32[8] of the SipHash reference code: message 00 01 .. 07, output d0 b8 84 8f (little-endian).
   t.is(halfSipHash8(0x03020100, 0x07060504, 0x03020100, 0x07060504, 2, 4), 0x8f84b8d0);
+});
+
+test('the 16-byte HalfSipHash of IPv6 identities matches the reference implementation (HalfSipHash-2-4, message 00..0f, key 00..07)', (t) => {
+  // vectors_hsip32[16] of the SipHash reference code: output d9 b5 ac 84 (little-endian).
+  t.is(halfSipHash16(0x03020100, 0x07060504, 0x03020100, 0x07060504, 0x0b0a0908, 0x0f0e0d0c, 2, 4), 0x84acb5d9);
+});
+
+test('an IPv6 identity lies in 224.0.0.0/3, keyed: another key gives another identity, the same key the same on every node', (t) => {
+  const key = deriveElectionKey(randomBytes(32));
+  const other = deriveElectionKey(randomBytes(32));
+  const words = new Uint32Array(randomBytes(16 * 2000).buffer);
+  let differs = 0;
+  const seen = new Set<number>();
+  for (let i = 0; i < words.length; i += 4) {
+    const [a, b, c, d] = [words[i]!, words[i + 1]!, words[i + 2]!, words[i + 3]!];
+    const id = ipv6Identity(key, a, b, c, d);
+    t.true(isIPv6Identity(id) && id >>> 0 === id, `${id.toString(16)} in 224.0.0.0/3`);
+    t.is(ipv6Identity(Uint32Array.from(key), a, b, c, d), id);
+    if (ipv6Identity(other, a, b, c, d) !== id) differs++;
+    t.true(isIPv6Identity(ipv6Identity(undefined, a, b, c, d)));
+    seen.add(id);
+  }
+  t.true(differs > 1990, 'the key changes the identity');
+  t.true(seen.size > 1990, 'identities spread (2000 random addresses, 29 bits)');
+  // No IPv4 client address is an identity: 0.0.0.0/1 to 223.255.255.255 are not.
+  t.false(isIPv6Identity(0x0a000001));
+  t.false(isIPv6Identity(0xdfffffff));
+  t.true(isIPv6Identity(0xe0000000));
 });
 
 test('the election\'s unrolled HalfSipHash-1-3 is HalfSipHash-1-3', (t) => {

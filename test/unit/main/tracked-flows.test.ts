@@ -1,7 +1,12 @@
 import test from 'ava';
 import { SNAPSHOT_WORDS } from '../../../src/handlers/tracker-state.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
-import { activeOwnedFlows, conntrackListing, type ConntrackInputs } from '../../../src/main/tracked-flows.js';
+import { activeOwnedFlows, conntrackListing, ipv6SourceNamer, type ConntrackInputs } from '../../../src/main/tracked-flows.js';
+import { sourceIpHandler } from '../../../src/handlers/default.js';
+import { tcpHandler } from '../../../src/handlers/tcp.js';
+import { readU32 } from '../../../src/net/bytes.js';
+import { parseIPv6 } from '../../../src/net/ipv6.js';
+import { SourceBook } from '../../../src/shm/source-book.js';
 import type { ShardListing } from '../../../src/workers/messages.js';
 
 const SELF = '02:00:00:00:00:01';
@@ -60,6 +65,32 @@ test('conntrack: most recently seen first, the owner by MAC and announced name, 
   t.deepEqual(other, { handler: 'default', source: '10.0.0.5', flow: '10.0.0.5', node: OTHER, self: false, idleSeconds: 3, expiresInSeconds: 57 }, 'no name announced: none shown');
   t.like(gone, { node: 'id 9 (gone)', self: false });
   t.like(expired, { handler: 'tcp', flow: '10.0.0.6', expiresInSeconds: 0 }, 'describeKey threw: the source; past its timeout: 0, not negative');
+});
+
+test('conntrack names IPv6 sources by their address from the source book, bracketed before a port; one the book no longer holds by its identity', (t) => {
+  const memory = SourceBook.allocate(16);
+  const book = new SourceBook(memory);
+  const known = 0xe0000021;
+  const forgotten = 0xe0000042;
+  const address = parseIPv6('fd00:10::101');
+  book.record(known, readU32(address, 0), readU32(address, 4), readU32(address, 8), readU32(address, 12));
+  const rows = (keyLo: number, keyHi: number, age: number): Uint32Array => Uint32Array.of(keyLo, keyHi, 1, NOW - age);
+  const listing = conntrackListing(
+    inputs({
+      listings: [[{ total: 2, entries: Uint32Array.from([...rows(known, 0, 1), ...rows(forgotten, 0, 2)]) }], [{ total: 1, entries: rows(known, (40000 << 16) | 80, 0) }]],
+      handlers: [sourceIpHandler, tcpHandler],
+      ipv6Source: ipv6SourceNamer(book),
+    }),
+  );
+  t.deepEqual(
+    listing.entries.map((e) => [e.source, e.flow]),
+    [
+      ['fd00:10::101', '[fd00:10::101]:40000→80'],
+      ['fd00:10::101', 'fd00:10::101'],
+      ['ipv6#00000042', 'ipv6#00000042'],
+    ],
+  );
+  t.is(ipv6SourceNamer(book)(parseIPv4('10.0.0.5'), '10.0.0.5'), undefined, 'an IPv4 source is left as it is');
 });
 
 test('conntrack: at most `limit` rows, the most recent', (t) => {

@@ -34,7 +34,8 @@ import {
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_LNLB, clusterMacMulticast, clusterMacUnicast, parseMac } from '../../../src/net/ethernet.js';
 import { IPPROTO_UDP } from '../../../src/net/ipv4.js';
 import { encodeMessage, MessageType } from '../../../src/net/cluster-message.js';
-import { NODE_MAC, VIP, ipv4Frame, rawFrame } from '../../fixtures/frames.js';
+import { CLIENT_IP6, NODE_MAC, VIP, VIP6, ipv4Frame, ipv6Frame, neighborSolicitationFrame, rawFrame } from '../../fixtures/frames.js';
+import { multicastMac, solicitedNodeAddress } from '../../../src/net/ndp.js';
 
 const CLUSTER_MAC = clusterMacUnicast(VIP);
 const OTHER_NODE = parseMac('52:54:00:00:00:02');
@@ -59,7 +60,7 @@ const dataCases: Case[] = [
   { description: 'ARP broadcast request', frame: () => rawFrame(BROADCAST_MAC, ETH_P_ARP), verdict: BPF_ACCEPT },
   { description: 'ARP unicast to someone else', frame: () => rawFrame(OTHER_NODE, ETH_P_ARP), verdict: BPF_ACCEPT },
   { description: 'control frame to the cluster MAC (the control socket reads it)', frame: () => rawFrame(CLUSTER_MAC, ETH_P_LNLB), verdict: 0 },
-  { description: 'IPv6 to the cluster MAC', frame: () => rawFrame(CLUSTER_MAC, 0x86dd), verdict: 0 },
+  { description: 'IPv6 to the cluster MAC (no IPv6 VIP)', frame: () => rawFrame(CLUSTER_MAC, 0x86dd), verdict: 0 },
   { description: 'frame cut before the EtherType', frame: () => ipv4Frame({ dst: CLUSTER_MAC }), len: 12, verdict: 0 },
 ];
 
@@ -77,6 +78,23 @@ const controlCases: Case[] = [
 ];
 
 const data = dataFilter(CLUSTER_MAC);
+/** With an IPv6 VIP: its solicited-node group's MAC passes too. */
+const data6 = dataFilter(CLUSTER_MAC, multicastMac(solicitedNodeAddress(VIP6)));
+const data6Cases: Case[] = [
+  { description: 'IPv6 to the cluster MAC', frame: () => ipv6Frame(), verdict: BPF_ACCEPT },
+  { description: 'a solicitation for the VIP (its solicited-node group)', frame: () => neighborSolicitationFrame(), verdict: BPF_ACCEPT },
+  { description: 'a solicitation for another address (another group)', frame: () => neighborSolicitationFrame({ target: CLIENT_IP6 }), verdict: 0 },
+  { description: 'IPv6 to another MAC', frame: () => ipv6Frame({ dst: OTHER_NODE }), verdict: 0 },
+  { description: 'IPv4 to the cluster MAC, as without an IPv6 VIP', frame: () => ipv4Frame({ dst: CLUSTER_MAC }), verdict: BPF_ACCEPT },
+  { description: 'a control frame to the cluster MAC, as without', frame: () => rawFrame(CLUSTER_MAC, ETH_P_LNLB), verdict: 0 },
+];
+
+for (const c of data6Cases) {
+  test(`dataFilter with an IPv6 VIP: ${c.description}`, (t) => {
+    const f = c.frame();
+    t.is(runBpf(data6, f, c.len ?? f.length), c.verdict);
+  });
+}
 const control = controlFilter(NODE_MAC, CLUSTER_MAC);
 
 for (const c of dataCases) {
@@ -123,7 +141,7 @@ for (const c of doorbellCases) {
 }
 
 test('the filters are valid kernel programs: 4 words per instruction, forward jumps, ending in ret', (t) => {
-  for (const p of [data, control, doorbell, dataFilter(clusterMacMulticast(VIP))]) {
+  for (const p of [data, data6, control, doorbell, dataFilter(clusterMacMulticast(VIP))]) {
     t.is(validateBpf(p), null);
     t.is(p.length % 4, 0);
     t.is(p[p.length - 4]! & 7, BPF_RET);

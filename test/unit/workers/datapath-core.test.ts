@@ -13,8 +13,16 @@ import { ARPR_SENDER_IP, ARPR_TARGET_IP, ArpParse, createArpResult, parseArp } f
 import { formatMac } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
 import { ActorCounter, DispatcherCounter } from '../../../src/workers/counters.js';
-import { DATAPATH_PACKETS } from '../../fixtures/datapath-packets.js';
-import { CLIENT_IP, CLIENT_MAC, CLUSTER_MAC, VIP } from '../../fixtures/frames.js';
+import { DATAPATH_PACKETS, source6 } from '../../fixtures/datapath-packets.js';
+import { createIPv6Result, formatIPv6, IP6R_L4_OFFSET, IPv6Parse, readIPv6 } from '../../../src/net/ipv6.js';
+import { IPPROTO_UDP } from '../../../src/net/ipv4.js';
+import { CLIENT_IP, CLIENT_IP6, CLIENT_MAC, CLUSTER_MAC, ipv6Frame, neighborSolicitationFrame, VIP, VIP6 } from '../../fixtures/frames.js';
+
+function withLead(frame: Uint8Array): Uint8Array {
+  const out = new Uint8Array(VNET + frame.length);
+  out.set(frame, VNET);
+  return out;
+}
 import { arpRequest, cluster, ipFrame, makeNode, NODE_MACS, publish, purgeDead, runAll, VNET } from './fixtures/sim.js';
 
 test('each source is accepted by exactly one node, and all nodes get some', (t) => {
@@ -184,6 +192,64 @@ for (const p of DATAPATH_PACKETS) {
     t.is(p.verdict === 'delivered' ? node.counters.sum(p.counter, 1, 1 + node.actors.length) : node.counters.sum(p.counter, 0, 1), 1);
   });
 }
+
+test('IPv6: each source is accepted by exactly one node, all nodes get some, and a source stays with its node', (t) => {
+  const frames: Uint8Array[] = [];
+  for (let i = 1; i <= 90; i++) frames.push(ipv6Frame({ lead: VNET, ipSrc: source6(0x0a010000 + i), protocol: IPPROTO_UDP, l4Length: 16 }));
+  frames.push(...frames.slice(0, 30));
+  const nodes = cluster(frames, { electionKey: deriveElectionKey(randomBytes(32)) });
+  for (const n of nodes) runAll(n);
+  const by = new Map<string, Set<number>>();
+  let delivered = 0;
+  for (const n of nodes) {
+    for (const f of n.sink.frames) {
+      const src = formatIPv6(f.subarray(VNET + 22, VNET + 38));
+      by.set(src, (by.get(src) ?? new Set()).add(n.id));
+      delivered++;
+    }
+  }
+  t.is(delivered, 120, 'every frame delivered once');
+  t.is(by.size, 90);
+  t.true([...by.values()].every((ids) => ids.size === 1), 'a source stays with one node');
+  t.deepEqual(new Set([...by.values()].map((ids) => [...ids][0])), new Set([1, 2, 3]));
+  t.is(nodes.reduce((sum, n) => sum + n.counters.sum(DispatcherCounter.framesIPv6, 0, 1), 0), 3 * 120, 'every node read every frame as IPv6 for the VIP');
+});
+
+test('a neighbour solicitation for the IPv6 VIP is answered from our MAC, to the requester, with the cluster MAC as its target address', (t) => {
+  const node = makeNode(1, [withLead(neighborSolicitationFrame()), withLead(neighborSolicitationFrame({ target: CLIENT_IP6 })), withLead(neighborSolicitationFrame({ badChecksum: true }))]);
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.source.sent.length, 1, 'only the VIP, with a good checksum, is answered');
+  const reply = node.source.sent[0]!;
+  t.is(formatMac(reply, VNET), formatMac(CLIENT_MAC), 'to the requester');
+  t.is(formatMac(reply, VNET + 6), NODE_MACS[0]!, 'Ethernet source: the node itself, so the switch never learns the cluster MAC');
+  const ip = createIPv6Result();
+  t.is(readIPv6(reply, VNET, reply.length - VNET, ip), IPv6Parse.OK);
+  const l4 = ip[IP6R_L4_OFFSET]!;
+  t.is(reply[l4], 136, 'a neighbour advertisement');
+  t.is(formatIPv6(reply.subarray(l4 + 8, l4 + 24)), formatIPv6(VIP6), 'for the VIP');
+  t.is(formatMac(reply, l4 + 26), formatMac(CLUSTER_MAC), 'at the cluster MAC');
+  t.is(formatIPv6(reply.subarray(VNET + 38, VNET + 54)), formatIPv6(CLIENT_IP6), 'to the requester\'s address');
+  t.is(node.counters.sum(DispatcherCounter.ndpSolicitations, 0, 1), 2, 'the bad checksum is not a solicitation');
+  t.is(node.sink.written, 0, 'neighbour discovery never reaches the TAP');
+});
+
+test('an interface without an IPv6 VIP answers no solicitation and counts IPv6 frames as not IP', (t) => {
+  const node = makeNode(1, [withLead(neighborSolicitationFrame()), ipv6Frame({ lead: VNET })], { vip6: null });
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.source.sent.length, 0);
+  t.is(node.sink.written, 0);
+  t.is(node.counters.sum(DispatcherCounter.dropNotIP, 0, 1), 1);
+});
+
+test('an IPv4 frame from 224.0.0.0/3 (where IPv6 identities live) is dropped as malformed, never taken for an IPv6 source', (t) => {
+  const node = makeNode(1, [ipFrame('224.0.0.9'), ipFrame('240.1.2.3')]);
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.sink.written, 0);
+  t.is(node.counters.sum(DispatcherCounter.dropMalformed, 0, 1), 2);
+});
 
 test('an ARP request for the VIP is answered with the cluster MAC in the payload and our MAC as source', (t) => {
   const node = makeNode(1, [arpRequest('10.0.0.100'), arpRequest('10.0.0.55')]);
