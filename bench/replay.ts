@@ -13,7 +13,8 @@
 import { parseIPv4 } from '../src/net/ipv4.js';
 import { META_WORDS } from '../src/port/native.js';
 import { MemoryFrameSource } from '../src/workers/ports.js';
-import { DATAPATH_PACKETS, UDP_TO_VIP, type DatapathPacket } from '../test/fixtures/datapath-packets.js';
+import { DATAPATH_PACKETS, UDP6_TO_VIP, UDP_TO_VIP, type DatapathPacket } from '../test/fixtures/datapath-packets.js';
+import { deriveElectionKey } from '../src/cluster/hash.js';
 import { VNET_HDR_LEN } from '../test/fixtures/frames.js';
 import { makeNode, publish, runAll } from '../test/unit/workers/fixtures/sim.js';
 import { fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
@@ -113,6 +114,32 @@ export async function benchReplay(o: BenchOptions): Promise<BenchResult> {
       lnlb: fmtSpread(total, 1),
       reference: fmtSpread(ref, 1),
       ratio: ratio(total.median, ref.median),
+      goal: '',
+    });
+  }
+  {
+    // IPv6 beside IPv4 in a keyed cluster (the default: a key is required): an IPv6 frame adds
+    // the walk of its header and the keyed identity of its 128-bit source (cluster/hash.ts).
+    const key = deriveElectionKey(new Uint8Array(32).fill(7));
+    const keyedRuns = (packet: DatapathPacket): ReplayResult[] => {
+      const results: ReplayResult[] = [];
+      for (let r = 0; r < runs; r++) {
+        o.progress(`replay: ${packet.description}, keyed, run ${r + 1}`);
+        results.push(runReplay(1, packet, o.quick ? 300_000 : 3_000_000, 65536, key));
+      }
+      json.push(...results.map((x) => ({ ...x, packet: `${x.packet}, keyed` })));
+      return results;
+    };
+    const v4 = keyedRuns(UDP_TO_VIP);
+    const v6 = keyedRuns(UDP6_TO_VIP);
+    const cost = (results: ReplayResult[]) => spread(results.map((x) => x.dispatcherNsPerFrame + x.actorNsPerFrame));
+    const v4Cost = cost(v4);
+    const v6Cost = cost(v6);
+    rows.push({
+      figure: 'replay UDP, --workers 1, keyed cluster: IPv6 (70 B) ns/frame (ref: IPv4, 60 B, the same run)',
+      lnlb: fmtSpread(v6Cost, 1),
+      reference: fmtSpread(v4Cost, 1),
+      ratio: ratio(v6Cost.median, v4Cost.median),
       goal: '',
     });
   }

@@ -11,7 +11,6 @@
  * CLUSTER MAC while the Ethernet source stays the node's own, so switches never learn the
  * cluster MAC and keep flooding its frames to every node.
  */
-import { readU32 } from './bytes.js';
 import { copyMac, ETH_HLEN, ETH_P_IPV6, writeEthernetHeader } from './ethernet.js';
 import { IP6R_IP_OFFSET, IP6R_L4_OFFSET, IP6R_PAYLOAD_LENGTH, IP6R_PROTOCOL, IP6R_SRC, IPPROTO_ICMPV6, IPV6_HEADER, writeIPv6Header } from './ipv6.js';
 
@@ -181,10 +180,4 @@ export function solicitedNodeAddress(address: Uint8Array): Uint8Array {
 /** The Ethernet MAC of an IPv6 multicast address: 33:33 and its low 32 bits (RFC 2464 §7). */
 export function multicastMac(address: Uint8Array): Uint8Array {
   return Uint8Array.from([0x33, 0x33, address[12]!, address[13]!, address[14]!, address[15]!]);
-}
-
-/** Whether the four words at `at` of `words` (a readIPv6 result) are `address`. */
-export function addressIs(words: Uint32Array, at: number, address: Uint8Array): boolean {
-  for (let w = 0; w < 4; w++) if (words[at + w] !== readU32(address, 4 * w)) return false;
-  return true;
 }

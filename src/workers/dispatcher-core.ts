@@ -30,7 +30,7 @@ import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHa
 import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, macEquals } from '../net/ethernet.js';
 import { createIPv6Result, IP6R_DST, IP6R_FLAGS, IP6R_IP_OFFSET, IP6R_L4_OFFSET, IP6R_PAYLOAD_LENGTH, IP6R_PROTOCOL, IP6R_SRC, IPV6_HEADER, IPv6Parse, readIPv6 } from '../net/ipv6.js';
-import { addressIs, buildSolicitedAdvertisement, createNdpResult, NdpParse, parseNeighborSolicitation } from '../net/ndp.js';
+import { buildSolicitedAdvertisement, createNdpResult, NdpParse, parseNeighborSolicitation } from '../net/ndp.js';
 import {
   createIPv4Result,
   IPF_FRAGMENT,
@@ -46,6 +46,7 @@ import {
 } from '../net/ipv4.js';
 import type { ByteRing } from '../shm/byte-ring.js';
 import type { SourceBook } from '../shm/source-book.js';
+import { readU32 } from '../net/bytes.js';
 import { DispatcherCounter as C } from './counters.js';
 import { META_SPILLED, META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
 import type { FrameSource } from './ports.js';
@@ -113,6 +114,8 @@ export class FrameDispatcher {
   readonly #vip6: Uint8Array | undefined;
   readonly #electionKey: Uint32Array | undefined;
   readonly #sourceBook: SourceBook | undefined;
+  /** The IPv6 VIP as the four words readIPv6 gives an address in. */
+  readonly #vip6Words = new Uint32Array(4);
   readonly #clusterMac: Uint8Array;
   readonly #ownMac: Uint8Array;
   readonly #tapMac: Uint8Array | undefined;
@@ -143,6 +146,7 @@ export class FrameDispatcher {
     this.#vnet = config.vnetHdr ? VNET_HDR_LEN : 0;
     this.#vip = config.vip >>> 0;
     this.#vip6 = config.vip6;
+    if (config.vip6 !== undefined) for (let w = 0; w < 4; w++) this.#vip6Words[w] = readU32(config.vip6, 4 * w);
     this.#electionKey = config.electionKey;
     this.#sourceBook = config.sourceBook;
     this.#clusterMac = config.clusterMac;
@@ -272,7 +276,8 @@ export class FrameDispatcher {
       c[C.dropMalformed]!++;
       return;
     }
-    if (!addressIs(ip6, IP6R_DST, vip6)) {
+    const v = this.#vip6Words;
+    if (ip6[IP6R_DST] !== v[0] || ip6[IP6R_DST + 1] !== v[1] || ip6[IP6R_DST + 2] !== v[2] || ip6[IP6R_DST + 3] !== v[3]) {
       c[C.dropNotVip]!++;
       return;
     }

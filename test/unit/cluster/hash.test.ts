@@ -6,7 +6,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { RendezvousElection, LnlbElection, type Election } from '../../../src/cluster/election.js';
-import { actorForKey, deriveElectionKey, electionHash, halfSipHash16, halfSipHash8, ipv6Identity, isIPv6Identity, keyedElectionHash } from '../../../src/cluster/hash.js';
+import { actorForKey, deriveElectionKey, electionHash, halfSipHash16, halfSipHash8, ipv6Identity, keyedIdentityHash, isIPv6Identity, keyedElectionHash } from '../../../src/cluster/hash.js';
 
 const MACS = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3];
 const SOURCES = 60_000;
@@ -67,6 +67,15 @@ test('an IPv6 identity lies in 224.0.0.0/3, keyed: another key gives another ide
   t.false(isIPv6Identity(0x0a000001));
   t.false(isIPv6Identity(0xdfffffff));
   t.true(isIPv6Identity(0xe0000000));
+});
+
+test('the identity\'s unrolled HalfSipHash-1-3 is HalfSipHash-1-3 of 16 bytes', (t) => {
+  const words = new Uint32Array(randomBytes(4 * 6 * 2000).buffer);
+  for (let i = 0; i < words.length; i += 6) {
+    const w = Array.from(words.subarray(i, i + 6));
+    if (keyedIdentityHash(w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!) !== halfSipHash16(w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, 1, 3)) return t.fail(`differs for ${w.join(', ')}`);
+  }
+  t.pass();
 });
 
 test('the election\'s unrolled HalfSipHash-1-3 is HalfSipHash-1-3', (t) => {
