@@ -5,7 +5,7 @@
  * reconverges between trials.
  */
 
-import { ClusterLab, VIP } from '../src/lab/cluster.js';
+import { ClusterLab, VIP, VIP6 } from '../src/lab/cluster.js';
 import { tail, waitExit, waitStopped } from '../src/lab/netns.js';
 import { PingProbe } from '../src/lab/ping-probe.js';
 import { spread } from './report.js';
@@ -86,10 +86,13 @@ export interface FailoverResult {
   timeline: FailoverTimelineMs;
 }
 
-export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number; fault?: 'kill' | 'link-down' }): Promise<FailoverResult> {
+/** `ipv6`: a dual-stack cluster, its clients probing the IPv6 VIP from IPv6 sources (ping -6). */
+export async function runFailover(options: { trials: number; heartbeatMs: number; deadAfterMs: number; fault?: 'kill' | 'link-down'; ipv6?: boolean }): Promise<FailoverResult> {
   const fault = options.fault ?? 'kill';
   const timing = ['--heartbeat-ms', String(options.heartbeatMs), '--dead-after-ms', String(options.deadAfterMs), '--log-level', 'warn'];
-  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 30 });
+  const ipv6 = options.ipv6 === true;
+  const lab = await ClusterLab.create({ nodes: 3, clientAddresses: 30, ipv6 });
+  const sources = ipv6 ? lab.clientIps6 : lab.clientIps;
   const trials: number[] = [];
   const timelines: FailoverTimelineMs[] = [];
   let unanswered = 0;
@@ -100,10 +103,10 @@ export async function runFailover(options: { trials: number; heartbeatMs: number
     for (const node of lab.nodes) await lab.startHttpServer(node);
     for (let i = 0; i < options.trials; i++) {
       const victim = lab.nodes[i % lab.nodes.length]!;
-      const survey = await lab.survey(lab.clientIps);
+      const survey = await lab.survey(sources);
       const orphans = [...survey].filter(([, s]) => 'node' in s && s.node === victim).map(([source]) => source);
       if (orphans.length === 0) continue;
-      const probe = await PingProbe.start(lab.lab, 'client', orphans.slice(0, PROBE_CLIENTS), VIP, { intervalMs: PROBE_INTERVAL_MS });
+      const probe = await PingProbe.start(lab.lab, 'client', orphans.slice(0, PROBE_CLIENTS), ipv6 ? VIP6 : VIP, { intervalMs: PROBE_INTERVAL_MS });
       const since = Date.now();
       const daemon = lab.daemon(victim)!;
       if (fault === 'kill') {

@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { lnlbError } from '../errors.js';
 import { hasExited, tail, type Lab, type LabProcess } from './netns.js';
 
-/** `[1700000000.123456] 64 bytes from 10.0.0.100: icmp_seq=7 ttl=64 time=0.081 ms` */
-const REPLY_LINE = /^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms/;
+/** `[1700000000.123456] 64 bytes from 10.0.0.100: icmp_seq=7 ttl=64 time=0.081 ms` (an IPv6 address has colons of its own) */
+const REPLY_LINE = /^\[(\d+\.\d+)\] \d+ bytes from \S+: icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms/;
 const POLL_MS = 5;
 
 interface Reply {
