@@ -32,12 +32,16 @@ export const PACKAGE_OF = {
   tshark: 'tshark',
   keepalived: 'keepalived',
   wrk: 'wrk',
+  'ovsdb-tool': 'openvswitch-switch',
+  'ovsdb-server': 'openvswitch-switch',
+  'ovs-vswitchd': 'openvswitch-switch',
+  'ovs-vsctl': 'openvswitch-switch',
 };
 
 /** The tools each job runs. */
 export const TOOLS_OF = {
   demo: ['ip', 'ping', 'curl'],
-  test: ['ip', 'bridge', 'ping', 'curl', 'nc', 'nft', 'sysctl', 'setpriv', 'unshare', 'iperf3', 'tshark'],
+  test: ['ip', 'bridge', 'ping', 'curl', 'nc', 'nft', 'sysctl', 'setpriv', 'unshare', 'iperf3', 'tshark', 'ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl'],
   bench: ['ip', 'bridge', 'ping', 'curl', 'nft', 'sysctl', 'iperf3', 'tshark', 'keepalived'],
 };
 TOOLS_OF.all = [...new Set([...TOOLS_OF.test, ...TOOLS_OF.bench, 'pkill', 'wrk'])];

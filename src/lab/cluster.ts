@@ -23,6 +23,7 @@ import { MessageType } from '../net/cluster-message.js';
 import { ETH_P_LNLB } from '../net/ethernet.js';
 import { Lab, hasExited, systemTool, tail, waitExit, type LabProcess } from './netns.js';
 import { checkToolRan } from './system-tools.js';
+import { OvsSwitch } from './ovs-switch.js';
 import type { StatusJson } from '../main/admin-protocol.js';
 
 export const VIP = '10.0.0.100';
@@ -46,7 +47,19 @@ export interface ClusterLabOptions {
   clientAddresses?: number;
   /** A dual-stack LAN (see the top of this file); default false. */
   ipv6?: boolean;
+  /**
+   * 'ovs-trunk': the switch is Open vSwitch (ovs-switch.ts) and every node's port a trunk of
+   * VLANs 100 and 200 (nodes run `--vlan`); `client` is an access port of VLAN 100 (10.0.0.101
+   * up, as always), `client2` one of VLAN 200 (10.0.2.101 up). The nodes' own addresses
+   * (192.168.255.<n>) are untagged, so none of the VLANs' traffic leaves by them: route it
+   * through the cluster interface (routeVia). Default: the Linux bridge.
+   */
+  switch?: 'bridge' | 'ovs-trunk';
 }
+
+/** The VLANs of the 'ovs-trunk' lab: `client` is on the first, `client2` on the second. */
+export const TRUNK_VLANS = [100, 200] as const;
+export const CLIENT2_PREFIX = '10.0.2.';
 
 /** `lnlbctl status --json`: the daemon's own type. */
 export type DaemonStatus = StatusJson;
@@ -107,10 +120,20 @@ export class ClusterLab {
     const clientIps = Array.from({ length: clientCount }, (_, i) => `10.0.0.${101 + i}`);
     const clientIps6 = options.ipv6 === true ? Array.from({ length: clientCount }, (_, i) => `${IPV6_PREFIX}${101 + i}`) : [];
     const lab = new Lab();
+    let ovs: OvsSwitch | undefined;
     try {
-      await lab.addSwitch();
-      for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`, ...(options.ipv6 === true ? [`${IPV6_PREFIX}${i + 1}/64`] : [])] });
-      await lab.addHost('client', { addresses: [...clientIps.map((ip) => `${ip}/24`), ...clientIps6.map((ip) => `${ip}/64`)] });
+      if (options.switch === 'ovs-trunk') {
+        await lab.addSwitch({ bridge: false });
+        ovs = await OvsSwitch.start(lab);
+        const trunk = ovs.trunk(TRUNK_VLANS);
+        for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`192.168.255.${i + 1}/24`], plug: trunk });
+        await lab.addHost('client', { addresses: clientIps.map((ip) => `${ip}/24`), plug: ovs.access(TRUNK_VLANS[0]) });
+        await lab.addHost('client2', { addresses: Array.from({ length: 10 }, (_, i) => `${CLIENT2_PREFIX}${101 + i}/24`), plug: ovs.access(TRUNK_VLANS[1]) });
+      } else {
+        await lab.addSwitch();
+        for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`, ...(options.ipv6 === true ? [`${IPV6_PREFIX}${i + 1}/64`] : [])] });
+        await lab.addHost('client', { addresses: [...clientIps.map((ip) => `${ip}/24`), ...clientIps6.map((ip) => `${ip}/64`)] });
+      }
     } catch (error) {
       await lab.cleanup();
       throw error;
@@ -118,6 +141,15 @@ export class ClusterLab {
     const cluster = new ClusterLab(lab, nodes, clientIps, clientIps6);
     cluster.vipArg = options.ipv6 === true ? `${VIP},${VIP6}` : VIP;
     return cluster;
+  }
+
+  /**
+   * A trunk node's host reaches a VLAN's clients through the cluster interface (--vlan): what it
+   * sends there leaves tagged. `ip route add <prefix> dev <iface>` once the daemon made it.
+   */
+  async routeVia(node: string, prefix: string, iface: string): Promise<void> {
+    const result = await this.lab.exec(node, ['ip', 'route', 'replace', prefix, 'dev', iface]);
+    if (result.code !== 0) throw lnlbError('LNLB_ERR_LAB_SETUP', `ip route replace ${prefix} dev ${iface} on ${node}: ${result.stderr.trim()}`);
   }
 
   /** The node's own address (eth0), e.g. 10.0.0.2 for node2. */

@@ -72,6 +72,8 @@ export type LabProcess = ChildProcess & { readonly host: string; readonly logFil
 export interface HostOptions {
   /** CIDR addresses for eth0; the first is the primary one. */
   addresses: string[];
+  /** Plugs the switch end (named) into a switch other than the lab's bridge (ovs-switch.ts); it is up already. */
+  plug?: (switchPort: string) => Promise<void>;
 }
 
 export interface LabHost {
@@ -137,14 +139,15 @@ export class Lab {
     return daemonArgs.includes('--key-file') || daemonArgs.includes('--insecure-no-auth') ? [] : ['--key-file', this.keyFile];
   }
 
-  /** The namespace `<p>-sw` with bridge br0: the switch every host is plugged into. */
-  async addSwitch(): Promise<void> {
+  /** The namespace `<p>-sw` with bridge br0: the switch every host is plugged into (`bridge: false`: the namespace alone, for another switch: ovs-switch.ts). */
+  async addSwitch(options: { bridge?: boolean } = {}): Promise<void> {
     const ns = await this.addNamespace(SWITCH);
     // A switch sends nothing of its own: without this its ports' IPv6 (router solicitations,
     // MLD reports) would reach hosts past any filter on the bridge's forwarding path.
     for (const key of ['net.ipv6.conf.all.disable_ipv6', 'net.ipv6.conf.default.disable_ipv6']) {
       await execFileResult(IP, ['netns', 'exec', ns, systemTool('sysctl'), '-q', '-w', `${key}=1`], {});
     }
+    if (options.bridge === false) return;
     // STP off: a port forwards at once instead of listening/learning for 2 x forward_delay.
     await this.ip(['-n', ns, 'link', 'add', BRIDGE, 'type', 'bridge', 'stp_state', '0']);
     await this.ip(['-n', ns, 'link', 'set', BRIDGE, 'up']);
@@ -163,7 +166,11 @@ export class Lab {
     const ns = await this.addNamespace(name);
     // The pair is born in the switch namespace with its eth0 end placed straight into the host.
     await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
+    if (options.plug === undefined) await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
+    else {
+      await this.ip(['-n', sw, 'link', 'set', switchPort, 'up']);
+      await options.plug(switchPort);
+    }
     for (const address of options.addresses) {
       // An IPv6 address without duplicate address detection: usable at once, not a second later.
       await this.ip(['-n', ns, 'address', 'add', address, 'dev', 'eth0', ...(address.includes(':') ? ['nodad'] : [])]);

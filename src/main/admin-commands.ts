@@ -18,6 +18,7 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
       handler: args['handler'],
       keyFile: args['keyFile'],
       insecureNoAuth: args['insecureNoAuth'],
+      vlan: args['vlan'],
     });
     return { name: await daemon.addInterface(vip, bind, name, overrides) };
   });

@@ -73,6 +73,8 @@ export interface InterfaceCounters {
   framesSeen: number;
   /** Of framesSeen: IPv6 frames for the IPv6 VIP. */
   framesIPv6: number;
+  /** --vlan (a trunk): its id, the neighbour answers handed to the host, and the host's frames put on the trunk tagged (or refused). */
+  vlan?: { id: number; neighbourToHost: number; egressFrames: number; egressDrops: number };
   framesAccepted: number;
   framesDropped: Record<string, number>;
   arpReplies: number;

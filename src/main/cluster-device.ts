@@ -8,7 +8,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { lnlbError } from '../errors.js';
-import { dataFilter } from '../net/bpf.js';
+import { dataFilter, withVlanGuard } from '../net/bpf.js';
 import { formatIPv4, parseIPv4 } from '../net/ipv4.js';
 import { formatIPv6 } from '../net/ipv6.js';
 import { multicastMac, solicitedNodeAddress } from '../net/ndp.js';
@@ -65,6 +65,7 @@ export class ClusterDevice {
   readonly #clusterMac: Uint8Array;
   #tapFd = -1;
   #dataFd = -1;
+  #egressFd = -1;
   #group: Socket | undefined;
 
   /** `sysctl` is the daemon's, shared by its interfaces (each change is kept under the interface's name). */
@@ -83,6 +84,11 @@ export class ClusterDevice {
 
   get dataFd(): number {
     return this.#dataFd;
+  }
+
+  /** --vlan: the socket the host's frames from the cluster interface leave by, tagged; -1 otherwise. */
+  get egressFd(): number {
+    return this.#egressFd;
   }
 
   /** The sysctls, the TAP with the VIP, and the data socket with its ring (LNLB_ERR_DEV_NOT_FOUND naming a missing device). */
@@ -129,11 +135,14 @@ export class ClusterDevice {
       // Multicast mode: a membership of the cluster MAC is enough.
       promisc: !multicast,
       ...(multicast ? { multicast: this.#clusterMac } : {}),
-      filter: dataFilter(this.#clusterMac, this.#vip.v6 === undefined ? undefined : multicastMac(solicitedNodeAddress(this.#vip.v6))),
+      filter: withVlanGuard(dataFilter(this.#clusterMac, this.#vip.v6 === undefined ? undefined : multicastMac(solicitedNodeAddress(this.#vip.v6))), o.vlan),
       vnetHdr: VNET_HDR,
       ignoreOutgoing: true,
     });
     port.ringOpen(this.#dataFd, rxRingOptions(o, info.mtu));
+    // --vlan: what the host sends through the cluster interface leaves tagged by this socket
+    // (workers/egress.ts); protocol 0, so it receives nothing.
+    if (o.vlan !== 0) this.#egressFd = port.packetOpen(o.bind, { protocol: 0, promisc: false, vnetHdr: VNET_HDR, ignoreOutgoing: true });
     return { ownMac: info.mac, mtu: info.mtu };
   }
 
@@ -192,6 +201,8 @@ export class ClusterDevice {
   /** Closes the sockets (the TAP disappears with its fd) and restores the sysctls: LNLB_ERR_SYS_SYSCTL if some could not be. */
   close(): void {
     if (this.#dataFd >= 0) port.close(this.#dataFd);
+    if (this.#egressFd >= 0) port.close(this.#egressFd);
+    this.#egressFd = -1;
     if (this.#tapFd >= 0) port.close(this.#tapFd); // a non-persistent TAP disappears with its fd
     this.#dataFd = this.#tapFd = -1;
     const failures = this.#sysctl.release(this.#opts.name);

@@ -18,6 +18,8 @@ export interface StatusInputs {
   name: string;
   /** The VIP text (IPv4, IPv6, or both comma-separated: net/vip.ts). */
   vip: string;
+  /** --vlan: the trunk VLAN; 0 or absent: untagged. */
+  vlan?: number;
   bind: string;
   clusterMac: Uint8Array;
   workers: number;
@@ -87,6 +89,7 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
     counters: {
       framesSeen: counters?.framesSeen ?? 0,
       framesIPv6: counters?.framesIPv6 ?? 0,
+      ...(input.vlan === undefined || input.vlan === 0 ? {} : { vlan: { id: input.vlan, ...(counters?.vlan ?? { neighbourToHost: 0, egressFrames: 0, egressDrops: 0 }) } }),
       framesAccepted: counters?.framesAccepted ?? 0,
       framesDropped: counters?.dropped ?? {},
       arpReplies: counters?.arpReplies ?? 0,

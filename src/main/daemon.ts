@@ -87,6 +87,11 @@ export class Daemon {
     }
     this.#reserved.add(chosen);
     const options: InterfaceOptions = { ...this.#opts, ...overrides, vip, bind, name: chosen };
+    if (options.vlan !== 0 && options.macMode === 'multicast') {
+      this.#reserved.delete(chosen);
+      this.#releaseDevices(chosen, bind);
+      throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', '--vlan: a cluster on a trunk VLAN runs in unicast MAC mode: its host sends through the cluster interface, whose MAC must be the cluster MAC');
+    }
     const log = this.#log.child({ interface: chosen });
     const cluster = new ClusterInterface(options, this.#sysctl, log, (err) => {
       log.fatal({ event: 'interface-failed', code: err.code }, err.message);

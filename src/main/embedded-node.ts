@@ -84,6 +84,8 @@ export interface LnlbNodeOptions {
   insecureNoAuth?: boolean;
   /** Cluster MAC: unicast (flooded) or multicast (joined by IGMP) (`--mac-mode`). Default `'unicast'`. */
   macMode?: MacMode;
+  /** The 802.1Q VLAN the cluster serves when `bind` is a trunk (`--vlan`, 1..4094); default 0: untagged frames only. */
+  vlan?: number;
   /** Flows this node can track (`--table-entries`). Default 1048576. */
   tableEntries?: number;
   /** Receive ring of the data socket (`--rx-ring`). Default `'v2'`. */

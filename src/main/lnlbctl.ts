@@ -280,14 +280,15 @@ async function main(argv: string[]): Promise<void> {
     .option('--handler <proto=module>', "a protocol handler for this interface, repeatable (as lnlbd's --handler)", collect, [] as string[])
     .option('--key-file <path>', "this cluster's key (as lnlbd's --key-file; replaces the daemon's): the same file on every node; make one with lnlbctl genkey")
     .option('--insecure-no-auth', 'this interface WITHOUT a key (labs only: any host on the LAN can take the cluster over)')
+    .option('--vlan <id>', "the trunk VLAN this cluster serves on <dev> (as lnlbd's --vlan; replaces the daemon's)")
     .option('--json', 'machine-readable output')
-    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean; rule: string[]; handler: string[]; keyFile?: string; insecureNoAuth?: boolean }) => {
+    .action(async (vip: string, dev: string, name: string | undefined, opts: { json?: boolean; rule: string[]; handler: string[]; keyFile?: string; insecureNoAuth?: boolean; vlan?: string }) => {
       const { runDir } = program.opts<{ runDir: string }>();
       // A key file is the caller's path: made absolute here, since the daemon runs elsewhere.
       const auth = { ...(opts.keyFile === undefined ? {} : { keyFile: opts.keyFile === '' ? '' : resolve(opts.keyFile) }), ...(opts.insecureNoAuth === true ? { insecureNoAuth: true } : {}) };
       // The daemon checks them again with the same table; here they exit 2 without asking it.
-      checkLocally(() => interfaceArguments({ vip, bind: dev, name, rule: opts.rule, handler: opts.handler.map(absoluteHandler), ...auth }));
-      const extra = { ...(opts.rule.length > 0 ? { rule: opts.rule } : {}), ...(opts.handler.length > 0 ? { handler: opts.handler.map(absoluteHandler) } : {}), ...auth };
+      checkLocally(() => interfaceArguments({ vip, bind: dev, name, rule: opts.rule, handler: opts.handler.map(absoluteHandler), ...auth, ...(opts.vlan === undefined ? {} : { vlan: opts.vlan }) }));
+      const extra = { ...(opts.rule.length > 0 ? { rule: opts.rule } : {}), ...(opts.handler.length > 0 ? { handler: opts.handler.map(absoluteHandler) } : {}), ...auth, ...(opts.vlan === undefined ? {} : { vlan: opts.vlan }) };
       const result = (await adminRequest(runDir, 'addif', { vip, dev, ...(name === undefined ? {} : { name }), ...extra }, 30_000)) as { name: string };
       process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : `${result.name}\n`);
     });

@@ -9,6 +9,7 @@ import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { parseClusterVip } from '../net/vip.js';
+import { MAX_VLAN_ID } from '../net/bpf.js';
 import { isNodeName, NODE_NAME_MAX } from '../net/cluster-message.js';
 import { compileRules } from '../cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs, type HandlerSpec } from '../handlers/loader.js';
@@ -44,6 +45,8 @@ export interface DaemonOptions {
   /** Seconds: a control message sealed further from this node's clock is refused (STALE/FUTURE). */
   clockTolerance: number;
   macMode: MacMode;
+  /** --vlan: the 802.1Q VLAN id on a trunk; 0: untagged. */
+  vlan: number;
   /** Flows one node can track, all actors together (tables are fixed-size shared memory). */
   tableEntries: number;
   /** Receive ring of the data socket: TPACKET_V2 (frames one by one) or V3 (blocks, timer). */
@@ -311,6 +314,14 @@ export const DAEMON_OPTIONS = [
     parse: (raw: string, flag: string) => ((MAC_MODES as readonly string[]).includes(raw) ? (raw as MacMode) : badFlag(flag, `expected one of ${MAC_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
   },
   {
+    key: 'vlan',
+    flag: '--vlan <id>',
+    description:
+      'the 802.1Q VLAN the cluster serves when --bind is a trunk: only frames tagged with it are read (the kernel filter checks the tag), and everything lnlb and the host send on the cluster interface leaves tagged with it (route the VLAN\'s clients through the cluster interface); 0, the default, reads untagged frames only (a VLAN device such as eth0.100 is untagged)',
+    default: 0,
+    parse: integer(0, MAX_VLAN_ID),
+  },
+  {
     key: 'tableEntries',
     flag: '--table-entries <n>',
     description: 'flows this node can track (shared-memory tables of fixed size; the oldest are evicted, and counted, beyond it)',
@@ -496,6 +507,7 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
   if (options.healthTimeoutMs !== undefined && options.healthTimeoutMs > options.healthIntervalMs) {
     badFlag('--health-timeout-ms', `must be at most --health-interval-ms (${options.healthIntervalMs}): a check still running when the next is due`);
   }
+  if (options.vlan !== 0 && options.macMode === 'multicast') badFlag('--vlan', 'a cluster on a trunk VLAN runs in unicast MAC mode (--mac-mode unicast): its host sends through the cluster interface, whose MAC must be the cluster MAC');
   if (options.name === options.bind) badFlag('--name', `the cluster interface cannot have the bound device's name (${options.bind})`);
   for (const bond of options.bond) {
     if (options.name === bond.name) badFlag('--name', `the cluster interface cannot have the name of the bond ${bond.name} (--bond)`);
@@ -513,14 +525,14 @@ export function resolveDaemonOptions(raw: Partial<Record<keyof DaemonOptions, st
 export type InterfaceOptions = Omit<DaemonOptions, 'bind' | 'vip'> & { bind: string; vip: string };
 
 /** What `addif` may set for its interface over the daemon's options. */
-export type InterfaceOverrides = Partial<Pick<DaemonOptions, 'rule' | 'handler' | 'keyFile' | 'insecureNoAuth'>>;
+export type InterfaceOverrides = Partial<Pick<DaemonOptions, 'rule' | 'handler' | 'keyFile' | 'insecureNoAuth' | 'vlan'>>;
 
 /**
  * Checks `addif` arguments the way the flags are checked (same messages, same table). A key
  * file (an absolute path: the daemon runs elsewhere) or `insecureNoAuth` replaces the daemon's
  * choice for this interface; both is refused.
  */
-export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown; rule?: unknown; handler?: unknown; keyFile?: unknown; insecureNoAuth?: unknown }): {
+export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: unknown; rule?: unknown; handler?: unknown; keyFile?: unknown; insecureNoAuth?: unknown; vlan?: unknown }): {
   vip: string;
   bind: string;
   name: string | undefined;
@@ -542,6 +554,7 @@ export function interfaceArguments(raw: { vip: unknown; bind: unknown; name?: un
   if (rule !== undefined) overrides.rule = DAEMON_OPTIONS.find((o) => o.key === 'rule')!.parse(rule, '--rule') as string[];
   if (handler !== undefined) overrides.handler = DAEMON_OPTIONS.find((o) => o.key === 'handler')!.parse(handler, '--handler') as HandlerSpec[];
   if (raw.insecureNoAuth !== undefined && typeof raw.insecureNoAuth !== 'boolean') badFlag('--insecure-no-auth', 'expected true or false');
+  if (raw.vlan !== undefined) overrides.vlan = DAEMON_OPTIONS.find((o) => o.key === 'vlan')!.parse(String(raw.vlan), '--vlan') as number;
   if (raw.keyFile !== undefined) {
     if (raw.insecureNoAuth === true) badFlag('--key-file', KEY_AND_INSECURE);
     if (typeof raw.keyFile !== 'string') badFlag('--key-file', 'expected a file path');

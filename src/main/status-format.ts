@@ -103,6 +103,7 @@ export function formatStatus(status: StatusJson, rates?: ReadonlyMap<string, Int
     out.push(`  rounds ${c.rounds}${c.resets > 0 ? `, self-resets ${c.resets}` : ''}${(c.stallMaxMs ?? 0) > 0 ? `, control thread stalled up to ${c.stallMaxMs} ms (${c.stallTotalMs ?? 0} ms in all; not counted as members' silence)` : ''}`);
     out.push(`  frames: seen ${c.framesSeen}${c.framesIPv6 > 0 ? ` (IPv6 ${c.framesIPv6})` : ''}, accepted ${c.framesAccepted}, tracked sources ${c.trackedEntries}, ARP replies ${c.arpReplies}${c.ndpAdvertisements > 0 ? `, neighbour advertisements ${c.ndpAdvertisements}` : ''}, kernel drops ${c.kernelDrops}`);
     if (drops) out.push(`  dropped: ${drops}`);
+    if (c.vlan !== undefined) out.push(`  VLAN ${c.vlan.id} (trunk): host frames sent tagged ${c.vlan.egressFrames}${c.vlan.egressDrops > 0 ? `, refused ${c.vlan.egressDrops}` : ''}, neighbour answers to the host ${c.vlan.neighbourToHost}`);
     const f = c.kernelFilter;
     if (f !== undefined) {
       out.push(`  kernel filter: ${f.program === 'buckets' ? `${f.passBuckets} of 1024 buckets pass` : 'plain'} (${f.why}), swapped ${f.swaps} time(s)${f.failures > 0 ? `, REFUSED ${f.failures} time(s) by the kernel` : ''}`);

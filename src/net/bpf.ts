@@ -213,6 +213,45 @@ function controlProgram(localMac: Uint8Array, clusterMac: Uint8Array, accepted: 
   ]);
 }
 
+/** The kernel's ancillary loads (linux/filter.h SKF_AD_*): an absolute load at SKF_AD_OFF + n reads skb metadata, not the frame. */
+export const SKF_AD_OFF = 0xfffff000;
+export const SKF_AD_VLAN_TAG = 44;
+export const SKF_AD_VLAN_TAG_PRESENT = 48;
+/** The largest VLAN id (4095 is reserved). */
+export const MAX_VLAN_ID = 4094;
+
+/**
+ * `program` behind a guard on the frame's 802.1Q tag, which the kernel has already taken off
+ * the frame into the socket buffer (so the program reads it with the ancillary loads): `vlan`
+ * 0 passes untagged and priority-tagged frames only, any other id frames tagged with that id
+ * only. A cluster on a trunk thus reads its own VLAN, and one on an untagged port (or a VLAN
+ * device) none of the tagged frames a trunk would bring.
+ *
+ *   0: ld vlan_avail; 1: jeq #0 ? (vlan 0: body; else reject) : 2
+ *   2: ld vlan_tci;   3: and #0xfff; 4: jeq #vlan ? body : reject
+ *   5: ret #0 (reject); 6: body...
+ */
+export function withVlanGuard(program: Uint32Array, vlan: number): Uint32Array {
+  if (!Number.isInteger(vlan) || vlan < 0 || vlan > MAX_VLAN_ID) throw new RangeError(`a VLAN id is 0 (untagged) to ${MAX_VLAN_ID}, got ${vlan}`);
+  const guard = Uint32Array.of(
+    LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT,
+    JEQ_K, vlan === 0 ? 4 : 3, 0, 0,
+    LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_VLAN_TAG,
+    BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xfff,
+    JEQ_K, 1, 0, vlan,
+    RET_K, 0, 0, BPF_REJECT,
+  );
+  const out = new Uint32Array(guard.length + program.length);
+  out.set(guard);
+  out.set(program, guard.length);
+  return out;
+}
+
+/** What runBpf takes from the socket buffer rather than the frame: the 802.1Q TCI, when the frame came tagged. */
+export interface BpfAuxData {
+  vlanTci?: number;
+}
+
 /** Scratch memory of runBpf (reused: the interpreter is synchronous and not re-entered). */
 const scratch = new Uint32Array(BPF_MEMWORDS);
 
@@ -291,7 +330,7 @@ function unstoredLoad(program: Uint32Array, n: number): string | null {
  * 0, as in the kernel. Throws on an invalid program (see validateBpf); frame contents never
  * make it throw. Not for the hot path: the kernel runs the real filter.
  */
-export function runBpf(program: Uint32Array, frame: Uint8Array, len: number): number {
+export function runBpf(program: Uint32Array, frame: Uint8Array, len: number, aux: BpfAuxData = {}): number {
   const why = validateBpf(program);
   if (why !== null) throw new RangeError(`invalid BPF program: ${why}`);
   const n = program.length >> 2;
@@ -301,6 +340,11 @@ export function runBpf(program: Uint32Array, frame: Uint8Array, len: number): nu
   let x = 0;
   scratch.fill(0);
   const load = (off: number, size: number): number => {
+    if (off >= SKF_AD_OFF) {
+      if (off === SKF_AD_OFF + SKF_AD_VLAN_TAG) return (aux.vlanTci ?? 0) & 0xffff;
+      if (off === SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT) return aux.vlanTci === undefined ? 0 : 1;
+      throw new RangeError(`bpf: ancillary load ${off - SKF_AD_OFF} not modelled`);
+    }
     if (off < 0 || off + size > len) return -1;
     if (size === 4) return ((frame[off]! << 24) | (frame[off + 1]! << 16) | (frame[off + 2]! << 8) | frame[off + 3]!) >>> 0;
     if (size === 2) return (frame[off]! << 8) | frame[off + 1]!;

@@ -77,6 +77,9 @@ const TCP_KEY_HEADER_BYTES = 14;
 const UDP_KEY_HEADER_BYTES = 8;
 const NETWORK_MASK = 0xffffff00;
 const ARP_REQUEST = 1;
+const ARP_REPLY = 2;
+const IPPROTO_ICMPV6 = 58;
+const ICMPV6_NEIGHBOR_ADVERTISEMENT = 136;
 
 export type FilterAffinity = 'single' | 'network' | 'none';
 
@@ -109,6 +112,11 @@ export interface BucketFilterSpec {
   owned: OwnedKeys;
   /** Affinity none: IP protocols whose handler is not built in (their key is passed to userspace to compute). */
   opaqueProtocols?: readonly number[];
+  /**
+   * --vlan: the host resolves its neighbours through the cluster interface, so ARP replies and
+   * IPv6 neighbour advertisements to the cluster MAC pass too (the dispatcher hands them to it).
+   */
+  hostNeighbours?: boolean;
 }
 
 const ld = (size: number, k: number): Insn => ({ code: BPF_LD | size | BPF_ABS, k });
@@ -356,7 +364,8 @@ function ipv6Half(spec: BucketFilterSpec, vip6: Uint8Array, opaque: readonly num
     { ...ld(BPF_B, 14), label: 'v6ip' },
     alu(BPF_AND, 0xf0),
     jeq(0x60, undefined, 'accept6'),
-    ld(BPF_W, IPV6_DST),
+    // --vlan: an advertisement straight after the header, to the host's own solicitation.
+    ...(spec.hostNeighbours === true ? [ld(BPF_B, 20), jeq(IPPROTO_ICMPV6, undefined, 'v6dst'), ld(BPF_B, IPV6_L4), jeq(ICMPV6_NEIGHBOR_ADVERTISEMENT, 'accept6', 'v6dst'), { ...ld(BPF_W, IPV6_DST), label: 'v6dst' }] : [ld(BPF_W, IPV6_DST)]),
     jeq(word(0), undefined, 'reject6'),
     ld(BPF_W, IPV6_DST + 4),
     jeq(word(4), undefined, 'reject6'),
@@ -407,8 +416,9 @@ export function bucketFilter(spec: BucketFilterSpec): Uint32Array {
     ld(BPF_W, 30),
     jeq(spec.vip >>> 0, undefined, 'reject'),
     goTo('l4'),
-    // ARP: a request (opcode 1) whose target protocol address is the VIP.
+    // ARP: a request (opcode 1) whose target protocol address is the VIP (--vlan: and a reply to the cluster MAC).
     { ...ld(BPF_H, 20), label: 'arp' },
+    ...(spec.hostNeighbours === true ? [jeq(ARP_REPLY, undefined, 'arpreq'), ...dstIs(spec.clusterMac, 'accept', 'reject'), { ...ld(BPF_H, 20), label: 'arpreq' }] : []),
     jeq(ARP_REQUEST, undefined, 'reject'),
     ld(BPF_W, 38),
     jeq(spec.vip >>> 0, 'accept', 'reject'),

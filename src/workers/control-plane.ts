@@ -227,7 +227,7 @@ export class ControlPlane {
     });
     const membership = this.#membership;
     this.#channel = new ControlChannel({
-      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, mtu: data.mtu, ...(data.ringBytes === undefined ? {} : { ringBytes: data.ringBytes }) }),
+      socket: io.socket ?? new PacketControlSocket({ dev: data.dev, ownMac: data.ownMac, clusterMac: data.clusterMac, multicast: data.multicast, vlan: data.vlan, mtu: data.mtu, ...(data.ringBytes === undefined ? {} : { ringBytes: data.ringBytes }) }),
       clock,
       ownMac: data.ownMac,
       clusterMac: data.clusterMac,

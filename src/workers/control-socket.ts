@@ -8,8 +8,9 @@
  */
 
 import { isLnlbError } from '../errors.js';
-import { controlDoorbellFilter, controlFilter, DOORBELL_SNAP, runBpf } from '../net/bpf.js';
-import { ETH_P_LNLB, macEquals } from '../net/ethernet.js';
+import { controlDoorbellFilter, controlFilter, DOORBELL_SNAP, runBpf, withVlanGuard } from '../net/bpf.js';
+import { ETH_HLEN, ETH_P_LNLB, macEquals } from '../net/ethernet.js';
+import { insertVlanTag, VLAN_HLEN } from '../net/vlan.js';
 import * as port from '../port/native.js';
 
 /** One control socket: whole Ethernet frames (destination MAC first). */
@@ -80,6 +81,8 @@ export interface PacketControlSocketOptions {
   ownMac: Uint8Array;
   clusterMac: Uint8Array;
   multicast: boolean;
+  /** --vlan: the trunk VLAN the control frames travel on (tagged on send; the filters pass only it); 0: untagged. */
+  vlan?: number;
   /** The link MTU: the ring's slot size. */
   mtu: number;
   /** The receive ring's bytes (TPACKET_V2 slots of one frame each); default DEFAULT_CONTROL_RING_BYTES. */
@@ -110,16 +113,24 @@ export class PacketControlSocket implements ControlSocket {
   readonly #batch = new Uint8Array(RING_READ_BYTES);
   readonly #meta = new Uint32Array(RING_BATCH * port.META_WORDS);
   readonly #stamps = new Float64Array(RING_BATCH);
+  /** --vlan: a frame to send, with room for its tag. */
+  readonly #tagged: Uint8Array;
   #count = 0;
   #next = 0;
 
   constructor(options: PacketControlSocketOptions) {
     this.#o = options;
+    // A control frame is at most the MTU with its Ethernet header (control-channel.ts fragments to it).
+    this.#tagged = new Uint8Array((options.vlan ?? 0) === 0 ? 0 : options.mtu + ETH_HLEN + VLAN_HLEN);
   }
 
   open(): void {
+    const vlan = this.#o.vlan ?? 0;
     const socketOptions = {
-      protocol: ETH_P_LNLB,
+      // On a trunk, all frames: the kernel clears a frame's VLAN tag before it hands it to
+      // sockets bound to its EtherType (net/core/dev.c, when no VLAN device takes it), so only a
+      // socket bound to every protocol still sees which VLAN it came on; the filter checks both.
+      protocol: vlan === 0 ? ETH_P_LNLB : port.ETH_P_ALL,
       // Control frames go to the cluster MAC, which is not ours: the NIC must pass them up
       // (promiscuous for the unicast form, a membership for the multicast one).
       promisc: !this.#o.multicast,
@@ -127,8 +138,8 @@ export class PacketControlSocket implements ControlSocket {
       vnetHdr: false,
       ignoreOutgoing: true,
     };
-    this.#fd = port.packetOpen(this.#o.dev, { ...socketOptions, filter: controlFilter(this.#o.ownMac, this.#o.clusterMac), rcvBuf: CONTROL_RCVBUF });
-    this.#bellFd = port.packetOpen(this.#o.dev, { ...socketOptions, filter: controlDoorbellFilter(this.#o.ownMac, this.#o.clusterMac), rcvBuf: DOORBELL_RCVBUF });
+    this.#fd = port.packetOpen(this.#o.dev, { ...socketOptions, filter: withVlanGuard(controlFilter(this.#o.ownMac, this.#o.clusterMac), vlan), rcvBuf: CONTROL_RCVBUF });
+    this.#bellFd = port.packetOpen(this.#o.dev, { ...socketOptions, filter: withVlanGuard(controlDoorbellFilter(this.#o.ownMac, this.#o.clusterMac), vlan), rcvBuf: DOORBELL_RCVBUF });
     const frameSize = port.v2FrameSize(this.#o.mtu, false);
     const frameCount = controlRingSlots(this.#o.ringBytes ?? DEFAULT_CONTROL_RING_BYTES, frameSize);
     port.ringOpen(this.#fd, { version: 2, frameSize, frameCount, copyQueueBytes: 1 << 20, holdOffUs: 0 });
@@ -187,7 +198,13 @@ export class PacketControlSocket implements ControlSocket {
   }
 
   send(frame: Uint8Array, length: number): boolean {
-    return this.#fd >= 0 && port.send(this.#fd, frame, 0, length) > 0;
+    if (this.#fd < 0) return false;
+    const vlan = this.#o.vlan ?? 0;
+    if (vlan === 0) return port.send(this.#fd, frame, 0, length) > 0;
+    // On a trunk the frame leaves tagged: the kernel sends a packet socket's bytes as they are.
+    const tagged = this.#tagged;
+    tagged.set(frame.subarray(0, length));
+    return port.send(this.#fd, tagged, 0, insertVlanTag(tagged, 0, length, vlan)) > 0;
   }
 
   recv(buf: Uint8Array): number {

@@ -7,7 +7,7 @@
  *   row: COUNTER_SLOTS × Float64
  */
 
-export const COUNTER_SLOTS = 24;
+export const COUNTER_SLOTS = 28;
 
 /** Dispatcher row. */
 export const DispatcherCounter = {
@@ -46,6 +46,13 @@ export const DispatcherCounter = {
   ndpAdvertisements: 22,
   /** IPv6 frames for the VIP (of framesSeen). */
   framesIPv6: 23,
+  /** Frames of another VLAN than the interface's (--vlan; untagged counts as VLAN 0). */
+  dropOtherVlan: 24,
+  /** --vlan: ARP replies and neighbour advertisements to the cluster MAC passed to the host (its own resolutions through the cluster interface). */
+  neighbourToHost: 25,
+  /** --vlan: frames the host sent through the cluster interface, forwarded tagged (egress.ts), and those the wire refused. */
+  egressFrames: 26,
+  egressDrops: 27,
 } as const;
 
 /** Actor rows. */

@@ -18,7 +18,7 @@ import { ViewWriter } from '../shm/view.js';
 import { SourceBook } from '../shm/source-book.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
-import type { ActorData, DispatcherData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
+import type { ActorData, DispatcherData, EgressData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
 import { workerExecArgv } from './exec-argv.js';
 import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
 import * as port from '../port/native.js';
@@ -33,6 +33,9 @@ export interface DatapathOptions {
   vip: number;
   /** The IPv6 VIP (16 bytes), undefined: none. */
   vip6?: Uint8Array | undefined;
+  /** --vlan: the trunk VLAN (0: untagged), and the socket the host's frames leave by, tagged (egress.ts). */
+  vlan?: number;
+  egressFd?: number;
   clusterMac: Uint8Array;
   ownMac: Uint8Array;
   /** Multicast mode: the TAP's MAC, written over kept frames' destination. */
@@ -89,6 +92,8 @@ export interface DatapathCounters {
   framesSeen: number;
   /** IPv6 frames for the VIP (of framesSeen). */
   framesIPv6: number;
+  /** --vlan: neighbour answers handed to the host, and the host's frames put on the trunk (egress.ts) or refused. */
+  vlan: { neighbourToHost: number; egressFrames: number; egressDrops: number };
   framesAccepted: number;
   arpRequests: number;
   arpReplies: number;
@@ -216,6 +221,8 @@ export class Datapath {
   #watchdogTimer: NodeJS.Timeout | undefined;
   /** The data socket, whose reader (the dispatcher) ringWake interrupts. */
   #dataFd = -1;
+  /** --vlan: the thread that puts the host's frames from the TAP on the trunk, tagged. */
+  #egress: Worker | undefined;
   /** --workers 1: the dispatcher thread is the actor; #actors is [the dispatcher], #rings is empty. */
   readonly #direct: boolean;
 
@@ -306,14 +313,24 @@ export class Datapath {
       electionKey: options.electionKey,
       draining: drainingMemory,
       sourceBook: sourceBookMemory,
+      vlan: options.vlan ?? 0,
+      tapFd: options.tapFd,
       ...(directActor === undefined ? {} : { actor: directActor }),
     };
     const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
+    let egress: Worker | undefined;
+    if ((options.vlan ?? 0) !== 0 && options.egressFd !== undefined && options.egressFd >= 0) {
+      const egressData: EgressData = { role: 'egress', tapFd: options.tapFd, egressFd: options.egressFd, vnetHdr: options.vnetHdr, ownMac: options.ownMac, vlan: options.vlan!, counters: counterMemory };
+      egress = new Worker(new URL('./egress.js', import.meta.url), { execArgv: workerExecArgv(), workerData: egressData, name: 'lnlb-egress' });
+      egress.on('error', onError);
+      ready.push(waitFor(egress, 'ready', 10_000));
+    }
     // The threads that answer actor requests: the dispatcher itself under --workers 1.
     const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, direct ? [dispatcher] : actors, rings.map((r) => new ByteRing(r)));
     datapath.#dataFd = options.dataFd;
+    datapath.#egress = egress;
     datapath.handlers.push(...handlers);
     datapath.ringMemories.push(...rings);
     datapath.#draining = new DrainingBuckets(drainingMemory);
@@ -330,7 +347,7 @@ export class Datapath {
         if (m.type === 'handler-counters') datapath.#actorHandlerCounters[index] = m.counters;
       });
     });
-    for (const worker of [dispatcher, ...actors]) {
+    for (const worker of [dispatcher, ...actors, ...(egress === undefined ? [] : [egress])]) {
       worker.on('message', (m: WorkerToMain) => {
         if (m.type === 'error') options.onError(reviveError(m.error, 'LNLB_ERR_WORKER_FAILED'));
         else if (m.type === 'link-down') options.onLinkDown?.();
@@ -564,6 +581,11 @@ export class Datapath {
     return {
       framesSeen: dispatcher(DispatcherCounter.framesSeen),
       framesIPv6: dispatcher(DispatcherCounter.framesIPv6),
+      vlan: {
+        neighbourToHost: dispatcher(DispatcherCounter.neighbourToHost),
+        egressFrames: dispatcher(DispatcherCounter.egressFrames),
+        egressDrops: dispatcher(DispatcherCounter.egressDrops),
+      },
       framesAccepted: actors(ActorCounter.accepted),
       arpRequests: dispatcher(DispatcherCounter.arpRequests),
       arpReplies: dispatcher(DispatcherCounter.arpReplies),
@@ -587,6 +609,7 @@ export class Datapath {
         holdFull: actors(ActorCounter.dropHoldFull),
         malformed: dispatcher(DispatcherCounter.dropMalformed),
         notIP: dispatcher(DispatcherCounter.dropNotIP),
+        otherVlan: dispatcher(DispatcherCounter.dropOtherVlan),
         notVip: dispatcher(DispatcherCounter.dropNotVip),
         notClusterMac: dispatcher(DispatcherCounter.dropNotClusterMac),
         truncated: dispatcher(DispatcherCounter.dropTruncated),
@@ -639,7 +662,12 @@ export class Datapath {
     setTimeout(() => {
       for (const ring of this.#rings) ring.wakeConsumer();
     }, 5);
+    const egress = this.#egress;
+    if (egress !== undefined && !this.#exited.has(egress)) {
+      stopped.push(waitFor(egress, 'stopped', STOP_TIMEOUT_MS));
+      egress.postMessage({ type: 'stop' });
+    }
     await Promise.allSettled(stopped);
-    await Promise.allSettled([...new Set([this.#dispatcher, ...this.#actors])].map((w) => w.terminate()));
+    await Promise.allSettled([...new Set([this.#dispatcher, ...this.#actors, ...(egress === undefined ? [] : [egress])])].map((w) => w.terminate()));
   }
 }

@@ -27,10 +27,10 @@
 import { actorForKey, ipv6Identity, isIPv6Identity } from '../cluster/hash.js';
 import { AffinityCode, compileRules, RuleModeCode, type RuleSet } from '../cluster/port-rules.js';
 import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHandler } from '../handlers/handler.js';
-import { ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
+import { ARP_OFF_OP, ARP_OP_REPLY, ARP_PAYLOAD_LENGTH, ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, macEquals } from '../net/ethernet.js';
-import { createIPv6Result, IP6R_DST, IP6R_FLAGS, IP6R_IP_OFFSET, IP6R_L4_OFFSET, IP6R_PAYLOAD_LENGTH, IP6R_PROTOCOL, IP6R_SRC, IPV6_HEADER, IPv6Parse, readIPv6 } from '../net/ipv6.js';
-import { buildSolicitedAdvertisement, createNdpResult, NdpParse, parseNeighborSolicitation } from '../net/ndp.js';
+import { createIPv6Result, IPPROTO_ICMPV6, IP6R_DST, IP6R_FLAGS, IP6R_IP_OFFSET, IP6R_L4_OFFSET, IP6R_PAYLOAD_LENGTH, IP6R_PROTOCOL, IP6R_SRC, IPV6_HEADER, IPv6Parse, readIPv6 } from '../net/ipv6.js';
+import { buildSolicitedAdvertisement, createNdpResult, ICMPV6_NEIGHBOR_ADVERTISEMENT, NdpParse, parseNeighborSolicitation } from '../net/ndp.js';
 import {
   createIPv4Result,
   IPF_FRAGMENT,
@@ -48,7 +48,8 @@ import type { ByteRing } from '../shm/byte-ring.js';
 import type { SourceBook } from '../shm/source-book.js';
 import { readU32 } from '../net/bytes.js';
 import { DispatcherCounter as C } from './counters.js';
-import { META_SPILLED, META_TRUNCATED, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
+import { META_SPILLED, META_TRUNCATED, META_VLAN, META_WORDS, VNET_HDR_LEN } from '../port/native.js';
+import { insertVlanTag } from '../net/vlan.js';
 import type { FrameSource } from './ports.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
 import type { HandlerErrorLog } from './handler-errors.js';
@@ -84,6 +85,14 @@ export interface DispatcherConfig {
    * goes by (ipv6Identity); undefined: the unkeyed fold (a cluster without a key).
    */
   electionKey?: Uint32Array | undefined;
+  /** --vlan: the 802.1Q VLAN read on a trunk (others are dropped, counted); 0 (default): untagged frames only. */
+  vlan?: number;
+  /**
+   * --vlan: the host's side of the cluster interface, for the ARP replies and neighbour
+   * advertisements answering the host's own resolutions there (it sends through the cluster
+   * interface on a trunk). `frame` starts with a virtio-net header when the port has one.
+   */
+  toHost?: (frame: Uint8Array, length: number) => boolean;
   /** Where each IPv6 source's address is recorded under its identity (for conntrack's listing). */
   sourceBook?: SourceBook | undefined;
   clusterMac: Uint8Array;
@@ -114,6 +123,10 @@ export class FrameDispatcher {
   readonly #vip6: Uint8Array | undefined;
   readonly #electionKey: Uint32Array | undefined;
   readonly #sourceBook: SourceBook | undefined;
+  readonly #vlan: number;
+  readonly #toHost: ((frame: Uint8Array, length: number) => boolean) | undefined;
+  /** A neighbour answer on its way to the host (a virtio-net header, then the frame). */
+  readonly #hostFrame = new Uint8Array(2048);
   /** The IPv6 VIP as the four words readIPv6 gives an address in. */
   readonly #vip6Words = new Uint32Array(4);
   readonly #clusterMac: Uint8Array;
@@ -149,6 +162,8 @@ export class FrameDispatcher {
     if (config.vip6 !== undefined) for (let w = 0; w < 4; w++) this.#vip6Words[w] = readU32(config.vip6, 4 * w);
     this.#electionKey = config.electionKey;
     this.#sourceBook = config.sourceBook;
+    this.#vlan = config.vlan ?? 0;
+    this.#toHost = config.toHost;
     this.#clusterMac = config.clusterMac;
     this.#ownMac = config.ownMac;
     this.#tapMac = config.tapMac;
@@ -193,6 +208,11 @@ export class FrameDispatcher {
     c[C.bytesSeen]! += len;
     if ((flags & META_TRUNCATED) !== 0) {
       c[C.dropTruncated]!++;
+      return;
+    }
+    // The kernel filter passes only this VLAN's frames; a frame read before it was attached may not be.
+    if (((flags & META_VLAN) === 0 ? 0 : (flags >>> 16) & 0xfff) !== this.#vlan) {
+      c[C.dropOtherVlan]!++;
       return;
     }
     const l2 = off + this.#vnet;
@@ -262,6 +282,12 @@ export class FrameDispatcher {
     const code = readIPv6(b, l2, frameLen, ip6);
     if (code === IPv6Parse.OK && vip6 !== undefined && parseNeighborSolicitation(b, ip6, this.#ndp) === NdpParse.OK) {
       this.#answerSolicitation(b, l2, vip6);
+      return;
+    }
+    // --vlan: an advertisement to the cluster MAC answers the host's own solicitation (from the
+    // VIP or the TAP's link-local address): every node's host takes it, as ARP replies below.
+    if (code === IPv6Parse.OK && this.#toHost !== undefined && ip6[IP6R_PROTOCOL] === IPPROTO_ICMPV6 && b[ip6[IP6R_L4_OFFSET]!] === ICMPV6_NEIGHBOR_ADVERTISEMENT && macEquals(b, l2, this.#clusterMac, 0)) {
+      this.#passToHost(b, l2, frameLen);
       return;
     }
     if (!macEquals(b, l2, this.#clusterMac, 0)) {
@@ -349,6 +375,20 @@ export class FrameDispatcher {
     if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), b, off, len)) c[C.dropRingFull]!++;
   }
 
+  /** A reply of `len` bytes built in tx after the virtio-net header: tagged for --vlan; its length. */
+  #tagged(tx: Uint8Array, len: number): number {
+    return this.#vlan === 0 ? len : insertVlanTag(tx, this.#vnet, len, this.#vlan);
+  }
+
+  /** The frame at b[l2, l2 + frameLen) to the host's side of the cluster interface, behind a blank virtio-net header. */
+  #passToHost(b: Uint8Array, l2: number, frameLen: number): void {
+    const out = this.#hostFrame;
+    if (this.#vnet + frameLen > out.length) return;
+    out.fill(0, 0, this.#vnet);
+    for (let i = 0; i < frameLen; i++) out[this.#vnet + i] = b[l2 + i]!;
+    if (this.#toHost!(out, this.#vnet + frameLen)) this.#c[C.neighbourToHost]!++;
+  }
+
   /** The NS in #ndp asks for some address: the VIP's is answered with the cluster MAC, from our own MAC (as ARP). */
   #answerSolicitation(b: Uint8Array, l2: number, vip6: Uint8Array): void {
     const c = this.#c;
@@ -360,13 +400,18 @@ export class FrameDispatcher {
     const requester = this.#requesterMac;
     for (let i = 0; i < 6; i++) requester[i] = b[l2 + 6 + i]!;
     const len = buildSolicitedAdvertisement(tx, this.#vnet, ndp, requester, { ethSrc: this.#ownMac, vip: vip6, clusterMac: this.#clusterMac });
-    if (this.#source.send(tx, 0, this.#vnet + len) > 0) c[C.ndpAdvertisements]!++;
+    if (this.#source.send(tx, 0, this.#vnet + this.#tagged(tx, len)) > 0) c[C.ndpAdvertisements]!++;
     else c[C.arpReplyFailed]!++;
   }
 
   #answerArp(b: Uint8Array, l2: number, frameLen: number): void {
     const c = this.#c;
     const arp = this.#arp;
+    // --vlan: a reply to the cluster MAC answers the host's own request through the cluster interface.
+    if (this.#toHost !== undefined && frameLen >= ETH_HLEN + ARP_PAYLOAD_LENGTH && b[l2 + ETH_HLEN + ARP_OFF_OP] === 0 && b[l2 + ETH_HLEN + ARP_OFF_OP + 1] === ARP_OP_REPLY && macEquals(b, l2, this.#clusterMac, 0)) {
+      this.#passToHost(b, l2, frameLen);
+      return;
+    }
     // Replies and other ARP traffic on the LAN are not ours to answer.
     if (parseArpRequest(b, l2, frameLen, arp) !== ArpParse.OK) return;
     c[C.arpRequests]!++;
@@ -381,7 +426,7 @@ export class FrameDispatcher {
       targetMac: arp.senderMac,
       targetIp: arp.fields[ARPR_SENDER_IP]!,
     });
-    if (this.#source.send(tx, 0, this.#vnet + len) > 0) c[C.arpReplies]!++;
+    if (this.#source.send(tx, 0, this.#vnet + this.#tagged(tx, len)) > 0) c[C.arpReplies]!++;
     else c[C.arpReplyFailed]!++;
   }
 }

@@ -31,7 +31,7 @@
 import type { ElectionName } from '../cluster/election.js';
 import { RuleModeCode, SHARE_EQUAL, shareOf, type RuleSet } from '../cluster/port-rules.js';
 import type { HandlerSpec } from '../handlers/loader.js';
-import { dataFilter } from '../net/bpf.js';
+import { dataFilter, withVlanGuard } from '../net/bpf.js';
 import { multicastMac, solicitedNodeAddress } from '../net/ndp.js';
 import { bucketFilter, MAX_OPAQUE_PROTOCOLS, type FilterAffinity } from '../net/bucket-filter.js';
 import { countBuckets, DRAINING_MASK_WORDS } from '../shm/draining-buckets.js';
@@ -82,6 +82,8 @@ export interface FilterConfig {
   vip: number;
   /** The IPv6 VIP (16 bytes), or undefined. */
   vip6?: Uint8Array | undefined;
+  /** --vlan: the VLAN every program passes (withVlanGuard); 0: untagged frames only. */
+  vlan?: number;
   electionKey: Uint32Array | undefined;
 }
 
@@ -242,21 +244,23 @@ export class FilterPlan {
   /** The plain filter: every frame to the cluster MAC (and the VIP's neighbour solicitations). */
   #plain(): Uint32Array {
     const vip6 = this.#config.vip6;
-    return dataFilter(this.#config.clusterMac, vip6 === undefined ? undefined : multicastMac(solicitedNodeAddress(vip6)));
+    return withVlanGuard(dataFilter(this.#config.clusterMac, vip6 === undefined ? undefined : multicastMac(solicitedNodeAddress(vip6))), this.#config.vlan ?? 0);
   }
 
   #program(mask: Uint32Array, every: boolean): Uint32Array {
     const shape = this.shape;
     const c = this.#config;
     if (every || shape.kind === 'plain') return this.#plain();
-    return bucketFilter({
+    const vlan = c.vlan ?? 0;
+    return withVlanGuard(bucketFilter({
       clusterMac: c.clusterMac,
       vip: c.vip,
       vip6: c.vip6,
+      hostNeighbours: vlan !== 0,
       electionKey: c.electionKey,
       affinity: shape.affinity,
       owned: { kind: 'buckets', pass: new Uint32Array(mask) },
       ...(shape.opaqueProtocols.length > 0 ? { opaqueProtocols: shape.opaqueProtocols } : {}),
-    });
+    }), vlan);
   }
 }

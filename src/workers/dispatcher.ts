@@ -30,7 +30,7 @@ import { FrameDispatcher } from './dispatcher-core.js';
 import type { DispatcherData, MainToActor, WorkerToMain } from './messages.js';
 import { createActorHost, type ActorHost } from './actor-host.js';
 import { PacketRingSource } from './ports.js';
-import { attachFilter } from '../port/native.js';
+import { attachFilter, writeBatch } from '../port/native.js';
 import { createPublishedView, ViewReader } from '../shm/view.js';
 import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
 import { FilterPlan, type FilterSwap } from './dispatcher-filter.js';
@@ -73,6 +73,8 @@ async function run(data: DispatcherData): Promise<void> {
     vip6: data.vip6,
     electionKey: data.electionKey,
     sourceBook: data.sourceBook === undefined ? undefined : new SourceBook(data.sourceBook),
+    vlan: data.vlan,
+    ...(data.vlan === 0 ? {} : { toHost: hostWriter(data.tapFd) }),
     clusterMac: data.clusterMac,
     ownMac: data.ownMac,
     tapMac: data.tapMac,
@@ -132,7 +134,7 @@ async function run(data: DispatcherData): Promise<void> {
  * the plain filter (every frame passes: userspace decides, as without a filter).
  */
 function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs(max: number, now: number): number; check(now: number): void } {
-  const plan = new FilterPlan({ election: data.election, rules: compileRules(data.rules), handlers: data.handlers.map((h) => h.spec), clusterMac: data.clusterMac, vip: data.vip, vip6: data.vip6, electionKey: data.electionKey });
+  const plan = new FilterPlan({ election: data.election, rules: compileRules(data.rules), handlers: data.handlers.map((h) => h.spec), clusterMac: data.clusterMac, vip: data.vip, vip6: data.vip6, vlan: data.vlan, electionKey: data.electionKey });
   const gauges = (): void => {
     counters[DispatcherCounter.kernelFilterBuckets] = plan.buckets;
     counters[DispatcherCounter.kernelFilterWhy] = plan.why;
@@ -189,6 +191,16 @@ function kernelFilter(data: DispatcherData, counters: Float64Array): { timeoutMs
       draining.unionInto(drainingMask);
       attach(plan.update(view, drainingMask, now));
     },
+  };
+}
+
+/** --vlan: writes one frame (virtio-net header first) to the TAP: the host's side of the cluster interface. */
+function hostWriter(tapFd: number): (frame: Uint8Array, length: number) => boolean {
+  const offsets = new Uint32Array(1);
+  const lengths = new Uint32Array(1);
+  return (frame, length) => {
+    lengths[0] = length;
+    return writeBatch(tapFd, frame, offsets, lengths, 1) === 1;
   };
 }
 

@@ -48,11 +48,26 @@ export interface DispatcherData {
   draining: SharedArrayBuffer;
   /** With an IPv6 VIP: where this thread records the address behind each IPv6 identity (shm/source-book.ts). */
   sourceBook: SharedArrayBuffer | undefined;
+  /** --vlan: the trunk VLAN (0: untagged), and the TAP, where the host's neighbour answers go. */
+  vlan: number;
+  tapFd: number;
   /**
    * --workers 1: the actor this thread is itself (no actor thread, no ring; actorRings is
    * empty). Its control messages arrive on this thread's port, announced by control[1].
    */
   actor?: ActorData;
+}
+
+/** What the egress thread (--vlan) is started with. */
+export interface EgressData {
+  role: 'egress';
+  tapFd: number;
+  /** The send-only packet socket on the trunk. */
+  egressFd: number;
+  vnetHdr: boolean;
+  ownMac: Uint8Array;
+  vlan: number;
+  counters: SharedArrayBuffer;
 }
 
 /** What an actor thread is started with. */
@@ -144,6 +159,8 @@ export interface ControlData {
   clusterIp: number;
   /** The cluster MAC is a multicast one: a membership instead of promiscuous mode. */
   multicast: boolean;
+  /** --vlan: the trunk VLAN (0 or absent: untagged). */
+  vlan?: number;
   /** The link MTU (largest Ethernet payload). */
   mtu: number;
   /** Bytes of the control socket's receive ring (--control-ring-kib); default control-socket.ts's. */

@@ -35,7 +35,7 @@ export interface FrameSink {
 }
 
 export { META_SPILLED, META_TRUNCATED, META_WORDS } from '../port/native.js';
-import { META_WORDS, SPILL_BYTES } from '../port/native.js';
+import { META_VLAN, META_WORDS, SPILL_BYTES } from '../port/native.js';
 
 /**
  * The data socket's ring, read in place: a frame is never copied to be looked at, and a kept
@@ -89,6 +89,8 @@ export class MemoryFrameSource implements FrameSource {
   readonly sent: Uint8Array[] = [];
   readonly bytes: Uint8Array;
   readonly spill = new Uint8Array(0);
+  /** The 802.1Q TCI each frame came with (by index into `frames`), as the kernel reports it beside the frame; undefined: untagged. */
+  readonly tags: (number | undefined)[] = [];
 
   constructor(frames: Uint8Array[], total = frames.length, bufferBytes = 1 << 20) {
     this.#frames = frames;
@@ -108,7 +110,8 @@ export class MemoryFrameSource implements FrameSource {
       meta[row] = at;
       meta[row + 1] = frame.length;
       meta[row + 2] = frame.length;
-      meta[row + 3] = 0;
+      const tag = this.tags[this.#next];
+      meta[row + 3] = tag === undefined ? 0 : (META_VLAN | (tag << 16)) >>> 0;
       at = ((at + frame.length + 7) & ~7) + 2;
       count++;
       this.remaining--;

@@ -98,7 +98,7 @@ test('a conflict between repeated values is reported on the line that brings it'
 test('every DAEMON_OPTIONS flag but --config can be given in a file under its name without --', (t) => {
   const samples: Record<string, string> = {
     bind: 'eth0', vip: '10.0.0.100', name: 'nlb%d', runDir: '/run/lnlb', workers: '3', heartbeatMs: '500', deadAfterMs: '2500', nice: '-5', logLevel: 'warn',
-    election: 'lnlb', weightMode: 'fixed', nodeName: 'web-1.lan', macMode: 'multicast', tableEntries: '4096', rxRing: 'v3', rxRingFrames: '16384', rxRingBlocks: '32', actorRingKib: '1024', controlRingKib: '1024', idleTimeout: '60', keyFile: '/etc/lnlb/key',
+    election: 'lnlb', weightMode: 'fixed', nodeName: 'web-1.lan', macMode: 'multicast', vlan: '0', tableEntries: '4096', rxRing: 'v3', rxRingFrames: '16384', rxRingBlocks: '32', actorRingKib: '1024', controlRingKib: '1024', idleTimeout: '60', keyFile: '/etc/lnlb/key',
     insecureNoAuth: 'false', clockTolerance: '30',
     tcpIdleTimeout: '600', udpIdleTimeout: '30', rule: '22/tcp=single,priority=1', handler: 'tcp=tcp', bond: 'bond0 mode=802.3ad miimon=100 slaves=eth1,eth2',
     metrics: '127.0.0.1:9750', healthCheck: 'http://127.0.0.1:8080/healthz#200', healthIntervalMs: '500', healthTimeoutMs: '400', healthFall: '2', healthRise: '3',

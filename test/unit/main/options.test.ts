@@ -13,6 +13,10 @@ const badCases: [string, Record<string, string>, RegExp][] = [
   ['missing --bind', { vip: '10.0.0.100' }, /^--bind: is required/],
   ['missing --vip', { bind: 'eth0' }, /^--vip: is required/],
   ['bad IP', { bind: 'eth0', vip: '10.0.0.256' }, /^--vip: expected an IPv4 or IPv6 address/],
+  ['two IPv4 VIPs', { bind: 'eth0', vip: '10.0.0.100,10.0.0.101' }, /^--vip: .*two IPv4 cluster IPs/],
+  ['a link-local IPv6 VIP', { bind: 'eth0', vip: 'fe80::100' }, /^--vip: .*cannot be a cluster IP/],
+  ['VLAN out of range', { bind: 'eth0', vip: '10.0.0.1', vlan: '4095' }, /^--vlan: expected a whole number from 0 to 4094, got 4095$/],
+  ['VLAN with multicast MAC mode', { bind: 'eth0', vip: '10.0.0.1', vlan: '100', macMode: 'multicast' }, /^--vlan: a cluster on a trunk VLAN runs in unicast MAC mode/],
   ['workers not a number', { bind: 'eth0', vip: '10.0.0.1', workers: 'two' }, /^--workers: expected a whole number from 1 to 31/],
   // One dispatcher feeds at most 31 actors: refused here, before any device exists (it threw after the TAP was made).
   ['workers above what a dispatcher feeds', { bind: 'eth0', vip: '10.0.0.1', workers: '32' }, /^--workers: expected a whole number from 1 to 31, got 32$/],
@@ -58,6 +62,9 @@ test('addif arguments are checked by the same table as the flags', (t) => {
   t.deepEqual(interfaceArguments({ vip: '10.0.0.200', bind: 'eth0', rule: ['22/tcp=single'] }).overrides, { rule: ['22/tcp=single'] });
   t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'eth0', rule: ['22/tcp=sometimes'] }), { message: /^--rule: "22\/tcp=sometimes": the mode must be one of multiple, single, disabled/ });
   t.throws(() => interfaceArguments({ vip: '10.0.0.999', bind: 'eth0' }), { message: /expected an IPv4 or IPv6 address/ });
+  t.is(interfaceArguments({ vip: '10.0.2.100', bind: 'eth0', vlan: '200' }).overrides.vlan, 200, 'addif --vlan');
+  t.throws(() => interfaceArguments({ vip: '10.0.2.100', bind: 'eth0', vlan: 'x' }), { message: /^--vlan: expected a whole number/ });
+  t.is(interfaceArguments({ vip: 'fd00:10::100, 10.0.0.100', bind: 'eth0' }).vip, '10.0.0.100,fd00:10::100', 'a dual-stack VIP, canonical');
   t.throws(() => interfaceArguments({ vip: '10.0.0.2', bind: 'a-device-name-too-long' }), { message: /device name of 1 to 15/ });
 });
 

@@ -251,6 +251,53 @@ test('an IPv4 frame from 224.0.0.0/3 (where IPv6 identities live) is dropped as 
   t.is(node.counters.sum(DispatcherCounter.dropMalformed, 0, 1), 2);
 });
 
+test('--vlan 100 on a trunk: its frames are taken, untagged and VLAN 200 frames dropped (counted); an ARP request is answered tagged 100', (t) => {
+  const frames = [ipFrame('10.0.5.1'), ipFrame('10.0.5.2'), ipFrame('10.0.5.3'), arpRequest('10.0.0.100')];
+  const node = makeNode(1, frames, { vlan: 100 });
+  node.source.tags.push(100, undefined, 200, 0x2000 | 100);
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.sink.written, 1, 'only the VLAN 100 frame');
+  t.is(node.counters.sum(DispatcherCounter.dropOtherVlan, 0, 1), 2);
+  t.is(node.source.sent.length, 1);
+  const reply = node.source.sent[0]!;
+  t.deepEqual([...reply.subarray(VNET + 12, VNET + 16)], [0x81, 0x00, 0x00, 100], 'the reply carries the tag');
+  t.deepEqual([...reply.subarray(VNET + 16, VNET + 18)], [0x08, 0x06], 'then the ARP EtherType');
+});
+
+test("without --vlan a tagged frame is another VLAN's (dropped, counted); a priority-tagged one (VLAN 0) is taken", (t) => {
+  const node = makeNode(1, [ipFrame('10.0.5.1'), ipFrame('10.0.5.2')]);
+  node.source.tags.push(100, 0x4000);
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.sink.written, 1);
+  t.is(node.counters.sum(DispatcherCounter.dropOtherVlan, 0, 1), 1);
+});
+
+test("--vlan: the answers to the host's own resolutions (an ARP reply, a neighbour advertisement, to the cluster MAC) go to the host; others do not", (t) => {
+  const arpReply = arpRequest('10.0.0.7');
+  arpReply.set(CLUSTER_MAC, VNET); // to the cluster MAC (the TAP's, which asked)
+  arpReply[VNET + 21] = 2; // a reply
+  const advert = withLead(neighborSolicitationFrame());
+  advert.set(CLUSTER_MAC, VNET);
+  const l4 = VNET + 14 + 40;
+  advert[l4] = 136; // an advertisement to the cluster MAC
+  const elsewhere = arpRequest('10.0.0.7');
+  elsewhere[VNET + 21] = 2; // a reply to someone else (broadcast destination)
+  const node = makeNode(1, [arpReply, advert, elsewhere], { vlan: 100 });
+  node.source.tags.push(100, 100, 100);
+  publish(node, [1]);
+  runAll(node);
+  t.is(node.toHost.length, 2);
+  t.is(node.counters.sum(DispatcherCounter.neighbourToHost, 0, 1), 2);
+  t.deepEqual([...node.toHost[0]!.subarray(0, VNET)], new Array<number>(VNET).fill(0), 'a blank virtio-net header first');
+  t.is(node.sink.written, 0);
+  const untagged = makeNode(1, [arpReply], {});
+  publish(untagged, [1]);
+  runAll(untagged);
+  t.is(untagged.toHost.length, 0, 'without --vlan the host resolves through its own device');
+});
+
 test('an ARP request for the VIP is answered with the cluster MAC in the payload and our MAC as source', (t) => {
   const node = makeNode(1, [arpRequest('10.0.0.100'), arpRequest('10.0.0.55')]);
   publish(node, [1]);

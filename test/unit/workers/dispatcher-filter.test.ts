@@ -4,7 +4,7 @@ import type { ElectionName } from '../../../src/cluster/election.js';
 import { deriveElectionKey, keyedElectionHash } from '../../../src/cluster/hash.js';
 import { compileRules, SHARE_EQUAL } from '../../../src/cluster/port-rules.js';
 import { parseHandlerSpec, resolveHandlerSpecs } from '../../../src/handlers/loader.js';
-import { BPF_ACCEPT, dataFilter, runBpf } from '../../../src/net/bpf.js';
+import { BPF_ACCEPT, dataFilter, runBpf, withVlanGuard } from '../../../src/net/bpf.js';
 import { createPublishedView, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_PASS, VIEW_MAX_RULE_SLOTS, type PublishedView } from '../../../src/shm/view.js';
 import { defaultRuleShared, FilterPlan, filterShape, FilterWhy, NARROW_GRACE_MS, type FilterConfig } from '../../../src/workers/dispatcher-filter.js';
 import { CLUSTER_MAC, ipv4Frame, VIP } from '../../fixtures/frames.js';
@@ -116,7 +116,7 @@ test('widening is at once: a dead member\'s buckets, the actors\' draining ones,
   t.true(verdictsMatch(drained.program, two.map((w, k) => w | drain[k]!)).ok);
   // A change pending (no mask): every bucket, the plain program.
   const all = plan.update(view(undefined, 2), none(), 1002);
-  t.deepEqual(all?.program, dataFilter(CLUSTER_MAC));
+  t.deepEqual(all?.program, withVlanGuard(dataFilter(CLUSTER_MAC), 0));
   t.is(plan.why, FilterWhy.unsettled);
   // A share on the default rule: the actors elect over shares, not by the table.
   const shared = view(third(2));
@@ -148,7 +148,7 @@ test('every bucket passes (a cluster of one): the plain program, said so', (t) =
   plan.update(view(third(0)), none(), 0);
   plan.tick(NARROW_GRACE_MS);
   const swap = plan.update(view(new Uint32Array(WORDS).fill(0xffffffff), 1), none(), 1000);
-  t.deepEqual(swap?.program, dataFilter(CLUSTER_MAC));
+  t.deepEqual(swap?.program, withVlanGuard(dataFilter(CLUSTER_MAC), 0));
   t.is(swap?.why, FilterWhy.everyBucket);
   t.is(plan.buckets, BUCKET_COUNT);
 });
@@ -158,7 +158,7 @@ test('a refused program: the plain one instead, the same set not tried again, an
   plan.update(view(third(0)), none(), 0);
   t.truthy(plan.tick(NARROW_GRACE_MS));
   const fallback = plan.refused();
-  t.deepEqual(fallback.program, dataFilter(CLUSTER_MAC));
+  t.deepEqual(fallback.program, withVlanGuard(dataFilter(CLUSTER_MAC), 0));
   t.is(plan.why, FilterWhy.failed);
   t.is(plan.update(view(third(0)), none(), 1000), undefined);
   t.is(plan.tick(5000), undefined, 'the refused set is not tried again');
