@@ -52,9 +52,12 @@ export interface ClusterLabOptions {
    * VLANs 100 and 200 (nodes run `--vlan`); `client` is an access port of VLAN 100 (10.0.0.101
    * up, as always), `client2` one of VLAN 200 (10.0.2.101 up). The nodes' own addresses
    * (192.168.255.<n>) are untagged, so none of the VLANs' traffic leaves by them: route it
-   * through the cluster interface (routeVia). Default: the Linux bridge.
+   * through the cluster interface (routeVia). 'ovs-vlan-device': Open vSwitch too, every node's
+   * link an access port of VLAN 100 named `eth0.100` (VLAN 100 untagged, as a VLAN device has
+   * it: this kernel cannot make one), the client on VLAN 100; run the daemons with `--bind
+   * eth0.100`. Default: the Linux bridge.
    */
-  switch?: 'bridge' | 'ovs-trunk';
+  switch?: 'bridge' | 'ovs-trunk' | 'ovs-vlan-device';
 }
 
 /** The VLANs of the 'ovs-trunk' lab: `client` is on the first, `client2` on the second. */
@@ -129,6 +132,12 @@ export class ClusterLab {
         for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`192.168.255.${i + 1}/24`], plug: trunk });
         await lab.addHost('client', { addresses: clientIps.map((ip) => `${ip}/24`), plug: ovs.access(TRUNK_VLANS[0]) });
         await lab.addHost('client2', { addresses: Array.from({ length: 10 }, (_, i) => `${CLIENT2_PREFIX}${101 + i}/24`), plug: ovs.access(TRUNK_VLANS[1]) });
+      } else if (options.switch === 'ovs-vlan-device') {
+        await lab.addSwitch({ bridge: false });
+        ovs = await OvsSwitch.start(lab);
+        const access = ovs.access(TRUNK_VLANS[0]);
+        for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`], plug: access, ifname: `eth0.${TRUNK_VLANS[0]}` });
+        await lab.addHost('client', { addresses: clientIps.map((ip) => `${ip}/24`), plug: access });
       } else {
         await lab.addSwitch();
         for (const [i, node] of nodes.entries()) await lab.addHost(node, { addresses: [`10.0.0.${i + 1}/24`, ...(options.ipv6 === true ? [`${IPV6_PREFIX}${i + 1}/64`] : [])] });

@@ -74,6 +74,8 @@ export interface HostOptions {
   addresses: string[];
   /** Plugs the switch end (named) into a switch other than the lab's bridge (ovs-switch.ts); it is up already. */
   plug?: (switchPort: string) => Promise<void>;
+  /** The host's end of the link; default eth0. */
+  ifname?: string;
 }
 
 export interface LabHost {
@@ -165,7 +167,8 @@ export class Lab {
     const switchPort = `${this.prefix}-${name}`;
     const ns = await this.addNamespace(name);
     // The pair is born in the switch namespace with its eth0 end placed straight into the host.
-    await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    const ifname = options.ifname ?? 'eth0';
+    await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', ifname, 'netns', ns]);
     if (options.plug === undefined) await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
     else {
       await this.ip(['-n', sw, 'link', 'set', switchPort, 'up']);
@@ -173,10 +176,10 @@ export class Lab {
     }
     for (const address of options.addresses) {
       // An IPv6 address without duplicate address detection: usable at once, not a second later.
-      await this.ip(['-n', ns, 'address', 'add', address, 'dev', 'eth0', ...(address.includes(':') ? ['nodad'] : [])]);
+      await this.ip(['-n', ns, 'address', 'add', address, 'dev', ifname, ...(address.includes(':') ? ['nodad'] : [])]);
     }
-    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
-    const links = JSON.parse(await this.ip(['-n', ns, '-j', 'link', 'show', 'eth0'])) as Array<{ address: string }>;
+    await this.ip(['-n', ns, 'link', 'set', ifname, 'up']);
+    const links = JSON.parse(await this.ip(['-n', ns, '-j', 'link', 'show', ifname])) as Array<{ address: string }>;
     const host: LabHost = { name, namespace: ns, addresses: [...options.addresses], mac: links[0]?.address ?? '', switchPort };
     this.hosts.set(name, host);
     return host;
