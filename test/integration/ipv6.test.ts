@@ -121,6 +121,11 @@ test.serial("a killed node's IPv6 sources are answered by the others; restarted,
 
   cluster.startDaemon(victim);
   await cluster.waitConverged(cluster.nodes, 20_000);
+  // The joiner was sent the tracking state: the IPv6 flows are in its tables, under their identities.
+  const listing = await cluster.ctl(victim, ['conntrack', 'nlb0', '--json']);
+  const entries = (JSON.parse(listing.stdout) as { entries: { source: string }[] }).entries;
+  const ipv6Entries = entries.filter((e) => e.source.startsWith('fd00:10::') || e.source.startsWith('ipv6#'));
+  t.true(ipv6Entries.length >= surveyed.length, `the joiner tracks the IPv6 flows it was sent: ${ipv6Entries.length} of ${entries.length} entries`);
   // New clients: the sources seen before are tracked by their node (LNLB's stickiness).
   const rejoined = await cluster.survey(cluster.clientIps6.slice(SURVEYED));
   t.true([...rejoined.values()].every((s) => 'node' in s), 'every new source answered after the join');
