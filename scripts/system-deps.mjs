@@ -36,12 +36,13 @@ export const PACKAGE_OF = {
   'ovsdb-server': 'openvswitch-switch',
   'ovs-vswitchd': 'openvswitch-switch',
   'ovs-vsctl': 'openvswitch-switch',
+  'ovs-appctl': 'openvswitch-switch',
 };
 
 /** The tools each job runs. */
 export const TOOLS_OF = {
   demo: ['ip', 'ping', 'curl'],
-  test: ['ip', 'bridge', 'ping', 'curl', 'nc', 'nft', 'sysctl', 'setpriv', 'unshare', 'iperf3', 'tshark', 'ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl'],
+  test: ['ip', 'bridge', 'ping', 'curl', 'nc', 'nft', 'sysctl', 'setpriv', 'unshare', 'iperf3', 'tshark', 'ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl'],
   bench: ['ip', 'bridge', 'ping', 'curl', 'nft', 'sysctl', 'iperf3', 'tshark', 'keepalived'],
 };
 TOOLS_OF.all = [...new Set([...TOOLS_OF.test, ...TOOLS_OF.bench, 'pkill', 'wrk'])];

@@ -15,12 +15,13 @@ import { ARP_OFF_OP, ARP_OFF_SPA, ARP_OFF_TPA, buildArpRequest, buildGratuitousA
 import { readU32 } from '../net/bytes.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { ETH_HLEN, ETH_P_ARP, formatMac, macEquals } from '../net/ethernet.js';
+import { buildUnsolicitedAdvertisement } from '../net/ndp.js';
 import { chooseActive, type CandidateSlave } from './active-backup.js';
 import { TlbBalancer, RlbTable, buildLearningPacket } from './alb.js';
 import { ArpMonitor, type ArpLinkChange, type ArpProbe } from './arp-monitor.js';
 import { initialLink, inspectLink, LinkEvent, linkDelays, LinkState, linkUsable, miiStatus, type LinkDelays, type SlaveLink } from './link-monitor.js';
 import { ETH_P_SLOW } from './lacp/lacpdu.js';
-import { Lacp8023ad } from './mode-8023ad.js';
+import { Lacp8023ad, SlowFrame } from './mode-8023ad.js';
 import { BOND_MODES, formatBondOptions, xmitPolicyNumber, type BondOptions } from './options.js';
 import { RoundRobin } from './round-robin.js';
 import type { BondStatusView, SlaveStatusView } from './status-file.js';
@@ -62,6 +63,8 @@ export interface BondIo {
   setBondMac(mac: Uint8Array): void;
   /** The bond's IPv4 addresses (host order): gratuitous ARPs and ARP probes are sent from the first. */
   bondAddresses(): readonly number[];
+  /** The bond's IPv6 addresses (16 bytes each): each is advertised (unsolicited NA) after a failover. */
+  bondAddresses6?(): readonly Uint8Array[];
   /** Something an operator wants in the log: a link went down, the active slave changed. */
   event(kind: string, fields: Record<string, string | number | boolean | undefined>): void;
 }
@@ -125,8 +128,13 @@ export interface BondCounters {
   rxDroppedLooped: number;
   lacpdusReceived: number;
   lacpdusBad: number;
+  /** 802.3ad: Marker Information PDUs answered, Marker Responses received (lacp/marker.ts). */
+  markersAnswered: number;
+  markerResponsesReceived: number;
   slowProtocolsDropped: number;
   gratuitousArpsSent: number;
+  /** Unsolicited neighbour advertisements sent after a failover (num_unsol_na, the same count as num_grat_arp). */
+  unsolicitedNasSent: number;
   arpProbesSent: number;
   activeChanges: number;
 }
@@ -143,8 +151,11 @@ function newCounters(): BondCounters {
     rxDroppedLooped: 0,
     lacpdusReceived: 0,
     lacpdusBad: 0,
+    markersAnswered: 0,
+    markerResponsesReceived: 0,
     slowProtocolsDropped: 0,
     gratuitousArpsSent: 0,
+    unsolicitedNasSent: 0,
     arpProbesSent: 0,
     activeChanges: 0,
   };
@@ -410,8 +421,11 @@ export class BondCore {
         this.counters.slowProtocolsDropped++;
         return RX_DROP;
       }
-      if (this.#lacp.receive(slot, buf, l2, l2len, now)) this.counters.lacpdusReceived++;
-      else this.counters.lacpdusBad++;
+      const kind = this.#lacp.receive(slot, buf, l2, l2len, now);
+      if (kind === SlowFrame.LACPDU) this.counters.lacpdusReceived++;
+      else if (kind === SlowFrame.BAD) this.counters.lacpdusBad++;
+      this.counters.markersAnswered = this.#lacp.markersAnswered;
+      this.counters.markerResponsesReceived = this.#lacp.markerResponsesReceived;
       return RX_CONSUMED;
     }
     // The ARP monitor sees every frame, ours coming back included, as the driver's
@@ -642,17 +656,27 @@ export class BondCore {
     }
   }
 
-  /** active-backup: num_grat_arp gratuitous ARPs on the new active slave, peer_notif_delay apart. */
+  /**
+   * active-backup: num_grat_arp (alias num_unsol_na) peer notifications on the new active slave,
+   * peer_notif_delay apart, as the driver's: a gratuitous ARP for each IPv4 address and an
+   * unsolicited neighbour advertisement (to all nodes, override) for each IPv6 address.
+   */
   #peerNotifyTick(now: number): void {
     if (this.#notifyLeft <= 0 || now < this.#notifyAt || this.#active === undefined) return;
     const addresses = this.#io.bondAddresses();
-    if (addresses.length === 0) {
+    const addresses6 = this.#io.bondAddresses6?.() ?? [];
+    if (addresses.length === 0 && addresses6.length === 0) {
       this.#notifyLeft = 0;
       return;
     }
     for (const ip of addresses) {
       const length = buildGratuitousArp(this.#scratch, this.#hdr, { ethSrc: this.#mac, senderMac: this.#mac, ip });
       if (this.#sendControl(this.#active.slot, this.#hdr, length, now)) this.counters.gratuitousArpsSent++;
+    }
+    for (const address of addresses6) {
+      this.#scratch.fill(0, 0, this.#hdr);
+      const length = buildUnsolicitedAdvertisement(this.#scratch, this.#hdr, { ethSrc: this.#mac, vip: address, clusterMac: this.#mac });
+      if (this.#sendControl(this.#active.slot, this.#hdr, length, now)) this.counters.unsolicitedNasSent++;
     }
     this.#notifyLeft--;
     this.#notifyAt = now + Math.max(this.options.peer_notif_delay, BOND_TICK_MS);

@@ -8,6 +8,7 @@
 import { formatMac, macFromNumber, parseMac } from '../net/ethernet.js';
 import { createDecodedLacpdu, decodeLacpdu, encodeLacpdu, LacpduResult, LACPDU_FRAME_LENGTH } from './lacp/lacpdu.js';
 import { LacpBond } from './lacp/machines.js';
+import { buildMarkerResponse, MARKER_INFORMATION, MARKER_RESPONSE, markerKind } from './lacp/marker.js';
 import { linkUsable, type SlaveLink } from './link-monitor.js';
 import type { BondOptions } from './options.js';
 import type { AggregatorView, BondStatusView } from './status-file.js';
@@ -28,6 +29,10 @@ export interface LacpIo {
 
 const SLOTS = 32;
 
+/** What Lacp8023ad.receive found in a slow-protocols frame. */
+export const SlowFrame = { BAD: 0, LACPDU: 1, MARKER: 2 } as const;
+export type SlowFrameKind = (typeof SlowFrame)[keyof typeof SlowFrame];
+
 export class Lacp8023ad {
   readonly #lacp: LacpBond;
   readonly #io: LacpIo;
@@ -43,6 +48,9 @@ export class Lacp8023ad {
   readonly #linkUp = new Int8Array(SLOTS).fill(-1);
   lacpdusSent = 0;
   lacpdusSendFailed = 0;
+  /** Marker Information PDUs answered, and Marker Responses received (marker.ts). */
+  markersAnswered = 0;
+  markerResponsesReceived = 0;
 
   constructor(options: BondOptions, bondMac: Uint8Array, vnetHdrLen: number, io: LacpIo) {
     this.#systemMac = options.ad_actor_system === undefined ? Uint8Array.from(bondMac) : parseMac(options.ad_actor_system);
@@ -85,11 +93,28 @@ export class Lacp8023ad {
     this.#drain();
   }
 
-  /** A slow-protocols frame received on the slot; false when it is not a valid LACPDU. */
-  receive(slot: number, buf: Uint8Array, l2: number, len: number, now: number): boolean {
-    if (decodeLacpdu(buf, l2, len, this.#pdu) !== LacpduResult.OK) return false;
+  /** A slow-protocols frame received on the slot: what it was (a Marker PDU is answered or counted here). */
+  receive(slot: number, buf: Uint8Array, l2: number, len: number, now: number): SlowFrameKind {
+    if (decodeLacpdu(buf, l2, len, this.#pdu) !== LacpduResult.OK) return this.#marker(slot, buf, l2, len) ? SlowFrame.MARKER : SlowFrame.BAD;
     this.#lacp.receive(slot + 1, this.#pdu, now);
     this.#drain();
+    return SlowFrame.LACPDU;
+  }
+
+  /** A Marker PDU: an Information PDU answered on the port it came on, a Response counted (marker.ts). */
+  #marker(slot: number, buf: Uint8Array, l2: number, len: number): boolean {
+    const kind = markerKind(buf, l2, len);
+    if (kind === MARKER_RESPONSE) {
+      this.markerResponsesReceived++;
+      return true;
+    }
+    if (kind !== MARKER_INFORMATION) return false;
+    const port = this.#lacp.port(slot + 1);
+    if (port === undefined) return false;
+    this.#tx.fill(0, 0, this.#hdr);
+    const length = buildMarkerResponse(buf, l2, len, this.#tx, this.#hdr, port.mac);
+    if (this.#io.send(slot, this.#tx, 0, this.#hdr + length)) this.markersAnswered++;
+    else this.lacpdusSendFailed++;
     return true;
   }
 

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lnlbError } from '../errors.js';
 import { Lab, tail, waitExit, type ExecResult, type LabProcess } from './netns.js';
+import { OvsSwitch } from './ovs-switch.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LNLBD = join(REPO_ROOT, 'bin', 'lnlbd');
@@ -58,6 +59,30 @@ export class BondLab {
       for (let i = 0; i < links; i++) switchPorts.push(await lab.addSwitchLink('a', `eth${i}`));
       for (const peer of peers) await lab.addHost(peer.name, { addresses: [peer.address] });
       return { lab: new BondLab(lab), switchPorts };
+    } catch (error) {
+      await lab.cleanup();
+      throw error;
+    }
+  }
+
+  /**
+   * Host `a` with `links` ports on an Open vSwitch switch (userspace datapath: ovs-switch.ts),
+   * and peers with one plain port each. `lacp`: the switch bonds a's ports with LACP
+   * (`lacp=active`, balance-tcp, fast LACPDUs), or leaves them plain ports with LACP off, as a
+   * switch not configured for it does.
+   */
+  static async onOvs(links: number, peers: Array<{ name: string; address: string }>, lacp: 'active' | 'off'): Promise<{ lab: BondLab; switchPorts: string[]; ovs: OvsSwitch }> {
+    const lab = new Lab();
+    try {
+      await lab.addSwitch({ bridge: false });
+      const ovs = await OvsSwitch.start(lab);
+      await lab.addBareHost('a');
+      const switchPorts: string[] = [];
+      const none = async (): Promise<void> => undefined;
+      for (let i = 0; i < links; i++) switchPorts.push(await lab.addSwitchLink('a', `eth${i}`, lacp === 'active' ? none : ovs.port()));
+      if (lacp === 'active') await ovs.bond('bond-a', switchPorts, ['lacp=active', 'bond_mode=balance-tcp', 'other_config:lacp-time=fast']);
+      for (const peer of peers) await lab.addHost(peer.name, { addresses: [peer.address], plug: ovs.port() });
+      return { lab: new BondLab(lab), switchPorts, ovs };
     } catch (error) {
       await lab.cleanup();
       throw error;

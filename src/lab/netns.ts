@@ -199,15 +199,19 @@ export class Lab {
     await this.ip(['-n', nsB, 'link', 'set', devB, 'up']);
   }
 
-  /** Plugs `dev` of the host into the switch; returns the switch-side port's name (for setSwitchPort). */
-  async addSwitchLink(host: string, dev: string): Promise<string> {
+  /** Plugs `dev` of the host into the switch (the lab's bridge, or `plug`'s: ovs-switch.ts); returns the switch-side port's name (for setSwitchPort). */
+  async addSwitchLink(host: string, dev: string, plug?: (switchPort: string) => Promise<void>): Promise<string> {
     const sw = this.namespaceName(SWITCH);
     const ns = this.namespaceOf(host);
     this.logCount += 1;
     // Upper case: host names are lower case, so this never meets a host's own switch port.
     const switchPort = `${this.prefix}-L${this.logCount}`;
     await this.ip(['-n', sw, 'link', 'add', switchPort, 'type', 'veth', 'peer', 'name', dev, 'netns', ns]);
-    await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
+    if (plug === undefined) await this.ip(['-n', sw, 'link', 'set', switchPort, 'master', BRIDGE, 'up']);
+    else {
+      await this.ip(['-n', sw, 'link', 'set', switchPort, 'up']);
+      await plug(switchPort);
+    }
     await this.ip(['-n', ns, 'link', 'set', dev, 'up']);
     return switchPort;
   }

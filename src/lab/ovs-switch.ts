@@ -65,6 +65,23 @@ export class OvsSwitch {
     return result.stdout;
   }
 
+  /** A plug for a plain port (every VLAN, untagged: what a port of a switch without VLANs is). */
+  port(): (switchPort: string) => Promise<void> {
+    return async (switchPort) => {
+      await this.vsctl(['--timeout=20', 'add-port', BRIDGE, switchPort]);
+    };
+  }
+
+  /** A bond of the switch over `switchPorts` (already made, not yet in the bridge), e.g. `lacp=active`, `bond_mode=balance-tcp`. */
+  async bond(name: string, switchPorts: readonly string[], settings: readonly string[]): Promise<void> {
+    await this.vsctl(['--timeout=20', 'add-bond', BRIDGE, name, ...switchPorts, ...settings]);
+  }
+
+  /** `ovs-appctl` against this switch's ovs-vswitchd (`bond/show`, `lacp/show`, ...). */
+  async appctl(args: string[]): Promise<string> {
+    return this.run([systemTool('ovs-appctl'), `--target=${join(this.dir, 'vswitchd.ctl')}`, ...args]);
+  }
+
   /** A plug (HostOptions.plug) for an access port of `vlan`: untagged to the host, tagged inside the switch. */
   access(vlan: number): (switchPort: string) => Promise<void> {
     return async (switchPort) => {

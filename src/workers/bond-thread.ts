@@ -13,6 +13,7 @@ import { BondCore, MAX_SLAVES, RX_DELIVER, type BondIo, type SlaveConfig } from 
 import type { BondOptions } from '../bond/options.js';
 import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
+import { parseIPv6 } from '../net/ipv6.js';
 import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
@@ -80,7 +81,16 @@ function run(data: BondThreadData): void {
   const slaves: (SlavePort | undefined)[] = [];
   const fdBySlot = new Int32Array(64).fill(-1);
   let addresses: number[] = [];
+  let addresses6: Uint8Array[] = [];
   let addressesAt = Number.NEGATIVE_INFINITY;
+  const refreshAddresses = (): void => {
+    const now = performance.now();
+    if (now - addressesAt < ADDRESS_REFRESH_MS) return;
+    addressesAt = now;
+    const all = networkInterfaces()[data.name] ?? [];
+    addresses = all.filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address));
+    addresses6 = all.filter((a) => a.family === 'IPv6').map((a) => parseIPv6(a.address.split('%')[0]!));
+  };
   let tapWriteDrops = 0;
 
   const io: BondIo = {
@@ -124,12 +134,12 @@ function run(data: BondThreadData): void {
       }
     },
     bondAddresses() {
-      const now = performance.now();
-      if (now - addressesAt >= ADDRESS_REFRESH_MS) {
-        addressesAt = now;
-        addresses = (networkInterfaces()[data.name] ?? []).filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address));
-      }
+      refreshAddresses();
       return addresses;
+    },
+    bondAddresses6() {
+      refreshAddresses();
+      return addresses6;
     },
     event(kind, fields) {
       post({ type: 'event', kind, fields });

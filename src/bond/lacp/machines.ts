@@ -49,9 +49,13 @@
  * - The churn machines sit in CHURN_MONITOR with their timer stopped while the link is down,
  *   and the 60 s start when it comes up: the standard's global transition (!port_enabled →
  *   CHURN_MONITOR) read literally restarts the timer for ever, with the same effect.
- * - No Marker protocol (responder or generator), no Version 2 TLVs, no Linux "no partner →
- *   enable the ports of the individual aggregator anyway" fallback: a port without a LACP
- *   partner does not distribute, and `whyNotDistributing` says so.
+ * - No Version 2 TLVs. (The Marker responder is the bond's: mode-8023ad.ts.)
+ * - Linux's fallback for a partner that speaks no LACP (a plain switch, or one whose port is not
+ *   configured for it): when the active aggregator has no partner, its port collects and
+ *   distributes anyway, once attached (after the aggregate wait). A port defaulted is
+ *   individual, alone in its aggregator, so one port of the bond carries traffic, as the
+ *   driver's does. A LACPDU arriving later records a partner: the port leaves that
+ *   aggregator and negotiates as usual.
  * - The administrative partner (used when defaulted) is: system priority 65535, system 0,
  *   key 1, port priority 255, port 1, state LACP_Activity as our own (a passive port assumes a
  *   passive partner, so a passive bond stays silent until spoken to), Aggregation FALSE.
@@ -779,15 +783,25 @@ export class LacpBond {
           break;
         case MuxState.ATTACHED:
           if (port.selected !== Selected.SELECTED) next = MuxState.DETACHED;
-          else if (port.partnerInSync) next = MuxState.COLLECTING_DISTRIBUTING;
+          else if (port.partnerInSync || this.#partnerless(port)) next = MuxState.COLLECTING_DISTRIBUTING;
           break;
         case MuxState.COLLECTING_DISTRIBUTING:
-          if (port.selected !== Selected.SELECTED || !port.partnerInSync) next = MuxState.ATTACHED;
+          if (port.selected !== Selected.SELECTED || !(port.partnerInSync || this.#partnerless(port))) next = MuxState.ATTACHED;
           break;
       }
       if (next === port.mux) return;
     }
     this.#enterMux(port, next, now);
+  }
+
+  /**
+   * Linux's fallback (bond_3ad.c ad_agg_selection_logic: "if the selected aggregator is of
+   * join individuals, enable their ports"): the port heard no LACPDU (defaulted) and sits in
+   * the active aggregator, which has no partner.
+   */
+  #partnerless(port: LacpPort): boolean {
+    const active = this.#active;
+    return port.rx === RxState.DEFAULTED && active !== undefined && active.id === port.aggregator && active.partnerSystem === 0;
   }
 
   #enterMux(port: LacpPort, state: MuxState, now: number): void {

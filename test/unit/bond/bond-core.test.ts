@@ -127,6 +127,30 @@ test('active-backup, miimon=100 downdelay=200: the backup takes over 200 ms afte
   t.is(formatMac(arp.senderMac), formatMac(a.mac));
 });
 
+test('active-backup num_unsol_na=2 peer_notif_delay=200: after a failover each IPv6 address is advertised twice on the new active slave, 200 ms apart, beside the gratuitous ARPs', (t) => {
+  const w = new BondWire({ options: () => ['mode=active-backup', 'miimon=100', 'num_unsol_na=2', 'peer_notif_delay=200'] });
+  const { a } = w;
+  w.runUntil(1000);
+  const before = a.core.counters.unsolicitedNasSent;
+  w.unplug(0);
+  const switchedAt = w.runUntilTrue(() => a.core.activeSlave === 'a1', 5000)!;
+  w.run(2000);
+  const nas = a.sentBetween(switchedAt, w.now, 0x86dd);
+  t.deepEqual(nas.map((f) => [f.slot, f.at - switchedAt]), [
+    [1, 0],
+    [1, 200],
+  ]);
+  t.is(a.core.counters.unsolicitedNasSent - before, 2);
+  t.is(a.sentBetween(switchedAt, w.now, ETH_P_ARP).length, 2, 'num_unsol_na is num_grat_arp: two gratuitous ARPs too');
+  const na = nas[0]!.l2;
+  t.deepEqual([...na.subarray(0, 6)], [0x33, 0x33, 0, 0, 0, 1], 'to all nodes');
+  t.is(srcMac(nas[0]!), formatMac(a.mac));
+  t.is(na[14 + 40], 136, 'a neighbour advertisement');
+  t.is(na[14 + 40 + 4]! & 0x20, 0x20, 'override');
+  t.deepEqual([...na.subarray(14 + 40 + 8, 14 + 40 + 24)], [...a.ip6], 'for the bond\'s IPv6 address');
+  t.deepEqual([...na.subarray(14 + 40 + 26, 14 + 40 + 32)], [...a.mac], 'at the bond\'s MAC');
+});
+
 test('active-backup, miimon=100 downdelay=200: a carrier blip shorter than downdelay changes nothing', (t) => {
   const w = new BondWire({ options: () => ['mode=active-backup', 'miimon=100', 'downdelay=200'] });
   const { a } = w;
@@ -349,6 +373,38 @@ test('802.3ad lacp_rate=fast: a partner silent on port 2 stops it distributing 3
   t.is(host.length, 20 * 200);
   t.deepEqual(perSlot(host), [4000, 0]);
   t.regex(a.core.statusView().slaves[1]!.notDistributingBecause ?? '', /defaulted/, 'later: defaulted');
+});
+
+/** A Marker PDU (802.1AX 6.5) from the partner's port 2, system 02:00:00:00:00:bb, transaction 0x01020304. */
+function markerPdu(tlv: number, vnetHdrLen: number): Uint8Array {
+  const frame = new Uint8Array(vnetHdrLen + 14 + 110);
+  const l2 = vnetHdrLen;
+  frame.set([0x01, 0x80, 0xc2, 0x00, 0x00, 0x02, 0x02, 0, 0, 0, 0, 0xbb, 0x88, 0x09], l2);
+  frame.set([2, 1, tlv, 16, 0, 2, 0x02, 0, 0, 0, 0, 0xbb, 1, 2, 3, 4, 0, 0], l2 + 14);
+  return frame;
+}
+
+test('802.3ad Marker: an Information PDU is answered on its port with the same PDU as a Response, from the port\'s MAC; a Response received is counted; neither counts as a bad LACPDU', (t) => {
+  const { w } = lacpInSync();
+  const hdr = w.vnetHdrLen;
+  const before = w.a.sent.length;
+  w.deliver(w.a, 1, markerPdu(1, hdr));
+  const replies = w.a.sent.slice(before).filter((f) => etherType(f) === ETH_P_SLOW && f.l2[14] === 2);
+  t.is(replies.length, 1);
+  const reply = replies[0]!;
+  t.is(reply.slot, 1, 'on the port the Marker came in on');
+  t.deepEqual([...reply.l2.subarray(0, 6)], [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02]);
+  const lacpdu = w.a.sent.find((f) => f.slot === 1 && etherType(f) === ETH_P_SLOW && f.l2[14] === 1)!;
+  t.deepEqual([...reply.l2.subarray(6, 12)], [...lacpdu.l2.subarray(6, 12)], "from the port's own (permanent) MAC, as its LACPDUs");
+  t.deepEqual([...reply.l2.subarray(14, 32)], [2, 1, 2, 16, 0, 2, 0x02, 0, 0, 0, 0, 0xbb, 1, 2, 3, 4, 0, 0], 'the same PDU, TLV 2 (response)');
+  t.is(reply.l2.length, 124);
+  t.is(w.a.core.counters.markersAnswered, 1);
+  w.deliver(w.a, 0, markerPdu(2, hdr));
+  t.is(w.a.core.counters.markerResponsesReceived, 1);
+  t.is(w.a.core.counters.lacpdusBad, 0);
+  const bad = markerPdu(7, hdr);
+  w.deliver(w.a, 0, bad);
+  t.is(w.a.core.counters.lacpdusBad, 1, 'an unknown Marker TLV is a bad slow-protocols frame');
 });
 
 test('802.3ad in sync: the status file shows 2 ports in the active aggregator, partner b, and no "Not distributing" line', (t) => {

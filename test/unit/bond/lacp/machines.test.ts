@@ -135,18 +135,39 @@ for (const [rate, timeout] of [['fast', SHORT_TIMEOUT_MS], ['slow', LONG_TIMEOUT
   });
 }
 
-test('the partner coming back: the port distributes again after the aggregate wait', (t) => {
+test('the partner coming back: the port negotiates with it again and both ends distribute after the aggregate wait', (t) => {
   const { lab, a, b, cable } = pair('fast');
   lab.runUntil(10_000);
   cable.bToA = false;
   lab.runUntil(20_000);
-  t.false(a.port(1)!.collectingDistributing);
+  t.is(a.port(1)!.rx, RxState.DEFAULTED);
+  t.true(a.port(1)!.collectingDistributing, "A hears no partner any more: Linux's fallback, its individual port carries traffic");
   t.false(b.port(1)!.collectingDistributing, 'B saw A fall out of sync');
   cable.bToA = true;
   lab.runUntil(21_000); // B's next LACPDU, within a second at the fast rate
-  lab.runUntil(21_000 + AGGREGATE_WAIT_MS + 1);
+  t.is(a.port(1)!.rx, RxState.CURRENT);
+  lab.runUntil(21_000 + 2 * AGGREGATE_WAIT_MS + 1);
   t.true(a.port(1)!.collectingDistributing);
   t.true(b.port(1)!.collectingDistributing);
+  t.not(a.activeAggregator?.partnerSystem, 0, 'aggregated with B again');
+});
+
+test("a partner that speaks no LACP (a plain switch): Linux's fallback, one port of two carries traffic after the aggregate wait; LACP coming up later takes over, both ports aggregate", (t) => {
+  const lab = new LacpLab();
+  const a = lab.bond('A', { lacpRate: 'fast' });
+  const b = lab.bond('B', { lacpRate: 'fast' });
+  const cables = [1, 2].map((n) => lab.cable(lab.addPort(a, { portNumber: n }), lab.addPort(b, { portNumber: n })));
+  for (const c of cables) c.bToA = false; // nothing B sends reaches A: a switch with LACP off
+  lab.runUntil(10_000);
+  t.deepEqual(a.distributingPorts().map((p) => p.rx), [RxState.DEFAULTED], 'one port, defaulted, distributes');
+  t.is(a.activeAggregator?.partnerSystem, 0);
+  t.true(a.activeAggregator?.individual);
+  const standby = a.ports.find((p) => !p.collectingDistributing)!;
+  t.deepEqual(a.whyNotDistributing(standby.portNumber).map((r) => r.code), ['defaulted']);
+  for (const c of cables) c.bToA = true; // the switch port is configured for LACP
+  lab.runUntil(20_000);
+  t.deepEqual(a.distributingPorts().map((p) => p.portNumber), [1, 2], 'both ports aggregate with the partner');
+  t.deepEqual(b.distributingPorts().map((p) => p.portNumber), [1, 2]);
 });
 
 test('link down: the port stops distributing at once and says why', (t) => {
@@ -309,14 +330,15 @@ test('ad_select=bandwidth: moves back to the faster aggregator when it returns',
   t.deepEqual(a.distributingPorts().map((p) => p.portNumber), [3]);
 });
 
-test('passive on both ends: no LACPDUs and no aggregation; one active end is enough', (t) => {
+test('passive on both ends: no LACPDUs and no aggregation (each end falls back to its individual port); one active end is enough', (t) => {
   const lab = new LacpLab();
   const a = lab.bond('A', { lacpActive: false });
   const b = lab.bond('B', { lacpActive: false });
   lab.cable(lab.addPort(a, { portNumber: 1 }), lab.addPort(b, { portNumber: 1 }));
   lab.runUntil(100_000);
   t.deepEqual(lab.actions('A', (x) => x.kind === 'send'), []);
-  t.is(a.whyNotDistributing(1)[0]?.code, 'defaulted');
+  t.is(a.port(1)!.rx, RxState.DEFAULTED);
+  t.true(a.port(1)!.collectingDistributing, "no partner heard: Linux's fallback, the individual port carries traffic");
 
   const lab2 = new LacpLab();
   const p = lab2.bond('P', { lacpActive: false });

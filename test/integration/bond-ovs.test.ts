@@ -1,0 +1,86 @@
+// lnlb's 802.3ad bond against a switch that is not lnlb: Open vSwitch with its userspace
+// datapath, its two ports of host a bonded with LACP (balance-tcp, fast LACPDUs), or left plain
+// ports with LACP off. What a user checks: LACP negotiates on both sides (OVS says so too), a
+// ping keeps going when a link is lost and both links aggregate again when it is back; with no
+// LACP on the switch the bond still carries traffic on one port, as the Linux driver's does.
+import test from 'ava';
+import { BondLab } from '../../src/lab/bond-lab.js';
+import { parsePing } from '../../src/lab/cluster.js';
+import { sweepStale, waitUntil as waitFor } from '../../src/lab/netns.js';
+import type { BondJson } from '../../src/main/bond-manager.js';
+
+const A_IP = '10.9.0.1';
+const PEER_IP = '10.9.0.2';
+const OPTIONS = ['mode=802.3ad', 'miimon=100', 'lacp_rate=fast', 'xmit_hash_policy=layer3+4'];
+const SYNC_COLLECTING_DISTRIBUTING = 0x08 | 0x10 | 0x20;
+
+test.before(async () => {
+  await sweepStale();
+});
+
+async function show(lab: BondLab): Promise<BondJson> {
+  return JSON.parse(await lab.lnlbctl('a', ['bond', 'show', 'bond0', '--json'])) as BondJson;
+}
+
+function distributing(s: BondJson): string[] {
+  return s.slaves.filter((x) => x.role === 'active' && ((x.actorState ?? 0) & SYNC_COLLECTING_DISTRIBUTING) === SYNC_COLLECTING_DISTRIBUTING).map((x) => x.name);
+}
+
+async function ping(lab: BondLab, count: number, intervalS = 0.01) {
+  const r = await lab.lab.exec('a', ['ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', PEER_IP], { timeoutMs: 60_000 });
+  return parsePing(r.stdout + r.stderr);
+}
+
+test.serial('802.3ad against Open vSwitch with LACP: both ports negotiate, OVS agrees, a lost link is survived and aggregates again', async (t) => {
+  const { lab, switchPorts, ovs } = await BondLab.onOvs(2, [{ name: 'peer', address: `${PEER_IP}/24` }], 'active');
+  try {
+    await lab.startDaemon('a');
+    await lab.bond('a', OPTIONS, ['eth0', 'eth1'], `${A_IP}/24`);
+    await waitFor('both ports collecting and distributing', async () => ((await distributing(await show(lab))).length === 2 ? true : undefined), 20_000);
+    const ovsBond = await ovs.appctl(['bond/show', 'bond-a']);
+    t.regex(ovsBond, /lacp_status: negotiated/, ovsBond);
+    t.is((ovsBond.match(/may_enable: true/g) ?? []).length, 2, `OVS enabled both members:\n${ovsBond}`);
+    const before = await ping(lab, 50);
+    t.is(before.received, 50, before.output);
+
+    // A link lost under a 100 Hz ping: the bond moves its traffic to the other port.
+    const pinging = ping(lab, 300);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await lab.lab.setSwitchPort(switchPorts[0]!, false);
+    const during = await pinging;
+    t.true(during.received >= 280, `${300 - during.received} of 300 echo requests lost across the link loss:\n${during.output}`);
+    t.deepEqual(distributing(await show(lab)), ['eth1']);
+
+    await lab.lab.setSwitchPort(switchPorts[0]!, true);
+    await waitFor('both ports aggregate again', async () => ((await distributing(await show(lab))).length === 2 ? true : undefined), 20_000);
+    t.pass();
+  } catch (error) {
+    console.error(lab.logTails());
+    throw error;
+  } finally {
+    await lab.cleanup();
+  }
+});
+
+test.serial("802.3ad against a switch with LACP off: the Linux driver's fallback, one port carries the traffic", async (t) => {
+  const { lab } = await BondLab.onOvs(2, [{ name: 'peer', address: `${PEER_IP}/24` }], 'off');
+  try {
+    await lab.startDaemon('a');
+    await lab.bond('a', OPTIONS, ['eth0', 'eth1'], `${A_IP}/24`);
+    const s = await waitFor('one port carries traffic', async () => {
+      const status = await show(lab);
+      return distributing(status).length === 1 ? status : undefined;
+    }, 20_000);
+    t.log(`distributing: ${distributing(s).join(', ')}`);
+    const p = await ping(lab, 50);
+    t.is(p.received, 50, p.output);
+    const text = await lab.lnlbctl('a', ['bond', 'show', 'bond0']);
+    t.regex(text, /Partner Mac Address: 00:00:00:00:00:00/, text);
+    t.regex(text, /MII Status: up/, text);
+  } catch (error) {
+    console.error(lab.logTails());
+    throw error;
+  } finally {
+    await lab.cleanup();
+  }
+});
