@@ -410,11 +410,12 @@ export interface RlbClient {
  * The clients of balance-alb's receive balancing, keyed by their IPv4 address.
  *
  * Where we differ from the driver, and why:
- *   - The table holds `capacity` clients by exact address; when it is full a new client is not
- *     taken (counted in `overflows`) and the host's ARP to it goes out the ordinary way, so it
- *     reaches the bond through the active slave. The driver's 256-entry table is indexed by a
- *     byte hash of the address and a colliding client pushes the old one onto the active slave.
- *     Clients are never forgotten, as in the driver (setBondIp with a new address clears them).
+ *   - The table holds `capacity` clients by exact address; when it is full a new client takes
+ *     the place of the one heard from longest ago (counted in `evictions`), which goes back to
+ *     the ordinary path (the active slave) until it is heard again. The driver's 256-entry table
+ *     is indexed by a byte hash of the address, and a colliding client overwrites the old one:
+ *     either way a flood of made-up clients cannot stop receive balancing for good (with a
+ *     table that never forgot, 256 spoofed senders did). setBondIp with a new address clears it.
  *   - A client gets a slave among the usable slaves of the highest speed (the driver's
  *     rlb_next_rx_slave never picks a slower one), the one with the fewest clients, ties in turn
  *     after the last one chosen: with equal slaves and no churn that is the driver's round robin.
@@ -435,14 +436,16 @@ export interface RlbClient {
  */
 export class RlbTable {
   readonly capacity: number;
-  /** New clients refused because the table was full. */
-  overflows = 0;
+  /** Clients forgotten to make room for a new one (the one heard from longest ago). */
+  evictions = 0;
 
   private readonly clientIp: Uint32Array;
   private readonly clientMac: Uint8Array;
   private readonly macKnown: Uint8Array;
   private readonly clientSlave: Int8Array;
   private readonly updatesLeft: Uint8Array;
+  /** When each client was last heard from or spoken to (the caller's clock). */
+  private readonly lastSeen: Float64Array;
   private readonly slotOf = new Map<number, number>();
   private used = 0;
 
@@ -475,6 +478,7 @@ export class RlbTable {
     this.macKnown = new Uint8Array(capacity);
     this.clientSlave = new Int8Array(capacity);
     this.updatesLeft = new Uint8Array(capacity);
+    this.lastSeen = new Float64Array(capacity);
     this.updateFields = {
       ethSrc: this.updateSlaveMac,
       ethDst: this.updateClientMac,
@@ -565,7 +569,8 @@ export class RlbTable {
       return -1;
     }
     let slot = this.slotOf.get(targetIp) ?? -1;
-    if (slot < 0) slot = this.addClient(targetIp);
+    if (slot < 0) slot = this.addClient(targetIp, now);
+    else this.lastSeen[slot] = now;
     if (slot < 0) {
       if (broadcast) this.markClientsAwayFrom(-1, now);
       return -1;
@@ -601,13 +606,14 @@ export class RlbTable {
    * the bond's address from a new client: the client is taken on with its MAC and a slave, which
    * the host's reply (through onHostArp) then announces. Takes no notice of the time.
    */
-  onWireArp(buf: Uint8Array, l2Off: number, len: number, _now: number): void {
+  onWireArp(buf: Uint8Array, l2Off: number, len: number, now: number): void {
     if (parseArp(buf, l2Off, len, this.arp) !== ArpParse.OK) return;
     const f = this.arp.fields;
     const senderIp = f[ARPR_SENDER_IP]!;
     if (senderIp === 0 || senderIp === this.bondIp || !isValidUnicastMac(this.arp.senderMac, 0)) return;
     const known = this.slotOf.get(senderIp);
     if (known !== undefined) {
+      this.lastSeen[known] = now;
       const macAt = known * ETH_ALEN;
       if (this.macKnown[known] === 0 || !macEquals(this.clientMac, macAt, this.arp.senderMac, 0)) {
         copyMac(this.clientMac, macAt, this.arp.senderMac, 0);
@@ -617,8 +623,7 @@ export class RlbTable {
       return;
     }
     if (this.bondIp === 0 || f[ARPR_OP] !== ARP_OP_REQUEST || f[ARPR_TARGET_IP] !== this.bondIp) return;
-    const slot = this.addClient(senderIp);
-    if (slot < 0) return;
+    const slot = this.addClient(senderIp, now);
     copyMac(this.clientMac, slot * ETH_ALEN, this.arp.senderMac, 0);
     this.macKnown[slot] = 1;
     this.assign(slot, this.chooseSlave());
@@ -684,12 +689,18 @@ export class RlbTable {
     return n;
   }
 
-  private addClient(ip: number): number {
-    if (this.used >= this.capacity) {
-      this.overflows++;
-      return -1;
+  /** A slot for a new client: the next free one, or the one of the client heard from longest ago. */
+  private addClient(ip: number, now: number): number {
+    let slot: number;
+    if (this.used < this.capacity) slot = this.used++;
+    else {
+      slot = 0;
+      for (let i = 1; i < this.used; i++) if (this.lastSeen[i]! < this.lastSeen[slot]!) slot = i;
+      this.slotOf.delete(this.clientIp[slot]!);
+      this.assign(slot, -1);
+      this.evictions++;
     }
-    const slot = this.used++;
+    this.lastSeen[slot] = now;
     this.slotOf.set(ip, slot);
     this.clientIp[slot] = ip;
     this.clientMac.fill(0, slot * ETH_ALEN, slot * ETH_ALEN + ETH_ALEN);

@@ -132,6 +132,8 @@ export interface BondCounters {
   markersAnswered: number;
   markerResponsesReceived: number;
   slowProtocolsDropped: number;
+  /** balance-alb: receive-balancing clients forgotten to make room for new ones (alb.ts RlbTable). */
+  rlbEvictions: number;
   gratuitousArpsSent: number;
   /** Unsolicited neighbour advertisements sent after a failover (num_unsol_na, the same count as num_grat_arp). */
   unsolicitedNasSent: number;
@@ -154,6 +156,7 @@ function newCounters(): BondCounters {
     markersAnswered: 0,
     markerResponsesReceived: 0,
     slowProtocolsDropped: 0,
+    rlbEvictions: 0,
     gratuitousArpsSent: 0,
     unsolicitedNasSent: 0,
     arpProbesSent: 0,
@@ -489,6 +492,7 @@ export class BondCore {
 
   tick(now: number): void {
     const o = this.options;
+    if (this.#rlb !== undefined) this.counters.rlbEvictions = this.#rlb.evictions;
     if (o.miimon > 0 && now >= this.#nextMii) {
       this.#nextMii = now + o.miimon;
       this.#miimonTick(now);

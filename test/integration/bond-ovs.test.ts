@@ -48,6 +48,7 @@ test.serial('802.3ad against Open vSwitch with LACP: both ports negotiate, OVS a
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await lab.lab.setSwitchPort(switchPorts[0]!, false);
     const during = await pinging;
+    t.log(`a link lost under a 100 Hz ping: ${300 - during.received} of 300 echo requests lost`);
     t.true(during.received >= 280, `${300 - during.received} of 300 echo requests lost across the link loss:\n${during.output}`);
     t.deepEqual(distributing(await show(lab)), ['eth1']);
 

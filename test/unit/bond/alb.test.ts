@@ -452,18 +452,19 @@ test('rlb: frames that are not the bond\'s own ARPs return -1 and are left untou
   t.deepEqual(noSlave.clients(), [{ ip: formatIPv4(clientIp(0)), mac: formatMac(clientMac(0)), slave: -1 }]);
 });
 
-test('rlb: the client table is bounded; clients beyond it are counted and left to the ordinary path', (t) => {
+test('rlb: the client table is bounded; a new client takes the place of the one heard from longest ago (counted), so made-up clients cannot stop receive balancing for good', (t) => {
   const rlb = table(2, 4);
-  for (let i = 0; i < 6; i++) rlb.onWireArp(clientRequest(i), 0, 60, 0);
+  for (let i = 0; i < 4; i++) rlb.onWireArp(clientRequest(i), 0, 60, i);
+  rlb.onWireArp(clientRequest(0), 0, 60, 10); // client 0 heard again: now the freshest
+  for (let i = 4; i < 6; i++) rlb.onWireArp(clientRequest(i), 0, 60, 10 + i);
   t.is(rlb.size, 4);
-  t.is(rlb.overflows, 2);
-  t.is(rlb.onHostArp(hostReply(2), 0, 60, 0) >= 0, true, 'a client in the table');
-  const beyond = hostReply(5);
-  const copy = beyond.slice();
-  t.is(rlb.onHostArp(beyond, 0, 60, 0), -1, 'a client beyond the bound');
-  t.deepEqual(beyond, copy);
-  t.is(rlb.overflows, 3);
+  t.is(rlb.evictions, 2);
+  t.deepEqual(rlb.clients().map((c) => c.ip).sort(), [0, 3, 4, 5].map((i) => formatIPv4(clientIp(i))).sort(), 'clients 1 and 2, heard from longest ago, gave their places');
+  t.true(rlb.onHostArp(hostReply(4), 0, 60, 20) >= 0, 'a new client is balanced');
+  // A flood of made-up senders churns the table, and a real client heard after it is balanced again.
+  for (let i = 10; i < 150; i++) rlb.onWireArp(clientRequest(i), 0, 60, 30 + i);
   t.is(rlb.size, 4);
+  t.true(rlb.onHostArp(hostReply(1), 0, 60, 1000) >= 0, 'a client heard again after the flood is balanced');
   t.throws(() => new RlbTable({ capacity: 0 }), { instanceOf: RangeError });
 });
 
