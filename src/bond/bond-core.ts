@@ -744,6 +744,8 @@ export class BondCore {
       };
       if (this.#lacp !== undefined) {
         view.aggregatorId = this.#lacp.aggregatorOf(s.slot);
+        const lacp = this.#lacp.portView(s.slot);
+        if (lacp !== undefined) view.lacp = lacp;
         const why = this.#lacp.whyNotDistributing(s.slot);
         if (why !== undefined) view.notDistributingBecause = why;
       }

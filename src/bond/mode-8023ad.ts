@@ -7,11 +7,11 @@
 
 import { formatMac, macFromNumber, parseMac } from '../net/ethernet.js';
 import { createDecodedLacpdu, decodeLacpdu, encodeLacpdu, LacpduResult, LACPDU_FRAME_LENGTH } from './lacp/lacpdu.js';
-import { LacpBond } from './lacp/machines.js';
+import { ChurnState, LacpBond } from './lacp/machines.js';
 import { buildMarkerResponse, MARKER_INFORMATION, MARKER_RESPONSE, markerKind } from './lacp/marker.js';
 import { linkUsable, type SlaveLink } from './link-monitor.js';
 import type { BondOptions } from './options.js';
-import type { AggregatorView, BondStatusView } from './status-file.js';
+import type { AggregatorView, BondStatusView, LacpPortView } from './status-file.js';
 import { slaveIndex } from './xmit-hash.js';
 
 /** What of a slave LACP needs. */
@@ -28,6 +28,11 @@ export interface LacpIo {
 }
 
 const SLOTS = 32;
+
+/** The driver's words for a churn machine's state (bond_3ad.c). */
+function churnWords(state: ChurnState): string {
+  return state === ChurnState.CHURN ? 'churned' : state === ChurnState.NO_CHURN ? 'none' : 'monitoring';
+}
 
 /** What Lacp8023ad.receive found in a slow-protocols frame. */
 export const SlowFrame = { BAD: 0, LACPDU: 1, MARKER: 2 } as const;
@@ -143,6 +148,21 @@ export class Lacp8023ad {
   portStates(slot: number): { actorState: number; partnerState: number } | undefined {
     const port = this.#lacp.port(slot + 1);
     return port === undefined ? undefined : { actorState: port.actorState, partnerState: port.partner.state };
+  }
+
+  /** The port's churn machines and LACP information, for the status file (status-file.ts LacpPortView). */
+  portView(slot: number): LacpPortView | undefined {
+    const port = this.#lacp.port(slot + 1);
+    if (port === undefined) return undefined;
+    const p = port.partner;
+    return {
+      actorChurnState: churnWords(port.actorChurn),
+      partnerChurnState: churnWords(port.partnerChurn),
+      actorChurnedCount: port.actorChurnCount,
+      partnerChurnedCount: port.partnerChurnCount,
+      actor: { systemPriority: this.#lacp.systemPriority, systemMac: formatMac(this.#systemMac), key: port.actorKey, portPriority: port.portPriority, portNumber: port.portNumber, portState: port.actorState },
+      partner: { systemPriority: p.systemPriority, systemMac: formatMac(macFromNumber(p.system)), key: p.key, portPriority: p.portPriority, portNumber: p.port, portState: p.state },
+    };
   }
 
   aggregatorOf(slot: number): number {

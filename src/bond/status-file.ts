@@ -25,6 +25,30 @@ export interface SlaveStatusView {
   /** 802.3ad: the aggregator this port is in, and why it is not distributing (lnlb's addition). */
   aggregatorId?: number;
   notDistributingBecause?: string;
+  /** 802.3ad: the port's churn machines and the actor and partner information, as the driver's status file shows them. */
+  lacp?: LacpPortView;
+}
+
+/** One side of a port's LACP information (the driver's "details actor/partner lacp pdu"). */
+export interface LacpPartyView {
+  systemPriority: number;
+  systemMac: string;
+  /** The actor's operational key, or the partner's. */
+  key: number;
+  portPriority: number;
+  portNumber: number;
+  /** LACP_STATE_* bits. */
+  portState: number;
+}
+
+export interface LacpPortView {
+  /** 'none', 'monitoring' or 'churned', as the driver words them. */
+  actorChurnState: string;
+  partnerChurnState: string;
+  actorChurnedCount: number;
+  partnerChurnedCount: number;
+  actor: LacpPartyView;
+  partner: LacpPartyView;
 }
 
 export interface AggregatorView {
@@ -61,6 +85,11 @@ export interface BondStatusView {
     active: AggregatorView | undefined;
   };
   slaves: SlaveStatusView[];
+}
+
+/** The driver's lines for one side of a port (bond_info_show_slave), indented four spaces. */
+function party(p: LacpPartyView, keyName: string): string[] {
+  return [`    system priority: ${p.systemPriority}`, `    system mac address: ${p.systemMac}`, `    ${keyName}: ${p.key}`, `    port priority: ${p.portPriority}`, `    port number: ${p.portNumber}`, `    port state: ${p.portState}`];
 }
 
 export function formatBondStatus(s: BondStatusView): string {
@@ -109,6 +138,19 @@ export function formatBondStatus(s: BondStatusView): string {
       `Slave queue ID: ${slave.queueId}`,
     );
     if (s.mode === MODE_8023AD && slave.aggregatorId !== undefined) out.push(`Aggregator ID: ${slave.aggregatorId}`);
+    const lacp = slave.lacp;
+    if (s.mode === MODE_8023AD && lacp !== undefined) {
+      out.push(
+        `Actor Churn State: ${lacp.actorChurnState}`,
+        `Partner Churn State: ${lacp.partnerChurnState}`,
+        `Actor Churned Count: ${lacp.actorChurnedCount}`,
+        `Partner Churned Count: ${lacp.partnerChurnedCount}`,
+        'details actor lacp pdu:',
+        ...party(lacp.actor, 'port key'),
+        'details partner lacp pdu:',
+        ...party(lacp.partner, 'oper key'),
+      );
+    }
     if (slave.notDistributingBecause !== undefined) out.push(`Not distributing: ${slave.notDistributingBecause}`);
   }
   return `${out.join('\n')}\n`;

@@ -13,7 +13,7 @@
  * sender is the bond, never the slave, so its packets are dropped on the slave).
  */
 
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -129,6 +129,10 @@ const VERSION = ((): string => {
 /** A message to the bond thread before it gets its request id. */
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
+/** Where each bond's status file is, under the run directory, and how often it is checked. */
+export const STATUS_DIR = 'bonding';
+const STATUS_FILE_MS = 1000;
+
 class Bond {
   readonly name: string;
   readonly options: BondOptions;
@@ -215,6 +219,8 @@ export class BondManager {
   readonly #log: Logger;
   readonly #sysctl: SysctlGuard;
   readonly #runDir: string;
+  /** Each bond's status file (#startStatusFile). */
+  readonly #statusFiles = new Map<string, { timer: NodeJS.Timeout; refresh: () => Promise<void>; path: string }>();
   readonly #host: HostState;
   readonly #bonds = new Map<string, Bond>();
   readonly #creating = new Set<string>();
@@ -268,6 +274,7 @@ export class BondManager {
       const tid = await waitReady(worker);
       const bond = new Bond(name, options, tapFd, worker, this.#log, tid);
       this.#bonds.set(name, bond);
+      this.#startStatusFile(bond);
       this.#log.info({ event: 'bond-created', bond: name, options: optionWords }, `${name}: created (${options.mode})`);
       for (const w of warnings) this.#log.warn({ event: 'bond-option-warning', bond: name }, w.message);
       return { name, options: formatBondOptions(options), warnings: warnings.map((w) => w.message) };
@@ -299,6 +306,7 @@ export class BondManager {
       for (const dev of done.reverse()) await this.#releaseOne(bond, dev).catch(() => undefined);
       throw err;
     }
+    await this.#statusFiles.get(bond.name)?.refresh();
     return { bond: bond.name, enslaved: done };
   }
 
@@ -363,6 +371,7 @@ export class BondManager {
       }
     }
     for (const dev of devices) await this.#releaseOne(bond, dev);
+    await this.#statusFiles.get(bond.name)?.refresh();
     return { bond: bond.name, released: [...devices] };
   }
 
@@ -428,6 +437,7 @@ export class BondManager {
   }
 
   async #destroy(bond: Bond): Promise<void> {
+    this.#stopStatusFile(bond.name);
     for (const dev of [...bond.slaves.keys()]) await this.#releaseOne(bond, dev);
     await bond.request({ type: 'stop' }).catch(() => undefined);
     await bond.worker.terminate();
@@ -435,6 +445,41 @@ export class BondManager {
     this.#bonds.delete(bond.name);
     this.#host.releaseDevice(bond.name, `bond ${bond.name}`);
     this.#log.info({ event: 'bond-destroyed', bond: bond.name }, `${bond.name}: destroyed`);
+  }
+
+  /**
+   * `<run dir>/bonding/<bond>`: the bond's status in the layout of /proc/net/bonding/<bond>
+   * (which a userspace bond cannot have), for the scripts and monitoring that read that file.
+   * Checked every STATUS_FILE_MS and rewritten (atomically) when it changed; removed with the bond.
+   */
+  #startStatusFile(bond: Bond): void {
+    const dir = join(this.#runDir, STATUS_DIR);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, bond.name);
+    let written = '';
+    const refresh = async (): Promise<void> => {
+      try {
+        const s = (await bond.request({ type: 'status' })) as BondThreadStatus;
+        const text = formatBondStatus(s.status);
+        if (text === written || !this.#statusFiles.has(bond.name)) return;
+        writeStateFile(path, text);
+        written = text;
+      } catch {
+        // The bond is going (or its thread failed: show says so): its file goes with it.
+      }
+    };
+    const timer = setInterval(() => void refresh(), STATUS_FILE_MS);
+    timer.unref();
+    this.#statusFiles.set(bond.name, { timer, refresh, path });
+    void refresh();
+  }
+
+  #stopStatusFile(name: string): void {
+    const file = this.#statusFiles.get(name);
+    if (file === undefined) return;
+    clearInterval(file.timer);
+    this.#statusFiles.delete(name);
+    rmSync(file.path, { force: true });
   }
 
   /** Daemon stop: destroys every bond (after the cluster interfaces bound to them stopped). */

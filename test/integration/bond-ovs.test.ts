@@ -4,6 +4,8 @@
 // ping keeps going when a link is lost and both links aggregate again when it is back; with no
 // LACP on the switch the bond still carries traffic on one port, as the Linux driver's does.
 import test from 'ava';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { BondLab } from '../../src/lab/bond-lab.js';
 import { parsePing } from '../../src/lab/cluster.js';
 import { sweepStale, waitUntil as waitFor } from '../../src/lab/netns.js';
@@ -37,6 +39,20 @@ test.serial('802.3ad against Open vSwitch with LACP: both ports negotiate, OVS a
     await lab.startDaemon('a');
     await lab.bond('a', OPTIONS, ['eth0', 'eth1'], `${A_IP}/24`);
     await waitFor('both ports collecting and distributing', async () => ((await distributing(await show(lab))).length === 2 ? true : undefined), 20_000);
+    // The status file in /proc/net/bonding's layout, under the run directory, kept current.
+    const file = join(lab.runDir('a'), 'bonding', 'bond0');
+    const ovsSystem = /^\s*sys_id: ([0-9a-f:]+)$/m.exec(await ovs.appctl(['lacp/show', 'bond-a']))?.[1];
+    const status = await waitFor('the status file shows both ports in sync with the partner', async () => {
+      const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      const inSync = (text.match(/^Actor Churn State: none$/gm) ?? []).length === 2;
+      return inSync && (text.match(/details partner lacp pdu:\n    system priority: \d+\n    system mac address: (?!00:00:00:00:00:00)/g) ?? []).length === 2 ? text : undefined;
+    }, 10_000);
+    t.regex(status, /^802\.3ad info$/m);
+    t.regex(status, /^MII Status: up$/m);
+    t.truthy(ovsSystem, 'OVS names its LACP system');
+    t.is((status.match(new RegExp(`details partner lacp pdu:\\n    system priority: 65534\\n    system mac address: ${ovsSystem ?? '-'}`, 'g')) ?? []).length, 2, `both ports' partner is OVS's system ${ovsSystem}`);
+    t.deepEqual((JSON.parse(await lab.lnlbctl('a', ['bond', 'show', 'bond0', '--json'])) as BondJson).status.slaves.map((x) => x.lacp?.partner.portNumber !== undefined), [true, true], 'bond show --json has the same details');
+
     const ovsBond = await ovs.appctl(['bond/show', 'bond-a']);
     t.regex(ovsBond, /lacp_status: negotiated/, ovsBond);
     t.is((ovsBond.match(/may_enable: true/g) ?? []).length, 2, `OVS enabled both members:\n${ovsBond}`);
@@ -54,7 +70,8 @@ test.serial('802.3ad against Open vSwitch with LACP: both ports negotiate, OVS a
 
     await lab.lab.setSwitchPort(switchPorts[0]!, true);
     await waitFor('both ports aggregate again', async () => ((await distributing(await show(lab))).length === 2 ? true : undefined), 20_000);
-    t.pass();
+    await lab.lnlbctl('a', ['bond', 'destroy', 'bond0']);
+    t.false(existsSync(file), 'the status file goes with the bond');
   } catch (error) {
     console.error(lab.logTails());
     throw error;

@@ -63,6 +63,46 @@ test('802.3ad: hash policy, the 802.3ad info block, per-port aggregator and why 
   t.regex(text, /^Aggregator ID: 2\nNot distributing: partner not in sync$/m);
 });
 
+test('802.3ad: each port\'s churn states and counts, then the actor\'s and the partner\'s LACP information, in the driver\'s words and order', (t) => {
+  const lacp = {
+    actorChurnState: 'none',
+    partnerChurnState: 'churned',
+    actorChurnedCount: 0,
+    partnerChurnedCount: 1,
+    actor: { systemPriority: 65535, systemMac: '02:aa:00:00:00:01', key: 9, portPriority: 255, portNumber: 1, portState: 63 },
+    partner: { systemPriority: 32768, systemMac: '02:bb:00:00:00:01', key: 15, portPriority: 32768, portNumber: 7, portState: 61 },
+  };
+  const text = formatBondStatus({ ...base, mode: 4, active: undefined, slaves: [{ ...base.slaves[0]!, aggregatorId: 1, lacp }] });
+  t.regex(
+    text,
+    new RegExp(
+      [
+        'Slave queue ID: 0',
+        'Aggregator ID: 1',
+        'Actor Churn State: none',
+        'Partner Churn State: churned',
+        'Actor Churned Count: 0',
+        'Partner Churned Count: 1',
+        'details actor lacp pdu:',
+        '    system priority: 65535',
+        '    system mac address: 02:aa:00:00:00:01',
+        '    port key: 9',
+        '    port priority: 255',
+        '    port number: 1',
+        '    port state: 63',
+        'details partner lacp pdu:',
+        '    system priority: 32768',
+        '    system mac address: 02:bb:00:00:00:01',
+        '    oper key: 15',
+        '    port priority: 32768',
+        '    port number: 7',
+        '    port state: 61',
+      ].join('\\n'),
+    ),
+  );
+  t.notRegex(formatBondStatus({ ...base, slaves: [{ ...base.slaves[0]!, lacp }] }), /details actor/, 'only in 802.3ad');
+});
+
 test('the ARP monitor\'s lines when it runs', (t) => {
   const text = formatBondStatus({ ...base, miimonMs: 0, arp: { intervalMs: 200, missedMax: 2, targets: ['10.0.0.1', '10.0.0.2'] } });
   t.regex(text, /^ARP Polling Interval \(ms\): 200\nARP Missed Max: 2\nARP IP target\/s \(n\.n\.n\.n form\): 10\.0\.0\.1,10\.0\.0\.2$/m);
