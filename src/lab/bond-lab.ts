@@ -69,9 +69,10 @@ export class BondLab {
    * Host `a` with `links` ports on an Open vSwitch switch (userspace datapath: ovs-switch.ts),
    * and peers with one plain port each. `lacp`: the switch bonds a's ports with LACP
    * (`lacp=active`, balance-tcp, fast LACPDUs), or leaves them plain ports with LACP off, as a
-   * switch not configured for it does.
+   * switch not configured for it does. `vlan`: the switch's bond is a trunk of that VLAN, and
+   * the peers are on access ports of it.
    */
-  static async onOvs(links: number, peers: Array<{ name: string; address: string }>, lacp: 'active' | 'off'): Promise<{ lab: BondLab; switchPorts: string[]; ovs: OvsSwitch }> {
+  static async onOvs(links: number, peers: Array<{ name: string; address: string }>, lacp: 'active' | 'off', vlan?: number): Promise<{ lab: BondLab; switchPorts: string[]; ovs: OvsSwitch }> {
     const lab = new Lab();
     try {
       await lab.addSwitch({ bridge: false });
@@ -80,8 +81,8 @@ export class BondLab {
       const switchPorts: string[] = [];
       const none = async (): Promise<void> => undefined;
       for (let i = 0; i < links; i++) switchPorts.push(await lab.addSwitchLink('a', `eth${i}`, lacp === 'active' ? none : ovs.port()));
-      if (lacp === 'active') await ovs.bond('bond-a', switchPorts, ['lacp=active', 'bond_mode=balance-tcp', 'other_config:lacp-time=fast']);
-      for (const peer of peers) await lab.addHost(peer.name, { addresses: [peer.address], plug: ovs.port() });
+      if (lacp === 'active') await ovs.bond('bond-a', switchPorts, ['lacp=active', 'bond_mode=balance-tcp', 'other_config:lacp-time=fast', ...(vlan === undefined ? [] : [`trunks=${vlan}`])]);
+      for (const peer of peers) await lab.addHost(peer.name, { addresses: [peer.address], plug: vlan === undefined ? ovs.port() : ovs.access(vlan) });
       return { lab: new BondLab(lab), switchPorts, ovs };
     } catch (error) {
       await lab.cleanup();

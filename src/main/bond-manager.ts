@@ -423,7 +423,7 @@ export class BondManager {
         ...(x.actorState === undefined ? {} : { actorState: x.actorState }),
         ...(x.partnerState === undefined ? {} : { partnerState: x.partnerState }),
       })),
-      counters: { ...s.counters, tapWriteDrops: s.tapWriteDrops },
+      counters: { ...s.counters, tapWriteDrops: s.tapWriteDrops, vlanFramesIn: s.vlanFramesIn },
     };
     return { text: formatBondStatus(s.status), json };
   }

@@ -36,29 +36,36 @@ export function insertVlanTag(buf: Uint8Array, l2: number, length: number, vlan:
 }
 
 /**
- * A frame the host sent through the cluster interface (TAP), as the trunk must carry it: the
- * virtio-net header (`vnet` bytes, 0 or 10) with its offsets moved past the tag, the same
- * destination, the node's own MAC as source (the switch must never learn the cluster MAC, the
- * TAP's, on one port: it would stop flooding the cluster's frames), the tag, the rest. Writes
- * into `out` from 0; returns the length, or -1 for a runt or a frame `out` cannot hold.
+ * A copy of the frame at frame[off, off + length) (a virtio-net header of `vnet` bytes, 0 or
+ * 10, first) with an 802.1Q tag carrying `tci` (VLAN id, priority, DEI) after its MACs, written
+ * into `out` from 0: the header's offsets move past the tag, so checksum-offloaded and GSO frames
+ * stay valid. Returns the length, or -1 for a runt or a frame `out` cannot hold.
  */
-export function tagForEgress(frame: Uint8Array, length: number, out: Uint8Array, ownMac: Uint8Array, vlan: number, vnet: number): number {
-  if (length < vnet + ETH_HLEN || length + VLAN_HLEN > out.length) return -1;
-  for (let i = 0; i < vnet; i++) out[i] = frame[i]!;
+export function copyWithTag(frame: Uint8Array, off: number, length: number, out: Uint8Array, tci: number, vnet: number): number {
+  if (length < vnet + ETH_HLEN || length + VLAN_HLEN > out.length || off + length > frame.length) return -1;
+  for (let i = 0; i < vnet; i++) out[i] = frame[off + i]!;
   if (vnet > 0) {
-    if ((frame[VNET_FLAGS]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) addU16le(out, VNET_CSUM_START, VLAN_HLEN);
-    if (frame[VNET_GSO_TYPE] !== 0) addU16le(out, VNET_HDR_LEN, VLAN_HLEN);
+    if ((frame[off + VNET_FLAGS]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) addU16le(out, VNET_CSUM_START, VLAN_HLEN);
+    if (frame[off + VNET_GSO_TYPE] !== 0) addU16le(out, VNET_HDR_LEN, VLAN_HLEN);
   }
-  for (let i = 0; i < ETH_ALEN; i++) {
-    out[vnet + i] = frame[vnet + i]!;
-    out[vnet + ETH_ALEN + i] = ownMac[i]!;
-  }
+  for (let i = 0; i < 2 * ETH_ALEN; i++) out[vnet + i] = frame[off + vnet + i]!;
   out[vnet + 12] = ETH_P_8021Q >>> 8;
   out[vnet + 13] = ETH_P_8021Q & 0xff;
-  out[vnet + 14] = (vlan >>> 8) & 0x0f;
-  out[vnet + 15] = vlan & 0xff;
-  out.set(frame.subarray(vnet + 12, length), vnet + 16);
+  out[vnet + 14] = (tci >>> 8) & 0xff;
+  out[vnet + 15] = tci & 0xff;
+  out.set(frame.subarray(off + vnet + 12, off + length), vnet + 16);
   return length + VLAN_HLEN;
+}
+
+/**
+ * A frame the host sent through the cluster interface (TAP), as the trunk must carry it
+ * (copyWithTag, priority 0) with the node's own MAC as source: the switch must never learn the
+ * cluster MAC, the TAP's, on one port (it would stop flooding the cluster's frames).
+ */
+export function tagForEgress(frame: Uint8Array, length: number, out: Uint8Array, ownMac: Uint8Array, vlan: number, vnet: number): number {
+  const tagged = copyWithTag(frame, 0, length, out, vlan & 0xfff, vnet);
+  if (tagged > 0) for (let i = 0; i < ETH_ALEN; i++) out[vnet + ETH_ALEN + i] = ownMac[i]!;
+  return tagged;
 }
 
 function addU16le(buf: Uint8Array, at: number, add: number): void {

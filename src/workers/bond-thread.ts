@@ -14,6 +14,7 @@ import type { BondOptions } from '../bond/options.js';
 import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { parseIPv6 } from '../net/ipv6.js';
+import { copyWithTag } from '../net/vlan.js';
 import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
@@ -44,6 +45,8 @@ export interface BondThreadStatus {
   slaves: Array<{ name: string; linkState: string; carries: boolean; mac: string; txFrames: number; rxFrames: number; actorState?: number; partnerState?: number; tapDrops?: number }>;
   promiscuous: boolean;
   tapWriteDrops: number;
+  /** Frames that came tagged (802.1Q) and went to the host with their tag put back. */
+  vlanFramesIn: number;
 }
 
 export type BondToMain =
@@ -92,6 +95,7 @@ function run(data: BondThreadData): void {
     addresses6 = all.filter((a) => a.family === 'IPv6').map((a) => parseIPv6(a.address.split('%')[0]!));
   };
   let tapWriteDrops = 0;
+  let vlanFramesIn = 0;
 
   const io: BondIo = {
     send(slot, buf, off, len) {
@@ -165,6 +169,11 @@ function run(data: BondThreadData): void {
   const meta = new Uint32Array(BATCH * port.META_WORDS);
   const offsets = new Uint32Array(BATCH);
   const lengths = new Uint32Array(BATCH);
+  // A tagged frame goes to the host with its tag put back (the kernel took it off into the
+  // packet's auxdata): the host's VLAN devices on the bond (bond0.100) need it.
+  const tagged = new Uint8Array(RX_BYTES);
+  const one = Uint32Array.of(0);
+  const oneLength = new Uint32Array(1);
   const readSlave = (slave: SlavePort): void => {
     const now = performance.now();
     const count = port.ringRead(slave.fd, rxBuf, 0, rxBuf.length, meta, BATCH, 0);
@@ -175,11 +184,19 @@ function run(data: BondThreadData): void {
       const len = meta[row + 1]!;
       const flags = meta[row + 3]!;
       if ((flags & port.META_TRUNCATED) !== 0) continue;
-      if (core.receive(slave.slot, rxBuf, off, len, flags & 0xff, now) === RX_DELIVER) {
-        offsets[deliver] = off;
-        lengths[deliver] = len;
-        deliver++;
+      if (core.receive(slave.slot, rxBuf, off, len, flags & 0xff, now) !== RX_DELIVER) continue;
+      if ((flags & port.META_VLAN) !== 0) {
+        // The frames before it first: the host gets them in the order they came.
+        if (deliver > 0) tapWriteDrops += deliver - port.writeBatch(data.tapFd, rxBuf, offsets, lengths, deliver);
+        deliver = 0;
+        oneLength[0] = copyWithTag(rxBuf, off, len, tagged, flags >>> 16, data.vnetHdrLen);
+        if (oneLength[0]! > 0) tapWriteDrops += 1 - port.writeBatch(data.tapFd, tagged, one, oneLength, 1);
+        vlanFramesIn++;
+        continue;
       }
+      offsets[deliver] = off;
+      lengths[deliver] = len;
+      deliver++;
     }
     if (deliver > 0) tapWriteDrops += deliver - port.writeBatch(data.tapFd, rxBuf, offsets, lengths, deliver);
   };
@@ -250,6 +267,7 @@ function run(data: BondThreadData): void {
     }),
     promiscuous: core.promiscuous,
     tapWriteDrops,
+    vlanFramesIn,
   });
 
   parentPort?.on('message', (msg: MainToBond) => {

@@ -102,3 +102,44 @@ test.serial("802.3ad against a switch with LACP off: the Linux driver's fallback
     await lab.cleanup();
   }
 });
+
+/** Run in host a: sends one frame, given as hex, through a packet socket on `dev` (as a VLAN device on the bond would hand it over: tag in the bytes). */
+const SEND_FRAME = `
+const [native, dev, hex] = process.argv.slice(1);
+const port = await import(native);
+const fd = port.packetOpen(dev, { protocol: 0, promisc: false, vnetHdr: false, ignoreOutgoing: true });
+const frame = Uint8Array.from(Buffer.from(hex, 'hex'));
+console.log(port.send(fd, frame, 0, frame.length));
+`;
+
+test.serial('VLAN tags pass through the bond both ways: a frame tagged 100 by the switch reaches the host tagged, a tagged frame from the host leaves on VLAN 100', async (t) => {
+  const { lab } = await BondLab.onOvs(2, [{ name: 'peer', address: `${PEER_IP}/24` }], 'active', 100);
+  try {
+    await lab.startDaemon('a');
+    await lab.bond('a', OPTIONS, ['eth0', 'eth1'], `${A_IP}/24`);
+    await waitFor('both ports collecting and distributing', async () => ((await distributing(await show(lab))).length === 2 ? true : undefined), 20_000);
+    // The peer (an access port of VLAN 100) asks for a's address: the switch tags its broadcast.
+    const captureIn = lab.lab.exec('a', ['timeout', '8', 'tshark', '-i', 'bond0', '-c', '1', '-f', 'vlan 100 and arp', '-T', 'fields', '-e', 'vlan.id', '-e', 'arp.src.proto_ipv4'], { timeoutMs: 15_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await lab.lab.exec('peer', ['ping', '-c', '2', '-W', '1', A_IP], { timeoutMs: 10_000 });
+    const inbound = await captureIn;
+    t.is(inbound.stdout.trim(), `100\t${PEER_IP}`, `the host saw the peer's ARP tagged 100: ${inbound.stderr.slice(-300)}`);
+    t.true(((await show(lab)).counters['vlanFramesIn'] ?? 0) >= 1);
+
+    // The host side sends an ARP request tagged 100; the peer, on VLAN 100's access port, gets it.
+    const bondMac = (await lab.mac('a', 'bond0')).replaceAll(':', '');
+    const arp = `ffffffffffff${bondMac}8100006408060001080006040001${bondMac}0a090001000000000000${'0a090002'}`;
+    const captureOut = lab.lab.exec('peer', ['timeout', '8', 'tshark', '-i', 'eth0', '-c', '1', '-f', `arp and ether src ${bondMac.match(/../g)!.join(':')}`, '-T', 'fields', '-e', 'arp.dst.proto_ipv4', '-e', 'vlan.id'], { timeoutMs: 15_000 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const native = new URL('../../src/port/native.js', import.meta.url).pathname;
+    const sent = await lab.lab.exec('a', [process.execPath, '--input-type=module', '-e', SEND_FRAME, native, 'bond0', arp], { timeoutMs: 10_000 });
+    t.is(sent.code, 0, sent.stderr);
+    const outbound = await captureOut;
+    t.is(outbound.stdout.trim(), PEER_IP, `the peer got the host's tagged frame on VLAN 100, untagged at its access port: ${outbound.stderr.slice(-300)}`);
+  } catch (error) {
+    console.error(lab.logTails());
+    throw error;
+  } finally {
+    await lab.cleanup();
+  }
+});

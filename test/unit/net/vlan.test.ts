@@ -1,7 +1,7 @@
 import test from 'ava';
 import { BPF_ACCEPT, dataFilter, runBpf, validateBpf, withVlanGuard } from '../../../src/net/bpf.js';
 import { formatMac, parseMac } from '../../../src/net/ethernet.js';
-import { insertVlanTag, tagForEgress } from '../../../src/net/vlan.js';
+import { copyWithTag, insertVlanTag, tagForEgress } from '../../../src/net/vlan.js';
 import { CLUSTER_MAC, ipv4Frame } from '../../fixtures/frames.js';
 
 const OWN_MAC = parseMac('52:54:00:00:00:01');
@@ -58,4 +58,17 @@ test("egress: the host's frame leaves tagged, from the node's own MAC, its virti
   t.is(plainLength, plain.length + 4);
   t.is(tagForEgress(plain, 20, out, OWN_MAC, 100, 10), -1, 'a runt');
   t.is(tagForEgress(plain, plain.length, new Uint8Array(plain.length), OWN_MAC, 100, 10), -1, 'no room');
+});
+
+test('copyWithTag: the whole TCI goes back in (priority and DEI kept), the source MAC stays, the frame copied from any offset', (t) => {
+  const frame = ipv4Frame({ dst: CLUSTER_MAC, src: OWN_MAC, lead: 10 });
+  const buf = new Uint8Array(frame.length + 7);
+  buf.set(frame, 7);
+  const out = new Uint8Array(2048);
+  const length = copyWithTag(buf, 7, frame.length, out, 0xb064, 10); // priority 5, DEI 1, VLAN 100
+  t.is(length, frame.length + 4);
+  t.deepEqual([...out.subarray(10 + 12, 10 + 16)], [0x81, 0x00, 0xb0, 0x64]);
+  t.is(formatMac(out, 16), formatMac(OWN_MAC));
+  t.deepEqual([...out.subarray(26, length)], [...frame.subarray(22)]);
+  t.is(copyWithTag(buf, 7, frame.length + 1, out, 100, 10), -1, 'past the end of the source');
 });
