@@ -41,6 +41,7 @@ import { adminRequest } from '../src/main/admin-client.js';
 import type { BondShowJson } from '../src/main/admin-protocol.js';
 import type { BondJson } from '../src/main/bond-manager.js';
 import { cpuSeconds, fmt, fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow, type Spread } from './report.js';
+import { runOvsBond } from './bond-ovs.js';
 
 const A_IP = '10.9.0.1';
 const B_IP = '10.9.0.2';
@@ -118,7 +119,7 @@ export interface FailoverBench {
   notRecovered: number;
 }
 
-interface PingReply {
+export interface PingReply {
   seq: number;
   atMs: number;
 }
@@ -146,9 +147,9 @@ function largestGap(replies: readonly PingReply[], fromMs: number, toMs = Number
   return best;
 }
 
-/** A steady ping stream from p1 to `target` for the duration of `during`; its replies. */
-async function pingDuring(lab: BondLab, target: string, during: () => Promise<void>): Promise<PingReply[]> {
-  const ping = lab.lab.spawn('p1', [PING, '-n', '-D', '-i', String(PING_INTERVAL_S), target], { logName: 'ping' });
+/** A steady ping stream from p1 to `target` (every `intervalS`) for the duration of `during`; its replies. */
+export async function pingDuring(lab: BondLab, target: string, during: () => Promise<void>, intervalS = PING_INTERVAL_S): Promise<PingReply[]> {
+  const ping = lab.lab.spawn('p1', [PING, '-n', '-D', '-i', String(intervalS), target], { logName: 'ping' });
   try {
     await sleep(LEAD_MS);
     await during();
@@ -159,7 +160,7 @@ async function pingDuring(lab: BondLab, target: string, during: () => Promise<vo
   return parsePingReplies(readFileSync(ping.logFile, 'utf8'));
 }
 
-function gapTrial(replies: readonly PingReply[], cutAt: number, unplugCommandMs: number, backAt = Number.POSITIVE_INFINITY): GapTrial {
+export function gapTrial(replies: readonly PingReply[], cutAt: number, unplugCommandMs: number, backAt = Number.POSITIVE_INFINITY): GapTrial {
   if (!replies.some((r) => r.atMs < cutAt)) throw new Error('no ping reply before the unplug: the lab does not pass traffic');
   // Replies already on their way may still arrive just after the unplug: the outage is the
   // largest gap ending after it (and before the replug).
@@ -280,7 +281,7 @@ export interface LacpBench {
   fromLastLacpdu: Spread;
 }
 
-async function waitDistributing(lab: BondLab, host: string, ports: number): Promise<void> {
+export async function waitDistributing(lab: BondLab, host: string, ports: number): Promise<void> {
   await waitUntil(
     `${host}: ${ports} ports collecting and distributing`,
     async () => {
@@ -474,6 +475,9 @@ export async function benchBond(o: BenchOptions): Promise<BenchResult> {
   const reps = o.quick ? 1 : 2;
   o.progress(`bond: iperf3 -P 4 for ${seconds} s over the bond (2 and 1 slaves) and a plain veth pair, ${reps} runs each`);
   const tp = await runThroughput(seconds, reps, o.progress);
+  const ovsTrials = o.quick ? 2 : 10;
+  o.progress(`bond: 802.3ad against Open vSwitch (LACP, balance-tcp), ${ovsTrials} links down under a 100 Hz ping, then iperf3 -P 4 with 2 ports and 1`);
+  const ovs = await runOvsBond(ovsTrials, seconds, reps, o.progress);
 
   const bound = MIIMON_MS + DOWNDELAY_MS;
   const lacpLow = SHORT_TIMEOUT_MS - FAST_PERIODIC_MS;
@@ -545,6 +549,20 @@ export async function benchBond(o: BenchOptions): Promise<BenchResult> {
       goal: 'report',
     },
     {
+      figure: `bond 802.3ad against Open vSwitch (userspace datapath, LACP fast, balance-tcp): a link down under a 100 Hz ping from a peer on the switch (alternately each link), ${ovs.trials.length} trials: largest gap median (min–max) ms (ref: the ping interval)`,
+      lnlb: fmtSpread(ovs.gap, 1),
+      reference: '10',
+      ratio: ratio(ovs.gap.median, 10),
+      goal: 'report',
+    },
+    {
+      figure: `bond 802.3ad against Open vSwitch: TCP to the peer, iperf3 -P ${ovs.streams}, ${ovs.seconds} s, 2 ports: Gbit/s median (min–max) (ref: the same bond with 1 port, this run)`,
+      lnlb: fmtSpread(ovs.twoPorts, 2),
+      reference: fmtSpread(ovs.onePort, 2),
+      ratio: ratio(ovs.twoPorts.median, ovs.onePort.median),
+      goal: 'report (the peer has one link, and OVS forwards in userspace on 2 shared cores)',
+    },
+    {
       figure: `lnlbd CPU during the iperf3 runs over the bond, 2 slaves | 1 slave: host a / host b, CPU s per s (of 2 cores, shared with iperf3 and the kernel)`,
       lnlb: `${cpu('bond2')} | ${cpu('bond1')}`,
       reference: '',
@@ -552,5 +570,5 @@ export async function benchBond(o: BenchOptions): Promise<BenchResult> {
       goal: '',
     },
   ];
-  return { rows, json: { activeBackup: fo, lacp, throughput: tp } };
+  return { rows, json: { activeBackup: fo, lacp, throughput: tp, againstOvs: ovs } };
 }

@@ -1,0 +1,85 @@
+/**
+ * lnlb's 802.3ad bond against Open vSwitch (userspace datapath, LACP active, balance-tcp, fast
+ * LACPDUs): what the failover costs when a link goes down under a 100 Hz ping from a peer on
+ * the switch (each trial takes the other link down, so the ping's flow is on the lost link
+ * about half the time), and what a second port brings to TCP throughput towards that peer,
+ * against the same bond with one port, in the same run.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BondLab } from '../src/lab/bond-lab.js';
+import { systemTool, waitExit, type LabProcess } from '../src/lab/netns.js';
+import { gapTrial, pingDuring, waitDistributing, type GapTrial } from './bond.js';
+import { spread, type Spread } from './report.js';
+
+const A_IP = '10.9.0.1';
+const P_IP = '10.9.0.2';
+const PING_100HZ_S = 0.01;
+const AFTER_CUT_MS = 500;
+const IPERF3 = systemTool('iperf3');
+const OPTIONS = ['mode=802.3ad', 'miimon=100', 'lacp_rate=fast', 'xmit_hash_policy=layer3+4'];
+
+export interface OvsBondBench {
+  trials: GapTrial[];
+  gap: Spread;
+  seconds: number;
+  streams: number;
+  twoPorts: Spread;
+  onePort: Spread;
+}
+
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+async function iperfToPeer(lab: BondLab, seconds: number, streams: number): Promise<number> {
+  const server: LabProcess = lab.lab.spawn('p1', [IPERF3, '-s', '-1', '-B', P_IP], { logName: 'iperf3-server' });
+  try {
+    await sleep(300);
+    const r = await lab.lab.exec('a', [IPERF3, '-c', P_IP, '-t', String(seconds), '-P', String(streams), '-J'], { timeoutMs: (seconds + 20) * 1000 });
+    if (r.code !== 0) throw new Error(`iperf3 to ${P_IP} failed (${r.code}): ${r.stderr || r.stdout.slice(0, 400)}`);
+    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill();
+    await waitExit(server, 2000);
+  }
+}
+
+export async function runOvsBond(trials: number, seconds: number, reps: number, progress: (line: string) => void): Promise<OvsBondBench> {
+  const streams = 4;
+  const { lab, switchPorts } = await BondLab.onOvs(2, [{ name: 'p1', address: `${P_IP}/24` }], 'active');
+  const results: GapTrial[] = [];
+  const two: number[] = [];
+  const one: number[] = [];
+  try {
+    await lab.startDaemon('a');
+    await lab.bond('a', OPTIONS, ['eth0', 'eth1'], `${A_IP}/24`);
+    await waitDistributing(lab, 'a', 2);
+    for (let i = 0; i < trials; i++) {
+      const port = switchPorts[i % switchPorts.length]!;
+      let cutAt = 0;
+      const replies = await pingDuring(
+        lab,
+        A_IP,
+        async () => {
+          cutAt = wallMs();
+          await lab.lab.setSwitchPort(port, false);
+          await sleep(AFTER_CUT_MS);
+        },
+        PING_100HZ_S,
+      );
+      const trial = gapTrial(replies, cutAt, 0);
+      results.push(trial);
+      progress(`  link ${i % switchPorts.length} down: largest gap ${trial.gapMs.toFixed(1)} ms, ${trial.lost} echo requests lost`);
+      await lab.lab.setSwitchPort(port, true);
+      await waitDistributing(lab, 'a', 2);
+    }
+    for (let r = 0; r < reps; r++) two.push(await iperfToPeer(lab, seconds, streams));
+    await lab.lnlbctl('a', ['bond', 'release', 'bond0', 'eth1']);
+    for (let r = 0; r < reps; r++) one.push(await iperfToPeer(lab, seconds, streams));
+    progress(`  TCP to the peer through OVS: 2 ports ${two.map((x) => x.toFixed(2)).join(', ')} Gbit/s; 1 port ${one.map((x) => x.toFixed(2)).join(', ')} Gbit/s`);
+  } catch (error) {
+    process.stderr.write(`${lab.logTails()}\n`);
+    throw error;
+  } finally {
+    await lab.cleanup();
+  }
+  return { trials: results, gap: spread(results.map((t) => t.gapMs)), seconds, streams, twoPorts: spread(two), onePort: spread(one) };
+}
