@@ -16,6 +16,7 @@ import { readU32 } from '../net/bytes.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { ETH_HLEN, ETH_P_ARP, formatMac, macEquals } from '../net/ethernet.js';
 import { buildUnsolicitedAdvertisement } from '../net/ndp.js';
+import { buildIgmpv3Report, buildMldv2Report } from '../net/igmp.js';
 import { chooseActive, type CandidateSlave } from './active-backup.js';
 import { TlbBalancer, RlbTable, buildLearningPacket } from './alb.js';
 import { ArpMonitor, type ArpLinkChange, type ArpProbe } from './arp-monitor.js';
@@ -65,6 +66,8 @@ export interface BondIo {
   bondAddresses(): readonly number[];
   /** The bond's IPv6 addresses (16 bytes each): each is advertised (unsolicited NA) after a failover. */
   bondAddresses6?(): readonly Uint8Array[];
+  /** The multicast groups the host joined on the bond (/proc/net/igmp, igmp6): reported again after a failover (resend_igmp). */
+  bondGroups?(): { v4: readonly number[]; v6: readonly Uint8Array[] };
   /** Something an operator wants in the log: a link went down, the active slave changed. */
   event(kind: string, fields: Record<string, string | number | boolean | undefined>): void;
 }
@@ -117,6 +120,9 @@ class Slave implements CandidateSlave {
 }
 
 /** Counters of the whole bond; `lnlbctl bond show --json` prints them. */
+/** The driver's mcast_work period between resend_igmp reports (HZ / 5). */
+const RESEND_IGMP_INTERVAL_MS = 200;
+
 export interface BondCounters {
   txFrames: number;
   txDroppedNoSlave: number;
@@ -137,6 +143,9 @@ export interface BondCounters {
   gratuitousArpsSent: number;
   /** Unsolicited neighbour advertisements sent after a failover (num_unsol_na, the same count as num_grat_arp). */
   unsolicitedNasSent: number;
+  /** resend_igmp: IGMPv3 and MLDv2 reports of the host's groups sent after a failover. */
+  igmpReportsSent: number;
+  mldReportsSent: number;
   arpProbesSent: number;
   activeChanges: number;
 }
@@ -159,6 +168,8 @@ function newCounters(): BondCounters {
     rlbEvictions: 0,
     gratuitousArpsSent: 0,
     unsolicitedNasSent: 0,
+    igmpReportsSent: 0,
+    mldReportsSent: 0,
     arpProbesSent: 0,
     activeChanges: 0,
   };
@@ -215,6 +226,9 @@ export class BondCore {
   /** Gratuitous ARPs still to send after a failover, and when the next one is due. */
   #notifyLeft = 0;
   #notifyAt = 0;
+  /** resend_igmp: membership reports still to send after a failover, and when the next is due. */
+  #igmpLeft = 0;
+  #igmpAt = 0;
 
   constructor(config: BondCoreConfig, io: BondIo) {
     this.name = config.name;
@@ -228,7 +242,8 @@ export class BondCore {
     this.#delays = linkDelays(o.miimon, o.updelay, o.downdelay);
     this.#policy = xmitPolicyNumber(o.xmit_hash_policy);
     this.#rr = new RoundRobin(o.packets_per_slave);
-    this.#scratch = new Uint8Array(this.#hdr + 256);
+    // A whole frame: an MLDv2 report of MAX_REPORT_GROUPS groups is 1,350 bytes.
+    this.#scratch = new Uint8Array(this.#hdr + 1600);
     this.#lacp = this.mode === MODE_8023AD ? new Lacp8023ad(o, this.#mac, this.#hdr, io) : undefined;
     this.#tlb = this.mode === MODE_TLB || this.mode === MODE_ALB ? new TlbBalancer({ dynamic: o.tlb_dynamic_lb }) : undefined;
     this.#rlb = this.mode === MODE_ALB ? new RlbTable() : undefined;
@@ -513,6 +528,7 @@ export class BondCore {
         this.#rlb.drainUpdates(now, this.#rlbOut, this.#sendRlbUpdate);
       }
       this.#peerNotifyTick(now);
+      this.#resendIgmpTick(now);
       if ((this.mode === MODE_TLB || this.mode === MODE_ALB) && now >= this.#nextLearning) {
         this.#nextLearning = now + o.lp_interval * 1000;
         this.#sendLearningPackets(now);
@@ -636,6 +652,36 @@ export class BondCore {
       this.#notifyAt = now;
       this.#peerNotifyTick(now);
     }
+    // The driver's bond_change_active_slave: the modes with an active slave send the host's
+    // membership reports through the new one, resend_igmp times, 200 ms apart.
+    if (this.options.resend_igmp > 0) {
+      this.#igmpLeft = this.options.resend_igmp;
+      this.#igmpAt = now;
+      this.#resendIgmpTick(now);
+    }
+  }
+
+  /**
+   * resend_igmp: an IGMPv3 report of the host's IPv4 groups on the bond (from its first IPv4
+   * address, or 0.0.0.0) and an MLDv2 report of its IPv6 groups (from its link-local address),
+   * on the active slave; what the kernel's NETDEV_RESEND_IGMP makes it send.
+   */
+  #resendIgmpTick(now: number): void {
+    if (this.#igmpLeft <= 0 || now < this.#igmpAt || this.#active === undefined) return;
+    const groups = this.#io.bondGroups?.() ?? { v4: [], v6: [] };
+    if (groups.v4.length > 0) {
+      this.#scratch.fill(0, 0, this.#hdr);
+      const length = buildIgmpv3Report(this.#scratch, this.#hdr, { ethSrc: this.#mac, ipSrc: this.#io.bondAddresses()[0] ?? 0, groups: groups.v4 });
+      if (this.#sendControl(this.#active.slot, this.#hdr, length, now)) this.counters.igmpReportsSent++;
+    }
+    const linkLocal = (this.#io.bondAddresses6?.() ?? []).find((a) => a[0] === 0xfe && (a[1]! & 0xc0) === 0x80);
+    if (groups.v6.length > 0 && linkLocal !== undefined) {
+      this.#scratch.fill(0, 0, this.#hdr);
+      const length = buildMldv2Report(this.#scratch, this.#hdr, { ethSrc: this.#mac, ipSrc: linkLocal, groups: groups.v6 });
+      if (this.#sendControl(this.#active.slot, this.#hdr, length, now)) this.counters.mldReportsSent++;
+    }
+    this.#igmpLeft--;
+    this.#igmpAt = now + RESEND_IGMP_INTERVAL_MS;
   }
 
   /** The bond's MAC follows the active slave where the mode or fail_over_mac says so. */

@@ -6,6 +6,7 @@
  * header both ways, so GSO frames and partial checksums cross the bond whole.
  */
 
+import { readFileSync } from 'node:fs';
 import { readLinkSpeed } from '../bond/link-speed.js';
 import { networkInterfaces } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -15,6 +16,7 @@ import { formatMac } from '../net/ethernet.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { parseIPv6 } from '../net/ipv6.js';
 import { copyWithTag } from '../net/vlan.js';
+import { parseProcIgmp, parseProcIgmp6 } from '../net/igmp.js';
 import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
@@ -91,7 +93,8 @@ function run(data: BondThreadData): void {
     if (now - addressesAt < ADDRESS_REFRESH_MS) return;
     addressesAt = now;
     const all = networkInterfaces()[data.name] ?? [];
-    addresses = all.filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address));
+    // A multicast address on the bond (ip address add ... autojoin) is a group joined, not an address to announce.
+    addresses = all.filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address)).filter((ip) => ip >>> 28 !== 0xe);
     addresses6 = all.filter((a) => a.family === 'IPv6').map((a) => parseIPv6(a.address.split('%')[0]!));
   };
   let tapWriteDrops = 0;
@@ -144,6 +147,17 @@ function run(data: BondThreadData): void {
     bondAddresses6() {
       refreshAddresses();
       return addresses6;
+    },
+    bondGroups() {
+      // Read only after a failover (resend_igmp): this thread's network namespace is the bond's.
+      const read = (path: string): string => {
+        try {
+          return readFileSync(path, 'utf8');
+        } catch {
+          return '';
+        }
+      };
+      return { v4: parseProcIgmp(read('/proc/net/igmp'), data.name), v6: parseProcIgmp6(read('/proc/net/igmp6'), data.name) };
     },
     event(kind, fields) {
       post({ type: 'event', kind, fields });

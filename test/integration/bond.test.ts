@@ -281,6 +281,32 @@ test.serial('active-backup on a Linux bridge: unplugging the active slave moves 
   });
 });
 
+test.serial("active-backup resend_igmp=2: after a failover the host's multicast groups are reported through the new active slave (IGMPv3, the group the host joined)", async (t) => {
+  const { lab, switchPorts } = await BondLab.onSwitch(2, [{ name: 'p1', address: `${B_IP}/24` }]);
+  await withLab(lab, async () => {
+    await lab.startDaemon('a');
+    await lab.bond('a', ['mode=active-backup', 'miimon=100', 'primary=eth0', 'resend_igmp=2'], ['eth0', 'eth1'], `${A_IP}/24`);
+    // The host joins 239.1.1.10 on the bond, as a multicast receiver would.
+    await lab.lab.ipIn('a', ['address', 'add', '239.1.1.10/32', 'dev', 'bond0', 'autojoin']);
+    await sleep(500);
+    // On the backup slave: the host's own reports (at the join, seconds before) are not in the window.
+    const capture = lab.lab.exec('a', [systemTool('tshark'), '-i', 'eth1', '-a', 'duration:5', '-f', 'igmp', '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'igmp.type', '-e', 'igmp.maddr'], { timeoutMs: 20_000 });
+    await sleep(2000);
+    const before = (await show(lab, 'a')).counters['igmpReportsSent']!;
+    const unpluggedAt = Date.now() / 1000;
+    await lab.lab.setSwitchPort(switchPorts[0]!, false);
+    await waitFor('eth1 to become active', async () => ((await show(lab, 'a')).status.active === 'eth1' ? true : undefined), 3_000);
+    const reports = (await capture).stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('\t'))
+      .filter((f) => Number(f[0]) >= unpluggedAt)
+      .map((f) => `${f[1]} ${f[2]}`);
+    t.deepEqual(reports, ['0x22 239.1.1.10', '0x22 239.1.1.10'], 'two IGMPv3 reports of the group, on the new active slave');
+    t.is((await show(lab, 'a')).counters['igmpReportsSent']! - before, 2);
+  });
+});
+
 /** Drops every frame entering or leaving the switch through `port`: a failure beyond the switch, carrier up. */
 async function dropAtSwitch(lab: BondLab, port: string): Promise<void> {
   for (const argv of [

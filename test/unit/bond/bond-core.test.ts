@@ -6,6 +6,7 @@ import { formatBondStatus } from '../../../src/bond/status-file.js';
 import { ARPR_OP, ARPR_SENDER_IP, ARPR_TARGET_IP, ARP_OP_REQUEST, ArpParse, buildArpReply, createArpResult, parseArp } from '../../../src/net/arp.js';
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, formatMac, macEquals, parseMac, readEtherType } from '../../../src/net/ethernet.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
+import { formatIPv6, parseIPv6 } from '../../../src/net/ipv6.js';
 import { BondWire, PACKET_HOST, PACKET_OTHERHOST, type SentFrame, type WireSide } from './fixtures/bond-wire.js';
 
 const MIIMON = 100;
@@ -149,6 +150,25 @@ test('active-backup num_unsol_na=2 peer_notif_delay=200: after a failover each I
   t.is(na[14 + 40 + 4]! & 0x20, 0x20, 'override');
   t.deepEqual([...na.subarray(14 + 40 + 8, 14 + 40 + 24)], [...a.ip6], 'for the bond\'s IPv6 address');
   t.deepEqual([...na.subarray(14 + 40 + 26, 14 + 40 + 32)], [...a.mac], 'at the bond\'s MAC');
+});
+
+test("active-backup resend_igmp=3: after a failover the host's groups are reported on the new active slave, IGMPv3 and MLDv2, 3 times 200 ms apart", (t) => {
+  const w = new BondWire({ options: () => ['mode=active-backup', 'miimon=100', 'resend_igmp=3', 'num_grat_arp=0'] });
+  const { a } = w;
+  a.groups = { v4: [parseIPv4('239.1.1.10')], v6: [parseIPv6('ff15::1234')] };
+  a.addresses6 = [parseIPv6('fe80::1'), a.ip6];
+  w.runUntil(1000);
+  const before = { v4: a.core.counters.igmpReportsSent, v6: a.core.counters.mldReportsSent };
+  w.unplug(0);
+  const switchedAt = w.runUntilTrue(() => a.core.activeSlave === 'a1', 5000)!;
+  w.run(2000);
+  const igmp = a.sentBetween(switchedAt, w.now, 0x0800).filter((f) => f.l2[23] === 2);
+  t.deepEqual(igmp.map((f) => [f.slot, f.at - switchedAt]), [[1, 0], [1, 200], [1, 400]]);
+  const mld = a.sentBetween(switchedAt, w.now, 0x86dd).filter((f) => f.l2[62] === 143);
+  t.deepEqual(mld.map((f) => [f.slot, f.at - switchedAt]), [[1, 0], [1, 200], [1, 400]]);
+  t.is(formatIPv6(mld[0]!.l2.subarray(22, 38)), 'fe80::1', 'MLD from the link-local address');
+  t.is(a.core.counters.igmpReportsSent - before.v4, 3);
+  t.is(a.core.counters.mldReportsSent - before.v6, 3);
 });
 
 test('active-backup, miimon=100 downdelay=200: a carrier blip shorter than downdelay changes nothing', (t) => {
