@@ -143,3 +143,33 @@ test.serial('VLAN tags pass through the bond both ways: a frame tagged 100 by th
     await lab.cleanup();
   }
 });
+
+test.serial('Marker: a Marker Information PDU sent to a bonded port from the switch side is answered on that link with the same PDU as a Response, from the port\'s MAC', async (t) => {
+  const { lab, switchPorts } = await BondLab.onOvs(2, [{ name: 'peer', address: `${PEER_IP}/24` }], 'active');
+  try {
+    await lab.startDaemon('a');
+    await lab.bond('a', OPTIONS, ['eth0', 'eth1'], `${A_IP}/24`);
+    await waitFor('both ports collecting and distributing', async () => ((await distributing(await show(lab))).length === 2 ? true : undefined), 20_000);
+    const eth0Mac = (JSON.parse(await lab.lnlbctl('a', ['bond', 'show', 'bond0', '--json'])) as BondJson).status.slaves.find((x) => x.name === 'eth0')!.permanentMac;
+    // A partner's Marker Information PDU: port 5 of system 02:00:00:00:00:bb, transaction 0x0a0b0c0d.
+    const marker = `0180c2000002${'0200000000bb'}8809` + '02010110' + '0005' + '0200000000bb' + '0a0b0c0d' + '0000' + '0000' + '00'.repeat(90);
+    const capture = lab.lab.exec('sw', ['tshark', '-i', switchPorts[0]!, '-a', 'duration:6', '-c', '1', '-f', 'ether proto 0x8809 and ether[14] == 2 and ether[16] == 2', '-T', 'fields', '-e', 'eth.src', '-e', 'marker.tlvType', '-e', 'marker.requesterPort', '-e', 'marker.requesterSystem', '-e', 'marker.requesterTransId'], { timeoutMs: 15_000 });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const native = new URL('../../src/port/native.js', import.meta.url).pathname;
+    const sent = await lab.lab.exec('sw', [process.execPath, '--input-type=module', '-e', SEND_FRAME, native, switchPorts[0]!, marker], { timeoutMs: 10_000 });
+    t.is(sent.code, 0, sent.stderr);
+    const captured = await capture;
+    const response = captured.stdout.trim().split('\t');
+    t.is(response[0], eth0Mac, "from the port's own MAC, on the link the Marker came in on");
+    t.is(Number(response[1]?.split(',')[0]), 2, 'a Marker Response (then the terminator TLV)');
+    t.is(response[2], '5', "the requester's port");
+    t.is(response[3], '02:00:00:00:00:bb', "the requester's system");
+    t.is(Number(response[4]), 0x0a0b0c0d, 'the transaction id');
+    t.is((await show(lab)).counters['markersAnswered'], 1);
+  } catch (error) {
+    console.error(lab.logTails());
+    throw error;
+  } finally {
+    await lab.cleanup();
+  }
+});
