@@ -18,19 +18,11 @@
 
 import { hkdfSync } from 'node:crypto';
 import { IPV6_IDENTITY_BASE, IPV6_IDENTITY_MASK, UNKEYED_FOLD_SEED } from '../net/ipv6.js';
+import { mix32 } from '../net/bytes.js';
 
 export { isIPv6Identity } from '../net/ipv6.js';
-
-/** murmur3's 32-bit finalizer: full avalanche, 5 integer ops, no allocation. */
-export function mix32(value: number): number {
-  let h = value | 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+// In net (which imports nothing of ours): the kernel filter folds constants with it too.
+export { mix32 } from '../net/bytes.js';
 
 /** Unkeyed hash of an affinity key (two u32 words: e.g. source IPv4, and 0 or a port): a cluster without a key. */
 export function electionHash(keyLo: number, keyHi: number): number {

@@ -28,6 +28,7 @@
 
 import { ETH_P_ARP, ETH_P_IP, ETH_P_IPV6 } from './ethernet.js';
 import { IPV6_IDENTITY_BASE, IPV6_IDENTITY_MASK, UNKEYED_FOLD_SEED } from './ipv6.js';
+import { mix32 as mix32Number } from './bytes.js';
 import { multicastMac, solicitedNodeAddress } from './ndp.js';
 import {
   assemble,
@@ -300,7 +301,7 @@ function ipv6IdentityInsns(key: Uint32Array | undefined, network: boolean): Insn
   const out: Insn[] = [];
   if (key === undefined) {
     // mix32(m0 ^ mix32(m1 ^ mix32(m2 ^ mix32(m3 ^ C)))): for a /64, m2 = m3 = 0 and the inner two are a constant.
-    if (network) out.push(ldImm(mix32Js(mix32Js(UNKEYED_FOLD_SEED))));
+    if (network) out.push(ldImm(mix32Number(mix32Number(UNKEYED_FOLD_SEED))));
     else out.push(ld(BPF_W, IPV6_SRC + 12), alu(BPF_XOR, UNKEYED_FOLD_SEED), ...mix32(), tax, ld(BPF_W, IPV6_SRC + 8), aluX(BPF_XOR), ...mix32());
     out.push(tax, ld(BPF_W, IPV6_SRC + 4), aluX(BPF_XOR), ...mix32(), tax, ld(BPF_W, IPV6_SRC), aluX(BPF_XOR), ...mix32());
   } else {
@@ -320,16 +321,6 @@ function ipv6IdentityInsns(key: Uint32Array | undefined, network: boolean): Insn
   return out;
 }
 
-/** mix32 on a number, for the constants the unkeyed program folds in advance. */
-function mix32Js(value: number): number {
-  let h = value | 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * M[HI] = the ports word of an IPv6 TCP or UDP packet whose transport header follows the fixed

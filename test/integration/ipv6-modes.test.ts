@@ -6,10 +6,10 @@
  */
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import { VIP6, type ClusterLab } from '../../src/lab/cluster.js';
+import { VIP6 } from '../../src/lab/cluster.js';
 import { sweepStale } from '../../src/lab/netns.js';
 import type { InterfaceCounters } from '../../src/main/admin-protocol.js';
-import { withLab } from './fixtures/lab-scenarios.js';
+import { interfaceCounters as counters, withLab } from './fixtures/lab-scenarios.js';
 import { startUdpEcho, udpFlows } from './fixtures/udp-flows.js';
 
 const SOURCES = 90;
@@ -19,12 +19,6 @@ const UDP_PORT = 7007;
 test.before(async () => {
   await sweepStale();
 });
-
-async function counters(lab: ClusterLab, node: string): Promise<InterfaceCounters> {
-  const iface = (await lab.status(node)).interfaces.find((i) => i.name === 'nlb0');
-  if (iface === undefined) throw new Error(`${node} has no nlb0`);
-  return iface.counters;
-}
 
 test.serial('IPv6 alone under --election bucket: the kernel filter keys IPv6 sources, each dispatcher reads about a third, every source answered once by one node', async (t) => {
   await withLab(

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { ClusterLab } from '../../src/lab/cluster.js';
 import { sweepStale } from '../../src/lab/netns.js';
 import type { InterfaceCounters } from '../../src/main/admin-protocol.js';
-import { withLab } from './fixtures/lab-scenarios.js';
+import { interfaceCounters as counters, withLab } from './fixtures/lab-scenarios.js';
 import { startUdpEcho, udpFlows } from './fixtures/udp-flows.js';
 
 const SOURCES = 150; // the lab's client /24 holds at most 154
@@ -18,12 +18,6 @@ const BUCKETS = ['--election', 'bucket', '--weight-mode', 'fixed'];
 test.before(async () => {
   await sweepStale();
 });
-
-async function counters(lab: ClusterLab, node: string): Promise<InterfaceCounters> {
-  const iface = (await lab.status(node)).interfaces.find((i) => i.name === 'nlb0');
-  if (iface === undefined) throw new Error(`${node} has no nlb0`);
-  return iface.counters;
-}
 
 /** Polls until every node's kernel filter passes a bucket set of the expected size (at most 10 s). */
 async function filtersPass(lab: ClusterLab, nodes: readonly string[], buckets: (n: number) => boolean): Promise<InterfaceCounters[]> {
