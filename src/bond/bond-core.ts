@@ -17,6 +17,7 @@ import { parseIPv4 } from '../net/ipv4.js';
 import { ETH_HLEN, ETH_P_ARP, formatMac, macEquals } from '../net/ethernet.js';
 import { buildUnsolicitedAdvertisement } from '../net/ndp.js';
 import { buildIgmpv3Report, buildMldv2Report } from '../net/igmp.js';
+import type { BondEventFields, BondEventKind } from './bond-events.js';
 import { chooseActive, type CandidateSlave } from './active-backup.js';
 import { TlbBalancer, RlbTable, buildLearningPacket } from './alb.js';
 import { ArpMonitor, type ArpLinkChange, type ArpProbe } from './arp-monitor.js';
@@ -68,8 +69,8 @@ export interface BondIo {
   bondAddresses6?(): readonly Uint8Array[];
   /** The multicast groups the host joined on the bond (/proc/net/igmp, igmp6): reported again after a failover (resend_igmp). */
   bondGroups?(): { v4: readonly number[]; v6: readonly Uint8Array[] };
-  /** Something an operator wants in the log: a link went down, the active slave changed. */
-  event(kind: string, fields: Record<string, string | number | boolean | undefined>): void;
+  /** Something an operator wants in the log: a link went down, the active slave changed (bond-events.ts). */
+  event<K extends BondEventKind>(kind: K, fields: BondEventFields[K]): void;
 }
 
 export interface SlaveConfig {

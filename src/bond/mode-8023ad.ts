@@ -8,6 +8,7 @@
 import { formatMac, macFromNumber, parseMac } from '../net/ethernet.js';
 import { createDecodedLacpdu, decodeLacpdu, encodeLacpdu, LacpduResult, LACPDU_FRAME_LENGTH } from './lacp/lacpdu.js';
 import { ChurnState, LacpBond } from './lacp/machines.js';
+import type { BondEventFields } from './bond-events.js';
 import { buildMarkerResponse, MARKER_INFORMATION, MARKER_RESPONSE, markerKind } from './lacp/marker.js';
 import { linkUsable, type SlaveLink } from './link-monitor.js';
 import type { BondOptions } from './options.js';
@@ -24,7 +25,7 @@ export interface LacpSlave {
 
 export interface LacpIo {
   send(slot: number, buf: Uint8Array, off: number, len: number): boolean;
-  event(kind: string, fields: Record<string, string | number | boolean | undefined>): void;
+  event(kind: 'lacp', fields: BondEventFields['lacp']): void;
 }
 
 const SLOTS = 32;

@@ -22,7 +22,8 @@ import { formatBondStatus, type BondStatusView } from '../bond/status-file.js';
 import { lnlbError, reviveError, serializeError } from '../errors.js';
 import { formatMac, isMulticastMac, macEquals, macToNumber, parseMac } from '../net/ethernet.js';
 import * as port from '../port/native.js';
-import type { BondThreadData, BondThreadStatus, BondToMain, MainToBond } from '../workers/bond-thread.js';
+import type { BondEvent } from '../bond/bond-events.js';
+import type { BondReplies, BondThreadData, BondToMain, MainToBond } from '../workers/bond-thread.js';
 import { readLinkSpeed } from '../bond/link-speed.js';
 import type { Logger } from './logger.js';
 import { isDeviceName } from './device-name.js';
@@ -156,10 +157,10 @@ class Bond {
         const waiter = this.#pending.get(msg.id);
         this.#pending.delete(msg.id);
         // Revived with the code the thread gave it: lnlbctl --json shows LNLB_ERR_BOND_SLAVE, not a bare text.
-        if (msg.error !== undefined) waiter?.reject(reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED'));
+        if ('error' in msg) waiter?.reject(reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED'));
         else waiter?.resolve(msg.result);
       } else if (msg.type === 'event') {
-        log.info({ event: `bond-${msg.kind}`, bond: name, ...msg.fields }, describeEvent(name, msg.kind, msg.fields));
+        log.info({ event: `bond-${msg.kind}`, bond: name, ...msg.fields }, describeEvent(name, msg));
       } else if (msg.type === 'error') {
         const err = reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED');
         this.#failed = err.message;
@@ -175,7 +176,8 @@ class Bond {
     });
   }
 
-  request(message: WithoutId<MainToBond>, timeoutMs = 5000): Promise<unknown> {
+  /** Sends a request to the bond thread; its typed answer (BondReplies), or its error revived with its code. */
+  request<M extends WithoutId<MainToBond>>(message: M, timeoutMs = 5000): Promise<BondReplies[M['type']]> {
     if (this.#failed !== undefined) return Promise.reject(lnlbError('LNLB_ERR_WORKER_FAILED', `bond ${this.name} thread failed: ${this.#failed}: destroy the bond (lnlbctl bond destroy ${this.name}) and create it again`));
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
@@ -186,7 +188,8 @@ class Bond {
       this.#pending.set(id, {
         resolve: (v) => {
           clearTimeout(timer);
-          resolve(v);
+          // The thread answers each request with its own type's result (BondReply).
+          resolve(v as BondReplies[M['type']]);
         },
         reject: (e) => {
           clearTimeout(timer);
@@ -198,20 +201,22 @@ class Bond {
   }
 }
 
-function describeEvent(bond: string, kind: string, f: Record<string, string | number | boolean | undefined>): string {
-  switch (kind) {
+function describeEvent(bond: string, e: BondEvent): string {
+  switch (e.kind) {
     case 'link':
-      return `${bond}: link status of ${String(f['slave'])}: ${String(f['state'])} (${String(f['change'])})`;
+      return `${bond}: link status of ${e.fields.slave}: ${e.fields.state} (${e.fields.change})`;
     case 'active':
-      return f['slave'] === undefined ? `${bond}: now running without any active interface!` : `${bond}: making interface ${String(f['slave'])} the new active one`;
+      return e.fields.slave === undefined ? `${bond}: now running without any active interface!` : `${bond}: making interface ${e.fields.slave} the new active one`;
     case 'enslaved':
-      return `${bond}: enslaved ${String(f['slave'])} (link ${String(f['link'])})`;
+      return `${bond}: enslaved ${e.fields.slave} (link ${e.fields.link})`;
     case 'released':
-      return `${bond}: released ${String(f['slave'])}`;
+      return `${bond}: released ${e.fields.slave}`;
     case 'lacp':
-      return `${bond}: 802.3ad ${f['port'] === undefined ? '' : `port ${String(f['port'])} `}${String(f['change'])}`;
-    default:
-      return `${bond}: ${kind}`;
+      return `${bond}: 802.3ad ${e.fields.port === undefined ? '' : `port ${e.fields.port} `}${e.fields.change}`;
+    case 'mac-failed':
+      return `${bond}: could not set the MAC of ${e.fields.slave}: ${e.fields.error}`;
+    case 'promisc-failed':
+      return `${bond}: could not make ${e.fields.slave} promiscuous: ${e.fields.error}`;
   }
 }
 
@@ -324,7 +329,7 @@ export class BondManager {
     const info = port.ifInfo(dev);
     const owner = `${bond.name}/${dev}`;
     const record: SlaveRecord = { name: dev, bond: bond.name, mac: formatMac(info.mac), set: formatMac(info.mac), up: info.up, fd: -1 };
-    const status = (await bond.request({ type: 'status' })) as BondThreadStatus;
+    const status = await bond.request({ type: 'status' });
     const first = status.slaves.length === 0;
     const bondMac: Uint8Array = first ? info.mac : parseMac(status.mac);
     const takesBondMac = !(bond.options.mode === 'balance-tlb' || bond.options.mode === 'balance-alb' || (bond.options.mode === 'active-backup' && bond.options.fail_over_mac !== 'none'));
@@ -406,7 +411,7 @@ export class BondManager {
   /** The status in the layout of /proc/net/bonding/<bond>, and the same as JSON. */
   async show(bondName: string): Promise<{ text: string; json: BondJson }> {
     const bond = this.#get(bondName);
-    const s = (await bond.request({ type: 'status' })) as BondThreadStatus;
+    const s = await bond.request({ type: 'status' });
     const json: BondJson = {
       name: bond.name,
       mac: s.mac,
@@ -459,7 +464,7 @@ export class BondManager {
     let written = '';
     const refresh = async (): Promise<void> => {
       try {
-        const s = (await bond.request({ type: 'status' })) as BondThreadStatus;
+        const s = await bond.request({ type: 'status' });
         const text = formatBondStatus(s.status);
         if (text === written || !this.#statusFiles.has(bond.name)) return;
         writeStateFile(path, text);

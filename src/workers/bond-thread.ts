@@ -4,20 +4,26 @@
  * timer for the monitors) rather than a blocking loop, because it waits on several fds at
  * once and the monitors must tick while the wire is quiet. Frames keep their virtio-net
  * header both ways, so GSO frames and partial checksums cross the bond whole.
+ *
+ *   BondThread     the thread's state and its handlers (host → wire, wire → host, the timer,
+ *                  the manager's requests)
+ *   PortBondIo     BondIo over the real sockets and devices, for BondCore
+ *   messages       MainToBond requests, each answered by a BondReply of its own type
  */
 
 import { readFileSync } from 'node:fs';
-import { readLinkSpeed } from '../bond/link-speed.js';
 import { networkInterfaces } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { BondEvent, BondEventFields, BondEventKind } from '../bond/bond-events.js';
 import { BondCore, MAX_SLAVES, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
+import { readLinkSpeed } from '../bond/link-speed.js';
 import type { BondOptions } from '../bond/options.js';
+import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import { formatMac } from '../net/ethernet.js';
+import { parseProcIgmp, parseProcIgmp6 } from '../net/igmp.js';
 import { parseIPv4 } from '../net/ipv4.js';
 import { parseIPv6 } from '../net/ipv6.js';
 import { copyWithTag } from '../net/vlan.js';
-import { parseProcIgmp, parseProcIgmp6 } from '../net/igmp.js';
-import { lnlbError, serializeError, type SerializedError } from '../errors.js';
 import * as port from '../port/native.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
 
@@ -51,12 +57,20 @@ export interface BondThreadStatus {
   vlanFramesIn: number;
 }
 
-export type BondToMain =
-  | { type: 'ready'; tid: number }
-  /** `error`: serializeError's form, revived by the manager with its code (LNLB_ERR_BOND_SLAVE, ...). */
-  | { type: 'reply'; id: number; result?: unknown; error?: SerializedError }
-  | { type: 'event'; kind: string; fields: Record<string, string | number | boolean | undefined> }
-  | { type: 'error'; error: SerializedError };
+/** What each request is answered with. */
+export interface BondReplies {
+  enslave: { slot: number };
+  release: { released: string };
+  status: BondThreadStatus;
+  stop: { stopped: true };
+}
+
+export type BondRequestType = MainToBond['type'];
+
+/** A request's answer: its result, or the error it raised (serializeError's form, revived by the manager with its code). */
+export type BondReply = { [T in BondRequestType]: { type: 'reply'; id: number; request: T; result: BondReplies[T] } }[BondRequestType] | { type: 'reply'; id: number; request: BondRequestType; error: SerializedError };
+
+export type BondToMain = { type: 'ready'; tid: number } | BondReply | ({ type: 'event' } & BondEvent) | { type: 'error'; error: SerializedError };
 
 /** Frames taken from one fd per wake-up, so one busy side cannot starve the other. */
 const BATCH = 64;
@@ -66,12 +80,17 @@ const TAP_FRAME_BYTES = 10 + 65_536 + 256;
 const RX_BYTES = 1 << 20;
 /** The bond's addresses are read again at most this often (getifaddrs is a netlink dump, ~50 µs): an address added is in use for ARP probes, peer notifications and alb within a quarter second. */
 const ADDRESS_REFRESH_MS = 250;
+/**
+ * How often the bond device's promiscuity is read, to pass it on to the slaves (the driver is
+ * told at once; a TAP tells nobody): the monitor's period, miimon, or this without one.
+ */
+const PROMISC_CHECK_MS = 100;
 
 interface SlavePort {
   name: string;
   slot: number;
   fd: number;
-  watcher: port.Watcher;
+  watcher: port.Watcher | undefined;
   /** A send-only socket holding promiscuous membership while the bond's TAP is promiscuous. */
   promiscFd: number;
 }
@@ -80,116 +99,163 @@ function post(message: BondToMain): void {
   parentPort?.postMessage(message);
 }
 
-function run(data: BondThreadData): void {
-  nameOwnThread('lnlb-bond');
-  lowerDatapathThread();
-  const slaves: (SlavePort | undefined)[] = [];
-  const fdBySlot = new Int32Array(64).fill(-1);
-  let addresses: number[] = [];
-  let addresses6: Uint8Array[] = [];
-  let addressesAt = Number.NEGATIVE_INFINITY;
-  const refreshAddresses = (): void => {
+function postEvent<K extends BondEventKind>(kind: K, fields: BondEventFields[K]): void {
+  post({ type: 'event', kind, fields } as { type: 'event' } & BondEvent);
+}
+
+/** BondIo over the bond's real slaves, devices and /proc. */
+class PortBondIo implements BondIo {
+  readonly #name: string;
+  readonly #slaves: readonly (SlavePort | undefined)[];
+  /** The send socket of each slot, -1 when the slot is free: one load per frame sent. */
+  readonly #fdBySlot: Int32Array;
+  #addresses: number[] = [];
+  #addresses6: Uint8Array[] = [];
+  #addressesAt = Number.NEGATIVE_INFINITY;
+
+  constructor(name: string, slaves: readonly (SlavePort | undefined)[], fdBySlot: Int32Array) {
+    this.#name = name;
+    this.#slaves = slaves;
+    this.#fdBySlot = fdBySlot;
+  }
+
+  send(slot: number, buf: Uint8Array, off: number, len: number): boolean {
+    const fd = this.#fdBySlot[slot]!;
+    if (fd < 0) return false;
+    try {
+      return port.send(fd, buf, off, len) > 0;
+    } catch {
+      // ENETDOWN / ENXIO while the link is going: the monitor takes the slave out shortly.
+      return false;
+    }
+  }
+
+  carrier(slot: number): boolean {
+    const slave = this.#slaves[slot];
+    if (slave === undefined) return false;
+    try {
+      return port.ifInfo(slave.name).running;
+    } catch {
+      return false;
+    }
+  }
+
+  linkSpeed(slot: number): { speed: number; fullDuplex: boolean | undefined } {
+    const slave = this.#slaves[slot];
+    return slave === undefined ? { speed: 0, fullDuplex: undefined } : readLinkSpeed(slave.name);
+  }
+
+  setSlaveMac(slot: number, mac: Uint8Array): void {
+    const slave = this.#slaves[slot];
+    if (slave !== undefined) this.#setMac(slave.name, mac);
+  }
+
+  setBondMac(mac: Uint8Array): void {
+    this.#setMac(this.#name, mac);
+  }
+
+  #setMac(device: string, mac: Uint8Array): void {
+    try {
+      port.ifSetMac(device, mac);
+    } catch (err) {
+      postEvent('mac-failed', { slave: device, error: (err as Error).message });
+    }
+  }
+
+  bondAddresses(): readonly number[] {
+    this.#refreshAddresses();
+    return this.#addresses;
+  }
+
+  bondAddresses6(): readonly Uint8Array[] {
+    this.#refreshAddresses();
+    return this.#addresses6;
+  }
+
+  #refreshAddresses(): void {
     const now = performance.now();
-    if (now - addressesAt < ADDRESS_REFRESH_MS) return;
-    addressesAt = now;
-    const all = networkInterfaces()[data.name] ?? [];
+    if (now - this.#addressesAt < ADDRESS_REFRESH_MS) return;
+    this.#addressesAt = now;
+    const all = networkInterfaces()[this.#name] ?? [];
     // A multicast address on the bond (ip address add ... autojoin) is a group joined, not an address to announce.
-    addresses = all.filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address)).filter((ip) => ip >>> 28 !== 0xe);
-    addresses6 = all.filter((a) => a.family === 'IPv6').map((a) => parseIPv6(a.address.split('%')[0]!));
-  };
-  let tapWriteDrops = 0;
-  let vlanFramesIn = 0;
+    this.#addresses = all.filter((a) => a.family === 'IPv4').map((a) => parseIPv4(a.address)).filter((ip) => ip >>> 28 !== 0xe);
+    this.#addresses6 = all.filter((a) => a.family === 'IPv6').map((a) => parseIPv6(a.address.split('%')[0]!));
+  }
 
-  const io: BondIo = {
-    send(slot, buf, off, len) {
-      const fd = fdBySlot[slot]!;
-      if (fd < 0) return false;
+  bondGroups(): { v4: readonly number[]; v6: readonly Uint8Array[] } {
+    // Read only after a failover (resend_igmp): this thread's network namespace is the bond's.
+    const read = (path: string): string => {
       try {
-        return port.send(fd, buf, off, len) > 0;
+        return readFileSync(path, 'utf8');
       } catch {
-        // ENETDOWN / ENXIO while the link is going: the monitor takes the slave out shortly.
-        return false;
+        return '';
       }
-    },
-    carrier(slot) {
-      const slave = slaves[slot];
-      if (slave === undefined) return false;
-      try {
-        return port.ifInfo(slave.name).running;
-      } catch {
-        return false;
-      }
-    },
-    linkSpeed(slot) {
-      const slave = slaves[slot];
-      return slave === undefined ? { speed: 0, fullDuplex: undefined } : readLinkSpeed(slave.name);
-    },
-    setSlaveMac(slot, mac) {
-      const slave = slaves[slot];
-      if (slave === undefined) return;
-      try {
-        port.ifSetMac(slave.name, mac);
-      } catch (err) {
-        post({ type: 'event', kind: 'mac-failed', fields: { slave: slave.name, error: (err as Error).message } });
-      }
-    },
-    setBondMac(mac) {
-      try {
-        port.ifSetMac(data.name, mac);
-      } catch (err) {
-        post({ type: 'event', kind: 'mac-failed', fields: { slave: data.name, error: (err as Error).message } });
-      }
-    },
-    bondAddresses() {
-      refreshAddresses();
-      return addresses;
-    },
-    bondAddresses6() {
-      refreshAddresses();
-      return addresses6;
-    },
-    bondGroups() {
-      // Read only after a failover (resend_igmp): this thread's network namespace is the bond's.
-      const read = (path: string): string => {
-        try {
-          return readFileSync(path, 'utf8');
-        } catch {
-          return '';
-        }
-      };
-      return { v4: parseProcIgmp(read('/proc/net/igmp'), data.name), v6: parseProcIgmp6(read('/proc/net/igmp6'), data.name) };
-    },
-    event(kind, fields) {
-      post({ type: 'event', kind, fields });
-    },
-  };
+    };
+    return { v4: parseProcIgmp(read('/proc/net/igmp'), this.#name), v6: parseProcIgmp6(read('/proc/net/igmp6'), this.#name) };
+  }
 
-  const core = new BondCore({ name: data.name, options: data.options, mac: data.mac, vnetHdrLen: data.vnetHdrLen, version: data.version }, io);
+  event<K extends BondEventKind>(kind: K, fields: BondEventFields[K]): void {
+    postEvent(kind, fields);
+  }
+}
+
+class BondThread {
+  readonly #data: BondThreadData;
+  readonly #slaves: (SlavePort | undefined)[] = new Array<SlavePort | undefined>(MAX_SLAVES).fill(undefined);
+  readonly #fdBySlot = new Int32Array(MAX_SLAVES).fill(-1);
+  readonly #core: BondCore;
+  readonly #promiscCheckMs: number;
+  #tapWriteDrops = 0;
+  #vlanFramesIn = 0;
+  #lastPromiscCheck = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #tapWatcher: port.Watcher | undefined;
 
   // Host → wire.
-  const txBuf = new Uint8Array(TAP_FRAME_BYTES);
-  const onTapReadable = (): void => {
-    const now = performance.now();
-    for (let i = 0; i < BATCH; i++) {
-      const n = port.recv(data.tapFd, txBuf, 0, txBuf.length);
-      if (n <= 0) break;
-      core.transmit(txBuf, 0, n, now);
-    }
-  };
-  const tapWatcher = port.watch(data.tapFd, onTapReadable);
-
+  readonly #txBuf = new Uint8Array(TAP_FRAME_BYTES);
   // Wire → host: one buffer for every slave (one slave is read at a time).
-  const rxBuf = new Uint8Array(RX_BYTES);
-  const meta = new Uint32Array(BATCH * port.META_WORDS);
-  const offsets = new Uint32Array(BATCH);
-  const lengths = new Uint32Array(BATCH);
+  readonly #rxBuf = new Uint8Array(RX_BYTES);
+  readonly #meta = new Uint32Array(BATCH * port.META_WORDS);
+  readonly #offsets = new Uint32Array(BATCH);
+  readonly #lengths = new Uint32Array(BATCH);
   // A tagged frame goes to the host with its tag put back (the kernel took it off into the
   // packet's auxdata): the host's VLAN devices on the bond (bond0.100) need it.
-  const tagged = new Uint8Array(RX_BYTES);
-  const one = Uint32Array.of(0);
-  const oneLength = new Uint32Array(1);
-  const readSlave = (slave: SlavePort): void => {
+  readonly #tagged = new Uint8Array(RX_BYTES);
+  readonly #one = Uint32Array.of(0);
+  readonly #oneLength = new Uint32Array(1);
+
+  constructor(data: BondThreadData) {
+    this.#data = data;
+    this.#promiscCheckMs = data.options.miimon > 0 ? data.options.miimon : PROMISC_CHECK_MS;
+    const io = new PortBondIo(data.name, this.#slaves, this.#fdBySlot);
+    this.#core = new BondCore({ name: data.name, options: data.options, mac: data.mac, vnetHdrLen: data.vnetHdrLen, version: data.version }, io);
+  }
+
+  start(): void {
+    this.#tapWatcher = port.watch(this.#data.tapFd, () => this.#fromHost());
+    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    parentPort?.on('message', (msg: MainToBond) => this.#handle(msg));
+    post({ type: 'ready', tid: ownThreadId() });
+  }
+
+  #fromHost(): void {
     const now = performance.now();
+    const tapFd = this.#data.tapFd;
+    for (let i = 0; i < BATCH; i++) {
+      const n = port.recv(tapFd, this.#txBuf, 0, this.#txBuf.length);
+      if (n <= 0) break;
+      this.#core.transmit(this.#txBuf, 0, n, now);
+    }
+  }
+
+  #fromSlave(slave: SlavePort): void {
+    const now = performance.now();
+    const core = this.#core;
+    const tapFd = this.#data.tapFd;
+    const rxBuf = this.#rxBuf;
+    const meta = this.#meta;
+    const offsets = this.#offsets;
+    const lengths = this.#lengths;
     const count = port.ringRead(slave.fd, rxBuf, 0, rxBuf.length, meta, BATCH, 0);
     let deliver = 0;
     for (let i = 0; i < count; i++) {
@@ -201,128 +267,138 @@ function run(data: BondThreadData): void {
       if (core.receive(slave.slot, rxBuf, off, len, flags & 0xff, now) !== RX_DELIVER) continue;
       if ((flags & port.META_VLAN) !== 0) {
         // The frames before it first: the host gets them in the order they came.
-        if (deliver > 0) tapWriteDrops += deliver - port.writeBatch(data.tapFd, rxBuf, offsets, lengths, deliver);
+        if (deliver > 0) this.#tapWriteDrops += deliver - port.writeBatch(tapFd, rxBuf, offsets, lengths, deliver);
         deliver = 0;
-        oneLength[0] = copyWithTag(rxBuf, off, len, tagged, flags >>> 16, data.vnetHdrLen);
-        if (oneLength[0]! > 0) tapWriteDrops += 1 - port.writeBatch(data.tapFd, tagged, one, oneLength, 1);
-        vlanFramesIn++;
+        this.#oneLength[0] = copyWithTag(rxBuf, off, len, this.#tagged, flags >>> 16, this.#data.vnetHdrLen);
+        if (this.#oneLength[0]! > 0) this.#tapWriteDrops += 1 - port.writeBatch(tapFd, this.#tagged, this.#one, this.#oneLength, 1);
+        this.#vlanFramesIn++;
         continue;
       }
       offsets[deliver] = off;
       lengths[deliver] = len;
       deliver++;
     }
-    if (deliver > 0) tapWriteDrops += deliver - port.writeBatch(data.tapFd, rxBuf, offsets, lengths, deliver);
-  };
+    if (deliver > 0) this.#tapWriteDrops += deliver - port.writeBatch(tapFd, rxBuf, offsets, lengths, deliver);
+  }
 
-  const syncPromiscuous = (): void => {
+  #tick(): void {
+    const now = performance.now();
+    if (now - this.#lastPromiscCheck >= this.#promiscCheckMs) {
+      this.#lastPromiscCheck = now;
+      this.#syncPromiscuous();
+    }
+    this.#core.tick(now);
+  }
+
+  #syncPromiscuous(): void {
     let promisc = false;
     try {
-      promisc = port.ifInfo(data.name).promisc;
+      promisc = port.ifInfo(this.#data.name).promisc;
     } catch {
       return;
     }
-    if (promisc === core.promiscuous) return;
-    core.promiscuous = promisc;
-    for (const slave of slaves) if (slave !== undefined) setSlavePromisc(slave, promisc);
-  };
-  const setSlavePromisc = (slave: SlavePort, on: boolean): void => {
+    if (promisc === this.#core.promiscuous) return;
+    this.#core.promiscuous = promisc;
+    for (const slave of this.#slaves) if (slave !== undefined) this.#setSlavePromisc(slave, promisc);
+  }
+
+  #setSlavePromisc(slave: SlavePort, on: boolean): void {
     if (on && slave.promiscFd < 0) {
       try {
         slave.promiscFd = port.packetOpen(slave.name, { protocol: 0, promisc: true, vnetHdr: false, ignoreOutgoing: true });
       } catch (err) {
-        post({ type: 'event', kind: 'promisc-failed', fields: { slave: slave.name, error: (err as Error).message } });
+        postEvent('promisc-failed', { slave: slave.name, error: (err as Error).message });
       }
     } else if (!on && slave.promiscFd >= 0) {
       port.close(slave.promiscFd);
       slave.promiscFd = -1;
     }
-  };
+  }
 
-  let lastPromiscCheck = 0;
-  const timer = setInterval(() => {
+  #enslave(handoff: BondSlaveHandoff, adoptMac: boolean): BondReplies['enslave'] {
+    const core = this.#core;
+    if (adoptMac) core.adoptMac(handoff.mac);
     const now = performance.now();
-    if (now - lastPromiscCheck >= 100) {
-      lastPromiscCheck = now;
-      syncPromiscuous();
-    }
+    if (core.slaveCount >= MAX_SLAVES) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${handoff.name}: ${this.#data.name} has ${MAX_SLAVES} slaves already, lnlb's limit: release one first`);
+    // The socket is read before the core knows the slave only if the slot is set first.
+    const slot = core.addSlave(handoff, now);
+    const slave: SlavePort = { name: handoff.name, slot, fd: handoff.fd, promiscFd: -1, watcher: undefined };
+    slave.watcher = port.watch(handoff.fd, () => this.#fromSlave(slave));
+    this.#slaves[slot] = slave;
+    this.#fdBySlot[slot] = handoff.fd;
+    if (core.promiscuous) this.#setSlavePromisc(slave, true);
+    // LACPDUs and gratuitous ARPs the new slave triggers go out now, not at the next tick.
     core.tick(now);
-  }, TICK_MS);
+    return { slot };
+  }
 
-  const release = (name: string): void => {
-    const slot = core.slotOf(name);
+  #release(name: string): void {
+    const slot = this.#core.slotOf(name);
     if (slot < 0) return;
-    core.removeSlave(name, performance.now());
-    const slave = slaves[slot];
+    this.#core.removeSlave(name, performance.now());
+    const slave = this.#slaves[slot];
     if (slave !== undefined) {
-      slave.watcher.stop();
-      setSlavePromisc(slave, false);
+      slave.watcher?.stop();
+      this.#setSlavePromisc(slave, false);
     }
-    slaves[slot] = undefined;
-    fdBySlot[slot] = -1;
-  };
+    this.#slaves[slot] = undefined;
+    this.#fdBySlot[slot] = -1;
+  }
 
-  const status = (): BondThreadStatus => ({
-    status: core.statusView(),
-    mac: formatMac(core.mac),
-    counters: { ...core.counters },
-    slaves: core.slaveNames().map((name) => {
-      const c = core.slaveCounters(name)!;
-      const states = core.portStates(name);
-      return {
-        name,
-        linkState: core.slaveLinkState(name) ?? 'DOWN',
-        carries: core.carriesTraffic(name),
-        mac: formatMac(core.slaveMac(name) ?? new Uint8Array(6)),
-        txFrames: c.txFrames,
-        rxFrames: c.rxFrames,
-        ...(states === undefined ? {} : states),
-      };
-    }),
-    promiscuous: core.promiscuous,
-    tapWriteDrops,
-    vlanFramesIn,
-  });
+  #status(): BondThreadStatus {
+    const core = this.#core;
+    return {
+      status: core.statusView(),
+      mac: formatMac(core.mac),
+      counters: { ...core.counters },
+      slaves: core.slaveNames().map((name) => {
+        const c = core.slaveCounters(name)!;
+        const states = core.portStates(name);
+        return {
+          name,
+          linkState: core.slaveLinkState(name) ?? 'DOWN',
+          carries: core.carriesTraffic(name),
+          mac: formatMac(core.slaveMac(name) ?? new Uint8Array(6)),
+          txFrames: c.txFrames,
+          rxFrames: c.rxFrames,
+          ...(states === undefined ? {} : states),
+        };
+      }),
+      promiscuous: core.promiscuous,
+      tapWriteDrops: this.#tapWriteDrops,
+      vlanFramesIn: this.#vlanFramesIn,
+    };
+  }
 
-  parentPort?.on('message', (msg: MainToBond) => {
+  #stop(): BondReplies['stop'] {
+    clearInterval(this.#timer);
+    for (const name of this.#core.slaveNames()) this.#release(name);
+    this.#tapWatcher?.stop();
+    return { stopped: true };
+  }
+
+  #handle(msg: MainToBond): void {
     try {
       switch (msg.type) {
-        case 'enslave': {
-          if (msg.adoptMac) core.adoptMac(msg.slave.mac);
-          const now = performance.now();
-          // The socket is read before the core knows the slave only if the slot is set first.
-          if (core.slaveCount >= MAX_SLAVES) throw lnlbError('LNLB_ERR_BOND_SLAVE', `${msg.slave.name}: ${data.name} has ${MAX_SLAVES} slaves already, lnlb's limit: release one first`);
-          const slot = core.addSlave(msg.slave, now);
-          const slave: SlavePort = { name: msg.slave.name, slot, fd: msg.slave.fd, promiscFd: -1, watcher: undefined as unknown as port.Watcher };
-          slave.watcher = port.watch(msg.slave.fd, () => readSlave(slave));
-          slaves[slot] = slave;
-          fdBySlot[slot] = msg.slave.fd;
-          if (core.promiscuous) setSlavePromisc(slave, true);
-          // LACPDUs and gratuitous ARPs the new slave triggers go out now, not at the next tick.
-          core.tick(now);
-          post({ type: 'reply', id: msg.id, result: { slot } });
+        case 'enslave':
+          post({ type: 'reply', id: msg.id, request: 'enslave', result: this.#enslave(msg.slave, msg.adoptMac) });
           break;
-        }
         case 'release':
-          release(msg.name);
-          post({ type: 'reply', id: msg.id, result: { released: msg.name } });
+          this.#release(msg.name);
+          post({ type: 'reply', id: msg.id, request: 'release', result: { released: msg.name } });
           break;
         case 'status':
-          post({ type: 'reply', id: msg.id, result: status() });
+          post({ type: 'reply', id: msg.id, request: 'status', result: this.#status() });
           break;
         case 'stop':
-          clearInterval(timer);
-          for (const name of core.slaveNames()) release(name);
-          tapWatcher.stop();
-          post({ type: 'reply', id: msg.id, result: { stopped: true } });
+          post({ type: 'reply', id: msg.id, request: 'stop', result: this.#stop() });
           parentPort?.close();
           break;
       }
     } catch (err) {
-      post({ type: 'reply', id: msg.id, error: serializeError(err) });
+      post({ type: 'reply', id: msg.id, request: msg.type, error: serializeError(err) });
     }
-  });
-  post({ type: 'ready', tid: ownThreadId() });
+  }
 }
 
 // Imported on the main thread (a test does; bond-manager.ts did, for readLinkSpeed, now in
@@ -330,7 +406,9 @@ function run(data: BondThreadData): void {
 // lnlb-bond and lowered its priority to the datapath's.
 if (!isMainThread) {
   try {
-    run(workerData as BondThreadData);
+    nameOwnThread('lnlb-bond');
+    lowerDatapathThread();
+    new BondThread(workerData as BondThreadData).start();
   } catch (err) {
     post({ type: 'error', error: serializeError(err, 'bond thread') });
   }
