@@ -148,10 +148,10 @@ function largestGap(replies: readonly PingReply[], fromMs: number, toMs = Number
 }
 
 /** A steady ping stream from p1 to `target` (every `intervalS`) for the duration of `during`; its replies. */
-export async function pingDuring(lab: BondLab, target: string, during: () => Promise<void>, intervalS = PING_INTERVAL_S): Promise<PingReply[]> {
+export async function pingDuring(lab: BondLab, target: string, during: () => Promise<void>, intervalS = PING_INTERVAL_S, leadMs = LEAD_MS): Promise<PingReply[]> {
   const ping = lab.lab.spawn('p1', [PING, '-n', '-D', '-i', String(intervalS), target], { logName: 'ping' });
   try {
-    await sleep(LEAD_MS);
+    await sleep(leadMs);
     await during();
   } finally {
     ping.kill('SIGINT'); // ping prints (and flushes) what it has, then exits
