@@ -7,8 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BondLab } from '../src/lab/bond-lab.js';
-import { systemTool, waitExit, type LabProcess } from '../src/lab/netns.js';
-import { gapTrial, pingDuring, waitDistributing, type GapTrial } from './bond.js';
+import { gapTrial, iperf, pingDuring, waitDistributing, type GapTrial } from './bond.js';
 import { spread, type Spread } from './report.js';
 
 const A_IP = '10.9.0.1';
@@ -17,7 +16,6 @@ const PING_100HZ_S = 0.01;
 const AFTER_CUT_MS = 500;
 /** Ping before the link goes: OVS's userspace datapath sets up each new flow on its first packets (an upcall), slower on a loaded machine. */
 const LEAD_MS = 1000;
-const IPERF3 = systemTool('iperf3');
 const OPTIONS = ['mode=802.3ad', 'miimon=100', 'lacp_rate=fast', 'xmit_hash_policy=layer3+4'];
 
 export interface OvsBondBench {
@@ -30,19 +28,6 @@ export interface OvsBondBench {
 }
 
 const wallMs = (): number => performance.timeOrigin + performance.now();
-
-async function iperfToPeer(lab: BondLab, seconds: number, streams: number): Promise<number> {
-  const server: LabProcess = lab.lab.spawn('p1', [IPERF3, '-s', '-1', '-B', P_IP], { logName: 'iperf3-server' });
-  try {
-    await sleep(300);
-    const r = await lab.lab.exec('a', [IPERF3, '-c', P_IP, '-t', String(seconds), '-P', String(streams), '-J'], { timeoutMs: (seconds + 20) * 1000 });
-    if (r.code !== 0) throw new Error(`iperf3 to ${P_IP} failed (${r.code}): ${r.stderr || r.stdout.slice(0, 400)}`);
-    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
-  } finally {
-    server.kill();
-    await waitExit(server, 2000);
-  }
-}
 
 export async function runOvsBond(trials: number, seconds: number, reps: number, progress: (line: string) => void): Promise<OvsBondBench> {
   const streams = 4;
@@ -77,9 +62,9 @@ export async function runOvsBond(trials: number, seconds: number, reps: number, 
       await lab.lab.setSwitchPort(port, true);
       await waitDistributing(lab, 'a', 2);
     }
-    for (let r = 0; r < reps; r++) two.push(await iperfToPeer(lab, seconds, streams));
+    for (let r = 0; r < reps; r++) two.push(await iperf(lab, P_IP, seconds, streams, 'p1'));
     await lab.lnlbctl('a', ['bond', 'release', 'bond0', 'eth1']);
-    for (let r = 0; r < reps; r++) one.push(await iperfToPeer(lab, seconds, streams));
+    for (let r = 0; r < reps; r++) one.push(await iperf(lab, P_IP, seconds, streams, 'p1'));
     progress(`  TCP to the peer through OVS: 2 ports ${two.map((x) => x.toFixed(2)).join(', ')} Gbit/s; 1 port ${one.map((x) => x.toFixed(2)).join(', ')} Gbit/s`);
   } catch (error) {
     process.stderr.write(`${lab.logTails()}\n`);

@@ -404,8 +404,9 @@ export interface ThroughputBench {
   plain: Spread;
 }
 
-async function iperf(lab: BondLab, server: string, seconds: number, streams: number): Promise<number> {
-  const child: LabProcess = lab.lab.spawn('b', [IPERF3, '-s', '-1', '-B', server], { logName: 'iperf3-server' });
+/** iperf3 from host a to `server` (an address of `serverHost`, b by default): Gbit/s received. */
+export async function iperf(lab: BondLab, server: string, seconds: number, streams: number, serverHost = 'b'): Promise<number> {
+  const child: LabProcess = lab.lab.spawn(serverHost, [IPERF3, '-s', '-1', '-B', server], { logName: 'iperf3-server' });
   try {
     await sleep(300);
     const r = await lab.lab.exec('a', [IPERF3, '-c', server, '-t', String(seconds), '-P', String(streams), '-J'], { timeoutMs: (seconds + 20) * 1000 });
