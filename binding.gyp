@@ -41,7 +41,7 @@
     ["lab_sources==1", {
       "targets": [
         {
-          # Benchmarks, lab and tests only (src/lab/native.ts): traffic generator, netns entry.
+          # Benchmarks, lab and tests only (lab/native.ts): traffic generator, netns entry.
           "target_name": "lnlb_lab",
           "sources": [
             "native/lab/addon.cc",

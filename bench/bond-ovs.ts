@@ -6,7 +6,7 @@
  * against the same bond with one port, in the same run.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BondLab } from '../src/lab/bond-lab.js';
+import { BondLab } from '../lab/bond-lab.js';
 import { gapTrial, iperf, pingDuring, waitDistributing, type GapTrial } from './bond.js';
 import { spread, type Spread } from './report.js';
 

@@ -35,8 +35,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BondLab } from '../src/lab/bond-lab.js';
-import { waitExit, waitUntil, type LabProcess } from '../src/lab/netns.js';
+import { BondLab } from '../lab/bond-lab.js';
+import { waitExit, waitUntil, type LabProcess } from '../lab/netns.js';
 import { adminRequest } from '../src/main/admin-client.js';
 import type { BondShowJson } from '../src/main/admin-protocol.js';
 import type { BondJson } from '../src/main/bond-manager.js';

@@ -29,7 +29,7 @@ import { writeU32 } from '../src/net/bytes.js';
 import { encodeMessage, MessageType, MSG_OFF_FLAGS, MSG_OFF_FRAGMENT_NUMBER, MSG_OFF_FRAGMENT_TOTAL, MSG_OFF_DATA_LENGTH } from '../src/net/cluster-message.js';
 import { AUTH_TRAILER_LENGTH, FLAG_AUTHENTICATED } from '../src/net/auth.js';
 import { ETH_HLEN, ETH_P_LNLB, parseMac, writeEthernetHeader } from '../src/net/ethernet.js';
-import * as lab from '../src/lab/native.js';
+import * as lab from '../lab/native.js';
 import * as port from '../src/port/native.js';
 
 function arg(name: string): string {

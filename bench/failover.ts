@@ -5,9 +5,9 @@
  * reconverges between trials.
  */
 
-import { ClusterLab, VIP, VIP6 } from '../src/lab/cluster.js';
-import { tail, waitExit, waitStopped } from '../src/lab/netns.js';
-import { PingProbe } from '../src/lab/ping-probe.js';
+import { ClusterLab, VIP, VIP6 } from '../lab/cluster.js';
+import { tail, waitExit, waitStopped } from '../lab/netns.js';
+import { PingProbe } from '../lab/ping-probe.js';
 import { spread } from './report.js';
 
 /**

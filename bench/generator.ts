@@ -7,7 +7,7 @@
  */
 
 import { writeU32 } from '../src/net/bytes.js';
-import * as lab from '../src/lab/native.js';
+import * as lab from '../lab/native.js';
 import { IPPROTO_UDP, parseIPv4 } from '../src/net/ipv4.js';
 import * as port from '../src/port/native.js';
 import { ipv4Frame } from '../test/fixtures/frames.js';

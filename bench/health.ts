@@ -16,8 +16,8 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { ClusterLab, VIP } from '../src/lab/cluster.js';
-import { waitExit, type LabProcess } from '../src/lab/netns.js';
+import { ClusterLab, VIP } from '../lab/cluster.js';
+import { waitExit, type LabProcess } from '../lab/netns.js';
 import { fmt, ratio, spread, type BenchOptions, type BenchResult, type BenchRow, type Spread } from './report.js';
 
 const DRAINING_WEIGHT = 65535;

@@ -8,8 +8,8 @@
  */
 
 import { fileURLToPath } from 'node:url';
-import { ClusterLab } from '../src/lab/cluster.js';
-import { tail } from '../src/lab/netns.js';
+import { ClusterLab } from '../lab/cluster.js';
+import { tail } from '../lab/netns.js';
 import { fmt, fmtSpread, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 export interface JoinResult {

@@ -23,8 +23,8 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Lab, tail, waitExit, type LabProcess } from '../src/lab/netns.js';
-import { PingProbe } from '../src/lab/ping-probe.js';
+import { Lab, tail, waitExit, type LabProcess } from '../lab/netns.js';
+import { PingProbe } from '../lab/ping-probe.js';
 import { PROBE_CLIENTS, PROBE_INTERVAL_MS } from './failover.js';
 import { fmt, fmtSpread, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 

@@ -8,7 +8,7 @@
  */
 
 import { fileURLToPath } from 'node:url';
-import { ClusterLab, VIP } from '../src/lab/cluster.js';
+import { ClusterLab, VIP } from '../lab/cluster.js';
 import { fmt, fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow, type Spread } from './report.js';
 
 const ECHO = fileURLToPath(new URL('./udp-echo.js', import.meta.url));

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ClusterLab } from '../src/lab/cluster.js';
+import { ClusterLab } from '../lab/cluster.js';
 import { TrackingTable } from '../src/shm/tracking-table.js';
 import { shardSlots } from '../src/workers/datapath.js';
 import { fmt, fmtSpread, ratio, rssBytes, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';

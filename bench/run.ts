@@ -26,7 +26,7 @@ import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
 import { benchThroughput } from './throughput.js';
 import { benchWeightChange } from './weight-change.js';
-import { ensureSystemTools } from '../src/lab/system-tools.js';
+import { ensureSystemTools } from '../lab/system-tools.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 interface Benchmark {

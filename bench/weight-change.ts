@@ -8,7 +8,7 @@
  * the reference, same run, same cluster.
  */
 
-import { ClusterLab, VIP } from '../src/lab/cluster.js';
+import { ClusterLab, VIP } from '../lab/cluster.js';
 import { fmt, ratio, type BenchOptions, type BenchResult } from './report.js';
 
 interface Phase {

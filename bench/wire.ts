@@ -6,7 +6,7 @@
  */
 
 import { fileURLToPath } from 'node:url';
-import { ClusterLab } from '../src/lab/cluster.js';
+import { ClusterLab } from '../lab/cluster.js';
 import type { InterfaceCounters } from '../src/main/admin-protocol.js';
 
 export interface WireResult {

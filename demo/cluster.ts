@@ -4,9 +4,9 @@
  * SIGKILL, times the failover, shows who moved, and removes the lab (also on Ctrl-C or error).
  */
 import { performance } from 'node:perf_hooks';
-import { ClusterLab, LAB_DAEMON_TIMING, VIP, type Served } from '../src/lab/cluster.js';
-import { sweepStale } from '../src/lab/netns.js';
-import { ensureSystemTools } from '../src/lab/system-tools.js';
+import { ClusterLab, LAB_DAEMON_TIMING, VIP, type Served } from '../lab/cluster.js';
+import { sweepStale } from '../lab/netns.js';
+import { ensureSystemTools } from '../lab/system-tools.js';
 import { isLnlbError } from '../src/errors.js';
 
 const NODES = 3;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The project's own standing rules, checked after the type check (`npm run lint`):
 // - one direction of imports: main → workers → handlers/cluster/bond/shm/net; net and shm import
-//   nothing of ours but errors.ts; the package entry (src/index.ts) re-exports main, cluster,
+//   nothing of ours but errors.ts; src/ (the package) imports nothing outside it (lab/, bench/, test/); the package entry (src/index.ts) re-exports main, cluster,
 //   errors.ts and types of workers; examples use lnlb as its users do, by name ('lnlb', 'lnlb/handler'), never src/;
 // - no `any` in our own code;
 // - relative imports end in `.js` (ESM, NodeNext);
@@ -19,7 +19,6 @@ const ALLOWED = {
   bond: ['bond', 'net', 'errors.ts', 'edit-distance.ts'],
   workers: ['workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'errors.ts'],
   main: ['main', 'workers', 'handlers', 'shm', 'net', 'cluster', 'port', 'bond', 'health', 'errors.ts', 'edit-distance.ts'],
-  lab: ['lab', 'net', 'port', 'errors.ts', 'main'],
   'index.ts': ['main', 'workers', 'cluster', 'health', 'errors.ts'],
 };
 
@@ -34,7 +33,7 @@ function walk(dir) {
 }
 
 const problems = [];
-for (const file of [...walk('src'), ...walk('test'), ...walk('bench'), ...walk('demo'), ...walk('examples')]) {
+for (const file of [...walk('src'), ...walk('lab'), ...walk('test'), ...walk('bench'), ...walk('demo'), ...walk('examples')]) {
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   lines.forEach((line, i) => {
@@ -52,6 +51,10 @@ for (const file of [...walk('src'), ...walk('test'), ...walk('bench'), ...walk('
     if (file.startsWith('src/') && imp) {
       const area = relative('src', file).split('/')[0];
       const target = relative('src', join(file, '..', imp[1])).split('/')[0].replace(/\.js$/, '.ts');
+      if (target === '..') {
+        problems.push(`${where}: src/ is the package; it must not import ${relative('.', join(file, '..', imp[1]))} (outside src/, not shipped)`);
+        return;
+      }
       const allowed = ALLOWED[area];
       if (allowed && !allowed.includes(target)) problems.push(`${where}: src/${area} must not import src/${target}`);
     }

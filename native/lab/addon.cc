@@ -1,6 +1,6 @@
 // lnlb lab addon: what only the benchmarks, the lab and the tests need (a traffic generator,
 // netns entry), kept out of the port addon that lnlbd loads and the package ships.
-// src/lab/native.ts gives its calls types and turns their errors into LnlbError.
+// lab/native.ts gives its calls types and turns their errors into LnlbError.
 
 #include <napi.h>
 

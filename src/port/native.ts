@@ -238,7 +238,7 @@ export function addonPath(): string {
 
 /**
  * Loads a .node file, or throws LNLB_ERR_PORT_ADDON whose message ends with `remedy` (what
- * builds it); the lab addon (src/lab/native.ts) loads through here too.
+ * builds it); the lab addon (lab/native.ts) loads through here too.
  */
 export function loadNativeModule<T>(file: string, remedy: string): T {
   if (!existsSync(file)) {
@@ -276,7 +276,7 @@ export function addonAvailable(): boolean {
 // ---------------------------------------------------------------------------------------
 // Errors
 
-/** Calls of the lab addon (src/lab/native.ts), whose errors are mapped here too. */
+/** Calls of the lab addon (lab/native.ts), whose errors are mapped here too. */
 export type LabOp = 'sendBurst' | 'netnsEnter';
 
 /** Names of the addon calls, as given to {@link toPortError}. */

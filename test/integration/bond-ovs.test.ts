@@ -6,9 +6,9 @@
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BondLab } from '../../src/lab/bond-lab.js';
-import { parsePing } from '../../src/lab/cluster.js';
-import { sweepStale, waitUntil as waitFor } from '../../src/lab/netns.js';
+import { BondLab } from '../../lab/bond-lab.js';
+import { parsePing } from '../../lab/cluster.js';
+import { sweepStale, waitUntil as waitFor } from '../../lab/netns.js';
 import type { BondJson } from '../../src/main/bond-manager.js';
 
 const A_IP = '10.9.0.1';

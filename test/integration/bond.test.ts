@@ -6,9 +6,9 @@
 // switch, and balance-alb's receive balancing. Each test builds its own lab and removes it.
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BondLab } from '../../src/lab/bond-lab.js';
-import { parsePing } from '../../src/lab/cluster.js';
-import { sweepStale, systemTool, waitUntil as waitFor } from '../../src/lab/netns.js';
+import { BondLab } from '../../lab/bond-lab.js';
+import { parsePing } from '../../lab/cluster.js';
+import { sweepStale, systemTool, waitUntil as waitFor } from '../../lab/netns.js';
 
 const NFT = systemTool('nft');
 import type { BondJson } from '../../src/main/bond-manager.js';
@@ -386,7 +386,7 @@ test.serial('a cluster interface on a bond: lnlbd --bond ... --bind bond0 serves
   await withLab(lab, async () => {
     await lab.startDaemon('a', ['--bond', 'bond0 mode=active-backup miimon=100 slaves=eth0,eth1', '--bind', 'bond0', '--vip', '10.9.0.100']);
     await lab.lab.ipIn('a', ['address', 'add', `${A_IP}/24`, 'dev', 'bond0']);
-    lab.lab.spawn('a', [process.execPath, 'dist/src/lab/http-echo-server.js', '--name', 'bonded', '--host', '10.9.0.100', '--port', '80'], { logName: 'http', cwd: new URL('../../../', import.meta.url).pathname });
+    lab.lab.spawn('a', [process.execPath, 'dist/lab/http-echo-server.js', '--name', 'bonded', '--host', '10.9.0.100', '--port', '80'], { logName: 'http', cwd: new URL('../../../', import.meta.url).pathname });
     const curl = async (): Promise<string> => {
       const r = await lab.lab.exec('c1', ['curl', '-s', '-m', '3', 'http://10.9.0.100/'], { timeoutMs: 10_000 });
       return r.stdout;

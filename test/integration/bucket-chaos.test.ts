@@ -4,7 +4,7 @@
 // a node is killed (SIGKILL). No datagram is ever answered twice; a flow changes node only
 // when its node went away; and once the changes settle every flow is answered again.
 import test from 'ava';
-import { sweepStale } from '../../src/lab/netns.js';
+import { sweepStale } from '../../lab/netns.js';
 import { lnlbctl, withLab } from './fixtures/lab-scenarios.js';
 import { startUdpEcho, udpFlows, type UdpReply } from './fixtures/udp-flows.js';
 

@@ -3,8 +3,8 @@
 // and every node ends on one agreed table (lnlbctl status) sharing the 1024 buckets by weight.
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import type { ClusterLab } from '../../src/lab/cluster.js';
-import { sweepStale, waitExit } from '../../src/lab/netns.js';
+import type { ClusterLab } from '../../lab/cluster.js';
+import { sweepStale, waitExit } from '../../lab/netns.js';
 import { lnlbctl, owners, servedBy, serving, withLab } from './fixtures/lab-scenarios.js';
 
 const SOURCES = 24;

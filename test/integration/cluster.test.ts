@@ -3,7 +3,7 @@
 // node dies its sources move to the survivors while nobody else moves.
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import { VIP, type Served } from '../../src/lab/cluster.js';
+import { VIP, type Served } from '../../lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const CLIENT_ADDRESSES = 40;

@@ -6,8 +6,8 @@ import test from 'ava';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ClusterLab, LAB_DAEMON_TIMING, VIP, type CurlResult } from '../../src/lab/cluster.js';
-import { sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
+import { ClusterLab, LAB_DAEMON_TIMING, VIP, type CurlResult } from '../../lab/cluster.js';
+import { sweepStale, tail, waitExit, type LabProcess } from '../../lab/netns.js';
 
 // This file runs as dist/test/integration/embedding.test.js; the compiled example is beside it.
 const EXAMPLE = fileURLToPath(new URL('../../examples/http-service/server.js', import.meta.url));

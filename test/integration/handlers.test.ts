@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ClusterLab, LAB_DAEMON_TIMING, VIP, type ClusterLabOptions } from '../../src/lab/cluster.js';
-import { hasExited, sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
+import { ClusterLab, LAB_DAEMON_TIMING, VIP, type ClusterLabOptions } from '../../lab/cluster.js';
+import { hasExited, sweepStale, tail, waitExit, type LabProcess } from '../../lab/netns.js';
 import { watchdogLimitMs } from '../../src/workers/watchdog.js';
 import type { ConntrackJson } from '../../src/main/admin-protocol.js';
 import { udpFlows } from './fixtures/udp-flows.js';
@@ -22,7 +22,7 @@ import { udpFlows } from './fixtures/udp-flows.js';
 // This file runs as dist/test/integration/handlers.test.js; the repository root is three levels up.
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LNLBD = join(REPO_ROOT, 'bin', 'lnlbd');
-const UDP_ECHO_SERVER = fileURLToPath(new URL('../../src/lab/udp-echo-server.js', import.meta.url));
+const UDP_ECHO_SERVER = fileURLToPath(new URL('../../lab/udp-echo-server.js', import.meta.url));
 const UDP_PORT = 7007;
 
 /** Processes a test starts itself (beside the lab's daemons and HTTP servers), for the log tails. */

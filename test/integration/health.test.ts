@@ -6,8 +6,8 @@
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VIP, type ClusterLab } from '../../src/lab/cluster.js';
-import { waitExit, type LabProcess } from '../../src/lab/netns.js';
+import { VIP, type ClusterLab } from '../../lab/cluster.js';
+import { waitExit, type LabProcess } from '../../lab/netns.js';
 import type { InterfaceStatusJson } from '../../src/main/admin-protocol.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Lab, sweepStale, tail, waitExit, type LabProcess } from '../../src/lab/netns.js';
+import { Lab, sweepStale, tail, waitExit, type LabProcess } from '../../lab/netns.js';
 
 const LNLBD = fileURLToPath(new URL('../../../bin/lnlbd', import.meta.url));
 const LNLBCTL = fileURLToPath(new URL('../../../bin/lnlbctl', import.meta.url));

@@ -6,8 +6,8 @@
  */
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import { VIP6 } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import { VIP6 } from '../../lab/cluster.js';
+import { sweepStale } from '../../lab/netns.js';
 import type { InterfaceCounters } from '../../src/main/admin-protocol.js';
 import { interfaceCounters as counters, withLab } from './fixtures/lab-scenarios.js';
 import { startUdpEcho, udpFlows } from './fixtures/udp-flows.js';

@@ -11,11 +11,11 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VIP, VIP6 } from '../../src/lab/cluster.js';
+import { VIP, VIP6 } from '../../lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const CLUSTER_MAC = '02:00:0a:00:00:64';
-const UDP_ECHO = fileURLToPath(new URL('../../src/lab/udp-echo-server.js', import.meta.url));
+const UDP_ECHO = fileURLToPath(new URL('../../lab/udp-echo-server.js', import.meta.url));
 /** Sources the tests survey before the kill; the rest are new clients after the join (tracked sources stay where they are). */
 const SURVEYED = 24;
 

@@ -5,8 +5,8 @@
 // filter, with the bucket handovers: bucket-chaos.test.ts.)
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import type { ClusterLab } from '../../src/lab/cluster.js';
-import { sweepStale } from '../../src/lab/netns.js';
+import type { ClusterLab } from '../../lab/cluster.js';
+import { sweepStale } from '../../lab/netns.js';
 import type { InterfaceCounters } from '../../src/main/admin-protocol.js';
 import { interfaceCounters as counters, withLab } from './fixtures/lab-scenarios.js';
 import { startUdpEcho, udpFlows } from './fixtures/udp-flows.js';

@@ -4,10 +4,10 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClusterLab, parsePing } from '../../src/lab/cluster.js';
-import { Lab, listNamespaces, sweepStale } from '../../src/lab/netns.js';
+import { ClusterLab, parsePing } from '../../lab/cluster.js';
+import { Lab, listNamespaces, sweepStale } from '../../lab/netns.js';
 
-const NETNS_MODULE = new URL('../../src/lab/netns.js', import.meta.url).href;
+const NETNS_MODULE = new URL('../../lab/netns.js', import.meta.url).href;
 
 async function namespacesOf(prefix: string): Promise<string[]> {
   return (await listNamespaces()).filter((ns) => ns.startsWith(`${prefix}-`));

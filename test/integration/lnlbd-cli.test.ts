@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } fro
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sweepStale, waitExit, waitUntil } from '../../src/lab/netns.js';
+import { Lab, sweepStale, waitExit, waitUntil } from '../../lab/netns.js';
 import { defaultNodeName } from '../../src/net/cluster-message.js';
 import { hostname } from 'node:os';
 

@@ -4,7 +4,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { VIP } from '../../src/lab/cluster.js';
+import { VIP } from '../../lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const METRICS_PORT = 9750;

@@ -9,7 +9,7 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VIP } from '../../src/lab/cluster.js';
+import { VIP } from '../../lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 import type { ConntrackJson, DrainResult, StatusJson } from '../../src/main/admin-protocol.js';
 

@@ -8,8 +8,8 @@ import test from 'ava';
 import { mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, hasExited, sweepStale, systemTool, tail, waitExit, waitUntil, type LabProcess } from '../../src/lab/netns.js';
-import { capabilityMask, mountSandboxArgv, parseExecCommand, readServiceUnit, setprivArgv, type ServiceSettings } from '../../src/lab/service-unit.js';
+import { Lab, hasExited, sweepStale, systemTool, tail, waitExit, waitUntil, type LabProcess } from '../../lab/netns.js';
+import { capabilityMask, mountSandboxArgv, parseExecCommand, readServiceUnit, setprivArgv, type ServiceSettings } from '../../lab/service-unit.js';
 import type { StatusJson } from '../../src/main/admin-protocol.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { BUCKET_COUNT } from '../../src/cluster/buckets.js';
 import { deriveElectionKey } from '../../src/cluster/hash.js';
 import { LnlbError } from '../../src/errors.js';
-import * as lab from '../../src/lab/native.js';
+import * as lab from '../../lab/native.js';
 import { runBpf } from '../../src/net/bpf.js';
 import { bucketFilter } from '../../src/net/bucket-filter.js';
 import { readU32 } from '../../src/net/bytes.js';

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ClusterLab, VIP } from '../../src/lab/cluster.js';
+import { ClusterLab, VIP } from '../../lab/cluster.js';
 import { formatIPv4, parseIPv4 } from '../../src/net/ipv4.js';
-import { sweepStale, tail, waitExit } from '../../src/lab/netns.js';
+import { sweepStale, tail, waitExit } from '../../lab/netns.js';
 import { lnlbctl, owners, servedBy, serving, withLab as withLabOf } from './fixtures/lab-scenarios.js';
 
 const SOURCES = 24;

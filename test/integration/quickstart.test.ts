@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, sym
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listNamespaces, sweepStale } from '../../src/lab/netns.js';
+import { listNamespaces, sweepStale } from '../../lab/netns.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DEMO = join(REPO_ROOT, 'dist', 'demo', 'cluster.js');

@@ -9,7 +9,7 @@
  */
 import test from 'ava';
 import { performance } from 'node:perf_hooks';
-import { CLIENT2_PREFIX, type ClusterLab } from '../../src/lab/cluster.js';
+import { CLIENT2_PREFIX, type ClusterLab } from '../../lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const VIP2 = `${CLIENT2_PREFIX}100`;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VIP, type DaemonStatus } from '../../src/lab/cluster.js';
+import { VIP, type DaemonStatus } from '../../lab/cluster.js';
 import { clusterSuite } from './fixtures/cluster-suite.js';
 
 const CLIENTS = 30;

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LnlbError } from '../../../src/errors.js';
-import * as lab from '../../../src/lab/native.js';
+import * as lab from '../../../lab/native.js';
 import * as port from '../../../src/port/native.js';
 
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));

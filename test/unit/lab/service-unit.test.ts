@@ -14,7 +14,7 @@ import {
   splitWords,
   unitList,
   unitValue,
-} from '../../../src/lab/service-unit.js';
+} from '../../../lab/service-unit.js';
 import { readConfig } from '../../../src/main/config-file.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));

@@ -13,7 +13,7 @@
  *            mountSandboxArgv(settings, argv, map) ◀──┘  (read-only file system)
  */
 
-import { lnlbError } from '../errors.js';
+import { lnlbError } from '../src/errors.js';
 
 /** One `Key=value` line of a section, in file order (continuation lines joined). */
 export interface UnitEntry {

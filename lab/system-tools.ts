@@ -9,11 +9,11 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lnlbError } from '../errors.js';
+import { lnlbError } from '../src/errors.js';
 import type { ExecResult } from './netns.js';
 
-// This file runs as dist/src/lab/system-tools.js; the repository root is three levels up.
-const SYSTEM_DEPS = join(fileURLToPath(new URL('../../../', import.meta.url)), 'scripts', 'system-deps.mjs');
+// This file runs as dist/lab/system-tools.js; the repository root is two levels up.
+const SYSTEM_DEPS = join(fileURLToPath(new URL('../../', import.meta.url)), 'scripts', 'system-deps.mjs');
 
 export type Job = 'demo' | 'test' | 'bench';
 

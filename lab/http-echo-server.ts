@@ -2,7 +2,7 @@
  * The lab's HTTP server: answers every request with `{"node":"<name>","client":"<source ip>"}`,
  * so a client learns which cluster node served it and the node confirms it saw the real source.
  *
- *   node dist/src/lab/http-echo-server.js --name node2 --host 10.0.0.100 --port 80
+ *   node dist/lab/http-echo-server.js --name node2 --host 10.0.0.100 --port 80
  *
  * `GET /stream?lines=N&everyMs=M` instead streams N lines `<i> <name>\n` (i = 1..N), one every M
  * ms, then ends the response: one long-lived connection whose every line says which node wrote

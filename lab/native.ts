@@ -6,7 +6,7 @@
  *
  * Errors from the kernel come back as LnlbError, mapped as the port's are (src/port/native.ts).
  */
-import { builtAddonPath, loadNativeModule, rethrowPortError } from '../port/native.js';
+import { builtAddonPath, loadNativeModule, rethrowPortError } from '../src/port/native.js';
 
 export interface SendBurstOptions {
   /** Offset of the IPv4 header inside the frame. */

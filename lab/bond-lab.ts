@@ -12,11 +12,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lnlbError } from '../errors.js';
+import { lnlbError } from '../src/errors.js';
 import { Lab, tail, waitExit, type ExecResult, type LabProcess } from './netns.js';
 import { OvsSwitch } from './ovs-switch.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LNLBD = join(REPO_ROOT, 'bin', 'lnlbd');
 const LNLBCTL = join(REPO_ROOT, 'bin', 'lnlbctl');
 

@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lnlbError } from '../errors.js';
+import { lnlbError } from '../src/errors.js';
 import type { Lab } from './netns.js';
 import { systemTool } from './netns.js';
 

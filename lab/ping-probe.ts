@@ -9,7 +9,7 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lnlbError } from '../errors.js';
+import { lnlbError } from '../src/errors.js';
 import { hasExited, tail, type Lab, type LabProcess } from './netns.js';
 
 /** `[1700000000.123456] 64 bytes from 10.0.0.100: icmp_seq=7 ttl=64 time=0.081 ms` (an IPv6 address has colons of its own) */

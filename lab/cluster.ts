@@ -18,13 +18,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { lnlbError } from '../errors.js';
-import { MessageType } from '../net/cluster-message.js';
-import { ETH_P_LNLB } from '../net/ethernet.js';
+import { lnlbError } from '../src/errors.js';
+import { MessageType } from '../src/net/cluster-message.js';
+import { ETH_P_LNLB } from '../src/net/ethernet.js';
 import { Lab, hasExited, systemTool, tail, waitExit, type LabProcess } from './netns.js';
 import { checkToolRan } from './system-tools.js';
 import { OvsSwitch } from './ovs-switch.js';
-import type { StatusJson } from '../main/admin-protocol.js';
+import type { StatusJson } from '../src/main/admin-protocol.js';
 
 export const VIP = '10.0.0.100';
 export const VIP6 = 'fd00:10::100';
@@ -32,8 +32,8 @@ const IPV6_PREFIX = 'fd00:10::';
 /** Fast failure detection, so the tests and the demo see a failover within seconds. */
 export const LAB_DAEMON_TIMING = ['--heartbeat-ms', '200', '--dead-after-ms', '1000'] as const;
 
-// This file runs as dist/src/lab/cluster.js; the repository root is three levels up.
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+// This file runs as dist/lab/cluster.js; the repository root is two levels up.
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const LNLBD = join(REPO_ROOT, 'bin', 'lnlbd');
 const LNLBCTL = join(REPO_ROOT, 'bin', 'lnlbctl');
 const ECHO_SERVER = fileURLToPath(new URL('./http-echo-server.js', import.meta.url));

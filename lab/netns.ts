@@ -22,8 +22,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lnlbError, type LnlbError } from '../errors.js';
-import { generateKeyFile } from '../main/key-file.js';
+import { lnlbError, type LnlbError } from '../src/errors.js';
+import { generateKeyFile } from '../src/main/key-file.js';
 
 /** Prefixes this module hands out; `sweepStale` only ever looks at names of this shape. */
 export const LAB_PREFIX_PATTERN = /^lt[0-9a-f]{4}$/;

@@ -3,7 +3,7 @@
  * client learns which cluster node answered each datagram it sent (a sequence number in the
  * datagram comes back beside the node's name).
  *
- *   node dist/src/lab/udp-echo-server.js --name node2 --host 10.0.0.100 --port 7007
+ *   node dist/lab/udp-echo-server.js --name node2 --host 10.0.0.100 --port 7007
  *
  * Bound to the VIP, so replies leave from the VIP (Node has no IP_PKTINFO: a socket on 0.0.0.0
  * would answer from the node's own address). It is started before the daemon has put the VIP on
