@@ -20,6 +20,7 @@ import { benchLatency } from './latency.js';
 import { benchLookups } from './lookups.js';
 import { benchElectionHash } from './election-hash.js';
 import { benchJoin } from './join.js';
+import { benchHostLoop, benchStatusRtt } from './host-loop.js';
 import { benchHealth } from './health.js';
 import { benchHeartbeat } from './heartbeat.js';
 import { benchMemory } from './memory.js';
@@ -132,6 +133,8 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'latency', needsRoot: true, run: benchLatency },
   { name: 'failover', needsRoot: true, run: benchFailover },
   { name: 'join', needsRoot: true, run: benchJoin },
+  { name: 'host-loop', needsRoot: true, run: benchHostLoop },
+  { name: 'status-rtt', needsRoot: true, run: benchStatusRtt },
   { name: 'health', needsRoot: true, run: benchHealth },
   { name: 'memory', needsRoot: true, run: benchMemory },
   { name: 'bond', needsRoot: true, run: benchBond },
