@@ -16,14 +16,15 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { formatBondOptions, resolveBondOptions, type BondOptions } from '../bond/options.js';
 import { formatBondStatus, type BondStatusView } from '../bond/status-file.js';
 import { lnlbError, reviveError, serializeError } from '../errors.js';
 import { formatMac, isMulticastMac, macEquals, macToNumber, parseMac } from '../net/ethernet.js';
 import * as port from '../port/native.js';
 import type { BondEvent } from '../bond/bond-events.js';
-import type { BondReplies, BondThreadData, BondToMain, MainToBond } from '../workers/bond-thread.js';
+import type { BondApi, BondThreadData, BondToMain } from '../workers/bond-thread.js';
+import { connect, lateError, withDeadline, type Remote } from '../workers/thread-rpc.js';
 import { readLinkSpeed } from '../bond/link-speed.js';
 import type { Logger } from './logger.js';
 import { isDeviceName } from './device-name.js';
@@ -127,9 +128,6 @@ const VERSION = ((): string => {
   }
 })();
 
-/** A message to the bond thread before it gets its request id. */
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
 /** Where each bond's status file is, under the run directory, and how often it is checked. */
 export const STATUS_DIR = 'bonding';
 const STATUS_FILE_MS = 1000;
@@ -142,24 +140,21 @@ class Bond {
   /** The bond thread's kernel id (lnlbd sets its priority). */
   readonly threadId: number;
   readonly slaves = new Map<string, SlaveRecord>();
-  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  #nextId = 1;
+  /** Our end of the thread's request port, and its API there (thread-rpc.ts). */
+  readonly #requests: MessagePort;
+  readonly #api: Remote<BondApi>;
   #failed: string | undefined;
 
-  constructor(name: string, options: BondOptions, tapFd: number, worker: Worker, log: Logger, threadId: number) {
+  constructor(name: string, options: BondOptions, tapFd: number, worker: Worker, requests: MessagePort, log: Logger, threadId: number) {
     this.name = name;
     this.threadId = threadId;
     this.options = options;
     this.tapFd = tapFd;
     this.worker = worker;
+    this.#requests = requests;
+    this.#api = connect<BondApi>(requests);
     worker.on('message', (msg: BondToMain) => {
-      if (msg.type === 'reply') {
-        const waiter = this.#pending.get(msg.id);
-        this.#pending.delete(msg.id);
-        // Revived with the code the thread gave it: lnlbctl --json shows LNLB_ERR_BOND_SLAVE, not a bare text.
-        if ('error' in msg) waiter?.reject(reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED'));
-        else waiter?.resolve(msg.result);
-      } else if (msg.type === 'event') {
+      if (msg.type === 'event') {
         log.info({ event: `bond-${msg.kind}`, bond: name, ...msg.fields }, describeEvent(name, msg));
       } else if (msg.type === 'error') {
         const err = reviveError(msg.error, 'LNLB_ERR_WORKER_FAILED');
@@ -171,33 +166,23 @@ class Bond {
       const err = reviveError(serializeError(thrown, 'bond thread'), 'LNLB_ERR_WORKER_FAILED');
       this.#failed = err.message;
       log.error({ event: 'bond-failed', bond: name, code: err.code }, err.message);
-      for (const w of this.#pending.values()) w.reject(err);
-      this.#pending.clear();
+      // Nothing will answer now: the calls waiting end at their deadlines, and none starts.
+      this.#requests.close();
     });
   }
 
-  /** Sends a request to the bond thread; its typed answer (BondReplies), or its error revived with its code. */
-  request<M extends WithoutId<MainToBond>>(message: M, timeoutMs = 5000): Promise<BondReplies[M['type']]> {
+  /**
+   * A request to the bond thread (BondApi): its typed answer, or the LnlbError it threw with its
+   * code (lnlbctl --json shows LNLB_ERR_BOND_SLAVE, not a bare text).
+   */
+  request<T>(what: string, call: (api: Remote<BondApi>) => Promise<T>, timeoutMs = 5000): Promise<T> {
     if (this.#failed !== undefined) return Promise.reject(lnlbError('LNLB_ERR_WORKER_FAILED', `bond ${this.name} thread failed: ${this.#failed}: destroy the bond (lnlbctl bond destroy ${this.name}) and create it again`));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(lnlbError('LNLB_ERR_WORKER_FAILED', `bond ${this.name} thread did not answer ${message.type} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          // The thread answers each request with its own type's result (BondReply).
-          resolve(v as BondReplies[M['type']]);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.worker.postMessage({ ...message, id });
-    });
+    return withDeadline(call(this.#api), timeoutMs, lateError('LNLB_ERR_WORKER_FAILED', `bond ${this.name} thread (${what})`, timeoutMs));
+  }
+
+  /** After the thread has stopped. */
+  close(): void {
+    this.#requests.close();
   }
 }
 
@@ -274,10 +259,14 @@ export class BondManager {
       const tap = port.tapOpen(name, { vnetHdr: true });
       tapFd = tap.fd;
       port.ifSetUp(name, true);
-      const data: BondThreadData = { name, options, tapFd, mac: port.ifInfo(name).mac, vnetHdrLen: port.VNET_HDR_LEN, version: VERSION };
-      const worker = new Worker(new URL('../workers/bond-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-bond-${name}` });
-      const tid = await waitReady(worker);
-      const bond = new Bond(name, options, tapFd, worker, this.#log, tid);
+      const { port1, port2 } = new MessageChannel();
+      const data: BondThreadData = { name, options, tapFd, mac: port.ifInfo(name).mac, vnetHdrLen: port.VNET_HDR_LEN, version: VERSION, requests: port2 };
+      const worker = new Worker(new URL('../workers/bond-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, transferList: [port2], name: `lnlb-bond-${name}` });
+      const tid = await waitReady(worker).catch((err: unknown) => {
+        port1.close();
+        throw err;
+      });
+      const bond = new Bond(name, options, tapFd, worker, port1, this.#log, tid);
       this.#bonds.set(name, bond);
       this.#startStatusFile(bond);
       this.#log.info({ event: 'bond-created', bond: name, options: optionWords }, `${name}: created (${options.mode})`);
@@ -329,7 +318,7 @@ export class BondManager {
     const info = port.ifInfo(dev);
     const owner = `${bond.name}/${dev}`;
     const record: SlaveRecord = { name: dev, bond: bond.name, mac: formatMac(info.mac), set: formatMac(info.mac), up: info.up, fd: -1 };
-    const status = await bond.request({ type: 'status' });
+    const status = await bond.request('status', (api) => api.status());
     const first = status.slaves.length === 0;
     const bondMac: Uint8Array = first ? info.mac : parseMac(status.mac);
     const takesBondMac = !(bond.options.mode === 'balance-tlb' || bond.options.mode === 'balance-alb' || (bond.options.mode === 'active-backup' && bond.options.fail_over_mac !== 'none'));
@@ -354,11 +343,8 @@ export class BondManager {
       port.ringOpen(fd, { version: 2, frameSize: port.v2FrameSize(info.mtu, true), frameCount: 4096, copyQueueBytes: 8 << 20, holdOffUs: 0 });
       const after = port.ifInfo(dev);
       const { speed, fullDuplex } = readLinkSpeed(dev);
-      await bond.request({
-        type: 'enslave',
-        adoptMac: first,
-        slave: { name: dev, fd, permanentMac: info.mac, mac: slaveMac, carrier: after.running, speed, fullDuplex },
-      });
+      const slave = { name: dev, fd, permanentMac: info.mac, mac: slaveMac, carrier: after.running, speed, fullDuplex };
+      await bond.request('enslave', (api) => api.enslave(slave, first));
       this.#log.info({ event: 'bond-enslaved', bond: bond.name, slave: dev }, `${bond.name}: enslaved ${dev}`);
     } catch (err) {
       await this.#undoSlave(bond, record);
@@ -383,7 +369,7 @@ export class BondManager {
   async #releaseOne(bond: Bond, dev: string): Promise<void> {
     const record = bond.slaves.get(dev);
     if (record === undefined) return;
-    await bond.request({ type: 'release', name: dev }).catch((err: Error) => this.#log.warn({ bond: bond.name, slave: dev }, err.message));
+    await bond.request('release', (api) => api.release(dev)).catch((err: Error) => this.#log.warn({ bond: bond.name, slave: dev }, err.message));
     await this.#undoSlave(bond, record);
     this.#log.info({ event: 'bond-released', bond: bond.name, slave: dev }, `${bond.name}: released ${dev}`);
   }
@@ -411,7 +397,7 @@ export class BondManager {
   /** The status in the layout of /proc/net/bonding/<bond>, and the same as JSON. */
   async show(bondName: string): Promise<{ text: string; json: BondJson }> {
     const bond = this.#get(bondName);
-    const s = await bond.request({ type: 'status' });
+    const s = await bond.request('status', (api) => api.status());
     const json: BondJson = {
       name: bond.name,
       mac: s.mac,
@@ -444,7 +430,8 @@ export class BondManager {
   async #destroy(bond: Bond): Promise<void> {
     this.#stopStatusFile(bond.name);
     for (const dev of [...bond.slaves.keys()]) await this.#releaseOne(bond, dev);
-    await bond.request({ type: 'stop' }).catch(() => undefined);
+    await bond.request('stop', (api) => api.stop()).catch(() => undefined);
+    bond.close();
     await bond.worker.terminate();
     port.close(bond.tapFd);
     this.#bonds.delete(bond.name);
@@ -464,7 +451,7 @@ export class BondManager {
     let written = '';
     const refresh = async (): Promise<void> => {
       try {
-        const s = await bond.request({ type: 'status' });
+        const s = await bond.request('status', (api) => api.status());
         const text = formatBondStatus(s.status);
         if (text === written || !this.#statusFiles.has(bond.name)) return;
         writeStateFile(path, text);

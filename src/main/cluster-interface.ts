@@ -311,8 +311,8 @@ export class ClusterInterface {
    * bucket it does not own to that bucket's owner again (cluster/bucket-handover.ts handAll).
    */
   async #resyncBuckets(): Promise<{ entries: number; bytes: number; fragments: number; handedTo: number }> {
-    const answer = await this.#threads.ask((requestId) => ({ type: 'resync-buckets', requestId }), 10_000);
-    if (answer?.type !== 'buckets-resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer the resync');
+    const answer = await this.#threads.resyncBuckets(10_000);
+    if (answer === undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer the resync');
     // The plan's event reached this thread before the answer: its scan is the last one.
     const scan = answer.buckets === 0 ? { entries: 0, bytes: 0, targets: 0 } : await this.#handovers.lastScan;
     return { entries: scan.entries, bytes: scan.bytes, fragments: 0, handedTo: scan.targets };

@@ -5,11 +5,12 @@
  * (LEAVE first, so the others re-home this node's clients while it still tears down).
  */
 
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
 import { Datapath, type DatapathOptions } from '../workers/datapath.js';
 import { workerExecArgv } from '../workers/exec-argv.js';
-import type { ControlData, ControlEvent, ControlStatus, MainToControl } from '../workers/messages.js';
+import type { ControlApi, ControlData, ControlEvent, ControlStatus, ControlThreadData, MainToControl, SavedState } from '../workers/messages.js';
+import { connect, lateError, transfer, withDeadline, type Remote } from '../workers/thread-rpc.js';
 
 /** How long stop() waits for the control thread's LEAVE before terminating it anyway. */
 const CONTROL_STOP_MS = 2000;
@@ -18,15 +19,13 @@ const STATUS_TIMEOUT_MS = 2000;
 /** How long an owner-table request waits. */
 const OWNERS_TIMEOUT_MS = 5000;
 
-/** The answers to a request: each carries the requestId it answers. */
-type ControlAnswer = Extract<ControlEvent, { requestId: number }>;
-
 export class ClusterThreads {
   readonly #fatal: (err: LnlbError) => void;
   #datapath: Datapath | undefined;
   #control: Worker | undefined;
-  #requests = 0;
-  readonly #waiters = new Map<number, (event: ControlAnswer) => void>();
+  /** Our end of the control thread's request port, and its API there (thread-rpc.ts). */
+  #requests: MessagePort | undefined;
+  #api: Remote<ControlApi> | undefined;
   #stopped = false;
 
   /** `fatal`: a thread died or failed to start after the interface was up. */
@@ -51,10 +50,13 @@ export class ClusterThreads {
    * reports or raises, or an exit before stop(), is fatal.
    */
   async startControl(data: ControlData, onEvent: (event: ControlEvent) => void): Promise<void> {
-    const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: 'lnlb-control' });
+    const { port1, port2 } = new MessageChannel();
+    const threadData: ControlThreadData = { ...data, requests: port2 };
+    const control = new Worker(new URL('../workers/control-thread.js', import.meta.url), { execArgv: workerExecArgv(), workerData: threadData, transferList: [port2], name: 'lnlb-control' });
     this.#control = control;
+    this.#requests = port1;
+    this.#api = connect<ControlApi>(port1);
     control.on('message', (event: ControlEvent) => {
-      if (this.#answer(event)) return;
       // An error after the start is fatal; during it, it also rejects the start (below).
       if (event.type === 'error') this.#fatal(reviveError(event.error, 'LNLB_ERR_WORKER_FAILED'));
       else onEvent(event);
@@ -79,42 +81,38 @@ export class ClusterThreads {
     this.#control?.postMessage(message);
   }
 
-  /** One request to the control thread and its answer (undefined if it does not come in time, or the threads are stopping). */
-  ask(message: (requestId: number) => MainToControl, timeoutMs: number): Promise<ControlAnswer | undefined> {
-    if (!this.#control || this.#stopped) return Promise.resolve(undefined);
-    const requestId = ++this.#requests;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(requestId);
-        resolve(undefined);
-      }, timeoutMs);
-      this.#waiters.set(requestId, (event) => {
-        clearTimeout(timer);
-        resolve(event);
-      });
-      this.post(message(requestId));
-    });
-  }
-
-  /** An answer goes to the request that waits for it (true), or to nobody if that one gave up. */
-  #answer(event: ControlEvent): boolean {
-    if (event.type !== 'status' && event.type !== 'resynced' && event.type !== 'owners' && event.type !== 'buckets-resynced') return false;
-    const waiter = this.#waiters.get(event.requestId);
-    this.#waiters.delete(event.requestId);
-    waiter?.(event);
-    return true;
+  /**
+   * One request to the control thread (ControlApi) and its answer; undefined when it does not
+   * come within `timeoutMs`, or the threads are stopping or not started.
+   */
+  async ask<T>(call: (control: Remote<ControlApi>) => Promise<T>, timeoutMs: number): Promise<T | undefined> {
+    const api = this.#api;
+    if (api === undefined || this.#stopped) return undefined;
+    return withDeadline(call(api), timeoutMs, lateError('LNLB_ERR_WORKER_FAILED', 'the control plane', timeoutMs)).catch(() => undefined);
   }
 
   /** The control plane's view of the cluster; undefined when it does not answer in time. */
-  async controlStatus(): Promise<ControlStatus | undefined> {
-    const answer = await this.ask((requestId) => ({ type: 'status', requestId }), STATUS_TIMEOUT_MS);
-    return answer?.type === 'status' ? answer.status : undefined;
+  controlStatus(): Promise<ControlStatus | undefined> {
+    return this.ask((control) => control.status(), STATUS_TIMEOUT_MS);
   }
 
   /** Which node (MAC) each owner id of the tracking tables stands for; undefined when the control plane does not answer. */
-  async owners(): Promise<Record<number, string> | undefined> {
-    const answer = await this.ask((requestId) => ({ type: 'owners', requestId }), OWNERS_TIMEOUT_MS);
-    return answer?.type === 'owners' ? answer.owners : undefined;
+  owners(): Promise<Record<number, string> | undefined> {
+    return this.ask((control) => control.owners(), OWNERS_TIMEOUT_MS);
+  }
+
+  /**
+   * Hands saved states to the control plane to send (to a newcomer, or 'cluster'): their
+   * buffers are moved, not copied, so the caller must not use them afterwards.
+   */
+  sendState(to: string, states: SavedState[], timeoutMs: number): Promise<{ fragments: number; error?: string } | undefined> {
+    const buffers = [...new Set(states.map((s) => s.state.buffer))].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+    return this.ask((control) => control.sendState(to, transfer(states, buffers)), timeoutMs);
+  }
+
+  /** `lnlbctl resync` under --election bucket; undefined when the control plane does not answer. */
+  resyncBuckets(timeoutMs: number): Promise<{ buckets: number; targets: number } | undefined> {
+    return this.ask((control) => control.resyncBuckets(), timeoutMs);
   }
 
   /**
@@ -140,6 +138,7 @@ export class ClusterThreads {
       });
       this.post({ type: 'stop' });
       await stopped;
+      this.#requests?.close();
       await control.terminate();
     }
     await this.#datapath?.stop();

@@ -14,7 +14,7 @@ import { formatIPv4 } from '../net/ipv4.js';
 import { formatIPv6, isIPv6Identity } from '../net/ipv6.js';
 import type { SourceBook } from '../shm/source-book.js';
 import type { Datapath } from '../workers/datapath.js';
-import type { ControlEvent, ShardListing } from '../workers/messages.js';
+import type { ControlEvent, SavedState, ShardListing } from '../workers/messages.js';
 import type { ConntrackJson } from './admin-protocol.js';
 import type { ClusterThreads } from './cluster-threads.js';
 import type { Logger } from './logger.js';
@@ -131,12 +131,6 @@ export function activeOwnedFlows(listings: ShardListing[][], owners: Record<numb
   return active;
 }
 
-/** A handler's serialised state, ready for the control plane to send. */
-export interface SavedState {
-  protocol: number;
-  state: Uint8Array;
-  entries: number;
-}
 
 type StateEvent = Extract<ControlEvent, { type: 'state' }>;
 
@@ -186,16 +180,20 @@ export class TrackedFlows {
     const owners = await this.#threads.owners();
     if (owners === undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not answer');
     const states = await this.save(owners);
-    const answer = await this.#threads.ask((requestId) => ({ type: 'send-state', to: 'cluster', states, requestId }), RESYNC_TIMEOUT_MS);
-    if (answer?.type !== 'resynced') throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not finish the resync within 60 s');
+    // Counted before the buffers move to the control thread.
+    const entries = states.reduce((n, s) => n + s.entries, 0);
+    const bytes = states.reduce((n, s) => n + s.state.length, 0);
+    const answer = await this.#threads.sendState('cluster', states, RESYNC_TIMEOUT_MS);
+    if (answer === undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', 'the control plane did not finish the resync within 60 s');
     if (answer.error !== undefined) throw lnlbError('LNLB_ERR_WORKER_FAILED', `resync failed: ${answer.error}`);
-    return { entries: states.reduce((n, s) => n + s.entries, 0), bytes: states.reduce((n, s) => n + s.state.length, 0), fragments: answer.fragments };
+    return { entries, bytes, fragments: answer.fragments };
   }
 
   /** A newcomer asked for the state (`save-state`): saved here, sent by the control plane; a failure is logged. */
   sendTo(to: string, owners: Record<number, string>): void {
     this.save(owners)
-      .then((states) => this.#threads.post({ type: 'send-state', to, states }))
+      // The control plane logs a failure to send (state-send-failed) and says it in its answer.
+      .then((states) => this.#threads.sendState(to, states, RESYNC_TIMEOUT_MS))
       .catch((err: unknown) => this.#log.error({ event: 'state-save-failed', to }, err instanceof Error ? err.message : String(err)));
   }
 

@@ -1,6 +1,7 @@
 /**
  * An actor, whichever thread it runs in: its handlers and their shards (ActorCore), the
- * control messages it answers between batches (node died, snapshot, load, scan, list), and its
+ * requests it answers between batches (ActorApi: snapshot, load, scan, list) and the
+ * broadcasts it takes (node died, reset, stop), and its
  * housekeeping (expiry, a dead node's paced purge, the handlers' counters). An actor thread
  * (actor.ts, --workers N ≥ 2) feeds it from its ring; the dispatcher thread is the actor
  * itself under --workers 1 (dispatcher.ts) and feeds it frame by frame.
@@ -22,7 +23,8 @@ import type { ByteRing } from '../shm/byte-ring.js';
 import { ViewReader } from '../shm/view.js';
 import { ActorCore } from './actor-core.js';
 import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
-import type { ActorData, MainToActor, ShardListing, WorkerToMain } from './messages.js';
+import type { ActorApi, ActorData, MainToActor, ShardListing, StateAnswer, StateRequest, WorkerToMain } from './messages.js';
+import { expose, PolledEndpoint, transfer } from './thread-rpc.js';
 import { TapSink } from './ports.js';
 import { ActorCounter, CounterBlock } from './counters.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
@@ -47,13 +49,14 @@ const PURGE_PACE_MS = 5;
 /** How often the handlers' own counters are sent to the main thread. */
 const HANDLER_COUNTERS_EVERY_S = 2;
 
-/** To the main thread; `transfer`: buffers moved, not copied (a snapshot's shards). */
-function post(message: WorkerToMain, transfer?: ArrayBuffer[]): void {
-  parentPort?.postMessage(message, transfer);
+function post(message: WorkerToMain): void {
+  parentPort?.postMessage(message);
 }
 
 export interface ActorHost {
   readonly core: ActorCore;
+  /** The requests' port (ActorApi): poll() between batches, then await settle() if it took one. */
+  readonly requests: PolledEndpoint;
   /** False once a 'stop' message came. */
   running: boolean;
   /** A control message from the main thread (a throwing user handler is reported, not fatal). */
@@ -105,15 +108,13 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
   const previous = new Map<number, Map<number, Uint32Array>>();
   const mine = (keyLo: number, keyHi: number): boolean => actorForKey(keyLo, keyHi, data.actorCount, data.actorSeed) === data.index;
 
-  type StateMessage = Extract<MainToActor, { type: 'load-state' | 'merge-state' }>;
-  /** The tracker a state message is for, or undefined (refused, said so). */
-  const stateTarget = (message: StateMessage): Tracker | undefined => {
-    const tracker = trackers[message.handlerIndex];
-    if (tracker === undefined) post({ type: 'state-refused', requestId: message.requestId, from: message.from, handlerIndex: message.handlerIndex, message: `no handler ${message.handlerIndex} here` });
+  /** The tracker a state is for; a state for a handler this node lacks is refused. */
+  const stateTarget = (request: StateRequest): Tracker => {
+    const tracker = trackers[request.handlerIndex];
+    if (tracker === undefined) throw new Error(`no handler ${request.handlerIndex} here`);
     return tracker;
   };
-  const refuseState = (message: StateMessage, err: unknown): void =>
-    post({ type: 'state-refused', requestId: message.requestId, from: message.from, handlerIndex: message.handlerIndex, message: `${handlers[message.handlerIndex]!.name}: ${(err as Error).message}` });
+  const refusal = (request: StateRequest, err: unknown): StateAnswer => ({ refused: `${handlers[request.handlerIndex]?.name ?? `handler ${request.handlerIndex}`}: ${(err as Error).message}` });
   /** A state's entries on this node's clock and ids, this actor's keys only. */
   const loadOptions = (ownerIds: Record<string, number>): { nowSeconds: number; ownerId(mac: Uint8Array): number | undefined; mine(keyLo: number, keyHi: number): boolean } => ({
     nowSeconds: Math.floor(Date.now() / 1000),
@@ -121,6 +122,7 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
     mine,
   });
 
+  /** The broadcasts: no answer. */
   const onMessage = (message: MainToActor): void => {
     switch (message.type) {
       case 'stop':
@@ -132,60 +134,69 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
       case 'reset':
         core.reset();
         return;
-      case 'load-state': {
-        // LNLB's load_status: this shard is cleared and refilled, all or nothing.
-        const { requestId, handlerIndex, from } = message;
-        const tracker = stateTarget(message);
-        if (tracker === undefined) return;
-        try {
-          const result = inHandler(handlerIndex, HandlerMethod.loadStatus, () => loadTrackerStateInto(message.state, tracker, loadOptions(message.ownerIds)));
-          let byHandler = previous.get(requestId);
-          if (byHandler === undefined) previous.set(requestId, (byHandler = new Map()));
-          byHandler.set(handlerIndex, result.previous);
-          post({ type: 'state-loaded', requestId, from, handlerIndex, entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds });
-        } catch (err) {
-          refuseState(message, err);
-        }
-        return;
-      }
-      case 'commit-state':
-        previous.delete(message.requestId);
-        return;
-      case 'rollback-state': {
-        for (const [handlerIndex, snapshot] of previous.get(message.requestId) ?? []) inHandler(handlerIndex, HandlerMethod.loadStatus, () => restoreTracker(trackers[handlerIndex]!, snapshot));
-        previous.delete(message.requestId);
-        return;
-      }
-      case 'snapshot': {
-        const shards = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => snapshotTracker(tracker)));
-        post({ type: 'snapshot', requestId: message.requestId, shards } satisfies WorkerToMain, shards.map((s) => s.buffer as ArrayBuffer));
-        return;
-      }
-      case 'scan-buckets': {
-        const scanned = core.scanBuckets(message.targetOf);
-        post({ type: 'buckets-scanned', requestId: message.requestId, handlers: scanned } satisfies WorkerToMain);
-        return;
-      }
-      case 'merge-state': {
-        // A handover: the entries join the live shard (no clear, nothing to roll back).
-        const { requestId, handlerIndex, from } = message;
-        const tracker = stateTarget(message);
-        if (tracker === undefined) return;
-        try {
-          const result = inHandler(handlerIndex, HandlerMethod.loadStatus, () => mergeTrackerStateInto(message.state, tracker, loadOptions(message.ownerIds)));
-          post({ type: 'state-merged', requestId, from, handlerIndex, entries: result.merged, skipped: result.skippedUnknownOwner });
-        } catch (err) {
-          refuseState(message, err);
-        }
-        return;
-      }
-      case 'list': {
-        const listings: ShardListing[] = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => listShard(tracker, data.handlers[i]!.idleTimeoutSeconds, message.nowSeconds, message.limit)));
-        post({ type: 'list', requestId: message.requestId, handlers: listings });
-        return;
-      }
     }
   };
+
+  /** The requests (thread-rpc.ts): a state refused is an answer; a user handler that throws is reported and fails the call. */
+  const api: ActorApi = {
+    loadState(request) {
+      // LNLB's load_status: this shard is cleared and refilled, all or nothing.
+      try {
+        const tracker = stateTarget(request);
+        const result = inHandler(request.handlerIndex, HandlerMethod.loadStatus, () => loadTrackerStateInto(request.state, tracker, loadOptions(request.ownerIds)));
+        let byHandler = previous.get(request.requestId);
+        if (byHandler === undefined) previous.set(request.requestId, (byHandler = new Map()));
+        byHandler.set(request.handlerIndex, result.previous);
+        return { entries: result.loaded, skipped: result.skippedUnknownOwner, clockShift: result.clockShiftSeconds };
+      } catch (err) {
+        return refusal(request, err);
+      }
+    },
+    commitState(requestId) {
+      previous.delete(requestId);
+    },
+    rollbackState(requestId) {
+      for (const [handlerIndex, snapshot] of previous.get(requestId) ?? []) inHandler(handlerIndex, HandlerMethod.loadStatus, () => restoreTracker(trackers[handlerIndex]!, snapshot));
+      previous.delete(requestId);
+    },
+    snapshot() {
+      const shards = trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => snapshotTracker(tracker)));
+      return transfer(shards, shards.map((s) => s.buffer as ArrayBuffer));
+    },
+    scanBuckets(targetOf) {
+      return core.scanBuckets(targetOf);
+    },
+    mergeState(request) {
+      // A handover: the entries join the live shard (no clear, nothing to roll back).
+      try {
+        const tracker = stateTarget(request);
+        const result = inHandler(request.handlerIndex, HandlerMethod.loadStatus, () => mergeTrackerStateInto(request.state, tracker, loadOptions(request.ownerIds)));
+        return { entries: result.merged, skipped: result.skippedUnknownOwner, clockShift: 0 };
+      } catch (err) {
+        return refusal(request, err);
+      }
+    },
+    list(limit, nowSeconds) {
+      return trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => listShard(tracker, data.handlers[i]!.idleTimeoutSeconds, nowSeconds, limit)));
+    },
+  };
+  /** Each request: a user handler's throw is reported (once per cause) and fails the call; the next tick looks at the shards again. */
+  const guarded = Object.fromEntries(
+    Object.entries(api).map(([name, method]) => [
+      name,
+      (...args: unknown[]): unknown => {
+        lastHousekeeping = 0;
+        try {
+          return (method as (...a: unknown[]) => unknown)(...args);
+        } catch (err) {
+          errors.record('actor', name, err);
+          throw err;
+        }
+      },
+    ]),
+  ) as unknown as ActorApi;
+  const requests = new PolledEndpoint(data.requests);
+  expose(guarded, requests);
   let lastHousekeeping = 0;
   let lastCounters = 0;
   // Once a second: a whole sweep of the shard every 30 s, however large it is.
@@ -193,6 +204,7 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
   let nextPurgeAt = 0;
   const host: ActorHost = {
     core,
+    requests,
     running: true,
     handle(message) {
       try {
@@ -226,6 +238,7 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
       return core.held === 0 && core.trackedNow() === 0 ? EMPTY_WAKE_MS : IDLE_WAKE_MS;
     },
     close() {
+      requests.close();
       runInterfaceHook(handlers, 'interfaceDeleted', info, errors);
     },
   };

@@ -2,8 +2,9 @@
  * An actor thread (--workers N ≥ 2): the actor (actor-host.ts) fed from the dispatcher's ring.
  * It never yields to its event loop: it sleeps in Atomics.wait on its ring's doorbell, which
  * the dispatcher's commit() rings when it said it was sleeping, and takes its control messages
- * (node died, snapshot, load, stop) with receiveMessageOnPort between batches; the main thread
- * rings the doorbell after posting one (ByteRing.wakeConsumer). A futex wake-up, not a task
+ * (node died, stop) and requests (snapshot, load: ActorApi, thread-rpc.ts) with
+ * receiveMessageOnPort between batches; the main thread rings the doorbell after posting one
+ * (ByteRing.wakeConsumer). A futex wake-up, not a task
  * posted to a libuv loop and a promise resolved: Atomics.waitAsync cost a frame ~10x the
  * kernel path's p99 in the latency bench.
  */
@@ -41,6 +42,8 @@ async function run(data: ActorData): Promise<void> {
     const bell = ring.doorbell();
     for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) host.handle(m.message as MainToActor);
     if (!host.running) break;
+    // Requests (ActorApi) run now, between batches; their answers leave in one event-loop turn.
+    if (host.requests.poll()) await host.requests.settle();
     let batches = 0;
     let nowSeconds = Math.floor(Date.now() / 1000);
     while (batches < BATCHES_BEFORE_LOOKING && actor.processAvailable(nowSeconds) > 0) {

@@ -8,12 +8,12 @@
  *   BondThread     the thread's state and its handlers (host → wire, wire → host, the timer,
  *                  the manager's requests)
  *   PortBondIo     BondIo over the real sockets and devices, for BondCore
- *   messages       MainToBond requests, each answered by a BondReply of its own type
+ *   BondApi        the manager's requests (thread-rpc.ts), each with its typed answer
  */
 
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { BondEvent, BondEventFields, BondEventKind } from '../bond/bond-events.js';
 import { BondCore, MAX_SLAVES, RX_DELIVER, type BondIo, type SlaveConfig } from '../bond/bond-core.js';
 import { readLinkSpeed } from '../bond/link-speed.js';
@@ -26,6 +26,7 @@ import { parseIPv6 } from '../net/ipv6.js';
 import { copyWithTag } from '../net/vlan.js';
 import * as port from '../port/native.js';
 import { lowerDatapathThread, nameOwnThread, ownThreadId } from './thread-priority.js';
+import { serve } from './thread-rpc.js';
 
 export interface BondThreadData {
   name: string;
@@ -34,17 +35,13 @@ export interface BondThreadData {
   mac: Uint8Array;
   vnetHdrLen: number;
   version: string;
+  /** The thread's end of its request port (BondApi, thread-rpc.ts), moved to it. */
+  requests: MessagePort;
 }
 
 export interface BondSlaveHandoff extends SlaveConfig {
   fd: number;
 }
-
-export type MainToBond =
-  | { type: 'enslave'; id: number; slave: BondSlaveHandoff; adoptMac: boolean }
-  | { type: 'release'; id: number; name: string }
-  | { type: 'status'; id: number }
-  | { type: 'stop'; id: number };
 
 export interface BondThreadStatus {
   status: ReturnType<BondCore['statusView']>;
@@ -57,20 +54,16 @@ export interface BondThreadStatus {
   vlanFramesIn: number;
 }
 
-/** What each request is answered with. */
-export interface BondReplies {
-  enslave: { slot: number };
-  release: { released: string };
-  status: BondThreadStatus;
-  stop: { stopped: true };
+/** What the bond thread answers (thread-rpc.ts); a failure comes back as the LnlbError it threw, code kept. */
+export interface BondApi {
+  enslave(slave: BondSlaveHandoff, adoptMac: boolean): { slot: number };
+  release(name: string): { released: string };
+  status(): BondThreadStatus;
+  /** Stops the thread's I/O; the thread ends once the answer is sent. */
+  stop(): { stopped: true };
 }
 
-export type BondRequestType = MainToBond['type'];
-
-/** A request's answer: its result, or the error it raised (serializeError's form, revived by the manager with its code). */
-export type BondReply = { [T in BondRequestType]: { type: 'reply'; id: number; request: T; result: BondReplies[T] } }[BondRequestType] | { type: 'reply'; id: number; request: BondRequestType; error: SerializedError };
-
-export type BondToMain = { type: 'ready'; tid: number } | BondReply | ({ type: 'event' } & BondEvent) | { type: 'error'; error: SerializedError };
+export type BondToMain = { type: 'ready'; tid: number } | ({ type: 'event' } & BondEvent) | { type: 'error'; error: SerializedError };
 
 /** Frames taken from one fd per wake-up, so one busy side cannot starve the other. */
 const BATCH = 64;
@@ -234,7 +227,24 @@ class BondThread {
   start(): void {
     this.#tapWatcher = port.watch(this.#data.tapFd, () => this.#fromHost());
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
-    parentPort?.on('message', (msg: MainToBond) => this.#handle(msg));
+    const api: BondApi = {
+      enslave: (slave, adoptMac) => this.#enslave(slave, adoptMac),
+      release: (name) => {
+        this.#release(name);
+        return { released: name };
+      },
+      status: () => this.#status(),
+      stop: () => {
+        const stopped = this.#stop();
+        // After comlink has posted the answer (a promise callback, before this turn ends).
+        setImmediate(() => {
+          this.#data.requests.close();
+          parentPort?.close();
+        });
+        return stopped;
+      },
+    };
+    serve(api, this.#data.requests);
     post({ type: 'ready', tid: ownThreadId() });
   }
 
@@ -315,7 +325,7 @@ class BondThread {
     }
   }
 
-  #enslave(handoff: BondSlaveHandoff, adoptMac: boolean): BondReplies['enslave'] {
+  #enslave(handoff: BondSlaveHandoff, adoptMac: boolean): { slot: number } {
     const core = this.#core;
     if (adoptMac) core.adoptMac(handoff.mac);
     const now = performance.now();
@@ -370,34 +380,11 @@ class BondThread {
     };
   }
 
-  #stop(): BondReplies['stop'] {
+  #stop(): { stopped: true } {
     clearInterval(this.#timer);
     for (const name of this.#core.slaveNames()) this.#release(name);
     this.#tapWatcher?.stop();
     return { stopped: true };
-  }
-
-  #handle(msg: MainToBond): void {
-    try {
-      switch (msg.type) {
-        case 'enslave':
-          post({ type: 'reply', id: msg.id, request: 'enslave', result: this.#enslave(msg.slave, msg.adoptMac) });
-          break;
-        case 'release':
-          this.#release(msg.name);
-          post({ type: 'reply', id: msg.id, request: 'release', result: { released: msg.name } });
-          break;
-        case 'status':
-          post({ type: 'reply', id: msg.id, request: 'status', result: this.#status() });
-          break;
-        case 'stop':
-          post({ type: 'reply', id: msg.id, request: 'stop', result: this.#stop() });
-          parentPort?.close();
-          break;
-      }
-    } catch (err) {
-      post({ type: 'reply', id: msg.id, request: msg.type, error: serializeError(err) });
-    }
   }
 }
 

@@ -6,7 +6,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
 import { ControlPlane } from './control-plane.js';
-import type { ControlData, ControlEvent, MainToControl } from './messages.js';
+import type { ControlApi, ControlEvent, ControlThreadData, MainToControl } from './messages.js';
+import { serve } from './thread-rpc.js';
 import { nameOwnThread, setOwnNice } from './thread-priority.js';
 
 function post(event: ControlEvent): void {
@@ -32,32 +33,23 @@ try {
   if (priorityError !== undefined) {
     post({ type: 'log', level: 'warn', fields: { event: 'control-priority' }, msg: `control thread keeps the default priority (${priorityError}): under a datapath flood heartbeats may be late` });
   }
-  const plane = new ControlPlane(workerData as ControlData, post);
+  const data = workerData as ControlThreadData;
+  const plane = new ControlPlane(data, post);
+  const api: ControlApi = {
+    status: () => plane.status(),
+    owners: () => plane.owners(),
+    // sendSavedState logs its own failures and says them in its answer.
+    sendState: (to, states) => plane.sendSavedState(to, states),
+    resyncBuckets: () => plane.resyncBuckets(),
+  };
+  serve(api, data.requests);
   parentPort?.on('message', (message: MainToControl) => {
     switch (message.type) {
       case 'weight':
         plane.setWeight(message.weight);
         break;
-      case 'status':
-        post({ type: 'status', requestId: message.requestId, status: plane.status() });
-        break;
-      case 'owners':
-        post({ type: 'owners', requestId: message.requestId, owners: plane.owners() });
-        break;
-      case 'send-state':
-        // sendSavedState logs and returns its own failures; the catch is for a failure to post.
-        plane
-          .sendSavedState(message.to, message.states)
-          .then((result) => {
-            if (message.requestId !== undefined) post({ type: 'resynced', requestId: message.requestId, ...result });
-          })
-          .catch((err: unknown) => post({ type: 'log', level: 'error', fields: { event: 'state-send-failed', to: message.to }, msg: `sending state to ${message.to}: ${err instanceof Error ? err.message : String(err)}` }));
-        break;
       case 'state-loaded':
         plane.stateLoaded();
-        break;
-      case 'resync-buckets':
-        post({ type: 'buckets-resynced', requestId: message.requestId, ...plane.resyncBuckets() });
         break;
       case 'handover-scanned':
         plane.handoverScanned(message.id, message.messages, message.error);
@@ -74,6 +66,7 @@ try {
       case 'stop':
         plane.stop();
         post({ type: 'stopped' });
+        data.requests.close();
         parentPort?.close();
         break;
     }

@@ -6,7 +6,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ElectionName } from '../cluster/election.js';
 import { lnlbError, reviveError, serializeError, type LnlbError } from '../errors.js';
 import type { ProtocolHandler } from '../handlers/handler.js';
@@ -18,7 +18,8 @@ import { ViewWriter } from '../shm/view.js';
 import { SourceBook } from '../shm/source-book.js';
 import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
-import type { ActorData, DispatcherData, EgressData, HandlerSetup, MainToActor, ShardListing, WorkerToMain } from './messages.js';
+import type { ActorApi, ActorData, DispatcherData, EgressData, HandlerSetup, MainToActor, ShardListing, StateAnswer, StateRequest, WorkerToMain } from './messages.js';
+import { connectWaking, withDeadline, type Remote } from './thread-rpc.js';
 import { workerExecArgv } from './exec-argv.js';
 import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
 import * as port from '../port/native.js';
@@ -193,6 +194,7 @@ export class Datapath {
   readonly actorCount: number;
   /** The handlers as loaded on the main thread, in handler order. */
   readonly handlers: ProtocolHandler[] = [];
+  /** Names a state load in its commit or rollback. */
   #nextRequest = 1;
   /** The actors' input rings, for whoever must wake them (the control plane, on a new view). */
   readonly ringMemories: SharedArrayBuffer[] = [];
@@ -225,8 +227,11 @@ export class Datapath {
   #egress: Worker | undefined;
   /** --workers 1: the dispatcher thread is the actor; #actors is [the dispatcher], #rings is empty. */
   readonly #direct: boolean;
+  /** Our ends of the actors' request ports, and the API behind each (thread-rpc.ts). */
+  readonly #requestPorts: MessagePort[];
+  readonly #remotes: Remote<ActorApi>[];
 
-  private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[]) {
+  private constructor(counters: CounterBlock, viewMemory: SharedArrayBuffer, control: Int32Array, dispatcher: Worker, actors: Worker[], rings: ByteRing[], requestPorts: MessagePort[]) {
     this.counters = counters;
     this.actorCount = actors.length;
     this.#direct = rings.length === 0;
@@ -235,6 +240,9 @@ export class Datapath {
     this.#dispatcher = dispatcher;
     this.#actors = actors;
     this.#rings = rings;
+    this.#requestPorts = requestPorts;
+    // Each request wakes its actor, asleep on its ring (or the dispatcher in its poll under --workers 1).
+    this.#remotes = requestPorts.map((port, index) => connectWaking<ActorApi>(port, () => this.#wakeActor(index)));
   }
 
   static async start(options: DatapathOptions): Promise<Datapath> {
@@ -262,13 +270,18 @@ export class Datapath {
     const actors: Worker[] = [];
     const ready: Promise<WorkerToMain>[] = [];
     const onError = (err: Error): void => options.onError(reviveError(serializeError(err, 'datapath thread'), 'LNLB_ERR_WORKER_FAILED'));
+    /** Each actor's request port (ActorApi): the actor's end moves to its thread, ours stays. */
+    const requestPorts: MessagePort[] = [];
     for (let index = 0; index < options.actors; index++) {
+      const channel = new MessageChannel();
+      requestPorts.push(channel.port1);
       const data: ActorData = {
         role: 'actor',
         index,
         actorCount: options.actors,
         tapFd: options.tapFd,
         ...(direct ? {} : { ring: rings[index]! }),
+        requests: channel.port2,
         trackers: handlers.map((h) => new SharedArrayBuffer(h.trackerBytes(capacity))),
         trackerCapacity: capacity,
         handlers: options.handlers,
@@ -287,7 +300,7 @@ export class Datapath {
         directActor = data;
         continue;
       }
-      const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, name: `lnlb-actor-${index}` });
+      const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, transferList: [channel.port2], name: `lnlb-actor-${index}` });
       worker.on('error', onError);
       ready.push(waitFor(worker, 'ready', 10_000));
       actors.push(worker);
@@ -317,7 +330,12 @@ export class Datapath {
       tapFd: options.tapFd,
       ...(directActor === undefined ? {} : { actor: directActor }),
     };
-    const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), { execArgv: workerExecArgv(), workerData: dispatcherData, name: 'lnlb-dispatcher' });
+    const dispatcher = new Worker(new URL('./dispatcher.js', import.meta.url), {
+      execArgv: workerExecArgv(),
+      workerData: dispatcherData,
+      transferList: directActor === undefined ? [] : [directActor.requests],
+      name: 'lnlb-dispatcher',
+    });
     dispatcher.on('error', onError);
     ready.push(waitFor(dispatcher, 'ready', 10_000));
     let egress: Worker | undefined;
@@ -328,7 +346,7 @@ export class Datapath {
       ready.push(waitFor(egress, 'ready', 10_000));
     }
     // The threads that answer actor requests: the dispatcher itself under --workers 1.
-    const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, direct ? [dispatcher] : actors, rings.map((r) => new ByteRing(r)));
+    const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, direct ? [dispatcher] : actors, rings.map((r) => new ByteRing(r)), requestPorts);
     datapath.#dataFd = options.dataFd;
     datapath.#egress = egress;
     datapath.handlers.push(...handlers);
@@ -423,35 +441,30 @@ export class Datapath {
    * all or nothing: if any actor refuses it, the others roll their shards back.
    */
   async loadState(from: string, handlerIndex: number, state: Uint8Array, ownerIds: Record<string, number>): Promise<StateLoadResult> {
-    const requestId = this.#nextRequest++;
-    const replies = await this.#ask(
-      { type: 'load-state', requestId, handlerIndex, state, ownerIds, from },
-      (m): m is Extract<WorkerToMain, { type: 'state-loaded' | 'state-refused' }> => (m.type === 'state-loaded' || m.type === 'state-refused') && m.requestId === requestId,
-      60_000,
-    );
-    const refused = replies.find((r) => r.type === 'state-refused');
-    if (refused !== undefined && refused.type === 'state-refused') {
-      this.#broadcast({ type: 'rollback-state', requestId });
-      return { loaded: 0, skipped: 0, clockShift: 0, refused: refused.message };
+    const request: StateRequest = { requestId: this.#nextRequest++, handlerIndex, state, ownerIds, from };
+    const answers = await this.#askAll<StateAnswer>('load-state', 60_000, (actor) => actor.loadState(request));
+    const refused = answers.find((a) => 'refused' in a);
+    if (refused !== undefined && 'refused' in refused) {
+      await this.#askAll('rollback-state', 60_000, (actor) => actor.rollbackState(request.requestId));
+      return { loaded: 0, skipped: 0, clockShift: 0, refused: refused.refused };
     }
-    this.#broadcast({ type: 'commit-state', requestId });
+    await this.#askAll('commit-state', 10_000, (actor) => actor.commitState(request.requestId));
     let loaded = 0;
     let skipped = 0;
     let clockShift = 0;
-    for (const r of replies) {
-      if (r.type !== 'state-loaded') continue;
-      loaded += r.entries;
-      skipped += r.skipped;
-      clockShift = r.clockShift;
+    for (const a of answers) {
+      if ('refused' in a) continue;
+      loaded += a.entries;
+      skipped += a.skipped;
+      clockShift = a.clockShift;
     }
     return { loaded, skipped, clockShift };
   }
 
   /** Per handler, every actor's shard as packed entries, each taken between two batches. */
   async snapshot(): Promise<Uint32Array[][]> {
-    const requestId = this.#nextRequest++;
-    const replies = await this.#ask({ type: 'snapshot', requestId }, (m): m is Extract<WorkerToMain, { type: 'snapshot' }> => m.type === 'snapshot' && m.requestId === requestId, 30_000);
-    return this.handlers.map((_, h) => replies.map((r) => r.shards[h] ?? new Uint32Array(0)));
+    const shards = await this.#askAll('snapshot', 30_000, (actor) => actor.snapshot());
+    return this.handlers.map((_, h) => shards.map((s) => s[h] ?? new Uint32Array(0)));
   }
 
   /** Buckets some actor still drains (--election bucket; 0 otherwise). */
@@ -461,27 +474,22 @@ export class Datapath {
 
   /** --election bucket: per handler, every actor's flows in the buckets `targetOf` sends elsewhere (a handover). */
   async scanBuckets(targetOf: Uint8Array): Promise<{ entries: Uint32Array; targets: Uint8Array }[][]> {
-    const requestId = this.#nextRequest++;
-    const replies = await this.#ask({ type: 'scan-buckets', requestId, targetOf }, (m): m is Extract<WorkerToMain, { type: 'buckets-scanned' }> => m.type === 'buckets-scanned' && m.requestId === requestId, 30_000);
-    return this.handlers.map((_, h) => replies.map((r) => r.handlers[h] ?? { entries: new Uint32Array(0), targets: new Uint8Array(0) }));
+    const scans = await this.#askAll('scan-buckets', 30_000, (actor) => actor.scanBuckets(targetOf));
+    return this.handlers.map((_, h) => scans.map((s) => s[h] ?? { entries: new Uint32Array(0), targets: new Uint8Array(0) }));
   }
 
   /** A bucket handover of one handler: every actor adds its shard of it to its live table. */
   async mergeState(from: string, handlerIndex: number, state: Uint8Array, ownerIds: Record<string, number>): Promise<{ merged: number; skipped: number; refused?: string }> {
-    const requestId = this.#nextRequest++;
-    const replies = await this.#ask(
-      { type: 'merge-state', requestId, handlerIndex, state, ownerIds, from },
-      (m): m is Extract<WorkerToMain, { type: 'state-merged' | 'state-refused' }> => (m.type === 'state-merged' || m.type === 'state-refused') && m.requestId === requestId,
-      60_000,
-    );
+    const request: StateRequest = { requestId: this.#nextRequest++, handlerIndex, state, ownerIds, from };
+    const answers = await this.#askAll<StateAnswer>('merge-state', 60_000, (actor) => actor.mergeState(request));
     let merged = 0;
     let skipped = 0;
     let refused: string | undefined;
-    for (const r of replies) {
-      if (r.type === 'state-refused') refused = r.message;
+    for (const a of answers) {
+      if ('refused' in a) refused = a.refused;
       else {
-        merged += r.entries;
-        skipped += r.skipped;
+        merged += a.entries;
+        skipped += a.skipped;
       }
     }
     return refused === undefined ? { merged, skipped } : { merged, skipped, refused };
@@ -489,9 +497,8 @@ export class Datapath {
 
   /** Per handler, every actor's listing (for `lnlbctl conntrack`). */
   async list(limit: number, nowSeconds: number): Promise<ShardListing[][]> {
-    const requestId = this.#nextRequest++;
-    const replies = await this.#ask({ type: 'list', requestId, limit, nowSeconds }, (m): m is Extract<WorkerToMain, { type: 'list' }> => m.type === 'list' && m.requestId === requestId, 10_000);
-    return this.handlers.map((_, h) => replies.map((r) => r.handlers[h] ?? { total: 0, entries: new Uint32Array(0) }));
+    const listings = await this.#askAll('list', 10_000, (actor) => actor.list(limit, nowSeconds));
+    return this.handlers.map((_, h) => listings.map((l) => l[h] ?? { total: 0, entries: new Uint32Array(0) }));
   }
 
   /** The trackers' own counters per handler, summed over the actors. */
@@ -515,40 +522,26 @@ export class Datapath {
    * to 10 s: a message is seen at once only if they are woken.
    */
   #wakeActors(): void {
+    for (let index = 0; index < this.actorCount; index++) this.#wakeActor(index);
+  }
+
+  #wakeActor(index: number): void {
     if (this.#direct) {
       // Raised after the post: the dispatcher clears it before it takes the port's messages.
       Atomics.store(this.#control, 1, 1);
       this.wakeDispatcher();
     } else {
-      for (const ring of this.#rings) ring.wakeConsumer();
+      this.#rings[index]?.wakeConsumer();
     }
   }
 
-  /** Sends `message` to every actor and collects one matching reply from each. */
-  #ask<R extends WorkerToMain>(message: MainToActor, matches: (m: WorkerToMain) => m is R, timeoutMs: number): Promise<R[]> {
+  /** The same request to every actor, in parallel; each answer, in actor order, or the first failure. */
+  #askAll<R>(what: string, timeoutMs: number, call: (actor: Remote<ActorApi>) => Promise<R>): Promise<R[]> {
     const gone = this.#unanswerable();
-    if (gone !== undefined) return Promise.reject(lnlbError('LNLB_ERR_HANDLER_STUCK', `this interface's datapath cannot answer '${message.type}': ${gone} and was stopped; fix the handler and restart lnlbd`));
-    return new Promise((resolve, reject) => {
-      const replies: R[] = [];
-      const listeners = this.#actors.map((actor) => {
-        const listener = (m: WorkerToMain): void => {
-          if (!matches(m)) return;
-          actor.off('message', listener);
-          replies.push(m);
-          if (replies.length === this.#actors.length) {
-            clearTimeout(timer);
-            resolve(replies);
-          }
-        };
-        actor.on('message', listener);
-        return listener;
-      });
-      const timer = setTimeout(() => {
-        this.#actors.forEach((actor, i) => actor.off('message', listeners[i]!));
-        reject(lnlbError('LNLB_ERR_WORKER_FAILED', `${replies.length} of ${this.#actors.length} actors answered '${message.type}' within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#broadcast(message);
-    });
+    if (gone !== undefined) return Promise.reject(lnlbError('LNLB_ERR_HANDLER_STUCK', `this interface's datapath cannot answer '${what}': ${gone} and was stopped; fix the handler and restart lnlbd`));
+    let answered = 0;
+    const calls = this.#remotes.map((actor) => call(actor).then((r) => (answered++, r)));
+    return withDeadline(Promise.all(calls), timeoutMs, () => lnlbError('LNLB_ERR_WORKER_FAILED', `${answered} of ${this.#remotes.length} actors answered '${what}' within ${timeoutMs} ms`));
   }
 
   /** Every actor forgets its whole tracking state (this node was declared dead and rejoins). */
@@ -668,6 +661,7 @@ export class Datapath {
       egress.postMessage({ type: 'stop' });
     }
     await Promise.allSettled(stopped);
+    for (const port of this.#requestPorts) port.close();
     await Promise.allSettled([...new Set([this.#dispatcher, ...this.#actors, ...(egress === undefined ? [] : [egress])])].map((w) => w.terminate()));
   }
 }

@@ -113,6 +113,8 @@ async function run(data: DispatcherData): Promise<void> {
         // Cleared before reading: a message posted meanwhile raises it again.
         Atomics.store(control, 1, 0);
         for (let m = receiveMessageOnPort(parentPort!); m !== undefined; m = receiveMessageOnPort(parentPort!)) host.handle(m.message as MainToActor);
+        // Requests (ActorApi) run now, between batches; their answers leave in one event-loop turn.
+        if (host.requests.poll()) await host.requests.settle();
         tickAt = 0;
       }
       if (now >= tickAt) tickAt = now + host.tick(Math.floor(Date.now() / 1000));

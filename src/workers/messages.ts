@@ -1,6 +1,7 @@
 import type { ElectionName } from '../cluster/election.js';
 import type { SerializedError } from '../errors.js';
 import type { HandlerSpec } from '../handlers/loader.js';
+import type { MessagePort } from 'node:worker_threads';
 
 /** A handler as a datapath thread loads it: which module, and its tracker's settings. */
 export interface HandlerSetup {
@@ -78,6 +79,8 @@ export interface ActorData {
   actorCount: number;
   /** The dispatcher's ring to this actor thread; absent when the dispatcher thread is the actor (--workers 1). */
   ring?: SharedArrayBuffer;
+  /** This actor's end of its request port (ActorApi, thread-rpc.ts), moved to its thread. */
+  requests: MessagePort;
   /** One shard per handler, in handler order. */
   trackers: SharedArrayBuffer[];
   trackerCapacity: number;
@@ -97,24 +100,44 @@ export interface ActorData {
   draining: SharedArrayBuffer;
 }
 
+/** Broadcasts to every actor, without an answer (the requests are ActorApi's). */
 export type MainToActor =
   | { type: 'node-died'; id: number }
   | { type: 'reset' }
-  /** A tracking state from another node (a newcomer's, or a resync): load this actor's shard of it. */
-  | { type: 'load-state'; requestId: number; handlerIndex: number; state: Uint8Array; ownerIds: Record<string, number>; from: string }
-  /** Every actor loaded its shard of state `requestId`: forget the previous contents. */
-  | { type: 'commit-state'; requestId: number }
-  /** Some actor refused state `requestId`: put the previous contents back (all or nothing). */
-  | { type: 'rollback-state'; requestId: number }
-  /** A consistent snapshot of this actor's shard of every handler (taken between batches). */
-  | { type: 'snapshot'; requestId: number }
-  /** Up to `limit` entries per handler, for `lnlbctl conntrack`. */
-  | { type: 'list'; requestId: number; limit: number; nowSeconds: number }
-  /** --election bucket: this actor's flows in the buckets `targetOf` sends elsewhere (cluster/bucket-handover.ts). */
-  | { type: 'scan-buckets'; requestId: number; targetOf: Uint8Array }
-  /** A bucket handover from another node: this actor's shard of it goes into the live table. */
-  | { type: 'merge-state'; requestId: number; handlerIndex: number; state: Uint8Array; ownerIds: Record<string, number>; from: string }
   | { type: 'stop' };
+
+/** A tracking state from another node, for every actor: each takes its own keys (a newcomer's state, a resync, a handover). */
+export interface StateRequest {
+  requestId: number;
+  handlerIndex: number;
+  state: Uint8Array;
+  ownerIds: Record<string, number>;
+  from: string;
+}
+
+/** An actor's answer to a state: what it took, or why it refused the whole state. */
+export type StateAnswer = { entries: number; skipped: number; clockShift: number } | { refused: string };
+
+/**
+ * What each actor answers (thread-rpc.ts), between two batches, on the one thread that writes
+ * its shards: a snapshot is consistent per shard, and a load never races a frame.
+ */
+export interface ActorApi {
+  /** LNLB's load_status: this actor's shard of the handler is cleared and refilled, kept until commit or rollback. */
+  loadState(request: StateRequest): StateAnswer;
+  /** Every actor loaded state `requestId`: forget the previous contents. */
+  commitState(requestId: number): void;
+  /** Some actor refused state `requestId`: put the previous contents back (all or nothing). */
+  rollbackState(requestId: number): void;
+  /** Per handler: the packed entries of this actor's shard (SNAPSHOT_WORDS each), moved, not copied. */
+  snapshot(): Uint32Array[];
+  /** --election bucket, per handler: this actor's flows in the buckets `targetOf` sends elsewhere, and the target of each. */
+  scanBuckets(targetOf: Uint8Array): { entries: Uint32Array; targets: Uint8Array }[];
+  /** A bucket handover from another node: this actor's shard of it joins the live table. */
+  mergeState(request: StateRequest): StateAnswer;
+  /** Up to `limit` entries per handler, for `lnlbctl conntrack`. */
+  list(limit: number, nowSeconds: number): ShardListing[];
+}
 
 /** One handler's listing from one actor. */
 export interface ShardListing {
@@ -131,14 +154,6 @@ export type WorkerToMain =
   | { type: 'link-down' }
   /** The kernel refused a filter program for the data socket (reported once; every refusal is counted). */
   | { type: 'kernel-filter-failed'; message: string }
-  | { type: 'state-loaded'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number; clockShift: number }
-  | { type: 'state-refused'; requestId: number; from: string; handlerIndex: number; message: string }
-  /** Per handler: packed entries (SNAPSHOT_WORDS each) and the plan's target of each. */
-  | { type: 'buckets-scanned'; requestId: number; handlers: { entries: Uint32Array; targets: Uint8Array }[] }
-  | { type: 'state-merged'; requestId: number; from: string; handlerIndex: number; entries: number; skipped: number }
-  /** Per handler: the packed entries of this actor's shard (SNAPSHOT_WORDS each). */
-  | { type: 'snapshot'; requestId: number; shards: Uint32Array[] }
-  | { type: 'list'; requestId: number; handlers: ShardListing[] }
   /** Per handler: its tracker's own counters in this shard. */
   | { type: 'handler-counters'; counters: Record<string, number>[] }
   /** A handler threw (reported once per cause; every frame is counted). */
@@ -187,17 +202,34 @@ export interface ControlData {
   election?: ElectionName;
 }
 
+/** What the control-plane thread is started with: its data, and its end of the request port (ControlApi), moved to it. */
+export interface ControlThreadData extends ControlData {
+  requests: MessagePort;
+}
+
+/** A handler's serialised tracking state, for the control plane to send. */
+export interface SavedState {
+  protocol: number;
+  state: Uint8Array;
+  entries: number;
+}
+
+/** What the control-plane thread answers (thread-rpc.ts); the rest are MainToControl messages and ControlEvents. */
+export interface ControlApi {
+  status(): ControlStatus;
+  /** The owners (id → MAC) the main thread needs to save the tables. */
+  owners(): Record<number, string>;
+  /** Sends a state the main thread saved, to a newcomer or to every node ('cluster', a resync); its buffers are moved here. */
+  sendState(to: string, states: SavedState[]): Promise<{ fragments: number; error?: string }>;
+  /** `lnlbctl resync` under --election bucket: hand every flow tracked in a bucket not this node's to its owner again. */
+  resyncBuckets(): { buckets: number; targets: number };
+}
+
+/** Messages without an answer to the control-plane thread. */
 export type MainToControl =
   | { type: 'weight'; weight: number }
-  | { type: 'status'; requestId: number }
-  /** The owners (id → MAC) the main thread needs to save the tables for a resync. */
-  | { type: 'owners'; requestId: number }
-  /** Send a state the main thread saved: to a newcomer, or to every node (resync, requestId set). */
-  | { type: 'send-state'; to: string; states: { protocol: number; state: Uint8Array; entries: number }[]; requestId?: number }
   /** A newcomer's state is loaded (or was refused): its first round may complete. */
   | { type: 'state-loaded' }
-  /** `lnlbctl resync` under --election bucket: hand every flow tracked in a bucket not this node's to its owner again. */
-  | { type: 'resync-buckets'; requestId: number }
   /** Handover plan `id` scanned: one message per new owner that has flows to take (none: nothing to send). */
   | { type: 'handover-scanned'; id: number; messages: { to: string; data: Uint8Array; entries: number }[]; error?: string }
   /** A handover from `from` is in the tables (or was refused: `error`): acknowledge it. */
@@ -299,10 +331,6 @@ export type ControlEvent =
   | { type: 'node-died'; id: number }
   /** Relay to the actors: this node was declared dead and rejoins; forget all state. */
   | { type: 'reset' }
-  | { type: 'status'; requestId: number; status: ControlStatus }
-  | { type: 'owners'; requestId: number; owners: Record<number, string> }
-  | { type: 'resynced'; requestId: number; fragments: number; error?: string }
-  | { type: 'buckets-resynced'; requestId: number; buckets: number; targets: number }
   /** The first member must hand its state to a newcomer: the main thread saves the tables. */
   | { type: 'save-state'; to: string; owners: Record<number, string> }
   /** --election bucket: scan the shards for the flows in the buckets that moved elsewhere (cluster/bucket-handover.ts), per new owner. */
