@@ -37,6 +37,7 @@
 
 import { crc32 } from 'node:zlib';
 import { lnlbError } from '../errors.js';
+import { parseMac } from '../net/ethernet.js';
 import type { TrackingTable } from '../shm/tracking-table.js';
 import type { StatusVisitor, Tracker } from './handler.js';
 
@@ -207,6 +208,29 @@ export function encodeTrackerState(
     stats.skippedUnknownOwner = skipped;
   }
   return out;
+}
+
+/** A handler's serialised state, as the control plane sends it. */
+export interface EncodedState {
+  protocol: number;
+  state: Uint8Array;
+  /** Entries in it (those of unknown owners left out). */
+  entries: number;
+}
+
+/**
+ * Every handler's state from the actors' packed snapshots (per handler, per actor: what
+ * Datapath#snapshot gives), at `nowSeconds`; `owners` names each owner id by its MAC. Each
+ * state has a buffer of its own (it can be moved to another thread). Pure.
+ */
+export function encodeSnapshots(snapshots: readonly (readonly Uint32Array[])[], protocols: readonly number[], owners: Readonly<Record<number, string>>, nowSeconds: number): EncodedState[] {
+  const macs = new Map(Object.entries(owners).map(([id, mac]) => [Number(id), parseMac(mac)]));
+  return snapshots.map((shards, h) => {
+    const stats = { saved: 0, skippedUnknownOwner: 0 };
+    const room = shards.reduce((n, s) => n + s.length / SNAPSHOT_WORDS, 0);
+    const state = encodeTrackerState((visit) => visitEntries(shards, visit), room, nowSeconds, (id) => macs.get(id), stats);
+    return { protocol: protocols[h]!, state, entries: stats.saved };
+  });
 }
 
 /** The CRC32 of a state: every byte but the CRC field. */

@@ -201,28 +201,19 @@ export interface InterfaceStatusJson {
   counters: InterfaceCounters;
 }
 
-export interface ConntrackJson {
-  interface: string;
-  /** Tracked flows in all shards (the listing may be cut at the requested limit). */
-  total: number;
-  /**
-   * idleSeconds: since the entry was last refreshed as its table keeps it (a closing TCP
-   * connection's is moved back to shorten its life); expiresInSeconds: when it is forgotten
-   * unless a frame refreshes it.
-   */
-  entries: {
-    handler: string;
-    source: string;
-    key?: number;
-    flow: string;
-    /** The owner's MAC, its announced name and address (absent if none), and whether it is this node. */
-    node: string;
-    nodeName?: string;
-    nodeAddress?: string;
-    self: boolean;
-    idleSeconds: number;
-    expiresInSeconds: number;
-  }[];
+export type { ConntrackJson } from '../workers/conntrack-listing.js';
+
+/**
+ * A command's result already serialised as JSON text (UTF-8): the admin socket sends it as it
+ * is. A listing of a million flows is built and serialised off the main thread (the bulk
+ * pool); parsing it back here only to serialise it again would stall the main thread.
+ */
+export class RawJson {
+  readonly bytes: Uint8Array;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+  }
 }
 
 export interface StatusJson {

@@ -18,6 +18,7 @@ import {
   ADMIN_MAX_LINE,
   ADMIN_PROTOCOL_VERSION,
   ADMIN_SOCKET_NAME,
+  RawJson,
   type AdminRequest,
   type AdminResponse,
 } from './admin-protocol.js';
@@ -113,7 +114,17 @@ export class AdminServer {
 
     const reply = (response: AdminResponse): void => {
       if (socket.destroyed || socket.writableEnded) return;
-      if (!socket.write(`${JSON.stringify(response)}\n`)) {
+      let fits: boolean;
+      if (response.ok && response.result instanceof RawJson) {
+        // The result is JSON text already: the response around it, without parsing it back.
+        const { result, ...head } = response;
+        socket.write(`${JSON.stringify(head).slice(0, -1)},"result":`);
+        socket.write(result.bytes);
+        fits = socket.write('}\n');
+      } else {
+        fits = socket.write(`${JSON.stringify(response)}\n`);
+      }
+      if (!fits) {
         writeBlocked = true;
         this.stats.pausedForWrite++;
         pump();

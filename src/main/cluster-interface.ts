@@ -27,7 +27,7 @@ import { clusterMacFor, parseClusterVip, tapMacFor, type ClusterVip } from '../n
 import { defaultNodeName } from '../net/cluster-message.js';
 import { watchdogLimitMs } from '../workers/watchdog.js';
 import type { ControlEvent, HandlerSetup } from '../workers/messages.js';
-import type { ConntrackJson, DrainResult, InterfaceState, InterfaceStatusJson } from './admin-protocol.js';
+import type { DrainResult, InterfaceState, InterfaceStatusJson, RawJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
 import type { InterfaceOptions } from './options.js';
 import type { DrainOptions } from './drain.js';
@@ -90,7 +90,7 @@ export class ClusterInterface {
     this.#device = new ClusterDevice(options, this.#vip, sysctl, log, { tap: this.#tapMac, cluster: this.#clusterMac });
     this.#threads = new ClusterThreads(fatal);
     this.#weight = new WeightAnnouncer(options.name, options.weightMode, log);
-    this.#flows = new TrackedFlows(options.name, this.#threads, this.#handlerSetups().map((s) => s.idleTimeoutSeconds), log);
+    this.#flows = new TrackedFlows(options.name, this.#threads, this.#handlerSetups(), log);
     this.#handovers = new BucketHandoverWork(this.#threads, log);
     this.#participation = new Participation(
       options.name,
@@ -319,7 +319,7 @@ export class ClusterInterface {
   }
 
   /** `lnlbctl conntrack`: every tracked flow of every handler, at most `limit` (tracked-flows.ts). */
-  conntrack(limit: number): Promise<ConntrackJson> {
+  conntrack(limit: number): Promise<RawJson> {
     return this.#flows.conntrack(limit, formatMac(this.#ownMac));
   }
 
@@ -361,6 +361,7 @@ export class ClusterInterface {
     if (this.#insecureTimer) clearInterval(this.#insecureTimer);
     this.#device.leaveMulticastGroup();
     await this.#threads.stop();
+    await this.#flows.close();
     this.#device.close();
   }
 }

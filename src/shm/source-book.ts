@@ -26,7 +26,11 @@ export class SourceBook {
     return new SharedArrayBuffer(slots * SLOT_WORDS * 4);
   }
 
+  /** The shared memory, for another thread's SourceBook over it. */
+  readonly memory: SharedArrayBuffer;
+
   constructor(memory: SharedArrayBuffer) {
+    this.memory = memory;
     this.#words = new Int32Array(memory);
     this.#mask = memory.byteLength / (SLOT_WORDS * 4) - 1;
   }

@@ -25,6 +25,7 @@ import { ActorCore } from './actor-core.js';
 import { HandlerErrorLog, runInterfaceHook } from './handler-errors.js';
 import type { ActorApi, ActorData, MainToActor, ShardListing, StateAnswer, StateRequest, WorkerToMain } from './messages.js';
 import { expose, PolledEndpoint, transfer } from './thread-rpc.js';
+import { activeOwnedFlows } from './conntrack-listing.js';
 import { TapSink } from './ports.js';
 import { ActorCounter, CounterBlock } from './counters.js';
 import { handlerCall, HandlerMethod } from './watchdog.js';
@@ -175,6 +176,9 @@ export function createActorHost(data: ActorData, handlers: ProtocolHandler[], ri
       } catch (err) {
         return refusal(request, err);
       }
+    },
+    activeOwned(ownerIds, nowSeconds, idleSeconds) {
+      return trackers.reduce((n, tracker, i) => n + inHandler(i, HandlerMethod.saveStatus, () => activeOwnedFlows((visit) => tracker.saveStatus(visit), ownerIds, nowSeconds, idleSeconds)), 0);
     },
     list(limit, nowSeconds) {
       return trackers.map((tracker, i) => inHandler(i, HandlerMethod.saveStatus, () => listShard(tracker, data.handlers[i]!.idleTimeoutSeconds, nowSeconds, limit)));

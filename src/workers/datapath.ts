@@ -501,6 +501,12 @@ export class Datapath {
     return this.handlers.map((_, h) => listings.map((l) => l[h] ?? { total: 0, entries: new Uint32Array(0) }));
   }
 
+  /** A drain's count: the flows owned by one of `ownerIds` seen within `idleSeconds`, each actor counting its own shards. */
+  async activeOwned(ownerIds: number[], nowSeconds: number, idleSeconds: number): Promise<number> {
+    const counts = await this.#askAll('active-owned', 10_000, (actor) => actor.activeOwned(ownerIds, nowSeconds, idleSeconds));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** The trackers' own counters per handler, summed over the actors. */
   readHandlerCounters(): Record<string, number>[] {
     return this.handlers.map((_, h) => {

@@ -137,6 +137,8 @@ export interface ActorApi {
   mergeState(request: StateRequest): StateAnswer;
   /** Up to `limit` entries per handler, for `lnlbctl conntrack`. */
   list(limit: number, nowSeconds: number): ShardListing[];
+  /** A drain's count: this shard's flows (every handler's) owned by one of `ownerIds` and seen within `idleSeconds`. */
+  activeOwned(ownerIds: number[], nowSeconds: number, idleSeconds: number): number;
 }
 
 /** One handler's listing from one actor. */

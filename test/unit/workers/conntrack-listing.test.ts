@@ -1,7 +1,7 @@
 import test from 'ava';
-import { SNAPSHOT_WORDS } from '../../../src/handlers/tracker-state.js';
+import { SNAPSHOT_WORDS, visitEntries } from '../../../src/handlers/tracker-state.js';
 import { parseIPv4 } from '../../../src/net/ipv4.js';
-import { activeOwnedFlows, conntrackListing, ipv6SourceNamer, type ConntrackInputs } from '../../../src/main/tracked-flows.js';
+import { activeOwnedFlows, conntrackListing, ipv6SourceNamer, ownerIdsOf, type ConntrackInputs } from '../../../src/workers/conntrack-listing.js';
 import { sourceIpHandler } from '../../../src/handlers/default.js';
 import { tcpHandler } from '../../../src/handlers/tcp.js';
 import { readU32 } from '../../../src/net/bytes.js';
@@ -102,8 +102,9 @@ test('conntrack: at most `limit` rows, the most recent', (t) => {
 
 test("a drain counts this node's flows seen within idleSeconds whole seconds", (t) => {
   const { listings, owners } = inputs();
-  t.is(activeOwnedFlows(listings, owners, SELF, NOW, 30), 2, '10.0.0.8 (0 s) and 10.0.0.9 (30 s); 10.0.0.6 (50 s) is quiet');
-  t.is(activeOwnedFlows(listings, owners, SELF, NOW, 29), 1);
-  t.is(activeOwnedFlows(listings, owners, OTHER, NOW, 60), 1);
-  t.is(activeOwnedFlows(listings, { 2: OTHER }, SELF, NOW, 60), 0, 'no owner id for this node: none of its own');
+  const shards = (visit: Parameters<typeof visitEntries>[1]): void => visitEntries(listings.flat().map((l) => l.entries), visit);
+  t.is(activeOwnedFlows(shards, ownerIdsOf(owners, SELF), NOW, 30), 2, '10.0.0.8 (0 s) and 10.0.0.9 (30 s); 10.0.0.6 (50 s) is quiet');
+  t.is(activeOwnedFlows(shards, ownerIdsOf(owners, SELF), NOW, 29), 1);
+  t.is(activeOwnedFlows(shards, ownerIdsOf(owners, OTHER), NOW, 60), 1);
+  t.is(activeOwnedFlows(shards, ownerIdsOf({ 2: OTHER }, SELF), NOW, 60), 0, 'no owner id for this node: none of its own');
 });
