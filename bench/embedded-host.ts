@@ -5,6 +5,7 @@
  *
  *   node dist/bench/embedded-host.js --bind eth0 --vip IP --run-dir DIR --key-file FILE --node-name NAME
  *        [--heartbeat-ms MS] [--dead-after-ms MS] [--status-calls N]
+ *   node dist/bench/embedded-host.js --bystander
  *
  * Prints one JSON line per event on stdout (lnlb's own log lines, at info, share the stream):
  * - `{"event":"up"}` once the node is created; the loop histogram starts then;
@@ -13,7 +14,9 @@
  * - with `--status-calls N`, once the cluster has converged: N `status()` calls one after the
  *   other, then N admin-socket `status` requests, then N round trips to an echo thread (the
  *   floor of any request to another thread), each as `{"event":"rtt","what",...}` in µs.
- * SIGTERM closes the node and exits 0.
+ * SIGTERM closes the node and exits 0. `--bystander` embeds nothing: the same loop watch in a
+ * process that only waits, the reference for what the machine itself (other processes, the
+ * scheduler) does to any event loop over the same windows.
  */
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -32,9 +35,10 @@ const { values } = parseArgs({
     'heartbeat-ms': { type: 'string', default: '200' },
     'dead-after-ms': { type: 'string', default: '1000' },
     'status-calls': { type: 'string', default: '0' },
+    bystander: { type: 'boolean', default: false },
   },
 });
-if (values.vip === undefined || values['run-dir'] === undefined || values['key-file'] === undefined) {
+if (!values.bystander && (values.vip === undefined || values['run-dir'] === undefined || values['key-file'] === undefined)) {
   console.error('usage: embedded-host --vip IP --run-dir DIR --key-file FILE [--node-name NAME] [--status-calls N]');
   process.exit(2);
 }
@@ -46,17 +50,19 @@ function print(event: string, fields: object = {}): void {
 /** Nanoseconds to milliseconds, 2 decimals. */
 const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
 
-const node = await createNode({
-  bind: values.bind,
-  vip: values.vip,
-  runDir: values['run-dir'],
-  keyFile: values['key-file'],
-  nodeName: values['node-name'],
-  heartbeatMs: Number(values['heartbeat-ms']),
-  deadAfterMs: Number(values['dead-after-ms']),
-  adminSocket: true,
-  logLevel: 'info',
-});
+const node = values.bystander
+  ? undefined
+  : await createNode({
+      bind: values.bind,
+      vip: values.vip!,
+      runDir: values['run-dir'],
+      keyFile: values['key-file'],
+      nodeName: values['node-name'],
+      heartbeatMs: Number(values['heartbeat-ms']),
+      deadAfterMs: Number(values['dead-after-ms']),
+      adminSocket: true,
+      logLevel: 'info',
+    });
 // 1 ms resolution: the timer that samples the loop fires every millisecond, so a pause of
 // 10 ms shows as one sample of about 10 ms.
 const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -72,6 +78,7 @@ process.on('SIGUSR2', () => {
 });
 process.on('SIGTERM', () => {
   loop.disable();
+  if (node === undefined) process.exit(0);
   node.close().then(
     () => process.exit(0),
     (err: unknown) => {
@@ -80,7 +87,9 @@ process.on('SIGTERM', () => {
     },
   );
 });
-node.on('error', (err) => {
+// Something to wait for: a bystander has nothing else.
+if (node === undefined) setInterval(() => undefined, 1 << 30);
+node?.on('error', (err) => {
   console.error(`node failed: ${err.code}: ${err.message}`);
   process.exit(1);
 });
@@ -104,7 +113,7 @@ function summary(us: number[]): { p50Us: number; p99Us: number; maxUs: number; c
 }
 
 const statusCalls = Number(values['status-calls']);
-if (statusCalls > 0) {
+if (node !== undefined && statusCalls > 0) {
   node.once('converged', () => {
     void (async (): Promise<void> => {
       print('rtt', { what: 'status()', ...summary(await timeCalls(statusCalls, () => node.status())) });
