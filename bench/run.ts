@@ -21,6 +21,7 @@ import { benchLookups } from './lookups.js';
 import { benchElectionHash } from './election-hash.js';
 import { benchJoin } from './join.js';
 import { benchHostLoop, benchStatusRtt } from './host-loop.js';
+import { benchThreadCalls } from './thread-calls.js';
 import { benchHealth } from './health.js';
 import { benchHeartbeat } from './heartbeat.js';
 import { benchMemory } from './memory.js';
@@ -135,6 +136,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'join', needsRoot: true, run: benchJoin },
   { name: 'host-loop', needsRoot: true, run: benchHostLoop },
   { name: 'status-rtt', needsRoot: true, run: benchStatusRtt },
+  { name: 'thread-calls', needsRoot: false, run: benchThreadCalls },
   { name: 'health', needsRoot: true, run: benchHealth },
   { name: 'memory', needsRoot: true, run: benchMemory },
   { name: 'bond', needsRoot: true, run: benchBond },
