@@ -17,6 +17,7 @@ import { createLogger, setLogLevel, type Logger } from './logger.js';
 import type { MetricsServer } from './metrics.js';
 import { daemonOptions, type RawOptions } from './config-file.js';
 import { planReload } from './reload.js';
+import { nameProcess } from './process-title.js';
 import { ensurePrivateDir } from './run-dir.js';
 import { Shutdown } from './shutdown.js';
 import { DAEMON_OPTIONS, DEFAULT_KEY_PATH, REPEAT_SEPARATOR, type DaemonOptions } from './options.js';
@@ -72,6 +73,8 @@ function parseCommandLine(argv: string[]): RawOptions {
 }
 
 async function main(): Promise<void> {
+  // `lnlbd`, not `node`, to pidof, pgrep and ps (process-title.ts): first, so a start that hangs is found too.
+  nameProcess('lnlbd', process.argv.slice(2));
   const commandLine = parseCommandLine(process.argv.slice(2));
   let options = daemonOptions(commandLine); // the config file (--config, or /etc/lnlb/lnlb.conf) under the flags
   const missing = missingCapabilities([CAP_NET_ADMIN, CAP_NET_RAW]);

@@ -5,11 +5,11 @@
 // Every daemon here gets the lab's key (KEY below) unless the test is about not having one.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sweepStale, waitExit, waitUntil } from '../../lab/netns.js';
+import { Lab, sweepStale, systemTool, waitExit, waitUntil } from '../../lab/netns.js';
 import { defaultNodeName } from '../../src/net/cluster-message.js';
 import { hostname } from 'node:os';
 
@@ -111,6 +111,52 @@ test.serial('SIGTERM removes the TAP and restores the sysctls; lnlbctl then says
   const ctl = await l.exec('solo', [process.execPath, LNLBCTL, '--run-dir', runDir, 'status']);
   t.is(ctl.code, 1);
   t.regex(ctl.stderr, /no lnlbd is running .* start it with lnlbd/);
+});
+
+/** The reload command docs/config.md gives, as a user would copy it. */
+function docsReloadCommand(): string {
+  const docs = readFileSync(fileURLToPath(new URL('../../../docs/config.md', import.meta.url)), 'utf8');
+  const command = /`(kill -HUP \$\(pidof lnlbd\))`/.exec(docs)?.[1];
+  if (command === undefined) throw new Error('docs/config.md no longer gives `kill -HUP $(pidof lnlbd)`');
+  return command;
+}
+
+test.serial("the daemon is lnlbd to pidof, pgrep -x and ps (not node), and docs/config.md's reload command reloads it", async (t) => {
+  const l = theLab();
+  const dir = `${l.dir}/named`;
+  mkdirSync(dir);
+  const config = `${dir}/lnlb.conf`;
+  writeFileSync(config, `vip = 10.0.0.100\nbind = eth0\nkey-file = ${l.keyFile}\nheartbeat-ms = 100\ndead-after-ms = 500\nlog-level = info\n`);
+  // In a PID namespace of its own, where this daemon is the only lnlbd: the commands run as a
+  // user types them (pidof and pgrep see every lnlbd of the host otherwise, other tests' too).
+  // bin/lnlbd through its #!/usr/bin/env node, as systemd and a shell start it.
+  const script = [
+    'set -u',
+    `${LNLBD} --config ${config} --run-dir ${dir}/run >${dir}/lnlbd.log 2>&1 &`,
+    'daemon=$!',
+    `waitfor() { for i in $(seq 150); do grep -q "$1" ${dir}/lnlbd.log && return 0; sleep 0.1; done; echo "no $1 in the log"; return 1; }`,
+    "waitfor 'cluster interface up' || exit 1",
+    'echo "daemon=$daemon pidof=$(pidof lnlbd) pgrep=$(pgrep -x lnlbd) comm=$(cat /proc/$daemon/comm)"',
+    'echo "ps=$(ps -o args= -p $daemon)"',
+    `sed -i 's/^log-level = info$/log-level = debug/' ${config}`,
+    docsReloadCommand(),
+    "waitfor 'configuration reloaded' || exit 1",
+    'kill -TERM $(pgrep -x lnlbd)',
+    'wait $daemon; echo "exit=$?"',
+  ].join('\n');
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+  const run = await l.exec('solo', [systemTool('unshare'), '--pid', '--fork', '--kill-child', '--mount-proc', '--', systemTool('sh'), '-c', script], { env, timeoutMs: 30_000 });
+  const log = readFileSync(`${dir}/lnlbd.log`, 'utf8');
+  t.is(run.code, 0, `${run.stdout}${run.stderr}\n${log}`);
+  const found = /^daemon=(\d+) pidof=(\S*) pgrep=(\S*) comm=(\S*)$/m.exec(run.stdout);
+  t.truthy(found, run.stdout);
+  const [, pid, pidof, pgrep, comm] = found ?? [];
+  t.is(pidof, pid, 'pidof lnlbd');
+  t.is(pgrep, pid, 'pgrep -x lnlbd');
+  t.is(comm, 'lnlbd', '/proc/PID/comm');
+  t.regex(run.stdout, new RegExp(`^ps=lnlbd --config ${config} --run-dir ${dir}/run$`, 'm'), 'ps shows how it was started');
+  t.regex(log, /configuration reloaded: applied logLevel=debug/, `${docsReloadCommand()} reloaded the config file`);
+  t.regex(run.stdout, /^exit=0$/m, 'kill -TERM $(pgrep -x lnlbd) stopped it cleanly');
 });
 
 /** The nice value of every thread of `pid` (/proc/PID/task/TID/stat, field 19). */
