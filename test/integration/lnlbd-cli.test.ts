@@ -309,6 +309,14 @@ test.serial('a daemon started empty needs no key; lnlbctl addif without one is r
       'lnlbctl: a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (to lnlbd, as key-file in its config file, or to lnlbctl addif), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)',
     ]);
     t.deepEqual(await hostState(), before, 'no TAP, sysctls untouched');
+    // With --json, the daemon's refusals come as one JSON object on stdout, with the code the daemon raised.
+    for (const [args, exit, code] of [[['addif', '10.0.0.100', 'eth0', '--json'], 2, 'LNLB_ERR_AUTH_KEY_MISSING'], [['stop', 'nlb7', '--json'], 1, 'LNLB_ERR_CTL_NO_INTERFACE']] as const) {
+      const refusedJson = await ctl([...args]);
+      t.is(refusedJson.code, exit, args.join(' '));
+      const error = (JSON.parse(refusedJson.stdout) as { error: { code: string; message: string } }).error;
+      t.is(error.code, code, args.join(' '));
+      t.is(refusedJson.stderr, `lnlbctl: ${error.message}\n`);
+    }
     const added = await ctl(['addif', '10.0.0.100', 'eth0', '--key-file', l.keyFile]);
     t.is(added.code, 0, added.stderr);
     t.is(added.stdout, 'nlb0\n');
