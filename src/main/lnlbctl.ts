@@ -391,8 +391,9 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`lnlbctl: ${isLnlbError(err) || err instanceof Error ? err.message : String(err)}\n`);
   if (wantsJson(process.argv.slice(2))) process.stdout.write(jsonErrorLine(err));
   // A bad argument exits 2, as a bad flag does: refused here, a bond option word refused by
-  // the daemon (the same table: it would have been refused here by another lnlbctl version), or
-  // an addif without a key where the daemon has none either (as lnlbd without --key-file).
-  const badArgument = isLnlbError(err) && (refusedLocally.has(err) || err.code === 'LNLB_ERR_BOND_OPTION' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING');
+  // the daemon (the same table: it would have been refused here by another lnlbctl version), an
+  // addif without a key where the daemon has none either (as lnlbd without --key-file), or an
+  // addif the daemon refused by its arguments (a loopback <dev>, a <cluster ip> of the host).
+  const badArgument = isLnlbError(err) && (refusedLocally.has(err) || err.code === 'LNLB_ERR_BOND_OPTION' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING' || err.code === 'LNLB_ERR_CLI_BAD_FLAG');
   process.exit(badArgument ? 2 : 1);
 });
