@@ -20,6 +20,7 @@ export interface LabAddon {
   sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number;
   netnsEnter(path: string): void;
   notifyListen(path: string): number;
+  notifyRecv(fd: number): { pid: number; message: string } | null;
 }
 
 let loaded: LabAddon | undefined;
@@ -72,5 +73,14 @@ export function notifyListen(path: string): number {
     return addon().notifyListen(path);
   } catch (error) {
     return rethrowPortError('notifyListen', error);
+  }
+}
+
+/** The next datagram on a notifyListen socket with the pid that sent it; null when none waits. */
+export function notifyRecv(fd: number): { pid: number; message: string } | null {
+  try {
+    return addon().notifyRecv(fd);
+  } catch (error) {
+    return rethrowPortError('notifyRecv', error);
   }
 }

@@ -8,6 +8,7 @@
  * (src/main/host-state.ts), and names such as `nlb%d` are chosen against the kernel's devices.
  */
 
+import { EventEmitter } from 'node:events';
 import { isLnlbError, lnlbError, type LnlbError } from '../errors.js';
 import { parseClusterVip, sharedAddress } from '../net/vip.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
@@ -32,6 +33,8 @@ export class Daemon {
   readonly #onFatal: (err: LnlbError) => void;
   /** The host's bonds (`lnlbctl bond ...`); a cluster interface may bind to one. */
   readonly bonds: BondManager;
+  /** `added`: an interface is up (at start or by addif); its owner may listen to its events. */
+  readonly events = new EventEmitter<{ added: [ClusterInterface] }>();
 
   constructor(options: DaemonOptions, log: Logger, onFatal: (err: LnlbError) => void) {
     this.#opts = options;
@@ -117,6 +120,7 @@ export class Daemon {
       this.#reserved.delete(chosen);
     }
     this.#interfaces.set(chosen, cluster);
+    this.events.emit('added', cluster);
     return chosen;
   }
 

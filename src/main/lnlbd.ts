@@ -18,7 +18,9 @@ import type { MetricsServer } from './metrics.js';
 import { daemonOptions, type RawOptions } from './config-file.js';
 import { planReload } from './reload.js';
 import { nameProcess } from './process-title.js';
+import { ServiceNotifier } from './service-notify.js';
 import { LNLBD_BINDING_NAMES, preflightInterface, type InterfacePreflight } from './interface-preflight.js';
+import type { InterfaceStatusJson } from './admin-protocol.js';
 import { parseClusterVip } from '../net/vip.js';
 import { ensurePrivateDir, removeCreatedDirs } from './run-dir.js';
 import { Shutdown } from './shutdown.js';
@@ -90,6 +92,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger(options.logLevel);
   startLog = log;
+  // Under systemd (Type=notify): READY=1 once converged, RELOADING=1, STOPPING=1 (service-notify.ts).
+  const notifier = ServiceNotifier.fromEnvironment(process.env, log);
   // Everything that can be refused without touching the host, before anything is made (the run
   // directory, bonds, the TAP): the key file, and for the first cluster interface its device,
   // its VIP and the handler modules (interface-preflight.ts). A bond it binds to is looked at
@@ -115,6 +119,7 @@ async function main(): Promise<void> {
   let metrics: MetricsServer | undefined;
   const shutdown = new Shutdown({
     stop: async () => {
+      notifier?.stopping('leaving the cluster, restoring the host');
       try {
         await daemon?.stop();
       } finally {
@@ -140,11 +145,13 @@ async function main(): Promise<void> {
     // SIGHUP (systemctl reload): read the config again, apply what can change live, keep the
     // rest, and on a bad file keep running with what we have.
     process.on('SIGHUP', () => {
+      notifier?.reloading();
       let next: DaemonOptions;
       try {
         next = daemonOptions(commandLine);
       } catch (err) {
         log.error({ event: 'reload-failed' }, `reload refused, nothing changed: ${(err as Error).message}`);
+        notifier?.reloaded();
         return;
       }
       const plan = planReload(options, next);
@@ -155,8 +162,17 @@ async function main(): Promise<void> {
         { event: 'reloaded', config: next.config ?? null, applied: plan.apply, needRestart: plan.needRestart },
         `configuration reloaded${Object.keys(plan.apply).length > 0 ? `: applied ${Object.entries(plan.apply).map(([k, v]) => `${k}=${String(v)}`).join(', ')}` : ': nothing to apply'}${plan.needRestart.length > 0 ? `; ${plan.needRestart.join(', ')} changed and take effect on restart` : ''}`,
       );
+      notifier?.reloaded();
     });
     registerAdminCommands(admin, started);
+    if (notifier !== undefined) {
+      // STATUS= follows each interface's view and state, those addif adds too.
+      const statuses = (): Promise<InterfaceStatusJson[]> => started.status();
+      started.events.on('added', (cluster) => {
+        cluster.events.on('converged', () => notifier.statusChanged(statuses));
+        cluster.events.on('state', () => notifier.statusChanged(statuses));
+      });
+    }
     if (options.metrics !== undefined) {
       // Imported here: prom-client is loaded only by a daemon that serves metrics.
       const { MetricsServer, buildMetricsRegistry } = await import('./metrics.js');
@@ -178,6 +194,10 @@ async function main(): Promise<void> {
   if (options.bind === undefined) {
     const keyHint = options.keyFile === undefined && !options.insecureNoAuth ? ' --key-file <path> (this daemon has no --key-file)' : '';
     log.info({ event: 'idle' }, `no cluster interface yet: add one with lnlbctl addif <vip> <dev>${keyHint}, and bonds with lnlbctl bond create <name> [option=value ...]`);
+  }
+  if (notifier !== undefined) {
+    const started = daemon;
+    void notifier.announceWhenSettled(() => started.status()).catch((err: unknown) => log.warn({ event: 'sd-notify-failed' }, `readiness not announced: ${(err as Error).message}`));
   }
   injectTestFault(process.env['LNLB_TEST_FAULT']);
 }

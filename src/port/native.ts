@@ -294,7 +294,7 @@ export function addonAvailable(): boolean {
 // Errors
 
 /** Calls of the lab addon (lab/native.ts), whose errors are mapped here too. */
-export type LabOp = 'sendBurst' | 'netnsEnter' | 'notifyListen';
+export type LabOp = 'sendBurst' | 'netnsEnter' | 'notifyListen' | 'notifyRecv';
 
 /** Names of the addon calls, as given to {@link toPortError}. */
 export type PortOp = keyof NativeAddon | LabOp;
