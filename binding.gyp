@@ -30,6 +30,7 @@
         "native/hmac.cc",
         "native/ifctl.cc",
         "native/io.cc",
+        "native/notify.cc",
         "native/packet-ring.cc",
         "native/packet-socket.cc",
         "native/tap.cc",
@@ -46,6 +47,7 @@
           "sources": [
             "native/lab/addon.cc",
             "native/lab/netns.cc",
+            "native/lab/notify-listen.cc",
             "native/lab/traffic-gen.cc",
             "native/errors.cc"
           ]

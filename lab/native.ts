@@ -19,6 +19,8 @@ export interface SendBurstOptions {
 export interface LabAddon {
   sendBurst(fd: number, buf: Uint8Array, offset: number, length: number, count: number, opts: SendBurstOptions): number;
   netnsEnter(path: string): void;
+  notifyListen(path: string): number;
+  notifyRecv(fd: number): { pid: number; message: string } | null;
 }
 
 let loaded: LabAddon | undefined;
@@ -58,5 +60,27 @@ export function netnsEnter(path: string): void {
     addon().netnsEnter(path);
   } catch (error) {
     rethrowPortError('netnsEnter', error);
+  }
+}
+
+/**
+ * The service manager's end of sd_notify: a unix datagram socket bound to `path` (`@name`: the
+ * abstract namespace), non-blocking; read it with port.recv (one datagram a read, -1 when none
+ * waits) and close it with port.close.
+ */
+export function notifyListen(path: string): number {
+  try {
+    return addon().notifyListen(path);
+  } catch (error) {
+    return rethrowPortError('notifyListen', error);
+  }
+}
+
+/** The next datagram on a notifyListen socket with the pid that sent it; null when none waits. */
+export function notifyRecv(fd: number): { pid: number; message: string } | null {
+  try {
+    return addon().notifyRecv(fd);
+  } catch (error) {
+    return rethrowPortError('notifyRecv', error);
   }
 }

@@ -11,9 +11,16 @@
  *                                                     │
  *            setprivArgv(settings, argv) ◀────────────┤  (capabilities, no_new_privs)
  *            mountSandboxArgv(settings, argv, map) ◀──┘  (read-only file system)
+ *
+ * Type=notify: NotifySocket is systemd's end of sd_notify, its path the service's
+ * $NOTIFY_SOCKET; it keeps what the service says (READY=1, STATUS=, RELOADING=1, STOPPING=1),
+ * when, and from which pid.
  */
 
+import { rmSync } from 'node:fs';
 import { lnlbError } from '../src/errors.js';
+import * as port from '../src/port/native.js';
+import { notifyListen, notifyRecv } from './native.js';
 
 /** One `Key=value` line of a section, in file order (continuation lines joined). */
 export interface UnitEntry {
@@ -270,7 +277,10 @@ export function parseTimeSpan(text: string, what = 'time span'): number {
 /** The settings of a service unit this module can apply or that the tests check. */
 export interface ServiceSettings {
   unit: UnitFile;
+  /** simple or notify (the others are refused). */
   type: string;
+  /** Whose sd_notify messages systemd takes: none, main, exec or all (default: main for Type=notify, else none). */
+  notifyAccess: string;
   /** ExecStart= (exactly one: Type=simple runs one command). */
   execStart: ExecCommand;
   /** ExecReload= unexpanded (it names $MAINPID): parse it with parseExecCommand and a MAINPID. */
@@ -311,6 +321,8 @@ export function readServiceUnit(text: string, path = 'unit'): ServiceSettings {
   let starts: UnitEntry[] = [];
   for (const entry of unitAssignments(unit, 'Service', 'ExecStart')) starts = entry.value === '' ? [] : [...starts, entry];
   const type = value('Type') ?? 'simple';
+  if (type !== 'simple' && type !== 'notify') bad(path, undefined, `Type=${type} is not emulated (only simple and notify)`);
+  const notifyAccess = value('NotifyAccess') ?? (type === 'notify' ? 'main' : 'none');
   if (starts.length !== 1) bad(path, undefined, `expected one ExecStart= for Type=${type}, found ${starts.length}`);
   const start = starts[0]!;
   const timeoutEntry = unitAssignments(unit, 'Service', 'TimeoutStopSec').at(-1);
@@ -320,6 +332,7 @@ export function readServiceUnit(text: string, path = 'unit'): ServiceSettings {
   return {
     unit,
     type,
+    notifyAccess,
     execStart: parseExecCommand(start.value, {}, path, start.line),
     execReload: value('ExecReload'),
     restart: value('Restart') ?? 'no',
@@ -399,4 +412,70 @@ export function mountSandboxArgv(settings: ServiceSettings, argv: readonly strin
   // touches nothing else ('/' is a mount point already).
   const binds = [...readOnly.filter((p) => p !== '/'), ...new Set(writable)];
   return [tools.unshare ?? 'unshare', '--mount', '--propagation', 'private', '--', tools.sh ?? 'sh', '-euc', SANDBOX_SCRIPT, 'sh', ...binds, '--', ...readOnly, '--', ...argv];
+}
+
+/** One sd_notify message as the service manager received it. */
+export interface NotifyMessage {
+  /** Date.now() when it arrived. */
+  at: number;
+  /** The process that sent it (the kernel's credentials, SO_PASSCRED). */
+  pid: number;
+  /** Its `KEY=value` lines. */
+  fields: Record<string, string>;
+}
+
+/** `READY=1\nSTATUS=...`: the fields of one sd_notify message (the first `=` splits a line). Pure. */
+export function parseNotifyMessage(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return fields;
+}
+
+/**
+ * The service manager's end of sd_notify, as systemd makes it for a Type=notify unit: a unix
+ * datagram socket whose path the service gets as $NOTIFY_SOCKET (`env`). Every message is kept
+ * with the time it arrived and the pid that sent it, so a test can check what systemd would:
+ * READY=1 and when, from the main process (NotifyAccess=main). close() removes the socket.
+ */
+export class NotifySocket {
+  readonly path: string;
+  readonly messages: NotifyMessage[] = [];
+  readonly #fd: number;
+  readonly #watcher: port.Watcher;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#fd = notifyListen(path);
+    this.#watcher = port.watch(this.#fd, () => {
+      for (let d = notifyRecv(this.#fd); d !== null; d = notifyRecv(this.#fd)) this.messages.push({ at: Date.now(), pid: d.pid, fields: parseNotifyMessage(d.message) });
+    });
+    this.#watcher.unref();
+  }
+
+  /** What the service's environment gets. */
+  get env(): { NOTIFY_SOCKET: string } {
+    return { NOTIFY_SOCKET: this.path };
+  }
+
+  /** The first message (from `from` on) with this field, e.g. ('READY', '1'); waits up to timeoutMs. */
+  async waitFor(key: string, value: string | RegExp, timeoutMs: number, from = 0): Promise<NotifyMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.slice(from).find((m) => m.fields[key] !== undefined && (typeof value === 'string' ? m.fields[key] === value : value.test(m.fields[key]!)));
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) {
+        throw lnlbError('LNLB_ERR_LAB_SETUP', `no ${key}=${String(value)} on ${this.path} within ${timeoutMs} ms; received: ${JSON.stringify(this.messages.map((m) => m.fields))}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  close(): void {
+    this.#watcher.stop();
+    port.close(this.#fd);
+    rmSync(this.path, { force: true });
+  }
 }

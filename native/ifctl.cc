@@ -112,7 +112,69 @@ Napi::Value IfInfo(const Napi::CallbackInfo& info) {
   out.Set("up", (link->ifi_flags & IFF_UP) != 0);
   out.Set("running", (link->ifi_flags & kIffLowerUp) != 0);
   out.Set("promisc", promiscuity > 0 || (link->ifi_flags & IFF_PROMISC) != 0);
+  out.Set("type", link->ifi_type);  // ARPHRD_*: 1 for Ethernet (veth, TAP, bond, VLAN)
+  out.Set("loopback", (link->ifi_flags & IFF_LOOPBACK) != 0);
   return out;
+}
+
+// Every address of every device in this network namespace (RTM_GETADDR dump), up or down:
+// getifaddrs, and so Node's os.networkInterfaces(), leave out devices without carrier.
+// [{ device, family: 4 | 6, address: Uint8Array(4 | 16) }].
+Napi::Value HostAddresses(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FdGuard sock(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (sock.get() < 0) ThrowErrno(env, errno, "socket(AF_NETLINK)");
+  struct {
+    struct nlmsghdr header;
+    struct ifaddrmsg addr;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  req.header.nlmsg_type = RTM_GETADDR;
+  req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.header.nlmsg_seq = 1;
+  req.addr.ifa_family = AF_UNSPEC;
+  if (send(sock.get(), &req, req.header.nlmsg_len, 0) < 0) ThrowErrno(env, errno, "send(RTM_GETADDR)");
+
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t count = 0;
+  thread_local std::vector<char> answer(1 << 16);
+  for (;;) {
+    ssize_t n;
+    do n = recv(sock.get(), answer.data(), answer.size(), 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) ThrowErrno(env, errno, "recv(RTM_GETADDR)");
+    size_t left = static_cast<size_t>(n);
+    for (auto* h = reinterpret_cast<struct nlmsghdr*>(answer.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_DONE) return out;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        int err = -reinterpret_cast<struct nlmsgerr*>(NLMSG_DATA(h))->error;
+        ThrowErrno(env, err != 0 ? err : EPROTO, "netlink(RTM_GETADDR)");
+      }
+      if (h->nlmsg_type != RTM_NEWADDR) continue;
+      auto* a = reinterpret_cast<struct ifaddrmsg*>(NLMSG_DATA(h));
+      size_t size = a->ifa_family == AF_INET ? 4 : a->ifa_family == AF_INET6 ? 16 : 0;
+      if (size == 0) continue;
+      // IFA_LOCAL is the address itself (IFA_ADDRESS the peer's on a point-to-point link); IPv6 has only IFA_ADDRESS.
+      const void* local = nullptr;
+      const void* address = nullptr;
+      int attrsLen = static_cast<int>(IFA_PAYLOAD(h));
+      for (struct rtattr* r = IFA_RTA(a); RTA_OK(r, attrsLen); r = RTA_NEXT(r, attrsLen)) {
+        if (RTA_PAYLOAD(r) != size) continue;
+        if (r->rta_type == IFA_LOCAL) local = RTA_DATA(r);
+        else if (r->rta_type == IFA_ADDRESS) address = RTA_DATA(r);
+      }
+      const void* own = local != nullptr ? local : address;
+      if (own == nullptr) continue;
+      char name[IF_NAMESIZE] = {0};
+      if (if_indextoname(a->ifa_index, name) == nullptr) continue;  // the device went meanwhile
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("device", name);
+      entry.Set("family", size == 4 ? 4 : 6);
+      entry.Set("address", Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t*>(own), size));
+      out.Set(count++, entry);
+    }
+  }
 }
 
 void IfSetMac(const Napi::CallbackInfo& info) {
@@ -228,6 +290,7 @@ void IfAddIPv6(const Napi::CallbackInfo& info) {
 
 void RegisterIfctl(Napi::Env env, Napi::Object exports) {
   exports.Set("ifInfo", Napi::Function::New(env, IfInfo, "ifInfo"));
+  exports.Set("hostAddresses", Napi::Function::New(env, HostAddresses, "hostAddresses"));
   exports.Set("ifSetMac", Napi::Function::New(env, IfSetMac, "ifSetMac"));
   exports.Set("ifSetUp", Napi::Function::New(env, IfSetUp, "ifSetUp"));
   exports.Set("ifSetMtu", Napi::Function::New(env, IfSetMtu, "ifSetMtu"));

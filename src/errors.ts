@@ -90,6 +90,8 @@ export const ErrorCodes = {
   LNLB_ERR_CTL_NO_BOND: 'unknown bond',
   /** The run directory or /run/lnlb-host is a symlink, not a directory, owned by another user, or writable by group or others. */
   LNLB_ERR_RUN_DIR_UNSAFE: 'run directory unsafe',
+  /** The run directory or /run/lnlb-host cannot be created (no write permission in the directory above, a read-only file system) or written in; the message names the directory, the permission and the fix. */
+  LNLB_ERR_RUN_DIR_ACCESS: 'run directory not writable',
   /** A state file in the run directory or /run/lnlb-host is a symlink, not a regular file, another user's, or too large; it was not read. */
   LNLB_ERR_STATE_FILE_UNSAFE: 'state file refused',
   /** Another lnlbd on this host (same network namespace) uses the device: as a cluster's bound device, a TAP, a bond or a bond's slave. */

@@ -6,6 +6,7 @@ import { deviceArgument, devicesArgument, optionWordsArgument } from './bond-spe
 import type { Daemon } from './daemon.js';
 import { checkDrainOptions } from './drain.js';
 import { interfaceArguments } from './options.js';
+import { ADDIF_BINDING_NAMES } from './interface-preflight.js';
 
 export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void {
   admin.register('status', async (): Promise<StatusJson> => ({ interfaces: await daemon.status() }));
@@ -20,7 +21,7 @@ export function registerAdminCommands(admin: AdminServer, daemon: Daemon): void 
       insecureNoAuth: args['insecureNoAuth'],
       vlan: args['vlan'],
     });
-    return { name: await daemon.addInterface(vip, bind, name, overrides) };
+    return { name: await daemon.addInterface(vip, bind, name, overrides, { names: ADDIF_BINDING_NAMES }) };
   });
   admin.register('delif', async (args) => {
     await daemon.removeInterface(String(args['interface']));

@@ -13,7 +13,7 @@
  * sender is the bond, never the slave, so its packets are dropped on the slave).
  */
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -479,6 +479,12 @@ export class BondManager {
     const failures: string[] = [];
     for (const bond of [...this.#bonds.values()]) {
       await this.#destroy(bond).catch((err: Error) => failures.push(`${bond.name}: ${err.message}`));
+    }
+    // The status files' directory, empty now: a stopped daemon leaves nothing of its bonds.
+    try {
+      rmdirSync(join(this.#runDir, STATUS_DIR));
+    } catch {
+      // Never made (no bond), or something else is in it: left.
     }
     if (failures.length > 0) throw lnlbError('LNLB_ERR_DEV_SETUP', `stopping bonds: ${failures.join('; ')}`);
   }

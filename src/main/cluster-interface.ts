@@ -21,12 +21,11 @@ import { hostname } from 'node:os';
 import { lnlbError, type LnlbError } from '../errors.js';
 import { compileRules, type RuleSet } from '../cluster/port-rules.js';
 import { deriveElectionKey } from '../cluster/hash.js';
-import type { HandlerSpec } from '../handlers/loader.js';
 import { formatMac } from '../net/ethernet.js';
 import { clusterMacFor, parseClusterVip, tapMacFor, type ClusterVip } from '../net/vip.js';
 import { defaultNodeName } from '../net/cluster-message.js';
 import { watchdogLimitMs } from '../workers/watchdog.js';
-import type { ControlEvent, HandlerSetup } from '../workers/messages.js';
+import type { ControlEvent } from '../workers/messages.js';
 import type { DrainResult, InterfaceState, InterfaceStatusJson, RawJson } from './admin-protocol.js';
 import type { Logger } from './logger.js';
 import type { InterfaceOptions } from './options.js';
@@ -34,7 +33,8 @@ import type { DrainOptions } from './drain.js';
 import type { SysctlGuard } from './sysctl.js';
 import type { WeightSource } from './weight-source.js';
 import { createHealthMonitor, presenceView, type HealthMonitor } from './health-monitor.js';
-import { loadClusterKey, warnInsecureNoAuth } from './cluster-auth.js';
+import { warnInsecureNoAuth } from './cluster-auth.js';
+import { handlerSetups, LNLBD_BINDING_NAMES, preflightInterface, type BindingNames, type InterfacePreflight } from './interface-preflight.js';
 import { ClusterDevice, VNET_HDR } from './cluster-device.js';
 import { membershipEvent, type ClusterEvents } from './cluster-events.js';
 import { ClusterThreads } from './cluster-threads.js';
@@ -90,7 +90,7 @@ export class ClusterInterface {
     this.#device = new ClusterDevice(options, this.#vip, sysctl, log, { tap: this.#tapMac, cluster: this.#clusterMac });
     this.#threads = new ClusterThreads(fatal);
     this.#weight = new WeightAnnouncer(options.name, options.weightMode, log);
-    this.#flows = new TrackedFlows(options.name, this.#threads, this.#handlerSetups(), log);
+    this.#flows = new TrackedFlows(options.name, this.#threads, handlerSetups(options), log);
     this.#handovers = new BucketHandoverWork(this.#threads, log);
     this.#participation = new Participation(
       options.name,
@@ -109,23 +109,19 @@ export class ClusterInterface {
     return this.#weight.source;
   }
 
-  /** Each handler with the idle timeout of its own flag (tcp, udp) or --idle-timeout. */
-  #handlerSetups(): HandlerSetup[] {
-    const o = this.#opts;
-    const idle = (spec: HandlerSpec): number => (spec.module === 'builtin:tcp' ? o.tcpIdleTimeout : spec.module === 'builtin:udp' ? o.udpIdleTimeout : o.idleTimeout);
-    return o.handler.map((spec) => ({ spec, idleTimeoutSeconds: idle(spec) }));
-  }
-
   /** The datapath threads' kernel ids (none before start). */
   get datapathThreadIds(): readonly number[] {
     return this.#threads.datapath?.threadIds ?? [];
   }
 
-  async start(): Promise<void> {
+  /**
+   * `checked`: what preflightInterface found, if the owner ran it already (before the bonds,
+   * lnlbd); else it runs first here. Either way a key file, a device, a VIP or a handler
+   * refused leaves the host as it was: no TAP, no sysctl, no thread.
+   */
+  async start(checked?: InterfacePreflight, names: BindingNames = LNLBD_BINDING_NAMES): Promise<void> {
     const o = this.#opts;
-    // The key first: no key (and no --insecure-no-auth), or a key file refused, leaves the host
-    // as it was: no TAP, no sysctl, no thread.
-    const key = loadClusterKey(o, this.#log);
+    const { key, handlers, setups } = checked ?? (await preflightInterface(o, this.#vip, this.#log, names));
     const bound = this.#device.open();
     this.#ownMac = bound.ownMac;
     const multicast = o.macMode === 'multicast';
@@ -146,7 +142,8 @@ export class ClusterInterface {
       electionKey: key === undefined ? undefined : deriveElectionKey(key),
       tableEntries: o.tableEntries,
       ringBytes: o.actorRingKib * 1024,
-      handlers: this.#handlerSetups(),
+      handlers: setups,
+      checkedHandlers: handlers,
       rules: o.rule,
       interfaceName: o.name,
       onLinkDown: () => this.#log.warn({ event: 'link-down', bind: o.bind }, `${o.bind} went down: no frames until it is back`),
@@ -342,7 +339,7 @@ export class ClusterInterface {
       suspended: p.suspended,
       health: this.#health?.status(),
       rules: this.#rules,
-      handlerSetups: this.#handlerSetups(),
+      handlerSetups: handlerSetups(o),
       handlerNames: datapath?.handlers.map((h) => h.name) ?? [],
       plane,
       counters: datapath?.readCounters(),

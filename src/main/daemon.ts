@@ -8,6 +8,7 @@
  * (src/main/host-state.ts), and names such as `nlb%d` are chosen against the kernel's devices.
  */
 
+import { EventEmitter } from 'node:events';
 import { isLnlbError, lnlbError, type LnlbError } from '../errors.js';
 import { parseClusterVip, sharedAddress } from '../net/vip.js';
 import type { InterfaceStatusJson } from './admin-protocol.js';
@@ -18,6 +19,7 @@ import type { DaemonOptions, InterfaceOptions, InterfaceOverrides } from './opti
 import * as port from '../port/native.js';
 import { HostState } from './host-state.js';
 import { SysctlGuard } from './sysctl.js';
+import { checkBinding, LNLBD_BINDING_NAMES, preflightInterface, type BindingNames, type InterfacePreflight } from './interface-preflight.js';
 
 export class Daemon {
   readonly #opts: DaemonOptions;
@@ -31,6 +33,8 @@ export class Daemon {
   readonly #onFatal: (err: LnlbError) => void;
   /** The host's bonds (`lnlbctl bond ...`); a cluster interface may bind to one. */
   readonly bonds: BondManager;
+  /** `added`: an interface is up (at start or by addif); its owner may listen to its events. */
+  readonly events = new EventEmitter<{ added: [ClusterInterface] }>();
 
   constructor(options: DaemonOptions, log: Logger, onFatal: (err: LnlbError) => void) {
     this.#opts = options;
@@ -68,8 +72,14 @@ export class Daemon {
     return [...this.interfaces.flatMap((c) => c.datapathThreadIds), ...this.bonds.threadIds()];
   }
 
-  /** LNLB's addif: a new cluster interface for `vip` on `bind`; returns its name. */
-  async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: InterfaceOverrides = {}): Promise<string> {
+  /**
+   * LNLB's addif: a new cluster interface for `vip` on `bind`; returns its name. Everything
+   * that can be refused without touching the host is checked first (interface-preflight.ts:
+   * the key file, the device, the VIP, the handlers; refusals name the arguments as `names`
+   * says), unless `checked` brings what lnlbd found before it created its bonds (the device
+   * and the VIP are looked at again: a bond exists only now).
+   */
+  async addInterface(vip: string, bind: string, name: string = this.#opts.name, overrides: InterfaceOverrides = {}, start: { names?: BindingNames; checked?: InterfacePreflight } = {}): Promise<string> {
     const vipValue = parseClusterVip(vip);
     for (const existing of this.#interfaces.values()) {
       const shared = sharedAddress(parseClusterVip(existing.vip), vipValue);
@@ -78,6 +88,14 @@ export class Daemon {
       }
     }
     if (name === bind) throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', `the cluster interface cannot take the bound device's name (${bind})`);
+    const requested: InterfaceOptions = { ...this.#opts, ...overrides, vip, bind, name };
+    if (requested.vlan !== 0 && requested.macMode === 'multicast') {
+      throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', '--vlan: a cluster on a trunk VLAN runs in unicast MAC mode: its host sends through the cluster interface, whose MAC must be the cluster MAC');
+    }
+    const names = start.names ?? LNLBD_BINDING_NAMES;
+    let checked = start.checked;
+    if (checked === undefined) checked = await preflightInterface(requested, vipValue, this.#log, names);
+    else checkBinding(vipValue, bind, names);
     const chosen = this.#chooseName(name); // claimed host-wide
     try {
       this.#host.claimDevice(bind, bindOwner(chosen)); // refused when another lnlbd on this host uses it
@@ -86,19 +104,14 @@ export class Daemon {
       throw err;
     }
     this.#reserved.add(chosen);
-    const options: InterfaceOptions = { ...this.#opts, ...overrides, vip, bind, name: chosen };
-    if (options.vlan !== 0 && options.macMode === 'multicast') {
-      this.#reserved.delete(chosen);
-      this.#releaseDevices(chosen, bind);
-      throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', '--vlan: a cluster on a trunk VLAN runs in unicast MAC mode: its host sends through the cluster interface, whose MAC must be the cluster MAC');
-    }
+    const options: InterfaceOptions = { ...requested, name: chosen };
     const log = this.#log.child({ interface: chosen });
     const cluster = new ClusterInterface(options, this.#sysctl, log, (err) => {
       log.fatal({ event: 'interface-failed', code: err.code }, err.message);
       this.#onFatal(lnlbError(err.code, `${chosen}: ${err.message}`, { cause: err, ...(err.errno === undefined ? {} : { errno: err.errno }) }));
     });
     try {
-      await cluster.start();
+      await cluster.start(checked, names);
     } catch (err) {
       await cluster.stop().catch(() => undefined);
       this.#releaseDevices(chosen, bind);
@@ -107,6 +120,7 @@ export class Daemon {
       this.#reserved.delete(chosen);
     }
     this.#interfaces.set(chosen, cluster);
+    this.events.emit('added', cluster);
     return chosen;
   }
 

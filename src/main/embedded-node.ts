@@ -28,10 +28,11 @@ import { Daemon } from './daemon.js';
 import { checkDrainOptions, type DrainOptions } from './drain.js';
 export { checkDrainOptions };
 import { createLogger, type Logger } from './logger.js';
-import { ensurePrivateDir } from './run-dir.js';
+import { ensurePrivateDir, removeCreatedDirs } from './run-dir.js';
+import { CREATE_NODE_BINDING_NAMES, preflightInterface } from './interface-preflight.js';
 import type { MetricsServer } from './metrics.js';
 import { DAEMON_OPTIONS, keyMissingMessage, REPEAT_SEPARATOR, type AuthOptionNames, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
-import { loadKeyFile } from '../net/auth.js';
+import { parseClusterVip } from '../net/vip.js';
 import type { ElectionName } from '../cluster/election.js';
 import type { WeightMode } from './weight-source.js';
 import type { HealthCheckFunction, HealthCheckSpec } from '../health/check-spec.js';
@@ -373,43 +374,48 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
   const resolved = resolveNodeOptions(options);
   const o = resolved.daemon;
   checkPrivileges(o);
-  // The key file checked before anything is created (bonds, metrics); the interface reads it again.
-  if (o.keyFile !== undefined) loadKeyFile(o.keyFile);
-  ensurePrivateDir(o.runDir, 'run directory'); // created 0700, or refused when unsafe (src/main/run-dir.ts)
-  let admin: AdminServer | undefined;
-  if (resolved.adminSocket) {
-    admin = new AdminServer(o.runDir);
-    await admin.listen(); // refuses a run directory another daemon serves (LNLB_ERR_RUN_DIR_BUSY)
-  } else if (await adminSocketLive(o.runDir)) {
-    // bond-slaves.json is kept in the run directory: sharing it would restore another's.
-    throw lnlbError('LNLB_ERR_RUN_DIR_BUSY', `an lnlbd is serving ${join(o.runDir, ADMIN_SOCKET_NAME)}: give this node its own runDir`);
-  }
   const log = resolved.logger ?? createLogger(o.logLevel);
+  // What can be refused without touching the host, before anything is made (run directory,
+  // bonds, metrics, the TAP): the key file, the device, the VIP, the handlers (interface-preflight.ts).
+  const checked = await preflightInterface({ ...o, bind: o.bind, vip: o.vip }, parseClusterVip(o.vip), log, CREATE_NODE_BINDING_NAMES, o.bond.some((b) => b.name === o.bind));
+  // Created 0700, or refused when unsafe or not writable (run-dir.ts); a start that fails takes back what it made.
+  const createdDirs = ensurePrivateDir(o.runDir, 'run directory', { setting: 'runDir' });
+  let admin: AdminServer | undefined;
+  let daemon: Daemon | undefined;
   let metrics: MetricsServer | undefined;
   let node: EmbeddedNode | undefined;
   let failure: LnlbError | undefined;
-  const daemon = new Daemon(o, log, (err) => {
-    if (node === undefined) failure ??= err;
-    else node.fail(err);
-  });
-  if (admin !== undefined) registerAdminCommands(admin, daemon);
   let name: string;
   try {
+    if (resolved.adminSocket) {
+      admin = new AdminServer(o.runDir);
+      await admin.listen(); // refuses a run directory another daemon serves (LNLB_ERR_RUN_DIR_BUSY)
+    } else if (await adminSocketLive(o.runDir)) {
+      // bond-slaves.json is kept in the run directory: sharing it would restore another's.
+      throw lnlbError('LNLB_ERR_RUN_DIR_BUSY', `an lnlbd is serving ${join(o.runDir, ADMIN_SOCKET_NAME)}: give this node its own runDir`);
+    }
+    const started = new Daemon(o, log, (err) => {
+      if (node === undefined) failure ??= err;
+      else node.fail(err);
+    });
+    daemon = started;
+    if (admin !== undefined) registerAdminCommands(admin, started);
     if (o.metrics !== undefined) {
       // Imported here, as lnlbd does: prom-client is loaded only by a node that serves metrics.
       const { MetricsServer, buildMetricsRegistry } = await import('./metrics.js');
-      metrics = await MetricsServer.listen(o.metrics, buildMetricsRegistry(() => daemon.status()), (err) => log.error({ event: 'metrics-error', err }, `metrics endpoint: ${err.message}`));
+      metrics = await MetricsServer.listen(o.metrics, buildMetricsRegistry(() => started.status()), (err) => log.error({ event: 'metrics-error', err }, `metrics endpoint: ${err.message}`));
     }
     for (const bond of o.bond) {
-      const created = await daemon.bonds.create(bond.name, bond.options);
+      const created = await started.bonds.create(bond.name, bond.options);
       for (const warning of created.warnings) log.warn({ event: 'bond-option-warning', bond: bond.name }, `bond ${bond.name}: ${warning}`);
-      if (bond.slaves.length > 0) await daemon.bonds.enslave(bond.name, bond.slaves);
+      if (bond.slaves.length > 0) await started.bonds.enslave(bond.name, bond.slaves);
     }
-    name = await daemon.addInterface(o.vip, o.bind, o.name);
+    name = await started.addInterface(o.vip, o.bind, o.name, {}, { names: CREATE_NODE_BINDING_NAMES, checked });
   } catch (err) {
-    await daemon.stop().catch(() => undefined);
+    await daemon?.stop().catch(() => undefined);
     await metrics?.close();
     await admin?.close();
+    removeCreatedDirs(createdDirs);
     throw err;
   }
   node = new EmbeddedNode(daemon, daemon.get(name), { admin, metrics, log });

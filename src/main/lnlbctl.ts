@@ -360,23 +360,40 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return;
-      process.stderr.write(`lnlbctl: ${err.message.replace(/^error: /, '')}\n`);
-      process.exit(2);
+      // An unknown command or option, a missing argument: refused here, exit 2, with a code as any error.
+      checkLocally(() => {
+        throw lnlbError('LNLB_ERR_CTL_BAD_ARGUMENT', err.message.replace(/^error: /, ''));
+      });
     }
     throw err;
   }
 }
 
+/** `--json` among the arguments (before a `--`): the caller reads JSON, errors included. */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/**
+ * The JSON line of an error: `{"error": {"code", "message"}}` (and `errno`, `cause` when it
+ * has them), with the code it was raised with, in whatever thread or process raised it.
+ */
+function jsonErrorLine(err: unknown): string {
+  const error = serializeError(err);
+  return `${JSON.stringify({ error: { ...error, code: error.code ?? 'LNLB_ERR_CTL_PROTOCOL' } })}\n`;
+}
+
 main(process.argv.slice(2)).catch((err: unknown) => {
+  // One line for whoever reads the terminal or the journal, always; with --json, stdout then
+  // holds the error as one JSON object and nothing else: a script reads stdout whichever way
+  // the command went (`.error` or the result), a --watch stream ends with it.
   process.stderr.write(`lnlbctl: ${isLnlbError(err) || err instanceof Error ? err.message : String(err)}\n`);
-  // --json: the error too, with its stable code, for scripts (stdout holds nothing else then).
-  if (process.argv.includes('--json')) {
-    const error = serializeError(err);
-    process.stdout.write(`${JSON.stringify({ error: { ...error, code: error.code ?? 'LNLB_ERR_CTL_PROTOCOL' } })}\n`);
-  }
+  if (wantsJson(process.argv.slice(2))) process.stdout.write(jsonErrorLine(err));
   // A bad argument exits 2, as a bad flag does: refused here, a bond option word refused by
-  // the daemon (the same table: it would have been refused here by another lnlbctl version), or
-  // an addif without a key where the daemon has none either (as lnlbd without --key-file).
-  const badArgument = isLnlbError(err) && (refusedLocally.has(err) || err.code === 'LNLB_ERR_BOND_OPTION' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING');
+  // the daemon (the same table: it would have been refused here by another lnlbctl version), an
+  // addif without a key where the daemon has none either (as lnlbd without --key-file), or an
+  // addif the daemon refused by its arguments (a loopback <dev>, a <cluster ip> of the host).
+  const badArgument = isLnlbError(err) && (refusedLocally.has(err) || err.code === 'LNLB_ERR_BOND_OPTION' || err.code === 'LNLB_ERR_AUTH_KEY_MISSING' || err.code === 'LNLB_ERR_CLI_BAD_FLAG');
   process.exit(badArgument ? 2 : 1);
 });

@@ -8,7 +8,7 @@
 import { lnlbError } from '../errors.js';
 import { ELECTIONS, type ElectionName } from '../cluster/election.js';
 import { parseIPv4 } from '../net/ipv4.js';
-import { parseClusterVip } from '../net/vip.js';
+import { CLUSTER_MAC_FORMS, parseClusterVip } from '../net/vip.js';
 import { MAX_VLAN_ID } from '../net/bpf.js';
 import { isNodeName, NODE_NAME_MAX } from '../net/cluster-message.js';
 import { compileRules } from '../cluster/port-rules.js';
@@ -309,7 +309,7 @@ export const DAEMON_OPTIONS = [
   {
     key: 'macMode',
     flag: '--mac-mode <mode>',
-    description: 'cluster MAC: unicast 02:00:a:b:c:d (switches flood it) or multicast 01:00:5e:7f:c:d (joined by IGMP, for switches that must not flood)',
+    description: `cluster MAC, for a VIP a.b.c.d: unicast ${CLUSTER_MAC_FORMS.unicast} (switches flood it) or multicast ${CLUSTER_MAC_FORMS.multicast} (from the VIP's first two octets, joined by IGMP, for switches that must not flood; an IPv6 VIP alone: ${CLUSTER_MAC_FORMS.multicastIPv6}, joined by MLD)`,
     default: 'unicast',
     parse: (raw: string, flag: string) => ((MAC_MODES as readonly string[]).includes(raw) ? (raw as MacMode) : badFlag(flag, `expected one of ${MAC_MODES.join(', ')}, got ${JSON.stringify(raw)}`)),
   },

@@ -75,6 +75,17 @@ function checkIPv6Vip(v6: Uint8Array, text: string): void {
   if ((v6[12]! | v6[13]! | v6[14]! | v6[15]!) === 0) throw new RangeError(`${text} cannot be a cluster IP: its last 32 bits name the cluster and make its MAC, and must not be all zero`);
 }
 
+/**
+ * The cluster MAC of each mode as `lnlbd --help` and the docs write it: a.b.c.d are the bytes
+ * of the cluster's identity (its IPv4 VIP a.b.c.d), c.d the last two bytes of an IPv6 VIP
+ * alone. Derived by clusterMacFor below; test/unit/net/vip.test.ts fills these in and compares.
+ */
+export const CLUSTER_MAC_FORMS = {
+  unicast: '02:00:a:b:c:d',
+  multicast: '01:00:5e:7f:a:b',
+  multicastIPv6: '33:33:7f:fe:c:d',
+} as const;
+
 /** The MAC the TAP carries (always unicast: an interface cannot have a multicast address): 02:00 + the id. */
 export function tapMacFor(vip: ClusterVip): Uint8Array {
   const id = vip.id;

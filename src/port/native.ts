@@ -96,6 +96,21 @@ export interface IfInfo {
   /** Up with carrier (IFF_RUNNING). */
   running: boolean;
   promisc: boolean;
+  /** The link type, ARPHRD_* (linux/if_arp.h): {@link ARPHRD_ETHER} for Ethernet, veth, TAP, bonds and VLANs. */
+  type: number;
+  /** The loopback device (IFF_LOOPBACK). */
+  loopback: boolean;
+}
+
+/** ARPHRD_ETHER: a device that carries Ethernet frames, with a MAC of its own. */
+export const ARPHRD_ETHER = 1;
+
+/** An address of a device of this host (this network namespace), as {@link hostAddresses} lists them. */
+export interface HostAddress {
+  device: string;
+  family: 4 | 6;
+  /** 4 or 16 bytes, network order. */
+  address: Uint8Array;
 }
 
 export interface PacketOptions {
@@ -183,6 +198,8 @@ export interface Watcher {
 export interface NativeAddon {
   tapOpen(name: string, opts: TapOptions): TapHandle;
   ifInfo(name: string): IfInfo;
+  hostAddresses(): HostAddress[];
+  notify(socketPath: string, message: string): boolean;
   ifSetMac(name: string, mac: Uint8Array): void;
   ifSetUp(name: string, up: boolean): void;
   ifSetMtu(name: string, mtu: number): void;
@@ -277,7 +294,7 @@ export function addonAvailable(): boolean {
 // Errors
 
 /** Calls of the lab addon (lab/native.ts), whose errors are mapped here too. */
-export type LabOp = 'sendBurst' | 'netnsEnter';
+export type LabOp = 'sendBurst' | 'netnsEnter' | 'notifyListen' | 'notifyRecv';
 
 /** Names of the addon calls, as given to {@link toPortError}. */
 export type PortOp = keyof NativeAddon | LabOp;
@@ -411,6 +428,31 @@ export function ifInfo(name: string): IfInfo {
     return addon().ifInfo(name);
   } catch (error) {
     return rethrowPortError('ifInfo', error);
+  }
+}
+
+/**
+ * Every IPv4 and IPv6 address of every device in this network namespace, up or down (an
+ * rtnetlink dump: os.networkInterfaces() leaves out devices without carrier). Needs no privilege.
+ */
+export function hostAddresses(): HostAddress[] {
+  try {
+    return addon().hostAddresses();
+  } catch (error) {
+    return rethrowPortError('hostAddresses', error);
+  }
+}
+
+/**
+ * Sends `message` (`READY=1`, `STATUS=...`: sd_notify(3)) as one datagram to the unix socket
+ * `socketPath` ($NOTIFY_SOCKET: a path, or `@name` in the abstract namespace). Never waits:
+ * false when the socket's queue is full and the message was dropped.
+ */
+export function notify(socketPath: string, message: string): boolean {
+  try {
+    return addon().notify(socketPath, message);
+  } catch (error) {
+    return rethrowPortError('notify', error);
   }
 }
 

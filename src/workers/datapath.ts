@@ -47,6 +47,8 @@ export interface DatapathOptions {
   tableEntries?: number;
   /** The handlers, default (protocol 0) included, in the order the dispatcher indexes them. */
   handlers: HandlerSetup[];
+  /** `handlers` already through checkHandlers (the interface checks them before it creates a device); else start checks them. */
+  checkedHandlers?: ProtocolHandler[];
   /** `--rule` texts (already checked by compileRules on the main thread). */
   rules: readonly string[];
   interfaceName: string;
@@ -152,6 +154,23 @@ const ACTOR_SEED = randomBytes(4).readUInt32LE(0);
 export const DEFAULT_TABLE_ENTRIES = 1 << 20;
 
 /**
+ * The handler modules checked before any datapath thread exists (the interface does it before
+ * it creates its TAP): every module's self-test in a thread of its own with a time limit (a
+ * method that never returns is refused, not a hung start), then loaded here for its name, sizes
+ * and describeKey; --election bucket needs each to find a flow's bucket from its key.
+ */
+export async function checkHandlers(setups: readonly HandlerSetup[], election: ElectionName): Promise<ProtocolHandler[]> {
+  await Promise.all(setups.map((setup) => selfTestInWorker(setup.spec)));
+  const handlers: ProtocolHandler[] = [];
+  for (const setup of setups) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
+  const originless = handlers.find((h) => typeof h.keyOrigin !== 'function');
+  if (election === 'bucket' && originless !== undefined) {
+    throw lnlbError('LNLB_ERR_HANDLER_INVALID', `handler ${originless.name} has no keyOrigin(keyLo, keyHi): --election bucket hands each bucket's tracked flows to its new owner and must find a flow's bucket from its key; add keyOrigin to the handler (docs/handlers.md) or use another --election`);
+  }
+  return handlers;
+}
+
+/**
  * Slots per actor shard so that `entries` flows fit below the tables' 7/8 load limit (tables
  * take any size, so nothing is rounded up to a power of two: 16 B / (7/8) ≈ 18.3 B per flow).
  */
@@ -248,16 +267,7 @@ export class Datapath {
   static async start(options: DatapathOptions): Promise<Datapath> {
     const ringBytes = options.ringBytes ?? 8 << 20;
     const capacity = shardSlots(options.tableEntries ?? DEFAULT_TABLE_ENTRIES, options.actors);
-    // Checked here first, a broken handler refused before any datapath thread exists: every
-    // module's self-test in a thread of its own with a time limit (a method that never returns
-    // is refused, not a hung start), then loaded here for its name, sizes and describeKey.
-    await Promise.all(options.handlers.map((setup) => selfTestInWorker(setup.spec)));
-    const handlers: ProtocolHandler[] = [];
-    for (const setup of options.handlers) handlers.push(await loadHandler(setup.spec, { smokeTest: false }));
-    const originless = handlers.find((h) => typeof h.keyOrigin !== 'function');
-    if (options.election === 'bucket' && originless !== undefined) {
-      throw lnlbError('LNLB_ERR_HANDLER_INVALID', `handler ${originless.name} has no keyOrigin(keyLo, keyHi): --election bucket hands each bucket's tracked flows to its new owner and must find a flow's bucket from its key; add keyOrigin to the handler (docs/handlers.md) or use another --election`);
-    }
+    const handlers = options.checkedHandlers ?? (await checkHandlers(options.handlers, options.election));
     const counterMemory = CounterBlock.allocate(1 + options.actors);
     const viewMemory = ViewWriter.allocate();
     const controlMemory = new SharedArrayBuffer(8);

@@ -5,11 +5,11 @@
 // Every daemon here gets the lab's key (KEY below) unless the test is about not having one.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, sweepStale, waitExit, waitUntil } from '../../lab/netns.js';
+import { Lab, sweepStale, systemTool, waitExit, waitUntil } from '../../lab/netns.js';
 import { defaultNodeName } from '../../src/net/cluster-message.js';
 import { hostname } from 'node:os';
 
@@ -113,6 +113,52 @@ test.serial('SIGTERM removes the TAP and restores the sysctls; lnlbctl then says
   t.regex(ctl.stderr, /no lnlbd is running .* start it with lnlbd/);
 });
 
+/** The reload command docs/config.md gives, as a user would copy it. */
+function docsReloadCommand(): string {
+  const docs = readFileSync(fileURLToPath(new URL('../../../docs/config.md', import.meta.url)), 'utf8');
+  const command = /`(kill -HUP \$\(pidof lnlbd\))`/.exec(docs)?.[1];
+  if (command === undefined) throw new Error('docs/config.md no longer gives `kill -HUP $(pidof lnlbd)`');
+  return command;
+}
+
+test.serial("the daemon is lnlbd to pidof, pgrep -x and ps (not node), and docs/config.md's reload command reloads it", async (t) => {
+  const l = theLab();
+  const dir = `${l.dir}/named`;
+  mkdirSync(dir);
+  const config = `${dir}/lnlb.conf`;
+  writeFileSync(config, `vip = 10.0.0.100\nbind = eth0\nkey-file = ${l.keyFile}\nheartbeat-ms = 100\ndead-after-ms = 500\nlog-level = info\n`);
+  // In a PID namespace of its own, where this daemon is the only lnlbd: the commands run as a
+  // user types them (pidof and pgrep see every lnlbd of the host otherwise, other tests' too).
+  // bin/lnlbd through its #!/usr/bin/env node, as systemd and a shell start it.
+  const script = [
+    'set -u',
+    `${LNLBD} --config ${config} --run-dir ${dir}/run >${dir}/lnlbd.log 2>&1 &`,
+    'daemon=$!',
+    `waitfor() { for i in $(seq 150); do grep -q "$1" ${dir}/lnlbd.log && return 0; sleep 0.1; done; echo "no $1 in the log"; return 1; }`,
+    "waitfor 'cluster interface up' || exit 1",
+    'echo "daemon=$daemon pidof=$(pidof lnlbd) pgrep=$(pgrep -x lnlbd) comm=$(cat /proc/$daemon/comm)"',
+    'echo "ps=$(ps -o args= -p $daemon)"',
+    `sed -i 's/^log-level = info$/log-level = debug/' ${config}`,
+    docsReloadCommand(),
+    "waitfor 'configuration reloaded' || exit 1",
+    'kill -TERM $(pgrep -x lnlbd)',
+    'wait $daemon; echo "exit=$?"',
+  ].join('\n');
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+  const run = await l.exec('solo', [systemTool('unshare'), '--pid', '--fork', '--kill-child', '--mount-proc', '--', systemTool('sh'), '-c', script], { env, timeoutMs: 30_000 });
+  const log = readFileSync(`${dir}/lnlbd.log`, 'utf8');
+  t.is(run.code, 0, `${run.stdout}${run.stderr}\n${log}`);
+  const found = /^daemon=(\d+) pidof=(\S*) pgrep=(\S*) comm=(\S*)$/m.exec(run.stdout);
+  t.truthy(found, run.stdout);
+  const [, pid, pidof, pgrep, comm] = found ?? [];
+  t.is(pidof, pid, 'pidof lnlbd');
+  t.is(pgrep, pid, 'pgrep -x lnlbd');
+  t.is(comm, 'lnlbd', '/proc/PID/comm');
+  t.regex(run.stdout, new RegExp(`^ps=lnlbd --config ${config} --run-dir ${dir}/run$`, 'm'), 'ps shows how it was started');
+  t.regex(log, /configuration reloaded: applied logLevel=debug/, `${docsReloadCommand()} reloaded the config file`);
+  t.regex(run.stdout, /^exit=0$/m, 'kill -TERM $(pgrep -x lnlbd) stopped it cleanly');
+});
+
 /** The nice value of every thread of `pid` (/proc/PID/task/TID/stat, field 19). */
 function threadNices(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
@@ -195,6 +241,92 @@ test.serial('no key, by flags or by the config file: exit 2, one line naming --k
   }
 });
 
+test.serial('--bind lo, and a VIP that is an address of the host (on the bound device or another): exit 2, one line naming the flag; no TAP, no sysctl, no run directory', async (t) => {
+  const l = theLab();
+  await l.exec('solo', ['sysctl', '-q', '-w', 'net.ipv4.conf.eth0.arp_ignore=0', 'net.ipv4.conf.eth0.arp_announce=0']);
+  const before = await hostState();
+  await l.exec('solo', ['ip', 'addr', 'add', '10.0.0.200/32', 'dev', 'lo']);
+  try {
+    const cases: [string[], RegExp][] = [
+      [['--bind', 'lo', '--vip', '10.0.0.100'], /^lnlbd: --bind lo: lo is the loopback device: no other host can reach a cluster on it, and its MAC is 00:00:00:00:00:00; bind the device on the LAN/],
+      [['--bind', 'eth0', '--vip', '10.0.0.1'], /^lnlbd: --vip 10\.0\.0\.1: 10\.0\.0\.1 is an address of this host already \(on eth0\): the cluster IP must be one no host owns .*\(ip addr del 10\.0\.0\.1 dev eth0\)$/],
+      [['--bind', 'eth0', '--vip', '10.0.0.200'], /^lnlbd: --vip 10\.0\.0\.200: 10\.0\.0\.200 is an address of this host already \(on lo\)/],
+    ];
+    for (const [args, line] of cases) {
+      const runDir = `${l.dir}/refused-run`;
+      const result = await lnlbd([...args, '--key-file', KEY, '--run-dir', runDir]);
+      t.is(result.code, 2, args.join(' '));
+      t.deepEqual(result.stderr.trim().split('\n').length, 1, result.stderr);
+      t.regex(result.stderr.trim(), line);
+      t.deepEqual(await hostState(), before, `${args.join(' ')}: no TAP, sysctls untouched`);
+      t.false(existsSync(runDir), 'no run directory');
+    }
+  } finally {
+    await l.exec('solo', ['ip', 'addr', 'del', '10.0.0.200/32', 'dev', 'lo']);
+  }
+});
+
+test.serial('the cheap checks come first: where nlb0 exists already, a missing key file, a missing handler module, --bind lo are each reported as what they are, before any device is touched', async (t) => {
+  const l = theLab();
+  await l.exec('solo', ['sysctl', '-q', '-w', 'net.ipv4.conf.eth0.arp_ignore=0', 'net.ipv4.conf.eth0.arp_announce=0']);
+  const made = await l.exec('solo', ['ip', 'tuntap', 'add', 'nlb0', 'mode', 'tap']);
+  t.is(made.code, 0, made.stderr);
+  try {
+    const sysctls = (await l.exec('solo', ['sysctl', '-n', ...ARP_SYSCTLS])).stdout;
+    const link = (await l.exec('solo', ['ip', '-o', 'link', 'show', 'nlb0'])).stdout;
+    const cases: [string[], number, RegExp][] = [
+      [['--bind', 'eth0', '--vip', '10.0.0.100', '--name', 'nlb0', '--key-file', `${l.dir}/missing.key`], 1, /^lnlbd: cannot read key file \S+missing\.key \(ENOENT\): check the path, or make one with `lnlbctl genkey/],
+      [['--bind', 'eth0', '--vip', '10.0.0.100', '--name', 'nlb0', '--key-file', KEY, '--handler', `icmp=${l.dir}/missing-handler.js`], 1, /^lnlbd: handler icmp=\S+: cannot load handler module \S+missing-handler\.js: no such file/],
+      [['--bind', 'lo', '--vip', '10.0.0.100', '--name', 'nlb0', '--key-file', KEY], 2, /^lnlbd: --bind lo: lo is the loopback device/],
+    ];
+    for (const [args, code, line] of cases) {
+      const runDir = `${l.dir}/cheap-run`;
+      const result = await lnlbd([...args, '--run-dir', runDir]);
+      t.is(result.code, code, `${args.join(' ')}: ${result.stderr}`);
+      t.is(result.stderr.trim().split('\n').length, 1, result.stderr);
+      t.regex(result.stderr.trim(), line);
+      t.notRegex(result.stderr, /EBUSY|exists already/, 'not the device it never reached');
+      t.is((await l.exec('solo', ['sysctl', '-n', ...ARP_SYSCTLS])).stdout, sysctls, 'no sysctl touched');
+      t.is((await l.exec('solo', ['ip', '-o', 'link', 'show', 'nlb0'])).stdout, link, 'nlb0 as it was');
+      t.false(existsSync(runDir), 'no run directory');
+    }
+  } finally {
+    await l.exec('solo', ['ip', 'tuntap', 'del', 'nlb0', 'mode', 'tap']);
+  }
+});
+
+test.serial('a run directory lnlbd may not create: one line naming it, the directory above with its owner and mode, and the fix (LNLB_ERR_RUN_DIR_ACCESS, also as a JSON log line)', async (t) => {
+  const l = theLab();
+  const runDir = `/run/${l.prefix}-nobody`;
+  // nobody, with the two capabilities lnlbd needs (as a unit with User= and AmbientCapabilities=): /run is root's, 0755.
+  const argv = [systemTool('setpriv'), '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all,+net_admin,+net_raw', '--ambient-caps=-all,+net_admin,+net_raw', process.execPath, LNLBD, '--run-dir', runDir, '--config', '/dev/null'];
+  const result = await l.exec('solo', argv, { timeoutMs: 15_000 });
+  t.is(result.code, 1, result.stderr);
+  t.deepEqual(result.stderr.trim().split('\n'), [
+    `lnlbd: cannot create run directory ${runDir}: lnlbd's user (uid 65534) may not write in /run (owned by uid 0, mode 0755), which creating it needs: run lnlbd as root, make the directory for it (mkdir -p -m 700 ${runDir} && chown 65534 ${runDir}), or give --run-dir a directory lnlbd's user may write in`,
+  ]);
+  const logged = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as { level: number; event: string; code: string; errno: string };
+  t.like(logged, { level: 60, event: 'start-failed', code: 'LNLB_ERR_RUN_DIR_ACCESS', errno: 'EACCES' });
+  t.false(existsSync(runDir));
+});
+
+test.serial('a start that fails once it made its run directory takes the directories back, and only those', async (t) => {
+  const l = theLab();
+  // --metrics on an address of no device here: refused after the run directory and the admin socket exist.
+  const metrics = ['--metrics', '10.9.9.9:9750'];
+  const made = `${l.dir}/made`;
+  const fresh = await lnlbd(['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', KEY, '--run-dir', `${made}/a/run`, ...metrics]);
+  t.is(fresh.code, 1, fresh.stderr);
+  t.regex(fresh.stderr, /^lnlbd: --metrics 10\.9\.9\.9:9750: cannot listen/);
+  t.false(existsSync(made), 'made/a/run and the parents it made are gone');
+  const kept = `${l.dir}/kept/run`;
+  mkdirSync(kept, { recursive: true, mode: 0o700 });
+  const existing = await lnlbd(['--bind', 'eth0', '--vip', '10.0.0.100', '--key-file', KEY, '--run-dir', kept, ...metrics]);
+  t.is(existing.code, 1, existing.stderr);
+  t.deepEqual(readdirSync(kept), [], 'the run directory that was there stays, empty: no admin socket left');
+  t.not((await theLab().exec('solo', ['ip', 'link', 'show', 'nlb0'])).code, 0, 'no TAP');
+});
+
 test.serial('an unusable key file (symbolic link, FIFO, group-readable, other owner) is refused at once, before anything is created', async (t) => {
   const l = theLab();
   const before = await hostState();
@@ -262,6 +394,22 @@ test.serial('a daemon started empty needs no key; lnlbctl addif without one is r
     t.deepEqual(refused.stderr.trim().split('\n'), [
       'lnlbctl: a cluster interface needs a key, or any host on this LAN can take the cluster over: give --key-file PATH (to lnlbd, as key-file in its config file, or to lnlbctl addif), the same file on every node; make one with `lnlbctl genkey /etc/lnlb/cluster.key` and copy it to every node (for a lab only, --insecure-no-auth runs without a key)',
     ]);
+    t.deepEqual(await hostState(), before, 'no TAP, sysctls untouched');
+    // With --json, the daemon's refusals come as one JSON object on stdout, with the code the daemon raised.
+    for (const [args, exit, code] of [[['addif', '10.0.0.100', 'eth0', '--json'], 2, 'LNLB_ERR_AUTH_KEY_MISSING'], [['stop', 'nlb7', '--json'], 1, 'LNLB_ERR_CTL_NO_INTERFACE']] as const) {
+      const refusedJson = await ctl([...args]);
+      t.is(refusedJson.code, exit, args.join(' '));
+      const error = (JSON.parse(refusedJson.stdout) as { error: { code: string; message: string } }).error;
+      t.is(error.code, code, args.join(' '));
+      t.is(refusedJson.stderr, `lnlbctl: ${error.message}\n`);
+    }
+    // The daemon refuses a loopback device and a VIP of the host before it makes anything: exit 2, the argument named.
+    const loopback = await ctl(['addif', '10.0.0.100', 'lo', '--key-file', l.keyFile]);
+    t.is(loopback.code, 2, loopback.stderr);
+    t.regex(loopback.stderr, /^lnlbctl: <dev> lo: lo is the loopback device: no other host can reach a cluster on it/);
+    const own = await ctl(['addif', '10.0.0.1', 'eth0', '--key-file', l.keyFile]);
+    t.is(own.code, 2, own.stderr);
+    t.regex(own.stderr, /^lnlbctl: <cluster ip> 10\.0\.0\.1: 10\.0\.0\.1 is an address of this host already \(on eth0\)/);
     t.deepEqual(await hostState(), before, 'no TAP, sysctls untouched');
     const added = await ctl(['addif', '10.0.0.100', 'eth0', '--key-file', l.keyFile]);
     t.is(added.code, 0, added.stderr);

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } fr
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, hasExited, sweepStale, systemTool, tail, waitExit, waitUntil, type LabProcess } from '../../lab/netns.js';
-import { capabilityMask, mountSandboxArgv, parseExecCommand, readServiceUnit, setprivArgv, type ServiceSettings } from '../../lab/service-unit.js';
+import { capabilityMask, mountSandboxArgv, NotifySocket, parseExecCommand, readServiceUnit, setprivArgv, type ServiceSettings } from '../../lab/service-unit.js';
 import type { StatusJson } from '../../src/main/admin-protocol.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -52,8 +52,11 @@ function adaptedConfig(settings: Record<string, string>): string {
   return text;
 }
 
-/** A run of the unit's ExecStart in node1: its own run dir (the unit's /run/lnlb) and config copy. */
-function startUnit(name: string, settings: ServiceSettings = unit): { runDir: string; config: string; argv: string[]; start(): LabProcess; run(): ReturnType<Lab['exec']> } {
+/**
+ * A run of the unit's ExecStart in node1: its own run dir (the unit's /run/lnlb) and config
+ * copy; for Type=notify, the socket systemd would listen on, named to it by $NOTIFY_SOCKET.
+ */
+function startUnit(name: string, settings: ServiceSettings = unit): { runDir: string; config: string; argv: string[]; notify: NotifySocket | undefined; start(): LabProcess; run(): ReturnType<Lab['exec']> } {
   const l = theLab();
   const dir = `${l.dir}/${name}`;
   const runDir = `${dir}/run`;
@@ -65,12 +68,14 @@ function startUnit(name: string, settings: ServiceSettings = unit): { runDir: st
   const argv = settings.execStart.argv.map((word, i, all) => (word === '/usr/bin/lnlbd' ? LNLBD : all[i - 1] === '--config' ? config : word));
   argv.push('--run-dir', runDir);
   const wrapped = mountSandboxArgv(settings, setprivArgv(settings, argv, systemTool('setpriv')), { '/run/lnlb': runDir }, { unshare: systemTool('unshare'), sh: systemTool('sh') });
+  const notify = settings.type === 'notify' ? new NotifySocket(`${dir}/notify`) : undefined;
   // bin/lnlbd starts with `#!/usr/bin/env node`: the node running these tests comes first.
-  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` };
+  const env = { ...process.env, ...notify?.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}` };
   return {
     runDir,
     config,
     argv,
+    notify,
     start: () => l.spawn('node1', wrapped, { logName: name, env }),
     run: () => l.exec('node1', wrapped, { env, timeoutMs: 20_000 }),
   };
@@ -90,14 +95,17 @@ async function status(runDir: string): Promise<StatusJson | undefined> {
   return ctl.code === 0 ? (JSON.parse(ctl.stdout) as StatusJson) : undefined;
 }
 
-test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, converges, reloads on ExecReload, stops on KillSignal within TimeoutStopSec', async (t) => {
+test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, READY=1 once converged, reloads on ExecReload (RELOADING=1, READY=1), stops on KillSignal within TimeoutStopSec (STOPPING=1)', async (t) => {
   const l = theLab();
   const read = async (): Promise<string> => (await l.exec('node1', ['sysctl', '-n', ...SYSCTLS])).stdout;
   const before = await read();
   const run = startUnit('unit');
   t.deepEqual(run.argv.slice(0, 3), [LNLBD, '--config', `${dirname(run.runDir)}/lnlb.conf`], 'the unit ExecStart, /usr/bin/lnlbd replaced');
+  const notify = run.notify;
+  if (notify === undefined) throw new Error(`Type=${unit.type}: the unit no longer tells systemd when it is ready`);
+  t.teardown(() => notify.close());
   const daemon = run.start();
-  await l.waitForLog(daemon, /cluster interface up/, 15_000);
+  const up = JSON.parse(await l.waitForLog(daemon, /cluster interface up/, 15_000)) as { time: string };
 
   // setpriv, env and unshare exec in place: by now the pid is node running lnlbd.
   const pid = daemon.pid!;
@@ -118,6 +126,16 @@ test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, co
   }, 10_000, 100);
   t.is(converged.vip, VIP);
   t.is(converged.bind, 'eth0');
+
+  // Type=notify: READY=1 from the main process, once the interface has converged, not before.
+  const ready = await notify.waitFor('READY', '1', 15_000);
+  t.is(ready.pid, pid, 'sent by the main process (NotifyAccess=main takes nothing else)');
+  t.is(ready.fields['STATUS'], 'nlb0 converged: 1 node, vip 10.0.0.100 on eth0');
+  const view = JSON.parse(await l.waitForLog(daemon, /"event":"view"/, 1000)) as { time: string; msg: string };
+  t.true(Date.parse(view.time) <= ready.at, `the first view (${view.time}, "${view.msg}") before READY=1 (${new Date(ready.at).toISOString()})`);
+  t.true(Date.parse(up.time) < Date.parse(view.time), 'the interface was up and converging first');
+  const beforeReady = notify.messages.slice(0, notify.messages.indexOf(ready));
+  t.true(beforeReady.every((m) => m.fields['READY'] === undefined && /converging/.test(m.fields['STATUS'] ?? '')), `only STATUS=...converging before it: ${JSON.stringify(beforeReady.map((m) => m.fields))}`);
   t.is(await read(), '1\n2\n', 'the net sysctls were written through ReadWritePaths=/proc/sys/net');
   const log = readFileSync(daemon.logFile, 'utf8');
   t.notRegex(log, /EROFS|read-only file system/i, 'nothing refused by the read-only file system');
@@ -127,14 +145,23 @@ test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, co
   // ExecReload= (SIGHUP), run as systemd runs it: with the unit's capabilities, $MAINPID set.
   writeFileSync(run.config, adaptedConfig({ ...LAB_SETTINGS, 'key-file': l.keyFile, 'log-level': 'debug' }));
   const reload = parseExecCommand(unit.execReload ?? '', { MAINPID: String(pid) });
+  const beforeReload = notify.messages.length;
   const reloaded = await l.exec('node1', setprivArgv(unit, reload.argv, systemTool('setpriv')));
   t.is(reloaded.code, 0, reloaded.stderr);
   await l.waitForLog(daemon, /configuration reloaded: applied logLevel=debug/, 5000);
   t.false(hasExited(daemon), 'a reload does not stop the daemon');
+  // RELOADING=1 with the monotonic clock (Type=notify-reload's protocol), then READY=1 again.
+  const reloading = await notify.waitFor('RELOADING', '1', 5000, beforeReload);
+  t.regex(reloading.fields['MONOTONIC_USEC'] ?? '', /^\d+$/);
+  const readyAgain = await notify.waitFor('READY', '1', 5000, notify.messages.indexOf(reloading) + 1);
+  t.true(readyAgain.at >= reloading.at);
 
+  const beforeStop = notify.messages.length;
   daemon.kill(unit.killSignal as NodeJS.Signals);
   t.true(await waitExit(daemon, unit.timeoutStopSec * 1000), `exits within TimeoutStopSec=${unit.timeoutStopSec}s:\n${tail(daemon.logFile)}`);
   t.is(daemon.exitCode, 0, tail(daemon.logFile));
+  const stopping = await notify.waitFor('STOPPING', '1', 1000, beforeStop);
+  t.is(stopping.pid, pid);
   t.not((await l.exec('node1', ['ip', 'link', 'show', 'nlb0'])).code, 0, 'the TAP is gone');
   t.is(await read(), before, 'sysctls restored');
   t.is(await status(run.runDir), undefined, 'the admin socket is gone');
@@ -142,7 +169,10 @@ test.serial('the unit as systemd runs it: CAP_NET_ADMIN and CAP_NET_RAW only, co
 
 test.serial('without CAP_NET_ADMIN in the bounding set: the daemon names it and exits non-zero, leaving nothing', async (t) => {
   const onlyRaw: ServiceSettings = { ...unit, capabilityBoundingSet: ['CAP_NET_RAW'], ambientCapabilities: ['CAP_NET_RAW'] };
-  const result = await startUnit('noadmin', onlyRaw).run();
+  const run = startUnit('noadmin', onlyRaw);
+  t.teardown(() => run.notify?.close());
+  const result = await run.run();
+  t.deepEqual(run.notify?.messages ?? [], [], 'never READY=1: systemd sees the start fail');
   t.is(result.code, 1, result.stderr);
   const lines = result.stderr.trim().split('\n');
   t.is(lines.length, 1, result.stderr);

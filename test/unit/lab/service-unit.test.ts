@@ -7,6 +7,7 @@ import {
   capabilityNames,
   mountSandboxArgv,
   parseExecCommand,
+  parseNotifyMessage,
   parseTimeSpan,
   parseUnitFile,
   readServiceUnit,
@@ -21,9 +22,10 @@ const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const UNIT_TEXT = readFileSync(`${REPO}packaging/lnlbd.service`, 'utf8');
 const CONF_TEXT = readFileSync(`${REPO}packaging/lnlb.conf`, 'utf8');
 
-test('packaging/lnlbd.service: the daemon as a simple service, restarted on failure, stopped by SIGTERM', (t) => {
+test('packaging/lnlbd.service: the daemon as a notify service (READY=1 from its main process), restarted on failure, stopped by SIGTERM', (t) => {
   const unit = readServiceUnit(UNIT_TEXT, 'lnlbd.service');
-  t.is(unit.type, 'simple');
+  t.is(unit.type, 'notify');
+  t.is(unit.notifyAccess, 'main');
   t.deepEqual(unit.execStart, { path: '/usr/bin/lnlbd', argv: ['/usr/bin/lnlbd', '--config', '/etc/lnlb/lnlb.conf'], prefixes: '' });
   t.deepEqual(parseExecCommand(unit.execReload ?? '', { MAINPID: '4242' }).argv, ['/bin/kill', '-HUP', '4242']);
   t.is(unit.restart, 'on-failure');
@@ -153,4 +155,11 @@ test('time spans', (t) => {
   t.is(parseTimeSpan('infinity'), Infinity);
   t.throws(() => parseTimeSpan('soon'), { message: /expected a time span/ });
   t.is(readServiceUnit('[Service]\nExecStart=/bin/true\n').timeoutStopSec, 90, "systemd's default");
+});
+
+test('sd_notify messages read as systemd reads them; a unit type the emulation cannot run is refused', (t) => {
+  t.deepEqual(parseNotifyMessage('READY=1\nSTATUS=nlb0 converged: 1 node, vip 10.0.0.100 on eth0'), { READY: '1', STATUS: 'nlb0 converged: 1 node, vip 10.0.0.100 on eth0' });
+  t.deepEqual(parseNotifyMessage('RELOADING=1\nMONOTONIC_USEC=12=3'), { RELOADING: '1', MONOTONIC_USEC: '12=3' });
+  t.throws(() => readServiceUnit('[Service]\nType=forking\nExecStart=/bin/a\n'), { message: /Type=forking is not emulated/ });
+  t.is(readServiceUnit('[Service]\nExecStart=/bin/a\n').notifyAccess, 'none');
 });

@@ -108,6 +108,32 @@ test('an unknown command or option: one line on stderr naming it, exit 2', async
   t.deepEqual(lines(missing.stderr), ["lnlbctl: missing required argument 'interface'"]);
 });
 
+test('with --json every error is one JSON object on stdout with its code and message, beside the line on stderr, and a non-zero exit', async (t) => {
+  const cases: [string[], number, string, RegExp][] = [
+    [['status', '--json', '--bogus'], 2, 'LNLB_ERR_CTL_BAD_ARGUMENT', /^unknown option '--bogus'$/],
+    [['stop', '--json'], 2, 'LNLB_ERR_CTL_BAD_ARGUMENT', /^missing required argument 'interface'$/],
+    [['frobnicate', '--json'], 2, 'LNLB_ERR_CTL_BAD_ARGUMENT', /^unknown command 'frobnicate'$/],
+    [['set_weight', 'nlb0', '1001', '--json'], 2, 'LNLB_ERR_WEIGHT_RANGE', /1\.\.1000/],
+    [['addif', '10.0.0.300', 'eth0', '--json'], 2, 'LNLB_ERR_CLI_BAD_FLAG', /^<cluster ip>: expected an IPv4 or IPv6 address/],
+    [['status', '--json'], 1, 'LNLB_ERR_CTL_NO_DAEMON', /^no lnlbd is running at .*: start it with lnlbd/],
+    [['status', '--watch', '--count', '2', '--json'], 1, 'LNLB_ERR_CTL_NO_DAEMON', /^no lnlbd is running/],
+    [['bond', 'list', '--json'], 1, 'LNLB_ERR_CTL_NO_DAEMON', /^no lnlbd is running/],
+    [['genkey', '/nonexistent-lnlb-dir/cluster.key', '--json'], 1, 'LNLB_ERR_AUTH_KEY_WRITE', /^cannot write key file \/nonexistent-lnlb-dir\/cluster\.key: ENOENT/],
+  ];
+  for (const [args, code, errorCode, message] of cases) {
+    const r = await lnlbctl(t, args);
+    const what = args.join(' ');
+    t.is(r.code, code, what);
+    t.is(lines(r.stdout).length, 1, `${what}: one line on stdout: ${r.stdout}`);
+    const error = (JSON.parse(r.stdout) as { error: { code: string; message: string } }).error;
+    t.is(error.code, errorCode, what);
+    t.regex(error.message, message, what);
+    t.deepEqual(lines(r.stderr), [`lnlbctl: ${error.message}`], `${what}: the same message, for a person, on stderr`);
+  }
+  const plain = await lnlbctl(t, ['status', '--bogus']);
+  t.is(plain.stdout, '', 'without --json, stdout stays empty');
+});
+
 test('bad arguments are refused before the daemon is asked: bad IP, weight outside 1..1000, bad seconds (exit 2, one line)', async (t) => {
   const cases: [string[], RegExp][] = [
     [['addif', '10.0.0.300', 'eth0'], /<cluster ip>: expected an IPv4 or IPv6 address such as 10\.0\.0\.100 or fd00:10::100 \(dual stack: one of each, comma-separated\), got "10\.0\.0\.300"/],

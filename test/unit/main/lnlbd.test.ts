@@ -2,10 +2,11 @@
 // looks at its privileges or touches anything (exit 2, one line naming the flag and the word).
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLUSTER_MAC_FORMS } from '../../../src/net/vip.js';
 
 const LNLBD = fileURLToPath(new URL('../../../../bin/lnlbd', import.meta.url));
 
@@ -93,4 +94,16 @@ test('--help describes --key-file (with lnlbctl genkey) and --insecure-no-auth',
   t.regex(r.stdout, /lnlbctl genkey/);
   t.regex(r.stdout, /--insecure-no-auth +run cluster interfaces WITHOUT a key/);
   t.notRegex(r.stdout, /default: false/);
+});
+
+test('--help and the README give the cluster MACs as the code derives them (multicast 01:00:5e:7f:a:b: the first two octets)', async (t) => {
+  const r = await lnlbd(t, ['--help']);
+  t.is(r.code, 0);
+  const help = r.stdout.replace(/\s+/g, ' '); // commander wraps descriptions
+  const readme = readFileSync(fileURLToPath(new URL('../../../../README.md', import.meta.url)), 'utf8');
+  for (const form of Object.values(CLUSTER_MAC_FORMS)) {
+    t.true(help.includes(form), `lnlbd --help gives ${form}`);
+    t.true(readme.includes(`\`${form}\``), `README gives ${form}`);
+  }
+  t.false(/01:00:5e:7f:c:d/.test(help + readme), 'not the last two octets');
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { formatMac } from '../../../src/net/ethernet.js';
 import { formatIPv6 } from '../../../src/net/ipv6.js';
-import { clusterMacFor, mldGroupFor, parseClusterVip, sharedAddress, tapMacFor } from '../../../src/net/vip.js';
+import { CLUSTER_MAC_FORMS, clusterMacFor, mldGroupFor, parseClusterVip, sharedAddress, tapMacFor } from '../../../src/net/vip.js';
 
 test('an IPv4 VIP, an IPv6 VIP, or one of each in either order; the text is canonical', (t) => {
   const v4 = parseClusterVip('10.0.0.100');
@@ -49,6 +49,26 @@ test('the cluster MAC: 02:00 and the identity in unicast mode; multicast: the IP
   const dual = parseClusterVip('10.0.0.100,2001:db8::c0a8:164');
   t.is(formatMac(clusterMacFor(dual, 'unicast')), '02:00:0a:00:00:64');
   t.is(formatMac(clusterMacFor(dual, 'multicast')), '01:00:5e:7f:0a:00', 'one MAC for both families: the IPv4 form');
+});
+
+/** A MAC form of the help (`01:00:5e:7f:a:b`) with a, b, c, d replaced by the identity's bytes, in formatMac's spelling. */
+function fillForm(form: string, id: number): string {
+  const bytes: Record<string, number> = { a: id >>> 24, b: (id >>> 16) & 0xff, c: (id >>> 8) & 0xff, d: id & 0xff };
+  return form
+    .split(':')
+    .map((part) => (bytes[part] === undefined ? part : bytes[part].toString(16).padStart(2, '0')))
+    .join(':');
+}
+
+test('the MAC forms lnlbd --help and the README give (CLUSTER_MAC_FORMS) are what clusterMacFor derives', (t) => {
+  for (const text of ['10.0.0.100', '192.168.250.77', '172.31.1.2,fd00::1']) {
+    const vip = parseClusterVip(text);
+    t.is(fillForm(CLUSTER_MAC_FORMS.unicast, vip.id), formatMac(clusterMacFor(vip, 'unicast')), text);
+    t.is(fillForm(CLUSTER_MAC_FORMS.multicast, vip.id), formatMac(clusterMacFor(vip, 'multicast')), text);
+  }
+  const v6 = parseClusterVip('2001:db8::c0a8:1fe');
+  t.is(fillForm(CLUSTER_MAC_FORMS.multicastIPv6, v6.id), formatMac(clusterMacFor(v6, 'multicast')));
+  t.is(fillForm(CLUSTER_MAC_FORMS.multicast, parseClusterVip('192.168.250.77').id), '01:00:5e:7f:c0:a8', 'the first two octets, not the last');
 });
 
 test('one interface per cluster IP: a shared address of either family, or a shared identity, is named', (t) => {
