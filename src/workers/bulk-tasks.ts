@@ -12,6 +12,11 @@ import { loadHandler, type HandlerSpec } from '../handlers/loader.js';
 import { encodeSnapshots, type EncodedState } from '../handlers/tracker-state.js';
 import { SourceBook } from '../shm/source-book.js';
 import { conntrackListing, ipv6SourceNamer, type ConntrackInputs } from './conntrack-listing.js';
+import { lowerBulkThread, nameOwnThread } from './thread-priority.js';
+
+// A pool thread loads this module once: it names itself and steps below the main thread.
+nameOwnThread('lnlb-bulk');
+lowerBulkThread();
 
 /** A value whose buffers piscina moves back instead of copying them. */
 function moving<T>(value: T, buffers: ArrayBufferLike[]): T {

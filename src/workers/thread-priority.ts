@@ -52,6 +52,20 @@ export function lowerDatapathThread(): void {
   if (nice !== inherited) setOwnNice(nice);
 }
 
+/** How far below its process the bulk pool's thread runs (bulk-tasks.ts). */
+export const BULK_NICE_STEPS = 10;
+
+/**
+ * The bulk pool's thread: below its process whatever the process is (nice 19 at most), because
+ * its work (encoding a state, a listing) can wait and the main thread, a host service's event
+ * loop in an embedded node, cannot: at the same priority, a 100 ms encode on a busy 2-core
+ * machine held the sender's event loop up to 48 ms (bench host-loop). Lowering needs no privilege.
+ */
+export function lowerBulkThread(): void {
+  const inherited = getPriority(ownThreadId());
+  setOwnNice(Math.min(19, inherited + BULK_NICE_STEPS));
+}
+
 /**
  * Names this thread (15 characters at most, what `top -H`, `ps -L` and /proc/PID/task/TID/comm
  * show): an operator, or bench/memory.ts, can then tell lnlbd's threads from V8's and libuv's,
