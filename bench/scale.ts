@@ -34,7 +34,7 @@ import { resolveDaemonOptions } from '../src/main/options.js';
 import { ETH_P_LNLB } from '../src/net/ethernet.js';
 import { lineChartSvg, type ChartSeries } from './chart.js';
 import { cpuShares, threadCpu } from './memory.js';
-import { fmt, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+import { cpuSeconds, fmt, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const FULL_SIZES = [2, 4, 8, 16, 32, 64];
@@ -47,6 +47,14 @@ export interface ScalePoint {
   nodes: number;
   /** ms from the last daemon's start until all N agree. */
   convergeMs: number;
+  /**
+   * CPU seconds each daemon had used when all N agreed (median, and all of them together): on a
+   * machine of few cores, starting N daemons at once is bound by this; and the newcomers the
+   * first members refused state meanwhile (stateSendsSkipped, all nodes together: each asks again).
+   */
+  startCpuSeconds: number;
+  startCpuSecondsTotal: number;
+  stateSendsSkipped: number;
   steady: {
     seconds: number;
     /** Per node, a second: lnlb's frames and bytes it sent (median over the nodes) and received (everything the others sent). */
@@ -62,10 +70,10 @@ export interface ScalePoint {
     /** Deaths and self-resets declared in the window (none expected). */
     deaths: number;
   };
-  spread: { perNode: number[]; max: number; mean: number; maxOverMean: number; accepted: number; kernelDrops: number };
+  spread: { perNode: number[]; max: number; mean: number; maxOverMean: number; accepted: number; kernelDrops: number; dropped: Record<string, number> };
   failoverOne: { victims: string[]; ms: number; declaredMs: number };
   failoverEighth: { victims: string[]; ms: number; declaredMs: number };
-  join: { joiners: string[]; ms: number; moved: number; accepted: number; newcomersTook: number };
+  join: { joiners: string[]; ms: number; moved: number; accepted: number; newcomersTook: number; dropped: Record<string, number>; newcomersStateTransfer: Record<string, number>[] };
   /** Nodes whose `lnlbctl status --json` listed all N members. */
   ctlListsAll: number;
   /** Deaths declared of nodes that were not killed, and self-resets, over the whole run (logs). */
@@ -132,13 +140,20 @@ async function controlCounters(lab: ClusterLab): Promise<() => Promise<Map<strin
   };
 }
 
-async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ accepted: number[]; kernelDrops: number[] }> {
+async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ accepted: number[]; kernelDrops: number[]; dropped: Map<string, number> }> {
   const statuses = await Promise.all(nodes.map((node) => lab.socketStatus(node)));
-  return { accepted: statuses.map((s) => s.interfaces[0]!.counters.framesAccepted), kernelDrops: statuses.map((s) => s.interfaces[0]!.counters.kernelDrops) };
+  const dropped = new Map<string, number>();
+  for (const s of statuses) for (const [reason, n] of Object.entries(s.interfaces[0]!.counters.framesDropped)) dropped.set(reason, (dropped.get(reason) ?? 0) + n);
+  return { accepted: statuses.map((s) => s.interfaces[0]!.counters.framesAccepted), kernelDrops: statuses.map((s) => s.interfaces[0]!.counters.kernelDrops), dropped };
 }
 
-/** One frame from each of SOURCES sources from `base` up; each node's accepted frames (delta) once all are in, or after 10 s. */
-async function sendSources(lab: ClusterLab, nodes: readonly string[], base: string): Promise<{ perNode: number[]; kernelDrops: number }> {
+/**
+ * One frame from each of SOURCES sources from `base` up; each node's accepted frames (delta)
+ * once all are in, or after 10 s; and the frames the nodes dropped meanwhile, by reason, beside
+ * `otherNode` (each frame is dropped by every node but its owner): `held` is a new flow that
+ * came while a round changed the view, which a real client sends again.
+ */
+async function sendSources(lab: ClusterLab, nodes: readonly string[], base: string): Promise<{ perNode: number[]; kernelDrops: number; dropped: Record<string, number> }> {
   const before = await accepted(lab, nodes);
   const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(SOURCES), '--base', base], { timeoutMs: 60_000 });
   if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
@@ -148,7 +163,8 @@ async function sendSources(lab: ClusterLab, nodes: readonly string[], base: stri
     after = await accepted(lab, nodes);
     if (after.accepted.reduce((a, b) => a + b, 0) - before.accepted.reduce((a, b) => a + b, 0) >= SOURCES) break;
   }
-  return { perNode: after.accepted.map((a, i) => a - before.accepted[i]!), kernelDrops: after.kernelDrops.reduce((a, b) => a + b, 0) - before.kernelDrops.reduce((a, b) => a + b, 0) };
+  const dropped = Object.fromEntries([...after.dropped].map(([reason, n]) => [reason, n - (before.dropped.get(reason) ?? 0)]).filter(([reason, n]) => reason !== 'otherNode' && (n as number) > 0));
+  return { perNode: after.accepted.map((a, i) => a - before.accepted[i]!), kernelDrops: after.kernelDrops.reduce((a, b) => a + b, 0) - before.kernelDrops.reduce((a, b) => a + b, 0), dropped };
 }
 
 /** Kills every victim's daemon in one loop (kill -9), then measures until the survivors agree without them. */
@@ -186,7 +202,9 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     const lastStart = performance.now();
     await lab.waitConverged(lab.nodes, convergeTimeoutMs, pollMs);
     const convergeMs = performance.now() - lastStart;
-    o.progress(`scale: N = ${n}: converged ${fmt(convergeMs)} ms after the last start`);
+    const startCpu = await Promise.all(lab.nodes.map((node) => cpuSeconds(lab.daemon(node)!.pid!)));
+    const stateSendsSkipped = (await Promise.all(lab.nodes.map((node) => lab.socketStatus(node)))).reduce((sum, s) => sum + (s.interfaces[0]!.counters.control.overflow?.stateSendsSkipped ?? 0), 0);
+    o.progress(`scale: N = ${n}: converged ${fmt(convergeMs)} ms after the last start (CPU per daemon until then ${fmt(spread(startCpu).median, 2)} s, ${fmt(startCpu.reduce((a, b) => a + b, 0), 1)} s in all; newcomers refused state ${stateSendsSkipped} times)`);
 
     // Steady state: settled, then one window.
     const settleS = o.quick ? 3 : 10;
@@ -231,8 +249,8 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     const first = await sendSources(lab, lab.nodes, '10.64.0.0');
     const total = first.perNode.reduce((a, b) => a + b, 0);
     const mean = SOURCES / n;
-    const spreadFig = { perNode: first.perNode, max: Math.max(...first.perNode), mean, maxOverMean: Math.max(...first.perNode) / mean, accepted: total, kernelDrops: first.kernelDrops };
-    o.progress(`scale: N = ${n}: ${fmt(total)} of ${fmt(SOURCES)} sources accepted, max/mean ${fmt(spreadFig.maxOverMean, 2)}`);
+    const spreadFig = { perNode: first.perNode, max: Math.max(...first.perNode), mean, maxOverMean: Math.max(...first.perNode) / mean, accepted: total, kernelDrops: first.kernelDrops, dropped: first.dropped };
+    o.progress(`scale: N = ${n}: ${fmt(total)} of ${fmt(SOURCES)} sources accepted (dropped besides otherNode: ${JSON.stringify(first.dropped)}, kernel ${first.kernelDrops}), max/mean ${fmt(spreadFig.maxOverMean, 2)}`);
 
     // Failover of one node, then it comes back.
     const one = await failover(lab, [lab.nodes[n - 1]!], convergeTimeoutMs, pollMs);
@@ -256,9 +274,13 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     const again = await sendSources(lab, lab.nodes, '10.80.0.0');
     const beforeByNode = new Map(survivors.map((node, i) => [node, before.perNode[i]!]));
     const moved = lab.nodes.reduce((sum, node, i) => sum + Math.max(0, again.perNode[i]! - (beforeByNode.get(node) ?? 0)), 0);
+    const newcomerStatus = await Promise.all(victims.map((v) => lab.socketStatus(v)));
     const join = {
       joiners: victims,
       ms: joinMs,
+      dropped: again.dropped,
+      // What each newcomer's state transfer took (requests, fragments asked again): the join's time goes there.
+      newcomersStateTransfer: newcomerStatus.map((s) => s.interfaces[0]!.counters.control.stateTransfer ?? {}),
       moved,
       accepted: again.perNode.reduce((a, b) => a + b, 0),
       newcomersTook: lab.nodes.reduce((sum, node, i) => sum + (victims.includes(node) ? again.perNode[i]! : 0), 0),
@@ -279,6 +301,9 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     return {
       nodes: n,
       convergeMs,
+      startCpuSeconds: spread(startCpu).median,
+      startCpuSecondsTotal: startCpu.reduce((a, b) => a + b, 0),
+      stateSendsSkipped,
       steady,
       spread: spreadFig,
       failoverOne: one,
