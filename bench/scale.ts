@@ -9,8 +9,9 @@
  *   sends and receives a second (counted by the switch: an nft counter per port on the bridge's
  *   prerouting hook, lnlb's EtherType), each daemon's CPU (schedstat of all its threads) as a
  *   share of one core, and its RSS and PSS;
- * - spread: one real frame from each of 10,000 new sources (the generator, from the client
- *   namespace); each node's accepted-frames counter says how many it took: max / mean;
+ * - spread: one real frame from each of 10,000 new sources, 2,000 a second (the generator,
+ *   from the client namespace); each node's accepted-frames counter says how many it took:
+ *   max / mean;
  * - failover, one node: kill -9 of one daemon; ms from the kill until the last survivor
  *   published a view without it (the survivors' own record, status lastFailover), and every
  *   survivor agrees on the N − 1;
@@ -40,6 +41,12 @@ const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const FULL_SIZES = [2, 4, 8, 16, 32, 64];
 const QUICK_SIZES = [2, 4, 8];
 const SOURCES = 10_000;
+/**
+ * New clients arrive at this rate (5 s for the 10,000). Sent in one burst, each of 64 daemons
+ * (every node reads every frame under the default election) took the whole burst at once on
+ * the 2 cores, and in one run of three two of them went unheard for 800 ms: declared dead.
+ */
+const NEW_SOURCES_PER_SECOND = 2000;
 /** What one more daemon is expected to take before any was measured (RSS of an idle one, README's memory rows, with room). */
 const FIRST_GUESS_RSS_MIB = 160;
 
@@ -70,7 +77,7 @@ export interface ScalePoint {
     /** Deaths and self-resets declared in the window (none expected). */
     deaths: number;
   };
-  spread: { perNode: number[]; max: number; mean: number; maxOverMean: number; accepted: number; kernelDrops: number; dropped: Record<string, number>; backlogDrops: number };
+  spread: { perNode: number[]; max: number; mean: number; maxOverMean: number; accepted: number; kernelDrops: number; dropped: Record<string, number>; backlogDrops: number; viewsChanged: number };
   failoverOne: { victims: string[]; ms: number; declaredMs: number };
   failoverEighth: { victims: string[]; ms: number; declaredMs: number };
   join: { joiners: string[]; ms: number; moved: number; accepted: number; newcomersTook: number; dropped: Record<string, number>; backlogDrops: number; newcomersStateTransfer: Record<string, number>[] };
@@ -152,11 +159,13 @@ async function controlCounters(lab: ClusterLab): Promise<() => Promise<Map<strin
   };
 }
 
-async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ accepted: number[]; kernelDrops: number[]; dropped: Map<string, number> }> {
+async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ accepted: number[]; kernelDrops: number[]; dropped: Map<string, number>; views: string[] }> {
   const statuses = await Promise.all(nodes.map((node) => lab.socketStatus(node)));
+  // Each node's view: members and their weights (the default weight mode follows the load average).
+  const views = statuses.map((s) => s.interfaces[0]!.nodes.map((n) => `${n.mac}=${n.weight}`).join(','));
   const dropped = new Map<string, number>();
   for (const s of statuses) for (const [reason, n] of Object.entries(s.interfaces[0]!.counters.framesDropped)) dropped.set(reason, (dropped.get(reason) ?? 0) + n);
-  return { accepted: statuses.map((s) => s.interfaces[0]!.counters.framesAccepted), kernelDrops: statuses.map((s) => s.interfaces[0]!.counters.kernelDrops), dropped };
+  return { accepted: statuses.map((s) => s.interfaces[0]!.counters.framesAccepted), kernelDrops: statuses.map((s) => s.interfaces[0]!.counters.kernelDrops), dropped, views };
 }
 
 /**
@@ -165,13 +174,14 @@ async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ ac
  * `otherNode` (each frame is dropped by every node but its owner): `held` is a new flow that
  * came while a round changed the view, which a real client sends again.
  */
-async function sendSources(lab: ClusterLab, nodes: readonly string[], base: string): Promise<{ perNode: number[]; kernelDrops: number; dropped: Record<string, number>; backlogDrops: number }> {
+async function sendSources(lab: ClusterLab, nodes: readonly string[], base: string): Promise<{ perNode: number[]; kernelDrops: number; dropped: Record<string, number>; backlogDrops: number; viewsChanged: number }> {
   const before = await accepted(lab, nodes);
   const backlogBefore = backlogDrops();
-  const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(SOURCES), '--base', base], { timeoutMs: 60_000 });
+  const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(SOURCES), '--rate', String(NEW_SOURCES_PER_SECOND), '--base', base], { timeoutMs: 60_000 });
   if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
   let after = before;
   for (let waited = 0; waited < 10_000; waited += 250) {
+    // The generator has sent them all when it returns: 10 s more for the nodes to count them.
     await sleep(250);
     after = await accepted(lab, nodes);
     if (after.accepted.reduce((a, b) => a + b, 0) - before.accepted.reduce((a, b) => a + b, 0) >= SOURCES) break;
@@ -182,6 +192,9 @@ async function sendSources(lab: ClusterLab, nodes: readonly string[], base: stri
     kernelDrops: after.kernelDrops.reduce((a, b) => a + b, 0) - before.kernelDrops.reduce((a, b) => a + b, 0),
     dropped,
     backlogDrops: backlogDrops() - backlogBefore,
+    // Nodes whose view (members, weights) differs after the sending from before it: a weight
+    // change meanwhile (the load average moved) is a moment two nodes may elect a source apart.
+    viewsChanged: after.views.filter((v, i) => v !== before.views[i]).length,
   };
 }
 
@@ -267,8 +280,8 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     const first = await sendSources(lab, lab.nodes, '10.64.0.0');
     const total = first.perNode.reduce((a, b) => a + b, 0);
     const mean = SOURCES / n;
-    const spreadFig = { perNode: first.perNode, max: Math.max(...first.perNode), mean, maxOverMean: Math.max(...first.perNode) / mean, accepted: total, kernelDrops: first.kernelDrops, dropped: first.dropped, backlogDrops: first.backlogDrops };
-    o.progress(`scale: N = ${n}: ${fmt(total)} of ${fmt(SOURCES)} sources accepted (dropped besides otherNode: ${JSON.stringify(first.dropped)}, in the ring ${first.kernelDrops}, in the host's input backlog ${first.backlogDrops}), max/mean ${fmt(spreadFig.maxOverMean, 2)}`);
+    const spreadFig = { perNode: first.perNode, max: Math.max(...first.perNode), mean, maxOverMean: Math.max(...first.perNode) / mean, accepted: total, kernelDrops: first.kernelDrops, dropped: first.dropped, backlogDrops: first.backlogDrops, viewsChanged: first.viewsChanged };
+    o.progress(`scale: N = ${n}: ${fmt(total)} of ${fmt(SOURCES)} sources accepted (dropped besides otherNode: ${JSON.stringify(first.dropped)}, in the ring ${first.kernelDrops}, in the host's input backlog ${first.backlogDrops}; views changed meanwhile on ${first.viewsChanged} nodes), max/mean ${fmt(spreadFig.maxOverMean, 2)}`);
 
     // Failover of one node, then it comes back.
     const one = await failover(lab, [lab.nodes[n - 1]!], convergeTimeoutMs, pollMs);
