@@ -4,8 +4,11 @@
  * sendBurst: one syscall per frame, no JS per frame) for `--seconds`, then prints
  * {"sent": N, "seconds": S} on stdout. `--rate N` paces it instead: one frame at a time, each
  * when it is due at N frames/s (it spins between them: the generator's CPU is its own).
+ * `--count N --rate R`: N frames from N sources, R a second, sent 50 times a second in equal
+ * batches and asleep between them (new clients arriving, not a burst on the receivers).
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { writeU32 } from '../src/net/bytes.js';
 import * as lab from '../lab/native.js';
 import { IPPROTO_UDP, parseIPv4 } from '../src/net/ipv4.js';
@@ -31,7 +34,16 @@ const fd = port.packetOpen('eth0', { protocol: 0x0800, promisc: false, vnetHdr: 
 const deadline = performance.now() + seconds * 1000;
 let sent = 0;
 const start = performance.now();
-if (count > 0) {
+if (count > 0 && rate > 0) {
+  // Every frame from its own source, a batch each 20 ms.
+  const batch = Math.max(1, Math.round(rate / 50));
+  for (let due = batch; sent < count; due += batch) {
+    writeU32(frame, 14 + 12, (base + sent) >>> 0);
+    const n = Math.min(due, count) - sent;
+    sent += lab.sendBurst(fd, frame, 0, frame.length, n, { ipv4Offset: 14, sourceCount: n });
+    await sleep(Math.max(0, start + ((due / rate) * 1000) - performance.now()));
+  }
+} else if (count > 0) {
   // Every frame from its own source: each burst starts where the last one ended.
   while (sent < count) {
     writeU32(frame, 14 + 12, (base + sent) >>> 0);

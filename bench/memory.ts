@@ -49,7 +49,7 @@ const DEFAULT_TIMING = ['--heartbeat-ms', '100', '--dead-after-ms', '700'];
  * CPU time (ns, from schedstat: exact, where /proc/PID/stat counts 10 ms ticks) of each thread,
  * by name, and its wake-ups (voluntary context switches: each sleep that ended).
  */
-function threadCpu(pid: number): Map<number, { name: string; ns: number; wakeups: number }> {
+export function threadCpu(pid: number): Map<number, { name: string; ns: number; wakeups: number }> {
   const out = new Map<number, { name: string; ns: number; wakeups: number }>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
@@ -65,7 +65,7 @@ function threadCpu(pid: number): Map<number, { name: string; ns: number; wakeups
 }
 
 /** Each thread group's share of one core between two samples, in %. */
-function cpuShares(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>, seconds: number): Map<string, number> {
+export function cpuShares(before: ReturnType<typeof threadCpu>, after: ReturnType<typeof threadCpu>, seconds: number): Map<string, number> {
   const shares = new Map<string, number>();
   for (const [tid, a] of after) {
     const delta = a.ns - (before.get(tid)?.ns ?? 0);

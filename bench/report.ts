@@ -19,6 +19,8 @@ export interface BenchRow {
 export interface BenchResult {
   rows: BenchRow[];
   json: unknown;
+  /** SVG charts of figures against a size (bench/chart.ts), written beside the JSON as `<results file>-<name>.svg`. */
+  charts?: { name: string; svg: string }[];
 }
 
 export interface BenchOptions {

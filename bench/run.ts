@@ -26,6 +26,7 @@ import { benchHealth } from './health.js';
 import { benchHeartbeat } from './heartbeat.js';
 import { benchMemory } from './memory.js';
 import { benchReplay } from './replay.js';
+import { benchScale } from './scale.js';
 import { benchThroughput } from './throughput.js';
 import { benchWeightChange } from './weight-change.js';
 import { ensureSystemTools } from '../lab/system-tools.js';
@@ -145,6 +146,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'control-fuzz', needsRoot: false, run: benchControlFuzz },
   { name: 'auth-mac', needsRoot: false, run: benchAuthMac },
   { name: 'heartbeat', needsRoot: false, run: benchHeartbeat },
+  { name: 'scale', needsRoot: true, run: benchScale },
 ];
 
 function usage(message: string): never {
@@ -179,11 +181,13 @@ const progress = (line: string): void => {
 const rows: BenchRow[] = [];
 const results: Record<string, unknown> = { date: new Date().toISOString(), quick };
 const failed: string[] = [];
+const charts: { name: string; svg: string }[] = [];
 for (const bench of selected) {
   try {
     const r = await bench.run({ quick, progress });
     rows.push(...r.rows);
     results[bench.name] = r.json;
+    charts.push(...(r.charts ?? []));
   } catch (err) {
     failed.push(bench.name);
     progress(`${bench.name} could not run: ${(err as Error).message}`);
@@ -205,6 +209,11 @@ mkdirSync(dir, { recursive: true });
 const file = `${dir}bench-${new Date().toISOString().replaceAll(':', '-')}.json`;
 writeFileSync(file, `${JSON.stringify({ ...results, rows }, null, 2)}\n`);
 progress(`results: ${file}`);
+for (const chart of charts) {
+  const svg = file.replace(/\.json$/, `-${chart.name}.svg`);
+  writeFileSync(svg, chart.svg);
+  progress(`chart: ${svg}`);
+}
 if (failed.length > 0) {
   process.stderr.write(`bench: could not run: ${failed.join(', ')}\n`);
   process.exit(1);

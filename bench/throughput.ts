@@ -34,6 +34,7 @@ import { bucketFilter } from '../src/net/bucket-filter.js';
 import { tail, waitExit, type LabProcess } from '../lab/netns.js';
 import { clusterMacUnicast, formatMac, parseMac } from '../src/net/ethernet.js';
 import { parseIPv4 } from '../src/net/ipv4.js';
+import { lineChartSvg } from './chart.js';
 import { cpuSeconds, fmt, fmtSpread, ratio, spread, type BenchOptions, type BenchResult, type BenchRow, type Spread } from './report.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
@@ -641,6 +642,30 @@ function medians(runs: ThroughputRun[]): Record<string, number> {
   return Object.fromEntries([...byName].map(([name, samples]) => [name, spread(samples).median]));
 }
 
+/** What each contender's medians are called in the summary, and on a chart. */
+const CONTENDER_NAMES: Record<string, string> = {
+  reference: 'C reference, no filter',
+  'reference-filtered': 'C reference, bucket filter',
+};
+
+/**
+ * One chart per case (flood of 64 B, of 1500 B, paced): CPU per node per frame offered against
+ * N, a line per contender, and the ideal (lnlb's node of one ÷ N) beside them.
+ */
+export function throughputCharts(summary: Record<string, Record<string, Record<string, number>>>): { name: string; svg: string }[] {
+  return Object.entries(summary).map(([label, byN]) => {
+    const sizes = Object.keys(byN).map((k) => Number(k.replace('N=', '')));
+    const contenders = [...new Set(Object.values(byN).flatMap((m) => Object.keys(m)))];
+    const series = contenders.map((name) => ({ name: CONTENDER_NAMES[name] ?? name, points: sizes.map((n) => ({ x: n, y: byN[`N=${n}`]?.[name] ?? Number.NaN })) }));
+    const single = byN['N=1']?.['lnlb 1 worker(s)'];
+    if (single !== undefined) series.push({ name: 'ideal: lnlb at N = 1 ÷ N', points: sizes.map((n) => ({ x: n, y: single / n })) });
+    return {
+      name: label.startsWith('paced') ? 'throughput-paced' : `throughput-${label.replace(/\D+/g, '')}b`,
+      svg: lineChartSvg({ title: `${label}: CPU per node per frame offered`, xLabel: 'nodes in the cluster (N)', yLabel: 'µs of CPU per node per frame offered', series }),
+    };
+  });
+}
+
 // ---------------------------------------------------------------------------------------
 
 /**
@@ -718,5 +743,5 @@ export async function benchThroughput(o: BenchOptions): Promise<BenchResult> {
     }
   }
   const workers = Object.fromEntries(cfg.clusterSizes.map((n) => [n, workersAt(cfg, n)]));
-  return { rows, json: { ...cfg, workersAt: workers, cpuMicrosPerNodePerOffered: summary, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
+  return { rows, charts: throughputCharts(summary), json: { ...cfg, workersAt: workers, cpuMicrosPerNodePerOffered: summary, paced: { rate: PACED_RATE, sources: PACED_SOURCES }, warmupSeconds: WARMUP_SECONDS, cpuGoal: CPU_GOAL, cpus: PINNED ? { generator: GENERATOR_CPUS, nodes: NODE_CPUS } : 'not pinned', runs } };
 }

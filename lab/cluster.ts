@@ -24,6 +24,7 @@ import { ETH_P_LNLB } from '../src/net/ethernet.js';
 import { Lab, hasExited, systemTool, tail, waitExit, type LabProcess } from './netns.js';
 import { checkToolRan } from './system-tools.js';
 import { OvsSwitch } from './ovs-switch.js';
+import { adminRequest } from '../src/main/admin-client.js';
 import type { StatusJson } from '../src/main/admin-protocol.js';
 
 export const VIP = '10.0.0.100';
@@ -205,6 +206,15 @@ export class ClusterLab {
     return JSON.parse(await this.lnlbctl(node, ['status', '--json'])) as DaemonStatus;
   }
 
+  /**
+   * The same status read straight from the daemon's admin socket (what lnlbctl sends), without
+   * starting an lnlbctl: polling 64 daemons through 64 Node processes would cost the machine
+   * more CPU than the daemons themselves.
+   */
+  async socketStatus(node: string): Promise<DaemonStatus> {
+    return (await adminRequest(this.runDir(node), 'status')) as DaemonStatus;
+  }
+
   /** The human form of `lnlbctl status`. */
   statusText(node: string): Promise<string> {
     return this.lnlbctl(node, ['status']);
@@ -214,9 +224,9 @@ export class ClusterLab {
    * Polls until every listed daemon reports exactly the listed nodes, all OK, itself once among
    * them. Nodes are known to the daemons by MAC, so "exactly the listed nodes" means: the set of
    * MACs each daemon lists equals the set of MACs the listed daemons call `self`.
-   * Resolves with the time it took.
+   * Resolves with the time it took. Polls every `pollMs` (socketStatus: no lnlbctl per poll).
    */
-  async waitConverged(nodes: readonly string[], timeoutMs: number): Promise<number> {
+  async waitConverged(nodes: readonly string[], timeoutMs: number, pollMs = 100): Promise<number> {
     const startedAt = performance.now();
     let last: unknown[] = [];
     while (performance.now() - startedAt < timeoutMs) {
@@ -224,12 +234,12 @@ export class ClusterLab {
       if (dead !== undefined) {
         throw lnlbError('LNLB_ERR_LAB_SETUP', `lnlbd on ${dead.host} exited (${dead.exitCode ?? dead.signalCode}) while waiting for convergence:\n${tail(dead.logFile)}`);
       }
-      const statuses = await Promise.all(nodes.map((node) => this.status(node).catch((error: Error) => error)));
+      const statuses = await Promise.all(nodes.map((node) => this.socketStatus(node).catch((error: Error) => error)));
       last = statuses.map((s, i) => ({ node: nodes[i], status: s instanceof Error ? s.message : s }));
       if (statuses.every((s): s is DaemonStatus => !(s instanceof Error)) && agreeOn(statuses, nodes.length)) {
         return performance.now() - startedAt;
       }
-      await sleep(100);
+      await sleep(pollMs);
     }
     throw lnlbError('LNLB_ERR_LAB_SETUP', `no convergence on ${nodes.join(', ')} within ${timeoutMs} ms; last status:\n${JSON.stringify(last, null, 1)}`);
   }

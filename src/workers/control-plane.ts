@@ -311,6 +311,7 @@ export class ControlPlane {
       this.#channel,
       clock,
       data.deadAfterMs,
+      data.key !== undefined,
     );
   }
 

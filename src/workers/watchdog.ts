@@ -56,6 +56,20 @@ export function watchdogLimitMs(deadAfterMs: number): number {
 }
 
 /**
+ * The limit inside a handler's bulk state methods (loadStatus, saveStatus): a whole tracking
+ * state, loaded by a newcomer (which serves nobody until it is in) or saved for one, legitimately
+ * takes far longer than one frame's call on a loaded host. Measured: 8 newcomers joining 56
+ * daemons on 2 cores at once, two of them spent over 2 s in loadStatus for 10,000 flows (39 ms
+ * on an idle host) and, found stuck, left the cluster for good. Ten limits, never under 30 s:
+ * a handler truly hung there is still found.
+ */
+export function bulkLimitMs(limitMs: number): number {
+  return Math.max(30_000, 10 * limitMs);
+}
+
+const BULK_METHODS: ReadonlySet<number> = new Set([HandlerMethod.loadStatus, HandlerMethod.saveStatus]);
+
+/**
  * How often to look: detection takes at most a quarter more than the limit (half a second at
  * the 2 s floor), and a look stays well inside the half limit after which it judges nothing.
  * Each look wakes the main thread of an idle daemon: at an eighth (250 ms) the looks were four
@@ -85,6 +99,8 @@ export interface StuckThread {
 
 export class Watchdog {
   readonly limitMs: number;
+  /** In a bulk state method (bulkLimitMs). */
+  readonly bulkLimitMs: number;
   #lastLookAt = Number.NaN;
   readonly #beats: number[] = [];
   /** When the thread was first seen stalled with work (NaN: not stalled). */
@@ -93,6 +109,7 @@ export class Watchdog {
 
   constructor(limitMs: number) {
     this.limitMs = limitMs;
+    this.bulkLimitMs = bulkLimitMs(limitMs);
   }
 
   /** One look at every thread at `nowMs` (monotonic); returns the threads found stuck now, each once. */
@@ -117,7 +134,8 @@ export class Watchdog {
         this.#stalledSince[i] = previous;
       }
       const stalledSince = this.#stalledSince[i]!;
-      if (nowMs - stalledSince >= this.limitMs && this.#reported[i] !== true) {
+      const limit = BULK_METHODS.has(p.call % METHOD_SLOTS) ? this.bulkLimitMs : this.limitMs;
+      if (nowMs - stalledSince >= limit && this.#reported[i] !== true) {
         this.#reported[i] = true;
         stuck.push({ thread: i, call: p.call, stalledMs: nowMs - stalledSince });
       }

@@ -221,6 +221,20 @@ test('50k JOINs from spoofed MACs: every per-sender map stays bounded, the membe
   t.true(c.nodes.get(A)!.events.length - logsBefore <= 5, `log lines: ${c.nodes.get(A)!.events.length - logsBefore}`);
 });
 
+test('a keyed cluster hands its state to twenty newcomers joining at once, none refused (a whole node table of them may come: every node started together)', async (t) => {
+  const c = new ControlCluster();
+  for (const mac of [A, B, C]) c.add(mac, { key: KEY });
+  await c.run(1000);
+  const newcomers = Array.from({ length: 20 }, (_, i) => `02:00:00:00:01:${(0x10 + i).toString(16)}`);
+  for (const mac of newcomers) c.add(mac, { key: KEY });
+  await c.run(3000);
+  const saves = c.nodes.get(A)!.events.filter((e) => e.type === 'save-state').length;
+  t.true(saves >= newcomers.length, `state transfers started by the first member: ${saves}`);
+  t.is(c.nodes.get(A)!.plane.status().control.overflow['stateSendsSkipped'] ?? 0, 0);
+  for (const mac of newcomers) t.true(c.view(mac).accepting, `${mac} serves`);
+  t.is(c.view(A).members.length, 3 + newcomers.length);
+});
+
 test('50k JOINs from spoofed MACs on an unkeyed cluster: the node table and the maps stay bounded', async (t) => {
   const c = new ControlCluster();
   for (const mac of [A, B, C]) c.add(mac, { key: undefined });
