@@ -14,7 +14,7 @@ const PRODUCT: [RegExp, string][] = [
   [/^bin\/lnlb(d|ctl)$/, 'the two commands'],
   [/^dist\/src\/.+\.(js|d\.ts|js\.map)$/, 'the compiled library, daemon and threads'],
   [/^binding\.gyp$|^native\/[^/]+\.(cc|h)$/, "the port addon's sources (built at install)"],
-  [/^docs\/[^/]+\.md$/, 'the documentation'],
+  [/^docs\/[^/]+\.md$|^docs\/charts\/[^/]+\.svg$/, 'the documentation and the charts the README shows'],
   [/^packaging\/(lnlbd\.service|lnlb\.conf)$/, 'the systemd unit and the sample config'],
   [/^examples\/[^/]+\/[^/]+\.(ts|md)$/, 'the examples the docs point to'],
 ];
