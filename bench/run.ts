@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [-- --only NAME[,NAME]]`: runs the benchmarks, shows progress on
- * stderr, prints one aligned table (figure, lnlb, reference, ratio, goal) and writes the same
- * as JSON to bench/results/. Every figure stands beside a reference measured in the same run
+ * stderr, prints one table (figure, lnlb, reference, ratio, goal, met; a section per benchmark,
+ * the notes below: bench/table.ts) sized to the terminal, and writes the same to bench/results/
+ * twice: as JSON (every measurement) and as Markdown, the README's form (same basename, .md). Every figure stands beside a reference measured in the same run
  * (these machines are shared and noisy). The run fails only when a benchmark cannot run,
  * never on a slow number: a missed goal is marked in the table.
  */
@@ -28,6 +29,7 @@ import { benchThroughput } from './throughput.js';
 import { benchWeightChange } from './weight-change.js';
 import { ensureSystemTools } from '../lab/system-tools.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+import { formatMarkdown, formatTable, tableWidth, type BenchSection } from './table.js';
 
 interface Benchmark {
   name: string;
@@ -171,13 +173,13 @@ const started = Date.now();
 const progress = (line: string): void => {
   process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
 };
-const rows: BenchRow[] = [];
+const sections: BenchSection[] = [];
 const results: Record<string, unknown> = { date: new Date().toISOString(), quick };
 const failed: string[] = [];
 for (const bench of selected) {
   try {
     const r = await bench.run({ quick, progress });
-    rows.push(...r.rows);
+    sections.push({ name: bench.name, rows: r.rows });
     results[bench.name] = r.json;
   } catch (err) {
     failed.push(bench.name);
@@ -186,20 +188,14 @@ for (const bench of selected) {
   }
 }
 
-const header: BenchRow = { figure: 'figure', lnlb: 'lnlb', reference: 'reference', ratio: 'ratio', goal: 'goal' };
-const mark = (r: BenchRow): string => (r === header ? '' : r.met === undefined ? '' : r.met ? ' ✓' : ' ✗');
-const all = [header, ...rows];
-const width = (k: keyof Omit<BenchRow, 'met'>): number => Math.max(...all.map((r) => r[k].length));
-for (const r of all) {
-  process.stdout.write(
-    `${r.figure.padEnd(width('figure'))}  ${r.lnlb.padStart(width('lnlb'))}  ${r.reference.padStart(width('reference'))}  ${r.ratio.padStart(width('ratio'))}  ${r.goal}${mark(r)}\n`,
-  );
-}
+process.stdout.write(formatTable(sections, tableWidth(process.stdout.isTTY ? process.stdout.columns : undefined)));
 const dir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
-const file = `${dir}bench-${new Date().toISOString().replaceAll(':', '-')}.json`;
-writeFileSync(file, `${JSON.stringify({ ...results, rows }, null, 2)}\n`);
-progress(`results: ${file}`);
+const base = `${dir}bench-${new Date().toISOString().replaceAll(':', '-')}`;
+writeFileSync(`${base}.json`, `${JSON.stringify({ ...results, rows: sections.flatMap((s) => s.rows.map((row) => ({ bench: s.name, ...row }))) }, null, 2)}\n`);
+const run = `\`npm run bench --${quick ? ' --quick' : ''}${only === undefined ? '' : ` --only ${only.join(',')}`}\``;
+writeFileSync(`${base}.md`, `${run} at ${results.date as string}, ${fmt((Date.now() - started) / 1000)} s:\n\n${formatMarkdown(sections)}`);
+progress(`results: ${base}.json, ${base}.md`);
 if (failed.length > 0) {
   process.stderr.write(`bench: could not run: ${failed.join(', ')}\n`);
   process.exit(1);
