@@ -117,7 +117,8 @@ const GAP = '  ';
 /**
  * The widths of the columns for a table `width` characters wide: each as wide as its widest
  * cell, then the wrapping column widest for its weight narrowed one character at a time until
- * the table fits, or every wrapping column is at its minimum (its longest word, up to 16).
+ * the table fits: down to its longest word (up to 16) first, then, if that is not enough, down
+ * to its minimum, cutting words.
  */
 export function columnWidths(cells: readonly Readonly<Record<Column, string>>[], width: number): Record<Column, number> {
   const widest = (c: Column, of: (cell: string) => number[]): number => Math.max(0, ...cells.flatMap((r) => of(r[c])));
@@ -126,11 +127,14 @@ export function columnWidths(cells: readonly Readonly<Record<Column, string>>[],
     COLUMNS.map((c) => [c, MIN_COLUMN[c] === undefined ? widths[c] : Math.min(widths[c], Math.max(MIN_COLUMN[c]!, Math.min(LONGEST_WHOLE_WORD, widest(c, (cell) => cell.split(' ').map(length)))))]),
   ) as Record<Column, number>;
   const total = (): number => COLUMNS.reduce((sum, c) => sum + widths[c], 0) + GAP.length * (COLUMNS.length - 1);
-  while (total() > width) {
-    const shrinkable = COLUMNS.filter((c) => widths[c] > least[c]);
-    if (shrinkable.length === 0) break;
-    const next = shrinkable.reduce((a, b) => (widths[b] / WEIGHT[b] > widths[a] / WEIGHT[a] ? b : a));
-    widths[next]--;
+  // Words kept whole first; if the table is still too wide, they are cut, down to each column's minimum.
+  for (const floor of [least, MIN_COLUMN]) {
+    while (total() > width) {
+      const shrinkable = COLUMNS.filter((c) => floor[c] !== undefined && widths[c] > floor[c]!);
+      if (shrinkable.length === 0) break;
+      const next = shrinkable.reduce((a, b) => (widths[b] / WEIGHT[b] > widths[a] / WEIGHT[a] ? b : a));
+      widths[next]--;
+    }
   }
   return widths;
 }
