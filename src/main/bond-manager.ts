@@ -499,12 +499,14 @@ export class BondManager {
   /**
    * For a process that is ending without stopAll (an embedded node's host exits: see
    * src/main/restore-at-exit.ts): gives each slave its MAC and state back at once, without the
-   * bond thread (it ends with the process, and the kernel removes the bond's TAP). The slaves'
-   * sysctls are the daemon's SysctlGuard's to restore. Returns what could not be restored.
+   * bond thread (it ends with the process, and the kernel removes the bond's TAP), and removes
+   * the bonds' status files. The slaves' sysctls are the daemon's SysctlGuard's to restore.
+   * Returns what could not be restored.
    */
   restoreSlavesNow(): string[] {
     const failures: string[] = [];
     for (const bond of this.#bonds.values()) {
+      this.#stopStatusFile(bond.name); // it would show a bond that is gone
       for (const record of [...bond.slaves.values()]) {
         try {
           if (port.deviceExists(record.name)) {

@@ -13,7 +13,7 @@ import { sweepStale, tail, waitExit, type LabProcess } from '../../lab/netns.js'
 
 // This file runs as dist/test/integration/embedding.test.js; the compiled example is beside it.
 const EXAMPLE = fileURLToPath(new URL('../../examples/http-service/server.js', import.meta.url));
-const UNHANDLED_LISTEN_HOST = fileURLToPath(new URL('./fixtures/unhandled-listen-host.js', import.meta.url));
+const CRASHING_HOST = fileURLToPath(new URL('./fixtures/crashing-host.js', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /**
  * Each source goes to either node with even odds (rendezvous hashing over random veth MACs):
@@ -225,7 +225,7 @@ test.serial('port 80 taken in a host that handles nothing: it crashes as Node do
   const holder = await holdPort80('node2');
   try {
     const options = { bind: 'eth0', vip: VIP, runDir: lab().runDir('node2'), keyFile: lab().keyFile, heartbeatMs: 200, deadAfterMs: 1000, logLevel: 'info' };
-    const host = lab().lab.spawn('node2', [process.execPath, UNHANDLED_LISTEN_HOST, JSON.stringify(options), '80'], { logName: 'unhandled-listen-host', cwd: REPO_ROOT });
+    const host = lab().lab.spawn('node2', [process.execPath, CRASHING_HOST, JSON.stringify(options), 'listen:80'], { logName: 'unhandled-listen-host', cwd: REPO_ROOT });
     services.set('node2', host);
     await lab().lab.waitForLog(host, /"event":"node-created"/, 20_000);
     const created = Date.now();
