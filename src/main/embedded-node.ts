@@ -409,7 +409,7 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
       { event: 'restored-at-exit', exitCode },
       `the process is exiting (code ${exitCode}) with this node open (close() was not called): the VIP is off its TAP, its sysctls and bond slaves are restored; its LEAVE is not waited for: the other nodes take its clients when they hear it or once it has been silent ${o.deadAfterMs} ms`,
     );
-    for (const failure of failures) log.error({ event: 'sysctl-restore-failed' }, `at exit: ${failure}`);
+    for (const failure of failures) log.error({ event: 'restore-at-exit-failed' }, failure);
     flushLoggerSync(log);
   });
   if (admin !== undefined) registerAdminCommands(admin, daemon);
