@@ -293,14 +293,16 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
   const curlTried = curlOk + forged.curlFailed + again.curlFailed;
   const rows: BenchRow[] = [
     {
-      figure: `control flood: forged control frames/s from one LAN host, two floods of ${fmt(forged.forger?.seconds ?? 0, 1)} s (ref: the same forger, no lnlb running, this run; decoy EtherType: ${fmt(decoy.rate)})`,
+      figure: 'forged frames/s, 1st / 2nd flood',
+      note: `forged control frames a second from one host on the LAN (a mix of every kind), two floods of ${fmt(forged.forger?.seconds ?? 0, 1)} s at the cluster (hb ${HEARTBEAT_MS} ms, dead after ${DEAD_AFTER_MS} ms: lnlbd's defaults unless LNLB_BENCH_FLOOD_TIMING=HB/DEAD); ref: the same forger with no lnlb running, this run, so that the floods are at its full speed (the decoy flood, another EtherType: ${fmt(decoy.rate)}/s)`,
       lnlb: `${fmt(forged.rate)} / ${fmt(again.rate)}`,
       reference: fmt(r.referenceRate),
       ratio: ratio(rate, r.referenceRate),
-      goal: 'the forger at full speed',
+      goal: '',
     },
     {
-      figure: `control flood: false deaths and self-resets declared in the two floods, hb ${HEARTBEAT_MS} ms, dead after ${DEAD_AFTER_MS} ms (ref: idle / decoy flood; converged after: ${floods.every((p) => p.convergedAfter) ? 'yes' : 'no'})`,
+      figure: 'false deaths + resets, 2 floods',
+      note: `false deaths and self-resets the nodes declared in the first + the second flood (converged after both: ${floods.every((p) => p.convergedAfter) ? 'yes' : 'no'}); ref: the same in the idle phase / the decoy flood. The goal: none, and converged after`,
       lnlb: `${forged.falseDeaths} + ${again.falseDeaths}`,
       reference: `${idle.falseDeaths} / ${decoy.falseDeaths}`,
       ratio: '',
@@ -308,7 +310,8 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
       met: deaths === 0 && floods.every((p) => p.convergedAfter),
     },
     {
-      figure: `control flood: false deaths and self-resets, the kinds from random MACs only (${fmt(strangers.rate)}/s) / the kinds with node1's MAC only (${fmt(spoofed.rate)}/s)`,
+      figure: '  … strangers / spoofed kinds',
+      note: `the same with the flood of only the kinds from random MACs (${fmt(strangers.rate)}/s) / of only the kinds with node1's MAC (${fmt(spoofed.rate)}/s); ref: idle / decoy`,
       lnlb: `${strangers.falseDeaths} / ${spoofed.falseDeaths}`,
       reference: `${idle.falseDeaths} / ${decoy.falseDeaths}`,
       ratio: '',
@@ -316,7 +319,8 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
       met: strangers.falseDeaths === 0 && spoofed.falseDeaths === 0,
     },
     {
-      figure: `control flood: false deaths and self-resets with the mixed flood paced at ${LADDER.map((x) => `${fmt(x / 1000)}k`).join(' / ')} frames/s (sent: ${r.ladder.map((p) => `${fmt(p.rate / 1000)}k`).join(' / ')})`,
+      figure: '  … paced floods',
+      note: `the same with the mixed flood paced at ${LADDER.map((x) => `${fmt(x / 1000)}k`).join(' / ')} frames/s (sent: ${r.ladder.map((p) => `${fmt(p.rate / 1000)}k`).join(' / ')}); ref: idle`,
       lnlb: r.ladder.map((p) => String(p.falseDeaths)).join(' / '),
       reference: `${idle.falseDeaths} (idle)`,
       ratio: '',
@@ -324,21 +328,24 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
       met: r.ladder.every((p) => p.falseDeaths === 0),
     },
     {
-      figure: `control flood: each node's longest control-thread stall (its timer late; not counted as silence) after the idle phase / the decoy / the two floods / the spoofed flood (ms)`,
+      figure: 'longest control-thread stall, ms',
+      note: "each node's longest control-thread stall (its timer late: not counted as the others' silence), ms, after the idle phase / the decoy / the two floods / the spoofed flood; ref: dead after",
       lnlb: `${idle.stallMaxMs.join(', ')} / ${decoy.stallMaxMs.join(', ')} / ${again.stallMaxMs.join(', ')} / ${spoofed.stallMaxMs.join(', ')}`,
       reference: `${fmt(DEAD_AFTER_MS)} (dead after)`,
       ratio: '',
       goal: '',
     },
     {
-      figure: 'control flood: heartbeats received per node, fewest, first / second flood (ref: idle / decoy, same length)',
+      figure: 'heartbeats received, fewest',
+      note: 'heartbeats received by the node that received fewest, in the first / the second flood; ref: the same in the idle phase / the decoy flood, of the same length',
       lnlb: `${fmt(hbMin(forged))} / ${fmt(hbMin(again))}`,
       reference: `${fmt(hbMin(idle))} / ${fmt(hbMin(decoy))}`,
       ratio: ratio(Math.min(hbMin(forged), hbMin(again)), hbMin(idle)),
       goal: '',
     },
     {
-      figure: 'control flood: curl clients answered during the floods, answered / tried (ref: decoy flood)',
+      figure: 'clients answered / tried',
+      note: 'curl clients of the VIP answered / tried during the two floods; ref: during the decoy flood',
       lnlb: `${curlOk} / ${curlTried}`,
       reference: `${decoy.curlOk} / ${decoy.curlOk + decoy.curlFailed}`,
       ratio: '',
@@ -346,29 +353,33 @@ export async function benchControlFlood(o: BenchOptions): Promise<BenchResult> {
       met: curlOk === curlTried && curlOk > 0,
     },
     {
-      figure: `control flood: the machine's CPU in the first flood, % of all cores: user+nice / system / softirq / idle (ref: decoy flood)`,
+      figure: 'machine CPU %: usr / sys / si / idle',
+      note: "the machine's CPU in the first flood, % of all cores: user+nice / system / softirq / idle; ref: the decoy flood",
       lnlb: machineText(forged),
       reference: machineText(decoy),
       ratio: '',
       goal: '',
     },
     {
-      figure: 'control flood: CPU of each daemon (all threads, % of one core), first flood (ref: idle / decoy)',
+      figure: "each daemon's CPU %, 1st flood",
+      note: 'the CPU of each daemon (all its threads), % of one core, in the first flood; ref: the idle phase | the decoy flood',
       lnlb: cpuShare(forged),
       reference: `${cpuShare(idle)} | ${cpuShare(decoy)}`,
       ratio: '',
       goal: '',
     },
     ...forged.rss.map((x, i) => ({
-      figure: `control flood: ${x.node} RSS MiB before / after the first flood / after the second (ref: idle phase, after − before)`,
+      figure: `${x.node} RSS MiB, before / 1st / 2nd`,
+      note: `each node's RSS before / after the first flood / after the second, MiB; ref: its growth over the idle phase; ratio: the growth in each flood. The goal, on the first node's row, is judged on every node: the second flood grows none by more than noise (${mib(RSS_NOISE_BYTES)} MiB)`,
       lnlb: `${mib(x.before)} / ${mib(x.after)} / ${mib(again.rss[i]!.after)}`,
       reference: `${mib(idle.rss[i]!.after - idle.rss[i]!.before)} MiB`,
       ratio: `${x.after >= x.before ? '+' : ''}${mib(x.after - x.before)}, ${again.rss[i]!.after >= x.after ? '+' : ''}${mib(again.rss[i]!.after - x.after)} MiB`,
-      goal: i === 0 ? `second flood: growth ≤ ${mib(RSS_NOISE_BYTES)} MiB (noise)` : '',
+      goal: i === 0 ? `2nd flood: all grow ≤ ${mib(RSS_NOISE_BYTES)} MiB` : '',
       ...(i === 0 ? { met: secondGrowth <= RSS_NOISE_BYTES } : {}),
     })),
     {
-      figure: `control flood: forged frames each node's control thread read and rejected, first flood (the rest: dropped by its socket buffer); rejects: ${Object.entries(forged.rejected)
+      figure: 'forged frames read, per node',
+      note: `forged frames each node's control thread read and rejected in the first flood (the rest: dropped by its socket buffer); ref: frames sent; the rejects by reason: ${Object.entries(forged.rejected)
         .map(([reason, n]) => `${reason} ${fmt(n)}`)
         .join(', ')}`,
       lnlb: forged.read.map((n) => fmt(n)).join(' / '),

@@ -26,7 +26,8 @@ export async function benchControlFuzz(o: BenchOptions): Promise<BenchResult> {
   return {
     rows: [
       {
-        figure: `control fuzz: escapes in ${fmt(r.frames)} mutated frames (${fmt(r.taken)} deliveries): accepted / view or table changed / exceptions`,
+        figure: 'escapes: accepted / changed / thrown',
+        note: `${fmt(r.frames)} mutated control frames (${fmt(r.taken)} deliveries) through four keyed control planes (seed ${SEED}): frames accepted / frames that changed a view or a table / exceptions`,
         lnlb: `${r.accepted} / ${r.changed} / ${r.exceptions}`,
         reference: '0',
         ratio: '',
@@ -34,7 +35,8 @@ export async function benchControlFuzz(o: BenchOptions): Promise<BenchResult> {
         met: r.escapes === 0,
       },
       {
-        figure: `control fuzz: deliveries counted nowhere (own MAC as source: ${fmt(r.uncountedOwnMac)}); rejects: ${rejects}`,
+        figure: 'deliveries counted nowhere',
+        note: `deliveries no reject counter counted (own MAC as source: ${fmt(r.uncountedOwnMac)}); the rejects by reason: ${rejects}`,
         lnlb: fmt(r.uncounted),
         reference: '0',
         ratio: '',
@@ -42,7 +44,8 @@ export async function benchControlFuzz(o: BenchOptions): Promise<BenchResult> {
         met: r.uncounted === 0,
       },
       {
-        figure: 'control fuzz: deliveries/s through the whole control stack (ref: HMAC-SHA256 of the same frames alone, this run)',
+        figure: 'deliveries/s, whole control stack',
+        note: 'mutated frames a second through the whole control stack; ref: HMAC-SHA256 of the same frames alone, this run',
         lnlb: fmt(r.rate),
         reference: fmt(reference),
         ratio: ratio(r.rate, reference),

@@ -58,9 +58,9 @@ export async function benchElectionHash(o: BenchOptions): Promise<BenchResult> {
   const s = Object.fromEntries(Object.entries(samples).map(([name, v]) => [name, spread(v)])) as Record<keyof typeof samples, Spread>;
   return {
     rows: [
-      { figure: 'election hash ns/key: keyed HalfSipHash-1-3 (ref: unkeyed mix)', lnlb: fmtSpread(s.hashKeyed, 2), reference: fmtSpread(s.hashPlain, 2), ratio: ratio(s.hashKeyed.median, s.hashPlain.median), goal: '' },
-      { figure: 'new key: hash + rendezvous over 3 members, ns, keyed (ref: unkeyed)', lnlb: fmtSpread(s.newKeyed, 1), reference: fmtSpread(s.newPlain, 1), ratio: ratio(s.newKeyed.median, s.newPlain.median), goal: '' },
-      { figure: 'replay 60 B, 1 actor: dispatcher + actor ns/frame, keyed cluster (ref: unkeyed)', lnlb: fmtSpread(s.frameKeyed, 1), reference: fmtSpread(s.framePlain, 1), ratio: ratio(s.frameKeyed.median, s.framePlain.median), goal: '' },
+      { figure: 'hash ns/key, keyed', note: 'the election hash of one key: keyed HalfSipHash-1-3, as in a keyed cluster (the default); ref: the unkeyed mix', lnlb: fmtSpread(s.hashKeyed, 2), reference: fmtSpread(s.hashPlain, 2), ratio: ratio(s.hashKeyed.median, s.hashPlain.median), goal: '' },
+      { figure: 'new key: hash + rendezvous, ns, keyed', note: 'a new key elected: hash + rendezvous over 3 members, ns, keyed; ref: the same unkeyed', lnlb: fmtSpread(s.newKeyed, 1), reference: fmtSpread(s.newPlain, 1), ratio: ratio(s.newKeyed.median, s.newPlain.median), goal: '' },
+      { figure: 'replay 60 B: ns/frame, keyed', note: 'a 60 B UDP frame replayed through dispatcher and actor (1 actor) in a keyed cluster, ns; ref: the same unkeyed', lnlb: fmtSpread(s.frameKeyed, 1), reference: fmtSpread(s.framePlain, 1), ratio: ratio(s.frameKeyed.median, s.framePlain.median), goal: '' },
     ],
     json: s,
   };

@@ -107,14 +107,16 @@ export async function benchHeartbeat(o: BenchOptions): Promise<BenchResult> {
   const bucket = await measure('bucket', seconds);
   const rows: BenchRow[] = [
     {
-      figure: `idle heartbeat round, JS CPU µs per node-round (3 nodes, hb ${HEARTBEAT_MS} ms, ${fmt(bucket.rounds)} rounds): --election bucket (ref: rendezvous)`,
+      figure: 'bucket: JS µs per node-round',
+      note: `the control thread's JavaScript CPU for one idle heartbeat round of one node, µs: 3 keyed nodes on the memory wire, hb ${HEARTBEAT_MS} ms, ${fmt(bucket.rounds)} rounds, --election bucket; ref: the same with --election rendezvous`,
       lnlb: fmt(bucket.usPerNodeRound, 1),
       reference: fmt(reference.usPerNodeRound, 1),
       ratio: ratio(bucket.usPerNodeRound, reference.usPerNodeRound),
       goal: '',
     },
     {
-      figure: 'idle heartbeat round: timers fired / frames received per node per second, bucket (ref: rendezvous)',
+      figure: 'bucket: timers / frames a second',
+      note: 'timers fired / frames received per node per second in those idle rounds, --election bucket; ref: rendezvous',
       lnlb: `${fmt(bucket.timersPerSecond, 1)} / ${fmt(bucket.framesPerSecond, 1)}`,
       reference: `${fmt(reference.timersPerSecond, 1)} / ${fmt(reference.framesPerSecond, 1)}`,
       ratio: '',

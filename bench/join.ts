@@ -153,11 +153,12 @@ export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
     const r = runs[0]!;
     const allLoaded = runs.every((x) => x.entriesLoaded === flows);
     rows.push({
-      figure: `join, ${fmt(flows)} flows: state sent + loaded, ms (${fmt(r.bytes)} B in ${fmt(r.fragments)} frames; newcomer converged after ${fmtSpread(join)} ms)`,
+      figure: `${fmt(flows)} flows: sent + loaded, ms`,
+      note: `a newcomer joins a cluster that tracks ${fmt(flows)} flows: ms for the state to be sent + to be loaded, median (min–max) of ${runs.length} run(s); ${fmt(r.bytes)} B in ${fmt(r.fragments)} frames, the newcomer converged after ${fmtSpread(join)} ms. ref: the entries the newcomer loaded; ratio: bytes sent per flow`,
       lnlb: fmtSpread(sync),
       reference: allLoaded ? `all ${fmt(flows)} loaded` : `${runs.map((x) => fmt(x.entriesLoaded)).join(', ')} loaded`,
       ratio: `${fmt(r.bytes / Math.max(1, r.entriesLoaded), 1)} B/flow`,
-      goal: flows === 1_000_000 ? '1M entries synced < 1 s' : '',
+      goal: flows === 1_000_000 ? '1M synced < 1 s' : '',
       ...(flows === 1_000_000 ? { met: sync.median < 1000 && allLoaded } : {}),
     });
   }
@@ -173,11 +174,12 @@ export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
     const release = spread(runs.map((r) => r.releaseMs));
     const r = runs[0]!;
     rows.push({
-      figure: `join, ${fmt(flows)} flows, --election bucket: the newcomer's gained buckets held for the members' handovers, ms (${runs.map((x) => fmt(x.handed)).join('/')} flows handed, ${fmt(r.bytes)} B in ${r.messages} messages; slower member's scan ${runs.map((x) => fmt(x.scanMs)).join('/')} ms; converged after ${fmtSpread(spread(runs.map((x) => x.joinMs)))} ms)`,
+      figure: `${fmt(flows)} flows, bucket: handover, ms`,
+      note: `the same join under --election bucket, where the members hand the newcomer only the flows of the buckets it gains: ms the newcomer held those buckets for the members' handovers (${runs.map((x) => fmt(x.handed)).join('/')} flows handed, ${fmt(r.bytes)} B in ${r.messages} messages; the slower member's scan ${runs.map((x) => fmt(x.scanMs)).join('/')} ms; converged after ${fmtSpread(spread(runs.map((x) => x.joinMs)))} ms). ref: the bytes of the whole state sent to one newcomer (the row above); ratio: the bytes handed over against those`,
       lnlb: fmtSpread(release),
-      reference: full.length > 0 ? `${fmt(full[0]!.bytes)} B for the whole state to one newcomer` : '',
-      ratio: full.length > 0 ? `${fmt(r.bytes / Math.max(1, full[0]!.bytes), 2)}× the bytes` : '',
-      goal: 'released on the handovers, no timeout',
+      reference: full.length > 0 ? `${fmt(full[0]!.bytes)} B` : '',
+      ratio: full.length > 0 ? `${fmt(r.bytes / Math.max(1, full[0]!.bytes), 2)}× bytes` : '',
+      goal: 'released by the handovers',
       met: runs.every((x) => x.releaseMs >= 0),
     });
   }
@@ -194,11 +196,12 @@ export async function benchJoin(o: BenchOptions): Promise<BenchResult> {
   const reference = spread(lossless.map((r) => r.completeMs));
   const r = lossy[0]!;
   rows.push({
-    figure: `join, ${fmt(flows)} flows, ${LOSS_PERCENT}% of the state's fragments dropped: state complete, ms after the newcomer started (${fmt(r.fragments)} fragments; dropped ${lossy.map((x) => fmt(x.dropped)).join('/')}, asked again ${lossy.map((x) => fmt(x.fragmentsAsked)).join('/')} in ${lossy.map((x) => fmt(x.requests)).join('/')} requests; ${lossy.every((x) => x.entriesLoaded === flows) ? 'all loaded' : 'NOT all loaded'})`,
+    figure: `${fmt(flows)} flows, ${LOSS_PERCENT}% frames lost: ms`,
+    note: `the join of ${fmt(flows)} flows with the switch dropping ${LOSS_PERCENT}% of the state's ${fmt(r.fragments)} fragments (dropped ${lossy.map((x) => fmt(x.dropped)).join('/')}, asked again ${lossy.map((x) => fmt(x.fragmentsAsked)).join('/')} in ${lossy.map((x) => fmt(x.requests)).join('/')} requests; ${lossy.every((x) => x.entriesLoaded === flows) ? 'all loaded' : 'NOT all loaded'}): ms from the newcomer's start until its state is complete; ref: the same without loss`,
     lnlb: fmtSpread(complete),
-    reference: `${fmtSpread(reference)} without loss`,
+    reference: fmtSpread(reference),
     ratio: `${fmt(complete.median / Math.max(1, reference.median), 2)}×`,
-    goal: 'every flow loaded before serving',
+    goal: 'all loaded before serving',
     met: lossy.every((x) => x.entriesLoaded === flows),
   });
   return { rows, json };

@@ -131,14 +131,16 @@ export async function benchKeepalived(o: BenchOptions & { trials: number }): Pro
     };
     const rows: BenchRow[] = [
       {
-        figure: `failover, keepalived VRRPv3 advert_int ${ADVERT_INT_S}: kill -9 + link down of the master, ${trials.length} trials: ms until its last of ${CLIENT_IPS.length} clients (ping every ${PROBE_INTERVAL_MS} ms) is answered again, median (min–max)`,
+        figure: 'keepalived: kill -9 + link down, ms',
+        note: `the peer: keepalived, VRRPv3 at advert_int ${ADVERT_INT_S} (its fastest), its master killed with kill -9 and its link pulled, ${trials.length} trials: ms until the last of its ${CLIENT_IPS.length} clients (each pinging every ${PROBE_INTERVAL_MS} ms since before the kill) is answered again, median (min–max)`,
         lnlb: '',
         reference: fmtSpread(s),
         ratio: '',
         goal: '',
       },
       {
-        figure: '  keepalived, kill -9 alone (link up): runs in which both nodes held the VIP (split brain)',
+        figure: '  keepalived: split brain, kill -9 alone',
+        note: 'runs in which both keepalived nodes held the VIP after a kill -9 of the master with its link left up (its kernel keeps answering for the VIP)',
         lnlb: '',
         reference: `${bothHeldVip} of ${splitRuns}`,
         ratio: '',
@@ -146,7 +148,7 @@ export async function benchKeepalived(o: BenchOptions & { trials: number }): Pro
       },
     ];
     if (unanswered > 0) {
-      rows.push({ figure: `  keepalived trials without a reply within ${PROBE_TIMEOUT_MS} ms`, lnlb: '', reference: fmt(unanswered), ratio: '', goal: '' });
+      rows.push({ figure: '  keepalived: trials unanswered', note: `keepalived trials in which a client had no reply within ${PROBE_TIMEOUT_MS} ms`, lnlb: '', reference: fmt(unanswered), ratio: '', goal: '' });
     }
     return { rows, json, medianMs: s.median, worstMs: s.max };
   } finally {

@@ -114,11 +114,12 @@ function latencyRows(j: LatencyJson): BenchRow[] {
     const a = of(j.vip, key);
     const b = of(j.kernel, key);
     return {
-      figure: `latency, UDP ${j.payloadBytes} B request/response ${name} µs (ref: to the node's own address, kernel only)`,
+      figure: `UDP ${j.payloadBytes} B round trip, ${name} µs`,
+      note: `UDP requests of ${j.payloadBytes} B from one client to the VIP and their answers, the default --workers 1, µs: ${fmt(j.requests)} requests a repeat, median (min–max) of the repeats' percentiles; ref: the same requests to the owner node's own address (the kernel alone), alternating with them. The goal is judged on p99 (not judged when a path had no answers)`,
       lnlb: fmtSpread(a, 1),
       reference: fmtSpread(b, 1),
       ratio: ratio(a.median, b.median),
-      goal: goal ? "p99 ≤ 1.5× the kernel path's" : '',
+      goal: goal ? '≤ 1.5× the kernel path' : '',
       met: goal && Number.isFinite(a.median) && Number.isFinite(b.median) ? a.median <= 1.5 * b.median : undefined,
     };
   };
@@ -129,7 +130,8 @@ function latencyRows(j: LatencyJson): BenchRow[] {
       const a = of(threads.vip, key);
       const b = of(threads.kernel, key);
       rows.push({
-        figure: `  with --workers 2 (each frame handed to an actor thread): ${name} µs (ref: the kernel path, measured beside it)`,
+        figure: `  --workers 2: ${name} µs`,
+        note: 'the same with --workers 2: each frame handed from the dispatcher to an actor thread; ref: the kernel path, measured beside it',
         lnlb: fmtSpread(a, 1),
         reference: fmtSpread(b, 1),
         ratio: ratio(a.median, b.median),
@@ -140,7 +142,8 @@ function latencyRows(j: LatencyJson): BenchRow[] {
   const lost = (runs: RttRun[]): number => runs.reduce((n, run) => n + run.lost + run.wrongSource, 0);
   if (lost(j.vip) + lost(j.kernel) > 0) {
     rows.push({
-      figure: `  requests lost or answered from a wrong address (of ${fmt(j.requests * j.repeats)})`,
+      figure: '  lost or answered wrongly',
+      note: `requests not answered, or answered from another address than the one asked, of ${fmt(j.requests * j.repeats)}; ref: the kernel path's`,
       lnlb: fmt(lost(j.vip)),
       reference: fmt(lost(j.kernel)),
       ratio: '',

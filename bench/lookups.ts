@@ -195,7 +195,8 @@ export async function benchLookups(o: BenchOptions): Promise<BenchResult> {
       const mine = millions(rates[s.name]![op]);
       const ref = millions(rates.Map![op]);
       rows.push({
-        figure: `lookups, 1 actor, ${s.name} tracker, 1M-flow shard full: ${OP_TEXT[op].what} (ref: ${OP_TEXT[op].ref}, same keys)`,
+        figure: `${s.name} tracker: ${OP_TEXT[op].what}`,
+        note: `millions of operations a second in one actor's shard of ${fmt(FLOWS)} flows (${fmt(slots)} slots), in the tracker of the handler named; ref: a JavaScript Map doing the same (${OPS.map((x) => OP_TEXT[x].ref).join('; ')}), the same keys, this run`,
         lnlb: perSecond(mine),
         reference: perSecond(ref),
         ratio: ratio(mine.median, ref.median),

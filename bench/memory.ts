@@ -41,6 +41,7 @@ export async function benchMemory(o: BenchOptions): Promise<BenchResult> {
 // Idle
 
 const IDLE_GOAL_PERCENT = 0.2;
+const BY_THREAD_NOTE = 'medians over the nodes, by thread (lnlbd names its own; V8/libuv: the runtime\'s threads, which keep the process\'s name)';
 const RSS_GOAL_MIB = 100;
 /** lnlbd's defaults, over the lab's slower 200/1000 ms. */
 const DEFAULT_TIMING = ['--heartbeat-ms', '100', '--dead-after-ms', '700'];
@@ -172,27 +173,30 @@ async function idleOnce(o: BenchOptions): Promise<BenchResult> {
   };
   const rows: BenchRow[] = [
     {
-      figure: `idle daemon at default settings (3 nodes, heartbeats every 100 ms, ${seconds} s after ${warmSeconds} s), % of one core (ref: bare Node, 4 idle workers)`,
+      figure: 'idle CPU, % of one core',
+      note: `an idle daemon at the defaults (3 nodes, heartbeats every 100 ms, no traffic): its CPU as a share of one core over ${seconds} s after ${warmSeconds} s of warm-up, median (min–max) over the nodes; ref: a bare Node process with 4 idle worker threads (as many threads that run JavaScript), this run`,
       lnlb: fmtSpread(cpu, 2),
       reference: fmt(bare.cpuPercent, 2),
       ratio: '',
-      goal: `≤ ${IDLE_GOAL_PERCENT}% of a core`,
+      goal: `≤ ${IDLE_GOAL_PERCENT}%`,
       met: cpu.median <= IDLE_GOAL_PERCENT,
     },
-    { figure: '  by thread, % of one core (medians over the nodes)', lnlb: byKey((s) => s.cpu, 1, 3), reference: '', ratio: '', goal: '' },
-    { figure: '  by thread, wake-ups a second (medians over the nodes)', lnlb: byKey((s) => s.wakeups, 1, 1), reference: '', ratio: '', goal: '' },
+    { figure: '  by thread, % of one core', note: BY_THREAD_NOTE, lnlb: byKey((s) => s.cpu, 1, 3), reference: '', ratio: '', goal: '' },
+    { figure: '  by thread, wake-ups a second', note: BY_THREAD_NOTE, lnlb: byKey((s) => s.wakeups, 1, 1), reference: '', ratio: '', goal: '' },
     {
-      figure: 'idle daemon RSS with no flows, MiB (ref: bare Node with 4 idle workers)',
+      figure: 'idle RSS, no flows, MiB',
+      note: 'the RSS of the same idle daemons, no flows, median (min–max) over the nodes; ref: the bare Node process with 4 idle worker threads',
       lnlb: fmtSpread(rss, 1),
       reference: fmt(bare.rssKib / 1024, 1),
       ratio: ratio(rss.median, bare.rssKib / 1024),
       goal: `≤ ${RSS_GOAL_MIB} MiB`,
       met: rss.median <= RSS_GOAL_MIB,
     },
-    { figure: '  by mapping, MiB (medians over the nodes)', lnlb: byKey((s) => s.rss, 1024, 1), reference: '', ratio: '', goal: '' },
+    { figure: '  by mapping, MiB', note: 'the RSS by kind of mapping (the kernel\'s packet rings, the node binary, anonymous memory), medians over the nodes', lnlb: byKey((s) => s.rss, 1024, 1), reference: '', ratio: '', goal: '' },
     {
       // RSS counts every page mapped, the node binary's too, which every Node process on the host shares; PSS splits shared pages between their users: what one more daemon costs the host.
-      figure: '  PSS (shared pages split between the processes that map them), MiB',
+      figure: '  PSS, MiB',
+      note: 'proportional set size: the RSS with each shared page (the node binary) split between the processes that map it, what one more daemon costs the host; median (min–max) over the nodes',
       lnlb: fmtSpread(spread(samples.map((s) => s.pssKib / 1024)), 1),
       reference: '',
       ratio: '',
@@ -237,18 +241,20 @@ async function memoryOnce(o: BenchOptions, rep: number, reps: number): Promise<B
   const atLimit = 16 / (7 / 8);
   const rows: BenchRow[] = [
     ...points.map((p) => ({
-      figure: `daemon RSS with ${fmt(p.flows)} flows sent (${fmt(p.tracked)} tracked)`,
+      figure: `RSS, ${fmt(p.flows)} flows (${fmt(p.tracked)} tracked)`,
+      note: `one daemon (--workers ${WORKERS}, --table-entries ${fmt(TABLE_ENTRIES)}) after one frame from each of that many distinct sources (tracked: as its status counts them), MiB; ref: its RSS before any flow; ratio: the growth per tracked flow. With --quick, 0 and 100,000 flows; the second of two runs after " / "`,
       lnlb: `${fmt(p.rssBytes / 2 ** 20, 1)} MiB`,
       reference: p === base ? '—' : `${fmt(base.rssBytes / 2 ** 20, 1)} MiB at 0`,
       ratio: p === base ? '' : `+${fmt((p.rssBytes - base.rssBytes) / Math.max(1, p.tracked), 1)} B/flow`,
       goal: '',
     })),
     {
-      figure: `bytes per tracked flow: tables ${fmt(tableBytes / 2 ** 20, 1)} MiB / ${fmt(last.tracked)} flows (RSS growth per flow, last step)`,
+      figure: 'bytes per tracked flow',
+      note: `the tracking tables' ${fmt(tableBytes / 2 ** 20, 1)} MiB over the ${fmt(last.tracked)} flows tracked (in brackets: the RSS growth per flow over the last step); ref: bytes per flow of a table filled to its 7/8 load limit. Judged at 1M flows only (not with --quick)`,
       lnlb: `${fmt(perFlowTable, 1)} (${fmt(perFlowRss, 1)})`,
-      reference: `${fmt(atLimit, 1)} at the 7/8 load limit`,
+      reference: `${fmt(atLimit, 1)} at 7/8 full`,
       ratio: '',
-      goal: '≤ 24 B per entry (judged at 1M flows)',
+      goal: '≤ 24 B (at 1M flows)',
       ...(last.flows >= 1_000_000 ? { met: perFlowTable <= 24 } : {}),
     },
   ];

@@ -1,19 +1,30 @@
 /**
- * What every benchmark hands to the runner: rows for the one aligned table (figure, lnlb,
- * reference, ratio, goal) and a JSON-able record of everything it measured. Each figure is
- * compared with a reference measured in the same run, because these machines are shared and
- * noisy; a goal says what the figure is judged against, and `met` whether it holds this run
- * (the runner never fails on a slow number, only on a benchmark that cannot run).
+ * What every benchmark hands to the runner: rows for the table (figure, lnlb, reference, ratio,
+ * goal; bench/table.ts prints them in the terminal and in Markdown) and a JSON-able record of
+ * everything it measured. Each figure is compared with a reference measured in the same run,
+ * because these machines are shared and noisy; a goal says what the figure is judged against,
+ * and `met` whether it holds this run (the runner never fails on a slow number, only on a
+ * benchmark that cannot run).
  */
 
+/**
+ * One line of the table. The cells are short, so that the table reads in an 80-column
+ * terminal: what the figure is exactly, what its reference is, and this run's particulars
+ * (trials, settings, counts) go in `note`, printed below the table. The README's Benchmarks
+ * section explains every figure name a benchmark prints.
+ */
 export interface BenchRow {
+  /** A short name, unique within its benchmark, e.g. `60 B, 2 actors: actor ns/frame`; a sub-row of the row above starts with two spaces. */
   figure: string;
   lnlb: string;
   reference: string;
   ratio: string;
+  /** What the figure is judged against; empty when it is reported only. */
   goal: string;
-  /** undefined: no goal to meet, or not measurable this run. */
+  /** Whether the goal holds this run; undefined: no goal, or not judged this run (the note says why). */
   met?: boolean;
+  /** What the figure and its reference are, and this run's particulars: below the table, numbered. */
+  note?: string;
 }
 
 export interface BenchResult {

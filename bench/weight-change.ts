@@ -75,7 +75,8 @@ export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
   return {
     rows: [
       {
-        figure: `new TCP connections while a weight changes every 1 s (${changing.changes} changes, ${changing.connectsMs.length} connections): connect ms p50 / p99 / max (ref: no change, ${steady.connectsMs.length} connections)`,
+        figure: 'connect ms p50 / p99 / max',
+        note: `new TCP connections back to back to the VIP while node1's weight changes every second (${changing.changes} changes, ${changing.connectsMs.length} connections, heartbeat ${HEARTBEAT_MS} ms): connect time, ms, p50 / p99 / max; ref: the same with no change (${steady.connectsMs.length} connections); ratio: of the p99s`,
         lnlb: row(changing),
         reference: row(steady),
         ratio: ratio(percentile(changing.connectsMs, 99), percentile(steady.connectsMs, 99)),
@@ -83,7 +84,8 @@ export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
         met: changing.failed === 0 && steady.failed === 0,
       },
       {
-        figure: `share of connections slower than ${SLOW_MS} ms (held while a weight is applied) / failed connections`,
+        figure: `  slower than ${SLOW_MS} ms / failed`,
+        note: `the share of those connections slower than ${SLOW_MS} ms (the new flows a weight change moves wait while it is applied, so that no two nodes elect them with different weights) / the connections that failed; ref: with no change`,
         lnlb: `${fmt(slow(changing) * 100, 1)} % / ${changing.failed}`,
         reference: `${fmt(slow(steady) * 100, 1)} % / ${steady.failed}`,
         ratio: '',

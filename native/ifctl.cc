@@ -226,6 +226,21 @@ void IfSetIPv4(const Napi::CallbackInfo& info) {
   Ioctl(env, sock.get(), SIOCSIFNETMASK, &ifr, "ioctl(SIOCSIFNETMASK)");
 }
 
+// Removes the primary IPv4 address, as `ifconfig DEV 0.0.0.0` does: SIOCSIFADDR with 0.0.0.0
+// deletes it (devinet_ioctl, then inet_set_ifa frees an address of 0). For a process that is
+// exiting with its TAP still there: the VIP goes from the host before the bound device's
+// arp_ignore is restored, so that the host never answers ARP for the VIP with its own MAC.
+void IfClearIPv4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StrArg(info, 0, "name");
+  struct ifreq ifr = IfReq(env, name);
+  auto* sin = reinterpret_cast<struct sockaddr_in*>(&ifr.ifr_addr);
+  sin->sin_family = AF_INET;
+  sin->sin_addr.s_addr = htonl(INADDR_ANY);
+  FdGuard sock(IoctlSocket(env, name));
+  Ioctl(env, sock.get(), SIOCSIFADDR, &ifr, "ioctl(SIOCSIFADDR)");
+}
+
 // An IPv6 address goes in by rtnetlink (RTM_NEWADDR), not ioctl: only netlink can mark it
 // IFA_F_NODAD. Duplicate address detection on a cluster TAP would hold the VIP tentative for a
 // second (nobody on the TAP answers), and the VIP is shared on purpose.
@@ -295,6 +310,7 @@ void RegisterIfctl(Napi::Env env, Napi::Object exports) {
   exports.Set("ifSetUp", Napi::Function::New(env, IfSetUp, "ifSetUp"));
   exports.Set("ifSetMtu", Napi::Function::New(env, IfSetMtu, "ifSetMtu"));
   exports.Set("ifSetIPv4", Napi::Function::New(env, IfSetIPv4, "ifSetIPv4"));
+  exports.Set("ifClearIPv4", Napi::Function::New(env, IfClearIPv4, "ifClearIPv4"));
   exports.Set("ifAddIPv6", Napi::Function::New(env, IfAddIPv6, "ifAddIPv6"));
 }
 

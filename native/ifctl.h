@@ -16,7 +16,7 @@ void CheckIfName(Napi::Env env, const std::string& name, bool allowEmpty);
 // A zeroed ifreq naming the device (name checked).
 struct ifreq IfReq(Napi::Env env, const std::string& name);
 
-// ifInfo, hostAddresses, ifSetMac, ifSetUp, ifSetMtu, ifSetIPv4, ifAddIPv6.
+// ifInfo, hostAddresses, ifSetMac, ifSetUp, ifSetMtu, ifSetIPv4, ifClearIPv4, ifAddIPv6.
 void RegisterIfctl(Napi::Env env, Napi::Object exports);
 
 }  // namespace lnlb

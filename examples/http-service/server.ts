@@ -11,7 +11,9 @@
  * Every answer is JSON: `{ "node": NAME, "view": [members], "state": STATE }`, the members as
  * this node's status lists them. Membership events are printed one JSON line each. SIGTERM or
  * SIGINT drains (no new clients; the current ones finish, up to --drain-timeout seconds),
- * then closes the node (LEAVE, the TAP removed, the sysctls restored) and exits 0.
+ * then closes the node (LEAVE, the TAP removed, the sysctls restored) and exits 0. When the
+ * HTTP port cannot be had (in use, privileged), it says so on stderr, closes the node and
+ * exits 1.
  *
  * With --maintenance-file, a health check of the service's own (a function, createNode's
  * `healthCheck`): while that file exists the node is unhealthy and leaves the cluster (the
@@ -120,22 +122,56 @@ const server = createServer((request, response) => {
   );
   request.resume();
 });
+/** Why a listen failed, and what to do about it, for the few reasons that have a remedy. */
+function listenProblem(err: NodeJS.ErrnoException): string {
+  const address = `${values.vip}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${address}: the port is in use on this host (another service listens on port ${port}, of the VIP or of every address: \`ss -ltnp 'sport = :${port}'\` names it): stop it, or give this service another --port`;
+    case 'EACCES':
+      return `cannot listen on ${address}: port ${port} is privileged: run as root, grant CAP_NET_BIND_SERVICE, or give a --port above 1023`;
+    default:
+      return `cannot listen on ${address}: ${err.message}`;
+  }
+}
+
 // The VIP is on this node's TAP once createNode has resolved: the bind cannot race it.
 server.listen(port, values.vip, () => print('listening', { address: `${values.vip}:${port}`, interface: node.interfaceName, metrics: node.metricsAddress ?? null }));
+// A listen that fails (the port taken, say) is the service's own failure: say why, close the
+// node (it joined already: LEAVE, the TAP removed, the sysctls restored) and exit 1. Without
+// this listener, the 'error' would be thrown as an uncaught exception; lnlb would still
+// restore the host's sysctls as the process exits, but the cluster would only learn that the
+// node is gone once it had been silent --dead-after-ms.
+server.on('error', (err: NodeJS.ErrnoException) => {
+  if (server.listening) {
+    print('server-error', { code: err.code ?? null, message: err.message });
+    return;
+  }
+  const message = listenProblem(err);
+  console.error(`server: ${message}`);
+  print('listen-failed', { code: err.code ?? null, message });
+  void shutdown('listen-failed', { drain: false, exitCode: 1 });
+});
 
 let stopping = false;
-async function shutdown(signal: string): Promise<void> {
+/**
+ * Drains (unless there is nothing to drain: the service never listened), closes the node and
+ * exits with `exitCode` (1 when the stop itself failed).
+ */
+async function shutdown(reason: string, { drain = true, exitCode = 0 } = {}): Promise<void> {
   if (stopping) return;
   stopping = true;
-  print('shutdown', { signal, drainTimeoutSeconds: drainTimeout });
-  let code = 0;
+  print('shutdown', { reason, ...(drain ? { drainTimeoutSeconds: drainTimeout } : {}) });
+  let code = exitCode;
   try {
-    // New clients go to the other nodes at once; ours finish (or the timeout ends them).
-    const drained = await node.drain({ timeoutSeconds: drainTimeout, ...(drainIdle === undefined ? {} : { idleSeconds: drainIdle }) });
-    print('drained', drained);
+    if (drain) {
+      // New clients go to the other nodes at once; ours finish (or the timeout ends them).
+      const drained = await node.drain({ timeoutSeconds: drainTimeout, ...(drainIdle === undefined ? {} : { idleSeconds: drainIdle }) });
+      print('drained', drained);
+    }
     server.close();
     server.closeAllConnections();
-    await node.close(); // LEAVE already sent; the TAP goes, the sysctls come back
+    await node.close(); // LEAVE (sent by the drain already, if any); the TAP goes, the sysctls come back
     print('closed', {});
   } catch (err) {
     print('shutdown-failed', { message: (err as Error).message });

@@ -489,6 +489,33 @@ export class BondManager {
     if (failures.length > 0) throw lnlbError('LNLB_ERR_DEV_SETUP', `stopping bonds: ${failures.join('; ')}`);
   }
 
+  /**
+   * For a process that is ending without stopAll (an embedded node's host exits: see
+   * src/main/restore-at-exit.ts): gives each slave its MAC and state back at once, without the
+   * bond thread (it ends with the process, and the kernel removes the bond's TAP), and removes
+   * the bonds' status files. The slaves' sysctls are the daemon's SysctlGuard's to restore.
+   * Returns what could not be restored.
+   */
+  restoreSlavesNow(): string[] {
+    const failures: string[] = [];
+    for (const bond of this.#bonds.values()) {
+      this.#stopStatusFile(bond.name); // it would show a bond that is gone
+      for (const record of [...bond.slaves.values()]) {
+        try {
+          if (port.deviceExists(record.name)) {
+            port.ifSetMac(record.name, parseMac(record.mac));
+            if (!record.up) port.ifSetUp(record.name, false);
+          }
+          bond.slaves.delete(record.name);
+        } catch (err) {
+          failures.push(`${bond.name}: ${record.name}: ${(err as Error).message}`);
+        }
+      }
+    }
+    this.#saveSlaves(); // what could not be restored stays for the next start
+    return failures;
+  }
+
   #get(name: string): Bond {
     const bond = this.#bonds.get(name);
     if (bond === undefined) {

@@ -198,6 +198,16 @@ export class ClusterDevice {
     this.#group = undefined;
   }
 
+  /**
+   * For a process that is exiting without close() (src/main/restore-at-exit.ts): the IPv4 VIP
+   * taken off the TAP at once. The TAP itself goes only when the process is gone (its fd is
+   * closed then), after the bound device's arp_ignore is restored: with the VIP still a local
+   * address, the host would answer ARP for it on that device with its own MAC.
+   */
+  removeVipNow(): void {
+    if (this.#vip.v4 !== 0 && this.#tapFd >= 0) port.ifClearIPv4(this.#opts.name);
+  }
+
   /** Closes the sockets (the TAP disappears with its fd) and restores the sysctls: LNLB_ERR_SYS_SYSCTL if some could not be. */
   close(): void {
     if (this.#dataFd >= 0) port.close(this.#dataFd);

@@ -116,6 +116,17 @@ export class ClusterThreads {
   }
 
   /**
+   * For a process that is exiting without stop() (src/main/restore-at-exit.ts): both told to
+   * stop, nothing waited for. The control thread may still send its LEAVE before Node ends it
+   * (the event loop of the main thread never turns again: nothing here can wait for that).
+   */
+  haltNow(): void {
+    this.#stopped = true;
+    this.post({ type: 'stop' });
+    this.#datapath?.haltNow();
+  }
+
+  /**
    * Stops both: the control plane first (it sends LEAVE: the others re-home our clients at
    * once, while we still tear down; waited for up to CONTROL_STOP_MS), then the datapath.
    */

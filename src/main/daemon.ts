@@ -175,6 +175,31 @@ export class Daemon {
   }
 
   /**
+   * The part of stop() that can be done synchronously, for a process that ends without stop()
+   * (an embedded node's host exits: src/main/restore-at-exit.ts), in this order: each
+   * interface's VIP off its TAP and its threads told to stop (not waited for: the process is
+   * ending, and the kernel removes the TAPs with it), the bond slaves' MACs and states, every
+   * sysctl this daemon holds (the last holder on the host writes the original), its device
+   * claims. No LEAVE is waited for. Returns what could not be restored; throws nothing.
+   */
+  restoreHostNow(): string[] {
+    const failures: string[] = [];
+    const attempt = (what: () => string[]): void => {
+      try {
+        failures.push(...what());
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    };
+    // The VIP first: arp_ignore restored while it is still on the TAP would let the host answer ARP for it.
+    for (const c of this.interfaces) attempt(() => (c.haltNow(), []));
+    attempt(() => this.bonds.restoreSlavesNow());
+    attempt(() => this.#sysctl.restoreAll());
+    attempt(() => (this.#host.close(), []));
+    return failures;
+  }
+
+  /**
    * `nlb%d`: the lowest number free in this daemon, in the kernel (this network namespace)
    * and among the names other daemons on the host have claimed; a plain name must be free the
    * same way. The name returned is claimed host-wide ('cluster interface').

@@ -2,7 +2,9 @@
  * The library's way in: `createNode(options)` runs one cluster node inside the calling
  * process, as lnlbd runs one in its own (src/main/lnlbd.ts), with the same options checked by
  * the same table (DAEMON_OPTIONS, STYLE.md habit 1) and the same teardown (Daemon.stop: LEAVE,
- * the TAP removed, every sysctl restored).
+ * the TAP removed, every sysctl restored); a host that exits without `close()` gets the
+ * synchronous part of it on process 'exit' (src/main/restore-at-exit.ts), and no process-wide
+ * handler that would change how the host fails.
  *
  * Named after what it is, beside lnlbd.ts: the daemon's entry point and this one both build a
  * Daemon; this one hands it back behind a small typed surface (`LnlbNode`) instead of serving
@@ -27,9 +29,10 @@ import { loadConfigFile, resolveWithConfig, suggestKey, type RawOptions } from '
 import { Daemon } from './daemon.js';
 import { checkDrainOptions, type DrainOptions } from './drain.js';
 export { checkDrainOptions };
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, flushLoggerSync, type Logger } from './logger.js';
 import { ensurePrivateDir, removeCreatedDirs } from './run-dir.js';
 import { CREATE_NODE_BINDING_NAMES, preflightInterface } from './interface-preflight.js';
+import { processExitRestorer } from './restore-at-exit.js';
 import type { MetricsServer } from './metrics.js';
 import { DAEMON_OPTIONS, keyMissingMessage, REPEAT_SEPARATOR, type AuthOptionNames, type DaemonOptions, type LogLevel, type MacMode, type RxRing } from './options.js';
 import { parseClusterVip } from '../net/vip.js';
@@ -185,7 +188,13 @@ export interface LnlbNode extends EventEmitter<LnlbNodeEvents> {
   stop(): Promise<InterfaceState>;
   /** `lnlbctl start`: join again after a stop or a drain. */
   start(): Promise<InterfaceState>;
-  /** Leaves the cluster, removes the TAP (and any bond), restores every sysctl. Safe to call twice. */
+  /**
+   * Leaves the cluster, removes the TAP (and any bond), restores every sysctl. Safe to call twice.
+   * A process that exits without it (an uncaught exception, `process.exit()`) still gets its
+   * sysctls and bond slaves back, on 'exit' (the VIP taken off first); but its LEAVE is not
+   * waited for then, and a signal the process does not handle (SIGTERM, SIGINT) ends it with
+   * nothing restored until the next lnlb start in that network namespace.
+   */
   close(): Promise<void>;
 }
 
@@ -399,6 +408,17 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
       else node.fail(err);
     });
     daemon = started;
+    // From here until the daemon is stopped, a host that exits without close() (its own uncaught
+    // exception, process.exit) gets its sysctls and bond slaves back on 'exit', synchronously;
+    // the host's error handling is left alone (src/main/restore-at-exit.ts says why).
+    processExitRestorer.watch(started, (exitCode, failures) => {
+      log.warn(
+        { event: 'restored-at-exit', exitCode },
+        `the process is exiting (code ${exitCode}) with this node open (close() was not called): the VIP is off its TAP, its sysctls and bond slaves are restored; its LEAVE is not waited for: the other nodes take its clients when they hear it or once it has been silent ${o.deadAfterMs} ms`,
+      );
+      for (const failure of failures) log.error({ event: 'restore-at-exit-failed' }, failure);
+      flushLoggerSync(log);
+    });
     if (admin !== undefined) registerAdminCommands(admin, started);
     if (o.metrics !== undefined) {
       // Imported here, as lnlbd does: prom-client is loaded only by a node that serves metrics.
@@ -413,12 +433,13 @@ export async function createNode(options: LnlbNodeOptions): Promise<LnlbNode> {
     name = await started.addInterface(o.vip, o.bind, o.name, {}, { names: CREATE_NODE_BINDING_NAMES, checked });
   } catch (err) {
     await daemon?.stop().catch(() => undefined);
+    if (daemon !== undefined) processExitRestorer.forget(daemon);
     await metrics?.close();
     await admin?.close();
     removeCreatedDirs(createdDirs);
     throw err;
   }
-  node = new EmbeddedNode(daemon, daemon.get(name), { admin, metrics, log });
+  node = new EmbeddedNode(daemon, daemon.get(name), { admin, metrics, log, afterStop: () => processExitRestorer.forget(daemon) });
   if (failure !== undefined) node.fail(failure);
   return node;
 }
@@ -440,11 +461,14 @@ export class EmbeddedNode extends EventEmitter<LnlbNodeEvents> implements LnlbNo
   readonly #metrics: MetricsServer | undefined;
   readonly #log: Logger;
   readonly #unsubscribe: (() => void)[] = [];
+  readonly #afterStop: () => void;
   #closing: Promise<void> | undefined;
 
-  constructor(daemon: Daemon, cluster: ClusterInterface, servers: { admin: AdminServer | undefined; metrics: MetricsServer | undefined; log: Logger }) {
+  /** `afterStop`: called once the daemon has stopped (the host restored), whether or not that went cleanly. */
+  constructor(daemon: Daemon, cluster: ClusterInterface, servers: { admin: AdminServer | undefined; metrics: MetricsServer | undefined; log: Logger; afterStop?: () => void }) {
     super();
     this.#daemon = daemon;
+    this.#afterStop = servers.afterStop ?? (() => undefined);
     this.#cluster = cluster;
     this.#admin = servers.admin;
     this.#metrics = servers.metrics;
@@ -500,6 +524,7 @@ export class EmbeddedNode extends EventEmitter<LnlbNodeEvents> implements LnlbNo
       try {
         await this.#daemon.stop();
       } finally {
+        this.#afterStop();
         for (const off of this.#unsubscribe) off();
         await this.#metrics?.close();
         await this.#admin?.close();

@@ -1,6 +1,6 @@
 /** Structured logs (pino): one JSON line per event on stdout. */
 
-import { pino, type Logger } from 'pino';
+import { pino, symbols, type Logger } from 'pino';
 import type { LogLevel } from './options.js';
 
 export type { Logger };
@@ -40,5 +40,19 @@ export function setLogLevel(logger: Logger, level: LogLevel): void {
     const member = ref.deref();
     if (member === undefined) family.delete(ref);
     else member.level = level;
+  }
+}
+
+/**
+ * Writes out now what `logger` holds. For process 'exit', where no asynchronous write completes:
+ * pino's default stream (sonic-boom on stdout) writes asynchronously, and its own flush at exit
+ * may have run already. A logger of another kind (a transport in a worker thread) is left as it is.
+ */
+export function flushLoggerSync(logger: Logger): void {
+  const stream = (logger as unknown as Record<symbol, unknown>)[symbols.streamSym] as { flushSync?: () => void } | undefined;
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // Not ready, or closed already: nothing more can be written.
   }
 }

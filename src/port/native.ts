@@ -204,6 +204,7 @@ export interface NativeAddon {
   ifSetUp(name: string, up: boolean): void;
   ifSetMtu(name: string, mtu: number): void;
   ifSetIPv4(name: string, addr: string, prefixLen: number): void;
+  ifClearIPv4(name: string): void;
   ifAddIPv6(name: string, addr: string, prefixLen: number): void;
   packetOpen(dev: string, opts: PacketOptions): number;
   attachFilter(fd: number, program: Uint32Array): void;
@@ -315,6 +316,7 @@ const CAP_NET_ADMIN_WHAT: Partial<Record<PortOp, string>> = {
   ifSetUp: 'change the state of',
   ifSetMtu: 'set the MTU of',
   ifSetIPv4: 'set an IPv4 address on',
+  ifClearIPv4: 'remove the IPv4 address of',
   ifAddIPv6: 'add an IPv6 address to',
 };
 
@@ -497,6 +499,15 @@ export function ifSetIPv4(name: string, addr: string, prefixLen: number): void {
     addon().ifSetIPv4(name, addr, prefixLen);
   } catch (error) {
     rethrowPortError('ifSetIPv4', error);
+  }
+}
+
+/** Removes the primary IPv4 address (SIOCSIFADDR 0.0.0.0, as `ifconfig DEV 0.0.0.0`). */
+export function ifClearIPv4(name: string): void {
+  try {
+    addon().ifClearIPv4(name);
+  } catch (error) {
+    rethrowPortError('ifClearIPv4', error);
   }
 }
 

@@ -654,6 +654,20 @@ export class Datapath {
     });
   }
 
+  /**
+   * For a process that is exiting without stop() (src/main/restore-at-exit.ts): the stop word
+   * raised and every thread woken, nothing waited for. Node ends worker threads as the process
+   * exits, but waits for one inside a system call: a dispatcher asleep in poll() would hold the
+   * exit for up to POLL_MS (10 s), with the TAP and the VIP still there.
+   */
+  haltNow(): void {
+    this.#stopping = true;
+    clearInterval(this.#watchdogTimer);
+    Atomics.store(this.#control, 0, 1);
+    this.wakeDispatcher();
+    for (const ring of this.#rings) ring.wakeConsumer();
+  }
+
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;

@@ -5,13 +5,19 @@
 // (unplug, gratuitous ARP, primary back), the ARP monitor against nftables drops beyond the
 // switch, and balance-alb's receive balancing. Each test builds its own lab and removes it.
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { BondLab } from '../../lab/bond-lab.js';
 import { parsePing } from '../../lab/cluster.js';
-import { sweepStale, systemTool, waitUntil as waitFor } from '../../lab/netns.js';
+import { sweepStale, systemTool, waitExit, waitUntil as waitFor } from '../../lab/netns.js';
 
 const NFT = systemTool('nft');
 import type { BondJson } from '../../src/main/bond-manager.js';
+
+// This file runs as dist/test/integration/bond.test.js; the fixture is compiled beside it.
+const CRASHING_HOST = fileURLToPath(new URL('./fixtures/crashing-host.js', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const A_IP = '10.9.0.1';
 const B_IP = '10.9.0.2';
@@ -184,6 +190,40 @@ test.serial('release gives a slave back with its own MAC and state; destroy remo
     t.is(await lab.mac('a', 'eth0'), own0);
     const links = JSON.parse(await lab.lab.ipIn('a', ['-j', 'link', 'show'])) as Array<{ ifname: string }>;
     t.false(links.some((l) => l.ifname === 'bond0'), 'bond0 is gone');
+  });
+});
+
+test.serial('an embedded node on a bond whose host crashes (an uncaught exception): as the process exits, each slave gets its MAC, state and sysctls back, and the bond is gone', async (t) => {
+  await withLab(await BondLab.backToBack(), async (lab) => {
+    const own0 = await lab.mac('a', 'eth0');
+    const own1 = await lab.mac('a', 'eth1');
+    await lab.lab.ipIn('a', ['link', 'set', 'eth1', 'down']);
+    const keys = ['ipv4/conf/eth0/arp_ignore', 'ipv4/conf/eth0/rp_filter', 'ipv4/conf/eth1/arp_ignore', 'ipv4/conf/eth1/rp_filter', 'ipv6/conf/eth1/disable_ipv6'];
+    const sysctls = async (): Promise<string> => (await lab.lab.exec('a', ['sh', '-c', keys.map((k) => `echo ${k}=$(cat /proc/sys/net/${k})`).join('; ')])).stdout;
+    const before = await sysctls();
+    // The same options lnlbd takes: a bond of both links in balance-rr (every slave takes the bond's MAC), the cluster on it.
+    const options = { bind: 'bond0', vip: '10.9.0.100', runDir: lab.runDir('a'), insecureNoAuth: true, bond: ['bond0 mode=balance-rr miimon=100 slaves=eth0,eth1'] };
+    const host = lab.lab.spawn('a', [process.execPath, CRASHING_HOST, JSON.stringify(options), 'on-sigusr2'], { logName: 'crashing-host', cwd: REPO_ROOT });
+    try {
+      await lab.lab.waitForLog(host, /"event":"node-created"/, 20_000);
+      t.is(await lab.mac('a', 'eth1'), own0, 'enslaved: eth1 carries the bond MAC');
+      t.not(await sysctls(), before, 'the slaves have the sysctls of a slave');
+      host.kill('SIGUSR2');
+      t.true(await waitExit(host, 10_000), 'the host exits');
+      t.is(host.exitCode, 1, `as Node ends a process with an uncaught exception: ${host.exitCode ?? host.signalCode}`);
+      const log = readFileSync(host.logFile, 'utf8');
+      t.regex(log, /Error: the host crashed \(its own bug\)/, "Node's own report of the host's error");
+      t.regex(log, /"event":"restored-at-exit"/);
+      t.is(await lab.mac('a', 'eth0'), own0);
+      t.is(await lab.mac('a', 'eth1'), own1, 'eth1 has its own MAC again');
+      const eth1 = JSON.parse(await lab.lab.ipIn('a', ['-j', 'link', 'show', 'eth1'])) as Array<{ flags: string[] }>;
+      t.false(eth1[0]!.flags.includes('UP'), 'eth1 was down before: down again');
+      t.is(await sysctls(), before, 'the slaves\' sysctls are back');
+      const links = JSON.parse(await lab.lab.ipIn('a', ['-j', 'link', 'show'])) as Array<{ ifname: string }>;
+      t.deepEqual(links.map((l) => l.ifname).filter((n) => n === 'bond0' || n.startsWith('nlb')), [], 'the bond and the TAP are gone with the process');
+    } finally {
+      if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    }
   });
 });
 

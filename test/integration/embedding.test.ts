@@ -1,8 +1,10 @@
 // The embedding API end to end: examples/http-service (an HTTP service that calls
 // createNode from 'lnlb', no lnlbd) runs on two namespace hosts; real curls from 16 client
 // addresses reach the VIP; the service's typed events are in its log; SIGTERM drains, closes
-// and exits 0 with the TAP gone and the host's sysctls as they were.
-import test from 'ava';
+// and exits 0 with the TAP gone and the host's sysctls as they were. Then, with port 80 taken
+// by another process: the example says so, closes its node and exits 1, and a host that does
+// not handle the failure at all crashes as Node crashes, its sysctls restored all the same.
+import test, { type ExecutionContext } from 'ava';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,7 @@ import { sweepStale, tail, waitExit, type LabProcess } from '../../lab/netns.js'
 
 // This file runs as dist/test/integration/embedding.test.js; the compiled example is beside it.
 const EXAMPLE = fileURLToPath(new URL('../../examples/http-service/server.js', import.meta.url));
+const CRASHING_HOST = fileURLToPath(new URL('./fixtures/crashing-host.js', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /**
  * Each source goes to either node with even odds (rendezvous hashing over random veth MACs):
@@ -182,5 +185,62 @@ test.serial('while running, the bound device has the sysctls the cluster needs; 
     t.is(events(node, 'closed').length, 1, `${node} closed`);
     t.notRegex(await lab().lab.ipIn(node, ['-o', 'link']), /: nlb\d+[:@]/, `${node}: the TAP is gone`);
     t.deepEqual(await sysctls(node), original.get(node), `${node}: arp_ignore and arp_announce on eth0 are back`);
+  }
+});
+
+/** A process of another service holding port 80 of every address of `node`, as a web server already there would. */
+async function holdPort80(node: string): Promise<LabProcess> {
+  const holder = lab().lab.spawn(node, [process.execPath, '-e', "require('node:net').createServer().listen(80, '0.0.0.0', () => console.log('holding port 80'))"], { logName: 'port-80-holder' });
+  await lab().lab.waitForLog(holder, /holding port 80/, 10_000);
+  return holder;
+}
+
+/** What a process that exited left on `node`: no TAP, and eth0's sysctls as before the suite. */
+async function hostRestored(t: ExecutionContext, node: string, who: string): Promise<void> {
+  t.notRegex(await lab().lab.ipIn(node, ['-o', 'link']), /: nlb\d+[:@]/, `${who}: the TAP is gone`);
+  t.deepEqual(await sysctls(node), original.get(node), `${who}: arp_ignore and arp_announce on eth0 are back`);
+}
+
+test.serial('port 80 taken: the example says so on stderr, closes its node and exits 1, the host restored', async (t) => {
+  const holder = await holdPort80('node1');
+  try {
+    const argv = [process.execPath, EXAMPLE, '--bind', 'eth0', '--vip', VIP, '--port', '80', '--name', 'node1', '--run-dir', lab().runDir('node1'), '--key-file', lab().keyFile, ...LAB_DAEMON_TIMING];
+    const service = lab().lab.spawn('node1', argv, { logName: 'http-service-port-taken', cwd: REPO_ROOT });
+    services.set('node1', service); // its log is shown if this test fails
+    t.true(await waitExit(service, 20_000), 'the service exits');
+    t.is(service.exitCode, 1, `exit ${service.exitCode ?? service.signalCode}`);
+    const log = readFileSync(service.logFile, 'utf8');
+    t.regex(log, /^server: cannot listen on 10\.0\.0\.100:80: the port is in use on this host .*give this service another --port$/m, 'one clear line on stderr');
+    t.like(events('node1', 'listen-failed')[0], { code: 'EADDRINUSE' });
+    t.is(events('node1', 'closed').length, 1, 'the node was closed by the service');
+    t.notRegex(log, /Unhandled 'error' event|restored-at-exit/, 'handled by the service: no crash, nothing left for the exit');
+    await hostRestored(t, 'node1', 'node1');
+  } finally {
+    holder.kill('SIGTERM');
+    await waitExit(holder, 5000);
+  }
+});
+
+test.serial('port 80 taken in a host that handles nothing: it crashes as Node does (uncaught, exit 1), and lnlb restores its sysctls as it exits', async (t) => {
+  const holder = await holdPort80('node2');
+  try {
+    const options = { bind: 'eth0', vip: VIP, runDir: lab().runDir('node2'), keyFile: lab().keyFile, heartbeatMs: 200, deadAfterMs: 1000, logLevel: 'info' };
+    const host = lab().lab.spawn('node2', [process.execPath, CRASHING_HOST, JSON.stringify(options), 'listen:80'], { logName: 'unhandled-listen-host', cwd: REPO_ROOT });
+    services.set('node2', host);
+    await lab().lab.waitForLog(host, /"event":"node-created"/, 20_000);
+    const created = Date.now();
+    t.true(await waitExit(host, 20_000), 'the host exits');
+    // Its dispatcher thread sleeps in poll() for up to 10 s, and Node waits for it at exit: lnlb wakes it.
+    t.true(Date.now() - created < 5000, `the host exits at once, not after the dispatcher's 10 s poll: ${Date.now() - created} ms`);
+    t.is(host.exitCode, 1, `Node's exit code for an uncaught exception: ${host.exitCode ?? host.signalCode}`);
+    const log = readFileSync(host.logFile, 'utf8');
+    t.regex(log, /Unhandled 'error' event/, "Node's own report of the uncaught error: lnlb did not take over the host's error handling");
+    t.regex(log, /Error: listen EADDRINUSE: address already in use 10\.0\.0\.100:80/);
+    t.regex(log, /"event":"restored-at-exit".*"exitCode":1/, 'the node says what it restored as the process exited');
+    t.notRegex(log, /restore-at-exit-failed|sysctl-restore-failed/);
+    await hostRestored(t, 'node2', 'node2');
+  } finally {
+    holder.kill('SIGTERM');
+    await waitExit(holder, 5000);
   }
 });

@@ -945,6 +945,21 @@ serial('a TAP vanishes when its process is killed with SIGKILL (crash cleanup)',
   t.not(spawnSync('ip', ['-n', nsB, 'link', 'show', 'dev', name], { stdio: 'ignore' }).status, 0, 'gone after kill -9');
 });
 
+serial('ifClearIPv4 takes the IPv4 address off a TAP that stays: no local route for it is left', (t) => {
+  const name = `pt${runId}c`;
+  inNs(nsB, () => {
+    track(port.tapOpen(name, { vnetHdr: true }).fd);
+    port.ifSetIPv4(name, '10.99.7.1', 32);
+    port.ifSetUp(name, true);
+  });
+  const localRoute = (): string => spawnSync('ip', ['-n', nsB, 'route', 'show', 'table', 'local', '10.99.7.1'], { encoding: 'utf8' }).stdout;
+  t.regex(localRoute(), /local 10\.99\.7\.1 dev/, 'the address is local while set');
+  inNs(nsB, () => port.ifClearIPv4(name));
+  t.is(localRoute().trim(), '', 'the host no longer takes the address as its own (it would answer ARP for it)');
+  t.notRegex(spawnSync('ip', ['-n', nsB, '-4', 'addr', 'show', 'dev', name], { encoding: 'utf8' }).stdout, /inet /);
+  t.notThrows(() => ip('-n', nsB, 'link', 'show', 'dev', name), 'the TAP itself stays');
+});
+
 serial('the kernel answers an ICMP echo request written into a TAP', (t) => {
   const name = `pt${runId}p`;
   const tapMac = Uint8Array.from([0x02, 0x00, 0x5e, 0x10, 0x01, 0x01]);

@@ -260,7 +260,7 @@ function fakeDaemon() {
       present = false;
     },
   };
-  const node = new EmbeddedNode(daemon as unknown as Daemon, cluster as unknown as ClusterInterface, { admin: undefined, metrics: undefined, log: pino({ level: 'silent' }) });
+  const node = new EmbeddedNode(daemon as unknown as Daemon, cluster as unknown as ClusterInterface, { admin: undefined, metrics: undefined, log: pino({ level: 'silent' }), afterStop: () => calls.push('afterStop') });
   return { node, events, calls };
 }
 
@@ -301,7 +301,7 @@ test('close stops the daemon once, however often it is called; then nothing is r
   node.on('joined', (e) => relayed.push(e));
   await Promise.all([node.close(), node.close()]);
   await node.close();
-  t.deepEqual(calls, ['daemon.stop']);
+  t.deepEqual(calls, ['daemon.stop', 'afterStop'], 'stopped once, then no longer restored at exit');
   t.is(closes, 1);
   t.true(node.closed);
   events.emit('joined', { node: '02:00:00:00:00:09', id: 9 });
@@ -325,7 +325,7 @@ test('a failed thread closes the node, then reports it as an error event', async
   order.push('error');
   t.is(err.code, 'LNLB_ERR_WORKER_FAILED');
   t.regex(err.message, /^nlb0: the control-plane thread exited unexpectedly \(code 1\) \(the node was closed\)$/);
-  t.deepEqual(calls, ['daemon.stop']);
+  t.deepEqual(calls, ['daemon.stop', 'afterStop']);
   t.deepEqual(order, ['close', 'error']);
 });
 
