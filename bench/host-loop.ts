@@ -133,15 +133,19 @@ export async function benchHostLoop(o: BenchOptions): Promise<BenchResult> {
   const flows = o.quick ? 100_000 : 1_000_000;
   o.progress(`host-loop: embedded nodes, a newcomer receives ${fmt(flows)} tracked flows; the services' event-loop delay`);
   const r = await runHostLoop(flows);
-  const row = (who: string, w: LoopWindow): BenchRow => ({
-    figure: `host loop during a ${fmt(flows)}-flow join, ${who}: p99 / max delay, ms`,
+  const row = (who: string, w: LoopWindow, detail: string): BenchRow => ({
+    figure: `${who}: loop delay p99/max, ms`,
+    note: `the host service's event-loop delay (monitorEventLoopDelay, 1 ms resolution) while a newcomer joins two embedded members tracking ${fmt(flows)} flows, ${detail}; reference: a bystander process watching its own loop over the same window`,
     lnlb: `${fmt(w.p99Ms, 1)} / ${fmt(w.maxMs, 1)}`,
     reference: `bystander ${fmt(r.bystanderJoin.p99Ms, 1)} / ${fmt(r.bystanderJoin.maxMs, 1)}`,
     ratio: ratio(w.maxMs, r.bystanderJoin.maxMs),
     goal: `no pause > ${PAUSE_GOAL_MS} ms`,
     met: w.maxMs <= PAUSE_GOAL_MS,
   });
-  return { rows: [row(`sender (${r.sender}, ${fmt(r.entries)} entries, ${fmt(r.sendMs)} ms)`, r.senderJoin), row('newcomer', r.newcomerJoin)], json: r };
+  return {
+    rows: [row('sender', r.senderJoin, `on the member that sends the state (${r.sender}: ${fmt(r.entries)} entries, sent in ${fmt(r.sendMs)} ms)`), row('newcomer', r.newcomerJoin, 'on the newcomer, from its createNode() to 1 s after it converged')],
+    json: r,
+  };
 }
 
 export async function benchStatusRtt(o: BenchOptions): Promise<BenchResult> {
@@ -152,7 +156,8 @@ export async function benchStatusRtt(o: BenchOptions): Promise<BenchResult> {
   const rows = rtts
     .filter((r) => r !== echo)
     .map((r): BenchRow => ({
-      figure: `status round trip, ${r.what}: p50 / p99, µs`,
+      figure: `${r.what}: p50/p99, µs`,
+      note: `${calls} status round trips one after the other on an embedded node, ${r.what === 'status()' ? 'node.status() in the process' : "the admin socket's status request, as lnlbctl status sends it"}; reference: a round trip to a thread that echoes at once`,
       lnlb: `${fmt(r.p50Us)} / ${fmt(r.p99Us)}`,
       reference: echo === undefined ? 'n/a' : `echo thread ${fmt(echo.p50Us)} / ${fmt(echo.p99Us)}`,
       ratio: ratio(r.p50Us, echo?.p50Us ?? Number.NaN),

@@ -362,14 +362,15 @@ function perN(points: readonly ScalePoint[], pick: (p: ScalePoint) => number, di
 }
 
 function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[]): BenchRow[] {
-  if (points.length === 0) return skipped.map((s) => ({ figure: `scale, N = ${s.nodes}`, lnlb: s.skipped, reference: '', ratio: '', goal: '' }));
+  if (points.length === 0) return skipped.map((s) => ({ figure: `N = ${s.nodes}`, lnlb: s.skipped, reference: '', ratio: '', goal: '' }));
   const ns = `N = ${points.map((p) => p.nodes).join(' / ')}`;
   const first = points[0]!;
   const last = points[points.length - 1]!;
   const grow = (pick: (p: ScalePoint) => number): string => ratio(pick(last), pick(first));
   const rows: BenchRow[] = [
     {
-      figure: `scale, ${ns}: ms from the last daemon's start until every node lists the same N members (ref: at N = ${first.nodes})`,
+      figure: 'converged after the last start, ms',
+      note: `${ns}: ms from the last daemon's start until every node lists the same N members; reference: at N = ${first.nodes}`,
       lnlb: perN(points, (p) => p.convergeMs),
       reference: fmt(first.convergeMs),
       ratio: grow((p) => p.convergeMs),
@@ -377,7 +378,8 @@ function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[])
       met: true,
     },
     {
-      figure: `scale, ${ns}: control frames a second per node, sent / received (ref: sent at N = ${first.nodes})`,
+      figure: 'control frames/s per node, sent/received',
+      note: `${ns}: lnlb's frames a second each node sends / receives in steady state, counted by the switch; reference: sent at N = ${first.nodes}`,
       lnlb: points.map((p) => `${fmt(p.steady.sentFrames, 1)}/${fmt(p.steady.receivedFrames)}`).join(' · '),
       reference: fmt(first.steady.sentFrames, 1),
       ratio: grow((p) => p.steady.sentFrames),
@@ -385,28 +387,32 @@ function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[])
       met: last.steady.sentFrames <= first.steady.sentFrames * 1.5,
     },
     {
-      figure: `scale, ${ns}: control bytes a second per node, sent / received (as the switch counts them)`,
+      figure: 'control bytes/s per node, sent/received',
+      note: `${ns}: as the switch's nft counters count them`,
       lnlb: points.map((p) => `${fmt(p.steady.sentBytes)}/${fmt(p.steady.receivedBytes)}`).join(' · '),
       reference: fmt(first.steady.sentBytes),
       ratio: grow((p) => p.steady.sentBytes),
       goal: '',
     },
     {
-      figure: `scale, ${ns}: idle daemon, % of one core, median (ref: at N = ${first.nodes}; ${last.steady.seconds} s window)`,
+      figure: 'idle daemon, % of one core',
+      note: `${ns}: median over the daemons, ${last.steady.seconds} s window; reference: at N = ${first.nodes}`,
       lnlb: perN(points, (p) => p.steady.cpuPercent, 2),
       reference: fmt(first.steady.cpuPercent, 2),
       ratio: grow((p) => p.steady.cpuPercent),
       goal: '',
     },
     {
-      figure: `scale, ${ns}: idle daemon RSS / PSS, MiB (median)`,
+      figure: 'idle daemon RSS/PSS, MiB',
+      note: `${ns}: medians over the daemons`,
       lnlb: points.map((p) => `${fmt(p.steady.rssMiB)}/${fmt(p.steady.pssMiB)}`).join(' · '),
       reference: fmt(first.steady.rssMiB),
       ratio: grow((p) => p.steady.rssMiB),
       goal: '',
     },
     {
-      figure: `scale, ${ns}: new clients over ${fmt(SOURCES)} sources (real frames), max / mean node (sources taken; lost in the host's input backlog) (ref: 1, even)`,
+      figure: 'new-client spread, max/mean',
+      note: `${ns}: ${fmt(SOURCES)} new sources (real frames); the busiest node ÷ the mean (sources taken; lost in the host's input backlog); reference: 1, even`,
       lnlb: points.map((p) => `${fmt(p.spread.maxOverMean, 2)} (${fmt(p.spread.accepted)}; ${fmt(p.spread.backlogDrops)})`).join(' / '),
       reference: '1',
       ratio: '',
@@ -414,7 +420,8 @@ function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[])
       met: points.every((p) => p.spread.accepted + p.spread.backlogDrops >= SOURCES && p.spread.accepted <= SOURCES && p.spread.maxOverMean <= 1.3),
     },
     {
-      figure: `scale, ${ns}: failover, kill -9 of one node: ms until the last survivor's view is without it (ref: --dead-after-ms)`,
+      figure: 'failover, 1 killed, ms',
+      note: `${ns}: kill -9 of one node: ms until the last survivor's view is without it; reference: --dead-after-ms`,
       lnlb: perN(points, (p) => p.failoverOne.ms),
       reference: String(resolveDaemonOptions({ bind: 'eth0', vip: '10.0.0.100', insecureNoAuth: 'true' }).deadAfterMs),
       ratio: grow((p) => p.failoverOne.ms),
@@ -422,7 +429,8 @@ function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[])
       met: points.every((p) => p.failoverOne.ms < 1000),
     },
     {
-      figure: `scale, ${ns}: failover, kill -9 of N/8 nodes at once (${points.map((p) => p.failoverEighth.victims.length).join('/')}): ms until the last survivor's view is without them`,
+      figure: 'failover, N/8 killed, ms',
+      note: `${ns}: kill -9 of N/8 nodes at once (${points.map((p) => p.failoverEighth.victims.length).join('/')}): ms until the last survivor's view is without them; reference: one killed at the smallest N`,
       lnlb: perN(points, (p) => p.failoverEighth.ms),
       reference: perN([first], (p) => p.failoverOne.ms),
       ratio: grow((p) => p.failoverEighth.ms),
@@ -430,7 +438,8 @@ function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[])
       met: points.every((p) => p.failoverEighth.ms < 1000),
     },
     {
-      figure: `scale, ${ns}: N/8 nodes join at once: ms from the last start until all N agree; existing clients moved (of ${fmt(SOURCES)})`,
+      figure: 'N/8 join, ms (clients moved)',
+      note: `${ns}: N/8 nodes join at once: ms from the last start until all N agree; existing clients moved (of ${fmt(SOURCES)}); reference: the whole cluster's convergence at the smallest N`,
       lnlb: points.map((p) => `${fmt(p.join.ms)} (${fmt(p.join.moved)} moved)`).join(' / '),
       reference: fmt(first.convergeMs),
       ratio: '',
@@ -438,14 +447,15 @@ function scaleRows(points: readonly ScalePoint[], skipped: readonly ScaleSkip[])
       met: points.every((p) => p.join.moved === 0 && p.join.lost === 0),
     },
     {
-      figure: `scale, ${ns}: nodes whose lnlbctl status --json lists all N; false deaths and self-resets`,
+      figure: 'lnlbctl lists all N; false deaths',
+      note: `${ns}: nodes whose lnlbctl status --json lists all N, of N; false deaths and self-resets`,
       lnlb: points.map((p) => `${p.ctlListsAll}/${p.nodes}, ${p.falseDeaths}`).join(' · '),
       reference: '',
       ratio: '',
       goal: 'every node lists every node, no false death',
       met: points.every((p) => p.ctlListsAll === p.nodes && p.falseDeaths === 0),
     },
-    ...skipped.map((s) => ({ figure: `scale, N = ${s.nodes}`, lnlb: s.skipped, reference: '', ratio: '', goal: '' })),
+    ...skipped.map((s) => ({ figure: `N = ${s.nodes}`, lnlb: s.skipped, reference: '', ratio: '', goal: '' })),
   ];
   return rows;
 }

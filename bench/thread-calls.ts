@@ -101,7 +101,8 @@ export async function benchThreadCalls(o: BenchOptions): Promise<BenchResult> {
     return {
       rows: [
         {
-          figure: 'a status request to another thread, µs per call: comlink (median of 5 rounds)',
+          figure: 'request to a thread, comlink, µs',
+          note: `a status request answered at once by another thread, one call at a time, median of ${rounds} rounds of ${fmt(calls)}, interleaved; reference: the hand-written request id and pending map it replaced (in brackets: a bare postMessage echo)`,
           lnlb: fmt(c.median, 1),
           reference: `hand-written ${fmt(h.median, 1)} (echo ${fmt(e.median, 1)})`,
           ratio: ratio(c.median, h.median),
