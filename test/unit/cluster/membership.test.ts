@@ -1,5 +1,5 @@
 import test from 'ava';
-import { RendezvousElection } from '../../../src/cluster/election.js';
+import { MAX_MEMBERS, RendezvousElection } from '../../../src/cluster/election.js';
 import { electionHash } from '../../../src/cluster/hash.js';
 import { MessageType } from '../../../src/net/cluster-message.js';
 import { parseMac } from '../../../src/net/ethernet.js';
@@ -466,4 +466,18 @@ test('property: no source is ever decided differently by two nodes, holding only
     t.is(conflicts, 0, `seed ${seed}: ${conflicts} source-instants decided two ways`);
     t.true(heldOnly > 0, `seed ${seed}: weight changes held some moved sources`);
   }
+});
+
+test('a cluster holds 64 nodes: a 65th is refused by every member and counted as tableFull, and the 64 keep one view', (t) => {
+  const sim = new SimulatedCluster();
+  const macs = Array.from({ length: MAX_MEMBERS }, (_, i) => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`);
+  for (const mac of macs) sim.add(mac);
+  sim.run(3000);
+  const sorted = [...macs].sort();
+  for (const mac of macs) t.deepEqual(sim.view(mac), sorted, `${mac}'s view`);
+  const extra = '02:00:00:00:02:00';
+  sim.add(extra);
+  sim.run(3000);
+  for (const mac of macs) t.deepEqual(sim.view(mac), sorted, `${mac} still has the 64`);
+  t.true(macs.every((mac) => sim.nodes.get(mac)!.tableFull > 0), 'every member counted the refusal');
 });
