@@ -57,7 +57,12 @@ void OnPoll(uv_poll_t* poll, int status, int /*events*/) {
   try {
     h->onReadable.MakeCallback(env.Global(), {});
   } catch (const Napi::Error& e) {
-    napi_fatal_exception(h->env, e.Value());  // becomes an 'uncaughtException'
+    // A thread being torn down (its process exiting, Worker.terminate()) fails the call with
+    // the termination itself, which has no value: there is nothing to report, and handing it
+    // to napi_fatal_exception in a dying environment can abort the process.
+    Napi::Value error = e.Value();
+    if (error.IsEmpty() || error.IsUndefined() || error.IsNull()) return;
+    napi_fatal_exception(h->env, error);  // becomes an 'uncaughtException'
   }
 }
 
