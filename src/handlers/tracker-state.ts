@@ -37,7 +37,7 @@
 
 import { crc32 } from 'node:zlib';
 import { lnlbError } from '../errors.js';
-import { parseMac } from '../net/ethernet.js';
+import { formatMac, parseMac } from '../net/ethernet.js';
 import type { TrackingTable } from '../shm/tracking-table.js';
 import type { StatusVisitor, Tracker } from './handler.js';
 
@@ -231,6 +231,23 @@ export function encodeSnapshots(snapshots: readonly (readonly Uint32Array[])[], 
     const state = encodeTrackerState((visit) => visitEntries(shards, visit), room, nowSeconds, (id) => macs.get(id), stats);
     return { protocol: protocols[h]!, state, entries: stats.saved };
   });
+}
+
+/**
+ * The owners a state names, as MACs (`aa:bb:…`), read from its header alone; `undefined` when
+ * it is too short or not a state (the loader says what is wrong with it). A newcomer holds a
+ * state naming a member it has not heard from yet: loaded now, that member's flows would be
+ * skipped as of an unknown owner.
+ */
+export function stateOwnerMacs(bytes: Uint8Array): string[] | undefined {
+  if (bytes.length < STATE_HEADER_BYTES) return undefined;
+  const h = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (h.getUint32(STATE_H_MAGIC) !== STATE_MAGIC) return undefined;
+  const count = h.getUint32(STATE_H_OWNERS);
+  if (count > STATE_MAX_OWNERS || bytes.length < STATE_HEADER_BYTES + count * STATE_OWNER_BYTES) return undefined;
+  const macs: string[] = [];
+  for (let i = 0; i < count; i++) macs.push(formatMac(bytes, STATE_HEADER_BYTES + i * STATE_OWNER_BYTES));
+  return macs;
 }
 
 /** The CRC32 of a state: every byte but the CRC field. */

@@ -33,6 +33,7 @@ import { MessageType } from '../net/cluster-message.js';
 import { HANDOVER_PROTOCOL } from '../net/handover-message.js';
 import type { MessageFragments } from '../net/reassembly.js';
 import { decodeStateAck, encodeStateAck, transferCount } from '../net/state-transfer-message.js';
+import { stateOwnerMacs } from '../handlers/tracker-state.js';
 import { ControlChannel, type ControlChannelOptions, READ_BATCH, STATE_LAST, STATE_PROTOCOL_MASK } from './control-channel.js';
 import { ControlStateTransfers } from './control-state-transfer.js';
 import { hmacSha256, ringWake } from '../port/native.js';
@@ -152,6 +153,7 @@ export class ControlPlane {
   #serving = false;
   /** The end of the listening period after a start, rejoin or reset. */
   #listenUntil = Number.POSITIVE_INFINITY;
+  readonly #heldStates: { srcMac: string; flags: number; state: Uint8Array; until: number }[] = [];
   readonly #listenMs: number;
   #decision: AdmissionDecision = 'listening';
   #lastTickAt = Number.NaN;
@@ -799,7 +801,8 @@ export class ControlPlane {
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
     this.#driveHandovers(now);
-    let deadline = Math.min(membership.nextDeadline(), transfersDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
+    const heldDue = this.#heldStates.length === 0 ? Number.POSITIVE_INFINITY : this.#releaseHeldStates(now);
+    let deadline = Math.min(membership.nextDeadline(), transfersDue, heldDue, this.#handovers?.nextDeadline() ?? Number.POSITIVE_INFINITY);
     if (this.#listenUntil > now) deadline = Math.min(deadline, this.#listenUntil);
     this.#readQuietly(now, transfersDue);
     // Reading quietly, the timer is the only reader of heartbeats: at least one read a heartbeat
@@ -837,6 +840,7 @@ export class ControlPlane {
           break;
         case 'reset':
           this.#wake();
+          this.#heldStates.length = 0; // the state is sent again to the node that joins anew
           this.#transfers.begin(this.#clock.now());
           this.#transfers.dropAll();
           this.#serving = false;
@@ -1215,6 +1219,39 @@ export class ControlPlane {
    * load their own shard (a resync).
    */
   #loadState(srcMac: string, flags: number, state: Uint8Array): void {
+    // A state naming a member not heard from yet waits for it (its flows would be skipped as of
+    // an unknown owner: a newcomer that heard the sender's JOIN before another member's lost
+    // that member's flows); the ones after it wait too, in order.
+    const held = this.#heldStates;
+    if (held.length > 0 || this.#namesUnknownOwner(state)) {
+      held.push({ srcMac, flags, state, until: this.#clock.now() + this.#deadAfterMs });
+      if (held.length === 1) this.#log('debug', { event: 'state-held', from: srcMac }, `tracking state from ${srcMac} held until every owner it names is a member`);
+      this.#driveAfterRead();
+      return;
+    }
+    this.#loadStateNow(srcMac, flags, state);
+  }
+
+  /** Held states whose owners are all members now, or that waited a death timeout (an owner that silent is dead; its flows are skipped, counted). */
+  #releaseHeldStates(now: number): number {
+    const held = this.#heldStates;
+    while (held.length > 0) {
+      const first = held[0]!;
+      if (first.until > now && this.#namesUnknownOwner(first.state)) return first.until;
+      held.shift();
+      this.#loadStateNow(first.srcMac, first.flags, first.state);
+    }
+    return Number.POSITIVE_INFINITY;
+  }
+
+  #namesUnknownOwner(state: Uint8Array): boolean {
+    const owners = stateOwnerMacs(state);
+    if (owners === undefined) return false;
+    const members = this.#membership.nodes;
+    return owners.some((mac) => !members.some((n) => n.mac === mac));
+  }
+
+  #loadStateNow(srcMac: string, flags: number, state: Uint8Array): void {
     if ((flags & STATE_PROTOCOL_MASK) === BUCKET_TABLE_PROTOCOL) {
       // The members' agreed bucket table, before the tracking state: this node's base.
       const base = decodeBucketTable(state);

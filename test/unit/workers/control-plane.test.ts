@@ -1,6 +1,8 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { STATE_H_MAGIC, STATE_H_OWNERS, STATE_H_VERSION, STATE_HEADER_BYTES, STATE_MAGIC, STATE_OWNER_BYTES, STATE_VERSION } from '../../../src/handlers/tracker-state.js';
 import { MessageType } from '../../../src/net/cluster-message.js';
+import { parseMac } from '../../../src/net/ethernet.js';
 import { CLUSTER_IP, ControlCluster, forgeFrame } from './fixtures/control-cluster.js';
 
 const A = '02:00:00:00:00:0a';
@@ -171,4 +173,49 @@ test('a deadline reads the frames already waiting before it decides: a heartbeat
   );
   t.deepEqual(c.view(A).members, [A, B]);
   t.deepEqual(c.view(B).members, [A, B]);
+});
+
+/** A tracking state's header naming `owners` (no entries): all the control plane reads of it. */
+function stateNaming(owners: readonly string[]): Uint8Array {
+  const bytes = new Uint8Array(STATE_HEADER_BYTES + owners.length * STATE_OWNER_BYTES);
+  const h = new DataView(bytes.buffer);
+  h.setUint32(STATE_H_MAGIC, STATE_MAGIC);
+  h.setUint16(STATE_H_VERSION, STATE_VERSION);
+  h.setUint32(STATE_H_OWNERS, owners.length);
+  owners.forEach((mac, i) => bytes.set(parseMac(mac), STATE_HEADER_BYTES + i * STATE_OWNER_BYTES));
+  return bytes;
+}
+
+test('a newcomer holds a state naming a member it has not heard from yet, and loads it with that member’s id once it has (its flows are not skipped as of an unknown owner)', async (t) => {
+  const c = new ControlCluster();
+  c.savedStates = () => [{ protocol: 6, state: stateNaming([A, B]), entries: 2 }];
+  c.add(A, { key: KEY });
+  const b = c.add(B, { key: KEY });
+  await c.run(1000);
+  const late = c.add(C, { key: KEY });
+  const heardFromBAt = c.clock.now() + 250;
+  c.wire.filter = (_frame, from, to) => !(from === b.socket && to === late.socket && c.clock.now() < heardFromBAt);
+  await c.run(1000);
+  const states = late.events.filter((e) => e.type === 'state');
+  t.is(states.length, 1, 'the state is handed on once');
+  const state = states[0]!;
+  t.true(state.type === 'state' && state.ownerIds[B] !== undefined, `B has an id when the state is loaded: ${JSON.stringify(state.type === 'state' ? state.ownerIds : {})}`);
+  t.true(late.events.some((e) => e.type === 'log' && /held until every owner/.test(e.msg)), 'the hold is logged');
+  for (const mac of [A, B, C]) t.deepEqual(c.view(mac).members, [A, B, C]);
+});
+
+test('a state naming an owner no member has heard of is loaded after a death timeout (that owner is dead; its flows are skipped), and the newcomer joins', async (t) => {
+  const c = new ControlCluster();
+  const gone = '02:00:00:00:00:0d';
+  c.savedStates = () => [{ protocol: 6, state: stateNaming([A, gone]), entries: 2 }];
+  c.add(A, { key: KEY });
+  c.add(B, { key: KEY });
+  await c.run(1000);
+  const late = c.add(C, { key: KEY });
+  await c.run(200);
+  t.is(late.events.filter((e) => e.type === 'state').length, 0, 'held while the owner may still be heard from');
+  await c.run(1000);
+  const state = late.events.find((e) => e.type === 'state');
+  t.true(state?.type === 'state' && state.ownerIds[gone] === undefined && state.ownerIds[A] !== undefined, 'loaded without the unknown owner');
+  for (const mac of [A, B, C]) t.deepEqual(c.view(mac).members, [A, B, C]);
 });
