@@ -6,10 +6,33 @@
  * to the VIP of a 2-node cluster (--handler tcp=tcp, so each connection is a new flow), for
  * `seconds` with node1's fixed weight changed every second, and for as long with no change:
  * the reference, same run, same cluster.
+ *
+ * And whether every new client is taken by exactly one node: 10,000 new sources, one frame
+ * each, 2,000 a second, into 4 nodes at the default heartbeat while a weight changes every
+ * 400 ms (a node after another, 100 ↔ 300), then the same into the same cluster with no change
+ * (the reference). Every node records the owner it elected for each source (the default
+ * handler tracks every source): from each node's `lnlbctl conntrack --json`, a source no node
+ * holds as its own was taken by none, one two hold by two.
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP } from '../lab/cluster.js';
-import { fmt, ratio, type BenchOptions, type BenchResult } from './report.js';
+import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+
+const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
+const RACE_SOURCES = 10_000;
+const RACE_RATE = 2000;
+const RACE_NODES = 4;
+const RACE_FLIP_MS = 400;
+
+interface Race {
+  flips: number;
+  /** Sources no node holds as its own / two or more do / some node never saw. */
+  byNone: number;
+  byTwo: number;
+  unseen: number;
+}
 
 interface Phase {
   connectsMs: number[];
@@ -54,6 +77,84 @@ async function phase(lab: ClusterLab, ms: number, changeWeights: boolean, lanes 
   return result;
 }
 
+/** One frame from each of RACE_SOURCES new sources from `base` up, a node's weight flipping every RACE_FLIP_MS if asked; then who holds each source. */
+async function race(lab: ClusterLab, base: number, flip: boolean): Promise<Race> {
+  let flips = 0;
+  let sending = true;
+  const flipper = async (): Promise<void> => {
+    while (flip) {
+      await sleep(RACE_FLIP_MS);
+      if (!sending) return;
+      const r = await lab.ctl(lab.nodes[flips % lab.nodes.length]!, ['set_weight', 'nlb0', String(flips % 2 === 0 ? 300 : 100)]);
+      if (r.code !== 0) throw new Error(`set_weight: ${r.stderr}`);
+      flips++;
+    }
+  };
+  const flipping = flipper();
+  const baseText = `${base >>> 24}.${(base >>> 16) & 255}.${(base >>> 8) & 255}.${base & 255}`;
+  const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(RACE_SOURCES), '--rate', String(RACE_RATE), '--base', baseText], { timeoutMs: 60_000 });
+  sending = false;
+  await flipping;
+  if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
+  await sleep(1000); // the last frames through every node
+  const mine = new Map<number, number>();
+  const seen = new Map<number, number>();
+  for (const node of lab.nodes) {
+    const r = await lab.ctl(node, ['conntrack', 'nlb0', '--json', '--limit', '1000000'], 30_000);
+    if (r.code !== 0) throw new Error(`conntrack on ${node}: ${r.stderr}`);
+    for (const e of (JSON.parse(r.stdout) as { entries: { source: string; self: boolean }[] }).entries) {
+      const [a, b, c, d] = e.source.split('.').map(Number);
+      const ip = (((a! << 24) | (b! << 16) | (c! << 8) | d!) >>> 0) - base;
+      if (!(ip >= 0 && ip < RACE_SOURCES)) continue;
+      seen.set(ip, (seen.get(ip) ?? 0) + 1);
+      if (e.self) mine.set(ip, (mine.get(ip) ?? 0) + 1);
+    }
+  }
+  let byNone = 0;
+  let byTwo = 0;
+  let unseen = 0;
+  for (let i = 0; i < RACE_SOURCES; i++) {
+    if ((seen.get(i) ?? 0) < lab.nodes.length) unseen++;
+    const holders = mine.get(i) ?? 0;
+    if (holders === 0) byNone++;
+    else if (holders > 1) byTwo++;
+  }
+  return { flips, byNone, byTwo, unseen };
+}
+
+/** New sources into RACE_NODES nodes while weights flip, and with none (the reference). */
+async function raceRows(o: BenchOptions): Promise<{ rows: BenchRow[]; json: { flipping: Race; steady: Race } }> {
+  const lab = await ClusterLab.create({ nodes: RACE_NODES, clientAddresses: 1 });
+  let flipping: Race;
+  let steady: Race;
+  try {
+    for (const node of lab.nodes) lab.startDaemon(node, ['--weight-mode', 'fixed', '--log-level', 'warn']);
+    await lab.waitConverged(lab.nodes, 30_000);
+    o.progress(`weight: ${RACE_SOURCES} new sources at ${RACE_RATE}/s into ${RACE_NODES} nodes, a weight changed every ${RACE_FLIP_MS} ms`);
+    flipping = await race(lab, 0x0a400000, true); // 10.64.0.0
+    await sleep(1000);
+    o.progress(`weight: the same with no change (reference)`);
+    steady = await race(lab, 0x0a500000, false); // 10.80.0.0
+  } finally {
+    await lab.cleanup();
+  }
+  const text = (r: Race): string => `${r.byNone} / ${r.byTwo}`;
+  return {
+    rows: [
+      {
+        figure: 'new sources: by none / by two',
+        note: `${RACE_SOURCES} new sources, one UDP frame each, ${RACE_RATE} a second, into ${RACE_NODES} nodes (default election and heartbeat) while a node's fixed weight changes every ${RACE_FLIP_MS} ms, one node after another, 100 ↔ 300 (${flipping.flips} changes): sources no node holds as its own / sources two or more hold, from every node's conntrack (${flipping.unseen} not seen by every node); ref: the same into the same cluster with no change (${steady.unseen} not seen by every node)`,
+        lnlb: text(flipping),
+        reference: text(steady),
+        ratio: '',
+        goal: '0 / 0',
+        met: flipping.byNone === 0 && flipping.byTwo === 0,
+      },
+    ],
+    json: { flipping, steady },
+  };
+}
+
 export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
   const seconds = o.quick ? 5 : 15;
   const lab = await ClusterLab.create({ nodes: 2, clientAddresses: 40 });
@@ -70,6 +171,7 @@ export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
   } finally {
     await lab.cleanup();
   }
+  const races = await raceRows(o);
   const row = (p: Phase): string => `${fmt(percentile(p.connectsMs, 50), 2)} / ${fmt(percentile(p.connectsMs, 99), 1)} / ${fmt(p.connectsMs.at(-1) ?? Number.NaN, 1)}`;
   const slow = (p: Phase): number => p.connectsMs.filter((ms) => ms > SLOW_MS).length / Math.max(1, p.connectsMs.length);
   return {
@@ -91,7 +193,8 @@ export async function benchWeightChange(o: BenchOptions): Promise<BenchResult> {
         ratio: '',
         goal: '',
       },
+      ...races.rows,
     ],
-    json: { heartbeatMs: HEARTBEAT_MS, steady, changing },
+    json: { heartbeatMs: HEARTBEAT_MS, steady, changing, newSources: races.json },
   };
 }

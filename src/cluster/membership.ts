@@ -131,7 +131,7 @@ const NO_INFO: ControlInfo = { weight: 0, incarnation: 0, joined: false };
 export type DeathReason = 'missed-heartbeats' | 'left' | 'restarted' | 'self-reset';
 
 export type MembershipAction =
-  | { kind: 'send'; type: MessageType; to: 'cluster' | string; weight?: number; incarnation: number; joined: boolean }
+  | { kind: 'send'; type: MessageType; to: 'cluster' | string; weight?: number; incarnation: number; joined: boolean; wake?: boolean }
   | { kind: 'view-changed' }
   | { kind: 'node-joined'; node: MemberNode }
   | { kind: 'node-died'; node: MemberNode; reason: DeathReason; silentMs: number }
@@ -609,7 +609,10 @@ export class Membership {
       for (const node of joining) this.#actions.push({ kind: 'send-state', to: node.mac });
     }
     this.#setChangesView(changes || membershipChanges, membershipChanges);
-    this.#send(MessageType.HEARTBEAT, 'cluster', this.#lockedWeight);
+    // A weight announced and not applied yet: the heartbeat rings every member's doorbell
+    // (FLAG_WAKE), so they all hold the flows it moves from the same moment, not from their
+    // next quiet read a heartbeat apart.
+    this.#send(MessageType.HEARTBEAT, 'cluster', this.#lockedWeight, this.#lockedWeight !== self.weight);
   }
 
   /** A second weight announced before the first is applied makes the owner of no key certain. */
@@ -700,10 +703,11 @@ export class Membership {
     this.#viewChanged();
   }
 
-  #send(type: MessageType, to: 'cluster' | string, weight?: number): void {
+  #send(type: MessageType, to: 'cluster' | string, weight?: number, wake = false): void {
     // One object per frame sent, of one shape (no spread): the heartbeat path allocates no more.
     const action: Extract<MembershipAction, { kind: 'send' }> = { kind: 'send', type, to, incarnation: this.#incarnation, joined: this.#joined };
     if (weight !== undefined) action.weight = weight;
+    if (wake) action.wake = true;
     this.#actions.push(action);
   }
 

@@ -8,7 +8,7 @@
  * instructions after the next one, as in the kernel. The filters run on the frame from its
  * Ethernet header (the virtio-net header of PACKET_VNET_HDR is not part of what they see).
  */
-import { MessageType, MSG_OFF_TYPE } from './cluster-message.js';
+import { FLAG_WAKE, MessageType, MSG_OFF_FLAGS, MSG_OFF_TYPE } from './cluster-message.js';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_P_LNLB } from './ethernet.js';
 
 // Instruction classes.
@@ -110,6 +110,7 @@ export function assemble(insns: Insn[]): Uint32Array {
 const LD_W_ABS = BPF_LD | BPF_W | BPF_ABS;
 const LD_H_ABS = BPF_LD | BPF_H | BPF_ABS;
 const JEQ_K = BPF_JMP | BPF_JEQ | BPF_K;
+const JSET_K = BPF_JMP | BPF_JSET | BPF_K;
 const RET_K = BPF_RET | BPF_K;
 
 function macHi(mac: Uint8Array): number {
@@ -183,17 +184,21 @@ export const DOORBELL_SNAP = 64;
 
 /**
  * The control socket's doorbell (workers/control-socket.ts): every frame controlFilter accepts
- * but a HEARTBEAT, cut to DOORBELL_SNAP bytes. A settled control plane stops watching its
- * socket and reads the heartbeats when its own timer wakes it; anything else (a JOIN, a
- * LEAVE, a state transfer) rings here and is read at once, in order, from the control socket.
+ * but a routine HEARTBEAT (one without FLAG_WAKE), cut to DOORBELL_SNAP bytes. A settled
+ * control plane stops watching its socket and reads the heartbeats when its own timer wakes
+ * it; anything else (a JOIN, a LEAVE, a state transfer, a weight announced) rings here and is
+ * read at once, in order, from the control socket.
  *
- *   (controlFilter's checks) -> ld [14 + 4] (the message type); jeq #HEARTBEAT ? reject : accept
+ *   (controlFilter's checks) -> ld [14 + 4] (the message type); jeq #HEARTBEAT ? 1 : accept
+ *   1: ld [14 + 12] (the flags); jset #FLAG_WAKE ? accept : reject
  */
 export function controlDoorbellFilter(localMac: Uint8Array, clusterMac: Uint8Array): Uint32Array {
   return controlProgram(localMac, clusterMac, [
     { code: LD_W_ABS, k: ETH_HLEN + MSG_OFF_TYPE, label: 'accept' },
-    { code: JEQ_K, k: MessageType.HEARTBEAT, jt: 'reject' },
-    { code: RET_K, k: DOORBELL_SNAP },
+    { code: JEQ_K, k: MessageType.HEARTBEAT, jf: 'ring' },
+    { code: LD_W_ABS, k: ETH_HLEN + MSG_OFF_FLAGS },
+    { code: JSET_K, k: FLAG_WAKE, jf: 'reject' },
+    { code: RET_K, k: DOORBELL_SNAP, label: 'ring' },
   ]);
 }
 

@@ -44,6 +44,7 @@ import {
   DecodeResult,
   encodeIdentity,
   encodeMessage,
+  FLAG_WAKE,
   IDENTITY_MAX_BYTES,
   IdentityResult,
   MESSAGE_HEADER_LENGTH,
@@ -270,7 +271,7 @@ export class ControlChannel {
   }
 
   /** A membership message to every node (the cluster MAC) or to one node's MAC. */
-  send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean): void {
+  send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean, wake = false): void {
     if (!this.#open) return;
     const tx = this.#tx;
     const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
@@ -278,7 +279,7 @@ export class ControlChannel {
     const len = encodeMessage(tx, ETH_HLEN, {
       clusterIp: this.#o.clusterIp,
       type,
-      flags: joined ? FLAG_JOINED : 0,
+      flags: (joined ? FLAG_JOINED : 0) | (wake ? FLAG_WAKE : 0),
       messageId: this.#nextMessageId(),
       data: this.#payload(weight, incarnation),
     });

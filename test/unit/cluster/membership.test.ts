@@ -173,6 +173,23 @@ test('a new weight is locked per round and applied on every node when the round 
   for (const mac of ALL) t.is(sim.nodes.get(mac)!.members.find((n) => n.mac === B)!.weight, 7);
 });
 
+test('a heartbeat announcing a weight rings the members\' doorbell (wake) until its sender has applied it; routine heartbeats do not', (t) => {
+  const sim = new SimulatedCluster();
+  for (const mac of ALL) sim.add(mac);
+  sim.run(1000);
+  const heartbeatsOfB = (): { weight?: number; wake?: boolean }[] =>
+    sim.eventsOf('send').flatMap((e) => (e.node === B && e.action.kind === 'send' && e.action.type === MessageType.HEARTBEAT ? [e.action] : []));
+  const routine = heartbeatsOfB().length;
+  t.true(routine > 5 && heartbeatsOfB().every((h) => h.wake !== true), 'no routine heartbeat rings');
+  sim.nodes.get(B)!.setWeight(7);
+  sim.run(1000);
+  const after = heartbeatsOfB().slice(routine);
+  const ringing = after.filter((h) => h.wake === true);
+  t.true(ringing.length >= 1 && ringing.length <= 2, `the announcing heartbeat rings, and the applying one at most: ${JSON.stringify(after.slice(0, 4))}`);
+  t.true(ringing.every((h) => h.weight === 7));
+  t.true(after.slice(-3).every((h) => h.wake !== true && h.weight === 7), 'once applied, heartbeats are routine again');
+});
+
 test('LEAVE removes the sender at once', (t) => {
   const sim = new SimulatedCluster();
   for (const mac of ALL) sim.add(mac);

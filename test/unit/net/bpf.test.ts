@@ -33,7 +33,8 @@ import {
 } from '../../../src/net/bpf.js';
 import { BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ETH_P_LNLB, clusterMacMulticast, clusterMacUnicast, parseMac } from '../../../src/net/ethernet.js';
 import { IPPROTO_UDP } from '../../../src/net/ipv4.js';
-import { encodeMessage, MessageType } from '../../../src/net/cluster-message.js';
+import { encodeMessage, FLAG_WAKE, MessageType } from '../../../src/net/cluster-message.js';
+import { FLAG_AUTHENTICATED } from '../../../src/net/auth.js';
 import { CLIENT_IP6, NODE_MAC, VIP, VIP6, ipv4Frame, ipv6Frame, neighborSolicitationFrame, rawFrame } from '../../fixtures/frames.js';
 import { multicastMac, solicitedNodeAddress } from '../../../src/net/ndp.js';
 
@@ -112,9 +113,9 @@ for (const c of controlCases) {
 }
 
 /** A cluster message of `type` (a heartbeat carries its weight) in a frame to `dst`. */
-function controlMessage(dst: Uint8Array, type: MessageType): Uint8Array {
+function controlMessage(dst: Uint8Array, type: MessageType, flags = 0): Uint8Array {
   const frame = rawFrame(dst, ETH_P_LNLB, 128, OTHER_NODE);
-  encodeMessage(frame, 14, { clusterIp: VIP, type, messageId: 7, data: 100 });
+  encodeMessage(frame, 14, { clusterIp: VIP, type, flags, messageId: 7, data: 100 });
   return frame;
 }
 
@@ -129,6 +130,8 @@ const doorbellCases: Case[] = [
   { description: 'a LEAVE to our MAC rings', frame: () => controlMessage(NODE_MAC, MessageType.LEAVE), verdict: DOORBELL_SNAP },
   { description: 'a LEAVE to another node does not', frame: () => controlMessage(OTHER_NODE, MessageType.LEAVE), verdict: 0 },
   { description: 'a HEARTBEAT to our MAC does not', frame: () => controlMessage(NODE_MAC, MessageType.HEARTBEAT), verdict: 0 },
+  { description: 'a HEARTBEAT announcing a weight (FLAG_WAKE) rings: every member holds the flows it moves from the same moment', frame: () => controlMessage(CLUSTER_MAC, MessageType.HEARTBEAT, (FLAG_WAKE | FLAG_AUTHENTICATED) >>> 0), verdict: DOORBELL_SNAP },
+  { description: 'a HEARTBEAT with other flags (joined, signed) but not FLAG_WAKE does not', frame: () => controlMessage(CLUSTER_MAC, MessageType.HEARTBEAT, (0x1 | FLAG_AUTHENTICATED) >>> 0), verdict: 0 },
   { description: 'IPv4 to the cluster MAC does not', frame: () => ipv4Frame({ dst: CLUSTER_MAC }), verdict: 0 },
   { description: 'a control frame cut before its type does not (the control socket reads and counts it)', frame: () => controlMessage(CLUSTER_MAC, MessageType.LEAVE), len: 20, verdict: 0 },
 ];

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { STATE_H_MAGIC, STATE_H_OWNERS, STATE_H_VERSION, STATE_HEADER_BYTES, STATE_MAGIC, STATE_OWNER_BYTES, STATE_VERSION } from '../../../src/handlers/tracker-state.js';
 import { MessageType } from '../../../src/net/cluster-message.js';
 import { parseMac } from '../../../src/net/ethernet.js';
+import { createPublishedView, VIEW_FLAG_WEIGHTS_PENDING } from '../../../src/shm/view.js';
 import { CLUSTER_IP, ControlCluster, forgeFrame } from './fixtures/control-cluster.js';
 
 const A = '02:00:00:00:00:0a';
@@ -74,6 +75,34 @@ test('a settled node reads heartbeats on its own timer (one wake-up a heartbeat)
   t.true(a.socket.watching, 'and the socket is watched again while the view changes');
   await c.run(1000);
   t.false(a.socket.watching, 'settled again');
+});
+
+test('a weight announced rings the settled members\' doorbell: each publishes the pending weights within the millisecond its heartbeat came, not at its next quiet read', async (t) => {
+  const c = new ControlCluster();
+  const a = c.add(A, { key: KEY });
+  const b = c.add(B, { key: KEY });
+  const cc = c.add(C, { key: KEY });
+  await c.run(1000);
+  t.false(a.socket.watching, 'settled');
+  const calls = [a.socket.readableCalls, cc.socket.readableCalls];
+  const pending = (node: typeof a): boolean => {
+    const v = createPublishedView();
+    t.true(node.reader.read(v));
+    return (v.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
+  };
+  const sentBefore = b.plane.status().control.sent['HEARTBEAT'] ?? 0;
+  b.plane.setWeight(5);
+  // Step a millisecond at a time: the moment B's next heartbeat leaves, A and C hold the moved flows.
+  let steps = 0;
+  while ((b.plane.status().control.sent['HEARTBEAT'] ?? 0) === sentBefore && steps++ < 200) await c.run(1);
+  await c.run(1);
+  t.true(steps < 200, 'B heartbeats within a round');
+  t.true(pending(a) && pending(cc), 'both hold the flows the new weight moves at once');
+  t.is(a.socket.readableCalls, calls[0]! + 1, "A's doorbell rang");
+  t.is(cc.socket.readableCalls, calls[1]! + 1, "C's doorbell rang");
+  await c.run(1000);
+  for (const mac of [A, B, C]) t.deepEqual(c.view(mac).weights, [1, 5, 1]);
+  t.false(pending(a) || pending(cc), 'applied everywhere, nothing held');
 });
 
 test('a flood that rings no doorbell (heartbeats of another cluster) makes a settled node read frames as they come while it lasts, and quiet again after', async (t) => {
