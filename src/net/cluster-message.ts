@@ -73,6 +73,14 @@ export const MSG_OFF_DATA = 28;
  */
 export const FLAG_WAKE = 0x2;
 
+/**
+ * Header flags bit of an ASKRETRASM that probes a member already heard in the sender's round
+ * (held open by another member's silence), and of the RETRASM that answers it: the answer says
+ * "alive" and stands for no round's heartbeat (late over a jittery wire, it would otherwise be
+ * taken as a later round's, with the weight of another round).
+ */
+export const FLAG_PROBE = 0x4;
+
 /** Data length of HEARTBEAT and RETRASM: one u16 weight. */
 export const WEIGHT_DATA_LENGTH = 2;
 

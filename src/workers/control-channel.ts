@@ -44,6 +44,7 @@ import {
   DecodeResult,
   encodeIdentity,
   encodeMessage,
+  FLAG_PROBE,
   FLAG_WAKE,
   IDENTITY_MAX_BYTES,
   IdentityResult,
@@ -179,7 +180,7 @@ export class ControlChannel {
   readonly #tx: Uint8Array;
   readonly #decoded = createDecodedMessage();
   readonly #payloadBytes = new Uint8Array(2 + INCARNATION_BYTES + RULES_HEADER_BYTES + 2 * MAX_ANNOUNCED_SLOTS + IDENTITY_MAX_BYTES + BUCKETS_BLOCK_BYTES);
-  readonly #info: ControlInfo = { weight: 0, incarnation: 0, joined: false };
+  readonly #info: ControlInfo = { weight: 0, incarnation: 0, joined: false, probe: false };
   /**
    * The rules block of the message being handled (ruleSlots -1 when it had none), and its
    * identity block (hasIdentity false when it had none, or a malformed one: counted).
@@ -271,7 +272,7 @@ export class ControlChannel {
   }
 
   /** A membership message to every node (the cluster MAC) or to one node's MAC. */
-  send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean, wake = false): void {
+  send(type: MessageType, to: 'cluster' | string, weight: number | undefined, incarnation: number, joined: boolean, wake = false, probe = false): void {
     if (!this.#open) return;
     const tx = this.#tx;
     const dst = to === 'cluster' ? this.#o.clusterMac : parseMac(to);
@@ -279,7 +280,7 @@ export class ControlChannel {
     const len = encodeMessage(tx, ETH_HLEN, {
       clusterIp: this.#o.clusterIp,
       type,
-      flags: (joined ? FLAG_JOINED : 0) | (wake ? FLAG_WAKE : 0),
+      flags: (joined ? FLAG_JOINED : 0) | (wake ? FLAG_WAKE : 0) | (probe ? FLAG_PROBE : 0),
       messageId: this.#nextMessageId(),
       data: this.#payload(weight, incarnation),
     });
@@ -620,6 +621,7 @@ export class ControlChannel {
     info.weight = m.weight > 0 ? m.weight : weighted ? (rx[m.dataOffset]! << 8) | rx[m.dataOffset + 1]! : 0;
     info.incarnation = m.dataLength >= at + INCARNATION_BYTES ? readU32(rx, m.dataOffset + at) : 0;
     info.joined = (m.flags & FLAG_JOINED) !== 0;
+    info.probe = (m.flags & FLAG_PROBE) !== 0;
     const end = m.dataOffset + m.dataLength;
     const sender = this.#sender(srcKey, src);
     this.#readBuckets(rx, this.#readIdentity(rx, this.#readRules(rx, m.dataOffset + at + INCARNATION_BYTES, end), end, sender), end);

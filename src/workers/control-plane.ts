@@ -817,7 +817,7 @@ export class ControlPlane {
       switch (action.kind) {
         case 'send':
           // FLAG_JOINED says "serving": a listening or held node never holds another (admission.ts).
-          this.#channel.send(action.type, action.to, action.weight, action.incarnation, action.joined && this.#serving, action.wake === true);
+          this.#channel.send(action.type, action.to, action.weight, action.incarnation, action.joined && this.#serving, action.wake === true, action.probe === true);
           break;
         case 'view-changed':
           viewChanged = true;

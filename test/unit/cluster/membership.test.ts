@@ -190,6 +190,33 @@ test('a heartbeat announcing a weight rings the members\' doorbell (wake) until 
   t.true(after.slice(-3).every((h) => h.wake !== true && h.weight === 7), 'once applied, heartbeats are routine again');
 });
 
+test('a member killed just after its heartbeat, in a round another dead member holds open, is declared dead a death timeout after its last frame, not a second one from the next round', (t) => {
+  const sim = new SimulatedCluster();
+  const macs = [A, B, C, D, '02:00:00:00:00:0e', '02:00:00:00:00:0f', '02:00:00:00:00:10', '02:00:00:00:00:11'];
+  for (const mac of macs) sim.add(mac);
+  sim.run(1000);
+  const { deadAfterMs, heartbeatMs } = sim.opts;
+  sim.kill(C);
+  const killedAt = sim.now;
+  // The next heartbeat D sends (its round, which C holds open): D dies just after it.
+  const heartbeatsOfD = (): number => sim.eventsOf('send').filter((e) => e.node === D && e.action.kind === 'send' && e.action.type === MessageType.HEARTBEAT).length;
+  const before = heartbeatsOfD();
+  while (heartbeatsOfD() === before) sim.run(1);
+  sim.run(2); // delivered
+  sim.kill(D);
+  const lastHeartbeatOfD = sim.now;
+  sim.run(3 * deadAfterMs);
+  const deaths = sim.eventsOf('node-died').filter((e) => e.action.kind === 'node-died' && e.action.reason === 'missed-heartbeats');
+  for (const victim of [C, D]) {
+    const of = deaths.filter((e) => e.action.kind === 'node-died' && e.action.node.mac === victim);
+    t.is(of.length, 6, `${victim}: declared dead by each of the 6 survivors`);
+    const last = Math.max(...of.map((e) => e.at));
+    const since = victim === C ? killedAt : lastHeartbeatOfD;
+    t.true(last - since <= deadAfterMs + heartbeatMs + 20, `${victim}: the last survivor declared it ${last - since} ms after its last frame (death timeout ${deadAfterMs} ms)`);
+  }
+  for (const mac of macs.filter((m) => m !== C && m !== D)) t.deepEqual(sim.view(mac), macs.filter((m) => m !== C && m !== D).sort());
+});
+
 test('LEAVE removes the sender at once', (t) => {
   const sim = new SimulatedCluster();
   for (const mac of ALL) sim.add(mac);
