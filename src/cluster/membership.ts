@@ -393,11 +393,6 @@ export class Membership {
    * to send it (`stateReceived`), since a newcomer that served without it would claim existing
    * clients.
    */
-  /** When the running round started; NaN between rounds. */
-  get roundStartedAt(): number {
-    return this.#roundRunning ? this.#roundStartedAt : Number.NaN;
-  }
-
   get awaitingState(): boolean {
     return this.#phase === Phase.AWAITING_STATE;
   }
