@@ -121,9 +121,12 @@ test.serial("a killed node's IPv6 sources are answered by the others; restarted,
 
   cluster.startDaemon(victim);
   await cluster.waitConverged(cluster.nodes, 20_000);
-  // The joiner was sent the tracking state: it holds as many IPv6 flows as a survivor, for the
-  // same owners (it names them by identity, `ipv6#…`, until it sees a frame of theirs: a
-  // state carries a source's 4-byte identity, not its 16 bytes).
+  // The joiner was sent the tracking state of one survivor (the first member): it holds that
+  // survivor's IPv6 flows, for the same owners (it names them by identity, `ipv6#…`, until it
+  // sees a frame of theirs: a state carries a source's 4-byte identity, not its 16 bytes). The
+  // two survivors' tables may differ by a few orphans: while one had declared the death and the
+  // other not yet, only the first recorded the orphans' frames (the second elects them alike on
+  // their next frame).
   const ipv6Owners = async (node: string): Promise<Record<string, number>> => {
     const listing = await cluster.ctl(node, ['conntrack', 'nlb0', '--json']);
     t.is(listing.code, 0, listing.stderr);
@@ -133,10 +136,14 @@ test.serial("a killed node's IPv6 sources are answered by the others; restarted,
     }
     return counts;
   };
+  const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, n) => a + n, 0);
   const joiner = await ipv6Owners(victim);
-  const survivor = await ipv6Owners('node1');
-  t.true(Object.values(survivor).reduce((a, n) => a + n, 0) >= surveyed.length, `the survivor tracks every surveyed IPv6 source: ${JSON.stringify(survivor)}`);
-  t.deepEqual(joiner, survivor, 'the joiner tracks the IPv6 flows it was sent, with their owners (flows per owner MAC)');
+  const survivors = [await ipv6Owners('node1'), await ipv6Owners('node2')];
+  t.true(survivors.every((counts) => total(counts) >= kept.length), `each survivor tracks the IPv6 sources that never moved (${kept.length}): ${JSON.stringify(survivors)}`);
+  t.true(
+    survivors.some((counts) => JSON.stringify(Object.entries(counts).sort()) === JSON.stringify(Object.entries(joiner).sort())),
+    `the joiner tracks the IPv6 flows its sender sent, with their owners (flows per owner MAC): joiner ${JSON.stringify(joiner)}, survivors ${JSON.stringify(survivors)}`,
+  );
   // New clients: the sources seen before are tracked by their node (LNLB's stickiness).
   const rejoined = await cluster.survey(cluster.clientIps6.slice(SURVEYED));
   t.true([...rejoined.values()].every((s) => 'node' in s), 'every new source answered after the join');
