@@ -124,6 +124,8 @@ export class StateReceiver {
   #beganAt = 0;
   #requests = 0;
   #lastTickAt = Number.NaN;
+  /** The sender the membership declared dead, and its silence then: gone from the candidates, it died rather than left. */
+  #senderDied: { mac: string; silentMs: number } | undefined;
   readonly counters: ReceiverCounters = { requests: 0, completed: 0, sendersDied: 0, sendersUnresponsive: 0, noneNeeded: 0 };
 
   constructor(options: ReceiverOptions) {
@@ -176,6 +178,7 @@ export class StateReceiver {
 
   #reset(): void {
     this.#sender = undefined;
+    this.#senderDied = undefined;
     this.#passedOver.clear();
     this.#transfer = undefined;
     this.#received = 0;
@@ -183,6 +186,15 @@ export class StateReceiver {
     this.#unanswered = 0;
     this.#nextAskAt = Number.POSITIVE_INFINITY;
     this.#requests = 0;
+  }
+
+  /**
+   * The membership declared `mac` dead (silent for `silentMs`): if it is the sender, it is passed
+   * over on the next tick as one that died, not as one that left (the membership may find the
+   * silence before this machine does).
+   */
+  died(mac: string, silentMs: number): void {
+    if (mac === this.#sender && this.following) this.#senderDied = { mac, silentMs };
   }
 
   /** A newcomer again (start, rejoin, reset): take a pushed state, ask nothing yet. */
@@ -269,7 +281,8 @@ export class StateReceiver {
     if (this.#sender !== undefined) {
       const current = candidates.find((c) => c.mac === this.#sender);
       const silentMs = current === undefined ? 0 : now - Math.max(current.lastHeardAt, this.#lastProgressAt);
-      if (current === undefined) this.#passOver('left', now, 0, candidates);
+      const died = this.#senderDied?.mac === this.#sender ? this.#senderDied : undefined;
+      if (current === undefined) this.#passOver(died === undefined ? 'left' : 'died', now, died?.silentMs ?? 0, candidates);
       else if (silentMs >= this.#o.deadAfterMs) this.#passOver('died', now, silentMs, candidates);
       else if (waiting && this.#unanswered >= this.#o.maxRequests) this.#passOver('unresponsive', now, silentMs, candidates);
     }
@@ -314,6 +327,7 @@ export class StateReceiver {
     else this.counters.sendersDied++;
     const received = this.#received;
     this.#sender = undefined;
+    this.#senderDied = undefined;
     this.#transfer = undefined;
     this.#received = 0;
     this.#unanswered = 0;

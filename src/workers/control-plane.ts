@@ -836,6 +836,7 @@ export class ControlPlane {
           }
           this.#logDeath(action.node.mac, action.node.id, action.reason, action.silentMs);
           this.#transfers.drop(action.node.mac, 'gone');
+          if (action.reason === 'missed-heartbeats') this.#transfers.senderDied(action.node.mac, action.silentMs);
           this.#noteGone(action.node.macKey);
           break;
         case 'reset':

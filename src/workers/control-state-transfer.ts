@@ -246,6 +246,11 @@ export class ControlStateTransfers {
     this.#host.log('warn', { event: 'state-send-abandoned', to, reason }, `tracking state to newcomer ${to}: ${reason === 'idle' ? 'no word from it' : 'not sent'}, dropped`);
   }
 
+  /** The membership declared `mac` dead: a newcomer taking the state from it says it died. */
+  senderDied(mac: string, silentMs: number): void {
+    this.#receiver.died(mac, silentMs);
+  }
+
   dropAll(): void {
     for (const to of [...this.#outgoing.keys()]) this.drop(to, 'gone');
     for (const to of this.#host.membership.nodes.map((n) => n.mac)) this.#senders.drop(to);

