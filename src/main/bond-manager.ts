@@ -32,7 +32,7 @@ import type { HostState } from './host-state.js';
 import { parseStateObject, readStateFile, writeStateFile } from './state-file.js';
 import type { SysctlGuard } from './sysctl.js';
 import { ipv4Sysctl, ipv6Sysctl, sysctlPath } from './sysctl-keys.js';
-import { workerExecArgv } from '../workers/exec-argv.js';
+import { THREAD_START_LIMIT_MS, workerExecArgv } from '../workers/exec-argv.js';
 
 /** Per-slave counters and state beyond the status file's fields. */
 export interface BondSlaveJson {
@@ -597,7 +597,7 @@ function randomLocalMac(): Uint8Array {
 /** Resolves with the bond thread's kernel id once it is ready. */
 function waitReady(worker: Worker): Promise<number> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(lnlbError('LNLB_ERR_WORKER_FAILED', 'bond thread did not start within 10 s')), 10_000);
+    const timer = setTimeout(() => reject(lnlbError('LNLB_ERR_WORKER_FAILED', `bond thread did not start within ${THREAD_START_LIMIT_MS / 1000} s`)), THREAD_START_LIMIT_MS);
     const onMessage = (msg: BondToMain): void => {
       if (msg.type === 'ready') {
         clearTimeout(timer);

@@ -20,7 +20,7 @@ import { ActorCounter, CounterBlock, DispatcherCounter } from './counters.js';
 import { MAX_CAUSES } from './handler-errors.js';
 import type { ActorApi, ActorData, DispatcherData, EgressData, HandlerSetup, MainToActor, ShardListing, StateAnswer, StateRequest, WorkerToMain } from './messages.js';
 import { connectWaking, withDeadline, type Remote } from './thread-rpc.js';
-import { workerExecArgv } from './exec-argv.js';
+import { THREAD_START_LIMIT_MS, workerExecArgv } from './exec-argv.js';
 import { DRAINING_MASK_WORDS, DrainingBuckets } from '../shm/draining-buckets.js';
 import * as port from '../port/native.js';
 import { FILTER_WHY_TEXT, FilterWhy, type FilterWhyCode } from './dispatcher-filter.js';
@@ -312,7 +312,7 @@ export class Datapath {
       }
       const worker = new Worker(new URL('./actor.js', import.meta.url), { execArgv: workerExecArgv(), workerData: data, transferList: [channel.port2], name: `lnlb-actor-${index}` });
       worker.on('error', onError);
-      ready.push(waitFor(worker, 'ready', 10_000));
+      ready.push(waitFor(worker, 'ready', THREAD_START_LIMIT_MS));
       actors.push(worker);
     }
     const dispatcherData: DispatcherData = {
@@ -347,13 +347,13 @@ export class Datapath {
       name: 'lnlb-dispatcher',
     });
     dispatcher.on('error', onError);
-    ready.push(waitFor(dispatcher, 'ready', 10_000));
+    ready.push(waitFor(dispatcher, 'ready', THREAD_START_LIMIT_MS));
     let egress: Worker | undefined;
     if ((options.vlan ?? 0) !== 0 && options.egressFd !== undefined && options.egressFd >= 0) {
       const egressData: EgressData = { role: 'egress', tapFd: options.tapFd, egressFd: options.egressFd, vnetHdr: options.vnetHdr, ownMac: options.ownMac, vlan: options.vlan!, counters: counterMemory };
       egress = new Worker(new URL('./egress.js', import.meta.url), { execArgv: workerExecArgv(), workerData: egressData, name: 'lnlb-egress' });
       egress.on('error', onError);
-      ready.push(waitFor(egress, 'ready', 10_000));
+      ready.push(waitFor(egress, 'ready', THREAD_START_LIMIT_MS));
     }
     // The threads that answer actor requests: the dispatcher itself under --workers 1.
     const datapath = new Datapath(new CounterBlock(counterMemory), viewMemory, new Int32Array(controlMemory), dispatcher, direct ? [dispatcher] : actors, rings.map((r) => new ByteRing(r)), requestPorts);

@@ -12,14 +12,12 @@
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, lnlbError, type ErrorCode } from '../errors.js';
 import { describeModule, SELF_TEST_STEPS, type HandlerSpec } from '../handlers/loader.js';
-import { workerExecArgv } from './exec-argv.js';
+import { THREAD_START_LIMIT_MS, workerExecArgv } from './exec-argv.js';
 
 /** How long one method may take in the self-test (a handler method returns in microseconds). */
 export const SELF_TEST_STEP_LIMIT_MS = 2000;
 /** How long importing the module may take (its top-level code and its own imports from disk). */
 export const SELF_TEST_IMPORT_LIMIT_MS = 10_000;
-/** How long the thread may take to start at all (a loaded host, a cold disk). */
-const THREAD_START_LIMIT_MS = 30_000;
 const POLL_MS = 20;
 
 export interface SelfTestLimits {
