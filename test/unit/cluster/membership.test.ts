@@ -462,6 +462,36 @@ test('what new flows wait for: a weight change alone holds only the moved ones (
   t.true(joinHeldAll, 'a join holds every new flow');
 });
 
+test('weights of two members in flight hold every new flow: a node that has heard both cannot tell which of them another has applied', (t) => {
+  const sim = new SimulatedCluster();
+  for (const mac of ALL) sim.add(mac, 100);
+  sim.run(1000);
+  const a = sim.nodes.get(A)!;
+  sim.nodes.get(B)!.setWeight(150);
+  sim.nodes.get(C)!.setWeight(50);
+  let both = 0;
+  let heldAllWhileBoth = 0;
+  let heldAllOtherwise = 0;
+  for (let ms = 0; ms < 600; ms++) {
+    sim.run(0);
+    sim.now += 1;
+    const inFlight = a.members.filter((n) => n.announcedWeight !== n.weight).length;
+    if (inFlight >= 2) {
+      both++;
+      if (a.holdsAllNewFlows) heldAllWhileBoth++;
+    } else if (a.holdsAllNewFlows) heldAllOtherwise++;
+  }
+  t.true(both > 0, 'A had both announcements in flight');
+  t.is(heldAllWhileBoth, both, 'and held every new flow all that time');
+  t.is(heldAllOtherwise, 0, 'one weight in flight holds only the flows it moves');
+  t.deepEqual(
+    a.members.map((n) => n.weight),
+    [100, 150, 50],
+  );
+  t.false(a.changePending);
+});
+
+
 /**
  * What a node's actors decide for 60 new sources at this instant, as actor-core does: every
  * one held while the members change; while weights alone change, the sources whose owner
