@@ -41,10 +41,6 @@
  *     ASKRETRASM (unicast), ASKED_RETRASM; one silent for the whole death timeout (counted
  *     from the round's start at the earliest, plus the time this node's own ticks came late,
  *     at most half of it) → DEAD.
- *     a member silent for half the death timeout since its last frame, heard in this round or
- *     not (a round held open by another member, or started late), is probed on that clock
- *     (ASKRETRASM with the probe flag, answered in kind: liveness only, no weight) and declared
- *     dead a death timeout after its last frame, asked for half of one at least.
  *     every member OK (and, in AWAITING_STATE, the state in) → complete: weights applied, the
  *     view (election table) rebuilt only if membership or weights changed, then IDLE.
  *
@@ -646,14 +642,12 @@ export class Membership {
     if (joining.length > 0 && this.#joined && this.#nodes.find((n) => !joining.includes(n)) === self) {
       for (const node of joining) this.#actions.push({ kind: 'send-state', to: node.mac });
     }
-    // A member asked in the last round and silent since is asked on at once, on its own clock;
-    // one heard long enough ago is probed when its silence reaches half a death timeout.
+    // A member asked in the last round and silent since is asked on at once, on its own clock.
     for (const node of this.#nodes) {
-      if (node.self || node.status !== NodeStatus.WAITING_HEARTBEAT) continue;
-      if (this.#asked(node)) {
+      if (!node.self && node.status === NodeStatus.WAITING_HEARTBEAT && node.askedAt > node.lastHeardAt) {
         this.#roundCheckAt = Math.min(this.#roundCheckAt, now + this.#askIntervalMs);
         membershipChanges = true;
-      } else this.#roundCheckAt = Math.min(this.#roundCheckAt, Math.max(now, node.lastHeardAt + this.#firstAskMs));
+      }
     }
     this.#setChangesView(changes || membershipChanges, membershipChanges);
     // A weight announced and not applied yet: the heartbeat rings every member's doorbell
@@ -699,15 +693,6 @@ export class Membership {
         continue;
       }
       if (node.status !== NodeStatus.WAITING_HEARTBEAT && node.status !== NodeStatus.ASKED_RETRASM) continue;
-      // Silent for half a death timeout before this round asks anyone (its heartbeat came just
-      // before the round started, in a round that started late): probed on its own clock, so
-      // that its death is a timeout after its last frame, not after the round's start (one
-      // killed took up to 1,079 ms to fail over where rounds ran slow). A probe's answer is
-      // liveness only: the weight this round applies still comes from its heartbeat.
-      if (node.status === NodeStatus.WAITING_HEARTBEAT && now < this.#roundStartedAt + this.#firstAskMs) {
-        next = Math.min(next, this.#probeHeard(node, now), this.#roundStartedAt + this.#firstAskMs);
-        continue;
-      }
       // Silent since it was asked in an earlier round (a probe while another member held that
       // round open): counted from its last frame, not again from this round's start.
       const deadAt = this.#asked(node) ? this.#deadAtAsked(node) : Math.max(node.lastHeardAt, this.#roundStartedAt) + this.#opts.deadAfterMs + this.#deafMs;
