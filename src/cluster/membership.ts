@@ -266,14 +266,16 @@ export class Membership {
   }
 
   /**
-   * Every new flow must wait: the members change (a join, a likely death), or a weight changed
-   * twice in flight. Otherwise a pending change is of weights alone, and the view publishes
+   * Every new flow must wait: the members change (a join, a likely death), a weight changed
+   * twice in flight, or two members' weights are in flight (`#weightsInFlightFrom`). Otherwise a pending change is of weights alone, and the view publishes
    * the weights it goes to (each member's announced weight): a new flow whose owner is the
    * same under both sets of weights is decided at once, by every node alike whichever set it
    * holds; only the flows the new weights move wait (see `weightsPending`).
    */
   get holdsAllNewFlows(): boolean {
-    return (this.#roundRunning && this.#roundChangesMembership) || ((this.#weightsAmbiguous || this.#weightsInFlightFrom() >= 2) && this.#weightsInFlight());
+    if (this.#roundRunning && this.#roundChangesMembership) return true;
+    const inFlight = this.#weightsInFlightFrom();
+    return inFlight >= 2 || (inFlight === 1 && this.#weightsAmbiguous);
   }
 
   /**
@@ -309,12 +311,7 @@ export class Membership {
    * heartbeat after the announcing one, not a whole one.
    */
   #weightsInFlight(): boolean {
-    if (!this.#joined) return false;
-    for (const node of this.#nodes) {
-      if (!isMember(node)) continue;
-      if (node.announcedWeight !== node.weight) return true;
-    }
-    return false;
+    return this.#weightsInFlightFrom() > 0;
   }
 
   /** Publishes the view when the holding of new flows starts or ends outside a round's edges. */
