@@ -267,10 +267,11 @@ export class Membership {
 
   /**
    * Every new flow must wait: the members change (a join, a likely death), a weight changed
-   * twice in flight, or two members' weights are in flight (`#weightsInFlightFrom`). Otherwise a pending change is of weights alone, and the view publishes
-   * the weights it goes to (each member's announced weight): a new flow whose owner is the
-   * same under both sets of weights is decided at once, by every node alike whichever set it
-   * holds; only the flows the new weights move wait (see `weightsPending`).
+   * twice in flight, or two members' weights are in flight (`#weightsInFlightFrom`). Otherwise
+   * a pending change is of one member's weight alone, and the view publishes the weights it
+   * goes to (each member's announced weight): a new flow whose owner is the same under both
+   * sets of weights is decided at once, by every node alike whichever set it holds; only the
+   * flows the new weight moves wait (see `weightsPending`).
    */
   get holdsAllNewFlows(): boolean {
     if (this.#roundRunning && this.#roundChangesMembership) return true;
