@@ -401,6 +401,11 @@ export class Membership {
     else if (this.#phase === Phase.AWAITING_STATE) this.#enter(Phase.FIRST_ROUND, this.#lastTickAt); // the round goes on
   }
 
+  /** When the running round started; NaN between rounds. */
+  get roundStartedAt(): number {
+    return this.#roundRunning ? this.#roundStartedAt : Number.NaN;
+  }
+
   /**
    * The first round waits for the tracking state: the driver gets it (cluster/state-transfer.ts).
    * No timeout here: it waits until the driver says the state is in, or that no member is left
@@ -411,9 +416,9 @@ export class Membership {
     return this.#phase === Phase.AWAITING_STATE;
   }
 
-  /** A decoded control message from `srcMac` (already checked for cluster IP, CRC and key). */
   /**
-   * A message from `srcMac`, handled at `now`. `heardAt` (default `now`) is when it reached
+   * A decoded control message from `srcMac` (already checked for cluster IP, CRC and key),
+   * handled at `now`. `heardAt` (default `now`) is when it reached
    * this host, which is earlier when it waited to be read (a settled node reads heartbeats on
    * its own timer): its sender's silence counts from then. (A death is still counted from the
    * round's start at the earliest, and a settled node's rounds start on its own timer: that

@@ -807,8 +807,23 @@ export class ControlPlane {
     this.#readQuietly(now, transfersDue);
     // Reading quietly, the timer is the only reader of heartbeats: at least one read a heartbeat
     // (a round waiting for one would otherwise wait for its timeout, and send none meanwhile).
-    if (!this.#channel.watching) deadline = Math.min(deadline, now + this.#heartbeatMs);
+    if (!this.#channel.watching) deadline = Math.min(deadline, this.#nextQuietRead(now));
     this.#arm(deadline);
+  }
+
+  /**
+   * When a node reading quietly next reads: a heartbeat after now, and a round's heartbeats at
+   * the latest when the next round is due (a heartbeat after it started); a round still
+   * missing some then is read an eighth of a heartbeat apart until it completes. Read only a
+   * heartbeat after the last read, a round missing a heartbeat that came just after that read
+   * waited a whole heartbeat more, and so did the rounds waiting for this node's next one:
+   * from 4 nodes on, rounds ran 4-7 a second, not 10.
+   */
+  #nextQuietRead(now: number): number {
+    const startedAt = this.#membership.roundStartedAt;
+    if (Number.isNaN(startedAt)) return now + this.#heartbeatMs;
+    const due = startedAt + this.#heartbeatMs;
+    return now >= due ? now + this.#heartbeatMs / 8 : Math.min(due, now + this.#heartbeatMs);
   }
 
   #carryOut(actions: readonly MembershipAction[]): void {
