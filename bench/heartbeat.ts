@@ -65,6 +65,7 @@ async function measure(election: ElectionName, seconds: number): Promise<RoundCo
     const counting = {
       now: () => clock.now(),
       wallNow: () => clock.wallNow(),
+      preciseWallNow: () => clock.preciseWallNow(),
       defer: (cb: () => void) => clock.defer(cb),
       clearTimer: (h: unknown) => clock.clearTimer(h),
       setTimer: (cb: () => void, ms: number) =>

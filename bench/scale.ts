@@ -159,13 +159,21 @@ async function controlCounters(lab: ClusterLab): Promise<() => Promise<Map<strin
   };
 }
 
-async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ accepted: number[]; kernelDrops: number[]; dropped: Map<string, number>; views: string[] }> {
+async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ accepted: number[]; kernelDrops: number[]; dropped: Map<string, number>; views: string[]; announcementsSeen: number; heldForAnnouncement: number }> {
   const statuses = await Promise.all(nodes.map((node) => lab.socketStatus(node)));
   // Each node's view: members and their weights (the default weight mode follows the load average).
   const views = statuses.map((s) => s.interfaces[0]!.nodes.map((n) => `${n.mac}=${n.weight}`).join(','));
   const dropped = new Map<string, number>();
   for (const s of statuses) for (const [reason, n] of Object.entries(s.interfaces[0]!.counters.framesDropped)) dropped.set(reason, (dropped.get(reason) ?? 0) + n);
-  return { accepted: statuses.map((s) => s.interfaces[0]!.counters.framesAccepted), kernelDrops: statuses.map((s) => s.interfaces[0]!.counters.kernelDrops), dropped, views };
+  const announcements = statuses.map((s) => s.interfaces[0]!.counters.weightAnnouncements ?? { seen: 0, heldFlows: 0 });
+  return {
+    accepted: statuses.map((s) => s.interfaces[0]!.counters.framesAccepted),
+    kernelDrops: statuses.map((s) => s.interfaces[0]!.counters.kernelDrops),
+    dropped,
+    views,
+    announcementsSeen: announcements.reduce((a, b) => a + b.seen, 0),
+    heldForAnnouncement: announcements.reduce((a, b) => a + b.heldFlows, 0),
+  };
 }
 
 /**
@@ -174,7 +182,11 @@ async function accepted(lab: ClusterLab, nodes: readonly string[]): Promise<{ ac
  * `otherNode` (each frame is dropped by every node but its owner): `held` is a new flow that
  * came while a round changed the view, which a real client sends again.
  */
-async function sendSources(lab: ClusterLab, nodes: readonly string[], base: string): Promise<{ perNode: number[]; kernelDrops: number; dropped: Record<string, number>; backlogDrops: number; viewsChanged: number }> {
+async function sendSources(
+  lab: ClusterLab,
+  nodes: readonly string[],
+  base: string,
+): Promise<{ perNode: number[]; kernelDrops: number; dropped: Record<string, number>; backlogDrops: number; viewsChanged: number; announcementsSeen: number; heldForAnnouncement: number }> {
   const before = await accepted(lab, nodes);
   const backlogBefore = backlogDrops();
   const run = await lab.lab.exec('client', [process.execPath, GENERATOR, '--count', String(SOURCES), '--rate', String(NEW_SOURCES_PER_SECOND), '--base', base], { timeoutMs: 60_000 });
@@ -195,6 +207,9 @@ async function sendSources(lab: ClusterLab, nodes: readonly string[], base: stri
     // Nodes whose view (members, weights) differs after the sending from before it: a weight
     // change meanwhile (the load average moved) is a moment two nodes may elect a source apart.
     viewsChanged: after.views.filter((v, i) => v !== before.views[i]).length,
+    // Weights announced meanwhile, as the nodes' datapaths saw them among the sources' frames.
+    announcementsSeen: after.announcementsSeen - before.announcementsSeen,
+    heldForAnnouncement: after.heldForAnnouncement - before.heldForAnnouncement,
   };
 }
 
@@ -281,7 +296,7 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     const total = first.perNode.reduce((a, b) => a + b, 0);
     const mean = SOURCES / n;
     const spreadFig = { perNode: first.perNode, max: Math.max(...first.perNode), mean, maxOverMean: Math.max(...first.perNode) / mean, accepted: total, kernelDrops: first.kernelDrops, dropped: first.dropped, backlogDrops: first.backlogDrops, viewsChanged: first.viewsChanged };
-    o.progress(`scale: N = ${n}: ${fmt(total)} of ${fmt(SOURCES)} sources accepted (dropped besides otherNode: ${JSON.stringify(first.dropped)}, in the ring ${first.kernelDrops}, in the host's input backlog ${first.backlogDrops}; views changed meanwhile on ${first.viewsChanged} nodes), max/mean ${fmt(spreadFig.maxOverMean, 2)}`);
+    o.progress(`scale: N = ${n}: ${fmt(total)} of ${fmt(SOURCES)} sources accepted (dropped besides otherNode: ${JSON.stringify(first.dropped)}, in the ring ${first.kernelDrops}, in the host's input backlog ${first.backlogDrops}; views changed meanwhile on ${first.viewsChanged} nodes, weights announced in the data stream ${first.announcementsSeen} times, new sources held for them ${first.heldForAnnouncement}), max/mean ${fmt(spreadFig.maxOverMean, 2)}`);
 
     // Failover of one node, then it comes back.
     const one = await failover(lab, [lab.nodes[n - 1]!], convergeTimeoutMs, pollMs);

@@ -413,9 +413,10 @@ void ReleaseLent(Ring& r) {
 // ringReadInPlace: describes the frames where they are (offsets in the ring's view). A queued
 // frame's whole copy comes from the receive queue into `spill`, one per batch (a second one
 // ends the batch and leads the next).
-uint32_t LendFrames(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, uint32_t maxFrames) {
+uint32_t LendFrames(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, double* stamps, uint32_t maxFrames) {
   bool spilled = false;
   return Walk(r, maxFrames, true, [&](const RingFrame& f, uint32_t i) {
+    if (stamps != nullptr) stamps[i] = double(f.sec) * 1e3 + double(f.nsec) / 1e6;
     size_t at = size_t(f.start - r.map);
     size_t length = f.length;
     uint32_t flags = f.pkttype;
@@ -439,6 +440,24 @@ uint32_t LendFrames(Ring& r, uint8_t* spill, size_t spillLen, uint32_t* meta, ui
     PutMeta(meta + 4 * i, at, length, f.wireLength, flags, truncated);
     return true;
   });
+}
+
+// The optional Float64Array at info[index] for the frames' receive times (epoch ms, the ring
+// header's), or nullptr; a batch is cut to its length.
+double* OptionalStamps(const Napi::CallbackInfo& info, size_t index, uint32_t& maxFrames) {
+  if (info.Length() <= index || info[index].IsUndefined()) return nullptr;
+  auto s = TypedArg<double, napi_float64_array>(info.Env(), info[index], "stamps", "Float64Array");
+  if (maxFrames > s.length) maxFrames = static_cast<uint32_t>(s.length);
+  return s.data;
+}
+
+// realtimeMs(): CLOCK_REALTIME in epoch ms with its nanoseconds, the clock of the ring's
+// receive times (Date.now() has whole milliseconds only): to place an event of this process
+// among the frames the kernel received.
+Napi::Value RealtimeMs(const Napi::CallbackInfo& info) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Napi::Number::New(info.Env(), double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) / 1e6);
 }
 
 // Turns a POLLERR on a packet socket into the pending socket error (ENETDOWN when the
@@ -527,12 +546,7 @@ Napi::Value RingRead(const Napi::CallbackInfo& info) {
   if (dstEnd > dst.length || dstOffset > dstEnd) ThrowRange(env, "ringRead: need dstOffset <= dstEnd <= dst.length");
   if (maxFrames > meta.length / 4) maxFrames = static_cast<uint32_t>(meta.length / 4);
   // Optional: when the kernel received each frame, epoch ms (the control plane's "heard at").
-  double* stamps = nullptr;
-  if (info.Length() > 7 && !info[7].IsUndefined()) {
-    auto s = TypedArg<double, napi_float64_array>(env, info[7], "stamps", "Float64Array");
-    stamps = s.data;
-    if (maxFrames > s.length) maxFrames = static_cast<uint32_t>(s.length);
-  }
+  double* stamps = OptionalStamps(info, 7, maxFrames);
   std::shared_ptr<Ring> ring = FindRing(env, fd, "ringRead");
   if (ring->lentCount != 0) ThrowRange(env, "ringRead: this ring is read in place (ringReadInPlace)");
   uint32_t count = ReadBatch(env, fd, *ring, timeoutMs, maxFrames == 0, [&](bool* noRoom) {
@@ -541,9 +555,10 @@ Napi::Value RingRead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, count);
 }
 
-// ringReadInPlace(fd, meta, maxFrames, timeoutMs, spill): the frames stay in the ring, where
-// ringView's ArrayBuffer shows them (meta[4i] is the offset in it), until the next call gives
-// them back to the kernel; a whole GSO frame (V2 COPY) is in `spill` instead (kMetaSpilled).
+// ringReadInPlace(fd, meta, maxFrames, timeoutMs, spill[, stamps]): the frames stay in the ring,
+// where ringView's ArrayBuffer shows them (meta[4i] is the offset in it), until the next call
+// gives them back to the kernel; a whole GSO frame (V2 COPY) is in `spill` instead
+// (kMetaSpilled). With `stamps`, stamps[i] is when the kernel received frame i (epoch ms).
 Napi::Value RingReadInPlace(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = IntArg(info, 0, "fd");
@@ -552,13 +567,14 @@ Napi::Value RingReadInPlace(const Napi::CallbackInfo& info) {
   int32_t timeoutMs = IntArg(info, 3, "timeoutMs");
   auto spill = BytesArg(info, 4, "spill");
   if (maxFrames > meta.length / 4) maxFrames = static_cast<uint32_t>(meta.length / 4);
+  double* stamps = OptionalStamps(info, 5, maxFrames);
   std::shared_ptr<Ring> ring = FindRing(env, fd, "ringReadInPlace");
   {
     std::lock_guard<std::mutex> lock(ring->readMu);
     ReleaseLent(*ring);
   }
   uint32_t count = ReadBatch(env, fd, *ring, timeoutMs, maxFrames == 0, [&](bool*) {
-    return LendFrames(*ring, spill.data, spill.length, meta.data, maxFrames);
+    return LendFrames(*ring, spill.data, spill.length, meta.data, stamps, maxFrames);
   });
   return Napi::Number::New(env, count);
 }
@@ -635,6 +651,7 @@ void RegisterPacketRing(Napi::Env env, Napi::Object exports) {
   exports.Set("ringOpen", Napi::Function::New(env, RingOpen, "ringOpen"));
   exports.Set("ringRead", Napi::Function::New(env, RingRead, "ringRead"));
   exports.Set("ringReadInPlace", Napi::Function::New(env, RingReadInPlace, "ringReadInPlace"));
+  exports.Set("realtimeMs", Napi::Function::New(env, RealtimeMs, "realtimeMs"));
   exports.Set("ringView", Napi::Function::New(env, RingView, "ringView"));
   exports.Set("ringStats", Napi::Function::New(env, RingStats, "ringStats"));
   exports.Set("ringWake", Napi::Function::New(env, RingWake, "ringWake"));

@@ -274,7 +274,7 @@ export class Membership {
    * flows the new weight moves wait (see `weightsPending`).
    */
   get holdsAllNewFlows(): boolean {
-    if (this.#roundRunning && this.#roundChangesMembership) return true;
+    if (this.membersChanging) return true;
     const inFlight = this.#weightsInFlightFrom();
     return inFlight >= 2 || (inFlight === 1 && this.#weightsAmbiguous);
   }
@@ -293,6 +293,16 @@ export class Membership {
     let count = 0;
     for (const node of this.#nodes) if (isMember(node) && node.announcedWeight !== node.weight) count++;
     return count;
+  }
+
+  /** A running round changes who is a member (a join, a likely death): every new flow waits, whenever it came. */
+  get membersChanging(): boolean {
+    return this.#roundRunning && this.#roundChangesMembership;
+  }
+
+  /** A member's weight (this node's or another's) is announced and not yet applied here. */
+  get weightsInFlight(): boolean {
+    return this.#weightsInFlight();
   }
 
   /** Weights alone are changing: only the flows whose owner they move wait. */

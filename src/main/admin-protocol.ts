@@ -89,6 +89,12 @@ export interface InterfaceCounters {
    * Absent from older daemons.
    */
   kernelFilter?: { program: 'buckets' | 'plain'; why: string; passBuckets: number; swaps: number; failures: number };
+  /**
+   * HEARTBEATs announcing a weight that the data socket passed to the datapath, and the new
+   * flows held after one until the control plane had read it too (--workers 1: every node
+   * switches to a new weight at the same frame). Absent from older daemons.
+   */
+  weightAnnouncements?: { seen: number; heldFlows: number };
   /** Control messages by type, and rejected ones by reason (bad CRC, other cluster, ...). */
   control: {
     received: Record<string, number>;

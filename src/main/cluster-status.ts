@@ -96,7 +96,7 @@ export function assembleStatus(input: StatusInputs): InterfaceStatusJson {
       ndpAdvertisements: counters?.ndpAdvertisements ?? 0,
       trackedEntries: counters?.trackedEntries ?? 0,
       kernelDrops: counters?.kernelDrops ?? 0,
-      ...(counters === undefined ? {} : { kernelFilter: counters.kernelFilter }),
+      ...(counters === undefined ? {} : { kernelFilter: counters.kernelFilter, weightAnnouncements: counters.weightAnnouncements }),
       control: plane?.control ?? { received: {}, sent: {}, rejected: {} },
       nodeTableFull: plane?.nodeTableFull ?? 0,
       rounds: plane?.rounds ?? 0,

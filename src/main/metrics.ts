@@ -125,6 +125,8 @@ export function buildMetricsRegistry(source: StatusSource, options: MetricsRegis
   counter('lnlb_kernel_filter_swaps_total', 'Programs attached to the data socket\'s kernel filter (a new set of buckets passes).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.swaps));
   counter('lnlb_kernel_filter_failures_total', 'Kernel filter programs the kernel refused (the plain filter went on: every frame passes).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.failures));
   gauge('lnlb_kernel_filter_pass_buckets', 'Buckets of 1024 the data socket\'s kernel filter passes (1024: every frame to the cluster MAC).', IF, (st) => perInterface(st, (s) => s.counters.kernelFilter?.passBuckets));
+  counter('lnlb_weight_announcements_seen_total', 'Heartbeats announcing a weight that the datapath saw among the clients\' frames (--workers 1): it switches to the new weight at that frame, as every node does.', IF, (st) => perInterface(st, (s) => s.counters.weightAnnouncements?.seen));
+  counter('lnlb_flows_held_for_announcement_total', 'New flows held after a weight announced in the data stream until the control plane had read it too.', IF, (st) => perInterface(st, (s) => s.counters.weightAnnouncements?.heldFlows));
   counter('lnlb_arp_replies_total', 'ARP replies sent for the cluster IP.', IF, (st) => perInterface(st, (s) => s.counters.arpReplies));
   counter('lnlb_ndp_advertisements_total', 'Neighbour advertisements sent for the IPv6 cluster IP (answers to neighbour solicitations).', IF, (st) => perInterface(st, (s) => s.counters.ndpAdvertisements));
   gauge('lnlb_tracked_entries', 'Flows in the tracking tables now, all actors and handlers together.', IF, (st) => perInterface(st, (s) => s.counters.trackedEntries));

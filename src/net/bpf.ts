@@ -147,12 +147,16 @@ export function dstIs(mac: Uint8Array, yes: string, no: string, label?: string):
  * Data socket filter: accepts IPv4 frames whose destination MAC is the cluster MAC, and every
  * ARP frame (requests for a VIP are broadcast). With an IPv6 VIP (`solicitedMac`, the MAC of
  * its solicited-node group: ndp.ts), IPv6 frames to the cluster MAC and to that group (where
- * neighbour solicitations for the VIP go) too. Everything else is rejected in the kernel:
- * other traffic on the wire, and control frames (ETH_P_LNLB) to the cluster MAC, which the
- * control socket reads.
+ * neighbour solicitations for the VIP go) too. Of the control frames (ETH_P_LNLB) to the
+ * cluster MAC, which the control socket reads, only the HEARTBEATs announcing a weight
+ * (FLAG_WAKE): the actors see them in order with the clients' frames and hold the new flows
+ * after them until the control plane has read them too (dispatcher-core.ts). Everything else
+ * is rejected in the kernel.
  *
- *   ldh [12]; jeq #ARP -> accept; jeq #IP ? mac : (jeq #IPV6 ? mac6 : reject)
+ *   ldh [12]; jeq #ARP -> accept; jeq #IP ? mac : (jeq #LNLB ? lnlb : (jeq #IPV6 ? mac6 : reject))
  *   mac:  ld [0]; jeq #mac[0..3] ? next : reject; ldh [4]; jeq #mac[4..5] ? accept : reject
+ *   lnlb: the cluster MAC ? next : reject; ld [14 + 4]; jeq #HEARTBEAT ? next : reject;
+ *         ld [14 + 12]; jset #FLAG_WAKE ? accept : reject
  *   mac6: the cluster MAC ? accept : (the solicited-node MAC ? accept : reject)
  */
 export function dataFilter(clusterMac: Uint8Array, solicitedMac?: Uint8Array): Uint32Array {
@@ -162,9 +166,15 @@ export function dataFilter(clusterMac: Uint8Array, solicitedMac?: Uint8Array): U
     { code: LD_H_ABS, k: 12 },
     { code: JEQ_K, k: ETH_P_ARP, jt: 'accept' },
     { code: JEQ_K, k: ETH_P_IP, jt: 'mac' },
+    { code: JEQ_K, k: ETH_P_LNLB, jt: 'lnlb' },
     ...(solicitedMac === undefined
       ? [{ code: RET_K, k: BPF_REJECT }]
       : [{ code: JEQ_K, k: ETH_P_IPV6, jf: 'reject' }, ...dstIs(clusterMac, 'accept', 'ns'), ...dstIs(solicitedMac, 'accept', 'reject', 'ns')]),
+    ...dstIs(clusterMac, 'heartbeat', 'reject', 'lnlb'),
+    { code: LD_W_ABS, k: ETH_HLEN + MSG_OFF_TYPE, label: 'heartbeat' },
+    { code: JEQ_K, k: MessageType.HEARTBEAT, jf: 'reject' },
+    { code: LD_W_ABS, k: ETH_HLEN + MSG_OFF_FLAGS },
+    { code: JSET_K, k: FLAG_WAKE, jt: 'accept', jf: 'reject' },
     ...dstIs(clusterMac, 'accept', 'reject', 'mac'),
     { code: RET_K, k: BPF_ACCEPT, label: 'accept' },
     { code: RET_K, k: BPF_REJECT, label: 'reject' },

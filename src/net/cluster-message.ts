@@ -74,6 +74,14 @@ export const MSG_OFF_DATA = 28;
 export const FLAG_WAKE = 0x2;
 
 /**
+ * The message at bytes[at, at + length) is a HEARTBEAT announcing a weight (FLAG_WAKE), by its
+ * header alone (no CRC, no key: what a kernel filter can tell, bpf.ts dataFilter).
+ */
+export function isWeightAnnouncement(bytes: Uint8Array, at: number, length: number): boolean {
+  return length >= MSG_OFF_FLAGS + 4 && readU32(bytes, at + MSG_OFF_TYPE) === MessageType.HEARTBEAT && (readU32(bytes, at + MSG_OFF_FLAGS) & FLAG_WAKE) !== 0;
+}
+
+/**
  * Header flags bit of an ASKRETRASM that probes a member already heard in the sender's round
  * (held open by another member's silence), and of the RETRASM that answers it: the answer says
  * "alive" and stands for no round's heartbeat (late over a jittery wire, it would otherwise be

@@ -210,7 +210,8 @@ export interface NativeAddon {
   attachFilter(fd: number, program: Uint32Array): void;
   ringOpen(fd: number, opts: RingOptions): void;
   ringRead(fd: number, dst: Uint8Array, dstOffset: number, dstEnd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, stamps?: Float64Array): number;
-  ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array): number;
+  ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array, stamps?: Float64Array): number;
+  realtimeMs(): number;
   ringView(fd: number): ArrayBuffer;
   ringStats(fd: number): RingStats;
   ringWake(fd: number): void;
@@ -589,14 +590,23 @@ export function ringRead(
  * asking for the next. A whole GSO frame too large for its slot (V2) is read into `spill`
  * (at offset 0, META_SPILLED; at most one per batch; SPILL_BYTES always holds it). Frames
  * may start at any byte offset (a V2 slot puts them 2 bytes past a word). Blocking, hold-off,
- * ringWake and ENETDOWN are ringRead's.
+ * ringWake, ENETDOWN and `stamps` are ringRead's.
  */
-export function ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array): number {
+export function ringReadInPlace(fd: number, meta: Uint32Array, maxFrames: number, timeoutMs: number, spill: Uint8Array, stamps?: Float64Array): number {
   try {
-    return (loaded ?? addon()).ringReadInPlace(fd, meta, maxFrames, timeoutMs, spill);
+    return (loaded ?? addon()).ringReadInPlace(fd, meta, maxFrames, timeoutMs, spill, stamps);
   } catch (error) {
     return rethrowPortError('ringReadInPlace', error);
   }
+}
+
+/**
+ * The wall clock (CLOCK_REALTIME, epoch ms) to the nanosecond, the clock of the rings' receive
+ * times: Date.now()'s whole milliseconds cannot place an event of this process between two
+ * frames the kernel received.
+ */
+export function realtimeMs(): number {
+  return (loaded ?? addon()).realtimeMs();
 }
 
 /** The whole receive ring of `fd` as an ArrayBuffer (the kernel's pages, not a copy), for ringReadInPlace's offsets. */

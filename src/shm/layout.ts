@@ -134,5 +134,13 @@ export const VIEW_BUCKET_TABLE_WORDS = 1024 / 4;
 export const VIEW_BUCKET_MASK_WORDS = 1024 / 32;
 export const VIEW_PENDING_BUCKETS = VIEW_BUCKETS + 1 + 2 * VIEW_BUCKET_TABLE_WORDS;
 export const VIEW_PASS_BUCKETS = VIEW_PENDING_BUCKETS + VIEW_BUCKET_MASK_WORDS;
-export const VIEW_WORDS = VIEW_PASS_BUCKETS + VIEW_BUCKET_MASK_WORDS;
+/**
+ * Then two times (epoch ms, float64, two words each, low word first), the control plane's
+ * place in the stream of frames (control-plane.ts #publishView): READ_THROUGH, every control
+ * frame received before it has been read and is in this view; PENDING_FROM, the weights in
+ * flight were announced then (-Infinity: none, or the members are changing).
+ */
+export const VIEW_READ_THROUGH = VIEW_PASS_BUCKETS + VIEW_BUCKET_MASK_WORDS;
+export const VIEW_PENDING_FROM = VIEW_READ_THROUGH + 2;
+export const VIEW_WORDS = VIEW_PENDING_FROM + 2;
 export const VIEW_BYTES = VIEW_WORDS * 4;

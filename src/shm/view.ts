@@ -36,6 +36,8 @@ import {
   VIEW_BUCKETS,
   VIEW_PASS_BUCKETS,
   VIEW_PENDING_BUCKETS,
+  VIEW_PENDING_FROM,
+  VIEW_READ_THROUGH,
   VIEW_BYTES,
   VIEW_FLAGS,
   VIEW_GENERATION,
@@ -96,6 +98,19 @@ export interface PublishedView {
   readonly pendingBuckets: Uint32Array;
   /** VIEW_BUCKETS_PASS: buckets the data socket's filter passes besides the actors' draining ones. */
   readonly passBuckets: Uint32Array;
+  /**
+   * Every control frame that reached this host before this time (epoch ms, the kernel's
+   * receive clock) has been read and is in this view: an actor that saw a weight announced in
+   * the data stream later than this holds new flows until a view reads through it.
+   */
+  readThrough: number;
+  /**
+   * The weights in flight (VIEW_FLAG_WEIGHTS_PENDING, or every new flow held for two) were
+   * announced at this time: a frame that reached the host before it was decided by every node
+   * under the applied weights, and is decided so here too. -Infinity: no weight in flight, or
+   * the members are changing (every new flow waits, whenever it came).
+   */
+  pendingFrom: number;
 }
 
 /** PublishedView.bucketTables bit 0: `bucketOwners` holds the table the cluster agreed on (or is moving to). */
@@ -128,7 +143,25 @@ export function createPublishedView(): PublishedView {
     nextBucketOwners: new Uint8Array(4 * VIEW_BUCKET_TABLE_WORDS),
     pendingBuckets: new Uint32Array(VIEW_BUCKET_MASK_WORDS),
     passBuckets: new Uint32Array(VIEW_BUCKET_MASK_WORDS),
+    readThrough: Number.POSITIVE_INFINITY,
+    pendingFrom: Number.NEGATIVE_INFINITY,
   };
+}
+
+/** A float64 as two words for Atomics (the seqlock's accesses are all Atomics). */
+const timeScratch = new Float64Array(1);
+const timeWords = new Int32Array(timeScratch.buffer);
+
+function storeTime(w: Int32Array, at: number, ms: number): void {
+  timeScratch[0] = ms;
+  Atomics.store(w, at, timeWords[0]!);
+  Atomics.store(w, at + 1, timeWords[1]!);
+}
+
+function loadTime(w: Int32Array, at: number): number {
+  timeWords[0] = Atomics.load(w, at);
+  timeWords[1] = Atomics.load(w, at + 1);
+  return timeScratch[0]!;
 }
 
 /** Four owners to a word, little end first. */
@@ -224,6 +257,8 @@ export class ViewWriter {
     if ((tables & VIEW_BUCKETS_NEXT) !== 0) storeTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, view.nextBucketOwners);
     if ((tables & VIEW_BUCKETS_PENDING) !== 0) storeMask(w, VIEW_PENDING_BUCKETS, view.pendingBuckets);
     if ((tables & VIEW_BUCKETS_PASS) !== 0) storeMask(w, VIEW_PASS_BUCKETS, view.passBuckets);
+    storeTime(w, VIEW_READ_THROUGH, view.readThrough);
+    storeTime(w, VIEW_PENDING_FROM, view.pendingFrom);
     this.gen = (this.gen + 2) | 0;
     Atomics.store(w, VIEW_GENERATION, this.gen);
     view.generation = this.gen;
@@ -297,7 +332,11 @@ export class ViewReader {
       if ((tables & VIEW_BUCKETS_NEXT) !== 0) loadTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, into.nextBucketOwners);
       if ((tables & VIEW_BUCKETS_PENDING) !== 0) loadMask(w, VIEW_PENDING_BUCKETS, into.pendingBuckets);
       if ((tables & VIEW_BUCKETS_PASS) !== 0) loadMask(w, VIEW_PASS_BUCKETS, into.passBuckets);
+      const readThrough = loadTime(w, VIEW_READ_THROUGH);
+      const pendingFrom = loadTime(w, VIEW_PENDING_FROM);
       if (Atomics.load(w, VIEW_GENERATION) === g1) {
+        into.readThrough = readThrough;
+        into.pendingFrom = pendingFrom;
         into.generation = g1;
         into.bucketTables = tables;
         into.flags = flags;

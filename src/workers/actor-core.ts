@@ -38,6 +38,13 @@ import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_MAX_NODES, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES, FRAME_SHIFT_MASK } from './dispatcher-core.js';
+
+/**
+ * How far apart the kernel may stamp one frame for two packet sockets (the data socket's copy
+ * of a HEARTBEAT and the control socket's): each copy is stamped as it is delivered, within
+ * the same receive, microseconds apart.
+ */
+export const ANNOUNCEMENT_STAMP_SKEW_MS = 0.05;
 import type { FrameSink } from './ports.js';
 import type { HandlerErrorLog } from './handler-errors.js';
 import { handlerCall, HandlerMethod as M } from './watchdog.js';
@@ -147,6 +154,18 @@ export class ActorCore {
   #accepting = false;
   #changePending = false;
   #weightsPending = false;
+  /**
+   * The latest weight announced in the data stream (announcementSeen: the HEARTBEAT's receive
+   * time), and how far the view's control plane has read (PublishedView.readThrough): while
+   * the first is later, the control plane has not read an announcement this actor has passed,
+   * and new flows wait.
+   */
+  #announcedAt = Number.NEGATIVE_INFINITY;
+  #readThrough = Number.POSITIVE_INFINITY;
+  /** PublishedView.pendingFrom: a frame received before it is decided under the applied weights. */
+  #pendingFrom = Number.NEGATIVE_INFINITY;
+  /** When the frame being decided reached the host (NaN: not known, as from an actor ring). */
+  #frameAt = Number.NaN;
   #selfId = 0;
   #now = 0;
   /** Dead nodes' ids whose entries purgeStep has still to drop, the first one under way. */
@@ -227,7 +246,25 @@ export class ActorCore {
     this.#c[C.beat]!++;
     this.#now = nowSeconds;
     if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
-    if (this.#held > 0 && !this.#changePending && !this.#weightsPending && this.#pendingBuckets === undefined) this.#releaseHeld();
+    if (this.#held > 0 && !this.#changePending && !this.#weightsPending && this.#pendingBuckets === undefined && !this.#announcementUnread()) this.#releaseHeld();
+  }
+
+  /**
+   * A HEARTBEAT announcing a weight passed here in the data stream (--workers 1: the
+   * dispatcher is this actor), received at `receivedAt`. Until a view reads through it, every
+   * new flow after it waits: this node's control plane may not have read the announcement yet
+   * while the others' have, and they hold the flows it moves.
+   */
+  announcementSeen(receivedAt: number): void {
+    if (receivedAt > this.#announcedAt) this.#announcedAt = receivedAt;
+  }
+
+  /**
+   * An announcement seen in the stream and not yet in the view. The two receive times come from
+   * two sockets, which the kernel may stamp a few microseconds apart: ANNOUNCEMENT_STAMP_SKEW_MS.
+   */
+  #announcementUnread(): boolean {
+    return this.#announcedAt > this.#readThrough + ANNOUNCEMENT_STAMP_SKEW_MS;
   }
 
   /**
@@ -235,8 +272,9 @@ export class ActorCore {
    * them and the frame (virtio-net header first, when the port has one) at `bytes[at, at + length)`.
    * Kept frames are written from there at endBatch(), which must come before `bytes` is reused.
    */
-  decideFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): void {
+  decideFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number, receivedAt = Number.NaN): void {
     this.#c[C.framesIn]!++;
+    this.#frameAt = receivedAt;
     this.#decide(keyLo, keyHi, electionInput, meta, bytes, at, length, true);
   }
 
@@ -448,7 +486,15 @@ export class ActorCore {
       return;
     }
     if (owner < 0 || this.#live[owner] === 0) {
-      if (mayHold && this.#changePending) {
+      if (mayHold && this.#announcementUnread()) {
+        c[C.heldForAnnouncement]!++;
+        this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
+        return;
+      }
+      // Received before the weights in flight were announced: every node decided it, or will,
+      // under the applied weights (the others read it before the announcement too).
+      const beforeAnnouncement = this.#frameAt < this.#pendingFrom;
+      if (mayHold && this.#changePending && !beforeAnnouncement) {
         this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
       }
@@ -461,7 +507,7 @@ export class ActorCore {
         return;
       }
       owner = this.#elections.electOwner(rule, hash);
-      if (mayHold && this.#weightsPending && this.#nextElections.electOwner(rule, hash) !== owner) {
+      if (mayHold && this.#weightsPending && !beforeAnnouncement && this.#nextElections.electOwner(rule, hash) !== owner) {
         this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
       }
@@ -643,6 +689,8 @@ export class ActorCore {
     }
     this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
     this.#weightsPending = (view.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
+    this.#readThrough = view.readThrough;
+    this.#pendingFrom = view.pendingFrom;
     if (this.#weightsPending) {
       this.#nextElections.rebuild({
         count: view.nodeCount,

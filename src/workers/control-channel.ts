@@ -48,6 +48,7 @@ import {
   FLAG_WAKE,
   IDENTITY_MAX_BYTES,
   IdentityResult,
+  isWeightAnnouncement,
   MESSAGE_HEADER_LENGTH,
   MessageType,
   messageTypeName,
@@ -208,6 +209,16 @@ export class ControlChannel {
   #reading = false;
   #watching = true;
   #framesRead = 0;
+  /** HEARTBEATs announcing a weight (FLAG_WAKE) read since takeAnnouncementsRead, forged or not. */
+  #announcementsRead = 0;
+  /** The latest receive time among the frames read. */
+  #lastReceivedAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Every frame this socket received before this time (epoch ms) has been read and handled:
+   * the latest read that found the socket empty started then (or read a frame received then,
+   * if later). PublishedView.readThrough.
+   */
+  readThrough = Number.NEGATIVE_INFINITY;
   readonly #strangers: TokenBucket;
   #messageId = 0;
   readonly counters: ControlCounters = { received: {}, sent: {}, rejected: {} };
@@ -512,13 +523,19 @@ export class ControlChannel {
   /** Up to READ_BATCH frames; true when it stopped at the batch's end (more may wait). */
   #readBatch(): boolean {
     const rx = this.#rx;
+    const startedAt = this.#clock.preciseWallNow();
     this.#reading = true;
     try {
       for (let n = 0; n < READ_BATCH; n++) {
         if (!this.#open) return false;
         const len = this.#socket.recv(rx);
-        if (len < 0) return false;
+        if (len < 0) {
+          this.readThrough = Math.max(this.readThrough, startedAt, this.#lastReceivedAt);
+          return false;
+        }
         this.#framesRead++;
+        const at = this.#socket.receivedAt();
+        if (at > this.#lastReceivedAt) this.#lastReceivedAt = at;
         this.#frame(len);
       }
       return true;
@@ -539,6 +556,21 @@ export class ControlChannel {
   }
 
   /**
+   * HEARTBEATs announcing a weight read since the last call, authenticated or not: the data
+   * socket passes them to the actors too, which hold new flows until a view reads through them.
+   */
+  takeAnnouncementsRead(): number {
+    const n = this.#announcementsRead;
+    this.#announcementsRead = 0;
+    return n;
+  }
+
+  /** Announcements read and not yet taken. */
+  get announcementsRead(): number {
+    return this.#announcementsRead;
+  }
+
+  /**
    * One received frame. The cheap checks come first (length, EtherType, our own frame, the
    * header decodes with its CRC, our cluster IP, a known type); the HMAC, the expensive one,
    * is rate-limited for senders the membership does not know (one global bucket, so a flood
@@ -556,6 +588,8 @@ export class ControlChannel {
       this.#reject('not-lnlb');
       return;
     }
+    // What the data filter passes to the actors (bpf.ts dataFilter), counted before any check.
+    if (isWeightAnnouncement(rx, ETH_HLEN, len - ETH_HLEN)) this.#announcementsRead++;
     if (macEquals(rx, 6, this.#o.ownMac, 0)) {
       // The socket never reads back what we send (PACKET_IGNORE_OUTGOING): someone forged our MAC.
       this.#reject('own-source');

@@ -188,6 +188,12 @@ export class ControlPlane {
   #leaving = false;
   /** The pass mask last published (#wakeFilter). */
   #lastPassKey = '';
+  /**
+   * When the weights in flight were announced (PublishedView.pendingFrom): the receive time of
+   * the HEARTBEAT that put the first of them in flight, or the moment this node's own went out;
+   * -Infinity while none is.
+   */
+  #pendingFrom = Number.NEGATIVE_INFINITY;
   /** The table under the pending weights, and for which weights (computed once per change). */
   #nextBuckets: { key: string; owners: Uint8Array | undefined } = { key: '', owners: undefined };
 
@@ -246,7 +252,11 @@ export class ControlPlane {
         membership.receive(type, srcMac, now, info, this.#heardAt(now));
         if (info.joined) this.#transfers.serves(srcMac);
         // Rules and names are kept only for the senders in the table (bounded, pruned as they go).
-        const known = this.#find(srcMac) !== undefined;
+        const sender = this.#find(srcMac);
+        const known = sender !== undefined;
+        // The sender's weight put in flight by this frame: announced when it came. (This node's
+        // own, put in flight by a round this frame started, counts from its heartbeat: #publishView.)
+        if (this.#pendingFrom === Number.NEGATIVE_INFINITY && known && membership.weightsInFlight && sender.announcedWeight !== sender.weight) this.#pendingFrom = this.#receivedAt();
         if (!known) this.#wake();
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
@@ -291,7 +301,7 @@ export class ControlPlane {
         this.#unauthenticatedFrame(key, verdict, claimsJoined);
       },
       onReadDone: () => {
-        if (this.#driveWanted) this.#drive();
+        if (this.#driveWanted || this.#channel.announcementsRead > 0) this.#drive();
       },
     });
     this.#transfers = new ControlStateTransfers(
@@ -705,6 +715,12 @@ export class ControlPlane {
     return now - Math.min(Math.max(waited, 0), this.#heartbeatMs);
   }
 
+  /** When the frame being handled reached this host, on the wall clock of the sockets' receive times (now, if not known). */
+  #receivedAt(): number {
+    const at = this.#channel.receivedAt;
+    return Number.isFinite(at) ? at : this.#clock.preciseWallNow();
+  }
+
   /** Something that is not routine happened: watch the socket again (quiet reading, above). */
   #wake(): void {
     this.#eventful = true;
@@ -798,6 +814,9 @@ export class ControlPlane {
     }
     this.#announceDraining(); // before the heartbeats below go out
     this.#carryOut(membership.drainActions());
+    // The actors hold new flows after a weight announced in the data stream until a view reads
+    // through it: one more view if none went out since the announcement was read (a repeat, a forgery).
+    if (this.#channel.takeAnnouncementsRead() > 0 && this.#view.readThrough !== this.#channel.readThrough) this.#publishView();
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
     this.#driveHandovers(now);
@@ -903,6 +922,10 @@ export class ControlPlane {
     // while the members change, rather than be taken twice or by nobody.
     const tablesDiffer = this.#ledger !== undefined && view.accepting && !this.#ledger.agreed;
     view.flags = membership.holdsAllNewFlows || tablesDiffer ? VIEW_FLAG_CHANGE_PENDING : membership.weightsPending ? VIEW_FLAG_WEIGHTS_PENDING : 0;
+    view.readThrough = this.#channel.readThrough;
+    if (!membership.weightsInFlight) this.#pendingFrom = Number.NEGATIVE_INFINITY;
+    else if (this.#pendingFrom === Number.NEGATIVE_INFINITY) this.#pendingFrom = this.#clock.preciseWallNow(); // this node's own, just sent
+    view.pendingFrom = membership.membersChanging || tablesDiffer ? Number.NEGATIVE_INFINITY : this.#pendingFrom;
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;
     const slots = this.#rules.params.length;

@@ -49,6 +49,8 @@ export interface ControlClock {
   now(): number;
   /** Wall-clock milliseconds since the epoch (authentication sequences, replay tolerance). */
   wallNow(): number;
+  /** The wall clock to the microsecond, the clock of the sockets' receive times (`receivedAt`). */
+  preciseWallNow(): number;
   setTimer(cb: () => void, ms: number): TimerHandle;
   clearTimer(handle: TimerHandle): void;
   /** Runs `cb` after what is already due (timers, I/O): how a long job yields. */
@@ -59,6 +61,7 @@ export interface ControlClock {
 export const systemClock: ControlClock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
+  preciseWallNow: () => port.realtimeMs(),
   setTimer: (cb, ms) => setTimeout(cb, ms),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
   defer: (cb) => void setImmediate(cb),
@@ -276,6 +279,10 @@ export class ManualClock implements ControlClock {
 
   wallNow(): number {
     return this.#now + this.#wallOffset;
+  }
+
+  preciseWallNow(): number {
+    return this.wallNow();
   }
 
   /** The wall clock jumps (NTP step, an operator's `date -s`); the monotonic one does not. */

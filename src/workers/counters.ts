@@ -7,7 +7,7 @@
  *   row: COUNTER_SLOTS × Float64
  */
 
-export const COUNTER_SLOTS = 28;
+export const COUNTER_SLOTS = 32;
 
 /** Dispatcher row. */
 export const DispatcherCounter = {
@@ -53,6 +53,8 @@ export const DispatcherCounter = {
   /** --vlan: frames the host sent through the cluster interface, forwarded tagged (egress.ts), and those the wire refused. */
   egressFrames: 26,
   egressDrops: 27,
+  /** HEARTBEATs announcing a weight (FLAG_WAKE) read in the data stream: each one holds the actors' new flows until the control plane has read it too. */
+  announcementsSeen: 28,
 } as const;
 
 /** Actor rows. */
@@ -84,6 +86,8 @@ export const ActorCounter = {
   shrinkAppliedAt: 18,
   /** Wall-clock ms of the first new flow this actor took after that view (0: none yet). */
   firstTakenAfterShrinkAt: 19,
+  /** New flows held because a weight was announced in the data stream before them and the control plane had not read it yet. */
+  heldForAnnouncement: 20,
 } as const;
 
 export class CounterBlock {

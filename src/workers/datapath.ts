@@ -109,6 +109,8 @@ export interface DatapathCounters {
   kernelDrops: number;
   /** The data socket's kernel filter (dispatcher-filter.ts). */
   kernelFilter: KernelFilterCounters;
+  /** HEARTBEATs announcing a weight seen in the data stream, and the new flows held after one until the control plane had read it (--workers 1). */
+  weightAnnouncements: { seen: number; heldFlows: number };
   dropped: Record<string, number>;
 }
 
@@ -610,6 +612,7 @@ export class Datapath {
         swaps: dispatcher(DispatcherCounter.kernelFilterSwaps),
         failures: dispatcher(DispatcherCounter.kernelFilterFailures),
       },
+      weightAnnouncements: { seen: dispatcher(DispatcherCounter.announcementsSeen), heldFlows: actors(ActorCounter.heldForAnnouncement) },
       dropped: {
         notConverged: actors(ActorCounter.dropNotConverged),
         otherNode: actors(ActorCounter.dropOtherNode),

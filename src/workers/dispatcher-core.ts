@@ -28,7 +28,8 @@ import { actorForKey, ipv6Identity, isIPv6Identity } from '../cluster/hash.js';
 import { AffinityCode, compileRules, RuleModeCode, type RuleSet } from '../cluster/port-rules.js';
 import { AFFINITY_KEY_WORDS, FRAME_FLAGS_MASK, type ParsedFrame, type ProtocolHandler } from '../handlers/handler.js';
 import { ARP_OFF_OP, ARP_OP_REPLY, ARP_PAYLOAD_LENGTH, ArpParse, ARPR_SENDER_IP, ARPR_TARGET_IP, buildArpReply, createArpResult, parseArpRequest } from '../net/arp.js';
-import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, macEquals } from '../net/ethernet.js';
+import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_P_LNLB, macEquals } from '../net/ethernet.js';
+import { isWeightAnnouncement } from '../net/cluster-message.js';
 import { createIPv6Result, IPPROTO_ICMPV6, IP6R_DST, IP6R_FLAGS, IP6R_IP_OFFSET, IP6R_L4_OFFSET, IP6R_PAYLOAD_LENGTH, IP6R_PROTOCOL, IP6R_SRC, IPV6_HEADER, IPv6Parse, readIPv6 } from '../net/ipv6.js';
 import { buildSolicitedAdvertisement, createNdpResult, ICMPV6_NEIGHBOR_ADVERTISEMENT, NdpParse, parseNeighborSolicitation } from '../net/ndp.js';
 import {
@@ -137,6 +138,10 @@ export class FrameDispatcher {
   readonly #handlers: readonly ProtocolHandler[];
   readonly #handoff: FrameHandoff;
   readonly #meta = new Uint32Array(BATCH_FRAMES * META_WORDS);
+  /** When each frame of the batch reached the host (epoch ms, the kernel's; NaN: not known). */
+  readonly #stamps = new Float64Array(BATCH_FRAMES).fill(Number.NaN);
+  /** The frame being dispatched: its stamp. */
+  #frameAt = Number.NaN;
   readonly #ip = createIPv4Result();
   readonly #ip6 = createIPv6Result();
   readonly #ndp = createNdpResult();
@@ -189,12 +194,14 @@ export class FrameDispatcher {
   pollOnce(timeoutMs: number): number {
     this.#c[C.beat]!++; // the watchdog's sign of progress (watchdog.ts)
     const meta = this.#meta;
+    const stamps = this.#stamps;
     const source = this.#source;
-    const n = source.read(meta, BATCH_FRAMES, timeoutMs);
+    const n = source.read(meta, BATCH_FRAMES, timeoutMs, stamps);
     if (n > 0) this.#handoff.beginBatch();
     for (let i = 0; i < n; i++) {
       const row = i * META_WORDS;
       const flags = meta[row + 3]!;
+      this.#frameAt = stamps[i]!;
       this.#dispatch((flags & META_SPILLED) === 0 ? source.bytes : source.spill, meta[row]!, meta[row + 1]!, flags);
     }
     if (n > 0) this.#handoff.endBatch();
@@ -228,6 +235,11 @@ export class FrameDispatcher {
     }
     if (type === ETH_P_IPV6) {
       this.#dispatchIPv6(b, off, len, l2, frameLen);
+      return;
+    }
+    if (type === ETH_P_LNLB && this.#isAnnouncement(b, l2, frameLen)) {
+      c[C.announcementsSeen]!++;
+      this.#handoff.announcement(this.#frameAt);
       return;
     }
     if (!macEquals(b, l2, this.#clusterMac, 0)) {
@@ -266,6 +278,16 @@ export class FrameDispatcher {
     parsed.dst = ip[IPR_DST]!;
     parsed.firstFragment = (ip[IPR_FLAGS]! & IPF_FRAGMENT) === 0;
     this.#keyAndHand(b, off, len, (src & NETWORK_MASK) >>> 0);
+  }
+
+  /**
+   * A member's HEARTBEAT announcing a weight (FLAG_WAKE, to the cluster MAC), which the data
+   * filter passes so that the actors see it in order with the clients' frames: a new flow
+   * after it waits until the control plane has read it (ActorCore.announcementSeen). Not
+   * authenticated here: a forged one holds new flows only until the control plane's next read.
+   */
+  #isAnnouncement(b: Uint8Array, l2: number, frameLen: number): boolean {
+    return macEquals(b, l2, this.#clusterMac, 0) && isWeightAnnouncement(b, l2 + ETH_HLEN, frameLen - ETH_HLEN);
   }
 
   /**
@@ -372,7 +394,7 @@ export class FrameDispatcher {
     const affinity = this.#ruleAffinities[rule]!;
     const electionInput = affinity === AffinityCode.single ? src : affinity === AffinityCode.none ? keyLo : network;
     if (this.#tapMac !== undefined) b.set(this.#tapMac, parsed.l2);
-    if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), b, off, len)) c[C.dropRingFull]!++;
+    if (!this.#handoff.take(keyLo, keyHi, electionInput, handlerIndex | (rule << 8) | ((key[2]! & FRAME_FLAGS_MASK) << 16), b, off, len, this.#frameAt)) c[C.dropRingFull]!++;
   }
 
   /** A reply of `len` bytes built in tx after the virtio-net header: tagged for --vlan; its length. */
@@ -438,15 +460,22 @@ function wallSeconds(): number {
 /** What the dispatcher hands a kept frame to: an actor thread's ring, or the actor it is itself. */
 interface FrameHandoff {
   beginBatch(): void;
-  /** The frame at bytes[at, at + length) (valid until the next read) with its descriptor's words; false when there was no room (counted as ringFull). */
-  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): boolean;
+  /**
+   * The frame at bytes[at, at + length) (valid until the next read) with its descriptor's
+   * words and when it reached the host (epoch ms, NaN: not known); false when there was no
+   * room (counted as ringFull).
+   */
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number, receivedAt: number): boolean;
+  /** A weight announced (a HEARTBEAT with FLAG_WAKE) here in the stream, received at `receivedAt`. */
+  announcement(receivedAt: number): void;
   endBatch(): void;
 }
 
 /** The actor the dispatcher thread is itself (ActorCore's direct input). */
 export interface DirectActor {
   beginBatch(nowSeconds: number): void;
-  decideFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): void;
+  decideFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number, receivedAt: number): void;
+  announcementSeen(receivedAt: number): void;
   endBatch(): void;
 }
 
@@ -468,9 +497,13 @@ class DirectHandoff implements FrameHandoff {
     this.#actor.beginBatch(this.#nowSeconds());
   }
 
-  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): boolean {
-    this.#actor.decideFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
+  take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number, receivedAt: number): boolean {
+    this.#actor.decideFrame(keyLo, keyHi, electionInput, meta, bytes, at, length, receivedAt);
     return true;
+  }
+
+  announcement(receivedAt: number): void {
+    this.#actor.announcementSeen(receivedAt);
   }
 
   endBatch(): void {
@@ -511,6 +544,13 @@ class RingHandoff implements FrameHandoff {
   }
 
   beginBatch(): void {}
+
+  /**
+   * Not passed on: an actor thread reads its ring after the control plane may have published
+   * the weight, so the switch at the announcement's place in the stream is --workers 1's alone
+   * (README, "Weights").
+   */
+  announcement(): void {}
 
   take(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, off: number, len: number): boolean {
     const actor = actorForKey(keyLo, keyHi, this.#rings.length, this.#actorSeed);

@@ -19,9 +19,10 @@ export interface FrameSource {
    * Describes up to `maxFrames` frames (each starting with the virtio-net header when the
    * port has one) without copying them: row i of `meta` (4 u32) is [offset, length, length on
    * the wire, pkttype | META_TRUNCATED | META_SPILLED]. They stay valid until the next read.
-   * Waits up to `timeoutMs` when nothing is ready. Returns the count.
+   * Waits up to `timeoutMs` when nothing is ready. Returns the count. With `stamps` (at least
+   * maxFrames long), stamps[i] is when frame i reached this host (epoch ms; NaN: not known).
    */
-  read(meta: Uint32Array, maxFrames: number, timeoutMs: number): number;
+  read(meta: Uint32Array, maxFrames: number, timeoutMs: number, stamps?: Float64Array): number;
   /** Sends one frame on the wire (with its virtio-net header when the port has one); 0 if dropped. */
   send(buf: Uint8Array, offset: number, length: number): number;
   /** Frames the kernel dropped because we did not read fast enough, since the start. */
@@ -51,8 +52,8 @@ export class PacketRingSource implements FrameSource {
     this.bytes = new Uint8Array(port.ringView(fd));
   }
 
-  read(meta: Uint32Array, maxFrames: number, timeoutMs: number): number {
-    return port.ringReadInPlace(this.#fd, meta, maxFrames, timeoutMs, this.spill);
+  read(meta: Uint32Array, maxFrames: number, timeoutMs: number, stamps?: Float64Array): number {
+    return port.ringReadInPlace(this.#fd, meta, maxFrames, timeoutMs, this.spill, stamps);
   }
 
   send(buf: Uint8Array, offset: number, length: number): number {
@@ -91,6 +92,8 @@ export class MemoryFrameSource implements FrameSource {
   readonly spill = new Uint8Array(0);
   /** The 802.1Q TCI each frame came with (by index into `frames`), as the kernel reports it beside the frame; undefined: untagged. */
   readonly tags: (number | undefined)[] = [];
+  /** When each frame (by index into `frames`) reached the host, epoch ms; undefined: not known (NaN). */
+  readonly times: (number | undefined)[] = [];
 
   constructor(frames: Uint8Array[], total = frames.length, bufferBytes = 1 << 20) {
     this.#frames = frames;
@@ -98,7 +101,7 @@ export class MemoryFrameSource implements FrameSource {
     this.bytes = new Uint8Array(bufferBytes);
   }
 
-  read(meta: Uint32Array, maxFrames: number): number {
+  read(meta: Uint32Array, maxFrames: number, _timeoutMs = 0, stamps?: Float64Array): number {
     let count = 0;
     let at = 2;
     const dst = this.bytes;
@@ -112,6 +115,7 @@ export class MemoryFrameSource implements FrameSource {
       meta[row + 2] = frame.length;
       const tag = this.tags[this.#next];
       meta[row + 3] = tag === undefined ? 0 : (META_VLAN | (tag << 16)) >>> 0;
+      if (stamps !== undefined) stamps[count] = this.times[this.#next] ?? Number.NaN;
       at = ((at + frame.length + 7) & ~7) + 2;
       count++;
       this.remaining--;

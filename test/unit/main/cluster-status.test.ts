@@ -110,7 +110,7 @@ test('failed, held, suspended and the datapath counters pass through', (t) => {
       failed: 'handler tcp stuck in actor 0',
       suspended: true,
       plane: held,
-      counters: { framesSeen: 10, framesIPv6: 0, vlan: { neighbourToHost: 0, egressFrames: 0, egressDrops: 0 }, framesAccepted: 4, arpRequests: 1, arpReplies: 1, ndpSolicitations: 0, ndpAdvertisements: 0, trackedEntries: 2, evictions: 0, kernelDrops: 0, kernelFilter: { program: 'plain', why: 'every frame: only --election bucket is filtered by bucket', passBuckets: 1024, swaps: 0, failures: 0 }, dropped: { notOurs: 6 } },
+      counters: { framesSeen: 10, framesIPv6: 0, vlan: { neighbourToHost: 0, egressFrames: 0, egressDrops: 0 }, framesAccepted: 4, arpRequests: 1, arpReplies: 1, ndpSolicitations: 0, ndpAdvertisements: 0, trackedEntries: 2, evictions: 0, kernelDrops: 0, kernelFilter: { program: 'plain', why: 'every frame: only --election bucket is filtered by bucket', passBuckets: 1024, swaps: 0, failures: 0 }, weightAnnouncements: { seen: 0, heldFlows: 0 }, dropped: { notOurs: 6 } },
       handlerCounters: [{ opened: 2 }],
     }),
   );

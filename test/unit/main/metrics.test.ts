@@ -37,6 +37,7 @@ function fakeInterface(name: string, overrides: Partial<InterfaceStatusJson['cou
       trackedEntries: 12,
       kernelDrops: 1,
       kernelFilter: { program: 'buckets', why: 'buckets this node owns or drains', passBuckets: 341, swaps: 4, failures: 1 },
+      weightAnnouncements: { seen: 3, heldFlows: 2 },
       control: {
         received: { HEARTBEAT: 50, JOIN: 1 },
         sent: { HEARTBEAT: 51, WELCOME: 1 },
@@ -93,6 +94,8 @@ test('datapath counters per interface, drops by reason, with their types', async
   t.is(samples.get('lnlb_kernel_drops_total{interface="nlb0"}'), 1);
   t.is(samples.get('lnlb_kernel_filter_pass_buckets{interface="nlb0"}'), 341);
   t.is(samples.get('lnlb_kernel_filter_swaps_total{interface="nlb0"}'), 4);
+  t.is(samples.get('lnlb_weight_announcements_seen_total{interface="nlb0"}'), 3);
+  t.is(samples.get('lnlb_flows_held_for_announcement_total{interface="nlb0"}'), 2);
   t.is(samples.get('lnlb_kernel_filter_failures_total{interface="nlb0"}'), 1);
   t.is(samples.get('lnlb_arp_replies_total{interface="nlb0"}'), 7);
   t.is(samples.get('lnlb_tracked_entries{interface="nlb0"}'), 12);
@@ -178,14 +181,15 @@ test('a held node: lnlb_held 1 and its unauthenticated peers by verdict (every v
   t.is(samples.get('lnlb_state_transfers_total{interface="nlb0",what="transfersStarted"}'), 2);
 });
 
-test('a status without the newer fields (evictions, deaths, actors, kernel filter) gives no such series and no error', async (t) => {
+test('a status without the newer fields (evictions, deaths, actors, kernel filter, weight announcements) gives no such series and no error', async (t) => {
   const old = fakeInterface('nlb0');
   delete old.counters.evictions;
   delete old.counters.deaths;
   delete old.counters.actors;
   delete old.counters.kernelFilter;
+  delete old.counters.weightAnnouncements;
   const { samples } = await scrape(() => [old]);
-  t.false([...samples.keys()].some((k) => k.startsWith('lnlb_tracking_evictions_total') || k.startsWith('lnlb_node_deaths_total') || k.startsWith('lnlb_actor_') || k.startsWith('lnlb_kernel_filter_')));
+  t.false([...samples.keys()].some((k) => k.startsWith('lnlb_tracking_evictions_total') || k.startsWith('lnlb_node_deaths_total') || k.startsWith('lnlb_actor_') || k.startsWith('lnlb_kernel_filter_') || k.startsWith('lnlb_weight_announcements_') || k.startsWith('lnlb_flows_held_for_')));
   t.is(samples.get('lnlb_frames_seen_total{interface="nlb0"}'), 1000);
 });
 

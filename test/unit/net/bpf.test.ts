@@ -61,6 +61,10 @@ const dataCases: Case[] = [
   { description: 'ARP broadcast request', frame: () => rawFrame(BROADCAST_MAC, ETH_P_ARP), verdict: BPF_ACCEPT },
   { description: 'ARP unicast to someone else', frame: () => rawFrame(OTHER_NODE, ETH_P_ARP), verdict: BPF_ACCEPT },
   { description: 'control frame to the cluster MAC (the control socket reads it)', frame: () => rawFrame(CLUSTER_MAC, ETH_P_LNLB), verdict: 0 },
+  { description: "a HEARTBEAT announcing a weight (FLAG_WAKE) to the cluster MAC: the actors see it in order with the clients' frames", frame: () => controlMessage(CLUSTER_MAC, MessageType.HEARTBEAT, (FLAG_WAKE | FLAG_AUTHENTICATED) >>> 0), verdict: BPF_ACCEPT },
+  { description: 'a routine HEARTBEAT to the cluster MAC', frame: () => controlMessage(CLUSTER_MAC, MessageType.HEARTBEAT, (0x1 | FLAG_AUTHENTICATED) >>> 0), verdict: 0 },
+  { description: 'a HEARTBEAT announcing a weight to another MAC', frame: () => controlMessage(OTHER_NODE, MessageType.HEARTBEAT, FLAG_WAKE), verdict: 0 },
+  { description: 'a JOIN to the cluster MAC, whatever its flags', frame: () => controlMessage(CLUSTER_MAC, MessageType.JOIN, FLAG_WAKE), verdict: 0 },
   { description: 'IPv6 to the cluster MAC (no IPv6 VIP)', frame: () => rawFrame(CLUSTER_MAC, 0x86dd), verdict: 0 },
   { description: 'frame cut before the EtherType', frame: () => ipv4Frame({ dst: CLUSTER_MAC }), len: 12, verdict: 0 },
 ];
@@ -88,6 +92,7 @@ const data6Cases: Case[] = [
   { description: 'IPv6 to another MAC', frame: () => ipv6Frame({ dst: OTHER_NODE }), verdict: 0 },
   { description: 'IPv4 to the cluster MAC, as without an IPv6 VIP', frame: () => ipv4Frame({ dst: CLUSTER_MAC }), verdict: BPF_ACCEPT },
   { description: 'a control frame to the cluster MAC, as without', frame: () => rawFrame(CLUSTER_MAC, ETH_P_LNLB), verdict: 0 },
+  { description: 'a HEARTBEAT announcing a weight to the cluster MAC, as without', frame: () => controlMessage(CLUSTER_MAC, MessageType.HEARTBEAT, FLAG_WAKE), verdict: BPF_ACCEPT },
 ];
 
 for (const c of data6Cases) {

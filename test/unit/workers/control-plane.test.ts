@@ -106,6 +106,33 @@ test('a weight announced rings the settled members\' doorbell: each publishes th
   t.false(pending(a) || pending(cc), 'applied everywhere, nothing held');
 });
 
+test('the view says where the control plane stands among the frames: it reads through a weight announced, and says when the weights in flight were announced', async (t) => {
+  const c = new ControlCluster();
+  const a = c.add(A, { key: KEY });
+  const b = c.add(B, { key: KEY });
+  c.add(C, { key: KEY });
+  await c.run(1000);
+  const read = (node: typeof a): ReturnType<typeof createPublishedView> => {
+    const v = createPublishedView();
+    t.true(node.reader.read(v));
+    return v;
+  };
+  t.is(read(a).pendingFrom, Number.NEGATIVE_INFINITY, 'no weight in flight');
+  const sentBefore = b.plane.status().control.sent['HEARTBEAT'] ?? 0;
+  b.plane.setWeight(5);
+  let steps = 0;
+  while ((b.plane.status().control.sent['HEARTBEAT'] ?? 0) === sentBefore && steps++ < 200) await c.run(1);
+  await c.run(1);
+  const [atA, atB] = [read(a), read(b)];
+  t.true(Number.isFinite(atB.pendingFrom), "B's own weight counts from its heartbeat");
+  // The wire takes 0.1 ms: A received the announcement then, and its view says so.
+  t.true(atA.pendingFrom > atB.pendingFrom && atA.pendingFrom - atB.pendingFrom <= 0.1 + 1e-3, `announced at ${atB.pendingFrom}, received by A at ${atA.pendingFrom}`);
+  t.true(atA.readThrough >= atA.pendingFrom, "A's view reads through the announcement");
+  await c.run(1000);
+  for (const node of [a, b]) t.is(read(node).pendingFrom, Number.NEGATIVE_INFINITY, 'applied: nothing in flight');
+  t.true(read(a).readThrough > atA.readThrough, 'and the views read on');
+});
+
 test('a flood that rings no doorbell (heartbeats of another cluster) makes a settled node read frames as they come while it lasts, and quiet again after', async (t) => {
   const c = new ControlCluster();
   const a = c.add(A, { key: KEY });
