@@ -10,15 +10,19 @@
  * And whether every new client is taken by exactly one node: 10,000 new sources, one frame
  * each, 2,000 a second, into 4 nodes at the default heartbeat while a weight changes every
  * 400 ms (a node after another, 100 ↔ 300), then the same into the same cluster with no change
- * (the reference). Every node records the owner it elected for each source (the default
- * handler tracks every source): from each node's `lnlbctl conntrack --json`, a source no node
- * holds as its own was taken by none, one two hold by two.
+ * (the reference). And the same while every node's weight changes at once every 400 ms (as the
+ * load average of one host changes every node's: announcements overlap, and a new source held
+ * across two of them must be decided under the weights of its time). Every node records the
+ * owner it elected for each source (the default handler tracks every source): from each node's
+ * `lnlbctl conntrack --json`, a source no node holds as its own was taken by none, one two hold
+ * by two.
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP } from '../lab/cluster.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
+import { sourceOwners, type SourceOwners } from './source-owners.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const RACE_SOURCES = 10_000;
@@ -26,12 +30,8 @@ const RACE_RATE = 2000;
 const RACE_NODES = 4;
 const RACE_FLIP_MS = 400;
 
-interface Race {
+interface Race extends SourceOwners {
   flips: number;
-  /** Sources no node holds as its own / two or more do / some node never saw. */
-  byNone: number;
-  byTwo: number;
-  unseen: number;
 }
 
 interface Phase {
@@ -77,16 +77,26 @@ async function phase(lab: ClusterLab, ms: number, changeWeights: boolean, lanes 
   return result;
 }
 
-/** One frame from each of RACE_SOURCES new sources from `base` up, a node's weight flipping every RACE_FLIP_MS if asked; then who holds each source. */
-async function race(lab: ClusterLab, base: number, flip: boolean): Promise<Race> {
+/**
+ * One frame from each of RACE_SOURCES new sources from `base` up while weights flip every
+ * RACE_FLIP_MS (`one`: a node after another; `all`: every node at once; `none`); then who
+ * holds each source.
+ */
+async function race(lab: ClusterLab, base: number, flip: 'none' | 'one' | 'all'): Promise<Race> {
   let flips = 0;
   let sending = true;
+  const setWeight = async (node: string, weight: number): Promise<void> => {
+    const r = await lab.ctl(node, ['set_weight', 'nlb0', String(weight)]);
+    if (r.code !== 0) throw new Error(`set_weight: ${r.stderr}`);
+  };
   const flipper = async (): Promise<void> => {
-    while (flip) {
+    while (flip !== 'none') {
       await sleep(RACE_FLIP_MS);
       if (!sending) return;
-      const r = await lab.ctl(lab.nodes[flips % lab.nodes.length]!, ['set_weight', 'nlb0', String(flips % 2 === 0 ? 300 : 100)]);
-      if (r.code !== 0) throw new Error(`set_weight: ${r.stderr}`);
+      const weight = flips % 2 === 0 ? 300 : 100;
+      // Every node at once: node i to a weight of its own, so that every announcement moves sources.
+      if (flip === 'all') await Promise.all(lab.nodes.map((node, i) => setWeight(node, weight + 10 * i)));
+      else await setWeight(lab.nodes[flips % lab.nodes.length]!, weight);
       flips++;
     }
   };
@@ -97,44 +107,26 @@ async function race(lab: ClusterLab, base: number, flip: boolean): Promise<Race>
   await flipping;
   if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
   await sleep(1000); // the last frames through every node
-  const mine = new Map<number, number>();
-  const seen = new Map<number, number>();
-  for (const node of lab.nodes) {
-    const r = await lab.ctl(node, ['conntrack', 'nlb0', '--json', '--limit', '1000000'], 30_000);
-    if (r.code !== 0) throw new Error(`conntrack on ${node}: ${r.stderr}`);
-    for (const e of (JSON.parse(r.stdout) as { entries: { source: string; self: boolean }[] }).entries) {
-      const [a, b, c, d] = e.source.split('.').map(Number);
-      const ip = (((a! << 24) | (b! << 16) | (c! << 8) | d!) >>> 0) - base;
-      if (!(ip >= 0 && ip < RACE_SOURCES)) continue;
-      seen.set(ip, (seen.get(ip) ?? 0) + 1);
-      if (e.self) mine.set(ip, (mine.get(ip) ?? 0) + 1);
-    }
-  }
-  let byNone = 0;
-  let byTwo = 0;
-  let unseen = 0;
-  for (let i = 0; i < RACE_SOURCES; i++) {
-    if ((seen.get(i) ?? 0) < lab.nodes.length) unseen++;
-    const holders = mine.get(i) ?? 0;
-    if (holders === 0) byNone++;
-    else if (holders > 1) byTwo++;
-  }
-  return { flips, byNone, byTwo, unseen };
+  return { flips, ...(await sourceOwners(lab, lab.nodes, base, RACE_SOURCES)) };
 }
 
 /** New sources into RACE_NODES nodes while weights flip, and with none (the reference). */
-async function raceRows(o: BenchOptions): Promise<{ rows: BenchRow[]; json: { flipping: Race; steady: Race } }> {
+async function raceRows(o: BenchOptions): Promise<{ rows: BenchRow[]; json: { flipping: Race; together: Race; steady: Race } }> {
   const lab = await ClusterLab.create({ nodes: RACE_NODES, clientAddresses: 1 });
   let flipping: Race;
+  let together: Race;
   let steady: Race;
   try {
     for (const node of lab.nodes) lab.startDaemon(node, ['--weight-mode', 'fixed', '--log-level', 'warn']);
     await lab.waitConverged(lab.nodes, 30_000);
     o.progress(`weight: ${RACE_SOURCES} new sources at ${RACE_RATE}/s into ${RACE_NODES} nodes, a weight changed every ${RACE_FLIP_MS} ms`);
-    flipping = await race(lab, 0x0a400000, true); // 10.64.0.0
+    flipping = await race(lab, 0x0a400000, 'one'); // 10.64.0.0
+    await sleep(1000);
+    o.progress(`weight: the same, every node's weight changed at once every ${RACE_FLIP_MS} ms`);
+    together = await race(lab, 0x0a600000, 'all'); // 10.96.0.0
     await sleep(1000);
     o.progress(`weight: the same with no change (reference)`);
-    steady = await race(lab, 0x0a500000, false); // 10.80.0.0
+    steady = await race(lab, 0x0a500000, 'none'); // 10.80.0.0
   } finally {
     await lab.cleanup();
   }
@@ -150,8 +142,17 @@ async function raceRows(o: BenchOptions): Promise<{ rows: BenchRow[]; json: { fl
         goal: '0 / 0',
         met: flipping.byNone === 0 && flipping.byTwo === 0,
       },
+      {
+        figure: '  every weight at once: by none / by two',
+        note: `the same while every node's weight changes at once every ${RACE_FLIP_MS} ms (${together.flips} times; as one host's load average changes every node's): the announcements overlap (${together.unseen} not seen by every node)`,
+        lnlb: text(together),
+        reference: text(steady),
+        ratio: '',
+        goal: '0 / 0',
+        met: together.byNone === 0 && together.byTwo === 0,
+      },
     ],
-    json: { flipping, steady },
+    json: { flipping, together, steady },
   };
 }
 

@@ -300,11 +300,6 @@ export class Membership {
     return this.#roundRunning && this.#roundChangesMembership;
   }
 
-  /** A member's weight (this node's or another's) is announced and not yet applied here. */
-  get weightsInFlight(): boolean {
-    return this.#weightsInFlight();
-  }
-
   /** Weights alone are changing: only the flows whose owner they move wait. */
   get weightsPending(): boolean {
     return this.changePending && !this.holdsAllNewFlows;

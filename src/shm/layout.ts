@@ -142,5 +142,12 @@ export const VIEW_PASS_BUCKETS = VIEW_PENDING_BUCKETS + VIEW_BUCKET_MASK_WORDS;
  */
 export const VIEW_READ_THROUGH = VIEW_PASS_BUCKETS + VIEW_BUCKET_MASK_WORDS;
 export const VIEW_PENDING_FROM = VIEW_READ_THROUGH + 2;
-export const VIEW_WORDS = VIEW_PENDING_FROM + 2;
+/**
+ * Then per node (table order), its applied weight's history: [the weight before it (bits
+ * 0..15)] [when the applied one was announced: float64, two words]; a frame held across the
+ * application of a weight announced after it came is decided under the one before.
+ */
+export const VIEW_WEIGHT_HISTORY = VIEW_PENDING_FROM + 2;
+export const VIEW_WEIGHT_HISTORY_WORDS = 3;
+export const VIEW_WORDS = VIEW_WEIGHT_HISTORY + VIEW_WEIGHT_HISTORY_WORDS * VIEW_MAX_NODES;
 export const VIEW_BYTES = VIEW_WORDS * 4;

@@ -38,6 +38,8 @@ import {
   VIEW_PENDING_BUCKETS,
   VIEW_PENDING_FROM,
   VIEW_READ_THROUGH,
+  VIEW_WEIGHT_HISTORY,
+  VIEW_WEIGHT_HISTORY_WORDS,
   VIEW_BYTES,
   VIEW_FLAGS,
   VIEW_GENERATION,
@@ -111,6 +113,15 @@ export interface PublishedView {
    * the members are changing (every new flow waits, whenever it came).
    */
   pendingFrom: number;
+  /** Per node (table order): the weight it had before its applied one... */
+  readonly previousWeights: Uint16Array;
+  /**
+   * ...and when the applied one was announced (the receive time of the HEARTBEAT that carried
+   * it first, epoch ms; -Infinity: it has had it since it joined). A frame that came before
+   * that and was held until it was applied is decided under the previous one, as the nodes
+   * that decided it before the announcement did.
+   */
+  readonly weightSince: Float64Array;
 }
 
 /** PublishedView.bucketTables bit 0: `bucketOwners` holds the table the cluster agreed on (or is moving to). */
@@ -145,6 +156,8 @@ export function createPublishedView(): PublishedView {
     passBuckets: new Uint32Array(VIEW_BUCKET_MASK_WORDS),
     readThrough: Number.POSITIVE_INFINITY,
     pendingFrom: Number.NEGATIVE_INFINITY,
+    previousWeights: new Uint16Array(VIEW_MAX_NODES),
+    weightSince: new Float64Array(VIEW_MAX_NODES).fill(Number.NEGATIVE_INFINITY),
   };
 }
 
@@ -259,6 +272,11 @@ export class ViewWriter {
     if ((tables & VIEW_BUCKETS_PASS) !== 0) storeMask(w, VIEW_PASS_BUCKETS, view.passBuckets);
     storeTime(w, VIEW_READ_THROUGH, view.readThrough);
     storeTime(w, VIEW_PENDING_FROM, view.pendingFrom);
+    for (let i = 0; i < n; i++) {
+      const b = VIEW_WEIGHT_HISTORY + i * VIEW_WEIGHT_HISTORY_WORDS;
+      Atomics.store(w, b, view.previousWeights[i]!);
+      storeTime(w, b + 1, view.weightSince[i]!);
+    }
     this.gen = (this.gen + 2) | 0;
     Atomics.store(w, VIEW_GENERATION, this.gen);
     view.generation = this.gen;
@@ -334,6 +352,11 @@ export class ViewReader {
       if ((tables & VIEW_BUCKETS_PASS) !== 0) loadMask(w, VIEW_PASS_BUCKETS, into.passBuckets);
       const readThrough = loadTime(w, VIEW_READ_THROUGH);
       const pendingFrom = loadTime(w, VIEW_PENDING_FROM);
+      for (let i = 0; i < n; i++) {
+        const b = VIEW_WEIGHT_HISTORY + i * VIEW_WEIGHT_HISTORY_WORDS;
+        into.previousWeights[i] = Atomics.load(w, b);
+        into.weightSince[i] = loadTime(w, b + 1);
+      }
       if (Atomics.load(w, VIEW_GENERATION) === g1) {
         into.readThrough = readThrough;
         into.pendingFrom = pendingFrom;

@@ -45,6 +45,9 @@ import { DESCRIPTOR_BYTES, FRAME_SHIFT_MASK } from './dispatcher-core.js';
  * the same receive, microseconds apart.
  */
 export const ANNOUNCEMENT_STAMP_SKEW_MS = 0.05;
+
+/** A held frame keeps its receive time (float64) after its descriptor. */
+const HELD_TIME_BYTES = 8;
 import type { FrameSink } from './ports.js';
 import type { HandlerErrorLog } from './handler-errors.js';
 import { handlerCall, HandlerMethod as M } from './watchdog.js';
@@ -118,6 +121,19 @@ export class ActorCore {
   readonly #elections: RuleElections;
   /** The elections under the weights the view goes to (VIEW_FLAG_WEIGHTS_PENDING). */
   readonly #nextElections: RuleElections;
+  /**
+   * The elections a held frame is decided with: `#elections`, or, for a frame that came
+   * before a weight it was held across was announced, `#asOfElections` under the weights of
+   * its time (#electionsAsOf).
+   */
+  #decideWith: RuleElections;
+  readonly #asOfElections: RuleElections;
+  readonly #asOfWeights = new Uint16Array(VIEW_MAX_NODES);
+  #asOfBuilt = false;
+  /** The latest announcement of an applied weight (the view's weightSince, of a weight that changed) (of a weight that changed): a frame received after it is decided under the applied weights. */
+  #latestWeightSince = Number.NEGATIVE_INFINITY;
+  /** The hold queue's memory, for the receive time each held frame keeps (HELD_TIME_BYTES). */
+  readonly #holdData: DataView;
   readonly #agreedBuckets: boolean;
   readonly #keyOrigins: readonly (((keyLo: number, keyHi: number) => KeyOrigin) | undefined)[];
   readonly #protocols: readonly number[];
@@ -189,6 +205,8 @@ export class ActorCore {
     this.#k1 = key?.[1] ?? 0;
     this.#elections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
     this.#nextElections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
+    this.#asOfElections = new RuleElections(modes, config.createElection ?? (() => new RendezvousElection()));
+    this.#decideWith = this.#elections;
     this.#agreedBuckets = config.agreedBuckets === true;
     this.#keyOrigins = config.keyOrigins ?? [];
     this.#protocols = config.protocols ?? [];
@@ -197,6 +215,7 @@ export class ActorCore {
     this.#handlerNames = config.handlerNames ?? config.trackers.map((_, i) => `handler ${i}`);
     this.#handlerErrors = config.handlerErrors;
     this.#hold = new ByteRing(ByteRing.allocate(config.holdBytes ?? DEFAULT_HOLD_BYTES));
+    this.#holdData = new DataView(this.#hold.bytes.buffer, this.#hold.bytes.byteOffset, this.#hold.bytes.byteLength);
     this.#wallClockMs = config.wallClockMs ?? (() => performance.timeOrigin + performance.now());
   }
 
@@ -506,7 +525,7 @@ export class ActorCore {
         this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
       }
-      owner = this.#elections.electOwner(rule, hash);
+      owner = this.#decideWith.electOwner(rule, hash);
       if (mayHold && this.#weightsPending && !beforeAnnouncement && this.#nextElections.electOwner(rule, hash) !== owner) {
         this.#holdFrame(keyLo, keyHi, electionInput, meta, bytes, at, length);
         return;
@@ -568,7 +587,7 @@ export class ActorCore {
   /** A copy of the frame and its descriptor goes to the hold queue (the frame's own memory is reused after the batch). */
   #holdFrame(keyLo: number, keyHi: number, electionInput: number, meta: number, bytes: Uint8Array, at: number, length: number): void {
     const hold = this.#hold;
-    const recordLength = DESCRIPTOR_BYTES + length;
+    const recordLength = DESCRIPTOR_BYTES + HELD_TIME_BYTES + length;
     let to = hold.reserve(recordLength);
     if (to < 0 && this.#held > 0) {
       // Full: the oldest held frame goes (LNLB's rule), counted.
@@ -586,7 +605,8 @@ export class ActorCore {
     words[w + 1] = keyHi;
     words[w + 2] = electionInput;
     words[w + 3] = meta;
-    hold.bytes.set(bytes.subarray(at, at + length), to + DESCRIPTOR_BYTES);
+    this.#holdData.setFloat64(to + DESCRIPTOR_BYTES, this.#frameAt, true);
+    hold.bytes.set(bytes.subarray(at, at + length), to + DESCRIPTOR_BYTES + HELD_TIME_BYTES);
     hold.commit();
     this.#held++;
     this.#c[C.held]!++;
@@ -616,12 +636,41 @@ export class ActorCore {
       let at: number;
       while ((at = hold.next()) >= 0) {
         const w = at >>> 2;
-        this.#decide(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, hold.bytes, at + DESCRIPTOR_BYTES, hold.recordLength - DESCRIPTOR_BYTES, false);
+        const frameAt = this.#holdData.getFloat64(at + DESCRIPTOR_BYTES, true);
+        this.#decideWith = this.#electionsAsOf(frameAt);
+        const from = at + DESCRIPTOR_BYTES + HELD_TIME_BYTES;
+        this.#decide(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!, hold.bytes, from, hold.recordLength - DESCRIPTOR_BYTES - HELD_TIME_BYTES, false);
       }
+      this.#decideWith = this.#elections;
       this.#flush();
       hold.endRead();
     }
     this.#held = 0;
+  }
+
+  /**
+   * The elections for a held frame received at `frameAt`: under the applied weights, except
+   * that a member whose applied weight was announced after the frame came counts with the
+   * weight before it. Held across two announcements (a second came while the first was in
+   * flight), a frame is otherwise decided under both, while a node that applied the first
+   * before hearing of the second decided it under the first alone. Not under --election
+   * bucket (its owners come from the agreed table) nor for a frame of unknown time.
+   */
+  #electionsAsOf(frameAt: number): RuleElections {
+    if (!(frameAt < this.#latestWeightSince) || this.#agreedBuckets) return this.#elections;
+    const view = this.#view;
+    const weights = this.#asOfWeights;
+    let same = this.#asOfBuilt;
+    for (let i = 0; i < view.nodeCount; i++) {
+      const w = frameAt < view.weightSince[i]! ? view.previousWeights[i]! : view.weights[i]!;
+      if (weights[i] !== w) same = false;
+      weights[i] = w;
+    }
+    if (!same) {
+      this.#asOfElections.rebuild({ count: view.nodeCount, ids: view.ids, weights, macs: view.macs, ruleParams: view.ruleParams });
+      this.#asOfBuilt = true;
+    }
+    return this.#asOfElections;
   }
 
   #updateGauges(): void {
@@ -691,6 +740,11 @@ export class ActorCore {
     this.#weightsPending = (view.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
     this.#readThrough = view.readThrough;
     this.#pendingFrom = view.pendingFrom;
+    this.#latestWeightSince = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < view.nodeCount; i++) {
+      if (view.previousWeights[i] !== view.weights[i] && view.weightSince[i]! > this.#latestWeightSince) this.#latestWeightSince = view.weightSince[i]!;
+    }
+    this.#asOfBuilt = false;
     if (this.#weightsPending) {
       this.#nextElections.rebuild({
         count: view.nodeCount,

@@ -103,6 +103,15 @@ function quietFrameBudget(nodes: number): number {
   return 2 * nodes + 16;
 }
 
+/** A member's weights with the times they were announced (ControlPlane #weightTimes). */
+interface WeightTimes {
+  announced: number;
+  announcedAt: number;
+  applied: number;
+  previous: number;
+  appliedSince: number;
+}
+
 export class ControlPlane {
   readonly #membership: Membership;
   readonly #channel: ControlChannel;
@@ -189,11 +198,12 @@ export class ControlPlane {
   /** The pass mask last published (#wakeFilter). */
   #lastPassKey = '';
   /**
-   * When the weights in flight were announced (PublishedView.pendingFrom): the receive time of
-   * the HEARTBEAT that put the first of them in flight, or the moment this node's own went out;
-   * -Infinity while none is.
+   * Per member, when its weights were announced (epoch ms, the sockets' receive clock): the
+   * receive time of the HEARTBEAT that first carried its announced weight (this node's own:
+   * when it went out), and the weight applied before the current one with the time that one
+   * was announced. The view's pendingFrom and weight history (PublishedView) come from here.
    */
-  #pendingFrom = Number.NEGATIVE_INFINITY;
+  readonly #weightTimes = new Map<string, WeightTimes>();
   /** The table under the pending weights, and for which weights (computed once per change). */
   #nextBuckets: { key: string; owners: Uint8Array | undefined } = { key: '', owners: undefined };
 
@@ -254,9 +264,9 @@ export class ControlPlane {
         // Rules and names are kept only for the senders in the table (bounded, pruned as they go).
         const sender = this.#find(srcMac);
         const known = sender !== undefined;
-        // The sender's weight put in flight by this frame: announced when it came. (This node's
-        // own, put in flight by a round this frame started, counts from its heartbeat: #publishView.)
-        if (this.#pendingFrom === Number.NEGATIVE_INFINITY && known && membership.weightsInFlight && sender.announcedWeight !== sender.weight) this.#pendingFrom = this.#receivedAt();
+        // The sender's weight announced by this frame: announced when it came. (This node's own,
+        // put in flight by a round this frame started, counts from its heartbeat: #publishView.)
+        if (known) this.#weightAnnounced(sender, this.#receivedAt());
         if (!known) this.#wake();
         if (known) this.#noteIdentity(srcMac);
         const rulesChanged = known && this.#noteRules(srcMac);
@@ -715,6 +725,45 @@ export class ControlPlane {
     return now - Math.min(Math.max(waited, 0), this.#heartbeatMs);
   }
 
+  /** `node` announces `node.announcedWeight`, heard at `at` (the first time only counts). */
+  #weightAnnounced(node: MemberNode, at: number): WeightTimes {
+    let times = this.#weightTimes.get(node.mac);
+    if (times === undefined) {
+      const inFlight = node.announcedWeight !== node.weight;
+      times = { announced: node.announcedWeight, announcedAt: inFlight ? at : Number.NEGATIVE_INFINITY, applied: node.weight, previous: node.weight, appliedSince: Number.NEGATIVE_INFINITY };
+      this.#weightTimes.set(node.mac, times);
+    } else if (times.announced !== node.announcedWeight) {
+      times.announced = node.announcedWeight;
+      times.announcedAt = at;
+    }
+    return times;
+  }
+
+  /**
+   * Fills the view's weight history (each member's previous weight and when its applied one
+   * was announced) and returns when the weights in flight were announced (pendingFrom: the
+   * earliest; -Infinity: none). A weight applied here that no heartbeat was heard announcing
+   * (this node's own, or one whose heartbeats were lost) counts from now.
+   */
+  #weightHistory(nodes: readonly MemberNode[]): number {
+    const view = this.#view;
+    const now = this.#clock.preciseWallNow();
+    let pendingFrom = Number.POSITIVE_INFINITY;
+    nodes.forEach((node, i) => {
+      const times = this.#weightAnnounced(node, now);
+      if (times.applied !== node.weight) {
+        times.previous = times.applied;
+        times.applied = node.weight;
+        times.appliedSince = times.announced === node.weight ? times.announcedAt : now;
+      }
+      if (node.announcedWeight !== node.weight) pendingFrom = Math.min(pendingFrom, times.announcedAt);
+      view.previousWeights[i] = times.previous;
+      view.weightSince[i] = times.appliedSince;
+    });
+    if (this.#weightTimes.size > nodes.length) for (const mac of this.#weightTimes.keys()) if (!nodes.some((n) => n.mac === mac)) this.#weightTimes.delete(mac);
+    return pendingFrom === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : pendingFrom;
+  }
+
   /** When the frame being handled reached this host, on the wall clock of the sockets' receive times (now, if not known). */
   #receivedAt(): number {
     const at = this.#channel.receivedAt;
@@ -923,9 +972,7 @@ export class ControlPlane {
     const tablesDiffer = this.#ledger !== undefined && view.accepting && !this.#ledger.agreed;
     view.flags = membership.holdsAllNewFlows || tablesDiffer ? VIEW_FLAG_CHANGE_PENDING : membership.weightsPending ? VIEW_FLAG_WEIGHTS_PENDING : 0;
     view.readThrough = this.#channel.readThrough;
-    if (!membership.weightsInFlight) this.#pendingFrom = Number.NEGATIVE_INFINITY;
-    else if (this.#pendingFrom === Number.NEGATIVE_INFINITY) this.#pendingFrom = this.#clock.preciseWallNow(); // this node's own, just sent
-    view.pendingFrom = membership.membersChanging || tablesDiffer ? Number.NEGATIVE_INFINITY : this.#pendingFrom;
+    view.pendingFrom = membership.membersChanging || tablesDiffer ? Number.NEGATIVE_INFINITY : this.#weightHistory(nodes);
     view.selfId = membership.self?.id ?? 0;
     view.nodeCount = nodes.length;
     const slots = this.#rules.params.length;

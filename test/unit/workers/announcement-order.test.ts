@@ -34,6 +34,14 @@ function twoNodes(frames: Uint8Array[]): SimNode[] {
   });
 }
 
+/** Each source's owner under `weights`, from two settled nodes. */
+function ownerUnder(frames: Uint8Array[], weights: { weights: number[] }): Map<string, number> {
+  const settled = [1, 2].map((id) => makeNode(id, frames, { direct: true }));
+  for (const n of settled) publish(n, [1, 2], true, false, {}, weights);
+  for (const n of settled) runAll(n);
+  return new Map(settled.flatMap((n) => n.sink.frames.map((f) => [sourceOf(f), n.id] as const)));
+}
+
 function writtenSources(nodes: SimNode[]): string[] {
   return nodes.flatMap((n) => n.sink.frames.map(sourceOf));
 }
@@ -84,15 +92,8 @@ test('while weights change, a frame received before they were announced is decid
   const nodes = twoNodes(frames);
   for (const n of nodes) publish(n, [1, 2], true, false, {}, changing, { pendingFrom });
   for (const n of nodes) runAll(n);
-  // Each source's owner under either set of weights, from settled nodes.
-  const ownerUnder = (weights: { weights: number[] }): Map<string, number> => {
-    const settled = [1, 2].map((id) => makeNode(id, frames, { direct: true }));
-    for (const n of settled) publish(n, [1, 2], true, false, {}, weights);
-    for (const n of settled) runAll(n);
-    return new Map(settled.flatMap((n) => n.sink.frames.map((f) => [sourceOf(f), n.id] as const)));
-  };
-  const oldOwner = ownerUnder(applied);
-  const newOwner = ownerUnder({ weights: changing.nextWeights });
+  const oldOwner = ownerUnder(frames, applied);
+  const newOwner = ownerUnder(frames, { weights: changing.nextWeights });
   const sources = frames.map(sourceOf);
   const movedBefore = sources.slice(0, half).filter((s) => oldOwner.get(s) !== newOwner.get(s)).length;
   const movedAfter = sources.slice(half).filter((s) => oldOwner.get(s) !== newOwner.get(s)).length;
@@ -110,4 +111,32 @@ test('while weights change, a frame received before they were announced is decid
   const written = writtenSources(nodes);
   t.is(written.length, frames.length, 'every source written');
   t.is(new Set(written).size, frames.length, 'once');
+});
+
+test('a frame held across the application of a weight announced after it came is decided under the weight before, as a node that applied the earlier one alone decided it', (t) => {
+  const frames = Array.from({ length: 400 }, (_, i) => ipFrame(`10.0.${9 + (i >> 8)}.${i & 0xff}`));
+  const half = frames.length / 2;
+  const announcedAt = T0 + half / 100; // node 1's new weight was announced between the two halves
+  const nodes = twoNodes(frames);
+  // Every new flow held (two weights in flight, say), from before the first frame.
+  for (const n of nodes) publish(n, [1, 2], true, true, {}, { weights: [100, 100] }, { pendingFrom: T0 - 1 });
+  for (const n of nodes) runAll(n);
+  for (const n of nodes) t.is(n.actors[0]!.held, frames.length);
+  // Applied: node 1 at 300 since `announcedAt`, 100 before.
+  for (const n of nodes) publish(n, [1, 2], true, false, {}, { weights: [300, 100] }, { previousWeights: [100, 100], weightSince: [announcedAt, Number.NEGATIVE_INFINITY] });
+  for (const n of nodes) n.actors[0]!.processAvailable(1000);
+  const oldOwner = ownerUnder(frames, { weights: [100, 100] });
+  const newOwner = ownerUnder(frames, { weights: [300, 100] });
+  const sources = frames.map(sourceOf);
+  t.true(sources.slice(0, half).some((s) => oldOwner.get(s) !== newOwner.get(s)), 'the new weight moves sources of the first half');
+  for (const n of nodes) {
+    for (const f of n.sink.frames) {
+      const s = sourceOf(f);
+      const owner = sources.indexOf(s) < half ? oldOwner.get(s) : newOwner.get(s);
+      t.is(owner, n.id, `${s} decided under the weights of its time`);
+    }
+  }
+  const written = writtenSources(nodes);
+  t.is(written.length, frames.length);
+  t.is(new Set(written).size, frames.length, 'each once');
 });

@@ -131,6 +131,13 @@ test('the view says where the control plane stands among the frames: it reads th
   await c.run(1000);
   for (const node of [a, b]) t.is(read(node).pendingFrom, Number.NEGATIVE_INFINITY, 'applied: nothing in flight');
   t.true(read(a).readThrough > atA.readThrough, 'and the views read on');
+  // The history of B's weight: 1 before, 5 since the announcement (a frame held across it is decided by its time).
+  const after = read(a);
+  const at = c.view(A).members.indexOf(B);
+  t.is(after.weights[at], 5);
+  t.is(after.previousWeights[at], 1);
+  t.is(after.weightSince[at], atA.pendingFrom);
+  t.is(read(b).weightSince[c.view(B).members.indexOf(B)], atB.pendingFrom, 'B counts its own from when it went out');
 });
 
 test('a flood that rings no doorbell (heartbeats of another cluster) makes a settled node read frames as they come while it lasts, and quiet again after', async (t) => {
