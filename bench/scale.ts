@@ -36,7 +36,7 @@ import { ETH_P_LNLB } from '../src/net/ethernet.js';
 import { lineChartSvg, type ChartSeries } from './chart.js';
 import { cpuShares, threadCpu } from './memory.js';
 import { cpuSeconds, fmt, ratio, spread, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
-import { sourceOwners } from './source-owners.js';
+import { sourceOwners, viaAdminSocket } from './source-owners.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const FULL_SIZES = [2, 4, 8, 16, 32, 64];
@@ -314,7 +314,7 @@ async function scaleOnce(n: number, o: BenchOptions): Promise<ScalePoint> {
     const mean = SOURCES / n;
     // Who holds each source as its own (every node tracks every source it saw): the spread's
     // sum of frames taken cannot tell a source taken twice from one taken by nobody.
-    const owners = await sourceOwners(lab, lab.nodes, 0x0a400000, SOURCES);
+    const owners = await sourceOwners(viaAdminSocket(lab), lab.nodes, 0x0a400000, SOURCES);
     const spreadFig = {
       perNode: first.perNode,
       max: Math.max(...first.perNode),

@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ClusterLab, VIP } from '../lab/cluster.js';
 import { fmt, ratio, type BenchOptions, type BenchResult, type BenchRow } from './report.js';
-import { sourceOwners, type SourceOwners } from './source-owners.js';
+import { sourceOwners, viaLnlbctl, type SourceOwners } from './source-owners.js';
 
 const GENERATOR = fileURLToPath(new URL('./generator.js', import.meta.url));
 const RACE_SOURCES = 10_000;
@@ -107,7 +107,7 @@ async function race(lab: ClusterLab, base: number, flip: 'none' | 'one' | 'all')
   await flipping;
   if (run.code !== 0) throw new Error(`generator: ${run.stderr}`);
   await sleep(1000); // the last frames through every node
-  return { flips, ...(await sourceOwners(lab, lab.nodes, base, RACE_SOURCES)) };
+  return { flips, ...(await sourceOwners(viaLnlbctl(lab), lab.nodes, base, RACE_SOURCES)) };
 }
 
 /** New sources into RACE_NODES nodes while weights flip, and with none (the reference). */

@@ -15,6 +15,11 @@
  * that already have the new one. While weights alone change (VIEW_FLAG_WEIGHTS_PENDING) only
  * the flows whose owner differs between the current and the coming weights are held: for the
  * others every node reaches the same owner whichever of the two it holds. Tracked flows go on.
+ * With --workers 1 the switch is at a frame, the same on every node, not at the moment each
+ * read the view: a weight announced in the data stream (announcementSeen) holds the new flows
+ * after it until a view reads through it (readThrough); a frame received before the weights
+ * in flight were announced (pendingFrom) is decided under the applied ones; and a held frame
+ * is decided under the weights of its time (#electionsAsOf).
  * Under --election bucket a member leaving the view while frames are held discards them: the
  * frames of its flows were its to take meanwhile, and this node cannot tell which those were.
  *
@@ -38,6 +43,9 @@ import { ByteRing } from '../shm/byte-ring.js';
 import { createPublishedView, VIEW_MAX_NODES, VIEW_BUCKETS_CURRENT, VIEW_BUCKETS_NEXT, VIEW_BUCKETS_PENDING, VIEW_FLAG_CHANGE_PENDING, VIEW_FLAG_WEIGHTS_PENDING, type PublishedView, type ViewReader } from '../shm/view.js';
 import { ActorCounter as C } from './counters.js';
 import { DESCRIPTOR_BYTES, FRAME_SHIFT_MASK } from './dispatcher-core.js';
+import type { FrameSink } from './ports.js';
+import type { HandlerErrorLog } from './handler-errors.js';
+import { handlerCall, HandlerMethod as M } from './watchdog.js';
 
 /**
  * How far apart the kernel may stamp one frame for two packet sockets (the data socket's copy
@@ -48,9 +56,6 @@ export const ANNOUNCEMENT_STAMP_SKEW_MS = 0.05;
 
 /** A held frame keeps its receive time (float64) after its descriptor. */
 const HELD_TIME_BYTES = 8;
-import type { FrameSink } from './ports.js';
-import type { HandlerErrorLog } from './handler-errors.js';
-import { handlerCall, HandlerMethod as M } from './watchdog.js';
 
 const WRITE_BATCH = 256;
 const DEFAULT_HOLD_BYTES = 1 << 20;
@@ -130,7 +135,7 @@ export class ActorCore {
   readonly #asOfElections: RuleElections;
   readonly #asOfWeights = new Uint16Array(VIEW_MAX_NODES);
   #asOfBuilt = false;
-  /** The latest announcement of an applied weight (the view's weightSince, of a weight that changed) (of a weight that changed): a frame received after it is decided under the applied weights. */
+  /** The latest announcement of an applied weight that changed (the view's weightSince): a held frame received after it is decided under the applied weights. */
   #latestWeightSince = Number.NEGATIVE_INFINITY;
   /** The hold queue's memory, for the receive time each held frame keeps (HELD_TIME_BYTES). */
   readonly #holdData: DataView;
