@@ -136,12 +136,13 @@ export const VIEW_PENDING_BUCKETS = VIEW_BUCKETS + 1 + 2 * VIEW_BUCKET_TABLE_WOR
 export const VIEW_PASS_BUCKETS = VIEW_PENDING_BUCKETS + VIEW_BUCKET_MASK_WORDS;
 /**
  * Then two times (epoch ms, float64, two words each, low word first), the control plane's
- * place in the stream of frames (control-plane.ts #publishView): READ_THROUGH, every control
- * frame received before it has been read and is in this view; PENDING_FROM, the weights in
- * flight were announced then (-Infinity: none, or the members are changing).
+ * place in the stream of frames (control-plane.ts): READ_THROUGH, every control frame received
+ * before it has been read and is in the view published before it, under a seqlock of its own
+ * (its first word) so that it moves on without a new view; PENDING_FROM, the weights in flight
+ * were announced then (-Infinity: none, or the members are changing).
  */
 export const VIEW_READ_THROUGH = VIEW_PASS_BUCKETS + VIEW_BUCKET_MASK_WORDS;
-export const VIEW_PENDING_FROM = VIEW_READ_THROUGH + 2;
+export const VIEW_PENDING_FROM = VIEW_READ_THROUGH + 3;
 /**
  * Then per node (table order), its applied weight's history: [the weight before it (bits
  * 0..15)] [when the applied one was announced: float64, two words]; a frame held across the

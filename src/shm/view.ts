@@ -270,7 +270,6 @@ export class ViewWriter {
     if ((tables & VIEW_BUCKETS_NEXT) !== 0) storeTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, view.nextBucketOwners);
     if ((tables & VIEW_BUCKETS_PENDING) !== 0) storeMask(w, VIEW_PENDING_BUCKETS, view.pendingBuckets);
     if ((tables & VIEW_BUCKETS_PASS) !== 0) storeMask(w, VIEW_PASS_BUCKETS, view.passBuckets);
-    storeTime(w, VIEW_READ_THROUGH, view.readThrough);
     storeTime(w, VIEW_PENDING_FROM, view.pendingFrom);
     for (let i = 0; i < n; i++) {
       const b = VIEW_WEIGHT_HISTORY + i * VIEW_WEIGHT_HISTORY_WORDS;
@@ -280,7 +279,21 @@ export class ViewWriter {
     this.gen = (this.gen + 2) | 0;
     Atomics.store(w, VIEW_GENERATION, this.gen);
     view.generation = this.gen;
+    this.storeReadThrough(view.readThrough);
     return this.gen;
+  }
+
+  /**
+   * The control plane has read every control frame received before `ms`, and the view
+   * published last reflects them: stored after that view, without a new one (a repeated or
+   * forged announcement changes nothing else).
+   */
+  storeReadThrough(ms: number): void {
+    const w = this.w;
+    const seq = Atomics.load(w, VIEW_READ_THROUGH);
+    Atomics.store(w, VIEW_READ_THROUGH, (seq + 1) | 0);
+    storeTime(w, VIEW_READ_THROUGH + 1, ms);
+    Atomics.store(w, VIEW_READ_THROUGH, (seq + 2) | 0);
   }
 }
 
@@ -294,6 +307,21 @@ export class ViewReader {
   /** The current generation (one Atomics.load); poll it per batch, read() when it changed. */
   generation(): number {
     return Atomics.load(this.w, VIEW_GENERATION);
+  }
+
+  /**
+   * ViewWriter.storeReadThrough's time (-Infinity before any). Read it before `generation()`:
+   * a view published before the time was stored then has its generation seen too.
+   */
+  readThrough(): number {
+    const w = this.w;
+    for (let attempt = 0; attempt < 10_000; attempt++) {
+      const seq = Atomics.load(w, VIEW_READ_THROUGH);
+      if ((seq & 1) !== 0) continue;
+      const ms = loadTime(w, VIEW_READ_THROUGH + 1);
+      if (Atomics.load(w, VIEW_READ_THROUGH) === seq) return seq === 0 ? Number.NEGATIVE_INFINITY : ms;
+    }
+    return Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -350,7 +378,7 @@ export class ViewReader {
       if ((tables & VIEW_BUCKETS_NEXT) !== 0) loadTable(w, VIEW_BUCKETS + 1 + VIEW_BUCKET_TABLE_WORDS, into.nextBucketOwners);
       if ((tables & VIEW_BUCKETS_PENDING) !== 0) loadMask(w, VIEW_PENDING_BUCKETS, into.pendingBuckets);
       if ((tables & VIEW_BUCKETS_PASS) !== 0) loadMask(w, VIEW_PASS_BUCKETS, into.passBuckets);
-      const readThrough = loadTime(w, VIEW_READ_THROUGH);
+      const readThrough = this.readThrough();
       const pendingFrom = loadTime(w, VIEW_PENDING_FROM);
       for (let i = 0; i < n; i++) {
         const b = VIEW_WEIGHT_HISTORY + i * VIEW_WEIGHT_HISTORY_WORDS;

@@ -269,6 +269,8 @@ export class ActorCore {
   beginBatch(nowSeconds: number): void {
     this.#c[C.beat]!++;
     this.#now = nowSeconds;
+    // The read-through time before the generation: a view published before it was stored is seen too.
+    if (this.#announcementUnread()) this.#readThrough = this.#viewReader.readThrough();
     if (this.#viewReader.generation() !== this.#generation) this.#refreshView();
     if (this.#held > 0 && !this.#changePending && !this.#weightsPending && this.#pendingBuckets === undefined && !this.#announcementUnread()) this.#releaseHeld();
   }
@@ -281,6 +283,12 @@ export class ActorCore {
    */
   announcementSeen(receivedAt: number): void {
     if (receivedAt > this.#announcedAt) this.#announcedAt = receivedAt;
+    if (!this.#announcementUnread()) return;
+    // The control plane may have read it already (the data socket's ring hands frames over up
+    // to a millisecond late): then the view this actor holds must be the latest, or it waits
+    // for the next batch, which reads the latest.
+    const through = this.#viewReader.readThrough();
+    if (this.#viewReader.generation() === this.#generation) this.#readThrough = through;
   }
 
   /**
@@ -704,6 +712,9 @@ export class ActorCore {
 
   #refreshView(): void {
     const view = this.#view;
+    // The read-through time first: it was stored after the view it vouches for, so the view
+    // read next is that one or a later one.
+    this.#readThrough = this.#viewReader.readThrough();
     // Retries inside read() until it gets a consistent copy (the writer is never blocked).
     this.#viewReader.read(view);
     for (let i = 0; i < this.#live.length; i++) this.#live[i] = 0;
@@ -743,7 +754,6 @@ export class ActorCore {
     }
     this.#changePending = (view.flags & VIEW_FLAG_CHANGE_PENDING) !== 0;
     this.#weightsPending = (view.flags & VIEW_FLAG_WEIGHTS_PENDING) !== 0;
-    this.#readThrough = view.readThrough;
     this.#pendingFrom = view.pendingFrom;
     this.#latestWeightSince = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < view.nodeCount; i++) {

@@ -103,6 +103,9 @@ function quietFrameBudget(nodes: number): number {
   return 2 * nodes + 16;
 }
 
+/** Up to this many members a node reading quietly reads a round's heartbeats when the next round is due (#nextQuietRead). */
+export const DUE_READS_MAX_MEMBERS = 32;
+
 /** A member's weights with the times they were announced (ControlPlane #weightTimes). */
 interface WeightTimes {
   announced: number;
@@ -863,9 +866,13 @@ export class ControlPlane {
     }
     this.#announceDraining(); // before the heartbeats below go out
     this.#carryOut(membership.drainActions());
-    // The actors hold new flows after a weight announced in the data stream until a view reads
-    // through it: one more view if none went out since the announcement was read (a repeat, a forgery).
-    if (this.#channel.takeAnnouncementsRead() > 0 && this.#view.readThrough !== this.#channel.readThrough) this.#publishView();
+    // The actors hold new flows after a weight announced in the data stream until the view reads
+    // through it: the time moves on without a new view (a repeat or a forgery changes nothing else).
+    if (this.#channel.takeAnnouncementsRead() > 0 && this.#view.readThrough !== this.#channel.readThrough) {
+      this.#view.readThrough = this.#channel.readThrough;
+      this.#viewWriter.storeReadThrough(this.#view.readThrough);
+      this.#wakeActors();
+    }
     this.#channel.expire(now);
     const transfersDue = this.#transfers.drive(now);
     this.#driveHandovers(now);
@@ -885,11 +892,13 @@ export class ControlPlane {
    * missing some then is read an eighth of a heartbeat apart until it completes. Read only a
    * heartbeat after the last read, a round missing a heartbeat that came just after that read
    * waited a whole heartbeat more, and so did the rounds waiting for this node's next one:
-   * from 4 nodes on, rounds ran 4-7 a second, not 10.
+   * from 4 nodes on, rounds ran 4-7 a second, not 10. Past DUE_READS_MAX_MEMBERS members, once
+   * a heartbeat: rounds at 10 a second are N² heartbeats, and 64 daemons on 2 cores reading
+   * 40,000 a second between them were starved into false deaths while starting (1 start of 5).
    */
   #nextQuietRead(now: number): number {
     const startedAt = this.#membership.roundStartedAt;
-    if (Number.isNaN(startedAt)) return now + this.#heartbeatMs;
+    if (Number.isNaN(startedAt) || this.#membership.nodes.length > DUE_READS_MAX_MEMBERS) return now + this.#heartbeatMs;
     const due = startedAt + this.#heartbeatMs;
     return now >= due ? now + this.#heartbeatMs / 8 : Math.min(due, now + this.#heartbeatMs);
   }
@@ -992,10 +1001,7 @@ export class ControlPlane {
     this.#viewWriter.publish(view);
     this.#wakeFilter(view);
     if (this.#lastFailover?.publishedAt === 0) this.#lastFailover.publishedAt = this.#clock.wallNow();
-    // Idle actors sleep on their rings: wake them so held frames are decided now. Under
-    // --workers 1 the actor is the data socket's reader, asleep in its poll.
-    for (const ring of this.#rings) ring.wakeConsumer();
-    if (this.#rings.length === 0) this.#wakeReader();
+    this.#wakeActors();
     const members = nodes.map((n) => `${n.mac}/${n.weight}`).join(' ');
     if (view.accepting && !membership.changePending && this.#ownWeightApplied() && members !== this.#lastLoggedView) {
       this.#lastLoggedView = members;
@@ -1025,6 +1031,12 @@ export class ControlPlane {
     if (key === this.#lastPassKey) return;
     this.#lastPassKey = key;
     this.#wakeReader();
+  }
+
+  /** Idle actors sleep on their rings: wake them so held frames are decided now. Under --workers 1 the actor is the data socket's reader, asleep in its poll. */
+  #wakeActors(): void {
+    for (const ring of this.#rings) ring.wakeConsumer();
+    if (this.#rings.length === 0) this.#wakeReader();
   }
 
   #wakeReader(): void {
