@@ -56,18 +56,20 @@ export function watchdogLimitMs(deadAfterMs: number): number {
 }
 
 /**
- * The limit inside a handler's bulk state methods (loadStatus, saveStatus): a whole tracking
- * state, loaded by a newcomer (which serves nobody until it is in) or saved for one, legitimately
- * takes far longer than one frame's call on a loaded host. Measured: 8 newcomers joining 56
- * daemons on 2 cores at once, two of them spent over 2 s in loadStatus for 10,000 flows (39 ms
- * on an idle host) and, found stuck, left the cluster for good. Ten limits, never under 30 s:
- * a handler truly hung there is still found.
+ * The limit inside a handler's bulk state methods (loadStatus, saveStatus, clear): a whole
+ * tracking state, loaded by a newcomer (which serves nobody until it is in), saved for one, or
+ * cleared by a node that reset itself, legitimately takes far longer than one frame's call on a
+ * loaded host. Measured: 8 newcomers joining 56 daemons on 2 cores at once, two of them spent
+ * over 2 s in loadStatus for 10,000 flows (39 ms on an idle host) and, found stuck, left the
+ * cluster for good; 64 daemons starting at once, nodes that reset themselves (starved past
+ * --dead-after-ms) spent over 2 s in clear and left the same way, and the 64 never agreed (2
+ * full scale runs of 5). Ten limits, never under 30 s: a handler truly hung there is still found.
  */
 export function bulkLimitMs(limitMs: number): number {
   return Math.max(30_000, 10 * limitMs);
 }
 
-const BULK_METHODS: ReadonlySet<number> = new Set([HandlerMethod.loadStatus, HandlerMethod.saveStatus]);
+const BULK_METHODS: ReadonlySet<number> = new Set([HandlerMethod.loadStatus, HandlerMethod.saveStatus, HandlerMethod.clear]);
 
 /**
  * How often to look: detection takes at most a quarter more than the limit (half a second at

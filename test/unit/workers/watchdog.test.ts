@@ -61,12 +61,12 @@ test('a thread stuck in handler code is reported once, after the limit and withi
   t.true(report!.stalledMs >= LIMIT);
 });
 
-test('a whole state loaded or saved (loadStatus, saveStatus) may take ten limits, at least 30 s, before it is stuck; any other method the limit', (t) => {
+test('a whole state loaded, saved or cleared (loadStatus, saveStatus, clear) may take ten limits, at least 30 s, before it is stuck; any other method the limit', (t) => {
   t.is(bulkLimitMs(LIMIT), 30_000);
   t.is(bulkLimitMs(5000), 50_000);
   const stuckAt = 1000;
   const inCall = (method: number) => (now: number): ThreadProgress[] => [now < stuckAt ? { beat: now, call: 0, queuedBytes: 100 } : { beat: stuckAt - STEP, call: handlerCall(0, method), queuedBytes: 4096 }];
-  for (const method of [HandlerMethod.loadStatus, HandlerMethod.saveStatus]) {
+  for (const method of [HandlerMethod.loadStatus, HandlerMethod.saveStatus, HandlerMethod.clear]) {
     // A newcomer's actor starved on a loaded host: 2.0-2.1 s in loadStatus measured at 64 daemons.
     t.is(run(new Watchdog(LIMIT), 0, stuckAt + 10_000, inCall(method)).size, 0, `${method}: 10 s is no hang`);
     const at = run(new Watchdog(LIMIT), 0, stuckAt + 31_000, inCall(method)).get(0);
